@@ -1,0 +1,42 @@
+# hearth — the two commands that matter: `make run` and `make test`.
+SHELL := /bin/bash
+NPM ?= npm
+VITEST_REPORT ?= .vitest-report.json
+
+.PHONY: run test build deps system-deps typecheck lint unit integration bench chaos clean
+
+## run: install what is needed, build, and start the single-node daemon on ./var
+run: build
+	node bin/hearth.js serve $(ARGS)
+
+## test: install what is needed (npm packages, Debian servers), type-check, lint, run every test
+test: deps build typecheck lint
+	npx vitest run --reporter=default --reporter=json --outputFile.json=$(VITEST_REPORT)
+
+deps: node_modules/.installed system-deps
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+node_modules/.installed: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	@touch $@
+
+build: node_modules/.installed
+	npx tsc -p tsconfig.json
+	@printf '{"revision":"%s"}\n' "$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" > dist/build-info.json
+
+typecheck: node_modules/.installed
+	npx tsc -p tsconfig.test.json
+
+lint: node_modules/.installed
+	npx eslint .
+
+unit: node_modules/.installed
+	npx vitest run --project unit
+
+integration: deps
+	npx vitest run --project integration
+
+clean:
+	rm -rf dist coverage $(VITEST_REPORT)

@@ -1,0 +1,37 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { formatVersion, MAX_VERSION, MIN_VERSION } from './microversion.js';
+
+/** When hearth's v3 API last changed, as Cinder reports `updated`. */
+const UPDATED = '2023-08-31T00:00:00Z';
+
+function baseUrl(req: FastifyRequest): string {
+  const host = req.headers.host ?? `${req.hostname}`;
+  return `${req.protocol}://${host}`;
+}
+
+/** The version document in Cinder's shape, with its self link taken from the request. */
+export function versionDocument(req: FastifyRequest): { versions: unknown[] } {
+  return {
+    versions: [
+      {
+        id: 'v3.0',
+        status: 'CURRENT',
+        version: formatVersion(MAX_VERSION),
+        min_version: formatVersion(MIN_VERSION),
+        updated: UPDATED,
+        links: [
+          { rel: 'describedby', type: 'text/html', href: 'https://docs.openstack.org/' },
+          { rel: 'self', href: `${baseUrl(req)}/v3/` },
+        ],
+        'media-types': [{ base: 'application/json', type: 'application/vnd.openstack.volume+json;version=3' }],
+      },
+    ],
+  };
+}
+
+/** `GET /` (300 Multiple Choices, as Cinder) and `GET /v3/` (200). */
+export function registerVersionRoutes(app: FastifyInstance): void {
+  app.get('/', { config: { skipVersion: true } }, async (req, reply) => reply.code(300).send(versionDocument(req)));
+  app.get('/v3', { config: { skipVersion: true } }, async (req) => versionDocument(req));
+  app.get('/v3/', { config: { skipVersion: true } }, async (req) => versionDocument(req));
+}

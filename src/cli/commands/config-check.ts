@@ -1,0 +1,19 @@
+import type { Command } from 'commander';
+import { stringify } from 'yaml';
+import { redactConfig } from '../../config/redact.js';
+import { addConfigFlags, configFromFlags } from '../config-flags.js';
+import { renderJson } from '../output.js';
+import type { CommandContext } from '../program.js';
+
+/** `hearth config check`: validates the configuration and prints it with secrets redacted. */
+export function registerConfig(program: Command, ctx: CommandContext): void {
+  const config = program.command('config').description('inspect the configuration');
+  const check = config
+    .command('check')
+    .description('validate the configuration from every source and print the effective result (secrets redacted)')
+    .option('--json', 'print JSON instead of YAML');
+  addConfigFlags(check).action(async (opts: Record<string, unknown>) => {
+    const effective = redactConfig(await configFromFlags(opts, ctx.env));
+    ctx.io.out(opts.json === true ? renderJson(effective) : stringify(effective));
+  });
+}

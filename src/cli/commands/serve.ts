@@ -1,0 +1,47 @@
+import type { Command } from 'commander';
+import { createApp } from '../../app.js';
+import { createLogger } from '../../observability/logger.js';
+import { clusterId, hostId } from '../../config/rules.js';
+import { addConfigFlags, configFromFlags } from '../config-flags.js';
+import { ExitCode } from '../exit-codes.js';
+import type { CommandContext } from '../program.js';
+
+/**
+ * `hearth serve`: runs the daemon until SIGTERM or SIGINT, then shuts down in order and exits
+ * 0. A second signal during shutdown exits at once with 130.
+ */
+export function registerServe(program: Command, ctx: CommandContext): void {
+  const cmd = program
+    .command('serve')
+    .description('run the daemon: single-node on SQLite by default, a cluster member with etcd and RabbitMQ');
+  addConfigFlags(cmd).action(async (opts: Record<string, unknown>) => {
+    const config = await configFromFlags(opts, ctx.env);
+    const logger = createLogger({ level: config.log.level, base: { host: hostId(config), cluster: clusterId(config) } });
+    const app = createApp(config, { logger });
+    const stopped = new Promise<NodeJS.Signals>((resolve) => {
+      let signalled = false;
+      const onSignal = (signal: NodeJS.Signals): void => {
+        if (signalled) {
+          logger.warn({ signal }, 'second signal: exiting now');
+          process.exit(130);
+        }
+        signalled = true;
+        resolve(signal);
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    });
+    try {
+      await app.start();
+    } catch (err) {
+      logger.fatal({ err }, 'hearth failed to start');
+      await app.close().catch(() => undefined);
+      ctx.setExitCode(ExitCode.FAILED);
+      throw err;
+    }
+    const signal = await stopped;
+    logger.info({ signal }, 'shutting down');
+    await app.close();
+    ctx.setExitCode(ExitCode.OK);
+  });
+}

@@ -1,0 +1,50 @@
+import { Command, CommanderError } from 'commander';
+import { ConfigError, CoordinatorError, messageOf, UsageError } from '../errors.js';
+import { registerConfig } from './commands/config-check.js';
+import { registerServe } from './commands/serve.js';
+import { ExitCode } from './exit-codes.js';
+import { type Io, processIo } from './output.js';
+
+/** What every command gets from the program. */
+export interface CommandContext {
+  readonly io: Io;
+  readonly env: NodeJS.ProcessEnv;
+  setExitCode(code: number): void;
+}
+
+/** Command modules; each adds its subcommands. */
+const modules = [registerServe, registerConfig];
+
+/**
+ * Runs the `hearth` command line. Resolves with the exit code: 0 done, 1 the operation failed,
+ * 2 bad usage or configuration (nothing was done).
+ */
+export async function runCli(argv: readonly string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let exitCode: number = ExitCode.OK;
+  const ctx: CommandContext = { io, env, setExitCode: (code) => (exitCode = code) };
+  const program = new Command('hearth')
+    .description('active/active HA coordinator for block-storage volume services')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .showHelpAfterError('(run with --help for usage)');
+  for (const register of modules) register(program, ctx);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    return reportFailure(err, io, exitCode);
+  }
+}
+
+function reportFailure(err: unknown, io: Io, exitCode: number): number {
+  if (err instanceof CommanderError) {
+    // Help and version requests end through exitOverride with code 0.
+    return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+  }
+  if (err instanceof ConfigError || err instanceof UsageError) {
+    io.err(`hearth: ${err.message}`);
+    return ExitCode.USAGE;
+  }
+  io.err(`hearth: ${err instanceof CoordinatorError ? `${err.message} [${err.code}]` : messageOf(err)}`);
+  return exitCode === ExitCode.OK ? ExitCode.FAILED : exitCode;
+}

@@ -1,0 +1,61 @@
+import type { ConfigIssue } from '../errors.js';
+import type { Config } from './schema.js';
+
+/** Checks that involve more than one option; run after each option is valid on its own. */
+export function crossFieldIssues(config: Config): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const hasEtcd = config.etcd.endpoints.length > 0;
+  const hasAmqp = config.amqp.url !== '';
+  if (hasEtcd !== hasAmqp) {
+    issues.push({
+      path: hasEtcd ? 'amqp.url' : 'etcd.endpoints',
+      env: hasEtcd ? 'HEARTH_AMQP_URL' : 'HEARTH_ETCD_ENDPOINTS',
+      message: 'cluster mode needs both etcd.endpoints and amqp.url; set both, or neither for single-node mode',
+    });
+  }
+  if (hasAmqp && !/^amqps?:\/\//.test(config.amqp.url)) {
+    issues.push({ path: 'amqp.url', env: 'HEARTH_AMQP_URL', message: 'must start with amqp:// or amqps://' });
+  }
+  if (config.leaseMarginMs * 3 > config.leaseTtlMs) {
+    issues.push({
+      path: 'leaseMarginMs',
+      env: 'HEARTH_LEASE_MARGIN_MS',
+      message: `must be at most a third of leaseTtlMs (${config.leaseTtlMs} ms), got ${config.leaseMarginMs} ms`,
+    });
+  }
+  if (config.roles.length === 0) {
+    issues.push({ path: 'roles', env: 'HEARTH_ROLES', message: 'must name at least one of api, worker' });
+  }
+  if ((config.etcd.certFile === '') !== (config.etcd.keyFile === '')) {
+    issues.push({ path: 'etcd.keyFile', env: 'HEARTH_ETCD_KEY_FILE', message: 'etcd.certFile and etcd.keyFile go together' });
+  }
+  if ((config.amqp.certFile === '') !== (config.amqp.keyFile === '')) {
+    issues.push({ path: 'amqp.keyFile', env: 'HEARTH_AMQP_KEY_FILE', message: 'amqp.certFile and amqp.keyFile go together' });
+  }
+  if ((config.etcd.username === '') !== (config.etcd.password === '')) {
+    issues.push({ path: 'etcd.password', env: 'HEARTH_ETCD_PASSWORD', message: 'etcd.username and etcd.password go together' });
+  }
+  return issues;
+}
+
+/** The cluster id, `<cluster>@<backend>`. */
+export function clusterId(config: Pick<Config, 'cluster' | 'backend'>): string {
+  return `${config.cluster}@${config.backend}`;
+}
+
+/** The host id, `<host>@<backend>`. */
+export function hostId(config: Pick<Config, 'host' | 'backend'>): string {
+  return `${config.host}@${config.backend}`;
+}
+
+/** True when the configuration names etcd and RabbitMQ (cluster mode). */
+export function isClustered(config: Config): boolean {
+  return config.etcd.endpoints.length > 0;
+}
+
+/** Splits a `host:port` listen address. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
+  return { host, port: Number(listen.slice(i + 1)) };
+}

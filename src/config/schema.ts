@@ -1,0 +1,142 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { opt, type SpecTree, type ValueOf } from './option.js';
+
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const nameSchema = z.string().regex(NAME_PATTERN, 'must be letters, digits, ".", "_" or "-" (no "@" or "#")');
+const listenSchema = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:8776');
+const urlItem = z.string().regex(/^https?:\/\/[^\s/]+$/, 'must be an http(s)://host:port URL');
+
+function defaultHost(): string {
+  // The pod name in Kubernetes; a host name is never empty but may contain dots.
+  return hostname().replace(/[^A-Za-z0-9._-]/g, '-') || 'localhost';
+}
+
+/**
+ * Every configuration option hearth has, declared once.
+ *
+ * The environment name of an option is `HEARTH_` + its path in upper snake case
+ * (`etcd.endpoints` → `HEARTH_ETCD_ENDPOINTS`); its flag is `--` + the path in kebab case
+ * (`--etcd-endpoints`). `docs/configuration.md` is generated from this table.
+ */
+export const configSpec = {
+  cluster: opt.string({
+    schema: nameSchema,
+    default: 'hearth',
+    doc: 'Cluster name; the cluster id is <cluster>@<backend> (Cinder\'s form, e.g. ceph@rbd).',
+  }),
+  host: opt.string({
+    schema: nameSchema,
+    default: defaultHost,
+    doc: 'This worker\'s host name, unique per worker; the host id is <host>@<backend>. In Kubernetes, the pod name.',
+  }),
+  backend: opt.string({
+    schema: nameSchema,
+    default: 'default',
+    doc: 'Backend name shared by the cluster\'s members; the suffix of the cluster and host ids.',
+  }),
+  roles: opt.listOf(['api', 'worker'] as const, {
+    default: ['api', 'worker'],
+    doc: 'What this process runs: the REST API, the volume worker, or both (comma-separated).',
+  }),
+  dataDir: opt.string({
+    schema: z.string().min(1),
+    default: './var',
+    doc: 'Directory for local state: the SQLite store and the data-dir lock in single-node mode.',
+  }),
+  leaseTtlMs: opt.int({
+    default: 10_000,
+    min: 2_000,
+    max: 600_000,
+    unit: 'ms',
+    doc: 'TTL of the worker\'s etcd session lease; a dead worker is seen as down within this time.',
+  }),
+  leaseMarginMs: opt.int({
+    default: 2_000,
+    min: 100,
+    unit: 'ms',
+    doc: 'Safety margin: a worker treats its lease as lost this long before etcd could expire it.',
+  }),
+  reportIntervalMs: opt.int({
+    default: 5_000,
+    min: 100,
+    unit: 'ms',
+    doc: 'How often a worker refreshes the heartbeat time in its alive key.',
+  }),
+  shutdownGraceMs: opt.int({
+    default: 30_000,
+    min: 0,
+    unit: 'ms',
+    doc: 'On SIGTERM, how long in-flight operations may run before they are handed back.',
+  }),
+  log: {
+    level: opt.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, {
+      default: 'info',
+      doc: 'Lowest level written to the JSON log on stdout.',
+    }),
+  },
+  api: {
+    listen: opt.string({ schema: listenSchema, default: '127.0.0.1:8776', doc: 'Address of the Cinder-compatible REST API.' }),
+    maxBodyBytes: opt.int({ default: 65_536, min: 1_024, unit: 'bytes', doc: 'Largest request body the API accepts.' }),
+  },
+  ops: {
+    listen: opt.string({
+      schema: listenSchema,
+      default: '127.0.0.1:9776',
+      doc: 'Address of the operations listener: /metrics, /livez and /readyz.',
+    }),
+  },
+  etcd: {
+    endpoints: opt.list({
+      item: urlItem,
+      default: [],
+      doc: 'etcd client URLs (comma-separated). Empty: single-node mode on SQLite and local locks.',
+    }),
+    prefix: opt.string({
+      schema: z.string().regex(/^\/[^\s]*[^/\s]$/, 'must start with "/" and not end with "/"'),
+      default: '/hearth',
+      doc: 'Key prefix under which hearth keeps all of its etcd keys.',
+    }),
+    username: opt.string({ default: '', doc: 'etcd user name (empty: no etcd authentication).' }),
+    password: opt.string({ default: '', secret: 'value', doc: 'etcd password for the user.' }),
+    caFile: opt.string({ default: '', doc: 'PEM file with the CA that signed etcd\'s server certificate (enables TLS).' }),
+    certFile: opt.string({ default: '', doc: 'PEM client certificate for etcd mutual TLS.' }),
+    keyFile: opt.string({ default: '', doc: 'PEM private key of the etcd client certificate.' }),
+    callTimeoutMs: opt.int({
+      default: 3_000,
+      min: 100,
+      unit: 'ms',
+      doc: 'Deadline of a single etcd call; a call past it fails with a retryable error.',
+    }),
+  },
+  amqp: {
+    url: opt.string({
+      default: '',
+      secret: 'url',
+      doc: 'RabbitMQ URL (amqp:// or amqps://, with vhost). Empty: the in-process job bus of single-node mode.',
+    }),
+    prefix: opt.string({ schema: nameSchema, default: 'hearth', doc: 'Prefix of every exchange and queue name.' }),
+    prefetch: opt.int({ default: 8, min: 1, max: 1_000, unit: 'count', doc: 'Unacknowledged jobs a worker may hold.' }),
+    caFile: opt.string({ default: '', doc: 'PEM CA file for amqps:// connections.' }),
+    certFile: opt.string({ default: '', doc: 'PEM client certificate for amqps:// connections.' }),
+    keyFile: opt.string({ default: '', doc: 'PEM private key of the AMQP client certificate.' }),
+    publishTimeoutMs: opt.int({
+      default: 5_000,
+      min: 100,
+      unit: 'ms',
+      doc: 'How long a publish waits for the broker (connection and confirm) before it fails.',
+    }),
+  },
+  driver: {
+    name: opt.enum(['file', 'fake'] as const, { default: 'file', doc: 'Volume driver: sparse files on a shared directory, or fake.' }),
+    fileDir: opt.string({ default: '', doc: 'Directory of the file driver, mounted by every member. Empty: <dataDir>/volumes.' }),
+    fakeLatencyMs: opt.int({ default: 0, min: 0, unit: 'ms', doc: 'Fake driver: how long each call takes.' }),
+    fakeFailureRate: opt.number({ default: 0, min: 0, max: 1, unit: 'ratio', doc: 'Fake driver: share of calls that fail.' }),
+    fakeJournal: opt.string({ default: '', doc: 'Fake driver: JSON-lines journal of every call, shared by all members.' }),
+  },
+} satisfies SpecTree;
+
+/** The resolved, validated configuration. */
+export type Config = ValueOf<typeof configSpec>;

@@ -1,0 +1,149 @@
+/**
+ * hearth's error model.
+ *
+ * Expected contention (a lost compare-and-swap, a busy lock on a try) is returned as a value.
+ * Everything else is a {@link CoordinatorError}: a stable `code`, a `retryable` flag that one
+ * predicate ({@link isRetryable}) reads, and the original error as `cause`. Adapters translate
+ * library errors (etcd3, amqplib, better-sqlite3) into these at their boundary.
+ */
+
+/** Stable machine-readable error codes. */
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'USAGE'
+  | 'BACKEND_UNAVAILABLE'
+  | 'CLOSED'
+  | 'ILLEGAL_STATE'
+  | 'LOCK_TIMEOUT'
+  | 'LOCK_LOST'
+  | 'DATA_DIR_LOCKED'
+  | 'NOT_DISTRIBUTED'
+  | 'FENCED'
+  | 'INVALID_TRANSITION'
+  | 'CONFLICT'
+  | 'NOT_FOUND'
+  | 'INVALID_INPUT'
+  | 'ALREADY_ALIVE'
+  | 'DRIVER_ERROR'
+  | 'UNSUPPORTED'
+  | 'ABORTED'
+  | 'OUTCOME_UNKNOWN'
+  | 'INTERNAL';
+
+/** Options accepted by every {@link CoordinatorError}. */
+export interface CoordinatorErrorOptions extends ErrorOptions {
+  /** Whether retrying the same call later may succeed. */
+  readonly retryable?: boolean;
+}
+
+/** Base class of every error hearth raises on purpose. */
+export class CoordinatorError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: CoordinatorErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** One problem found while validating configuration. */
+export interface ConfigIssue {
+  /** Dotted option path, e.g. `etcd.endpoints`. */
+  readonly path: string;
+  /** The environment variable that sets it, e.g. `HEARTH_ETCD_ENDPOINTS`. */
+  readonly env?: string;
+  readonly message: string;
+}
+
+/** The configuration is invalid; `issues` lists every problem at once. */
+export class ConfigError extends CoordinatorError {
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(issues: readonly ConfigIssue[], options?: ErrorOptions) {
+    super('CONFIG_INVALID', formatIssues(issues), options);
+    this.issues = issues;
+  }
+}
+
+function formatIssues(issues: readonly ConfigIssue[]): string {
+  const lines = issues.map((i) => `  - ${i.path}${i.env ? ` (${i.env})` : ''}: ${i.message}`);
+  return `invalid configuration:\n${lines.join('\n')}`;
+}
+
+/** A command line that cannot be carried out as written. */
+export class UsageError extends CoordinatorError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('USAGE', message, options);
+  }
+}
+
+/** A dependency (etcd, RabbitMQ, the SQLite file) cannot be used right now. */
+export class BackendUnavailableError extends CoordinatorError {
+  readonly backend: 'etcd' | 'amqp' | 'sqlite' | 'filesystem';
+
+  constructor(backend: BackendUnavailableError['backend'], message: string, options?: ErrorOptions) {
+    super('BACKEND_UNAVAILABLE', message, { ...options, retryable: true });
+    this.backend = backend;
+  }
+}
+
+/** A call was made on a component that is already closed. */
+export class ClosedError extends CoordinatorError {
+  readonly component: string;
+
+  constructor(component: string) {
+    super('CLOSED', `${component} is closed`);
+    this.component = component;
+  }
+}
+
+/** A component was used in a state that does not allow the call. */
+export class IllegalStateError extends CoordinatorError {
+  readonly component: string;
+  readonly state: string;
+
+  constructor(component: string, state: string, message?: string) {
+    super('ILLEGAL_STATE', message ?? `${component} cannot do this while ${state}`);
+    this.component = component;
+    this.state = state;
+  }
+}
+
+/** A resource that does not exist. */
+export class NotFoundError extends CoordinatorError {
+  readonly resource: string;
+  readonly id: string;
+
+  constructor(resource: string, id: string, message?: string) {
+    super('NOT_FOUND', message ?? `${resource} ${id} could not be found.`);
+    this.resource = resource;
+    this.id = id;
+  }
+}
+
+/** Input that fails validation; nothing was written. */
+export class InvalidInputError extends CoordinatorError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('INVALID_INPUT', message, options);
+  }
+}
+
+/** A wait was cancelled through its `AbortSignal`. */
+export class AbortedError extends CoordinatorError {
+  constructor(what: string, options?: ErrorOptions) {
+    super('ABORTED', `${what} was aborted`, options);
+  }
+}
+
+/** True when retrying the failed call later may succeed. */
+export function isRetryable(err: unknown): boolean {
+  return err instanceof CoordinatorError && err.retryable;
+}
+
+/** The error's message, whatever was thrown. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

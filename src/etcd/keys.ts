@@ -1,0 +1,54 @@
+/**
+ * hearth's etcd key layout, in one place. Every key lives under the configured prefix
+ * (default `/hearth`):
+ *
+ * | key | value | lease |
+ * |---|---|---|
+ * | `clusters/<cluster>` | cluster record | none |
+ * | `services/<binary>/<host>` | service record | none |
+ * | `alive/<host>` | incarnation, heartbeat | session |
+ * | `locks/<name>/<leaseHex>` | empty | session — etcdctl lock's layout |
+ * | `resources/<type>/<id>` | volume or snapshot record | none |
+ * | `ops/<type>/<id>` | the in-flight operation | none |
+ */
+export class KeyLayout {
+  constructor(readonly prefix: string) {}
+
+  cluster(cluster: string): string {
+    return `${this.prefix}/clusters/${cluster}`;
+  }
+  clusters(): string {
+    return `${this.prefix}/clusters/`;
+  }
+  service(binary: string, host: string): string {
+    return `${this.prefix}/services/${binary}/${host}`;
+  }
+  services(binary?: string): string {
+    return binary === undefined ? `${this.prefix}/services/` : `${this.prefix}/services/${binary}/`;
+  }
+  alive(host: string): string {
+    return `${this.prefix}/alive/${host}`;
+  }
+  aliveAll(): string {
+    return `${this.prefix}/alive/`;
+  }
+  /** The lock's prefix; waiters put `<prefix>/<leaseHex>` under it (no trailing slash here). */
+  lock(name: string): string {
+    return `${this.prefix}/locks/${name}`;
+  }
+  locks(): string {
+    return `${this.prefix}/locks/`;
+  }
+  resource(type: string, id: string): string {
+    return `${this.prefix}/resources/${type}/${id}`;
+  }
+  resources(type: string): string {
+    return `${this.prefix}/resources/${type}/`;
+  }
+  op(type: string, id: string): string {
+    return `${this.prefix}/ops/${type}/${id}`;
+  }
+  ops(type?: string): string {
+    return type === undefined ? `${this.prefix}/ops/` : `${this.prefix}/ops/${type}/`;
+  }
+}

@@ -1,0 +1,25 @@
+/** The only clustered binary, as Cinder names it; service records and views use it. */
+export const VOLUME_BINARY = 'cinder-volume';
+
+/** Who this process is in the cluster. */
+export interface Identity {
+  /** The cluster id, `<cluster>@<backend>`. */
+  readonly cluster: string;
+  /** The host id, `<host>@<backend>`; unique per worker. */
+  readonly host: string;
+  /** Availability zone reported in service views. */
+  readonly zone: string;
+}
+
+/**
+ * One run of a host. A restart is a new incarnation, so work owned by an earlier run of the
+ * same host is recognisably someone else's.
+ */
+export interface OwnerRef {
+  /** The host id, `<host>@<backend>`. */
+  readonly host: string;
+  /** Unique per run: `<host>:<lease id in hex>` on etcd, `<host>:<random>` on a single node. */
+  readonly incarnation: string;
+  /** Create revision of the owner's `alive/<host>` key (etcd); `'0'` on a single node. */
+  readonly aliveRevision: string;
+}
