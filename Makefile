@@ -38,5 +38,9 @@ unit: node_modules/.installed
 integration: deps
 	npx vitest run --project integration
 
+## bench: start private etcd and RabbitMQ, run every benchmark, print the report
+bench: deps build
+	node --import tsx test/bench/run.ts $(BENCH)
+
 clean:
 	rm -rf dist coverage $(VITEST_REPORT)

@@ -1,0 +1,79 @@
+// `make bench`: starts its own etcd and RabbitMQ, runs every suite under test/bench/suites/,
+// prints one table with each figure beside its same-run baseline, and writes
+// test/bench/results/latest.json. Usage: run.ts [suite-name-filter ...]; BENCH_QUICK=1 for a short run.
+import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EtcdServer } from '../support/etcd.js';
+import { RabbitServer } from '../support/rabbitmq.js';
+import type { BenchContext, BenchResult, BenchSuite } from './types.js';
+
+const here = import.meta.dirname;
+
+async function loadSuites(filters: readonly string[]): Promise<BenchSuite[]> {
+  const files = (await readdir(join(here, 'suites'))).filter((f) => f.endsWith('.ts')).sort();
+  const suites: BenchSuite[] = [];
+  for (const file of files) {
+    const mod = (await import(join(here, 'suites', file))) as { suite?: BenchSuite };
+    if (!mod.suite) continue;
+    const wanted = filters.length === 0 || mod.suite.providesBaselines || filters.some((f) => mod.suite?.name.includes(f) || file.includes(f));
+    if (wanted) suites.push(mod.suite);
+  }
+  return suites.sort((a, b) => Number(b.providesBaselines ?? false) - Number(a.providesBaselines ?? false));
+}
+
+function format(n: number | null): string {
+  if (n === null || Number.isNaN(n)) return '—';
+  if (Math.abs(n) >= 100) return n.toFixed(0);
+  if (Math.abs(n) >= 10) return n.toFixed(1);
+  return n.toFixed(2);
+}
+
+function printTable(results: readonly BenchResult[]): void {
+  const rows = results.map((r) => [r.name, `${format(r.value)} ${r.unit}`, r.baseline ?? '', format(r.baseline_value), r.ratio === null ? '' : `${format(r.ratio)}x`]);
+  const head = ['figure', 'value', 'baseline', 'baseline value', 'ratio'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ');
+  console.log(line(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of rows) console.log(line(row));
+}
+
+async function main(): Promise<void> {
+  const filters = process.argv.slice(2);
+  const tmpDir = await mkdtemp(join(tmpdir(), 'hearth-bench-'));
+  console.log('starting etcd and RabbitMQ …');
+  const [etcd, rabbit] = await Promise.all([EtcdServer.start(), RabbitServer.start()]);
+  const baselines = new Map<string, number>();
+  const results: BenchResult[] = [];
+  const ctx: BenchContext = {
+    etcd,
+    rabbit,
+    tmpDir,
+    baselines,
+    seconds: process.env.BENCH_QUICK === '1' ? 1 : 5,
+    log: (message) => console.log(`  ${message}`),
+  };
+  try {
+    for (const suite of await loadSuites(filters)) {
+      console.log(`running ${suite.name} …`);
+      const started = Date.now();
+      const out = await suite.run(ctx);
+      for (const r of out) {
+        results.push(r);
+        if (suite.providesBaselines) baselines.set(r.name, r.value);
+      }
+      console.log(`  done in ${((Date.now() - started) / 1_000).toFixed(1)} s`);
+    }
+  } finally {
+    await Promise.allSettled([etcd.stop(), rabbit.stop()]);
+  }
+  console.log('');
+  printTable(results);
+  const outDir = join(here, 'results');
+  await mkdir(outDir, { recursive: true });
+  await writeFile(join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`\nwrote ${join('test/bench/results', 'latest.json')}`);
+}
+
+await main();

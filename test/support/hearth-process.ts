@@ -1,0 +1,110 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { freePort } from './ports.js';
+import { ManagedProcess } from './process.js';
+import { GiveUp, waitFor } from './wait.js';
+
+const REPO = resolve(import.meta.dirname, '../..');
+
+/** Options of {@link startHearth}. */
+export interface HearthProcessOptions {
+  /** `HEARTH_*` settings for the process (ports and data dir are filled in when absent). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Extra command-line arguments after `serve`. */
+  readonly args?: readonly string[];
+  /** A name for logs, e.g. `worker-1`. */
+  readonly name?: string;
+  /**
+   * `source` runs `src/` through tsx (always the current code); `built` runs `bin/hearth.js`
+   * (what a deployer runs; needs `make build`).
+   */
+  readonly mode?: 'source' | 'built';
+  /** Wait until `/readyz` answers 200 (default), `/livez` answers, or not at all. */
+  readonly waitFor?: 'ready' | 'live' | 'none';
+  readonly startTimeoutMs?: number;
+}
+
+/** A `hearth serve` child process on free loopback ports. */
+export interface HearthProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly apiUrl: string;
+  readonly opsUrl: string;
+  readonly dataDir: string;
+  readonly process: ManagedProcess;
+  /** Everything it logged so far (JSON lines). */
+  output(): string;
+  /** Parsed JSON log lines. */
+  logs(): Record<string, unknown>[];
+  /** SIGTERM and wait; resolves with how it exited. */
+  stop(graceMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL and wait. */
+  kill(): Promise<void>;
+  /** SIGSTOP / SIGCONT. */
+  pause(): void;
+  resume(): void;
+}
+
+/** Starts `hearth serve` as a real child process and waits until it is ready. */
+export async function startHearth(options: HearthProcessOptions = {}): Promise<HearthProcess> {
+  const name = options.name ?? 'hearth';
+  const dataDir = options.env?.HEARTH_DATA_DIR ?? (await mkdtemp(join(tmpdir(), `hearth-${name}-`)));
+  const apiListen = options.env?.HEARTH_API_LISTEN ?? `127.0.0.1:${await freePort()}`;
+  const opsListen = options.env?.HEARTH_OPS_LISTEN ?? `127.0.0.1:${await freePort()}`;
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    NODE_OPTIONS: process.env.NODE_OPTIONS,
+    HEARTH_LOG_LEVEL: 'debug',
+    ...options.env,
+    HEARTH_DATA_DIR: dataDir,
+    HEARTH_API_LISTEN: apiListen,
+    HEARTH_OPS_LISTEN: opsListen,
+  };
+  const command = process.execPath;
+  const args =
+    (options.mode ?? 'source') === 'source'
+      ? ['--import', 'tsx', join(REPO, 'test/support/hearth-main.ts'), 'serve', ...(options.args ?? [])]
+      : ['--enable-source-maps', join(REPO, 'bin/hearth.js'), 'serve', ...(options.args ?? [])];
+  const child = ManagedProcess.start({ command, args, env, cwd: REPO, logDir: dataDir, name });
+  const opsUrl = `http://${opsListen}`;
+  const handle: HearthProcess = {
+    name,
+    pid: child.pid,
+    apiUrl: `http://${apiListen}`,
+    opsUrl,
+    dataDir,
+    process: child,
+    output: () => child.output(),
+    logs: () =>
+      child
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    stop: (graceMs) => child.stop(graceMs),
+    kill: async () => {
+      child.killNow();
+      await child.waitForExit();
+    },
+    pause: () => child.signal('SIGSTOP'),
+    resume: () => child.signal('SIGCONT'),
+  };
+  const probe = options.waitFor ?? 'ready';
+  if (probe !== 'none') {
+    const path = probe === 'ready' ? '/readyz' : '/livez';
+    await waitFor(
+      async () => {
+        if (!child.alive) throw new GiveUp(`${name} exited (${JSON.stringify(child.exit)}):\n${child.tail()}`);
+        const res = await fetch(`${opsUrl}${path}`, { signal: AbortSignal.timeout(1_000) });
+        return res.status === 200;
+      },
+      { timeoutMs: options.startTimeoutMs ?? 30_000, intervalMs: 100, what: `${name} ${path}` },
+    ).catch((err: unknown) => {
+      child.killNow();
+      throw err;
+    });
+  }
+  return handle;
+}
