@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { apiAuthFromConfig } from './api/auth-setup.js';
 import { ApiServer } from './api/server.js';
 import { redactConfig } from './config/redact.js';
 import { isClustered } from './config/rules.js';
@@ -51,8 +52,9 @@ export function createApp(config: Config, options: AppOptions): App {
   const registry = createRegistry(build);
   const health = new Health();
   const ops = new OpsServer(registry, health, logger.child({ component: 'ops' }));
-  const api = config.roles.includes('api')
-    ? new ApiServer({ logger: logger.child({ component: 'api' }), maxBodyBytes: config.api.maxBodyBytes })
+  const apiAuth = config.roles.includes('api') ? apiAuthFromConfig(config.api, logger.child({ component: 'api' })) : undefined;
+  const api = apiAuth
+    ? new ApiServer({ logger: logger.child({ component: 'api' }), maxBodyBytes: config.api.maxBodyBytes, auth: apiAuth.options })
     : undefined;
   const addresses: { api?: AddressInfo; ops?: AddressInfo } = {};
 
@@ -60,6 +62,7 @@ export function createApp(config: Config, options: AppOptions): App {
     { name: 'data dir', run: () => mkdir(config.dataDir, { recursive: true }) },
     { name: 'ops listener', run: async () => (addresses.ops = await ops.listen(config.ops.listen)) },
   ];
+  if (apiAuth) startSteps.push({ name: 'api auth', run: () => apiAuth.load() });
   if (api) startSteps.push({ name: 'api listener', run: async () => (addresses.api = await api.listen(config.api.listen)) });
 
   const stopSteps: Step[] = [

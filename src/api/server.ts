@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { parseListen } from '../config/rules.js';
 import { CoordinatorError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { type ApiAuthOptions, registerAuth } from './auth.js';
 import { faultBody, HttpError, toFault } from './faults.js';
 import { atLeast, formatVersion, type Microversion, MIN_VERSION, negotiate, VERSION_HEADER } from './microversion.js';
 import { registerVersionRoutes } from './versions.js';
@@ -24,6 +25,8 @@ declare module 'fastify' {
 export interface ApiServerOptions {
   readonly logger: Logger;
   readonly maxBodyBytes: number;
+  /** How requests are authenticated; Cinder's noauth when omitted (the config rules decide where that is allowed). */
+  readonly auth?: ApiAuthOptions;
 }
 
 /** A plugin that adds routes: each API concern exports one. */
@@ -32,7 +35,8 @@ export type RouteModule = (app: FastifyInstance) => void;
 /**
  * The Cinder-compatible REST API: microversion negotiation (`OpenStack-API-Version`),
  * Cinder's fault bodies for every error (malformed JSON, oversized bodies, unknown paths and
- * typed errors alike), and the version document at `/` and `/v3/`.
+ * typed errors alike), authentication (see {@link registerAuth}), and the version document at
+ * `/` and `/v3/`, which stays public as in Cinder, so clients can discover versions first.
  */
 export class ApiServer {
   readonly app: FastifyInstance;
@@ -41,6 +45,8 @@ export class ApiServer {
   constructor(options: ApiServerOptions) {
     this.app = Fastify({ bodyLimit: options.maxBodyBytes, logger: false, return503OnClosing: true });
     const logger = options.logger;
+    // Authentication runs before version negotiation, so an unauthenticated caller learns nothing.
+    registerAuth(this.app, options.auth ?? { mode: 'noauth' }, logger);
     this.app.decorateRequest('apiVersion', null as unknown as Microversion);
     this.app.addHook('onRequest', async (req, reply) => {
       req.apiVersion = MIN_VERSION;

@@ -29,9 +29,13 @@ export function versionDocument(req: FastifyRequest): { versions: unknown[] } {
   };
 }
 
-/** `GET /` (300 Multiple Choices, as Cinder) and `GET /v3/` (200). */
+/**
+ * `GET /` (300 Multiple Choices, as Cinder) and `GET /v3/` (200). Public, as Cinder's version
+ * documents are: python-cinderclient reads them before it sends anything authenticated.
+ */
 export function registerVersionRoutes(app: FastifyInstance): void {
-  app.get('/', { config: { skipVersion: true } }, async (req, reply) => reply.code(300).send(versionDocument(req)));
-  app.get('/v3', { config: { skipVersion: true } }, async (req) => versionDocument(req));
-  app.get('/v3/', { config: { skipVersion: true } }, async (req) => versionDocument(req));
+  const config = { skipVersion: true, public: true };
+  app.get('/', { config }, async (req, reply) => reply.code(300).send(versionDocument(req)));
+  app.get('/v3', { config }, async (req) => versionDocument(req));
+  app.get('/v3/', { config }, async (req) => versionDocument(req));
 }

@@ -1,4 +1,5 @@
 import type { ConfigIssue } from '../errors.js';
+import { apiAuthIssues } from './api-auth.js';
 import type { Config } from './schema.js';
 
 /** Checks that involve more than one option; run after each option is valid on its own. */
@@ -35,6 +36,7 @@ export function crossFieldIssues(config: Config): ConfigIssue[] {
   if ((config.etcd.username === '') !== (config.etcd.password === '')) {
     issues.push({ path: 'etcd.password', env: 'HEARTH_ETCD_PASSWORD', message: 'etcd.username and etcd.password go together' });
   }
+  if (config.roles.includes('api')) issues.push(...apiAuthIssues(config.api, parseListen(config.api.listen).host));
   return issues;
 }
 

@@ -80,6 +80,22 @@ export const configSpec = {
   api: {
     listen: opt.string({ schema: listenSchema, default: '127.0.0.1:8776', doc: 'Address of the Cinder-compatible REST API.' }),
     maxBodyBytes: opt.int({ default: 65_536, min: 1_024, unit: 'bytes', doc: 'Largest request body the API accepts.' }),
+    auth: opt.enum(['auto', 'token', 'noauth'] as const, {
+      default: 'auto',
+      doc: 'How API requests are authenticated: token (the token in api.tokenFile), noauth (Cinder\'s noauth: every request is admin; loopback api.listen only), or auto (token when api.tokenFile is set, else noauth).',
+    }),
+    tokenFile: opt.string({
+      default: '',
+      doc: 'File holding the API token (at least 16 printable characters; surrounding whitespace ignored), sent as X-Auth-Token or Authorization: Bearer. Re-read when the file changes.',
+    }),
+    readerTokenFile: opt.string({
+      default: '',
+      doc: 'File holding an optional read-only API token: it may GET and HEAD only; anything else gets 403.',
+    }),
+    allowRemoteNoauth: opt.bool({
+      default: false,
+      doc: 'Allow noauth on a non-loopback api.listen, so that anyone who reaches the port is admin. For isolated test labs only.',
+    }),
   },
   ops: {
     listen: opt.string({
