@@ -59,10 +59,11 @@ export function createApp(config: Config, options: AppOptions): App {
   const addresses: { api?: AddressInfo; ops?: AddressInfo } = {};
 
   const startSteps: Step[] = [
+    // Token files first: a bad one is a configuration error, found before anything listens.
+    ...(apiAuth ? [{ name: 'api auth', run: () => apiAuth.load() }] : []),
     { name: 'data dir', run: () => mkdir(config.dataDir, { recursive: true }) },
     { name: 'ops listener', run: async () => (addresses.ops = await ops.listen(config.ops.listen)) },
   ];
-  if (apiAuth) startSteps.push({ name: 'api auth', run: () => apiAuth.load() });
   if (api) startSteps.push({ name: 'api listener', run: async () => (addresses.api = await api.listen(config.api.listen)) });
 
   const stopSteps: Step[] = [

@@ -1,0 +1,267 @@
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, posix, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { effectiveAuthMode } from '../../../src/config/api-auth.js';
+import { loadConfig, optionEntries } from '../../../src/config/load.js';
+import { isClustered, parseListen } from '../../../src/config/rules.js';
+import type { Config } from '../../../src/config/schema.js';
+import { type K8sObject, type PodSpec, type Container, envFromSpec, findOne, volumeMountFor } from './k8s.js';
+import { repoPath, requireTool, run } from './tools.js';
+
+const kubectl = requireTool('kubectl', 'kubectl');
+
+const OVERLAYS = { dev: 'hearth-dev', prod: 'hearth' } as const;
+type Overlay = keyof typeof OVERLAYS;
+
+let scratch: string;
+
+async function render(dir: string): Promise<K8sObject[]> {
+  const res = await run(kubectl!, ['kustomize', dir]);
+  expect(res.code, res.stderr).toBe(0);
+  return parseAllDocuments(res.stdout)
+    .map((d) => d.toJS() as K8sObject | null)
+    .filter((o): o is K8sObject => o !== null);
+}
+
+/** Renders an overlay with the monitoring component added, as a deployer's own overlay would. */
+async function renderWithMonitoring(overlay: Overlay): Promise<K8sObject[]> {
+  const dir = await mkdtemp(join(scratch, `${overlay}-monitoring-`));
+  const rel = (p: string): string => relative(dir, repoPath(p)).split('\\').join(posix.sep);
+  await writeFile(
+    join(dir, 'kustomization.yaml'),
+    [
+      'apiVersion: kustomize.config.k8s.io/v1beta1',
+      'kind: Kustomization',
+      `namespace: ${OVERLAYS[overlay]}`,
+      'resources:',
+      `  - ${rel(`deploy/kubernetes/overlays/${overlay}`)}`,
+      'components:',
+      `  - ${rel('deploy/kubernetes/components/monitoring')}`,
+      '',
+    ].join('\n'),
+  );
+  return render(dir);
+}
+
+/** Loads the ConfigMap's config.yaml with hearth's own loader, in the pod's environment. */
+async function podConfig(objects: K8sObject[], pod: PodSpec, container: Container): Promise<Config> {
+  const configMapName = pod.volumes?.find((v) => v.name === 'config')?.configMap?.name;
+  const configMap = findOne(objects, 'ConfigMap', configMapName);
+  const file = join(scratch, `${configMapName}.yaml`);
+  await writeFile(file, configMap.data?.['config.yaml'] ?? '');
+  const env = envFromSpec(container, objects, { podName: 'hearth-0' });
+  // HEARTH_CONFIG points into the ConfigMap's mount; read the copy written above instead.
+  expect(env.HEARTH_CONFIG).toBe(`${volumeMountFor(container, 'config')?.mountPath}/config.yaml`);
+  return loadConfig({ file, env: { ...env, HEARTH_CONFIG: undefined } });
+}
+
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'hearth-kustomize-'));
+});
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true });
+});
+
+describe.skipIf(!kubectl).each(Object.keys(OVERLAYS) as Overlay[])('Kubernetes overlay %s', (overlay) => {
+  const namespace = OVERLAYS[overlay];
+  let objects: K8sObject[];
+  let sts: K8sObject;
+  let pod: PodSpec;
+  let container: Container;
+  let config: Config;
+
+  beforeAll(async () => {
+    objects = await render(repoPath(`deploy/kubernetes/overlays/${overlay}`));
+    sts = findOne(objects, 'StatefulSet');
+    pod = sts.spec!.template!.spec!;
+    container = pod.containers.find((c) => c.name === 'hearth')!;
+    config = await podConfig(objects, pod, container);
+  });
+
+  it('renders the expected objects, all in the overlay namespace', () => {
+    const kinds = objects.map((o) => `${o.apiVersion}/${o.kind}`).sort();
+    for (const k of ['v1/ServiceAccount', 'v1/ConfigMap', 'v1/Service', 'v1/PersistentVolumeClaim', 'apps/v1/StatefulSet', 'policy/v1/PodDisruptionBudget']) {
+      expect(kinds, k).toContain(k);
+    }
+    expect(kinds.filter((k) => k === 'v1/Service')).toHaveLength(2);
+    expect(kinds.some((k) => k.startsWith('monitoring.coreos.com'))).toBe(false);
+    for (const o of objects) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe(namespace);
+  });
+
+  it('runs a StatefulSet with parallel pods behind a headless governing Service that lists unready pods', () => {
+    expect(sts.spec!.podManagementPolicy).toBe('Parallel');
+    expect(sts.spec!.replicas).toBeGreaterThanOrEqual(3);
+    const headless = findOne(objects, 'Service', sts.spec!.serviceName);
+    expect(headless.spec!.clusterIP).toBe('None');
+    expect(headless.spec!.publishNotReadyAddresses).toBe(true);
+    const podLabels = sts.spec!.template!.metadata!.labels!;
+    expect(podLabels).toMatchObject(sts.spec!.selector!.matchLabels!);
+    for (const svc of objects.filter((o) => o.kind === 'Service')) expect(podLabels, svc.metadata.name).toMatchObject(svc.spec!.selector!);
+  });
+
+  it('uses the pod name as the host (downward API) and no service links, which would inject unknown HEARTH_* variables', () => {
+    expect(container.env?.find((e) => e.name === 'HEARTH_HOST')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
+    expect(pod.enableServiceLinks).toBe(false);
+    const known = new Set([...optionEntries.map((e) => e.env), 'HEARTH_CONFIG']);
+    for (const e of container.env ?? []) if (e.name.startsWith('HEARTH_')) expect(known, e.name).toContain(e.name);
+  });
+
+  it('gets credentials from Secret references, never from literal values', () => {
+    const secretEnv = ['HEARTH_AMQP_URL', 'HEARTH_ETCD_USERNAME', 'HEARTH_ETCD_PASSWORD'];
+    for (const name of secretEnv) {
+      const e = container.env?.find((x) => x.name === name);
+      expect(e?.value, name).toBeUndefined();
+      expect(e?.valueFrom?.secretKeyRef?.name, name).toBeTruthy();
+    }
+    for (const e of container.env ?? []) expect(e.value ?? '', e.name).not.toMatch(/:\/\/[^/\s]*:[^/\s]*@/);
+    const configMap = findOne(objects, 'ConfigMap', pod.volumes?.find((v) => v.name === 'config')?.configMap?.name);
+    expect(configMap.data?.['config.yaml']).not.toMatch(/password|:\/\/[^/\s]*:[^/\s]*@/i);
+  });
+
+  it('gives hearth a valid cluster configuration that requires an API token', () => {
+    expect(isClustered(config)).toBe(true);
+    expect(effectiveAuthMode(config.api)).toBe('token');
+    expect(config.host).toBe('hearth-0');
+  });
+
+  it('mounts every file the configuration names, Secrets read-only and never world-readable', () => {
+    const files = [config.api.tokenFile, config.etcd.caFile, config.etcd.certFile, config.etcd.keyFile, config.amqp.caFile].filter((f) => f !== '');
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) {
+      const mount = (container.volumeMounts ?? []).find((m) => m.mountPath === dirname(file));
+      expect(mount, file).toBeDefined();
+      expect(mount!.readOnly, file).toBe(true);
+      expect(mount!.subPath, file).toBeUndefined();
+      const volume = pod.volumes?.find((v) => v.name === mount!.name);
+      expect(volume?.secret?.secretName, file).toBeTruthy();
+      expect((volume!.secret!.defaultMode ?? 0o644) & 0o007, file).toBe(0);
+      // Secrets generated by the overlay must hold the key the file is read from.
+      const generated = objects.find((o) => o.kind === 'Secret' && o.metadata.name === volume!.secret!.secretName);
+      if (generated) expect(Object.keys({ ...generated.data, ...generated.stringData }), file).toContain(file.split('/').pop());
+    }
+  });
+
+  it('probes /livez (startup and liveness) and /readyz (readiness) on the ops port', () => {
+    const opsPort = parseListen(config.ops.listen).port;
+    const ports = new Map((container.ports ?? []).map((p) => [p.name, p.containerPort]));
+    expect(ports.get('api')).toBe(parseListen(config.api.listen).port);
+    for (const [probe, path] of [['startupProbe', '/livez'], ['livenessProbe', '/livez'], ['readinessProbe', '/readyz']] as const) {
+      const get = container[probe]?.httpGet;
+      expect(get?.path, probe).toBe(path);
+      expect(typeof get?.port === 'string' ? ports.get(get.port) : get?.port, probe).toBe(opsPort);
+    }
+    const startup = container.startupProbe!;
+    expect((startup.periodSeconds ?? 10) * (startup.failureThreshold ?? 3), 'startup budget (s)').toBeGreaterThanOrEqual(30);
+  });
+
+  it('allows more termination grace than the preStop sleep plus the drain', () => {
+    const preStop = container.lifecycle?.preStop;
+    const sleepS = preStop?.sleep?.seconds ?? Number(preStop?.exec?.command?.[1] ?? 0);
+    const graceMs = (pod.terminationGracePeriodSeconds ?? 30) * 1000;
+    expect(graceMs).toBeGreaterThan(sleepS * 1000 + config.shutdownGraceMs + 5_000);
+  });
+
+  it('runs with the restricted security context and a read-only root file system', () => {
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.securityContext?.runAsUser).not.toBe(0);
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.hostNetwork ?? false).toBe(false);
+    expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(container.securityContext?.privileged ?? false).toBe(false);
+    const tmp = volumeMountFor(container, undefined, '/tmp');
+    expect(pod.volumes?.find((v) => v.name === tmp?.name)?.emptyDir, '/tmp is an emptyDir').toBeDefined();
+    // Everything hearth writes is on a mounted volume.
+    for (const dir of [config.dataDir, config.driver.fileDir]) expect(volumeMountFor(container, undefined, dir), dir).toBeDefined();
+  });
+
+  it('shares one volume directory between all workers through a claim the overlay defines', () => {
+    const mount = volumeMountFor(container, undefined, config.driver.fileDir)!;
+    const claim = pod.volumes?.find((v) => v.name === mount.name)?.persistentVolumeClaim?.claimName;
+    const pvc = findOne(objects, 'PersistentVolumeClaim', claim);
+    expect(pvc.spec!.accessModes).toEqual(overlay === 'dev' ? ['ReadWriteOnce'] : ['ReadWriteMany']);
+    expect(sts.spec!.volumeClaimTemplates ?? []).toEqual([]);
+  });
+
+  it('keeps at most one worker down at a time and lets unhealthy pods be evicted', () => {
+    const pdb = findOne(objects, 'PodDisruptionBudget');
+    expect(pdb.spec!.maxUnavailable).toBe(1);
+    expect(pdb.spec!.unhealthyPodEvictionPolicy).toBe('AlwaysAllow');
+    expect(sts.spec!.template!.metadata!.labels).toMatchObject(pdb.spec!.selector!.matchLabels!);
+  });
+
+  it('spreads workers over nodes and zones', () => {
+    const spread = pod.topologySpreadConstraints ?? [];
+    expect(spread.map((s) => s.topologyKey).sort()).toEqual(['kubernetes.io/hostname', 'topology.kubernetes.io/zone']);
+    const byNode = spread.find((s) => s.topologyKey === 'kubernetes.io/hostname')!;
+    expect(byNode.whenUnsatisfiable).toBe(overlay === 'prod' ? 'DoNotSchedule' : 'ScheduleAnyway');
+    for (const s of spread) expect(sts.spec!.template!.metadata!.labels).toMatchObject(s.labelSelector!.matchLabels!);
+  });
+
+  it('pins a released image tag, never latest', () => {
+    const image = container.image;
+    const tag = /:([^/:@]+)$/.exec(image)?.[1];
+    expect(tag, image).toBeDefined();
+    expect(tag).not.toBe('latest');
+    expect(tag).toBe((JSON.parse(readFileSync(repoPath('package.json'), 'utf8')) as { version: string }).version);
+  });
+
+  it('adds ServiceMonitor, PrometheusRule and the dashboard with the monitoring component', async () => {
+    const withMonitoring = await renderWithMonitoring(overlay);
+    const monitor = findOne(withMonitoring, 'ServiceMonitor');
+    expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(monitor.metadata.namespace).toBe(namespace);
+    const scraped = withMonitoring.filter(
+      (o) => o.kind === 'Service' && Object.entries(monitor.spec!.selector!.matchLabels!).every(([k, v]) => o.metadata.labels?.[k] === v),
+    );
+    // Exactly the headless Service: it lists unready pods, and no pod is scraped twice.
+    expect(scraped.map((s) => s.metadata.name)).toEqual([sts.spec!.serviceName]);
+    const endpoint = monitor.spec!.endpoints![0]!;
+    expect(scraped[0]!.spec!.ports!.map((p) => p.name)).toContain(endpoint.port);
+    expect(endpoint.path).toBe('/metrics');
+    // The alerts match up{job="hearth"}: the job label comes from the Service's label.
+    expect(scraped[0]!.metadata.labels?.[monitor.spec!.jobLabel!]).toBe('hearth');
+
+    const rule = findOne(withMonitoring, 'PrometheusRule');
+    expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
+    const source = parse(readFileSync(repoPath('deploy/monitoring/alerts.yaml'), 'utf8')) as { groups: unknown };
+    expect(rule.spec!.groups).toEqual(source.groups);
+
+    const dashboard = withMonitoring.find((o) => o.kind === 'ConfigMap' && o.metadata.labels?.grafana_dashboard === '1');
+    expect(dashboard?.metadata.namespace).toBe(namespace);
+    expect(JSON.parse(dashboard!.data!['hearth.json']!)).toEqual(JSON.parse(readFileSync(repoPath('deploy/monitoring/dashboards/hearth.json'), 'utf8')));
+  });
+});
+
+describe.skipIf(!kubectl)('Kubernetes examples', () => {
+  it('run a 3-member etcd that the dev overlay points at', async () => {
+    const etcd = await render(repoPath('deploy/kubernetes/examples/etcd'));
+    const sts = findOne(etcd, 'StatefulSet');
+    expect(sts.spec!.replicas).toBe(3);
+    const svc = findOne(etcd, 'Service', sts.spec!.serviceName);
+    expect(svc.spec!.clusterIP).toBe('None');
+    const dev = await render(repoPath('deploy/kubernetes/overlays/dev'));
+    const devConfig = parse(findOne(dev, 'ConfigMap').data!['config.yaml']!) as { etcd: { endpoints: string[] } };
+    const members = Array.from({ length: 3 }, (_, i) => `http://${sts.metadata.name}-${i}.${svc.metadata.name}:2379`);
+    expect(devConfig.etcd.endpoints).toEqual(members);
+  });
+
+  it('give hearth its own RabbitMQ vhost, user and permission through the operators', async () => {
+    const objects = await render(repoPath('deploy/kubernetes/examples/rabbitmq'));
+    expect(objects.map((o) => `${o.apiVersion}/${o.kind}`).sort()).toEqual(
+      ['rabbitmq.com/v1beta1/Permission', 'rabbitmq.com/v1beta1/RabbitmqCluster', 'rabbitmq.com/v1beta1/User', 'rabbitmq.com/v1beta1/Vhost'],
+    );
+    const vhost = findOne(objects, 'Vhost');
+    const permission = findOne(objects, 'Permission');
+    expect(permission.spec!.vhost).toBe(vhost.spec!.name);
+    expect(permission.spec!.userReference?.name).toBe(findOne(objects, 'User').metadata.name);
+    const allowed = new RegExp(permission.spec!.permissions!.configure);
+    for (const name of ['hearth', 'hearth.volume.demo@file']) expect(allowed.test(name), name).toBe(true);
+    expect(allowed.test('other.queue')).toBe(false);
+    const dev = await render(repoPath('deploy/kubernetes/overlays/dev'));
+    const url = findOne(dev, 'Secret', undefined, 'hearth-amqp').data!.url!;
+    expect(new URL(Buffer.from(url, 'base64').toString()).pathname).toBe(`/${vhost.spec!.name}`);
+  });
+});

@@ -1,0 +1,66 @@
+import { execFile } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root. */
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** Absolute path of a repository file. */
+export function repoPath(relative: string): string {
+  return join(ROOT, relative);
+}
+
+function onPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Finds a command-line tool these checks need (kubectl, promtool, cinder). Under CI a missing
+ * tool fails the test file at once, since a skipped check would pass unnoticed; elsewhere the
+ * caller skips with a message naming the package that provides it.
+ */
+export function requireTool(name: string, debianPackage: string): string | undefined {
+  const path = onPath(name);
+  if (path) return path;
+  const hint = `${name} is not installed (Debian package ${debianPackage}; scripts/install-system-deps.sh installs it)`;
+  if (process.env.CI === 'true') throw new Error(`${hint}. CI never skips this check.`);
+  console.warn(`skipping: ${hint}`);
+  return undefined;
+}
+
+/** The outcome of one command. */
+export interface RunResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a command to completion (never through a shell) and returns its exit code and output. */
+export function run(command: string, args: readonly string[], options: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      command,
+      [...args],
+      { cwd: options.cwd ?? ROOT, env: options.env ?? process.env, maxBuffer: 32 * 1024 * 1024, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') {
+          reject(new Error(`${command} could not run: ${err.message}`, { cause: err }));
+          return;
+        }
+        resolve({ code: typeof err?.code === 'number' ? err.code : 0, stdout, stderr });
+      },
+    );
+    if (options.input !== undefined) child.stdin?.end(options.input);
+  });
+}
