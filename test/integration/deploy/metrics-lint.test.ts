@@ -1,9 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
 import { familyOf, readCatalogue } from './catalogue.js';
-import { type HearthProcess, startHearth } from './hearth-process.js';
 import { requireTool, run } from './tools.js';
 
 const promtool = requireTool('promtool', 'prometheus');
@@ -21,21 +18,19 @@ function hearthFamilies(exposition: string): string {
     .concat('\n');
 }
 
-describe.skipIf(!promtool)('a live /metrics from `hearth serve`', () => {
-  let dataDir: string;
+describe.skipIf(!promtool)('a live /metrics from `node bin/hearth.js serve`', () => {
   let hearth: HearthProcess;
   let exposition: string;
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'hearth-metrics-'));
-    hearth = await startHearth({ args: ['--data-dir', dataDir] });
-    const res = await fetch(`http://127.0.0.1:${hearth.opsPort}/metrics`);
+    // The built program, as a deployer runs it (`make test` builds before it tests).
+    hearth = await startHearth({ name: 'metrics-lint', mode: 'built' });
+    const res = await fetch(`${hearth.opsUrl}/metrics`);
     expect(res.status).toBe(200);
     exposition = await res.text();
   });
   afterAll(async () => {
     await hearth?.stop();
-    await rm(dataDir, { recursive: true, force: true });
   });
 
   it('passes `promtool check metrics` for every hearth_ metric', async () => {

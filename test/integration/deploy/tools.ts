@@ -64,3 +64,11 @@ export function run(command: string, args: readonly string[], options: { input?:
     if (options.input !== undefined) child.stdin?.end(options.input);
   });
 }
+
+/**
+ * Runs the hearth CLI from source (the harness's `test/support/hearth-main.ts` through tsx)
+ * with PATH and `env` only, so that no HEARTH_* variable of the test's environment leaks in.
+ */
+export function runHearthCli(args: readonly string[], env: Record<string, string> = {}): Promise<RunResult> {
+  return run(process.execPath, ['--import', 'tsx', 'test/support/hearth-main.ts', ...args], { env: { PATH: process.env.PATH, ...env } });
+}

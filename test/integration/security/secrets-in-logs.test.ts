@@ -1,19 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runHearth, spawnHearth, waitForLine } from '../deploy/hearth-process.js';
-
-/** A loopback port nothing listens on: connections to it are refused at once. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { startHearth } from '../../support/hearth-process.js';
+import { freePort } from '../../support/ports.js';
+import { runHearthCli } from '../deploy/tools.js';
 
 describe('a run configured with secrets', () => {
   // Distinct, greppable values: none of them may appear in anything hearth writes.
@@ -30,18 +22,15 @@ describe('a run configured with secrets', () => {
     await writeFile(tokenFile, apiToken, { mode: 0o600 });
     // etcd and RabbitMQ on ports where nothing listens, so that connection errors (which
     // client libraries like to decorate with URLs) get logged too.
-    const etcdPort = await closedPort();
-    const amqpPort = await closedPort();
+    const etcdPort = await freePort();
+    const amqpPort = await freePort();
     env = {
-      HEARTH_DATA_DIR: join(dir, 'data'),
       HEARTH_LOG_LEVEL: 'trace',
       HEARTH_ETCD_ENDPOINTS: `http://127.0.0.1:${etcdPort}`,
       HEARTH_ETCD_USERNAME: 'hearth',
       HEARTH_ETCD_PASSWORD: etcdPassword,
       HEARTH_AMQP_URL: `amqp://hearth:${amqpPassword}@127.0.0.1:${amqpPort}/hearth`,
       HEARTH_API_TOKEN_FILE: tokenFile,
-      HEARTH_API_LISTEN: '127.0.0.1:0',
-      HEARTH_OPS_LISTEN: '127.0.0.1:0',
       HEARTH_LEASE_TTL_MS: '2000',
       HEARTH_LEASE_MARGIN_MS: '500',
     };
@@ -51,13 +40,16 @@ describe('a run configured with secrets', () => {
   });
 
   it('never writes them to its log, whatever it does with them', async () => {
-    const hearth = spawnHearth(['serve'], env);
+    const hearth = await startHearth({ name: 'secrets', env, waitFor: 'none' });
     try {
       // Whether it starts, or gives up on the unreachable etcd and RabbitMQ, depends on how
       // far cluster mode is built; either way, everything it logs is checked.
-      const started = await waitForLine(hearth, (l) => l.msg === 'hearth started', 15_000);
-      if (started?.api) {
-        const url = `http://127.0.0.1:${started.api.port}/v3/admin/no-such-resource`;
+      const deadline = Date.now() + 15_000;
+      while (hearth.process.alive && Date.now() < deadline && !hearth.logs().some((l) => l.msg === 'hearth started')) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      if (hearth.logs().some((l) => l.msg === 'hearth started')) {
+        const url = `${hearth.apiUrl}/v3/admin/no-such-resource`;
         expect((await fetch(url, { headers: { 'X-Auth-Token': apiToken } })).status).toBe(404);
         expect((await fetch(url, { headers: { Authorization: `Bearer ${apiToken}x` } })).status).toBe(401);
         expect((await fetch(url, { headers: { 'X-Auth-Token': etcdPassword } })).status).toBe(401);
@@ -67,7 +59,7 @@ describe('a run configured with secrets', () => {
     }
     const output = hearth.output();
     // The run did log, and logged its configuration, with the secrets replaced.
-    const starting = hearth.lines().find((l) => l.msg === 'starting hearth');
+    const starting = hearth.logs().find((l) => l.msg === 'starting hearth');
     expect(starting, output).toBeDefined();
     const config = starting!.config as { etcd: { password: string }; amqp: { url: string } };
     expect(config.etcd.password).toBe('[REDACTED]');
@@ -77,10 +69,10 @@ describe('a run configured with secrets', () => {
 
   it('never prints them from `hearth config check`', async () => {
     for (const format of [[], ['--json']]) {
-      const res = await runHearth(['config', 'check', ...format], env);
-      expect(res.code, res.output).toBe(0);
-      expect(res.output).toContain('[REDACTED]');
-      for (const secret of secrets) expect(res.output.includes(secret)).toBe(false);
+      const res = await runHearthCli(['config', 'check', ...format], env);
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toContain('[REDACTED]');
+      for (const secret of secrets) expect((res.stdout + res.stderr).includes(secret)).toBe(false);
     }
   });
 });
