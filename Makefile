@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NPM ?= npm
 VITEST_REPORT ?= .vitest-report.json
 
-.PHONY: run test build deps system-deps typecheck lint unit integration bench chaos clean
+.PHONY: run test build deps system-deps typecheck lint unit integration bench chaos clean generate image
 
 ## run: install what is needed, build, and start the single-node daemon on ./var
 run: build
@@ -41,6 +41,17 @@ integration: deps
 ## bench: start private etcd and RabbitMQ, run every benchmark, print the report
 bench: deps build
 	node --import tsx test/bench/run.ts $(BENCH)
+
+## generate: rewrite the generated files (docs/configuration.md, the monitoring manifests); tests fail when they are stale
+generate: node_modules/.installed
+	node --import tsx scripts/gen-config-docs.ts
+	node --import tsx scripts/gen-monitoring.ts
+
+## image: build the container image (needs a Docker engine; nothing in `make test` does)
+IMAGE ?= hearth:$(shell node -p "require('./package.json').version")
+image:
+	@docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (docker info failed)" >&2; exit 1; }
+	docker build -f deploy/Dockerfile -t $(IMAGE) --build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) .
 
 clean:
 	rm -rf dist coverage $(VITEST_REPORT)
