@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hearth's tests use, where they are missing: etcd (server and
-# etcdctl), RabbitMQ, promtool, python-cinderclient and kubectl. Nothing is started here; each
-# test starts its own servers on loopback.
+# etcdctl), RabbitMQ, promtool, python-cinderclient, kubectl and openssl (test certificates).
+# Nothing is started here; each test starts its own servers on loopback.
 set -euo pipefail
 
 declare -A package_of=(
@@ -11,6 +11,7 @@ declare -A package_of=(
   [promtool]=prometheus
   [cinder]=python3-cinderclient
   [kubectl]=kubectl
+  [openssl]=openssl
 )
 missing=()
 for cmd in "${!package_of[@]}"; do
