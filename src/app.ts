@@ -52,10 +52,9 @@ export function createApp(config: Config, options: AppOptions): App {
   const registry = createRegistry(build);
   const health = new Health();
   const ops = new OpsServer(registry, health, logger.child({ component: 'ops' }));
-  const apiAuth = config.roles.includes('api') ? apiAuthFromConfig(config.api, logger.child({ component: 'api' })) : undefined;
-  const api = apiAuth
-    ? new ApiServer({ logger: logger.child({ component: 'api' }), maxBodyBytes: config.api.maxBodyBytes, auth: apiAuth.options })
-    : undefined;
+  const apiLogger = logger.child({ component: 'api' });
+  const apiAuth = config.roles.includes('api') ? apiAuthFromConfig(config.api, apiLogger) : undefined;
+  const api = apiAuth ? new ApiServer({ logger: apiLogger, maxBodyBytes: config.api.maxBodyBytes, auth: apiAuth.options }) : undefined;
   const addresses: { api?: AddressInfo; ops?: AddressInfo } = {};
 
   const startSteps: Step[] = [
