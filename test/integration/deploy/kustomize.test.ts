@@ -19,7 +19,7 @@ type Overlay = keyof typeof OVERLAYS;
 let scratch: string;
 
 async function render(dir: string): Promise<K8sObject[]> {
-  const res = await run(kubectl!, ['kustomize', dir]);
+  const res = await run('kubectl', ['kustomize', dir]);
   expect(res.code, res.stderr).toBe(0);
   return parseAllDocuments(res.stdout)
     .map((d) => d.toJS() as K8sObject | null)

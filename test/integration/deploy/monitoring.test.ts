@@ -48,13 +48,13 @@ describe.skipIf(!promtool)('alert rules (promtool)', () => {
   });
 
   it('pass `promtool check rules`', async () => {
-    const res = await run(promtool!, ['check', 'rules', 'deploy/monitoring/alerts.yaml']);
+    const res = await run('promtool', ['check', 'rules', 'deploy/monitoring/alerts.yaml']);
     expect(res.code, res.stdout + res.stderr).toBe(0);
     expect(res.stdout).toContain(`SUCCESS: ${rules.length} rules found`);
   });
 
   it('pass their unit tests, `promtool test rules`', async () => {
-    const res = await run(promtool!, ['test', 'rules', 'deploy/monitoring/alerts.test.yaml']);
+    const res = await run('promtool', ['test', 'rules', 'deploy/monitoring/alerts.test.yaml']);
     expect(res.code, res.stdout + res.stderr).toBe(0);
     expect(res.stdout).toContain('SUCCESS');
   });
@@ -72,18 +72,18 @@ describe.skipIf(!promtool)('alert rules (promtool)', () => {
   it('would catch a broken rule and a failing unit test (promtool is really checking)', async () => {
     const broken = join(dir, 'broken.yaml');
     await writeFile(broken, stringify({ groups: [{ name: 'x', rules: [{ alert: 'X', expr: 'sum by (a (up)' }] }] }));
-    expect((await run(promtool!, ['check', 'rules', broken])).code).not.toBe(0);
+    expect((await run('promtool', ['check', 'rules', broken])).code).not.toBe(0);
     const rulesFile = join(dir, 'alerts.yaml');
     await writeFile(rulesFile, readFileSync(repoPath('deploy/monitoring/alerts.yaml'), 'utf8').replace('> 3600', '> 36000'));
     const tests = join(dir, 'alerts.test.yaml');
     await writeFile(tests, readFileSync(repoPath('deploy/monitoring/alerts.test.yaml'), 'utf8'));
-    const res = await run(promtool!, ['test', 'rules', tests]);
+    const res = await run('promtool', ['test', 'rules', tests]);
     expect(res.code).not.toBe(0);
     expect(res.stdout + res.stderr).toContain('HearthLockHeldTooLong');
   });
 
   it('pass `promtool check config` for the compose Prometheus, with the rules it loads', async () => {
-    const res = await run(promtool!, ['check', 'config', 'deploy/prometheus/prometheus.yml']);
+    const res = await run('promtool', ['check', 'config', 'deploy/prometheus/prometheus.yml']);
     expect(res.code, res.stdout + res.stderr).toBe(0);
     expect(res.stdout).toContain('1 rule files found');
   });
@@ -95,7 +95,7 @@ describe.skipIf(!promtool)('alert rules (promtool)', () => {
     );
     const file = join(dir, 'dashboard-queries.yaml');
     await writeFile(file, stringify({ groups: [{ name: 'dashboard', rules: exprs.map((expr, i) => ({ record: `dashboard:query${i}`, expr })) }] }));
-    const res = await run(promtool!, ['check', 'rules', file]);
+    const res = await run('promtool', ['check', 'rules', file]);
     expect(res.code, res.stdout + res.stderr).toBe(0);
   });
 });

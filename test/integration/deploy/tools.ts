@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hasBinary } from '../../support/binaries.js';
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -11,32 +11,17 @@ export function repoPath(relative: string): string {
   return join(ROOT, relative);
 }
 
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue;
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
-}
-
 /**
- * Finds a command-line tool these checks need (kubectl, promtool, cinder). Under CI a missing
- * tool fails the test file at once, since a skipped check would pass unnoticed; elsewhere the
- * caller skips with a message naming the package that provides it.
+ * Whether a command-line tool these checks need (kubectl, promtool, cinder, openssl) is
+ * installed. Under CI a missing tool fails the test file at once, since a skipped check would
+ * pass unnoticed; elsewhere the caller skips with a message naming the package to install.
  */
-export function requireTool(name: string, debianPackage: string): string | undefined {
-  const path = onPath(name);
-  if (path) return path;
+export function requireTool(name: string, debianPackage: string): boolean {
+  if (hasBinary(name)) return true;
   const hint = `${name} is not installed (Debian package ${debianPackage}; scripts/install-system-deps.sh installs it)`;
   if (process.env.CI === 'true') throw new Error(`${hint}. CI never skips this check.`);
   console.warn(`skipping: ${hint}`);
-  return undefined;
+  return false;
 }
 
 /** The outcome of one command. */

@@ -18,7 +18,7 @@ afterAll(async () => {
 
 /** python-cinderclient against hearth, with no Keystone and no stray OS_* settings. */
 async function cinderList(args: readonly string[]): Promise<{ code: number; output: string }> {
-  const r = await run(cinder!, [...args, 'list'], { env: { PATH: process.env.PATH, HOME: dir } });
+  const r = await run('cinder', [...args, 'list'], { env: { PATH: process.env.PATH, HOME: dir } });
   return { code: r.code, output: r.stdout + r.stderr };
 }
 

@@ -20,7 +20,7 @@ const PREFIX = '/hearth-secure';
 
 /** etcdctl against the test server, as root (certificate or password). */
 async function ctl(server: EtcdServer, pki: TestPki, auth: string[], ...args: string[]): Promise<string> {
-  const res = await run(etcdctl!, [`--endpoints=${server.url}`, `--cacert=${pki.ca.cert}`, '--dial-timeout=2s', ...auth, ...args], {
+  const res = await run('etcdctl', [`--endpoints=${server.url}`, `--cacert=${pki.ca.cert}`, '--dial-timeout=2s', ...auth, ...args], {
     env: { PATH: process.env.PATH, ETCDCTL_API: '3' },
   });
   if (res.code !== 0) throw new Error(`etcdctl ${args.join(' ')}: ${res.stderr}`);
