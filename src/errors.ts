@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'UNSUPPORTED'
   | 'ABORTED'
   | 'OUTCOME_UNKNOWN'
+  | 'CLUSTER_DISABLED'
   | 'INTERNAL';
 
 /** Options accepted by every {@link CoordinatorError}. */
@@ -135,6 +136,52 @@ export class InvalidInputError extends CoordinatorError {
 export class AbortedError extends CoordinatorError {
   constructor(what: string, options?: ErrorOptions) {
     super('ABORTED', `${what} was aborted`, options);
+  }
+}
+
+/**
+ * A write was refused because its fence no longer holds: the writer lost what entitled it to
+ * write (its lease, its alive key, its lock), or a guard proving someone else dead failed.
+ * Not retryable: the writer must stop, not try again.
+ */
+export class FencedError extends CoordinatorError {
+  /** The guard that failed, e.g. `/hearth/alive/node1@rbd create_revision == 42 (is 0)` or `holds()`. */
+  readonly guard: string;
+  /** The whole fence, as the holder described it. */
+  readonly fence: string;
+
+  constructor(guard: string, fence: string, options?: ErrorOptions) {
+    super('FENCED', `write fenced off: ${guard} no longer holds (fence: ${fence})`, options);
+    this.guard = guard;
+    this.fence = fence;
+  }
+}
+
+/** A status change the state machine does not allow, or a write that would break its invariants. */
+export class InvalidTransitionError extends CoordinatorError {
+  readonly resource: string;
+  readonly from: string;
+  readonly to: string;
+
+  constructor(resource: string, from: string, to: string, message?: string) {
+    super('INVALID_TRANSITION', message ?? `${resource} cannot go from ${from} to ${to}`);
+    this.resource = resource;
+    this.from = from;
+    this.to = to;
+  }
+}
+
+/**
+ * A write was sent but its outcome could not be established (the reply was lost and the
+ * re-read that would reconcile it failed too). It may still land. Retryable: re-read the
+ * record and decide again; never re-send the same write blindly.
+ */
+export class OutcomeUnknownError extends CoordinatorError {
+  readonly key: string;
+
+  constructor(key: string, message: string, options?: ErrorOptions) {
+    super('OUTCOME_UNKNOWN', message, { ...options, retryable: true });
+    this.key = key;
   }
 }
 

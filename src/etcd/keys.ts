@@ -10,6 +10,7 @@
  * | `locks/<name>/<leaseHex>` | empty | session — etcdctl lock's layout |
  * | `resources/<type>/<id>` | volume or snapshot record | none |
  * | `ops/<type>/<id>` | the in-flight operation | none |
+ * | `index/volume-snapshots/<volume>/<snapshot>` | empty: a volume's snapshots, so a delete can count them | none |
  */
 export class KeyLayout {
   constructor(readonly prefix: string) {}
@@ -50,5 +51,12 @@ export class KeyLayout {
   }
   ops(type?: string): string {
     return type === undefined ? `${this.prefix}/ops/` : `${this.prefix}/ops/${type}/`;
+  }
+  /** One snapshot of a volume in the index a volume delete counts. */
+  volumeSnapshot(volumeId: string, snapshotId: string): string {
+    return `${this.prefix}/index/volume-snapshots/${volumeId}/${snapshotId}`;
+  }
+  volumeSnapshots(volumeId: string): string {
+    return `${this.prefix}/index/volume-snapshots/${volumeId}/`;
   }
 }

@@ -1,0 +1,431 @@
+import type { Etcd3, ICompare, IRequestOp, ITxnResponse } from 'etcd3';
+import { BackendUnavailableError, ClosedError, FencedError, OutcomeUnknownError } from '../errors.js';
+import { fromEtcdError } from '../etcd/errors.js';
+import type { KeyLayout } from '../etcd/keys.js';
+import { type Fence, NO_FENCE } from '../fence.js';
+import type { Clock } from '../lifecycle/clock.js';
+import type { Logger } from '../observability/logger.js';
+import { reconcile } from './etcd-reconcile.js';
+import {
+  countAt,
+  countOp,
+  deleteOp,
+  failedGuard,
+  guardCompare,
+  type KeyState,
+  keyStateOf,
+  modIs,
+  prefixEnd,
+  putOp,
+  rangeOp,
+  stateAt,
+} from './etcd-txn.js';
+import type { FailedCondition } from './expect.js';
+import { matchesOpFilter, pageOf, sortOps } from './listing.js';
+import { measured, type StateMetrics } from './metrics.js';
+import { needsChildren, type Plan, planCreate, planOpUpdate, planRemove, planTransition } from './plan.js';
+import type { OpRecord, RecordOf, ResourceRecord, ResourceRef, ResourceType } from './records.js';
+import type {
+  CreateRequest,
+  ListQuery,
+  OpFilter,
+  OpUpdateRequest,
+  OpUpdateResult,
+  Page,
+  RemoveRequest,
+  StateStore,
+  TransitionRequest,
+  TransitionResult,
+} from './state-store.js';
+
+/** Options of {@link EtcdStateStore}. */
+export interface EtcdStateStoreOptions {
+  /** From `createEtcdClient` (deadlines, no blind retries); the store does not close it. */
+  readonly client: Etcd3;
+  readonly keys: KeyLayout;
+  readonly clock: Clock;
+  readonly metrics: StateMetrics;
+  readonly logger: Logger;
+  /** Transactions one write may send (lost races and reconciled resends). */
+  readonly maxAttempts?: number;
+  /** Re-reads tried when reconciling a write of unknown outcome. */
+  readonly reconcileReads?: number;
+  /** How long reconciliation waits for etcd's history. */
+  readonly historyTimeoutMs?: number;
+  /** Keys whose last seen state is remembered (optimistic first attempts). */
+  readonly cacheSize?: number;
+}
+
+/** The keys one write reads, compares and changes. */
+interface WriteKeys {
+  readonly res: string;
+  readonly op: string;
+  readonly parent?: string;
+  readonly childrenPrefix?: string;
+  /** The key whose value tells whether the write landed. */
+  readonly primary: 'res' | 'op';
+  /** Whether the transaction compares the resource key (an op-only update does not). */
+  readonly compareRes: boolean;
+}
+
+/** What a write saw of its keys. */
+interface Seen {
+  readonly res: KeyState | null;
+  readonly op: KeyState | null;
+  readonly parent?: KeyState | null;
+  readonly children?: number;
+}
+
+/** A decided write: its operations, and the result once it committed at a revision. */
+interface Decided<T> {
+  readonly success: IRequestOp[];
+  readonly intended: string | null;
+  readonly written: ReadonlyMap<string, string | null>;
+  readonly result: (revision: string) => T;
+}
+
+type Decision<T> = { readonly refused: T } | Decided<T>;
+
+/**
+ * The cluster's StateStore on etcd. A write reads the record and its op (one read-only txn, or
+ * the last state this store saw of them), decides with the same pure planner as SQLite, then
+ * commits one txn: `if mod_revision(resource) == seen and mod_revision(op) == seen [and every
+ * fence guard] then put/delete … else read them all back`. A lost race costs no extra read: the
+ * else branch returns the new values, and the conditions are checked again (bounded).
+ *
+ * Failure semantics: every call has the client's deadline. Reads fail with a retryable
+ * `BACKEND_UNAVAILABLE`. A write that fails before etcd could have applied it fails the same
+ * way; a write whose answer was lost (deadline, connection reset, partition) is never re-sent
+ * blindly: it is reconciled by re-reading (see `etcd-reconcile.ts`) and then either returns the
+ * outcome it actually had, or throws a retryable `OUTCOME_UNKNOWN` when etcd stays unreachable —
+ * the write may still land, so the caller must re-read before deciding again. A fence guard that
+ * fails (the writer's alive key or lock key is gone or someone else's) throws `FENCED`
+ * atomically: nothing was written. During a partition a worker's lease may expire in etcd while
+ * it still runs; its fenced writes then fail, because the guard compares are evaluated by etcd
+ * at commit, not by the worker.
+ */
+export class EtcdStateStore implements StateStore {
+  readonly backend = 'etcd' as const;
+  private readonly client: Etcd3;
+  private readonly keys: KeyLayout;
+  private readonly cache = new Map<string, KeyState | null>();
+  private readonly parsed = new WeakMap<KeyState, object>();
+  private readonly maxAttempts: number;
+  private readonly cacheSize: number;
+  private closed = false;
+
+  constructor(private readonly options: EtcdStateStoreOptions) {
+    this.client = options.client;
+    this.keys = options.keys;
+    this.maxAttempts = options.maxAttempts ?? 8;
+    this.cacheSize = options.cacheSize ?? 10_000;
+  }
+
+  create<T extends ResourceType>(type: T, request: CreateRequest<RecordOf<T>>): Promise<TransitionResult<RecordOf<T>>> {
+    const ref = { type, id: request.record.id };
+    const parentRef = request.parent?.ref;
+    const keys = { ...this.keysOf(ref, 'res'), ...(parentRef ? { parent: this.keys.resource(parentRef.type, parentRef.id) } : {}) };
+    // A new id is absent: the first attempt assumes so and needs no read unless a parent is unknown.
+    const assumed: Seen | undefined = keys.parent === undefined ? { res: null, op: null } : this.fromCache(keys, { res: null, op: null });
+    return this.write(ref, keys, request.fence, assumed, (seen) => {
+      const parent = keys.parent === undefined ? undefined : (this.decode<ResourceRecord>(seen.parent ?? null) ?? undefined);
+      const plan = planCreate(ref, this.observe<RecordOf<T>>(seen), request, this.options.clock.now(), parent);
+      return this.decideResource(ref, keys, seen, plan);
+    });
+  }
+
+  transition<T extends ResourceType>(
+    ref: { readonly type: T; readonly id: string },
+    request: TransitionRequest<RecordOf<T>>,
+  ): Promise<TransitionResult<RecordOf<T>>> {
+    const keys = this.keysOf(ref, 'res', needsChildren(ref.type, request.expect));
+    return this.write(ref, keys, request.fence, this.fromCache(keys), (seen) =>
+      this.decideResource(ref, keys, seen, planTransition(ref, this.observe<RecordOf<T>>(seen), request, this.options.clock.now())),
+    );
+  }
+
+  remove<T extends ResourceType>(ref: { readonly type: T; readonly id: string }, request: RemoveRequest): Promise<TransitionResult<RecordOf<T>>> {
+    const keys = this.keysOf(ref, 'res', needsChildren(ref.type, request.expect));
+    return this.write(ref, keys, request.fence, this.fromCache(keys), (seen) =>
+      this.decideResource(ref, keys, seen, planRemove(ref, this.observe<RecordOf<T>>(seen), request)),
+    );
+  }
+
+  updateOp(ref: ResourceRef, request: OpUpdateRequest): Promise<OpUpdateResult> {
+    const keys: WriteKeys = { ...this.keysOf(ref, 'op'), compareRes: false };
+    return this.write(ref, keys, request.fence, this.fromCache(keys), (seen): Decision<OpUpdateResult> => {
+      const plan = planOpUpdate(this.decode<OpRecord>(seen.op) ?? undefined, request, this.options.clock.now());
+      if ('failed' in plan) return { refused: { ok: false, failed: plan.failed } };
+      const json = JSON.stringify(plan.op);
+      return {
+        success: [putOp(keys.op, json)],
+        intended: json,
+        written: new Map([[keys.op, json]]),
+        result: (revision) => ({ ok: true, revision, op: { ...plan.op, revision } }),
+      };
+    });
+  }
+
+  async get<T extends ResourceType>(ref: { readonly type: T; readonly id: string }): Promise<RecordOf<T> | undefined> {
+    const key = this.keys.resource(ref.type, ref.id);
+    const res = await this.call(`reading ${ref.type} ${ref.id}`, () => this.client.kv.range({ key: Buffer.from(key) }));
+    const state = keyStateOf(res.kvs[0]);
+    this.remember(key, state);
+    return this.decode<RecordOf<T>>(state) ?? undefined;
+  }
+
+  async list<T extends ResourceType>(type: T, query: ListQuery = {}): Promise<Page<RecordOf<T>>> {
+    const records = await this.rangeAll<RecordOf<T>>(this.keys.resources(type), `listing ${type}s`);
+    return pageOf(records, query);
+  }
+
+  async getOp(ref: ResourceRef): Promise<OpRecord | undefined> {
+    const key = this.keys.op(ref.type, ref.id);
+    const res = await this.call(`reading the op of ${ref.type} ${ref.id}`, () => this.client.kv.range({ key: Buffer.from(key) }));
+    const state = keyStateOf(res.kvs[0]);
+    this.remember(key, state);
+    return this.decode<OpRecord>(state) ?? undefined;
+  }
+
+  async listOps(filter: OpFilter = {}): Promise<OpRecord[]> {
+    const ops = await this.rangeAll<OpRecord>(this.keys.ops(filter.type), 'listing ops');
+    return sortOps(ops.filter((op) => matchesOpFilter(op, filter)));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.cache.clear();
+  }
+
+  private keysOf(ref: ResourceRef, primary: 'res' | 'op', children = false): WriteKeys {
+    return {
+      res: this.keys.resource(ref.type, ref.id),
+      op: this.keys.op(ref.type, ref.id),
+      ...(children ? { childrenPrefix: this.keys.volumeSnapshots(ref.id) } : {}),
+      primary,
+      compareRes: true,
+    };
+  }
+
+  /** The write loop: decide, commit, re-check after a lost race, reconcile an unknown outcome. */
+  private write<T extends { ok: boolean }>(ref: ResourceRef, keys: WriteKeys, fence: Fence | undefined, first: Seen | undefined, decide: (seen: Seen) => Decision<T>): Promise<T> {
+    return measured(this.options.metrics, 'etcd', ref.type, async () => {
+      if (this.closed) throw new ClosedError('state store');
+      const f = fence ?? NO_FENCE;
+      let seen = first ?? (await this.read(keys));
+      let decided: { seen: Seen; decision: Decision<T> } | undefined;
+      const sent: Decided<T>[] = [];
+      for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+        const landed = sent.find((d) => this.isPrimary(keys, seen, d.intended));
+        if (landed) return landed.result(this.primaryOf(keys, seen)?.mod ?? '0');
+        // After an unchanged reconcile the same decision is re-sent (same compares: at most one lands).
+        if (decided?.seen !== seen) decided = { seen, decision: decide(seen) };
+        const decision = decided.decision;
+        if ('refused' in decision) return decision.refused;
+        if (!f.holds()) throw new FencedError('holds()', f.description);
+        let response: ITxnResponse;
+        try {
+          response = await this.client.kv.txn({ compare: this.compares(keys, seen, f), success: decision.success, failure: this.reads(keys, f) });
+        } catch (err) {
+          const error = fromEtcdError(err, `writing ${ref.type} ${ref.id}`);
+          if (!(error instanceof BackendUnavailableError)) throw error;
+          sent.push(decision);
+          const outcome = await this.reconcileWrite(keys, seen, decision, error);
+          if (outcome.kind === 'landed') return decision.result(outcome.revision);
+          seen = outcome.seen;
+          continue;
+        }
+        if (response.succeeded) return this.committed(keys, seen, decision, response.header.revision);
+        const fenced = failedGuard(f.guards, f.guards.map((_, i) => stateAt(response.responses, this.readCount(keys) + i)?.create ?? '0'));
+        if (fenced) throw new FencedError(fenced, f.description);
+        seen = this.seenFrom(keys, response.responses);
+        this.options.logger.debug({ key: keys.res, attempt }, 'lost a race; checking the conditions again');
+      }
+      const failed: FailedCondition = { field: 'revision', expected: 'unchanged while writing', actual: `changed ${this.maxAttempts} times` };
+      return { ok: false, failed } as unknown as T;
+    });
+  }
+
+  /** Remembers what a committed txn wrote on top of the states it compared against. */
+  private committed<T>(keys: WriteKeys, seen: Seen, decision: Decided<T>, revision: string): T {
+    const before = new Map([
+      [keys.res, seen.res],
+      [keys.op, seen.op],
+      ...(keys.parent === undefined ? [] : [[keys.parent, seen.parent ?? null] as const]),
+    ]);
+    for (const [key, json] of decision.written) {
+      const prior = before.get(key) ?? null;
+      this.remember(key, json === null ? null : { json, mod: revision, create: prior?.create ?? revision, version: String(Number(prior?.version ?? 0) + 1) });
+    }
+    return decision.result(revision);
+  }
+
+  private async reconcileWrite<T>(keys: WriteKeys, seen: Seen, decision: Decided<T>, cause: unknown): Promise<{ kind: 'landed'; revision: string } | { kind: 'retry'; seen: Seen }> {
+    for (const key of [keys.res, keys.op, keys.parent]) if (key !== undefined) this.cache.delete(key);
+    const key = keys.primary === 'res' ? keys.res : keys.op;
+    const fresh = await this.rereadForReconcile(keys, key, cause);
+    const outcome = await reconcile({
+      client: this.client,
+      clock: this.options.clock,
+      key,
+      before: this.primaryOf(keys, seen),
+      now: this.primaryOf(keys, fresh.seen),
+      nowRevision: fresh.revision,
+      intended: decision.intended,
+      timeoutMs: this.options.historyTimeoutMs ?? 3_000,
+      cause,
+    });
+    this.options.logger.warn({ key, outcome: outcome.kind, err: cause }, 'reconciled a write whose answer was lost');
+    if (outcome.kind === 'landed') return outcome;
+    return { kind: 'retry', seen: outcome.kind === 'unchanged' ? seen : fresh.seen };
+  }
+
+  private async rereadForReconcile(keys: WriteKeys, key: string, cause: unknown): Promise<{ seen: Seen; revision: string }> {
+    const tries = this.options.reconcileReads ?? 3;
+    for (let i = 1; ; i++) {
+      try {
+        const res = await this.client.kv.txn({ compare: [], success: this.reads(keys, NO_FENCE) });
+        return { seen: this.seenFrom(keys, res.responses), revision: res.header.revision };
+      } catch (err) {
+        if (i >= tries) {
+          throw new OutcomeUnknownError(key, `the outcome of a write to ${key} is unknown: its answer was lost and etcd cannot be read to reconcile it; it may still land, re-read before acting`, { cause: err ?? cause });
+        }
+        await this.options.clock.sleep(100 * i);
+      }
+    }
+  }
+
+  private isPrimary(keys: WriteKeys, seen: Seen, intended: string | null): boolean {
+    const state = this.primaryOf(keys, seen);
+    return intended === null ? state === null : state?.json === intended;
+  }
+
+  private primaryOf(keys: WriteKeys, seen: Seen): KeyState | null {
+    return keys.primary === 'res' ? seen.res : seen.op;
+  }
+
+  private compares(keys: WriteKeys, seen: Seen, fence: Fence): ICompare[] {
+    const compares = [modIs(keys.op, seen.op?.mod ?? '0')];
+    if (keys.compareRes) compares.push(modIs(keys.res, seen.res?.mod ?? '0'));
+    if (keys.parent !== undefined) compares.push(modIs(keys.parent, seen.parent?.mod ?? '0'));
+    return [...compares, ...fence.guards.map(guardCompare)];
+  }
+
+  /** Reads of every key a write depends on, in a fixed order (see {@link seenFrom}). */
+  private reads(keys: WriteKeys, fence: Fence): IRequestOp[] {
+    const reads = [rangeOp(keys.res), rangeOp(keys.op)];
+    if (keys.parent !== undefined) reads.push(rangeOp(keys.parent));
+    if (keys.childrenPrefix !== undefined) reads.push(countOp(keys.childrenPrefix));
+    return [...reads, ...fence.guards.map((g) => rangeOp(g.key))];
+  }
+
+  private readCount(keys: WriteKeys): number {
+    return 2 + (keys.parent === undefined ? 0 : 1) + (keys.childrenPrefix === undefined ? 0 : 1);
+  }
+
+  private seenFrom(keys: WriteKeys, responses: ITxnResponse['responses']): Seen {
+    const seen: Seen = {
+      res: stateAt(responses, 0),
+      op: stateAt(responses, 1),
+      ...(keys.parent === undefined ? {} : { parent: stateAt(responses, 2) }),
+      ...(keys.childrenPrefix === undefined ? {} : { children: countAt(responses, keys.parent === undefined ? 2 : 3) }),
+    };
+    this.remember(keys.res, seen.res);
+    this.remember(keys.op, seen.op);
+    if (keys.parent !== undefined) this.remember(keys.parent, seen.parent ?? null);
+    return seen;
+  }
+
+  private async read(keys: WriteKeys): Promise<Seen> {
+    const res = await this.call(`reading ${keys.res}`, () => this.client.kv.txn({ compare: [], success: this.reads(keys, NO_FENCE) }));
+    return this.seenFrom(keys, res.responses);
+  }
+
+  /** The last seen state of every key, when all are known and nothing must be counted. */
+  private fromCache(keys: WriteKeys, known: Partial<Seen> = {}): Seen | undefined {
+    if (keys.childrenPrefix !== undefined) return undefined;
+    const res = known.res !== undefined ? known.res : this.cache.get(keys.res);
+    const op = known.op !== undefined ? known.op : this.cache.get(keys.op);
+    const parent = keys.parent === undefined ? null : this.cache.get(keys.parent);
+    if (res === undefined || op === undefined || parent === undefined) return undefined;
+    return keys.parent === undefined ? { res, op } : { res, op, parent };
+  }
+
+  private remember(key: string, state: KeyState | null): void {
+    this.cache.delete(key);
+    this.cache.set(key, state);
+    if (this.cache.size > this.cacheSize) {
+      const oldest = this.cache.keys().next();
+      if (!oldest.done) this.cache.delete(oldest.value);
+    }
+  }
+
+  private decode<R>(state: KeyState | null): R | null {
+    if (state === null) return null;
+    let body = this.parsed.get(state);
+    if (!body) {
+      body = JSON.parse(state.json) as object;
+      this.parsed.set(state, body);
+    }
+    return { ...body, revision: state.mod } as R;
+  }
+
+  private observe<R>(seen: Seen): { record: R | undefined; op: OpRecord | undefined; children?: number } {
+    const base = { record: this.decode<R>(seen.res) ?? undefined, op: this.decode<OpRecord>(seen.op) ?? undefined };
+    return seen.children === undefined ? base : { ...base, children: seen.children };
+  }
+
+  /** Turns a resource plan into txn operations and the result builder. */
+  private decideResource<R extends ResourceRecord>(ref: ResourceRef, keys: WriteKeys, seen: Seen, plan: Plan<R>): Decision<TransitionResult<R>> {
+    if ('failed' in plan) return { refused: { ok: false, failed: plan.failed } };
+    const { record, op } = plan.write;
+    const success: IRequestOp[] = [];
+    const written = new Map<string, string | null>();
+    const json = record === null ? null : JSON.stringify(record);
+    success.push(json === null ? deleteOp(keys.res) : putOp(keys.res, json));
+    written.set(keys.res, json);
+    if (op !== 'keep') {
+      const opJson = op === null ? null : JSON.stringify(op);
+      if (opJson !== null || seen.op !== null) {
+        success.push(opJson === null ? deleteOp(keys.op) : putOp(keys.op, opJson));
+        written.set(keys.op, opJson);
+      }
+    }
+    if (keys.parent !== undefined && seen.parent) {
+      success.push(putOp(keys.parent, seen.parent.json));
+      written.set(keys.parent, seen.parent.json);
+    }
+    const snapshot = ref.type === 'snapshot' ? ((record ?? this.decode<ResourceRecord>(seen.res)) as { volume_id?: string } | null) : null;
+    if (snapshot?.volume_id !== undefined && (seen.res === null || record === null)) {
+      const index = this.keys.volumeSnapshot(snapshot.volume_id, ref.id);
+      success.push(record === null ? deleteOp(index) : putOp(index, ''));
+    }
+    const removed = this.decode<R>(seen.res);
+    const keptOp = this.decode<OpRecord>(seen.op);
+    return {
+      success,
+      intended: json,
+      written,
+      result: (revision) => ({
+        ok: true,
+        revision,
+        record: record === null ? (removed as R) : ({ ...record, revision } as R),
+        op: op === 'keep' ? keptOp : op && { ...op, revision },
+      }),
+    };
+  }
+
+  private async rangeAll<R>(prefix: string, what: string): Promise<R[]> {
+    const res = await this.call(what, () => this.client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) }));
+    return res.kvs.map((kv) => ({ ...(JSON.parse(kv.value.toString()) as object), revision: kv.mod_revision }) as R);
+  }
+
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new ClosedError('state store');
+    try {
+      return await fn();
+    } catch (err) {
+      throw fromEtcdError(err, what);
+    }
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Raw etcd transaction pieces for the etcd state store: compares, range/put/delete operations
+ * and the reading of their responses. The store sends raw `KV.Txn` requests (not the etcd3
+ * builder) so that one transaction can carry every compare, write and diagnostic read at once.
+ */
+import { CompareResult, CompareTarget, type ICompare, type IKeyValue, type IRequestOp, type IResponseOp } from 'etcd3';
+import type { KeyGuard } from '../fence.js';
+
+/** One key as read: its value and revisions; `null` when absent. */
+export interface KeyState {
+  readonly json: string;
+  readonly mod: string;
+  readonly create: string;
+  readonly version: string;
+}
+
+/** A key's state from a range response's first kv. */
+export function keyStateOf(kv: IKeyValue | undefined): KeyState | null {
+  if (!kv) return null;
+  return { json: kv.value.toString(), mod: kv.mod_revision, create: kv.create_revision, version: kv.version };
+}
+
+/** `mod_revision(key) == mod` (`'0'`: the key does not exist). */
+export function modIs(key: string, mod: string): ICompare {
+  return { key: Buffer.from(key), target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: mod };
+}
+
+/** A fence guard as a compare on the key's create revision. */
+export function guardCompare(guard: KeyGuard): ICompare {
+  return {
+    key: Buffer.from(guard.key),
+    target: CompareTarget.Create,
+    result: guard.expect === 'equal' ? CompareResult.Equal : CompareResult.NotEqual,
+    create_revision: guard.createRevision,
+  };
+}
+
+export function rangeOp(key: string): IRequestOp {
+  return { request_range: { key: Buffer.from(key) } };
+}
+
+/** The end of the range of every key starting with `prefix`. */
+export function prefixEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if ((end[i] as number) < 0xff) {
+      end[i] = (end[i] as number) + 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+/** Counts the keys under a prefix. */
+export function countOp(prefix: string): IRequestOp {
+  return { request_range: { key: Buffer.from(prefix), range_end: prefixEnd(prefix), count_only: true } };
+}
+
+export function putOp(key: string, value: string): IRequestOp {
+  return { request_put: { key: Buffer.from(key), value: Buffer.from(value) } };
+}
+
+export function deleteOp(key: string): IRequestOp {
+  return { request_delete_range: { key: Buffer.from(key) } };
+}
+
+/** The key state in the `index`-th response (a range of one key). */
+export function stateAt(responses: readonly IResponseOp[], index: number): KeyState | null {
+  return keyStateOf(responses[index]?.response_range.kvs[0]);
+}
+
+/** The count in the `index`-th response (a count-only range). */
+export function countAt(responses: readonly IResponseOp[], index: number): number {
+  return Number(responses[index]?.response_range.count ?? 0);
+}
+
+/** Describes a guard for errors, e.g. `/hearth/alive/n1@rbd create_revision == 42`. */
+export function describeGuard(guard: KeyGuard): string {
+  return `${guard.key} create_revision ${guard.expect === 'equal' ? '==' : '!='} ${guard.createRevision}`;
+}
+
+/** The first guard that does not hold against the create revisions read (`'0'`: absent). */
+export function failedGuard(guards: readonly KeyGuard[], createRevisions: readonly string[]): string | undefined {
+  for (const [i, guard] of guards.entries()) {
+    const actual = createRevisions[i] ?? '0';
+    const holds = guard.expect === 'equal' ? actual === guard.createRevision : actual !== guard.createRevision;
+    if (!holds) return `${describeGuard(guard)} (is ${actual})`;
+  }
+  return undefined;
+}

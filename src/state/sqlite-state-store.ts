@@ -1,0 +1,289 @@
+import Database, { type Database as Db, type Statement } from 'better-sqlite3';
+import { BackendUnavailableError, ClosedError, CoordinatorError, FencedError, messageOf } from '../errors.js';
+import { type Fence, NO_FENCE } from '../fence.js';
+import type { Clock } from '../lifecycle/clock.js';
+import { matchesOpFilter, pageOf, sortOps } from './listing.js';
+import { measured, type StateMetrics } from './metrics.js';
+import { needsChildren, type Observed, type Plan, planCreate, planOpUpdate, planRemove, planTransition, type Write } from './plan.js';
+import type { OpRecord, RecordOf, ResourceRecord, ResourceRef, ResourceType, Unrevisioned } from './records.js';
+import { prepareDatabase } from './sqlite-schema.js';
+import type {
+  CreateRequest,
+  ListQuery,
+  OpFilter,
+  OpUpdateRequest,
+  OpUpdateResult,
+  Page,
+  RemoveRequest,
+  StateStore,
+  TransitionRequest,
+  TransitionResult,
+} from './state-store.js';
+
+/** Options of {@link SqliteStateStore.open}. */
+export interface SqliteStateStoreOptions {
+  /** The database file, e.g. `<dataDir>/state.sqlite`. */
+  readonly path: string;
+  readonly clock: Clock;
+  readonly metrics: StateMetrics;
+  /** How long a write waits for another process's write lock before it fails. */
+  readonly busyTimeoutMs?: number;
+}
+
+interface Row {
+  readonly version: number;
+  readonly body: string;
+}
+
+/** File name of the store under `dataDir`. */
+export const SQLITE_STATE_FILE = 'state.sqlite';
+
+/**
+ * The single-node StateStore on one SQLite file (better-sqlite3, WAL).
+ *
+ * Each write is one `BEGIN IMMEDIATE` transaction: read the record and its op, decide (the same
+ * pure planner as etcd), check the fence's `holds()`, then `UPDATE … WHERE version = seen`. All
+ * of it runs synchronously, so nothing — in this process or another one on the same file —
+ * interleaves between check and write. Fences on a single node are their `holds()` predicate;
+ * etcd key guards cannot be evaluated here and are refused.
+ *
+ * Failure semantics: there is no network. A second process holding the write lock makes a
+ * write wait up to `busyTimeoutMs`, then fail with a retryable `BACKEND_UNAVAILABLE` (nothing
+ * written). A full or unwritable disk fails the same way; the transaction rolls back, so a
+ * write is either wholly there or not at all, also across a crash (WAL, `synchronous=FULL`).
+ */
+export class SqliteStateStore implements StateStore {
+  readonly backend = 'sqlite' as const;
+  private readonly statements = new Map<string, Statement>();
+  private closed = false;
+
+  private constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly metrics: StateMetrics,
+  ) {}
+
+  /**
+   * Opens (creating if needed) the store file.
+   *
+   * @throws BackendUnavailableError when the file cannot be opened or prepared.
+   */
+  static open(options: SqliteStateStoreOptions): SqliteStateStore {
+    try {
+      const db = new Database(options.path);
+      prepareDatabase(db, options.busyTimeoutMs ?? 5_000);
+      return new SqliteStateStore(db, options.clock, options.metrics);
+    } catch (err) {
+      throw fromSqliteError(err, `opening the state store ${options.path}`);
+    }
+  }
+
+  create<T extends ResourceType>(type: T, request: CreateRequest<RecordOf<T>>): Promise<TransitionResult<RecordOf<T>>> {
+    const ref = { type, id: request.record.id };
+    return this.write(ref, request.fence, () => {
+      const parent = request.parent ? this.readRecord(request.parent.ref) : undefined;
+      const plan = planCreate(ref, this.observe<RecordOf<T>>(ref, false), request, this.clock.now(), parent);
+      const parentRef = request.parent?.ref;
+      return this.commitPlan(ref, plan, request.fence, parentRef && ((revision) => this.touch(parentRef, revision)));
+    });
+  }
+
+  transition<T extends ResourceType>(
+    ref: { readonly type: T; readonly id: string },
+    request: TransitionRequest<RecordOf<T>>,
+  ): Promise<TransitionResult<RecordOf<T>>> {
+    return this.write(ref, request.fence, () => {
+      const observed = this.observe<RecordOf<T>>(ref, needsChildren(ref.type, request.expect));
+      return this.commitPlan(ref, planTransition(ref, observed, request, this.clock.now()), request.fence);
+    });
+  }
+
+  remove<T extends ResourceType>(ref: { readonly type: T; readonly id: string }, request: RemoveRequest): Promise<TransitionResult<RecordOf<T>>> {
+    return this.write(ref, request.fence, () => {
+      const observed = this.observe<RecordOf<T>>(ref, needsChildren(ref.type, request.expect));
+      return this.commitPlan(ref, planRemove(ref, observed, request), request.fence, undefined, observed.record);
+    });
+  }
+
+  updateOp(ref: ResourceRef, request: OpUpdateRequest): Promise<OpUpdateResult> {
+    return this.write(ref, request.fence, (): OpUpdateResult => {
+      const plan = planOpUpdate(this.readOp(ref), request, this.clock.now());
+      if ('failed' in plan) return { ok: false, failed: plan.failed };
+      checkFence(request.fence);
+      const revision = this.nextRevision();
+      this.putOp(plan.op, revision);
+      return { ok: true, revision: String(revision), op: { ...plan.op, revision: String(revision) } };
+    });
+  }
+
+  get<T extends ResourceType>(ref: { readonly type: T; readonly id: string }): Promise<RecordOf<T> | undefined> {
+    return this.read(() => this.readRecord(ref) as RecordOf<T> | undefined);
+  }
+
+  list<T extends ResourceType>(type: T, query: ListQuery = {}): Promise<Page<RecordOf<T>>> {
+    return this.read(() => {
+      const filter = query.filter ?? {};
+      const where = ['type = ?'];
+      const args: unknown[] = [type];
+      const statuses = filter.status === undefined ? [] : typeof filter.status === 'string' ? [filter.status] : [...filter.status];
+      if (filter.status !== undefined) {
+        where.push(`status IN (${statuses.map(() => '?').join(', ') || 'NULL'})`);
+        args.push(...statuses);
+      }
+      for (const [column, value] of [['project_id', filter.projectId], ['cluster', filter.cluster], ['name', filter.name], ['volume_id', filter.volumeId]] as const) {
+        if (value === undefined) continue;
+        where.push(`${column} = ?`);
+        args.push(value);
+      }
+      const rows = this.statement(`SELECT version, body FROM resources WHERE ${where.join(' AND ')}`).all(...args) as Row[];
+      return pageOf(rows.map((r) => decode<RecordOf<T>>(r)), query);
+    });
+  }
+
+  getOp(ref: ResourceRef): Promise<OpRecord | undefined> {
+    return this.read(() => this.readOp(ref));
+  }
+
+  listOps(filter: OpFilter = {}): Promise<OpRecord[]> {
+    return this.read(() => {
+      const where: string[] = [];
+      const args: unknown[] = [];
+      for (const [column, value] of [['type', filter.type], ['cluster', filter.cluster], ['owner_host', filter.ownerHost]] as const) {
+        if (value === undefined) continue;
+        where.push(`${column} = ?`);
+        args.push(value);
+      }
+      const sql = `SELECT version, body FROM ops${where.length ? ` WHERE ${where.join(' AND ')}` : ''}`;
+      const ops = (this.statement(sql).all(...args) as Row[]).map((r) => decode<OpRecord>(r));
+      return sortOps(ops.filter((op) => matchesOpFilter(op, filter)));
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  private statement(sql: string): Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  private async read<T>(fn: () => T): Promise<T> {
+    if (this.closed) throw new ClosedError('state store');
+    try {
+      return fn();
+    } catch (err) {
+      throw fromSqliteError(err, 'reading the state store');
+    }
+  }
+
+  /** Runs `fn` in one IMMEDIATE transaction (the file's write lock), measured. */
+  private write<T extends { ok: boolean }>(ref: ResourceRef, fence: Fence | undefined, fn: () => T): Promise<T> {
+    return measured(this.metrics, 'sqlite', ref.type, async () => {
+      if (this.closed) throw new ClosedError('state store');
+      if (fence && fence.guards.length > 0) {
+        throw new CoordinatorError('UNSUPPORTED', `the SQLite state store cannot check etcd key guards (${fence.description}); a single-node fence is its holds() predicate`);
+      }
+      try {
+        return this.db.transaction(fn).immediate();
+      } catch (err) {
+        throw fromSqliteError(err, `writing ${ref.type} ${ref.id}`);
+      }
+    });
+  }
+
+  private observe<R extends ResourceRecord>(ref: ResourceRef, withChildren: boolean): Observed<R> {
+    const record = this.readRecord(ref) as R | undefined;
+    const op = this.readOp(ref);
+    if (!withChildren) return { record, op };
+    const count = this.statement("SELECT COUNT(*) AS n FROM resources WHERE type = 'snapshot' AND volume_id = ?").get(ref.id) as { n: number };
+    return { record, op, children: count.n };
+  }
+
+  private readRecord(ref: ResourceRef): ResourceRecord | undefined {
+    const row = this.statement('SELECT version, body FROM resources WHERE type = ? AND id = ?').get(ref.type, ref.id) as Row | undefined;
+    return row && decode<ResourceRecord>(row);
+  }
+
+  private readOp(ref: ResourceRef): OpRecord | undefined {
+    const row = this.statement('SELECT version, body FROM ops WHERE type = ? AND id = ?').get(ref.type, ref.id) as Row | undefined;
+    return row && decode<OpRecord>(row);
+  }
+
+  private nextRevision(): number {
+    const row = this.statement("UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value").get() as { value: number };
+    return row.value;
+  }
+
+  private commitPlan<R extends ResourceRecord>(
+    ref: ResourceRef,
+    plan: Plan<R>,
+    fence: Fence | undefined,
+    alsoWrite?: (revision: number) => void,
+    removed?: R,
+  ): TransitionResult<R> {
+    if ('failed' in plan) return { ok: false, failed: plan.failed };
+    checkFence(fence);
+    const revision = this.nextRevision();
+    this.applyWrite(ref, plan.write, revision);
+    alsoWrite?.(revision);
+    const rev = String(revision);
+    const record = plan.write.record === null ? (removed as R) : ({ ...plan.write.record, revision: rev } as R);
+    const op = plan.write.op === 'keep' ? (this.readOp(ref) ?? null) : plan.write.op && { ...plan.write.op, revision: rev };
+    return { ok: true, revision: rev, record, op };
+  }
+
+  private applyWrite<R extends ResourceRecord>(ref: ResourceRef, write: Write<R>, revision: number): void {
+    if (write.record === null) {
+      this.statement('DELETE FROM resources WHERE type = ? AND id = ?').run(ref.type, ref.id);
+    } else {
+      const r = write.record as Unrevisioned<ResourceRecord>;
+      this.statement(
+        `INSERT INTO resources (type, id, version, status, project_id, cluster, name, volume_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, status = excluded.status, cluster = excluded.cluster,
+           name = excluded.name, body = excluded.body`,
+      ).run(ref.type, ref.id, revision, r.status, r.project_id, r.cluster, r.name, 'volume_id' in r ? r.volume_id : null, JSON.stringify(r));
+    }
+    if (write.op === null) this.statement('DELETE FROM ops WHERE type = ? AND id = ?').run(ref.type, ref.id);
+    else if (write.op !== 'keep') this.putOp(write.op, revision);
+  }
+
+  private putOp(op: Unrevisioned<OpRecord>, revision: number): void {
+    this.statement(
+      `INSERT INTO ops (type, id, version, cluster, owner_host, owner_incarnation, published_at, created_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, cluster = excluded.cluster, owner_host = excluded.owner_host,
+         owner_incarnation = excluded.owner_incarnation, published_at = excluded.published_at, created_at = excluded.created_at, body = excluded.body`,
+    ).run(op.type, op.id, revision, op.cluster, op.owner?.host ?? null, op.owner?.incarnation ?? null, op.publishedAt, op.createdAt, JSON.stringify(op));
+  }
+
+  /** Bumps a parent's version, as etcd bumps its mod revision (see CreateRequest.parent). */
+  private touch(ref: ResourceRef, revision: number): void {
+    this.statement('UPDATE resources SET version = ? WHERE type = ? AND id = ?').run(revision, ref.type, ref.id);
+  }
+}
+
+function decode<T>(row: Row): T {
+  return { ...(JSON.parse(row.body) as object), revision: String(row.version) } as T;
+}
+
+/** Checks a single-node fence synchronously, inside the transaction that writes. */
+function checkFence(fence: Fence | undefined): void {
+  const f = fence ?? NO_FENCE;
+  if (!f.holds()) throw new FencedError('holds()', f.description);
+}
+
+/** Translates a better-sqlite3 error; locks, I/O and a full disk are retryable. */
+export function fromSqliteError(err: unknown, what: string): CoordinatorError {
+  if (err instanceof CoordinatorError) return err;
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err).code) : '';
+  if (/^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|PROTOCOL)/.test(code)) {
+    return new BackendUnavailableError('sqlite', `${what}: ${messageOf(err)} (${code})`, { cause: err });
+  }
+  return new CoordinatorError('INTERNAL', `${what}: ${messageOf(err)}`, { cause: err });
+}

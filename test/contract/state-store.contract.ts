@@ -1,0 +1,428 @@
+// The StateStore contract: one suite, run on every adapter (SQLite in test/unit/state, etcd in
+// test/integration/state), so the single node provably has the cluster's semantics.
+import { randomUUID } from 'node:crypto';
+import { Registry } from 'prom-client';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ClosedError, FencedError, InvalidInputError, InvalidTransitionError } from '../../src/errors.js';
+import type { Fence } from '../../src/fence.js';
+import type { OwnerRef } from '../../src/identity.js';
+import { ManualClock } from '../../src/lifecycle/clock.js';
+import { not } from '../../src/state/expect.js';
+import { createStateMetrics, type StateMetrics } from '../../src/state/metrics.js';
+import type { SnapshotRecord, VolumeRecord } from '../../src/state/records.js';
+import { type NewRecord, type StateStore, valueOf } from '../../src/state/state-store.js';
+
+/** A fence the harness can take away, as a lost lease would. */
+export interface TestFence {
+  readonly fence: Fence;
+  revoke(): Promise<void>;
+}
+
+/** One adapter under test. */
+export interface StateStoreHarness {
+  readonly store: StateStore;
+  /** A fence that holds until revoked (etcd: a real alive key on a lease). */
+  makeFence(): Promise<TestFence>;
+  close(): Promise<void>;
+}
+
+/** Builds an adapter on the given clock and metrics. */
+export type StateStoreFactory = (deps: { clock: ManualClock; metrics: StateMetrics }) => Promise<StateStoreHarness>;
+
+const ME: OwnerRef = { host: 'node1@rbd', incarnation: 'node1@rbd:aaa', aliveRevision: '0' };
+const PEER: OwnerRef = { host: 'node2@rbd', incarnation: 'node2@rbd:bbb', aliveRevision: '0' };
+
+/** A new volume in `creating`, as the API builds it. */
+export function newVolume(over: Partial<NewRecord<VolumeRecord>> = {}): NewRecord<VolumeRecord> {
+  return {
+    id: randomUUID(),
+    name: 'vol',
+    description: null,
+    size: 1,
+    status: 'creating',
+    previous_status: null,
+    project_id: 'admin',
+    user_id: 'admin',
+    cluster: 'ceph@rbd',
+    host: null,
+    attach_status: 'detached',
+    availability_zone: 'nova',
+    volume_type: '__DEFAULT__',
+    migration_status: null,
+    bootable: false,
+    multiattach: false,
+    metadata: {},
+    ...over,
+  };
+}
+
+function newSnapshot(volumeId: string, over: Partial<NewRecord<SnapshotRecord>> = {}): NewRecord<SnapshotRecord> {
+  return {
+    id: randomUUID(),
+    volume_id: volumeId,
+    name: 'snap',
+    description: null,
+    size: 1,
+    status: 'creating',
+    previous_status: null,
+    project_id: 'admin',
+    user_id: 'admin',
+    cluster: 'ceph@rbd',
+    host: null,
+    progress: '0%',
+    metadata: {},
+    ...over,
+  };
+}
+
+function metricValue(registry: Registry, labels: Record<string, string>): Promise<number> {
+  return registry
+    .getSingleMetric('hearth_transitions_total')!
+    .get()
+    .then((m) => m.values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((a, v) => a + v.value, 0));
+}
+
+/** Registers the contract suite for one adapter. */
+export function describeStateStore(name: string, factory: StateStoreFactory): void {
+  describe(`StateStore contract: ${name}`, () => {
+    let h: StateStoreHarness;
+    let store: StateStore;
+    let clock: ManualClock;
+    let registry: Registry;
+
+    beforeEach(async () => {
+      clock = new ManualClock(1_700_000_000_000);
+      registry = new Registry();
+      h = await factory({ clock, metrics: createStateMetrics(registry) });
+      store = h.store;
+    });
+    afterEach(async () => {
+      await h.close();
+    });
+
+    /** Creates a volume and completes its creation: an `available` volume with no op. */
+    async function availableVolume(over: Partial<NewRecord<VolumeRecord>> = {}): Promise<VolumeRecord> {
+      const created = await store.create('volume', { record: newVolume(over), op: { kind: 'create_volume' } });
+      if (!created.ok) throw new Error('create failed');
+      const done = await store.transition({ type: 'volume', id: created.record.id }, { expect: { status: 'creating' }, set: { status: 'available' }, op: 'remove', by: 'worker' });
+      if (!done.ok) throw new Error('completion failed');
+      return done.record;
+    }
+
+    describe('create', () => {
+      it('creates a resource and its op record in one write, stamping times and revision', async () => {
+        const record = newVolume({ name: 'a' });
+        const res = await store.create('volume', { record, op: { kind: 'create_volume', params: { size: 1 } } });
+        expect(res.ok).toBe(true);
+        if (!res.ok) return;
+        expect(res.record).toMatchObject({ ...record, created_at: clock.now(), updated_at: null });
+        expect(res.record.revision).toBe(res.revision);
+        expect(res.op).toMatchObject({ type: 'volume', id: record.id, kind: 'create_volume', status: 'creating', cluster: 'ceph@rbd', owner: null, attempt: 0, params: { size: 1 }, createdAt: clock.now(), updatedAt: clock.now(), publishedAt: null });
+        expect(res.op?.opId).toMatch(/^[0-9a-f-]{36}$/);
+        expect(await store.get({ type: 'volume', id: record.id })).toEqual(res.record);
+        expect(await store.getOp({ type: 'volume', id: record.id })).toEqual(res.op);
+      });
+
+      it('is conditional on absence: a second create names `exists`', async () => {
+        const record = newVolume();
+        await store.create('volume', { record, op: { kind: 'create_volume' } });
+        const again = await store.create('volume', { record, op: { kind: 'create_volume' } });
+        expect(again).toEqual({ ok: false, failed: { field: 'exists', expected: false, actual: true } });
+      });
+
+      it('refuses to create a transitional resource without an op, or with the wrong op kind', async () => {
+        const record = newVolume();
+        await expect(store.create('volume', { record })).rejects.toBeInstanceOf(InvalidTransitionError);
+        await expect(store.create('volume', { record, op: { kind: 'delete_volume' } })).rejects.toBeInstanceOf(InvalidTransitionError);
+        await expect(store.create('volume', { record: { ...record, status: 'available' }, op: { kind: 'create_volume' } })).rejects.toBeInstanceOf(InvalidTransitionError);
+        expect(await store.get({ type: 'volume', id: record.id })).toBeUndefined();
+      });
+    });
+
+    describe('transition', () => {
+      it('changes the record when every condition holds and reports the new revision', async () => {
+        const vol = await availableVolume();
+        await clock.advance(1_000);
+        const res = await store.transition({ type: 'volume', id: vol.id }, { expect: { status: 'available', size: 1 }, set: { name: 'renamed' }, by: 'api' });
+        expect(res.ok).toBe(true);
+        if (!res.ok) return;
+        expect(res.record).toMatchObject({ name: 'renamed', status: 'available', updated_at: clock.now() });
+        expect(res.revision).not.toBe(vol.revision);
+        expect((await store.get({ type: 'volume', id: vol.id }))?.revision).toBe(res.revision);
+      });
+
+      it('names the condition that failed, with what the field held', async () => {
+        const vol = await availableVolume();
+        const res = await store.transition({ type: 'volume', id: vol.id }, { expect: { size: 1, status: ['error', 'in-use'] }, set: { name: 'x' }, by: 'api' });
+        expect(res).toEqual({ ok: false, failed: { field: 'status', expected: ['error', 'in-use'], actual: 'available' } });
+        expect((await store.get({ type: 'volume', id: vol.id }))?.revision).toBe(vol.revision);
+      });
+
+      it('reports a missing resource as the `exists` condition', async () => {
+        const res = await store.transition({ type: 'volume', id: randomUUID() }, { expect: {}, set: { name: 'x' }, by: 'api' });
+        expect(res).toEqual({ ok: false, failed: { field: 'exists', expected: true, actual: false } });
+      });
+
+      it('has Cinder semantics: null matches missing, lists are one-of, not() negates and matches missing', async () => {
+        const vol = await availableVolume();
+        const ref = { type: 'volume' as const, id: vol.id };
+        const attempt = (e: Record<string, unknown>) => store.transition(ref, { expect: e as never, set: { description: 'x' }, by: 'api' });
+        expect((await attempt({ migration_status: null })).ok).toBe(true);
+        expect((await attempt({ migration_status: [null, 'success'] })).ok).toBe(true);
+        expect((await attempt({ migration_status: not('migrating') })).ok).toBe(true);
+        expect((await attempt({ attach_status: not(['attached', 'attaching']) })).ok).toBe(true);
+        expect(await attempt({ migration_status: not(null) })).toEqual({ ok: false, failed: { field: 'migration_status', expected: { not: null }, actual: null } });
+        expect(await attempt({ migration_status: not(['x', null]) })).toEqual({ ok: false, failed: { field: 'migration_status', expected: { not: ['x', null] }, actual: null } });
+        expect(await attempt({ attach_status: not('detached') })).toEqual({ ok: false, failed: { field: 'attach_status', expected: { not: 'detached' }, actual: 'detached' } });
+        expect(await attempt({ nonexistent_field: null })).toMatchObject({ ok: true });
+      });
+
+      it('compares revisions: a write based on a stale revision names `revision`', async () => {
+        const vol = await availableVolume();
+        const ref = { type: 'volume' as const, id: vol.id };
+        expect((await store.transition(ref, { expect: { revision: vol.revision }, set: { name: 'one' }, by: 'api' })).ok).toBe(true);
+        const stale = await store.transition(ref, { expect: { revision: vol.revision }, set: { name: 'two' }, by: 'api' });
+        expect(stale).toMatchObject({ ok: false, failed: { field: 'revision', expected: vol.revision } });
+      });
+
+      it('creates the op record in the same write that enters a transitional status', async () => {
+        const vol = await availableVolume();
+        const ref = { type: 'volume' as const, id: vol.id };
+        const res = await store.transition(ref, { expect: { status: ['available', 'error'] }, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' });
+        expect(res).toMatchObject({ ok: true, record: { status: 'deleting' }, op: { kind: 'delete_volume', status: 'deleting', owner: null } });
+        expect(await store.getOp(ref)).toMatchObject({ kind: 'delete_volume', status: 'deleting' });
+        const again = await store.transition(ref, { expect: { status: ['available', 'error'] }, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' });
+        expect(again).toEqual({ ok: false, failed: { field: 'status', expected: ['available', 'error'], actual: 'deleting' } });
+      });
+
+      it('keeps the invariant: no transitional status without its op, no op outside one', async () => {
+        const vol = await availableVolume();
+        const ref = { type: 'volume' as const, id: vol.id };
+        await expect(store.transition(ref, { expect: {}, set: { status: 'deleting' }, by: 'api' })).rejects.toBeInstanceOf(InvalidTransitionError);
+        await store.transition(ref, { expect: {}, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' });
+        await expect(store.transition(ref, { expect: {}, set: { status: 'error_deleting' }, by: 'worker' })).rejects.toBeInstanceOf(InvalidTransitionError);
+        expect(await store.get({ type: 'volume', id: vol.id })).toMatchObject({ status: 'deleting' });
+      });
+
+      it('refuses a status change the state machine forbids for the actor', async () => {
+        const vol = await availableVolume();
+        const ref = { type: 'volume' as const, id: vol.id };
+        const err = await store.transition(ref, { expect: {}, set: { status: 'error_extending' }, by: 'api' }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(InvalidTransitionError);
+        expect(err).toMatchObject({ code: 'INVALID_TRANSITION', resource: 'volume', from: 'available', to: 'error_extending' });
+        await expect(store.transition(ref, { expect: {}, set: { status: 'no-such-status' as never }, by: 'admin' })).rejects.toBeInstanceOf(InvalidTransitionError);
+        expect((await store.get(ref))?.revision).toBe(vol.revision);
+      });
+
+      it('copies another field with valueOf (previous_status = status)', async () => {
+        const vol = await availableVolume();
+        const res = await store.transition(
+          { type: 'volume', id: vol.id },
+          { expect: { status: ['available', 'in-use'] }, set: { status: 'extending', previous_status: valueOf('status') }, op: { create: { kind: 'extend_volume', params: { newSize: 2 } } }, by: 'api' },
+        );
+        expect(res).toMatchObject({ ok: true, record: { status: 'extending', previous_status: 'available' }, op: { params: { newSize: 2 } } });
+      });
+
+      it('lets an admin reset abandon the op, but never into a transitional status', async () => {
+        const vol = await availableVolume();
+        const ref = { type: 'volume' as const, id: vol.id };
+        await store.transition(ref, { expect: {}, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' });
+        await expect(store.transition(ref, { expect: {}, set: { status: 'creating' }, op: { create: { kind: 'create_volume' } }, by: 'admin' })).rejects.toBeInstanceOf(InvalidTransitionError);
+        const reset = await store.transition(ref, { expect: {}, set: { status: 'error' }, op: 'remove', by: 'admin' });
+        expect(reset).toMatchObject({ ok: true, record: { status: 'error' }, op: null });
+        expect(await store.getOp(ref)).toBeUndefined();
+      });
+
+      it('checks the op record with expectOp (a worker completes only its own op)', async () => {
+        const vol = await availableVolume();
+        const ref = { type: 'volume' as const, id: vol.id };
+        const started = await store.transition(ref, { expect: {}, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' });
+        if (!started.ok || !started.op) throw new Error('no op');
+        await store.updateOp(ref, { expect: { opId: started.op.opId, owner: null }, set: { owner: PEER, attempt: 1 } });
+        const mine = await store.remove(ref, { expect: { status: 'deleting' }, expectOp: { opId: started.op.opId, owner: ME.incarnation }, by: 'worker' });
+        expect(mine).toEqual({ ok: false, failed: { field: 'op.owner', expected: ME.incarnation, actual: PEER.incarnation } });
+        const noOp = await store.transition({ type: 'volume', id: (await availableVolume()).id }, { expect: {}, expectOp: { owner: null }, set: { name: 'x' }, by: 'worker' });
+        expect(noOp).toEqual({ ok: false, failed: { field: 'op.exists', expected: true, actual: false } });
+      });
+    });
+
+    describe('op records', () => {
+      it('claims, hands back and marks published conditionally', async () => {
+        const created = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
+        if (!created.ok || !created.op) throw new Error('create failed');
+        const ref = { type: 'volume' as const, id: created.record.id };
+        const op = created.op;
+        const published = await store.updateOp(ref, { expect: { opId: op.opId }, set: { publishedAt: 5 } });
+        expect(published).toMatchObject({ ok: true, op: { publishedAt: 5, owner: null } });
+        const claim = await store.updateOp(ref, { expect: { opId: op.opId, owner: null, attempt: 0 }, set: { owner: ME, attempt: 1 } });
+        expect(claim).toMatchObject({ ok: true, op: { owner: ME, attempt: 1 } });
+        const lost = await store.updateOp(ref, { expect: { opId: op.opId, owner: null, attempt: 0 }, set: { owner: PEER, attempt: 1 } });
+        expect(lost).toEqual({ ok: false, failed: { field: 'op.owner', expected: null, actual: ME.incarnation } });
+        const handBack = await store.updateOp(ref, { expect: { owner: ME.incarnation }, set: { owner: null } });
+        expect(handBack).toMatchObject({ ok: true, op: { owner: null, attempt: 1 } });
+        if (!handBack.ok || !claim.ok) return;
+        expect(handBack.revision).not.toBe(claim.revision);
+        const stale = await store.updateOp(ref, { expect: { revision: claim.revision }, set: { owner: PEER } });
+        expect(stale).toMatchObject({ ok: false, failed: { field: 'op.revision' } });
+        expect(await store.get(ref)).toMatchObject({ status: 'creating', revision: created.revision });
+      });
+
+      it('reports a missing op as `op.exists`', async () => {
+        const vol = await availableVolume();
+        expect(await store.updateOp({ type: 'volume', id: vol.id }, { expect: {}, set: { owner: ME } })).toEqual({ ok: false, failed: { field: 'op.exists', expected: true, actual: false } });
+      });
+
+      it('lists ops by cluster, owner, ownership and unpublished age, oldest first', async () => {
+        const a = await store.create('volume', { record: newVolume({ cluster: 'a@x' }), op: { kind: 'create_volume' } });
+        await clock.advance(10);
+        const b = await store.create('volume', { record: newVolume({ cluster: 'b@x' }), op: { kind: 'create_volume' } });
+        await clock.advance(10);
+        const c = await store.create('volume', { record: newVolume({ cluster: 'a@x' }), op: { kind: 'create_volume' } });
+        if (!a.ok || !b.ok || !c.ok) throw new Error('create failed');
+        await store.updateOp({ type: 'volume', id: b.record.id }, { expect: {}, set: { owner: PEER, attempt: 1 } });
+        await store.updateOp({ type: 'volume', id: c.record.id }, { expect: {}, set: { publishedAt: clock.now() } });
+        const ids = (ops: { id: string }[]) => ops.map((o) => o.id);
+        expect(ids(await store.listOps())).toEqual([a.record.id, b.record.id, c.record.id]);
+        expect(ids(await store.listOps({ cluster: 'a@x' }))).toEqual([a.record.id, c.record.id]);
+        expect(ids(await store.listOps({ ownerHost: PEER.host }))).toEqual([b.record.id]);
+        expect(ids(await store.listOps({ ownerIncarnation: PEER.incarnation }))).toEqual([b.record.id]);
+        expect(ids(await store.listOps({ ownership: 'queued' }))).toEqual([a.record.id, c.record.id]);
+        expect(ids(await store.listOps({ ownership: 'owned', type: 'volume' }))).toEqual([b.record.id]);
+        expect(ids(await store.listOps({ unpublishedBefore: clock.now() + 1 }))).toEqual([a.record.id]);
+        expect(ids(await store.listOps({ type: 'snapshot' }))).toEqual([]);
+      });
+    });
+
+    describe('remove', () => {
+      it('removes the resource and its op record together (the final delete)', async () => {
+        const vol = await availableVolume();
+        const ref = { type: 'volume' as const, id: vol.id };
+        await store.transition(ref, { expect: { status: 'available' }, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' });
+        const res = await store.remove(ref, { expect: { status: 'deleting' }, by: 'worker' });
+        expect(res).toMatchObject({ ok: true, record: { id: vol.id, status: 'deleting' }, op: null });
+        expect(await store.get(ref)).toBeUndefined();
+        expect(await store.getOp(ref)).toBeUndefined();
+        expect(await store.remove(ref, { expect: {}, by: 'worker' })).toEqual({ ok: false, failed: { field: 'exists', expected: true, actual: false } });
+      });
+
+      it('refuses to remove a resource that is not being deleted', async () => {
+        const vol = await availableVolume();
+        await expect(store.remove({ type: 'volume', id: vol.id }, { expect: {}, by: 'worker' })).rejects.toBeInstanceOf(InvalidTransitionError);
+        expect(await store.get({ type: 'volume', id: vol.id })).toBeDefined();
+      });
+    });
+
+    describe('snapshots and their volume', () => {
+      it('creates a snapshot only while its volume meets the conditions, and changes the volume\'s revision', async () => {
+        const vol = await availableVolume();
+        const snap = newSnapshot(vol.id);
+        const res = await store.create('snapshot', { record: snap, op: { kind: 'create_snapshot' }, parent: { ref: { type: 'volume', id: vol.id }, expect: { status: 'available' } } });
+        expect(res).toMatchObject({ ok: true, record: { volume_id: vol.id, status: 'creating' }, op: { kind: 'create_snapshot' } });
+        expect((await store.get({ type: 'volume', id: vol.id }))?.revision).not.toBe(vol.revision);
+        const busy = await store.create('snapshot', { record: newSnapshot(vol.id), op: { kind: 'create_snapshot' }, parent: { ref: { type: 'volume', id: vol.id }, expect: { status: 'in-use' } } });
+        expect(busy).toEqual({ ok: false, failed: { field: 'volume.status', expected: 'in-use', actual: 'available' } });
+        const orphan = await store.create('snapshot', { record: newSnapshot('missing'), op: { kind: 'create_snapshot' }, parent: { ref: { type: 'volume', id: randomUUID() }, expect: {} } });
+        expect(orphan).toEqual({ ok: false, failed: { field: 'volume.exists', expected: true, actual: false } });
+      });
+
+      it('counts a volume\'s snapshots for a delete that requires none', async () => {
+        const vol = await availableVolume();
+        const volRef = { type: 'volume' as const, id: vol.id };
+        const snap = await store.create('snapshot', { record: newSnapshot(vol.id), op: { kind: 'create_snapshot' }, parent: { ref: volRef, expect: { status: 'available' } } });
+        if (!snap.ok) throw new Error('snapshot failed');
+        const deleteVolume = () => store.transition(volRef, { expect: { status: 'available', snapshots: 0 }, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' });
+        expect(await deleteVolume()).toEqual({ ok: false, failed: { field: 'snapshots', expected: 0, actual: 1 } });
+        const snapRef = { type: 'snapshot' as const, id: snap.record.id };
+        await store.transition(snapRef, { expect: { status: 'creating' }, set: { status: 'available' }, op: 'remove', by: 'worker' });
+        await store.transition(snapRef, { expect: { status: ['available', 'error'] }, set: { status: 'deleting' }, op: { create: { kind: 'delete_snapshot' } }, by: 'api' });
+        await store.remove(snapRef, { expect: { status: 'deleting' }, by: 'worker' });
+        expect(await deleteVolume()).toMatchObject({ ok: true, record: { status: 'deleting' } });
+      });
+    });
+
+    describe('fences', () => {
+      it('throws FencedError and writes nothing once the fence no longer holds', async () => {
+        const vol = await availableVolume();
+        const ref = { type: 'volume' as const, id: vol.id };
+        await store.transition(ref, { expect: {}, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' });
+        const { fence, revoke } = await h.makeFence();
+        const ok = await store.transition(ref, { expect: {}, set: { host: 'node1@rbd' }, fence, by: 'worker' });
+        expect(ok.ok).toBe(true);
+        await revoke();
+        const err = await store.transition(ref, { expect: {}, set: { host: 'zombie' }, fence, by: 'worker' }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(FencedError);
+        expect(err).toMatchObject({ code: 'FENCED' });
+        await expect(store.create('volume', { record: newVolume(), op: { kind: 'create_volume' }, fence })).rejects.toBeInstanceOf(FencedError);
+        await expect(store.updateOp(ref, { expect: {}, set: { owner: ME }, fence })).rejects.toBeInstanceOf(FencedError);
+        await expect(store.remove(ref, { expect: {}, fence, by: 'worker' })).rejects.toBeInstanceOf(FencedError);
+        expect(await store.get(ref)).toMatchObject({ host: 'node1@rbd', status: 'deleting' });
+        expect(await store.getOp(ref)).toMatchObject({ owner: null });
+        expect(await metricValue(registry, { result: 'fenced' })).toBe(4);
+      });
+
+      it('checks the conditions before the fence: a failed condition is still a value', async () => {
+        const vol = await availableVolume();
+        const { fence, revoke } = await h.makeFence();
+        await revoke();
+        const res = await store.transition({ type: 'volume', id: vol.id }, { expect: { status: 'deleting' }, set: { host: 'x' }, fence, by: 'worker' });
+        expect(res).toMatchObject({ ok: false, failed: { field: 'status' } });
+      });
+    });
+
+    describe('reads', () => {
+      it('lists with Cinder\'s filters, newest first by default, with limit/marker pages', async () => {
+        const made: VolumeRecord[] = [];
+        for (let i = 0; i < 5; i++) {
+          made.push(await availableVolume({ name: i % 2 === 0 ? 'even' : 'odd', project_id: i < 4 ? 'p1' : 'p2', cluster: i < 3 ? 'a@x' : 'b@x' }));
+          await clock.advance(1_000);
+        }
+        const ids = (page: { items: readonly { id: string }[] }) => page.items.map((v) => v.id);
+        const newestFirst = [...made].reverse().map((v) => v.id);
+        const all = await store.list('volume');
+        expect(ids(all)).toEqual(newestFirst);
+        expect(all.total).toBe(5);
+        expect(ids(await store.list('volume', { filter: { name: 'odd' } }))).toEqual([made[3]!.id, made[1]!.id]);
+        expect(ids(await store.list('volume', { filter: { projectId: 'p2' } }))).toEqual([made[4]!.id]);
+        expect(ids(await store.list('volume', { filter: { cluster: 'a@x', status: ['available'] } }))).toEqual([made[2]!.id, made[1]!.id, made[0]!.id]);
+        expect((await store.list('volume', { filter: { status: 'error' } })).total).toBe(0);
+        const first = await store.list('volume', { limit: 2 });
+        expect(first).toMatchObject({ total: 5, more: true });
+        const second = await store.list('volume', { limit: 2, marker: first.items[1]!.id });
+        const third = await store.list('volume', { limit: 2, marker: second.items[1]!.id });
+        expect([...ids(first), ...ids(second), ...ids(third)]).toEqual(newestFirst);
+        expect(third.more).toBe(false);
+        expect(ids(await store.list('volume', { sort: [{ key: 'name', dir: 'asc' }, { key: 'created_at', dir: 'asc' }] }))).toEqual([made[0]!.id, made[2]!.id, made[4]!.id, made[1]!.id, made[3]!.id]);
+        await expect(store.list('volume', { marker: randomUUID() })).rejects.toBeInstanceOf(InvalidInputError);
+      });
+
+      it('lists a volume\'s snapshots', async () => {
+        const vol = await availableVolume();
+        const other = await availableVolume();
+        const s1 = await store.create('snapshot', { record: newSnapshot(vol.id), op: { kind: 'create_snapshot' }, parent: { ref: { type: 'volume', id: vol.id }, expect: {} } });
+        await store.create('snapshot', { record: newSnapshot(other.id), op: { kind: 'create_snapshot' }, parent: { ref: { type: 'volume', id: other.id }, expect: {} } });
+        if (!s1.ok) throw new Error('snapshot failed');
+        const page = await store.list('snapshot', { filter: { volumeId: vol.id } });
+        expect(page.items.map((s) => s.id)).toEqual([s1.record.id]);
+        expect((await store.list('snapshot')).total).toBe(2);
+      });
+    });
+
+    describe('metrics and lifecycle', () => {
+      it('counts transitions by resource and result', async () => {
+        const vol = await availableVolume();
+        await store.transition({ type: 'volume', id: vol.id }, { expect: { status: 'error' }, set: {}, by: 'api' });
+        expect(await metricValue(registry, { resource: 'volume', result: 'ok' })).toBe(2);
+        expect(await metricValue(registry, { resource: 'volume', result: 'conflict' })).toBe(1);
+        const text = await registry.metrics();
+        expect(text).toMatch(new RegExp(`hearth_transition_duration_seconds_count\\{backend="${store.backend}"\\} 3`));
+      });
+
+      it('refuses calls once closed; close is idempotent', async () => {
+        await store.close();
+        await store.close();
+        await expect(store.get({ type: 'volume', id: randomUUID() })).rejects.toBeInstanceOf(ClosedError);
+        await expect(store.create('volume', { record: newVolume(), op: { kind: 'create_volume' } })).rejects.toBeInstanceOf(ClosedError);
+      });
+    });
+  });
+}

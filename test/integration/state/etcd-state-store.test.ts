@@ -1,0 +1,215 @@
+import type { Etcd3 } from 'etcd3';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../../src/config/schema.js';
+import { FencedError, OutcomeUnknownError } from '../../../src/errors.js';
+import { createEtcdClient } from '../../../src/etcd/client.js';
+import { KeyLayout } from '../../../src/etcd/keys.js';
+import type { Fence } from '../../../src/fence.js';
+import { type Clock, systemClock } from '../../../src/lifecycle/clock.js';
+import { silentLogger } from '../../../src/observability/logger.js';
+import { EtcdStateStore } from '../../../src/state/etcd-state-store.js';
+import { createStateMetrics, type StateMetrics } from '../../../src/state/metrics.js';
+import type { VolumeRecord } from '../../../src/state/records.js';
+import { type EtcdTestContext, useEtcd } from '../../support/context.js';
+import { waitFor } from '../../support/wait.js';
+import { describeStateStore, newVolume } from '../../contract/state-store.contract.js';
+import { LossyProxy } from './lossy-proxy.js';
+
+function etcdConfig(endpoints: readonly string[], prefix: string, callTimeoutMs = 3_000): Config['etcd'] {
+  return { endpoints, prefix, username: '', password: '', caFile: '', certFile: '', keyFile: '', callTimeoutMs };
+}
+
+function storeOn(client: Etcd3, prefix: string, clock: Clock, metrics: StateMetrics): EtcdStateStore {
+  return new EtcdStateStore({ client, keys: new KeyLayout(prefix), clock, metrics, logger: silentLogger() });
+}
+
+/** Puts `alive/<host>` on a lease of `ttlSeconds` and returns the guard on it. */
+async function aliveKey(client: Etcd3, keys: KeyLayout, host: string, ttlSeconds: number, keepAlive: boolean) {
+  const lease = client.lease(ttlSeconds, { autoKeepAlive: keepAlive });
+  lease.on('lost', () => undefined);
+  const key = keys.alive(host);
+  await lease.put(key).value(JSON.stringify({ incarnation: `${host}:test` }));
+  const kv = await client.kv.range({ key: Buffer.from(key) });
+  return { lease, key, createRevision: kv.kvs[0]!.create_revision };
+}
+
+describeStateStore('etcd', async ({ clock, metrics }) => {
+  const ctx = useEtcd();
+  const client = createEtcdClient(etcdConfig(ctx.endpoints, ctx.prefix));
+  const keys = new KeyLayout(ctx.prefix);
+  const store = storeOn(client, ctx.prefix, clock, metrics);
+  const leases: { revoke(): Promise<void> }[] = [];
+  return {
+    store,
+    makeFence: async () => {
+      const alive = await aliveKey(client, keys, 'node1@rbd', 30, true);
+      leases.push(alive.lease);
+      let held = true;
+      const fence: Fence = { guards: [{ key: alive.key, createRevision: alive.createRevision, expect: 'equal' }], holds: () => held, description: 'alive/node1@rbd' };
+      return {
+        fence,
+        revoke: async () => {
+          held = false;
+          await alive.lease.revoke();
+        },
+      };
+    },
+    close: async () => {
+      await store.close();
+      await Promise.allSettled(leases.map((l) => l.revoke()));
+      client.close();
+      await ctx.close();
+    },
+  };
+});
+
+describe('EtcdStateStore on a real etcd', () => {
+  let ctx: EtcdTestContext;
+  let client: Etcd3;
+  let keys: KeyLayout;
+  let store: EtcdStateStore;
+
+  beforeAll(() => {
+    ctx = useEtcd();
+    client = createEtcdClient(etcdConfig(ctx.endpoints, ctx.prefix));
+    keys = new KeyLayout(ctx.prefix);
+    store = storeOn(client, ctx.prefix, systemClock, createStateMetrics(new Registry()));
+  });
+  afterAll(async () => {
+    await store.close();
+    client.close();
+    await ctx.close();
+  });
+
+  async function deletingVolume(s: EtcdStateStore = store): Promise<VolumeRecord> {
+    const created = await s.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
+    if (!created.ok) throw new Error('create failed');
+    const ref = { type: 'volume' as const, id: created.record.id };
+    await s.transition(ref, { expect: { status: 'creating' }, set: { status: 'available' }, op: 'remove', by: 'worker' });
+    const deleting = await s.transition(ref, { expect: { status: 'available' }, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' });
+    if (!deleting.ok) throw new Error('delete failed');
+    return deleting.record;
+  }
+
+  it('stores records under resources/<type>/<id> and ops under ops/<type>/<id>', async () => {
+    const vol = await deletingVolume();
+    const record = JSON.parse((await ctx.client.get(keys.resource('volume', vol.id)).string())!) as Record<string, unknown>;
+    expect(record).toMatchObject({ id: vol.id, status: 'deleting' });
+    expect(record).not.toHaveProperty('revision');
+    const op = JSON.parse((await ctx.client.get(keys.op('volume', vol.id)).string())!) as Record<string, unknown>;
+    expect(op).toMatchObject({ kind: 'delete_volume', status: 'deleting', owner: null });
+  });
+
+  it('a worker whose lease expired cannot write, although it still believes it holds (holds() is true)', async () => {
+    const vol = await deletingVolume();
+    const ref = { type: 'volume' as const, id: vol.id };
+    const alive = await aliveKey(client, keys, 'zombie@rbd', 2, false);
+    // The zombie never learns that its lease is gone: its fence predicate keeps saying yes.
+    const fence: Fence = { guards: [{ key: alive.key, createRevision: alive.createRevision, expect: 'equal' }], holds: () => true, description: 'alive/zombie@rbd' };
+    const claimed = await store.updateOp(ref, { expect: { owner: null }, set: { owner: { host: 'zombie@rbd', incarnation: 'zombie@rbd:test', aliveRevision: alive.createRevision }, attempt: 1 }, fence });
+    expect(claimed.ok).toBe(true);
+    await waitFor(async () => (await ctx.client.get(alive.key).string()) === null, { timeoutMs: 15_000, intervalMs: 200, what: 'the zombie lease to expire' });
+    const err = await store.remove(ref, { expect: { status: 'deleting' }, expectOp: { owner: 'zombie@rbd:test' }, fence, by: 'worker' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FencedError);
+    expect((err as FencedError).guard).toContain(`${alive.key} create_revision == ${alive.createRevision} (is 0)`);
+    expect(await store.get(ref)).toMatchObject({ status: 'deleting' });
+    expect(await ctx.client.get(keys.op('volume', vol.id)).string()).not.toBeNull();
+  });
+
+  it('a cleaner can claim an orphan only once the owner\'s alive key is gone (notEqual guard)', async () => {
+    const vol = await deletingVolume();
+    const ref = { type: 'volume' as const, id: vol.id };
+    const owner = await aliveKey(client, keys, 'owner@rbd', 30, true);
+    await store.updateOp(ref, { expect: { owner: null }, set: { owner: { host: 'owner@rbd', incarnation: 'owner@rbd:1', aliveRevision: owner.createRevision }, attempt: 1 } });
+    const ownerDead: Fence = { guards: [{ key: owner.key, createRevision: owner.createRevision, expect: 'notEqual' }], holds: () => true, description: 'owner@rbd is dead' };
+    const claim = () => store.updateOp(ref, { expect: { owner: 'owner@rbd:1' }, set: { owner: { host: 'cleaner@rbd', incarnation: 'cleaner@rbd:1', aliveRevision: '0' }, attempt: 2 }, fence: ownerDead });
+    const early = await claim().catch((e: unknown) => e);
+    expect(early).toBeInstanceOf(FencedError);
+    expect((early as FencedError).guard).toContain(`create_revision != ${owner.createRevision}`);
+    await owner.lease.revoke();
+    expect(await claim()).toMatchObject({ ok: true, op: { owner: { host: 'cleaner@rbd' }, attempt: 2 } });
+  });
+
+  it('re-checks after a lost race without an extra read and reports the condition that no longer holds', async () => {
+    const created = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
+    if (!created.ok) throw new Error('create failed');
+    const other = storeOn(createEtcdClient(etcdConfig(ctx.endpoints, ctx.prefix)), ctx.prefix, systemClock, createStateMetrics(new Registry()));
+    const ref = { type: 'volume' as const, id: created.record.id };
+    // `store` remembers `creating`; another store completes the creation behind its back.
+    expect(await other.transition(ref, { expect: { status: 'creating' }, set: { status: 'available' }, op: 'remove', by: 'worker' })).toMatchObject({ ok: true });
+    const stale = await store.transition(ref, { expect: { status: 'creating' }, set: { status: 'error' }, op: 'remove', by: 'worker' });
+    expect(stale).toEqual({ ok: false, failed: { field: 'status', expected: 'creating', actual: 'available' } });
+    const fresh = await store.transition(ref, { expect: { status: 'available' }, set: { name: 'seen' }, by: 'api' });
+    expect(fresh).toMatchObject({ ok: true, record: { name: 'seen' } });
+  });
+
+  describe('writes whose answer is lost', () => {
+    let proxy: LossyProxy;
+    let lossy: Etcd3;
+    let lossyStore: EtcdStateStore;
+
+    beforeAll(async () => {
+      proxy = await LossyProxy.start(Number(new URL(ctx.endpoints[0]!).port));
+      lossy = createEtcdClient(etcdConfig([proxy.url], ctx.prefix, 1_000));
+      lossyStore = new EtcdStateStore({ client: lossy, keys, clock: systemClock, metrics: createStateMetrics(new Registry()), logger: silentLogger(), historyTimeoutMs: 2_000 });
+    });
+    afterAll(async () => {
+      await lossyStore.close();
+      lossy.close();
+      await proxy.close();
+    });
+
+    async function versionOf(id: string): Promise<{ version: number; mod: string; value: Record<string, unknown> }> {
+      const res = await ctx.client.kv.range({ key: Buffer.from(keys.resource('volume', id)) });
+      const kv = res.kvs[0]!;
+      return { version: Number(kv.version), mod: kv.mod_revision, value: JSON.parse(kv.value.toString()) as Record<string, unknown> };
+    }
+
+    it('reconciles a write that landed: success, exactly one write', async () => {
+      proxy.mode = 'forward';
+      const vol = await deletingVolume(lossyStore);
+      const before = await versionOf(vol.id);
+      proxy.mode = 'drop-replies';
+      const pending = lossyStore.transition({ type: 'volume', id: vol.id }, { expect: { status: 'deleting' }, set: { host: 'node1@rbd' }, by: 'worker' });
+      await waitFor(async () => (await versionOf(vol.id)).value.host === 'node1@rbd', { timeoutMs: 5_000, what: 'the write to reach etcd' });
+      proxy.mode = 'forward';
+      proxy.resetAll();
+      const result = await pending;
+      const after = await versionOf(vol.id);
+      expect(result).toMatchObject({ ok: true, revision: after.mod, record: { host: 'node1@rbd' } });
+      expect(after.version).toBe(before.version + 1);
+    });
+
+    it('re-sends a write that never arrived only after a re-read shows it did not land', async () => {
+      proxy.mode = 'forward';
+      const vol = await deletingVolume(lossyStore);
+      const before = await versionOf(vol.id);
+      const dropped = proxy.dropped.requests;
+      proxy.mode = 'drop-requests';
+      const pending = lossyStore.transition({ type: 'volume', id: vol.id }, { expect: { status: 'deleting' }, set: { host: 'node2@rbd' }, by: 'worker' });
+      await waitFor(() => proxy.dropped.requests > dropped, { timeoutMs: 5_000, what: 'the request to be dropped' });
+      expect((await versionOf(vol.id)).version).toBe(before.version);
+      proxy.mode = 'forward';
+      proxy.resetAll();
+      const result = await pending;
+      const after = await versionOf(vol.id);
+      expect(result).toMatchObject({ ok: true, revision: after.mod, record: { host: 'node2@rbd' } });
+      expect(after.version).toBe(before.version + 1);
+    });
+
+    it('throws a retryable OUTCOME_UNKNOWN when etcd cannot be read to reconcile', async () => {
+      proxy.mode = 'forward';
+      const vol = await deletingVolume(lossyStore);
+      proxy.mode = 'drop-replies';
+      const err = await lossyStore.transition({ type: 'volume', id: vol.id }, { expect: { status: 'deleting' }, set: { host: 'node3@rbd' }, by: 'worker' }).catch((e: unknown) => e);
+      proxy.mode = 'forward';
+      proxy.resetAll();
+      expect(err).toBeInstanceOf(OutcomeUnknownError);
+      expect(err).toMatchObject({ code: 'OUTCOME_UNKNOWN', retryable: true });
+      // The write did reach etcd: the error told the truth that it may have landed.
+      expect((await versionOf(vol.id)).value.host).toBe('node3@rbd');
+      expect(await lossyStore.get({ type: 'volume', id: vol.id })).toMatchObject({ host: 'node3@rbd' });
+    });
+  });
+});
