@@ -1,17 +1,29 @@
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { Etcd3 } from 'etcd3';
 import type { Registry } from 'prom-client';
 import { apiAuthFromConfig } from './api/auth-setup.js';
 import { ApiServer } from './api/server.js';
 import { redactConfig } from './config/redact.js';
-import { isClustered } from './config/rules.js';
+import { clusterId, isClustered } from './config/rules.js';
 import type { Config } from './config/schema.js';
-import type { Clock } from './lifecycle/clock.js';
+import { createEtcdClient } from './etcd/client.js';
+import { KeyLayout } from './etcd/keys.js';
+import { type Clock, systemClock } from './lifecycle/clock.js';
 import type { Logger } from './observability/logger.js';
 import { createRegistry } from './observability/metrics.js';
 import { Health } from './ops/health.js';
 import { OpsServer } from './ops/ops-server.js';
+import { EtcdStateStore } from './state/etcd-state-store.js';
+import { createStateMetrics } from './state/metrics.js';
+import { SQLITE_STATE_FILE, SqliteStateStore } from './state/sqlite-state-store.js';
+import type { StateStore } from './state/state-store.js';
 import { type BuildInfo, loadBuildInfo } from './version.js';
+import { ADMIT_ALL } from './volumes/cluster-admission.js';
+import { QueueOnlyJobPublisher } from './volumes/job-publisher.js';
+import { volumeRoutes } from './volumes/volume-routes.js';
+import { VolumeService } from './volumes/volume-service.js';
 
 /** What a running process exposes to its caller (the serve command, tests). */
 export interface App {
@@ -42,6 +54,22 @@ interface Step {
   readonly run: () => Promise<unknown>;
 }
 
+/** What the state store factory needs. */
+interface StateDeps {
+  readonly clock: Clock;
+  readonly registry: Registry;
+  readonly logger: Logger;
+  /** The process's etcd client (cluster mode). */
+  readonly etcd: () => Etcd3;
+}
+
+/** The state of record: SQLite under `dataDir` on a single node, etcd in a cluster. */
+function createStateStore(config: Config, deps: StateDeps): StateStore {
+  const metrics = createStateMetrics(deps.registry);
+  if (!isClustered(config)) return SqliteStateStore.open({ path: join(config.dataDir, SQLITE_STATE_FILE), clock: deps.clock, metrics });
+  return new EtcdStateStore({ client: deps.etcd(), keys: new KeyLayout(config.etcd.prefix), clock: deps.clock, metrics, logger: deps.logger.child({ component: 'state' }) });
+}
+
 /**
  * The composition root: the only place that picks concrete adapters. With no etcd and no
  * RabbitMQ configured it builds the single-node daemon; otherwise a cluster member.
@@ -56,18 +84,42 @@ export function createApp(config: Config, options: AppOptions): App {
   const apiAuth = config.roles.includes('api') ? apiAuthFromConfig(config.api, apiLogger) : undefined;
   const api = apiAuth ? new ApiServer({ logger: apiLogger, maxBodyBytes: config.api.maxBodyBytes, auth: apiAuth.options }) : undefined;
   const addresses: { api?: AddressInfo; ops?: AddressInfo } = {};
+  const clock = options.clock ?? systemClock;
+  let etcd: Etcd3 | undefined;
+  let store: StateStore | undefined;
 
   const startSteps: Step[] = [
     // Token files first: a bad one is a configuration error, found before anything listens.
     ...(apiAuth ? [{ name: 'api auth', run: () => apiAuth.load() }] : []),
     { name: 'data dir', run: () => mkdir(config.dataDir, { recursive: true }) },
+    { name: 'state store', run: async () => (store = createStateStore(config, { clock, registry, logger, etcd: () => (etcd ??= createEtcdClient(config.etcd)) })) },
     { name: 'ops listener', run: async () => (addresses.ops = await ops.listen(config.ops.listen)) },
   ];
-  if (api) startSteps.push({ name: 'api listener', run: async () => (addresses.api = await api.listen(config.api.listen)) });
+  if (api) {
+    startSteps.push({
+      name: 'volume api',
+      run: async () => {
+        if (!store) throw new Error('the state store must open before the volume API');
+        const service = new VolumeService({
+          store,
+          publisher: new QueueOnlyJobPublisher(),
+          admission: ADMIT_ALL,
+          clock,
+          logger: logger.child({ component: 'volumes' }),
+          cluster: clusterId(config),
+          availabilityZone: 'nova',
+        });
+        api.register(volumeRoutes(service));
+      },
+    });
+    startSteps.push({ name: 'api listener', run: async () => (addresses.api = await api.listen(config.api.listen)) });
+  }
 
   const stopSteps: Step[] = [
     { name: 'readiness off', run: async () => health.startDraining() },
     ...(api ? [{ name: 'api listener', run: () => api.close() }] : []),
+    { name: 'state store', run: async () => store?.close() },
+    { name: 'etcd client', run: async () => etcd?.close() },
     { name: 'ops listener', run: () => ops.close() },
   ];
 

@@ -1,0 +1,126 @@
+/**
+ * Request bodies of the volume and snapshot API, validated strictly: every field
+ * python-cinderclient 9.x sends is accepted; unknown fields, wrong types and out-of-range values
+ * are refused with a message naming the field; features hearth does not have (creating from a
+ * snapshot, an image, a backup, …) are refused rather than ignored.
+ */
+import { z } from 'zod';
+import { InvalidInputError } from '../errors.js';
+import { MIGRATION_STATUSES } from '../state/records.js';
+
+/** The largest volume hearth accepts: 1 PiB. */
+export const MAX_VOLUME_SIZE_GIB = 1_048_576;
+
+const sizeSchema = z
+  .union([z.number(), z.string().regex(/^[0-9]+$/, { error: 'must be a whole number of GiB' })], { error: 'must be a whole number of GiB' })
+  .transform((v) => Number(v))
+  .pipe(
+    z
+      .number()
+      .refine((n) => Number.isInteger(n) && n >= 1 && n <= MAX_VOLUME_SIZE_GIB, { error: `must be a whole number of GiB from 1 to ${MAX_VOLUME_SIZE_GIB}` }),
+  );
+
+const text = z.string({ error: 'must be a string' }).max(255, { error: 'must be at most 255 characters' });
+const metadata = z.record(text, text, { error: 'must be an object of string keys and string values' });
+
+/** A field hearth cannot honour: only null (what cinderclient sends when unused) is allowed. */
+function unsupported(what: string) {
+  return z.null({ error: `${what} is not supported by hearth` }).optional();
+}
+
+const BOOL_WORDS: Readonly<Record<string, boolean>> = { true: true, t: true, yes: true, y: true, on: true, '1': true, false: false, f: false, no: false, n: false, off: false, '0': false };
+const booleanLike = z.union([
+  z.boolean(),
+  z.string().refine((s) => s.toLowerCase() in BOOL_WORDS, { error: 'must be a boolean' }).transform((s) => BOOL_WORDS[s.toLowerCase()] as boolean),
+]);
+
+export const createVolumeBody = z.strictObject({
+  volume: z.strictObject({
+    size: sizeSchema,
+    name: text.nullable().optional(),
+    description: text.nullable().optional(),
+    volume_type: text.nullable().optional(),
+    availability_zone: text.nullable().optional(),
+    metadata: metadata.nullable().optional(),
+    multiattach: z.literal(false, { error: 'multiattach volumes are not supported by hearth' }).optional(),
+    snapshot_id: unsupported('creating a volume from a snapshot'),
+    source_volid: unsupported('cloning a volume'),
+    imageRef: unsupported('creating a volume from an image'),
+    backup_id: unsupported('creating a volume from a backup'),
+    consistencygroup_id: unsupported('consistency groups'),
+    group_id: unsupported('groups'),
+  }),
+  'OS-SCH-HNT:scheduler_hints': unsupported('scheduler hints'),
+});
+
+export const extendBody = z.strictObject({ new_size: sizeSchema });
+
+export const resetVolumeStatusBody = z
+  .strictObject({
+    status: text.optional(),
+    attach_status: z.enum(['attached', 'detached'], { error: 'must be attached or detached' }).optional(),
+    migration_status: z
+      .enum(['none', ...MIGRATION_STATUSES], { error: `must be one of none, ${MIGRATION_STATUSES.join(', ')}` })
+      .nullable()
+      .optional(),
+  })
+  .refine((b) => b.status !== undefined || b.attach_status !== undefined || b.migration_status !== undefined, {
+    error: "Must specify 'status', 'attach_status' or 'migration_status' for update.",
+  });
+
+export const createSnapshotBody = z.strictObject({
+  snapshot: z.strictObject({
+    volume_id: z.string({ error: 'must be a volume id' }).min(1, { error: 'must be a volume id' }).max(255),
+    name: text.nullable().optional(),
+    description: text.nullable().optional(),
+    metadata: metadata.nullable().optional(),
+    force: booleanLike.optional(),
+  }),
+});
+
+export const resetSnapshotStatusBody = z.strictObject({ status: text });
+
+function pathOf(path: readonly PropertyKey[]): string {
+  return path.map(String).join('.');
+}
+
+function sentence(message: string): string {
+  const text = message.charAt(0).toUpperCase() + message.slice(1);
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
+/** The first problem of a failed parse, worded for people (and close to Cinder's wording). */
+export function describeIssue(error: z.ZodError, prefix = ''): string {
+  const issue = error.issues[0];
+  if (!issue) return 'Invalid input received.';
+  const where = [prefix, pathOf(issue.path)].filter((p) => p !== '').join('.');
+  if (where === '') return `Invalid request body: ${issue.input === undefined ? 'a JSON object is required.' : sentence(issue.message)}`;
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => `'${k}'`).join(', ');
+    return `Invalid input for field/attribute ${where}. Additional properties are not allowed (${keys} ${issue.keys.length === 1 ? 'was' : 'were'} unexpected).`;
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) {
+    return `Invalid input for field/attribute ${where}. '${String(issue.path[issue.path.length - 1] ?? where)}' is a required property.`;
+  }
+  return `Invalid input for field/attribute ${where}. Value: ${JSON.stringify(issue.input) ?? 'undefined'}. ${sentence(issue.message)}`;
+}
+
+/**
+ * Validates `body` against `schema`; `prefix` names where it sits (an action name).
+ *
+ * @throws InvalidInputError naming the first field that is wrong.
+ */
+export function parseBody<S extends z.ZodType>(schema: S, body: unknown, prefix = ''): z.output<S> {
+  const result = schema.safeParse(body ?? undefined, { reportInput: true });
+  if (!result.success) throw new InvalidInputError(describeIssue(result.error, prefix));
+  return result.data;
+}
+
+/** Splits an action body (`{"os-extend": {...}}`) into its one action name and argument. */
+export function actionOf(body: unknown): { name: string; args: unknown } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidInputError('Invalid request body: an action body is an object with one action.');
+  const keys = Object.keys(body);
+  if (keys.length !== 1) throw new InvalidInputError(`Invalid request body: exactly one action expected, got ${keys.length === 0 ? 'none' : keys.join(', ')}.`);
+  const name = keys[0] as string;
+  return { name, args: (body as Record<string, unknown>)[name] };
+}

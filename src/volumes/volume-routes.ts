@@ -1,0 +1,204 @@
+/**
+ * The volume and snapshot routes of the Cinder-compatible API (`/v3/{project_id}/…`). Thin: each
+ * handler validates its input, calls the {@link VolumeService} and renders Cinder's view; domain
+ * errors become Cinder's fault bodies (a failed condition is 400, as Cinder's InvalidVolume).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { HttpError } from '../api/faults.js';
+import { atLeast } from '../api/microversion.js';
+import type { RouteModule } from '../api/server.js';
+import { InvalidInputError } from '../errors.js';
+import type { Page } from '../state/state-store.js';
+import { ClusterDisabledError, ConditionFailedError } from './errors.js';
+import { parseListQuery, type ListRequest } from './list-query.js';
+import {
+  actionOf,
+  createSnapshotBody,
+  createVolumeBody,
+  extendBody,
+  parseBody,
+  resetSnapshotStatusBody,
+  resetVolumeStatusBody,
+} from './request-schemas.js';
+import type { RequestContext, VolumeService } from './volume-service.js';
+import { snapshotDetail, snapshotSummary, type ViewContext, volumeDetail, volumeSummary } from './views.js';
+
+type Params = { project_id: string; id?: string };
+type Req = FastifyRequest<{ Params: Params; Querystring: Record<string, unknown> }>;
+
+/**
+ * Who is asking. noauth (as Cinder's NoAuthMiddleware): `X-Auth-Token: user:project` names the
+ * user, everyone is admin, and the project comes from the URL. Token auth replaces this later.
+ */
+function contextOf(req: Req): RequestContext {
+  const token = req.headers['x-auth-token'];
+  const fromToken = typeof token === 'string' && token.includes(':') ? token.split(':', 1)[0] : undefined;
+  const header = req.headers['x-user-id'];
+  const userId = fromToken || (typeof header === 'string' && header !== '' ? header : null);
+  return { projectId: req.params.project_id, userId, isAdmin: true };
+}
+
+function viewOf(req: Req): ViewContext {
+  return { baseUrl: `${req.protocol}://${req.headers.host ?? req.hostname}`, projectId: req.params.project_id, version: req.apiVersion };
+}
+
+function idOf(req: Req): string {
+  return req.params.id ?? '';
+}
+
+/** Domain errors the global handler does not know → Cinder's status codes. */
+async function mapped<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof ConditionFailedError) throw new HttpError(err.retryable ? 409 : 400, err.message, 'CONFLICT', { cause: err });
+    if (err instanceof ClusterDisabledError) throw new HttpError(400, err.message, 'CLUSTER_DISABLED', { cause: err });
+    throw err;
+  }
+}
+
+function listBody<R extends { id: string }>(req: Req, collection: string, detail: boolean, list: ListRequest, page: Page<R>, render: (r: R) => unknown): Record<string, unknown> {
+  const body: Record<string, unknown> = { [collection]: page.items.map(render) };
+  const last = page.items[page.items.length - 1];
+  if (page.more && last) {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(req.query)) if (typeof v === 'string' && k !== 'marker' && k !== 'limit') params.set(k, v);
+    params.set('limit', String(list.limit));
+    params.set('marker', last.id);
+    const view = viewOf(req);
+    body[`${collection}_links`] = [{ href: `${view.baseUrl}/v3/${view.projectId}/${collection}${detail ? '/detail' : ''}?${params.toString()}`, rel: 'next' }];
+  }
+  if (list.withCount) body.count = page.total;
+  return body;
+}
+
+function noQuery(req: Req, allowed: readonly string[]): void {
+  const unknown = Object.keys(req.query).filter((k) => !allowed.includes(k));
+  if (unknown.length > 0) throw new InvalidInputError(`Invalid input received: unsupported query parameters: ${unknown.join(', ')}`);
+}
+
+function refuseFlag(req: Req, name: string, what: string): void {
+  const value = req.query[name];
+  if (typeof value === 'string' && ['1', 'true', 't', 'yes', 'y', 'on'].includes(value.toLowerCase())) {
+    throw new InvalidInputError(`Invalid input received: ${what} is not supported by hearth.`);
+  }
+}
+
+function volumeRoutesOn(app: FastifyInstance, service: VolumeService): void {
+  const base = '/v3/:project_id/volumes';
+  app.post(base, async (req: Req, reply: FastifyReply) =>
+    mapped(async () => {
+      noQuery(req, []);
+      const { volume: v } = parseBody(createVolumeBody, req.body);
+      const created = await service.createVolume(contextOf(req), {
+        size: v.size,
+        name: v.name ?? null,
+        description: v.description ?? null,
+        metadata: v.metadata ?? {},
+        availabilityZone: v.availability_zone ?? null,
+        volumeType: v.volume_type ?? null,
+      });
+      return reply.code(202).send({ volume: volumeDetail(viewOf(req), created) });
+    }),
+  );
+  for (const detail of [false, true]) {
+    app.get(detail ? `${base}/detail` : base, async (req: Req) =>
+      mapped(async () => {
+        const list = parseListQuery('volume', req.query, req.apiVersion);
+        const page = await service.listVolumes(contextOf(req), list.query, list.allTenants);
+        const view = viewOf(req);
+        return listBody(req, 'volumes', detail, list, page, (v) => (detail ? volumeDetail(view, v) : volumeSummary(view, v)));
+      }),
+    );
+  }
+  app.get(`${base}/:id`, async (req: Req) => mapped(async () => ({ volume: volumeDetail(viewOf(req), await service.getVolume(contextOf(req), idOf(req))) })));
+  app.delete(`${base}/:id`, async (req: Req, reply: FastifyReply) =>
+    mapped(async () => {
+      refuseFlag(req, 'cascade', 'deleting a volume together with its snapshots (cascade)');
+      refuseFlag(req, 'force', 'force-deleting a volume');
+      noQuery(req, ['cascade', 'force']);
+      await service.deleteVolume(contextOf(req), idOf(req));
+      return reply.code(202).send();
+    }),
+  );
+  app.post(`${base}/:id/action`, async (req: Req, reply: FastifyReply) =>
+    mapped(async () => {
+      noQuery(req, []);
+      const { name, args } = actionOf(req.body);
+      const ctx = contextOf(req);
+      if (name === 'os-extend') {
+        const { new_size } = parseBody(extendBody, args, name);
+        await service.extendVolume(ctx, idOf(req), new_size, atLeast(req.apiVersion, '3.42'));
+      } else if (name === 'os-reset_status') {
+        const b = parseBody(resetVolumeStatusBody, args, name);
+        const migration = b.migration_status === undefined ? {} : { migrationStatus: b.migration_status === 'none' ? null : b.migration_status };
+        await service.resetVolumeStatus(ctx, idOf(req), {
+          ...(b.status === undefined ? {} : { status: b.status }),
+          ...(b.attach_status === undefined ? {} : { attachStatus: b.attach_status }),
+          ...migration,
+        });
+      } else {
+        throw new InvalidInputError(`There is no such action: ${name}`);
+      }
+      return reply.code(202).send();
+    }),
+  );
+}
+
+function snapshotRoutesOn(app: FastifyInstance, service: VolumeService): void {
+  const base = '/v3/:project_id/snapshots';
+  app.post(base, async (req: Req, reply: FastifyReply) =>
+    mapped(async () => {
+      noQuery(req, []);
+      const { snapshot: s } = parseBody(createSnapshotBody, req.body);
+      const implied = atLeast(req.apiVersion, '3.66');
+      if (implied && s.force === false) {
+        throw new InvalidInputError('Invalid input received: from microversion 3.66 in-use volumes are snapshotted without force, and force=false is not allowed.');
+      }
+      const created = await service.createSnapshot(contextOf(req), {
+        volumeId: s.volume_id,
+        name: s.name ?? null,
+        description: s.description ?? null,
+        metadata: s.metadata ?? {},
+        allowInUse: implied || s.force === true,
+      });
+      return reply.code(202).send({ snapshot: snapshotDetail(viewOf(req), created) });
+    }),
+  );
+  for (const detail of [false, true]) {
+    app.get(detail ? `${base}/detail` : base, async (req: Req) =>
+      mapped(async () => {
+        const list = parseListQuery('snapshot', req.query, req.apiVersion);
+        const page = await service.listSnapshots(contextOf(req), list.query, list.allTenants);
+        const view = viewOf(req);
+        return listBody(req, 'snapshots', detail, list, page, (s) => (detail ? snapshotDetail(view, s) : snapshotSummary(s)));
+      }),
+    );
+  }
+  app.get(`${base}/:id`, async (req: Req) => mapped(async () => ({ snapshot: snapshotDetail(viewOf(req), await service.getSnapshot(contextOf(req), idOf(req))) })));
+  app.delete(`${base}/:id`, async (req: Req, reply: FastifyReply) =>
+    mapped(async () => {
+      noQuery(req, []);
+      await service.deleteSnapshot(contextOf(req), idOf(req));
+      return reply.code(202).send();
+    }),
+  );
+  app.post(`${base}/:id/action`, async (req: Req, reply: FastifyReply) =>
+    mapped(async () => {
+      noQuery(req, []);
+      const { name, args } = actionOf(req.body);
+      if (name !== 'os-reset_status') throw new InvalidInputError(`There is no such action: ${name}`);
+      const { status } = parseBody(resetSnapshotStatusBody, args, name);
+      await service.resetSnapshotStatus(contextOf(req), idOf(req), status);
+      return reply.code(202).send();
+    }),
+  );
+}
+
+/** The route module for `ApiServer.register`. */
+export function volumeRoutes(service: VolumeService): RouteModule {
+  return (app) => {
+    volumeRoutesOn(app, service);
+    snapshotRoutesOn(app, service);
+  };
+}

@@ -1,0 +1,266 @@
+import { randomUUID } from 'node:crypto';
+import { InvalidInputError, messageOf, NotFoundError } from '../errors.js';
+import type { Clock } from '../lifecycle/clock.js';
+import type { Logger } from '../observability/logger.js';
+import { type Expect, not } from '../state/expect.js';
+import type { OpRecord, ResourceRef, SnapshotRecord, VolumeRecord } from '../state/records.js';
+import { isKnownStatus, isTransitional, resettableStatuses, sourcesOf } from '../state/state-machine.js';
+import { type ListQuery, type Page, type StateStore, type TransitionResult, valueOf } from '../state/state-store.js';
+import type { ClusterAdmission } from './cluster-admission.js';
+import { ClusterDisabledError, ConditionFailedError } from './errors.js';
+import type { JobPublisher } from './job-publisher.js';
+
+/** Who asks, as the API authenticated them. */
+export interface RequestContext {
+  readonly projectId: string;
+  readonly userId: string | null;
+  /** Admins see and change every project's resources (noauth makes everyone admin, as Cinder). */
+  readonly isAdmin: boolean;
+}
+
+/** A new volume as a user describes it. */
+export interface CreateVolumeInput {
+  readonly size: number;
+  readonly name?: string | null;
+  readonly description?: string | null;
+  readonly metadata?: Readonly<Record<string, string>>;
+  readonly availabilityZone?: string | null;
+  readonly volumeType?: string | null;
+}
+
+/** A new snapshot as a user describes it. */
+export interface CreateSnapshotInput {
+  readonly volumeId: string;
+  readonly name?: string | null;
+  readonly description?: string | null;
+  readonly metadata?: Readonly<Record<string, string>>;
+  /** Snapshot an `in-use` volume too (Cinder's `force`, implied from 3.66). */
+  readonly allowInUse?: boolean;
+}
+
+/** What `os-reset_status` may set; at least one field. */
+export interface ResetStatusInput {
+  readonly status?: string;
+  readonly attachStatus?: 'attached' | 'detached';
+  readonly migrationStatus?: string | null;
+}
+
+/** Options of {@link VolumeService}. */
+export interface VolumeServiceOptions {
+  readonly store: StateStore;
+  readonly publisher: JobPublisher;
+  readonly admission: ClusterAdmission;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** The cluster new volumes go to (`<name>@<backend>`). */
+  readonly cluster: string;
+  readonly availabilityZone: string;
+}
+
+/** Cinder's only volume type in hearth. */
+export const DEFAULT_VOLUME_TYPE = '__DEFAULT__';
+
+/**
+ * The volume and snapshot application service behind the REST API (and the CLI through it).
+ * Every change is one conditional transition that also records the op; the op is then handed to
+ * the {@link JobPublisher}. Executing it is the worker's job.
+ *
+ * Failure semantics: a refused condition throws {@link ConditionFailedError} naming it, a
+ * missing resource {@link NotFoundError}; nothing was written. Backend errors from the store
+ * (`BACKEND_UNAVAILABLE`, `OUTCOME_UNKNOWN`) pass through: after `OUTCOME_UNKNOWN` the change may
+ * have landed, so a client should read the resource before retrying. A failed publish is logged
+ * and leaves the op queued for the republish sweep; the request still succeeds.
+ */
+export class VolumeService {
+  constructor(private readonly o: VolumeServiceOptions) {}
+
+  async createVolume(ctx: RequestContext, input: CreateVolumeInput): Promise<VolumeRecord> {
+    const zone = input.availabilityZone ?? this.o.availabilityZone;
+    if (zone !== this.o.availabilityZone) throw new InvalidInputError(`Availability zone '${zone}' is invalid (this cluster serves '${this.o.availabilityZone}').`);
+    const type = input.volumeType ?? DEFAULT_VOLUME_TYPE;
+    if (type !== DEFAULT_VOLUME_TYPE) throw new NotFoundError('volume type', type, `Volume type with name ${type} could not be found.`);
+    const admission = await this.o.admission.admitsNewVolumes(this.o.cluster);
+    if (!admission.accepts) throw new ClusterDisabledError(this.o.cluster, admission.reason);
+    const result = await this.o.store.create('volume', {
+      record: {
+        id: randomUUID(),
+        name: input.name ?? null,
+        description: input.description ?? null,
+        size: input.size,
+        status: 'creating',
+        previous_status: null,
+        project_id: ctx.projectId,
+        user_id: ctx.userId,
+        cluster: this.o.cluster,
+        host: null,
+        attach_status: 'detached',
+        availability_zone: zone,
+        volume_type: type,
+        migration_status: null,
+        bootable: false,
+        multiattach: false,
+        metadata: { ...(input.metadata ?? {}) },
+      },
+      op: { kind: 'create_volume', params: { size: input.size } },
+    });
+    return (await this.recorded('volume', result, 'create')).record;
+  }
+
+  async getVolume(ctx: RequestContext, id: string): Promise<VolumeRecord> {
+    const volume = await this.o.store.get({ type: 'volume', id });
+    if (!volume || !this.visible(ctx, volume)) throw new NotFoundError('volume', id, `Volume ${id} could not be found.`);
+    return volume;
+  }
+
+  listVolumes(ctx: RequestContext, query: ListQuery, allTenants: boolean): Promise<Page<VolumeRecord>> {
+    return this.o.store.list('volume', this.scoped(ctx, query, allTenants));
+  }
+
+  /** Cinder's delete conditions: a deletable status, not attached, not migrating, no snapshots. */
+  async deleteVolume(ctx: RequestContext, id: string): Promise<void> {
+    const expect: Expect = {
+      ...this.ownership(ctx),
+      status: sourcesOf('volume', 'deleting', 'api'),
+      attach_status: not('attached'),
+      migration_status: [null, 'deleting', 'error', 'success'],
+      snapshots: 0,
+    };
+    const result = await this.o.store.transition({ type: 'volume', id }, { expect, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' });
+    await this.recorded('volume', result, 'delete', id);
+  }
+
+  /** Extends to `newSize` GiB; `in-use` volumes too when `allowInUse` (microversion 3.42). */
+  async extendVolume(ctx: RequestContext, id: string, newSize: number, allowInUse: boolean): Promise<void> {
+    const volume = await this.getVolume(ctx, id);
+    if (newSize <= volume.size) {
+      throw new InvalidInputError(`New size for extend must be greater than current size. (current: ${volume.size}, extended: ${newSize}).`);
+    }
+    const statuses = sourcesOf('volume', 'extending', 'api').filter((s) => allowInUse || s !== 'in-use');
+    const result = await this.o.store.transition(
+      { type: 'volume', id },
+      {
+        expect: { ...this.ownership(ctx), status: statuses, size: volume.size },
+        set: { status: 'extending', previous_status: valueOf('status') },
+        op: { create: { kind: 'extend_volume', params: { newSize, oldSize: volume.size } } },
+        by: 'api',
+      },
+    );
+    await this.recorded('volume', result, 'extend', id);
+  }
+
+  /** `os-reset_status`: sets what an admin says; a status change abandons the in-flight op. */
+  async resetVolumeStatus(ctx: RequestContext, id: string, input: ResetStatusInput): Promise<void> {
+    if (input.status !== undefined) this.checkResettable('volume', input.status);
+    const set = {
+      ...(input.status === undefined ? {} : { status: input.status as VolumeRecord['status'] }),
+      ...(input.attachStatus === undefined ? {} : { attach_status: input.attachStatus }),
+      ...(input.migrationStatus === undefined ? {} : { migration_status: input.migrationStatus }),
+    };
+    const result = await this.o.store.transition(
+      { type: 'volume', id },
+      { expect: this.ownership(ctx), set, ...(input.status === undefined ? {} : { op: 'remove' as const }), by: 'admin' },
+    );
+    await this.recorded('volume', result, 'reset the status of', id, false);
+  }
+
+  async createSnapshot(ctx: RequestContext, input: CreateSnapshotInput): Promise<SnapshotRecord> {
+    const volume = await this.getVolume(ctx, input.volumeId);
+    const statuses = input.allowInUse ? ['available', 'in-use'] : ['available'];
+    const result = await this.o.store.create('snapshot', {
+      record: {
+        id: randomUUID(),
+        volume_id: volume.id,
+        name: input.name ?? null,
+        description: input.description ?? null,
+        size: volume.size,
+        status: 'creating',
+        previous_status: null,
+        project_id: ctx.projectId,
+        user_id: ctx.userId,
+        cluster: volume.cluster,
+        host: null,
+        progress: '0%',
+        metadata: { ...(input.metadata ?? {}) },
+      },
+      op: { kind: 'create_snapshot', params: { volumeId: volume.id, size: volume.size } },
+      parent: { ref: { type: 'volume', id: volume.id }, expect: { status: statuses, size: volume.size } },
+    });
+    if (!result.ok && result.failed.field === 'volume.exists') throw new NotFoundError('volume', volume.id, `Volume ${volume.id} could not be found.`);
+    return (await this.recorded('snapshot', result, 'snapshot it')).record;
+  }
+
+  async getSnapshot(ctx: RequestContext, id: string): Promise<SnapshotRecord> {
+    const snapshot = await this.o.store.get({ type: 'snapshot', id });
+    if (!snapshot || !this.visible(ctx, snapshot)) throw new NotFoundError('snapshot', id, `Snapshot ${id} could not be found.`);
+    return snapshot;
+  }
+
+  listSnapshots(ctx: RequestContext, query: ListQuery, allTenants: boolean): Promise<Page<SnapshotRecord>> {
+    return this.o.store.list('snapshot', this.scoped(ctx, query, allTenants));
+  }
+
+  async deleteSnapshot(ctx: RequestContext, id: string): Promise<void> {
+    const result = await this.o.store.transition(
+      { type: 'snapshot', id },
+      { expect: { ...this.ownership(ctx), status: sourcesOf('snapshot', 'deleting', 'api') }, set: { status: 'deleting' }, op: { create: { kind: 'delete_snapshot' } }, by: 'api' },
+    );
+    await this.recorded('snapshot', result, 'delete', id);
+  }
+
+  async resetSnapshotStatus(ctx: RequestContext, id: string, status: string): Promise<void> {
+    this.checkResettable('snapshot', status);
+    const result = await this.o.store.transition(
+      { type: 'snapshot', id },
+      { expect: this.ownership(ctx), set: { status: status as SnapshotRecord['status'] }, op: 'remove', by: 'admin' },
+    );
+    await this.recorded('snapshot', result, 'reset the status of', id, false);
+  }
+
+  private checkResettable(resource: 'volume' | 'snapshot', status: string): void {
+    if (!isKnownStatus(resource, status)) throw new InvalidInputError(`Invalid input received: '${status}' is not a valid ${resource} status.`);
+    if (isTransitional(resource, status)) {
+      throw new InvalidInputError(
+        `Invalid input received: cannot reset a ${resource} to ${status}: no operation would ever finish it (choose one of ${resettableStatuses(resource).join(', ')}).`,
+      );
+    }
+  }
+
+  private visible(ctx: RequestContext, record: { project_id: string }): boolean {
+    return ctx.isAdmin || record.project_id === ctx.projectId;
+  }
+
+  /** A non-admin only changes its own project's resources; others look missing (404). */
+  private ownership(ctx: RequestContext): Expect {
+    return ctx.isAdmin ? {} : { project_id: ctx.projectId };
+  }
+
+  private scoped(ctx: RequestContext, query: ListQuery, allTenants: boolean): ListQuery {
+    const projectId = ctx.isAdmin && allTenants ? query.filter?.projectId : ctx.projectId;
+    const { projectId: _ignored, ...rest } = query.filter ?? {};
+    return { ...query, filter: { ...rest, ...(projectId === undefined ? {} : { projectId }) } };
+  }
+
+  /** Turns a refused transition into an error, and publishes the op of an accepted one. */
+  private async recorded<R>(resource: 'volume' | 'snapshot', result: TransitionResult<R>, action: string, id?: string, publish = true): Promise<{ record: R }> {
+    if (!result.ok) {
+      const failedId = id ?? '';
+      if (result.failed.field === 'exists' || result.failed.field === 'project_id') {
+        throw new NotFoundError(resource, failedId, `${resource === 'volume' ? 'Volume' : 'Snapshot'} ${failedId} could not be found.`);
+      }
+      throw new ConditionFailedError(resource, failedId, result.failed, action);
+    }
+    if (publish && result.op) await this.publish(result.op);
+    return { record: result.record };
+  }
+
+  private async publish(op: OpRecord): Promise<void> {
+    const ref: ResourceRef = { type: op.type, id: op.id };
+    try {
+      if ((await this.o.publisher.publish(op)) !== 'confirmed') return;
+      const marked = await this.o.store.updateOp(ref, { expect: { opId: op.opId, publishedAt: null }, set: { publishedAt: this.o.clock.now() } });
+      if (!marked.ok) this.o.logger.debug({ volumeId: op.id, opId: op.opId, failed: marked.failed }, 'op changed before it was marked published');
+    } catch (err) {
+      this.o.logger.warn({ err, resource: op.type, id: op.id, opId: op.opId, reason: messageOf(err) }, 'publishing the op failed; the republish sweep will retry');
+    }
+  }
+}
