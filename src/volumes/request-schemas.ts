@@ -24,8 +24,8 @@ const text = z.string({ error: 'must be a string' }).max(255, { error: 'must be 
 const metadata = z.record(text, text, { error: 'must be an object of string keys and string values' });
 
 /** A field hearth cannot honour: only null (what cinderclient sends when unused) is allowed. */
-function unsupported(what: string) {
-  return z.null({ error: `${what} is not supported by hearth` }).optional();
+function unsupported(feature: string) {
+  return z.null({ error: `${feature}: not supported by hearth` }).optional();
 }
 
 const BOOL_WORDS: Readonly<Record<string, boolean>> = { true: true, t: true, yes: true, y: true, on: true, '1': true, false: false, f: false, no: false, n: false, off: false, '0': false };
@@ -42,7 +42,7 @@ export const createVolumeBody = z.strictObject({
     volume_type: text.nullable().optional(),
     availability_zone: text.nullable().optional(),
     metadata: metadata.nullable().optional(),
-    multiattach: z.literal(false, { error: 'multiattach volumes are not supported by hearth' }).optional(),
+    multiattach: z.literal(false, { error: 'Multiattach volumes: not supported by hearth' }).optional(),
     snapshot_id: unsupported('creating a volume from a snapshot'),
     source_volid: unsupported('cloning a volume'),
     imageRef: unsupported('creating a volume from an image'),
@@ -94,12 +94,13 @@ export function describeIssue(error: z.ZodError, prefix = ''): string {
   const issue = error.issues[0];
   if (!issue) return 'Invalid input received.';
   const where = [prefix, pathOf(issue.path)].filter((p) => p !== '').join('.');
-  if (where === '') return `Invalid request body: ${issue.input === undefined ? 'a JSON object is required.' : sentence(issue.message)}`;
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.map((k) => `'${k}'`).join(', ');
-    return `Invalid input for field/attribute ${where}. Additional properties are not allowed (${keys} ${issue.keys.length === 1 ? 'was' : 'were'} unexpected).`;
+    return `Invalid input for field/attribute ${where || 'body'}. Additional properties are not allowed (${keys} ${issue.keys.length === 1 ? 'was' : 'were'} unexpected).`;
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) {
+  if (where === '') return `Invalid request body: ${issue.input === undefined ? 'a JSON object is required.' : sentence(issue.message)}`;
+  // With reportInput, a missing field is the only way to have no input (JSON has no undefined).
+  if (issue.input === undefined) {
     return `Invalid input for field/attribute ${where}. '${String(issue.path[issue.path.length - 1] ?? where)}' is a required property.`;
   }
   return `Invalid input for field/attribute ${where}. Value: ${JSON.stringify(issue.input) ?? 'undefined'}. ${sentence(issue.message)}`;
