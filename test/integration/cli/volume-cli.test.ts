@@ -1,0 +1,98 @@
+// `hearth volume …` against a real `hearth serve`, run in-process through runCli.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../../src/cli/program.js';
+import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
+
+async function cliWith(env: NodeJS.ProcessEnv, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await runCli(argv, { out: (t) => void (out += `${t}\n`), err: (t) => void (err += `${t}\n`) }, env);
+  return { code, out, err };
+}
+
+function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  return cliWith({}, ...argv);
+}
+
+describe('hearth volume', () => {
+  let hearth: HearthProcess;
+  let url: string[];
+  beforeAll(async () => {
+    hearth = await startHearth({ name: 'volume-cli' });
+    url = ['--url', hearth.apiUrl];
+  });
+  afterAll(async () => {
+    await hearth?.stop();
+  });
+
+  it('creates, lists, shows, extends and deletes, with tables for people and JSON for scripts', async () => {
+    const created = await cli('volume', 'create', '1', '--name', 'cli-vol', '--json', ...url);
+    expect(created.code, created.err).toBe(0);
+    const volume = JSON.parse(created.out) as { id: string; status: string; size: number; name: string };
+    expect(volume).toMatchObject({ status: 'creating', size: 1, name: 'cli-vol' });
+
+    const table = await cli('volume', 'show', volume.id, ...url);
+    expect(table.code).toBe(0);
+    expect(table.out).toMatch(/│ status\s+│ creating\s+│/);
+    expect(table.out).toContain(volume.id);
+
+    const list = await cli('volume', 'list', '--json', ...url);
+    expect((JSON.parse(list.out) as { id: string }[]).map((v) => v.id)).toContain(volume.id);
+    expect((await cli('volume', 'list', ...url)).out).toMatch(/ID\s+│ Name\s+│ Status/);
+
+    const refused = await cli('volume', 'extend', volume.id, '2', ...url);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain('Invalid volume: Volume status must be available or in-use to extend (status is creating). (HTTP 400)');
+
+    const reset = await fetch(`${hearth.apiUrl}/v3/admin/volumes/${volume.id}/action`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ 'os-reset_status': { status: 'available' } }),
+    });
+    expect(reset.status).toBe(202);
+    const extended = await cli('volume', 'extend', volume.id, '2', ...url);
+    expect(extended).toMatchObject({ code: 0, out: `Request to extend volume ${volume.id} to 2 GiB has been accepted.\n` });
+    expect(JSON.parse((await cli('volume', 'show', volume.id, '--json', ...url)).out)).toMatchObject({ status: 'extending', size: 1 });
+
+    const deleteRefused = await cli('volume', 'delete', volume.id, ...url);
+    expect(deleteRefused.code).toBe(1);
+    expect(deleteRefused.err).toContain('(status is extending)');
+  });
+
+  it('deletes an available volume', async () => {
+    const volume = JSON.parse((await cli('volume', 'create', '1', '--json', ...url)).out) as { id: string };
+    await fetch(`${hearth.apiUrl}/v3/admin/volumes/${volume.id}/action`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ 'os-reset_status': { status: 'available' } }),
+    });
+    const deleted = await cli('volume', 'delete', volume.id, '--json', ...url);
+    expect(deleted.code, deleted.err).toBe(0);
+    expect(JSON.parse(deleted.out)).toEqual({ id: volume.id, accepted: 'delete' });
+    expect(JSON.parse((await cli('volume', 'show', volume.id, '--json', ...url)).out)).toMatchObject({ status: 'deleting' });
+  });
+
+  it('prints the fault message and exits 1 for a missing volume; exits 2 for bad usage', async () => {
+    const missing = await cli('volume', 'show', 'nope', ...url);
+    expect(missing).toMatchObject({ code: 1, err: expect.stringContaining('Volume nope could not be found. (HTTP 404)') as string });
+    const badSize = await cli('volume', 'create', '-3', ...url);
+    expect(badSize.code).toBe(2);
+    const zero = await cli('volume', 'extend', 'x', '0', ...url);
+    expect(zero).toMatchObject({ code: 2, err: expect.stringContaining("size must be a whole number of GiB from 1 to 1048576, got '0'") as string });
+    expect((await cli('volume', 'show', ...url)).code).toBe(2);
+  });
+
+  it('finds the API from api.listen when no --url is given', async () => {
+    const listen = new URL(hearth.apiUrl).host;
+    const res = await cliWith({ HEARTH_API_LISTEN: listen }, 'volume', 'list', '--json');
+    expect(res.code, res.err).toBe(0);
+    expect(Array.isArray(JSON.parse(res.out))).toBe(true);
+    expect((await cliWith({ HEARTH_API_LISTEN: 'nonsense' }, 'volume', 'list')).code).toBe(2);
+  });
+
+  it('fails with exit 1 and a clear message when the API is unreachable', async () => {
+    const res = await cli('volume', 'list', '--url', 'http://127.0.0.1:9');
+    expect(res.code).toBe(1);
+    expect(res.err).toContain('cannot reach the hearth API at http://127.0.0.1:9');
+  });
+});
