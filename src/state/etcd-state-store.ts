@@ -400,8 +400,6 @@ export class EtcdStateStore implements StateStore {
       const index = this.keys.volumeSnapshot(snapshot.volume_id, ref.id);
       success.push(record === null ? deleteOp(index) : putOp(index, ''));
     }
-    const removed = this.decode<R>(seen.res);
-    const keptOp = this.decode<OpRecord>(seen.op);
     return {
       success,
       intended: json,
@@ -409,8 +407,8 @@ export class EtcdStateStore implements StateStore {
       result: (revision) => ({
         ok: true,
         revision,
-        record: record === null ? (removed as R) : ({ ...record, revision } as R),
-        op: op === 'keep' ? keptOp : op && { ...op, revision },
+        record: record === null ? (this.decode<R>(seen.res) as R) : ({ ...record, revision } as R),
+        op: op === 'keep' ? this.decode<OpRecord>(seen.op) : op && { ...op, revision },
       }),
     };
   }

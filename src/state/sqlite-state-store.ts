@@ -55,13 +55,17 @@ export const SQLITE_STATE_FILE = 'state.sqlite';
 export class SqliteStateStore implements StateStore {
   readonly backend = 'sqlite' as const;
   private readonly statements = new Map<string, Statement>();
+  /** One transaction wrapper for every write (building one per call costs more than the write). */
+  private readonly inTransaction: { immediate: <T>(fn: () => T) => T };
   private closed = false;
 
   private constructor(
     private readonly db: Db,
     private readonly clock: Clock,
     private readonly metrics: StateMetrics,
-  ) {}
+  ) {
+    this.inTransaction = db.transaction(<T>(fn: () => T): T => fn()) as unknown as { immediate: <T>(fn: () => T) => T };
+  }
 
   /**
    * Opens (creating if needed) the store file.
@@ -94,14 +98,14 @@ export class SqliteStateStore implements StateStore {
   ): Promise<TransitionResult<RecordOf<T>>> {
     return this.write(ref, request.fence, () => {
       const observed = this.observe<RecordOf<T>>(ref, needsChildren(ref.type, request.expect));
-      return this.commitPlan(ref, planTransition(ref, observed, request, this.clock.now()), request.fence);
+      return this.commitPlan(ref, planTransition(ref, observed, request, this.clock.now()), request.fence, undefined, observed);
     });
   }
 
   remove<T extends ResourceType>(ref: { readonly type: T; readonly id: string }, request: RemoveRequest): Promise<TransitionResult<RecordOf<T>>> {
     return this.write(ref, request.fence, () => {
       const observed = this.observe<RecordOf<T>>(ref, needsChildren(ref.type, request.expect));
-      return this.commitPlan(ref, planRemove(ref, observed, request), request.fence, undefined, observed.record);
+      return this.commitPlan(ref, planRemove(ref, observed, request), request.fence, undefined, observed);
     });
   }
 
@@ -191,7 +195,7 @@ export class SqliteStateStore implements StateStore {
         throw new CoordinatorError('UNSUPPORTED', `the SQLite state store cannot check etcd key guards (${fence.description}); a single-node fence is its holds() predicate`);
       }
       try {
-        return this.db.transaction(fn).immediate();
+        return this.inTransaction.immediate(fn);
       } catch (err) {
         throw fromSqliteError(err, `writing ${ref.type} ${ref.id}`);
       }
@@ -226,29 +230,32 @@ export class SqliteStateStore implements StateStore {
     plan: Plan<R>,
     fence: Fence | undefined,
     alsoWrite?: (revision: number) => void,
-    removed?: R,
+    observed?: Observed<R>,
   ): TransitionResult<R> {
     if ('failed' in plan) return { ok: false, failed: plan.failed };
     checkFence(fence);
     const revision = this.nextRevision();
-    this.applyWrite(ref, plan.write, revision);
+    this.applyWrite(ref, plan.write, revision, observed?.record);
     alsoWrite?.(revision);
     const rev = String(revision);
-    const record = plan.write.record === null ? (removed as R) : ({ ...plan.write.record, revision: rev } as R);
-    const op = plan.write.op === 'keep' ? (this.readOp(ref) ?? null) : plan.write.op && { ...plan.write.op, revision: rev };
+    const record = plan.write.record === null ? (observed?.record as R) : ({ ...plan.write.record, revision: rev } as R);
+    const op = plan.write.op === 'keep' ? (observed?.op ?? null) : plan.write.op && { ...plan.write.op, revision: rev };
     return { ok: true, revision: rev, record, op };
   }
 
-  private applyWrite<R extends ResourceRecord>(ref: ResourceRef, write: Write<R>, revision: number): void {
-    if (write.record === null) {
+  private applyWrite<R extends ResourceRecord>(ref: ResourceRef, write: Write<R>, revision: number, before: R | undefined): void {
+    const r = write.record as Unrevisioned<ResourceRecord> | null;
+    if (r === null) {
       this.statement('DELETE FROM resources WHERE type = ? AND id = ?').run(ref.type, ref.id);
+    } else if (before === undefined) {
+      this.statement('INSERT INTO resources (type, id, version, status, project_id, cluster, name, volume_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+        ref.type, ref.id, revision, r.status, r.project_id, r.cluster, r.name, 'volume_id' in r ? r.volume_id : null, JSON.stringify(r),
+      );
     } else {
-      const r = write.record as Unrevisioned<ResourceRecord>;
-      this.statement(
-        `INSERT INTO resources (type, id, version, status, project_id, cluster, name, volume_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, status = excluded.status, cluster = excluded.cluster,
-           name = excluded.name, body = excluded.body`,
-      ).run(ref.type, ref.id, revision, r.status, r.project_id, r.cluster, r.name, 'volume_id' in r ? r.volume_id : null, JSON.stringify(r));
+      // Only columns that changed are set, so unchanged indexes are not rewritten.
+      const changed = (['status', 'cluster', 'name'] as const).filter((c) => r[c] !== before[c]);
+      const sets = ['version = ?', 'body = ?', ...changed.map((c) => `${c} = ?`)].join(', ');
+      this.statement(`UPDATE resources SET ${sets} WHERE type = ? AND id = ?`).run(revision, JSON.stringify(r), ...changed.map((c) => r[c]), ref.type, ref.id);
     }
     if (write.op === null) this.statement('DELETE FROM ops WHERE type = ? AND id = ?').run(ref.type, ref.id);
     else if (write.op !== 'keep') this.putOp(write.op, revision);
