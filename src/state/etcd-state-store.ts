@@ -6,6 +6,7 @@ import { type Fence, NO_FENCE } from '../fence.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import { reconcile } from './etcd-reconcile.js';
+import { SeenCache } from './etcd-seen-cache.js';
 import {
   countAt,
   countOp,
@@ -108,17 +109,15 @@ export class EtcdStateStore implements StateStore {
   readonly backend = 'etcd' as const;
   private readonly client: Etcd3;
   private readonly keys: KeyLayout;
-  private readonly cache = new Map<string, KeyState | null>();
-  private readonly parsed = new WeakMap<KeyState, object>();
+  private readonly cache: SeenCache;
   private readonly maxAttempts: number;
-  private readonly cacheSize: number;
   private closed = false;
 
   constructor(private readonly options: EtcdStateStoreOptions) {
     this.client = options.client;
     this.keys = options.keys;
     this.maxAttempts = options.maxAttempts ?? 8;
-    this.cacheSize = options.cacheSize ?? 10_000;
+    this.cache = new SeenCache(options.cacheSize ?? 10_000);
   }
 
   create<T extends ResourceType>(type: T, request: CreateRequest<RecordOf<T>>): Promise<TransitionResult<RecordOf<T>>> {
@@ -128,7 +127,7 @@ export class EtcdStateStore implements StateStore {
     // A new id is absent: the first attempt assumes so and needs no read unless a parent is unknown.
     const assumed: Seen | undefined = keys.parent === undefined ? { res: null, op: null } : this.fromCache(keys, { res: null, op: null });
     return this.write(ref, keys, request.fence, assumed, (seen) => {
-      const parent = keys.parent === undefined ? undefined : (this.decode<ResourceRecord>(seen.parent ?? null) ?? undefined);
+      const parent = keys.parent === undefined ? undefined : (this.cache.decode<ResourceRecord>(seen.parent ?? null) ?? undefined);
       const plan = planCreate(ref, this.observe<RecordOf<T>>(seen), request, this.options.clock.now(), parent);
       return this.decideResource(ref, keys, seen, plan);
     });
@@ -154,7 +153,7 @@ export class EtcdStateStore implements StateStore {
   updateOp(ref: ResourceRef, request: OpUpdateRequest): Promise<OpUpdateResult> {
     const keys: WriteKeys = { ...this.keysOf(ref, 'op'), compareRes: false };
     return this.write(ref, keys, request.fence, this.fromCache(keys), (seen): Decision<OpUpdateResult> => {
-      const plan = planOpUpdate(this.decode<OpRecord>(seen.op) ?? undefined, request, this.options.clock.now());
+      const plan = planOpUpdate(this.cache.decode<OpRecord>(seen.op) ?? undefined, request, this.options.clock.now());
       if ('failed' in plan) return { refused: { ok: false, failed: plan.failed } };
       const json = JSON.stringify(plan.op);
       return {
@@ -170,8 +169,8 @@ export class EtcdStateStore implements StateStore {
     const key = this.keys.resource(ref.type, ref.id);
     const res = await this.call(`reading ${ref.type} ${ref.id}`, () => this.client.kv.range({ key: Buffer.from(key) }));
     const state = keyStateOf(res.kvs[0]);
-    this.remember(key, state);
-    return this.decode<RecordOf<T>>(state) ?? undefined;
+    this.cache.remember(key, state);
+    return this.cache.decode<RecordOf<T>>(state) ?? undefined;
   }
 
   async list<T extends ResourceType>(type: T, query: ListQuery = {}): Promise<Page<RecordOf<T>>> {
@@ -183,8 +182,8 @@ export class EtcdStateStore implements StateStore {
     const key = this.keys.op(ref.type, ref.id);
     const res = await this.call(`reading the op of ${ref.type} ${ref.id}`, () => this.client.kv.range({ key: Buffer.from(key) }));
     const state = keyStateOf(res.kvs[0]);
-    this.remember(key, state);
-    return this.decode<OpRecord>(state) ?? undefined;
+    this.cache.remember(key, state);
+    return this.cache.decode<OpRecord>(state) ?? undefined;
   }
 
   async listOps(filter: OpFilter = {}): Promise<OpRecord[]> {
@@ -255,13 +254,13 @@ export class EtcdStateStore implements StateStore {
     ]);
     for (const [key, json] of decision.written) {
       const prior = before.get(key) ?? null;
-      this.remember(key, json === null ? null : { json, mod: revision, create: prior?.create ?? revision, version: String(Number(prior?.version ?? 0) + 1) });
+      this.cache.remember(key, json === null ? null : { json, mod: revision, create: prior?.create ?? revision, version: String(Number(prior?.version ?? 0) + 1) });
     }
     return decision.result(revision);
   }
 
   private async reconcileWrite<T>(keys: WriteKeys, seen: Seen, decision: Decided<T>, cause: unknown): Promise<{ kind: 'landed'; revision: string } | { kind: 'retry'; seen: Seen }> {
-    for (const key of [keys.res, keys.op, keys.parent]) if (key !== undefined) this.cache.delete(key);
+    for (const key of [keys.res, keys.op, keys.parent]) if (key !== undefined) this.cache.forget(key);
     const key = keys.primary === 'res' ? keys.res : keys.op;
     const fresh = await this.rereadForReconcile(keys, key, cause);
     const outcome = await reconcile({
@@ -330,9 +329,9 @@ export class EtcdStateStore implements StateStore {
       ...(keys.parent === undefined ? {} : { parent: stateAt(responses, 2) }),
       ...(keys.childrenPrefix === undefined ? {} : { children: countAt(responses, keys.parent === undefined ? 2 : 3) }),
     };
-    this.remember(keys.res, seen.res);
-    this.remember(keys.op, seen.op);
-    if (keys.parent !== undefined) this.remember(keys.parent, seen.parent ?? null);
+    this.cache.remember(keys.res, seen.res);
+    this.cache.remember(keys.op, seen.op);
+    if (keys.parent !== undefined) this.cache.remember(keys.parent, seen.parent ?? null);
     return seen;
   }
 
@@ -351,27 +350,8 @@ export class EtcdStateStore implements StateStore {
     return keys.parent === undefined ? { res, op } : { res, op, parent };
   }
 
-  private remember(key: string, state: KeyState | null): void {
-    this.cache.delete(key);
-    this.cache.set(key, state);
-    if (this.cache.size > this.cacheSize) {
-      const oldest = this.cache.keys().next();
-      if (!oldest.done) this.cache.delete(oldest.value);
-    }
-  }
-
-  private decode<R>(state: KeyState | null): R | null {
-    if (state === null) return null;
-    let body = this.parsed.get(state);
-    if (!body) {
-      body = JSON.parse(state.json) as object;
-      this.parsed.set(state, body);
-    }
-    return { ...body, revision: state.mod } as R;
-  }
-
   private observe<R>(seen: Seen): { record: R | undefined; op: OpRecord | undefined; children?: number } {
-    const base = { record: this.decode<R>(seen.res) ?? undefined, op: this.decode<OpRecord>(seen.op) ?? undefined };
+    const base = { record: this.cache.decode<R>(seen.res) ?? undefined, op: this.cache.decode<OpRecord>(seen.op) ?? undefined };
     return seen.children === undefined ? base : { ...base, children: seen.children };
   }
 
@@ -395,7 +375,7 @@ export class EtcdStateStore implements StateStore {
       success.push(putOp(keys.parent, seen.parent.json));
       written.set(keys.parent, seen.parent.json);
     }
-    const snapshot = ref.type === 'snapshot' ? ((record ?? this.decode<ResourceRecord>(seen.res)) as { volume_id?: string } | null) : null;
+    const snapshot = ref.type === 'snapshot' ? ((record ?? this.cache.decode<ResourceRecord>(seen.res)) as { volume_id?: string } | null) : null;
     if (snapshot?.volume_id !== undefined && (seen.res === null || record === null)) {
       const index = this.keys.volumeSnapshot(snapshot.volume_id, ref.id);
       success.push(record === null ? deleteOp(index) : putOp(index, ''));
@@ -407,8 +387,8 @@ export class EtcdStateStore implements StateStore {
       result: (revision) => ({
         ok: true,
         revision,
-        record: record === null ? (this.decode<R>(seen.res) as R) : ({ ...record, revision } as R),
-        op: op === 'keep' ? this.decode<OpRecord>(seen.op) : op && { ...op, revision },
+        record: record === null ? (this.cache.decode<R>(seen.res) as R) : ({ ...record, revision } as R),
+        op: op === 'keep' ? this.cache.decode<OpRecord>(seen.op) : op && { ...op, revision },
       }),
     };
   }
