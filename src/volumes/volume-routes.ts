@@ -4,6 +4,7 @@
  * errors become Cinder's fault bodies (a failed condition is 400, as Cinder's InvalidVolume).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { RequestAuth } from '../api/auth.js';
 import { HttpError } from '../api/faults.js';
 import { atLeast } from '../api/microversion.js';
 import type { RouteModule } from '../api/server.js';
@@ -27,15 +28,13 @@ type Params = { project_id: string; id?: string };
 type Req = FastifyRequest<{ Params: Params; Querystring: Record<string, unknown> }>;
 
 /**
- * Who is asking. noauth (as Cinder's NoAuthMiddleware): `X-Auth-Token: user:project` names the
- * user, everyone is admin, and the project comes from the URL. Token auth replaces this later.
+ * Who is asking, as the API's auth hook established it (`req.auth`): noauth callers and the
+ * admin token are admins; the read-only token is not (it only reaches GETs). The project is the
+ * one in the path.
  */
 function contextOf(req: Req): RequestContext {
-  const token = req.headers['x-auth-token'];
-  const fromToken = typeof token === 'string' && token.includes(':') ? token.split(':', 1)[0] : undefined;
-  const header = req.headers['x-user-id'];
-  const userId = fromToken || (typeof header === 'string' && header !== '' ? header : null);
-  return { projectId: req.params.project_id, userId, isAdmin: true };
+  const auth = req.auth as RequestAuth | null;
+  return { projectId: req.params.project_id, userId: auth?.userId ?? null, isAdmin: auth?.role === 'admin' };
 }
 
 function viewOf(req: Req): ViewContext {

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { formatVersion, MAX_VERSION } from '../../api/microversion.js';
 import { loadConfig } from '../../config/load.js';
@@ -13,6 +14,7 @@ interface CommonOptions {
   readonly project: string;
   readonly json?: boolean;
   readonly config?: string;
+  readonly tokenFile?: string;
 }
 
 type Json = Record<string, unknown>;
@@ -27,31 +29,45 @@ class ApiRefusedError extends CoordinatorError {
   }
 }
 
-/** `http://<api.listen>`, with a wildcard listen address reached over loopback. */
-async function defaultUrl(opts: CommonOptions, env: NodeJS.ProcessEnv): Promise<string> {
+/** Where the API is and how to authenticate: `--url`/`--token-file`, else the configuration. */
+async function target(opts: CommonOptions, env: NodeJS.ProcessEnv): Promise<{ base: string; token: string }> {
   const config = await loadConfig({ file: opts.config ?? env.HEARTH_CONFIG, env, flags: {} });
   const { host, port } = parseListen(config.api.listen);
   const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
-  return `http://${reachable}:${port}`;
+  const tokenFile = opts.tokenFile ?? config.api.tokenFile;
+  // Cinder's noauth names the caller as user:project; with token auth the token is the caller.
+  const token = tokenFile === '' ? `admin:${opts.project}` : await readToken(tokenFile);
+  return { base: (opts.url ?? `http://${reachable}:${port}`).replace(/\/+$/, ''), token };
+}
+
+async function readToken(path: string): Promise<string> {
+  try {
+    const token = (await readFile(path, 'utf8')).trim();
+    if (token === '') throw new UsageError(`the token file ${path} is empty`);
+    return token;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot read the token file ${path}: ${messageOf(err)}`, { cause: err });
+  }
 }
 
 /**
- * A small client of hearth's volume API. noauth for now (`X-Auth-Token: admin:<project>`);
- * token auth replaces it later.
+ * A small client of hearth's volume API: the token from `api.tokenFile` (or `--token-file`) as
+ * `X-Auth-Token`, or Cinder's noauth `X-Auth-Token: admin:<project>` when there is none.
  *
  * Failure semantics: one HTTP request per call with a 30 s deadline; an unreachable API or a
  * deadline fails the command (exit 1) without retrying, since a retried create could make two
  * volumes.
  */
 async function request(ctx: CommandContext, opts: CommonOptions, method: string, path: string, body?: unknown): Promise<Json | undefined> {
-  const base = (opts.url ?? (await defaultUrl(opts, ctx.env))).replace(/\/+$/, '');
+  const { base, token } = await target(opts, ctx.env);
   const url = `${base}/v3/${encodeURIComponent(opts.project)}${path}`;
   let res: Response;
   try {
     res = await fetch(url, {
       method,
       headers: {
-        'X-Auth-Token': `admin:${opts.project}`,
+        'X-Auth-Token': token,
         'OpenStack-API-Version': `volume ${formatVersion(MAX_VERSION)}`,
         Accept: 'application/json',
         ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
@@ -89,7 +105,8 @@ function withCommon(cmd: Command): Command {
   return cmd
     .option('--url <url>', 'hearth API base URL (default: http://<api.listen> from the configuration)')
     .option('--project <id>', 'project id in the API path', 'admin')
-    .option('--config <file>', 'configuration file to read api.listen from (env: HEARTH_CONFIG)')
+    .option('--config <file>', 'configuration file to read api.listen and api.tokenFile from (env: HEARTH_CONFIG)')
+    .option('--token-file <file>', 'file holding the API token (default: api.tokenFile; none: noauth)')
     .option('--json', 'print JSON for scripts');
 }
 

@@ -1,4 +1,7 @@
 // `hearth volume …` against a real `hearth serve`, run in-process through runCli.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../../src/cli/program.js';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
@@ -94,5 +97,33 @@ describe('hearth volume', () => {
     const res = await cli('volume', 'list', '--url', 'http://127.0.0.1:9');
     expect(res.code).toBe(1);
     expect(res.err).toContain('cannot reach the hearth API at http://127.0.0.1:9');
+  });
+});
+
+describe('hearth volume with token auth', () => {
+  let hearth: HearthProcess;
+  let tokenFile: string;
+  beforeAll(async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-cli-token-'));
+    tokenFile = join(dir, 'token');
+    await writeFile(tokenFile, 'correct-horse-battery-staple\n', { mode: 0o600 });
+    hearth = await startHearth({ name: 'volume-cli-token', env: { HEARTH_API_TOKEN_FILE: tokenFile } });
+  });
+  afterAll(async () => {
+    await hearth?.stop();
+  });
+
+  it('sends the token from --token-file (or api.tokenFile) and is refused without it', async () => {
+    const refused = await cli('volume', 'list', '--url', hearth.apiUrl);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain('(HTTP 401)');
+    const created = await cli('volume', 'create', '1', '--json', '--url', hearth.apiUrl, '--token-file', tokenFile);
+    expect(created.code, created.err).toBe(0);
+    expect(JSON.parse(created.out)).toMatchObject({ status: 'creating', user_id: 'token' });
+    const viaConfig = await cliWith({ HEARTH_API_TOKEN_FILE: tokenFile, HEARTH_API_LISTEN: new URL(hearth.apiUrl).host }, 'volume', 'list', '--json');
+    expect(viaConfig.code, viaConfig.err).toBe(0);
+    expect(JSON.parse(viaConfig.out)).toHaveLength(1);
+    const missing = await cli('volume', 'list', '--url', hearth.apiUrl, '--token-file', join(tokenFile, 'nope'));
+    expect(missing).toMatchObject({ code: 2, err: expect.stringContaining('cannot read the token file') as string });
   });
 });
