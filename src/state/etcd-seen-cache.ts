@@ -8,7 +8,7 @@ import type { KeyState } from './etcd-txn.js';
  */
 export class SeenCache {
   private readonly states = new Map<string, KeyState | null>();
-  private readonly parsed = new WeakMap<KeyState, object>();
+  private readonly decoded = new WeakMap<KeyState, object>();
 
   constructor(private readonly maxKeys: number) {}
 
@@ -17,7 +17,9 @@ export class SeenCache {
     return this.states.get(key);
   }
 
-  remember(key: string, state: KeyState | null): void {
+  /** Remembers a key's state; `body` is its decoded record, when the caller has it already. */
+  remember(key: string, state: KeyState | null, body?: object): void {
+    if (state !== null && body !== undefined) this.decoded.set(state, Object.freeze({ ...body, revision: state.mod }));
     this.states.delete(key);
     this.states.set(key, state);
     if (this.states.size > this.maxKeys) {
@@ -34,14 +36,17 @@ export class SeenCache {
     this.states.clear();
   }
 
-  /** The stored record of a state with `revision` = its mod revision; null when absent. */
+  /**
+   * The stored record of a state with `revision` = its mod revision; null when absent. Decoded
+   * once per state and shared: records are read-only, and the planner copies before it changes.
+   */
   decode<R>(state: KeyState | null): R | null {
     if (state === null) return null;
-    let body = this.parsed.get(state);
-    if (!body) {
-      body = JSON.parse(state.json) as object;
-      this.parsed.set(state, body);
+    let record = this.decoded.get(state);
+    if (!record) {
+      record = Object.freeze({ ...(JSON.parse(state.json) as object), revision: state.mod });
+      this.decoded.set(state, record);
     }
-    return { ...body, revision: state.mod } as R;
+    return record as R;
   }
 }

@@ -81,7 +81,8 @@ interface Seen {
 interface Decided<T> {
   readonly success: IRequestOp[];
   readonly intended: string | null;
-  readonly written: ReadonlyMap<string, string | null>;
+  /** What the txn writes per key (null: deleted), with the record it encodes. */
+  readonly written: ReadonlyMap<string, { readonly json: string; readonly body: object } | null>;
   readonly result: (revision: string) => T;
 }
 
@@ -159,7 +160,7 @@ export class EtcdStateStore implements StateStore {
       return {
         success: [putOp(keys.op, json)],
         intended: json,
-        written: new Map([[keys.op, json]]),
+        written: new Map([[keys.op, { json, body: plan.op }]]),
         result: (revision) => ({ ok: true, revision, op: { ...plan.op, revision } }),
       };
     });
@@ -252,9 +253,10 @@ export class EtcdStateStore implements StateStore {
       [keys.op, seen.op],
       ...(keys.parent === undefined ? [] : [[keys.parent, seen.parent ?? null] as const]),
     ]);
-    for (const [key, json] of decision.written) {
+    for (const [key, value] of decision.written) {
       const prior = before.get(key) ?? null;
-      this.cache.remember(key, json === null ? null : { json, mod: revision, create: prior?.create ?? revision, version: String(Number(prior?.version ?? 0) + 1) });
+      const state = value && { json: value.json, mod: revision, create: prior?.create ?? revision, version: String(Number(prior?.version ?? 0) + 1) };
+      this.cache.remember(key, state, value?.body);
     }
     return decision.result(revision);
   }
@@ -360,20 +362,21 @@ export class EtcdStateStore implements StateStore {
     if ('failed' in plan) return { refused: { ok: false, failed: plan.failed } };
     const { record, op } = plan.write;
     const success: IRequestOp[] = [];
-    const written = new Map<string, string | null>();
+    const written = new Map<string, { json: string; body: object } | null>();
     const json = record === null ? null : JSON.stringify(record);
     success.push(json === null ? deleteOp(keys.res) : putOp(keys.res, json));
-    written.set(keys.res, json);
+    written.set(keys.res, record && json !== null ? { json, body: record } : null);
     if (op !== 'keep') {
       const opJson = op === null ? null : JSON.stringify(op);
       if (opJson !== null || seen.op !== null) {
         success.push(opJson === null ? deleteOp(keys.op) : putOp(keys.op, opJson));
-        written.set(keys.op, opJson);
+        written.set(keys.op, op && opJson !== null ? { json: opJson, body: op } : null);
       }
     }
-    if (keys.parent !== undefined && seen.parent) {
-      success.push(putOp(keys.parent, seen.parent.json));
-      written.set(keys.parent, seen.parent.json);
+    const parent = keys.parent === undefined ? null : seen.parent;
+    if (keys.parent !== undefined && parent) {
+      success.push(putOp(keys.parent, parent.json));
+      written.set(keys.parent, { json: parent.json, body: this.cache.decode<object>(parent) as object });
     }
     const snapshot = ref.type === 'snapshot' ? ((record ?? this.cache.decode<ResourceRecord>(seen.res)) as { volume_id?: string } | null) : null;
     if (snapshot?.volume_id !== undefined && (seen.res === null || record === null)) {

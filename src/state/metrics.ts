@@ -50,15 +50,17 @@ export async function measured<T extends { ok: boolean }>(
   resource: string,
   write: () => Promise<T>,
 ): Promise<T> {
-  const stop = metrics.duration.startTimer({ backend });
+  const started = performance.now();
+  let result: 'ok' | 'conflict' | 'fenced' | 'error' = 'error';
   try {
-    const result = await write();
-    metrics.transitions.inc({ resource, result: resultLabel(result) });
-    return result;
+    const outcome = await write();
+    result = resultLabel(outcome);
+    return outcome;
   } catch (err) {
-    metrics.transitions.inc({ resource, result: resultLabel(err) });
+    result = resultLabel(err);
     throw err;
   } finally {
-    stop();
+    metrics.duration.observe({ backend }, (performance.now() - started) / 1_000);
+    metrics.transitions.inc({ resource, result });
   }
 }

@@ -40,9 +40,9 @@ const FIXED = new Set(['id', 'revision', 'created_at', 'updated_at', 'project_id
 
 const fail = (field: string, expected: unknown, actual: unknown): { failed: FailedCondition } => ({ failed: { field, expected, actual } });
 
-/** The fields conditions may name on a resource. */
-export function resourceView(record: ResourceRecord, children?: number): Record<string, unknown> {
-  return children === undefined ? { ...record } : { ...record, snapshots: children };
+/** The fields conditions may name on a resource (the record itself unless children are counted). */
+export function resourceView(record: ResourceRecord, children?: number): Readonly<Record<string, unknown>> {
+  return children === undefined ? (record as unknown as Record<string, unknown>) : { ...record, snapshots: children };
 }
 
 /** The fields conditions may name on an op record (`owner` is the owner's incarnation). */
@@ -123,15 +123,15 @@ export function planTransition<R extends ResourceRecord>(
     throw new InvalidTransitionError(ref.type, current.status, record.status, `${record.status} is not a ${ref.type} status`);
   }
   assertTransition(ref.type, current.status, record.status, request.by);
-  let op: Unrevisioned<OpRecord> | null = observed.op ? stripRevision(observed.op) : null;
   const change = request.op;
+  let op: Unrevisioned<OpRecord> | null = observed.op ?? null;
   if (change === 'remove') op = null;
   else if (change !== undefined && 'create' in change) {
     if (observed.op) return fail('op.exists', false, true);
     op = newOp(ref, record.status, record.cluster, change.create, now);
   } else if (change !== undefined) {
     if (!op) return fail('op.exists', true, false);
-    op = { ...op, ...change.update, updatedAt: now };
+    op = { ...stripRevision(op as OpRecord), ...change.update, updatedAt: now };
   }
   checkInvariant(ref.type, current.status, record.status, op);
   return { write: { record, op: change === undefined ? 'keep' : op } };
