@@ -1,3 +1,5 @@
+import type { Fence } from '../fence.js';
+
 /**
  * The session port: one lease per worker incarnation, which every lock key and the worker's
  * `alive/` key ride on.
@@ -35,4 +37,22 @@ export interface Session {
   onStateChange(listener: (change: SessionStateChange) => void): () => void;
   /** Revokes the lease, so keys on it vanish at once. Idempotent. */
   close(): Promise<void>;
+}
+
+/** True while a session (or a lock on it) may still act: `held` or `jeopardy`. */
+export function isLive(state: SessionState): boolean {
+  return state === 'held' || state === 'jeopardy';
+}
+
+/**
+ * A fence on a key that rides on `session` (e.g. the worker's `alive/<host>` key): etcd checks
+ * that the key still has `createRevision`, and `holds()` is false once the session is lost or
+ * closed (read from the clock, so a stalled event loop cannot hide the loss).
+ */
+export function sessionKeyFence(session: Session, key: string, createRevision: string, description: string): Fence {
+  return {
+    guards: session.distributed ? [{ key, createRevision, expect: 'equal' }] : [],
+    holds: () => isLive(session.state),
+    description,
+  };
 }

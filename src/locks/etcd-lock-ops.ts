@@ -1,0 +1,177 @@
+/**
+ * The etcd requests of the fair lock and the reading of their answers; no I/O here.
+ *
+ * Layout (etcd's `concurrency` package and `etcdctl lock`): a lock named N is the prefix
+ * `<prefix>/locks/N/`; each contender puts `<prefix>/locks/N/<leaseHex>` on its session lease.
+ * The owner is the key with the lowest create revision; every other contender waits for the
+ * key created just before its own.
+ */
+import type { IKeyValue, IRangeRequest, IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
+import type { KeyLayout } from '../etcd/keys.js';
+import type { LockHolder } from './errors.js';
+
+/** The keys of one contender (one session) on one lock. */
+export class LockKeys {
+  /** `<prefix>/locks/<name>/`. */
+  readonly prefix: string;
+  /** `<prefix>/locks/<name>/<leaseHex>`. */
+  readonly myKey: string;
+  readonly prefixBuf: Buffer;
+  readonly rangeEndBuf: Buffer;
+  readonly myKeyBuf: Buffer;
+
+  constructor(
+    layout: KeyLayout,
+    readonly name: string,
+    leaseHex: string,
+  ) {
+    this.prefix = `${layout.lock(name)}/`;
+    this.myKey = `${this.prefix}${leaseHex}`;
+    this.prefixBuf = Buffer.from(this.prefix);
+    // The prefix ends in '/', so the end of its range is the same bytes ending in '0' ('/' + 1).
+    this.rangeEndBuf = Buffer.from(this.prefix);
+    this.rangeEndBuf[this.rangeEndBuf.length - 1] = (this.rangeEndBuf[this.rangeEndBuf.length - 1] as number) + 1;
+    this.myKeyBuf = Buffer.from(this.myKey);
+  }
+
+  /** Every key of the lock, sorted by create revision. */
+  byCreate(order: 'Ascend' | 'Descend', limit: number, extra: Partial<IRangeRequest> = {}): IRequestOp {
+    return {
+      request_range: { key: this.prefixBuf, range_end: this.rangeEndBuf, sort_target: 'Create', sort_order: order, limit, ...extra },
+    };
+  }
+}
+
+/** A key seen under the lock prefix. */
+export interface QueuedKey {
+  readonly key: string;
+  readonly createRevision: string;
+}
+
+/** What the enqueue transaction found. */
+export interface Enqueued {
+  /** Create revision of my key: the fencing token and my place in the queue. */
+  readonly myRev: string;
+  /** Store revision the answer reflects; a watch starts after it. */
+  readonly headerRev: string;
+  readonly owner: boolean;
+  /** Who owns the lock (lowest create revision). */
+  readonly holder: LockHolder | undefined;
+  /** The key created just before mine, when the answer tells (a fresh key); else undefined. */
+  readonly predecessor: QueuedKey | undefined;
+  /** The predecessor is the owner: once it is deleted, the lock is mine. */
+  readonly predecessorIsOwner: boolean;
+}
+
+/**
+ * One transaction: if my key does not exist, put it (on my lease, value = my incarnation) and
+ * read the owner and the last two keys by create revision (mine and my predecessor); else read
+ * my key and the owner. Uncontended, that is the whole acquire.
+ */
+export function enqueueRequest(keys: LockKeys, leaseId: string, value: string): ITxnRequest {
+  return {
+    compare: [{ key: keys.myKeyBuf, target: 'Create', result: 'Equal', create_revision: 0 }],
+    success: [
+      { request_put: { key: keys.myKeyBuf, value: Buffer.from(value), lease: leaseId } },
+      keys.byCreate('Ascend', 1),
+      keys.byCreate('Descend', 2, { keys_only: true }),
+    ],
+    failure: [{ request_range: { key: keys.myKeyBuf, keys_only: true } }, keys.byCreate('Ascend', 1)],
+  };
+}
+
+/** Reads the answer of {@link enqueueRequest}. */
+export function parseEnqueue(keys: LockKeys, res: ITxnResponse): Enqueued {
+  const headerRev = res.header.revision;
+  if (res.succeeded) {
+    const ownerKv = res.responses[1]?.response_range.kvs[0];
+    const tail = res.responses[2]?.response_range.kvs ?? [];
+    const predKv = tail[0] && kvKey(tail[0]) === keys.myKey ? tail[1] : undefined;
+    const myRev = headerRev;
+    return {
+      myRev,
+      headerRev,
+      owner: ownerKv?.create_revision === myRev,
+      holder: ownerKv ? holderOf(keys, ownerKv) : undefined,
+      predecessor: predKv ? queued(predKv) : undefined,
+      predecessorIsOwner: predKv !== undefined && predKv.create_revision === ownerKv?.create_revision,
+    };
+  }
+  // My key was already there (an earlier acquire of this session whose clean-up is pending):
+  // keep its place in the queue, as etcd's Go Mutex does.
+  const mine = res.responses[0]?.response_range.kvs[0];
+  const ownerKv = res.responses[1]?.response_range.kvs[0];
+  const myRev = mine?.create_revision ?? '0';
+  return {
+    myRev,
+    headerRev,
+    owner: mine !== undefined && ownerKv?.create_revision === myRev,
+    holder: ownerKv ? holderOf(keys, ownerKv) : undefined,
+    predecessor: undefined,
+    predecessorIsOwner: false,
+  };
+}
+
+/** What a re-check found. */
+export interface Rechecked {
+  readonly headerRev: string;
+  readonly mineExists: boolean;
+  /** The key with the largest create revision below mine; none means the lock is mine. */
+  readonly predecessor: QueuedKey | undefined;
+  /** Nothing else below mine: once the predecessor goes, the lock is mine. */
+  readonly predecessorIsOwner: boolean;
+}
+
+/** Read-only transaction: my key, and the last key created before mine. */
+export function recheckRequest(keys: LockKeys, myRev: string): ITxnRequest {
+  return {
+    compare: [],
+    success: [
+      { request_range: { key: keys.myKeyBuf, keys_only: true } },
+      keys.byCreate('Descend', 1, { keys_only: true, max_create_revision: (BigInt(myRev) - 1n).toString() }),
+    ],
+    failure: [],
+  };
+}
+
+/** Reads the answer of {@link recheckRequest}. */
+export function parseRecheck(res: ITxnResponse): Rechecked {
+  const mine = res.responses[0]?.response_range.kvs[0];
+  const below = res.responses[1]?.response_range;
+  const predKv = below?.kvs[0];
+  return {
+    headerRev: res.header.revision,
+    mineExists: mine !== undefined,
+    predecessor: predKv ? queued(predKv) : undefined,
+    // `more` is set when keys were cut by the limit: more than one key below mine.
+    predecessorIsOwner: predKv !== undefined && below?.more === false,
+  };
+}
+
+/** Deletes my key only if it is still the one created at `myRev` (any rev when unknown). */
+export function releaseRequest(keys: LockKeys, myRev: string | undefined): ITxnRequest {
+  return {
+    compare: myRev === undefined ? [] : [{ key: keys.myKeyBuf, target: 'Create', result: 'Equal', create_revision: myRev }],
+    success: [{ request_delete_range: { key: keys.myKeyBuf } }],
+    failure: [],
+  };
+}
+
+/** The holder a lock key names: lease from the key, incarnation from the value (hearth writes it). */
+export function holderOf(keys: LockKeys, kv: IKeyValue): LockHolder {
+  const key = kvKey(kv);
+  const value = kv.value?.toString() ?? '';
+  return {
+    key,
+    leaseHex: key.slice(keys.prefix.length),
+    ...(value === '' ? {} : { incarnation: value }),
+  };
+}
+
+function queued(kv: IKeyValue): QueuedKey {
+  return { key: kvKey(kv), createRevision: kv.create_revision };
+}
+
+function kvKey(kv: IKeyValue): string {
+  return kv.key.toString();
+}

@@ -1,0 +1,314 @@
+import type { Etcd3, ITxnRequest, ITxnResponse } from 'etcd3';
+import { fromEtcdError } from '../etcd/errors.js';
+import type { KeyLayout } from '../etcd/keys.js';
+import { AbortedError, ClosedError, CoordinatorError } from '../errors.js';
+import { sleep } from '../lifecycle/clock.js';
+import type { Logger } from '../observability/logger.js';
+import { isLive, type Session, type SessionStateChange } from '../session/session.js';
+import { type LockHolder, LockLostError, LockTimeoutError } from './errors.js';
+import { EtcdLockHandle } from './etcd-lock-handle.js';
+import { type Enqueued, enqueueRequest, holderOf, LockKeys, parseEnqueue, parseRecheck, recheckRequest, releaseRequest } from './etcd-lock-ops.js';
+import { waitForDelete } from './etcd-lock-wait.js';
+import { anySignal } from './signals.js';
+import { KeyedFifoMutex } from './fifo-mutex.js';
+import {
+  type AcquireOptions,
+  type LockContext,
+  type LockHandle,
+  type LockService,
+  runWithLocks,
+  type TryAcquireResult,
+  validateLockName,
+} from './lock-service.js';
+import { lockTypeOf, type LockMetrics, type WaitResult } from './metrics.js';
+
+/** What an {@link EtcdLockService} needs. */
+export interface EtcdLockServiceOptions {
+  /** From `createEtcdClient` (deadlines, no blind retries). */
+  readonly client: Etcd3;
+  readonly keys: KeyLayout;
+  /** The incarnation's session; every lock key rides on its lease. Not closed by this service. */
+  readonly session: Session;
+  /** Deadline of each etcd call. */
+  readonly callTimeoutMs: number;
+  readonly metrics?: LockMetrics;
+  readonly logger?: Logger;
+  /** Timeout of an acquire that names none; default 60 s. */
+  readonly defaultTimeoutMs?: number;
+}
+
+/** The in-process slot of one name: at most one acquirer per name per session talks to etcd. */
+interface Slot {
+  readonly name: string;
+}
+
+/**
+ * The cluster lock service: the fair algorithm of etcd's Go `concurrency.Mutex` on the npm
+ * etcd3 primitives, on one session lease (no lease per lock).
+ *
+ * - acquire: one txn puts `<prefix>/locks/<name>/<leaseHex>` if absent and reads the owner
+ *   (lowest create revision) and my predecessor. Owner → done (uncontended acquire + release
+ *   = 2 round trips). Otherwise watch only the predecessor for DELETE (FIFO, no herd, no
+ *   polling); when it goes and it was the owner, the lock is mine with no further read (keys
+ *   below mine can only disappear, and the session's own clock vouches for my lease);
+ *   otherwise read the queue again (one read-only txn) and watch the new predecessor.
+ * - Within this process one acquirer per name at a time goes to etcd (an in-process FIFO in
+ *   front): two callers on one session would otherwise share one key and both "hold" it
+ *   (etcd-io/etcd#11360).
+ * - release: one txn deletes my key if its create revision is still mine.
+ *
+ * Failure semantics:
+ * - etcd unreachable: an acquire fails with a retryable `BackendUnavailableError` once its
+ *   etcd call passes `min(callTimeoutMs, acquire deadline)`; a waiter keeps waiting through a
+ *   watch reconnect (it re-reads the queue after it) until its timeout or signal.
+ * - held locks follow the session: `jeopardy` with it, `lost` (signal aborted) at its
+ *   `safeUntil`, before etcd can expire the lease. Acquires on a lost session fail with
+ *   `LockLostError`; the worker needs a new incarnation (session + lock service).
+ * - a key whose deletion failed (release or abandoned wait) is deleted again in the background
+ *   while the session lives, and the in-process slot of that name stays taken meanwhile, so
+ *   no stale queue entry outlives a session; once the session ends its lease takes the keys.
+ * - etcd restart: the lease and keys survive; waiters re-read the queue after reconnecting.
+ * - killed process: its keys go when etcd expires its lease (one TTL); waiters then proceed.
+ * - `etcdctl lock <prefix>/locks/<name>` takes part in the same queue.
+ */
+export class EtcdLockService implements LockService {
+  readonly distributed = true;
+  private readonly local = new KeyedFifoMutex<Slot>();
+  private readonly handles = new Set<EtcdLockHandle>();
+  private readonly cleanups = new Set<Promise<void>>();
+  private readonly closer = new AbortController();
+  private readonly defaultTimeoutMs: number;
+  private readonly unsubscribe: () => void;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: EtcdLockServiceOptions) {
+    this.defaultTimeoutMs = options.defaultTimeoutMs ?? 60_000;
+    this.unsubscribe = options.session.onStateChange((change) => this.sessionChanged(change));
+  }
+
+  async acquire(name: string, options: AcquireOptions = {}): Promise<LockHandle> {
+    this.refuse(name);
+    const started = Date.now();
+    const type = lockTypeOf(name);
+    const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
+    const deadline = started + timeoutMs;
+    let slot: Slot;
+    try {
+      slot = await this.local.lock(name, () => ({ name }), {
+        timeoutMs,
+        signal: options.signal,
+        onTimeout: () => new LockTimeoutError(name, timeoutMs, this.selfHolder(name)),
+        onAbort: (reason) => new AbortedError(`acquire of lock ${name}`, { cause: reason }),
+      });
+    } catch (err) {
+      this.observeWait(type, err, started);
+      throw err;
+    }
+    const keys = new LockKeys(this.options.keys, name, this.options.session.leaseHex);
+    let myRev: string | undefined;
+    try {
+      this.refuse(name);
+      const enqueued = parseEnqueue(keys, await this.txn(enqueueRequest(keys, this.options.session.leaseId, this.options.session.incarnation), deadline, 'acquiring lock'));
+      myRev = enqueued.myRev;
+      if (!enqueued.owner) await this.waitTurn(keys, enqueued, { deadline, timeoutMs, signal: options.signal });
+      const handle = this.grant(keys, myRev, slot, type);
+      this.options.metrics?.waited(type, 'acquired', Date.now() - started);
+      return handle;
+    } catch (err) {
+      this.abandon(keys, slot, myRev);
+      this.observeWait(type, err, started);
+      throw err;
+    }
+  }
+
+  async tryAcquire(name: string): Promise<TryAcquireResult> {
+    this.refuse(name);
+    const slot = this.local.tryLock(name, () => ({ name }));
+    if (slot === undefined) return { ok: false, holder: this.selfHolder(name) };
+    const keys = new LockKeys(this.options.keys, name, this.options.session.leaseHex);
+    let myRev: string | undefined;
+    try {
+      const enqueued = parseEnqueue(keys, await this.txn(enqueueRequest(keys, this.options.session.leaseId, this.options.session.incarnation), Infinity, 'acquiring lock'));
+      myRev = enqueued.myRev;
+      if (enqueued.owner) {
+        const handle = this.grant(keys, myRev, slot, lockTypeOf(name));
+        this.options.metrics?.waited(handle.type, 'acquired', 0);
+        return { ok: true, handle };
+      }
+      await this.deleteKey(keys, myRev, slot);
+      return { ok: false, holder: enqueued.holder };
+    } catch (err) {
+      this.abandon(keys, slot, myRev);
+      throw err;
+    }
+  }
+
+  withLock<T>(names: string | readonly string[], fn: (ctx: LockContext) => Promise<T>, options: AcquireOptions = {}): Promise<T> {
+    return runWithLocks(this, names, fn, { ...options, defaultTimeoutMs: this.defaultTimeoutMs, now: Date.now });
+  }
+
+  /** Releases held locks, rejects waiters and waits for pending deletions. Does not close the session. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closer.abort(new ClosedError('lock service'));
+      this.local.rejectAll(new ClosedError('lock service'));
+      await Promise.all([...this.handles].map((h) => h.release()));
+      await Promise.all([...this.cleanups]);
+      this.unsubscribe();
+    })();
+    return this.closing;
+  }
+
+  /** @internal A handle was released: delete its key (first attempt awaited, retries in the background). */
+  released(handle: EtcdLockHandle, keys: LockKeys, slot: Slot): Promise<void> {
+    this.handles.delete(handle);
+    this.options.metrics?.ended(handle.type, handle, Date.now(), false);
+    return this.deleteKey(keys, handle.createRevision, slot);
+  }
+
+  /** @internal A handle was lost with its session: its key goes with the lease. */
+  lost(handle: EtcdLockHandle, slot: Slot): void {
+    this.handles.delete(handle);
+    this.options.metrics?.ended(handle.type, handle, Date.now(), true);
+    this.local.unlock(slot.name, slot);
+  }
+
+  private grant(keys: LockKeys, myRev: string, slot: Slot, type: string): EtcdLockHandle {
+    const handle = new EtcdLockHandle(this, this.options.session, keys, myRev, slot, type, Date.now());
+    this.handles.add(handle);
+    this.options.metrics?.acquired(type, handle, handle.acquiredAt);
+    return handle;
+  }
+
+  /** Waits until every key created before mine is gone. */
+  private async waitTurn(keys: LockKeys, first: Enqueued, wait: { deadline: number; timeoutMs: number; signal: AbortSignal | undefined }): Promise<void> {
+    const timeout = new AbortController();
+    const timer = Number.isFinite(wait.deadline) ? setTimeout(() => timeout.abort(new Error('timeout')), Math.max(0, wait.deadline - Date.now())) : undefined;
+    const { signal, dispose } = anySignal([this.closer.signal, this.options.session.signal, timeout.signal, ...(wait.signal ? [wait.signal] : [])]);
+    const myRev = first.myRev;
+    let state = { headerRev: first.headerRev, predecessor: first.predecessor, predecessorIsOwner: first.predecessorIsOwner };
+    try {
+      for (;;) {
+        if (state.predecessor !== undefined) {
+          const outcome = await waitForDelete(this.options.client, state.predecessor.key, (BigInt(state.headerRev) + 1n).toString(), signal);
+          if (outcome === 'deleted' && state.predecessorIsOwner && isLive(this.options.session.state)) return;
+        }
+        const again = parseRecheck(await abortable(this.txn(recheckRequest(keys, myRev), wait.deadline, 'waiting for lock'), signal));
+        if (!again.mineExists) throw new LockLostError(keys.name, `lock ${keys.name}: my queue key ${keys.myKey} vanished while waiting (lease expired?)`);
+        if (again.predecessor === undefined) return;
+        state = again;
+      }
+    } catch (err) {
+      if (!signal.aborted) throw err;
+      if (this.closer.signal.aborted) throw new ClosedError('lock service');
+      if (this.options.session.signal.aborted) throw new LockLostError(keys.name, `lock ${keys.name}: the session ended while waiting`, { cause: err });
+      if (wait.signal?.aborted) throw new AbortedError(`acquire of lock ${keys.name}`, { cause: wait.signal.reason });
+      throw new LockTimeoutError(keys.name, wait.timeoutMs, await this.ownerOf(keys));
+    } finally {
+      clearTimeout(timer);
+      dispose();
+    }
+  }
+
+  /** Reads the current owner for an error message; undefined when etcd does not answer quickly. */
+  private async ownerOf(keys: LockKeys): Promise<LockHolder | undefined> {
+    try {
+      const res = await this.options.client.kv.range(
+        { key: keys.prefixBuf, range_end: keys.rangeEndBuf, sort_target: 'Create', sort_order: 'Ascend', limit: 1 },
+        { deadline: Date.now() + Math.min(this.options.callTimeoutMs, 1_000) },
+      );
+      const kv = res.kvs[0];
+      return kv ? holderOf(keys, kv) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Gives up a queue entry after a failed or abandoned acquire; the slot frees when it is gone. */
+  private abandon(keys: LockKeys, slot: Slot, myRev: string | undefined): void {
+    void this.deleteKey(keys, myRev, slot);
+  }
+
+  /**
+   * Deletes my key (if still created at `myRev`). Resolves after the first attempt; failed
+   * attempts are repeated in the background while the session lives, and the name's slot is
+   * freed only when the key is gone (or the session that carries it is).
+   */
+  private deleteKey(keys: LockKeys, myRev: string | undefined, slot: Slot): Promise<void> {
+    let first!: () => void;
+    const firstAttempt = new Promise<void>((resolve) => (first = resolve));
+    const work = (async () => {
+      for (let attempt = 0; isLive(this.options.session.state); attempt++) {
+        try {
+          await this.txn(releaseRequest(keys, myRev), Infinity, 'releasing lock');
+          break;
+        } catch (err) {
+          this.options.logger?.warn({ err, key: keys.myKey, attempt }, 'could not delete a lock key; retrying while the session lives');
+        }
+        first();
+        if (this.closer.signal.aborted) break;
+        await sleep(Math.min(250 * 2 ** attempt, 2_000), this.options.session.signal).catch(() => undefined);
+      }
+      first();
+      this.local.unlock(slot.name, slot);
+    })();
+    this.cleanups.add(work);
+    void work.finally(() => this.cleanups.delete(work));
+    return firstAttempt;
+  }
+
+  private async txn(request: ITxnRequest, deadline: number, what: string): Promise<ITxnResponse> {
+    const callDeadline = Math.min(Date.now() + this.options.callTimeoutMs, deadline);
+    try {
+      return await this.options.client.kv.txn(request, { deadline: callDeadline });
+    } catch (err) {
+      throw fromEtcdError(err, what);
+    }
+  }
+
+  private sessionChanged(change: SessionStateChange): void {
+    for (const handle of [...this.handles]) handle.sessionChanged(change);
+  }
+
+  /** Throws when a call cannot be made now (closed service, bad name, session gone). */
+  private refuse(name: string): void {
+    if (this.closing) throw new ClosedError('lock service');
+    validateLockName(name);
+    if (!isLive(this.options.session.state)) {
+      throw new LockLostError(name, `session ${this.options.session.incarnation} is ${this.options.session.state}; a new incarnation is needed`);
+    }
+  }
+
+  private selfHolder(name: string): LockHolder {
+    return {
+      key: new LockKeys(this.options.keys, name, this.options.session.leaseHex).myKey,
+      leaseHex: this.options.session.leaseHex,
+      incarnation: this.options.session.incarnation,
+    };
+  }
+
+  private observeWait(type: string, err: unknown, started: number): void {
+    const result: WaitResult =
+      err instanceof LockTimeoutError ? 'timeout' : err instanceof AbortedError ? 'aborted' : 'error';
+    this.options.metrics?.waited(type, result, Date.now() - started);
+  }
+}
+
+/** Rejects with `signal.reason` as soon as `signal` aborts, without waiting for `promise`. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e instanceof Error ? e : new CoordinatorError('INTERNAL', String(e)));
+      },
+    );
+  });
+}
