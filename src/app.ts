@@ -11,6 +11,7 @@ import type { Config } from './config/schema.js';
 import { createEtcdClient } from './etcd/client.js';
 import { KeyLayout } from './etcd/keys.js';
 import { type Clock, systemClock } from './lifecycle/clock.js';
+import { DataDirLock } from './locks/data-dir-lock.js';
 import type { Logger } from './observability/logger.js';
 import { createRegistry } from './observability/metrics.js';
 import { Health } from './ops/health.js';
@@ -87,11 +88,20 @@ export function createApp(config: Config, options: AppOptions): App {
   const clock = options.clock ?? systemClock;
   let etcd: Etcd3 | undefined;
   let store: StateStore | undefined;
+  // Single node: one daemon per data dir (a second one exits 1 with DATA_DIR_LOCKED). Not in a
+  // cluster, where the data dir may sit on a mount the members share.
+  let dataDirLock: DataDirLock | undefined;
+  const lockDataDir = async (): Promise<void> => {
+    dataDirLock = await DataDirLock.acquire(config.dataDir, {
+      onCompromised: (err) => logger.fatal({ err }, 'lost the data directory lock; another process may use the store'),
+    });
+  };
 
   const startSteps: Step[] = [
     // Token files first: a bad one is a configuration error, found before anything listens.
     ...(apiAuth ? [{ name: 'api auth', run: () => apiAuth.load() }] : []),
     { name: 'data dir', run: () => mkdir(config.dataDir, { recursive: true }) },
+    ...(isClustered(config) ? [] : [{ name: 'data dir lock', run: lockDataDir }]),
     { name: 'state store', run: async () => (store = createStateStore(config, { clock, registry, logger, etcd: () => (etcd ??= createEtcdClient(config.etcd)) })) },
     { name: 'ops listener', run: async () => (addresses.ops = await ops.listen(config.ops.listen)) },
   ];
@@ -121,9 +131,13 @@ export function createApp(config: Config, options: AppOptions): App {
     { name: 'state store', run: async () => store?.close() },
     { name: 'etcd client', run: async () => etcd?.close() },
     { name: 'ops listener', run: () => ops.close() },
+    { name: 'data dir lock', run: async () => dataDirLock?.release() },
   ];
 
   health.addLiveness('event-loop', () => ({ ok: true }));
+  health.addLiveness('data-dir-lock', () =>
+    dataDirLock?.compromised ? { ok: false, detail: 'the data directory lock was lost' } : { ok: true },
+  );
 
   let started: Promise<void> | undefined;
   let closing: Promise<void> | undefined;

@@ -17,6 +17,13 @@ export function crossFieldIssues(config: Config): ConfigIssue[] {
   if (hasAmqp && !/^amqps?:\/\//.test(config.amqp.url)) {
     issues.push({ path: 'amqp.url', env: 'HEARTH_AMQP_URL', message: 'must start with amqp:// or amqps://' });
   }
+  if (config.leaseTtlMs % 1_000 !== 0) {
+    issues.push({
+      path: 'leaseTtlMs',
+      env: 'HEARTH_LEASE_TTL_MS',
+      message: `must be a whole number of seconds (etcd lease TTLs are whole seconds), e.g. ${Math.max(2, Math.round(config.leaseTtlMs / 1_000)) * 1_000}; got ${config.leaseTtlMs}`,
+    });
+  }
   if (config.leaseMarginMs * 3 > config.leaseTtlMs) {
     issues.push({
       path: 'leaseMarginMs',

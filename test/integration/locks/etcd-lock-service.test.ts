@@ -1,0 +1,184 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { waitForDelete } from '../../../src/locks/etcd-lock-wait.js';
+import { LockTimeoutError } from '../../../src/locks/lock-service.js';
+import { useEtcd, type EtcdTestContext } from '../../support/context.js';
+import { ManagedProcess } from '../../support/process.js';
+import { requireBinary } from '../../support/binaries.js';
+import { waitFor } from '../../support/wait.js';
+import { startWorker, waitQueued, type Worker } from './fixtures.js';
+import { tmpdir } from 'node:os';
+
+describe('etcd lock service', () => {
+  let ctx: EtcdTestContext;
+  let workers: Worker[] = [];
+  const worker = async (host?: string): Promise<Worker> => {
+    const w = await startWorker({ endpoints: ctx.endpoints, prefix: ctx.prefix, ...(host ? { host } : {}) });
+    workers.push(w);
+    return w;
+  };
+  beforeAll(() => {
+    ctx = useEtcd();
+  });
+  afterEach(async () => {
+    await Promise.all(workers.map((w) => w.close()));
+    workers = [];
+  });
+  afterAll(() => ctx.close());
+
+  it('serves 20 waiters in the order they arrived', async () => {
+    const holder = await worker();
+    const held = await holder.locks.acquire('fifo20');
+    const order: number[] = [];
+    const done: Promise<void>[] = [];
+    for (let i = 0; i < 20; i++) {
+      const w = await worker();
+      done.push(
+        w.locks.acquire('fifo20', { timeoutMs: 60_000 }).then(async (h) => {
+          order.push(i);
+          await h.release();
+        }),
+      );
+      await waitQueued(ctx.client, ctx.prefix, 'fifo20', i + 2);
+    }
+    await held.release();
+    await Promise.all(done);
+    expect(order).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  });
+
+  it('writes <prefix>/locks/<name>/<leaseHex> with the incarnation as value, on the session lease', async () => {
+    const w = await worker('node7@rbd');
+    const handle = await w.locks.acquire('vol-9-delete_volume');
+    expect(handle.key).toBe(`${ctx.prefix}/locks/vol-9-delete_volume/${w.session.leaseHex}`);
+    const kvs = await ctx.client.getAll().prefix(`${ctx.prefix}/locks/vol-9-delete_volume/`).exec();
+    expect(kvs.kvs).toHaveLength(1);
+    expect(kvs.kvs[0]?.value.toString()).toBe(`node7@rbd:${w.session.leaseHex}`);
+    expect(kvs.kvs[0]?.lease).toBe(w.session.leaseId);
+    expect(kvs.kvs[0]?.create_revision).toBe(handle.createRevision);
+    await handle.release();
+    expect(await ctx.client.getAll().prefix(`${ctx.prefix}/locks/vol-9-delete_volume/`).keys()).toEqual([]);
+  });
+
+  it('a timeout names the holder by incarnation and lease', async () => {
+    const a = await worker('holder@rbd');
+    const b = await worker();
+    const held = await a.locks.acquire('named');
+    const err = (await b.locks.acquire('named', { timeoutMs: 200 }).catch((e: unknown) => e)) as LockTimeoutError;
+    expect(err).toBeInstanceOf(LockTimeoutError);
+    expect(err.holder).toEqual({ key: held.key, leaseHex: a.session.leaseHex, incarnation: a.session.incarnation });
+    expect(err.message).toContain(`holder@rbd:${a.session.leaseHex}`);
+    await held.release();
+  });
+
+  it('1000 acquisitions ride on the one session lease: no lease is created or leaked', async () => {
+    const w = await worker();
+    const leasesBefore = new Set((await ctx.client.leaseClient.leaseLeases()).leases.map((l) => l.ID));
+    expect(leasesBefore.has(w.session.leaseId)).toBe(true);
+    for (let i = 0; i < 1_000; i++) {
+      const handle = await w.locks.acquire(`many-${i % 10}`);
+      await handle.release();
+    }
+    const leasesAfter = (await ctx.client.leaseClient.leaseLeases()).leases.map((l) => l.ID);
+    expect(leasesAfter.filter((id) => !leasesBefore.has(id))).toEqual([]);
+    expect(leasesAfter).toContain(w.session.leaseId);
+    expect(await ctx.client.getAll().prefix(`${ctx.prefix}/locks/`).keys()).toEqual([]);
+  });
+
+  it('fence: a transaction embedding the guard commits while the lock is held and fails once it is gone', async () => {
+    const w = await worker();
+    const handle = await w.locks.acquire('fenced');
+    const record = `${ctx.prefix}/resources/volume/v1`;
+    const guardedPut = async (value: string): Promise<boolean> => {
+      let txn = ctx.client.if(handle.fence.guards[0]!.key, 'Create', '==', handle.fence.guards[0]!.createRevision);
+      for (const g of handle.fence.guards.slice(1)) txn = txn.and(g.key, 'Create', '==', g.createRevision);
+      return (await txn.then(ctx.client.put(record).value(value)).commit()).succeeded;
+    };
+    expect(await guardedPut('under lock')).toBe(true);
+    await handle.release();
+    expect(handle.fence.holds()).toBe(false);
+    expect(await guardedPut('after release')).toBe(false);
+    // Re-acquired by the same session: a new create revision, so the old fence stays dead.
+    const again = await w.locks.acquire('fenced');
+    expect(again.createRevision).not.toBe(handle.createRevision);
+    expect(await guardedPut('stale fence')).toBe(false);
+    await again.release();
+    expect(await ctx.client.get(record).string()).toBe('under lock');
+  });
+
+  it('session close() revokes the lease: every lock key vanishes at once', async () => {
+    const w = await worker();
+    await w.locks.acquire('close-a');
+    await w.locks.acquire('close-b');
+    expect(await ctx.client.getAll().prefix(`${ctx.prefix}/locks/`).keys()).toHaveLength(2);
+    await w.session.close();
+    expect(await ctx.client.getAll().prefix(`${ctx.prefix}/locks/`).keys()).toEqual([]);
+    const ttl = await ctx.client.leaseClient.leaseTimeToLive({ ID: w.session.leaseId });
+    expect(ttl.TTL).toBe('-1');
+  });
+
+  it('a watch whose start revision was compacted ends with recheck, not a hang', async () => {
+    const key = `${ctx.prefix}/compacted`;
+    const first = await ctx.client.put(key).value('1').exec();
+    for (let i = 0; i < 5; i++) await ctx.client.put(`${ctx.prefix}/churn`).value(String(i));
+    const last = await ctx.client.put(`${ctx.prefix}/churn`).value('x').exec();
+    await ctx.client.kv.compact({ revision: last.header.revision, physical: true });
+    const outcome = await waitForDelete(ctx.client, key, first.header.revision, AbortSignal.timeout(10_000));
+    expect(outcome).toBe('recheck');
+  });
+
+  describe('interoperates with etcdctl lock (Debian etcd-client)', () => {
+    const etcdctl = (name: string, args: string[]): ManagedProcess => {
+      requireBinary('etcdctl', 'etcd-client');
+      return ManagedProcess.start({
+        command: 'etcdctl',
+        args: ['--endpoints', ctx.endpoints.join(','), 'lock', `${ctx.prefix}/locks/${name}`, ...args],
+        env: { ...process.env, ETCDCTL_API: '3' },
+        logDir: tmpdir(),
+        name: `etcdctl-${name}-${Date.now()}`,
+      });
+    };
+
+    it('hearth waits while etcdctl holds the lock', async () => {
+      const holder = etcdctl('ctl-first', []);
+      try {
+        await waitFor(() => holder.output().includes(`${ctx.prefix}/locks/ctl-first/`), { timeoutMs: 10_000, what: 'etcdctl to hold the lock' });
+        const w = await worker();
+        const attempt = await w.locks.tryAcquire('ctl-first');
+        expect(attempt.ok).toBe(false);
+        if (!attempt.ok) expect(attempt.holder?.incarnation).toBeUndefined();
+        let acquiredAt = 0;
+        const waiting = w.locks.acquire('ctl-first', { timeoutMs: 20_000 }).then((h) => {
+          acquiredAt = Date.now();
+          return h;
+        });
+        await waitQueued(ctx.client, ctx.prefix, 'ctl-first', 2);
+        await new Promise((r) => setTimeout(r, 200));
+        expect(acquiredAt).toBe(0);
+        const releasedAt = Date.now();
+        await holder.stop();
+        const handle = await waiting;
+        expect(acquiredAt).toBeGreaterThanOrEqual(releasedAt);
+        await handle.release();
+      } finally {
+        await holder.stop();
+      }
+    });
+
+    it('etcdctl waits while hearth holds the lock', async () => {
+      const w = await worker();
+      const handle = await w.locks.acquire('hearth-first');
+      const ctl = etcdctl('hearth-first', ['--', 'sh', '-c', 'echo "etcdctl got $ETCD_LOCK_KEY"']);
+      try {
+        await waitQueued(ctx.client, ctx.prefix, 'hearth-first', 2);
+        await new Promise((r) => setTimeout(r, 300));
+        expect(ctl.alive).toBe(true);
+        expect(ctl.output()).not.toContain('etcdctl got');
+        await handle.release();
+        const exit = await ctl.waitForExit();
+        expect(exit.code).toBe(0);
+        expect(ctl.output()).toContain(`etcdctl got ${ctx.prefix}/locks/hearth-first/`);
+      } finally {
+        await ctl.stop();
+      }
+    });
+  });
+});
