@@ -4,6 +4,7 @@ import type { Session, SessionStateChange } from '../session/session.js';
 import { LockLostError } from './errors.js';
 import type { LockKeys } from './etcd-lock-ops.js';
 import type { LockHandle, LockState, LockStateChange } from './lock-service.js';
+import type { HeldLock } from './metrics.js';
 
 /** The part of the service a handle calls back into. */
 interface HandleOwner {
@@ -35,6 +36,8 @@ export class EtcdLockHandle implements LockHandle {
     private readonly slot: { readonly name: string },
     readonly type: string,
     readonly acquiredAt: number,
+    /** Its entry in the lock metrics, if any. */
+    readonly held: HeldLock | undefined,
   ) {
     this.name = keys.name;
     this.key = keys.myKey;

@@ -162,21 +162,21 @@ export class EtcdLockService implements LockService {
   /** @internal A handle was released: delete its key (first attempt awaited, retries in the background). */
   released(handle: EtcdLockHandle, keys: LockKeys, slot: Slot): Promise<void> {
     this.handles.delete(handle);
-    this.options.metrics?.ended(handle.type, handle, Date.now(), false);
+    if (handle.held) this.options.metrics?.ended(handle.held, Date.now(), false);
     return this.deleteKey(keys, handle.createRevision, slot);
   }
 
   /** @internal A handle was lost with its session: its key goes with the lease. */
   lost(handle: EtcdLockHandle, slot: Slot): void {
     this.handles.delete(handle);
-    this.options.metrics?.ended(handle.type, handle, Date.now(), true);
+    if (handle.held) this.options.metrics?.ended(handle.held, Date.now(), true);
     this.local.unlock(slot.name, slot);
   }
 
   private grant(keys: LockKeys, myRev: string, slot: Slot, type: string): EtcdLockHandle {
-    const handle = new EtcdLockHandle(this, this.options.session, keys, myRev, slot, type, Date.now());
+    const now = Date.now();
+    const handle = new EtcdLockHandle(this, this.options.session, keys, myRev, slot, type, now, this.options.metrics?.acquired(type, now));
     this.handles.add(handle);
-    this.options.metrics?.acquired(type, handle, handle.acquiredAt);
     return handle;
   }
 

@@ -18,7 +18,8 @@ interface Waiter<T> {
 
 interface Entry<T> {
   holder: T;
-  readonly waiters: Waiter<T>[];
+  /** Made on the first waiter: most names are never contended. */
+  waiters: Waiter<T>[] | undefined;
 }
 
 /**
@@ -37,14 +38,25 @@ export class KeyedFifoMutex<T> {
 
   /** Number of waiters queued behind the holder of `name`. */
   queued(name: string): number {
-    return this.entries.get(name)?.waiters.length ?? 0;
+    return this.entries.get(name)?.waiters?.length ?? 0;
+  }
+
+  /** True when nobody holds `name` (so nobody waits for it either). */
+  isFree(name: string): boolean {
+    return !this.entries.has(name);
+  }
+
+  /** Gives a free `name` to `owner` (check {@link isFree} first; the hot path makes no closure). */
+  take(name: string, owner: T): void {
+    if (this.entries.has(name)) throw new Error(`KeyedFifoMutex: ${name} is not free`);
+    this.entries.set(name, { holder: owner, waiters: undefined });
   }
 
   /** Takes `name` if it is free (no holder, so no queue either); returns the owner or undefined. */
   tryLock(name: string, make: () => T): T | undefined {
     if (this.entries.has(name)) return undefined;
     const holder = make();
-    this.entries.set(name, { holder, waiters: [] });
+    this.take(name, holder);
     return holder;
   }
 
@@ -57,8 +69,8 @@ export class KeyedFifoMutex<T> {
     return new Promise<T>((resolve, reject) => {
       const waiter: Waiter<T> = { make, resolve, reject, cleanup: () => undefined };
       const leave = (err: Error): void => {
-        const i = entry.waiters.indexOf(waiter);
-        if (i >= 0) entry.waiters.splice(i, 1);
+        const i = entry.waiters?.indexOf(waiter) ?? -1;
+        if (i >= 0) entry.waiters?.splice(i, 1);
         waiter.cleanup();
         reject(err);
       };
@@ -69,7 +81,7 @@ export class KeyedFifoMutex<T> {
         if (timer !== undefined) clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
       };
-      entry.waiters.push(waiter);
+      (entry.waiters ??= []).push(waiter);
     });
   }
 
@@ -77,7 +89,7 @@ export class KeyedFifoMutex<T> {
   unlock(name: string, owner: T): boolean {
     const entry = this.entries.get(name);
     if (entry === undefined || entry.holder !== owner) return false;
-    const next = entry.waiters.shift();
+    const next = entry.waiters?.shift();
     if (next === undefined) {
       this.entries.delete(name);
       return true;
@@ -91,7 +103,7 @@ export class KeyedFifoMutex<T> {
   /** Rejects every waiter with `err` (holders keep their names until they unlock). */
   rejectAll(err: Error): void {
     for (const entry of this.entries.values()) {
-      for (const waiter of entry.waiters.splice(0)) {
+      for (const waiter of entry.waiters?.splice(0) ?? []) {
         waiter.cleanup();
         waiter.reject(err);
       }

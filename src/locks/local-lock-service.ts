@@ -13,7 +13,7 @@ import {
   type TryAcquireResult,
   validateLockName,
 } from './lock-service.js';
-import { lockTypeOf, type LockMetrics } from './metrics.js';
+import { type HeldLock, lockTypeOf, type LockMetrics } from './metrics.js';
 
 /** Options of {@link LocalLockService}. */
 export interface LocalLockServiceOptions {
@@ -54,12 +54,13 @@ export class LocalLockService implements LockService {
     if (refused) return Promise.reject(refused);
     const started = Date.now();
     const type = lockTypeOf(name);
-    const make = (): LocalLockHandle => this.grant(name, type);
-    const free = this.mutex.tryLock(name, make);
-    if (free !== undefined) {
+    if (this.mutex.isFree(name)) {
+      const handle = this.grant(name, type, started);
+      this.mutex.take(name, handle);
       this.options.metrics?.waited(type, 'acquired', 0);
-      return Promise.resolve(free);
+      return Promise.resolve(handle);
     }
+    const make = (): LocalLockHandle => this.grant(name, type, Date.now());
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
     return this.mutex
       .lock(name, make, {
@@ -85,7 +86,7 @@ export class LocalLockService implements LockService {
     const refused = this.refuse(name);
     if (refused) return Promise.reject(refused);
     const type = lockTypeOf(name);
-    const handle = this.mutex.tryLock(name, () => this.grant(name, type));
+    const handle = this.mutex.tryLock(name, () => this.grant(name, type, Date.now()));
     if (handle === undefined) return Promise.resolve({ ok: false, holder: this.holderOf(name) });
     this.options.metrics?.waited(type, 'acquired', 0);
     return Promise.resolve({ ok: true, handle });
@@ -104,7 +105,7 @@ export class LocalLockService implements LockService {
     if (this.closed) return;
     this.closed = true;
     this.mutex.rejectAll(new ClosedError('lock service'));
-    for (const handle of this.mutex.holders()) handle.end('lost', new LockLostError(handle.name, 'the lock service was closed'));
+    for (const handle of this.mutex.holders()) handle.end('lost');
   }
 
   /** Why a call on `name` cannot be made now, if it cannot (closed service, bad name). */
@@ -118,10 +119,8 @@ export class LocalLockService implements LockService {
     }
   }
 
-  private grant(name: string, type: string): LocalLockHandle {
-    const handle = new LocalLockHandle(this, name, type, String(++this.revision), Date.now());
-    this.options.metrics?.acquired(type, handle, handle.acquiredAt);
-    return handle;
+  private grant(name: string, type: string, now: number): LocalLockHandle {
+    return new LocalLockHandle(this, name, String(++this.revision), now, this.options.metrics?.acquired(type, now));
   }
 
   private holderOf(name: string): LockHolder {
@@ -134,7 +133,7 @@ export class LocalLockService implements LockService {
 
   /** @internal Called by a handle when it ends. */
   ended(handle: LocalLockHandle, lost: boolean): void {
-    this.options.metrics?.ended(handle.type, handle, Date.now(), lost);
+    if (handle.held) this.options.metrics?.ended(handle.held, Date.now(), lost);
     this.mutex.unlock(handle.name, handle);
   }
 }
@@ -144,16 +143,16 @@ class LocalLockHandle implements LockHandle {
   readonly key: string;
   private current: LockState = 'held';
   private controller: AbortController | undefined;
-  private endReason: unknown;
   private listeners: Set<(change: LockStateChange) => void> | undefined;
   private fenceValue: Fence | undefined;
 
   constructor(
     private readonly service: LocalLockService,
     readonly name: string,
-    readonly type: string,
     readonly createRevision: string,
     readonly acquiredAt: number,
+    /** Its entry in the lock metrics, if any. */
+    readonly held: HeldLock | undefined,
   ) {
     this.key = `locks/${name}`;
   }
@@ -165,7 +164,7 @@ class LocalLockHandle implements LockHandle {
   get signal(): AbortSignal {
     if (this.controller === undefined) {
       this.controller = new AbortController();
-      if (this.current !== 'held') this.controller.abort(this.endReason);
+      if (this.current !== 'held') this.controller.abort(this.reason());
     }
     return this.controller.signal;
   }
@@ -185,21 +184,27 @@ class LocalLockHandle implements LockHandle {
   }
 
   release(): Promise<void> {
-    this.end('released', new AbortedError(`lock ${this.name}: released`));
+    this.end('released');
     return RESOLVED;
   }
 
   /** Moves to a final state once, aborts the signal and tells the service. */
-  end(state: 'released' | 'lost', reason: Error): void {
+  end(state: 'released' | 'lost'): void {
     if (this.current !== 'held') return;
     const previous = this.current;
     this.current = state;
-    this.endReason = reason;
-    this.controller?.abort(reason);
+    // Errors capture a stack: make the abort reason only for a signal someone asked for.
+    this.controller?.abort(this.reason());
     this.service.ended(this, state === 'lost');
     if (this.listeners) {
       const change = { state, previous, at: Date.now() };
       for (const listener of this.listeners) listener(change);
     }
+  }
+
+  private reason(): Error {
+    return this.current === 'lost'
+      ? new LockLostError(this.name, `lock ${this.name} lost: the lock service was closed`)
+      : new AbortedError(`lock ${this.name}: released`);
   }
 }
