@@ -49,9 +49,10 @@ interface Slot {
  * - acquire: one txn puts `<prefix>/locks/<name>/<leaseHex>` if absent and reads the owner
  *   (lowest create revision) and my predecessor. Owner → done (uncontended acquire + release
  *   = 2 round trips). Otherwise watch only the predecessor for DELETE (FIFO, no herd, no
- *   polling); when it goes and it was the owner, the lock is mine with no further read (keys
- *   below mine can only disappear, and the session's own clock vouches for my lease);
- *   otherwise read the queue again (one read-only txn) and watch the new predecessor.
+ *   polling; see `waitForDelete`); when it goes and it was the only key below mine, the lock
+ *   is mine with no further read (keys below mine can only disappear, and the session's clock
+ *   vouches for my lease); otherwise read the queue again (one read-only txn: my key and my
+ *   new predecessor) and watch that one.
  * - Within this process one acquirer per name at a time goes to etcd (an in-process FIFO in
  *   front): two callers on one session would otherwise share one key and both "hold" it
  *   (etcd-io/etcd#11360).
@@ -186,11 +187,11 @@ export class EtcdLockService implements LockService {
     const timer = Number.isFinite(wait.deadline) ? setTimeout(() => timeout.abort(new Error('timeout')), Math.max(0, wait.deadline - Date.now())) : undefined;
     const { signal, dispose } = anySignal([this.closer.signal, this.options.session.signal, timeout.signal, ...(wait.signal ? [wait.signal] : [])]);
     const myRev = first.myRev;
-    let state = { headerRev: first.headerRev, predecessor: first.predecessor, predecessorIsOwner: first.predecessorIsOwner };
+    let state = { predecessor: first.predecessor, predecessorIsOwner: first.predecessorIsOwner };
     try {
       for (;;) {
         if (state.predecessor !== undefined) {
-          const outcome = await waitForDelete(this.options.client, state.predecessor.key, (BigInt(state.headerRev) + 1n).toString(), signal);
+          const outcome = await waitForDelete(this.options.client, state.predecessor.key, signal, this.options.callTimeoutMs);
           if (outcome === 'deleted' && state.predecessorIsOwner && isLive(this.options.session.state)) return;
         }
         const again = parseRecheck(await abortable(this.txn(recheckRequest(keys, myRev), wait.deadline, 'waiting for lock'), signal));

@@ -2,25 +2,32 @@ import type { Etcd3 } from 'etcd3';
 
 /** Why a wait for a deletion ended without an abort. */
 export type WaitOutcome =
-  /** The key was deleted. */
+  /** The key is gone. */
   | 'deleted'
-  /** The watch cannot be trusted to have seen everything (reconnect, compaction, cancel): read again. */
+  /** The watch cannot be trusted to have seen everything (reconnect, cancel, failed read): read again. */
   | 'recheck';
 
 /**
- * Waits until etcd deletes `key`, watching from `fromRevision` (the revision just after the
- * read that saw the key, so a deletion in between is not missed). Only DELETE events are
- * delivered; nothing polls.
+ * Waits until etcd deletes `key`. Only DELETE events of that one key are delivered; nothing
+ * polls.
  *
- * The etcd3 package's watcher has known gaps (its resume revision is taken from the creation
- * answer, not from the last event; a compacted start revision cancels the watch with an
- * `error`), so any reconnect, error or cancel ends the wait with `recheck` and the caller
- * reads the queue again. Rejects with `signal.reason` when `signal` aborts.
+ * The watch starts at the current revision (no start revision), then the key is read once: if
+ * it is already gone the wait ends, otherwise its deletion comes after the watch began and the
+ * watch sees it. Why not watch from the revision of the read that found the key, as etcd's Go
+ * Mutex does: when other writes happened since, etcd registers such a watch as "unsynced" and
+ * catches it up only every 100 ms — a hand-off would then take up to 100 ms instead of one
+ * event. Compaction can then not bite either.
+ *
+ * The etcd3 package's watcher has known gaps (its resume revision after a reconnect comes from
+ * the creation answer, not the last event), so any reconnect, error or cancel ends the wait
+ * with `recheck` and the caller reads the queue again. Rejects with `signal.reason` when
+ * `signal` aborts.
  */
-export function waitForDelete(client: Etcd3, key: string, fromRevision: string, signal: AbortSignal): Promise<WaitOutcome> {
+export function waitForDelete(client: Etcd3, key: string, signal: AbortSignal, callTimeoutMs: number): Promise<WaitOutcome> {
   if (signal.aborted) return Promise.reject(signal.reason as Error);
   return new Promise((resolve, reject) => {
-    const watcher = client.watch().key(key).startRevision(fromRevision).only('delete').watcher();
+    const watcher = client.watch().key(key).only('delete').watcher();
+    let created = false;
     let disconnected = false;
     let settled = false;
     const settle = (outcome: WaitOutcome | undefined): void => {
@@ -33,13 +40,22 @@ export function waitForDelete(client: Etcd3, key: string, fromRevision: string, 
     };
     const onAbort = (): void => settle(undefined);
     watcher.on('delete', () => settle('deleted'));
-    // Compaction of fromRevision, or a server-side cancel: the caller re-reads.
     watcher.on('error', () => settle('recheck'));
     watcher.on('disconnected', () => {
       disconnected = true;
     });
     watcher.on('connected', () => {
-      if (disconnected) settle('recheck');
+      if (created || disconnected) {
+        settle('recheck');
+        return;
+      }
+      created = true;
+      client.kv.range({ key: Buffer.from(key), count_only: true }, { deadline: Date.now() + callTimeoutMs }).then(
+        (res) => {
+          if (res.count === '0') settle('deleted');
+        },
+        () => settle('recheck'),
+      );
     });
     signal.addEventListener('abort', onAbort, { once: true });
   });

@@ -115,14 +115,21 @@ describe('etcd lock service', () => {
     expect(ttl.TTL).toBe('-1');
   });
 
-  it('a watch whose start revision was compacted ends with recheck, not a hang', async () => {
-    const key = `${ctx.prefix}/compacted`;
-    const first = await ctx.client.put(key).value('1').exec();
-    for (let i = 0; i < 5; i++) await ctx.client.put(`${ctx.prefix}/churn`).value(String(i));
-    const last = await ctx.client.put(`${ctx.prefix}/churn`).value('x').exec();
-    await ctx.client.kv.compact({ revision: last.header.revision, physical: true });
-    const outcome = await waitForDelete(ctx.client, key, first.header.revision, AbortSignal.timeout(10_000));
-    expect(outcome).toBe('recheck');
+  it('waiting for a deletion: a key already gone ends the wait at once; a live one ends on its DELETE', async () => {
+    const gone = await waitForDelete(ctx.client, `${ctx.prefix}/never-there`, AbortSignal.timeout(10_000), 2_000);
+    expect(gone).toBe('deleted');
+    const key = `${ctx.prefix}/present`;
+    await ctx.client.put(key).value('x');
+    let outcome: string | undefined;
+    const waiting = waitForDelete(ctx.client, key, AbortSignal.timeout(10_000), 2_000).then((o) => (outcome = o));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(outcome).toBeUndefined();
+    await ctx.client.put(`${ctx.prefix}/other`).value('y'); // a write on another key does not wake it
+    await new Promise((r) => setTimeout(r, 100));
+    expect(outcome).toBeUndefined();
+    await ctx.client.delete().key(key);
+    await waiting;
+    expect(outcome).toBe('deleted');
   });
 
   describe('interoperates with etcdctl lock (Debian etcd-client)', () => {
