@@ -1,7 +1,7 @@
 import type { Etcd3, ITxnRequest, ITxnResponse } from 'etcd3';
 import { fromEtcdError } from '../etcd/errors.js';
 import type { KeyLayout } from '../etcd/keys.js';
-import { AbortedError, ClosedError, CoordinatorError } from '../errors.js';
+import { AbortedError, BackendUnavailableError, ClosedError, CoordinatorError } from '../errors.js';
 import { sleep } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import { isLive, type Session, type SessionStateChange } from '../session/session.js';
@@ -60,8 +60,10 @@ interface Slot {
  *
  * Failure semantics:
  * - etcd unreachable: an acquire fails with a retryable `BackendUnavailableError` once its
- *   etcd call passes `min(callTimeoutMs, acquire deadline)`; a waiter keeps waiting through a
- *   watch reconnect (it re-reads the queue after it) until its timeout or signal.
+ *   enqueue call passes `min(callTimeoutMs, acquire deadline)`. A waiter already queued keeps
+ *   its place while its session lives: it re-reads the queue after a watch reconnect, retrying
+ *   with back-off while etcd does not answer, until its timeout (`LockTimeoutError`), its
+ *   signal or the loss of its session.
  * - held locks follow the session: `jeopardy` with it, `lost` (signal aborted) at its
  *   `safeUntil`, before etcd can expire the lease. Acquires on a lost session fail with
  *   `LockLostError`; the worker needs a new incarnation (session + lock service).
@@ -194,7 +196,7 @@ export class EtcdLockService implements LockService {
           const outcome = await waitForDelete(this.options.client, state.predecessor.key, signal, this.options.callTimeoutMs);
           if (outcome === 'deleted' && state.predecessorIsOwner && isLive(this.options.session.state)) return;
         }
-        const again = parseRecheck(await abortable(this.txn(recheckRequest(keys, myRev), wait.deadline, 'waiting for lock'), signal));
+        const again = parseRecheck(await this.recheck(keys, myRev, wait.deadline, signal));
         if (!again.mineExists) throw new LockLostError(keys.name, `lock ${keys.name}: my queue key ${keys.myKey} vanished while waiting (lease expired?)`);
         if (again.predecessor === undefined) return;
         state = again;
@@ -208,6 +210,23 @@ export class EtcdLockService implements LockService {
     } finally {
       clearTimeout(timer);
       dispose();
+    }
+  }
+
+  /**
+   * Re-reads my key and my predecessor. A queued waiter keeps its place while its session
+   * lives, so an unreachable etcd (a restart, a blip) does not fail the wait: the read is
+   * retried with back-off until it answers or the wait ends (timeout, abort, session lost).
+   */
+  private async recheck(keys: LockKeys, myRev: string, deadline: number, signal: AbortSignal): Promise<ITxnResponse> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await abortable(this.txn(recheckRequest(keys, myRev), deadline, 'waiting for lock'), signal);
+      } catch (err) {
+        if (signal.aborted || !(err instanceof BackendUnavailableError)) throw err;
+        this.options.logger?.debug({ err, key: keys.myKey, attempt }, 'etcd did not answer a waiter; retrying');
+        await sleep(Math.min(100 * 2 ** attempt, 1_000), signal);
+      }
     }
   }
 

@@ -86,7 +86,7 @@ async function contended(ctx: BenchContext, mode: 'hearth' | 'gateway'): Promise
       Array.from({ length: CONTENDERS }, () => {
         const child = spawn(process.execPath, ['--import', 'tsx', CHILD, mode, ctx.etcd.url, prefix, 'contended'], { stdio: ['pipe', 'pipe', 'inherit'] });
         children.push(child);
-        const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+        const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
         return { child, lines };
       }).map(async ({ child, lines }) => {
         const ready = await lines.next();
@@ -95,7 +95,7 @@ async function contended(ctx: BenchContext, mode: 'hearth' | 'gateway'): Promise
       }),
     );
     const endAt = Date.now() + 300 + ctx.seconds * 1_000;
-    for (const { child } of outputs) child.stdin!.write(`go ${endAt}\n`);
+    for (const { child } of outputs) child.stdin.write(`go ${endAt}\n`);
     const spans = await Promise.all(
       outputs.map(async ({ lines }) => JSON.parse(String((await lines.next()).value)) as [number, number][]),
     );

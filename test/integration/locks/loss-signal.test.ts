@@ -117,6 +117,7 @@ describe('an etcd restart', () => {
     workers.push(a, b);
     const held = await a.locks.acquire('survivor');
     const waiting = b.locks.acquire('survivor', { timeoutMs: 60_000 });
+    waiting.catch(() => undefined); // asserted below
     await waitQueued(a.client, prefix, 'survivor', 2);
     await etcd.restart(200);
     await waitFor(() => a.session.state === 'held' && b.session.state === 'held', { timeoutMs: 15_000, what: 'both sessions held again' });
