@@ -193,7 +193,7 @@ export class EtcdLockService implements LockService {
     try {
       for (;;) {
         if (state.predecessor !== undefined) {
-          const outcome = await waitForDelete(this.options.client, state.predecessor.key, signal, this.options.callTimeoutMs);
+          const outcome = await waitForDelete(this.options.client, state.predecessor.key, state.predecessor.createRevision, signal, this.options.callTimeoutMs);
           if (outcome === 'deleted' && state.predecessorIsOwner && isLive(this.options.session.state)) return;
         }
         const again = parseRecheck(await this.recheck(keys, myRev, wait.deadline, signal));

@@ -8,12 +8,13 @@ export type WaitOutcome =
   | 'recheck';
 
 /**
- * Waits until etcd deletes `key`. Only DELETE events of that one key are delivered; nothing
- * polls.
+ * Waits until etcd deletes `key` as created at `createRevision`. Only DELETE events of that one
+ * key are delivered; nothing polls.
  *
  * The watch starts at the current revision (no start revision), then the key is read once: if
- * it is already gone the wait ends, otherwise its deletion comes after the watch began and the
- * watch sees it. Why not watch from the revision of the read that found the key, as etcd's Go
+ * it is already gone — or exists with another create revision, because its session released
+ * and queued again under the same key name — the wait ends; otherwise its deletion comes after
+ * the watch began and the watch sees it. Why not watch from the revision of the read that found the key, as etcd's Go
  * Mutex does: when other writes happened since, etcd registers such a watch as "unsynced" and
  * catches it up only every 100 ms — a hand-off would then take up to 100 ms instead of one
  * event. Compaction can then not bite either.
@@ -23,7 +24,13 @@ export type WaitOutcome =
  * with `recheck` and the caller reads the queue again. Rejects with `signal.reason` when
  * `signal` aborts.
  */
-export function waitForDelete(client: Etcd3, key: string, signal: AbortSignal, callTimeoutMs: number): Promise<WaitOutcome> {
+export function waitForDelete(
+  client: Etcd3,
+  key: string,
+  createRevision: string,
+  signal: AbortSignal,
+  callTimeoutMs: number,
+): Promise<WaitOutcome> {
   if (signal.aborted) return Promise.reject(signal.reason as Error);
   return new Promise((resolve, reject) => {
     const watcher = client.watch().key(key).only('delete').watcher();
@@ -50,9 +57,9 @@ export function waitForDelete(client: Etcd3, key: string, signal: AbortSignal, c
         return;
       }
       created = true;
-      client.kv.range({ key: Buffer.from(key), count_only: true }, { deadline: Date.now() + callTimeoutMs }).then(
+      client.kv.range({ key: Buffer.from(key), keys_only: true }, { deadline: Date.now() + callTimeoutMs }).then(
         (res) => {
-          if (res.count === '0') settle('deleted');
+          if (res.kvs[0]?.create_revision !== createRevision) settle('deleted');
         },
         () => settle('recheck'),
       );

@@ -45,6 +45,31 @@ describe('etcd lock service', () => {
     expect(order).toEqual(Array.from({ length: 20 }, (_, i) => i));
   });
 
+  it('8 workers re-queueing on one name as fast as they can: every round completes, never two holders', async () => {
+    // Each worker re-queues under the same key name right after releasing, so a waiter's
+    // predecessor key is deleted and created again by the same session (the deterministic
+    // check of that case is the waitForDelete test below).
+    const all = await Promise.all(Array.from({ length: 8 }, () => worker()));
+    let inside = 0;
+    let overlaps = 0;
+    const rounds = all.map(() => 0);
+    await Promise.all(
+      all.map(async (w, i) => {
+        for (let r = 0; r < 40; r++) {
+          const handle = await w.locks.acquire('hammered', { timeoutMs: 10_000 });
+          inside++;
+          if (inside > 1) overlaps++;
+          await new Promise((resolve) => setImmediate(resolve));
+          inside--;
+          rounds[i]!++;
+          await handle.release();
+        }
+      }),
+    );
+    expect(rounds).toEqual(all.map(() => 40));
+    expect(overlaps).toBe(0);
+  });
+
   it('writes <prefix>/locks/<name>/<leaseHex> with the incarnation as value, on the session lease', async () => {
     const w = await worker('node7@rbd');
     const handle = await w.locks.acquire('vol-9-delete_volume');
@@ -115,13 +140,19 @@ describe('etcd lock service', () => {
     expect(ttl.TTL).toBe('-1');
   });
 
-  it('waiting for a deletion: a key already gone ends the wait at once; a live one ends on its DELETE', async () => {
-    const gone = await waitForDelete(ctx.client, `${ctx.prefix}/never-there`, AbortSignal.timeout(10_000), 2_000);
+  it('waiting for a deletion: a key already gone (or re-created) ends the wait at once; a live one ends on its DELETE', async () => {
+    const gone = await waitForDelete(ctx.client, `${ctx.prefix}/never-there`, '5', AbortSignal.timeout(10_000), 2_000);
     expect(gone).toBe('deleted');
+    // Deleted and created again under the same name (a session re-queued): that entry is gone too.
+    const reused = `${ctx.prefix}/reused`;
+    const old = await ctx.client.put(reused).value('1').exec();
+    await ctx.client.delete().key(reused);
+    await ctx.client.put(reused).value('2');
+    expect(await waitForDelete(ctx.client, reused, old.header.revision, AbortSignal.timeout(10_000), 2_000)).toBe('deleted');
     const key = `${ctx.prefix}/present`;
-    await ctx.client.put(key).value('x');
+    const put = await ctx.client.put(key).value('x').exec();
     let outcome: string | undefined;
-    const waiting = waitForDelete(ctx.client, key, AbortSignal.timeout(10_000), 2_000).then((o) => (outcome = o));
+    const waiting = waitForDelete(ctx.client, key, put.header.revision, AbortSignal.timeout(10_000), 2_000).then((o) => (outcome = o));
     await new Promise((r) => setTimeout(r, 300));
     expect(outcome).toBeUndefined();
     await ctx.client.put(`${ctx.prefix}/other`).value('y'); // a write on another key does not wake it
