@@ -61,12 +61,14 @@ export interface Enqueued {
   readonly predecessor: QueuedKey | undefined;
   /** The predecessor is the owner: once it is deleted, the lock is mine. */
   readonly predecessorIsOwner: boolean;
+  /** The key created just before the predecessor, when the answer tells. */
+  readonly second: QueuedKey | undefined;
 }
 
 /**
  * One transaction: if my key does not exist, put it (on my lease, value = my incarnation) and
- * read the owner and the last two keys by create revision (mine and my predecessor); else read
- * my key and the owner. Uncontended, that is the whole acquire.
+ * read the owner and the last three keys by create revision (mine, my predecessor and its
+ * predecessor); else read my key and the owner. Uncontended, that is the whole acquire.
  */
 export function enqueueRequest(keys: LockKeys, leaseId: string, value: string): ITxnRequest {
   return {
@@ -74,7 +76,7 @@ export function enqueueRequest(keys: LockKeys, leaseId: string, value: string): 
     success: [
       { request_put: { key: keys.myKeyBuf, value: Buffer.from(value), lease: leaseId } },
       keys.byCreate('Ascend', 1),
-      keys.byCreate('Descend', 2, { keys_only: true }),
+      keys.byCreate('Descend', 3, { keys_only: true }),
     ],
     failure: [{ request_range: { key: keys.myKeyBuf, keys_only: true } }, keys.byCreate('Ascend', 1)],
   };
@@ -86,7 +88,9 @@ export function parseEnqueue(keys: LockKeys, res: ITxnResponse): Enqueued {
   if (res.succeeded) {
     const ownerKv = res.responses[1]?.response_range.kvs[0];
     const tail = res.responses[2]?.response_range.kvs ?? [];
-    const predKv = tail[0] && kvKey(tail[0]) === keys.myKey ? tail[1] : undefined;
+    const mineFirst = tail[0] !== undefined && kvKey(tail[0]) === keys.myKey;
+    const predKv = mineFirst ? tail[1] : undefined;
+    const secondKv = mineFirst ? tail[2] : undefined;
     const myRev = headerRev;
     return {
       myRev,
@@ -95,6 +99,7 @@ export function parseEnqueue(keys: LockKeys, res: ITxnResponse): Enqueued {
       holder: ownerKv ? holderOf(keys, ownerKv) : undefined,
       predecessor: predKv ? queued(predKv) : undefined,
       predecessorIsOwner: predKv !== undefined && predKv.create_revision === ownerKv?.create_revision,
+      second: secondKv ? queued(secondKv) : undefined,
     };
   }
   // My key was already there (an earlier acquire of this session whose clean-up is pending):
@@ -109,6 +114,7 @@ export function parseEnqueue(keys: LockKeys, res: ITxnResponse): Enqueued {
     holder: ownerKv ? holderOf(keys, ownerKv) : undefined,
     predecessor: undefined,
     predecessorIsOwner: false,
+    second: undefined,
   };
 }
 
@@ -120,15 +126,27 @@ export interface Rechecked {
   readonly predecessor: QueuedKey | undefined;
   /** Nothing else below mine: once the predecessor goes, the lock is mine. */
   readonly predecessorIsOwner: boolean;
+  /** The key created just before the predecessor, if any. */
+  readonly second: QueuedKey | undefined;
 }
 
-/** Read-only transaction: my key, and the last key created before mine. */
-export function recheckRequest(keys: LockKeys, myRev: string): ITxnRequest {
+/**
+ * Read-only transaction: my key, and the last two keys created before mine.
+ *
+ * `serializable` lets the etcd member answer from its own applied state without a quorum read
+ * (which would queue behind every write in flight — on a busy lock, the releaser's next
+ * enqueue). That is safe for the one conclusion drawn from it without confirmation, "no key
+ * below mine and mine exists": a member's state is a prefix of the committed history; if it
+ * applied the creation of my key it applied every creation below it, and a deletion it applied
+ * is a deletion for good. Its other answers may be stale and are treated as hints (a stale
+ * predecessor is watched and re-read; a missing own key is confirmed with a quorum read).
+ */
+export function recheckRequest(keys: LockKeys, myRev: string, serializable = false): ITxnRequest {
   return {
     compare: [],
     success: [
-      { request_range: { key: keys.myKeyBuf, keys_only: true } },
-      keys.byCreate('Descend', 1, { keys_only: true, max_create_revision: (BigInt(myRev) - 1n).toString() }),
+      { request_range: { key: keys.myKeyBuf, keys_only: true, serializable } },
+      keys.byCreate('Descend', 2, { keys_only: true, max_create_revision: (BigInt(myRev) - 1n).toString(), serializable }),
     ],
     failure: [],
   };
@@ -139,12 +157,13 @@ export function parseRecheck(res: ITxnResponse): Rechecked {
   const mine = res.responses[0]?.response_range.kvs[0];
   const below = res.responses[1]?.response_range;
   const predKv = below?.kvs[0];
+  const secondKv = below?.kvs[1];
   return {
     headerRev: res.header.revision,
     mineExists: mine !== undefined,
     predecessor: predKv ? queued(predKv) : undefined,
-    // `more` is set when keys were cut by the limit: more than one key below mine.
-    predecessorIsOwner: predKv !== undefined && below?.more === false,
+    predecessorIsOwner: predKv !== undefined && secondKv === undefined,
+    second: secondKv ? queued(secondKv) : undefined,
   };
 }
 

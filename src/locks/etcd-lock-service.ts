@@ -8,7 +8,7 @@ import { isLive, type Session, type SessionStateChange } from '../session/sessio
 import { type LockHolder, LockLostError, LockTimeoutError } from './errors.js';
 import { EtcdLockHandle } from './etcd-lock-handle.js';
 import { type Enqueued, enqueueRequest, holderOf, LockKeys, parseEnqueue, parseRecheck, recheckRequest, releaseRequest } from './etcd-lock-ops.js';
-import { waitForDelete } from './etcd-lock-wait.js';
+import { DeletionWatch } from './etcd-lock-wait.js';
 import { anySignal } from './signals.js';
 import { KeyedFifoMutex } from './fifo-mutex.js';
 import {
@@ -48,11 +48,13 @@ interface Slot {
  *
  * - acquire: one txn puts `<prefix>/locks/<name>/<leaseHex>` if absent and reads the owner
  *   (lowest create revision) and my predecessor. Owner → done (uncontended acquire + release
- *   = 2 round trips). Otherwise watch only the predecessor for DELETE (FIFO, no herd, no
- *   polling; see `waitForDelete`); when it goes and it was the only key below mine, the lock
- *   is mine with no further read (keys below mine can only disappear, and the session's clock
- *   vouches for my lease); otherwise read the queue again (one read-only txn: my key and my
- *   new predecessor) and watch that one.
+ *   = 2 round trips). Otherwise watch the predecessor for DELETE (FIFO, no polling; see
+ *   `DeletionWatch`) — and, while it is not the owner, its own predecessor, whose deletion
+ *   triggers a re-read while the predecessor still holds (a deletion wakes at most two
+ *   waiters, never a herd). When the predecessor goes and it was the only key below mine, the
+ *   lock is mine with no further read (keys below mine can only disappear, and the session's clock
+ *   vouches for my lease); otherwise read the queue again (one serializable read-only txn: my
+ *   key and my new predecessor; `recheckRequest` says why that is safe) and watch that one.
  * - Within this process one acquirer per name at a time goes to etcd (an in-process FIFO in
  *   front): two callers on one session would otherwise share one key and both "hold" it
  *   (etcd-io/etcd#11360).
@@ -189,14 +191,22 @@ export class EtcdLockService implements LockService {
     const timer = Number.isFinite(wait.deadline) ? setTimeout(() => timeout.abort(new Error('timeout')), Math.max(0, wait.deadline - Date.now())) : undefined;
     const { signal, dispose } = anySignal([this.closer.signal, this.options.session.signal, timeout.signal, ...(wait.signal ? [wait.signal] : [])]);
     const myRev = first.myRev;
-    let state = { predecessor: first.predecessor, predecessorIsOwner: first.predecessorIsOwner };
+    let state: Pick<Enqueued, 'predecessor' | 'predecessorIsOwner' | 'second'> = first;
+    const watch = new DeletionWatch(this.options.client, this.options.callTimeoutMs);
     try {
       for (;;) {
-        if (state.predecessor !== undefined) {
-          const outcome = await waitForDelete(this.options.client, state.predecessor.key, state.predecessor.createRevision, signal, this.options.callTimeoutMs);
-          if (outcome === 'deleted' && state.predecessorIsOwner && isLive(this.options.session.state)) return;
+        const pred = state.predecessor;
+        if (pred !== undefined) {
+          // Watch the predecessor and, while it is not the owner, its own predecessor: when that
+          // one goes, the queue is re-read while the predecessor still holds, so the hand-off
+          // to me needs no read. A deletion wakes at most two waiters, never a herd.
+          const watched = state.predecessorIsOwner || state.second === undefined ? [pred] : [pred, state.second];
+          const woke = await watch.next(watched, signal);
+          const predGone = woke.outcome === 'deleted' && woke.entry?.key === pred.key && woke.entry.createRevision === pred.createRevision;
+          if (predGone && state.predecessorIsOwner && isLive(this.options.session.state)) return;
         }
-        const again = parseRecheck(await this.recheck(keys, myRev, wait.deadline, signal));
+        let again = parseRecheck(await this.recheck(keys, myRev, wait.deadline, signal, true));
+        if (!again.mineExists) again = parseRecheck(await this.recheck(keys, myRev, wait.deadline, signal, false));
         if (!again.mineExists) throw new LockLostError(keys.name, `lock ${keys.name}: my queue key ${keys.myKey} vanished while waiting (lease expired?)`);
         if (again.predecessor === undefined) return;
         state = again;
@@ -208,6 +218,7 @@ export class EtcdLockService implements LockService {
       if (wait.signal?.aborted) throw new AbortedError(`acquire of lock ${keys.name}`, { cause: wait.signal.reason });
       throw new LockTimeoutError(keys.name, wait.timeoutMs, await this.ownerOf(keys));
     } finally {
+      watch.close();
       clearTimeout(timer);
       dispose();
     }
@@ -218,10 +229,10 @@ export class EtcdLockService implements LockService {
    * lives, so an unreachable etcd (a restart, a blip) does not fail the wait: the read is
    * retried with back-off until it answers or the wait ends (timeout, abort, session lost).
    */
-  private async recheck(keys: LockKeys, myRev: string, deadline: number, signal: AbortSignal): Promise<ITxnResponse> {
+  private async recheck(keys: LockKeys, myRev: string, deadline: number, signal: AbortSignal, serializable: boolean): Promise<ITxnResponse> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await abortable(this.txn(recheckRequest(keys, myRev), deadline, 'waiting for lock'), signal);
+        return await abortable(this.txn(recheckRequest(keys, myRev, serializable), deadline, 'waiting for lock'), signal);
       } catch (err) {
         if (signal.aborted || !(err instanceof BackendUnavailableError)) throw err;
         this.options.logger?.debug({ err, key: keys.myKey, attempt }, 'etcd did not answer a waiter; retrying');

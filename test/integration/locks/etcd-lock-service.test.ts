@@ -45,6 +45,34 @@ describe('etcd lock service', () => {
     expect(order).toEqual(Array.from({ length: 20 }, (_, i) => i));
   });
 
+  it('a waiter that gives up in the middle of the queue lets nobody jump the holder, and order holds', async () => {
+    const [h, a, b, c] = await Promise.all([worker(), worker(), worker(), worker()]);
+    const held = await h!.locks.acquire('middle');
+    const order: string[] = [];
+    const gaveUp = a!.locks.acquire('middle', { timeoutMs: 600 }).catch((e: unknown) => e);
+    await waitQueued(ctx.client, ctx.prefix, 'middle', 2);
+    const bDone = b!.locks.acquire('middle', { timeoutMs: 30_000 }).then(async (x) => {
+      order.push('b');
+      await x.release();
+    });
+    await waitQueued(ctx.client, ctx.prefix, 'middle', 3);
+    const cDone = c!.locks.acquire('middle', { timeoutMs: 30_000 }).then(async (x) => {
+      order.push('c');
+      await x.release();
+    });
+    await waitQueued(ctx.client, ctx.prefix, 'middle', 4);
+    expect(await gaveUp).toBeInstanceOf(LockTimeoutError);
+    // a's key is gone: b's predecessor and c's predecessor's predecessor. Neither may take the
+    // lock while h still holds it.
+    await waitFor(async () => (await ctx.client.getAll().prefix(`${ctx.prefix}/locks/middle/`).keys()).length === 3, { timeoutMs: 5_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(order).toEqual([]);
+    expect(held.state).toBe('held');
+    await held.release();
+    await Promise.all([bDone, cDone]);
+    expect(order).toEqual(['b', 'c']);
+  });
+
   it('8 workers re-queueing on one name as fast as they can: every round completes, never two holders', async () => {
     // Each worker re-queues under the same key name right after releasing, so a waiter's
     // predecessor key is deleted and created again by the same session (the deterministic
