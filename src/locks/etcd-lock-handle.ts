@@ -21,7 +21,8 @@ export class EtcdLockHandle implements LockHandle {
   readonly name: string;
   readonly key: string;
   readonly fence: Fence;
-  private readonly controller = new AbortController();
+  /** Made when someone asks for the signal (errors capture a stack; most holders never ask). */
+  private controller: AbortController | undefined;
   private readonly listeners = new Set<(change: LockStateChange) => void>();
   private ended: 'lost' | 'released' | undefined;
   /** The last live state reported, for `previous` in changes. */
@@ -62,6 +63,10 @@ export class EtcdLockHandle implements LockHandle {
 
   get signal(): AbortSignal {
     void this.state;
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.ended) this.controller.abort(this.reason());
+    }
     return this.controller.signal;
   }
 
@@ -73,7 +78,7 @@ export class EtcdLockHandle implements LockHandle {
   release(): Promise<void> {
     if (this.releasing) return this.releasing;
     if (this.ended === 'lost') return (this.releasing = Promise.resolve());
-    this.finish('released', new AbortedError(`lock ${this.name}: released`));
+    this.finish('released');
     this.releasing = this.owner.released(this, this.keys, this.slot);
     return this.releasing;
   }
@@ -93,14 +98,20 @@ export class EtcdLockHandle implements LockHandle {
 
   private lose(): void {
     if (this.ended) return;
-    this.finish('lost', new LockLostError(this.name, `lock ${this.name} lost: session ${this.session.incarnation} is ${this.session.state}`));
+    this.finish('lost');
     this.owner.lost(this, this.slot);
   }
 
-  private finish(state: 'lost' | 'released', reason: Error): void {
+  private reason(): Error {
+    return this.ended === 'lost'
+      ? new LockLostError(this.name, `lock ${this.name} lost: session ${this.session.incarnation} is ${this.session.state}`)
+      : new AbortedError(`lock ${this.name}: released`);
+  }
+
+  private finish(state: 'lost' | 'released'): void {
     this.ended = state;
     const previous = this.last;
-    this.controller.abort(reason);
+    this.controller?.abort(this.reason());
     this.emit(state, previous, Date.now());
   }
 

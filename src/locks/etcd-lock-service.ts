@@ -1,4 +1,4 @@
-import type { Etcd3, ITxnRequest, ITxnResponse } from 'etcd3';
+import type { Etcd3, ITxnRequest, ITxnResponse, Watcher } from 'etcd3';
 import { fromEtcdError } from '../etcd/errors.js';
 import type { KeyLayout } from '../etcd/keys.js';
 import { AbortedError, BackendUnavailableError, ClosedError, CoordinatorError } from '../errors.js';
@@ -84,11 +84,17 @@ export class EtcdLockService implements LockService {
   private readonly closer = new AbortController();
   private readonly defaultTimeoutMs: number;
   private readonly unsubscribe: () => void;
+  private readonly keeper: Watcher;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: EtcdLockServiceOptions) {
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? 60_000;
     this.unsubscribe = options.session.onStateChange((change) => this.sessionChanged(change));
+    // The etcd3 package tears its watch stream down whenever its last watcher goes and builds a
+    // new one for the next: on a busy lock, once per wait. One idle watch on a key nobody
+    // writes (`<prefix>/locks/`) keeps the stream up.
+    this.keeper = options.client.watch().key(options.keys.locks()).only('delete').watcher();
+    this.keeper.on('error', () => undefined);
   }
 
   async acquire(name: string, options: AcquireOptions = {}): Promise<LockHandle> {
@@ -160,6 +166,7 @@ export class EtcdLockService implements LockService {
       await Promise.all([...this.handles].map((h) => h.release()));
       await Promise.all([...this.cleanups]);
       this.unsubscribe();
+      void this.keeper.cancel().catch(() => undefined); // not awaited: a partition must not hold close() up
     })();
     return this.closing;
   }
