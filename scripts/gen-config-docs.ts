@@ -31,8 +31,8 @@ variable; every problem is reported at once. \`hearth config check\` validates w
 and prints the effective configuration with secrets hidden.
 
 Some rules involve several options (\`src/config/rules.ts\`, \`src/config/api-auth.ts\`):
-cluster mode needs both \`etcd.endpoints\` and \`amqp.url\`; \`leaseMarginMs\` is at most a
-third of \`leaseTtlMs\`; certificate and key files, and user name and password, go in pairs;
+cluster mode needs both \`etcd.endpoints\` and \`amqp.url\`; \`leaseTtlMs\` is whole seconds
+(etcd lease TTLs are) and \`leaseMarginMs\` is at most a third of it; certificate and key files, and user name and password, go in pairs;
 and a process that serves the API on an address other than loopback needs \`api.tokenFile\`
 (or \`api.allowRemoteNoauth\`). Where secrets are concerned, see [security.md](security.md).
 `;

@@ -51,7 +51,7 @@ export const configSpec = {
     min: 2_000,
     max: 600_000,
     unit: 'ms',
-    doc: 'TTL of the worker\'s etcd session lease; a dead worker is seen as down within this time.',
+    doc: 'TTL of the worker\'s etcd session lease, in whole seconds (etcd lease TTLs are); a dead worker is seen as down within this time.',
   }),
   leaseMarginMs: opt.int({
     default: 2_000,

@@ -47,16 +47,16 @@ describe('etcd lock service', () => {
 
   it('a waiter that gives up in the middle of the queue lets nobody jump the holder, and order holds', async () => {
     const [h, a, b, c] = await Promise.all([worker(), worker(), worker(), worker()]);
-    const held = await h!.locks.acquire('middle');
+    const held = await h.locks.acquire('middle');
     const order: string[] = [];
-    const gaveUp = a!.locks.acquire('middle', { timeoutMs: 600 }).catch((e: unknown) => e);
+    const gaveUp = a.locks.acquire('middle', { timeoutMs: 600 }).catch((e: unknown) => e);
     await waitQueued(ctx.client, ctx.prefix, 'middle', 2);
-    const bDone = b!.locks.acquire('middle', { timeoutMs: 30_000 }).then(async (x) => {
+    const bDone = b.locks.acquire('middle', { timeoutMs: 30_000 }).then(async (x) => {
       order.push('b');
       await x.release();
     });
     await waitQueued(ctx.client, ctx.prefix, 'middle', 3);
-    const cDone = c!.locks.acquire('middle', { timeoutMs: 30_000 }).then(async (x) => {
+    const cDone = c.locks.acquire('middle', { timeoutMs: 30_000 }).then(async (x) => {
       order.push('c');
       await x.release();
     });
