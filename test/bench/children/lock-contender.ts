@@ -1,8 +1,9 @@
 // One contender process of the contended-lock benchmark (test/bench/suites/locks.ts).
 // Usage: node --import tsx lock-contender.ts <hearth|gateway> <endpoint> <prefix> <lock name>
-// Prints `ready` once connected, waits for `go <endAtEpochMs>` on stdin, takes and releases the
-// lock in a loop until then, and prints one JSON line: [[acquiredAt, releasedAt], ...] (epoch ms,
-// sub-millisecond resolution, comparable across processes on one machine).
+// Prints `ready` once connected. Then, for every `go <endAtEpochMs>` line on stdin, takes and
+// releases the lock in a loop until then and prints one JSON line: [[acquiredAt, releasedAt], ...]
+// (epoch ms, sub-millisecond resolution, comparable across processes on one machine). `exit`
+// releases everything and ends the process.
 import { createInterface } from 'node:readline';
 import { createEtcdClient } from '../../../src/etcd/client.js';
 import { KeyLayout } from '../../../src/etcd/keys.js';
@@ -69,10 +70,10 @@ process.stdout.write('ready\n');
 const lines = createInterface({ input: process.stdin });
 for await (const line of lines) {
   const [word, endAt] = line.split(' ');
+  if (word === 'exit') break;
   if (word !== 'go') continue;
   const spans = await contender.loop(Number(endAt));
-  await contender.close();
   process.stdout.write(`${JSON.stringify(spans)}\n`);
-  break;
 }
 lines.close();
+await contender.close();
