@@ -1,7 +1,7 @@
 import type { Etcd3, ITxnRequest, ITxnResponse, Watcher } from 'etcd3';
 import { fromEtcdError } from '../etcd/errors.js';
 import type { KeyLayout } from '../etcd/keys.js';
-import { AbortedError, BackendUnavailableError, ClosedError, CoordinatorError } from '../errors.js';
+import { AbortedError, BackendUnavailableError, ClosedError } from '../errors.js';
 import { sleep } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import { isLive, type Session, type SessionStateChange } from '../session/session.js';
@@ -9,7 +9,7 @@ import { type LockHolder, LockLostError, LockTimeoutError } from './errors.js';
 import { EtcdLockHandle } from './etcd-lock-handle.js';
 import { type Enqueued, enqueueRequest, holderOf, LockKeys, parseEnqueue, parseRecheck, recheckRequest, releaseRequest } from './etcd-lock-ops.js';
 import { DeletionWatch } from './etcd-lock-wait.js';
-import { anySignal } from './signals.js';
+import { abortable, anySignal } from './signals.js';
 import { KeyedFifoMutex } from './fifo-mutex.js';
 import {
   type AcquireOptions,
@@ -122,6 +122,7 @@ export class EtcdLockService implements LockService {
       const enqueued = parseEnqueue(keys, await this.txn(enqueueRequest(keys, this.options.session.leaseId, this.options.session.incarnation), deadline, 'acquiring lock'));
       myRev = enqueued.myRev;
       if (!enqueued.owner) await this.waitTurn(keys, enqueued, { deadline, timeoutMs, signal: options.signal });
+      this.refuse(name); // closed or lost meanwhile: give the place up rather than hand out a dead lock
       const handle = this.grant(keys, myRev, slot, type);
       this.options.metrics?.waited(type, 'acquired', Date.now() - started);
       return handle;
@@ -330,23 +331,4 @@ export class EtcdLockService implements LockService {
       err instanceof LockTimeoutError ? 'timeout' : err instanceof AbortedError ? 'aborted' : 'error';
     this.options.metrics?.waited(type, result, Date.now() - started);
   }
-}
-
-/** Rejects with `signal.reason` as soon as `signal` aborts, without waiting for `promise`. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e instanceof Error ? e : new CoordinatorError('INTERNAL', String(e)));
-      },
-    );
-  });
 }
