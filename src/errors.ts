@@ -125,6 +125,23 @@ export class NotFoundError extends CoordinatorError {
   }
 }
 
+/** A host tried to join while another incarnation of it is still alive. */
+export class AlreadyAliveError extends CoordinatorError {
+  readonly host: string;
+  /** The incarnation that holds `alive/<host>`. */
+  readonly holder: string;
+
+  constructor(host: string, holder: string) {
+    super(
+      'ALREADY_ALIVE',
+      `host ${host} is already alive as incarnation ${holder}; another process uses this host name, or its previous run has not expired yet`,
+      { retryable: true },
+    );
+    this.host = host;
+    this.holder = holder;
+  }
+}
+
 /** Input that fails validation; nothing was written. */
 export class InvalidInputError extends CoordinatorError {
   constructor(message: string, options?: ErrorOptions) {

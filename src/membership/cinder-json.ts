@@ -1,0 +1,92 @@
+/**
+ * Cinder's wire shapes for clusters and services (cinder/api/v3/views/clusters.py,
+ * cinder/api/contrib/services.py), by microversion. Pure.
+ */
+import type { ClusterView, ServiceView } from './views.js';
+
+/** Epoch ms → `YYYY-MM-DDTHH:MM:SS.ffffff` in UTC with no zone, as Cinder serialises datetimes. */
+export function formatCinderTime(ms: number): string {
+  const iso = new Date(ms).toISOString(); // 2016-06-01T02:46:28.123Z
+  return `${iso.slice(0, 23)}000`;
+}
+
+/** Cluster views write a missing datetime as `""` (Cinder's `_normalize`). */
+function clusterTime(ms: number | null): string {
+  return ms === null ? '' : formatCinderTime(ms);
+}
+
+/** What the negotiated microversion turns on. */
+export interface ClusterShape {
+  /** 3.26+: `replication_status` (and in detail `frozen`, `active_backend_id`). */
+  readonly replication: boolean;
+}
+
+/** One item of `GET /clusters`. */
+export function clusterSummaryJson(v: ClusterView, shape: ClusterShape): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    name: v.name,
+    binary: v.binary,
+    state: v.up ? 'up' : 'down',
+    status: v.disabled ? 'disabled' : 'enabled',
+  };
+  if (shape.replication) out.replication_status = v.replicationStatus;
+  return out;
+}
+
+/** One item of `GET /clusters/detail`, and the body of `GET /clusters/{name}`. */
+export function clusterDetailJson(v: ClusterView, shape: ClusterShape): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    ...clusterSummaryJson(v, { replication: false }),
+    num_hosts: v.numHosts,
+    num_down_hosts: v.numDownHosts,
+    last_heartbeat: clusterTime(v.lastHeartbeatMs),
+    created_at: clusterTime(v.createdAtMs),
+    updated_at: clusterTime(v.updatedAtMs),
+    disabled_reason: v.disabledReason,
+  };
+  if (shape.replication) {
+    out.replication_status = v.replicationStatus;
+    out.frozen = v.frozen;
+    out.active_backend_id = v.activeBackendId;
+  }
+  return out;
+}
+
+/** The body of `PUT /clusters/enable|disable`: the summary plus `disabled_reason`. */
+export function clusterUpdateJson(v: ClusterView, shape: ClusterShape): { cluster: Record<string, unknown> } {
+  return { cluster: { ...clusterSummaryJson(v, shape), disabled_reason: v.disabledReason } };
+}
+
+/** What the negotiated microversion turns on in `os-services`. */
+export interface ServiceShape {
+  /** 3.7+: `cluster`. */
+  readonly cluster: boolean;
+  /** 3.49+: `backend_state` on volume rows. */
+  readonly backendState: boolean;
+}
+
+/**
+ * One item of `GET /os-services`. Services (unlike clusters) write a missing datetime as null.
+ * `backend_state` is `up` for a live volume service and null otherwise, as Cinder reports a
+ * backend that has no pool in the scheduler.
+ */
+export function serviceJson(v: ServiceView, shape: ServiceShape, volumeBinary: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    binary: v.binary,
+    host: v.host,
+    zone: v.zone,
+    status: v.disabled ? 'disabled' : 'enabled',
+    state: v.up ? 'up' : 'down',
+    updated_at: v.updatedAtMs === null ? null : formatCinderTime(v.updatedAtMs),
+  };
+  const volume = v.binary === volumeBinary;
+  if (shape.backendState && volume) out.backend_state = v.up ? 'up' : null;
+  if (shape.cluster) out.cluster = v.cluster;
+  out.disabled_reason = v.disabledReason;
+  if (volume) {
+    out.replication_status = v.replicationStatus;
+    out.active_backend_id = v.activeBackendId;
+    out.frozen = v.frozen;
+  }
+  return out;
+}

@@ -1,0 +1,209 @@
+import { AbortedError, AlreadyAliveError, CoordinatorError, IllegalStateError } from '../errors.js';
+import type { Fence } from '../fence.js';
+import type { OwnerRef } from '../identity.js';
+import type { Clock } from '../lifecycle/clock.js';
+import { EventQueue } from './event-queue.js';
+import type { LocalRecordFile, LocalRecords } from './local-store.js';
+import type { HeartbeatResult, JoinRequest, Member, Membership, MembershipEvent } from './membership.js';
+import {
+  type AliveMember,
+  type ClusterRecord,
+  type MembershipSnapshot,
+  newClusterRecord,
+  type ServiceRecord,
+  serviceForJoin,
+  withClusterDisabled,
+} from './records.js';
+
+/**
+ * Membership of the single node: one member, this process. Cluster and service records are
+ * kept in a file under the data directory (they survive restarts, so a disabled cluster stays
+ * disabled); the alive entry is in memory, so the member is up exactly while this process runs
+ * and has joined. A cluster whose records name a second host refuses to run here
+ * (`NOT_DISTRIBUTED`): that needs etcd.
+ */
+export class LocalMembership implements Membership {
+  readonly distributed = false;
+  private readonly alive = new Map<string, AliveMember>();
+  private readonly watchers = new Set<EventQueue<MembershipEvent>>();
+  private revision = 0n;
+
+  constructor(
+    private readonly store: LocalRecordFile,
+    private readonly clock: Clock,
+  ) {}
+
+  async join(request: JoinRequest, signal?: AbortSignal): Promise<Member> {
+    const { identity, session, binary } = request;
+    if (session.state !== 'held') throw new IllegalStateError('session', session.state, `cannot join on a session that is ${session.state}`);
+    if (signal?.aborted) throw new AbortedError('join', { cause: signal.reason });
+    const nowMs = this.clock.now();
+    const facts = { binary, host: identity.host, cluster: identity.cluster, zone: identity.zone, version: request.version, nowMs };
+    const member: AliveMember = {
+      host: identity.host,
+      cluster: identity.cluster,
+      incarnation: session.incarnation,
+      heartbeatAtMs: nowMs,
+      aliveRevision: '0',
+    };
+    let service: ServiceRecord;
+    try {
+      service = await this.store.update((records) => {
+        const holder = this.alive.get(identity.host);
+        if (holder) throw new AlreadyAliveError(identity.host, holder.incarnation);
+        const other = records.services.find((s) => s.cluster === identity.cluster && s.binary === binary && s.host !== identity.host);
+        if (other) throw notDistributed(identity.cluster, identity.host, other.host, this.store.path);
+        let cluster = records.clusters.find((c) => c.name === identity.cluster && c.binary === binary);
+        const clusters = cluster ? records.clusters : [...records.clusters, (cluster = newClusterRecord(identity.cluster, binary, nowMs))];
+        const previous = records.services.find((s) => s.binary === binary && s.host === identity.host);
+        const next = serviceForJoin(previous, cluster, facts);
+        // Taken inside the serialised update, so a concurrent join of the same host sees it.
+        this.alive.set(identity.host, member);
+        return { records: { clusters, services: replaceService(records.services, next) }, result: next };
+      });
+    } catch (err) {
+      if (this.alive.get(identity.host) === member) this.alive.delete(identity.host);
+      throw err;
+    }
+    this.emit({ type: 'member-joined', member, revision: this.nextRevision() });
+    return new LocalMember(this, member, service, request);
+  }
+
+  /** True while `incarnation` is the live one of `host`. */
+  isAlive(host: string, incarnation: string): boolean {
+    return this.alive.get(host)?.incarnation === incarnation;
+  }
+
+  /** Records a heartbeat of a live incarnation; false when it is no longer the live one. */
+  async beat(owner: OwnerRef, binary: string): Promise<HeartbeatResult> {
+    const current = this.alive.get(owner.host);
+    if (current?.incarnation !== owner.incarnation) return { ok: false, reason: 'evicted' };
+    const atMs = this.clock.now();
+    const member = { ...current, heartbeatAtMs: atMs };
+    this.alive.set(owner.host, member);
+    await this.store.update((records) => withHeartbeat(records, binary, owner.host, atMs));
+    this.emit({ type: 'member-heartbeat', member, revision: this.nextRevision() });
+    return { ok: true, atMs };
+  }
+
+  /** Removes a live incarnation's alive entry and records its last heartbeat. */
+  async remove(owner: OwnerRef, binary: string): Promise<void> {
+    const current = this.alive.get(owner.host);
+    if (current?.incarnation !== owner.incarnation) return;
+    this.alive.delete(owner.host);
+    this.emit({ type: 'member-left', member: current, revision: this.nextRevision() });
+    await this.store.update((records) => withHeartbeat(records, binary, owner.host, this.clock.now()));
+  }
+
+  async snapshot(signal?: AbortSignal): Promise<MembershipSnapshot> {
+    if (signal?.aborted) throw new AbortedError('membership snapshot', { cause: signal.reason });
+    const { clusters, services } = this.store.read();
+    return { clusters, services, alive: [...this.alive.values()] };
+  }
+
+  setClusterDisabled(name: string, binary: string, disabled: boolean, reason: string | null): Promise<ClusterRecord | undefined> {
+    return this.store.update((records) => {
+      const current = records.clusters.find((c) => c.name === name && c.binary === binary);
+      if (!current) return { records, result: undefined };
+      const next = withClusterDisabled(current, disabled, reason, this.clock.now());
+      return { records: { ...records, clusters: records.clusters.map((c) => (c === current ? next : c)) }, result: next };
+    });
+  }
+
+  ownerGone(owner: OwnerRef): Fence {
+    return {
+      guards: [],
+      holds: () => !this.isAlive(owner.host, owner.incarnation),
+      description: `owner ${owner.incarnation} gone`,
+    };
+  }
+
+  watch(signal: AbortSignal): AsyncIterable<MembershipEvent> {
+    const queue = new EventQueue<MembershipEvent>(signal);
+    queue.push({ type: 'members-synced', members: [...this.alive.values()], revision: this.revision.toString(), reason: 'initial' });
+    this.watchers.add(queue);
+    signal.addEventListener('abort', () => this.watchers.delete(queue), { once: true });
+    return queue;
+  }
+
+  async close(): Promise<void> {
+    for (const q of this.watchers) q.end();
+    this.watchers.clear();
+  }
+
+  private nextRevision(): string {
+    this.revision += 1n;
+    return this.revision.toString();
+  }
+
+  private emit(event: MembershipEvent): void {
+    for (const q of this.watchers) q.push(event);
+  }
+}
+
+function replaceService(services: readonly ServiceRecord[], next: ServiceRecord): ServiceRecord[] {
+  return [...services.filter((s) => !(s.binary === next.binary && s.host === next.host)), next];
+}
+
+function withHeartbeat(records: LocalRecords, binary: string, host: string, atMs: number): { records: LocalRecords; result: undefined } {
+  const services = records.services.map((s) => (s.binary === binary && s.host === host ? { ...s, heartbeatAtMs: atMs } : s));
+  return { records: { ...records, services }, result: undefined };
+}
+
+function notDistributed(cluster: string, host: string, other: string, path: string): CoordinatorError {
+  return new CoordinatorError(
+    'NOT_DISTRIBUTED',
+    `cluster ${cluster} already has host ${other}, and ${host} cannot join it on the single-node backend: ` +
+      `a cluster of more than one host needs etcd (set etcd.endpoints and amqp.url). ` +
+      `If this data directory was only renamed to a new host, remove ${other} from ${path}.`,
+  );
+}
+
+/** The single node's membership from join to leave. */
+class LocalMember implements Member {
+  readonly owner: OwnerRef;
+  readonly cluster: string;
+  private readonly controller = new AbortController();
+  private leaving: Promise<void> | undefined;
+
+  constructor(
+    private readonly membership: LocalMembership,
+    alive: AliveMember,
+    private readonly service: ServiceRecord,
+    private readonly request: JoinRequest,
+  ) {
+    this.owner = { host: alive.host, incarnation: alive.incarnation, aliveRevision: '0' };
+    this.cluster = alive.cluster;
+    const unsubscribe = request.session.onStateChange((change) => {
+      if (change.state === 'lost' || change.state === 'closed') void this.leave().catch(() => undefined);
+    });
+    this.controller.signal.addEventListener('abort', unsubscribe, { once: true });
+  }
+
+  get joined(): boolean {
+    return !this.controller.signal.aborted && this.membership.isAlive(this.owner.host, this.owner.incarnation);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  fence(): Fence {
+    return { guards: [], holds: () => this.joined, description: `alive/${this.owner.host} ${this.owner.incarnation}` };
+  }
+
+  async heartbeat(): Promise<HeartbeatResult> {
+    if (this.controller.signal.aborted) return { ok: false, reason: 'left' };
+    const result = await this.membership.beat(this.owner, this.service.binary);
+    if (!result.ok) this.controller.abort(result.reason);
+    return result;
+  }
+
+  leave(): Promise<void> {
+    this.leaving ??= (async () => {
+      if (!this.controller.signal.aborted) this.controller.abort('left');
+      await this.membership.remove(this.owner, this.request.binary);
+    })();
+    return this.leaving;
+  }
+}

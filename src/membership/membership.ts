@@ -1,0 +1,123 @@
+/**
+ * The membership port: workers join a named cluster, stay alive on their session lease, and
+ * leave; anyone reads the cluster and service records and watches members come and go.
+ *
+ * Up and down come from the lease, never from clocks: a member is up exactly while its
+ * `alive/<host>` entry exists, and that entry rides on the member's session lease, so it
+ * vanishes when the member leaves, revokes its lease, or stops keeping it alive for one TTL.
+ */
+import type { Fence } from '../fence.js';
+import type { Identity, OwnerRef } from '../identity.js';
+import type { Session } from '../session/session.js';
+import type { AliveMember, ClusterRecord, MembershipSnapshot } from './records.js';
+
+/** What a worker joins with. */
+export interface JoinRequest {
+  readonly identity: Identity;
+  /** The service binary; Cinder's `cinder-volume` (`VOLUME_BINARY`). */
+  readonly binary: string;
+  /** hearth version, recorded in the service record. */
+  readonly version: string;
+  /** The session whose lease the alive entry rides on; its incarnation becomes the member's. */
+  readonly session: Session;
+}
+
+/** The outcome of one heartbeat. Eviction (the alive entry is no longer ours) is a value. */
+export type HeartbeatResult = { readonly ok: true; readonly atMs: number } | { readonly ok: false; readonly reason: 'evicted' | 'left' };
+
+/** One incarnation's membership, from join to leave. */
+export interface Member {
+  /** Who this incarnation is; ops it owns record this. */
+  readonly owner: OwnerRef;
+  readonly cluster: string;
+  /** False once left, evicted, or its session is lost or closed. */
+  readonly joined: boolean;
+  /** Aborts when `joined` becomes false. */
+  readonly signal: AbortSignal;
+  /**
+   * The alive fence: a write made with it commits only while this incarnation's alive entry
+   * is still the one it created (`expect: 'equal'` on its create revision).
+   */
+  fence(): Fence;
+  /**
+   * Refreshes the heartbeat time in the alive entry and the service record.
+   *
+   * Failure semantics: throws a retryable `BackendUnavailableError` when etcd cannot be reached
+   * (the lease, not the heartbeat, decides liveness, so a missed heartbeat changes nothing);
+   * returns `{ ok: false, reason: 'evicted' }` when the alive entry is gone or belongs to
+   * another incarnation — this member must rejoin as a new incarnation.
+   */
+  heartbeat(): Promise<HeartbeatResult>;
+  /**
+   * Deletes the alive entry (peers see the member leave at once) and records a last
+   * heartbeat. The session is not closed here: its owner revokes it. Idempotent.
+   *
+   * Failure semantics: when etcd cannot be reached the entry stays until the lease expires
+   * (at most one TTL) or is revoked; the error is thrown after the member is marked left.
+   */
+  leave(): Promise<void>;
+}
+
+/** Membership changes, from a watch that resumes from its revision and re-lists after compaction. */
+export type MembershipEvent =
+  | {
+      readonly type: 'members-synced';
+      /** Every member alive at `revision`. */
+      readonly members: readonly AliveMember[];
+      readonly revision: string;
+      /** `initial`: the first list; `compacted`/`watch-error`: a re-list after the watch broke. */
+      readonly reason: 'initial' | 'compacted' | 'watch-error';
+    }
+  | { readonly type: 'member-joined'; readonly member: AliveMember; readonly revision: string }
+  | { readonly type: 'member-heartbeat'; readonly member: AliveMember; readonly revision: string }
+  | { readonly type: 'member-left'; readonly member: AliveMember; readonly revision: string };
+
+/** See the module doc. */
+export interface Membership {
+  /** True for etcd (cluster-wide); false for the single-node adapter. */
+  readonly distributed: boolean;
+  /**
+   * Joins: writes the durable service record, creates the cluster record if it is missing
+   * (exactly once however many members start at once) and creates `alive/<host>` on the
+   * session's lease.
+   *
+   * Failure semantics: throws `AlreadyAliveError` (`ALREADY_ALIVE`) when the host is alive
+   * under another incarnation (wait for its lease to expire, then join again); a retryable
+   * `BackendUnavailableError` when etcd cannot be reached (nothing or only the idempotent
+   * cluster/service records were written; the alive entry is written atomically or not at
+   * all); `NOT_DISTRIBUTED` on the single-node adapter when its records name another host of
+   * the same cluster.
+   */
+  join(request: JoinRequest, signal?: AbortSignal): Promise<Member>;
+  /**
+   * Reads every cluster record, service record and alive entry at one revision.
+   *
+   * Failure semantics: a retryable `BackendUnavailableError` when etcd cannot be reached.
+   */
+  snapshot(signal?: AbortSignal): Promise<MembershipSnapshot>;
+  /**
+   * Enables or disables a cluster (scheduling only: its members keep running). Returns the
+   * updated record, or undefined when no cluster has that name and binary.
+   *
+   * Failure semantics: a compare-and-swap on the record, retried on a lost race; a retryable
+   * `BackendUnavailableError` (outcome unknown: re-read) when etcd cannot be reached.
+   */
+  setClusterDisabled(name: string, binary: string, disabled: boolean, reason: string | null): Promise<ClusterRecord | undefined>;
+  /**
+   * The dead-owner proof: a write made with it commits only if `owner`'s incarnation is no
+   * longer alive (`expect: 'notEqual'` on the create revision of its alive entry), which
+   * holds even if the host has restarted since.
+   */
+  ownerGone(owner: OwnerRef): Fence;
+  /**
+   * Membership events until `signal` aborts: first `members-synced` (reason `initial`), then
+   * joins, heartbeats and leaves in revision order.
+   *
+   * Failure semantics: survives etcd restarts and disconnections (the watch resumes from its
+   * last revision); when that revision was compacted away it re-lists, emits the difference
+   * as joins and leaves and then `members-synced` (reason `compacted`). Nothing is polled.
+   */
+  watch(signal: AbortSignal): AsyncIterable<MembershipEvent>;
+  /** Stops every watch. Idempotent; members must be left by their owners. */
+  close(): Promise<void>;
+}

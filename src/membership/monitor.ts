@@ -1,0 +1,76 @@
+import { messageOf } from '../errors.js';
+import type { Clock } from '../lifecycle/clock.js';
+import type { Logger } from '../observability/logger.js';
+import type { Membership } from './membership.js';
+import type { MembershipMetrics } from './metrics.js';
+
+/** What a {@link MembershipMonitor} needs. */
+export interface MonitorDeps {
+  readonly membership: Membership;
+  readonly metrics: MembershipMetrics;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Pause before watching again after the watch failed. */
+  readonly retryDelayMs: number;
+}
+
+/**
+ * Keeps `hearth_cluster_members` current: it follows the membership watch and re-reads the
+ * records after every join, leave and re-list (never on heartbeats, never on a timer).
+ *
+ * Failure semantics: while etcd cannot be reached the gauge keeps its last values; the watch
+ * re-lists when it comes back and the gauge is refreshed then.
+ */
+export class MembershipMonitor {
+  private readonly stop = new AbortController();
+  private loop: Promise<void> | undefined;
+  private refreshing: Promise<void> | undefined;
+  private dirty = false;
+
+  constructor(private readonly deps: MonitorDeps) {}
+
+  /** Starts following the watch in the background. */
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.stop.signal;
+    while (!signal.aborted) {
+      try {
+        for await (const event of this.deps.membership.watch(signal)) {
+          if (event.type !== 'member-heartbeat') this.refresh();
+        }
+      } catch (err) {
+        this.deps.logger.warn({ err: messageOf(err) }, 'membership monitor watch failed; watching again');
+      }
+      await this.deps.clock.sleep(this.deps.retryDelayMs, signal).catch(() => undefined);
+    }
+  }
+
+  /** Re-reads the records; refreshes asked for while one runs are folded into one more. */
+  refresh(): void {
+    if (this.refreshing) {
+      this.dirty = true;
+      return;
+    }
+    this.refreshing = (async () => {
+      do {
+        this.dirty = false;
+        try {
+          this.deps.metrics.observe(await this.deps.membership.snapshot(this.stop.signal));
+        } catch (err) {
+          if (!this.stop.signal.aborted) this.deps.logger.debug({ err: messageOf(err) }, 'membership monitor could not read the records');
+        }
+      } while (this.dirty && !this.stop.signal.aborted);
+      this.refreshing = undefined;
+    })();
+  }
+
+  /** Stops following the watch. Idempotent. */
+  async close(): Promise<void> {
+    this.stop.abort();
+    await this.loop;
+    await this.refreshing;
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * The durable records of membership and the alive entry, with their JSON codecs.
+ *
+ * Cluster and service records have no lease: they outlive their members, so a dead member
+ * still counts (as down) in its cluster, as in Cinder. The alive entry lives on the member's
+ * session lease: it exists exactly while that incarnation is alive.
+ */
+import { InvalidInputError } from '../errors.js';
+
+/** Cinder's default replication status of a cluster or service that does not replicate. */
+export const NOT_CAPABLE = 'not-capable';
+
+/** `clusters/<cluster>`: what an operator sets on a cluster. */
+export interface ClusterRecord {
+  /** `<cluster>@<backend>`. */
+  readonly name: string;
+  readonly binary: string;
+  readonly disabled: boolean;
+  readonly disabledReason: string | null;
+  readonly frozen: boolean;
+  readonly replicationStatus: string;
+  readonly activeBackendId: string | null;
+  /** Epoch ms. */
+  readonly createdAtMs: number;
+  /** Epoch ms of the last operator change; null until the first. */
+  readonly updatedAtMs: number | null;
+}
+
+/** `services/<binary>/<host>`: one worker host, written by the worker itself. */
+export interface ServiceRecord {
+  readonly binary: string;
+  /** `<host>@<backend>`. */
+  readonly host: string;
+  /** `<cluster>@<backend>`, or null for an unclustered service. */
+  readonly cluster: string | null;
+  readonly zone: string;
+  /** hearth version the host last ran. */
+  readonly version: string;
+  readonly disabled: boolean;
+  readonly disabledReason: string | null;
+  readonly frozen: boolean;
+  readonly replicationStatus: string;
+  readonly activeBackendId: string | null;
+  readonly createdAtMs: number;
+  /** When the current (or last) incarnation joined. */
+  readonly startedAtMs: number;
+  /** The last heartbeat written (Cinder's `services.updated_at`); survives the member. */
+  readonly heartbeatAtMs: number | null;
+  /** The last operator change (Cinder's `modified_at`). */
+  readonly modifiedAtMs: number | null;
+}
+
+/** `alive/<host>`: one live incarnation, on its session lease. */
+export interface AliveRecord {
+  readonly host: string;
+  readonly cluster: string;
+  /** `<host>:<lease hex>` on etcd. */
+  readonly incarnation: string;
+  /** Heartbeat time from the member's clock: for display only, never for up/down. */
+  readonly heartbeatAtMs: number;
+}
+
+/** An alive entry as read from the store, with the create revision that fences it. */
+export interface AliveMember extends AliveRecord {
+  /** Create revision of the alive key, decimal (`'0'` on a single node). */
+  readonly aliveRevision: string;
+}
+
+/** Everything the views are built from, read at one point in time. */
+export interface MembershipSnapshot {
+  readonly clusters: readonly ClusterRecord[];
+  readonly services: readonly ServiceRecord[];
+  readonly alive: readonly AliveMember[];
+}
+
+/** A fresh cluster record, as Cinder creates it when the first member starts. */
+export function newClusterRecord(name: string, binary: string, nowMs: number): ClusterRecord {
+  return {
+    name,
+    binary,
+    disabled: false,
+    disabledReason: null,
+    frozen: false,
+    replicationStatus: NOT_CAPABLE,
+    activeBackendId: null,
+    createdAtMs: nowMs,
+    updatedAtMs: null,
+  };
+}
+
+type Json = Record<string, unknown>;
+
+function parseObject(text: string, what: string): Json {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidInputError(`${what} is not valid JSON`, { cause: err });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidInputError(`${what} is not an object`);
+  return value as Json;
+}
+
+function str(o: Json, key: string, what: string): string {
+  const v = o[key];
+  if (typeof v !== 'string') throw new InvalidInputError(`${what}: ${key} must be a string`);
+  return v;
+}
+
+function strOrNull(o: Json, key: string, what: string): string | null {
+  const v = o[key];
+  if (v === null || v === undefined) return null;
+  if (typeof v !== 'string') throw new InvalidInputError(`${what}: ${key} must be a string or null`);
+  return v;
+}
+
+function bool(o: Json, key: string, what: string): boolean {
+  const v = o[key];
+  if (typeof v !== 'boolean') throw new InvalidInputError(`${what}: ${key} must be a boolean`);
+  return v;
+}
+
+function num(o: Json, key: string, what: string): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new InvalidInputError(`${what}: ${key} must be a number`);
+  return v;
+}
+
+function numOrNull(o: Json, key: string, what: string): number | null {
+  const v = o[key];
+  if (v === null || v === undefined) return null;
+  return num(o, key, what);
+}
+
+/** Reads a cluster record; throws {@link InvalidInputError} on a malformed value. */
+export function decodeCluster(text: string): ClusterRecord {
+  const what = 'cluster record';
+  const o = parseObject(text, what);
+  return {
+    name: str(o, 'name', what),
+    binary: str(o, 'binary', what),
+    disabled: bool(o, 'disabled', what),
+    disabledReason: strOrNull(o, 'disabledReason', what),
+    frozen: bool(o, 'frozen', what),
+    replicationStatus: str(o, 'replicationStatus', what),
+    activeBackendId: strOrNull(o, 'activeBackendId', what),
+    createdAtMs: num(o, 'createdAtMs', what),
+    updatedAtMs: numOrNull(o, 'updatedAtMs', what),
+  };
+}
+
+/** Reads a service record; throws {@link InvalidInputError} on a malformed value. */
+export function decodeService(text: string): ServiceRecord {
+  const what = 'service record';
+  const o = parseObject(text, what);
+  return {
+    binary: str(o, 'binary', what),
+    host: str(o, 'host', what),
+    cluster: strOrNull(o, 'cluster', what),
+    zone: str(o, 'zone', what),
+    version: str(o, 'version', what),
+    disabled: bool(o, 'disabled', what),
+    disabledReason: strOrNull(o, 'disabledReason', what),
+    frozen: bool(o, 'frozen', what),
+    replicationStatus: str(o, 'replicationStatus', what),
+    activeBackendId: strOrNull(o, 'activeBackendId', what),
+    createdAtMs: num(o, 'createdAtMs', what),
+    startedAtMs: num(o, 'startedAtMs', what),
+    heartbeatAtMs: numOrNull(o, 'heartbeatAtMs', what),
+    modifiedAtMs: numOrNull(o, 'modifiedAtMs', what),
+  };
+}
+
+/** Reads an alive entry; throws {@link InvalidInputError} on a malformed value. */
+export function decodeAlive(text: string): AliveRecord {
+  const what = 'alive entry';
+  const o = parseObject(text, what);
+  return {
+    host: str(o, 'host', what),
+    cluster: str(o, 'cluster', what),
+    incarnation: str(o, 'incarnation', what),
+    heartbeatAtMs: num(o, 'heartbeatAtMs', what),
+  };
+}
+
+/** The stored form of any record (one JSON object). */
+export function encodeRecord(record: ClusterRecord | ServiceRecord | AliveRecord): string {
+  return JSON.stringify(record);
+}
+
+/** Replication states in which a service keeps its own replication fields (Cinder's rule). */
+const OWN_REPLICATION_STATES = new Set(['error', 'failover-error']);
+
+/** What a joining worker brings to its service record. */
+export interface JoinFacts {
+  readonly binary: string;
+  readonly host: string;
+  readonly cluster: string;
+  readonly zone: string;
+  readonly version: string;
+  readonly nowMs: number;
+}
+
+/**
+ * The service record a worker writes when it joins. A new host starts enabled; a returning
+ * host keeps its creation time and operator settings. The replication fields are copied from
+ * the cluster on every join (Cinder copies them only on the first, so a member that was down
+ * during a failover can come back pointing at the old backend), unless the service is in an
+ * error state of its own. The service moves to the cluster it is configured for now.
+ */
+export function serviceForJoin(previous: ServiceRecord | undefined, cluster: ClusterRecord, facts: JoinFacts): ServiceRecord {
+  const keepOwn = previous !== undefined && OWN_REPLICATION_STATES.has(previous.replicationStatus);
+  const replication = keepOwn
+    ? { frozen: previous.frozen, replicationStatus: previous.replicationStatus, activeBackendId: previous.activeBackendId }
+    : { frozen: cluster.frozen, replicationStatus: cluster.replicationStatus, activeBackendId: cluster.activeBackendId };
+  return {
+    binary: facts.binary,
+    host: facts.host,
+    cluster: facts.cluster,
+    zone: facts.zone,
+    version: facts.version,
+    disabled: previous?.disabled ?? false,
+    disabledReason: previous?.disabledReason ?? null,
+    ...replication,
+    createdAtMs: previous?.createdAtMs ?? facts.nowMs,
+    startedAtMs: facts.nowMs,
+    heartbeatAtMs: facts.nowMs,
+    modifiedAtMs: previous?.modifiedAtMs ?? null,
+  };
+}
+
+/** A cluster record after an operator enabled or disabled it. */
+export function withClusterDisabled(record: ClusterRecord, disabled: boolean, reason: string | null, nowMs: number): ClusterRecord {
+  return { ...record, disabled, disabledReason: disabled ? reason : null, updatedAtMs: nowMs };
+}
