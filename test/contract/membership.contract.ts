@@ -1,0 +1,353 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AlreadyAliveError, CoordinatorError } from '../../src/errors.js';
+import type { Fence } from '../../src/fence.js';
+import { type Identity, VOLUME_BINARY } from '../../src/identity.js';
+import { type ManualClock } from '../../src/lifecycle/clock.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import type { Member, Membership, MembershipEvent } from '../../src/membership/membership.js';
+import { MembershipMetrics } from '../../src/membership/metrics.js';
+import { MembershipMonitor } from '../../src/membership/monitor.js';
+import { type IncarnationEvent, MemberSupervisor } from '../../src/membership/supervisor.js';
+import { buildClusterViews, buildServiceViews } from '../../src/membership/views.js';
+import { Registry } from 'prom-client';
+import type { TestSession } from '../support/test-session.js';
+import { waitFor } from '../support/wait.js';
+
+/** One backend prepared for the membership contract. */
+export interface MembershipFixture {
+  readonly membership: Membership;
+  readonly clock: ManualClock;
+  /** Another adapter on the same store, as a second worker process opens it (local: the same one). */
+  second(): Promise<Membership>;
+  /** A fresh adapter on the same store, as after a restart of this process. */
+  restarted(): Promise<Membership>;
+  openSession(host: string): Promise<TestSession>;
+  /** Whether a write made under `fence` would commit now (its guards and `holds()`). */
+  fenceHolds(fence: Fence): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+const CLUSTER = 'c1@be';
+const BINARY = VOLUME_BINARY;
+
+function identity(host: string): Identity {
+  return { cluster: CLUSTER, host, zone: 'nova' };
+}
+
+/** Collects a watch's events into an array until the returned stop() is called. */
+function collect(membership: Membership): { events: MembershipEvent[]; stop: () => void } {
+  const ctl = new AbortController();
+  const events: MembershipEvent[] = [];
+  void (async () => {
+    for await (const e of membership.watch(ctl.signal)) events.push(e);
+  })();
+  return { events, stop: () => ctl.abort() };
+}
+
+/**
+ * The membership contract: every adapter (single-node and etcd) must pass it.
+ * `makeFixture` builds a fresh, empty store for each test.
+ */
+export function describeMembership(name: string, makeFixture: () => Promise<MembershipFixture>): void {
+  describe(`Membership contract: ${name}`, () => {
+    let fx: MembershipFixture;
+    let sessions: TestSession[];
+    const join = async (host: string, m: Membership = fx.membership): Promise<{ member: Member; session: TestSession }> => {
+      const session = await fx.openSession(host);
+      sessions.push(session);
+      const member = await m.join({ identity: identity(host), binary: BINARY, version: '0.1.0', session });
+      return { member, session };
+    };
+
+    beforeEach(async () => {
+      fx = await makeFixture();
+      sessions = [];
+    });
+    afterEach(async () => {
+      await Promise.all(sessions.map((s) => s.close()));
+      await fx.close();
+    });
+
+    it('joins: writes the service record, creates the cluster record, and is alive', async () => {
+      const { member, session } = await join('h1@be');
+      expect(member.joined).toBe(true);
+      expect(member.cluster).toBe(CLUSTER);
+      expect(member.owner.host).toBe('h1@be');
+      expect(member.owner.incarnation).toBe(session.incarnation);
+      expect(member.owner.aliveRevision).toEqual(fx.membership.distributed ? expect.stringMatching(/^[1-9]\d*$/) : '0');
+      const snap = await fx.membership.snapshot();
+      expect(snap.clusters).toEqual([expect.objectContaining({ name: CLUSTER, binary: BINARY, disabled: false, createdAtMs: fx.clock.now() })]);
+      expect(snap.services).toEqual([expect.objectContaining({ host: 'h1@be', cluster: CLUSTER, zone: 'nova', version: '0.1.0', startedAtMs: fx.clock.now() })]);
+      expect(snap.alive).toEqual([{ host: 'h1@be', cluster: CLUSTER, incarnation: session.incarnation, heartbeatAtMs: fx.clock.now(), aliveRevision: member.owner.aliveRevision }]);
+      expect(buildClusterViews(snap)[0]).toMatchObject({ up: true, numHosts: 1, numDownHosts: 0, lastHeartbeatMs: fx.clock.now() });
+      expect(buildServiceViews(snap)[0]).toMatchObject({ host: 'h1@be', up: true, cluster: CLUSTER });
+    });
+
+    it('creates exactly one cluster record when two workers start at once', async () => {
+      const other = await fx.second();
+      const results = await Promise.allSettled([join('h1@be'), join('h2@be', other)]);
+      const snap = await fx.membership.snapshot();
+      expect(snap.clusters).toHaveLength(1);
+      if (fx.membership.distributed) {
+        expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
+        expect(buildClusterViews(snap)[0]).toMatchObject({ numHosts: 2, numDownHosts: 0, up: true });
+      } else {
+        // A single node refuses to pose as a cluster of two hosts.
+        const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+        expect(refused).toHaveLength(1);
+        expect(refused[0]!.reason).toMatchObject({ code: 'NOT_DISTRIBUTED' });
+        expect(snap.services).toHaveLength(1);
+      }
+    });
+
+    it('refuses a host alive under another incarnation, and lets it rejoin as a new incarnation after it left', async () => {
+      const first = await join('h1@be');
+      const err = await join('h1@be').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AlreadyAliveError);
+      expect(err).toMatchObject({ code: 'ALREADY_ALIVE', host: 'h1@be', holder: first.session.incarnation });
+      expect(first.member.joined).toBe(true);
+      const created = (await fx.membership.snapshot()).services[0]!.createdAtMs;
+      await first.member.leave();
+      await fx.clock.advance(1_000);
+      const again = await join('h1@be');
+      expect(again.member.owner.incarnation).not.toBe(first.member.owner.incarnation);
+      if (fx.membership.distributed) expect(BigInt(again.member.owner.aliveRevision)).toBeGreaterThan(BigInt(first.member.owner.aliveRevision));
+      const snap = await fx.membership.snapshot();
+      expect(snap.services[0]).toMatchObject({ createdAtMs: created, startedAtMs: fx.clock.now() });
+      expect(snap.alive.map((a) => a.incarnation)).toEqual([again.session.incarnation]);
+    });
+
+    it('leaving makes the member down at once, keeps its record with a last heartbeat, and is idempotent', async () => {
+      const { member } = await join('h1@be');
+      await fx.clock.advance(2_500);
+      await member.leave();
+      await member.leave();
+      expect(member.joined).toBe(false);
+      expect(member.signal.aborted).toBe(true);
+      const snap = await fx.membership.snapshot();
+      expect(snap.alive).toEqual([]);
+      expect(snap.services[0]).toMatchObject({ host: 'h1@be', heartbeatAtMs: fx.clock.now() });
+      expect(buildClusterViews(snap)[0]).toMatchObject({ up: false, numHosts: 1, numDownHosts: 1, lastHeartbeatMs: fx.clock.now() });
+      expect(await member.heartbeat()).toEqual({ ok: false, reason: 'left' });
+    });
+
+    it('heartbeats refresh the time in the alive entry and the service record', async () => {
+      const { member } = await join('h1@be');
+      await fx.clock.advance(5_000);
+      expect(await member.heartbeat()).toEqual({ ok: true, atMs: fx.clock.now() });
+      const snap = await fx.membership.snapshot();
+      expect(snap.alive[0]).toMatchObject({ heartbeatAtMs: fx.clock.now(), aliveRevision: member.owner.aliveRevision });
+      expect(snap.services[0]).toMatchObject({ heartbeatAtMs: fx.clock.now(), startedAtMs: fx.clock.now() - 5_000 });
+    });
+
+    it('the alive fence holds while joined, and not after leaving or once the host runs again', async () => {
+      const first = await join('h1@be');
+      const fence = first.member.fence();
+      expect(await fx.fenceHolds(fence)).toBe(true);
+      await first.member.leave();
+      expect(await fx.fenceHolds(fence)).toBe(false);
+      const second = await join('h1@be');
+      expect(await fx.fenceHolds(fence)).toBe(false);
+      expect(await fx.fenceHolds(second.member.fence())).toBe(true);
+    });
+
+    it('the dead-owner proof holds only once the owner incarnation is gone, even if the host restarted', async () => {
+      const first = await join('h1@be');
+      const proof = fx.membership.ownerGone(first.member.owner);
+      expect(await fx.fenceHolds(proof)).toBe(false);
+      await first.member.leave();
+      expect(await fx.fenceHolds(proof)).toBe(true);
+      const second = await join('h1@be');
+      expect(await fx.fenceHolds(proof)).toBe(true);
+      expect(await fx.fenceHolds(fx.membership.ownerGone(second.member.owner))).toBe(false);
+    });
+
+    it('ends the membership when the session is lost or closed', async () => {
+      const gone = (host: string) => async () => !(await fx.membership.snapshot()).alive.some((m) => m.host === host);
+      const a = await join('h1@be');
+      a.session.markLost();
+      expect(a.member.joined).toBe(false);
+      expect(a.member.signal.aborted).toBe(true);
+      expect(await fx.fenceHolds(a.member.fence())).toBe(false);
+      await a.session.close();
+      await waitFor(gone('h1@be'), { what: 'h1 gone after revoke' });
+      const b = await join('h1@be');
+      await b.session.close();
+      expect(b.member.joined).toBe(false);
+      await waitFor(gone('h1@be'), { what: 'h1 gone again' });
+    });
+
+    it('refuses to join on a session that is not held', async () => {
+      const session = await fx.openSession('h1@be');
+      sessions.push(session);
+      session.markLost();
+      await expect(fx.membership.join({ identity: identity('h1@be'), binary: BINARY, version: '1', session })).rejects.toMatchObject({ code: 'ILLEGAL_STATE' });
+    });
+
+    it('enables and disables clusters; an unknown name or binary gives undefined; the setting survives a restart', async () => {
+      await join('h1@be');
+      await fx.clock.advance(1_000);
+      const disabled = await fx.membership.setClusterDisabled(CLUSTER, BINARY, true, 'maint');
+      expect(disabled).toMatchObject({ name: CLUSTER, disabled: true, disabledReason: 'maint', updatedAtMs: fx.clock.now() });
+      expect(await fx.membership.setClusterDisabled('nope@be', BINARY, true, null)).toBeUndefined();
+      expect(await fx.membership.setClusterDisabled(CLUSTER, 'cinder-backup', true, null)).toBeUndefined();
+      const after = await fx.restarted();
+      expect(buildClusterViews(await after.snapshot())[0]).toMatchObject({ disabled: true, disabledReason: 'maint' });
+      const enabled = await after.setClusterDisabled(CLUSTER, BINARY, false, 'ignored');
+      expect(enabled).toMatchObject({ disabled: false, disabledReason: null });
+      await after.close();
+    });
+
+    it('watch: an initial sync, then joins, heartbeats and leaves in order', async () => {
+      const before = await join('h0@be');
+      const watch = collect(fx.membership);
+      await waitFor(() => watch.events.length >= 1, { what: 'initial sync' });
+      expect(watch.events[0]).toMatchObject({ type: 'members-synced', reason: 'initial', members: [expect.objectContaining({ host: 'h0@be' })] });
+      await before.member.leave();
+      const a = await join('h0@be');
+      await fx.clock.advance(10);
+      await a.member.heartbeat();
+      await a.member.leave();
+      await waitFor(() => watch.events.length >= 5, { what: 'four more events' });
+      watch.stop();
+      expect(watch.events.slice(1).map((e) => e.type)).toEqual(['member-left', 'member-joined', 'member-heartbeat', 'member-left']);
+      const [, left, joined, beat, left2] = watch.events as [MembershipEvent, ...Extract<MembershipEvent, { member: unknown }>[]];
+      expect(left!.member.incarnation).toBe(before.member.owner.incarnation);
+      expect(joined!.member).toMatchObject({ host: 'h0@be', incarnation: a.member.owner.incarnation, aliveRevision: a.member.owner.aliveRevision });
+      expect(beat!.member.heartbeatAtMs).toBe(fx.clock.now());
+      expect(left2!.member.incarnation).toBe(a.member.owner.incarnation);
+      const revisions = watch.events.slice(1).map((e) => BigInt(e.revision));
+      expect([...revisions].sort((x, y) => (x < y ? -1 : 1))).toEqual(revisions);
+    });
+
+    describe('MemberSupervisor', () => {
+      const supervise = (host: string, metrics = new MembershipMetrics(new Registry())): MemberSupervisor =>
+        new MemberSupervisor({
+          membership: fx.membership,
+          join: { identity: identity(host), binary: BINARY, version: '0.1.0' },
+          openSession: async () => {
+            const s = await fx.openSession(host);
+            sessions.push(s);
+            return s;
+          },
+          clock: fx.clock,
+          logger: silentLogger(),
+          metrics,
+          reportIntervalMs: 1_000,
+          previousIncarnationWaitMs: 60_000,
+          retryDelayMs: 100,
+        });
+
+      it('heartbeats every report interval and counts renewals', async () => {
+        const registry = new Registry();
+        const sup = supervise('h1@be', new MembershipMetrics(registry));
+        await sup.start();
+        const renewals = async (): Promise<number> => Number(/hearth_membership_lease_renewals_total\{result="ok"\} (\d+)/.exec(await registry.metrics())?.[1]);
+        await fx.clock.advance(1_000);
+        await waitFor(async () => (await renewals()) === 1, { what: 'first heartbeat' });
+        expect((await fx.membership.snapshot()).alive[0]?.heartbeatAtMs).toBe(fx.clock.now());
+        await fx.clock.advance(1_000);
+        await waitFor(async () => (await renewals()) === 2, { what: 'second heartbeat' });
+        expect((await fx.membership.snapshot()).alive[0]?.heartbeatAtMs).toBe(fx.clock.now());
+        const text = await registry.metrics();
+        expect(text).toMatch(/hearth_membership_lease_renewals_total\{result="ok"\} 2/);
+        expect(text).toContain(`hearth_membership_lease_last_renewal_timestamp_seconds ${fx.clock.now() / 1000}`);
+        await sup.close();
+      });
+
+      it('rejoins as a new incarnation after the session is lost, and tells subscribers', async () => {
+        const sup = supervise('h1@be');
+        const events: IncarnationEvent[] = [];
+        sup.subscribe((e) => events.push(e));
+        const first = await sup.start();
+        expect(sup.joined).toBe(true);
+        (sup.session as TestSession).markLost();
+        await waitFor(() => events.length >= 3, { what: 'ended and restarted' });
+        expect(events.map((e) => `${e.type}:${e.reason}`)).toEqual(['incarnation-started:start', 'incarnation-ended:session-lost', 'incarnation-started:session-lost']);
+        const restarted = events[2] as Extract<IncarnationEvent, { type: 'incarnation-started' }>;
+        expect(restarted.previous).toEqual(first.owner);
+        expect(restarted.owner.incarnation).not.toBe(first.owner.incarnation);
+        expect(restarted.session).toBe(sup.session);
+        expect(sup.member?.owner).toEqual(restarted.owner);
+        const snap = await fx.membership.snapshot();
+        expect(snap.alive.map((a) => a.incarnation)).toEqual([restarted.owner.incarnation]);
+        expect(await fx.fenceHolds(fx.membership.ownerGone(first.owner))).toBe(true);
+        await sup.close();
+        expect(events.at(-1)).toMatchObject({ type: 'incarnation-ended', reason: 'left', owner: restarted.owner });
+      });
+
+      it('close() leaves and closes the session, so the member is down at once', async () => {
+        const sup = supervise('h1@be');
+        await sup.start();
+        const session = sup.session!;
+        await sup.close();
+        await sup.close();
+        expect(session.state).toBe('closed');
+        expect(sup.joined).toBe(false);
+        expect((await fx.membership.snapshot()).alive).toEqual([]);
+      });
+
+      it('waits for an earlier incarnation of its host to go before joining', async () => {
+        const old = await join('h1@be');
+        const sup = supervise('h1@be');
+        let joined = false;
+        const started = sup.start().then((m) => {
+          joined = true;
+          return m;
+        });
+        await new Promise((r) => setTimeout(r, 200));
+        expect(joined).toBe(false);
+        await old.member.leave();
+        const member = await started;
+        expect(member.owner.incarnation).not.toBe(old.member.owner.incarnation);
+        await sup.close();
+      });
+
+      it('gives up with ALREADY_ALIVE when the earlier incarnation stays', async () => {
+        await join('h1@be');
+        const sup = new MemberSupervisor({
+          membership: fx.membership,
+          join: { identity: identity('h1@be'), binary: BINARY, version: '0.1.0' },
+          openSession: async () => {
+            const s = await fx.openSession('h1@be');
+            sessions.push(s);
+            return s;
+          },
+          clock: fx.clock,
+          logger: silentLogger(),
+          metrics: new MembershipMetrics(new Registry()),
+          reportIntervalMs: 1_000,
+          previousIncarnationWaitMs: 5_000,
+          retryDelayMs: 100,
+        });
+        const starting = sup.start().catch((e: unknown) => e);
+        await new Promise((r) => setTimeout(r, 100));
+        await fx.clock.advance(5_000);
+        const err = await starting;
+        expect(err).toBeInstanceOf(CoordinatorError);
+        expect(err).toMatchObject({ code: 'ALREADY_ALIVE' });
+        expect(sessions.at(-1)!.state).toBe('closed');
+      });
+    });
+
+    it('the monitor keeps hearth_cluster_members current from the watch', async () => {
+      const registry = new Registry();
+      const monitor = new MembershipMonitor({
+        membership: fx.membership,
+        metrics: new MembershipMetrics(registry),
+        clock: fx.clock,
+        logger: silentLogger(),
+        retryDelayMs: 100,
+      });
+      monitor.start();
+      const gauge = async (): Promise<string> => (await registry.metrics()).split('\n').filter((l) => l.startsWith('hearth_cluster_members{')).join('\n');
+      const a = await join('h1@be');
+      await waitFor(async () => (await gauge()).includes(`hearth_cluster_members{cluster="${CLUSTER}",state="alive"} 1`), { what: 'alive 1' });
+      expect(await gauge()).toContain(`hearth_cluster_members{cluster="${CLUSTER}",state="expected"} 1`);
+      await a.member.leave();
+      await waitFor(async () => (await gauge()).includes(`hearth_cluster_members{cluster="${CLUSTER}",state="alive"} 0`), { what: 'alive 0' });
+      expect(await gauge()).toContain(`hearth_cluster_members{cluster="${CLUSTER}",state="expected"} 1`);
+      await monitor.close();
+    });
+  });
+}
