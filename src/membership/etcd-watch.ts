@@ -139,6 +139,14 @@ class AliveWatch {
    */
   private follow(start: bigint): Promise<SyncReason | undefined> {
     const watcher: Watcher = this.deps.client.watch().prefix(this.prefix).startRevision(start.toString()).watcher();
+    // The first revision not yet delivered to us. etcd3 advances its own resume revision to the
+    // header of the watch-created response, i.e. past events still in flight; a disconnection
+    // at that moment would skip them, so we put our own back before it reconnects.
+    let next = start;
+    const seen = (kv: IKeyValue): void => {
+      const after = BigInt(kv.mod_revision) + 1n;
+      if (after > next) next = after;
+    };
     return new Promise((resolve) => {
       let done = false;
       const finish = (reason: SyncReason | undefined): void => {
@@ -154,13 +162,21 @@ class AliveWatch {
         finish(undefined);
         return;
       }
-      watcher.on('put', (kv) => this.onPut(kv));
-      watcher.on('delete', (kv) => this.onDelete(kv));
-      watcher.on('disconnected', (err) => this.deps.logger.debug({ err }, 'membership watch disconnected; it resumes from its revision'));
+      watcher.on('put', (kv) => {
+        seen(kv);
+        this.onPut(kv);
+      });
+      watcher.on('delete', (kv) => {
+        seen(kv);
+        this.onDelete(kv);
+      });
+      watcher.on('disconnected', (err) => {
+        (watcher.request as { start_revision?: number | string }).start_revision = next.toString();
+        this.deps.logger.debug({ err, revision: next.toString() }, 'membership watch disconnected; it resumes from its revision');
+      });
       watcher.on('error', (err) => {
-        const next = watcher.lastRevision() ?? start.toString();
-        void this.classify(BigInt(next)).then((reason) => {
-          this.deps.logger.info({ err, reason, revision: next }, 'membership watch was cancelled; re-listing');
+        void this.classify(next).then((reason) => {
+          this.deps.logger.info({ err, reason, revision: next.toString() }, 'membership watch was cancelled; re-listing');
           finish(reason);
         });
       });

@@ -1,33 +1,16 @@
 import type { Etcd3 } from 'etcd3';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Config } from '../../../src/config/schema.js';
 import { createEtcdClient } from '../../../src/etcd/client.js';
 import { KeyLayout } from '../../../src/etcd/keys.js';
-import type { Fence } from '../../../src/fence.js';
 import { VOLUME_BINARY } from '../../../src/identity.js';
 import { ManualClock } from '../../../src/lifecycle/clock.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { EtcdMembership } from '../../../src/membership/etcd-membership.js';
 import { describeMembership } from '../../contract/membership.contract.js';
 import { etcdEndpoints, useEtcd } from '../../support/context.js';
+import { etcdConfig, fenceHoldsOnEtcd } from '../../support/etcd-membership-helpers.js';
 import { TestSession } from '../../support/test-session.js';
 import { waitFor } from '../../support/wait.js';
-
-/** The etcd slice of hearth's configuration for a test prefix. */
-export function etcdConfig(endpoints: string[], prefix: string): Config['etcd'] {
-  return { endpoints, prefix, username: '', password: '', caFile: '', certFile: '', keyFile: '', callTimeoutMs: 3_000 };
-}
-
-/** Whether a write guarded by `fence` would commit now: its guards compiled into a txn. */
-export async function fenceHoldsOnEtcd(client: Etcd3, fence: Fence): Promise<boolean> {
-  if (!fence.holds()) return false;
-  const [first, ...rest] = fence.guards;
-  if (!first) return true;
-  const op = (expect: 'equal' | 'notEqual') => (expect === 'equal' ? '==' : '!=');
-  let txn = client.if(first.key, 'Create', op(first.expect), first.createRevision);
-  for (const g of rest) txn = txn.and(g.key, 'Create', op(g.expect), g.createRevision);
-  return (await txn.commit()).succeeded;
-}
 
 describeMembership('etcd', async () => {
   const ctx = useEtcd();
