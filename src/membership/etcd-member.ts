@@ -60,8 +60,10 @@ export class EtcdMember implements Member {
     if (session.state === 'lost' || session.state === 'closed') this.end(`session ${session.state}`);
   }
 
+  /** Reads the session's state too: it follows its own clock, so a loss shows even before its event. */
   get joined(): boolean {
-    return !this.controller.signal.aborted;
+    const state = this.init.session.state;
+    return !this.controller.signal.aborted && (state === 'held' || state === 'jeopardy');
   }
 
   get signal(): AbortSignal {

@@ -27,12 +27,26 @@ export type IncarnationEvent =
     }
   | { readonly type: 'incarnation-ended'; readonly owner: OwnerRef; readonly reason: Exclude<IncarnationReason, 'start'> };
 
+/**
+ * Where the supervisor gets its sessions, one per incarnation: `next()` resolves with the live
+ * session, or waits for the next one once the current is lost or closed. The session module's
+ * `SessionSource` fits.
+ */
+export interface SessionProvider {
+  next(signal?: AbortSignal): Promise<Session>;
+}
+
+/** True while a session may still act. */
+function isLive(session: Session): boolean {
+  return session.state === 'held' || session.state === 'jeopardy';
+}
+
 /** What a {@link MemberSupervisor} needs. */
 export interface SupervisorDeps {
   readonly membership: Membership;
   readonly join: Omit<JoinRequest, 'session'>;
-  /** Opens a new session (a new lease: a new incarnation). */
-  readonly openSession: (signal: AbortSignal) => Promise<Session>;
+  /** The worker's sessions; the supervisor never closes them except to end an evicted incarnation. */
+  readonly sessions: SessionProvider;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics: MembershipMetrics;
@@ -49,10 +63,11 @@ interface Current {
 }
 
 /**
- * Keeps this worker a member: joins with a fresh session, refreshes the heartbeat every
+ * Keeps this worker a member: joins on the current session, refreshes the heartbeat every
  * `reportIntervalMs`, and when the session is lost (or the alive entry was taken away) ends
- * that incarnation and rejoins with a new session as a new incarnation, telling subscribers
- * both. `close()` leaves and revokes the lease, so peers see the member go at once.
+ * that incarnation and rejoins on the next session as a new incarnation, telling subscribers
+ * both. `close()` leaves (deletes the alive entry, so peers see the member go at once); the
+ * owner of the sessions then revokes the lease.
  *
  * Failure semantics: a partition first puts the session in jeopardy (the member stays joined;
  * heartbeats fail and are counted), then `lost` before etcd can expire the lease: the
@@ -117,17 +132,12 @@ export class MemberSupervisor {
     }
   }
 
-  /** Opens a session and joins on it; on ALREADY_ALIVE waits for the previous run to expire. */
+  /** Joins on the next live session; on ALREADY_ALIVE waits for the previous run to expire. */
   private async joinNew(signal: AbortSignal): Promise<Current> {
-    const session = await this.deps.openSession(signal);
-    try {
-      const member = await this.joinWaiting(session, signal);
-      this.deps.logger.info({ owner: member.owner, cluster: member.cluster }, 'joined the cluster');
-      return { member, session };
-    } catch (err) {
-      await session.close().catch(() => undefined);
-      throw err;
-    }
+    const session = await this.deps.sessions.next(signal);
+    const member = await this.joinWaiting(session, signal);
+    this.deps.logger.info({ owner: member.owner, cluster: member.cluster }, 'joined the cluster');
+    return { member, session };
   }
 
   private async joinWaiting(session: Session, signal: AbortSignal): Promise<Member> {
@@ -163,13 +173,15 @@ export class MemberSupervisor {
   private async run(): Promise<void> {
     while (!this.stop.signal.aborted && this.current) {
       const { member, session } = this.current;
-      await this.heartbeats(member);
+      await this.heartbeats(member, session);
       if (this.stop.signal.aborted) return;
-      const reason = session.state === 'lost' || session.state === 'closed' ? 'session-lost' : 'evicted';
+      const reason = isLive(session) ? 'evicted' : 'session-lost';
       this.deps.logger.warn({ owner: member.owner, reason, session: session.state }, 'this incarnation ended; rejoining as a new one');
       this.emit({ type: 'incarnation-ended', owner: member.owner, reason });
       await member.leave().catch(() => undefined);
-      await session.close().catch(() => undefined);
+      // An evicted incarnation is over even though its lease lives: end the lease too, so its
+      // locks go with it and the next join is a new incarnation on a new session.
+      if (reason === 'evicted') await session.close().catch(() => undefined);
       const next = await this.rejoin();
       if (!next) return;
       this.current = next;
@@ -178,14 +190,16 @@ export class MemberSupervisor {
   }
 
   /** Heartbeats every report interval until the member is no longer joined or we stop. */
-  private async heartbeats(member: Member): Promise<void> {
-    const signal = AbortSignal.any([member.signal, this.stop.signal]);
+  private async heartbeats(member: Member, session: Session): Promise<void> {
+    const signal = AbortSignal.any([member.signal, session.signal, this.stop.signal]);
     while (!signal.aborted) {
       try {
         await this.deps.clock.sleep(this.deps.reportIntervalMs, signal);
       } catch {
         return;
       }
+      // The session's state reads its own clock: a loss is seen here even if no event fired.
+      if (!isLive(session)) return;
       try {
         const result = await member.heartbeat();
         this.deps.metrics.renewal(result.ok, result.ok ? result.atMs : undefined);
@@ -211,10 +225,12 @@ export class MemberSupervisor {
   }
 
   /**
-   * Leaves (deleting the alive entry) and closes the session (revoking the lease). Idempotent.
+   * Leaves: deletes the alive entry, so peers see the member go at once. The session is left
+   * to its owner, which revokes it next (shutdown order: membership left, then the lease
+   * revoked). Idempotent.
    *
-   * Failure semantics: if etcd cannot be reached the alive entry stays until the lease
-   * expires, within one TTL; the error is logged, not thrown, so shutdown goes on.
+   * Failure semantics: if etcd cannot be reached the alive entry stays until the lease is
+   * revoked or expires, within one TTL; the error is logged, not thrown, so shutdown goes on.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -225,9 +241,8 @@ export class MemberSupervisor {
       try {
         await current.member.leave();
       } catch (err) {
-        this.deps.logger.warn({ err: messageOf(err) }, 'could not delete the alive key; it expires with the lease');
+        this.deps.logger.warn({ err: messageOf(err) }, 'could not delete the alive key; it goes with the lease');
       }
-      await current.session.close();
       this.deps.logger.info({ owner: current.member.owner }, 'left the cluster');
       this.emit({ type: 'incarnation-ended', owner: current.member.owner, reason: 'left' });
     })();

@@ -10,7 +10,7 @@ import { MembershipMonitor } from '../../src/membership/monitor.js';
 import { type IncarnationEvent, MemberSupervisor } from '../../src/membership/supervisor.js';
 import { buildClusterViews, buildServiceViews } from '../../src/membership/views.js';
 import { Registry } from 'prom-client';
-import type { TestSession } from '../support/test-session.js';
+import { type TestSession, TestSessionSource } from '../support/test-session.js';
 import { waitFor } from '../support/wait.js';
 
 /** One backend prepared for the membership contract. */
@@ -221,22 +221,24 @@ export function describeMembership(name: string, makeFixture: () => Promise<Memb
     });
 
     describe('MemberSupervisor', () => {
-      const supervise = (host: string, metrics = new MembershipMetrics(new Registry())): MemberSupervisor =>
-        new MemberSupervisor({
+      const supervise = (host: string, metrics = new MembershipMetrics(new Registry()), previousIncarnationWaitMs = 60_000): MemberSupervisor => {
+        const source = new TestSessionSource(async () => {
+          const s = await fx.openSession(host);
+          sessions.push(s);
+          return s;
+        });
+        return new MemberSupervisor({
           membership: fx.membership,
           join: { identity: identity(host), binary: BINARY, version: '0.1.0' },
-          openSession: async () => {
-            const s = await fx.openSession(host);
-            sessions.push(s);
-            return s;
-          },
+          sessions: source,
           clock: fx.clock,
           logger: silentLogger(),
           metrics,
           reportIntervalMs: 1_000,
-          previousIncarnationWaitMs: 60_000,
+          previousIncarnationWaitMs,
           retryDelayMs: 100,
         });
+      };
 
       it('heartbeats every report interval and counts renewals', async () => {
         const registry = new Registry();
@@ -276,15 +278,33 @@ export function describeMembership(name: string, makeFixture: () => Promise<Memb
         expect(events.at(-1)).toMatchObject({ type: 'incarnation-ended', reason: 'left', owner: restarted.owner });
       });
 
-      it('close() leaves and closes the session, so the member is down at once', async () => {
+      it('close() leaves, so the member is down at once, and leaves the session to its owner', async () => {
         const sup = supervise('h1@be');
         await sup.start();
         const session = sup.session!;
         await sup.close();
         await sup.close();
-        expect(session.state).toBe('closed');
         expect(sup.joined).toBe(false);
         expect((await fx.membership.snapshot()).alive).toEqual([]);
+        expect(session.state).toBe('held');
+      });
+
+      it('an evicted incarnation ends its session and rejoins on a new one', async () => {
+        const sup = supervise('h1@be');
+        const events: IncarnationEvent[] = [];
+        sup.subscribe((e) => events.push(e));
+        const first = await sup.start();
+        const firstSession = sup.session!;
+        // Another incarnation's leave-and-rejoin cannot happen while we live; simulate the
+        // operator (or a bug) removing our alive entry through the adapter's own leave.
+        await first.leave();
+        await fx.clock.advance(1_000);
+        await waitFor(() => events.length >= 3, { what: 'evicted and restarted' });
+        expect(events.map((e) => `${e.type}:${e.reason}`)).toEqual(['incarnation-started:start', 'incarnation-ended:evicted', 'incarnation-started:evicted']);
+        expect(firstSession.state).toBe('closed');
+        expect(sup.session).not.toBe(firstSession);
+        expect(sup.member?.owner.incarnation).toBe(sup.session?.incarnation);
+        await sup.close();
       });
 
       it('waits for an earlier incarnation of its host to go before joining', async () => {
@@ -304,29 +324,16 @@ export function describeMembership(name: string, makeFixture: () => Promise<Memb
       });
 
       it('gives up with ALREADY_ALIVE when the earlier incarnation stays', async () => {
-        await join('h1@be');
-        const sup = new MemberSupervisor({
-          membership: fx.membership,
-          join: { identity: identity('h1@be'), binary: BINARY, version: '0.1.0' },
-          openSession: async () => {
-            const s = await fx.openSession('h1@be');
-            sessions.push(s);
-            return s;
-          },
-          clock: fx.clock,
-          logger: silentLogger(),
-          metrics: new MembershipMetrics(new Registry()),
-          reportIntervalMs: 1_000,
-          previousIncarnationWaitMs: 5_000,
-          retryDelayMs: 100,
-        });
+        const old = await join('h1@be');
+        const sup = supervise('h1@be', new MembershipMetrics(new Registry()), 5_000);
         const starting = sup.start().catch((e: unknown) => e);
         await new Promise((r) => setTimeout(r, 100));
         await fx.clock.advance(5_000);
         const err = await starting;
         expect(err).toBeInstanceOf(CoordinatorError);
-        expect(err).toMatchObject({ code: 'ALREADY_ALIVE' });
-        expect(sessions.at(-1)!.state).toBe('closed');
+        expect(err).toMatchObject({ code: 'ALREADY_ALIVE', holder: old.session.incarnation });
+        expect(sup.joined).toBe(false);
+        expect((await fx.membership.snapshot()).alive.map((a) => a.incarnation)).toEqual([old.session.incarnation]);
       });
     });
 

@@ -81,3 +81,24 @@ export class TestSession implements Session {
     return this.closing;
   }
 }
+
+/** Hands out test sessions one incarnation at a time, as the session module's SessionSource does. */
+export class TestSessionSource {
+  readonly opened: TestSession[] = [];
+
+  constructor(private readonly open: () => Promise<TestSession>) {}
+
+  /** The live session, or a new one once the last is lost or closed. */
+  async next(): Promise<TestSession> {
+    const last = this.opened.at(-1);
+    if (last && (last.state === 'held' || last.state === 'jeopardy')) return last;
+    const session = await this.open();
+    this.opened.push(session);
+    return session;
+  }
+
+  /** Revokes every session it opened. */
+  async close(): Promise<void> {
+    await Promise.all(this.opened.map((s) => s.close()));
+  }
+}
