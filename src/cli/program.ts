@@ -1,7 +1,9 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, CoordinatorError, messageOf, UsageError } from '../errors.js';
+import { registerCluster } from './commands/cluster.js';
 import { registerConfig } from './commands/config-check.js';
 import { registerServe } from './commands/serve.js';
+import { registerService } from './commands/service.js';
 import { registerVolume } from './commands/volume.js';
 import { ExitCode } from './exit-codes.js';
 import { type Io, processIo } from './output.js';
@@ -14,7 +16,7 @@ export interface CommandContext {
 }
 
 /** Command modules; each adds its subcommands. */
-const modules = [registerServe, registerConfig, registerVolume];
+const modules = [registerServe, registerConfig, registerVolume, registerCluster, registerService];
 
 /**
  * Runs the `hearth` command line. Resolves with the exit code: 0 done, 1 the operation failed,

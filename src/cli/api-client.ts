@@ -1,0 +1,115 @@
+import type { Command } from 'commander';
+import { formatVersion, MAX_VERSION } from '../api/microversion.js';
+import { loadConfig } from '../config/load.js';
+import { CoordinatorError, type ErrorCode, messageOf } from '../errors.js';
+
+/** The API answered with an error; `status` and Cinder's fault message are kept. */
+export class ApiError extends CoordinatorError {
+  readonly status: number;
+
+  constructor(status: number, message: string) {
+    super(codeFor(status), message, { retryable: status >= 500 });
+    this.status = status;
+  }
+}
+
+function codeFor(status: number): ErrorCode {
+  if (status === 404) return 'NOT_FOUND';
+  if (status === 409) return 'CONFLICT';
+  if (status >= 500) return 'BACKEND_UNAVAILABLE';
+  return 'INVALID_INPUT';
+}
+
+/** Where and as whom the CLI talks to the API. */
+export interface ApiClientOptions {
+  /** Base URL, e.g. `http://127.0.0.1:8776`. */
+  readonly url: string;
+  readonly project: string;
+  readonly timeoutMs?: number;
+}
+
+/**
+ * A small client for hearth's Cinder-compatible API, as python-cinderclient calls it with
+ * `noauth`: `X-Auth-Token: admin:<project>` and the highest microversion hearth serves.
+ *
+ * Failure semantics: an unreachable API or a timeout (`timeoutMs`, default 10 s) is a
+ * retryable `BACKEND_UNAVAILABLE` error; an error answer is an {@link ApiError} carrying
+ * Cinder's fault message. A `PUT` whose answer was lost may have been applied.
+ */
+export class ApiClient {
+  private readonly base: string;
+
+  constructor(private readonly options: ApiClientOptions) {
+    this.base = `${options.url.replace(/\/+$/, '')}/v3/${encodeURIComponent(options.project)}`;
+  }
+
+  get(path: string, query: Readonly<Record<string, string | undefined>> = {}): Promise<unknown> {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, v);
+    const qs = params.toString();
+    return this.send('GET', `${path}${qs ? `?${qs}` : ''}`);
+  }
+
+  put(path: string, body: unknown): Promise<unknown> {
+    return this.send('PUT', path, body);
+  }
+
+  private async send(method: string, path: string, body?: unknown): Promise<unknown> {
+    const url = `${this.base}${path}`;
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers: {
+          'X-Auth-Token': `admin:${this.options.project}`,
+          'OpenStack-API-Version': `volume ${formatVersion(MAX_VERSION)}`,
+          Accept: 'application/json',
+          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
+      });
+    } catch (err) {
+      throw new CoordinatorError('BACKEND_UNAVAILABLE', `cannot reach the hearth API at ${this.options.url}: ${messageOf((err as { cause?: unknown }).cause ?? err)}`, {
+        cause: err,
+        retryable: true,
+      });
+    }
+    const text = await res.text();
+    const parsed = parseJson(text);
+    if (!res.ok) throw new ApiError(res.status, faultMessage(parsed) ?? `${method} ${path} failed with HTTP ${res.status}`);
+    return parsed;
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return text === '' ? undefined : (JSON.parse(text) as unknown);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The message of a Cinder fault body `{"<name>": {"code", "message"}}`. */
+function faultMessage(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const fault = Object.values(body)[0] as { message?: unknown } | undefined;
+  return typeof fault?.message === 'string' ? fault.message : undefined;
+}
+
+/** Adds `--url`, `--project`, `--config` and `--json` to an API command. */
+export function addApiOptions(command: Command): Command {
+  return command
+    .option('--url <url>', 'base URL of the hearth API (default: http://<api.listen> from the configuration)')
+    .option('--project <id>', 'project id in the API path', 'admin')
+    .option('--config <file>', 'configuration file to read api.listen from (env: HEARTH_CONFIG)')
+    .option('--json', 'print JSON for scripts instead of a table');
+}
+
+/** Builds the client from the options {@link addApiOptions} added. */
+export async function apiClientFrom(opts: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<ApiClient> {
+  const project = typeof opts.project === 'string' ? opts.project : 'admin';
+  if (typeof opts.url === 'string') return new ApiClient({ url: opts.url, project });
+  const config = await loadConfig({ file: typeof opts.config === 'string' ? opts.config : undefined, env });
+  return new ApiClient({ url: `http://${config.api.listen}`, project });
+}
