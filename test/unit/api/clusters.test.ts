@@ -17,6 +17,17 @@ import { TestSession } from '../../support/test-session.js';
 const T0 = Date.UTC(2024, 2, 3, 4, 5, 6, 789);
 const STAMP = '2024-03-03T04:05:06.789000';
 
+/** The JSON bodies these routes answer with (and Cinder's faults). */
+interface Body {
+  clusters: Record<string, unknown>[];
+  cluster: Record<string, unknown>;
+  services: Record<string, unknown>[];
+  badRequest: { code: number; message: string };
+  itemNotFound: { code: number; message: string };
+}
+
+const body = (res: { json: () => unknown }): Body => res.json() as Body;
+
 describe('cluster and service API (Cinder paths, microversions, filters, bodies, errors)', () => {
   let server: ApiServer;
   let app: FastifyInstance;
@@ -56,7 +67,7 @@ describe('cluster and service API (Cinder paths, microversions, filters, bodies,
   it('hides the cluster API below 3.7 (404 itemNotFound) and with no version header (3.0)', async () => {
     for (const res of [await get('/v3/admin/clusters', '3.6'), await get('/v3/admin/clusters'), await get('/v3/admin/clusters/detail', '3.0')]) {
       expect(res.statusCode).toBe(404);
-      expect(res.json()).toMatchObject({ itemNotFound: { code: 404 } });
+      expect(body(res)).toMatchObject({ itemNotFound: { code: 404 } });
     }
     expect((await put('/v3/admin/clusters/disable', { name: 'mycluster@lvm' }, '3.6')).statusCode).toBe(404);
   });
@@ -65,9 +76,9 @@ describe('cluster and service API (Cinder paths, microversions, filters, bodies,
     const at37 = await get('/v3/admin/clusters', '3.7');
     expect(at37.statusCode).toBe(200);
     expect(at37.headers['openstack-api-version']).toBe('volume 3.7');
-    expect(at37.json()).toEqual({ clusters: [{ name: 'mycluster@lvm', binary: VOLUME_BINARY, state: 'up', status: 'enabled' }] });
+    expect(body(at37)).toEqual({ clusters: [{ name: 'mycluster@lvm', binary: VOLUME_BINARY, state: 'up', status: 'enabled' }] });
     const at326 = await get('/v3/admin/clusters', '3.26');
-    expect(at326.json()).toEqual({
+    expect(body(at326)).toEqual({
       clusters: [{ name: 'mycluster@lvm', binary: VOLUME_BINARY, state: 'up', status: 'enabled', replication_status: 'not-capable' }],
     });
     expect((await get('/v3/admin/clusters', 'latest')).headers['openstack-api-version']).toBe('volume 3.70');
@@ -75,7 +86,7 @@ describe('cluster and service API (Cinder paths, microversions, filters, bodies,
 
   it('GET /clusters/detail: counts, Cinder datetimes and "" for a missing one', async () => {
     const res = await get('/v3/admin/clusters/detail', '3.26');
-    expect(res.json()).toEqual({
+    expect(body(res)).toEqual({
       clusters: [
         {
           name: 'mycluster@lvm',
@@ -94,11 +105,11 @@ describe('cluster and service API (Cinder paths, microversions, filters, bodies,
         },
       ],
     });
-    expect(Object.keys((await get('/v3/admin/clusters/detail', '3.25')).json().clusters[0])).not.toContain('frozen');
+    expect(Object.keys(body(await get('/v3/admin/clusters/detail', '3.25')).clusters[0]!)).not.toContain('frozen');
   });
 
   it('filters lists as Cinder: fuzzy name, booleans, counts; unknown keys are 400', async () => {
-    const names = async (qs: string, v = '3.26') => ((await get(`/v3/admin/clusters?${qs}`, v)).json() as { clusters: { name: string }[] }).clusters.map((c) => c.name);
+    const names = async (qs: string, v = '3.26') => body(await get(`/v3/admin/clusters?${qs}`, v)).clusters.map((c) => c.name);
     expect(await names('name=mycluster')).toEqual(['mycluster@lvm']);
     expect(await names('name=mycluster@other')).toEqual([]);
     expect(await names('is_up=true&disabled=false&num_hosts=1&num_down_hosts=0&binary=cinder-volume')).toEqual(['mycluster@lvm']);
@@ -106,23 +117,23 @@ describe('cluster and service API (Cinder paths, microversions, filters, bodies,
     expect(await names('frozen=false&replication_status=not-capable')).toEqual(['mycluster@lvm']);
     const unknown = await get('/v3/admin/clusters/detail?colour=red', '3.26');
     expect(unknown.statusCode).toBe(400);
-    expect(unknown.json()).toEqual({ badRequest: { code: 400, message: 'Invalid input received: Invalid filter keys: colour' } });
+    expect(body(unknown)).toEqual({ badRequest: { code: 400, message: 'Invalid input received: Invalid filter keys: colour' } });
     const early = await get('/v3/admin/clusters?frozen=true', '3.25');
     expect(early.statusCode).toBe(400);
-    expect(early.json().badRequest.message).toContain('Invalid filter keys: frozen');
+    expect(body(early).badRequest.message).toContain('Invalid filter keys: frozen');
     const badBool = await get('/v3/admin/clusters?is_up=maybe', '3.7');
     expect(badBool.statusCode).toBe(400);
-    expect(badBool.json().badRequest.message).toBe("Value 'maybe' for 'is_up' is not a boolean.");
+    expect(body(badBool).badRequest.message).toBe("Value 'maybe' for 'is_up' is not a boolean.");
   });
 
   it('GET /clusters/{name}?binary=: detail; an unknown cluster or binary is 404 itemNotFound', async () => {
     const res = await get('/v3/admin/clusters/mycluster@lvm?binary=cinder-volume', '3.7');
     expect(res.statusCode).toBe(200);
-    expect(res.json().cluster).toMatchObject({ name: 'mycluster@lvm', num_hosts: 1, last_heartbeat: STAMP });
+    expect(body(res).cluster).toMatchObject({ name: 'mycluster@lvm', num_hosts: 1, last_heartbeat: STAMP });
     expect((await get('/v3/admin/clusters/mycluster@lvm', '3.7')).statusCode).toBe(200);
     const missing = await get('/v3/admin/clusters/nope@lvm', '3.7');
     expect(missing.statusCode).toBe(404);
-    expect(missing.json()).toEqual({ itemNotFound: { code: 404, message: 'Cluster nope@lvm could not be found.' } });
+    expect(body(missing)).toEqual({ itemNotFound: { code: 404, message: 'Cluster nope@lvm could not be found.' } });
     expect((await get('/v3/admin/clusters/mycluster@lvm?binary=cinder-backup', '3.7')).statusCode).toBe(404);
     // Exact names only: Cinder would silently pick one backend of a backend-less name.
     expect((await get('/v3/admin/clusters/mycluster', '3.7')).statusCode).toBe(404);
@@ -132,10 +143,10 @@ describe('cluster and service API (Cinder paths, microversions, filters, bodies,
     await clock.advance(1_000);
     const disabled = await put('/v3/admin/clusters/disable', { name: 'mycluster@lvm', binary: 'cinder-volume', disabled_reason: '  maint  ' });
     expect(disabled.statusCode).toBe(200);
-    expect(disabled.json()).toEqual({
+    expect(body(disabled)).toEqual({
       cluster: { name: 'mycluster@lvm', binary: VOLUME_BINARY, state: 'up', status: 'disabled', disabled_reason: 'maint' },
     });
-    const detail = (await get('/v3/admin/clusters/mycluster@lvm', '3.7')).json().cluster;
+    const detail = body(await get('/v3/admin/clusters/mycluster@lvm', '3.7')).cluster;
     expect(detail).toMatchObject({ status: 'disabled', disabled_reason: 'maint', updated_at: '2024-03-03T04:05:07.789000' });
     const admission = new MembershipClusterAdmission(membership, VOLUME_BINARY);
     expect(await admission.admitsNewVolumes('mycluster@lvm')).toEqual({
@@ -144,7 +155,7 @@ describe('cluster and service API (Cinder paths, microversions, filters, bodies,
     });
     expect(await admission.admitsNewVolumes('elsewhere@lvm')).toEqual({ accepts: true });
     const enabled = await put('/v3/admin/clusters/enable', { name: 'mycluster@lvm' }, '3.26');
-    expect(enabled.json()).toEqual({
+    expect(body(enabled)).toEqual({
       cluster: { name: 'mycluster@lvm', binary: VOLUME_BINARY, state: 'up', status: 'enabled', replication_status: 'not-capable', disabled_reason: null },
     });
     expect(await admission.admitsNewVolumes('mycluster@lvm')).toEqual({ accepts: true });
@@ -163,19 +174,19 @@ describe('cluster and service API (Cinder paths, microversions, filters, bodies,
     ['disable', { name: 'nope@lvm' }, 404, 'Cluster nope@lvm could not be found.'],
     ['disable', { name: 'mycluster@lvm', binary: 'cinder-backup' }, 404, 'Cluster mycluster@lvm could not be found.'],
     ['frobnicate', { name: 'mycluster@lvm' }, 404, 'Unknown action'],
-  ])('PUT /clusters/%s %j → %i', async (action, body, status, message) => {
-    const res = await put(`/v3/admin/clusters/${action}`, body);
+  ])('PUT /clusters/%s %j → %i', async (action, payload, status, message) => {
+    const res = await put(`/v3/admin/clusters/${action}`, payload);
     expect(res.statusCode).toBe(status);
-    const fault = res.json() as Record<string, { code: number; message: string }>;
+    const fault: Record<string, { code: number; message: string }> = res.json();
     const [name] = Object.keys(fault);
     expect(name).toBe(status === 400 ? 'badRequest' : 'itemNotFound');
     expect(fault[name!]!.message).toContain(message);
     // Nothing was changed by a refused request.
-    expect((await get('/v3/admin/clusters/mycluster@lvm', '3.7')).json().cluster.status).toBe('enabled');
+    expect(body(await get('/v3/admin/clusters/mycluster@lvm', '3.7')).cluster.status).toBe('enabled');
   });
 
   it('GET /os-services: cluster from 3.7, backend_state from 3.49, host and binary filters', async () => {
-    const at30 = (await get('/v3/admin/os-services')).json();
+    const at30 = body(await get('/v3/admin/os-services'));
     expect(at30).toEqual({
       services: [
         {
@@ -192,10 +203,10 @@ describe('cluster and service API (Cinder paths, microversions, filters, bodies,
         },
       ],
     });
-    expect((await get('/v3/admin/os-services', '3.7')).json().services[0]).toMatchObject({ cluster: 'mycluster@lvm' });
-    expect((await get('/v3/admin/os-services', '3.7')).json().services[0]).not.toHaveProperty('backend_state');
-    expect((await get('/v3/admin/os-services', '3.49')).json().services[0]).toMatchObject({ backend_state: 'up' });
-    const hosts = async (qs: string) => ((await get(`/v3/admin/os-services?${qs}`)).json() as { services: { host: string }[] }).services.map((s) => s.host);
+    expect(body(await get('/v3/admin/os-services', '3.7')).services[0]).toMatchObject({ cluster: 'mycluster@lvm' });
+    expect(body(await get('/v3/admin/os-services', '3.7')).services[0]).not.toHaveProperty('backend_state');
+    expect(body(await get('/v3/admin/os-services', '3.49')).services[0]).toMatchObject({ backend_state: 'up' });
+    const hosts = async (qs: string) => body(await get(`/v3/admin/os-services?${qs}`)).services.map((s) => s.host);
     expect(await hosts('host=node1')).toEqual(['node1@lvm']);
     expect(await hosts('host=node1@lvm&binary=cinder-volume')).toEqual(['node1@lvm']);
     expect(await hosts('host=node2')).toEqual([]);
@@ -204,7 +215,7 @@ describe('cluster and service API (Cinder paths, microversions, filters, bodies,
 
   it('shows a member that left as down at once, in clusters and services', async () => {
     await member.leave();
-    expect((await get('/v3/admin/clusters/detail', '3.7')).json().clusters[0]).toMatchObject({ state: 'down', num_hosts: 1, num_down_hosts: 1 });
-    expect((await get('/v3/admin/os-services', '3.49')).json().services[0]).toMatchObject({ state: 'down', backend_state: null });
+    expect(body(await get('/v3/admin/clusters/detail', '3.7')).clusters[0]).toMatchObject({ state: 'down', num_hosts: 1, num_down_hosts: 1 });
+    expect(body(await get('/v3/admin/os-services', '3.49')).services[0]).toMatchObject({ state: 'down', backend_state: null });
   });
 });
