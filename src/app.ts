@@ -4,14 +4,25 @@ import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import type { Registry } from 'prom-client';
 import { apiAuthFromConfig } from './api/auth-setup.js';
+import { clusterRoutes } from './api/clusters.js';
 import { ApiServer } from './api/server.js';
 import { redactConfig } from './config/redact.js';
-import { clusterId, isClustered } from './config/rules.js';
+import { clusterId, hostId, isClustered } from './config/rules.js';
 import type { Config } from './config/schema.js';
 import { createEtcdClient } from './etcd/client.js';
 import { KeyLayout } from './etcd/keys.js';
+import { VOLUME_BINARY } from './identity.js';
 import { type Clock, systemClock } from './lifecycle/clock.js';
 import { DataDirLock } from './locks/data-dir-lock.js';
+import { createClusterLocking, createSingleNodeLocking, type Locking } from './locks/factory.js';
+import { MembershipClusterAdmission } from './membership/cluster-status.js';
+import { EtcdMembership } from './membership/etcd-membership.js';
+import { LocalMembership } from './membership/local-membership.js';
+import { LocalRecordFile } from './membership/local-store.js';
+import type { Membership } from './membership/membership.js';
+import { MembershipMetrics } from './membership/metrics.js';
+import { MembershipMonitor } from './membership/monitor.js';
+import { MemberSupervisor } from './membership/supervisor.js';
 import type { Logger } from './observability/logger.js';
 import { createRegistry } from './observability/metrics.js';
 import { Health } from './ops/health.js';
@@ -21,7 +32,6 @@ import { createStateMetrics } from './state/metrics.js';
 import { SQLITE_STATE_FILE, SqliteStateStore } from './state/sqlite-state-store.js';
 import type { StateStore } from './state/state-store.js';
 import { type BuildInfo, loadBuildInfo } from './version.js';
-import { ADMIT_ALL } from './volumes/cluster-admission.js';
 import { QueueOnlyJobPublisher } from './volumes/job-publisher.js';
 import { volumeRoutes } from './volumes/volume-routes.js';
 import { VolumeService } from './volumes/volume-service.js';
@@ -87,6 +97,7 @@ export function createApp(config: Config, options: AppOptions): App {
   const addresses: { api?: AddressInfo; ops?: AddressInfo } = {};
   const clock = options.clock ?? systemClock;
   let etcd: Etcd3 | undefined;
+  const etcdClient = (): Etcd3 => (etcd ??= createEtcdClient(config.etcd));
   let store: StateStore | undefined;
   // Single node: one daemon per data dir (a second one exits 1 with DATA_DIR_LOCKED). Not in a
   // cluster, where the data dir may sit on a mount the members share.
@@ -97,37 +108,86 @@ export function createApp(config: Config, options: AppOptions): App {
     });
   };
 
+  const worker = config.roles.includes('worker');
+
+  // Membership: the API reads it in both roles; a worker joins on its session (etcd: one lease
+  // per incarnation, renewed by the session supervisor; single node: the process itself).
+  let membership: Membership | undefined;
+  let monitor: MembershipMonitor | undefined;
+  let locking: Locking | undefined;
+  let member: MemberSupervisor | undefined;
+  const membershipMetrics = new MembershipMetrics(registry);
+  const membershipLogger = logger.child({ component: 'membership' });
+  const openMembership = async (): Promise<void> => {
+    membership = isClustered(config)
+      ? new EtcdMembership({ client: etcdClient(), keys: new KeyLayout(config.etcd.prefix), clock, logger: membershipLogger })
+      : new LocalMembership(await LocalRecordFile.open(join(config.dataDir, 'membership.json')), clock);
+    monitor = new MembershipMonitor({ membership, metrics: membershipMetrics, clock, logger: membershipLogger, retryDelayMs: 1_000 });
+    monitor.start();
+    api?.register(clusterRoutes(membership, VOLUME_BINARY));
+  };
+  const joinCluster = async (): Promise<void> => {
+    if (!membership) throw new Error('membership must open before the worker joins');
+    if (isClustered(config)) {
+      const cluster = createClusterLocking({ client: etcdClient(), config, registry, logger, clock });
+      cluster.sessions.start();
+      locking = cluster;
+    } else {
+      locking = createSingleNodeLocking({ config, registry });
+    }
+    member = new MemberSupervisor({
+      membership,
+      join: { identity: { cluster: clusterId(config), host: hostId(config), zone: config.zone }, binary: VOLUME_BINARY, version: build.version },
+      sessions: locking.sessions,
+      clock,
+      logger: membershipLogger,
+      metrics: membershipMetrics,
+      reportIntervalMs: config.reportIntervalMs,
+      previousIncarnationWaitMs: config.leaseTtlMs + 1_000,
+      retryDelayMs: 1_000,
+    });
+    await member.start();
+  };
+  if (worker) health.addReadiness('membership', () => (member?.joined ? { ok: true } : { ok: false, detail: 'not joined to the cluster' }));
+
   const startSteps: Step[] = [
     // Token files first: a bad one is a configuration error, found before anything listens.
     ...(apiAuth ? [{ name: 'api auth', run: () => apiAuth.load() }] : []),
     { name: 'data dir', run: () => mkdir(config.dataDir, { recursive: true }) },
     ...(isClustered(config) ? [] : [{ name: 'data dir lock', run: lockDataDir }]),
-    { name: 'state store', run: async () => (store = createStateStore(config, { clock, registry, logger, etcd: () => (etcd ??= createEtcdClient(config.etcd)) })) },
+    { name: 'state store', run: async () => (store = createStateStore(config, { clock, registry, logger, etcd: etcdClient })) },
     { name: 'ops listener', run: async () => (addresses.ops = await ops.listen(config.ops.listen)) },
+    { name: 'membership', run: openMembership },
   ];
   if (api) {
     startSteps.push({
       name: 'volume api',
       run: async () => {
         if (!store) throw new Error('the state store must open before the volume API');
+        if (!membership) throw new Error('membership must open before the volume API');
         const service = new VolumeService({
           store,
           publisher: new QueueOnlyJobPublisher(),
-          admission: ADMIT_ALL,
+          admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
           clock,
           logger: logger.child({ component: 'volumes' }),
           cluster: clusterId(config),
-          availabilityZone: 'nova',
+          availabilityZone: config.zone,
         });
         api.register(volumeRoutes(service));
       },
     });
     startSteps.push({ name: 'api listener', run: async () => (addresses.api = await api.listen(config.api.listen)) });
   }
+  if (worker) startSteps.push({ name: 'join cluster', run: joinCluster });
 
   const stopSteps: Step[] = [
     { name: 'readiness off', run: async () => health.startDraining() },
     ...(api ? [{ name: 'api listener', run: () => api.close() }] : []),
+    // Membership is left (peers see it at once), then the session lease revoked.
+    { name: 'membership leave', run: async () => member?.close() },
+    { name: 'sessions', run: async () => locking?.sessions.close() },
+    { name: 'membership', run: async () => Promise.all([monitor?.close(), membership?.close()]) },
     { name: 'state store', run: async () => store?.close() },
     { name: 'etcd client', run: async () => etcd?.close() },
     { name: 'ops listener', run: () => ops.close() },

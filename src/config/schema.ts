@@ -37,6 +37,11 @@ export const configSpec = {
     default: 'default',
     doc: 'Backend name shared by the cluster\'s members; the suffix of the cluster and host ids.',
   }),
+  zone: opt.string({
+    schema: nameSchema,
+    default: 'nova',
+    doc: 'Availability zone this worker reports in service views (Cinder\'s storage_availability_zone).',
+  }),
   roles: opt.listOf(['api', 'worker'] as const, {
     default: ['api', 'worker'],
     doc: 'What this process runs: the REST API, the volume worker, or both (comma-separated).',

@@ -4,7 +4,7 @@ import { fromEtcdError } from '../etcd/errors.js';
 import type { Fence } from '../fence.js';
 import type { OwnerRef } from '../identity.js';
 import type { Clock } from '../lifecycle/clock.js';
-import type { Session } from '../session/session.js';
+import { isLive, type Session, sessionKeyFence } from '../session/session.js';
 import type { HeartbeatResult, Member } from './membership.js';
 import { type AliveRecord, decodeService, encodeRecord, type ServiceRecord } from './records.js';
 
@@ -62,8 +62,7 @@ export class EtcdMember implements Member {
 
   /** Reads the session's state too: it follows its own clock, so a loss shows even before its event. */
   get joined(): boolean {
-    const state = this.init.session.state;
-    return !this.controller.signal.aborted && (state === 'held' || state === 'jeopardy');
+    return !this.controller.signal.aborted && isLive(this.init.session.state);
   }
 
   get signal(): AbortSignal {
@@ -71,11 +70,8 @@ export class EtcdMember implements Member {
   }
 
   fence(): Fence {
-    return {
-      guards: [{ key: this.aliveKey, createRevision: this.owner.aliveRevision, expect: 'equal' }],
-      holds: () => this.joined,
-      description: `alive/${this.owner.host} rev ${this.owner.aliveRevision}`,
-    };
+    const base = sessionKeyFence(this.init.session, this.aliveKey, this.owner.aliveRevision, `alive/${this.owner.host} rev ${this.owner.aliveRevision}`);
+    return { ...base, holds: () => this.joined && base.holds() };
   }
 
   async heartbeat(): Promise<HeartbeatResult> {

@@ -2,7 +2,7 @@ import { AlreadyAliveError, ClosedError, messageOf } from '../errors.js';
 import type { OwnerRef } from '../identity.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
-import type { Session } from '../session/session.js';
+import { isLive, type Session } from '../session/session.js';
 import { EventQueue } from './event-queue.js';
 import type { JoinRequest, Member, Membership } from './membership.js';
 import type { MembershipMetrics } from './metrics.js';
@@ -34,11 +34,6 @@ export type IncarnationEvent =
  */
 export interface SessionProvider {
   next(signal?: AbortSignal): Promise<Session>;
-}
-
-/** True while a session may still act. */
-function isLive(session: Session): boolean {
-  return session.state === 'held' || session.state === 'jeopardy';
 }
 
 /** What a {@link MemberSupervisor} needs. */
@@ -175,7 +170,7 @@ export class MemberSupervisor {
       const { member, session } = this.current;
       await this.heartbeats(member, session);
       if (this.stop.signal.aborted) return;
-      const reason = isLive(session) ? 'evicted' : 'session-lost';
+      const reason = isLive(session.state) ? 'evicted' : 'session-lost';
       this.deps.logger.warn({ owner: member.owner, reason, session: session.state }, 'this incarnation ended; rejoining as a new one');
       this.emit({ type: 'incarnation-ended', owner: member.owner, reason });
       await member.leave().catch(() => undefined);
@@ -199,7 +194,7 @@ export class MemberSupervisor {
         return;
       }
       // The session's state reads its own clock: a loss is seen here even if no event fired.
-      if (!isLive(session)) return;
+      if (!isLive(session.state)) return;
       try {
         const result = await member.heartbeat();
         this.deps.metrics.renewal(result.ok, result.ok ? result.atMs : undefined);
