@@ -1,7 +1,13 @@
+import { execFile } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cinder, parseCinderDict, parseCinderTable } from '../../support/cinder-cli.js';
 import { type AmqpTestContext, type EtcdTestContext, useAmqp, useEtcd } from '../../support/context.js';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
+
+const run = promisify(execFile);
+const REPO = resolve(import.meta.dirname, '../../..');
 
 /** The operator's view through python-cinderclient 9.x, unchanged, with noauth. */
 describe('python-cinderclient against a single-node hearth serve', () => {
@@ -37,6 +43,24 @@ describe('python-cinderclient against a single-node hearth serve', () => {
 
     const enabled = parseCinderDict(await cinder(hearth.apiUrl, 'cluster-enable', 'mycluster@lvm'));
     expect(enabled).toMatchObject({ status: 'enabled', disabled_reason: 'None' });
+  });
+
+  it('hearth cluster / hearth service (the CLI as a real process) talk to the API named by api.listen', async () => {
+    const listen = hearth.apiUrl.replace('http://', '');
+    const cli = async (...args: string[]) =>
+      run(process.execPath, ['--import', 'tsx', join(REPO, 'test/support/hearth-main.ts'), ...args], {
+        cwd: REPO,
+        env: { PATH: process.env.PATH, HEARTH_API_LISTEN: listen },
+      }).catch((e: unknown) => e as { code: number; stdout: string; stderr: string });
+    const list = (await cli('cluster', 'list', '--detailed', '--json')) as { stdout: string };
+    expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ name: 'mycluster@lvm', state: 'up', num_hosts: 1 })]);
+    const services = (await cli('service', 'list')) as { stdout: string };
+    expect(services.stdout).toMatch(/node1@lvm\s*│\s*az1\s*│\s*enabled\s*│\s*up/);
+    const missing = (await cli('cluster', 'show', 'nope@lvm')) as { code: number; stderr: string };
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('Cluster nope@lvm could not be found.');
+    const usage = (await cli('cluster', 'list', '--disabled', 'sometimes')) as { code: number };
+    expect(usage.code).toBe(2);
   });
 
   it('an unknown cluster is the client\'s "not found" error', async () => {

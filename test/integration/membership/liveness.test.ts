@@ -133,4 +133,19 @@ describe('liveness of real worker processes', () => {
     expect(BigInt(rejoin.event.member.aliveRevision)).toBeGreaterThan(BigInt(firstJoin.member.aliveRevision));
     expect(second.output()).toContain('an earlier incarnation of this host is still alive; waiting for it to expire');
   });
+
+  it('a second process with a host name that is alive cannot join: it waits a TTL, then exits with ALREADY_ALIVE', async () => {
+    const first = await startWorker('dup');
+    const startedAt = Date.now();
+    const second = await startHearth({ name: 'worker-dup-2', env: { ...base, HEARTH_HOST: 'dup', HEARTH_ROLES: 'worker' }, waitFor: 'none' });
+    procs.push(second);
+    const exit = await second.process.waitForExit();
+    expect(exit.code).toBe(1);
+    expect(second.output()).toContain('ALREADY_ALIVE');
+    expect(second.output()).toContain('host dup@be is already alive as incarnation dup@be:');
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(LEASE_TTL_MS);
+    // The first one is untouched.
+    expect((await fetch(`${first.opsUrl}/readyz`)).status).toBe(200);
+    expect(await serviceState('dup')).toBe('up');
+  });
 });
