@@ -1,7 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { formatVersion, MAX_VERSION } from '../api/microversion.js';
 import { loadConfig } from '../config/load.js';
-import { CoordinatorError, type ErrorCode, messageOf } from '../errors.js';
+import { CoordinatorError, type ErrorCode, messageOf, UsageError } from '../errors.js';
 
 /** The API answered with an error; `status` and Cinder's fault message are kept. */
 export class ApiError extends CoordinatorError {
@@ -25,12 +26,15 @@ export interface ApiClientOptions {
   /** Base URL, e.g. `http://127.0.0.1:8776`. */
   readonly url: string;
   readonly project: string;
+  /** The API token (token mode); without one the client speaks Cinder's noauth as admin. */
+  readonly token?: string | undefined;
   readonly timeoutMs?: number;
 }
 
 /**
- * A small client for hearth's Cinder-compatible API, as python-cinderclient calls it with
- * `noauth`: `X-Auth-Token: admin:<project>` and the highest microversion hearth serves.
+ * A small client for hearth's Cinder-compatible API, as python-cinderclient calls it: the
+ * token as `X-Auth-Token` (or, with none, noauth's `admin:<project>`) and the highest
+ * microversion hearth serves.
  *
  * Failure semantics: an unreachable API or a timeout (`timeoutMs`, default 10 s) is a
  * retryable `BACKEND_UNAVAILABLE` error; an error answer is an {@link ApiError} carrying
@@ -61,7 +65,7 @@ export class ApiClient {
       res = await fetch(url, {
         method,
         headers: {
-          'X-Auth-Token': `admin:${this.options.project}`,
+          'X-Auth-Token': this.options.token ?? `admin:${this.options.project}`,
           'OpenStack-API-Version': `volume ${formatVersion(MAX_VERSION)}`,
           Accept: 'application/json',
           ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
@@ -97,19 +101,40 @@ function faultMessage(body: unknown): string | undefined {
   return typeof fault?.message === 'string' ? fault.message : undefined;
 }
 
-/** Adds `--url`, `--project`, `--config` and `--json` to an API command. */
+/** Adds `--url`, `--project`, `--token-file`, `--config` and `--json` to an API command. */
 export function addApiOptions(command: Command): Command {
   return command
     .option('--url <url>', 'base URL of the hearth API (default: http://<api.listen> from the configuration)')
     .option('--project <id>', 'project id in the API path', 'admin')
+    .option('--token-file <file>', 'file holding the API token (default: api.tokenFile from the configuration; none: noauth)')
     .option('--config <file>', 'configuration file to read api.listen from (env: HEARTH_CONFIG)')
     .option('--json', 'print JSON for scripts instead of a table');
 }
 
-/** Builds the client from the options {@link addApiOptions} added. */
+/**
+ * Builds the client from the options {@link addApiOptions} added, falling back to the
+ * configuration (`api.listen`, `api.tokenFile`) for what the command line does not say.
+ *
+ * @throws ConfigError when the configuration is invalid; UsageError when the token file cannot be read.
+ */
 export async function apiClientFrom(opts: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<ApiClient> {
   const project = typeof opts.project === 'string' ? opts.project : 'admin';
-  if (typeof opts.url === 'string') return new ApiClient({ url: opts.url, project });
-  const config = await loadConfig({ file: typeof opts.config === 'string' ? opts.config : undefined, env });
-  return new ApiClient({ url: `http://${config.api.listen}`, project });
+  const flagUrl = typeof opts.url === 'string' ? opts.url : undefined;
+  const flagToken = typeof opts.tokenFile === 'string' ? opts.tokenFile : undefined;
+  const config = flagUrl !== undefined && flagToken !== undefined ? undefined : await loadConfig({ file: typeof opts.config === 'string' ? opts.config : undefined, env });
+  const url = flagUrl ?? `http://${config?.api.listen ?? ''}`;
+  const tokenFile = flagToken ?? config?.api.tokenFile ?? '';
+  return new ApiClient({ url, project, token: tokenFile === '' ? undefined : await readToken(tokenFile) });
+}
+
+async function readToken(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read the API token file ${file}: ${messageOf(err)}`, { cause: err });
+  }
+  const token = text.trim();
+  if (token === '') throw new UsageError(`the API token file ${file} is empty`);
+  return token;
 }

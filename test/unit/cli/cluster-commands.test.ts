@@ -1,9 +1,10 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterRoutes } from '../../../src/api/clusters.js';
 import { ApiServer } from '../../../src/api/server.js';
+import { tokenDigest } from '../../../src/api/token-file.js';
 import { runCli } from '../../../src/cli/program.js';
 import { VOLUME_BINARY } from '../../../src/identity.js';
 import { ManualClock } from '../../../src/lifecycle/clock.js';
@@ -92,6 +93,33 @@ describe('hearth cluster … and hearth service list against a running API', () 
     expect((await hearth('cluster', 'list', '--num-hosts', 'two', '--url', url)).code).toBe(2);
     expect((await hearth('cluster', 'show', '--url', url)).code).toBe(2);
     expect((await hearth('cluster', 'frobnicate')).code).toBe(2);
+  });
+
+  it('sends the API token from --token-file; a wrong or missing one is refused (exit 1)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-cli-token-'));
+    const token = 'secret-token-0123456789abcdef';
+    await writeFile(join(dir, 'token'), `${token}\n`);
+    await writeFile(join(dir, 'wrong'), 'another-token-0123456789abcdef\n');
+    const secured = new ApiServer({ logger: silentLogger(), maxBodyBytes: 65_536, auth: { mode: 'token', admin: { digest: async () => tokenDigest(token) } } });
+    secured.register(clusterRoutes(membership, VOLUME_BINARY));
+    const address = await secured.listen('127.0.0.1:0');
+    const securedUrl = `http://127.0.0.1:${address.port}`;
+    try {
+      const ok = await hearth('cluster', 'list', '--json', '--url', securedUrl, '--token-file', join(dir, 'token'));
+      expect(ok.code).toBe(0);
+      expect(JSON.parse(ok.out)).toEqual([expect.objectContaining({ name: 'ceph@rbd' })]);
+      const wrong = await hearth('cluster', 'list', '--url', securedUrl, '--token-file', join(dir, 'wrong'));
+      expect(wrong.code).toBe(1);
+      expect(wrong.err).toContain('the token was not accepted');
+      const none = await hearth('cluster', 'list', '--url', securedUrl);
+      expect(none.code).toBe(1);
+      expect(none.err).toContain('requires authentication');
+      const missing = await hearth('cluster', 'list', '--url', securedUrl, '--token-file', join(dir, 'absent'));
+      expect(missing.code).toBe(2);
+      expect(missing.err).toContain('cannot read the API token file');
+    } finally {
+      await secured.close();
+    }
   });
 
   it('an unreachable API exits 1 and says where it tried', async () => {
