@@ -56,6 +56,11 @@ export function parseUpdateBody(body: unknown, disable: boolean): { name: string
 /**
  * Cinder's cluster API (`/v3/{project_id}/clusters…`, 3.7+) and service list
  * (`/v3/{project_id}/os-services`), with Cinder's filters, shapes and errors.
+ *
+ * Failure semantics: when etcd cannot be reached every call answers 503 `serviceUnavailable`
+ * (nothing is served from a stale copy); an enable/disable whose outcome is unknown also
+ * answers 503 and may have been applied — read the cluster again. Bad input is refused with
+ * 400 before anything is written.
  */
 export function clusterRoutes(port: ClusterRoutesPort, volumeBinary: string): RouteModule {
   return (app: FastifyInstance) => {

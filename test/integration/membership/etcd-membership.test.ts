@@ -1,5 +1,7 @@
 import type { Etcd3 } from 'etcd3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { clusterRoutes } from '../../../src/api/clusters.js';
+import { ApiServer } from '../../../src/api/server.js';
 import { createEtcdClient } from '../../../src/etcd/client.js';
 import { KeyLayout } from '../../../src/etcd/keys.js';
 import { VOLUME_BINARY } from '../../../src/identity.js';
@@ -115,5 +117,27 @@ describe('EtcdMembership specifics', () => {
     expect(snap.alive.some((a) => a.host === 'k4@be')).toBe(false);
     watchCtl.abort();
     await watching;
+  });
+  it('the API answers 503 serviceUnavailable, not stale data, while etcd cannot be reached', async () => {
+    const dead = createEtcdClient({ ...etcdConfig(['http://127.0.0.1:9'], ctx.prefix), callTimeoutMs: 500 });
+    const unreachable = new EtcdMembership({ client: dead, keys, clock, logger: silentLogger() });
+    const server = new ApiServer({ logger: silentLogger(), maxBodyBytes: 65_536 });
+    server.register(clusterRoutes(unreachable, VOLUME_BINARY));
+    try {
+      const list = await server.app.inject({ method: 'GET', url: '/v3/admin/clusters', headers: { 'OpenStack-API-Version': 'volume 3.7' } });
+      expect(list.statusCode).toBe(503);
+      expect(Object.keys(list.json<object>())).toEqual(['serviceUnavailable']);
+      const update = await server.app.inject({
+        method: 'PUT',
+        url: '/v3/admin/clusters/disable',
+        headers: { 'OpenStack-API-Version': 'volume 3.7', 'content-type': 'application/json' },
+        payload: { name: 'c1@be' },
+      });
+      expect(update.statusCode).toBe(503);
+    } finally {
+      await server.close();
+      await unreachable.close();
+      dead.close();
+    }
   });
 });
