@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { formatVersion, MAX_VERSION } from '../api/microversion.js';
 import { loadConfig } from '../config/load.js';
+import { parseListen } from '../config/rules.js';
 import { CoordinatorError, type ErrorCode, messageOf, UsageError } from '../errors.js';
 
 /** The API answered with an error; `status` and Cinder's fault message are kept. */
@@ -122,9 +123,16 @@ export async function apiClientFrom(opts: Record<string, unknown>, env: NodeJS.P
   const flagUrl = typeof opts.url === 'string' ? opts.url : undefined;
   const flagToken = typeof opts.tokenFile === 'string' ? opts.tokenFile : undefined;
   const config = flagUrl !== undefined && flagToken !== undefined ? undefined : await loadConfig({ file: typeof opts.config === 'string' ? opts.config : undefined, env });
-  const url = flagUrl ?? `http://${config?.api.listen ?? ''}`;
+  const url = flagUrl ?? `http://${reachable(config?.api.listen ?? '127.0.0.1:8776')}`;
   const tokenFile = flagToken ?? config?.api.tokenFile ?? '';
   return new ApiClient({ url, project, token: tokenFile === '' ? undefined : await readToken(tokenFile) });
+}
+
+/** `api.listen` as a client dials it: a wildcard bind address means this host's loopback. */
+function reachable(listen: string): string {
+  const { host, port } = parseListen(listen);
+  const name = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
+  return `${name}:${port}`;
 }
 
 async function readToken(file: string): Promise<string> {

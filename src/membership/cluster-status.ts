@@ -25,7 +25,6 @@ export class MembershipClusterAdmission {
   async admitsNewVolumes(cluster: string): Promise<Admission> {
     const record = (await this.membership.snapshot()).clusters.find((c) => c.name === cluster && c.binary === this.binary);
     if (!record?.disabled) return { accepts: true };
-    const why = record.disabledReason ? ` (${record.disabledReason})` : '';
-    return { accepts: false, reason: `Cluster ${cluster} is disabled${why}: it takes no new volumes.` };
+    return { accepts: false, reason: record.disabledReason ? `it is disabled (${record.disabledReason})` : 'it is disabled' };
   }
 }

@@ -45,6 +45,21 @@ describe('python-cinderclient against a single-node hearth serve', () => {
     expect(enabled).toMatchObject({ status: 'enabled', disabled_reason: 'None' });
   });
 
+  it('a disabled cluster is given no new volumes; its existing volumes stay usable; enabling it again takes creates', async () => {
+    const existing = parseCinderDict(await cinder(hearth.apiUrl, 'create', '--name', 'before', '1'));
+    await cinder(hearth.apiUrl, 'cluster-disable', 'mycluster@lvm', '--reason', 'full');
+    await expect(cinder(hearth.apiUrl, 'create', '--name', 'refused', '1')).rejects.toThrow(
+      /Cluster mycluster@lvm does not accept new volumes: it is disabled \(full\) \(HTTP 400\)/,
+    );
+    // Work on the volumes it already has goes on: the existing volume is still there to act on.
+    const shown = parseCinderDict(await cinder(hearth.apiUrl, 'show', existing.id!));
+    expect(shown).toMatchObject({ name: 'before' });
+    const names = parseCinderTable(await cinder(hearth.apiUrl, 'list')).map((v) => v.Name);
+    expect(names).toEqual(['before']);
+    await cinder(hearth.apiUrl, 'cluster-enable', 'mycluster@lvm');
+    expect(parseCinderDict(await cinder(hearth.apiUrl, 'create', '--name', 'after', '1'))).toMatchObject({ name: 'after' });
+  });
+
   it('hearth cluster / hearth service (the CLI as a real process) talk to the API named by api.listen', async () => {
     const listen = hearth.apiUrl.replace('http://', '');
     const cli = async (...args: string[]) =>

@@ -122,6 +122,14 @@ describe('hearth cluster … and hearth service list against a running API', () 
     }
   });
 
+  it('without --url it dials api.listen from the configuration (a wildcard bind as loopback)', async () => {
+    const port = new URL(url).port;
+    let out = '';
+    const code = await runCli(['cluster', 'list', '--json'], { out: (t) => (out += t), err: () => undefined }, { HEARTH_API_LISTEN: `0.0.0.0:${port}`, HEARTH_API_ALLOW_REMOTE_NOAUTH: "true" });
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toEqual([expect.objectContaining({ name: 'ceph@rbd' })]);
+  });
+
   it('an unreachable API exits 1 and says where it tried', async () => {
     const res = await hearth('service', 'list', '--url', 'http://127.0.0.1:9');
     expect(res.code).toBe(1);
