@@ -149,6 +149,36 @@ export class InvalidInputError extends CoordinatorError {
   }
 }
 
+/**
+ * A volume driver call failed. `retryable` says whether the same call may succeed later (a
+ * backend hiccup) or never will (a size conflict, a missing source).
+ */
+export class DriverError extends CoordinatorError {
+  /** The driver's name, e.g. `file`. */
+  readonly driver: string;
+  /** The call that failed, e.g. `createVolume`. */
+  readonly call: string;
+
+  constructor(driver: string, call: string, message: string, options: CoordinatorErrorOptions = {}) {
+    super('DRIVER_ERROR', `${driver} driver ${call}: ${message}`, options);
+    this.driver = driver;
+    this.call = call;
+  }
+}
+
+/**
+ * A clustered worker was configured with a volume driver that does not declare
+ * `supportsActiveActive` (Cinder's `SUPPORTS_ACTIVE_ACTIVE`); the worker refuses to start.
+ */
+export class ActiveActiveUnsupportedError extends CoordinatorError {
+  readonly driver: string;
+
+  constructor(driver: string) {
+    super('UNSUPPORTED', `the ${driver} volume driver does not support active/active; a clustered worker cannot use it`);
+    this.driver = driver;
+  }
+}
+
 /** A wait was cancelled through its `AbortSignal`. */
 export class AbortedError extends CoordinatorError {
   constructor(what: string, options?: ErrorOptions) {

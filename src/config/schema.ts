@@ -149,6 +149,32 @@ export const configSpec = {
       unit: 'ms',
       doc: 'How long a publish waits for the broker (connection and confirm) before it fails.',
     }),
+    heartbeatSeconds: opt.int({
+      default: 10,
+      min: 0,
+      max: 600,
+      unit: 's',
+      doc: 'AMQP heartbeat; a silent broker is taken as gone after about two of these. 0 disables it.',
+    }),
+    connectTimeoutMs: opt.int({
+      default: 10_000,
+      min: 100,
+      unit: 'ms',
+      doc: 'How long one connection attempt (TCP, TLS and the AMQP handshake) may take.',
+    }),
+    reconnectMaxDelayMs: opt.int({
+      default: 10_000,
+      min: 100,
+      unit: 'ms',
+      doc: 'Upper bound of the jittered exponential backoff between reconnection attempts.',
+    }),
+    maxDeliveries: opt.int({
+      default: 10,
+      min: 1,
+      max: 20,
+      unit: 'count',
+      doc: 'Deliveries of one job before it is dead-lettered as poison (counted by the quorum queue).',
+    }),
   },
   driver: {
     name: opt.enum(['file', 'fake'] as const, { default: 'file', doc: 'Volume driver: sparse files on a shared directory, or fake.' }),

@@ -1,0 +1,278 @@
+/**
+ * One RabbitMQ connection that keeps itself up: p-retry with a jittered, bounded exponential
+ * backoff, a fresh confirm channel per connection, and a setup hook (topology, consumers) run
+ * on every connection before it is reported up.
+ *
+ * amqplib 2.x has a built-in `recovery` option, but it only reopens the connection: channels,
+ * consumers and the state the rest of hearth reads (ready or not, since when, why) are ours to
+ * rebuild and report either way, and p-retry gives the retry policy one shape across hearth.
+ */
+import { readFile } from 'node:fs/promises';
+import { type ChannelModel, type ConfirmChannel, connect, credentials } from 'amqplib';
+import pRetry from 'p-retry';
+import { redactUrl } from '../config/redact.js';
+import { AbortedError, BackendUnavailableError, ClosedError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import { describeError, pause } from './dispatch.js';
+import type { BusState, BusStateChange } from './job-bus.js';
+import type { RoutingMetrics } from './metrics.js';
+
+/** Settings of {@link AmqpConnection} (the `amqp` config slice). */
+export interface AmqpConnectionSettings {
+  readonly url: string;
+  readonly heartbeatSeconds: number;
+  readonly connectTimeoutMs: number;
+  readonly reconnectMaxDelayMs: number;
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+/** One live connection; `signal` aborts when it is gone. */
+export interface AmqpSession {
+  readonly model: ChannelModel;
+  /** The connection's confirm channel for publishes and dead-letters. */
+  readonly confirm: ConfirmChannel;
+  /** Message ids the broker returned as unroutable (mandatory publishes) and not yet read. */
+  readonly returned: Set<string>;
+  readonly signal: AbortSignal;
+  /** Counts connections: 1 for the first. */
+  readonly generation: number;
+  /** Drops this connection on purpose, e.g. after a channel error; the loop reconnects. */
+  reset(reason: string): void;
+}
+
+/** Dependencies of {@link AmqpConnection}. */
+export interface AmqpConnectionDeps {
+  readonly logger: Logger;
+  readonly metrics: RoutingMetrics;
+  /** Connection name shown by `rabbitmqctl list_connections`. */
+  readonly name: string;
+  /** Runs on every new connection before it is reported up; a throw fails the attempt. */
+  readonly setup: (session: AmqpSession) => Promise<void>;
+}
+
+const RECONNECT_MIN_DELAY_MS = 200;
+
+/**
+ * See the module doc.
+ *
+ * Failure semantics: a lost connection (broker restart or kill, TCP reset, two missed
+ * heartbeats) moves the state to `down`, aborts the session's signal, and starts reconnecting
+ * until `close()`; credentials or topology errors are retried the same way (and logged), since
+ * an operator can fix them without restarting hearth.
+ */
+export class AmqpConnection {
+  private stateValue: BusState = 'connecting';
+  private session: AmqpSession | undefined;
+  private generation = 0;
+  private lastError = '';
+  private readonly listeners = new Set<(change: BusStateChange) => void>();
+  private readonly stop = new AbortController();
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly settings: AmqpConnectionSettings,
+    private readonly deps: AmqpConnectionDeps,
+  ) {}
+
+  get state(): BusState {
+    return this.stateValue;
+  }
+
+  /** Why the last attempt or connection failed ('' when none did). */
+  get error(): string {
+    return this.lastError;
+  }
+
+  /** The live session, if the connection is up. */
+  current(): AmqpSession | undefined {
+    return this.stateValue === 'up' ? this.session : undefined;
+  }
+
+  onStateChange(listener: (change: BusStateChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Starts the connect loop in the background. Idempotent. */
+  start(): void {
+    if (this.stop.signal.aborted) throw new ClosedError('job bus');
+    this.running ??= this.loop();
+  }
+
+  /**
+   * Resolves with the live session, waiting for one if needed.
+   *
+   * @throws AbortedError on `signal` (callers pass their deadline in it); ClosedError.
+   */
+  async waitForSession(signal: AbortSignal): Promise<AmqpSession> {
+    for (;;) {
+      if (this.stop.signal.aborted) throw new ClosedError('job bus');
+      const session = this.current();
+      if (session) return session;
+      if (signal.aborted) throw new AbortedError('waiting for RabbitMQ', { cause: signal.reason });
+      await new Promise<void>((resolve) => {
+        const off = this.onStateChange(() => done());
+        const done = (): void => {
+          off();
+          signal.removeEventListener('abort', done);
+          this.stop.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        signal.addEventListener('abort', done, { once: true });
+        this.stop.signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  /** Stops reconnecting and closes the connection. Idempotent. */
+  async close(): Promise<void> {
+    if (this.stop.signal.aborted) return this.running;
+    this.stop.abort(new ClosedError('job bus'));
+    const session = this.session;
+    this.session = undefined;
+    if (session) await session.model.close().catch(() => undefined);
+    this.setState('closed');
+    this.deps.metrics.amqpConnectionUp.set(0);
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stop.signal.aborted) {
+      let session: AmqpSession;
+      try {
+        session = await pRetry((attempt) => this.open(attempt), {
+          retries: Number.POSITIVE_INFINITY,
+          factor: 2,
+          minTimeout: RECONNECT_MIN_DELAY_MS,
+          maxTimeout: this.settings.reconnectMaxDelayMs,
+          randomize: true,
+          signal: this.stop.signal,
+          onFailedAttempt: ({ error, attemptNumber }) => this.attemptFailed(error, attemptNumber),
+        });
+      } catch (err) {
+        if (this.stop.signal.aborted) return;
+        // Only a non-retryable surprise lands here; never spin on it.
+        this.deps.logger.error({ err }, 'RabbitMQ connect loop failed; trying again');
+        await pause(this.settings.reconnectMaxDelayMs, this.stop.signal);
+        continue;
+      }
+      if (this.stop.signal.aborted) {
+        await session.model.close().catch(() => undefined);
+        return;
+      }
+      await this.serve(session);
+    }
+  }
+
+  /** Reports the session up and waits until it is gone. */
+  private async serve(session: AmqpSession): Promise<void> {
+    if (session.signal.aborted) {
+      // Lost during setup: go round again, but never spin on a broker that drops us at once.
+      await pause(RECONNECT_MIN_DELAY_MS, this.stop.signal);
+      return;
+    }
+    this.session = session;
+    if (session.generation > 1) this.deps.metrics.amqpReconnects.inc();
+    this.deps.metrics.amqpConnectionUp.set(1);
+    this.lastError = '';
+    this.setState('up');
+    this.deps.logger.info({ url: redactUrl(this.settings.url), generation: session.generation }, 'connected to RabbitMQ');
+    await new Promise<void>((resolve) => session.signal.addEventListener('abort', () => resolve(), { once: true }));
+    if (this.session === session) this.session = undefined;
+    this.deps.metrics.amqpConnectionUp.set(0);
+    if (this.stop.signal.aborted) return;
+    this.lastError = describeError(session.signal.reason);
+    this.deps.logger.warn({ error: redactUrl(this.lastError) }, 'lost the RabbitMQ connection; reconnecting');
+    this.setState('down', this.lastError);
+  }
+
+  private attemptFailed(error: Error, attempt: number): void {
+    this.lastError = redactUrl(describeError(error));
+    const level = attempt === 1 || attempt % 10 === 0 ? 'warn' : 'debug';
+    this.deps.logger[level]({ attempt, error: this.lastError, url: redactUrl(this.settings.url) }, 'cannot connect to RabbitMQ; retrying');
+    if (this.stateValue === 'up') this.setState('down', this.lastError);
+  }
+
+  /** One connection attempt: connect, confirm channel, setup. Errors become retryable ones. */
+  private async open(attempt: number): Promise<AmqpSession> {
+    let model: ChannelModel | undefined;
+    try {
+      model = await connect(withHeartbeat(this.settings.url, this.settings.heartbeatSeconds), await this.socketOptions());
+      const session = await this.createSession(model);
+      await this.deps.setup(session);
+      return session;
+    } catch (err) {
+      if (model) await model.close().catch(() => undefined);
+      throw new BackendUnavailableError('amqp', `RabbitMQ connection attempt ${attempt} failed: ${redactUrl(describeError(err))}`, {
+        cause: err,
+      });
+    }
+  }
+
+  private async createSession(model: ChannelModel): Promise<AmqpSession> {
+    const lost = new AbortController();
+    const generation = ++this.generation;
+    const gone = (reason: unknown): void => {
+      if (!lost.signal.aborted) lost.abort(reason instanceof Error ? reason : new Error('connection closed'));
+    };
+    // amqplib emits 'error' before 'close'; without a listener an error would crash the process.
+    model.on('error', (err: Error) => this.deps.logger.debug({ error: redactUrl(err.message) }, 'RabbitMQ connection error'));
+    model.on('close', (err?: Error) => gone(err ?? new Error('connection closed')));
+    model.on('blocked', (reason: string) => this.deps.logger.warn({ reason }, 'RabbitMQ blocked publishing (resource alarm)'));
+    model.on('unblocked', () => this.deps.logger.info('RabbitMQ unblocked publishing'));
+    const reset = (reason: string): void => {
+      if (lost.signal.aborted) return;
+      this.deps.logger.warn({ reason }, 'resetting the RabbitMQ connection');
+      gone(new Error(reason));
+      void model.close().catch(() => undefined);
+    };
+    const confirm = await model.createConfirmChannel();
+    const returned = new Set<string>();
+    confirm.on('error', (err: Error) => this.deps.logger.debug({ error: err.message }, 'RabbitMQ confirm channel error'));
+    // A channel error closes only the channel; publishing needs it, so start over cleanly.
+    confirm.on('close', () => reset('the confirm channel closed'));
+    confirm.on('return', (msg: { properties: { messageId?: unknown } }) => {
+      if (typeof msg.properties.messageId === 'string') returned.add(msg.properties.messageId);
+    });
+    return { model, confirm, returned, signal: lost.signal, generation, reset };
+  }
+
+  private async socketOptions(): Promise<Record<string, unknown>> {
+    const options: Record<string, unknown> = {
+      timeout: this.settings.connectTimeoutMs,
+      noDelay: true,
+      clientProperties: { connection_name: this.deps.name },
+    };
+    const { caFile, certFile, keyFile, url } = this.settings;
+    if (caFile) options.ca = [await readFile(caFile)];
+    if (certFile) {
+      options.cert = await readFile(certFile);
+      options.key = await readFile(keyFile);
+      // A client certificate and no password: authenticate as the certificate's subject.
+      if (!new URL(url).password) options.credentials = credentials.external();
+    }
+    return options;
+  }
+
+  private setState(state: BusState, error?: string): void {
+    if (state === this.stateValue) return;
+    const change: BusStateChange = { state, previous: this.stateValue, at: Date.now(), ...(error ? { error } : {}) };
+    this.stateValue = state;
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(change);
+      } catch (err) {
+        this.deps.logger.error({ err }, 'bus state listener threw');
+      }
+    }
+  }
+}
+
+/** Adds `heartbeat=<s>` to the URL's query unless the URL already sets it. */
+export function withHeartbeat(url: string, heartbeatSeconds: number): string {
+  const parsed = new URL(url);
+  if (!parsed.searchParams.has('heartbeat')) parsed.searchParams.set('heartbeat', String(heartbeatSeconds));
+  return parsed.toString();
+}

@@ -1,0 +1,334 @@
+/**
+ * The JobBus on RabbitMQ (amqplib 2.x): the cluster mode adapter. Topology and names are in
+ * `routes.ts`; the contract is in `job-bus.ts`.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Channel, ConsumeMessage, Options } from 'amqplib';
+import type { Registry } from 'prom-client';
+import { AbortedError, BackendUnavailableError, ClosedError, NotFoundError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import { AmqpConnection, type AmqpConnectionSettings, type AmqpSession } from './amqp-connection.js';
+import { sendConfirmed, toDeadLetter } from './amqp-publish.js';
+import { AmqpSubscription } from './amqp-subscription.js';
+import { describeError, pause } from './dispatch.js';
+import type {
+  BusIdentity,
+  BusState,
+  BusStateChange,
+  ConsumeOptions,
+  DeadLetter,
+  JobBus,
+  JobHandler,
+  JobInput,
+  JobSubscription,
+  NoticeInput,
+  NoticeSubscription,
+  PublishOptions,
+} from './job-bus.js';
+import { type DeadLetterReason, decodeNotice, encodeJob, encodeNotice, type JobMessage, type Notice } from './job-message.js';
+import { countDeadLetter, type RoutingMetrics, routingMetrics } from './metrics.js';
+import { clusterQueueName, DEAD_LETTER_HEADERS, hostQueueName, type Topology, topologyFor, workQueueArguments } from './routes.js';
+
+/** Settings of {@link AmqpJobBus}: the `amqp` config slice. */
+export interface AmqpJobBusSettings extends AmqpConnectionSettings {
+  readonly prefix: string;
+  readonly prefetch: number;
+  readonly publishTimeoutMs: number;
+  readonly maxDeliveries: number;
+}
+
+/** Dependencies of {@link AmqpJobBus}. */
+export interface AmqpJobBusDeps {
+  readonly identity: BusIdentity;
+  readonly logger: Logger;
+  readonly registry: Registry;
+}
+
+interface NoticeListener {
+  readonly handler: (notice: Notice) => void | Promise<void>;
+  channel?: Channel;
+  cancelled: boolean;
+}
+
+/** See the module doc and {@link JobBus}. Failure semantics are on each method of the port. */
+export class AmqpJobBus implements JobBus {
+  readonly distributed = true;
+  readonly identity: BusIdentity;
+  private readonly topology: Topology;
+  private readonly connection: AmqpConnection;
+  private readonly metrics: RoutingMetrics;
+  private readonly logger: Logger;
+  private readonly subscriptions = new Set<AmqpSubscription>();
+  private readonly noticeListeners = new Set<NoticeListener>();
+  /** Other clusters' queues declared on a connection (generation → cluster ids). */
+  private readonly declared = new Map<number, Set<string>>();
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly settings: AmqpJobBusSettings,
+    deps: AmqpJobBusDeps,
+  ) {
+    this.identity = deps.identity;
+    this.logger = deps.logger;
+    this.metrics = routingMetrics(deps.registry);
+    this.topology = topologyFor(settings.prefix, deps.identity.cluster, deps.identity.host);
+    this.connection = new AmqpConnection(settings, {
+      logger: deps.logger,
+      metrics: this.metrics,
+      name: `hearth ${deps.identity.host}`,
+      setup: (session) => this.setup(session),
+    });
+  }
+
+  get state(): BusState {
+    return this.connection.state;
+  }
+
+  get ready(): boolean {
+    return this.connection.state === 'up';
+  }
+
+  /** Why the bus is not up ('' when it is). For readiness details; never holds a secret. */
+  get notReadyReason(): string {
+    return this.ready ? '' : `RabbitMQ ${this.state}${this.connection.error ? `: ${this.connection.error}` : ''}`;
+  }
+
+  onStateChange(listener: (change: BusStateChange) => void): () => void {
+    return this.connection.onStateChange(listener);
+  }
+
+  async start(): Promise<void> {
+    this.connection.start();
+  }
+
+  async waitUntilReady(options: { readonly signal?: AbortSignal; readonly timeoutMs?: number } = {}): Promise<void> {
+    const timeout = AbortSignal.timeout(options.timeoutMs ?? this.settings.publishTimeoutMs);
+    try {
+      await this.connection.waitForSession(AbortSignal.any(options.signal ? [options.signal, timeout] : [timeout]));
+    } catch (err) {
+      throw this.translateWait(err, options.signal, 'RabbitMQ did not become ready');
+    }
+  }
+
+  async publish(input: JobInput, options: PublishOptions = {}): Promise<JobMessage> {
+    this.assertOpen();
+    const job: JobMessage = { ...input, v: 1, publishedAt: input.publishedAt ?? Date.now() };
+    const content = encodeJob(job);
+    const routingKey = options.host
+      ? hostQueueName(this.settings.prefix, job.cluster, options.host)
+      : clusterQueueName(this.settings.prefix, job.cluster);
+    const outcome = await this.send(
+      this.topology.exchange,
+      routingKey,
+      content,
+      { contentType: 'application/json', type: 'hearth.job', correlationId: job.opId, appId: 'hearth', headers: { 'x-hearth-v': job.v } },
+      options.signal,
+      options.host ? undefined : job.cluster,
+    );
+    if (outcome === 'returned') {
+      throw options.host
+        ? new NotFoundError('host queue', options.host, `no queue for host ${options.host} in cluster ${job.cluster}: it has never consumed`)
+        : new NotFoundError('cluster queue', job.cluster);
+    }
+    return job;
+  }
+
+  async publishNotice(input: NoticeInput, options: { readonly signal?: AbortSignal } = {}): Promise<Notice> {
+    this.assertOpen();
+    const notice: Notice = { v: 1, type: input.type, cluster: this.identity.cluster, from: this.identity.host, data: input.data ?? {}, at: Date.now() };
+    const content = encodeNotice(notice);
+    await this.send(this.topology.noticeExchange, '', content, { contentType: 'application/json', type: 'hearth.notice' }, options.signal);
+    return notice;
+  }
+
+  async consume(handler: JobHandler, options: ConsumeOptions = {}): Promise<JobSubscription> {
+    this.assertOpen();
+    const subscription = new AmqpSubscription(
+      {
+        topology: this.topology,
+        cluster: this.identity.cluster,
+        maxDeliveries: this.settings.maxDeliveries,
+        logger: this.logger,
+        deadLetter: (session, msg, queue, reason, detail, deliveries) => this.deadLetter(session, msg, queue, reason, detail, deliveries),
+        forget: (s) => this.subscriptions.delete(s),
+      },
+      handler,
+      options.prefetch ?? this.settings.prefetch,
+    );
+    this.subscriptions.add(subscription);
+    options.signal?.addEventListener('abort', () => void subscription.cancel(), { once: true });
+    const session = this.connection.current();
+    if (session) {
+      try {
+        await subscription.attach(session);
+      } catch (err) {
+        // The connection failed under us; the next connection attaches it.
+        this.logger.warn({ error: describeError(err) }, 'consumer not attached yet; it starts with the next connection');
+      }
+    }
+    return subscription;
+  }
+
+  async subscribeNotices(handler: (notice: Notice) => void | Promise<void>, options: { readonly signal?: AbortSignal } = {}): Promise<NoticeSubscription> {
+    this.assertOpen();
+    const listener: NoticeListener = { handler, cancelled: false };
+    this.noticeListeners.add(listener);
+    const cancel = async (): Promise<void> => {
+      listener.cancelled = true;
+      this.noticeListeners.delete(listener);
+      await listener.channel?.close().catch(() => undefined);
+    };
+    options.signal?.addEventListener('abort', () => void cancel(), { once: true });
+    const session = this.connection.current();
+    if (session) await this.attachNotices(session, listener).catch((err: unknown) => this.logger.warn({ error: describeError(err) }, 'notice consumer not attached yet'));
+    return { cancel };
+  }
+
+  async listDeadLetters(options: { readonly limit?: number; readonly signal?: AbortSignal } = {}): Promise<DeadLetter[]> {
+    this.assertOpen();
+    const limit = Math.max(0, Math.min(options.limit ?? 100, 10_000));
+    const session = await this.sessionWithin(options.signal);
+    const ch = await session.model.createChannel();
+    ch.on('error', () => undefined);
+    try {
+      const out: DeadLetter[] = [];
+      while (out.length < limit) {
+        const msg = await ch.get(this.topology.deadQueue, { noAck: false });
+        if (!msg) break;
+        out.push(toDeadLetter(msg));
+      }
+      return out;
+    } finally {
+      // Closing the channel returns every message it took: browsing removes nothing.
+      await ch.close().catch(() => undefined);
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.all([...this.subscriptions].map((s) => s.cancel()));
+      for (const listener of this.noticeListeners) listener.cancelled = true;
+      this.noticeListeners.clear();
+      await this.connection.close();
+    })();
+    return this.closing;
+  }
+
+  /** Declares the topology and re-attaches consumers on every new connection. */
+  private async setup(session: AmqpSession): Promise<void> {
+    const ch = session.confirm;
+    const t = this.topology;
+    await ch.assertExchange(t.exchange, 'direct', { durable: true });
+    await ch.assertExchange(t.deadExchange, 'fanout', { durable: true });
+    await ch.assertQueue(t.deadQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await ch.bindQueue(t.deadQueue, t.deadExchange, '');
+    await ch.assertExchange(t.noticeExchange, 'fanout', { durable: true });
+    await ch.assertQueue(t.clusterQueue, { durable: true, arguments: workQueueArguments(t.deadExchange) });
+    await ch.bindQueue(t.clusterQueue, t.exchange, t.clusterQueue);
+    this.declared.clear();
+    for (const subscription of this.subscriptions) await subscription.attach(session);
+    for (const listener of this.noticeListeners) await this.attachNotices(session, listener);
+  }
+
+  private async attachNotices(session: AmqpSession, listener: NoticeListener): Promise<void> {
+    if (listener.cancelled) return;
+    const ch = await session.model.createChannel();
+    ch.on('error', () => undefined);
+    const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+    await ch.bindQueue(queue, this.topology.noticeExchange, '');
+    listener.channel = ch;
+    await ch.consume(
+      queue,
+      (msg: ConsumeMessage | null) => {
+        const notice = msg ? decodeNotice(msg.content) : undefined;
+        if (!notice || listener.cancelled) return;
+        Promise.resolve()
+          .then(() => listener.handler(notice))
+          .catch((err: unknown) => this.logger.error({ err, type: notice.type }, 'notice handler threw'));
+      },
+      { noAck: true },
+    );
+  }
+
+  /** Publishes within `amqp.publishTimeoutMs`, waiting for and retrying across reconnections. */
+  private async send(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    properties: Record<string, unknown>,
+    signal: AbortSignal | undefined,
+    declareCluster?: string,
+  ): Promise<'confirmed' | 'returned'> {
+    const deadline = AbortSignal.timeout(this.settings.publishTimeoutMs);
+    const stop = AbortSignal.any(signal ? [signal, deadline] : [deadline]);
+    for (;;) {
+      let session: AmqpSession;
+      try {
+        session = await this.connection.waitForSession(stop);
+        if (declareCluster) await this.declareCluster(session, declareCluster);
+        return await sendConfirmed(session, exchange, routingKey, content, { ...properties, messageId: randomUUID() }, stop);
+      } catch (err) {
+        if (err instanceof ClosedError || signal?.aborted) throw this.translateWait(err, signal, 'publish');
+        let lastError = describeError(err);
+        if (err instanceof AbortedError) lastError = this.ready ? 'the broker did not confirm in time' : this.notReadyReason;
+        if (deadline.aborted) {
+          throw new BackendUnavailableError('amqp', `publish to ${routingKey} failed within ${this.settings.publishTimeoutMs} ms: ${lastError}`, { cause: err });
+        }
+        // Sent on a connection that then died, or refused: try again while time remains.
+        await pause(100, stop);
+      }
+    }
+  }
+
+  /** Declares another cluster's queue before publishing to it (once per connection). */
+  private async declareCluster(session: AmqpSession, cluster: string): Promise<void> {
+    if (cluster === this.identity.cluster) return;
+    const seen = this.declared.get(session.generation) ?? new Set<string>();
+    if (seen.has(cluster)) return;
+    const queue = clusterQueueName(this.settings.prefix, cluster);
+    await session.confirm.assertQueue(queue, { durable: true, arguments: workQueueArguments(this.topology.deadExchange) });
+    await session.confirm.bindQueue(queue, this.topology.exchange, queue);
+    seen.add(cluster);
+    this.declared.set(session.generation, seen);
+  }
+
+  /** Copies a message to the dead-letter exchange with hearth's reason headers. */
+  private async deadLetter(session: AmqpSession, msg: ConsumeMessage, queue: string, reason: DeadLetterReason, detail: string, deliveries: number): Promise<void> {
+    const headers = {
+      ...(msg.properties.headers ?? {}),
+      [DEAD_LETTER_HEADERS.reason]: reason,
+      [DEAD_LETTER_HEADERS.detail]: detail,
+      [DEAD_LETTER_HEADERS.queue]: queue,
+      [DEAD_LETTER_HEADERS.by]: this.identity.host,
+      [DEAD_LETTER_HEADERS.at]: Date.now(),
+      [DEAD_LETTER_HEADERS.deliveries]: deliveries,
+    };
+    const properties: Options.Publish & { messageId: string } = { headers, messageId: randomUUID() };
+    if (typeof msg.properties.contentType === 'string') properties.contentType = msg.properties.contentType;
+    if (typeof msg.properties.correlationId === 'string') properties.correlationId = msg.properties.correlationId;
+    const outcome = await sendConfirmed(session, this.topology.deadExchange, '', msg.content, properties, AbortSignal.timeout(this.settings.publishTimeoutMs));
+    if (outcome === 'returned') throw new BackendUnavailableError('amqp', `dead-letter queue ${this.topology.deadQueue} is missing`);
+    countDeadLetter(this.metrics, reason);
+    this.logger.warn({ reason, detail, queue, deliveries, correlationId: msg.properties.correlationId as unknown }, 'dead-lettered a message');
+  }
+
+  private async sessionWithin(signal: AbortSignal | undefined): Promise<AmqpSession> {
+    const deadline = AbortSignal.timeout(this.settings.publishTimeoutMs);
+    try {
+      return await this.connection.waitForSession(AbortSignal.any(signal ? [signal, deadline] : [deadline]));
+    } catch (err) {
+      throw this.translateWait(err, signal, 'RabbitMQ is not reachable');
+    }
+  }
+
+  private translateWait(err: unknown, signal: AbortSignal | undefined, what: string): Error {
+    if (err instanceof ClosedError) return err;
+    if (signal?.aborted) return err instanceof AbortedError ? err : new AbortedError(what, { cause: err });
+    if (err instanceof AbortedError) return new BackendUnavailableError('amqp', `${what}: ${this.notReadyReason || 'timed out'}`, { cause: err });
+    return err instanceof Error ? err : new Error(String(err));
+  }
+
+  private assertOpen(): void {
+    if (this.closing || this.connection.state === 'closed') throw new ClosedError('job bus');
+  }
+}

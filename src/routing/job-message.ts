@@ -1,0 +1,157 @@
+/**
+ * The wire format of jobs and notices, and its validation (pure: no I/O).
+ *
+ * A job is a small pointer to an operation record in the state store (`ops/<type>/<id>`); the
+ * record, not the message, is the truth. Messages are JSON, at most {@link MAX_MESSAGE_BYTES}
+ * bytes, and carry a version `v`. Version rules: fields may be added within a version (readers
+ * ignore fields they do not know); removing or changing the meaning of a field, or adding a
+ * job `kind`, needs the next version, and workers are upgraded before the APIs that publish it
+ * (an older worker dead-letters a version it does not know as `unsupported-version`).
+ */
+import { z } from 'zod';
+import { InvalidInputError } from '../errors.js';
+
+/** The message format version this code writes and reads. */
+export const JOB_MESSAGE_VERSION = 1;
+
+/** Largest encoded message accepted on publish and on delivery. */
+export const MAX_MESSAGE_BYTES = 8 * 1024;
+
+/** Operation kinds a job can carry (Cinder's manager method names). */
+export const JOB_KINDS = ['create_volume', 'delete_volume', 'extend_volume', 'create_snapshot', 'delete_snapshot'] as const;
+
+/** One of {@link JOB_KINDS}. */
+export type JobKind = (typeof JOB_KINDS)[number];
+
+/** Resource types an operation applies to; the `<type>` of `ops/<type>/<id>`. */
+export const RESOURCE_TYPES = ['volume', 'snapshot'] as const;
+
+/** One of {@link RESOURCE_TYPES}. */
+export type ResourceType = (typeof RESOURCE_TYPES)[number];
+
+// Ids end up in queue names, keys and file names: keep them printable and bounded.
+const idSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]*$/, 'must be letters, digits, ".", "_", ":", "@" or "-"');
+
+/** Schema of a version-1 job. */
+export const jobMessageSchema = z.object({
+  v: z.literal(JOB_MESSAGE_VERSION),
+  /** Resource type: `ops/<type>/<id>`. */
+  type: z.enum(RESOURCE_TYPES),
+  /** Resource id (the volume or snapshot id). */
+  id: idSchema,
+  /** Id of the operation record this job points at; a claim compares it. */
+  opId: idSchema,
+  kind: z.enum(JOB_KINDS),
+  /** Cluster id `<name>@<backend>` whose queue carries the job. */
+  cluster: idSchema,
+  /** The op record's attempt number when it was published (1 for the first publish). */
+  attempt: z.number().int().min(1).max(1_000_000),
+  /** When the publisher sent it, epoch ms. */
+  publishedAt: z.number().int().nonnegative(),
+});
+
+/** A job: a pointer to one operation record. See the module doc for versioning. */
+export type JobMessage = z.infer<typeof jobMessageSchema>;
+
+/** Schema of a cluster-wide notice (fanout; best effort, see `JobBus.publishNotice`). */
+export const noticeSchema = z.object({
+  v: z.literal(JOB_MESSAGE_VERSION),
+  /** What happened, kebab-case, e.g. `failover-completed`. */
+  type: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'must be kebab-case'),
+  cluster: idSchema,
+  /** Host id of the sender. */
+  from: idSchema,
+  /** Small free-form payload. */
+  data: z.record(z.string(), z.unknown()).default({}),
+  at: z.number().int().nonnegative(),
+});
+
+/** A cluster-wide notice. */
+export type Notice = z.infer<typeof noticeSchema>;
+
+/** Why a message went to the dead-letter queue; a bounded set (it is a metric label). */
+export const DEAD_LETTER_REASONS = [
+  'malformed',
+  'oversized',
+  'unsupported-version',
+  'misrouted',
+  'delivery-limit',
+  'rejected',
+] as const;
+
+/** One of {@link DEAD_LETTER_REASONS}. */
+export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
+
+/** The outcome of decoding a delivered message. */
+export type DecodeResult =
+  | { readonly ok: true; readonly job: JobMessage }
+  | { readonly ok: false; readonly reason: DeadLetterReason; readonly detail: string };
+
+/**
+ * Decodes a delivered job, never throwing: a message that is not valid JSON, does not match the
+ * schema, is too large, or has a version this code does not read, comes back as a
+ * dead-letter reason with a short detail.
+ */
+export function decodeJob(content: Uint8Array): DecodeResult {
+  if (content.byteLength > MAX_MESSAGE_BYTES) {
+    return { ok: false, reason: 'oversized', detail: `${content.byteLength} bytes > ${MAX_MESSAGE_BYTES}` };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('utf8'));
+  } catch (err) {
+    return { ok: false, reason: 'malformed', detail: `not JSON: ${(err as Error).message}`.slice(0, 200) };
+  }
+  if (typeof parsed === 'object' && parsed !== null && 'v' in parsed && parsed.v !== JOB_MESSAGE_VERSION) {
+    return { ok: false, reason: 'unsupported-version', detail: `v=${JSON.stringify(parsed.v)}`.slice(0, 200) };
+  }
+  const result = jobMessageSchema.safeParse(parsed);
+  if (!result.success) return { ok: false, reason: 'malformed', detail: summarizeIssues(result.error).slice(0, 200) };
+  return { ok: true, job: result.data };
+}
+
+/**
+ * Validates and encodes a job for publishing.
+ *
+ * @throws InvalidInputError when the job does not match the schema or is too large; nothing
+ *   is sent then.
+ */
+export function encodeJob(job: JobMessage): Buffer {
+  const result = jobMessageSchema.safeParse(job);
+  if (!result.success) throw new InvalidInputError(`invalid job: ${summarizeIssues(result.error)}`);
+  return checkedBuffer(JSON.stringify(result.data), 'job');
+}
+
+/** Validates and encodes a notice. @throws InvalidInputError */
+export function encodeNotice(notice: Notice): Buffer {
+  const result = noticeSchema.safeParse(notice);
+  if (!result.success) throw new InvalidInputError(`invalid notice: ${summarizeIssues(result.error)}`);
+  return checkedBuffer(JSON.stringify(result.data), 'notice');
+}
+
+/** Decodes a notice; undefined when it is not a valid one (notices are best effort). */
+export function decodeNotice(content: Uint8Array): Notice | undefined {
+  if (content.byteLength > MAX_MESSAGE_BYTES) return undefined;
+  try {
+    const result = noticeSchema.safeParse(JSON.parse(Buffer.from(content).toString('utf8')));
+    return result.success ? result.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function checkedBuffer(text: string, what: string): Buffer {
+  const buf = Buffer.from(text, 'utf8');
+  if (buf.byteLength > MAX_MESSAGE_BYTES) {
+    throw new InvalidInputError(`${what} is ${buf.byteLength} bytes encoded; the limit is ${MAX_MESSAGE_BYTES}`);
+  }
+  return buf;
+}
+
+function summarizeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+}
