@@ -1,0 +1,39 @@
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+import { FakeVolumeDriver } from './fake-volume-driver.js';
+import { FileVolumeDriver } from './file-volume-driver.js';
+import type { VolumeDriver } from './volume-driver.js';
+
+/** What {@link createDriver} needs besides the configuration. */
+export interface DriverDeps {
+  readonly logger: Logger;
+  /** Randomness for the fake driver's failures; inject a seeded one in tests. */
+  readonly random?: () => number;
+}
+
+/**
+ * Builds the volume driver the configuration names (`driver.name`): `file` on `driver.fileDir`
+ * (default `<dataDir>/volumes`), or `fake` with its latency, failure rate and journal. The
+ * caller checks `requireActiveActive(driver, clustered)` before taking work.
+ */
+export async function createDriver(config: Pick<Config, 'driver' | 'dataDir'>, deps: DriverDeps): Promise<VolumeDriver> {
+  const logger = deps.logger.child({ component: 'driver' });
+  switch (config.driver.name) {
+    case 'file': {
+      const dir = config.driver.fileDir || join(config.dataDir, 'volumes');
+      logger.info({ driver: 'file', dir }, 'volume driver ready');
+      return FileVolumeDriver.open({ dir });
+    }
+    case 'fake': {
+      const { fakeLatencyMs, fakeFailureRate, fakeJournal } = config.driver;
+      logger.info({ driver: 'fake', latencyMs: fakeLatencyMs, failureRate: fakeFailureRate, journal: fakeJournal || undefined }, 'volume driver ready');
+      return FakeVolumeDriver.open({
+        latencyMs: fakeLatencyMs,
+        failureRate: fakeFailureRate,
+        journalPath: fakeJournal,
+        ...(deps.random ? { random: deps.random } : {}),
+      });
+    }
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * The `fake` driver: no storage at all. Each call waits `latencyMs`, fails with probability
+ * `failureRate` (a non-retryable DriverError), and is recorded in a journal shared by every
+ * member (`fake-journal.ts` reads it back), so tests can prove that no two calls on one resource
+ * overlapped and that nothing ran twice. Being stateless, it succeeds for anything that passes
+ * validation, which keeps it deterministic however members interleave; the journal checker, not
+ * the driver, judges the interleaving.
+ *
+ * Journal writes: the file is opened with `O_APPEND` and each line goes out in one `write`, so
+ * lines of concurrent processes never interleave; within a process writes are serialised.
+ * The start line is written before the work and the end line after it.
+ */
+import { type FileHandle, open } from 'node:fs/promises';
+import { ClosedError, DriverError } from '../errors.js';
+import { sleep } from '../lifecycle/clock.js';
+import { formatJournalEntry, type JournalEntry } from './fake-journal.js';
+import {
+  checkNotAborted,
+  checkResourceId,
+  checkSizeGiB,
+  type DriverCall,
+  type DriverContext,
+  type SnapshotSpec,
+  type VolumeDriver,
+  type VolumeRef,
+  type VolumeSpec,
+} from './volume-driver.js';
+
+/** Call numbers are unique per process (not per driver), so `(pid, seq)` identifies a call. */
+let lastSeq = 0;
+
+/** Options of {@link FakeVolumeDriver}. */
+export interface FakeVolumeDriverOptions {
+  /** How long each call takes (`driver.fakeLatencyMs`). */
+  readonly latencyMs?: number;
+  /** Share of calls that fail, 0..1 (`driver.fakeFailureRate`). */
+  readonly failureRate?: number;
+  /** Journal file shared by all members (`driver.fakeJournal`); none when empty or absent. */
+  readonly journalPath?: string;
+  /** Source of randomness in [0, 1); inject a seeded one in tests. Default Math.random. */
+  readonly random?: () => number;
+  /** Declares active/active support; false only to test the refusal. Default true. */
+  readonly supportsActiveActive?: boolean;
+}
+
+/** See the module doc. */
+export class FakeVolumeDriver implements VolumeDriver {
+  readonly name = 'fake';
+  readonly supportsActiveActive: boolean;
+  private readonly latencyMs: number;
+  private readonly failureRate: number;
+  private readonly random: () => number;
+  private journal: FileHandle | undefined;
+  private writes: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(options: FakeVolumeDriverOptions, journal: FileHandle | undefined) {
+    this.latencyMs = options.latencyMs ?? 0;
+    this.failureRate = options.failureRate ?? 0;
+    this.random = options.random ?? Math.random;
+    this.supportsActiveActive = options.supportsActiveActive ?? true;
+    this.journal = journal;
+  }
+
+  /** Opens the journal (if any) for appending and returns the driver. */
+  static async open(options: FakeVolumeDriverOptions = {}): Promise<FakeVolumeDriver> {
+    const journal = options.journalPath ? await open(options.journalPath, 'a', 0o600) : undefined;
+    return new FakeVolumeDriver(options, journal);
+  }
+
+  async createVolume(volume: VolumeSpec, ctx: DriverContext): Promise<void> {
+    checkResourceId(volume.id, 'volume');
+    checkSizeGiB(volume.sizeGiB);
+    await this.perform('createVolume', `volume:${volume.id}`, ctx);
+  }
+
+  async deleteVolume(volume: VolumeRef, ctx: DriverContext): Promise<void> {
+    checkResourceId(volume.id, 'volume');
+    await this.perform('deleteVolume', `volume:${volume.id}`, ctx);
+  }
+
+  async extendVolume(volume: VolumeRef, newSizeGiB: number, ctx: DriverContext): Promise<void> {
+    checkResourceId(volume.id, 'volume');
+    checkSizeGiB(newSizeGiB);
+    await this.perform('extendVolume', `volume:${volume.id}`, ctx);
+  }
+
+  async createSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void> {
+    checkResourceId(snapshot.id, 'snapshot');
+    checkResourceId(snapshot.volumeId, 'volume');
+    await this.perform('createSnapshot', `snapshot:${snapshot.id}`, ctx);
+  }
+
+  async deleteSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void> {
+    checkResourceId(snapshot.id, 'snapshot');
+    await this.perform('deleteSnapshot', `snapshot:${snapshot.id}`, ctx);
+  }
+
+  /** Flushes pending journal lines and closes the journal. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.writes;
+    await this.journal?.close();
+    this.journal = undefined;
+  }
+
+  private async perform(call: DriverCall, resource: string, ctx: DriverContext): Promise<void> {
+    if (this.closed) throw new ClosedError('fake volume driver');
+    checkNotAborted(ctx, call);
+    const seq = ++lastSeq;
+    const line = (event: 'start' | 'end', extra: Partial<JournalEntry> = {}): JournalEntry => ({
+      call,
+      resource,
+      opId: ctx.opId,
+      member: ctx.member,
+      pid: process.pid,
+      seq,
+      event,
+      ...extra,
+      t: performance.timeOrigin + performance.now(),
+    });
+    await this.record(line('start'));
+    try {
+      if (this.latencyMs > 0) await sleep(this.latencyMs, ctx.signal);
+      if (this.failureRate > 0 && this.random() < this.failureRate) {
+        throw new DriverError(this.name, call, `injected failure on ${resource}`);
+      }
+    } catch (err) {
+      await this.record(line('end', { ok: false, error: err instanceof Error ? err.message : String(err) }));
+      throw err;
+    }
+    await this.record(line('end', { ok: true }));
+  }
+
+  /** Appends one line; lines of this process go out in order, each in a single write. */
+  private record(entry: JournalEntry): Promise<void> {
+    const journal = this.journal;
+    if (!journal) return Promise.resolve();
+    const data = Buffer.from(formatJournalEntry(entry));
+    const write = this.writes.then(async () => {
+      await journal.write(data);
+    });
+    this.writes = write.catch(() => undefined);
+    return write;
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The VolumeDriver port: what the volume manager asks of the storage backend.
+ *
+ * The manager calls a driver only while it holds the op's locks (Cinder's names:
+ * `<volume>-delete_volume`, `<snapshot>-delete_snapshot`, …) and only after claiming the op,
+ * so one call per resource runs at a time cluster-wide. Every call is nevertheless idempotent,
+ * because a call can run again after its worker died before recording the outcome (cleanup
+ * re-runs a delete; a takeover re-runs a create): repeating a call that succeeded succeeds and
+ * changes nothing. Each call takes a {@link DriverContext} whose `signal` the driver honours
+ * between steps (the manager aborts it when its lock or lease is lost).
+ *
+ * Errors: {@link DriverError} (`retryable` says whether the same call may succeed later),
+ * `InvalidInputError` for an id or size the driver cannot accept, `AbortedError` when the
+ * signal aborted (the call may have been partly done; repeating it is safe), `ClosedError`.
+ * The manager maps a failed call to Cinder's error statuses (`error`, `error_deleting`,
+ * `error_extending`, snapshot `error`/`error_deleting`).
+ */
+import { AbortedError, ActiveActiveUnsupportedError, InvalidInputError } from '../errors.js';
+
+/** What every driver call carries. */
+export interface DriverContext {
+  /** Aborts the call (lock or lease lost, shutdown); honoured between steps. */
+  readonly signal: AbortSignal;
+  /** Host id of the member making the call, `<host>@<backend>`. */
+  readonly member: string;
+  /** The operation this call belongs to (the op record's id). */
+  readonly opId: string;
+}
+
+/** A volume to create. */
+export interface VolumeSpec {
+  readonly id: string;
+  /** Size in GiB (Cinder's unit), a positive integer. */
+  readonly sizeGiB: number;
+}
+
+/** An existing volume. */
+export interface VolumeRef {
+  readonly id: string;
+}
+
+/** A snapshot of a volume. */
+export interface SnapshotSpec {
+  readonly id: string;
+  readonly volumeId: string;
+}
+
+/** See the module doc. */
+export interface VolumeDriver {
+  /** The driver's name, as configured (`file`, `fake`). */
+  readonly name: string;
+  /**
+   * True when several members may run calls against the same backend at once (Cinder's
+   * `SUPPORTS_ACTIVE_ACTIVE`). A clustered worker refuses to start with a driver without it;
+   * see {@link requireActiveActive}.
+   */
+  readonly supportsActiveActive: boolean;
+  /** Creates the volume. Succeeds if it already exists with this size. */
+  createVolume(volume: VolumeSpec, ctx: DriverContext): Promise<void>;
+  /** Deletes the volume. Succeeds if it does not exist. */
+  deleteVolume(volume: VolumeRef, ctx: DriverContext): Promise<void>;
+  /**
+   * Grows the volume to `newSizeGiB`. Succeeds if it already has that size; refuses to shrink
+   * (DriverError, not retryable).
+   */
+  extendVolume(volume: VolumeRef, newSizeGiB: number, ctx: DriverContext): Promise<void>;
+  /** Snapshots the volume as it is now. Succeeds if the snapshot already exists. */
+  createSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void>;
+  /** Deletes the snapshot. Succeeds if it does not exist. */
+  deleteSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void>;
+  /** Releases what the driver holds; later calls fail with ClosedError. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The calls of {@link VolumeDriver}, by name. */
+export type DriverCall = 'createVolume' | 'deleteVolume' | 'extendVolume' | 'createSnapshot' | 'deleteSnapshot';
+
+/** Largest volume size accepted, in GiB (1 PiB). */
+export const MAX_VOLUME_SIZE_GIB = 1024 * 1024;
+
+/** Bytes in a GiB. */
+export const GIB = 1024 ** 3;
+
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;
+
+/**
+ * Refuses a driver that does not support active/active when the worker is clustered, as
+ * Cinder refuses `SUPPORTS_ACTIVE_ACTIVE = False` with `cluster` set.
+ *
+ * @throws ActiveActiveUnsupportedError
+ */
+export function requireActiveActive(driver: Pick<VolumeDriver, 'name' | 'supportsActiveActive'>, clustered: boolean): void {
+  if (clustered && !driver.supportsActiveActive) throw new ActiveActiveUnsupportedError(driver.name);
+}
+
+/** Checks a volume or snapshot id: it becomes part of a file name. @throws InvalidInputError */
+export function checkResourceId(id: string, what: string): void {
+  if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
+    throw new InvalidInputError(`${what} id ${JSON.stringify(id)} must be 1-255 letters, digits, ".", "_" or "-", not starting with a symbol`);
+  }
+}
+
+/** Checks a size in GiB. @throws InvalidInputError */
+export function checkSizeGiB(sizeGiB: number): void {
+  if (!Number.isInteger(sizeGiB) || sizeGiB < 1 || sizeGiB > MAX_VOLUME_SIZE_GIB) {
+    throw new InvalidInputError(`size must be a whole number of GiB from 1 to ${MAX_VOLUME_SIZE_GIB}, got ${String(sizeGiB)}`);
+  }
+}
+
+/** Throws AbortedError when the call's signal has aborted. */
+export function checkNotAborted(ctx: DriverContext, call: DriverCall): void {
+  if (ctx.signal.aborted) throw new AbortedError(`driver call ${call}`, { cause: ctx.signal.reason });
+}

@@ -1,0 +1,89 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AbortedError, ClosedError, InvalidInputError } from '../../src/errors.js';
+import type { DriverContext, VolumeDriver } from '../../src/drivers/volume-driver.js';
+
+/** Makes a fresh driver (and frees what it used on `cleanup`). */
+export type DriverFactory = () => Promise<{ readonly driver: VolumeDriver; cleanup(): Promise<void> }>;
+
+let seq = 0;
+function ctx(overrides: Partial<DriverContext> = {}): DriverContext {
+  seq++;
+  return { signal: new AbortController().signal, member: 'node1@be', opId: `op-${seq}`, ...overrides };
+}
+
+/**
+ * The VolumeDriver contract: what every driver guarantees to the volume manager. Runs on the
+ * file driver (a real temp directory) and the fake driver.
+ */
+export function describeVolumeDriverContract(name: string, make: DriverFactory): void {
+  describe(`VolumeDriver contract: ${name}`, () => {
+    let driver: VolumeDriver;
+    let cleanup: () => Promise<void>;
+    beforeEach(async () => {
+      ({ driver, cleanup } = await make());
+    });
+    afterEach(async () => {
+      await driver.close();
+      await cleanup();
+    });
+
+    it('has a name and supports active/active', () => {
+      expect(driver.name).toMatch(/^[a-z]+$/);
+      expect(driver.supportsActiveActive).toBe(true);
+    });
+
+    it('runs a whole volume life: create, snapshot, extend, delete snapshot, delete', async () => {
+      await driver.createVolume({ id: 'vol-a', sizeGiB: 1 }, ctx());
+      await driver.createSnapshot({ id: 'snap-a', volumeId: 'vol-a' }, ctx());
+      await driver.extendVolume({ id: 'vol-a' }, 2, ctx());
+      await driver.deleteSnapshot({ id: 'snap-a', volumeId: 'vol-a' }, ctx());
+      await driver.deleteVolume({ id: 'vol-a' }, ctx());
+    });
+
+    it('makes every call idempotent: repeating a call that succeeded succeeds', async () => {
+      const create = ctx();
+      await driver.createVolume({ id: 'vol-b', sizeGiB: 1 }, create);
+      await driver.createVolume({ id: 'vol-b', sizeGiB: 1 }, create);
+      const snap = ctx();
+      await driver.createSnapshot({ id: 'snap-b', volumeId: 'vol-b' }, snap);
+      await driver.createSnapshot({ id: 'snap-b', volumeId: 'vol-b' }, snap);
+      const extend = ctx();
+      await driver.extendVolume({ id: 'vol-b' }, 3, extend);
+      await driver.extendVolume({ id: 'vol-b' }, 3, extend);
+      const dropSnap = ctx();
+      await driver.deleteSnapshot({ id: 'snap-b', volumeId: 'vol-b' }, dropSnap);
+      await driver.deleteSnapshot({ id: 'snap-b', volumeId: 'vol-b' }, dropSnap);
+      const drop = ctx();
+      await driver.deleteVolume({ id: 'vol-b' }, drop);
+      await driver.deleteVolume({ id: 'vol-b' }, drop);
+    });
+
+    it('deletes what never existed without complaint', async () => {
+      await driver.deleteVolume({ id: 'never-created' }, ctx());
+      await driver.deleteSnapshot({ id: 'never-created', volumeId: 'never-created' }, ctx());
+    });
+
+    it('refuses ids that are not plain names and sizes that are not whole GiB', async () => {
+      for (const id of ['', '../etc', 'a/b', '.hidden', 'x'.repeat(300)]) {
+        await expect(driver.createVolume({ id, sizeGiB: 1 }, ctx())).rejects.toBeInstanceOf(InvalidInputError);
+        await expect(driver.deleteVolume({ id }, ctx())).rejects.toBeInstanceOf(InvalidInputError);
+        await expect(driver.createSnapshot({ id, volumeId: 'vol' }, ctx())).rejects.toBeInstanceOf(InvalidInputError);
+      }
+      for (const sizeGiB of [0, -1, 1.5, Number.NaN]) {
+        await expect(driver.createVolume({ id: 'vol-c', sizeGiB }, ctx())).rejects.toBeInstanceOf(InvalidInputError);
+      }
+    });
+
+    it('does nothing once the call is aborted', async () => {
+      const signal = AbortSignal.abort(new Error('lock lost'));
+      await expect(driver.createVolume({ id: 'vol-d', sizeGiB: 1 }, ctx({ signal }))).rejects.toBeInstanceOf(AbortedError);
+      await expect(driver.deleteVolume({ id: 'vol-d' }, ctx({ signal }))).rejects.toBeInstanceOf(AbortedError);
+    });
+
+    it('is closed by close(), which is idempotent', async () => {
+      await driver.close();
+      await driver.close();
+      await expect(driver.createVolume({ id: 'vol-e', sizeGiB: 1 }, ctx())).rejects.toBeInstanceOf(ClosedError);
+    });
+  });
+}
