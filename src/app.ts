@@ -9,6 +9,8 @@ import { ApiServer } from './api/server.js';
 import { redactConfig } from './config/redact.js';
 import { clusterId, hostId, isClustered } from './config/rules.js';
 import type { Config } from './config/schema.js';
+import { createDriver } from './drivers/create-driver.js';
+import { requireActiveActive, type VolumeDriver } from './drivers/volume-driver.js';
 import { createEtcdClient } from './etcd/client.js';
 import { KeyLayout } from './etcd/keys.js';
 import { VOLUME_BINARY } from './identity.js';
@@ -27,6 +29,7 @@ import type { Logger } from './observability/logger.js';
 import { createRegistry } from './observability/metrics.js';
 import { Health } from './ops/health.js';
 import { OpsServer } from './ops/ops-server.js';
+import { createJobBus, jobBusReadiness } from './routing/create-job-bus.js';
 import { EtcdStateStore } from './state/etcd-state-store.js';
 import { createStateMetrics } from './state/metrics.js';
 import { SQLITE_STATE_FILE, SqliteStateStore } from './state/sqlite-state-store.js';
@@ -149,6 +152,11 @@ export function createApp(config: Config, options: AppOptions): App {
     await member.start();
   };
   if (worker) health.addReadiness('membership', () => (member?.joined ? { ok: true } : { ok: false, detail: 'not joined to the cluster' }));
+  // The job bus: RabbitMQ in a cluster, in-process on a single node. The API publishes on it,
+  // the worker consumes from it; /readyz fails while it is not connected.
+  const jobBus = createJobBus(config, { identity: { cluster: clusterId(config), host: hostId(config) }, logger, registry });
+  health.addReadiness('job-bus', jobBusReadiness(jobBus));
+  let driver: VolumeDriver | undefined;
 
   const startSteps: Step[] = [
     // Token files first: a bad one is a configuration error, found before anything listens.
@@ -158,6 +166,7 @@ export function createApp(config: Config, options: AppOptions): App {
     { name: 'state store', run: async () => (store = createStateStore(config, { clock, registry, logger, etcd: etcdClient })) },
     { name: 'ops listener', run: async () => (addresses.ops = await ops.listen(config.ops.listen)) },
     { name: 'membership', run: openMembership },
+    { name: 'job bus', run: () => jobBus.start() },
   ];
   if (api) {
     startSteps.push({
@@ -179,11 +188,25 @@ export function createApp(config: Config, options: AppOptions): App {
     });
     startSteps.push({ name: 'api listener', run: async () => (addresses.api = await api.listen(config.api.listen)) });
   }
+  if (worker) {
+    startSteps.push({
+      name: 'volume driver',
+      run: async () => {
+        driver = await createDriver(config, { logger });
+        // Cinder's SUPPORTS_ACTIVE_ACTIVE gate: a clustered worker refuses a node-local driver.
+        // It refuses before joining, so it never shows as a member.
+        requireActiveActive(driver, isClustered(config));
+      },
+    });
+  }
   if (worker) startSteps.push({ name: 'join cluster', run: joinCluster });
 
   const stopSteps: Step[] = [
     { name: 'readiness off', run: async () => health.startDraining() },
     ...(api ? [{ name: 'api listener', run: () => api.close() }] : []),
+    // Workers stop consuming (the broker requeues what was not settled) before leaving.
+    { name: 'job bus', run: () => jobBus.close() },
+    { name: 'volume driver', run: async () => driver?.close() },
     // Membership is left (peers see it at once), then the session lease revoked.
     { name: 'membership leave', run: async () => member?.close() },
     { name: 'sessions', run: async () => locking?.sessions.close() },

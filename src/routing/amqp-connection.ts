@@ -13,7 +13,7 @@ import pRetry from 'p-retry';
 import { redactUrl } from '../config/redact.js';
 import { AbortedError, BackendUnavailableError, ClosedError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { describeError, pause } from './dispatch.js';
+import { describeError, pause, withDeadline } from './dispatch.js';
 import type { BusState, BusStateChange } from './job-bus.js';
 import type { RoutingMetrics } from './metrics.js';
 
@@ -132,7 +132,7 @@ export class AmqpConnection {
     this.stop.abort(new ClosedError('job bus'));
     const session = this.session;
     this.session = undefined;
-    if (session) await session.model.close().catch(() => undefined);
+    if (session) await closeModel(session.model, this.settings.connectTimeoutMs);
     this.setState('closed');
     this.deps.metrics.amqpConnectionUp.set(0);
     await this.running;
@@ -159,7 +159,7 @@ export class AmqpConnection {
         continue;
       }
       if (this.stop.signal.aborted) {
-        await session.model.close().catch(() => undefined);
+        await closeModel(session.model, this.settings.connectTimeoutMs);
         return;
       }
       await this.serve(session);
@@ -198,13 +198,18 @@ export class AmqpConnection {
   /** One connection attempt: connect, confirm channel, setup. Errors become retryable ones. */
   private async open(attempt: number): Promise<AmqpSession> {
     let model: ChannelModel | undefined;
+    let session: AmqpSession | undefined;
     try {
       model = await connect(withHeartbeat(this.settings.url, this.settings.heartbeatSeconds), await this.socketOptions());
-      const session = await this.createSession(model);
-      await this.deps.setup(session);
+      session = await this.createSession(model);
+      // Bounded: right after a broker restart, a consume on a quorum queue that is still
+      // recovering was seen to block its channel (and the deliveries already sent to it).
+      await withDeadline(this.deps.setup(session), this.settings.connectTimeoutMs, 'declaring the topology and consumers');
       return session;
     } catch (err) {
-      if (model) await model.close().catch(() => undefined);
+      // Abort the session first: a setup that is still running must see it is dead.
+      session?.reset('connection setup failed');
+      if (model) await closeModel(model, this.settings.connectTimeoutMs);
       throw new BackendUnavailableError('amqp', `RabbitMQ connection attempt ${attempt} failed: ${redactUrl(describeError(err))}`, {
         cause: err,
       });
@@ -226,7 +231,7 @@ export class AmqpConnection {
       if (lost.signal.aborted) return;
       this.deps.logger.warn({ reason }, 'resetting the RabbitMQ connection');
       gone(new Error(reason));
-      void model.close().catch(() => undefined);
+      void closeModel(model, this.settings.connectTimeoutMs);
     };
     const confirm = await model.createConfirmChannel();
     const returned = new Set<string>();
@@ -275,4 +280,17 @@ export function withHeartbeat(url: string, heartbeatSeconds: number): string {
   const parsed = new URL(url);
   if (!parsed.searchParams.has('heartbeat')) parsed.searchParams.set('heartbeat', String(heartbeatSeconds));
   return parsed.toString();
+}
+
+/**
+ * Closes a connection politely, but never waits more than `ms` for a broker that does not
+ * answer: then the socket is destroyed (the broker returns the unacknowledged messages).
+ */
+async function closeModel(model: ChannelModel, ms: number): Promise<void> {
+  try {
+    await withDeadline(model.close(), ms, 'closing the connection');
+  } catch {
+    const stream = (model.connection as unknown as { stream?: { destroy(): void } }).stream;
+    stream?.destroy();
+  }
 }

@@ -148,6 +148,7 @@ export class AmqpJobBus implements JobBus {
         topology: this.topology,
         cluster: this.identity.cluster,
         maxDeliveries: this.settings.maxDeliveries,
+        attachTimeoutMs: this.settings.connectTimeoutMs,
         logger: this.logger,
         deadLetter: (session, msg, queue, reason, detail, deliveries) => this.deadLetter(session, msg, queue, reason, detail, deliveries),
         forget: (s) => this.subscriptions.delete(s),

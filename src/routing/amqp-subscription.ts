@@ -1,13 +1,19 @@
 /**
  * One consumer of the cluster queue and this member's host queue on RabbitMQ: vets each
  * message, runs the handler, and settles the message on the channel it came from.
+ *
+ * Each queue has its own channel (a "lane"). Right after a broker restart RabbitMQ 3.10 was
+ * seen to block a `basic.consume` on a quorum queue that was still recovering, and with it the
+ * whole channel — including deliveries it had already taken from another queue, which then
+ * stayed unacknowledged and out of reach. One channel per queue keeps that from trapping
+ * cluster work, and the host lane attaches in the background so it cannot hold up readiness.
  */
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { AbortedError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { AmqpSession } from './amqp-connection.js';
 import { deliveryCountOf } from './amqp-publish.js';
-import { pause, runHandler, vet } from './dispatch.js';
+import { describeError, pause, runHandler, vet, withDeadline } from './dispatch.js';
 import type { Disposition, JobHandler, JobSubscription } from './job-bus.js';
 import type { DeadLetterReason } from './job-message.js';
 import { type Topology, workQueueArguments } from './routes.js';
@@ -17,6 +23,8 @@ export interface SubscriptionContext {
   readonly topology: Topology;
   readonly cluster: string;
   readonly maxDeliveries: number;
+  /** Bound on attaching one lane (`amqp.connectTimeoutMs`). */
+  readonly attachTimeoutMs: number;
   readonly logger: Logger;
   /** Copies the message to the dead-letter exchange with a reason; resolves once confirmed. */
   deadLetter(session: AmqpSession, msg: ConsumeMessage, queue: string, reason: DeadLetterReason, detail: string, deliveries: number): Promise<void>;
@@ -26,18 +34,26 @@ export interface SubscriptionContext {
 
 type Via = 'cluster' | 'host';
 
+/** One queue consumed on its own channel of one connection. */
+interface Lane {
+  readonly queue: string;
+  readonly via: Via;
+  readonly channel: Channel;
+  readonly session: AmqpSession;
+  consumerTag?: string;
+}
+
 /**
  * See the module doc and {@link JobSubscription}.
  *
- * Failure semantics: the channel belongs to one connection. When it is lost, the broker
- * requeues what this member held; handlers still running finish, but their dispositions are
- * dropped (their delivery signal aborted). `attach` is called again on the next connection.
+ * Failure semantics: lanes belong to one connection. When it is lost, the broker requeues what
+ * this member held; handlers still running finish, but their dispositions are dropped (their
+ * delivery signal aborted). `attach` is called again on the next connection.
  */
 export class AmqpSubscription implements JobSubscription {
   private activeValue = true;
   private inFlightValue = 0;
-  private channel: Channel | undefined;
-  private consumerTags: string[] = [];
+  private lanes: Lane[] = [];
   private readonly cancelled = new AbortController();
   private readonly idleWaiters = new Set<() => void>();
   private cancelling: Promise<void> | undefined;
@@ -56,35 +72,21 @@ export class AmqpSubscription implements JobSubscription {
     return this.inFlightValue;
   }
 
-  /** Opens a channel on `session` and starts consuming both queues. */
+  /**
+   * Declares this host's queue, starts consuming the cluster queue (awaited), and starts the
+   * host lane in the background (retried while the connection lives).
+   */
   async attach(session: AmqpSession): Promise<void> {
-    if (!this.activeValue) return;
+    if (!this.activeValue || session.signal.aborted) return;
     const { clusterQueue, hostQueue, exchange, deadExchange } = this.ctx.topology;
-    const ch = await session.model.createChannel();
-    ch.on('error', (err: Error) => this.ctx.logger.debug({ error: err.message }, 'consumer channel error'));
-    ch.on('close', () => {
-      // Closed by us after a cancel, or with its connection: nothing to do. Otherwise a channel
-      // error killed it while the connection lives: start over so consumption resumes.
-      if (this.channel === ch && this.activeValue) session.reset('a consumer channel closed');
+    // Lanes of earlier connections are dead; a late attach of a dead one must not touch ours.
+    this.lanes = this.lanes.filter((l) => l.session === session);
+    const cluster = await this.openLane(session, clusterQueue, 'cluster', async (ch) => {
+      await ch.assertQueue(hostQueue, { durable: true, arguments: workQueueArguments(deadExchange) });
+      await ch.bindQueue(hostQueue, exchange, hostQueue);
     });
-    // Quorum queues support only per-consumer prefetch, so this applies to each queue.
-    await ch.prefetch(this.prefetch);
-    await ch.assertQueue(hostQueue, { durable: true, arguments: workQueueArguments(deadExchange) });
-    await ch.bindQueue(hostQueue, exchange, hostQueue);
-    this.channel = ch;
-    this.consumerTags = [];
-    for (const [queue, via] of [
-      [clusterQueue, 'cluster'],
-      [hostQueue, 'host'],
-    ] as const) {
-      const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(ch, session, queue, via, msg), { noAck: false });
-      this.consumerTags.push(consumerTag);
-    }
-    if (!this.activeValue) {
-      // Cancelled while attaching: undo.
-      await Promise.all(this.consumerTags.map((tag) => ch.cancel(tag).catch(() => undefined)));
-      this.closeIfIdle();
-    }
+    if (!cluster) return;
+    void this.attachHostLane(session);
   }
 
   async cancel(): Promise<void> {
@@ -93,11 +95,9 @@ export class AmqpSubscription implements JobSubscription {
     this.cancelled.abort();
     this.ctx.forget(this);
     this.cancelling = (async () => {
-      const ch = this.channel;
-      if (!ch) return;
-      // Closing the channel would return the deliveries in flight; cancel only stops new ones.
-      // The channel closes once the last delivery in flight is settled.
-      await Promise.all(this.consumerTags.map((tag) => ch.cancel(tag).catch(() => undefined)));
+      // Closing the channels would return the deliveries in flight; cancel only stops new ones.
+      // The channels close once the last delivery in flight is settled.
+      await Promise.all(this.lanes.map((lane) => this.stopLane(lane)));
       this.closeIfIdle();
     })();
     return this.cancelling;
@@ -121,22 +121,83 @@ export class AmqpSubscription implements JobSubscription {
     });
   }
 
-  private onMessage(ch: Channel, session: AmqpSession, queue: string, via: Via, msg: ConsumeMessage | null): void {
-    if (msg === null) {
-      // The broker cancelled the consumer (its queue was deleted): redeclare by reconnecting.
-      if (this.activeValue) session.reset(`the broker cancelled the consumer of ${queue}`);
-      return;
+  private async attachHostLane(session: AmqpSession): Promise<void> {
+    const { hostQueue } = this.ctx.topology;
+    for (let attempt = 1; this.activeValue && !session.signal.aborted; attempt++) {
+      try {
+        await this.openLane(session, hostQueue, 'host');
+        return;
+      } catch (err) {
+        this.ctx.logger.warn({ queue: hostQueue, attempt, error: describeError(err) }, 'cannot consume the host queue yet; retrying');
+        await pause(Math.min(30_000, 1_000 * 2 ** attempt), session.signal, this.cancelled.signal);
+      }
     }
-    void this.handle(ch, session, queue, via, msg);
   }
 
-  private async handle(ch: Channel, session: AmqpSession, queue: string, via: Via, msg: ConsumeMessage): Promise<void> {
+  /** Opens a channel, consumes `queue` on it, and records the lane. Undefined if cancelled meanwhile. */
+  private async openLane(session: AmqpSession, queue: string, via: Via, before?: (ch: Channel) => Promise<void>): Promise<Lane | undefined> {
+    const ch = await session.model.createChannel();
+    const lane: Lane = { queue, via, channel: ch, session };
+    ch.on('error', (err: Error) => this.ctx.logger.debug({ error: err.message, queue }, 'consumer channel error'));
+    ch.on('close', () => {
+      // Closed by us (cancel, a timed-out attach) or with its connection: nothing to do.
+      // Otherwise a channel error killed it while the connection lives: start over.
+      if (this.lanes.includes(lane) && this.activeValue) session.reset(`the consumer channel of ${queue} closed`);
+    });
+    if (session.signal.aborted) {
+      // The connection went while attaching; the next one attaches again.
+      void ch.close().catch(() => undefined);
+      return undefined;
+    }
+    // Registered before consuming: with a backlog, deliveries arrive right behind consume-ok,
+    // and their acks must find the lane (a skipped ack would jam the prefetch window).
+    this.lanes.push(lane);
+    try {
+      await withDeadline(
+        (async () => {
+          if (before) await before(ch);
+          // Quorum queues support only per-consumer prefetch: this is per lane.
+          await ch.prefetch(this.prefetch);
+          const { consumerTag } = await ch.consume(queue, (msg) => this.onMessage(lane, msg), { noAck: false });
+          lane.consumerTag = consumerTag;
+        })(),
+        this.ctx.attachTimeoutMs,
+        `consuming ${queue}`,
+      );
+    } catch (err) {
+      this.lanes = this.lanes.filter((l) => l !== lane);
+      void ch.close().catch(() => undefined);
+      throw err;
+    }
+    if (!this.activeValue) {
+      // Cancelled while attaching: undo.
+      await this.stopLane(lane);
+      this.closeIfIdle();
+      return undefined;
+    }
+    return lane;
+  }
+
+  private async stopLane(lane: Lane): Promise<void> {
+    if (lane.consumerTag) await lane.channel.cancel(lane.consumerTag).catch(() => undefined);
+  }
+
+  private onMessage(lane: Lane, msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      // The broker cancelled the consumer (its queue was deleted): redeclare by reconnecting.
+      if (this.activeValue) lane.session.reset(`the broker cancelled the consumer of ${lane.queue}`);
+      return;
+    }
+    void this.handle(lane, msg);
+  }
+
+  private async handle(lane: Lane, msg: ConsumeMessage): Promise<void> {
     this.inFlightValue++;
     const deliveryCount = deliveryCountOf(msg.properties.headers);
     try {
       if (!this.activeValue) {
         // Arrived between cancel() and the broker's cancel-ok: hand it straight back.
-        this.settle(ch, session, () => ch.nack(msg, false, true));
+        this.settle(lane, () => lane.channel.nack(msg, false, true));
         return;
       }
       const verdict = vet(msg.content, deliveryCount, { cluster: this.ctx.cluster, maxDeliveries: this.ctx.maxDeliveries });
@@ -145,14 +206,14 @@ export class AmqpSubscription implements JobSubscription {
           ? { type: 'dead-letter', reason: verdict.reason, detail: verdict.detail }
           : await runHandler(
               this.handler,
-              { job: verdict.job, via, deliveryCount, redelivered: msg.fields.redelivered, signal: session.signal },
+              { job: verdict.job, via: lane.via, deliveryCount, redelivered: msg.fields.redelivered, signal: lane.session.signal },
               this.ctx.logger,
             );
-      await this.apply(ch, session, queue, msg, disposition, deliveryCount);
+      await this.apply(lane, msg, disposition, deliveryCount);
     } catch (err) {
       // Only the dead-letter publish can fail here; the message stays and comes back.
-      this.ctx.logger.error({ err, queue }, 'could not settle a delivery; it will be redelivered');
-      this.settle(ch, session, () => ch.nack(msg, false, true));
+      this.ctx.logger.error({ err, queue: lane.queue }, 'could not settle a delivery; it will be redelivered');
+      this.settle(lane, () => lane.channel.nack(msg, false, true));
     } finally {
       this.inFlightValue--;
       if (this.inFlightValue === 0) {
@@ -163,33 +224,34 @@ export class AmqpSubscription implements JobSubscription {
     }
   }
 
-  private async apply(ch: Channel, session: AmqpSession, queue: string, msg: ConsumeMessage, d: Disposition, deliveries: number): Promise<void> {
+  private async apply(lane: Lane, msg: ConsumeMessage, d: Disposition, deliveries: number): Promise<void> {
+    const ch = lane.channel;
     switch (d.type) {
       case 'ack':
-        return this.settle(ch, session, () => ch.ack(msg));
+        return this.settle(lane, () => ch.ack(msg));
       case 'drop':
-        this.ctx.logger.debug({ reason: d.reason, queue }, 'dropped a duplicate job');
-        return this.settle(ch, session, () => ch.ack(msg));
+        this.ctx.logger.debug({ reason: d.reason, queue: lane.queue }, 'dropped a duplicate job');
+        return this.settle(lane, () => ch.ack(msg));
       case 'dead-letter':
-        if (!this.usable(ch, session)) return;
-        await this.ctx.deadLetter(session, msg, queue, d.reason ?? 'rejected', d.detail, deliveries);
-        return this.settle(ch, session, () => ch.ack(msg));
+        if (!this.usable(lane)) return;
+        await this.ctx.deadLetter(lane.session, msg, lane.queue, d.reason ?? 'rejected', d.detail, deliveries);
+        return this.settle(lane, () => ch.ack(msg));
       case 'requeue':
-        return this.settle(ch, session, () => ch.nack(msg, false, true));
+        return this.settle(lane, () => ch.nack(msg, false, true));
       case 'retry-later':
         // Cut short by cancel (drain: let another member have it) or a lost connection.
-        await pause(d.delayMs, this.cancelled.signal, session.signal);
-        return this.settle(ch, session, () => ch.nack(msg, false, true));
+        await pause(d.delayMs, this.cancelled.signal, lane.session.signal);
+        return this.settle(lane, () => ch.nack(msg, false, true));
     }
   }
 
-  private usable(ch: Channel, session: AmqpSession): boolean {
-    return !session.signal.aborted && this.channel === ch;
+  private usable(lane: Lane): boolean {
+    return !lane.session.signal.aborted && this.lanes.includes(lane);
   }
 
-  /** Runs an ack or nack if the channel it belongs to is still ours and open. */
-  private settle(ch: Channel, session: AmqpSession, action: () => void): void {
-    if (!this.usable(ch, session)) {
+  /** Runs an ack or nack if the lane it belongs to is still ours and open. */
+  private settle(lane: Lane, action: () => void): void {
+    if (!this.usable(lane)) {
       this.ctx.logger.debug('delivery lost with its connection; the broker redelivers it');
       return;
     }
@@ -201,9 +263,9 @@ export class AmqpSubscription implements JobSubscription {
   }
 
   private closeIfIdle(): void {
-    if (this.activeValue || this.inFlightValue > 0 || !this.channel) return;
-    const ch = this.channel;
-    this.channel = undefined;
-    void ch.close().catch(() => undefined);
+    if (this.activeValue || this.inFlightValue > 0 || this.lanes.length === 0) return;
+    const lanes = this.lanes;
+    this.lanes = [];
+    for (const lane of lanes) void lane.channel.close().catch(() => undefined);
   }
 }

@@ -104,6 +104,15 @@ export function pause(ms: number, ...signals: readonly AbortSignal[]): Promise<v
   });
 }
 
+/** Rejects when `work` takes longer than `ms` (the work itself goes on; its outcome is ignored). */
+export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** A short text for logs and readiness details. */
 export function describeError(err: unknown): string {
   return messageOf(err).slice(0, 300);

@@ -107,6 +107,19 @@ export function describeJobBusContract(adapter: string, makeBackend: () => Promi
       expect(rb.seen.length).toBeGreaterThan(0);
     });
 
+    it('drains a backlog published before anyone consumed, settling every delivery', async () => {
+      const bus = await backend.member('a@be', { prefetch: 2 });
+      const sent = [];
+      for (let i = 0; i < 40; i++) sent.push(await bus.publish(job(backend.cluster)));
+      const r = recorder();
+      const sub = await bus.consume(r.handler);
+      await until(() => r.seen.length === 40, '40 deliveries');
+      await sub.idle();
+      await settle(200);
+      expect(r.seen.map((d) => d.job.opId).sort()).toEqual(sent.map((j) => j.opId).sort());
+      expect(r.seen.every((d) => d.deliveryCount === 1)).toBe(true);
+    });
+
     it('drop acknowledges a duplicate without redelivery', async () => {
       const bus = await backend.member('a@be');
       const r = recorder(() => dispositions.drop('owned by a live worker'));

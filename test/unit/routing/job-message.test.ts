@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidInputError } from '../../../src/errors.js';
+import { silentLogger } from '../../../src/observability/logger.js';
+import { withHeartbeat } from '../../../src/routing/amqp-connection.js';
+import { HANDLER_ERROR_RETRY_MS, MAX_RETRY_DELAY_MS, runHandler, vet } from '../../../src/routing/dispatch.js';
+import type { JobDelivery } from '../../../src/routing/job-bus.js';
+import { decodeJob, encodeJob, type JobMessage, MAX_MESSAGE_BYTES } from '../../../src/routing/job-message.js';
+import { clusterQueueName, hostQueueName, topologyFor } from '../../../src/routing/routes.js';
+
+const job: JobMessage = { v: 1, type: 'volume', id: 'vol-1', opId: 'op-1', kind: 'extend_volume', cluster: 'ceph@rbd', attempt: 2, publishedAt: 1_700_000_000_000 };
+const bytes = (value: unknown): Buffer => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
+
+describe('job messages', () => {
+  it('round-trips a job through encode and decode', () => {
+    expect(decodeJob(encodeJob(job))).toEqual({ ok: true, job });
+  });
+
+  it('ignores fields it does not know (additions within a version)', () => {
+    expect(decodeJob(bytes({ ...job, priority: 'high' }))).toEqual({ ok: true, job });
+  });
+
+  it('names why a message cannot be a job', () => {
+    expect(decodeJob(bytes('{oops'))).toMatchObject({ ok: false, reason: 'malformed', detail: expect.stringMatching(/not JSON/) as unknown });
+    expect(decodeJob(bytes({ ...job, kind: 'format_disk' }))).toMatchObject({ ok: false, reason: 'malformed', detail: expect.stringMatching(/kind/) as unknown });
+    expect(decodeJob(bytes({ ...job, attempt: 0 }))).toMatchObject({ ok: false, reason: 'malformed' });
+    expect(decodeJob(bytes({ ...job, id: '../x' }))).toMatchObject({ ok: false, reason: 'malformed' });
+    expect(decodeJob(bytes([1, 2]))).toMatchObject({ ok: false, reason: 'malformed' });
+    expect(decodeJob(bytes(null))).toMatchObject({ ok: false, reason: 'malformed' });
+    expect(decodeJob(bytes({ ...job, v: 2 }))).toMatchObject({ ok: false, reason: 'unsupported-version', detail: 'v=2' });
+    expect(decodeJob(Buffer.alloc(MAX_MESSAGE_BYTES + 1, 32))).toMatchObject({ ok: false, reason: 'oversized' });
+  });
+
+  it('refuses to encode an invalid job', () => {
+    expect(() => encodeJob({ ...job, cluster: '' })).toThrow(InvalidInputError);
+    expect(() => encodeJob({ ...job, type: 'backup' as never })).toThrow(/type/);
+  });
+});
+
+describe('vetting a delivery', () => {
+  const limits = { cluster: 'ceph@rbd', maxDeliveries: 3 };
+  it('delivers up to the delivery limit and dead-letters the delivery after it', () => {
+    expect(vet(encodeJob(job), 3, limits)).toEqual({ action: 'deliver', job });
+    expect(vet(encodeJob(job), 4, limits)).toMatchObject({ action: 'dead-letter', reason: 'delivery-limit' });
+  });
+
+  it('dead-letters a job of another cluster, and malformed input before counting', () => {
+    expect(vet(encodeJob({ ...job, cluster: 'lvm@lvm' }), 1, limits)).toMatchObject({ action: 'dead-letter', reason: 'misrouted' });
+    expect(vet(bytes('x'), 99, limits)).toMatchObject({ action: 'dead-letter', reason: 'malformed' });
+  });
+});
+
+describe('running a handler', () => {
+  const delivery: JobDelivery = { job, via: 'cluster', deliveryCount: 1, redelivered: false, signal: new AbortController().signal };
+  const logger = silentLogger();
+
+  it('passes valid dispositions through', async () => {
+    expect(await runHandler(async () => ({ type: 'ack' }), delivery, logger)).toEqual({ type: 'ack' });
+    expect(await runHandler(async () => ({ type: 'drop', reason: 'dup' }), delivery, logger)).toEqual({ type: 'drop', reason: 'dup' });
+    expect(await runHandler(async () => ({ type: 'requeue' }), delivery, logger)).toEqual({ type: 'requeue' });
+  });
+
+  it('turns a throw or a nonsense answer into a retry later', async () => {
+    const retry = { type: 'retry-later', delayMs: HANDLER_ERROR_RETRY_MS };
+    expect(await runHandler(() => Promise.reject(new Error('boom')), delivery, logger)).toEqual(retry);
+    expect(await runHandler(async () => undefined as never, delivery, logger)).toEqual(retry);
+    expect(await runHandler(async () => ({ type: 'explode' }) as never, delivery, logger)).toEqual(retry);
+  });
+
+  it('keeps dead-letter reasons bounded and retry delays within [0, 60 s]', async () => {
+    expect(await runHandler(async () => ({ type: 'dead-letter', reason: 'free text' as never, detail: 'd' }), delivery, logger)).toEqual({
+      type: 'dead-letter',
+      reason: 'rejected',
+      detail: 'd',
+    });
+    expect(await runHandler(async () => ({ type: 'retry-later', delayMs: 1e9 }), delivery, logger)).toEqual({ type: 'retry-later', delayMs: MAX_RETRY_DELAY_MS });
+    expect(await runHandler(async () => ({ type: 'retry-later', delayMs: -5 }), delivery, logger)).toEqual({ type: 'retry-later', delayMs: 0 });
+  });
+});
+
+describe('names and URLs', () => {
+  it('derives every name from the prefix, cluster and host', () => {
+    expect(topologyFor('hearth', 'ceph@rbd', 'node1@rbd')).toEqual({
+      exchange: 'hearth',
+      clusterQueue: 'hearth.volume.ceph@rbd',
+      hostQueue: 'hearth.volume.ceph@rbd.node1@rbd',
+      noticeExchange: 'hearth.notices.ceph@rbd',
+      deadExchange: 'hearth.dead',
+      deadQueue: 'hearth.dead',
+    });
+    expect(clusterQueueName('p', 'c@b')).toBe('p.volume.c@b');
+    expect(hostQueueName('p', 'c@b', 'h@b')).toBe('p.volume.c@b.h@b');
+  });
+
+  it('adds the heartbeat to the URL unless it sets one, keeping credentials and vhost', () => {
+    expect(withHeartbeat('amqp://u:p%40ss@rabbit:5672/%2Fprod', 10)).toBe('amqp://u:p%40ss@rabbit:5672/%2Fprod?heartbeat=10');
+    expect(withHeartbeat('amqps://rabbit/vh?heartbeat=3&frameMax=8192', 10)).toBe('amqps://rabbit/vh?heartbeat=3&frameMax=8192');
+  });
+});
