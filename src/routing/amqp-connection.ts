@@ -200,7 +200,7 @@ export class AmqpConnection {
     let model: ChannelModel | undefined;
     let session: AmqpSession | undefined;
     try {
-      model = await connect(withHeartbeat(this.settings.url, this.settings.heartbeatSeconds), await this.socketOptions());
+      model = await connect(withHeartbeat(this.settings.url, this.settings.heartbeatSeconds), await socketOptionsFor(this.settings, this.deps.name));
       session = await this.createSession(model);
       // Bounded: right after a broker restart, a consume on a quorum queue that is still
       // recovering was seen to block its channel (and the deliveries already sent to it).
@@ -244,23 +244,6 @@ export class AmqpConnection {
     return { model, confirm, returned, signal: lost.signal, generation, reset };
   }
 
-  private async socketOptions(): Promise<Record<string, unknown>> {
-    const options: Record<string, unknown> = {
-      timeout: this.settings.connectTimeoutMs,
-      noDelay: true,
-      clientProperties: { connection_name: this.deps.name },
-    };
-    const { caFile, certFile, keyFile, url } = this.settings;
-    if (caFile) options.ca = [await readFile(caFile)];
-    if (certFile) {
-      options.cert = await readFile(certFile);
-      options.key = await readFile(keyFile);
-      // A client certificate and no password: authenticate as the certificate's subject.
-      if (!new URL(url).password) options.credentials = credentials.external();
-    }
-    return options;
-  }
-
   private setState(state: BusState, error?: string): void {
     if (state === this.stateValue) return;
     const change: BusStateChange = { state, previous: this.stateValue, at: Date.now(), ...(error ? { error } : {}) };
@@ -273,6 +256,26 @@ export class AmqpConnection {
       }
     }
   }
+}
+
+/**
+ * amqplib socket options: connect timeout, connection name, and for `amqps://` the CA, the
+ * client certificate and key read from their files. A client certificate with no password in
+ * the URL selects SASL EXTERNAL (the broker takes the user from the certificate).
+ */
+export async function socketOptionsFor(settings: AmqpConnectionSettings, name: string): Promise<Record<string, unknown>> {
+  const options: Record<string, unknown> = {
+    timeout: settings.connectTimeoutMs,
+    noDelay: true,
+    clientProperties: { connection_name: name },
+  };
+  if (settings.caFile) options.ca = [await readFile(settings.caFile)];
+  if (settings.certFile) {
+    options.cert = await readFile(settings.certFile);
+    options.key = await readFile(settings.keyFile);
+    if (!new URL(settings.url).password) options.credentials = credentials.external();
+  }
+  return options;
 }
 
 /** Adds `heartbeat=<s>` to the URL's query unless the URL already sets it. */

@@ -47,6 +47,8 @@ export interface AmqpJobBusDeps {
 interface NoticeListener {
   readonly handler: (notice: Notice) => void | Promise<void>;
   channel?: Channel;
+  /** The connection the channel belongs to. */
+  session?: AmqpSession;
   cancelled: boolean;
 }
 
@@ -77,6 +79,11 @@ export class AmqpJobBus implements JobBus {
       metrics: this.metrics,
       name: `hearth ${deps.identity.host}`,
       setup: (session) => this.setup(session),
+    });
+    // A consumer added between the end of a connection's setup and its going up is attached
+    // here, so it does not wait for the next reconnection.
+    this.connection.onStateChange((change) => {
+      if (change.state === 'up') void this.attachLate();
     });
   }
 
@@ -163,8 +170,9 @@ export class AmqpJobBus implements JobBus {
       try {
         await subscription.attach(session);
       } catch (err) {
-        // The connection failed under us; the next connection attaches it.
-        this.logger.warn({ error: describeError(err) }, 'consumer not attached yet; it starts with the next connection');
+        // Start over: the next connection attaches every subscription, this one included.
+        this.logger.warn({ error: describeError(err) }, 'could not attach a consumer; reconnecting');
+        session.reset('a consumer could not be attached');
       }
     }
     return subscription;
@@ -181,7 +189,12 @@ export class AmqpJobBus implements JobBus {
     };
     options.signal?.addEventListener('abort', () => void cancel(), { once: true });
     const session = this.connection.current();
-    if (session) await this.attachNotices(session, listener).catch((err: unknown) => this.logger.warn({ error: describeError(err) }, 'notice consumer not attached yet'));
+    if (session) {
+      await this.attachNotices(session, listener).catch((err: unknown) => {
+        this.logger.warn({ error: describeError(err) }, 'could not attach a notice consumer; reconnecting');
+        session.reset('a notice consumer could not be attached');
+      });
+    }
     return { cancel };
   }
 
@@ -215,6 +228,18 @@ export class AmqpJobBus implements JobBus {
     return this.closing;
   }
 
+  private async attachLate(): Promise<void> {
+    const session = this.connection.current();
+    if (!session) return;
+    try {
+      for (const subscription of this.subscriptions) if (!subscription.attachedTo(session)) await subscription.attach(session);
+      for (const listener of this.noticeListeners) if (listener.session !== session) await this.attachNotices(session, listener);
+    } catch (err) {
+      this.logger.warn({ error: describeError(err) }, 'could not attach a consumer; reconnecting');
+      session.reset('a consumer could not be attached');
+    }
+  }
+
   /** Declares the topology and re-attaches consumers on every new connection. */
   private async setup(session: AmqpSession): Promise<void> {
     const ch = session.confirm;
@@ -238,6 +263,7 @@ export class AmqpJobBus implements JobBus {
     const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
     await ch.bindQueue(queue, this.topology.noticeExchange, '');
     listener.channel = ch;
+    listener.session = session;
     await ch.consume(
       queue,
       (msg: ConsumeMessage | null) => {

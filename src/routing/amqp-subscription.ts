@@ -72,6 +72,11 @@ export class AmqpSubscription implements JobSubscription {
     return this.inFlightValue;
   }
 
+  /** True once the cluster lane consumes on `session`. */
+  attachedTo(session: AmqpSession): boolean {
+    return this.lanes.some((l) => l.session === session && l.via === 'cluster' && l.consumerTag !== undefined);
+  }
+
   /**
    * Declares this host's queue, starts consuming the cluster queue (awaited), and starts the
    * host lane in the background (retried while the connection lives).
@@ -179,7 +184,9 @@ export class AmqpSubscription implements JobSubscription {
   }
 
   private async stopLane(lane: Lane): Promise<void> {
-    if (lane.consumerTag) await lane.channel.cancel(lane.consumerTag).catch(() => undefined);
+    if (!lane.consumerTag || lane.session.signal.aborted) return;
+    // Bounded: on a silent (partitioned) connection the cancel would never be answered.
+    await withDeadline(lane.channel.cancel(lane.consumerTag), this.ctx.attachTimeoutMs, `cancelling the consumer of ${lane.queue}`).catch(() => undefined);
   }
 
   private onMessage(lane: Lane, msg: ConsumeMessage | null): void {

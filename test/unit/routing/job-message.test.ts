@@ -1,7 +1,10 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/observability/logger.js';
-import { withHeartbeat } from '../../../src/routing/amqp-connection.js';
+import { socketOptionsFor, withHeartbeat } from '../../../src/routing/amqp-connection.js';
 import { HANDLER_ERROR_RETRY_MS, MAX_RETRY_DELAY_MS, runHandler, vet } from '../../../src/routing/dispatch.js';
 import type { JobDelivery } from '../../../src/routing/job-bus.js';
 import { decodeJob, encodeJob, type JobMessage, MAX_MESSAGE_BYTES } from '../../../src/routing/job-message.js';
@@ -94,5 +97,31 @@ describe('names and URLs', () => {
   it('adds the heartbeat to the URL unless it sets one, keeping credentials and vhost', () => {
     expect(withHeartbeat('amqp://u:p%40ss@rabbit:5672/%2Fprod', 10)).toBe('amqp://u:p%40ss@rabbit:5672/%2Fprod?heartbeat=10');
     expect(withHeartbeat('amqps://rabbit/vh?heartbeat=3&frameMax=8192', 10)).toBe('amqps://rabbit/vh?heartbeat=3&frameMax=8192');
+  });
+});
+
+describe('TLS socket options', () => {
+  const base = { heartbeatSeconds: 10, connectTimeoutMs: 1234, reconnectMaxDelayMs: 1000, caFile: '', certFile: '', keyFile: '' };
+
+  it('names the connection and bounds the connect; no TLS material without files', async () => {
+    const options = await socketOptionsFor({ ...base, url: 'amqp://u:p@h/v' }, 'hearth n1@be');
+    expect(options).toEqual({ timeout: 1234, noDelay: true, clientProperties: { connection_name: 'hearth n1@be' } });
+  });
+
+  it('reads the CA and client certificate, and uses EXTERNAL only when the URL has no password', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-tls-'));
+    try {
+      await Promise.all([writeFile(join(dir, 'ca.pem'), 'CA'), writeFile(join(dir, 'c.pem'), 'CERT'), writeFile(join(dir, 'k.pem'), 'KEY')]);
+      const files = { caFile: join(dir, 'ca.pem'), certFile: join(dir, 'c.pem'), keyFile: join(dir, 'k.pem') };
+      const external = await socketOptionsFor({ ...base, ...files, url: 'amqps://rabbit:5671/v' }, 'n');
+      expect((external.ca as Buffer[])[0]?.toString()).toBe('CA');
+      expect((external.cert as Buffer).toString()).toBe('CERT');
+      expect((external.key as Buffer).toString()).toBe('KEY');
+      expect((external.credentials as { mechanism: string }).mechanism).toBe('EXTERNAL');
+      const plain = await socketOptionsFor({ ...base, ...files, url: 'amqps://u:secret@rabbit:5671/v' }, 'n');
+      expect(plain.credentials).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
