@@ -7,6 +7,7 @@
  * consumers and the state the rest of hearth reads (ready or not, since when, why) are ours to
  * rebuild and report either way, and p-retry gives the retry policy one shape across hearth.
  */
+import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { type ChannelModel, type ConfirmChannel, connect, credentials } from 'amqplib';
 import pRetry from 'p-retry';
@@ -218,6 +219,8 @@ export class AmqpConnection {
 
   private async createSession(model: ChannelModel): Promise<AmqpSession> {
     const lost = new AbortController();
+    // Every publish in flight listens on it; hundreds at once are normal, not a leak.
+    setMaxListeners(0, lost.signal);
     const generation = ++this.generation;
     const gone = (reason: unknown): void => {
       if (!lost.signal.aborted) lost.abort(reason instanceof Error ? reason : new Error('connection closed'));
@@ -266,7 +269,6 @@ export class AmqpConnection {
 export async function socketOptionsFor(settings: AmqpConnectionSettings, name: string): Promise<Record<string, unknown>> {
   const options: Record<string, unknown> = {
     timeout: settings.connectTimeoutMs,
-    noDelay: true,
     clientProperties: { connection_name: name },
   };
   if (settings.caFile) options.ca = [await readFile(settings.caFile)];

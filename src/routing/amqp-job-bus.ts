@@ -128,7 +128,7 @@ export class AmqpJobBus implements JobBus {
       this.topology.exchange,
       routingKey,
       content,
-      { contentType: 'application/json', type: 'hearth.job', correlationId: job.opId, appId: 'hearth', headers: { 'x-hearth-v': job.v } },
+      { contentType: 'application/json', type: 'hearth.job', correlationId: job.opId, appId: 'hearth' },
       options.signal,
       options.host ? undefined : job.cluster,
     );
@@ -286,30 +286,41 @@ export class AmqpJobBus implements JobBus {
     signal: AbortSignal | undefined,
     declareCluster?: string,
   ): Promise<'confirmed' | 'returned'> {
-    const deadline = AbortSignal.timeout(this.settings.publishTimeoutMs);
-    const stop = AbortSignal.any(signal ? [signal, deadline] : [deadline]);
-    for (;;) {
-      let session: AmqpSession;
-      try {
-        session = await this.connection.waitForSession(stop);
-        if (declareCluster) await this.declareCluster(session, declareCluster);
-        return await sendConfirmed(session, exchange, routingKey, content, { ...properties, messageId: randomUUID() }, stop);
-      } catch (err) {
-        if (err instanceof ClosedError || signal?.aborted) throw this.translateWait(err, signal, 'publish');
-        let lastError = describeError(err);
-        if (err instanceof AbortedError) lastError = this.ready ? 'the broker did not confirm in time' : this.notReadyReason;
-        if (deadline.aborted) {
-          throw new BackendUnavailableError('amqp', `publish to ${routingKey} failed within ${this.settings.publishTimeoutMs} ms: ${lastError}`, { cause: err });
+    // One controller and one timer per publish: AbortSignal.timeout/any cost more on this path.
+    const stop = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stop.abort(new Error('publish timeout'));
+    }, this.settings.publishTimeoutMs);
+    const forward = (): void => stop.abort(signal?.reason);
+    signal?.addEventListener('abort', forward, { once: true });
+    if (signal?.aborted) forward();
+    try {
+      for (;;) {
+        try {
+          const session = this.connection.current() ?? (await this.connection.waitForSession(stop.signal));
+          if (declareCluster && declareCluster !== this.identity.cluster) await this.declareCluster(session, declareCluster);
+          return await sendConfirmed(session, exchange, routingKey, content, { ...properties, messageId: randomUUID() }, stop.signal);
+        } catch (err) {
+          if (err instanceof ClosedError || signal?.aborted) throw this.translateWait(err, signal, 'publish');
+          let lastError = describeError(err);
+          if (err instanceof AbortedError) lastError = this.ready ? 'the broker did not confirm in time' : this.notReadyReason;
+          if (timedOut) {
+            throw new BackendUnavailableError('amqp', `publish to ${routingKey} failed within ${this.settings.publishTimeoutMs} ms: ${lastError}`, { cause: err });
+          }
+          // Sent on a connection that then died, or refused: try again while time remains.
+          await pause(100, stop.signal);
         }
-        // Sent on a connection that then died, or refused: try again while time remains.
-        await pause(100, stop);
       }
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', forward);
     }
   }
 
   /** Declares another cluster's queue before publishing to it (once per connection). */
   private async declareCluster(session: AmqpSession, cluster: string): Promise<void> {
-    if (cluster === this.identity.cluster) return;
     const seen = this.declared.get(session.generation) ?? new Set<string>();
     if (seen.has(cluster)) return;
     const queue = clusterQueueName(this.settings.prefix, cluster);

@@ -96,6 +96,7 @@ async function streamThrough(fault: () => Promise<void>, label: string): Promise
   const producers = [produce(), produce()];
   await expect.poll(() => stream.confirmed.size, { timeout: 20_000, interval: 20 }).toBeGreaterThanOrEqual(150);
   await fault();
+  const faultDoneAt = Date.now();
   const afterFault = stream.confirmed.size;
   await expect.poll(() => stream.confirmed.size - afterFault, { timeout: 60_000, interval: 50 }).toBeGreaterThanOrEqual(150);
   stop.abort();
@@ -115,11 +116,20 @@ async function streamThrough(fault: () => Promise<void>, label: string): Promise
     `[${label}] published ${stream.attempted}, confirmed ${stream.confirmed.size}, failed clearly ${stream.failed}, ` +
       `consumed ${stream.consumed.size} distinct in ${stream.deliveries} deliveries; publisher states ${states.join(' → ')}`,
   );
-  expect(stream.unexpected).toEqual([]);
-  expect(states).toContain('down');
-  expect(publisher.state).toBe('up');
-  expect(await counter(consumerRegistry, 'hearth_amqp_reconnects_total')).toBeGreaterThanOrEqual(1);
-  expect(await counter(consumerRegistry, 'hearth_amqp_connection_up')).toBe(1);
+  try {
+    expect(stream.unexpected).toEqual([]);
+    expect(states).toContain('down');
+    expect(publisher.state).toBe('up');
+    // Every consumer is back (the other one may have done all the work meanwhile).
+    await expect.poll(() => consumers.map((c) => c.state), { timeout: 30_000, interval: 100 }).toEqual(['up', 'up']);
+    console.log(`[${label}] both consumers up again ${Date.now() - faultDoneAt} ms after the broker was back (checked at the end)`);
+    expect(await counter(consumerRegistry, 'hearth_amqp_reconnects_total')).toBeGreaterThanOrEqual(1);
+    expect(await counter(consumerRegistry, 'hearth_amqp_connection_up')).toBe(1);
+  } catch (err) {
+    console.log(`[${label}] consumer states`, consumers.map((c) => c.state));
+    console.log(`[${label}] consumer logs\n${diagLines.join('')}`);
+    throw err;
+  }
   await Promise.all([...consumers, publisher].map((b) => b.close()));
   return stream;
 }

@@ -105,7 +105,7 @@ describe('TLS socket options', () => {
 
   it('names the connection and bounds the connect; no TLS material without files', async () => {
     const options = await socketOptionsFor({ ...base, url: 'amqp://u:p@h/v' }, 'hearth n1@be');
-    expect(options).toEqual({ timeout: 1234, noDelay: true, clientProperties: { connection_name: 'hearth n1@be' } });
+    expect(options).toEqual({ timeout: 1234, clientProperties: { connection_name: 'hearth n1@be' } });
   });
 
   it('reads the CA and client certificate, and uses EXTERNAL only when the URL has no password', async () => {
