@@ -30,12 +30,12 @@ import { createRegistry } from './observability/metrics.js';
 import { Health } from './ops/health.js';
 import { OpsServer } from './ops/ops-server.js';
 import { createJobBus, jobBusReadiness } from './routing/create-job-bus.js';
+import { JobBusPublisher } from './routing/job-bus-publisher.js';
 import { EtcdStateStore } from './state/etcd-state-store.js';
 import { createStateMetrics } from './state/metrics.js';
 import { SQLITE_STATE_FILE, SqliteStateStore } from './state/sqlite-state-store.js';
 import type { StateStore } from './state/state-store.js';
 import { type BuildInfo, loadBuildInfo } from './version.js';
-import { QueueOnlyJobPublisher } from './volumes/job-publisher.js';
 import { volumeRoutes } from './volumes/volume-routes.js';
 import { VolumeService } from './volumes/volume-service.js';
 
@@ -176,7 +176,7 @@ export function createApp(config: Config, options: AppOptions): App {
         if (!membership) throw new Error('membership must open before the volume API');
         const service = new VolumeService({
           store,
-          publisher: new QueueOnlyJobPublisher(),
+          publisher: new JobBusPublisher(jobBus),
           admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
           clock,
           logger: logger.child({ component: 'volumes' }),

@@ -17,8 +17,16 @@ export const JOB_MESSAGE_VERSION = 1;
 /** Largest encoded message accepted on publish and on delivery. */
 export const MAX_MESSAGE_BYTES = 8 * 1024;
 
-/** Operation kinds a job can carry (Cinder's manager method names). */
-export const JOB_KINDS = ['create_volume', 'delete_volume', 'extend_volume', 'create_snapshot', 'delete_snapshot'] as const;
+/** Operation kinds a job can carry (Cinder's manager method names; the state store's `OpKind`). */
+export const JOB_KINDS = [
+  'create_volume',
+  'delete_volume',
+  'extend_volume',
+  'attach_volume',
+  'detach_volume',
+  'create_snapshot',
+  'delete_snapshot',
+] as const;
 
 /** One of {@link JOB_KINDS}. */
 export type JobKind = (typeof JOB_KINDS)[number];
@@ -48,8 +56,8 @@ export const jobMessageSchema = z.object({
   kind: z.enum(JOB_KINDS),
   /** Cluster id `<name>@<backend>` whose queue carries the job. */
   cluster: idSchema,
-  /** The op record's attempt number when it was published (1 for the first publish). */
-  attempt: z.number().int().min(1).max(1_000_000),
+  /** The op record's `attempt` (claims so far) when it was published: 0 for a fresh op. */
+  attempt: z.number().int().min(0).max(1_000_000),
   /** When the publisher sent it, epoch ms. */
   publishedAt: z.number().int().nonnegative(),
 });

@@ -25,7 +25,7 @@ describe('job messages', () => {
   it('names why a message cannot be a job', () => {
     expect(decodeJob(bytes('{oops'))).toMatchObject({ ok: false, reason: 'malformed', detail: expect.stringMatching(/not JSON/) as unknown });
     expect(decodeJob(bytes({ ...job, kind: 'format_disk' }))).toMatchObject({ ok: false, reason: 'malformed', detail: expect.stringMatching(/kind/) as unknown });
-    expect(decodeJob(bytes({ ...job, attempt: 0 }))).toMatchObject({ ok: false, reason: 'malformed' });
+    expect(decodeJob(bytes({ ...job, attempt: -1 }))).toMatchObject({ ok: false, reason: 'malformed' });
     expect(decodeJob(bytes({ ...job, id: '../x' }))).toMatchObject({ ok: false, reason: 'malformed' });
     expect(decodeJob(bytes([1, 2]))).toMatchObject({ ok: false, reason: 'malformed' });
     expect(decodeJob(bytes(null))).toMatchObject({ ok: false, reason: 'malformed' });
