@@ -4,7 +4,7 @@
  * Layout (etcd's `concurrency` package and `etcdctl lock`): a lock named N is the prefix
  * `<prefix>/locks/N/`; each contender puts `<prefix>/locks/N/<leaseHex>` on its session lease.
  * The owner is the key with the lowest create revision; every other contender waits for the
- * key created just before its own.
+ * key created just before its own (its predecessor), and only for that one.
  */
 import type { IKeyValue, IRangeRequest, IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
 import type { KeyLayout } from '../etcd/keys.js';
@@ -52,23 +52,17 @@ export interface QueuedKey {
 export interface Enqueued {
   /** Create revision of my key: the fencing token and my place in the queue. */
   readonly myRev: string;
-  /** Store revision the answer reflects; a watch starts after it. */
-  readonly headerRev: string;
   readonly owner: boolean;
   /** Who owns the lock (lowest create revision). */
   readonly holder: LockHolder | undefined;
   /** The key created just before mine, when the answer tells (a fresh key); else undefined. */
   readonly predecessor: QueuedKey | undefined;
-  /** The predecessor is the owner: once it is deleted, the lock is mine. */
-  readonly predecessorIsOwner: boolean;
-  /** The key created just before the predecessor, when the answer tells. */
-  readonly second: QueuedKey | undefined;
 }
 
 /**
  * One transaction: if my key does not exist, put it (on my lease, value = my incarnation) and
- * read the owner and the last three keys by create revision (mine, my predecessor and its
- * predecessor); else read my key and the owner. Uncontended, that is the whole acquire.
+ * read the owner and the last two keys by create revision (mine and my predecessor); else read
+ * my key and the owner. Uncontended, that is the whole acquire.
  */
 export function enqueueRequest(keys: LockKeys, leaseId: string, value: string): ITxnRequest {
   return {
@@ -76,7 +70,7 @@ export function enqueueRequest(keys: LockKeys, leaseId: string, value: string): 
     success: [
       { request_put: { key: keys.myKeyBuf, value: Buffer.from(value), lease: leaseId } },
       keys.byCreate('Ascend', 1),
-      keys.byCreate('Descend', 3, { keys_only: true }),
+      keys.byCreate('Descend', 2, { keys_only: true }),
     ],
     failure: [{ request_range: { key: keys.myKeyBuf, keys_only: true } }, keys.byCreate('Ascend', 1)],
   };
@@ -84,86 +78,67 @@ export function enqueueRequest(keys: LockKeys, leaseId: string, value: string): 
 
 /** Reads the answer of {@link enqueueRequest}. */
 export function parseEnqueue(keys: LockKeys, res: ITxnResponse): Enqueued {
-  const headerRev = res.header.revision;
   if (res.succeeded) {
     const ownerKv = res.responses[1]?.response_range.kvs[0];
     const tail = res.responses[2]?.response_range.kvs ?? [];
-    const mineFirst = tail[0] !== undefined && kvKey(tail[0]) === keys.myKey;
-    const predKv = mineFirst ? tail[1] : undefined;
-    const secondKv = mineFirst ? tail[2] : undefined;
-    const myRev = headerRev;
+    // My key was created by this very transaction, so it is the last one by create revision.
+    const predKv = tail[0] !== undefined && kvKey(tail[0]) === keys.myKey ? tail[1] : undefined;
+    const myRev = res.header.revision;
     return {
       myRev,
-      headerRev,
       owner: ownerKv?.create_revision === myRev,
       holder: ownerKv ? holderOf(keys, ownerKv) : undefined,
       predecessor: predKv ? queued(predKv) : undefined,
-      predecessorIsOwner: predKv !== undefined && predKv.create_revision === ownerKv?.create_revision,
-      second: secondKv ? queued(secondKv) : undefined,
     };
   }
   // My key was already there (an earlier acquire of this session whose clean-up is pending):
-  // keep its place in the queue, as etcd's Go Mutex does.
+  // keep its place in the queue, as etcd's Go Mutex does. The wait starts with a re-read.
   const mine = res.responses[0]?.response_range.kvs[0];
   const ownerKv = res.responses[1]?.response_range.kvs[0];
   const myRev = mine?.create_revision ?? '0';
   return {
     myRev,
-    headerRev,
     owner: mine !== undefined && ownerKv?.create_revision === myRev,
     holder: ownerKv ? holderOf(keys, ownerKv) : undefined,
     predecessor: undefined,
-    predecessorIsOwner: false,
-    second: undefined,
   };
 }
 
 /** What a re-check found. */
 export interface Rechecked {
+  /** The store revision the answer reflects. */
   readonly headerRev: string;
+  /** My key exists, still created at my revision. */
   readonly mineExists: boolean;
   /** The key with the largest create revision below mine; none means the lock is mine. */
   readonly predecessor: QueuedKey | undefined;
-  /** Nothing else below mine: once the predecessor goes, the lock is mine. */
-  readonly predecessorIsOwner: boolean;
-  /** The key created just before the predecessor, if any. */
-  readonly second: QueuedKey | undefined;
 }
 
 /**
- * Read-only transaction: my key, and the last two keys created before mine.
- *
- * `serializable` lets the etcd member answer from its own applied state without a quorum read
- * (which would queue behind every write in flight — on a busy lock, the releaser's next
- * enqueue). That is safe for the one conclusion drawn from it without confirmation, "no key
- * below mine and mine exists": a member's state is a prefix of the committed history; if it
- * applied the creation of my key it applied every creation below it, and a deletion it applied
- * is a deletion for good. Its other answers may be stale and are treated as hints (a stale
- * predecessor is watched and re-read; a missing own key is confirmed with a quorum read).
+ * Read-only transaction: my key, and the key created last before mine (the Go Mutex's
+ * `waitDeletes` read and its check that my own key still exists, etcd-io/etcd#11456).
+ * `serializable`: answered from the member's applied state without a quorum read; see
+ * `EtcdLockService` for when the lock uses that and why it is safe.
  */
-export function recheckRequest(keys: LockKeys, myRev: string, serializable = false): ITxnRequest {
+export function recheckRequest(keys: LockKeys, myRev: string, serializable: boolean): ITxnRequest {
   return {
     compare: [],
     success: [
       { request_range: { key: keys.myKeyBuf, keys_only: true, serializable } },
-      keys.byCreate('Descend', 2, { keys_only: true, max_create_revision: (BigInt(myRev) - 1n).toString(), serializable }),
+      keys.byCreate('Descend', 1, { keys_only: true, max_create_revision: (BigInt(myRev) - 1n).toString(), serializable }),
     ],
     failure: [],
   };
 }
 
 /** Reads the answer of {@link recheckRequest}. */
-export function parseRecheck(res: ITxnResponse): Rechecked {
+export function parseRecheck(res: ITxnResponse, myRev: string): Rechecked {
   const mine = res.responses[0]?.response_range.kvs[0];
-  const below = res.responses[1]?.response_range;
-  const predKv = below?.kvs[0];
-  const secondKv = below?.kvs[1];
+  const predKv = res.responses[1]?.response_range.kvs[0];
   return {
     headerRev: res.header.revision,
-    mineExists: mine !== undefined,
+    mineExists: mine?.create_revision === myRev,
     predecessor: predKv ? queued(predKv) : undefined,
-    predecessorIsOwner: predKv !== undefined && secondKv === undefined,
-    second: secondKv ? queued(secondKv) : undefined,
   };
 }
 

@@ -7,8 +7,8 @@ import type { Logger } from '../observability/logger.js';
 import { isLive, type Session, type SessionStateChange } from '../session/session.js';
 import { type LockHolder, LockLostError, LockTimeoutError } from './errors.js';
 import { EtcdLockHandle } from './etcd-lock-handle.js';
-import { type Enqueued, enqueueRequest, holderOf, LockKeys, parseEnqueue, parseRecheck, recheckRequest, releaseRequest } from './etcd-lock-ops.js';
-import { DeletionWatch } from './etcd-lock-wait.js';
+import { type Enqueued, enqueueRequest, holderOf, LockKeys, parseEnqueue, parseRecheck, type Rechecked, recheckRequest, releaseRequest } from './etcd-lock-ops.js';
+import { waitForDelete } from './etcd-lock-wait.js';
 import { abortable, anySignal } from './signals.js';
 import { KeyedFifoMutex } from './fifo-mutex.js';
 import {
@@ -47,14 +47,12 @@ interface Slot {
  * etcd3 primitives, on one session lease (no lease per lock).
  *
  * - acquire: one txn puts `<prefix>/locks/<name>/<leaseHex>` if absent and reads the owner
- *   (lowest create revision) and my predecessor. Owner → done (uncontended acquire + release
- *   = 2 round trips). Otherwise watch the predecessor for DELETE (FIFO, no polling; see
- *   `DeletionWatch`) — and, while it is not the owner, its own predecessor, whose deletion
- *   triggers a re-read while the predecessor still holds (a deletion wakes at most two
- *   waiters, never a herd). When the predecessor goes and it was the only key below mine, the
- *   lock is mine with no further read (keys below mine can only disappear, and the session's clock
- *   vouches for my lease); otherwise read the queue again (one serializable read-only txn: my
- *   key and my new predecessor; `recheckRequest` says why that is safe) and watch that one.
+ *   (lowest create revision) and my predecessor (the key created last before mine). Owner →
+ *   done (uncontended acquire + release = 2 round trips). Otherwise watch the predecessor, and
+ *   only it, for its DELETE (`waitForDelete`; FIFO, one waiter woken per deletion, no
+ *   polling); then read the queue once (`readQueue`): no key left below mine → mine (after
+ *   checking that my own key still exists, etcd-io/etcd#11456); else watch the new
+ *   predecessor. A watch that disconnects is never trusted to resume: the waiter re-reads.
  * - Within this process one acquirer per name at a time goes to etcd (an in-process FIFO in
  *   front): two callers on one session would otherwise share one key and both "hold" it
  *   (etcd-io/etcd#11360).
@@ -63,7 +61,7 @@ interface Slot {
  * Failure semantics:
  * - etcd unreachable: an acquire fails with a retryable `BackendUnavailableError` once its
  *   enqueue call passes `min(callTimeoutMs, acquire deadline)`. A waiter already queued keeps
- *   its place while its session lives: it re-reads the queue after a watch reconnect, retrying
+ *   its place while its session lives: it re-reads the queue when its watch disconnects, retrying
  *   with back-off while etcd does not answer, until its timeout (`LockTimeoutError`), its
  *   signal or the loss of its session.
  * - held locks follow the session: `jeopardy` with it, `lost` (signal aborted) at its
@@ -193,31 +191,29 @@ export class EtcdLockService implements LockService {
     return handle;
   }
 
-  /** Waits until every key created before mine is gone. */
+  /**
+   * Waits until every key created before mine is gone: watch my predecessor — and only it —
+   * for its DELETE; then read the queue once (my key, and the key created last before mine):
+   * none left below mine → the lock is mine; my key gone → `LockLostError`; else the new
+   * predecessor is watched the same way.
+   */
   private async waitTurn(keys: LockKeys, first: Enqueued, wait: { deadline: number; timeoutMs: number; signal: AbortSignal | undefined }): Promise<void> {
     const timeout = new AbortController();
     const timer = Number.isFinite(wait.deadline) ? setTimeout(() => timeout.abort(new Error('timeout')), Math.max(0, wait.deadline - Date.now())) : undefined;
     const { signal, dispose } = anySignal([this.closer.signal, this.options.session.signal, timeout.signal, ...(wait.signal ? [wait.signal] : [])]);
     const myRev = first.myRev;
-    let state: Pick<Enqueued, 'predecessor' | 'predecessorIsOwner' | 'second'> = first;
-    const watch = new DeletionWatch(this.options.client, this.options.callTimeoutMs);
+    let predecessor = first.predecessor;
     try {
       for (;;) {
-        const pred = state.predecessor;
-        if (pred !== undefined) {
-          // Watch the predecessor and, while it is not the owner, its own predecessor: when that
-          // one goes, the queue is re-read while the predecessor still holds, so the hand-off
-          // to me needs no read. A deletion wakes at most two waiters, never a herd.
-          const watched = state.predecessorIsOwner || state.second === undefined ? [pred] : [pred, state.second];
-          const woke = await watch.next(watched, signal);
-          const predGone = woke.outcome === 'deleted' && woke.entry?.key === pred.key && woke.entry.createRevision === pred.createRevision;
-          if (predGone && state.predecessorIsOwner && isLive(this.options.session.state)) return;
+        let goneAt: string | undefined;
+        if (predecessor !== undefined) {
+          const woke = await waitForDelete(this.options.client, predecessor, signal, this.options.callTimeoutMs);
+          if (woke.outcome === 'deleted') goneAt = woke.revision;
         }
-        let again = parseRecheck(await this.recheck(keys, myRev, wait.deadline, signal, true));
-        if (!again.mineExists) again = parseRecheck(await this.recheck(keys, myRev, wait.deadline, signal, false));
-        if (!again.mineExists) throw new LockLostError(keys.name, `lock ${keys.name}: my queue key ${keys.myKey} vanished while waiting (lease expired?)`);
-        if (again.predecessor === undefined) return;
-        state = again;
+        const queue = await this.readQueue(keys, myRev, goneAt, wait.deadline, signal);
+        if (!queue.mineExists) throw new LockLostError(keys.name, `lock ${keys.name}: my queue key ${keys.myKey} vanished while waiting (lease expired?)`);
+        if (queue.predecessor === undefined) return;
+        predecessor = queue.predecessor;
       }
     } catch (err) {
       if (!signal.aborted) throw err;
@@ -226,14 +222,43 @@ export class EtcdLockService implements LockService {
       if (wait.signal?.aborted) throw new AbortedError(`acquire of lock ${keys.name}`, { cause: wait.signal.reason });
       throw new LockTimeoutError(keys.name, wait.timeoutMs, await this.ownerOf(keys));
     } finally {
-      watch.close();
       clearTimeout(timer);
       dispose();
     }
   }
 
   /**
-   * Re-reads my key and my predecessor. A queued waiter keeps its place while its session
+   * The re-read of the queue after my predecessor went (`goneAt`: a revision at which it was
+   * known to be gone) or after a watch could not be trusted (`goneAt` undefined).
+   *
+   * After a deletion it is first asked *serializable* — answered from the etcd member's applied
+   * state, not queued behind the writes in flight as a quorum read is (on a busy lock, the
+   * releaser's next enqueue) — and that answer is used only if it reflects revision `goneAt`
+   * or later and shows my own key; otherwise (and after an untrusted watch) the read is
+   * linearizable. Why the serializable answer is safe:
+   * - "no key below mine" is final once true at any revision: keys created after mine have
+   *   higher create revisions, so the set of keys below mine only ever shrinks. A member's
+   *   applied state is a prefix of the committed history, and one that shows my key applied
+   *   every creation below it.
+   * - "my key exists" (etcd-io/etcd#11456) is a snapshot in either kind of read and can turn
+   *   false right after a quorum read too. What vouches for my key afterwards is the session:
+   *   its lease cannot expire before `safeUntil`, and `acquire` refuses a session that is not
+   *   live; a hand deletion is caught by the fence, not by any read.
+   * - the worst a stale answer can do is name a predecessor that is already gone: its fresh
+   *   watch finds that out with its linearizable read, and the next answer must reflect that
+   *   read's revision, so a lagging member (the etcd3 client spreads calls over the
+   *   endpoints) cannot make the waiter go round in circles.
+   */
+  private async readQueue(keys: LockKeys, myRev: string, goneAt: string | undefined, deadline: number, signal: AbortSignal): Promise<Rechecked> {
+    if (goneAt !== undefined) {
+      const fast = parseRecheck(await this.recheck(keys, myRev, deadline, signal, true), myRev);
+      if (fast.mineExists && BigInt(fast.headerRev) >= BigInt(goneAt)) return fast;
+    }
+    return parseRecheck(await this.recheck(keys, myRev, deadline, signal, false), myRev);
+  }
+
+  /**
+   * Reads my key and my predecessor. A queued waiter keeps its place while its session
    * lives, so an unreachable etcd (a restart, a blip) does not fail the wait: the read is
    * retried with back-off until it answers or the wait ends (timeout, abort, session lost).
    */

@@ -1,11 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { waitForDelete } from '../../../src/locks/etcd-lock-wait.js';
-import { LockTimeoutError } from '../../../src/locks/lock-service.js';
+import { type Deletion, waitForDelete } from '../../../src/locks/etcd-lock-wait.js';
+import { type LockHandle, LockTimeoutError } from '../../../src/locks/lock-service.js';
 import { useEtcd, type EtcdTestContext } from '../../support/context.js';
 import { ManagedProcess } from '../../support/process.js';
 import { requireBinary } from '../../support/binaries.js';
 import { waitFor } from '../../support/wait.js';
-import { startWorker, waitQueued, type Worker } from './fixtures.js';
+import { recordCalls, startWorker, waitQueued, type Worker } from './fixtures.js';
 import { tmpdir } from 'node:os';
 
 describe('etcd lock service', () => {
@@ -45,6 +45,49 @@ describe('etcd lock service', () => {
     expect(order).toEqual(Array.from({ length: 20 }, (_, i) => i));
   });
 
+  it('uncontended acquire + release is two transactions; each waiter watches only its predecessor and reads the queue once when it goes', async () => {
+    const [h, a, b, c] = await Promise.all([worker(), worker(), worker(), worker()]);
+    const solo = recordCalls(h.client);
+    await (await h.locks.acquire('alone')).release();
+    expect(solo).toEqual({ txns: 2, ranges: 0, watched: [] });
+    const held = await h.locks.acquire('line');
+    const waiters = { a, b, c };
+    const calls = { a: recordCalls(a.client), b: recordCalls(b.client), c: recordCalls(c.client) };
+    const keyOf = (w: Worker): string => `${ctx.prefix}/locks/line/${w.session.leaseHex}`;
+    const order: string[] = [];
+    const taken: Promise<LockHandle>[] = [];
+    for (const [n, w] of Object.entries(waiters)) {
+      taken.push(
+        w.locks.acquire('line', { timeoutMs: 30_000 }).then((x) => {
+          order.push(n);
+          return x;
+        }),
+      );
+      await waitQueued(ctx.client, ctx.prefix, 'line', taken.length + 1);
+    }
+    // Queued: one enqueue each, one watch on the predecessor, and that watch's one read of its key.
+    await waitFor(() => Object.values(calls).every((x) => x.ranges === 1), { timeoutMs: 5_000, what: 'the watches to be checked' });
+    expect(calls).toEqual({
+      a: { txns: 1, ranges: 1, watched: [held.key] },
+      b: { txns: 1, ranges: 1, watched: [keyOf(a)] },
+      c: { txns: 1, ranges: 1, watched: [keyOf(b)] },
+    });
+    const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 200));
+    // Each release wakes its successor alone, which reads the queue once and owns the lock.
+    await held.release();
+    const ha = await taken[0]!;
+    await settle();
+    expect([calls.a.txns, calls.b.txns, calls.c.txns]).toEqual([2, 1, 1]);
+    await ha.release();
+    const hb = await taken[1]!;
+    await settle();
+    expect([calls.a.txns, calls.b.txns, calls.c.txns]).toEqual([3, 2, 1]);
+    await hb.release();
+    await (await taken[2]!).release();
+    expect(order).toEqual(['a', 'b', 'c']);
+    expect(Object.values(calls).map((x) => [x.txns, x.ranges, x.watched.length])).toEqual([[3, 1, 1], [3, 1, 1], [3, 1, 1]]);
+  });
+
   it('a waiter that gives up in the middle of the queue lets nobody jump the holder, and order holds', async () => {
     const [h, a, b, c] = await Promise.all([worker(), worker(), worker(), worker()]);
     const held = await h.locks.acquire('middle');
@@ -62,8 +105,8 @@ describe('etcd lock service', () => {
     });
     await waitQueued(ctx.client, ctx.prefix, 'middle', 4);
     expect(await gaveUp).toBeInstanceOf(LockTimeoutError);
-    // a's key is gone: b's predecessor and c's predecessor's predecessor. Neither may take the
-    // lock while h still holds it.
+    // a's key is gone: b's predecessor. b re-reads the queue, finds h below it and watches h;
+    // nobody may take the lock while h still holds it.
     await waitFor(async () => (await ctx.client.getAll().prefix(`${ctx.prefix}/locks/middle/`).keys()).length === 3, { timeoutMs: 5_000 });
     await new Promise((r) => setTimeout(r, 300));
     expect(order).toEqual([]);
@@ -169,26 +212,29 @@ describe('etcd lock service', () => {
   });
 
   it('waiting for a deletion: a key already gone (or re-created) ends the wait at once; a live one ends on its DELETE', async () => {
-    const gone = await waitForDelete(ctx.client, `${ctx.prefix}/never-there`, '5', AbortSignal.timeout(10_000), 2_000);
-    expect(gone).toBe('deleted');
+    const wait = (key: string, createRevision: string) => waitForDelete(ctx.client, { key, createRevision }, AbortSignal.timeout(10_000), 2_000);
+    const gone = await wait(`${ctx.prefix}/never-there`, '5');
+    expect(gone.outcome).toBe('deleted');
     // Deleted and created again under the same name (a session re-queued): that entry is gone too.
     const reused = `${ctx.prefix}/reused`;
     const old = await ctx.client.put(reused).value('1').exec();
     await ctx.client.delete().key(reused);
-    await ctx.client.put(reused).value('2');
-    expect(await waitForDelete(ctx.client, reused, old.header.revision, AbortSignal.timeout(10_000), 2_000)).toBe('deleted');
+    const again = await ctx.client.put(reused).value('2').exec();
+    const reusedGone = await wait(reused, old.header.revision);
+    expect(reusedGone.outcome).toBe('deleted');
+    if (reusedGone.outcome === 'deleted') expect(BigInt(reusedGone.revision)).toBeGreaterThanOrEqual(BigInt(again.header.revision));
     const key = `${ctx.prefix}/present`;
     const put = await ctx.client.put(key).value('x').exec();
-    let outcome: string | undefined;
-    const waiting = waitForDelete(ctx.client, key, put.header.revision, AbortSignal.timeout(10_000), 2_000).then((o) => (outcome = o));
+    let outcome: Deletion | undefined;
+    const waiting = wait(key, put.header.revision).then((o) => (outcome = o));
     await new Promise((r) => setTimeout(r, 300));
     expect(outcome).toBeUndefined();
     await ctx.client.put(`${ctx.prefix}/other`).value('y'); // a write on another key does not wake it
     await new Promise((r) => setTimeout(r, 100));
     expect(outcome).toBeUndefined();
-    await ctx.client.delete().key(key);
+    const deleted = await ctx.client.delete().key(key).exec();
     await waiting;
-    expect(outcome).toBe('deleted');
+    expect(outcome).toEqual({ outcome: 'deleted', revision: deleted.header.revision });
   });
 
   describe('interoperates with etcdctl lock (Debian etcd-client)', () => {

@@ -63,3 +63,38 @@ export async function waitQueued(client: Etcd3, prefix: string, name: string, co
     what: `${count} contenders on lock ${name}`,
   });
 }
+
+/** The etcd calls a client made of the kinds the lock makes (recorded, then passed through). */
+export interface CallLog {
+  txns: number;
+  ranges: number;
+  /** The key of every watch created, in order. */
+  readonly watched: string[];
+}
+
+/** Records `client`'s transactions, ranges and watches from now on; the calls go through unchanged. */
+export function recordCalls(client: Etcd3): CallLog {
+  const log: CallLog = { txns: 0, ranges: 0, watched: [] };
+  const kv = client.kv;
+  const txn = kv.txn.bind(kv);
+  const range = kv.range.bind(kv);
+  kv.txn = (req, options) => {
+    log.txns++;
+    return txn(req, options);
+  };
+  kv.range = (req, options) => {
+    log.ranges++;
+    return range(req, options);
+  };
+  const watch = client.watch.bind(client);
+  client.watch = () => {
+    const builder = watch();
+    const key = builder.key.bind(builder);
+    builder.key = (k) => {
+      log.watched.push(k.toString());
+      return key(k);
+    };
+    return builder;
+  };
+  return log;
+}
