@@ -106,8 +106,6 @@ export function parseEnqueue(keys: LockKeys, res: ITxnResponse): Enqueued {
 
 /** What a re-check found. */
 export interface Rechecked {
-  /** The store revision the answer reflects. */
-  readonly headerRev: string;
   /** My key exists, still created at my revision. */
   readonly mineExists: boolean;
   /** The key with the largest create revision below mine; none means the lock is mine. */
@@ -115,17 +113,15 @@ export interface Rechecked {
 }
 
 /**
- * Read-only transaction: my key, and the key created last before mine (the Go Mutex's
- * `waitDeletes` read and its check that my own key still exists, etcd-io/etcd#11456).
- * `serializable`: answered from the member's applied state without a quorum read; see
- * `EtcdLockService` for when the lock uses that and why it is safe.
+ * Read-only transaction, linearizable: my key, and the key created last before mine (the Go
+ * Mutex's `waitDeletes` read and its check that my own key still exists, etcd-io/etcd#11456).
  */
-export function recheckRequest(keys: LockKeys, myRev: string, serializable: boolean): ITxnRequest {
+export function recheckRequest(keys: LockKeys, myRev: string): ITxnRequest {
   return {
     compare: [],
     success: [
-      { request_range: { key: keys.myKeyBuf, keys_only: true, serializable } },
-      keys.byCreate('Descend', 1, { keys_only: true, max_create_revision: (BigInt(myRev) - 1n).toString(), serializable }),
+      { request_range: { key: keys.myKeyBuf, keys_only: true } },
+      keys.byCreate('Descend', 1, { keys_only: true, max_create_revision: (BigInt(myRev) - 1n).toString() }),
     ],
     failure: [],
   };
@@ -136,7 +132,6 @@ export function parseRecheck(res: ITxnResponse, myRev: string): Rechecked {
   const mine = res.responses[0]?.response_range.kvs[0];
   const predKv = res.responses[1]?.response_range.kvs[0];
   return {
-    headerRev: res.header.revision,
     mineExists: mine?.create_revision === myRev,
     predecessor: predKv ? queued(predKv) : undefined,
   };

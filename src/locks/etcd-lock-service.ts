@@ -7,7 +7,7 @@ import type { Logger } from '../observability/logger.js';
 import { isLive, type Session, type SessionStateChange } from '../session/session.js';
 import { type LockHolder, LockLostError, LockTimeoutError } from './errors.js';
 import { EtcdLockHandle } from './etcd-lock-handle.js';
-import { type Enqueued, enqueueRequest, holderOf, LockKeys, parseEnqueue, parseRecheck, type Rechecked, recheckRequest, releaseRequest } from './etcd-lock-ops.js';
+import { type Enqueued, enqueueRequest, holderOf, LockKeys, parseEnqueue, parseRecheck, recheckRequest, releaseRequest } from './etcd-lock-ops.js';
 import { waitForDelete } from './etcd-lock-wait.js';
 import { abortable, anySignal } from './signals.js';
 import { KeyedFifoMutex } from './fifo-mutex.js';
@@ -50,7 +50,7 @@ interface Slot {
  *   (lowest create revision) and my predecessor (the key created last before mine). Owner →
  *   done (uncontended acquire + release = 2 round trips). Otherwise watch the predecessor, and
  *   only it, for its DELETE (`waitForDelete`; FIFO, one waiter woken per deletion, no
- *   polling); then read the queue once (`readQueue`): no key left below mine → mine (after
+ *   polling); then read the queue once (linearizable): no key left below mine → mine (after
  *   checking that my own key still exists, etcd-io/etcd#11456); else watch the new
  *   predecessor. A watch that disconnects is never trusted to resume: the waiter re-reads.
  * - Within this process one acquirer per name at a time goes to etcd (an in-process FIFO in
@@ -193,9 +193,9 @@ export class EtcdLockService implements LockService {
 
   /**
    * Waits until every key created before mine is gone: watch my predecessor — and only it —
-   * for its DELETE; then read the queue once (my key, and the key created last before mine):
-   * none left below mine → the lock is mine; my key gone → `LockLostError`; else the new
-   * predecessor is watched the same way.
+   * until it is deleted (or the watch can no longer be trusted); then read the queue once, a
+   * linearizable read of my key and of the key created last before mine: none left below mine
+   * → the lock is mine; my key gone → `LockLostError`; else watch the new predecessor.
    */
   private async waitTurn(keys: LockKeys, first: Enqueued, wait: { deadline: number; timeoutMs: number; signal: AbortSignal | undefined }): Promise<void> {
     const timeout = new AbortController();
@@ -203,14 +203,18 @@ export class EtcdLockService implements LockService {
     const { signal, dispose } = anySignal([this.closer.signal, this.options.session.signal, timeout.signal, ...(wait.signal ? [wait.signal] : [])]);
     const myRev = first.myRev;
     let predecessor = first.predecessor;
+    // Watches in a row that ended without a deletion. From the second on, the next watch waits
+    // a little first, so a watch that keeps failing (say, etcd refusing it) cannot turn into polling.
+    let interrupted = 0;
     try {
       for (;;) {
-        let goneAt: string | undefined;
         if (predecessor !== undefined) {
-          const woke = await waitForDelete(this.options.client, predecessor, signal, this.options.callTimeoutMs);
-          if (woke.outcome === 'deleted') goneAt = woke.revision;
+          if (interrupted > 1) await sleep(Math.min(100 * 2 ** (interrupted - 2), 1_000), signal);
+          const outcome = await waitForDelete(this.options.client, predecessor, signal, this.options.callTimeoutMs);
+          interrupted = outcome === 'recheck' ? interrupted + 1 : 0;
+          if (outcome === 'recheck') this.options.logger?.debug({ key: keys.myKey, predecessor: predecessor.key }, 'watch of the predecessor was interrupted; re-reading the queue');
         }
-        const queue = await this.readQueue(keys, myRev, goneAt, wait.deadline, signal);
+        const queue = parseRecheck(await this.recheck(keys, myRev, wait.deadline, signal), myRev);
         if (!queue.mineExists) throw new LockLostError(keys.name, `lock ${keys.name}: my queue key ${keys.myKey} vanished while waiting (lease expired?)`);
         if (queue.predecessor === undefined) return;
         predecessor = queue.predecessor;
@@ -228,44 +232,14 @@ export class EtcdLockService implements LockService {
   }
 
   /**
-   * The re-read of the queue after my predecessor went (`goneAt`: a revision at which it was
-   * known to be gone) or after a watch could not be trusted (`goneAt` undefined).
-   *
-   * After a deletion it is first asked *serializable* — answered from the etcd member's applied
-   * state, not queued behind the writes in flight as a quorum read is (on a busy lock, the
-   * releaser's next enqueue) — and that answer is used only if it reflects revision `goneAt`
-   * or later and shows my own key; otherwise (and after an untrusted watch) the read is
-   * linearizable. Why the serializable answer is safe:
-   * - "no key below mine" is final once true at any revision: keys created after mine have
-   *   higher create revisions, so the set of keys below mine only ever shrinks. A member's
-   *   applied state is a prefix of the committed history, and one that shows my key applied
-   *   every creation below it.
-   * - "my key exists" (etcd-io/etcd#11456) is a snapshot in either kind of read and can turn
-   *   false right after a quorum read too. What vouches for my key afterwards is the session:
-   *   its lease cannot expire before `safeUntil`, and `acquire` refuses a session that is not
-   *   live; a hand deletion is caught by the fence, not by any read.
-   * - the worst a stale answer can do is name a predecessor that is already gone: its fresh
-   *   watch finds that out with its linearizable read, and the next answer must reflect that
-   *   read's revision, so a lagging member (the etcd3 client spreads calls over the
-   *   endpoints) cannot make the waiter go round in circles.
-   */
-  private async readQueue(keys: LockKeys, myRev: string, goneAt: string | undefined, deadline: number, signal: AbortSignal): Promise<Rechecked> {
-    if (goneAt !== undefined) {
-      const fast = parseRecheck(await this.recheck(keys, myRev, deadline, signal, true), myRev);
-      if (fast.mineExists && BigInt(fast.headerRev) >= BigInt(goneAt)) return fast;
-    }
-    return parseRecheck(await this.recheck(keys, myRev, deadline, signal, false), myRev);
-  }
-
-  /**
    * Reads my key and my predecessor. A queued waiter keeps its place while its session
    * lives, so an unreachable etcd (a restart, a blip) does not fail the wait: the read is
    * retried with back-off until it answers or the wait ends (timeout, abort, session lost).
    */
-  private async recheck(keys: LockKeys, myRev: string, deadline: number, signal: AbortSignal, serializable: boolean): Promise<ITxnResponse> {
+  private async recheck(keys: LockKeys, myRev: string, deadline: number, signal: AbortSignal): Promise<ITxnResponse> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await abortable(this.txn(recheckRequest(keys, myRev, serializable), deadline, 'waiting for lock'), signal);
+        return await abortable(this.txn(recheckRequest(keys, myRev), deadline, 'waiting for lock'), signal);
       } catch (err) {
         if (signal.aborted || !(err instanceof BackendUnavailableError)) throw err;
         this.options.logger?.debug({ err, key: keys.myKey, attempt }, 'etcd did not answer a waiter; retrying');

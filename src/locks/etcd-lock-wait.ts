@@ -2,11 +2,11 @@ import type { Etcd3 } from 'etcd3';
 import type { QueuedKey } from './etcd-lock-ops.js';
 
 /** How a wait for a deletion ended without an abort. */
-export type Deletion =
-  /** The entry is gone; `revision` is a store revision at which it was known to be gone. */
-  | { readonly outcome: 'deleted'; readonly revision: string }
+export type WaitOutcome =
+  /** The entry is gone. */
+  | 'deleted'
   /** The watch cannot be trusted to have seen everything (disconnect, cancel, failed read): read again. */
-  | { readonly outcome: 'recheck' };
+  | 'recheck';
 
 /**
  * Waits until etcd deletes one queue entry (a key as created at a create revision). One watch
@@ -30,25 +30,25 @@ export type Deletion =
  *
  * Rejects with `signal.reason` when `signal` aborts. The watch is cancelled however it ends.
  */
-export function waitForDelete(client: Etcd3, entry: QueuedKey, signal: AbortSignal, callTimeoutMs: number): Promise<Deletion> {
+export function waitForDelete(client: Etcd3, entry: QueuedKey, signal: AbortSignal, callTimeoutMs: number): Promise<WaitOutcome> {
   if (signal.aborted) return Promise.reject(signal.reason as Error);
   return new Promise((resolve, reject) => {
     const watcher = client.watch().key(entry.key).only('delete').watcher();
     let created = false;
     let settled = false;
-    const settle = (deletion: Deletion | undefined): void => {
+    const settle = (outcome: WaitOutcome | undefined): void => {
       if (settled) return;
       settled = true;
       signal.removeEventListener('abort', onAbort);
       void watcher.cancel().catch(() => undefined);
-      if (deletion === undefined) reject(signal.reason as Error);
-      else resolve(deletion);
+      if (outcome === undefined) reject(signal.reason as Error);
+      else resolve(outcome);
     };
     const onAbort = (): void => settle(undefined);
-    const recheck = (): void => settle({ outcome: 'recheck' });
+    const recheck = (): void => settle('recheck');
     // Any DELETE of the key after the watch began ends this entry: the key of a later
     // incarnation (same session, queued again) exists only after this one was deleted.
-    watcher.on('delete', (kv) => settle({ outcome: 'deleted', revision: kv.mod_revision }));
+    watcher.on('delete', () => settle('deleted'));
     watcher.on('error', recheck);
     watcher.on('disconnected', recheck);
     watcher.on('connected', () => {
@@ -59,7 +59,7 @@ export function waitForDelete(client: Etcd3, entry: QueuedKey, signal: AbortSign
       created = true;
       client.kv.range({ key: Buffer.from(entry.key), keys_only: true }, { deadline: Date.now() + callTimeoutMs }).then(
         (res) => {
-          if (res.kvs[0]?.create_revision !== entry.createRevision) settle({ outcome: 'deleted', revision: res.header.revision });
+          if (res.kvs[0]?.create_revision !== entry.createRevision) settle('deleted');
         },
         recheck,
       );
