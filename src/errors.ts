@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'CONFIG_INVALID'
   | 'USAGE'
   | 'BACKEND_UNAVAILABLE'
+  | 'BACKEND_ACCESS_DENIED'
   | 'CLOSED'
   | 'ILLEGAL_STATE'
   | 'LOCK_TIMEOUT'
@@ -88,6 +89,33 @@ export class BackendUnavailableError extends CoordinatorError {
   constructor(backend: BackendUnavailableError['backend'], message: string, options?: ErrorOptions) {
     super('BACKEND_UNAVAILABLE', message, { ...options, retryable: true });
     this.backend = backend;
+  }
+}
+
+/** Why a dependency refused hearth (see {@link BackendAccessError}). */
+export type AccessDeniedReason =
+  /** The user name, password or certificate's user was not accepted. */
+  | 'credentials'
+  /** TLS failed: the server's certificate is not trusted, or the server rejected ours. */
+  | 'tls'
+  /** The server requires a client certificate and none was sent. */
+  | 'client-certificate'
+  /** Authenticated, but not allowed to use the vhost, a prefix, an exchange or a queue. */
+  | 'permission';
+
+/**
+ * A dependency is reachable but refuses hearth: wrong credentials, an untrusted certificate,
+ * or missing permissions. Retryable like any unavailable backend (hearth keeps trying, so an
+ * operator can fix the broker or the Secret without a restart), but with its own code and a
+ * `reason`, since waiting alone will not fix it. Messages name options and users, never secrets.
+ */
+export class BackendAccessError extends BackendUnavailableError {
+  override readonly code: ErrorCode = 'BACKEND_ACCESS_DENIED';
+  readonly reason: AccessDeniedReason;
+
+  constructor(backend: BackendUnavailableError['backend'], reason: AccessDeniedReason, message: string, options?: ErrorOptions) {
+    super(backend, message, options);
+    this.reason = reason;
   }
 }
 

@@ -122,7 +122,7 @@ export async function apiClientFrom(opts: Record<string, unknown>, env: NodeJS.P
   const project = typeof opts.project === 'string' ? opts.project : 'admin';
   const flagUrl = typeof opts.url === 'string' ? opts.url : undefined;
   const flagToken = typeof opts.tokenFile === 'string' ? opts.tokenFile : undefined;
-  const config = flagUrl !== undefined && flagToken !== undefined ? undefined : await loadConfig({ file: typeof opts.config === 'string' ? opts.config : undefined, env });
+  const config = flagUrl !== undefined && flagToken !== undefined ? undefined : await loadConfig({ file: typeof opts.config === 'string' ? opts.config : undefined, env, secretFiles: 'skip' });
   const url = flagUrl ?? `http://${reachable(config?.api.listen ?? '127.0.0.1:8776')}`;
   const tokenFile = flagToken ?? config?.api.tokenFile ?? '';
   return new ApiClient({ url, project, token: tokenFile === '' ? undefined : await readToken(tokenFile) });

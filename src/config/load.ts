@@ -4,6 +4,7 @@ import { ConfigError, type ConfigIssue, messageOf } from '../errors.js';
 import { flattenSpec, isOptionSpec, type OptionEntry, type SpecTree } from './option.js';
 import { type Config, configSpec } from './schema.js';
 import { crossFieldIssues } from './rules.js';
+import { secretFileIssues } from './secret-file.js';
 
 /** Where configuration comes from; later sources win: defaults < file < env < flags. */
 export interface ConfigSources {
@@ -13,6 +14,12 @@ export interface ConfigSources {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Option values from the command line, keyed by dotted path, as text. */
   readonly flags?: Readonly<Record<string, string>>;
+  /**
+   * `check` (default): secret files (`etcd.passwordFile`, `amqp.passwordFile`) must be
+   * readable and hold a secret. `skip`: for commands that never use them (API clients) and
+   * for checks of a configuration meant for another machine.
+   */
+  readonly secretFiles?: 'check' | 'skip';
 }
 
 /** Environment names that start with `HEARTH_` but are not options. */
@@ -48,6 +55,7 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
   }
   const config = validate(values, issues);
   if (issues.length === 0) issues.push(...crossFieldIssues(config));
+  if (issues.length === 0 && sources.secretFiles !== 'skip') issues.push(...(await secretFileIssues(config)));
   if (issues.length > 0) throw new ConfigError(issues);
   return config;
 }

@@ -4,11 +4,16 @@ import type { Config } from './schema.js';
 /** Text shown in place of a secret. */
 export const REDACTED = '[REDACTED]';
 
-/** `amqp://user:pass@host/vh` → `amqp://user:[REDACTED]@host/vh`; other text unchanged. */
+/**
+ * `amqp://user:pass@host/vh` → `amqp://user:[REDACTED]@host/vh`; other text unchanged. A user
+ * without a password (`amqps://hearth@host/vh`, as with `amqp.passwordFile`) is no secret and
+ * stays.
+ */
 export function redactUrl(text: string): string {
-  return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)([^/\s:@]*)(?::[^/\s@]*)?@/gi, (_m, scheme: string, user: string) =>
-    user ? `${scheme}${user}:${REDACTED}@` : `${scheme}${REDACTED}@`,
-  );
+  return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)([^/\s:@]*)(:[^/\s@]*)?@/gi, (match, scheme: string, user: string, password?: string) => {
+    if (password === undefined) return match;
+    return user ? `${scheme}${user}:${REDACTED}@` : `${scheme}${REDACTED}@`;
+  });
 }
 
 /** A copy of the configuration that is safe to print or log: secrets replaced. */

@@ -1,5 +1,6 @@
 import type { ConfigIssue } from '../errors.js';
 import { apiAuthIssues } from './api-auth.js';
+import { credentialIssues } from './credential-rules.js';
 import type { Config } from './schema.js';
 
 /** Checks that involve more than one option; run after each option is valid on its own. */
@@ -40,9 +41,7 @@ export function crossFieldIssues(config: Config): ConfigIssue[] {
   if ((config.amqp.certFile === '') !== (config.amqp.keyFile === '')) {
     issues.push({ path: 'amqp.keyFile', env: 'HEARTH_AMQP_KEY_FILE', message: 'amqp.certFile and amqp.keyFile go together' });
   }
-  if ((config.etcd.username === '') !== (config.etcd.password === '')) {
-    issues.push({ path: 'etcd.password', env: 'HEARTH_ETCD_PASSWORD', message: 'etcd.username and etcd.password go together' });
-  }
+  issues.push(...credentialIssues(config));
   if (config.roles.includes('api')) issues.push(...apiAuthIssues(config.api, parseListen(config.api.listen).host));
   return issues;
 }

@@ -121,7 +121,11 @@ export const configSpec = {
       doc: 'Key prefix under which hearth keeps all of its etcd keys.',
     }),
     username: opt.string({ default: '', doc: 'etcd user name (empty: no etcd authentication).' }),
-    password: opt.string({ default: '', secret: 'value', doc: 'etcd password for the user.' }),
+    password: opt.string({ default: '', secret: 'value', doc: 'etcd password for the user. Prefer etcd.passwordFile: environment variables leak into child processes and /proc.' }),
+    passwordFile: opt.string({
+      default: '',
+      doc: 'File holding the etcd password (a mounted Secret; a trailing newline is ignored), instead of etcd.password. Read at start.',
+    }),
     caFile: opt.string({ default: '', doc: 'PEM file with the CA that signed etcd\'s server certificate (enables TLS).' }),
     certFile: opt.string({ default: '', doc: 'PEM client certificate for etcd mutual TLS.' }),
     keyFile: opt.string({ default: '', doc: 'PEM private key of the etcd client certificate.' }),
@@ -136,7 +140,11 @@ export const configSpec = {
     url: opt.string({
       default: '',
       secret: 'url',
-      doc: 'RabbitMQ URL (amqp:// or amqps://, with vhost). Empty: the in-process job bus of single-node mode.',
+      doc: 'RabbitMQ URL (amqp:// or amqps://, with user and vhost, e.g. amqps://hearth@rabbitmq:5671/hearth). Empty: the in-process job bus of single-node mode.',
+    }),
+    passwordFile: opt.string({
+      default: '',
+      doc: 'File holding the password of the user in amqp.url (a mounted Secret; a trailing newline is ignored), instead of a password in the URL. Checked at start, read again on every connection attempt.',
     }),
     prefix: opt.string({ schema: nameSchema, default: 'hearth', doc: 'Prefix of every exchange and queue name.' }),
     prefetch: opt.int({ default: 8, min: 1, max: 1_000, unit: 'count', doc: 'Unacknowledged jobs a worker may hold.' }),

@@ -2,6 +2,11 @@ import { readFileSync } from 'node:fs';
 import { noop } from 'cockatiel';
 import { Etcd3, type IOptions } from 'etcd3';
 import type { Config } from '../config/schema.js';
+import { readSecretFileSync } from '../config/secret-file.js';
+import { ConfigError } from '../errors.js';
+
+/** The `etcd` config slice; `passwordFile` may be left out (as by tests that build one). */
+export type EtcdClientSettings = Omit<Config['etcd'], 'passwordFile'> & { readonly passwordFile?: string };
 
 /**
  * Creates the etcd client for hearth's adapters.
@@ -11,8 +16,14 @@ import type { Config } from '../config/schema.js';
  * package's defaults, nothing is retried and no circuit breaker opens: a transaction whose
  * outcome is unknown must be reconciled by re-reading, never blindly re-sent, and one failed
  * call must not make the next five seconds of calls fail.
+ *
+ * `etcd.passwordFile` is read here, once: the client keeps the password for as long as it
+ * lives (it logs in again with it when its auth token expires), so a rotated password takes a
+ * restart. The loader checked the file at start; a file that became unreadable since throws.
+ *
+ * @throws ConfigError when `etcd.passwordFile` cannot be read.
  */
-export function createEtcdClient(etcd: Config['etcd']): Etcd3 {
+export function createEtcdClient(etcd: EtcdClientSettings): Etcd3 {
   const options: IOptions = {
     hosts: [...etcd.endpoints],
     dialTimeout: etcd.callTimeoutMs,
@@ -28,9 +39,15 @@ export function createEtcdClient(etcd: Config['etcd']): Etcd3 {
   if (etcd.username !== '') {
     options.auth = {
       username: etcd.username,
-      password: etcd.password,
+      password: etcd.passwordFile ? passwordFromFile(etcd.passwordFile) : etcd.password,
       callOptions: () => ({ deadline: Date.now() + etcd.callTimeoutMs }),
     };
   }
   return new Etcd3(options);
+}
+
+function passwordFromFile(file: string): string {
+  const read = readSecretFileSync(file);
+  if (!read.ok) throw new ConfigError([{ path: 'etcd.passwordFile', env: 'HEARTH_ETCD_PASSWORD_FILE', message: `${file} ${read.problem}` }]);
+  return read.secret;
 }

@@ -12,8 +12,10 @@ import { readFile } from 'node:fs/promises';
 import { type ChannelModel, type ConfirmChannel, connect, credentials } from 'amqplib';
 import pRetry from 'p-retry';
 import { redactUrl } from '../config/redact.js';
-import { AbortedError, BackendUnavailableError, ClosedError } from '../errors.js';
+import { readSecretFile } from '../config/secret-file.js';
+import { AbortedError, BackendAccessError, BackendUnavailableError, ClosedError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { explainAmqpFailure } from './amqp-access.js';
 import { describeError, pause, withDeadline } from './dispatch.js';
 import type { BusState, BusStateChange } from './job-bus.js';
 import type { RoutingMetrics } from './metrics.js';
@@ -27,6 +29,10 @@ export interface AmqpConnectionSettings {
   readonly caFile: string;
   readonly certFile: string;
   readonly keyFile: string;
+  /** File with the password of the URL's user; read on every connection attempt. */
+  readonly passwordFile?: string;
+  /** Name prefix, for the permission hint when the broker refuses a name. */
+  readonly prefix?: string;
 }
 
 /** One live connection; `signal` aborts when it is gone. */
@@ -61,13 +67,16 @@ const RECONNECT_MIN_DELAY_MS = 200;
  * Failure semantics: a lost connection (broker restart or kill, TCP reset, two missed
  * heartbeats) moves the state to `down`, aborts the session's signal, and starts reconnecting
  * until `close()`; credentials or topology errors are retried the same way (and logged), since
- * an operator can fix them without restarting hearth.
+ * an operator can fix them without restarting hearth. A refusal (wrong password, untrusted or
+ * missing certificate, missing permission) is kept as a {@link BackendAccessError} in
+ * {@link failure}, with a message that says what to fix and never holds a secret.
  */
 export class AmqpConnection {
   private stateValue: BusState = 'connecting';
   private session: AmqpSession | undefined;
   private generation = 0;
   private lastError = '';
+  private lastFailure: Error | undefined;
   private readonly listeners = new Set<(change: BusStateChange) => void>();
   private readonly stop = new AbortController();
   private running: Promise<void> | undefined;
@@ -84,6 +93,11 @@ export class AmqpConnection {
   /** Why the last attempt or connection failed ('' when none did). */
   get error(): string {
     return this.lastError;
+  }
+
+  /** Why the last attempt failed, typed (BackendAccessError for a refusal); undefined while up. */
+  get failure(): Error | undefined {
+    return this.lastFailure;
   }
 
   /** The live session, if the connection is up. */
@@ -178,6 +192,7 @@ export class AmqpConnection {
     if (session.generation > 1) this.deps.metrics.amqpReconnects.inc();
     this.deps.metrics.amqpConnectionUp.set(1);
     this.lastError = '';
+    this.lastFailure = undefined;
     this.setState('up');
     this.deps.logger.info({ url: redactUrl(this.settings.url), generation: session.generation }, 'connected to RabbitMQ');
     await new Promise<void>((resolve) => session.signal.addEventListener('abort', () => resolve(), { once: true }));
@@ -191,8 +206,12 @@ export class AmqpConnection {
 
   private attemptFailed(error: Error, attempt: number): void {
     this.lastError = redactUrl(describeError(error));
-    const level = attempt === 1 || attempt % 10 === 0 ? 'warn' : 'debug';
-    this.deps.logger[level]({ attempt, error: this.lastError, url: redactUrl(this.settings.url) }, 'cannot connect to RabbitMQ; retrying');
+    this.lastFailure = error;
+    // A refusal will not go away by waiting: say so louder than an outage.
+    const refused = error instanceof BackendAccessError;
+    const level = attempt === 1 || attempt % 10 === 0 ? (refused ? 'error' : 'warn') : 'debug';
+    const reason = refused ? { reason: error.reason } : {};
+    this.deps.logger[level]({ attempt, error: this.lastError, ...reason, url: redactUrl(this.settings.url) }, 'cannot connect to RabbitMQ; retrying');
     if (this.stateValue === 'up') this.setState('down', this.lastError);
   }
 
@@ -211,9 +230,11 @@ export class AmqpConnection {
       // Abort the session first: a setup that is still running must see it is dead.
       session?.reset('connection setup failed');
       if (model) await closeModel(model, this.settings.connectTimeoutMs);
-      throw new BackendUnavailableError('amqp', `RabbitMQ connection attempt ${attempt} failed: ${redactUrl(describeError(err))}`, {
-        cause: err,
-      });
+      const target = { url: this.settings.url, prefix: this.settings.prefix ?? '', certFile: this.settings.certFile, passwordFile: this.settings.passwordFile ?? '' };
+      throw (
+        explainAmqpFailure(err, target) ??
+        new BackendUnavailableError('amqp', `RabbitMQ connection attempt ${attempt} failed: ${redactUrl(describeError(err))}`, { cause: err })
+      );
     }
   }
 
@@ -263,8 +284,15 @@ export class AmqpConnection {
 
 /**
  * amqplib socket options: connect timeout, connection name, and for `amqps://` the CA, the
- * client certificate and key read from their files. A client certificate with no password in
- * the URL selects SASL EXTERNAL (the broker takes the user from the certificate).
+ * client certificate and key read from their files (on every attempt, so rotated files are
+ * used on the next connection). Credentials, in this order: the URL's user with the password
+ * in `passwordFile`; the URL's user and password; with a client certificate and no password,
+ * SASL EXTERNAL (the broker takes the user from the certificate); else amqplib's default
+ * (guest). The user and password are percent-decoded as UTF-8 here, since amqplib decodes them
+ * as Latin-1 (`unescape`).
+ *
+ * @throws BackendAccessError (`credentials`) when `passwordFile` holds no usable password;
+ *   the file system's error when a certificate file cannot be read.
  */
 export async function socketOptionsFor(settings: AmqpConnectionSettings, name: string): Promise<Record<string, unknown>> {
   const options: Record<string, unknown> = {
@@ -275,9 +303,28 @@ export async function socketOptionsFor(settings: AmqpConnectionSettings, name: s
   if (settings.certFile) {
     options.cert = await readFile(settings.certFile);
     options.key = await readFile(settings.keyFile);
-    if (!new URL(settings.url).password) options.credentials = credentials.external();
+  }
+  const url = new URL(settings.url);
+  const user = decodeUserinfo(url.username);
+  if (settings.passwordFile) {
+    const read = await readSecretFile(settings.passwordFile);
+    if (!read.ok) throw new BackendAccessError('amqp', 'credentials', `amqp.passwordFile ${settings.passwordFile} ${read.problem}`);
+    options.credentials = credentials.plain(user, read.secret);
+  } else if (url.password) {
+    options.credentials = credentials.plain(user, decodeUserinfo(url.password));
+  } else if (settings.certFile) {
+    options.credentials = credentials.external();
   }
   return options;
+}
+
+/** Percent-decodes a URL's user or password as UTF-8; malformed escapes stay as written. */
+function decodeUserinfo(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /** Adds `heartbeat=<s>` to the URL's query unless the URL already sets it. */

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Channel, ConsumeMessage, Options } from 'amqplib';
 import type { Registry } from 'prom-client';
-import { AbortedError, BackendUnavailableError, ClosedError, NotFoundError } from '../errors.js';
+import { AbortedError, BackendAccessError, BackendUnavailableError, ClosedError, NotFoundError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { AmqpConnection, type AmqpConnectionSettings, type AmqpSession } from './amqp-connection.js';
 import { sendConfirmed, toDeadLetter } from './amqp-publish.js';
@@ -27,7 +27,7 @@ import type {
 } from './job-bus.js';
 import { type DeadLetterReason, decodeNotice, encodeJob, encodeNotice, type JobMessage, type Notice } from './job-message.js';
 import { countDeadLetter, type RoutingMetrics, routingMetrics } from './metrics.js';
-import { clusterQueueName, DEAD_LETTER_HEADERS, hostQueueName, type Topology, topologyFor, workQueueArguments } from './routes.js';
+import { clusterQueueName, DEAD_LETTER_HEADERS, hostQueueName, noticeQueueName, type Topology, topologyFor, workQueueArguments } from './routes.js';
 
 /** Settings of {@link AmqpJobBus}: the `amqp` config slice. */
 export interface AmqpJobBusSettings extends AmqpConnectionSettings {
@@ -260,7 +260,13 @@ export class AmqpJobBus implements JobBus {
     if (listener.cancelled) return;
     const ch = await session.model.createChannel();
     ch.on('error', () => undefined);
-    const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+    // Named by hearth, not by the broker (amq.gen-…), so the user's permissions can stay
+    // limited to hearth's prefix.
+    const { queue } = await ch.assertQueue(noticeQueueName(this.settings.prefix, this.identity.cluster, this.identity.host, randomUUID()), {
+      exclusive: true,
+      autoDelete: true,
+      durable: false,
+    });
     await ch.bindQueue(queue, this.topology.noticeExchange, '');
     listener.channel = ch;
     listener.session = session;
@@ -362,7 +368,12 @@ export class AmqpJobBus implements JobBus {
   private translateWait(err: unknown, signal: AbortSignal | undefined, what: string): Error {
     if (err instanceof ClosedError) return err;
     if (signal?.aborted) return err instanceof AbortedError ? err : new AbortedError(what, { cause: err });
-    if (err instanceof AbortedError) return new BackendUnavailableError('amqp', `${what}: ${this.notReadyReason || 'timed out'}`, { cause: err });
+    if (err instanceof AbortedError) {
+      // A refusal keeps its type, so that callers (and tests) can tell it from an outage.
+      const failure = this.connection.failure;
+      if (failure instanceof BackendAccessError) return new BackendAccessError('amqp', failure.reason, `${what}: ${failure.message}`, { cause: failure });
+      return new BackendUnavailableError('amqp', `${what}: ${this.notReadyReason || 'timed out'}`, { cause: err });
+    }
     return err instanceof Error ? err : new Error(String(err));
   }
 

@@ -8,13 +8,15 @@
  *                        └───┤ <prefix>.volume.<cluster>.<host> ├─ quorum, durable, one member
  *
  *  publishNotice(n) ──► <prefix>.notices.<cluster> (fanout) ──► one exclusive, auto-delete
- *                                                               queue per live member
+ *                                     queue per live member: <prefix>.notices.<cluster>.<host>.<id>
  *
  *  poison / malformed ──► <prefix>.dead (fanout) ──► <prefix>.dead (quorum queue)
  *  (also the cluster and host queues' x-dead-letter-exchange)
  * ```
  *
- * Routing keys on the direct exchange are the queue names. Cluster and host ids carry `@`
+ * Every name is the prefix or starts with `<prefix>.`, so a RabbitMQ user limited to
+ * `^<prefix>(\..*)?$` can run hearth (docs/security.md). Routing keys on the direct exchange
+ * are the queue names. Cluster and host ids carry `@`
  * (`ceph@rbd`, `node1@rbd`), which RabbitMQ allows in names.
  */
 
@@ -53,6 +55,14 @@ export function clusterQueueName(prefix: string, cluster: string): string {
 /** `<prefix>.volume.<cluster>.<host>`: the queue (and routing key) of one host. */
 export function hostQueueName(prefix: string, cluster: string, host: string): string {
   return `${prefix}.volume.${cluster}.${host}`;
+}
+
+/**
+ * `<prefix>.notices.<cluster>.<host>.<id>`: one member's exclusive notice queue; `id` tells
+ * apart the subscriptions of one member.
+ */
+export function noticeQueueName(prefix: string, cluster: string, host: string, id: string): string {
+  return `${prefix}.notices.${cluster}.${host}.${id}`;
 }
 
 /**

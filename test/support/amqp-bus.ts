@@ -11,6 +11,7 @@ import type { JobBusBackend, MemberOptions } from '../contract/job-bus.contract.
 export function amqpSettings(url: string, prefix: string, overrides: Partial<Config['amqp']> = {}): Config['amqp'] {
   return {
     url,
+    passwordFile: '',
     prefix,
     prefetch: 8,
     caFile: '',

@@ -4,7 +4,7 @@ import type { Fence } from '../../src/fence.js';
 
 /** The etcd slice of hearth's configuration for a test prefix. */
 export function etcdConfig(endpoints: string[], prefix: string): Config['etcd'] {
-  return { endpoints, prefix, username: '', password: '', caFile: '', certFile: '', keyFile: '', callTimeoutMs: 3_000 };
+  return { endpoints, prefix, username: '', password: '', passwordFile: '', caFile: '', certFile: '', keyFile: '', callTimeoutMs: 3_000 };
 }
 
 /** Whether a write guarded by `fence` would commit now: its guards compiled into a txn. */

@@ -31,7 +31,7 @@ class ApiRefusedError extends CoordinatorError {
 
 /** Where the API is and how to authenticate: `--url`/`--token-file`, else the configuration. */
 async function target(opts: CommonOptions, env: NodeJS.ProcessEnv): Promise<{ base: string; token: string }> {
-  const config = await loadConfig({ file: opts.config ?? env.HEARTH_CONFIG, env, flags: {} });
+  const config = await loadConfig({ file: opts.config ?? env.HEARTH_CONFIG, env, flags: {}, secretFiles: 'skip' });
   const { host, port } = parseListen(config.api.listen);
   const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
   const tokenFile = opts.tokenFile ?? config.api.tokenFile;

@@ -19,6 +19,7 @@ function settings(url: string, prefix: string): Config['amqp'] {
   return {
     url,
     prefix,
+    passwordFile: '',
     prefetch: 100,
     caFile: '',
     certFile: '',

@@ -8,7 +8,7 @@ import { waitFor } from '../../support/wait.js';
 
 /** The etcd section of a configuration, for tests. */
 export function etcdConfig(endpoints: readonly string[], prefix: string, callTimeoutMs = 2_000): Config['etcd'] {
-  return { endpoints: [...endpoints], prefix, username: '', password: '', caFile: '', certFile: '', keyFile: '', callTimeoutMs };
+  return { endpoints: [...endpoints], prefix, username: '', password: '', passwordFile: '', caFile: '', certFile: '', keyFile: '', callTimeoutMs };
 }
 
 /** One simulated worker: its own client, session and lock service. */

@@ -17,7 +17,7 @@ import { describeStateStore, newVolume } from '../../contract/state-store.contra
 import { LossyProxy } from './lossy-proxy.js';
 
 function etcdConfig(endpoints: readonly string[], prefix: string, callTimeoutMs = 3_000): Config['etcd'] {
-  return { endpoints, prefix, username: '', password: '', caFile: '', certFile: '', keyFile: '', callTimeoutMs };
+  return { endpoints, prefix, username: '', password: '', passwordFile: '', caFile: '', certFile: '', keyFile: '', callTimeoutMs };
 }
 
 function storeOn(client: Etcd3, prefix: string, clock: Clock, metrics: StateMetrics): EtcdStateStore {

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { InvalidInputError } from '../../../src/errors.js';
+import { BackendAccessError, InvalidInputError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { socketOptionsFor, withHeartbeat } from '../../../src/routing/amqp-connection.js';
 import { HANDLER_ERROR_RETRY_MS, MAX_RETRY_DELAY_MS, runHandler, vet } from '../../../src/routing/dispatch.js';
@@ -104,7 +104,7 @@ describe('TLS socket options', () => {
   const base = { heartbeatSeconds: 10, connectTimeoutMs: 1234, reconnectMaxDelayMs: 1000, caFile: '', certFile: '', keyFile: '' };
 
   it('names the connection and bounds the connect; no TLS material without files', async () => {
-    const options = await socketOptionsFor({ ...base, url: 'amqp://u:p@h/v' }, 'hearth n1@be');
+    const options = await socketOptionsFor({ ...base, url: 'amqp://h/v' }, 'hearth n1@be');
     expect(options).toEqual({ timeout: 1234, clientProperties: { connection_name: 'hearth n1@be' } });
   });
 
@@ -119,9 +119,36 @@ describe('TLS socket options', () => {
       expect((external.key as Buffer).toString()).toBe('KEY');
       expect((external.credentials as { mechanism: string }).mechanism).toBe('EXTERNAL');
       const plain = await socketOptionsFor({ ...base, ...files, url: 'amqps://u:secret@rabbit:5671/v' }, 'n');
-      expect(plain.credentials).toBeUndefined();
+      expect(plain.credentials).toMatchObject({ mechanism: 'PLAIN', username: 'u', password: 'secret' });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('takes the password from amqp.passwordFile (re-read per attempt) for the URL\'s user, also beside a client certificate', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-pw-'));
+    try {
+      const passwordFile = join(dir, 'password');
+      await writeFile(passwordFile, 'first\n');
+      const settings = { ...base, url: 'amqps://h%C3%A9arth@rabbit:5671/v', passwordFile };
+      expect((await socketOptionsFor(settings, 'n')).credentials).toMatchObject({ mechanism: 'PLAIN', username: 'héarth', password: 'first' });
+      await writeFile(passwordFile, 'rotated');
+      expect((await socketOptionsFor(settings, 'n')).credentials).toMatchObject({ password: 'rotated' });
+      await Promise.all([writeFile(join(dir, 'c.pem'), 'CERT'), writeFile(join(dir, 'k.pem'), 'KEY')]);
+      const withCert = await socketOptionsFor({ ...settings, certFile: join(dir, 'c.pem'), keyFile: join(dir, 'k.pem') }, 'n');
+      expect(withCert.credentials).toMatchObject({ mechanism: 'PLAIN', password: 'rotated' });
+      await rm(passwordFile);
+      const err = await socketOptionsFor(settings, 'n').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BackendAccessError);
+      expect(err).toMatchObject({ code: 'BACKEND_ACCESS_DENIED', reason: 'credentials', message: `amqp.passwordFile ${passwordFile} cannot be read (no such file, ENOENT)` });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('decodes a percent-encoded UTF-8 password in the URL as UTF-8 (amqplib alone would read it as Latin-1)', async () => {
+    const options = await socketOptionsFor({ ...base, url: 'amqp://u:p%C3%A4ss%40word@h/v' }, 'n');
+    expect(options.credentials).toMatchObject({ username: 'u', password: 'päss@word' });
+    expect((await socketOptionsFor({ ...base, url: 'amqp://h/v' }, 'n')).credentials).toBeUndefined();
   });
 });

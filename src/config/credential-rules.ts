@@ -1,0 +1,56 @@
+import type { ConfigIssue } from '../errors.js';
+import type { Config } from './schema.js';
+
+/**
+ * Rules on how etcd and RabbitMQ credentials are given: each secret in exactly one place
+ * (the option or its file), and a password only together with the user it belongs to.
+ */
+export function credentialIssues(config: Pick<Config, 'etcd' | 'amqp'>): ConfigIssue[] {
+  return [...etcdIssues(config.etcd), ...amqpIssues(config.amqp)];
+}
+
+function etcdIssues(etcd: Config['etcd']): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (etcd.password !== '' && etcd.passwordFile !== '') {
+    issues.push({ path: 'etcd.passwordFile', env: 'HEARTH_ETCD_PASSWORD_FILE', message: 'set etcd.password or etcd.passwordFile, not both' });
+  }
+  const hasPassword = etcd.password !== '' || etcd.passwordFile !== '';
+  if ((etcd.username === '') === hasPassword) {
+    issues.push({
+      path: hasPassword ? 'etcd.username' : 'etcd.passwordFile',
+      env: hasPassword ? 'HEARTH_ETCD_USERNAME' : 'HEARTH_ETCD_PASSWORD_FILE',
+      message: 'etcd.username and etcd.password (or etcd.passwordFile) go together',
+    });
+  }
+  return issues;
+}
+
+function amqpIssues(amqp: Config['amqp']): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const issue = (message: string): void => void issues.push({ path: 'amqp.passwordFile', env: 'HEARTH_AMQP_PASSWORD_FILE', message });
+  if (amqp.url === '') {
+    if (amqp.passwordFile !== '') issue('amqp.passwordFile needs amqp.url');
+    return issues;
+  }
+  const url = parseUrl(amqp.url);
+  if (!url) return issues; // The URL's own rule reports it.
+  if (amqp.passwordFile !== '') {
+    if (url.password !== '') issue('amqp.url holds a password too; keep it in amqp.passwordFile only');
+    if (url.username === '') issue('amqp.passwordFile needs the user name in amqp.url, e.g. amqps://hearth@rabbitmq:5671/hearth');
+  } else if (url.username !== '' && url.password === '' && amqp.certFile === '') {
+    issues.push({
+      path: 'amqp.url',
+      env: 'HEARTH_AMQP_URL',
+      message: `names the user ${decodeURIComponent(url.username)} but no password: set amqp.passwordFile, or amqp.certFile and amqp.keyFile to log in with the certificate (EXTERNAL)`,
+    });
+  }
+  return issues;
+}
+
+function parseUrl(text: string): URL | undefined {
+  try {
+    return new URL(text);
+  } catch {
+    return undefined;
+  }
+}
