@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
@@ -138,6 +138,15 @@ describe.skipIf(!openssl || !etcdctl)('etcd with TLS and user/password authentic
   it('lets hearth in with its user and password, inside its prefix only', async () => {
     expect(await roundTrip(await hearthClient(server, env(password)), `${PREFIX}/k`)).toBe('v');
     await expect(roundTrip(await hearthClient(server, env(password)), '/elsewhere/k')).rejects.toThrow(/permission denied/i);
+  });
+
+  it('reads the password from etcd.passwordFile (a mounted Secret) as well', async () => {
+    const file = join(dir, 'etcd-password');
+    await writeFile(file, `${password}\n`, { mode: 0o600 });
+    const fromFile = { HEARTH_ETCD_CA_FILE: pki.ca.cert, HEARTH_ETCD_USERNAME: 'hearth', HEARTH_ETCD_PASSWORD_FILE: file };
+    expect(await roundTrip(await hearthClient(server, fromFile), `${PREFIX}/from-file`)).toBe('v');
+    await writeFile(file, `${password}-wrong\n`);
+    await expect(roundTrip(await hearthClient(server, fromFile), `${PREFIX}/from-file`)).rejects.toThrow(/authentication failed|invalid user ID or password/i);
   });
 
   it('refuses a wrong password, and the error does not repeat the password', async () => {

@@ -11,6 +11,8 @@ import { Health } from '../../../src/ops/health.js';
 import { createJobBus, jobBusReadiness } from '../../../src/routing/create-job-bus.js';
 import { dispositions, type JobBus, type JobDelivery } from '../../../src/routing/job-bus.js';
 import type { Notice } from '../../../src/routing/job-message.js';
+import { type EtcdTestContext, useEtcd } from '../../support/context.js';
+import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
 import { waitFor } from '../../support/wait.js';
 import { requireTool } from '../deploy/tools.js';
 import { makePki, type TestPki } from './certs.js';
@@ -206,6 +208,65 @@ describe.skipIf(!openssl)('RabbitMQ with TLS and a user and password of its own'
       /user "narrow" may not use exchange 'hearth' in vhost 'hearth-secure': grant it configure, write and read on \^hearth\(\\\.\.\*\)\?\$/,
       [narrowPassword],
     );
+  });
+
+  describe('a real `hearth serve` in cluster mode', () => {
+    let etcd: EtcdTestContext;
+    const procs: HearthProcess[] = [];
+    const serveEnv = (host: string, passwordFileOf: string): Record<string, string> => ({
+      HEARTH_ETCD_ENDPOINTS: etcd.endpoints.join(','),
+      HEARTH_ETCD_PREFIX: etcd.prefix,
+      HEARTH_AMQP_URL: rabbit.url('hearth@'),
+      HEARTH_AMQP_PASSWORD_FILE: passwordFileOf,
+      HEARTH_AMQP_CA_FILE: pki.ca.cert,
+      HEARTH_CLUSTER: 'serve',
+      HEARTH_BACKEND: 'be',
+      HEARTH_HOST: host,
+      HEARTH_LEASE_TTL_MS: '3000',
+      HEARTH_LEASE_MARGIN_MS: '1000',
+      HEARTH_LOG_LEVEL: 'trace',
+    });
+    beforeAll(() => {
+      etcd = useEtcd();
+    });
+    afterAll(async () => {
+      await Promise.all(procs.map((p) => p.stop()));
+      await etcd?.close();
+    });
+
+    it('becomes ready over amqps:// with its password in a file, and never logs it', async () => {
+      const worker = await startHearth({ name: 'tls-worker', env: serveEnv('w1', passwordFile) });
+      procs.push(worker);
+      expect((await fetch(`${worker.opsUrl}/readyz`)).status).toBe(200);
+      const conn = (await rabbit.connections()).find((c) => c.user === 'hearth');
+      expect(conn).toMatchObject({ vhost: rabbit.vhost, ssl: true, auth_mechanism: 'PLAIN' });
+      expect(await rabbit.queues()).toContain('hearth.volume.serve@be');
+      const config = worker.logs().find((l) => l.msg === 'starting hearth')?.config as { amqp: { url: string; passwordFile: string } };
+      expect(config.amqp).toMatchObject({ url: rabbit.url('hearth@'), passwordFile });
+      expect(worker.output()).not.toContain(password);
+    });
+
+    it('with a wrong password stays live but not ready, says why in /readyz, and never logs it', async () => {
+      const wrongFile = join(dir, 'wrong-password');
+      await writeFile(wrongFile, wrongPassword);
+      const worker = await startHearth({ name: 'tls-worker-wrong', env: serveEnv('w2', wrongFile), waitFor: 'live' });
+      procs.push(worker);
+      const verbose = await waitFor(
+        async () => {
+          const res = await fetch(`${worker.opsUrl}/readyz?verbose`);
+          const text = await res.text();
+          return res.status === 503 && /\[-\]job-bus failed: .*refused/.test(text) ? text : undefined;
+        },
+        { timeoutMs: 15_000, what: '/readyz to report the refusal' },
+      );
+      expect(verbose).toMatch(/\[-\]job-bus failed: RabbitMQ \w+: RabbitMQ refused the login of user "hearth" \(PLAIN\)/);
+      expect((await fetch(`${worker.opsUrl}/livez`)).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(worker.process.alive).toBe(true);
+      expect((await fetch(`${worker.opsUrl}/readyz`)).status).toBe(503);
+      for (const s of [wrongPassword, password]) expect(worker.output()).not.toContain(s);
+      expect(worker.logs().some((l) => l.level === 'error' && l.reason === 'credentials')).toBe(true);
+    });
   });
 
   it('refuses a user without permissions on the vhost', async () => {

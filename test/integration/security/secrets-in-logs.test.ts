@@ -76,3 +76,65 @@ describe('a run configured with secrets', () => {
     }
   });
 });
+
+describe('a run configured with secrets in files (as Kubernetes mounts Secrets)', () => {
+  const etcdPassword = `etcd-file-pw-${randomBytes(12).toString('hex')}`;
+  const amqpPassword = `amqp-file-pw-${randomBytes(12).toString('hex')}`;
+  let dir: string;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hearth-secret-files-'));
+    await writeFile(join(dir, 'etcd-password'), `${etcdPassword}\n`, { mode: 0o600 });
+    await writeFile(join(dir, 'amqp-password'), `${amqpPassword}\n`, { mode: 0o600 });
+    env = {
+      HEARTH_LOG_LEVEL: 'trace',
+      HEARTH_ETCD_ENDPOINTS: `http://127.0.0.1:${await freePort()}`,
+      HEARTH_ETCD_USERNAME: 'hearth',
+      HEARTH_ETCD_PASSWORD_FILE: join(dir, 'etcd-password'),
+      HEARTH_AMQP_URL: `amqp://hearth@127.0.0.1:${await freePort()}/hearth`,
+      HEARTH_AMQP_PASSWORD_FILE: join(dir, 'amqp-password'),
+      HEARTH_LEASE_TTL_MS: '2000',
+      HEARTH_LEASE_MARGIN_MS: '500',
+    };
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('never writes them to its log, and shows the files, not their contents, in its configuration', async () => {
+    const hearth = await startHearth({ name: 'secret-files', env, waitFor: 'none' });
+    try {
+      // Long enough for several connection attempts to the unreachable etcd and RabbitMQ.
+      const deadline = Date.now() + 3_000;
+      while (hearth.process.alive && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await hearth.stop();
+    }
+    const starting = hearth.logs().find((l) => l.msg === 'starting hearth');
+    expect(starting, hearth.output()).toBeDefined();
+    const config = starting!.config as { etcd: { password: string; passwordFile: string }; amqp: { url: string; passwordFile: string } };
+    expect(config.etcd).toMatchObject({ password: '', passwordFile: env.HEARTH_ETCD_PASSWORD_FILE });
+    expect(config.amqp).toMatchObject({ url: env.HEARTH_AMQP_URL, passwordFile: env.HEARTH_AMQP_PASSWORD_FILE });
+    for (const secret of [etcdPassword, amqpPassword]) expect(hearth.output().includes(secret), `${secret.slice(0, 12)}… in the log`).toBe(false);
+  });
+
+  it('exits 2 before connecting anywhere when a secret file is missing, or given beside the value', async () => {
+    const missing = await runHearthCli(['serve'], { ...env, HEARTH_AMQP_PASSWORD_FILE: join(dir, 'nope') });
+    expect(missing.code, missing.stderr).toBe(2);
+    expect(missing.stderr).toContain(`amqp.passwordFile (HEARTH_AMQP_PASSWORD_FILE): ${join(dir, 'nope')} cannot be read (no such file, ENOENT)`);
+    const both = await runHearthCli(['config', 'check'], { ...env, HEARTH_ETCD_PASSWORD: etcdPassword });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('etcd.passwordFile (HEARTH_ETCD_PASSWORD_FILE): set etcd.password or etcd.passwordFile, not both');
+    for (const res of [missing, both]) for (const secret of [etcdPassword, amqpPassword]) expect(res.stdout + res.stderr).not.toContain(secret);
+  });
+
+  it('passes `hearth config check`, which prints the files and never the secrets', async () => {
+    const res = await runHearthCli(['config', 'check', '--json'], env);
+    expect(res.code, res.stderr).toBe(0);
+    const printed = JSON.parse(res.stdout) as { etcd: { passwordFile: string }; amqp: { passwordFile: string } };
+    expect(printed.etcd.passwordFile).toBe(env.HEARTH_ETCD_PASSWORD_FILE);
+    expect(printed.amqp.passwordFile).toBe(env.HEARTH_AMQP_PASSWORD_FILE);
+    for (const secret of [etcdPassword, amqpPassword]) expect(res.stdout + res.stderr).not.toContain(secret);
+  });
+});
