@@ -33,6 +33,8 @@ and prints the effective configuration with secrets hidden.
 Some rules involve several options (\`src/config/rules.ts\`, \`src/config/api-auth.ts\`):
 cluster mode needs both \`etcd.endpoints\` and \`amqp.url\`; \`leaseTtlMs\` is whole seconds
 (etcd lease TTLs are) and \`leaseMarginMs\` is at most a third of it; certificate and key files, and user name and password, go in pairs;
+a password is given in its option or in its file (\`etcd.passwordFile\`, \`amqp.passwordFile\`), not both, and an unreadable or
+empty password file stops hearth with exit code 2 too;
 and a process that serves the API on an address other than loopback needs \`api.tokenFile\`
 (or \`api.allowRemoteNoauth\`). Where secrets are concerned, see [security.md](security.md).
 `;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { loadConfig, optionEntries } from '../config/load.js';
+import { type ConfigSources, loadConfig, optionEntries } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 
 /** camelCase key commander gives a flag → the option's dotted path. */
@@ -17,13 +17,16 @@ export function addConfigFlags(command: Command): Command {
   return command;
 }
 
-/** Loads the configuration from defaults, `--config`, the environment and the flags given. */
-export function configFromFlags(opts: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<Config> {
+/**
+ * Loads the configuration from defaults, `--config`, the environment and the flags given.
+ * `secretFiles: 'skip'` leaves the password files unread (see {@link ConfigSources}).
+ */
+export function configFromFlags(opts: Record<string, unknown>, env: NodeJS.ProcessEnv, secretFiles: ConfigSources['secretFiles'] = 'check'): Promise<Config> {
   const flags: Record<string, string> = {};
   for (const [key, value] of Object.entries(opts)) {
     const path = pathByKey.get(key);
     if (path !== undefined && typeof value === 'string') flags[path] = value;
   }
   const file = typeof opts.config === 'string' ? opts.config : undefined;
-  return loadConfig({ file, env, flags });
+  return loadConfig({ file, env, flags, secretFiles });
 }

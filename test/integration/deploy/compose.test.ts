@@ -60,7 +60,10 @@ describe('deploy/compose.yaml', () => {
   it('runs three workers of one cluster with distinct hosts and valid configurations', async () => {
     expect(workers).toHaveLength(3);
     const configs = await Promise.all(
-      workers.map(([, s]) => loadConfig({ env: Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, interpolate(String(v))])) })),
+      // The secret files exist in the containers only.
+      workers.map(([, s]) =>
+        loadConfig({ env: Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, interpolate(String(v))])), secretFiles: 'skip' }),
+      ),
     );
     expect(new Set(configs.map((c) => clusterId(c))).size).toBe(1);
     expect(new Set(configs.map((c) => c.host))).toEqual(new Set(workers.map(([n]) => n)));
@@ -72,14 +75,24 @@ describe('deploy/compose.yaml', () => {
     }
   });
 
-  it('points the workers at the RabbitMQ user, password and vhost the broker is created with', async () => {
+  it('points the workers at the RabbitMQ user, password and vhost the broker is created with, the password in a file', async () => {
     const rabbit = services.rabbitmq!.environment!;
-    for (const [, s] of workers) {
+    const job = services['api-token']!;
+    const [jobVolume, jobDir] = job.volumes![0]!.split(':');
+    // The job writes the broker's password into the shared volume…
+    expect(interpolate(job.environment!.AMQP_PASSWORD!)).toBe(interpolate(rabbit.RABBITMQ_DEFAULT_PASS!));
+    expect(job.command?.join(' ')).toContain(`'${jobDir}/amqp-password', process.env.AMQP_PASSWORD`);
+    for (const [name, s] of workers) {
       const url = new URL(interpolate(s.environment!.HEARTH_AMQP_URL!));
       expect(url.hostname).toBe('rabbitmq');
       expect(url.username).toBe(rabbit.RABBITMQ_DEFAULT_USER);
-      expect(url.password).toBe(interpolate(rabbit.RABBITMQ_DEFAULT_PASS!));
+      expect(url.password, 'no password in the URL').toBe('');
       expect(url.pathname).toBe(`/${rabbit.RABBITMQ_DEFAULT_VHOST}`);
+      // …and the workers read it from there, never from their environment.
+      const passwordFile = s.environment!.HEARTH_AMQP_PASSWORD_FILE!;
+      expect(passwordFile).toBe(`${dirname(passwordFile)}/amqp-password`);
+      expect(s.volumes, name).toContain(`${jobVolume}:${dirname(passwordFile)}:ro`);
+      for (const value of Object.values(s.environment!)) expect(interpolate(String(value)), name).not.toContain(interpolate(rabbit.RABBITMQ_DEFAULT_PASS!));
     }
   });
 

@@ -26,6 +26,7 @@ export interface K8sObject {
     name?: string;
     vhost?: string;
     userReference?: { name: string };
+    importCredentialsSecret?: { name: string };
     permissions?: { configure: string; write: string; read: string };
   };
 }
@@ -44,6 +45,7 @@ export interface Container {
     value?: string;
     valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string; optional?: boolean } };
   }[];
+  envFrom?: { secretRef?: { name: string }; configMapRef?: { name: string } }[];
   ports?: { name?: string; containerPort: number }[];
   startupProbe?: Probe;
   livenessProbe?: Probe;
@@ -64,7 +66,7 @@ export interface PodSpec {
   volumes?: {
     name: string;
     configMap?: { name: string };
-    secret?: { secretName: string; defaultMode?: number };
+    secret?: { secretName: string; defaultMode?: number; optional?: boolean; items?: { key: string; path: string }[] };
     emptyDir?: Record<string, unknown>;
     persistentVolumeClaim?: { claimName: string };
   }[];

@@ -26,9 +26,9 @@ async function render(dir: string): Promise<K8sObject[]> {
     .filter((o): o is K8sObject => o !== null);
 }
 
-/** Renders an overlay with the monitoring component added, as a deployer's own overlay would. */
-async function renderWithMonitoring(overlay: Overlay): Promise<K8sObject[]> {
-  const dir = await mkdtemp(join(scratch, `${overlay}-monitoring-`));
+/** Renders an overlay with a component added (monitoring, …), as a deployer's own overlay would. */
+async function renderWithComponent(overlay: Overlay, component = 'monitoring'): Promise<K8sObject[]> {
+  const dir = await mkdtemp(join(scratch, `${overlay}-${component}-`));
   const rel = (p: string): string => relative(dir, repoPath(p)).split('\\').join(posix.sep);
   await writeFile(
     join(dir, 'kustomization.yaml'),
@@ -39,7 +39,7 @@ async function renderWithMonitoring(overlay: Overlay): Promise<K8sObject[]> {
       'resources:',
       `  - ${rel(`deploy/kubernetes/overlays/${overlay}`)}`,
       'components:',
-      `  - ${rel('deploy/kubernetes/components/monitoring')}`,
+      `  - ${rel(`deploy/kubernetes/components/${component}`)}`,
       '',
     ].join('\n'),
   );
@@ -55,7 +55,58 @@ async function podConfig(objects: K8sObject[], pod: PodSpec, container: Containe
   const env = envFromSpec(container, objects, { podName: 'hearth-0' });
   // HEARTH_CONFIG points into the ConfigMap's mount; read the copy written above instead.
   expect(env.HEARTH_CONFIG).toBe(`${volumeMountFor(container, 'config')?.mountPath}/config.yaml`);
-  return loadConfig({ file, env: { ...env, HEARTH_CONFIG: undefined } });
+  // The Secret files exist in the pod, not here; the test below checks that each is mounted.
+  return loadConfig({ file, env: { ...env, HEARTH_CONFIG: undefined }, secretFiles: 'skip' });
+}
+
+/**
+ * No environment variable carries a secret: none comes from a Secret (env or envFrom), none
+ * sets an option hearth declares secret, and no value holds URL credentials.
+ */
+function expectNoSecretInEnv(container: Container): void {
+  const secretOptions = new Set(optionEntries.filter((e) => e.spec.secret !== 'none').map((e) => e.env));
+  for (const e of container.env ?? []) {
+    expect(e.valueFrom?.secretKeyRef, `${e.name} from a Secret`).toBeUndefined();
+    expect(secretOptions.has(e.name), `${e.name} is a secret option`).toBe(false);
+    expect(e.value ?? '', e.name).not.toMatch(/:\/\/[^/\s]*:[^/\s]*@/);
+  }
+  expect((container.envFrom ?? []).filter((e) => e.secretRef), 'envFrom a Secret').toEqual([]);
+}
+
+/**
+ * Every file the configuration names (and at least `required`) is in a read-only Secret
+ * volume, never world-readable, mounted without subPath (so rotations arrive); a Secret the
+ * overlay generates holds the key the file is read from.
+ */
+function expectSecretFilesMounted(objects: K8sObject[], pod: PodSpec, container: Container, config: Config, required: readonly string[]): void {
+  const named: Record<string, string> = {
+    'api.tokenFile': config.api.tokenFile,
+    'etcd.passwordFile': config.etcd.passwordFile,
+    'etcd.caFile': config.etcd.caFile,
+    'etcd.certFile': config.etcd.certFile,
+    'etcd.keyFile': config.etcd.keyFile,
+    'amqp.passwordFile': config.amqp.passwordFile,
+    'amqp.caFile': config.amqp.caFile,
+    'amqp.certFile': config.amqp.certFile,
+    'amqp.keyFile': config.amqp.keyFile,
+  };
+  for (const option of required) expect(named[option], option).not.toBe('');
+  for (const [option, file] of Object.entries(named).filter(([, f]) => f !== '')) {
+    const mount = (container.volumeMounts ?? []).find((m) => m.mountPath === dirname(file));
+    expect(mount, `${option} ${file}`).toBeDefined();
+    expect(mount!.readOnly, file).toBe(true);
+    expect(mount!.subPath, file).toBeUndefined();
+    const volume = pod.volumes?.find((v) => v.name === mount!.name);
+    expect(volume?.secret?.secretName, file).toBeTruthy();
+    expect((volume!.secret!.defaultMode ?? 0o644) & 0o007, file).toBe(0);
+    expect(volume!.secret!.optional ?? false, file).toBe(false);
+    const name = file.split('/').pop()!;
+    const items = volume!.secret!.items;
+    const key = items ? items.find((i) => i.path === name)?.key : name;
+    expect(key, `${file} is projected from the Secret`).toBeDefined();
+    const generated = objects.find((o) => o.kind === 'Secret' && o.metadata.name === volume!.secret!.secretName);
+    if (generated) expect(Object.keys({ ...generated.data, ...generated.stringData }), file).toContain(key);
+  }
 }
 
 beforeAll(async () => {
@@ -109,16 +160,15 @@ describe.skipIf(!kubectl).each(Object.keys(OVERLAYS) as Overlay[])('Kubernetes o
     for (const e of container.env ?? []) if (e.name.startsWith('HEARTH_')) expect(known, e.name).toContain(e.name);
   });
 
-  it('gets credentials from Secret references, never from literal values', () => {
-    const secretEnv = ['HEARTH_AMQP_URL', 'HEARTH_ETCD_USERNAME', 'HEARTH_ETCD_PASSWORD'];
-    for (const name of secretEnv) {
-      const e = container.env?.find((x) => x.name === name);
-      expect(e?.value, name).toBeUndefined();
-      expect(e?.valueFrom?.secretKeyRef?.name, name).toBeTruthy();
-    }
-    for (const e of container.env ?? []) expect(e.value ?? '', e.name).not.toMatch(/:\/\/[^/\s]*:[^/\s]*@/);
+  it('passes no secret through the environment (child processes inherit it, /proc shows it): credentials are mounted files', () => {
+    expectNoSecretInEnv(container);
+    // The RabbitMQ password comes from a file, the URL names only the user.
+    expect(config.amqp.passwordFile).not.toBe('');
+    expect(new URL(config.amqp.url).username).toBe('hearth');
+    expect(new URL(config.amqp.url).password).toBe('');
+    expect(config.etcd.password).toBe('');
     const configMap = findOne(objects, 'ConfigMap', pod.volumes?.find((v) => v.name === 'config')?.configMap?.name);
-    expect(configMap.data?.['config.yaml']).not.toMatch(/password|:\/\/[^/\s]*:[^/\s]*@/i);
+    expect(configMap.data?.['config.yaml']).not.toMatch(/^\s*password:|:\/\/[^/\s]*:[^/\s]*@/im);
   });
 
   it('gives hearth a valid cluster configuration that requires an API token', () => {
@@ -128,20 +178,20 @@ describe.skipIf(!kubectl).each(Object.keys(OVERLAYS) as Overlay[])('Kubernetes o
   });
 
   it('mounts every file the configuration names, Secrets read-only and never world-readable', () => {
-    const files = [config.api.tokenFile, config.etcd.caFile, config.etcd.certFile, config.etcd.keyFile, config.amqp.caFile].filter((f) => f !== '');
-    expect(files.length).toBeGreaterThan(0);
-    for (const file of files) {
-      const mount = (container.volumeMounts ?? []).find((m) => m.mountPath === dirname(file));
-      expect(mount, file).toBeDefined();
-      expect(mount!.readOnly, file).toBe(true);
-      expect(mount!.subPath, file).toBeUndefined();
-      const volume = pod.volumes?.find((v) => v.name === mount!.name);
-      expect(volume?.secret?.secretName, file).toBeTruthy();
-      expect((volume!.secret!.defaultMode ?? 0o644) & 0o007, file).toBe(0);
-      // Secrets generated by the overlay must hold the key the file is read from.
-      const generated = objects.find((o) => o.kind === 'Secret' && o.metadata.name === volume!.secret!.secretName);
-      if (generated) expect(Object.keys({ ...generated.data, ...generated.stringData }), file).toContain(file.split('/').pop());
-    }
+    const tls = overlay === 'prod' ? ['etcd.caFile', 'etcd.certFile', 'etcd.keyFile', 'amqp.caFile'] : [];
+    expectSecretFilesMounted(objects, pod, container, config, ['api.tokenFile', 'amqp.passwordFile', ...tls]);
+  });
+
+  it('adds etcd user and password authentication with the etcd-password component, the password as a file too', async () => {
+    const withPassword = await renderWithComponent(overlay, 'etcd-password');
+    const p = findOne(withPassword, 'StatefulSet').spec!.template!.spec!;
+    const c = p.containers.find((x) => x.name === 'hearth')!;
+    const cfg = await podConfig(withPassword, p, c);
+    expect(cfg.etcd.username).toBe('hearth');
+    expect(cfg.etcd.passwordFile).toBe('/etc/hearth/etcd-auth/password');
+    expectNoSecretInEnv(c);
+    expectSecretFilesMounted(withPassword, p, c, cfg, ['etcd.passwordFile']);
+    expect(p.volumes?.find((v) => v.name === volumeMountFor(c, undefined, cfg.etcd.passwordFile)?.name)?.secret?.secretName).toBe('hearth-etcd-auth');
   });
 
   it('probes /livez (startup and liveness) and /readyz (readiness) on the ops port', () => {
@@ -209,7 +259,7 @@ describe.skipIf(!kubectl).each(Object.keys(OVERLAYS) as Overlay[])('Kubernetes o
   });
 
   it('adds ServiceMonitor, PrometheusRule and the dashboard with the monitoring component', async () => {
-    const withMonitoring = await renderWithMonitoring(overlay);
+    const withMonitoring = await renderWithComponent(overlay);
     const monitor = findOne(withMonitoring, 'ServiceMonitor');
     expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(monitor.metadata.namespace).toBe(namespace);
@@ -261,7 +311,16 @@ describe.skipIf(!kubectl)('Kubernetes examples', () => {
     for (const name of ['hearth', 'hearth.volume.demo@file']) expect(allowed.test(name), name).toBe(true);
     expect(allowed.test('other.queue')).toBe(false);
     const dev = await render(repoPath('deploy/kubernetes/overlays/dev'));
-    const url = findOne(dev, 'Secret', undefined, 'hearth-amqp').data!.url!;
-    expect(new URL(Buffer.from(url, 'base64').toString()).pathname).toBe(`/${vhost.spec!.name}`);
+    const devConfig = parse(findOne(dev, 'ConfigMap').data!['config.yaml']!) as { amqp: { url: string; passwordFile: string } };
+    const url = new URL(devConfig.amqp.url);
+    expect(url.pathname).toBe(`/${vhost.spec!.name}`);
+    // hearth mounts the password of the very Secret the Topology Operator's User imports, and
+    // the URL names that user.
+    const user = findOne(objects, 'User');
+    const generated = findOne(dev, 'Secret', undefined, user.spec!.importCredentialsSecret!.name);
+    expect(Buffer.from(generated.data!.username!, 'base64').toString()).toBe(url.username);
+    const pod = findOne(dev, 'StatefulSet').spec!.template!.spec!;
+    const mount = volumeMountFor(pod.containers[0]!, undefined, devConfig.amqp.passwordFile);
+    expect(pod.volumes?.find((v) => v.name === mount?.name)?.secret?.secretName).toBe(generated.metadata.name);
   });
 });
