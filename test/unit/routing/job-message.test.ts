@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BackendAccessError, InvalidInputError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/observability/logger.js';
-import { socketOptionsFor, withHeartbeat } from '../../../src/routing/amqp-connection.js';
+import { socketOptionsFor, withHeartbeat } from '../../../src/routing/amqp-socket-options.js';
 import { HANDLER_ERROR_RETRY_MS, MAX_RETRY_DELAY_MS, runHandler, vet } from '../../../src/routing/dispatch.js';
 import type { JobDelivery } from '../../../src/routing/job-bus.js';
 import { decodeJob, encodeJob, type JobMessage, MAX_MESSAGE_BYTES } from '../../../src/routing/job-message.js';
