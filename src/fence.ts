@@ -32,6 +32,14 @@ export interface Fence {
   readonly description: string;
 }
 
+/**
+ * Describes a guard, e.g. `/hearth/alive/n1@rbd create_revision == 42`. A `FencedError` from
+ * an etcd write names the guard that failed this way (followed by ` (is <actual>)`).
+ */
+export function describeGuard(guard: KeyGuard): string {
+  return `${guard.key} create_revision ${guard.expect === 'equal' ? '==' : '!='} ${guard.createRevision}`;
+}
+
 /** The fence that always holds (API-side writes, which no lease backs). */
 export const NO_FENCE: Fence = { guards: [], holds: () => true, description: 'none' };
 

@@ -76,6 +76,12 @@ export const configSpec = {
     unit: 'ms',
     doc: 'On SIGTERM, how long in-flight operations may run before they are handed back.',
   }),
+  sweepIntervalMs: opt.int({
+    default: 5_000,
+    min: 100,
+    unit: 'ms',
+    doc: 'How often a worker re-publishes operations that were recorded but not published for at least this long (the API died or the broker was away).',
+  }),
   log: {
     level: opt.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, {
       default: 'info',

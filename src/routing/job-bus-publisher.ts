@@ -2,22 +2,39 @@ import type { OpRecord } from '../state/records.js';
 import type { JobPublisher, PublishOutcome } from '../volumes/job-publisher.js';
 import type { JobBus } from './job-bus.js';
 
+/** Options of {@link JobBusPublisher}. */
+export interface JobBusPublisherOptions {
+  /**
+   * Longest one publish may wait, on top of the bus's own `amqp.publishTimeoutMs` bound. The API
+   * uses `min(publishTimeoutMs, 1 s)`: a request must not hang on a slow broker; the op is
+   * recorded either way and the sweeper publishes it later.
+   */
+  readonly timeoutMs?: number;
+}
+
 /**
  * The volume API's {@link JobPublisher} over a {@link JobBus}: turns a recorded op into a job
  * (a pointer to `ops/<type>/<id>`) and publishes it to the op's cluster queue.
  *
  * Failure semantics: resolves `confirmed` only once the broker confirmed the job (in-process:
- * once it is queued). Throws what `JobBus.publish` throws — after at most
- * `amqp.publishTimeoutMs` while RabbitMQ is away — and the op then stays recorded and
- * unpublished for the republish sweep, as the port requires.
+ * once it is queued). Throws what `JobBus.publish` throws — after at most `timeoutMs` (an
+ * `AbortedError`) or `amqp.publishTimeoutMs` while RabbitMQ is away — and the op then stays
+ * recorded and unpublished for the republish sweep, as the port requires. A publish cut short
+ * by `timeoutMs` may still be confirmed later: the sweeper's copy is then a duplicate, which the
+ * claim drops.
  */
 export class JobBusPublisher implements JobPublisher {
-  constructor(private readonly bus: JobBus) {}
+  constructor(
+    private readonly bus: JobBus,
+    private readonly options: JobBusPublisherOptions = {},
+  ) {}
 
   async publish(op: OpRecord, signal?: AbortSignal): Promise<PublishOutcome> {
+    const bound = this.options.timeoutMs === undefined ? undefined : AbortSignal.timeout(this.options.timeoutMs);
+    const signals = [signal, bound].filter((s): s is AbortSignal => s !== undefined);
     await this.bus.publish(
       { type: op.type, id: op.id, opId: op.opId, kind: op.kind, cluster: op.cluster, attempt: op.attempt },
-      signal ? { signal } : {},
+      signals.length === 0 ? {} : { signal: signals.length === 1 ? (signals[0] as AbortSignal) : AbortSignal.any(signals) },
     );
     return 'confirmed';
   }

@@ -4,7 +4,7 @@
  * builder) so that one transaction can carry every compare, write and diagnostic read at once.
  */
 import { CompareResult, CompareTarget, type ICompare, type IKeyValue, type IRequestOp, type IResponseOp } from 'etcd3';
-import type { KeyGuard } from '../fence.js';
+import { describeGuard, type KeyGuard } from '../fence.js';
 
 /** One key as read: its value and revisions; `null` when absent. */
 export interface KeyState {
@@ -72,11 +72,6 @@ export function stateAt(responses: readonly IResponseOp[], index: number): KeySt
 /** The count in the `index`-th response (a count-only range). */
 export function countAt(responses: readonly IResponseOp[], index: number): number {
   return Number(responses[index]?.response_range.count ?? 0);
-}
-
-/** Describes a guard for errors, e.g. `/hearth/alive/n1@rbd create_revision == 42`. */
-export function describeGuard(guard: KeyGuard): string {
-  return `${guard.key} create_revision ${guard.expect === 'equal' ? '==' : '!='} ${guard.createRevision}`;
 }
 
 /** The first guard that does not hold against the create revisions read (`'0'`: absent). */

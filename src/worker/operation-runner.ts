@@ -1,0 +1,280 @@
+/**
+ * Runs one claimed op to its end: under its locks, one driver call, then ONE fenced write
+ * that records the final status and removes the op.
+ */
+import { AbortedError, FencedError, IllegalStateError, isRetryable, messageOf } from '../errors.js';
+import { allOf, type Fence, NO_FENCE } from '../fence.js';
+import type { DriverContext, VolumeDriver } from '../drivers/volume-driver.js';
+import type { Clock } from '../lifecycle/clock.js';
+import type { LockContext } from '../locks/lock-service.js';
+import type { Logger } from '../observability/logger.js';
+import type { OpRecord, ResourceRecord, ResourceRef, SnapshotRecord, VolumeRecord } from '../state/records.js';
+import type { StateStore } from '../state/state-store.js';
+import type { Incarnation, Incarnations } from './incarnations.js';
+import type { OperationResult, WorkerMetrics } from './metrics.js';
+import type { OpPublisher } from './op-publisher.js';
+import { type DriverOutcome, finalWrite, type FinalWrite, isManagedKind, lockNamesFor, type ManagedKind, newSizeOf } from './plan.js';
+
+/** How a run ended; `status` is the final status written (`deleted`: the record was removed). */
+export interface OpOutcome {
+  readonly result: OperationResult;
+  readonly status?: string;
+}
+
+/** Options of {@link OperationRunner.run}. */
+export interface RunOptions {
+  /**
+   * Aborting it stops the op and hands it back: the driver call is aborted, then one fenced
+   * `updateOp` sets `owner: null` and the job is re-published, so another member takes it
+   * (drain). Outcome `handed_back`.
+   */
+  readonly signal?: AbortSignal;
+  /** Why it runs: a job from the queue, or a cleanup of an orphan (logged, nothing else). */
+  readonly reason?: 'job' | 'cleanup';
+}
+
+/** What an {@link OperationRunner} needs. */
+export interface OperationRunnerDeps {
+  readonly store: StateStore;
+  readonly driver: VolumeDriver;
+  readonly incarnations: Incarnations;
+  /** Re-publishes handed-back ops. */
+  readonly publisher: Pick<OpPublisher, 'publish'>;
+  readonly metrics: WorkerMetrics;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Pause between retries of a store or lock call that failed transiently. Default 500 ms. */
+  readonly retryDelayMs?: number;
+}
+
+/** A run of one op, for logs and the helpers below. */
+interface Run {
+  readonly op: OpRecord & { readonly kind: ManagedKind; readonly owner: NonNullable<OpRecord['owner']> };
+  readonly ref: ResourceRef;
+  readonly inc: Incarnation;
+  /** Caller's signal (drain) or the incarnation ending. */
+  readonly stop: AbortSignal;
+  readonly handBack: AbortSignal;
+  readonly log: Logger;
+}
+
+const NEVER = new AbortController().signal;
+
+/**
+ * Runs ops already claimed by the current incarnation (`op.owner` is it).
+ *
+ * ```ts
+ * const claimed = await claimer.claimOp(op, member);
+ * if (claimed.ok) outcome = await runner.run(claimed.op, { signal: drain.signal });
+ * ```
+ *
+ * 1. Takes the op's locks (`lockNamesFor`: Cinder's names), waiting as long as it must.
+ * 2. Re-reads the op and the resource under the locks: if the op is no longer this run's (an
+ *    admin reset the status meanwhile) → `gone`, nothing written.
+ * 3. Waits out a session `jeopardy` (no new side effect while a keepalive is missing), then calls
+ *    the driver with `{ signal, member, opId }`; the signal aborts when a lock or the lease is
+ *    lost, or when `options.signal` aborts.
+ * 4. ONE write: the final status (Cinder's error status when the driver failed: create →
+ *    `error`, delete → `error_deleting`, extend → `error_extending`, snapshot create → `error`,
+ *    snapshot delete → `error_deleting`), `host` = this member, the op removed (a successful delete
+ *    removes the record). It expects the op unchanged (`opId`, `owner: me`) and carries the member
+ *    fence and the lock fences.
+ *
+ * Failure semantics (never thrown; each is an outcome):
+ * - driver error → the error status, outcome `error`;
+ * - lost lease or lock mid-op (partition, paused process) → the driver call is aborted and
+ *   nothing more is written (a write would be fenced off anyway): outcome `fenced`, logged and
+ *   counted. The op stays owned by the dead incarnation: an orphan for cleanup (issue 7);
+ * - `FencedError` on the final write (etcd expired the lease before we knew) → `fenced`, same;
+ * - etcd unreachable (lock, read or final write) → retried every `retryDelayMs` while the
+ *   incarnation lives; the final write is never re-sent blindly (the store reconciles, and a
+ *   refused retry checks whether the first attempt landed);
+ * - `options.signal` aborted → handed back (`handed_back`); if the hand-back itself is fenced → `fenced`;
+ * - killed process → nothing: the op stays owned by a dead incarnation (an orphan).
+ */
+export class OperationRunner {
+  private readonly retryDelayMs: number;
+
+  constructor(private readonly deps: OperationRunnerDeps) {
+    this.retryDelayMs = deps.retryDelayMs ?? 500;
+  }
+
+  /**
+   * Runs `op` to its final fenced transition. See the class doc.
+   *
+   * @throws IllegalStateError when `op` is not owned by this host (a caller's bug).
+   */
+  async run(op: OpRecord, options: RunOptions = {}): Promise<OpOutcome> {
+    const owner = op.owner;
+    const inc = this.deps.incarnations.current();
+    if (!owner || (inc && owner.host !== inc.member.owner.host)) {
+      throw new IllegalStateError('operation runner', owner ? `owned by ${owner.incarnation}` : 'queued', `op ${op.opId} is not claimed by this host`);
+    }
+    if (!isManagedKind(op.kind)) throw new IllegalStateError('operation runner', op.kind, `the volume manager does not run ${op.kind}`);
+    const log = this.deps.logger.child({ opId: op.opId, kind: op.kind, resource: `${op.type}:${op.id}`, attempt: op.attempt, reason: options.reason ?? 'job' });
+    const done = this.deps.metrics.started(op.kind, () => this.deps.clock.now());
+    let outcome: OpOutcome;
+    if (!inc || inc.member.owner.incarnation !== owner.incarnation) {
+      outcome = fenced(log, 'the incarnation that claimed the op has ended');
+    } else {
+      const handBack = options.signal ?? NEVER;
+      const run: Run = { op: { ...op, kind: op.kind, owner }, ref: { type: op.type, id: op.id }, inc, handBack, stop: AbortSignal.any([handBack, inc.member.signal]), log };
+      try {
+        outcome = await this.underLocks(run);
+      } catch (err) {
+        // Only a bug gets here; the op stays owned by this incarnation (an orphan once it ends).
+        log.error({ err }, 'the operation runner failed; the op stays owned by this incarnation');
+        outcome = { result: 'error' };
+      }
+    }
+    done(outcome.result);
+    log.info({ result: outcome.result, status: outcome.status }, 'operation ended');
+    return outcome;
+  }
+
+  /** Takes the locks (retrying transient failures) and runs the op under them. */
+  private async underLocks(run: Run): Promise<OpOutcome> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const names = await this.lockNames(run);
+        return await run.inc.locks.withLock(names, (ctx) => this.locked(run, ctx), { signal: run.stop, timeoutMs: Infinity });
+      } catch (err) {
+        if (!run.inc.member.joined) return fenced(run.log, 'lost the lease before the operation ended', err);
+        if (run.handBack.aborted) return this.handBack(run, NO_FENCE);
+        if (!isRetryable(err)) throw err;
+        run.log.warn({ err: messageOf(err), attempt }, 'could not take the locks or read the op; retrying');
+        await this.pause(attempt, run.stop);
+      }
+    }
+  }
+
+  private async lockNames(run: Run): Promise<string[]> {
+    const { op } = run;
+    let volumeId = typeof op.params.volumeId === 'string' ? op.params.volumeId : undefined;
+    if (op.kind === 'create_snapshot' && !volumeId) volumeId = (await this.deps.store.get({ type: 'snapshot', id: op.id }))?.volume_id;
+    return lockNamesFor(op.kind, op.id, volumeId);
+  }
+
+  private async locked(run: Run, ctx: LockContext): Promise<OpOutcome> {
+    const { op, ref, inc, log } = run;
+    const [current, record] = await Promise.all([this.deps.store.getOp(ref), this.deps.store.get(ref)]);
+    if (!current || current.opId !== op.opId || current.owner?.incarnation !== op.owner.incarnation) {
+      log.warn({ now: current && { opId: current.opId, owner: current.owner?.incarnation ?? null } }, 'the op changed while it waited for its locks; nothing to do');
+      return { result: 'gone' };
+    }
+    if (!record || record.status !== op.status) {
+      log.warn({ status: record?.status }, 'the resource left the op\'s status; nothing to do');
+      return { result: 'gone' };
+    }
+    const signal = AbortSignal.any([ctx.signal, run.stop]);
+    let outcome: DriverOutcome = 'success';
+    try {
+      await this.untilSafe(ctx, signal);
+      await this.callDriver(op, record, { signal, member: inc.member.owner.host, opId: op.opId });
+    } catch (err) {
+      if (signal.aborted || err instanceof AbortedError) {
+        if (!inc.member.joined || ctx.signal.aborted) return fenced(log, 'lost the lease or a lock mid-operation; aborted, left for orphan cleanup', err);
+        if (run.handBack.aborted) return this.handBack(run, ctx.fence);
+      }
+      log.warn({ err }, 'the driver call failed');
+      outcome = 'error';
+    }
+    return this.finish(run, record, ctx.fence, outcome);
+  }
+
+  /** No new side effect while a keepalive is missing: wait until the locks are `held` again. */
+  private async untilSafe(ctx: LockContext, signal: AbortSignal): Promise<void> {
+    while (ctx.handles.some((h) => h.state === 'jeopardy')) await this.deps.clock.sleep(100, signal);
+    if (signal.aborted) throw new AbortedError('waiting for a safe session', { cause: signal.reason });
+  }
+
+  private callDriver(op: Run['op'], record: ResourceRecord, ctx: DriverContext): Promise<void> {
+    const { driver } = this.deps;
+    switch (op.kind) {
+      case 'create_volume':
+        return driver.createVolume({ id: op.id, sizeGiB: (record as VolumeRecord).size }, ctx);
+      case 'delete_volume':
+        return driver.deleteVolume({ id: op.id }, ctx);
+      case 'extend_volume':
+        return driver.extendVolume({ id: op.id }, newSizeOf(op), ctx);
+      case 'create_snapshot':
+        return driver.createSnapshot({ id: op.id, volumeId: (record as SnapshotRecord).volume_id }, ctx);
+      case 'delete_snapshot':
+        return driver.deleteSnapshot({ id: op.id, volumeId: (record as SnapshotRecord).volume_id }, ctx);
+    }
+  }
+
+  /** The one final write, fenced by the member and the locks; retried only while they hold. */
+  private async finish(run: Run, record: ResourceRecord, lockFence: Fence, outcome: DriverOutcome): Promise<OpOutcome> {
+    const { op, ref, inc, log } = run;
+    const write = finalWrite(op, record, outcome, inc.member.owner.host);
+    const fence = allOf(inc.member.fence(), lockFence);
+    const expectOp = { opId: op.opId, owner: op.owner.incarnation };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result =
+          write.type === 'remove'
+            ? await this.deps.store.remove(ref, { expect: { status: op.status }, expectOp, by: 'worker', fence })
+            : // The store checks the fields against the record type; the plan sets only common ones.
+              await this.deps.store.transition(ref as { type: 'volume'; id: string }, {
+                expect: { status: op.status },
+                expectOp,
+                set: write.set,
+                op: 'remove',
+                by: 'worker',
+                fence,
+              });
+        if (result.ok || (attempt > 1 && (await this.landed(ref, write)))) return { result: outcome, status: write.status };
+        log.warn({ failed: result.failed }, 'the op changed before its final write (an admin reset?); nothing written');
+        return { result: 'gone' };
+      } catch (err) {
+        if (err instanceof FencedError) return fenced(log, 'the final write was fenced off', err);
+        if (!isRetryable(err)) throw err;
+        if (!fence.holds()) return fenced(log, 'lost the lease or a lock before the final write landed', err);
+        log.warn({ err: messageOf(err), attempt }, 'the final write failed; retrying');
+        // Not aborted by a drain: the driver work is done, only its record is missing.
+        await this.pause(attempt, inc.member.signal);
+      }
+    }
+  }
+
+  /** After an answer was lost: did the earlier attempt of `write` land? */
+  private async landed(ref: ResourceRef, write: FinalWrite): Promise<boolean> {
+    const record = await this.deps.store.get(ref);
+    if (write.type === 'remove') return record === undefined;
+    return record?.status === write.status && (await this.deps.store.getOp(ref)) === undefined;
+  }
+
+  /** Releases the op (owner none) and re-publishes it for another member. */
+  private async handBack(run: Run, lockFence: Fence): Promise<OpOutcome> {
+    const { op, ref, inc, log } = run;
+    const fence = allOf(inc.member.fence(), lockFence);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await this.deps.store.updateOp(ref, { expect: { opId: op.opId, owner: op.owner.incarnation }, set: { owner: null, publishedAt: null }, fence });
+        if (!result.ok) {
+          log.warn({ failed: result.failed }, 'the op changed before it could be handed back');
+          return { result: 'gone' };
+        }
+        log.info('handed the op back for another member');
+        await this.deps.publisher.publish(result.op);
+        return { result: 'handed_back' };
+      } catch (err) {
+        if (err instanceof FencedError) return fenced(log, 'the hand-back was fenced off', err);
+        if (!isRetryable(err)) throw err;
+        if (!fence.holds()) return fenced(log, 'lost the lease before the op could be handed back', err);
+        log.warn({ err: messageOf(err), attempt }, 'handing the op back failed; retrying');
+        await this.pause(attempt, inc.member.signal);
+      }
+    }
+  }
+
+  private async pause(attempt: number, signal: AbortSignal): Promise<void> {
+    await this.deps.clock.sleep(Math.min(this.retryDelayMs * attempt, 5_000), signal).catch(() => undefined);
+  }
+}
+
+function fenced(log: Logger, why: string, err?: unknown): OpOutcome {
+  log.warn({ err: err === undefined ? undefined : messageOf(err) }, `${why}; writing nothing more`);
+  return { result: 'fenced' };
+}

@@ -1,0 +1,209 @@
+/**
+ * The volume manager: what a worker does with a job delivery — load the op, claim it, and
+ * only then acknowledge the message; the run goes on after the ack.
+ */
+import { isRetryable, messageOf } from '../errors.js';
+import type { Clock } from '../lifecycle/clock.js';
+import type { Logger } from '../observability/logger.js';
+import { type Disposition, dispositions, type JobDelivery } from '../routing/job-bus.js';
+import type { OpRecord } from '../state/records.js';
+import type { StateStore } from '../state/state-store.js';
+import type { Incarnation, Incarnations } from './incarnations.js';
+import type { OpClaimer } from './op-claim.js';
+import type { OperationRunner, OpOutcome } from './operation-runner.js';
+import { decideJob } from './plan.js';
+import { Slots } from './slots.js';
+
+/** What a {@link VolumeManager} needs. */
+export interface VolumeManagerDeps {
+  readonly store: Pick<StateStore, 'getOp'>;
+  readonly claimer: Pick<OpClaimer, 'claimOp'>;
+  readonly runner: Pick<OperationRunner, 'run'>;
+  readonly incarnations: Incarnations;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Operations run at once; deliveries beyond wait (unacknowledged) for a slot. */
+  readonly maxConcurrentOps: number;
+  /** Reads of an op tried in place before answering `retry-later`. Default 3. */
+  readonly readAttempts?: number;
+  /** Pause between those reads, and the `retry-later` delay. Default 1 s. */
+  readonly retryDelayMs?: number;
+}
+
+/** What became of the runs still going when a drain began. */
+export interface DrainSummary {
+  /** Ended on their own within the grace period. */
+  readonly finished: number;
+  /** Aborted after the grace period and handed back (or fenced, if the lease went meanwhile). */
+  readonly stopped: number;
+}
+
+/**
+ * Handles job deliveries (claim-then-ack) and runs what it claimed, at most
+ * `maxConcurrentOps` at a time. See `docs/worker.md`.
+ *
+ * For each job: wait for a free slot (holding the message), read the op, then (`decideJob`):
+ * gone, replaced or finished → `drop`; owned by a live worker → `drop`; owned by a dead
+ * incarnation → claim with the proof it is dead; queued → claim; only after a successful claim
+ * `ack`, and the run starts. Poison (a kind it cannot run, another cluster's op, a kind that
+ * disagrees with the op) → `dead-letter` with a reason. While draining or between incarnations
+ * → `requeue`.
+ *
+ * Failure semantics: the state store unreachable → the read is retried in place
+ * (`readAttempts` × `retryDelayMs`), then `retry-later`; meanwhile a lost session pauses
+ * consumption altogether (the worker), so an etcd outage does not cycle jobs toward the
+ * delivery limit. A claim whose outcome is unknown → `retry-later`; the redelivery finds the op
+ * owned by this incarnation and resumes it (or drops it when another member won). Any other
+ * error → thrown, which the bus logs and treats as `retry-later`: a job that keeps failing is
+ * dead-lettered after `amqp.maxDeliveries` deliveries. The delivery's connection lost → the
+ * disposition is ignored and the broker redelivers; a claim made meanwhile stays valid.
+ */
+export class VolumeManager {
+  private readonly slots: Slots;
+  /** Ops being claimed or run by this process, by opId. */
+  private readonly busy = new Map<string, Promise<OpOutcome> | undefined>();
+  private readonly taking = new AbortController();
+  private readonly handBack = new AbortController();
+
+  constructor(private readonly deps: VolumeManagerDeps) {
+    this.slots = new Slots(deps.maxConcurrentOps);
+  }
+
+  /** Operations claimed or running in this process. */
+  get inFlight(): number {
+    return this.busy.size;
+  }
+
+  /** The bus handler for `job` messages. */
+  readonly handle = async (delivery: JobDelivery): Promise<Disposition> => {
+    const inc = this.deps.incarnations.current();
+    if (this.taking.signal.aborted || !inc) return dispositions.requeue();
+    let release: (() => void) | undefined;
+    try {
+      release = await this.slots.acquire(AbortSignal.any([delivery.signal, this.taking.signal, inc.member.signal]));
+    } catch {
+      return dispositions.requeue();
+    }
+    let started = false;
+    try {
+      const disposition = await this.decide(delivery, inc, () => {
+        started = true;
+        return release;
+      });
+      return disposition;
+    } catch (err) {
+      if (!isRetryable(err)) throw err;
+      this.deps.logger.warn({ opId: delivery.job.opId, reason: messageOf(err) }, 'the state store failed; retrying the job later');
+      return dispositions.retryLater(this.deps.retryDelayMs ?? 1_000);
+    } finally {
+      if (!started) release();
+    }
+  };
+
+  private async decide(delivery: JobDelivery, inc: Incarnation, takeSlot: () => () => void): Promise<Disposition> {
+    const { job } = delivery;
+    const log = this.deps.logger.child({ opId: job.opId, kind: job.kind, resource: `${job.type}:${job.id}`, deliveryCount: delivery.deliveryCount });
+    const op = await this.readOp(job.type, job.id, AbortSignal.any([delivery.signal, inc.member.signal]));
+    if (op === 'unavailable') return dispositions.retryLater(this.deps.retryDelayMs ?? 1_000);
+    const self = { incarnation: inc.member.owner.incarnation, cluster: inc.member.cluster };
+    const decision = decideJob(job, op, self, this.busy.has(job.opId));
+    switch (decision.type) {
+      case 'drop':
+        log.debug({ reason: decision.reason }, 'job dropped');
+        return dispositions.drop(decision.reason);
+      case 'dead-letter':
+        log.warn({ detail: decision.detail }, 'job dead-lettered: it can never run here');
+        return dispositions.deadLetter(decision.detail, decision.reason);
+      case 'resume':
+        log.info('resuming an op this incarnation claimed earlier');
+        this.start(op as OpRecord, takeSlot());
+        return dispositions.ack();
+      case 'claim':
+        return this.claim(op as OpRecord, inc, decision.ownerDead, takeSlot, log);
+    }
+  }
+
+  private async claim(op: OpRecord, inc: Incarnation, ownerDead: boolean, takeSlot: () => () => void, log: Logger): Promise<Disposition> {
+    // Marked busy before the claim is sent: a duplicate delivered meanwhile must not resume it.
+    this.busy.set(op.opId, undefined);
+    let claimed = false;
+    try {
+      const result = await this.deps.claimer.claimOp(op, inc.member, { ownerDead });
+      if (result.ok) {
+        claimed = true;
+        if (ownerDead) log.warn({ previousOwner: op.owner?.incarnation }, 'took over the op of a dead incarnation');
+        this.start(result.op, takeSlot());
+        return dispositions.ack();
+      }
+      if (result.reason === 'conflict') {
+        log.debug({ failed: result.failed }, 'job dropped: the op changed before the claim (another member took it)');
+        return dispositions.drop(`claim lost on ${result.failed.field}`);
+      }
+      if (result.reason === 'owner-alive') {
+        log.debug({ owner: op.owner?.incarnation }, 'job dropped: the op is owned by a live worker');
+        return dispositions.drop('owned by a live worker');
+      }
+      log.warn({ err: result.error.message }, 'this incarnation is no longer alive; handing the job back');
+      return dispositions.requeue();
+    } finally {
+      if (!claimed) this.busy.delete(op.opId);
+    }
+  }
+
+  /** Runs a claimed op in the background; the slot is released when it ends. */
+  private start(op: OpRecord, release: () => void): void {
+    const run = this.deps.runner
+      .run(op, { signal: this.handBack.signal, reason: 'job' })
+      .catch((err: unknown): OpOutcome => {
+        this.deps.logger.error({ err, opId: op.opId }, 'an operation run failed');
+        return { result: 'error' };
+      })
+      .finally(() => {
+        this.busy.delete(op.opId);
+        release();
+      });
+    this.busy.set(op.opId, run);
+  }
+
+  /** Reads the op, retrying transient failures in place; `unavailable` when they persist. */
+  private async readOp(type: OpRecord['type'], id: string, signal: AbortSignal): Promise<OpRecord | undefined | 'unavailable'> {
+    const attempts = this.deps.readAttempts ?? 3;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.deps.store.getOp({ type, id });
+      } catch (err) {
+        if (!isRetryable(err) || attempt >= attempts || signal.aborted) {
+          if (isRetryable(err)) return 'unavailable';
+          throw err;
+        }
+        this.deps.logger.debug({ reason: messageOf(err), attempt }, 'reading the op failed; retrying');
+        await this.deps.clock.sleep(this.deps.retryDelayMs ?? 1_000, signal).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Stops taking jobs: deliveries waiting for a slot, and every later one, are requeued. */
+  stopTaking(): void {
+    this.taking.abort();
+  }
+
+  /**
+   * Waits up to `graceMs` for the runs in progress to end, then aborts the rest, which hand
+   * their ops back, and waits for those too. Call {@link stopTaking} first.
+   */
+  async drain(graceMs: number): Promise<DrainSummary> {
+    const runs = (): Promise<unknown>[] => [...this.busy.values()].filter((p): p is Promise<OpOutcome> => p !== undefined);
+    const before = runs().length;
+    const timer = new AbortController();
+    const grace = this.deps.clock.sleep(graceMs, timer.signal).catch(() => undefined);
+    await Promise.race([Promise.allSettled(runs()), grace]);
+    timer.abort();
+    const left = runs();
+    if (left.length > 0) {
+      this.deps.logger.warn({ operations: left.length, graceMs }, 'operations still running after the grace period; handing them back');
+      this.handBack.abort(new Error('drain: handing operations back'));
+      await Promise.allSettled(left);
+    }
+    return { finished: before - left.length, stopped: left.length };
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * The worker's lifecycle: start-up hooks, then consuming; pause while the session is lost and
+ * resume as the next incarnation; drain on shutdown.
+ */
+import { messageOf } from '../errors.js';
+import type { OwnerRef } from '../identity.js';
+import type { Logger } from '../observability/logger.js';
+import type { JobBus, JobHandler, JobSubscription } from '../routing/job-bus.js';
+import type { Incarnation, IncarnationChange, Incarnations, StartReason } from './incarnations.js';
+import { dispatcher, type MessageHandler, type MessageType } from './message-dispatch.js';
+import type { RepublishSweeper } from './sweeper.js';
+import type { DrainSummary, VolumeManager } from './volume-manager.js';
+
+/** What a start-up hook is told. */
+export interface BeforeConsumeContext {
+  /** The incarnation about to consume. */
+  readonly incarnation: Incarnation;
+  /** The incarnation of this process that ended just before (none at the first start). */
+  readonly previous: OwnerRef | undefined;
+  readonly reason: StartReason;
+  /** Aborts when this incarnation ends or the worker drains. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Runs after the worker joined (or rejoined as a new incarnation) and before it consumes any
+ * message — Cinder's `init_host` cleanup of the host's own earlier incarnations goes here. A
+ * hook that throws is logged; the worker consumes anyway (work must not stop because a cleanup
+ * failed; its orphans stay visible).
+ */
+export type BeforeConsumeHook = (ctx: BeforeConsumeContext) => Promise<void>;
+
+/** `idle` → `starting` (hooks) → `consuming` ⇄ `paused` (no live incarnation) → `draining` → `stopped`. */
+export type WorkerState = 'idle' | 'starting' | 'consuming' | 'paused' | 'draining' | 'stopped';
+
+/** What a {@link Worker} needs. */
+export interface WorkerDeps {
+  readonly bus: Pick<JobBus, 'consume' | 'distributed'>;
+  readonly incarnations: Incarnations;
+  readonly manager: Pick<VolumeManager, 'handle' | 'stopTaking' | 'drain' | 'inFlight'>;
+  readonly sweeper: Pick<RepublishSweeper, 'start' | 'sweep' | 'close'>;
+  readonly logger: Logger;
+  readonly beforeConsume?: readonly BeforeConsumeHook[];
+  /** Handlers of message types other than `job` (which is the manager's). */
+  readonly extraHandlers?: Partial<Record<MessageType, MessageHandler>>;
+}
+
+/**
+ * See the module doc and `docs/worker.md`.
+ *
+ * Failure semantics:
+ * - broker disconnected: the bus re-attaches the subscription by itself; `/readyz` fails on the
+ *   bus meanwhile and no work arrives; membership is untouched;
+ * - session lost (partition, etcd down): consumption stops (`paused`); runs in progress abort
+ *   on the member's signal and write nothing (`fenced`); when the supervisor starts the next
+ *   incarnation the hooks run again (with `previous`), then consumption resumes;
+ * - drain: see {@link drain}.
+ */
+export class Worker {
+  private stateValue: WorkerState = 'idle';
+  private subscription: JobSubscription | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private chain: Promise<void> = Promise.resolve();
+  private hooks: AbortController | undefined;
+  private readonly handler: JobHandler;
+
+  constructor(private readonly deps: WorkerDeps) {
+    this.handler = dispatcher({ ...deps.extraHandlers, job: deps.manager.handle }, deps.logger);
+  }
+
+  get state(): WorkerState {
+    return this.stateValue;
+  }
+
+  /** True while consuming (for `/readyz`). */
+  get ready(): boolean {
+    return this.stateValue === 'consuming';
+  }
+
+  /**
+   * Runs the start-up hooks for the current incarnation, then (single node) re-publishes every
+   * queued op — the in-process queue did not survive the last run — and starts consuming and
+   * sweeping.
+   *
+   * @throws Error when no incarnation is live (join first).
+   */
+  async start(): Promise<void> {
+    const inc = this.deps.incarnations.current();
+    if (!inc) throw new Error('the worker needs a live incarnation: join the cluster first');
+    this.unsubscribe = this.deps.incarnations.subscribe((change) => this.onChange(change));
+    await this.enqueue(async () => {
+      await this.begin(inc, undefined, 'start');
+      if (!this.deps.bus.distributed && this.stateValue === 'consuming') await this.deps.sweeper.sweep({ all: true });
+    });
+    this.deps.sweeper.start();
+  }
+
+  /**
+   * Graceful drain: stop consuming (deliveries not claimed are requeued for other members),
+   * let runs finish for up to `graceMs`, then abort the rest, which hand their ops back (owner
+   * none, re-published) so another member takes them at once. Locks are released as runs end.
+   * Idempotent; resolves when no run is left.
+   */
+  async drain(graceMs: number): Promise<DrainSummary> {
+    this.stateValue = 'draining';
+    this.unsubscribe?.();
+    this.hooks?.abort();
+    this.deps.manager.stopTaking();
+    await this.deps.sweeper.close();
+    await this.chain;
+    this.stateValue = 'draining';
+    const subscription = this.subscription;
+    this.subscription = undefined;
+    await subscription?.cancel();
+    const summary = await this.deps.manager.drain(graceMs);
+    await subscription?.idle({ signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
+    this.stateValue = 'stopped';
+    this.deps.logger.info({ ...summary }, 'worker drained');
+    return summary;
+  }
+
+  private onChange(change: IncarnationChange): void {
+    if (change.type === 'ended') {
+      if (change.reason === 'left') return;
+      this.hooks?.abort();
+      void this.enqueue(() => this.pause(change.owner));
+      return;
+    }
+    if (change.reason === 'start') return;
+    void this.enqueue(() => this.begin(change.incarnation, change.previous, change.reason));
+  }
+
+  /** Runs `step` after the steps before it; failures are logged, never thrown to the caller. */
+  private enqueue(step: () => Promise<void>): Promise<void> {
+    this.chain = this.chain.then(step).catch((err: unknown) => this.deps.logger.error({ err }, 'worker lifecycle step failed'));
+    return this.chain;
+  }
+
+  private async begin(inc: Incarnation, previous: OwnerRef | undefined, reason: StartReason): Promise<void> {
+    if (this.draining) return;
+    this.stateValue = 'starting';
+    const hooks = new AbortController();
+    this.hooks = hooks;
+    const signal = AbortSignal.any([hooks.signal, inc.member.signal]);
+    for (const [i, hook] of (this.deps.beforeConsume ?? []).entries()) {
+      if (signal.aborted) break;
+      try {
+        await hook({ incarnation: inc, previous, reason, signal });
+      } catch (err) {
+        this.deps.logger.error({ err, hook: i, owner: inc.member.owner.incarnation }, 'a start-up hook failed; consuming anyway');
+      }
+    }
+    if (this.draining || !inc.member.joined) return;
+    this.subscription = await this.deps.bus.consume(this.handler);
+    this.stateValue = 'consuming';
+    this.deps.logger.info({ owner: inc.member.owner.incarnation, reason }, 'consuming jobs');
+  }
+
+  private async pause(owner: OwnerRef): Promise<void> {
+    if (this.draining) return;
+    this.stateValue = 'paused';
+    const subscription = this.subscription;
+    this.subscription = undefined;
+    this.deps.logger.warn({ owner: owner.incarnation }, 'incarnation ended; not consuming until the next one');
+    try {
+      await subscription?.cancel();
+    } catch (err) {
+      this.deps.logger.warn({ reason: messageOf(err) }, 'cancelling the subscription failed');
+    }
+  }
+
+  private get draining(): boolean {
+    return this.stateValue === 'draining' || this.stateValue === 'stopped';
+  }
+}
