@@ -1,0 +1,163 @@
+// The volume manager over the single-node adapters (SQLite, local membership, session and
+// locks, the in-process bus, the fake driver with a journal): everything real but the network.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { FakeVolumeDriver } from '../../../src/drivers/fake-volume-driver.js';
+import { checkJournal, type JournalReport, parseJournal } from '../../../src/drivers/fake-journal.js';
+import type { OwnerRef } from '../../../src/identity.js';
+import { systemClock } from '../../../src/lifecycle/clock.js';
+import { LocalLockService } from '../../../src/locks/local-lock-service.js';
+import { LockMetrics } from '../../../src/locks/metrics.js';
+import { LocalMembership } from '../../../src/membership/local-membership.js';
+import { LocalRecordFile } from '../../../src/membership/local-store.js';
+import type { Member } from '../../../src/membership/membership.js';
+import { silentLogger } from '../../../src/observability/logger.js';
+import type { JobBus } from '../../../src/routing/job-bus.js';
+import { JobBusPublisher } from '../../../src/routing/job-bus-publisher.js';
+import { LocalBroker } from '../../../src/routing/local-broker.js';
+import { LocalJobBus } from '../../../src/routing/local-job-bus.js';
+import { LocalSession } from '../../../src/session/local-session.js';
+import { createStateMetrics } from '../../../src/state/metrics.js';
+import { SQLITE_STATE_FILE, SqliteStateStore } from '../../../src/state/sqlite-state-store.js';
+import { ADMIT_ALL } from '../../../src/volumes/cluster-admission.js';
+import { VolumeService, type RequestContext } from '../../../src/volumes/volume-service.js';
+import type { Incarnation, IncarnationChange, Incarnations } from '../../../src/worker/incarnations.js';
+import { workerMetrics } from '../../../src/worker/metrics.js';
+import { OpClaimer } from '../../../src/worker/op-claim.js';
+import { OpPublisher } from '../../../src/worker/op-publisher.js';
+import { OperationRunner } from '../../../src/worker/operation-runner.js';
+import { RepublishSweeper } from '../../../src/worker/sweeper.js';
+import { VolumeManager } from '../../../src/worker/volume-manager.js';
+import { type BeforeConsumeHook, Worker } from '../../../src/worker/worker.js';
+
+export const CLUSTER = 'ceph@rbd';
+export const HOST = 'n1@rbd';
+export const ADMIN: RequestContext = { projectId: 'admin', userId: 'admin', isAdmin: true };
+
+/**
+ * Incarnations driven by the test: join, end (as a lost session would) and start the next one
+ * on the local membership. One lock service per incarnation, as in the app.
+ */
+export class TestIncarnations implements Incarnations {
+  private inc: Incarnation | undefined;
+  private readonly listeners = new Set<(change: IncarnationChange) => void>();
+  private readonly lockMetrics: LockMetrics;
+
+  constructor(
+    private readonly membership: LocalMembership,
+    registry: Registry,
+  ) {
+    this.lockMetrics = new LockMetrics(registry);
+  }
+
+  current(): Incarnation | undefined {
+    return this.inc?.member.joined ? this.inc : undefined;
+  }
+
+  subscribe(listener: (change: IncarnationChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Joins as a new incarnation; tells subscribers when it follows an earlier one. */
+  async join(): Promise<Member> {
+    const previous = this.inc?.member.owner;
+    const session = new LocalSession(HOST);
+    const member = await this.membership.join({ identity: { cluster: CLUSTER, host: HOST, zone: 'nova' }, binary: 'cinder-volume', version: 'test', session });
+    const locks = new LocalLockService({ metrics: this.lockMetrics, incarnation: session.incarnation });
+    this.inc = { member, locks };
+    if (previous) this.emit({ type: 'started', incarnation: this.inc, previous, reason: 'session-lost' });
+    return member;
+  }
+
+  /** Ends the current incarnation as a lost session would: it leaves, its locks go. */
+  async end(): Promise<OwnerRef> {
+    const inc = this.inc;
+    if (!inc) throw new Error('no incarnation');
+    await inc.member.leave();
+    await inc.locks.close();
+    this.emit({ type: 'ended', owner: inc.member.owner, reason: 'session-lost' });
+    return inc.member.owner;
+  }
+
+  private emit(change: IncarnationChange): void {
+    for (const l of this.listeners) l(change);
+  }
+}
+
+/** Options of {@link localWorker}. */
+export interface LocalWorkerOptions {
+  readonly latencyMs?: number;
+  readonly failureRate?: number;
+  readonly maxConcurrentOps?: number;
+  readonly sweepIntervalMs?: number;
+  readonly beforeConsume?: readonly BeforeConsumeHook[];
+  /** Do not start the worker (tests that drive the manager by hand). */
+  readonly start?: boolean;
+}
+
+/** One worker process's parts, in process. */
+export async function localWorker(options: LocalWorkerOptions = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'hearth-worker-'));
+  const registry = new Registry();
+  const clock = systemClock;
+  const logger = silentLogger();
+  const store = SqliteStateStore.open({ path: join(dir, SQLITE_STATE_FILE), clock, metrics: createStateMetrics(registry) });
+  const membership = new LocalMembership(await LocalRecordFile.open(join(dir, 'membership.json')), clock);
+  const incarnations = new TestIncarnations(membership, registry);
+  await incarnations.join();
+  const broker = new LocalBroker();
+  const busFor = (host: string): JobBus =>
+    new LocalJobBus({ prefix: 'hearth', prefetch: 8, maxDeliveries: 5 }, { broker, identity: { cluster: CLUSTER, host }, logger, registry: new Registry() });
+  const bus = busFor(HOST);
+  const journal = join(dir, 'journal.jsonl');
+  const driver = await FakeVolumeDriver.open({ latencyMs: options.latencyMs ?? 0, failureRate: options.failureRate ?? 0, random: () => 0, journalPath: journal });
+  const publisher = new OpPublisher({ bus, store, clock, logger, timeoutMs: 1_000 });
+  const claimer = new OpClaimer({ store, membership });
+  const runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger, retryDelayMs: 20 });
+  const manager = new VolumeManager({ store, claimer, runner, incarnations, clock, logger, maxConcurrentOps: options.maxConcurrentOps ?? 8, retryDelayMs: 20 });
+  const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: CLUSTER, intervalMs: options.sweepIntervalMs ?? 60_000 });
+  const worker = new Worker({ bus, incarnations, manager, sweeper, logger, ...(options.beforeConsume ? { beforeConsume: options.beforeConsume } : {}) });
+  const api = new VolumeService({ store, publisher: new JobBusPublisher(bus), admission: ADMIT_ALL, clock, logger, cluster: CLUSTER, availabilityZone: 'nova' });
+  if (options.start ?? true) await worker.start();
+  return {
+    dir,
+    registry,
+    store,
+    membership,
+    incarnations,
+    broker,
+    bus,
+    busFor,
+    driver,
+    publisher,
+    claimer,
+    runner,
+    manager,
+    sweeper,
+    worker,
+    api,
+    /** Jobs waiting in the cluster queue. */
+    queued: () => broker.queue(`hearth.volume.${CLUSTER}`, false)?.depth ?? 0,
+    async journal(): Promise<JournalReport> {
+      const { entries, malformed } = parseJournal(await readFile(journal, 'utf8').catch(() => ''));
+      return checkJournal(entries, malformed.length);
+    },
+    async metric(name: string, labels: Record<string, string>): Promise<number> {
+      const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
+      const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+      return v?.value ?? 0;
+    },
+    async close(): Promise<void> {
+      await worker.drain(0).catch(() => undefined);
+      await bus.close();
+      await driver.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export type LocalWorker = Awaited<ReturnType<typeof localWorker>>;
