@@ -4,7 +4,8 @@ import type { KeyState } from './etcd-txn.js';
  * The last state the etcd store saw of each key (value and revisions, or absent), bounded LRU.
  * A write's first attempt compares against it instead of reading first; when it is stale the
  * compare fails and the transaction's else branch returns the fresh state, so staleness costs
- * a retry, never correctness. Parsed record bodies are memoised per state.
+ * a retry, never correctness. A write the cached state would refuse is decided again on a fresh
+ * read before it is refused (another process may have changed the key since). Parsed record bodies are memoised per state.
  */
 export class SeenCache {
   private readonly states = new Map<string, KeyState | null>();

@@ -213,6 +213,9 @@ export class EtcdStateStore implements StateStore {
       if (this.closed) throw new ClosedError('state store');
       const f = fence ?? NO_FENCE;
       let seen = first ?? (await this.read(keys));
+      // A state from the cache (or assumed) may be stale: good enough to send a compare-guarded
+      // write, not to refuse one. A refusal is only returned on a state etcd just gave us.
+      let fresh = first === undefined;
       let decided: { seen: Seen; decision: Decision<T> } | undefined;
       const sent: Decided<T>[] = [];
       for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
@@ -221,7 +224,12 @@ export class EtcdStateStore implements StateStore {
         // After an unchanged reconcile the same decision is re-sent (same compares: at most one lands).
         if (decided?.seen !== seen) decided = { seen, decision: decide(seen) };
         const decision = decided.decision;
-        if ('refused' in decision) return decision.refused;
+        if ('refused' in decision) {
+          if (fresh) return decision.refused;
+          seen = await this.read(keys);
+          fresh = true;
+          continue;
+        }
         if (!f.holds()) throw new FencedError('holds()', f.description);
         let response: ITxnResponse;
         try {
@@ -233,12 +241,14 @@ export class EtcdStateStore implements StateStore {
           const outcome = await this.reconcileWrite(keys, seen, decision, error);
           if (outcome.kind === 'landed') return decision.result(outcome.revision);
           seen = outcome.seen;
+          fresh = true;
           continue;
         }
         if (response.succeeded) return this.committed(keys, seen, decision, response.header.revision);
         const fenced = failedGuard(f.guards, f.guards.map((_, i) => stateAt(response.responses, this.readCount(keys) + i)?.create ?? '0'));
         if (fenced) throw new FencedError(fenced, f.description);
         seen = this.seenFrom(keys, response.responses);
+        fresh = true;
         this.options.logger.debug({ key: keys.res, attempt }, 'lost a race; checking the conditions again');
       }
       const failed: FailedCondition = { field: 'revision', expected: 'unchanged while writing', actual: `changed ${this.maxAttempts} times` };

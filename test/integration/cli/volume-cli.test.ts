@@ -28,51 +28,65 @@ describe('hearth volume', () => {
     await hearth?.stop();
   });
 
+  /** `hearth volume show --json`, polled until `done` holds (or the volume is gone, for `undefined`). */
+  async function eventually(id: string, done: (v: { status: string; size: number } | undefined) => boolean): Promise<{ status: string; size: number } | undefined> {
+    let last: { status: string; size: number } | undefined;
+    await expect
+      .poll(
+        async () => {
+          const shown = await cli('volume', 'show', id, '--json', ...url);
+          last = shown.code === 0 ? (JSON.parse(shown.out) as { status: string; size: number }) : undefined;
+          return done(last);
+        },
+        { timeout: 20_000, interval: 100 },
+      )
+      .toBe(true);
+    return last;
+  }
+
   it('creates, lists, shows, extends and deletes, with tables for people and JSON for scripts', async () => {
     const created = await cli('volume', 'create', '1', '--name', 'cli-vol', '--json', ...url);
     expect(created.code, created.err).toBe(0);
     const volume = JSON.parse(created.out) as { id: string; status: string; size: number; name: string };
     expect(volume).toMatchObject({ status: 'creating', size: 1, name: 'cli-vol' });
+    await eventually(volume.id, (v) => v?.status === 'available');
 
     const table = await cli('volume', 'show', volume.id, ...url);
     expect(table.code).toBe(0);
-    expect(table.out).toMatch(/│ status\s+│ creating\s+│/);
+    expect(table.out).toMatch(/│ status\s+│ available\s+│/);
     expect(table.out).toContain(volume.id);
 
     const list = await cli('volume', 'list', '--json', ...url);
     expect((JSON.parse(list.out) as { id: string }[]).map((v) => v.id)).toContain(volume.id);
     expect((await cli('volume', 'list', ...url)).out).toMatch(/ID\s+│ Name\s+│ Status/);
 
-    const refused = await cli('volume', 'extend', volume.id, '2', ...url);
-    expect(refused.code).toBe(1);
-    expect(refused.err).toContain('Invalid volume: Volume status must be available or in-use to extend (status is creating). (HTTP 400)');
-
-    const reset = await fetch(`${hearth.apiUrl}/v3/admin/volumes/${volume.id}/action`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ 'os-reset_status': { status: 'available' } }),
-    });
-    expect(reset.status).toBe(202);
     const extended = await cli('volume', 'extend', volume.id, '2', ...url);
     expect(extended).toMatchObject({ code: 0, out: `Request to extend volume ${volume.id} to 2 GiB has been accepted.\n` });
-    expect(JSON.parse((await cli('volume', 'show', volume.id, '--json', ...url)).out)).toMatchObject({ status: 'extending', size: 1 });
+    expect(await eventually(volume.id, (v) => v?.status === 'available' && v.size === 2)).toMatchObject({ status: 'available', size: 2 });
 
-    const deleteRefused = await cli('volume', 'delete', volume.id, ...url);
-    expect(deleteRefused.code).toBe(1);
-    expect(deleteRefused.err).toContain('(status is extending)');
-  });
+    const notLarger = await cli('volume', 'extend', volume.id, '2', ...url);
+    expect(notLarger.code).toBe(1);
+    expect(notLarger.err).toContain('New size for extend must be greater than current size. (current: 2, extended: 2).');
 
-  it('deletes an available volume', async () => {
-    const volume = JSON.parse((await cli('volume', 'create', '1', '--json', ...url)).out) as { id: string };
-    await fetch(`${hearth.apiUrl}/v3/admin/volumes/${volume.id}/action`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ 'os-reset_status': { status: 'available' } }),
-    });
     const deleted = await cli('volume', 'delete', volume.id, '--json', ...url);
     expect(deleted.code, deleted.err).toBe(0);
     expect(JSON.parse(deleted.out)).toEqual({ id: volume.id, accepted: 'delete' });
-    expect(JSON.parse((await cli('volume', 'show', volume.id, '--json', ...url)).out)).toMatchObject({ status: 'deleting' });
+    await eventually(volume.id, (v) => v === undefined);
+    const gone = await cli('volume', 'show', volume.id, ...url);
+    expect(gone).toMatchObject({ code: 1, err: expect.stringContaining(`Volume ${volume.id} could not be found. (HTTP 404)`) as string });
+  });
+
+  it('refuses a delete while the volume is not in a deletable status, naming it', async () => {
+    const volume = JSON.parse((await cli('volume', 'create', '1', '--json', ...url)).out) as { id: string };
+    await eventually(volume.id, (v) => v?.status === 'available');
+    await fetch(`${hearth.apiUrl}/v3/admin/volumes/${volume.id}/action`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ 'os-reset_status': { status: 'in-use' } }),
+    });
+    const refused = await cli('volume', 'delete', volume.id, ...url);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain('(status is in-use)');
   });
 
   it('prints the fault message and exits 1 for a missing volume; exits 2 for bad usage', async () => {

@@ -144,6 +144,22 @@ describe('EtcdStateStore on a real etcd', () => {
     expect(fresh).toMatchObject({ ok: true, record: { name: 'seen' } });
   });
 
+  it('never refuses on a stale cached state: a refusal is confirmed on a fresh read', async () => {
+    const created = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
+    if (!created.ok) throw new Error('create failed');
+    const other = storeOn(createEtcdClient(etcdConfig(ctx.endpoints, ctx.prefix)), ctx.prefix, systemClock, createStateMetrics(new Registry()));
+    const ref = { type: 'volume' as const, id: created.record.id };
+    // `store` remembers the volume creating with its op; a worker (another store) finishes it.
+    expect(await other.transition(ref, { expect: { status: 'creating' }, set: { status: 'available' }, op: 'remove', by: 'worker' })).toMatchObject({ ok: true });
+    // The API reads the volume (fresh), but its cache still holds the op it created: an extend
+    // decided on that alone would be refused with "an operation in progress".
+    expect(await store.get(ref)).toMatchObject({ status: 'available' });
+    const extend = await store.transition(ref, { expect: { status: 'available' }, set: { status: 'extending' }, op: { create: { kind: 'extend_volume' } }, by: 'api' });
+    expect(extend).toMatchObject({ ok: true, record: { status: 'extending' }, op: { kind: 'extend_volume' } });
+    // A refusal that holds on a fresh read is still a refusal.
+    expect(await store.updateOp(ref, { expect: { owner: 'nobody' }, set: { attempt: 5 } })).toEqual({ ok: false, failed: { field: 'op.owner', expected: 'nobody', actual: null } });
+  });
+
   describe('writes whose answer is lost', () => {
     let proxy: LossyProxy;
     let lossy: Etcd3;
