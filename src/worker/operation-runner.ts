@@ -113,6 +113,7 @@ export class OperationRunner {
     if (!isManagedKind(op.kind)) throw new IllegalStateError('operation runner', op.kind, `the volume manager does not run ${op.kind}`);
     const log = this.deps.logger.child({ opId: op.opId, kind: op.kind, resource: `${op.type}:${op.id}`, attempt: op.attempt, reason: options.reason ?? 'job' });
     const done = this.deps.metrics.started(op.kind, () => this.deps.clock.now());
+    log.debug('operation started');
     let outcome: OpOutcome;
     if (!inc || inc.member.owner.incarnation !== owner.incarnation) {
       outcome = fenced(log, 'the incarnation that claimed the op has ended');

@@ -89,7 +89,7 @@ describe('a cluster of an API and three workers on etcd and RabbitMQ', () => {
       startHearth({ name: 'e2e-api', env: { ...base, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' } }),
       ...[1, 2, 3].map((n) => startHearth({ name: `e2e-worker-${n}`, env: { ...base, HEARTH_HOST: `w${n}`, HEARTH_ROLES: 'worker' } })),
     ]);
-    api = started[0] as HearthProcess;
+    api = started[0];
     workers.push(...started.slice(1));
     client = new VolumeClient(api.apiUrl);
     store = new EtcdStateStore({ client: etcd.client, keys: new KeyLayout(etcd.prefix), clock: systemClock, metrics: createStateMetrics(new Registry()), logger: silentLogger() });
