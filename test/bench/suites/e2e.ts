@@ -120,7 +120,7 @@ async function clusterRun(ctx: BenchContext, workers: number): Promise<{ opsPerS
       ),
     ]);
     procs.push(...started);
-    return await drive(ctx, (started[0]).apiUrl, completion);
+    return await drive(ctx, started[0].apiUrl, completion);
   } finally {
     await completion.close();
     await Promise.all(procs.map((p) => p.stop()));
