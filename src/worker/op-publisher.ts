@@ -17,7 +17,8 @@ export interface OpPublisherDeps {
 
 /**
  * Publishes a queued op's job from the worker side (the sweeper, a hand-back) and stamps the
- * op's `publishedAt` once the broker confirmed it, as the API does after recording an op.
+ * op's `publishedAt` once the broker confirmed it, as the API does after recording an op (the
+ * stamp expects the op still queued with the `publishedAt` it was read with).
  *
  * Failure semantics: never throws. A publish that fails or passes `timeoutMs` is logged and
  * leaves `publishedAt` null, so the next sweep tries again (it may still have been enqueued: a
@@ -41,7 +42,7 @@ export class OpPublisher {
       return false;
     }
     try {
-      const marked = await store.updateOp({ type: op.type, id: op.id }, { expect: { opId: op.opId, owner: null, publishedAt: null }, set: { publishedAt: clock.now() } });
+      const marked = await store.updateOp({ type: op.type, id: op.id }, { expect: { opId: op.opId, owner: null, publishedAt: op.publishedAt }, set: { publishedAt: clock.now() } });
       if (!marked.ok) logger.debug({ opId: op.opId, failed: marked.failed }, 'op changed before it was marked published');
     } catch (err) {
       logger.debug({ opId: op.opId, reason: messageOf(err) }, 'could not mark the op published; a sweep may publish it again');

@@ -26,14 +26,24 @@ export interface SweeperDeps {
   readonly cluster: string;
   /** A round every this often; an op must have waited unpublished this long (`sweepIntervalMs`). */
   readonly intervalMs: number;
+  /**
+   * A queued op whose job was published this long ago and never claimed is published again: its
+   * message was lost or dead-lettered (e.g. it hit the delivery limit while etcd was flaky).
+   * Default `max(60 s, 12 × intervalMs)`.
+   */
+  readonly staleAfterMs?: number;
 }
 
 /**
  * Every `intervalMs`, a member that wins `tryAcquire('hearth-sweeper')` (one sweep at a time in
- * the cluster; the others skip the round) lists the cluster's queued ops whose `publishedAt` is
- * still null and that are older than `intervalMs` — longer than the API's bounded publish wait —
- * and publishes each, stamping `publishedAt`. Publishing twice is harmless (the claim drops the
- * duplicate), so neither the lock nor the threshold needs to be exact; they only avoid waste.
+ * the cluster; the others skip the round) lists the cluster's queued ops and publishes those
+ * whose `publishedAt` is still null and that are older than `intervalMs` — longer than the API's
+ * bounded publish wait — stamping `publishedAt`. It also re-publishes an op whose job went out
+ * more than `staleAfterMs` ago and was never claimed (the message was lost or dead-lettered),
+ * at most once per `staleAfterMs`: nothing stays queued silently, and a job that can never run
+ * shows up in the dead-letter metrics again and again. Publishing twice is harmless (the claim
+ * drops the duplicate), so neither the lock nor the thresholds need to be exact; they only
+ * avoid waste.
  *
  * `sweep({ all: true })` publishes every queued op whether stamped or not: on a single node the
  * in-process queue dies with the process while `publishedAt` stays stamped, so the worker calls
@@ -63,8 +73,10 @@ export class RepublishSweeper {
     const lock = await inc.locks.tryAcquire(SWEEPER_LOCK);
     if (!lock.ok) return 0;
     try {
-      const olderThan = this.deps.clock.now() - this.deps.intervalMs;
-      const ops = await this.deps.store.listOps({ cluster: this.deps.cluster, ownership: 'queued', ...(options.all ? {} : { unpublishedBefore: olderThan }) });
+      const now = this.deps.clock.now();
+      const staleAfterMs = this.deps.staleAfterMs ?? Math.max(60_000, 12 * this.deps.intervalMs);
+      const queued = await this.deps.store.listOps({ cluster: this.deps.cluster, ownership: 'queued' });
+      const ops = queued.filter((op) => options.all || (op.publishedAt === null ? op.createdAt < now - this.deps.intervalMs : op.publishedAt < now - staleAfterMs));
       let published = 0;
       for (const op of ops.slice(0, MAX_OPS_PER_SWEEP)) {
         if (this.stop.signal.aborted || lock.handle.signal.aborted) break;

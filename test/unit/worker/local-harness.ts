@@ -93,6 +93,7 @@ export interface LocalWorkerOptions {
   readonly failureRate?: number;
   readonly maxConcurrentOps?: number;
   readonly sweepIntervalMs?: number;
+  readonly staleAfterMs?: number;
   readonly beforeConsume?: readonly BeforeConsumeHook[];
   /** Do not start the worker (tests that drive the manager by hand). */
   readonly start?: boolean;
@@ -118,7 +119,7 @@ export async function localWorker(options: LocalWorkerOptions = {}) {
   const claimer = new OpClaimer({ store, membership });
   const runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger, retryDelayMs: 20 });
   const manager = new VolumeManager({ store, claimer, runner, incarnations, clock, logger, maxConcurrentOps: options.maxConcurrentOps ?? 8, retryDelayMs: 20 });
-  const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: CLUSTER, intervalMs: options.sweepIntervalMs ?? 60_000 });
+  const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: CLUSTER, intervalMs: options.sweepIntervalMs ?? 60_000, ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}) });
   const worker = new Worker({ bus, incarnations, manager, sweeper, logger, ...(options.beforeConsume ? { beforeConsume: options.beforeConsume } : {}) });
   const api = new VolumeService({ store, publisher: new JobBusPublisher(bus), admission: ADMIT_ALL, clock, logger, cluster: CLUSTER, availabilityZone: 'nova' });
   if (options.start ?? true) await worker.start();

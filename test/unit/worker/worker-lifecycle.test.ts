@@ -132,6 +132,19 @@ describe('the republish sweeper', () => {
     expect(await w.sweeper.sweep()).toBe(0); // stamped now: not published twice
   });
 
+  it('re-publishes an op whose job went out long ago and was never claimed (lost or dead-lettered), once per stale period', async () => {
+    w = await localWorker({ start: false, sweepIntervalMs: 1, staleAfterMs: 500 });
+    const volume = await recordOnly(w).createVolume(ADMIN, { size: 1 });
+    const op = (await w.store.getOp({ type: 'volume', id: volume.id }))!;
+    await w.store.updateOp({ type: 'volume', id: volume.id }, { expect: { opId: op.opId }, set: { publishedAt: Date.now() - 200 } });
+    expect(await w.sweeper.sweep()).toBe(0); // published recently: its message may still be queued
+    await w.store.updateOp({ type: 'volume', id: volume.id }, { expect: { opId: op.opId }, set: { publishedAt: Date.now() - 1_000 } });
+    expect(await w.sweeper.sweep()).toBe(1);
+    expect(w.queued()).toBe(1);
+    expect((await w.store.getOp({ type: 'volume', id: volume.id }))!.publishedAt).toBeGreaterThan(Date.now() - 500);
+    expect(await w.sweeper.sweep()).toBe(0);
+  });
+
   it('on a single node, start re-publishes every queued op: the in-process queue died with the last run', async () => {
     w = await localWorker({ start: false });
     const volume = await recordOnly(w).createVolume(ADMIN, { size: 1 });
