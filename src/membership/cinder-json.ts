@@ -68,10 +68,13 @@ export interface ServiceShape {
 /**
  * One item of `GET /os-services`. Services (unlike clusters) write a missing datetime as null.
  * `backend_state` is `up` for a live volume service and null otherwise, as Cinder reports a
- * backend that has no pool in the scheduler.
+ * backend that has no pool in the scheduler. hearth adds `id` (Cinder's `services.id`, which
+ * `workers/cleanup` takes and answers with); clients ignore keys they do not know.
  */
 export function serviceJson(v: ServiceView, shape: ServiceShape, volumeBinary: string): Record<string, unknown> {
   const out: Record<string, unknown> = {
+    // Not in Cinder's os-services, but the id `workers/cleanup` takes as `service_id` and answers with.
+    id: v.id,
     binary: v.binary,
     host: v.host,
     zone: v.zone,

@@ -130,7 +130,8 @@ export class EtcdMembership implements Membership {
       ]);
       return {
         clusters: this.decodeAll(clusters.kvs, decodeCluster),
-        services: this.decodeAll(services.kvs, decodeService),
+        // A service's id is its key's create revision: stable while the record exists.
+        services: this.decodeAll(services.kvs, (text, kv): ServiceRecord => ({ ...decodeService(text), id: Number(kv.create_revision) })),
         alive: this.decodeAll(alive.kvs, (text, kv): AliveMember => ({ ...decodeAlive(text), aliveRevision: kv.create_revision })),
       };
     } catch (err) {

@@ -56,7 +56,9 @@ export class LocalMembership implements Membership {
         let cluster = records.clusters.find((c) => c.name === identity.cluster && c.binary === binary);
         const clusters = cluster ? records.clusters : [...records.clusters, (cluster = newClusterRecord(identity.cluster, binary, nowMs))];
         const previous = records.services.find((s) => s.binary === binary && s.host === identity.host);
-        const next = serviceForJoin(previous, cluster, facts);
+        const joined = serviceForJoin(previous, cluster, facts);
+        // Single node: ids are stored, 1, 2, … in the order hosts first joined.
+        const next = joined.id === undefined ? { ...joined, id: nextServiceId(records.services) } : joined;
         // Taken inside the serialised update, so a concurrent join of the same host sees it.
         this.alive.set(identity.host, member);
         return { records: { clusters, services: replaceService(records.services, next) }, result: next };
@@ -139,6 +141,10 @@ export class LocalMembership implements Membership {
   private emit(event: MembershipEvent): void {
     for (const q of this.watchers) q.push(event);
   }
+}
+
+function nextServiceId(services: readonly ServiceRecord[]): number {
+  return services.reduce((max, s) => Math.max(max, s.id ?? 0), 0) + 1;
 }
 
 function replaceService(services: readonly ServiceRecord[], next: ServiceRecord): ServiceRecord[] {

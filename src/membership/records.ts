@@ -28,6 +28,13 @@ export interface ClusterRecord {
 
 /** `services/<binary>/<host>`: one worker host, written by the worker itself. */
 export interface ServiceRecord {
+  /**
+   * Stable integer id (Cinder's `services.id`, used by `workers/cleanup`'s `service_id`). On
+   * etcd it is the create revision of the service key, filled in when the record is read and
+   * never stored in the value; on a single node it is stored (1, 2, …). Absent on a record not
+   * read from a store yet.
+   */
+  readonly id?: number;
   readonly binary: string;
   /** `<host>@<backend>`. */
   readonly host: string;
@@ -153,7 +160,9 @@ export function decodeCluster(text: string): ClusterRecord {
 export function decodeService(text: string): ServiceRecord {
   const what = 'service record';
   const o = parseObject(text, what);
+  const id = numOrNull(o, 'id', what);
   return {
+    ...(id === null ? {} : { id }),
     binary: str(o, 'binary', what),
     host: str(o, 'host', what),
     cluster: strOrNull(o, 'cluster', what),
@@ -214,6 +223,7 @@ export function serviceForJoin(previous: ServiceRecord | undefined, cluster: Clu
     ? { frozen: previous.frozen, replicationStatus: previous.replicationStatus, activeBackendId: previous.activeBackendId }
     : { frozen: cluster.frozen, replicationStatus: cluster.replicationStatus, activeBackendId: cluster.activeBackendId };
   return {
+    ...(previous?.id === undefined ? {} : { id: previous.id }),
     binary: facts.binary,
     host: facts.host,
     cluster: facts.cluster,

@@ -29,6 +29,8 @@ export interface ClusterView {
 
 /** One service (a worker host), as Cinder's `os-services` needs it. */
 export interface ServiceView {
+  /** The service's stable integer id; null when its store gave none. */
+  readonly id: number | null;
   readonly binary: string;
   readonly host: string;
   readonly zone: string;
@@ -89,6 +91,7 @@ export function buildServiceViews(snapshot: MembershipSnapshot): ServiceView[] {
   const alive = aliveByHost(snapshot.alive);
   return snapshot.services
     .map((s): ServiceView => ({
+      id: s.id ?? null,
       binary: s.binary,
       host: s.host,
       zone: s.zone,

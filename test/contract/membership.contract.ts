@@ -198,6 +198,30 @@ export function describeMembership(name: string, makeFixture: () => Promise<Memb
       await after.close();
     });
 
+    it('gives each service a stable integer id (Cinder services.id) that survives heartbeats, leaving, rejoining and a restart', async () => {
+      const first = await join('h1@be');
+      const idOf = async (m: Membership, host: string): Promise<number | undefined> => (await m.snapshot()).services.find((s) => s.host === host)?.id;
+      const id = await idOf(fx.membership, 'h1@be');
+      expect(Number.isInteger(id) && (id as number) > 0).toBe(true);
+      await fx.clock.advance(10);
+      await first.member.heartbeat();
+      expect(await idOf(fx.membership, 'h1@be')).toBe(id);
+      await first.member.leave();
+      await join('h1@be');
+      expect(await idOf(fx.membership, 'h1@be')).toBe(id);
+      const after = await fx.restarted();
+      expect(await idOf(after, 'h1@be')).toBe(id);
+      expect(buildServiceViews(await after.snapshot())[0]?.id).toBe(id);
+      await after.close();
+      if (fx.membership.distributed) {
+        const other = await fx.second();
+        await join('h2@be', other);
+        const ids = (await fx.membership.snapshot()).services.map((s) => s.id);
+        expect(new Set(ids).size).toBe(2);
+        await other.close();
+      }
+    });
+
     it('watch: an initial sync, then joins, heartbeats and leaves in order', async () => {
       const before = await join('h0@be');
       const watch = collect(fx.membership);

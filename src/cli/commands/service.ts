@@ -4,6 +4,7 @@ import { renderJson, renderTable } from '../output.js';
 import type { CommandContext } from '../program.js';
 
 const COLUMNS = [
+  ['Id', 'id'],
   ['Binary', 'binary'],
   ['Host', 'host'],
   ['Zone', 'zone'],

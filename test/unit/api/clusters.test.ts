@@ -190,6 +190,7 @@ describe('cluster and service API (Cinder paths, microversions, filters, bodies,
     expect(at30).toEqual({
       services: [
         {
+          id: 1,
           binary: VOLUME_BINARY,
           host: 'node1@lvm',
           zone: 'nova',

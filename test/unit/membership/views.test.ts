@@ -197,13 +197,14 @@ describe('cluster JSON by microversion', () => {
 });
 
 describe('service JSON by microversion', () => {
-  const [up] = buildServiceViews({ clusters: [], services: [service('n1@lvm', 'c@lvm')], alive: [alive('n1@lvm', 'c@lvm', T0)] });
+  const [up] = buildServiceViews({ clusters: [], services: [service('n1@lvm', 'c@lvm', { id: 7 })], alive: [alive('n1@lvm', 'c@lvm', T0)] });
   const [down] = buildServiceViews({ clusters: [], services: [service('n2@lvm', 'c@lvm', { disabled: true, disabledReason: 'r' })], alive: [] });
   const [backup] = buildServiceViews({ clusters: [], services: [service('b@x', null, { binary: 'cinder-backup', heartbeatAtMs: null })], alive: [] });
 
   it('3.0: no cluster, no backend_state; replication fields on volume rows only', () => {
     const shape = { cluster: false, backendState: false };
     expect(serviceJson(up!, shape, VOL)).toEqual({
+      id: 7,
       binary: VOL,
       host: 'n1@lvm',
       zone: 'nova',
@@ -216,6 +217,7 @@ describe('service JSON by microversion', () => {
       frozen: false,
     });
     expect(serviceJson(backup!, shape, VOL)).toEqual({
+      id: null,
       binary: 'cinder-backup',
       host: 'b@x',
       zone: 'nova',
