@@ -32,6 +32,13 @@ export function crossFieldIssues(config: Config): ConfigIssue[] {
       message: `must be at most a third of leaseTtlMs (${config.leaseTtlMs} ms), got ${config.leaseMarginMs} ms`,
     });
   }
+  if (config.orphans.autoCleanup && config.orphans.graceMs < config.leaseTtlMs) {
+    issues.push({
+      path: 'orphans.graceMs',
+      env: 'HEARTH_ORPHANS_GRACE_MS',
+      message: `must be at least leaseTtlMs (${config.leaseTtlMs} ms) when orphans.autoCleanup is on, so a restarted host can clean up its own operations first; got ${config.orphans.graceMs} ms`,
+    });
+  }
   if (config.roles.length === 0) {
     issues.push({ path: 'roles', env: 'HEARTH_ROLES', message: 'must name at least one of api, worker' });
   }

@@ -190,6 +190,28 @@ export const configSpec = {
       doc: 'Deliveries of one job before it is dead-lettered as poison (counted by the quorum queue).',
     }),
   },
+  orphans: {
+    autoCleanup: opt.bool({
+      default: false,
+      doc: 'Clean up orphaned operations automatically (a live member of their cluster takes them over once they are older than orphans.graceMs). Off: an operator runs work-cleanup, as in Cinder.',
+    }),
+    graceMs: opt.int({
+      default: 60_000,
+      min: 0,
+      unit: 'ms',
+      doc: 'Automatic cleanup waits this long after an owner died (at least leaseTtlMs, so a restarted host can clean its own first).',
+    }),
+    sweepIntervalMs: opt.int({
+      default: 15_000,
+      min: 100,
+      unit: 'ms',
+      doc: 'Period of the backstop sweep that looks for orphans whatever the membership watch said.',
+    }),
+    creatingAction: opt.enum(['error', 'resume'] as const, {
+      default: 'error',
+      doc: 'What cleaning up an orphaned create does: mark the volume or snapshot error (Cinder), or re-run the create.',
+    }),
+  },
   driver: {
     name: opt.enum(['file', 'fake'] as const, { default: 'file', doc: 'Volume driver: sparse files on a shared directory, or fake.' }),
     fileDir: opt.string({ default: '', doc: 'Directory of the file driver, mounted by every member. Empty: <dataDir>/volumes.' }),

@@ -1,0 +1,290 @@
+import { CoordinatorError, FencedError, isRetryable, messageOf } from '../errors.js';
+import type { Clock } from '../lifecycle/clock.js';
+import type { Member, Membership } from '../membership/membership.js';
+import type { Logger } from '../observability/logger.js';
+import type { OpRecord, ResourceType } from '../state/records.js';
+import type { OpFilter, StateStore } from '../state/state-store.js';
+import { type CreatingAction, planCleanup } from './cleanup-actions.js';
+import { findOrphans, type Orphan } from './find-orphans.js';
+import type { FailoverReason, OrphanMetrics } from './metrics.js';
+import type { TakeoverClaimer, TakeoverRunner } from './takeover.js';
+
+/** Which orphans a cleanup takes; every field given must match. */
+export interface CleanupScope {
+  /** Ops owned by (any dead incarnation of) this host. */
+  readonly ownerHost?: string;
+  /** Ops of this cluster. */
+  readonly cluster?: string;
+  readonly resourceType?: ResourceType;
+  readonly resourceId?: string;
+}
+
+/** An orphan this incarnation claimed, with what it knew when it claimed it. */
+export interface ClaimedOrphan {
+  readonly orphan: Orphan;
+  /** The op as the claim wrote it: owned by this incarnation. */
+  readonly op: OpRecord;
+  readonly me: Member;
+  readonly reason: FailoverReason;
+}
+
+/** What one cleanup did. */
+export interface CleanupReport {
+  /** Orphans found in the scope. */
+  readonly found: number;
+  /** Claimed and brought to a final status. */
+  readonly cleaned: number;
+  /** Lost the claim (another cleaner, or the op changed, or the owner lives). */
+  readonly skipped: number;
+  readonly errors: number;
+}
+
+/** What an {@link OrphanCleaner} needs. */
+export interface OrphanCleanerDeps {
+  readonly store: StateStore;
+  readonly membership: Pick<Membership, 'snapshot'>;
+  /** The live incarnation of this worker, if any. */
+  readonly member: () => Member | undefined;
+  readonly claimer: TakeoverClaimer;
+  readonly runner: TakeoverRunner;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: OrphanMetrics;
+  /** `orphans.creatingAction`. */
+  readonly creatingAction: CreatingAction;
+  /** When an incarnation was seen to die, if known (the detector's memory). */
+  readonly deathOf: (incarnation: string) => number | undefined;
+  /** Orphans cleaned at once. */
+  readonly concurrency?: number;
+}
+
+/** Backoff of a cleanup action retried after a passing failure. */
+const RETRY_FIRST_MS = 1_000;
+const RETRY_MAX_MS = 30_000;
+
+const EMPTY: CleanupReport = { found: 0, cleaned: 0, skipped: 0, errors: 0 };
+
+function add(a: CleanupReport, b: Partial<CleanupReport>): CleanupReport {
+  return {
+    found: a.found + (b.found ?? 0),
+    cleaned: a.cleaned + (b.cleaned ?? 0),
+    skipped: a.skipped + (b.skipped ?? 0),
+    errors: a.errors + (b.errors ?? 0),
+  };
+}
+
+/**
+ * Cleans up orphans as one live member of their cluster: lists them, takes each with one claim
+ * that proves its owner dead and the op unchanged since it was listed (exactly one cleaner wins;
+ * the losers skip it), then runs the op kind's cleanup action (`cleanup-actions.ts`), which ends
+ * in one fenced transition made by this incarnation.
+ *
+ * Failure semantics: a claim or action that fails (etcd unreachable, the driver failing hard) is
+ * counted as `error` and logged with the op's ids; the others go on. A claimed op whose action
+ * failed stays owned by this incarnation: while this member lives, its own worker finishes it
+ * on the op's next job or it is cleaned again after this incarnation dies — it is never lost.
+ * If this incarnation stops being alive mid-way, every later claim and write is fenced off and
+ * nothing more is written. A process killed between claim and action leaves the op owned by a
+ * dead incarnation: an orphan again, found and cleaned like any other (every action is
+ * idempotent).
+ */
+export class OrphanCleaner {
+  private readonly stop = new AbortController();
+  private readonly background = new Set<Promise<unknown>>();
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly deps: OrphanCleanerDeps) {}
+
+  /** The orphans in `scope` now: ops listed first, then the alive members. */
+  async find(scope: CleanupScope): Promise<Orphan[]> {
+    const filter: OpFilter = {
+      ownership: 'owned',
+      ...(scope.ownerHost === undefined ? {} : { ownerHost: scope.ownerHost }),
+      ...(scope.cluster === undefined ? {} : { cluster: scope.cluster }),
+      ...(scope.resourceType === undefined ? {} : { type: scope.resourceType }),
+    };
+    const ops = (await this.deps.store.listOps(filter)).filter((op) => scope.resourceId === undefined || op.id === scope.resourceId);
+    if (ops.length === 0) return [];
+    const { alive } = await this.deps.membership.snapshot();
+    const deaths = new Map<string, number>();
+    for (const op of ops) {
+      const died = op.owner ? this.deps.deathOf(op.owner.incarnation) : undefined;
+      if (op.owner && died !== undefined) deaths.set(op.owner.incarnation, died);
+    }
+    return findOrphans(ops, alive, this.deps.clock.now(), deaths);
+  }
+
+  /** Finds, claims and cleans every orphan in `scope`, and resolves when all are done. */
+  async clean(scope: CleanupScope, reason: FailoverReason, signal?: AbortSignal): Promise<CleanupReport> {
+    const orphans = await this.find(scope);
+    return this.cleanOrphans(orphans, reason, signal);
+  }
+
+  /** Claims and cleans the given orphans (as listed), and resolves when all are done. */
+  async cleanOrphans(orphans: readonly Orphan[], reason: FailoverReason, signal?: AbortSignal): Promise<CleanupReport> {
+    const { claimed, report } = await this.claimAll(orphans, reason);
+    return add(report, await this.finishAll(claimed, signal));
+  }
+
+  /**
+   * Claims each orphan (one write each, proving its owner dead); the ops claimed are this
+   * incarnation's from then on, so a caller may acknowledge the request before finishing them.
+   */
+  async claimAll(orphans: readonly Orphan[], reason: FailoverReason): Promise<{ claimed: ClaimedOrphan[]; report: CleanupReport }> {
+    const claimed: ClaimedOrphan[] = [];
+    let report: CleanupReport = { ...EMPTY, found: orphans.length };
+    for (const orphan of orphans) {
+      if (this.stop.signal.aborted) break;
+      const me = this.deps.member();
+      if (!me?.joined) {
+        this.deps.logger.warn({ remaining: orphans.length - claimed.length }, 'not a live member (any more): leaving the remaining orphans to others');
+        report = add(report, { errors: 1 });
+        this.deps.metrics.cleanup('error');
+        break;
+      }
+      const outcome = await this.claimOne(orphan, me, reason);
+      if (outcome === 'stop') {
+        report = add(report, { errors: 1 });
+        break;
+      }
+      if (outcome === 'skipped' || outcome === 'error') report = add(report, { [outcome === 'skipped' ? 'skipped' : 'errors']: 1 });
+      else claimed.push(outcome);
+    }
+    return { claimed, report };
+  }
+
+  private async claimOne(orphan: Orphan, me: Member, reason: FailoverReason): Promise<ClaimedOrphan | 'skipped' | 'error' | 'stop'> {
+    const { op, owner } = orphan;
+    const ids = { type: op.type, id: op.id, opId: op.opId, kind: op.kind, ownerIncarnation: owner.incarnation };
+    try {
+      const result = await this.deps.claimer.claimOp(op, me, { ownerDead: true });
+      if (!result.ok) {
+        if (result.reason === 'fenced') {
+          this.deps.metrics.cleanup('error');
+          this.deps.logger.warn({ ...ids, err: result.error.message }, 'this incarnation is no longer alive: it claims no more orphans');
+          return 'stop';
+        }
+        this.deps.metrics.cleanup('skipped');
+        this.deps.logger.info({ ...ids, why: result.reason === 'owner-alive' ? 'its owner is alive' : result.failed }, 'orphan not claimed (another cleaner took it, or it changed)');
+        return 'skipped';
+      }
+      const claimedAt = this.deps.clock.now();
+      const died = this.deps.deathOf(owner.incarnation);
+      this.deps.metrics.failover(op.cluster, reason, died === undefined ? undefined : claimedAt - died);
+      this.deps.logger.info(
+        { ...ids, status: op.status, reason, by: me.owner.incarnation, attempt: result.op.attempt, sinceDeathMs: died === undefined ? null : claimedAt - died },
+        'took over an orphaned operation',
+      );
+      return { orphan, op: result.op, me, reason };
+    } catch (err) {
+      this.deps.metrics.cleanup('error');
+      this.deps.logger.error({ ...ids, err: messageOf(err) }, 'claiming an orphan failed');
+      return 'error';
+    }
+  }
+
+  /**
+   * Runs the cleanup action of every claimed orphan, a few at a time. One that failed for a
+   * passing reason (etcd unreachable) is counted as an error and retried in the background
+   * while this incarnation lives: the op is ours now, and nobody else would finish it.
+   */
+  async finishAll(claimed: readonly ClaimedOrphan[], signal?: AbortSignal): Promise<CleanupReport> {
+    let report = EMPTY;
+    const queue = [...claimed];
+    const worker = async (): Promise<void> => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        const result = await this.finish(next, signal);
+        if (result === 'retry') this.retryInBackground(next);
+        report = add(report, { [result === 'cleaned' ? 'cleaned' : result === 'skipped' ? 'skipped' : 'errors']: 1 });
+      }
+    };
+    const width = Math.max(1, Math.min(this.deps.concurrency ?? 4, queue.length));
+    await Promise.all(Array.from({ length: width }, worker));
+    return report;
+  }
+
+  /** Finishes claimed orphans in the background; {@link close} waits for them. */
+  finishInBackground(claimed: readonly ClaimedOrphan[]): void {
+    if (claimed.length === 0) return;
+    const run = this.finishAll(claimed, this.stop.signal).catch((err: unknown) => this.deps.logger.error({ err }, 'background orphan cleanup failed'));
+    this.background.add(run);
+    void run.finally(() => this.background.delete(run));
+  }
+
+  /** Tries a failed cleanup action again with capped backoff, until done or this incarnation ends. */
+  private retryInBackground(claimed: ClaimedOrphan): void {
+    const run = (async () => {
+      for (let delayMs = RETRY_FIRST_MS; ; delayMs = Math.min(delayMs * 2, RETRY_MAX_MS)) {
+        try {
+          await this.deps.clock.sleep(delayMs, AbortSignal.any([this.stop.signal, claimed.me.signal]));
+        } catch {
+          return;
+        }
+        if (!claimed.me.joined) return;
+        if ((await this.finish(claimed)) !== 'retry') return;
+      }
+    })();
+    this.background.add(run);
+    void run.finally(() => this.background.delete(run));
+  }
+
+  /** The cleanup action of one claimed orphan; see `cleanup-actions.ts`. */
+  private async finish(claimed: ClaimedOrphan, signal?: AbortSignal): Promise<'cleaned' | 'skipped' | 'error' | 'retry'> {
+    const { op, me } = claimed;
+    const ids = { type: op.type, id: op.id, opId: op.opId, kind: op.kind };
+    try {
+      const record = await this.deps.store.get({ type: op.type, id: op.id });
+      if (!record) {
+        this.deps.metrics.cleanup('skipped');
+        this.deps.logger.info(ids, 'the orphan\'s resource is gone; nothing to clean');
+        return 'skipped';
+      }
+      const plan = planCleanup(op, record, this.deps.creatingAction);
+      if (plan.type === 'rerun') {
+        const stop = signal ? AbortSignal.any([signal, this.stop.signal]) : this.stop.signal;
+        const result = await this.deps.runner.run(op, { signal: stop, reason: 'cleanup' });
+        const ok = result === 'success' || result === 'error';
+        this.deps.metrics.cleanup(ok ? 'cleaned' : result === 'gone' ? 'skipped' : 'error');
+        this.deps.logger.info({ ...ids, action: 're-run', result }, ok ? 'orphan cleaned up' : 'orphan re-run did not finish');
+        return ok ? 'cleaned' : result === 'gone' ? 'skipped' : 'error';
+      }
+      const write = await this.deps.store.transition(
+        { type: op.type, id: op.id },
+        {
+          expect: { status: op.status },
+          expectOp: { opId: op.opId, owner: me.owner.incarnation },
+          set: { ...plan.set, host: me.owner.host } as never,
+          op: 'remove',
+          by: 'cleanup',
+          fence: me.fence(),
+        },
+      );
+      if (!write.ok) {
+        this.deps.metrics.cleanup('skipped');
+        this.deps.logger.info({ ...ids, failed: write.failed }, 'the orphan changed after the claim (reset by an admin?); left as it is');
+        return 'skipped';
+      }
+      this.deps.metrics.cleanup('cleaned');
+      this.deps.logger.info({ ...ids, action: 'set status', status: plan.set.status }, 'orphan cleaned up');
+      return 'cleaned';
+    } catch (err) {
+      this.deps.metrics.cleanup('error');
+      const fenced = err instanceof FencedError;
+      const retry = !fenced && isRetryable(err) && me.joined;
+      this.deps.logger.error(
+        { ...ids, err: messageOf(err), code: err instanceof CoordinatorError ? err.code : undefined, retry },
+        fenced ? 'orphan cleanup fenced off: this incarnation is no longer alive' : 'orphan cleanup failed',
+      );
+      return retry ? 'retry' : 'error';
+    }
+  }
+
+  /** Stops claiming, aborts re-runs in flight and waits for background work. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.stop.abort();
+      await Promise.allSettled([...this.background]);
+    })();
+    return this.closing;
+  }
+}
