@@ -42,25 +42,33 @@ export interface ApiClientOptions {
  * Cinder's fault message. A `PUT` whose answer was lost may have been applied.
  */
 export class ApiClient {
+  private readonly root: string;
   private readonly base: string;
 
   constructor(private readonly options: ApiClientOptions) {
-    this.base = `${options.url.replace(/\/+$/, '')}/v3/${encodeURIComponent(options.project)}`;
+    this.root = options.url.replace(/\/+$/, '');
+    this.base = `${this.root}/v3/${encodeURIComponent(options.project)}`;
   }
 
   get(path: string, query: Readonly<Record<string, string | undefined>> = {}): Promise<unknown> {
-    const params = new URLSearchParams();
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, v);
-    const qs = params.toString();
-    return this.send('GET', `${path}${qs ? `?${qs}` : ''}`);
+    return this.send('GET', `${this.base}${path}${queryString(query)}`);
   }
 
   put(path: string, body: unknown): Promise<unknown> {
-    return this.send('PUT', path, body);
+    return this.send('PUT', `${this.base}${path}`, body);
   }
 
-  private async send(method: string, path: string, body?: unknown): Promise<unknown> {
-    const url = `${this.base}${path}`;
+  post(path: string, body: unknown): Promise<unknown> {
+    return this.send('POST', `${this.base}${path}`, body);
+  }
+
+  /** GET on hearth's own API (`/hearth/v1/…`), outside Cinder's `/v3/{project_id}`. */
+  getHearth(path: string, query: Readonly<Record<string, string | undefined>> = {}): Promise<unknown> {
+    return this.send('GET', `${this.root}/hearth/v1${path}${queryString(query)}`);
+  }
+
+  private async send(method: string, url: string, body?: unknown): Promise<unknown> {
+    const path = url.slice(this.root.length);
     let res: Response;
     try {
       res = await fetch(url, {
@@ -85,6 +93,13 @@ export class ApiClient {
     if (!res.ok) throw new ApiError(res.status, faultMessage(parsed) ?? `${method} ${path} failed with HTTP ${res.status}`);
     return parsed;
   }
+}
+
+function queryString(query: Readonly<Record<string, string | undefined>>): string {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, v);
+  const qs = params.toString();
+  return qs ? `?${qs}` : '';
 }
 
 function parseJson(text: string): unknown {

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, CoordinatorError, messageOf, UsageError } from '../errors.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerConfig } from './commands/config-check.js';
+import { registerOrphans } from './commands/orphans.js';
 import { registerServe } from './commands/serve.js';
 import { registerService } from './commands/service.js';
 import { registerVolume } from './commands/volume.js';
@@ -16,7 +17,7 @@ export interface CommandContext {
 }
 
 /** Command modules; each adds its subcommands. */
-const modules = [registerServe, registerConfig, registerVolume, registerCluster, registerService];
+const modules = [registerServe, registerConfig, registerVolume, registerCluster, registerService, registerOrphans];
 
 /**
  * Runs the `hearth` command line. Resolves with the exit code: 0 done, 1 the operation failed,
