@@ -242,10 +242,10 @@ export class OrphanCleaner {
       const plan = planCleanup(op, record, this.deps.creatingAction);
       if (plan.type === 'rerun') {
         const stop = signal ? AbortSignal.any([signal, this.stop.signal]) : this.stop.signal;
-        const result = await this.deps.runner.run(op, { signal: stop, reason: 'cleanup' });
+        const { result, status } = await this.deps.runner.run(op, { signal: stop, reason: 'cleanup' });
         const ok = result === 'success' || result === 'error';
         this.deps.metrics.cleanup(ok ? 'cleaned' : result === 'gone' ? 'skipped' : 'error');
-        this.deps.logger.info({ ...ids, action: 're-run', result }, ok ? 'orphan cleaned up' : 'orphan re-run did not finish');
+        this.deps.logger.info({ ...ids, action: 're-run', result, status }, ok ? 'orphan cleaned up' : 'orphan re-run did not finish');
         return ok ? 'cleaned' : result === 'gone' ? 'skipped' : 'error';
       }
       const write = await this.deps.store.transition(

@@ -30,7 +30,16 @@ export interface TakeoverClaimer {
  */
 export type RerunResult = 'success' | 'error' | 'handed_back' | 'fenced' | 'gone';
 
-/** Runs an op already claimed by this incarnation to its final fenced transition. */
+/** How a re-run ended; `status` is the final status written (`deleted`: the record was removed). */
+export interface RerunOutcome {
+  readonly result: RerunResult;
+  readonly status?: string;
+}
+
+/**
+ * Runs an op already claimed by this incarnation to its final fenced transition. Aborting
+ * `signal` hands the op back (owner none, re-published) for another member.
+ */
 export interface TakeoverRunner {
-  run(op: OpRecord, options: { readonly signal?: AbortSignal; readonly reason: 'cleanup' }): Promise<RerunResult>;
+  run(op: OpRecord, options: { readonly signal?: AbortSignal; readonly reason: 'cleanup' }): Promise<RerunOutcome>;
 }

@@ -52,7 +52,7 @@ export function cleanupBody(opts: Record<string, unknown>): Row {
   text('--binary', 'binary', opts.binary);
   text('--resource-id', 'resource_id', opts.resourceId);
   if (opts.resourceType !== undefined) {
-    const type = String(opts.resourceType);
+    const type = typeof opts.resourceType === 'string' ? opts.resourceType : '';
     if (!['volume', 'snapshot'].includes(type.toLowerCase())) throw new UsageError(`--resource-type must be Volume or Snapshot, got ${JSON.stringify(type)}`);
     body.resource_type = type[0]?.toUpperCase() + type.slice(1).toLowerCase();
   }

@@ -122,7 +122,7 @@ describe('POST /v3/{project_id}/workers/cleanup (Cinder 3.24) and GET /hearth/v1
       headers: { 'OpenStack-API-Version': `volume ${version}`, 'content-type': 'application/json' },
       payload: JSON.stringify(payload),
     });
-    return { status: res.statusCode, body: res.json() as Answer };
+    return { status: res.statusCode, body: res.json<Answer>() };
   };
 
   it('does not exist below 3.24 (404 itemNotFound), as in Cinder', async () => {
@@ -148,7 +148,7 @@ describe('POST /v3/{project_id}/workers/cleanup (Cinder 3.24) and GET /hearth/v1
   it('an empty body (no JSON at all) is the same as {}', async () => {
     const res = await app.inject({ method: 'POST', url: '/v3/admin/workers/cleanup', headers: { 'OpenStack-API-Version': 'volume 3.24' } });
     expect(res.statusCode).toBe(202);
-    expect((res.json() as Answer).cleaning).toHaveLength(2);
+    expect(res.json<Answer>().cleaning).toHaveLength(2);
   });
 
   it('takes booleans as Cinder does ("true", "False", "1", "n", true) and is_up=true targets live services', async () => {
@@ -255,7 +255,7 @@ describe('POST /v3/{project_id}/workers/cleanup (Cinder 3.24) and GET /hearth/v1
         },
       ],
     });
-    const count = async (qs: string) => ((await app.inject({ method: 'GET', url: `/hearth/v1/orphans?${qs}` })).json() as { orphans: unknown[] }).orphans.length;
+    const count = async (qs: string) => ((await app.inject({ method: 'GET', url: `/hearth/v1/orphans?${qs}` })).json<{ orphans: unknown[] }>()).orphans.length;
     expect(await count('cluster=a')).toBe(1);
     expect(await count('cluster=b@lvm')).toBe(0);
     expect(await count('host=n1')).toBe(1);

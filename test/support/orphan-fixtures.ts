@@ -1,0 +1,130 @@
+import { randomUUID } from 'node:crypto';
+import type { OwnerRef } from '../../src/identity.js';
+import type { OpRecord, ResourceRef, SnapshotRecord, VolumeRecord } from '../../src/state/records.js';
+import type { OpKind } from '../../src/state/state-machine.js';
+import { type NewRecord, type StateStore, valueOf } from '../../src/state/state-store.js';
+
+function volume(cluster: string, over: Partial<NewRecord<VolumeRecord>> = {}): NewRecord<VolumeRecord> {
+  return {
+    id: randomUUID(),
+    name: 'vol',
+    description: null,
+    size: 1,
+    status: 'creating',
+    previous_status: null,
+    project_id: 'admin',
+    user_id: 'admin',
+    cluster,
+    host: null,
+    attach_status: 'detached',
+    availability_zone: 'nova',
+    volume_type: '__DEFAULT__',
+    migration_status: null,
+    bootable: false,
+    multiattach: false,
+    metadata: {},
+    ...over,
+  };
+}
+
+function snapshot(cluster: string, volumeId: string): NewRecord<SnapshotRecord> {
+  return {
+    id: randomUUID(),
+    volume_id: volumeId,
+    name: 'snap',
+    description: null,
+    size: 1,
+    status: 'creating',
+    previous_status: null,
+    project_id: 'admin',
+    user_id: 'admin',
+    cluster,
+    host: null,
+    progress: '0%',
+    metadata: {},
+  };
+}
+
+function must<T extends { ok: boolean }>(result: T, what: string): Extract<T, { ok: true }> {
+  if (!result.ok) throw new Error(`${what} failed: ${JSON.stringify(result)}`);
+  return result as Extract<T, { ok: true }>;
+}
+
+/**
+ * Builds a resource in the transitional status of `kind`, with its op, through the same writes
+ * the API and the worker make (so the state machine and invariants hold), and returns its ref.
+ */
+export async function seedInFlight(store: StateStore, cluster: string, kind: OpKind): Promise<ResourceRef> {
+  const available = async (over: Partial<NewRecord<VolumeRecord>> = {}): Promise<string> => {
+    const v = must(await store.create('volume', { record: volume(cluster, over), op: { kind: 'create_volume' } }), 'create volume');
+    must(await store.transition({ type: 'volume', id: v.record.id }, { expect: { status: 'creating' }, set: { status: 'available' }, op: 'remove', by: 'worker' }), 'volume available');
+    return v.record.id;
+  };
+  const vref = (id: string) => ({ type: 'volume' as const, id });
+  switch (kind) {
+    case 'create_volume':
+      return vref(must(await store.create('volume', { record: volume(cluster), op: { kind } }), 'create').record.id);
+    case 'delete_volume': {
+      const id = await available();
+      must(await store.transition(vref(id), { expect: { status: 'available' }, set: { status: 'deleting' }, op: { create: { kind } }, by: 'api' }), 'delete');
+      return vref(id);
+    }
+    case 'extend_volume': {
+      const id = await available();
+      must(
+        await store.transition(vref(id), { expect: { status: 'available' }, set: { status: 'extending', previous_status: valueOf('status') }, op: { create: { kind, params: { newSize: 2, oldSize: 1 } } }, by: 'api' }),
+        'extend',
+      );
+      return vref(id);
+    }
+    case 'attach_volume': {
+      const id = await available();
+      must(
+        await store.transition(vref(id), { expect: { status: 'available' }, set: { status: 'attaching', previous_status: valueOf('status'), attach_status: 'attaching' }, op: { create: { kind } }, by: 'api' }),
+        'attach',
+      );
+      return vref(id);
+    }
+    case 'detach_volume': {
+      const id = await available();
+      must(await store.transition(vref(id), { expect: { status: 'available' }, set: { status: 'attaching', attach_status: 'attaching' }, op: { create: { kind: 'attach_volume' } }, by: 'api' }), 'attach');
+      must(await store.transition(vref(id), { expect: { status: 'attaching' }, set: { status: 'in-use', attach_status: 'attached' }, op: 'remove', by: 'worker' }), 'attached');
+      must(
+        await store.transition(vref(id), { expect: { status: 'in-use' }, set: { status: 'detaching', previous_status: valueOf('status'), attach_status: 'detaching' }, op: { create: { kind } }, by: 'api' }),
+        'detach',
+      );
+      return vref(id);
+    }
+    case 'create_snapshot':
+    case 'delete_snapshot': {
+      const volumeId = await available();
+      const s = must(
+        await store.create('snapshot', { record: snapshot(cluster, volumeId), op: { kind: 'create_snapshot', params: { volumeId } }, parent: { ref: vref(volumeId), expect: { status: 'available' } } }),
+        'create snapshot',
+      );
+      const sref = { type: 'snapshot' as const, id: s.record.id };
+      if (kind === 'create_snapshot') return sref;
+      must(await store.transition(sref, { expect: { status: 'creating' }, set: { status: 'available' }, op: 'remove', by: 'worker' }), 'snapshot available');
+      must(await store.transition(sref, { expect: { status: 'available' }, set: { status: 'deleting' }, op: { create: { kind } }, by: 'api' }), 'delete snapshot');
+      return sref;
+    }
+  }
+}
+
+/** Makes `owner` the op's owner, as a worker's claim does (no fence: the owner is a test fiction). */
+export async function ownBy(store: StateStore, ref: ResourceRef, owner: OwnerRef): Promise<OpRecord> {
+  const op = await store.getOp(ref);
+  if (!op) throw new Error(`no op for ${ref.type} ${ref.id}`);
+  return must(await store.updateOp(ref, { expect: { opId: op.opId, attempt: op.attempt }, set: { owner, attempt: op.attempt + 1 } }), 'own').op;
+}
+
+/** Every op kind hearth tracks, with the final status its orphan cleanup leaves (`deleted`: gone). */
+export const CLEANED_STATUS: Readonly<Record<OpKind, string>> = {
+  create_volume: 'error',
+  delete_volume: 'deleted',
+  extend_volume: 'error_extending',
+  attach_volume: 'available',
+  detach_volume: 'in-use',
+  create_snapshot: 'error',
+  delete_snapshot: 'deleted',
+};
