@@ -19,7 +19,7 @@ import type { Health } from '../ops/health.js';
 import type { JobBus } from '../routing/job-bus.js';
 import type { StateStore } from '../state/state-store.js';
 import { type Incarnations, SupervisedIncarnations } from '../worker/incarnations.js';
-import type { MessageHandler, MessageType } from '../worker/message-dispatch.js';
+import type { MessageHandlers } from '../worker/message-dispatch.js';
 import { workerMetrics } from '../worker/metrics.js';
 import { OpClaimer } from '../worker/op-claim.js';
 import { OpPublisher } from '../worker/op-publisher.js';
@@ -47,7 +47,7 @@ export interface WorkerParts {
 /** What an extension adds to the worker: start-up hooks and handlers of other message types. */
 export interface WorkerExtensions {
   readonly beforeConsume?: readonly BeforeConsumeHook[];
-  readonly extraHandlers?: Partial<Record<MessageType, MessageHandler>>;
+  readonly extraHandlers?: MessageHandlers;
 }
 
 /** Builds an extension from the worker's parts; called once, when the worker is built. */
@@ -131,7 +131,7 @@ export class WorkerRole {
       sweeper,
       logger,
       beforeConsume: extensions.flatMap((e) => e.beforeConsume ?? []),
-      extraHandlers: Object.assign({}, ...extensions.map((e) => e.extraHandlers ?? {})) as Partial<Record<MessageType, MessageHandler>>,
+      extraHandlers: Object.assign({}, ...extensions.map((e) => e.extraHandlers ?? {})) as MessageHandlers,
     });
     await this.worker.start();
   }

@@ -20,12 +20,24 @@ import type {
   JobBus,
   JobHandler,
   JobInput,
+  CleanupInput,
+  MessageInput,
   JobSubscription,
   NoticeInput,
   NoticeSubscription,
   PublishOptions,
 } from './job-bus.js';
-import { type DeadLetterReason, decodeNotice, encodeJob, encodeNotice, type JobMessage, type Notice } from './job-message.js';
+import {
+  type BusMessage,
+  type CleanupMessage,
+  correlationIdOf,
+  type DeadLetterReason,
+  decodeNotice,
+  encodeJob,
+  encodeNotice,
+  type JobMessage,
+  type Notice,
+} from './job-message.js';
 import { countDeadLetter, type RoutingMetrics, routingMetrics } from './metrics.js';
 import { clusterQueueName, DEAD_LETTER_HEADERS, hostQueueName, noticeQueueName, type Topology, topologyFor, workQueueArguments } from './routes.js';
 
@@ -117,9 +129,11 @@ export class AmqpJobBus implements JobBus {
     }
   }
 
-  async publish(input: JobInput, options: PublishOptions = {}): Promise<JobMessage> {
+  publish(input: JobInput, options?: PublishOptions): Promise<JobMessage>;
+  publish(input: CleanupInput, options?: PublishOptions): Promise<CleanupMessage>;
+  async publish(input: MessageInput, options: PublishOptions = {}): Promise<BusMessage> {
     this.assertOpen();
-    const job: JobMessage = { ...input, v: 1, publishedAt: input.publishedAt ?? Date.now() };
+    const job: BusMessage = { ...input, v: 1, publishedAt: input.publishedAt ?? Date.now() };
     const content = encodeJob(job);
     const routingKey = options.host
       ? hostQueueName(this.settings.prefix, job.cluster, options.host)
@@ -128,7 +142,7 @@ export class AmqpJobBus implements JobBus {
       this.topology.exchange,
       routingKey,
       content,
-      { contentType: 'application/json', type: 'hearth.job', correlationId: job.opId, appId: 'hearth' },
+      { contentType: 'application/json', type: 'hearth.job', correlationId: correlationIdOf(job), appId: 'hearth' },
       options.signal,
       options.host ? undefined : job.cluster,
     );

@@ -6,7 +6,7 @@
 import { messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Disposition, JobDelivery, JobHandler } from './job-bus.js';
-import { DEAD_LETTER_REASONS, type DeadLetterReason, decodeJob, type JobMessage } from './job-message.js';
+import { type BusMessage, correlationIdOf, DEAD_LETTER_REASONS, type DeadLetterReason, decodeJob } from './job-message.js';
 
 /** A handler that threw is retried after this long. */
 export const HANDLER_ERROR_RETRY_MS = 1_000;
@@ -16,7 +16,7 @@ export const MAX_RETRY_DELAY_MS = 60_000;
 
 /** The bus's verdict on a message before any handler sees it. */
 export type Intake =
-  | { readonly action: 'deliver'; readonly job: JobMessage }
+  | { readonly action: 'deliver'; readonly job: BusMessage }
   | { readonly action: 'dead-letter'; readonly reason: DeadLetterReason; readonly detail: string };
 
 /**
@@ -47,17 +47,17 @@ export function vet(content: Uint8Array, deliveryCount: number, limits: { readon
  * Runs the handler and returns a valid disposition whatever it does: a throw or an unknown
  * answer becomes `retry-later` (logged), and retry delays are clamped to [0, 60 s].
  */
-export async function runHandler(handler: JobHandler, delivery: JobDelivery, logger: Logger): Promise<Disposition> {
+export async function runHandler(handler: JobHandler, delivery: JobDelivery<BusMessage>, logger: Logger): Promise<Disposition> {
   let answer: unknown;
   try {
     answer = await handler(delivery);
   } catch (err) {
-    logger.error({ err, opId: delivery.job.opId, kind: delivery.job.kind, deliveryCount: delivery.deliveryCount }, 'job handler threw; retrying later');
+    logger.error({ err, id: correlationIdOf(delivery.job), kind: delivery.job.kind, deliveryCount: delivery.deliveryCount }, 'job handler threw; retrying later');
     return { type: 'retry-later', delayMs: HANDLER_ERROR_RETRY_MS };
   }
   const disposition = normalize(answer);
   if (!disposition) {
-    logger.error({ answer: String(JSON.stringify(answer)).slice(0, 200), opId: delivery.job.opId }, 'job handler returned no valid disposition; retrying later');
+    logger.error({ answer: String(JSON.stringify(answer)).slice(0, 200), id: correlationIdOf(delivery.job) }, 'job handler returned no valid disposition; retrying later');
     return { type: 'retry-later', delayMs: HANDLER_ERROR_RETRY_MS };
   }
   return disposition;

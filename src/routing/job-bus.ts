@@ -22,9 +22,9 @@
  * Two adapters share one contract (`test/contract/job-bus.contract.ts`): `AmqpJobBus`
  * (RabbitMQ, cluster mode) and `LocalJobBus` (in-process, the single-node default).
  */
-import type { DeadLetterReason, JobMessage, Notice } from './job-message.js';
+import type { BusMessage, CleanupMessage, DeadLetterReason, JobMessage, Notice } from './job-message.js';
 
-export type { DeadLetterReason, JobKind, JobMessage, Notice, ResourceType } from './job-message.js';
+export type { BusMessage, CleanupMessage, DeadLetterReason, JobKind, JobMessage, Notice, ResourceType } from './job-message.js';
 
 /**
  * Connection state of a bus. `connecting`: never connected yet; `up`: takes and sends work;
@@ -53,6 +53,12 @@ export interface BusIdentity {
 
 /** What the publisher supplies; the bus fills in `v` and `publishedAt` when absent. */
 export type JobInput = Omit<JobMessage, 'v' | 'publishedAt'> & { readonly v?: 1; readonly publishedAt?: number };
+
+/** A cleanup request as the sender supplies it; the bus fills in `v` and `publishedAt` when absent. */
+export type CleanupInput = Omit<CleanupMessage, 'v' | 'publishedAt'> & { readonly v?: 1; readonly publishedAt?: number };
+
+/** Anything {@link JobBus.publish} sends. */
+export type MessageInput = JobInput | CleanupInput;
 
 /** Options of {@link JobBus.publish}. */
 export interface PublishOptions {
@@ -92,9 +98,12 @@ export const dispositions = {
   retryLater: (delayMs: number): Disposition => ({ type: 'retry-later', delayMs }),
 } as const;
 
-/** One delivery of a job to a handler. */
-export interface JobDelivery {
-  readonly job: JobMessage;
+/**
+ * One delivery of a message to a handler. The bus delivers every {@link BusMessage}; a handler
+ * for one kind (the worker's dispatcher narrows them) takes `JobDelivery<ThatMessage>`.
+ */
+export interface JobDelivery<M extends BusMessage = JobMessage> {
+  readonly job: M;
   /** Which queue it came from: the cluster's (shared) or this host's. */
   readonly via: 'cluster' | 'host';
   /** How many times it has been delivered, this time included (1 on the first delivery). */
@@ -114,7 +123,17 @@ export interface JobDelivery {
  * error is logged and the job is retried later (counting toward `amqp.maxDeliveries`).
  * Up to `prefetch` handlers per queue run at once; a handler that never returns holds a slot.
  */
-export type JobHandler = (delivery: JobDelivery) => Promise<Disposition>;
+export type JobHandler = (delivery: JobDelivery<BusMessage>) => Promise<Disposition>;
+
+/** The delivery as a job's, or undefined when it carries another kind of message. */
+export function asJobDelivery(delivery: JobDelivery<BusMessage>): JobDelivery | undefined {
+  return delivery.job.kind === 'cleanup' ? undefined : (delivery as JobDelivery);
+}
+
+/** The delivery as a cleanup request's, or undefined when it carries a job. */
+export function asCleanupDelivery(delivery: JobDelivery<BusMessage>): JobDelivery<CleanupMessage> | undefined {
+  return delivery.job.kind === 'cleanup' ? (delivery as JobDelivery<CleanupMessage>) : undefined;
+}
 
 /** Options of {@link JobBus.consume}. */
 export interface ConsumeOptions {
@@ -197,6 +216,8 @@ export interface JobBus {
    *   AbortedError on `signal`; ClosedError after `close()`.
    */
   publish(job: JobInput, options?: PublishOptions): Promise<JobMessage>;
+  /** Publishes a cleanup request to its cluster's queue, exactly as a job (same failure semantics). */
+  publish(request: CleanupInput, options?: PublishOptions): Promise<CleanupMessage>;
   /**
    * Sends a notice to every member of this cluster that is connected now (fanout).
    *

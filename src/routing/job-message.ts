@@ -65,6 +65,39 @@ export const jobMessageSchema = z.object({
 /** A job: a pointer to one operation record. See the module doc for versioning. */
 export type JobMessage = z.infer<typeof jobMessageSchema>;
 
+/**
+ * Schema of a cleanup request (Cinder's `do_cleanup` cast): clean up the orphaned operations of
+ * one service. It goes to the service's cluster queue, so any live member takes it; `kind:
+ * 'cleanup'` tells it from a job. Added within version 1: a worker older than this variant
+ * dead-letters it as `malformed` (upgrade workers before the APIs that send it).
+ */
+export const cleanupMessageSchema = z.object({
+  v: z.literal(JOB_MESSAGE_VERSION),
+  kind: z.literal('cleanup'),
+  /** The cluster whose queue carries it; the cleaner must be a member. */
+  cluster: idSchema,
+  /** The service (host id) whose orphans to clean. */
+  host: idSchema,
+  /** Only this resource (Cinder's `resource_type` / `resource_id`). */
+  resourceType: z.enum(RESOURCE_TYPES).optional(),
+  resourceId: idSchema.optional(),
+  /** Ties the log lines of one `workers/cleanup` request together. */
+  requestId: idSchema,
+  /** When the publisher sent it, epoch ms. */
+  publishedAt: z.number().int().nonnegative(),
+});
+
+/** A cleanup request for one service's orphans. */
+export type CleanupMessage = z.infer<typeof cleanupMessageSchema>;
+
+/** Every message the cluster and host queues carry: a job, or a cleanup request. */
+export type BusMessage = JobMessage | CleanupMessage;
+
+/** The id logs and AMQP's `correlationId` use: the op id of a job, the request id of a cleanup. */
+export function correlationIdOf(message: BusMessage): string {
+  return message.kind === 'cleanup' ? message.requestId : message.opId;
+}
+
 /** Schema of a cluster-wide notice (fanout; best effort, see `JobBus.publishNotice`). */
 export const noticeSchema = z.object({
   v: z.literal(JOB_MESSAGE_VERSION),
@@ -96,11 +129,11 @@ export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
 
 /** The outcome of decoding a delivered message. */
 export type DecodeResult =
-  | { readonly ok: true; readonly job: JobMessage }
+  | { readonly ok: true; readonly job: BusMessage }
   | { readonly ok: false; readonly reason: DeadLetterReason; readonly detail: string };
 
 /**
- * Decodes a delivered job, never throwing: a message that is not valid JSON, does not match the
+ * Decodes a delivered job or cleanup request, never throwing: a message that is not valid JSON, does not match the
  * schema, is too large, or has a version this code does not read, comes back as a
  * dead-letter reason with a short detail.
  */
@@ -117,19 +150,25 @@ export function decodeJob(content: Uint8Array): DecodeResult {
   if (typeof parsed === 'object' && parsed !== null && 'v' in parsed && parsed.v !== JOB_MESSAGE_VERSION) {
     return { ok: false, reason: 'unsupported-version', detail: `v=${JSON.stringify(parsed.v)}`.slice(0, 200) };
   }
-  const result = jobMessageSchema.safeParse(parsed);
+  const result = schemaOf(parsed).safeParse(parsed);
   if (!result.success) return { ok: false, reason: 'malformed', detail: summarizeIssues(result.error).slice(0, 200) };
   return { ok: true, job: result.data };
 }
 
+/** The schema a message claims to follow: `kind: 'cleanup'` is a cleanup request, anything else a job. */
+function schemaOf(parsed: unknown): z.ZodType<BusMessage> {
+  const cleanup = typeof parsed === 'object' && parsed !== null && 'kind' in parsed && parsed.kind === 'cleanup';
+  return cleanup ? cleanupMessageSchema : jobMessageSchema;
+}
+
 /**
- * Validates and encodes a job for publishing.
+ * Validates and encodes a job (or cleanup request) for publishing.
  *
  * @throws InvalidInputError when the job does not match the schema or is too large; nothing
  *   is sent then.
  */
-export function encodeJob(job: JobMessage): Buffer {
-  const result = jobMessageSchema.safeParse(job);
+export function encodeJob(job: BusMessage): Buffer {
+  const result = schemaOf(job).safeParse(job);
   if (!result.success) throw new InvalidInputError(`invalid job: ${summarizeIssues(result.error)}`);
   return checkedBuffer(JSON.stringify(result.data), 'job');
 }

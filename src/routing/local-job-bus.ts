@@ -20,12 +20,24 @@ import type {
   JobBus,
   JobHandler,
   JobInput,
+  CleanupInput,
+  MessageInput,
   JobSubscription,
   NoticeInput,
   NoticeSubscription,
   PublishOptions,
 } from './job-bus.js';
-import { type DeadLetterReason, decodeNotice, encodeJob, encodeNotice, type JobMessage, type Notice } from './job-message.js';
+import {
+  type BusMessage,
+  type CleanupMessage,
+  correlationIdOf,
+  type DeadLetterReason,
+  decodeNotice,
+  encodeJob,
+  encodeNotice,
+  type JobMessage,
+  type Notice,
+} from './job-message.js';
 import type { LocalBroker, LocalConsumer, LocalMessage, LocalQueue } from './local-broker.js';
 import { countDeadLetter, type RoutingMetrics, routingMetrics } from './metrics.js';
 import { clusterQueueName, hostQueueName, type Topology, topologyFor } from './routes.js';
@@ -91,10 +103,12 @@ export class LocalJobBus implements JobBus {
     if (options.signal?.aborted) throw new AbortedError('waiting for the job bus', { cause: options.signal.reason });
   }
 
-  async publish(input: JobInput, options: PublishOptions = {}): Promise<JobMessage> {
+  publish(input: JobInput, options?: PublishOptions): Promise<JobMessage>;
+  publish(input: CleanupInput, options?: PublishOptions): Promise<CleanupMessage>;
+  async publish(input: MessageInput, options: PublishOptions = {}): Promise<BusMessage> {
     this.assertOpen();
     if (options.signal?.aborted) throw new AbortedError('publish', { cause: options.signal.reason });
-    const job: JobMessage = { ...input, v: 1, publishedAt: input.publishedAt ?? Date.now() };
+    const job: BusMessage = { ...input, v: 1, publishedAt: input.publishedAt ?? Date.now() };
     const content = encodeJob(job);
     if (options.host) {
       const queue = this.broker.queue(hostQueueName(this.settings.prefix, job.cluster, options.host), false);

@@ -7,7 +7,7 @@ import type { OwnerRef } from '../identity.js';
 import type { Logger } from '../observability/logger.js';
 import type { JobBus, JobHandler, JobSubscription } from '../routing/job-bus.js';
 import type { Incarnation, IncarnationChange, Incarnations, StartReason } from './incarnations.js';
-import { dispatcher, type MessageHandler, type MessageType } from './message-dispatch.js';
+import { dispatcher, type MessageHandlers } from './message-dispatch.js';
 import type { RepublishSweeper } from './sweeper.js';
 import type { DrainSummary, VolumeManager } from './volume-manager.js';
 
@@ -42,7 +42,7 @@ export interface WorkerDeps {
   readonly logger: Logger;
   readonly beforeConsume?: readonly BeforeConsumeHook[];
   /** Handlers of message types other than `job` (which is the manager's). */
-  readonly extraHandlers?: Partial<Record<MessageType, MessageHandler>>;
+  readonly extraHandlers?: MessageHandlers;
 }
 
 /**

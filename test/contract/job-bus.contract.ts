@@ -1,7 +1,7 @@
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AbortedError, ClosedError, InvalidInputError, NotFoundError } from '../../src/errors.js';
-import { type Disposition, dispositions, type JobBus, type JobDelivery, type JobInput } from '../../src/routing/job-bus.js';
+import { asCleanupDelivery, asJobDelivery, type BusMessage, type Disposition, dispositions, type JobBus, type JobDelivery, type JobInput } from '../../src/routing/job-bus.js';
 import { MAX_MESSAGE_BYTES, type Notice } from '../../src/routing/job-message.js';
 
 /** Options for one member's bus. */
@@ -43,7 +43,9 @@ const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, m
 /** A handler that records deliveries and answers with `answer(delivery)`. */
 function recorder(answer: (d: JobDelivery, n: number) => Disposition | Promise<Disposition> = () => dispositions.ack()) {
   const seen: JobDelivery[] = [];
-  const handler = async (d: JobDelivery): Promise<Disposition> => {
+  const handler = async (delivery: JobDelivery<BusMessage>): Promise<Disposition> => {
+    const d = asJobDelivery(delivery);
+    if (!d) throw new Error(`expected a job, got ${JSON.stringify(delivery.job)}`);
     seen.push(d);
     return answer(d, seen.length);
   };
@@ -84,6 +86,26 @@ export function describeJobBusContract(adapter: string, makeBackend: () => Promi
       expect(seen[0]).toMatchObject({ via: 'cluster', deliveryCount: 1, redelivered: false });
       await settle(200);
       expect(seen).toHaveLength(1);
+    });
+
+    it('carries cleanup requests (kind cleanup) on the cluster queue beside jobs, each delivered once', async () => {
+      const bus = await backend.member('a@be');
+      const seen: JobDelivery<BusMessage>[] = [];
+      await bus.consume(async (d) => {
+        seen.push(d);
+        return dispositions.ack();
+      });
+      const request = await bus.publish({ kind: 'cleanup', cluster: backend.cluster, host: 'dead@be', resourceType: 'volume', resourceId: 'vol-1', requestId: 'req-1' });
+      expect(request).toMatchObject({ v: 1, kind: 'cleanup', host: 'dead@be', publishedAt: expect.any(Number) as number });
+      const sent = await bus.publish(job(backend.cluster));
+      await until(() => seen.length === 2, 'two deliveries');
+      const cleanup = seen.map(asCleanupDelivery).find((d) => d !== undefined);
+      expect(cleanup?.job).toEqual(request);
+      expect(cleanup).toMatchObject({ via: 'cluster', deliveryCount: 1 });
+      expect(seen.map(asJobDelivery).find((d) => d !== undefined)?.job).toEqual(sent);
+      await expect(bus.publish({ kind: 'cleanup', cluster: backend.cluster, host: '', requestId: 'r' })).rejects.toThrow(/host/);
+      await settle(200);
+      expect(seen).toHaveLength(2);
     });
 
     it('shares the cluster queue between competing members: each acked job runs once', async () => {

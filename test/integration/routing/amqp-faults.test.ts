@@ -10,6 +10,7 @@ import { Health } from '../../../src/ops/health.js';
 import { AmqpJobBus } from '../../../src/routing/amqp-job-bus.js';
 import { jobBusReadiness } from '../../../src/routing/create-job-bus.js';
 import { dispositions, type JobBus, type JobInput } from '../../../src/routing/job-bus.js';
+import { correlationIdOf } from '../../../src/routing/job-message.js';
 import { amqpSettings } from '../../support/amqp-bus.js';
 import { RabbitServer } from '../../support/rabbitmq.js';
 import { TcpProxy } from '../../support/tcp-proxy.js';
@@ -75,7 +76,7 @@ async function streamThrough(fault: () => Promise<void>, label: string): Promise
   for (const c of consumers) {
     await c.consume(async (d) => {
       stream.deliveries++;
-      stream.consumed.add(d.job.opId);
+      stream.consumed.add(correlationIdOf(d.job));
       return dispositions.ack();
     });
   }
@@ -187,7 +188,7 @@ describe('RabbitMQ faults', () => {
       await b.waitUntilReady({ timeoutMs: 15_000 });
       const consumed: string[] = [];
       await b.consume(async (d) => {
-        consumed.push(d.job.opId);
+        consumed.push(correlationIdOf(d.job));
         return dispositions.ack();
       });
       const before = await b.publish(job());
@@ -227,7 +228,7 @@ describe('RabbitMQ faults', () => {
       await b.waitUntilReady({ timeoutMs: 15_000 });
       const consumed: string[] = [];
       await b.consume(async (d) => {
-        consumed.push(d.job.opId);
+        consumed.push(correlationIdOf(d.job));
         return dispositions.ack();
       });
       proxy.cut();

@@ -252,8 +252,8 @@ describe('orphan detection and cleanup on a single node (SQLite, local membershi
     await fx.join();
     expect(await fx.cleaner().clean({}, 'cleanup')).toMatchObject({ cleaned: 1 });
     const histogram = await fx.registry.getSingleMetric('hearth_failover_duration_seconds')?.get();
-    expect(histogram?.values.find((v) => v.metricName === 'hearth_failover_duration_seconds_sum')?.value).toBe(2.5);
-    expect(histogram?.values.find((v) => v.metricName === 'hearth_failover_duration_seconds_count')?.value).toBe(1);
+    expect(histogram?.values.find((v) => (v as { metricName?: string }).metricName === 'hearth_failover_duration_seconds_sum')?.value).toBe(2.5);
+    expect(histogram?.values.find((v) => (v as { metricName?: string }).metricName === 'hearth_failover_duration_seconds_count')?.value).toBe(1);
     const orphanSince = (await fx.detector.sweep()).length;
     expect(orphanSince).toBe(0);
   });

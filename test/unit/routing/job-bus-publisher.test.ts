@@ -2,7 +2,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ClosedError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/observability/logger.js';
-import { dispositions, type JobDelivery } from '../../../src/routing/job-bus.js';
+import { type BusMessage, dispositions, type JobDelivery } from '../../../src/routing/job-bus.js';
 import { JobBusPublisher } from '../../../src/routing/job-bus-publisher.js';
 import { LocalBroker } from '../../../src/routing/local-broker.js';
 import { LocalJobBus } from '../../../src/routing/local-job-bus.js';
@@ -27,7 +27,7 @@ const op: OpRecord = {
 describe('the volume API publisher over the job bus', () => {
   it('publishes a recorded op as a job to its cluster and reports it confirmed', async () => {
     const bus = new LocalJobBus({ prefix: 'hearth', prefetch: 4, maxDeliveries: 10 }, { broker: new LocalBroker(), identity: { cluster: 'ceph@rbd', host: 'n1@rbd' }, logger: silentLogger(), registry: new Registry() });
-    const seen: JobDelivery[] = [];
+    const seen: JobDelivery<BusMessage>[] = [];
     await bus.consume(async (d) => {
       seen.push(d);
       return dispositions.ack();

@@ -7,7 +7,7 @@ import { silentLogger } from '../../../src/observability/logger.js';
 import { socketOptionsFor, withHeartbeat } from '../../../src/routing/amqp-socket-options.js';
 import { HANDLER_ERROR_RETRY_MS, MAX_RETRY_DELAY_MS, runHandler, vet } from '../../../src/routing/dispatch.js';
 import type { JobDelivery } from '../../../src/routing/job-bus.js';
-import { decodeJob, encodeJob, type JobMessage, MAX_MESSAGE_BYTES } from '../../../src/routing/job-message.js';
+import { type CleanupMessage, correlationIdOf, decodeJob, encodeJob, type JobMessage, MAX_MESSAGE_BYTES } from '../../../src/routing/job-message.js';
 import { clusterQueueName, hostQueueName, topologyFor } from '../../../src/routing/routes.js';
 
 const job: JobMessage = { v: 1, type: 'volume', id: 'vol-1', opId: 'op-1', kind: 'extend_volume', cluster: 'ceph@rbd', attempt: 2, publishedAt: 1_700_000_000_000 };
@@ -31,6 +31,21 @@ describe('job messages', () => {
     expect(decodeJob(bytes(null))).toMatchObject({ ok: false, reason: 'malformed' });
     expect(decodeJob(bytes({ ...job, v: 2 }))).toMatchObject({ ok: false, reason: 'unsupported-version', detail: 'v=2' });
     expect(decodeJob(Buffer.alloc(MAX_MESSAGE_BYTES + 1, 32))).toMatchObject({ ok: false, reason: 'oversized' });
+  });
+
+  it('round-trips a cleanup request (kind cleanup) and names what is wrong with a bad one', () => {
+    const cleanup: CleanupMessage = { v: 1, kind: 'cleanup', cluster: 'ceph@rbd', host: 'n1@rbd', resourceType: 'snapshot', resourceId: 'snap-1', requestId: 'req-1', publishedAt: 1 };
+    expect(decodeJob(encodeJob(cleanup))).toEqual({ ok: true, job: cleanup });
+    const minimal = { v: 1, kind: 'cleanup', cluster: 'ceph@rbd', host: 'n1@rbd', requestId: 'req-1', publishedAt: 1 } as const;
+    expect(decodeJob(bytes(minimal))).toEqual({ ok: true, job: minimal });
+    expect(correlationIdOf(cleanup)).toBe('req-1');
+    expect(correlationIdOf(job)).toBe('op-1');
+    expect(decodeJob(bytes({ ...minimal, host: undefined }))).toMatchObject({ ok: false, reason: 'malformed', detail: expect.stringMatching(/host/) as unknown });
+    expect(decodeJob(bytes({ ...minimal, resourceType: 'backup' }))).toMatchObject({ ok: false, reason: 'malformed', detail: expect.stringMatching(/resourceType/) as unknown });
+    expect(decodeJob(bytes({ ...minimal, v: 2 }))).toMatchObject({ ok: false, reason: 'unsupported-version' });
+    // A job is still a job: the cleanup schema applies only to kind cleanup.
+    expect(decodeJob(bytes({ ...job, host: 'x' }))).toEqual({ ok: true, job });
+    expect(() => encodeJob({ ...cleanup, cluster: '' })).toThrow(InvalidInputError);
   });
 
   it('refuses to encode an invalid job', () => {

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AbortedError } from '../../../src/errors.js';
 import type { OwnerRef } from '../../../src/identity.js';
 import { JobBusPublisher } from '../../../src/routing/job-bus-publisher.js';
-import type { JobBus, JobInput } from '../../../src/routing/job-bus.js';
+import type { BusMessage, JobBus, JobInput } from '../../../src/routing/job-bus.js';
 import { ADMIT_ALL } from '../../../src/volumes/cluster-admission.js';
 import { QueueOnlyJobPublisher } from '../../../src/volumes/job-publisher.js';
 import { VolumeService } from '../../../src/volumes/volume-service.js';
@@ -94,7 +94,7 @@ describe('graceful drain', () => {
     expect(await w.metric('hearth_operations_total', { operation: 'create_volume', result: 'handed_back' })).toBe(1);
     // Another member takes it from the queue at once.
     const other = w.busFor('n2@rbd');
-    const taken = await new Promise<JobInput>((resolve) => void other.consume(async (d) => (resolve(d.job), { type: 'ack' })));
+    const taken = await new Promise<BusMessage>((resolve) => void other.consume(async (d) => (resolve(d.job), { type: 'ack' })));
     expect(taken).toMatchObject({ opId: (await w.store.getOp({ type: 'volume', id: volume.id }))!.opId, attempt: 1 });
     await other.close();
   });
