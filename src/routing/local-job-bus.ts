@@ -30,7 +30,6 @@ import type {
 import {
   type BusMessage,
   type CleanupMessage,
-  correlationIdOf,
   type DeadLetterReason,
   decodeNotice,
   encodeJob,
