@@ -5,6 +5,7 @@ import { apiAuthFromConfig } from './api/auth-setup.js';
 import { clusterRoutes } from './api/clusters.js';
 import { ApiServer } from './api/server.js';
 import { clusterBackends } from './composition/cluster.js';
+import { OrphansRole } from './composition/orphans.js';
 import { singleNodeBackends } from './composition/single-node.js';
 import { type WorkerExtension, WorkerRole } from './composition/worker.js';
 import { redactConfig } from './config/redact.js';
@@ -101,7 +102,10 @@ export function createApp(config: Config, options: AppOptions): App {
     monitor = new MembershipMonitor({ membership, metrics: membershipMetrics, clock, logger: logger.child({ component: 'membership' }), retryDelayMs: 1_000 });
     monitor.start();
     api?.register(clusterRoutes(membership, VOLUME_BINARY));
+    orphans.open(opened(store, 'the state store'), membership, api);
   };
+  // Orphan detection in every process; cleanup through the API and the worker's extension.
+  const orphans = new OrphansRole({ config, clock, logger, registry, bus: jobBus });
   const worker = config.roles.includes('worker')
     ? new WorkerRole({
         config,
@@ -115,7 +119,7 @@ export function createApp(config: Config, options: AppOptions): App {
         store: () => opened(store, 'the state store'),
         membership: () => opened(membership, 'membership'),
         membershipMetrics,
-        ...(options.workerExtensions ? { extensions: options.workerExtensions } : {}),
+        extensions: [orphans.extension, ...(options.workerExtensions ?? [])],
       })
     : undefined;
   const openApi = async (): Promise<void> => {
@@ -155,6 +159,8 @@ export function createApp(config: Config, options: AppOptions): App {
   const stopSteps: Step[] = [
     { name: 'readiness off', run: async () => health.startDraining() },
     ...(api ? [{ name: 'api listener', run: () => api.close() }] : []),
+    // No more automatic cleanup; orphan re-runs in flight are handed back like other work.
+    { name: 'orphans', run: () => orphans.close() },
     // Stop consuming; in-flight operations finish or are handed back (the bus is still up for that).
     { name: 'worker drain', run: async () => worker?.drain() },
     { name: 'job bus', run: () => jobBus.close() },

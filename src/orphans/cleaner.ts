@@ -56,6 +56,8 @@ export interface OrphanCleanerDeps {
   readonly deathOf: (incarnation: string) => number | undefined;
   /** Orphans cleaned at once. */
   readonly concurrency?: number;
+  /** Called after a batch of cleanup actions finished (the detector sweeps again, so the gauge drops at once). */
+  readonly onCleaned?: () => void;
 }
 
 /** Backoff of a cleanup action retried after a passing failure. */
@@ -200,6 +202,7 @@ export class OrphanCleaner {
     };
     const width = Math.max(1, Math.min(this.deps.concurrency ?? 4, queue.length));
     await Promise.all(Array.from({ length: width }, worker));
+    if (claimed.length > 0) this.deps.onCleaned?.();
     return report;
   }
 
@@ -221,7 +224,10 @@ export class OrphanCleaner {
           return;
         }
         if (!claimed.me.joined) return;
-        if ((await this.finish(claimed)) !== 'retry') return;
+        if ((await this.finish(claimed)) !== 'retry') {
+          this.deps.onCleaned?.();
+          return;
+        }
       }
     })();
     this.background.add(run);
