@@ -37,11 +37,15 @@ const DEATH_MEMORY_MS = 3_600_000;
  * Failure semantics: while etcd (or the store) cannot be read a sweep fails, is logged, and the
  * gauge keeps its last values; the next event or backstop tick sweeps again. The watch survives
  * etcd restarts and re-lists after a compaction (membership's contract). A detector that starts
- * after an owner died does not know when it died: those orphans count from the op's last change.
+ * after an owner died does not know when it died: those orphans count from the first sweep that
+ * found them (so the automatic cleanup's grace period starts no earlier than that).
  */
 export class OrphanDetector {
   private orphans: readonly Orphan[] = [];
+  /** When each incarnation was seen to die: its `member-left` event, or noted by the worker. */
   private readonly deaths = new Map<string, number>();
+  /** When a sweep first found an incarnation dead whose death this process did not see. */
+  private readonly firstSeenDead = new Map<string, number>();
   private readonly listeners = new Set<(orphans: readonly Orphan[]) => void>();
   private readonly stop = new AbortController();
   private loops: Promise<void>[] = [];
@@ -108,7 +112,13 @@ export class OrphanDetector {
     const ops = await this.deps.store.listOps();
     const snapshot = await this.deps.membership.snapshot(this.stop.signal);
     const now = this.deps.clock.now();
-    const found = findOrphans(ops, snapshot.alive, now, this.deaths);
+    // An orphan counts from its owner's death; when this process did not see it (it started
+    // later, or a sweep got there before the watch event), from when a sweep first found it —
+    // never from the op's last change, which would make a fresh orphan look old.
+    const known = new Map([...this.firstSeenDead, ...this.deaths]);
+    const firstPass = findOrphans(ops, snapshot.alive, now, known);
+    for (const o of firstPass) if (!known.has(o.owner.incarnation)) this.firstSeenDead.set(o.owner.incarnation, now);
+    const found = findOrphans(ops, snapshot.alive, now, new Map([...this.firstSeenDead, ...this.deaths]));
     this.report(found);
     this.forgetDeaths(new Set(ops.flatMap((op) => (op.owner ? [op.owner.incarnation] : []))), now);
     this.orphans = found;
@@ -142,8 +152,10 @@ export class OrphanDetector {
   }
 
   private forgetDeaths(referenced: ReadonlySet<string>, now: number): void {
-    for (const [incarnation, at] of this.deaths) {
-      if (!referenced.has(incarnation) && now - at > DEATH_MEMORY_MS) this.deaths.delete(incarnation);
+    for (const memory of [this.deaths, this.firstSeenDead]) {
+      for (const [incarnation, at] of memory) {
+        if (!referenced.has(incarnation) && now - at > DEATH_MEMORY_MS) memory.delete(incarnation);
+      }
     }
   }
 

@@ -315,6 +315,17 @@ describe('orphan detection and cleanup on a single node (SQLite, local membershi
     await detector.close();
   });
 
+  it('an orphan whose death this process did not see counts from the sweep that first found it, not from its last change', async () => {
+    const ref = await seedInFlight(fx.store, CLUSTER, 'extend_volume');
+    await ownBy(fx.store, ref, { host: HOST, incarnation: `${HOST}:earlier`, aliveRevision: '0' });
+    await fx.clock.advance(60_000);
+    const [first] = await fx.detector.sweep();
+    expect(first).toMatchObject({ since: T0 + 60_000, ageMs: 0 });
+    await fx.clock.advance(5_000);
+    const [again] = await fx.detector.sweep();
+    expect(again).toMatchObject({ since: T0 + 60_000, ageMs: 5_000 });
+  });
+
   it('automatic cleanup takes orphans of its cluster once they are graceMs old, not before', async () => {
     const me = await fx.join();
     const ref = await seedInFlight(fx.store, CLUSTER, 'create_volume');
