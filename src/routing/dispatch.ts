@@ -6,7 +6,7 @@
 import { messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Disposition, JobDelivery, JobHandler } from './job-bus.js';
-import { type BusMessage, correlationIdOf, DEAD_LETTER_REASONS, type DeadLetterReason, decodeJob } from './job-message.js';
+import { type BusMessage, DEAD_LETTER_REASONS, type DeadLetterReason, decodeJob } from './job-message.js';
 
 /** A handler that threw is retried after this long. */
 export const HANDLER_ERROR_RETRY_MS = 1_000;
@@ -52,15 +52,20 @@ export async function runHandler(handler: JobHandler, delivery: JobDelivery<BusM
   try {
     answer = await handler(delivery);
   } catch (err) {
-    logger.error({ err, id: correlationIdOf(delivery.job), kind: delivery.job.kind, deliveryCount: delivery.deliveryCount }, 'job handler threw; retrying later');
+    logger.error({ err, ...idsOf(delivery.job), kind: delivery.job.kind, deliveryCount: delivery.deliveryCount }, 'job handler threw; retrying later');
     return { type: 'retry-later', delayMs: HANDLER_ERROR_RETRY_MS };
   }
   const disposition = normalize(answer);
   if (!disposition) {
-    logger.error({ answer: String(JSON.stringify(answer)).slice(0, 200), id: correlationIdOf(delivery.job) }, 'job handler returned no valid disposition; retrying later');
+    logger.error({ answer: String(JSON.stringify(answer)).slice(0, 200), ...idsOf(delivery.job) }, 'job handler returned no valid disposition; retrying later');
     return { type: 'retry-later', delayMs: HANDLER_ERROR_RETRY_MS };
   }
   return disposition;
+}
+
+/** The id a log line names: a job's `opId`, a cleanup request's `requestId`. */
+function idsOf(message: BusMessage): { opId: string } | { requestId: string } {
+  return message.kind === 'cleanup' ? { requestId: message.requestId } : { opId: message.opId };
 }
 
 function normalize(answer: unknown): Disposition | undefined {

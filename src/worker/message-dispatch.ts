@@ -8,7 +8,7 @@
  */
 import type { Logger } from '../observability/logger.js';
 import { type Disposition, dispositions, type JobDelivery, type JobHandler } from '../routing/job-bus.js';
-import { type BusMessage, type CleanupMessage, correlationIdOf, type JobMessage } from '../routing/job-message.js';
+import type { BusMessage, CleanupMessage, JobMessage } from '../routing/job-message.js';
 
 /** The message of each type the worker dispatches. */
 export interface MessagesByType {
@@ -50,7 +50,7 @@ export function dispatcher(handlers: MessageHandlers, logger: Logger): JobHandle
       return handlers.job({ ...delivery, job: message });
     }
     const type = messageTypeOf(message);
-    logger.warn({ type, id: correlationIdOf(message) }, 'no handler for this message type; dead-lettering it');
+    logger.warn({ type, ...(message.kind === 'cleanup' ? { requestId: message.requestId } : { opId: message.opId }) }, 'no handler for this message type; dead-lettering it');
     return dispositions.deadLetter(`no handler for message type ${type} on this worker`);
   };
 }

@@ -40,7 +40,10 @@ describe('a worker paused past its lease and resumed after its work was cleaned 
     const api = await startHearth({ name: 'api', env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' } });
     procs.push(api);
     const client = new ClusterClient(api);
-    const zombie = await startWorker(env, 'zombie');
+    // A frozen process keeps its broker connection until RabbitMQ misses two heartbeats; the
+    // cleanup request (on the cluster queue) may be handed to it meanwhile. A 1 s heartbeat keeps
+    // that delay short here (see docs/orphans.md, failure semantics).
+    const zombie = await startWorker(env, 'zombie', { HEARTH_AMQP_HEARTBEAT_SECONDS: '1' });
     procs.push(zombie);
     const zc = new ClusterClient(zombie);
     const volExt = await client.createVolume();
@@ -110,5 +113,33 @@ describe('a worker paused past its lease and resumed after its work was cleaned 
       ['extendVolume', 'zombie@be'],
     ]);
     expect(report.calls.filter((c) => c.resource === `volume:${volNew}`).map((c) => c.member)).toEqual(['zombie@be']);
+    await Promise.all([zombie.kill(), rescuer.stop()]);
+  });
+
+  it('with nobody to clean up meanwhile, the resumed worker takes its own earlier incarnation\'s work over when it rejoins', async () => {
+    const api = procs[0] as HearthProcess;
+    const client = new ClusterClient(api);
+    const lone = await startWorker(env, 'lone', { HEARTH_AMQP_HEARTBEAT_SECONDS: '1' });
+    procs.push(lone);
+    const vol = await client.createVolume();
+    await client.waitStatus('volume', vol, 'available');
+    await client.extend(vol, 2);
+    await started(journal, 'extendVolume', `volume:${vol}`);
+    lone.pause();
+    await waitFor(async () => (await client.orphans()).some((o) => o.id === vol && o.owner_host === 'lone@be'), { timeoutMs: LEASE_TTL_MS + 5_000, intervalMs: 50, what: 'the orphan' });
+    const resumedAt = Date.now();
+    lone.resume();
+    await client.waitStatus('volume', vol, 'error_extending');
+    console.log(`[orphans] SIGCONT with no other member: its new incarnation took its own orphan over ${Date.now() - resumedAt} ms later`);
+    const lc = new ClusterClient(lone);
+    expect(await lc.metric('hearth_operations_total', { operation: 'extend_volume', result: 'fenced' })).toBe(1);
+    expect(await lc.metric('hearth_failovers_total', { cluster: CLUSTER_ID, reason: 'restart' })).toBe(1);
+    const startup = lone.logs().filter((l) => l.msg === 'start-up cleanup of earlier incarnations done');
+    expect(startup.map((l) => [l.reason, l.found, l.cleaned])).toEqual([
+      ['start', 0, 0],
+      ['session-lost', 1, 1],
+    ]);
+    expect((await client.record('volume', vol)).size).toBe(1);
+    expect(await etcd.client.getAll().prefix(new KeyLayout(etcd.prefix).ops()).keys()).toEqual([]);
   });
 });

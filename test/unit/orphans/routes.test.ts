@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApiServer } from '../../../src/api/server.js';
+import { BackendUnavailableError } from '../../../src/errors.js';
 import { VOLUME_BINARY } from '../../../src/identity.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import type { AliveMember, ClusterRecord, MembershipSnapshot, ServiceRecord } from '../../../src/membership/records.js';
@@ -88,14 +89,25 @@ describe('POST /v3/{project_id}/workers/cleanup (Cinder 3.24) and GET /hearth/v1
   let ops: OpRecord[] = [];
   let sent: CleanupDispatch[] = [];
   let failPublishFor: string | undefined;
+  let etcdAway = false;
 
   beforeAll(async () => {
     server = new ApiServer({ logger: silentLogger(), maxBodyBytes: 65_536 });
     server.register(
       orphanRoutes({
-        membership: { snapshot: async () => SNAPSHOT },
+        membership: {
+          snapshot: async () => {
+            if (etcdAway) throw new BackendUnavailableError('etcd', 'etcd is unreachable');
+            return SNAPSHOT;
+          },
+        },
         store: { listOps: async (filter) => ops.filter((o) => filter?.type === undefined || o.type === filter.type) },
-        orphans: { sweep: async () => findOrphans(ops, SNAPSHOT.alive, T0 + 5_000) },
+        orphans: {
+          sweep: async () => {
+            if (etcdAway) throw new BackendUnavailableError('etcd', 'etcd is unreachable');
+            return findOrphans(ops, SNAPSHOT.alive, T0 + 5_000);
+          },
+        },
         publisher: {
           publish: async (d) => {
             if (d.host === failPublishFor) throw new Error('broker away');
@@ -113,6 +125,7 @@ describe('POST /v3/{project_id}/workers/cleanup (Cinder 3.24) and GET /hearth/v1
     ops = [];
     sent = [];
     failPublishFor = undefined;
+    etcdAway = false;
   });
 
   const cleanup = async (payload: unknown, version = '3.24') => {
@@ -229,6 +242,16 @@ describe('POST /v3/{project_id}/workers/cleanup (Cinder 3.24) and GET /hearth/v1
       cleaning: [s(11, 'n1@lvm', 'a@lvm')],
       unavailable: [s(13, 'n3@lvm', 'b@lvm'), s(14, 'n4@lvm', 'b@lvm'), s(15, 'n5@lvm', 'c@lvm')],
     });
+  });
+
+  it('answers 503 (Cinder\'s serviceUnavailable) and sends nothing while etcd cannot be reached', async () => {
+    etcdAway = true;
+    const res = await cleanup({});
+    expect(res.status).toBe(503);
+    expect(res.body).toMatchObject({ serviceUnavailable: { code: 503 } });
+    const view = await app.inject({ method: 'GET', url: '/hearth/v1/orphans' });
+    expect(view.statusCode).toBe(503);
+    expect(sent).toEqual([]);
   });
 
   it('GET /hearth/v1/orphans lists orphans with type, id, op kind, status, owner host and incarnation, since; filters by cluster and host', async () => {
