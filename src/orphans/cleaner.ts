@@ -2,9 +2,11 @@ import { CoordinatorError, FencedError, isRetryable, messageOf } from '../errors
 import type { Clock } from '../lifecycle/clock.js';
 import type { Member, Membership } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
-import type { OpRecord, ResourceType } from '../state/records.js';
-import type { OpFilter, StateStore } from '../state/state-store.js';
-import { type CreatingAction, planCleanup } from './cleanup-actions.js';
+import type { FailedCondition } from '../state/expect.js';
+import type { OpRecord, ResourceType, VolumeRecord } from '../state/records.js';
+import type { SnapshotStatus, VolumeStatus } from '../state/state-machine.js';
+import type { OpFilter, Patch, StateStore } from '../state/state-store.js';
+import { type CreatingAction, type FinalSet, planCleanup } from './cleanup-actions.js';
 import { findOrphans, type Orphan } from './find-orphans.js';
 import type { FailoverReason, OrphanMetrics } from './metrics.js';
 import type { TakeoverClaimer, TakeoverRunner } from './takeover.js';
@@ -254,17 +256,7 @@ export class OrphanCleaner {
         this.deps.logger.info({ ...ids, action: 're-run', result, status }, ok ? 'orphan cleaned up' : 'orphan re-run did not finish');
         return ok ? 'cleaned' : result === 'gone' ? 'skipped' : 'error';
       }
-      const write = await this.deps.store.transition(
-        { type: op.type, id: op.id },
-        {
-          expect: { status: op.status },
-          expectOp: { opId: op.opId, owner: me.owner.incarnation },
-          set: { ...plan.set, host: me.owner.host } as never,
-          op: 'remove',
-          by: 'cleanup',
-          fence: me.fence(),
-        },
-      );
+      const write = await finalTransition(this.deps.store, op, plan.set, me);
       if (!write.ok) {
         this.deps.metrics.cleanup('skipped');
         this.deps.logger.info({ ...ids, failed: write.failed }, 'the orphan changed after the claim (reset by an admin?); left as it is');
@@ -293,4 +285,24 @@ export class OrphanCleaner {
     })();
     return this.closing;
   }
+}
+
+/**
+ * The one fenced transition that ends a "status →" cleanup: the op's transitional status and the
+ * cleaner's ownership of the op are expected, the final status (and `host` = the cleaner) is
+ * written and the op removed, under the cleaner's alive fence.
+ */
+function finalTransition(store: StateStore, op: OpRecord, set: FinalSet, me: Member): Promise<{ readonly ok: boolean; readonly failed?: FailedCondition }> {
+  const common = {
+    expect: { status: op.status },
+    expectOp: { opId: op.opId, owner: me.owner.incarnation },
+    op: 'remove' as const,
+    by: 'cleanup' as const,
+    fence: me.fence(),
+  };
+  if (op.type === 'volume') {
+    const volume: Patch<VolumeRecord> = { status: set.status as VolumeStatus, host: me.owner.host, ...(set.attach_status === undefined ? {} : { attach_status: set.attach_status }) };
+    return store.transition({ type: 'volume', id: op.id }, { ...common, set: volume });
+  }
+  return store.transition({ type: 'snapshot', id: op.id }, { ...common, set: { status: set.status as SnapshotStatus, host: me.owner.host } });
 }
