@@ -9,7 +9,8 @@ import { type AccessDeniedReason, BackendAccessError } from '../../../src/errors
 import { createLogger } from '../../../src/observability/logger.js';
 import { Health } from '../../../src/ops/health.js';
 import { createJobBus, jobBusReadiness } from '../../../src/routing/create-job-bus.js';
-import { dispositions, type JobBus, type JobDelivery } from '../../../src/routing/job-bus.js';
+import { correlationIdOf } from '../../../src/routing/job-message.js';
+import { type BusMessage, dispositions, type JobBus, type JobDelivery } from '../../../src/routing/job-bus.js';
 import type { Notice } from '../../../src/routing/job-message.js';
 import { type EtcdTestContext, useEtcd } from '../../support/context.js';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
@@ -63,7 +64,7 @@ async function busFrom(env: Record<string, string>): Promise<BusUnderTest> {
 
 /** Publishes a job and a notice and sees both arrive; uses every kind of name hearth declares. */
 async function roundTrip(bus: JobBus): Promise<void> {
-  const jobs: JobDelivery[] = [];
+  const jobs: JobDelivery<BusMessage>[] = [];
   const notices: Notice[] = [];
   const subscription = await bus.consume(async (d) => {
     jobs.push(d);
@@ -75,7 +76,7 @@ async function roundTrip(bus: JobBus): Promise<void> {
   await bus.publish({ type: 'volume', id: 'vol-1', opId: `${opId}-h`, kind: 'delete_volume', cluster: CLUSTER, attempt: 0 }, { host: HOST });
   await bus.publishNotice({ type: 'hello' });
   await waitFor(() => jobs.length >= 2 && notices.length >= 1, { timeoutMs: 10_000, what: 'the jobs and the notice' });
-  expect(jobs.map((j) => `${j.via}:${j.job.opId}`).sort()).toEqual([`cluster:${opId}`, `host:${opId}-h`]);
+  expect(jobs.map((j) => `${j.via}:${correlationIdOf(j.job)}`).sort()).toEqual([`cluster:${opId}`, `host:${opId}-h`]);
   expect(notices[0]).toMatchObject({ type: 'hello', from: HOST });
   expect(await bus.listDeadLetters()).toEqual([]);
   await subscription.cancel();
