@@ -116,9 +116,12 @@ export class OrphanDetector {
     // later, or a sweep got there before the watch event), from when a sweep first found it —
     // never from the op's last change, which would make a fresh orphan look old.
     const known = new Map([...this.firstSeenDead, ...this.deaths]);
-    const firstPass = findOrphans(ops, snapshot.alive, now, known);
-    for (const o of firstPass) if (!known.has(o.owner.incarnation)) this.firstSeenDead.set(o.owner.incarnation, now);
-    const found = findOrphans(ops, snapshot.alive, now, new Map([...this.firstSeenDead, ...this.deaths]));
+    const found = findOrphans(ops, snapshot.alive, now, known).map((o) => {
+      if (known.has(o.owner.incarnation)) return o;
+      this.firstSeenDead.set(o.owner.incarnation, now);
+      return { ...o, since: now, ageMs: 0 };
+    });
+    found.sort((a, b) => a.since - b.since);
     this.report(found);
     this.forgetDeaths(new Set(ops.flatMap((op) => (op.owner ? [op.owner.incarnation] : []))), now);
     this.orphans = found;
