@@ -46,8 +46,23 @@ export interface HearthProcess {
   resume(): void;
 }
 
-/** Starts `hearth serve` as a real child process and waits until it is ready. */
+/**
+ * Starts `hearth serve` as a real child process and waits until it is ready. When the ports were
+ * picked here and another process took one first (EADDRINUSE), it starts again on new ports.
+ */
 export async function startHearth(options: HearthProcessOptions = {}): Promise<HearthProcess> {
+  const portsPicked = !options.env?.HEARTH_API_LISTEN || !options.env.HEARTH_OPS_LISTEN;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (err) {
+      const raced = err instanceof GiveUp && err.message.includes('EADDRINUSE');
+      if (!raced || !portsPicked || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startOnce(options: HearthProcessOptions): Promise<HearthProcess> {
   const name = options.name ?? 'hearth';
   const dataDir = options.env?.HEARTH_DATA_DIR ?? (await mkdtemp(join(tmpdir(), `hearth-${name}-`)));
   const apiListen = options.env?.HEARTH_API_LISTEN ?? `127.0.0.1:${await freePort()}`;
