@@ -57,6 +57,8 @@ export interface Enqueued {
   readonly holder: LockHolder | undefined;
   /** The key created just before mine, when the answer tells (a fresh key); else undefined. */
   readonly predecessor: QueuedKey | undefined;
+  /** My predecessor is the owner: no key lies below it, so its deletion makes the lock mine. */
+  readonly predecessorIsOwner: boolean;
 }
 
 /**
@@ -89,6 +91,7 @@ export function parseEnqueue(keys: LockKeys, res: ITxnResponse): Enqueued {
       owner: ownerKv?.create_revision === myRev,
       holder: ownerKv ? holderOf(keys, ownerKv) : undefined,
       predecessor: predKv ? queued(predKv) : undefined,
+      predecessorIsOwner: predKv !== undefined && ownerKv?.create_revision === predKv.create_revision,
     };
   }
   // My key was already there (an earlier acquire of this session whose clean-up is pending):
@@ -101,6 +104,7 @@ export function parseEnqueue(keys: LockKeys, res: ITxnResponse): Enqueued {
     owner: mine !== undefined && ownerKv?.create_revision === myRev,
     holder: ownerKv ? holderOf(keys, ownerKv) : undefined,
     predecessor: undefined,
+    predecessorIsOwner: false,
   };
 }
 
@@ -110,11 +114,14 @@ export interface Rechecked {
   readonly mineExists: boolean;
   /** The key with the largest create revision below mine; none means the lock is mine. */
   readonly predecessor: QueuedKey | undefined;
+  /** My predecessor is the owner (the lowest key): its deletion makes the lock mine. */
+  readonly predecessorIsOwner: boolean;
 }
 
 /**
- * Read-only transaction, linearizable: my key, and the key created last before mine (the Go
- * Mutex's `waitDeletes` read and its check that my own key still exists, etcd-io/etcd#11456).
+ * Read-only transaction, linearizable: my key, the key created last before mine (the Go
+ * Mutex's `waitDeletes` read and its check that my own key still exists, etcd-io/etcd#11456),
+ * and the owner — when the owner is my predecessor, the hand-off needs no second read.
  */
 export function recheckRequest(keys: LockKeys, myRev: string): ITxnRequest {
   return {
@@ -122,6 +129,7 @@ export function recheckRequest(keys: LockKeys, myRev: string): ITxnRequest {
     success: [
       { request_range: { key: keys.myKeyBuf, keys_only: true } },
       keys.byCreate('Descend', 1, { keys_only: true, max_create_revision: (BigInt(myRev) - 1n).toString() }),
+      keys.byCreate('Ascend', 1, { keys_only: true }),
     ],
     failure: [],
   };
@@ -131,9 +139,11 @@ export function recheckRequest(keys: LockKeys, myRev: string): ITxnRequest {
 export function parseRecheck(res: ITxnResponse, myRev: string): Rechecked {
   const mine = res.responses[0]?.response_range.kvs[0];
   const predKv = res.responses[1]?.response_range.kvs[0];
+  const ownerKv = res.responses[2]?.response_range.kvs[0];
   return {
     mineExists: mine?.create_revision === myRev,
     predecessor: predKv ? queued(predKv) : undefined,
+    predecessorIsOwner: predKv !== undefined && ownerKv?.create_revision === predKv.create_revision,
   };
 }
 

@@ -50,9 +50,10 @@ interface Slot {
  *   (lowest create revision) and my predecessor (the key created last before mine). Owner →
  *   done (uncontended acquire + release = 2 round trips). Otherwise watch the predecessor, and
  *   only it, for its DELETE (`waitForDelete`; FIFO, one waiter woken per deletion, no
- *   polling); then read the queue once (linearizable): no key left below mine → mine (after
- *   checking that my own key still exists, etcd-io/etcd#11456); else watch the new
- *   predecessor. A watch that disconnects is never trusted to resume: the waiter re-reads.
+ *   polling); when that predecessor was the owner, its deletion makes the lock mine at once
+ *   (the hand-off costs the holder's release and one watch event); otherwise read the queue
+ *   once (linearizable): no key left below mine → mine (after checking that my own key still
+ *   exists, etcd-io/etcd#11456); else watch the new predecessor. A watch that disconnects is never trusted to resume: the waiter re-reads.
  * - Within this process one acquirer per name at a time goes to etcd (an in-process FIFO in
  *   front): two callers on one session would otherwise share one key and both "hold" it
  *   (etcd-io/etcd#11360).
@@ -193,7 +194,8 @@ export class EtcdLockService implements LockService {
 
   /**
    * Waits until every key created before mine is gone: watch my predecessor — and only it —
-   * until it is deleted (or the watch can no longer be trusted); then read the queue once, a
+   * until it is deleted (or the watch can no longer be trusted); a deleted predecessor that was
+   * the owner makes the lock mine at once; otherwise read the queue once, a
    * linearizable read of my key and of the key created last before mine: none left below mine
    * → the lock is mine; my key gone → `LockLostError`; else watch the new predecessor.
    */
@@ -203,6 +205,7 @@ export class EtcdLockService implements LockService {
     const { signal, dispose } = anySignal([this.closer.signal, this.options.session.signal, timeout.signal, ...(wait.signal ? [wait.signal] : [])]);
     const myRev = first.myRev;
     let predecessor = first.predecessor;
+    let predecessorIsOwner = first.predecessorIsOwner;
     // Watches in a row that ended without a deletion. From the second on, the next watch waits
     // a little first, so a watch that keeps failing (say, etcd refusing it) cannot turn into polling.
     let interrupted = 0;
@@ -211,6 +214,12 @@ export class EtcdLockService implements LockService {
         if (predecessor !== undefined) {
           if (interrupted > 1) await sleep(Math.min(100 * 2 ** (interrupted - 2), 1_000), signal);
           const outcome = await waitForDelete(this.options.client, predecessor, signal, this.options.callTimeoutMs);
+          // The owner was my predecessor: nothing lies below it and no key can be created
+          // below it, so its deletion makes the lock mine without another read. My own key
+          // needs no check here: it rides on the session's lease, which etcd cannot expire
+          // before the session signal (watched by this wait) fires; a lease revoked by hand is
+          // caught by the fence and the session's next keepalive.
+          if (outcome === 'deleted' && predecessorIsOwner) return;
           interrupted = outcome === 'recheck' ? interrupted + 1 : 0;
           if (outcome === 'recheck') this.options.logger?.debug({ key: keys.myKey, predecessor: predecessor.key }, 'watch of the predecessor was interrupted; re-reading the queue');
         }
@@ -218,6 +227,7 @@ export class EtcdLockService implements LockService {
         if (!queue.mineExists) throw new LockLostError(keys.name, `lock ${keys.name}: my queue key ${keys.myKey} vanished while waiting (lease expired?)`);
         if (queue.predecessor === undefined) return;
         predecessor = queue.predecessor;
+        predecessorIsOwner = queue.predecessorIsOwner;
       }
     } catch (err) {
       if (!signal.aborted) throw err;
