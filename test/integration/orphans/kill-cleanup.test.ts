@@ -173,6 +173,8 @@ describe('a worker killed mid-operation: its orphans are found within a lease an
   });
 
   it('with orphans.autoCleanup two live members race for every orphan: each is taken over exactly once, without an operator', async () => {
+    // A member left running by a failed test before would take jobs meant for the victim.
+    await Promise.all(procs.filter((p) => p !== api && p.process.alive).map((p) => p.stop()));
     const victim = await startMember('victim2');
     const ids = await catchInFlight('victim2');
     const auto = { HEARTH_ORPHANS_AUTO_CLEANUP: 'true', HEARTH_ORPHANS_GRACE_MS: String(LEASE_TTL_MS) };
