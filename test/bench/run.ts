@@ -1,11 +1,13 @@
 // `make bench`: starts its own etcd and RabbitMQ, runs every suite under test/bench/suites/,
 // prints one table with each figure beside its same-run baseline, and writes
-// test/bench/results/latest.json. Usage: run.ts [suite-name-filter ...]; BENCH_QUICK=1 for a short run.
+// test/bench/results/latest.json and, beside it, latest.meta.json (machine, load, versions;
+// `make bench-doc` turns both into docs/benchmarks.md). Usage: run.ts [suite-name-filter ...]; BENCH_QUICK=1 for a short run.
 import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdServer } from '../support/etcd.js';
 import { RabbitServer } from '../support/rabbitmq.js';
+import { type BenchMeta, machineAtEnd, machineAtStart, serverVersions } from './machine.js';
 import type { BenchContext, BenchResult, BenchSuite } from './types.js';
 
 const here = import.meta.dirname;
@@ -41,39 +43,58 @@ function printTable(results: readonly BenchResult[]): void {
 
 async function main(): Promise<void> {
   const filters = process.argv.slice(2);
+  const quick = process.env.BENCH_QUICK === '1';
+  const start = await machineAtStart(quick, filters);
   const tmpDir = await mkdtemp(join(tmpdir(), 'hearth-bench-'));
   console.log('starting etcd and RabbitMQ …');
   const [etcd, rabbit] = await Promise.all([EtcdServer.start(), RabbitServer.start()]);
+  const versions = await serverVersions(etcd, rabbit);
   const baselines = new Map<string, number>();
   const results: BenchResult[] = [];
+  const failures: { suite: string; error: string }[] = [];
   const ctx: BenchContext = {
     etcd,
     rabbit,
     tmpDir,
     baselines,
-    seconds: process.env.BENCH_QUICK === '1' ? 1 : 5,
+    seconds: quick ? 1 : 5,
+    quick,
     log: (message) => console.log(`  ${message}`),
   };
   try {
     for (const suite of await loadSuites(filters)) {
       console.log(`running ${suite.name} …`);
       const started = Date.now();
-      const out = await suite.run(ctx);
-      for (const r of out) {
-        results.push(r);
-        if (suite.providesBaselines) baselines.set(r.name, r.value);
+      try {
+        const out = await suite.run(ctx);
+        for (const r of out) {
+          results.push(r);
+          if (suite.providesBaselines) baselines.set(r.name, r.value);
+        }
+        console.log(`  done in ${((Date.now() - started) / 1_000).toFixed(1)} s`);
+      } catch (err) {
+        // The other suites still run; the report lists what failed and the run exits non-zero.
+        const message = err instanceof Error ? err.message : String(err);
+        failures.push({ suite: suite.name, error: message });
+        console.error(`  FAILED after ${((Date.now() - started) / 1_000).toFixed(1)} s: ${message}`);
       }
-      console.log(`  done in ${((Date.now() - started) / 1_000).toFixed(1)} s`);
     }
   } finally {
     await Promise.allSettled([etcd.stop(), rabbit.stop()]);
   }
+  const meta: BenchMeta = machineAtEnd(start, versions, failures);
   console.log('');
   printTable(results);
+  console.log(`\n${meta.cpuCount} × ${meta.cpuModel}, load average ${meta.loadAvgStart.join(' ')} at the start, ${meta.loadAvgEnd.join(' ')} at the end`);
   const outDir = join(here, 'results');
   await mkdir(outDir, { recursive: true });
   await writeFile(join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-  console.log(`\nwrote ${join('test/bench/results', 'latest.json')}`);
+  await writeFile(join(outDir, 'latest.meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
+  console.log(`\nwrote test/bench/results/latest.json and latest.meta.json (make bench-doc writes docs/benchmarks.md from them)`);
+  if (failures.length > 0) {
+    console.error(`\n${failures.length} suite(s) failed: ${failures.map((f) => f.suite).join(', ')}`);
+    process.exitCode = 1;
+  }
 }
 
 await main();

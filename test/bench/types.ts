@@ -22,6 +22,8 @@ export interface BenchContext {
   readonly baselines: ReadonlyMap<string, number>;
   /** Seconds each throughput measurement runs (shorter with BENCH_QUICK=1). */
   readonly seconds: number;
+  /** BENCH_QUICK=1: fewer rounds too, not only shorter measurements. */
+  readonly quick: boolean;
   log(message: string): void;
 }
 
@@ -38,6 +40,11 @@ export function versus(ctx: BenchContext, name: string, value: number, unit: str
   const base = ctx.baselines.get(baseline);
   if (base === undefined) throw new Error(`baseline ${baseline} was not measured in this run`);
   return { name, value, unit, baseline, baseline_value: base, ratio: base === 0 ? null : value / base };
+}
+
+/** A figure against another figure of the same suite (not one of the run's shared baselines). */
+export function relative(name: string, value: number, unit: string, baseline: BenchResult): BenchResult {
+  return { name, value, unit, baseline: baseline.name, baseline_value: baseline.value, ratio: baseline.value === 0 ? null : value / baseline.value };
 }
 
 /** A result with no baseline. */
