@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NPM ?= npm
 VITEST_REPORT ?= .vitest-report.json
 
-.PHONY: run test build deps system-deps typecheck lint unit integration bench chaos clean generate image
+.PHONY: run test build deps system-deps typecheck lint unit integration bench bench-doc chaos clean generate image
 
 ## run: install what is needed, build, and start the single-node daemon on ./var
 run: build
@@ -38,9 +38,13 @@ unit: node_modules/.installed
 integration: deps
 	npx vitest run --project integration
 
-## bench: start private etcd and RabbitMQ, run every benchmark, print the report
+## bench: start private etcd and RabbitMQ, run every benchmark, print the report (test/bench/results/)
 bench: deps build
 	node --import tsx test/bench/run.ts $(BENCH)
+
+## bench-doc: write docs/benchmarks.md from the last `make bench` run
+bench-doc: node_modules/.installed
+	node --import tsx test/bench/report.ts
 
 ## generate: rewrite the generated files (docs/configuration.md, the monitoring manifests); tests fail when they are stale
 generate: node_modules/.installed

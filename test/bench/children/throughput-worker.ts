@@ -61,6 +61,10 @@ async function transitions(): Promise<Work> {
 }
 
 const work = mode === 'lock' ? await locks() : await transitions();
+// Warm up (JIT, connections) before the first measured run.
+await Promise.all(Array.from({ length: inFlight }, async (_, w) => {
+  for (let i = 0; i < 30; i++) await work.op(w, i);
+}));
 process.stdout.write('ready\n');
 const lines = createInterface({ input: process.stdin });
 for await (const line of lines) {

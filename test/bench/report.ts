@@ -1,0 +1,75 @@
+// `make bench-doc`: writes docs/benchmarks.md from test/bench/results/latest.json and
+// latest.meta.json (both written by `make bench`). Usage: report.ts [--check] — with --check it
+// only prints what is missing from the results and exits non-zero if anything is.
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { GOALS } from './goals.js';
+import type { BenchMeta } from './machine.js';
+import { missingFigures, renderReport } from './report-core.js';
+import type { BenchResult } from './types.js';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const RESULTS = join(REPO, 'test/bench/results');
+
+const PREFACE = `
+\`make bench\` starts its own etcd and RabbitMQ, runs every suite under \`test/bench/suites/\` and
+prints each figure beside a baseline measured **in the same run**, on the same servers and the
+same machine; \`make bench-doc\` turns the run's \`test/bench/results/latest.json\` (an array of
+\`{name, value, unit, baseline, baseline_value, ratio}\`) and \`latest.meta.json\` (the machine)
+into this page. \`BENCH_QUICK=1 make bench\` is a short run for checking that everything works;
+\`make bench BENCH=locks\` runs one suite (plus the etcd baselines).
+
+What the suites measure (each file's header says more):
+
+- **etcd baselines** (\`etcd-baseline.ts\`): one raw compare-and-put transaction at a time, and 32
+  in flight on distinct keys.
+- **locks** (\`locks.ts\`): hearth's etcd lock uncontended against raw txns and the npm etcd3
+  \`Lock\`; 8 contender processes on one name against 8 processes using etcd's own lock service
+  (\`/v3/lock/lock\` through its gateway, what \`etcdctl lock\` uses); the in-process lock. The
+  \`*_paired_*\` figures repeat a comparison in alternating slices so both sides see the same load.
+- **state transitions** (\`transitions.ts\`): conditional transitions on distinct volumes, 1 and
+  32 in flight, against raw txns; the SQLite store against a plain \`UPDATE … WHERE\` in a
+  transaction (WAL, \`synchronous=FULL\`), in alternating slices.
+- **amqp bus** (\`amqp.ts\`): confirmed publish and consume-and-ack through the job bus against
+  raw amqplib on the same quorum queue setup.
+- **e2e** (\`e2e.ts\`): 32 clients alternating a volume create and its delete through the API to
+  the final transition, fake driver without latency: an API process and 1 or 3 worker processes
+  on etcd and RabbitMQ, and the single-node default (SQLite, in-process bus).
+- **failover** (\`failover.ts\`): real \`hearth serve\` processes at the **default** lease TTL; each
+  round catches a volume create inside a slow fake driver call on a victim worker, \`kill -9\`s it,
+  and measures from the kill until the orphan shows in \`GET /hearth/v1/orphans\` and in the
+  surviving worker's \`hearth_orphaned_operations\` (detect), and until an operator's
+  \`workers/cleanup\` for it, sent the moment it shows, has been carried out by the survivor — the
+  volume in \`error\` and its op record gone (takeover). Baseline: the TTL. A lease expires one
+  TTL after its last keepalive (sent every TTL/3), so detection lands between ⅔ TTL and TTL after
+  the kill; with automatic cleanup instead of an operator, takeover comes \`orphans.graceMs\`
+  (at least one TTL, default 60 s) after detection.
+- **memory** (\`memory.ts\`): VmRSS of one worker process, idle in an empty cluster (baseline),
+  then the same process with 10,000 volumes in its cluster's store and 100 operations in flight
+  holding 100 locks. The worker keeps no per-volume state (the store is etcd), so the volumes
+  cost it nothing; processes run from source through tsx, which adds its own memory to both.
+- **scaling** (\`scaling.ts\`): aggregate uncontended lock and transition throughput of 1 and of 3
+  worker processes, each with 8 in flight (the default \`amqp.prefetch\`) on names and volumes of
+  its own, alternating in rounds.
+
+**Read the figures with the machine in mind.** Everything — etcd (one member, fsync on the same
+disk), RabbitMQ, every hearth process and the benchmark clients — shares the cores listed below
+with other engineers' test runs (see the load average). Absolute figures are far below what a
+real etcd cluster on its own machines gives; the ratios against same-run baselines are the
+meaningful part, and even they move from run to run.
+`;
+
+async function main(): Promise<void> {
+  const results = JSON.parse(await readFile(join(RESULTS, 'latest.json'), 'utf8')) as BenchResult[];
+  const problems = missingFigures(results);
+  if (process.argv.includes('--check')) {
+    for (const p of problems) console.error(p);
+    process.exitCode = problems.length === 0 ? 0 : 1;
+    return;
+  }
+  const meta = JSON.parse(await readFile(join(RESULTS, 'latest.meta.json'), 'utf8')) as BenchMeta;
+  await writeFile(join(REPO, 'docs/benchmarks.md'), renderReport(results, meta, GOALS, PREFACE));
+  console.log(`wrote docs/benchmarks.md${problems.length > 0 ? ` (${problems.length} problem(s) listed in it)` : ''}`);
+}
+
+await main();
