@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { EtcdServer } from '../support/etcd.js';
 import { RabbitServer } from '../support/rabbitmq.js';
 import { type BenchMeta, machineAtEnd, machineAtStart, serverVersions } from './machine.js';
+import { missingFigures } from './report-core.js';
 import type { BenchContext, BenchResult, BenchSuite } from './types.js';
 
 const here = import.meta.dirname;
@@ -91,6 +92,10 @@ async function main(): Promise<void> {
   await writeFile(join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(join(outDir, 'latest.meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
   console.log(`\nwrote test/bench/results/latest.json and latest.meta.json (make bench-doc writes docs/benchmarks.md from them)`);
+  // A full run must have every figure issue 9 names; a filtered one has only its suites'.
+  const missing = filters.length === 0 ? missingFigures(results) : [];
+  for (const m of missing) console.error(`missing: ${m}`);
+  if (missing.length > 0) process.exitCode = 1;
   if (failures.length > 0) {
     console.error(`\n${failures.length} suite(s) failed: ${failures.map((f) => f.suite).join(', ')}`);
     process.exitCode = 1;

@@ -24,7 +24,9 @@ import { type BenchContext, type BenchResult, type BenchSuite, relative, standal
 const VOLUMES = 10_000;
 const LOCKS = 100;
 const FILL_IN_FLIGHT = 32;
-// Long enough for the start-up garbage (tsx's transpiling among it) to be collected first.
+// Long enough for V8 to collect the start-up garbage (tsx's transpiling among it) once the
+// process goes quiet; the idle baseline would otherwise count it.
+const IDLE_SETTLE_MS = 20_000;
 const SETTLE_MS = 10_000;
 
 /** A `kB` field of /proc/<pid>/status, in MB. */
@@ -36,8 +38,8 @@ async function procStatusMb(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<numb
 }
 
 /** Median RSS (MB) of five samples over four seconds, after a settle period. */
-async function settledRssMb(pid: number): Promise<number> {
-  await new Promise((r) => setTimeout(r, SETTLE_MS));
+async function settledRssMb(pid: number, settleMs: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, settleMs));
   const samples: number[] = [];
   for (let i = 0; i < 5; i++) {
     samples.push(await procStatusMb(pid, 'VmRSS'));
@@ -91,8 +93,8 @@ export const suite: BenchSuite = {
       procs.push(worker);
       const api = new ClusterClient(procs[0] as HearthProcess);
       const probe = new ClusterClient(worker);
-
-      const idle = standalone('memory.rss_mb_idle', await settledRssMb(worker.pid), 'MB');
+      const idle = standalone('memory.rss_mb_idle', await settledRssMb(worker.pid, IDLE_SETTLE_MS), 'MB');
+      const idleHeap = standalone('memory.heap_used_mb_idle', (await probe.metric('nodejs_heap_size_used_bytes')) / 2 ** 20, 'MB');
       ctx.log(`idle worker: ${idle.value.toFixed(1)} MB`);
 
       const filledAt = performance.now();
@@ -100,12 +102,19 @@ export const suite: BenchSuite = {
       ctx.log(`${VOLUMES} volumes written in ${((performance.now() - filledAt) / 1_000).toFixed(1)} s`);
       for (let i = 0; i < LOCKS; i++) await api.createVolume();
       await waitFor(async () => (await probe.metric('hearth_locks_held')) === LOCKS, { timeoutMs: 60_000, intervalMs: 200, what: `${LOCKS} locks held by the worker` });
-      const loaded = await settledRssMb(worker.pid);
+      const loaded = await settledRssMb(worker.pid, SETTLE_MS);
+      const heap = (await probe.metric('nodejs_heap_size_used_bytes')) / 2 ** 20;
       const locksHeld = await probe.metric('hearth_locks_held');
       if (locksHeld !== LOCKS) throw new Error(`the worker holds ${locksHeld} locks, not ${LOCKS}, after settling`);
       const peak = await procStatusMb(worker.pid, 'VmHWM');
-      ctx.log(`worker with ${VOLUMES} volumes and ${locksHeld} locks held: ${loaded.toFixed(1)} MB (peak ${peak.toFixed(1)} MB)`);
-      return [idle, relative('memory.rss_mb_10k_volumes', loaded, 'MB', idle), relative('memory.peak_rss_mb_10k_volumes', peak, 'MB', idle)];
+      ctx.log(`worker with ${VOLUMES} volumes and ${locksHeld} locks held: ${loaded.toFixed(1)} MB (peak ${peak.toFixed(1)} MB), V8 heap used ${heap.toFixed(1)} MB (idle ${idleHeap.value.toFixed(1)} MB)`);
+      return [
+        idle,
+        relative('memory.rss_mb_10k_volumes', loaded, 'MB', idle),
+        relative('memory.peak_rss_mb_10k_volumes', peak, 'MB', idle),
+        idleHeap,
+        relative('memory.heap_used_mb_10k_volumes', heap, 'MB', idleHeap),
+      ];
     } finally {
       await Promise.all(procs.map((p) => p.kill()));
       const etcd = new Etcd3({ hosts: ctx.etcd.endpoints });
