@@ -81,15 +81,12 @@ export function evaluateGoal(goal: Goal, results: readonly BenchResult[]): GoalO
   return { goal, actual, met };
 }
 
-/** A number with about three significant digits (thousands grouped), `—` for none. */
+/** A whole number as is, anything else with three significant digits; thousands grouped; `—` for none. */
 export function formatNumber(n: number | null): string {
   if (n === null || !Number.isFinite(n)) return '—';
-  const abs = Math.abs(n);
-  if (abs >= 1_000) return Math.round(n).toLocaleString('en-US');
-  if (abs >= 100) return n.toFixed(0);
-  if (abs >= 10) return n.toFixed(1);
-  if (abs >= 1) return n.toFixed(2);
-  return n.toFixed(3);
+  const rounded = n.toPrecision(3);
+  if (Number.isInteger(n) || Math.abs(Number(rounded)) >= 1_000) return Math.round(n).toLocaleString('en-US');
+  return rounded;
 }
 
 /** A Markdown table; cells are escaped for pipes. */

@@ -40,23 +40,32 @@ What the suites measure (each file's header says more):
   and measures from the kill until the orphan shows in \`GET /hearth/v1/orphans\` and in the
   surviving worker's \`hearth_orphaned_operations\` (detect), and until an operator's
   \`workers/cleanup\` for it, sent the moment it shows, has been carried out by the survivor — the
-  volume in \`error\` and its op record gone (takeover). Baseline: the TTL. A lease expires one
-  TTL after its last keepalive (sent every TTL/3), so detection lands between ⅔ TTL and TTL after
-  the kill; with automatic cleanup instead of an operator, takeover comes \`orphans.graceMs\`
-  (at least one TTL, default 60 s) after detection.
+  volume in \`error\` and its op record gone (takeover). Baseline: the TTL — nothing can see the
+  death before etcd expires the killed worker's lease, at most one TTL after its last keepalive.
+  With automatic cleanup instead of an operator, takeover comes \`orphans.graceMs\` (at least one
+  TTL, default 60 s) after detection.
 - **memory** (\`memory.ts\`): VmRSS of one worker process, idle in an empty cluster (baseline),
   then the same process with 10,000 volumes in its cluster's store and 100 operations in flight
-  holding 100 locks. The worker keeps no per-volume state (the store is etcd), so the volumes
-  cost it nothing; processes run from source through tsx, which adds its own memory to both.
+  holding 100 locks; also its V8 heap in use. The worker keeps no per-volume state (the store is
+  etcd): what it holds here is the 100 runs in flight (deliveries, lock handles, timers). The
+  idle figure depends on whether V8 has returned the start-up memory yet (97–142 MB over several
+  runs), and processes run from source through tsx, which adds its own memory to both.
 - **scaling** (\`scaling.ts\`): aggregate uncontended lock and transition throughput of 1 and of 3
   worker processes, each with 8 in flight (the default \`amqp.prefetch\`) on names and volumes of
-  its own, alternating in rounds.
+  its own, alternating in rounds. On one machine with two cores, three processes add no capacity:
+  they and etcd share the same cores, so this shows what the extra processes cost, not how a
+  cluster on separate machines scales. (The e2e 1 → 3 workers figure differs: a worker runs at
+  most \`amqp.prefetch\` = 8 operations at once, so three workers also triple the operations in
+  flight.)
 
 **Read the figures with the machine in mind.** Everything — etcd (one member, fsync on the same
 disk), RabbitMQ, every hearth process and the benchmark clients — shares the cores listed below
 with other engineers' test runs (see the load average). Absolute figures are far below what a
 real etcd cluster on its own machines gives; the ratios against same-run baselines are the
-meaningful part, and even they move from run to run.
+meaningful part, and even they move from run to run. A figure compared with the run's shared etcd
+baselines (measured first, under the load of that moment) can be far off either way when the load
+changed since; where a suite also measured the comparison *paired*, the goals table checks both,
+and the paired one is the fairer.
 `;
 
 async function main(): Promise<void> {

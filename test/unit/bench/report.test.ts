@@ -136,18 +136,25 @@ describe('evaluateGoal', () => {
       'lock.contended_worst_share_deviation',
       'failover.detect_max_s',
       'failover.detect_metric_max_s',
+      'lock.uncontended_paired_ops_per_s',
+      'lock.handoff_paired_p50_ms',
+      'transition.c32_paired_ops_per_s',
     ]);
     expect(GOALS.filter((g) => !reported.has(g.figure))).toEqual([]);
   });
 });
 
 describe('formatting', () => {
-  it('formats numbers to about three significant digits', () => {
+  it('formats whole numbers as they are and others to three significant digits', () => {
     expect(formatNumber(1_234_567.8)).toBe('1,234,568');
+    expect(formatNumber(999.7)).toBe('1,000');
     expect(formatNumber(512.4)).toBe('512');
     expect(formatNumber(12.345)).toBe('12.3');
+    expect(formatNumber(9.9996)).toBe('10.0');
     expect(formatNumber(1.234)).toBe('1.23');
-    expect(formatNumber(0.01234)).toBe('0.012');
+    expect(formatNumber(0.01234)).toBe('0.0123');
+    expect(formatNumber(5)).toBe('5');
+    expect(formatNumber(-2.5)).toBe('-2.50');
     expect(formatNumber(null)).toBe('—');
     expect(formatNumber(Number.NaN)).toBe('—');
   });
