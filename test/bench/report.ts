@@ -34,7 +34,9 @@ What the suites measure (each file's header says more):
   raw amqplib on the same quorum queue setup.
 - **e2e** (\`e2e.ts\`): 32 clients alternating a volume create and its delete through the API to
   the final transition, fake driver without latency: an API process and 1 or 3 worker processes
-  on etcd and RabbitMQ, and the single-node default (SQLite, in-process bus).
+  on etcd and RabbitMQ, and the single-node default (SQLite, in-process bus). Each configuration
+  runs once, one after the other (not in alternating slices), so under a changing load the 1 vs 3
+  workers ratio is the least reliable figure on this page.
 - **failover** (\`failover.ts\`): real \`hearth serve\` processes at the **default** lease TTL; each
   round catches a volume create inside a slow fake driver call on a victim worker, \`kill -9\`s it,
   and measures from the kill until the orphan shows in \`GET /hearth/v1/orphans\` and in the
