@@ -20,6 +20,7 @@ export const REQUIRED_FIGURES: readonly RequiredFigure[] = [
   { name: 'transition.sqlite_ops_per_s', baseline: 'sqlite.raw_update_ops_per_s' },
   { name: 'e2e.ops_per_s_3_workers', baseline: 'e2e.ops_per_s_1_worker' },
   { name: 'e2e.ops_per_s_single_node', baseline: null },
+  { name: 'e2e.ops_per_s_3_workers_vs_single_node', baseline: 'e2e.ops_per_s_single_node' },
   { name: 'failover.detect_s', baseline: 'lease.ttl_s' },
   { name: 'failover.takeover_s', baseline: 'lease.ttl_s' },
   { name: 'memory.rss_mb_10k_volumes', baseline: 'memory.rss_mb_idle' },

@@ -166,6 +166,8 @@ export const suite: BenchSuite = {
       against('e2e.p50_ms_3_workers', percentile(three.latenciesMs, 50), 'ms', p50_1),
       against('e2e.p99_ms_3_workers', percentile(three.latenciesMs, 99), 'ms', p99_1),
       standalone('e2e.ops_per_s_single_node', single.opsPerSecond, 'ops/s'),
+      // What the cluster costs against the embedded default doing the same work on one process.
+      against('e2e.ops_per_s_3_workers_vs_single_node', three.opsPerSecond, 'ops/s', standalone('e2e.ops_per_s_single_node', single.opsPerSecond, 'ops/s')),
       standalone('e2e.p50_ms_single_node', percentile(single.latenciesMs, 50), 'ms'),
       standalone('e2e.p99_ms_single_node', percentile(single.latenciesMs, 99), 'ms'),
     ];
