@@ -174,9 +174,9 @@ export class OrphanCleaner {
       }
       const claimedAt = this.deps.clock.now();
       const died = this.deps.deathOf(owner.incarnation);
-      this.deps.metrics.failover(op.cluster, reason, died === undefined ? undefined : claimedAt - died);
+      const first = this.deps.metrics.failover(op.cluster, reason, owner.incarnation, died === undefined ? undefined : claimedAt - died);
       this.deps.logger.info(
-        { ...ids, status: op.status, reason, by: me.owner.incarnation, attempt: result.op.attempt, sinceDeathMs: died === undefined ? null : claimedAt - died },
+        { ...ids, status: op.status, reason, by: me.owner.incarnation, attempt: result.op.attempt, sinceDeathMs: died === undefined ? null : claimedAt - died, failover: first },
         'took over an orphaned operation',
       );
       return { orphan, op: result.op, me, reason };

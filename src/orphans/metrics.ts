@@ -7,17 +7,25 @@ export type FailoverReason = 'cleanup' | 'auto_cleanup' | 'restart';
 /** The outcome of cleaning one orphan (a bounded metric label). */
 export type CleanupResult = 'cleaned' | 'skipped' | 'error';
 
+/** How many counted dead incarnations a process remembers (far more than a cluster has deaths in an hour). */
+export const MAX_REMEMBERED_DEATHS = 4_096;
+
 /** The orphans concern's Prometheus instruments (names as in docs/metrics.md). */
 export class OrphanMetrics {
   /** `hearth_orphaned_operations{cluster}`: ops whose owner is dead, not cleaned yet. */
   readonly orphaned: Gauge<'cluster'>;
   /** `hearth_orphan_cleanups_total{result}`. */
   readonly cleanups: Counter<'result'>;
-  /** `hearth_failovers_total{cluster,reason}`: one per op of a dead incarnation taken over. */
+  /**
+   * `hearth_failovers_total{cluster,reason}`: dead incarnations whose work this process took
+   * over, each counted once per process (at its first op taken over), whatever the reason.
+   */
   readonly failovers: Counter<'cluster' | 'reason'>;
   /** `hearth_failover_duration_seconds`: owner's death (alive key gone) → takeover claim. */
   readonly failoverDuration: Histogram;
   private readonly clusters = new Set<string>();
+  /** Dead incarnations already counted, oldest first (a Set keeps insertion order). */
+  private readonly counted = new Set<string>();
 
   constructor(registry: Registry) {
     this.orphaned = new Gauge({
@@ -34,7 +42,7 @@ export class OrphanMetrics {
     });
     this.failovers = new Counter({
       name: 'hearth_failovers_total',
-      help: 'Operations of a dead incarnation that this process took over, by cluster and reason.',
+      help: 'Dead incarnations whose work this process took over (counted once per incarnation, at the first operation taken over), by cluster and reason.',
       labelNames: ['cluster', 'reason'] as const,
       registers: [registry],
     });
@@ -64,9 +72,21 @@ export class OrphanMetrics {
     this.cleanups.inc({ result });
   }
 
-  /** One op taken over; `durationMs` when the owner's death time is known. */
-  failover(cluster: string, reason: FailoverReason, durationMs: number | undefined): void {
+  /**
+   * One op of the dead incarnation `deadIncarnation` taken over; `durationMs` when the owner's
+   * death time is known. Only the first op of each dead incarnation counts (and is timed): a
+   * failover is a dead member's work taken over, not each of its operations. Returns whether
+   * this call counted. Without coordination the count is per process: several members that
+   * each take over some ops of one death (racing automatic cleanups) count it once each
+   * (docs/metrics.md).
+   */
+  failover(cluster: string, reason: FailoverReason, deadIncarnation: string, durationMs: number | undefined): boolean {
+    if (this.counted.has(deadIncarnation)) return false;
+    this.counted.add(deadIncarnation);
+    // Bounded memory: an incarnation forgotten after this many later deaths could count again.
+    if (this.counted.size > MAX_REMEMBERED_DEATHS) this.counted.delete(this.counted.values().next().value as string);
     this.failovers.inc({ cluster, reason });
     if (durationMs !== undefined) this.failoverDuration.observe(Math.max(0, durationMs) / 1000);
+    return true;
   }
 }

@@ -15,7 +15,7 @@ import { AutoCleanup } from '../../../src/orphans/auto-cleanup.js';
 import { OrphanCleaner } from '../../../src/orphans/cleaner.js';
 import type { CreatingAction } from '../../../src/orphans/cleanup-actions.js';
 import { OrphanDetector } from '../../../src/orphans/detector.js';
-import { OrphanMetrics } from '../../../src/orphans/metrics.js';
+import { MAX_REMEMBERED_DEATHS, OrphanMetrics } from '../../../src/orphans/metrics.js';
 import type { RerunOutcome, TakeoverClaim, TakeoverClaimer, TakeoverRunner } from '../../../src/orphans/takeover.js';
 import { createStateMetrics } from '../../../src/state/metrics.js';
 import type { OpRecord, ResourceRef } from '../../../src/state/records.js';
@@ -183,7 +183,8 @@ describe('orphan detection and cleanup on a single node (SQLite, local membershi
     expect(await fx.store.listOps()).toEqual([]);
     expect(await fx.detector.sweep()).toEqual([]);
     expect(await metricValue(fx.registry, 'hearth_orphaned_operations', { cluster: CLUSTER })).toBe(0);
-    expect(await metricValue(fx.registry, 'hearth_failovers_total', { cluster: CLUSTER, reason: 'restart' })).toBe(OP_KINDS.length);
+    // One dead incarnation taken over: one failover, however many of its ops.
+    expect(await metricValue(fx.registry, 'hearth_failovers_total', { cluster: CLUSTER, reason: 'restart' })).toBe(1);
     expect(await metricValue(fx.registry, 'hearth_orphan_cleanups_total', { result: 'cleaned' })).toBe(OP_KINDS.length);
   });
 
@@ -213,8 +214,38 @@ describe('orphan detection and cleanup on a single node (SQLite, local membershi
     expect(ra.skipped + rb.skipped).toBe(OP_KINDS.length);
     expect(ra.errors + rb.errors).toBe(0);
     expect(fx.runs).toHaveLength(2);
-    expect(await metricValue(fx.registry, 'hearth_failovers_total', { cluster: CLUSTER, reason: 'cleanup' })).toBe(OP_KINDS.length);
+    // Both cleaners live in one process here (one registry): the death counts once.
+    expect(await metricValue(fx.registry, 'hearth_failovers_total', { cluster: CLUSTER, reason: 'cleanup' })).toBe(1);
     expect(await metricValue(fx.registry, 'hearth_orphan_cleanups_total', { result: 'skipped' })).toBe(OP_KINDS.length);
+  });
+
+  it('hearth_failovers_total counts each dead incarnation once, at its first op taken over, across cleanups', async () => {
+    const one: OwnerRef = { host: HOST, incarnation: `${HOST}:one`, aliveRevision: '0' };
+    const two: OwnerRef = { host: 'other@be', incarnation: 'other@be:two', aliveRevision: '0' };
+    const a = await ownBy(fx.store, await seedInFlight(fx.store, CLUSTER, 'extend_volume'), one);
+    const b = await ownBy(fx.store, await seedInFlight(fx.store, CLUSTER, 'create_volume'), one);
+    const c = await ownBy(fx.store, await seedInFlight(fx.store, CLUSTER, 'create_snapshot'), two);
+    await fx.join();
+    // First cleanup: one op of `one` only; then the rest (another op of `one`, and `two`'s).
+    expect(await fx.cleaner().clean({ resourceId: a.id }, 'cleanup')).toMatchObject({ cleaned: 1 });
+    expect(await metricValue(fx.registry, 'hearth_failovers_total', { cluster: CLUSTER, reason: 'cleanup' })).toBe(1);
+    expect(await fx.cleaner().clean({}, 'cleanup')).toMatchObject({ found: 2, cleaned: 2 });
+    expect(await metricValue(fx.registry, 'hearth_failovers_total', { cluster: CLUSTER, reason: 'cleanup' })).toBe(2);
+    expect(await fx.store.getOp({ type: 'volume', id: b.id })).toBeUndefined();
+    expect(await fx.store.getOp({ type: 'snapshot', id: c.id })).toBeUndefined();
+  });
+
+  it('OrphanMetrics.failover: once per incarnation whatever the reason; memory bounded by MAX_REMEMBERED_DEATHS', async () => {
+    const registry = new Registry();
+    const metrics = new OrphanMetrics(registry);
+    expect(metrics.failover('c@be', 'restart', 'h:1', 100)).toBe(true);
+    expect(metrics.failover('c@be', 'cleanup', 'h:1', 200)).toBe(false);
+    expect(await metricValue(registry, 'hearth_failovers_total', { cluster: 'c@be', reason: 'restart' })).toBe(1);
+    expect(await metricValue(registry, 'hearth_failovers_total', { cluster: 'c@be', reason: 'cleanup' })).toBe(0);
+    for (let i = 0; i < MAX_REMEMBERED_DEATHS; i++) metrics.failover('c@be', 'auto_cleanup', `x:${i}`, undefined);
+    // `h:1` was the oldest and is forgotten now; the newest is still remembered.
+    expect(metrics.failover('c@be', 'auto_cleanup', `x:${MAX_REMEMBERED_DEATHS - 1}`, undefined)).toBe(false);
+    expect(metrics.failover('c@be', 'restart', 'h:1', undefined)).toBe(true);
   });
 
   it('never takes work whose owner is alive: the claim proves the owner dead, or skips', async () => {
