@@ -79,6 +79,8 @@ export class AmqpConnection {
   private readonly listeners = new Set<(change: BusStateChange) => void>();
   private readonly stop = new AbortController();
   private running: Promise<void> | undefined;
+  /** A session `open()` returned that the loop has not taken yet (p-retry drops it when aborted). */
+  private opened: AmqpSession | undefined;
 
   constructor(
     private readonly settings: AmqpConnectionSettings,
@@ -140,7 +142,14 @@ export class AmqpConnection {
     }
   }
 
-  /** Stops reconnecting and closes the connection. Idempotent. */
+  /**
+   * Stops reconnecting and closes the connection. Idempotent.
+   *
+   * Failure semantics: waits for the broker's close-ok at most `connectTimeoutMs`, and not at
+   * all for a connection that is already closed; background closes of dropped connections and
+   * an attempt still connecting are cut short and their sockets destroyed, so a closed
+   * connection never holds the process (e.g. after SIGSTOP/SIGCONT).
+   */
   async close(): Promise<void> {
     if (this.stop.signal.aborted) return this.running;
     this.stop.abort(new ClosedError('job bus'));
@@ -166,14 +175,21 @@ export class AmqpConnection {
           onFailedAttempt: ({ error, attemptNumber }) => this.attemptFailed(error, attemptNumber),
         });
       } catch (err) {
-        if (this.stop.signal.aborted) return;
+        if (this.stop.signal.aborted) {
+          // close() came while an attempt was connecting: p-retry throws away what it opened.
+          const orphan = this.opened;
+          this.opened = undefined;
+          if (orphan) await closeModel(orphan.model, this.settings.connectTimeoutMs, this.stop.signal);
+          return;
+        }
         // Only a non-retryable surprise lands here; never spin on it.
         this.deps.logger.error({ err }, 'RabbitMQ connect loop failed; trying again');
         await pause(this.settings.reconnectMaxDelayMs, this.stop.signal);
         continue;
       }
+      this.opened = undefined;
       if (this.stop.signal.aborted) {
-        await closeModel(session.model, this.settings.connectTimeoutMs);
+        await closeModel(session.model, this.settings.connectTimeoutMs, this.stop.signal);
         return;
       }
       await this.serve(session);
@@ -204,6 +220,8 @@ export class AmqpConnection {
   }
 
   private attemptFailed(error: Error, attempt: number): void {
+    // Stopping is no connection failure (p-retry reports the abort as one).
+    if (this.stop.signal.aborted) return;
     this.lastError = redactUrl(describeError(error));
     this.lastFailure = error;
     // A refusal will not go away by waiting: say so louder than an outage.
@@ -223,12 +241,13 @@ export class AmqpConnection {
       session = await this.createSession(model);
       // Bounded: right after a broker restart, a consume on a quorum queue that is still
       // recovering was seen to block its channel (and the deliveries already sent to it).
-      await withDeadline(this.deps.setup(session), this.settings.connectTimeoutMs, 'declaring the topology and consumers');
+      await withDeadline(this.deps.setup(session), this.settings.connectTimeoutMs, 'declaring the topology and consumers', this.stop.signal);
+      this.opened = session;
       return session;
     } catch (err) {
       // Abort the session first: a setup that is still running must see it is dead.
       session?.reset('connection setup failed');
-      if (model) await closeModel(model, this.settings.connectTimeoutMs);
+      if (model) await closeModel(model, this.settings.connectTimeoutMs, this.stop.signal);
       const target = { url: this.settings.url, prefix: this.settings.prefix ?? '', certFile: this.settings.certFile, passwordFile: this.settings.passwordFile ?? '' };
       throw (
         explainAmqpFailure(err, target) ??
@@ -247,14 +266,18 @@ export class AmqpConnection {
     };
     // amqplib emits 'error' before 'close'; without a listener an error would crash the process.
     model.on('error', (err: Error) => this.deps.logger.debug({ error: redactUrl(err.message) }, 'RabbitMQ connection error'));
-    model.on('close', (err?: Error) => gone(err ?? new Error('connection closed')));
+    model.on('close', (err?: Error) => {
+      closedModels.add(model);
+      destroySocket(model);
+      gone(err ?? new Error('connection closed'));
+    });
     model.on('blocked', (reason: string) => this.deps.logger.warn({ reason }, 'RabbitMQ blocked publishing (resource alarm)'));
     model.on('unblocked', () => this.deps.logger.info('RabbitMQ unblocked publishing'));
     const reset = (reason: string): void => {
       if (lost.signal.aborted) return;
       this.deps.logger.warn({ reason }, 'resetting the RabbitMQ connection');
       gone(new Error(reason));
-      void closeModel(model, this.settings.connectTimeoutMs);
+      void closeModel(model, this.settings.connectTimeoutMs, this.stop.signal);
     };
     const confirm = await model.createConfirmChannel();
     const returned = new Set<string>();
@@ -281,15 +304,39 @@ export class AmqpConnection {
   }
 }
 
+/** Connections that emitted 'close': there is nothing left to close on them. */
+const closedModels = new WeakSet<ChannelModel>();
+
 /**
  * Closes a connection politely, but never waits more than `ms` for a broker that does not
- * answer: then the socket is destroyed (the broker returns the unacknowledged messages).
+ * answer, nor past `signal` (the connection's own `close()`): then the socket is destroyed (the
+ * broker returns the unacknowledged messages). A connection that is already closed, or closes
+ * by itself meanwhile, is done at once: amqplib never answers a close asked for while it was
+ * tearing the connection down (a channel's 'close' fires first, e.g. after SIGSTOP/SIGCONT),
+ * and the deadline's timer would otherwise hold a stopping process for `ms`.
  */
-async function closeModel(model: ChannelModel, ms: number): Promise<void> {
+async function closeModel(model: ChannelModel, ms: number, signal?: AbortSignal): Promise<void> {
+  if (closedModels.has(model)) return;
+  let onClose: (() => void) | undefined;
+  const ended = new Promise<void>((resolve) => model.once('close', (onClose = resolve)));
   try {
-    await withDeadline(model.close(), ms, 'closing the connection');
+    await withDeadline(Promise.race([model.close(), ended]), ms, 'closing the connection', signal);
   } catch {
-    const stream = (model.connection as unknown as { stream?: { destroy(): void } }).stream;
-    stream?.destroy();
+    // The broker did not answer in time, or the close was cut short: drop the socket below.
+  } finally {
+    if (onClose) model.off('close', onClose);
+    destroySocket(model);
   }
+}
+
+/**
+ * Destroys a connection's socket once amqplib is done with it. amqplib only half-closes it
+ * (`end()`) and waits for the broker's FIN; after a SIGSTOP the broker may have given the
+ * connection up without ever sending one, and the half-open socket would keep a stopping
+ * process alive indefinitely. Nothing is lost: after close-ok, or after amqplib declared the
+ * connection closed, no frame is read or written any more.
+ */
+function destroySocket(model: ChannelModel): void {
+  const stream = (model.connection as unknown as { stream?: { destroy(): void } }).stream;
+  stream?.destroy();
 }

@@ -109,13 +109,25 @@ export function pause(ms: number, ...signals: readonly AbortSignal[]): Promise<v
   });
 }
 
-/** Rejects when `work` takes longer than `ms` (the work itself goes on; its outcome is ignored). */
-export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * Rejects when `work` takes longer than `ms`, or at once when `signal` aborts (the work itself
+ * goes on; its outcome is ignored). The timer is cleared as soon as the race is decided, so a
+ * settled deadline never keeps the process alive.
+ */
+export function withDeadline<T>(work: Promise<T>, ms: number, what: string, signal?: AbortSignal): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+    if (!signal) return;
+    onAbort = () => reject(new Error(`${what} was cut short`, { cause: signal.reason }));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
   });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([work, timeout]).finally(() => {
+    clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+  });
 }
 
 /** A short text for logs and readiness details. */
