@@ -9,6 +9,7 @@ import { OrphansRole } from './composition/orphans.js';
 import { singleNodeBackends } from './composition/single-node.js';
 import { type WorkerExtension, WorkerRole } from './composition/worker.js';
 import { redactConfig } from './config/redact.js';
+import { AbortedError } from './errors.js';
 import { clusterId, isClustered } from './config/rules.js';
 import type { Config } from './config/schema.js';
 import { VOLUME_BINARY } from './identity.js';
@@ -42,8 +43,12 @@ export interface App {
   readonly health: Health;
   /** Bound addresses, known once `start()` resolved. */
   readonly addresses: { readonly api?: AddressInfo; readonly ops?: AddressInfo };
-  /** Starts every component in dependency order. */
-  start(): Promise<void>;
+  /**
+   * Starts every component in dependency order. Aborting `signal` (SIGTERM during a start that
+   * keeps retrying an unreachable etcd) stops waiting at once and rejects with an
+   * `AbortedError`; the step in progress is left to `close()`, which tears it down.
+   */
+  start(signal?: AbortSignal): Promise<void>;
   /**
    * Shuts down in a fixed order: readiness off → API stops accepting → workers stop consuming
    * and drain → locks released → membership left (lease revoked) → clients closed → ops
@@ -59,6 +64,21 @@ export interface AppOptions {
   readonly build?: BuildInfo;
   /** Additions to the worker (start-up hooks, message handlers), e.g. orphan cleanup. */
   readonly workerExtensions?: readonly WorkerExtension[];
+}
+
+/**
+ * Waits for a start step unless `signal` aborts first: then rejects with an AbortedError naming
+ * the step, and the step's own outcome is dropped (close() ends what it started).
+ */
+function untilAborted(work: Promise<unknown>, step: string, signal: AbortSignal | undefined): Promise<unknown> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.reject(new AbortedError(`start-up (${step})`, { cause: signal.reason }));
+  work.catch(() => undefined);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(new AbortedError(`start-up (${step})`, { cause: signal.reason }));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 interface Step {
@@ -185,12 +205,12 @@ export function createApp(config: Config, options: AppOptions): App {
     registry,
     health,
     addresses,
-    start() {
+    start(signal) {
       started ??= (async () => {
         logger.info({ mode: backends.mode, config: redactConfig(config), version: build.version }, 'starting hearth');
         for (const step of startSteps) {
           logger.debug({ step: step.name }, 'starting');
-          await step.run();
+          await untilAborted(step.run(), step.name, signal);
         }
         logger.info({ api: addresses.api, ops: addresses.ops }, 'hearth started');
       })();

@@ -8,7 +8,9 @@ import type { CommandContext } from '../program.js';
 
 /**
  * `hearth serve`: runs the daemon until SIGTERM or SIGINT, then shuts down in order and exits
- * 0. A second signal during shutdown exits at once with 130.
+ * 0. A second signal during shutdown exits at once with 130. A signal while it is still
+ * starting (e.g. retrying an unreachable etcd) interrupts the start: it shuts down what started
+ * and exits 0, as after a normal run; a start that fails by itself exits 1.
  */
 export function registerServe(program: Command, ctx: CommandContext): void {
   const cmd = program
@@ -18,6 +20,7 @@ export function registerServe(program: Command, ctx: CommandContext): void {
     const config = await configFromFlags(opts, ctx.env);
     const logger = createLogger({ level: config.log.level, base: { host: hostId(config), cluster: clusterId(config) } });
     const app = createApp(config, { logger });
+    const interrupt = new AbortController();
     const stopped = new Promise<NodeJS.Signals>((resolve) => {
       let signalled = false;
       const onSignal = (signal: NodeJS.Signals): void => {
@@ -26,14 +29,21 @@ export function registerServe(program: Command, ctx: CommandContext): void {
           process.exit(130);
         }
         signalled = true;
+        interrupt.abort(signal);
         resolve(signal);
       };
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
     });
     try {
-      await app.start();
+      await app.start(interrupt.signal);
     } catch (err) {
+      if (interrupt.signal.aborted) {
+        logger.warn({ signal: interrupt.signal.reason as NodeJS.Signals, err: (err as Error).message }, 'start-up interrupted by a signal; shutting down');
+        await app.close().catch((closeErr: unknown) => logger.error({ err: closeErr }, 'shutdown after an interrupted start failed'));
+        ctx.setExitCode(ExitCode.OK);
+        return;
+      }
       logger.fatal({ err }, 'hearth failed to start');
       await app.close().catch(() => undefined);
       ctx.setExitCode(ExitCode.FAILED);
