@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { apiAuthFromConfig } from './api/auth-setup.js';
 import { clusterRoutes } from './api/clusters.js';
+import { operatorViewRoutes } from './api/operator-views.js';
 import { ApiServer } from './api/server.js';
 import { clusterBackends } from './composition/cluster.js';
 import { OrphansRole } from './composition/orphans.js';
@@ -122,6 +123,7 @@ export function createApp(config: Config, options: AppOptions): App {
     monitor = new MembershipMonitor({ membership, metrics: membershipMetrics, clock, logger: logger.child({ component: 'membership' }), retryDelayMs: 1_000 });
     monitor.start();
     api?.register(clusterRoutes(membership, VOLUME_BINARY));
+    api?.register(operatorViewRoutes({ locks: backends.lockTable(), membership, leases: backends.leaseTtls() }));
     orphans.open(opened(store, 'the state store'), membership, api);
   };
   // Orphan detection in every process; cleanup through the API and the worker's extension.

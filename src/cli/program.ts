@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, CoordinatorError, messageOf, UsageError } from '../errors.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerConfig } from './commands/config-check.js';
+import { registerOperatorViews } from './commands/operator-views.js';
 import { registerOrphans } from './commands/orphans.js';
 import { registerServe } from './commands/serve.js';
 import { registerService } from './commands/service.js';
@@ -17,7 +18,7 @@ export interface CommandContext {
 }
 
 /** Command modules; each adds its subcommands. */
-const modules = [registerServe, registerConfig, registerVolume, registerCluster, registerService, registerOrphans];
+const modules = [registerServe, registerConfig, registerVolume, registerCluster, registerService, registerOrphans, registerOperatorViews];
 
 /**
  * Runs the `hearth` command line. Resolves with the exit code: 0 done, 1 the operation failed,

@@ -7,6 +7,8 @@ import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Locking } from '../locks/factory.js';
+import type { LockTable } from '../locks/lock-table.js';
+import type { LeaseTtls } from '../membership/lease-ttl.js';
 import type { Membership } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
 import type { JobBus } from '../routing/job-bus.js';
@@ -33,6 +35,10 @@ export interface Backends {
   openMembership(): Promise<Membership>;
   /** Sessions and the lock service of each (workers only). */
   createLocking(): Locking;
+  /** The locks held now, for the operator's view (cluster: etcd's; single node: this process's). */
+  lockTable(): LockTable;
+  /** Members' session lease times, for the operator's view (none on a single node). */
+  leaseTtls(): LeaseTtls;
   /** False once the process must stop serving (single node: the data-dir lock was lost). */
   healthy(): { readonly ok: boolean; readonly detail?: string };
   /** Closes clients and releases the data-dir lock; after every component using them closed. */

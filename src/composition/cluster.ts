@@ -2,7 +2,9 @@ import type { Etcd3 } from 'etcd3';
 import { clusterId, hostId } from '../config/rules.js';
 import { createEtcdClient } from '../etcd/client.js';
 import { KeyLayout } from '../etcd/keys.js';
+import { EtcdLockTable } from '../locks/etcd-lock-table.js';
 import { createClusterLocking } from '../locks/factory.js';
+import { EtcdLeaseTtls } from '../membership/etcd-lease-ttl.js';
 import { EtcdMembership } from '../membership/etcd-membership.js';
 import { createJobBus } from '../routing/create-job-bus.js';
 import { EtcdStateStore } from '../state/etcd-state-store.js';
@@ -33,6 +35,8 @@ export function clusterBackends(deps: BackendDeps): Backends {
       locking.sessions.start();
       return locking;
     },
+    lockTable: () => new EtcdLockTable({ client: client(), keys }),
+    leaseTtls: () => new EtcdLeaseTtls(client(), config.etcd.callTimeoutMs),
     healthy: () => ({ ok: true }),
     async close() {
       etcd?.close();

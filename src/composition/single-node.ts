@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { DataDirLock } from '../locks/data-dir-lock.js';
-import { createSingleNodeLocking } from '../locks/factory.js';
+import { createSingleNodeLocking, type SingleNodeLocking } from '../locks/factory.js';
+import { LocalLockTable } from '../locks/local-lock-table.js';
+import { noLeases } from '../membership/lease-ttl.js';
 import { LocalMembership } from '../membership/local-membership.js';
 import { LocalRecordFile } from '../membership/local-store.js';
 import { hostId, clusterId } from '../config/rules.js';
@@ -18,6 +20,7 @@ import type { BackendDeps, Backends } from './backends.js';
 export function singleNodeBackends(deps: BackendDeps): Backends {
   const { config, clock, registry, logger } = deps;
   let dataDirLock: DataDirLock | undefined;
+  let locking: SingleNodeLocking | undefined;
   return {
     mode: 'single-node',
     jobBus: createJobBus(config, { identity: { cluster: clusterId(config), host: hostId(config) }, logger, registry }),
@@ -28,7 +31,9 @@ export function singleNodeBackends(deps: BackendDeps): Backends {
     },
     openStateStore: () => SqliteStateStore.open({ path: join(config.dataDir, SQLITE_STATE_FILE), clock, metrics: createStateMetrics(registry) }),
     openMembership: async () => new LocalMembership(await LocalRecordFile.open(join(config.dataDir, 'membership.json')), clock),
-    createLocking: () => createSingleNodeLocking({ config, registry }),
+    createLocking: () => (locking = createSingleNodeLocking({ config, registry })),
+    lockTable: () => new LocalLockTable(() => locking?.local),
+    leaseTtls: () => noLeases,
     healthy: () => (dataDirLock?.compromised ? { ok: false, detail: 'the data directory lock was lost' } : { ok: true }),
     async close() {
       await dataDirLock?.release();

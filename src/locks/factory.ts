@@ -85,8 +85,13 @@ export function createClusterLocking(deps: ClusterLockingDeps): Locking & { read
  * Single-node mode: one `LocalSession` for the life of the process and one in-process
  * `LocalLockService` (`distributed: false`; pair it with `DataDirLock`, which `app.ts` takes).
  */
-export function createSingleNodeLocking(deps: { readonly config: Pick<Config, 'host' | 'backend'>; readonly registry: Registry }): Locking {
+export function createSingleNodeLocking(deps: { readonly config: Pick<Config, 'host' | 'backend'>; readonly registry: Registry }): SingleNodeLocking {
   const session = new LocalSession(hostId(deps.config));
   const locks = new LocalLockService({ metrics: new LockMetrics(deps.registry), incarnation: session.incarnation });
-  return { sessions: staticSessionSource(session), lockServiceFor: () => locks };
+  return { sessions: staticSessionSource(session), lockServiceFor: () => locks, local: locks };
+}
+
+/** Single-node locking, with its one lock service (whose table the operator's lock view reads). */
+export interface SingleNodeLocking extends Locking {
+  readonly local: LocalLockService;
 }

@@ -96,6 +96,16 @@ export class LocalLockService implements LockService {
     return runWithLocks(this, names, fn, { ...options, defaultTimeoutMs: this.defaultTimeoutMs, now: Date.now });
   }
 
+  /** Every lock held now, with its holder's acquisition time and revision (the lock table). */
+  held(): { readonly name: string; readonly createRevision: string; readonly acquiredAt: number; readonly waiters: number }[] {
+    return this.mutex.holders().map((h) => ({ name: h.name, createRevision: h.createRevision, acquiredAt: h.acquiredAt, waiters: this.mutex.queued(h.name) }));
+  }
+
+  /** This process's incarnation, if it was given one. */
+  get incarnation(): string | undefined {
+    return this.options.incarnation;
+  }
+
   /** Holders plus waiters of `name` (diagnostics, tests). */
   queueLength(name: string): number {
     return this.mutex.holder(name) === undefined ? 0 : 1 + this.mutex.queued(name);

@@ -1,0 +1,83 @@
+import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
+import { addApiOptions, apiClientFrom } from '../api-client.js';
+import { renderJson, renderTable } from '../output.js';
+import type { CommandContext } from '../program.js';
+
+type Row = Record<string, unknown>;
+
+const LOCK_COLUMNS = [
+  ['Name', 'name'],
+  ['Type', 'type'],
+  ['Holder Host', 'holder_host'],
+  ['Holder Incarnation', 'holder_incarnation'],
+  ['Since', 'since'],
+  ['Fencing Revision', 'fencing_revision'],
+  ['Waiters', 'waiters'],
+] as const;
+
+const MEMBER_COLUMNS = [
+  ['Host', 'host'],
+  ['Cluster', 'cluster'],
+  ['State', 'state'],
+  ['Status', 'status'],
+  ['Incarnation', 'incarnation'],
+  ['Heartbeat At', 'heartbeat_at'],
+  ['Lease TTL (s)', 'lease_ttl_seconds'],
+  ['Lease Left (s)', 'lease_remaining_seconds'],
+] as const;
+
+function table(columns: readonly (readonly [string, string])[], rows: readonly Row[]): string {
+  return renderTable(
+    columns.map(([head]) => head),
+    rows.map((r) => columns.map(([, key]) => (r[key] === null || r[key] === undefined ? '-' : r[key]))),
+  );
+}
+
+/** A filter flag's value: absent, or a non-empty string (commander hands `''` through). */
+function filterValue(flag: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`${flag} needs a non-empty value`);
+  return value;
+}
+
+/**
+ * `hearth locks` and `hearth members`: the operator views `GET /hearth/v1/locks` and
+ * `/hearth/v1/members`, as a table or `--json`. Bad flags exit 2 before any request; an API that
+ * cannot be reached exits 1 naming the URL.
+ */
+export function registerOperatorViews(program: Command, ctx: CommandContext): void {
+  addApiOptions(
+    program
+      .command('locks')
+      .description('list the locks held now: holder, since when, fencing revision, waiters')
+      .option('--host <host>', 'only locks held by this host (without @backend: every backend of it)')
+      .option('--type <type>', 'only locks of this type, e.g. delete_volume'),
+  ).action(async (opts: Row) => {
+    const query = { host: filterValue('--host', opts.host), type: filterValue('--type', opts.type) };
+    const client = await apiClientFrom(opts, ctx.env);
+    const body = (await client.getHearth('/locks', query)) as { distributed: boolean; locks: Row[] };
+    if (opts.json === true) {
+      ctx.io.out(renderJson(body.locks));
+      return;
+    }
+    ctx.io.out(body.locks.length === 0 ? 'No locks held.' : table(LOCK_COLUMNS, body.locks));
+  });
+
+  addApiOptions(
+    program
+      .command('members')
+      .description('list cluster members: state, incarnation, last heartbeat, session lease')
+      .option('--cluster <name>', 'only this cluster (without @backend: every backend of it)')
+      .option('--host <host>', 'only this host (without @backend: every backend of it)'),
+  ).action(async (opts: Row) => {
+    const query = { cluster: filterValue('--cluster', opts.cluster), host: filterValue('--host', opts.host) };
+    const client = await apiClientFrom(opts, ctx.env);
+    const body = (await client.getHearth('/members', query)) as { members: Row[] };
+    if (opts.json === true) {
+      ctx.io.out(renderJson(body.members));
+      return;
+    }
+    ctx.io.out(body.members.length === 0 ? 'No members.' : table(MEMBER_COLUMNS, body.members));
+  });
+}
