@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import { apiAuthFromConfig } from './api/auth-setup.js';
 import { clusterRoutes } from './api/clusters.js';
 import { operatorViewRoutes } from './api/operator-views.js';
+import { serviceRemovalRoutes } from './api/service-removal.js';
 import { ApiServer } from './api/server.js';
 import { clusterBackends } from './composition/cluster.js';
 import { OrphansRole } from './composition/orphans.js';
@@ -124,6 +125,7 @@ export function createApp(config: Config, options: AppOptions): App {
     monitor.start();
     api?.register(clusterRoutes(membership, VOLUME_BINARY));
     api?.register(operatorViewRoutes({ locks: backends.lockTable(), membership, leases: backends.leaseTtls() }));
+    api?.register(serviceRemovalRoutes({ membership, store: opened(store, 'the state store'), logger: apiLogger }));
     orphans.open(opened(store, 'the state store'), membership, api);
   };
   // Orphan detection in every process; cleanup through the API and the worker's extension.

@@ -67,6 +67,11 @@ export class ApiClient {
     return this.send('GET', `${this.root}/hearth/v1${path}${queryString(query)}`);
   }
 
+  /** DELETE on hearth's own API (`/hearth/v1/…`). */
+  deleteHearth(path: string): Promise<unknown> {
+    return this.send('DELETE', `${this.root}/hearth/v1${path}`);
+  }
+
   private async send(method: string, url: string, body?: unknown): Promise<unknown> {
     const path = url.slice(this.root.length);
     let res: Response;

@@ -8,7 +8,7 @@ import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import { EtcdMember, rangeKv } from './etcd-member.js';
 import { watchAlive } from './etcd-watch.js';
-import type { JoinRequest, Member, Membership, MembershipEvent } from './membership.js';
+import type { JoinRequest, Member, Membership, MembershipEvent, RemoveServiceResult } from './membership.js';
 import {
   type AliveMember,
   type AliveRecord,
@@ -169,6 +169,28 @@ export class EtcdMembership implements Membership {
       throw fromEtcdError(err, `update cluster ${name}`);
     }
     throw new CoordinatorError('CONFLICT', `cluster ${name} kept changing; try again`, { retryable: true });
+  }
+
+  async removeService(binary: string, host: string, signal?: AbortSignal): Promise<RemoveServiceResult> {
+    checkAborted(signal, 'remove service');
+    const { client, keys } = this.deps;
+    const serviceKey = keys.service(binary, host);
+    const aliveKey = keys.alive(host);
+    try {
+      for (let attempt = 0; attempt < MAX_RACES; attempt++) {
+        const [service, alive] = await Promise.all([client.get(serviceKey).exec(), client.get(aliveKey).exec()]);
+        const kv = service.kvs[0];
+        if (!kv) return { ok: false, reason: 'not-found' };
+        const live = alive.kvs[0];
+        if (live) return { ok: false, reason: 'alive', incarnation: decodeAlive(live.value.toString()).incarnation };
+        // Unchanged since read, and still nobody alive under that host: then delete.
+        const tx = await client.if(serviceKey, 'Mod', '==', kv.mod_revision).and(aliveKey, 'Create', '==', 0).then(client.delete().key(serviceKey)).commit();
+        if (tx.succeeded) return { ok: true, service: { ...decodeService(kv.value.toString()), id: Number(kv.create_revision) } };
+      }
+    } catch (err) {
+      throw fromEtcdError(err, `remove service ${binary} ${host}`);
+    }
+    throw new CoordinatorError('CONFLICT', `service ${binary} ${host} kept changing; try again`, { retryable: true });
   }
 
   ownerGone(owner: OwnerRef): Fence {

@@ -4,7 +4,7 @@ import type { OwnerRef } from '../identity.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { EventQueue } from './event-queue.js';
 import type { LocalRecordFile, LocalRecords } from './local-store.js';
-import type { HeartbeatResult, JoinRequest, Member, Membership, MembershipEvent } from './membership.js';
+import type { HeartbeatResult, JoinRequest, Member, Membership, MembershipEvent, RemoveServiceResult } from './membership.js';
 import {
   type AliveMember,
   type ClusterRecord,
@@ -109,6 +109,17 @@ export class LocalMembership implements Membership {
       if (!current) return { records, result: undefined };
       const next = withClusterDisabled(current, disabled, reason, this.clock.now());
       return { records: { ...records, clusters: records.clusters.map((c) => (c === current ? next : c)) }, result: next };
+    });
+  }
+
+  async removeService(binary: string, host: string, signal?: AbortSignal): Promise<RemoveServiceResult> {
+    if (signal?.aborted) throw new AbortedError('remove service', { cause: signal.reason });
+    return this.store.update((records): { records: LocalRecords; result: RemoveServiceResult } => {
+      const service = records.services.find((s) => s.binary === binary && s.host === host);
+      if (!service) return { records, result: { ok: false, reason: 'not-found' } };
+      const live = this.alive.get(host);
+      if (live) return { records, result: { ok: false, reason: 'alive', incarnation: live.incarnation } };
+      return { records: { ...records, services: records.services.filter((s) => s !== service) }, result: { ok: true, service } };
     });
   }
 

@@ -9,7 +9,14 @@
 import type { Fence } from '../fence.js';
 import type { Identity, OwnerRef } from '../identity.js';
 import type { Session } from '../session/session.js';
-import type { AliveMember, ClusterRecord, MembershipSnapshot } from './records.js';
+import type { AliveMember, ClusterRecord, MembershipSnapshot, ServiceRecord } from './records.js';
+
+/** The outcome of removing a service record; a refusal is a value. */
+export type RemoveServiceResult =
+  | { readonly ok: true; readonly service: ServiceRecord }
+  | { readonly ok: false; readonly reason: 'not-found' }
+  /** The host is alive (under `incarnation`): its record stays. */
+  | { readonly ok: false; readonly reason: 'alive'; readonly incarnation: string };
 
 /** What a worker joins with. */
 export interface JoinRequest {
@@ -103,6 +110,16 @@ export interface Membership {
    * `BackendUnavailableError` (outcome unknown: re-read) when etcd cannot be reached.
    */
   setClusterDisabled(name: string, binary: string, disabled: boolean, reason: string | null): Promise<ClusterRecord | undefined>;
+  /**
+   * Removes the durable service record of a host that is down (Cinder's `cinder-manage service
+   * remove`): it stops counting as an expected member. Refuses, as a value, while the host is
+   * alive — in the same write on etcd, so a host that comes back meanwhile keeps its record. A
+   * host that joins later writes a fresh record. The cluster record stays.
+   *
+   * Failure semantics: a retryable `BackendUnavailableError` when etcd cannot be reached (the
+   * record may or may not be gone: read again); `CONFLICT` when the record kept changing.
+   */
+  removeService(binary: string, host: string, signal?: AbortSignal): Promise<RemoveServiceResult>;
   /**
    * The dead-owner proof: a write made with it commits only if `owner`'s incarnation is no
    * longer alive (`expect: 'notEqual'` on the create revision of its alive entry), which

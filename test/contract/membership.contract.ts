@@ -198,6 +198,23 @@ export function describeMembership(name: string, makeFixture: () => Promise<Memb
       await after.close();
     });
 
+    it('removes the record of a host that is down (cinder-manage service remove), never of one alive; unknown is not-found', async () => {
+      expect(await fx.membership.removeService(BINARY, 'nobody@be')).toEqual({ ok: false, reason: 'not-found' });
+      const { member } = await join('h1@be');
+      expect(await fx.membership.removeService(BINARY, 'h1@be')).toEqual({ ok: false, reason: 'alive', incarnation: member.owner.incarnation });
+      expect((await fx.membership.snapshot()).services.map((s) => s.host)).toEqual(['h1@be']);
+      await member.leave();
+      const removed = await fx.membership.removeService(BINARY, 'h1@be');
+      expect(removed).toEqual({ ok: true, service: expect.objectContaining({ host: 'h1@be', binary: BINARY, cluster: CLUSTER }) as unknown });
+      const snap = await fx.membership.snapshot();
+      expect(snap.services).toEqual([]);
+      // The cluster record stays; a later join writes a fresh service record.
+      expect(snap.clusters.map((c) => c.name)).toEqual([CLUSTER]);
+      expect(await fx.membership.removeService(BINARY, 'h1@be')).toEqual({ ok: false, reason: 'not-found' });
+      await join('h1@be');
+      expect((await fx.membership.snapshot()).services.map((s) => s.host)).toEqual(['h1@be']);
+    });
+
     it('gives each service a stable integer id (Cinder services.id) that survives heartbeats, leaving, rejoining and a restart', async () => {
       const first = await join('h1@be');
       const idOf = async (m: Membership, host: string): Promise<number | undefined> => (await m.snapshot()).services.find((s) => s.host === host)?.id;

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
 import { addApiOptions, apiClientFrom } from '../api-client.js';
 import { renderJson, renderTable } from '../output.js';
 import type { CommandContext } from '../program.js';
@@ -16,7 +17,10 @@ const COLUMNS = [
   ['Backend State', 'backend_state'],
 ] as const;
 
-/** `hearth service list`: Cinder's `os-services` over HTTP. */
+/**
+ * `hearth service list`: Cinder's `os-services` over HTTP. `hearth service remove <binary>
+ * <host>`: removes a down service's record (Cinder's `cinder-manage service remove`).
+ */
 export function registerService(program: Command, ctx: CommandContext): void {
   const service = program.command('service').description('list services (worker hosts) through the API');
   addApiOptions(
@@ -40,5 +44,19 @@ export function registerService(program: Command, ctx: CommandContext): void {
         body.services.map((s) => COLUMNS.map(([, key]) => (s[key] === null || s[key] === undefined ? '-' : s[key]))),
       ),
     );
+  });
+
+  addApiOptions(
+    service
+      .command('remove')
+      .description('remove the record of a service that is down for good (refused while it is alive or still owns unfinished operations)')
+      .argument('<binary>', 'service binary, e.g. cinder-volume')
+      .argument('<host>', 'the full host id, <host>@<backend>, as hearth service list shows it'),
+  ).action(async (binary: string, host: string, opts: Record<string, unknown>) => {
+    if (binary.trim() === '' || host.trim() === '') throw new UsageError('binary and host must not be empty');
+    if (!host.includes('@')) throw new UsageError(`host must be the full host id <host>@<backend>, got ${JSON.stringify(host)}`);
+    const client = await apiClientFrom(opts, ctx.env);
+    const body = (await client.deleteHearth(`/services/${encodeURIComponent(binary)}/${encodeURIComponent(host)}`)) as { service: Record<string, unknown> };
+    ctx.io.out(opts.json === true ? renderJson(body.service) : `Service ${binary} on host ${host} removed.`);
   });
 }
