@@ -330,13 +330,15 @@ async function closeModel(model: ChannelModel, ms: number, signal?: AbortSignal)
 }
 
 /**
- * Destroys a connection's socket once amqplib is done with it. amqplib only half-closes it
- * (`end()`) and waits for the broker's FIN; after a SIGSTOP the broker may have given the
- * connection up without ever sending one, and the half-open socket would keep a stopping
- * process alive indefinitely. Nothing is lost: after close-ok, or after amqplib declared the
- * connection closed, no frame is read or written any more.
+ * Destroys a connection's socket. amqplib only half-closes it (`end()`) and waits for the
+ * broker's FIN; after a SIGSTOP the broker may have given the connection up without ever sending
+ * one, and the half-open socket would keep a stopping process alive indefinitely. Nothing is
+ * lost: after close-ok, or after amqplib declared the connection closed, no frame is read or
+ * written any more. The socket is destroyed *with an error*, so that amqplib, if it still thinks
+ * the connection open (a close cut short), tears it down too — a bare `destroy()` emits no
+ * 'error' or 'end', and its heartbeat timers would run on until two heartbeats were missed.
  */
 function destroySocket(model: ChannelModel): void {
-  const stream = (model.connection as unknown as { stream?: { destroy(): void } }).stream;
-  stream?.destroy();
+  const stream = (model.connection as unknown as { stream?: { destroyed?: boolean; destroy(err?: Error): void } }).stream;
+  if (stream && !stream.destroyed) stream.destroy(new Error('connection dropped by hearth'));
 }

@@ -9,6 +9,8 @@ import { waitFor } from '../../support/wait.js';
 
 /** Longer than any bound of shutdown that a dead connection could make it wait for. */
 const CONNECT_TIMEOUT_MS = 20_000;
+/** How long a process may live on after it logged `hearth stopped` (two 1 s heartbeats would exceed it). */
+const LINGER_LIMIT_MS = 1_000;
 
 /**
  * A worker frozen (SIGSTOP) long enough for RabbitMQ to drop its connection (two missed 1 s
@@ -45,10 +47,20 @@ describe('a worker resumed after SIGSTOP exits promptly on SIGTERM', () => {
     return worker;
   };
 
+  /**
+   * SIGTERM and wait for the exit. Also checks that nothing outlives the shutdown: the process
+   * exits right after it logged `hearth stopped` — a leftover socket or heartbeat timer of a
+   * dead AMQP connection would hold it for seconds (two heartbeats) or for good.
+   */
   const timedStop = async (worker: HearthProcess): Promise<{ ms: number; code: number | null }> => {
     const at = Date.now();
     const { code } = await worker.stop(CONNECT_TIMEOUT_MS * 3);
-    return { ms: Date.now() - at, code };
+    const exitedAt = Date.now();
+    // The last lines reach the log file through a pipe, possibly after the exit event.
+    await waitFor(() => worker.logs().some((l) => l.msg === 'hearth stopped'), { timeoutMs: 5_000, what: 'hearth stopped in the log' });
+    const stoppedAt = Date.parse(String(worker.logs().find((l) => l.msg === 'hearth stopped')?.time));
+    expect(exitedAt - stoppedAt).toBeLessThan(LINGER_LIMIT_MS);
+    return { ms: exitedAt - at, code };
   };
 
   it('SIGTERM once it has recovered (reconnected, rejoined): exit 0, well within amqp.connectTimeoutMs', async () => {
