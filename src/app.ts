@@ -129,7 +129,7 @@ export function createApp(config: Config, options: AppOptions): App {
     orphans.open(opened(store, 'the state store'), membership, api);
   };
   // Orphan detection in every process; cleanup through the API and the worker's extension.
-  const orphans = new OrphansRole({ config, clock, logger, registry, bus: jobBus });
+  const orphans = new OrphansRole({ config, clock, logger, registry, bus: jobBus, ledger: backends.failoverLedger() });
   const worker = config.roles.includes('worker')
     ? new WorkerRole({
         config,

@@ -9,6 +9,7 @@ import type { Clock } from '../lifecycle/clock.js';
 import type { Locking } from '../locks/factory.js';
 import type { LockTable } from '../locks/lock-table.js';
 import type { LeaseTtls } from '../membership/lease-ttl.js';
+import type { FailoverLedger } from '../orphans/failover-ledger.js';
 import type { Membership } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
 import type { JobBus } from '../routing/job-bus.js';
@@ -39,6 +40,8 @@ export interface Backends {
   lockTable(): LockTable;
   /** Members' session lease times, for the operator's view (none on a single node). */
   leaseTtls(): LeaseTtls;
+  /** Which deaths were counted as failovers (cluster: etcd, cluster-wide; single node: memory). */
+  failoverLedger(): FailoverLedger;
   /** False once the process must stop serving (single node: the data-dir lock was lost). */
   healthy(): { readonly ok: boolean; readonly detail?: string };
   /** Closes clients and releases the data-dir lock; after every component using them closed. */

@@ -5,6 +5,7 @@ import { KeyLayout } from '../etcd/keys.js';
 import { EtcdLockTable } from '../locks/etcd-lock-table.js';
 import { createClusterLocking } from '../locks/factory.js';
 import { EtcdLeaseTtls } from '../membership/etcd-lease-ttl.js';
+import { EtcdFailoverLedger } from '../orphans/etcd-failover-ledger.js';
 import { EtcdMembership } from '../membership/etcd-membership.js';
 import { createJobBus } from '../routing/create-job-bus.js';
 import { EtcdStateStore } from '../state/etcd-state-store.js';
@@ -37,6 +38,7 @@ export function clusterBackends(deps: BackendDeps): Backends {
     },
     lockTable: () => new EtcdLockTable({ client: client(), keys }),
     leaseTtls: () => new EtcdLeaseTtls(client(), config.etcd.callTimeoutMs),
+    failoverLedger: () => new EtcdFailoverLedger({ client: client(), keys }),
     healthy: () => ({ ok: true }),
     async close() {
       etcd?.close();

@@ -15,6 +15,7 @@ import { AutoCleanup } from '../orphans/auto-cleanup.js';
 import { OrphanCleaner } from '../orphans/cleaner.js';
 import { cleanupHandler } from '../orphans/cleanup-handler.js';
 import { OrphanDetector } from '../orphans/detector.js';
+import type { FailoverLedger } from '../orphans/failover-ledger.js';
 import { OrphanMetrics } from '../orphans/metrics.js';
 import { orphanRoutes } from '../orphans/routes.js';
 import type { JobBus } from '../routing/job-bus.js';
@@ -29,6 +30,8 @@ export interface OrphansRoleDeps {
   readonly logger: Logger;
   readonly registry: Registry;
   readonly bus: JobBus;
+  /** Counts each death once (`hearth_failovers_total`). */
+  readonly ledger: FailoverLedger;
 }
 
 /** See the module doc. `open` once the store and membership are open; `close` is idempotent. */
@@ -89,6 +92,7 @@ export class OrphansRole {
       clock,
       logger: this.logger,
       metrics: this.metrics,
+      ledger: this.deps.ledger,
       creatingAction: config.orphans.creatingAction,
       deathOf: (incarnation) => detector.deathOf(incarnation),
       concurrency: config.amqp.prefetch,

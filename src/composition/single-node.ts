@@ -3,6 +3,7 @@ import { DataDirLock } from '../locks/data-dir-lock.js';
 import { createSingleNodeLocking, type SingleNodeLocking } from '../locks/factory.js';
 import { LocalLockTable } from '../locks/local-lock-table.js';
 import { noLeases } from '../membership/lease-ttl.js';
+import { LocalFailoverLedger } from '../orphans/local-failover-ledger.js';
 import { LocalMembership } from '../membership/local-membership.js';
 import { LocalRecordFile } from '../membership/local-store.js';
 import { hostId, clusterId } from '../config/rules.js';
@@ -34,6 +35,7 @@ export function singleNodeBackends(deps: BackendDeps): Backends {
     createLocking: () => (locking = createSingleNodeLocking({ config, registry })),
     lockTable: () => new LocalLockTable(() => locking?.local),
     leaseTtls: () => noLeases,
+    failoverLedger: () => new LocalFailoverLedger(),
     healthy: () => (dataDirLock?.compromised ? { ok: false, detail: 'the data directory lock was lost' } : { ok: true }),
     async close() {
       await dataDirLock?.release();

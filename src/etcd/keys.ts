@@ -11,6 +11,7 @@
  * | `resources/<type>/<id>` | volume or snapshot record | none |
  * | `ops/<type>/<id>` | the in-flight operation | none |
  * | `index/volume-snapshots/<volume>/<snapshot>` | empty: a volume's snapshots, so a delete can count them | none |
+ * | `failovers/<dead incarnation>` | the incarnation that first took its work over | that taker's session |
  */
 export class KeyLayout {
   constructor(readonly prefix: string) {}
@@ -51,6 +52,10 @@ export class KeyLayout {
   }
   ops(type?: string): string {
     return type === undefined ? `${this.prefix}/ops/` : `${this.prefix}/ops/${type}/`;
+  }
+  /** The failover ledger's record of one dead incarnation (orphans/etcd-failover-ledger.ts). */
+  failover(deadIncarnation: string): string {
+    return `${this.prefix}/failovers/${deadIncarnation}`;
   }
   /** One snapshot of a volume in the index a volume delete counts. */
   volumeSnapshot(volumeId: string, snapshotId: string): string {

@@ -8,6 +8,7 @@ import type { SnapshotStatus, VolumeStatus } from '../state/state-machine.js';
 import type { OpFilter, Patch, StateStore } from '../state/state-store.js';
 import { type CreatingAction, type FinalSet, planCleanup } from './cleanup-actions.js';
 import { findOrphans, type Orphan } from './find-orphans.js';
+import type { FailoverLedger } from './failover-ledger.js';
 import type { FailoverReason, OrphanMetrics } from './metrics.js';
 import type { TakeoverClaimer, TakeoverRunner } from './takeover.js';
 
@@ -52,6 +53,8 @@ export interface OrphanCleanerDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics: OrphanMetrics;
+  /** Which deaths have been counted (`hearth_failovers_total` once per death, cluster-wide). */
+  readonly ledger: FailoverLedger;
   /** `orphans.creatingAction`. */
   readonly creatingAction: CreatingAction;
   /** When an incarnation was seen to die, if known (the detector's memory). */
@@ -174,7 +177,7 @@ export class OrphanCleaner {
       }
       const claimedAt = this.deps.clock.now();
       const died = this.deps.deathOf(owner.incarnation);
-      const first = this.deps.metrics.failover(op.cluster, reason, owner.incarnation, died === undefined ? undefined : claimedAt - died);
+      const first = await this.countFailover(op.cluster, reason, owner.incarnation, me, died === undefined ? undefined : claimedAt - died);
       this.deps.logger.info(
         { ...ids, status: op.status, reason, by: me.owner.incarnation, attempt: result.op.attempt, sinceDeathMs: died === undefined ? null : claimedAt - died, failover: first },
         'took over an orphaned operation',
@@ -185,6 +188,24 @@ export class OrphanCleaner {
       this.deps.logger.error({ ...ids, err: messageOf(err) }, 'claiming an orphan failed');
       return 'error';
     }
+  }
+
+  /**
+   * Counts a failover at the first op of a dead incarnation that anyone in the cluster took
+   * over: this process asks the ledger once per death. When etcd cannot say, it counts here (a
+   * death may then count twice, never zero times).
+   */
+  private async countFailover(cluster: string, reason: FailoverReason, dead: string, me: Member, durationMs: number | undefined): Promise<boolean> {
+    if (!this.deps.metrics.firstInProcess(dead)) return false;
+    let first: boolean;
+    try {
+      first = await this.deps.ledger.first(dead, me.owner);
+    } catch (err) {
+      this.deps.logger.warn({ err: messageOf(err), deadIncarnation: dead }, 'could not record the failover in the ledger; counting it here');
+      first = true;
+    }
+    if (first) this.deps.metrics.failover(cluster, reason, durationMs);
+    return first;
   }
 
   /**

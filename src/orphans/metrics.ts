@@ -7,7 +7,7 @@ export type FailoverReason = 'cleanup' | 'auto_cleanup' | 'restart';
 /** The outcome of cleaning one orphan (a bounded metric label). */
 export type CleanupResult = 'cleaned' | 'skipped' | 'error';
 
-/** How many counted dead incarnations a process remembers (far more than a cluster has deaths in an hour). */
+/** How many dead incarnations a process remembers having taken work of (far more than a cluster has deaths in an hour). */
 export const MAX_REMEMBERED_DEATHS = 4_096;
 
 /** The orphans concern's Prometheus instruments (names as in docs/metrics.md). */
@@ -17,8 +17,8 @@ export class OrphanMetrics {
   /** `hearth_orphan_cleanups_total{result}`. */
   readonly cleanups: Counter<'result'>;
   /**
-   * `hearth_failovers_total{cluster,reason}`: dead incarnations whose work this process took
-   * over, each counted once per process (at its first op taken over), whatever the reason.
+   * `hearth_failovers_total{cluster,reason}`: dead incarnations whose work was taken over, each
+   * counted once in the cluster, by the member whose takeover the failover ledger recorded first.
    */
   readonly failovers: Counter<'cluster' | 'reason'>;
   /** `hearth_failover_duration_seconds`: owner's death (alive key gone) → takeover claim. */
@@ -42,7 +42,7 @@ export class OrphanMetrics {
     });
     this.failovers = new Counter({
       name: 'hearth_failovers_total',
-      help: 'Dead incarnations whose work this process took over (counted once per incarnation, at the first operation taken over), by cluster and reason.',
+      help: 'Dead incarnations whose work was taken over, counted once per death in the cluster (by the member that took it over first), by cluster and reason.',
       labelNames: ['cluster', 'reason'] as const,
       registers: [registry],
     });
@@ -73,20 +73,20 @@ export class OrphanMetrics {
   }
 
   /**
-   * One op of the dead incarnation `deadIncarnation` taken over; `durationMs` when the owner's
-   * death time is known. Only the first op of each dead incarnation counts (and is timed): a
-   * failover is a dead member's work taken over, not each of its operations. Returns whether
-   * this call counted. Without coordination the count is per process: several members that
-   * each take over some ops of one death (racing automatic cleanups) count it once each
-   * (docs/metrics.md).
+   * True the first time this process takes over an op of `deadIncarnation` (then it asks the
+   * failover ledger whether the death is counted), false afterwards. Memory is bounded: an
+   * incarnation forgotten after {@link MAX_REMEMBERED_DEATHS} later deaths would be asked again.
    */
-  failover(cluster: string, reason: FailoverReason, deadIncarnation: string, durationMs: number | undefined): boolean {
+  firstInProcess(deadIncarnation: string): boolean {
     if (this.counted.has(deadIncarnation)) return false;
     this.counted.add(deadIncarnation);
-    // Bounded memory: an incarnation forgotten after this many later deaths could count again.
     if (this.counted.size > MAX_REMEMBERED_DEATHS) this.counted.delete(this.counted.values().next().value as string);
+    return true;
+  }
+
+  /** One failover: a dead incarnation's work taken over; `durationMs` when its death time is known. */
+  failover(cluster: string, reason: FailoverReason, durationMs: number | undefined): void {
     this.failovers.inc({ cluster, reason });
     if (durationMs !== undefined) this.failoverDuration.observe(Math.max(0, durationMs) / 1000);
-    return true;
   }
 }

@@ -189,16 +189,12 @@ describe('a worker killed mid-operation: its orphans are found within a lease an
     const takeovers = rescuers.flatMap((r) => r.logs().filter((l) => l.msg === 'took over an orphaned operation'));
     expect(new Set(takeovers.map((l) => l.id)).size).toBe(5);
     expect(takeovers).toHaveLength(5);
-    // The death counts once in each member that took over at least one of its ops (per process, no coordination).
-    const takers = rescuers.filter((r) => r.logs().some((l) => l.msg === 'took over an orphaned operation'));
-    expect(takers.length).toBeGreaterThanOrEqual(1);
-    for (const r of rescuers) {
-      const took = takers.includes(r) ? 1 : 0;
-      expect(await new ClusterClient(r).metric('hearth_failovers_total', { cluster: CLUSTER_ID, reason: 'auto_cleanup' })).toBe(took);
-      expect(await new ClusterClient(r).metric('hearth_failover_duration_seconds_count')).toBe(took);
-    }
+    // One death: one failover across both members (the failover ledger), however they split its ops.
+    expect(await sum('hearth_failovers_total', { cluster: CLUSTER_ID, reason: 'auto_cleanup' })).toBe(1);
+    expect(await sum('hearth_failover_duration_seconds_count', {})).toBe(1);
+    expect(takeovers.filter((l) => l.failover === true)).toHaveLength(1);
     const first = Math.min(...takeovers.map((l) => Date.parse(String(l.time))));
-    const death = (await sum('hearth_failover_duration_seconds_sum', {})) / takers.length;
+    const death = await sum('hearth_failover_duration_seconds_sum', {});
     console.log(
       `[orphans] automatic cleanup (grace ${LEASE_TTL_MS} ms): kill -9 → first takeover ${first - killedAt} ms; death → takeover ${Math.round(death * 1000)} ms on average; takeovers per member ${rescuers.map((r) => r.logs().filter((l) => l.msg === 'took over an orphaned operation').length).join('/')}`,
     );

@@ -42,16 +42,20 @@ describe('cleaners racing from different processes', () => {
     await etcd?.close();
   });
 
-  it(`${CLEANERS} processes, 50 orphans of a dead incarnation: every orphan claimed by exactly one, each cleaned once`, async () => {
+  it(`${CLEANERS} processes, 50 orphans of two dead incarnations: every orphan claimed by exactly one, each cleaned once, each death counted once`, async () => {
     const client = createEtcdClient(etcdConfig(etcd.endpoints, etcd.prefix));
     const store = new EtcdStateStore({ client, keys: new KeyLayout(etcd.prefix), clock: systemClock, metrics: createStateMetrics(new Registry()), logger: silentLogger() });
     // The owner never had an alive key at this revision: it is dead, as after a lease expiry.
-    const dead = { host: 'dead@be', incarnation: 'dead@be:1', aliveRevision: '1' };
+    // Two deaths, their orphans interleaved, so every racer takes some of each.
+    const dead = [
+      { host: 'dead@be', incarnation: 'dead@be:1', aliveRevision: '1' },
+      { host: 'gone@be', incarnation: 'gone@be:2', aliveRevision: '1' },
+    ];
     const seeded: { ref: ResourceRef; kind: OpKind }[] = [];
     for (let i = 0; i < 10; i++) {
       for (const kind of KINDS) {
         const ref = await seedInFlight(store, CLUSTER, kind);
-        await ownBy(store, ref, dead);
+        await ownBy(store, ref, dead[seeded.length % 2] as (typeof dead)[number]);
         seeded.push({ ref, kind });
       }
     }
@@ -88,7 +92,7 @@ describe('cleaners racing from different processes', () => {
     await writeFile(go, '');
     await Promise.all(procs.map((p) => p.waitForExit()));
     expect(procs.map((p) => p.exit?.code)).toEqual(Array(CLEANERS).fill(0));
-    const results = await Promise.all(outs.map(async (o) => JSON.parse(await readFile(o, 'utf8')) as { host: string; report: CleanupReport; claimed: string[] }));
+    const results = await Promise.all(outs.map(async (o) => JSON.parse(await readFile(o, 'utf8')) as { host: string; report: CleanupReport; claimed: string[]; failovers: number }));
 
     const claims = results.flatMap((r) => r.claimed);
     expect(claims).toHaveLength(seeded.length);
@@ -98,7 +102,12 @@ describe('cleaners racing from different processes', () => {
       expect(r.report.errors).toBe(0);
       expect(r.report.cleaned + r.report.skipped).toBe(r.report.found);
     }
-    console.log(`[orphans] ${CLEANERS} racing cleaner processes: claimed ${results.map((r) => r.report.cleaned).join('/')} of ${seeded.length}; skipped ${results.map((r) => r.report.skipped).join('/')}`);
+    // hearth_failovers_total: each death once across the racing processes (the failover ledger),
+    // not once per op (50) nor once per racer that took some of it (up to 8).
+    expect(results.reduce((n, r) => n + r.failovers, 0)).toBe(dead.length);
+    // The ledger's records rode on the racers' leases, revoked as they left: nothing is left.
+    expect(await client.getAll().prefix(`${etcd.prefix}/failovers/`).keys()).toEqual([]);
+    console.log(`[orphans] ${CLEANERS} racing cleaner processes: failovers counted ${results.map((r) => r.failovers).join('/')}; claimed ${results.map((r) => r.report.cleaned).join('/')} of ${seeded.length}; skipped ${results.map((r) => r.report.skipped).join('/')}`);
     for (const { ref, kind } of seeded) expect((await store.get(ref))?.status, kind).toBe(CLEANED_STATUS[kind]);
     expect(await store.listOps()).toEqual([]);
     await store.close();

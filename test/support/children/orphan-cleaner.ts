@@ -14,6 +14,7 @@ import { systemClock } from '../../../src/lifecycle/clock.js';
 import { EtcdMembership } from '../../../src/membership/etcd-membership.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { OrphanCleaner } from '../../../src/orphans/cleaner.js';
+import { EtcdFailoverLedger } from '../../../src/orphans/etcd-failover-ledger.js';
 import { OrphanMetrics } from '../../../src/orphans/metrics.js';
 import type { TakeoverClaimer } from '../../../src/orphans/takeover.js';
 import { EtcdSession } from '../../../src/session/etcd-session.js';
@@ -38,6 +39,8 @@ const membership = new EtcdMembership({ client, keys, clock: systemClock, logger
 const session = await EtcdSession.open({ client, host, leaseTtlMs: 10_000, leaseMarginMs: 2_000, callTimeoutMs: 5_000 });
 const member = await membership.join({ identity: { cluster, host, zone: 'nova' }, binary: VOLUME_BINARY, version: 'test', session });
 
+const registry = new Registry();
+const metrics = new OrphanMetrics(registry);
 const real = new OpClaimer({ store, membership });
 const claimed: string[] = [];
 const claimer: TakeoverClaimer = {
@@ -59,7 +62,8 @@ const cleaner = new OrphanCleaner({
   },
   clock: systemClock,
   logger,
-  metrics: new OrphanMetrics(new Registry()),
+  metrics,
+  ledger: new EtcdFailoverLedger({ client, keys }),
   creatingAction: 'error',
   deathOf: () => undefined,
 });
@@ -71,7 +75,8 @@ while (!existsSync(env('CLEAN_GO'))) {
   await new Promise((r) => setTimeout(r, 2));
 }
 const report = await cleaner.clean({ cluster }, 'cleanup');
-await writeFile(env('CLEAN_OUT'), JSON.stringify({ host, pid: process.pid, report, claimed }));
+const failovers = (await registry.getSingleMetric('hearth_failovers_total')?.get())?.values.reduce((n, v) => n + v.value, 0) ?? 0;
+await writeFile(env('CLEAN_OUT'), JSON.stringify({ host, pid: process.pid, report, claimed, failovers }));
 await member.leave();
 await session.close();
 await store.close();

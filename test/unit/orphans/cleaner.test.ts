@@ -15,6 +15,8 @@ import { AutoCleanup } from '../../../src/orphans/auto-cleanup.js';
 import { OrphanCleaner } from '../../../src/orphans/cleaner.js';
 import type { CreatingAction } from '../../../src/orphans/cleanup-actions.js';
 import { OrphanDetector } from '../../../src/orphans/detector.js';
+import type { FailoverLedger } from '../../../src/orphans/failover-ledger.js';
+import { LocalFailoverLedger } from '../../../src/orphans/local-failover-ledger.js';
 import { MAX_REMEMBERED_DEATHS, OrphanMetrics } from '../../../src/orphans/metrics.js';
 import type { RerunOutcome, TakeoverClaim, TakeoverClaimer, TakeoverRunner } from '../../../src/orphans/takeover.js';
 import { createStateMetrics } from '../../../src/state/metrics.js';
@@ -79,7 +81,9 @@ interface Fixture {
   detector: OrphanDetector;
   runs: OpRecord[];
   member?: Member;
-  cleaner(options?: { creatingAction?: CreatingAction; store?: StateStore }): OrphanCleaner;
+  ledger: FailoverLedger;
+  /** `metrics` and `ledger`: another process's (its own instruments; the cluster's ledger). */
+  cleaner(options?: { creatingAction?: CreatingAction; store?: StateStore; metrics?: OrphanMetrics; ledger?: FailoverLedger }): OrphanCleaner;
   join(): Promise<Member>;
 }
 
@@ -92,7 +96,9 @@ async function fixture(): Promise<Fixture> {
   const metrics = new OrphanMetrics(registry);
   const detector = new OrphanDetector({ membership, store, clock, logger: silentLogger(), metrics, sweepIntervalMs: 3_600_000, retryDelayMs: 1_000 });
   const runs: OpRecord[] = [];
+  const ledger = new LocalFailoverLedger();
   const fx: Fixture = {
+    ledger,
     dir,
     clock,
     store,
@@ -111,7 +117,8 @@ async function fixture(): Promise<Fixture> {
         runner: runnerOver(s, () => fx.member as Member, runs),
         clock,
         logger: silentLogger(),
-        metrics,
+        metrics: options.metrics ?? metrics,
+        ledger: options.ledger ?? ledger,
         creatingAction: options.creatingAction ?? 'error',
         deathOf: (inc) => detector.deathOf(inc),
       });
@@ -235,17 +242,40 @@ describe('orphan detection and cleanup on a single node (SQLite, local membershi
     expect(await fx.store.getOp({ type: 'snapshot', id: c.id })).toBeUndefined();
   });
 
-  it('OrphanMetrics.failover: once per incarnation whatever the reason; memory bounded by MAX_REMEMBERED_DEATHS', async () => {
-    const registry = new Registry();
-    const metrics = new OrphanMetrics(registry);
-    expect(metrics.failover('c@be', 'restart', 'h:1', 100)).toBe(true);
-    expect(metrics.failover('c@be', 'cleanup', 'h:1', 200)).toBe(false);
-    expect(await metricValue(registry, 'hearth_failovers_total', { cluster: 'c@be', reason: 'restart' })).toBe(1);
-    expect(await metricValue(registry, 'hearth_failovers_total', { cluster: 'c@be', reason: 'cleanup' })).toBe(0);
-    for (let i = 0; i < MAX_REMEMBERED_DEATHS; i++) metrics.failover('c@be', 'auto_cleanup', `x:${i}`, undefined);
+  it('two processes (own instruments, one ledger) splitting one death\'s orphans count it once in total', async () => {
+    const earlier: OwnerRef = { host: HOST, incarnation: `${HOST}:earlier`, aliveRevision: '0' };
+    await seedAll(fx, earlier);
+    await fx.join();
+    const otherRegistry = new Registry();
+    const other = fx.cleaner({ metrics: new OrphanMetrics(otherRegistry) });
+    const listed = await fx.cleaner().find({ ownerHost: HOST });
+    const half = Math.floor(listed.length / 2);
+    await Promise.all([fx.cleaner().cleanOrphans(listed.slice(0, half), 'auto_cleanup'), other.cleanOrphans(listed.slice(half), 'auto_cleanup')]);
+    const counts = [await metricValue(fx.registry, 'hearth_failovers_total', { reason: 'auto_cleanup' }), await metricValue(otherRegistry, 'hearth_failovers_total', { reason: 'auto_cleanup' })];
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(1);
+    expect(await metricValue(fx.registry, 'hearth_orphan_cleanups_total', { result: 'cleaned' }) + (await metricValue(otherRegistry, 'hearth_orphan_cleanups_total', { result: 'cleaned' }))).toBe(OP_KINDS.length);
+  });
+
+  it('counts the failover here when the ledger cannot be reached (never zero times)', async () => {
+    const earlier: OwnerRef = { host: HOST, incarnation: `${HOST}:earlier`, aliveRevision: '0' };
+    await ownBy(fx.store, await seedInFlight(fx.store, CLUSTER, 'extend_volume'), earlier);
+    await fx.join();
+    const down: FailoverLedger = { first: () => Promise.reject(new BackendUnavailableError('etcd', 'etcd is unreachable')) };
+    expect(await fx.cleaner({ ledger: down }).clean({}, 'cleanup')).toMatchObject({ cleaned: 1, errors: 0 });
+    expect(await metricValue(fx.registry, 'hearth_failovers_total', { cluster: CLUSTER, reason: 'cleanup' })).toBe(1);
+  });
+
+  it('OrphanMetrics.firstInProcess: once per incarnation; memory bounded by MAX_REMEMBERED_DEATHS; LocalFailoverLedger: first once', async () => {
+    const metrics = new OrphanMetrics(new Registry());
+    expect(metrics.firstInProcess('h:1')).toBe(true);
+    expect(metrics.firstInProcess('h:1')).toBe(false);
+    for (let i = 0; i < MAX_REMEMBERED_DEATHS; i++) metrics.firstInProcess(`x:${i}`);
     // `h:1` was the oldest and is forgotten now; the newest is still remembered.
-    expect(metrics.failover('c@be', 'auto_cleanup', `x:${MAX_REMEMBERED_DEATHS - 1}`, undefined)).toBe(false);
-    expect(metrics.failover('c@be', 'restart', 'h:1', undefined)).toBe(true);
+    expect(metrics.firstInProcess(`x:${MAX_REMEMBERED_DEATHS - 1}`)).toBe(false);
+    expect(metrics.firstInProcess('h:1')).toBe(true);
+    const ledger: FailoverLedger = new LocalFailoverLedger();
+    const by: OwnerRef = { host: HOST, incarnation: `${HOST}:me`, aliveRevision: '0' };
+    expect(await Promise.all([ledger.first('d:1', by), ledger.first('d:1', by), ledger.first('d:2', by)])).toEqual([true, false, true]);
   });
 
   it('never takes work whose owner is alive: the claim proves the owner dead, or skips', async () => {
