@@ -181,7 +181,13 @@ export function createApp(config: Config, options: AppOptions): App {
   ];
 
   const stopSteps: Step[] = [
-    { name: 'readiness off', run: async () => health.startDraining() },
+    {
+      name: 'readiness off',
+      run: async () => {
+        health.startDraining();
+        worker?.retire(); // a stopping worker never rejoins as a new incarnation
+      },
+    },
     ...(api ? [{ name: 'api listener', run: () => api.close() }] : []),
     // No more automatic cleanup; orphan re-runs in flight are handed back like other work.
     { name: 'orphans', run: () => orphans.close() },

@@ -136,6 +136,12 @@ export class WorkerRole {
     await this.worker.start();
   }
 
+  /** Shutdown has begun: a session or incarnation lost from now on is not replaced by a new one. */
+  retire(): void {
+    this.supervisor?.retire();
+    this.locking?.sessions.retire();
+  }
+
   /** Stops consuming; in-flight operations finish within `shutdownGraceMs` or are handed back. */
   async drain(): Promise<void> {
     await this.worker?.drain(this.deps.config.shutdownGraceMs);

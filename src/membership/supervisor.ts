@@ -74,6 +74,8 @@ export class MemberSupervisor {
   private current: Current | undefined;
   private readonly listeners = new Set<(event: IncarnationEvent) => void>();
   private readonly stop = new AbortController();
+  /** Aborted by `retire()` or `close()`: an incarnation that ends is not followed by another. */
+  private readonly retirer = new AbortController();
   private loop: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
 
@@ -178,7 +180,10 @@ export class MemberSupervisor {
       // locks go with it and the next join is a new incarnation on a new session.
       if (reason === 'evicted') await session.close().catch(() => undefined);
       const next = await this.rejoin();
-      if (!next) return;
+      if (!next) {
+        this.current = undefined; // ended and left above: close() has nothing more to leave
+        return;
+      }
       this.current = next;
       this.emit({ type: 'incarnation-started', owner: next.member.owner, previous: member.owner, session: next.session, reason });
     }
@@ -207,16 +212,26 @@ export class MemberSupervisor {
   }
 
   private async rejoin(): Promise<Current | undefined> {
-    while (!this.stop.signal.aborted) {
+    const halt = AbortSignal.any([this.stop.signal, this.retirer.signal]);
+    while (!halt.aborted) {
       try {
-        return await this.joinNew(this.stop.signal);
+        return await this.joinNew(halt);
       } catch (err) {
-        if (this.stop.signal.aborted) return undefined;
+        if (halt.aborted) return undefined;
         this.deps.logger.warn({ err: messageOf(err) }, 'rejoin failed; retrying');
-        await this.deps.clock.sleep(this.deps.retryDelayMs, this.stop.signal).catch(() => undefined);
+        await this.deps.clock.sleep(this.deps.retryDelayMs, halt).catch(() => undefined);
       }
     }
     return undefined;
+  }
+
+  /**
+   * Shutdown has begun: keep the current incarnation (heartbeats go on until `close()`), but if
+   * it ends, do not rejoin as a new one — a stopping worker must not show peers a join and a
+   * leave. Idempotent.
+   */
+  retire(): void {
+    this.retirer.abort();
   }
 
   /**

@@ -15,6 +15,12 @@ export interface SessionSource {
   next(signal?: AbortSignal): Promise<Session>;
   /** Calls `listener` with every new session (a new incarnation); returns an unsubscribe function. */
   onSession(listener: (session: Session) => void): () => void;
+  /**
+   * Shutdown has begun: make no new session. The current one stays until `close()`; one lost
+   * meanwhile is not replaced, so a stopping worker never comes back as a new incarnation.
+   * Idempotent.
+   */
+  retire(): void;
   /** Stops making sessions and closes (revokes) the current one. Idempotent. */
   close(): Promise<void>;
 }
@@ -45,6 +51,9 @@ export interface SessionSupervisorOptions {
  */
 export class SessionSupervisor implements SessionSource {
   private readonly stopper = new AbortController();
+  /** Aborted by `close()` or `retire()`: no new session after that. */
+  private readonly retirer = new AbortController();
+  private readonly halt = AbortSignal.any([this.stopper.signal, this.retirer.signal]);
   private readonly listeners = new Set<(session: Session) => void>();
   private readonly waiters = new Set<{ resolve: (s: Session) => void; reject: (e: Error) => void }>();
   private readonly clock: Clock;
@@ -69,7 +78,7 @@ export class SessionSupervisor implements SessionSource {
   next(signal?: AbortSignal): Promise<Session> {
     const live = this.current();
     if (live) return Promise.resolve(live);
-    if (this.closing) return Promise.reject(new ClosedError('session supervisor'));
+    if (this.halt.aborted) return Promise.reject(new ClosedError('session supervisor'));
     if (signal?.aborted) return Promise.reject(new AbortedError('waiting for a session', { cause: signal.reason }));
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
@@ -96,11 +105,17 @@ export class SessionSupervisor implements SessionSource {
     return () => this.listeners.delete(listener);
   }
 
+  retire(): void {
+    if (this.retirer.signal.aborted) return;
+    this.retirer.abort();
+    for (const waiter of this.waiters) waiter.reject(new ClosedError('session supervisor'));
+    this.waiters.clear();
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.stopper.abort();
-      for (const waiter of this.waiters) waiter.reject(new ClosedError('session supervisor'));
-      this.waiters.clear();
+      this.retire();
       await this.running;
       await this.active?.close();
     })();
@@ -112,12 +127,12 @@ export class SessionSupervisor implements SessionSource {
     const max = this.options.maxBackoffMs ?? 10_000;
     const random = this.options.random ?? Math.random;
     let backoff = initial;
-    while (!this.stopper.signal.aborted) {
+    while (!this.halt.aborted) {
       let session: Session;
       try {
-        session = await this.options.open(this.stopper.signal);
+        session = await this.options.open(this.halt);
       } catch (err) {
-        if (this.stopper.signal.aborted) return;
+        if (this.halt.aborted) return;
         const delay = Math.round(backoff * random());
         this.options.logger?.warn({ err, retryInMs: delay }, 'could not open a session; retrying');
         backoff = Math.min(max, backoff * 2);
@@ -125,10 +140,14 @@ export class SessionSupervisor implements SessionSource {
         continue;
       }
       backoff = initial;
+      if (this.halt.aborted) {
+        // Opened while retiring: nobody will use it, so it is revoked at once.
+        await session.close().catch(() => undefined);
+        return;
+      }
       this.publish(session);
-      if (this.stopper.signal.aborted) return;
       await this.ended(session);
-      if (this.stopper.signal.aborted) return;
+      if (this.halt.aborted) return;
       this.active = undefined;
       this.options.logger?.warn({ incarnation: session.incarnation }, 'session ended; opening a new incarnation');
       if (!(await this.pause(Math.round(initial * random())))) return;
@@ -165,7 +184,7 @@ export class SessionSupervisor implements SessionSource {
   /** Sleeps on the clock; false when the supervisor stopped meanwhile. */
   private async pause(ms: number): Promise<boolean> {
     try {
-      await this.clock.sleep(ms, this.stopper.signal);
+      await this.clock.sleep(ms, this.halt);
       return true;
     } catch {
       return false;
@@ -182,6 +201,7 @@ export function staticSessionSource(session: Session = new LocalSession('localho
       listener(session);
       return () => undefined;
     },
+    retire: () => undefined,
     close: () => session.close(),
   };
 }

@@ -319,6 +319,24 @@ export function describeMembership(name: string, makeFixture: () => Promise<Memb
         expect(events.at(-1)).toMatchObject({ type: 'incarnation-ended', reason: 'left', owner: restarted.owner });
       });
 
+      it('once retired (shutdown began) it keeps the incarnation, but one that ends is not followed by another', async () => {
+        const sup = supervise('h1@be');
+        const events: IncarnationEvent[] = [];
+        sup.subscribe((e) => events.push(e));
+        await sup.start();
+        sup.retire();
+        expect(sup.joined).toBe(true);
+        (sup.session as TestSession).markLost();
+        await waitFor(() => events.length >= 2, { what: 'the incarnation to end' });
+        await fx.clock.advance(1_000); // past the rejoin pause
+        await new Promise((r) => setTimeout(r, 50));
+        expect(events.map((e) => `${e.type}:${e.reason}`)).toEqual(['incarnation-started:start', 'incarnation-ended:session-lost']);
+        expect(sup.joined).toBe(false);
+        expect((await fx.membership.snapshot()).alive).toEqual([]);
+        await sup.close();
+        expect(events).toHaveLength(2); // nothing more to leave
+      });
+
       it('close() leaves, so the member is down at once, and leaves the session to its owner', async () => {
         const sup = supervise('h1@be');
         await sup.start();

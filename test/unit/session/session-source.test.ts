@@ -50,6 +50,56 @@ describe('SessionSupervisor', () => {
     expect(second.state).toBe('closed');
   });
 
+  it('once retired, keeps the current session until close but opens no new incarnation when it ends', async () => {
+    const opened: FakeSession[] = [];
+    const clock = new ManualClock();
+    const supervisor = new SessionSupervisor({
+      open: async () => {
+        const s = new FakeSession('h@b');
+        opened.push(s);
+        return s;
+      },
+      clock,
+      random: () => 0.5,
+      initialBackoffMs: 100,
+    });
+    supervisor.start();
+    const first = await supervisor.next();
+    supervisor.retire();
+    supervisor.retire(); // idempotent
+    expect(supervisor.current()).toBe(first);
+    await opened[0]!.lose();
+    await clock.advance(1_000);
+    await flush();
+    expect(opened).toHaveLength(1);
+    await expect(supervisor.next()).rejects.toBeInstanceOf(ClosedError);
+    await supervisor.close();
+  });
+
+  it('retire() rejects whoever waits for a session and stops a failing open from retrying', async () => {
+    const clock = new ManualClock();
+    let attempts = 0;
+    const supervisor = new SessionSupervisor({
+      open: async () => {
+        attempts++;
+        throw new BackendUnavailableError('etcd', 'down');
+      },
+      clock,
+      random: () => 1,
+      initialBackoffMs: 100,
+    });
+    supervisor.start();
+    const waiting = supervisor.next();
+    await flush();
+    expect(attempts).toBe(1);
+    supervisor.retire();
+    await expect(waiting).rejects.toBeInstanceOf(ClosedError);
+    await clock.advance(10_000);
+    await flush();
+    expect(attempts).toBe(1);
+    await supervisor.close();
+  });
+
   it('retries a failing open with exponential back-off on the clock', async () => {
     const clock = new ManualClock();
     let attempts = 0;
