@@ -310,8 +310,8 @@ export class OrphanCleaner {
 
 /**
  * The one fenced transition that ends a "status →" cleanup: the op's transitional status and the
- * cleaner's ownership of the op are expected, the final status (and `host` = the cleaner) is
- * written and the op removed, under the cleaner's alive fence.
+ * cleaner's ownership of the op are expected; the final status, `host` = the cleaner and
+ * `updated_by` = its incarnation are written and the op removed, under the cleaner's alive fence.
  */
 function finalTransition(store: StateStore, op: OpRecord, set: FinalSet, me: Member): Promise<{ readonly ok: boolean; readonly failed?: FailedCondition }> {
   const common = {
@@ -322,8 +322,13 @@ function finalTransition(store: StateStore, op: OpRecord, set: FinalSet, me: Mem
     fence: me.fence(),
   };
   if (op.type === 'volume') {
-    const volume: Patch<VolumeRecord> = { status: set.status as VolumeStatus, host: me.owner.host, ...(set.attach_status === undefined ? {} : { attach_status: set.attach_status }) };
+    const volume: Patch<VolumeRecord> = {
+      status: set.status as VolumeStatus,
+      host: me.owner.host,
+      updated_by: me.owner.incarnation,
+      ...(set.attach_status === undefined ? {} : { attach_status: set.attach_status }),
+    };
     return store.transition({ type: 'volume', id: op.id }, { ...common, set: volume });
   }
-  return store.transition({ type: 'snapshot', id: op.id }, { ...common, set: { status: set.status as SnapshotStatus, host: me.owner.host } });
+  return store.transition({ type: 'snapshot', id: op.id }, { ...common, set: { status: set.status as SnapshotStatus, host: me.owner.host, updated_by: me.owner.incarnation } });
 }

@@ -38,6 +38,9 @@ export type Plan<R> = { readonly failed: FailedCondition } | { readonly write: W
 /** Fields a patch may not set (identity and the store's own stamps). */
 const FIXED = new Set(['id', 'revision', 'created_at', 'updated_at', 'project_id', 'volume_id']);
 
+/** Optional fields a patch may set on a record that lacks them (records.ts says why they are optional). */
+const OPTIONAL = new Set(['updated_by']);
+
 const fail = (field: string, expected: unknown, actual: unknown): { failed: FailedCondition } => ({ failed: { field, expected, actual } });
 
 /** The fields conditions may name on a resource (the record itself unless children are counted). */
@@ -101,7 +104,7 @@ function applyPatch<R extends ResourceRecord>(current: R, patch: Readonly<Record
   const next: Record<string, unknown> = { ...stripRevision(current), updated_at: now };
   for (const [field, value] of Object.entries(patch)) {
     if (value === undefined) continue;
-    if (FIXED.has(field) || !(field in current)) throw new InvalidInputError(`a transition cannot set ${field}`);
+    if (FIXED.has(field) || !(field in current || OPTIONAL.has(field))) throw new InvalidInputError(`a transition cannot set ${field}`);
     next[field] = isFieldRef(value) ? (current as unknown as Record<string, unknown>)[value.field] : value;
   }
   return next as Unrevisioned<R>;

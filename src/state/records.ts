@@ -40,6 +40,8 @@ export interface VolumeRecord {
   readonly cluster: string;
   /** The host that last acted on the volume; null until a worker has. */
   readonly host: string | null;
+  /** The incarnation whose worker or cleanup write last ended an operation on it; see {@link WriterStamp}. */
+  readonly updated_by?: string;
   readonly attach_status: AttachStatus;
   readonly availability_zone: string;
   readonly volume_type: string;
@@ -69,6 +71,8 @@ export interface SnapshotRecord {
   readonly user_id: string | null;
   readonly cluster: string;
   readonly host: string | null;
+  /** The incarnation whose worker or cleanup write last ended an operation on it; see {@link WriterStamp}. */
+  readonly updated_by?: string;
   /** Cinder's `progress`, e.g. `0%`. */
   readonly progress: string;
   readonly metadata: Readonly<Record<string, string>>;
@@ -76,6 +80,16 @@ export interface SnapshotRecord {
   readonly updated_at: number | null;
   readonly revision: string;
 }
+
+/**
+ * `updated_by`: the incarnation (`<host>@<backend>:<lease hex>`) that wrote the final status of
+ * the record's last operation — the worker's final write, or a cleanup's. Absent until one did
+ * (and on records written before the field existed). It is what makes "no write by a fenced
+ * worker was accepted" checkable from etcd's history: the writer of every final write is named
+ * in the write itself, so its liveness at that revision can be verified independently of the
+ * op record it consumed (the fault suite, `test/chaos/history.ts`). Never shown by the API.
+ */
+export type WriterStamp = Pick<VolumeRecord, 'updated_by'>;
 
 /** A volume or a snapshot. */
 export type ResourceRecord = VolumeRecord | SnapshotRecord;

@@ -76,9 +76,9 @@ const NEVER = new AbortController().signal;
  *    lost, or when `options.signal` aborts.
  * 4. ONE write: the final status (Cinder's error status when the driver failed: create →
  *    `error`, delete → `error_deleting`, extend → `error_extending`, snapshot create → `error`,
- *    snapshot delete → `error_deleting`), `host` = this member, the op removed (a successful delete
- *    removes the record). It expects the op unchanged (`opId`, `owner: me`) and carries the member
- *    fence and the lock fences.
+ *    snapshot delete → `error_deleting`), `host` = this member, `updated_by` = this incarnation,
+ *    the op removed (a successful delete removes the record). It expects the op unchanged
+ *    (`opId`, `owner: me`) and carries the member fence and the lock fences.
  *
  * Failure semantics (never thrown; each is an outcome):
  * - driver error → the error status, outcome `error`;
@@ -220,7 +220,8 @@ export class OperationRunner {
               await this.deps.store.transition(ref as { type: 'volume'; id: string }, {
                 expect: { status: op.status },
                 expectOp,
-                set: write.set,
+                // The writer names itself, so etcd's history shows who wrote each final status.
+                set: { ...write.set, updated_by: inc.member.owner.incarnation },
                 op: 'remove',
                 by: 'worker',
                 fence,

@@ -223,6 +223,16 @@ export function describeStateStore(name: string, factory: StateStoreFactory): vo
         expect(res).toMatchObject({ ok: true, record: { status: 'extending', previous_status: 'available' }, op: { params: { newSize: 2 } } });
       });
 
+      it('stamps updated_by, the writer of a final status, on a record that had none; other unknown fields stay refused', async () => {
+        const vol = await availableVolume();
+        expect(vol.updated_by).toBeUndefined();
+        const ref = { type: 'volume' as const, id: vol.id };
+        const res = await store.transition(ref, { expect: { status: 'available' }, set: { host: 'n1@rbd', updated_by: 'n1@rbd:6a1f' }, by: 'worker' });
+        expect(res).toMatchObject({ ok: true, record: { host: 'n1@rbd', updated_by: 'n1@rbd:6a1f' } });
+        expect(await store.get(ref)).toMatchObject({ updated_by: 'n1@rbd:6a1f' });
+        await expect(store.transition(ref, { expect: {}, set: { no_such_field: 1 } as never, by: 'worker' })).rejects.toBeInstanceOf(InvalidInputError);
+      });
+
       it('lets an admin reset abandon the op, but never into a transitional status', async () => {
         const vol = await availableVolume();
         const ref = { type: 'volume' as const, id: vol.id };

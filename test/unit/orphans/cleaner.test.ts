@@ -176,7 +176,10 @@ describe('orphan detection and cleanup on a single node (SQLite, local membershi
     for (const [kind, ref] of refs) {
       const record = await fx.store.get(ref);
       expect(record?.status ?? 'deleted', kind).toBe(CLEANED_STATUS[kind]);
-      if (record && kind !== 'delete_volume' && kind !== 'delete_snapshot') expect(record.host, kind).toBe(me.owner.host);
+      if (record && kind !== 'delete_volume' && kind !== 'delete_snapshot') {
+        expect(record.host, kind).toBe(me.owner.host);
+        expect(record.updated_by, kind).toBe(me.owner.incarnation);
+      }
     }
     const detach = await fx.store.get(refs.get('detach_volume') as { type: 'volume'; id: string });
     expect(detach?.attach_status).toBe('attached');
