@@ -1,0 +1,109 @@
+/**
+ * Malformed and oversized inputs mixed into the stream: API requests (expected: 4xx with Cinder's
+ * fault body, nothing written) and AMQP messages published straight to the cluster's work queue
+ * (expected: dead-lettered, nothing else happens).
+ */
+import { randomUUID } from 'node:crypto';
+import { type ChannelModel, connect } from 'amqplib';
+import type { BadInput } from './invariants.js';
+import { call } from './stream.js';
+
+/** One bad API request: what it is and how to send it. */
+interface BadRequest {
+  readonly what: string;
+  readonly method: string;
+  readonly path: string;
+  readonly raw: string;
+  readonly contentType?: string;
+}
+
+/** The bad requests, in turn; `name` marks anything they could (wrongly) create. */
+export function badRequests(name: string): BadRequest[] {
+  const vol = (v: unknown): string => JSON.stringify({ volume: v });
+  return [
+    { what: 'create: truncated JSON', method: 'POST', path: '/v3/admin/volumes', raw: `{"volume": {"size": 1, "name": "${name}"` },
+    { what: 'create: 80 KiB body', method: 'POST', path: '/v3/admin/volumes', raw: vol({ size: 1, name: name, description: 'x'.repeat(80 * 1024) }) },
+    { what: 'create: size -1', method: 'POST', path: '/v3/admin/volumes', raw: vol({ size: -1, name }) },
+    { what: 'create: size "big"', method: 'POST', path: '/v3/admin/volumes', raw: vol({ size: 'big', name }) },
+    { what: 'create: no volume key', method: 'POST', path: '/v3/admin/volumes', raw: JSON.stringify({ size: 1, name }) },
+    { what: 'create: text/plain', method: 'POST', path: '/v3/admin/volumes', raw: 'size=1', contentType: 'text/plain' },
+    { what: 'extend: unknown volume', method: 'POST', path: `/v3/admin/volumes/${randomUUID()}/action`, raw: JSON.stringify({ 'os-extend': { new_size: 2 } }) },
+    { what: 'extend: new_size "x"', method: 'POST', path: `/v3/admin/volumes/${randomUUID()}/action`, raw: JSON.stringify({ 'os-extend': { new_size: 'x' } }) },
+    { what: 'snapshot: volume_id not a UUID', method: 'POST', path: '/v3/admin/snapshots', raw: JSON.stringify({ snapshot: { volume_id: '../../etc', name } }) },
+    { what: 'delete: id not a UUID', method: 'DELETE', path: '/v3/admin/volumes/%2e%2e', raw: '' },
+  ];
+}
+
+/** True when `body` is Cinder's fault body for `status`: `{"<fault>": {"code": status, "message": "…"}}`. */
+export function isFaultBody(body: unknown, status: number): boolean {
+  if (typeof body !== 'object' || body === null) return false;
+  const entries = Object.entries(body);
+  if (entries.length !== 1) return false;
+  const inner = entries[0]?.[1] as { code?: unknown; message?: unknown } | undefined;
+  return inner?.code === status && typeof inner.message === 'string' && inner.message.length > 0;
+}
+
+/** Sends bad request `n` (cycling through the list) and returns what came back. */
+export async function sendBadRequest(api: string, name: string, n: number): Promise<BadInput | undefined> {
+  const list = badRequests(name);
+  const r = list[n % list.length];
+  if (!r) return undefined;
+  const res = await call(api, r.method, r.path, undefined, { ...(r.raw ? { raw: r.raw } : {}), ...(r.contentType ? { contentType: r.contentType } : {}) });
+  // No answer (the API restarting its etcd connection, say) is not an answer to judge.
+  if (res.status === 0 || res.status === 503) return undefined;
+  return { what: r.what, outcome: res.status, faultBody: isFaultBody(res.body, res.status) };
+}
+
+/** The bad AMQP messages, in turn. */
+export function badMessages(): { what: string; content: Buffer }[] {
+  return [
+    { what: 'amqp: not JSON', content: Buffer.from('{"kind": "create_volume", "id": ') },
+    { what: 'amqp: JSON of the wrong shape', content: Buffer.from(JSON.stringify({ v: 1, kind: 'drop_all_volumes', id: 42 })) },
+    { what: 'amqp: 12 KiB message', content: Buffer.from(JSON.stringify({ v: 1, kind: 'create_volume', type: 'volume', id: randomUUID(), pad: 'x'.repeat(12 * 1024) })) },
+    { what: 'amqp: unknown version', content: Buffer.from(JSON.stringify({ v: 99, kind: 'delete_volume', type: 'volume', id: randomUUID() })) },
+  ];
+}
+
+/**
+ * Publishes bad message `n` to the cluster queue (through the main exchange, as a job would go)
+ * with publisher confirms, on a connection of its own. Returns its correlation id, or undefined
+ * when the broker was not there (the caller tries again later).
+ */
+export async function publishBadMessage(url: string, exchange: string, routingKey: string, n: number): Promise<{ what: string; correlationId: string } | undefined> {
+  const list = badMessages();
+  const m = list[n % list.length];
+  if (!m) return undefined;
+  const correlationId = `chaos-bad-${n}-${randomUUID().slice(0, 8)}`;
+  let conn: ChannelModel | undefined;
+  try {
+    conn = await connect(url, { timeout: 3_000 });
+    conn.on('error', () => undefined);
+    const ch = await conn.createConfirmChannel();
+    ch.on('error', () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      ch.publish(exchange, routingKey, m.content, { correlationId, contentType: 'application/json', persistent: true, mandatory: true }, (err) => (err ? reject(err as Error) : resolve()));
+    });
+    return { what: m.what, correlationId };
+  } catch {
+    return undefined;
+  } finally {
+    await conn?.close().catch(() => undefined);
+  }
+}
+
+/** Takes every message off the dead-letter queue and returns their correlation ids. */
+export async function drainDeadLetters(url: string, queue: string): Promise<Set<string>> {
+  const conn = await connect(url, { timeout: 5_000 });
+  try {
+    const ch = await conn.createChannel();
+    const ids = new Set<string>();
+    for (let i = 0; i < 100_000; i++) {
+      const msg = await ch.get(queue, { noAck: true });
+      if (msg === false) break;
+      if (typeof msg.properties.correlationId === 'string') ids.add(msg.properties.correlationId);
+    }
+    return ids;
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * The fault suite's cluster: a private etcd and RabbitMQ (so they can be restarted), one API-only
+ * `hearth serve` process and worker-only processes, each worker reaching etcd through its own
+ * TCP proxy (so one worker can be cut off from etcd), the fake driver with latency writing one
+ * shared journal. It remembers every process it started and how each ended.
+ */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { EtcdServer } from '../support/etcd.js';
+import { type HearthProcess, startHearth } from '../support/hearth-process.js';
+import { RabbitServer } from '../support/rabbitmq.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+import { waitFor } from '../support/wait.js';
+import type { ProcessEnd } from './invariants.js';
+
+/** Settings of a chaos cluster. */
+export interface ClusterOptions {
+  readonly workers: number;
+  readonly leaseTtlMs: number;
+  readonly latencyMs: number;
+}
+
+export const CLUSTER = 'chaos';
+export const BACKEND = 'be';
+export const CLUSTER_ID = `${CLUSTER}@${BACKEND}`;
+export const ETCD_PREFIX = '/chaos';
+export const AMQP_PREFIX = 'chaos';
+
+interface Run {
+  readonly proc: HearthProcess;
+  by: ProcessEnd['by'];
+}
+
+/** The servers and processes of one run. */
+export class ChaosCluster {
+  readonly hosts: readonly string[];
+  private readonly runs: Run[] = [];
+  private readonly current = new Map<string, Run>();
+  private apiRun: Run | undefined;
+
+  private constructor(
+    readonly options: ClusterOptions,
+    readonly etcd: EtcdServer,
+    readonly rabbit: RabbitServer,
+    readonly proxies: ReadonlyMap<string, TcpProxy>,
+    readonly journal: string,
+    /** A client of the private etcd (directly, not through a proxy). */
+    readonly client: Etcd3,
+  ) {
+    this.hosts = [...proxies.keys()];
+  }
+
+  /** Starts etcd, RabbitMQ, the proxies, the API process and the workers. */
+  static async start(options: ClusterOptions): Promise<ChaosCluster> {
+    // No compaction during a run: the fenced-write check reads the whole history.
+    const etcd = await EtcdServer.start({ args: ['--auto-compaction-retention', '100000000'] });
+    const rabbit = await RabbitServer.start();
+    const port = Number(new URL(etcd.url).port);
+    const proxies = new Map<string, TcpProxy>();
+    for (let i = 1; i <= options.workers; i++) proxies.set(`w${i}`, await TcpProxy.start({ port }));
+    const journal = join(await mkdtemp(join(tmpdir(), 'hearth-chaos-')), 'journal.jsonl');
+    const client = new Etcd3({ hosts: etcd.endpoints });
+    const cluster = new ChaosCluster(options, etcd, rabbit, proxies, journal, client);
+    cluster.apiRun = { proc: await startHearth({ name: 'api', env: cluster.env('api', etcd.url, 'api') }), by: 'none' };
+    cluster.runs.push(cluster.apiRun);
+    await Promise.all(cluster.hosts.map((h) => cluster.startWorker(h)));
+    return cluster;
+  }
+
+  /** The `HEARTH_*` settings of a process. */
+  env(host: string, etcdUrl: string, roles: 'api' | 'worker'): Record<string, string> {
+    return {
+      HEARTH_ETCD_ENDPOINTS: etcdUrl,
+      HEARTH_ETCD_PREFIX: ETCD_PREFIX,
+      HEARTH_ETCD_CALL_TIMEOUT_MS: '2000',
+      HEARTH_AMQP_URL: this.rabbit.url,
+      HEARTH_AMQP_PREFIX: AMQP_PREFIX,
+      HEARTH_AMQP_HEARTBEAT_SECONDS: '2',
+      HEARTH_AMQP_RECONNECT_MAX_DELAY_MS: '1000',
+      HEARTH_AMQP_PUBLISH_TIMEOUT_MS: '3000',
+      HEARTH_CLUSTER: CLUSTER,
+      HEARTH_BACKEND: BACKEND,
+      HEARTH_HOST: host,
+      HEARTH_ROLES: roles,
+      HEARTH_LEASE_TTL_MS: String(this.options.leaseTtlMs),
+      HEARTH_LEASE_MARGIN_MS: '1000',
+      HEARTH_REPORT_INTERVAL_MS: '1000',
+      HEARTH_SWEEP_INTERVAL_MS: '2000',
+      HEARTH_SHUTDOWN_GRACE_MS: '5000',
+      HEARTH_DRIVER_NAME: 'fake',
+      HEARTH_DRIVER_FAKE_LATENCY_MS: String(this.options.latencyMs),
+      HEARTH_DRIVER_FAKE_JOURNAL: this.journal,
+      HEARTH_ORPHANS_SWEEP_INTERVAL_MS: '2000',
+      HEARTH_ORPHANS_AUTO_CLEANUP: 'true',
+      HEARTH_ORPHANS_GRACE_MS: String(this.options.leaseTtlMs),
+      HEARTH_LOG_LEVEL: 'info',
+    };
+  }
+
+  /** The API process. */
+  get api(): HearthProcess {
+    if (!this.apiRun) throw new Error('not started');
+    return this.apiRun.proc;
+  }
+
+  /** The running process of `host`, if any. */
+  worker(host: string): HearthProcess | undefined {
+    const run = this.current.get(host);
+    return run?.proc.process.alive ? run.proc : undefined;
+  }
+
+  /** Starts `host` (again); tries a few times, since a start during a server restart can fail. */
+  async startWorker(host: string): Promise<HearthProcess> {
+    const proxy = this.proxies.get(host);
+    if (!proxy) throw new Error(`no host ${host}`);
+    let last: unknown;
+    for (let attempt = 1; attempt <= 4; attempt++) {
+      try {
+        const proc = await startHearth({ name: `worker-${host}`, env: this.env(host, proxy.url, 'worker'), startTimeoutMs: 45_000 });
+        const run: Run = { proc, by: 'none' };
+        this.runs.push(run);
+        this.current.set(host, run);
+        return proc;
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw last instanceof Error ? last : new Error(String(last));
+  }
+
+  /** kill -9 of `host`'s process. */
+  async kill(host: string): Promise<void> {
+    const run = this.current.get(host);
+    if (!run) return;
+    run.by = 'kill';
+    await run.proc.kill();
+  }
+
+  /** Waits until every worker answers `/readyz` with 200. */
+  async allReady(timeoutMs = 60_000): Promise<void> {
+    await waitFor(
+      async () => {
+        for (const h of this.hosts) {
+          const p = this.worker(h);
+          if (!p) return false;
+          const res = await fetch(`${p.opsUrl}/readyz`, { signal: AbortSignal.timeout(1_000) });
+          if (res.status !== 200) return false;
+        }
+        return true;
+      },
+      { timeoutMs, intervalMs: 200, what: 'every worker ready' },
+    );
+  }
+
+  /** Stops every process still running (SIGTERM) and returns how every run ended. */
+  async stopAll(): Promise<ProcessEnd[]> {
+    await Promise.all(
+      this.runs.map(async (r) => {
+        if (!r.proc.process.alive) return;
+        r.by = 'stop';
+        await r.proc.stop(15_000);
+      }),
+    );
+    return this.ends();
+  }
+
+  /** How every run ended so far (a running process counts as not ended: `by` none, no code). */
+  ends(): ProcessEnd[] {
+    return this.runs
+      .filter((r) => !r.proc.process.alive)
+      .map((r) => ({ name: `${r.proc.name} (pid ${r.proc.pid})`, by: r.by, code: r.proc.process.exit?.code ?? null, signal: r.proc.process.exit?.signal ?? null }));
+  }
+
+  /** Process runs that ended although nobody killed or stopped them. */
+  crashed(): ProcessEnd[] {
+    return this.ends().filter((e) => e.by === 'none');
+  }
+
+  /** Every process's log lines (JSON), for diagnosis. */
+  logs(): { name: string; pid: number; lines: Record<string, unknown>[] }[] {
+    return this.runs.map((r) => ({ name: r.proc.name, pid: r.proc.pid, lines: r.proc.logs() }));
+  }
+
+  /** Stops everything, servers included. Idempotent. */
+  async close(): Promise<void> {
+    for (const r of this.runs) if (r.proc.process.alive) r.proc.process.killNow();
+    for (const p of this.proxies.values()) await p.close();
+    this.client.close();
+    await this.rabbit.stop();
+    await this.etcd.stop();
+  }
+}

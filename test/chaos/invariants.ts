@@ -1,0 +1,272 @@
+/**
+ * The fault suite's invariants (pure: no I/O). The scenario runner records what happened —
+ * requests and their outcomes, etcd's history of the run, the fake driver's journal report,
+ * process exits, fault timings — and {@link checkInvariants} turns that record into one row per
+ * invariant. Nothing here knows how the record was made, so each rule is unit-tested on
+ * hand-written records (`test/unit/chaos/invariants.test.ts`).
+ */
+import type { JournalReport } from '../../src/drivers/fake-journal.js';
+import { isTransitional } from '../../src/state/state-machine.js';
+
+/** One row of the printed table. */
+export interface InvariantRow {
+  readonly name: string;
+  readonly result: 'PASS' | 'FAIL';
+  readonly detail: string;
+}
+
+/** The operations the stream asks for through the API. */
+export type RequestKind = 'create_volume' | 'delete_volume' | 'extend_volume' | 'create_snapshot' | 'delete_snapshot';
+
+/** One request of the stream that the API accepted (202). */
+export interface AcceptedRequest {
+  readonly kind: RequestKind;
+  readonly type: 'volume' | 'snapshot';
+  readonly id: string;
+  /** The final status seen while the stream waited for it (`deleted` once gone); absent when the wait gave up. */
+  readonly final?: string;
+  /** True when no later request of the stream touched the resource (its end state is this request's). */
+  readonly last: boolean;
+}
+
+/** The statuses each request may end in (a cleaned-up orphan ends in its cleanup status, which is one of these). */
+export const FINAL_STATUSES: Readonly<Record<RequestKind, readonly string[]>> = {
+  create_volume: ['available', 'error'],
+  delete_volume: ['deleted', 'error_deleting'],
+  extend_volume: ['available', 'error_extending'],
+  create_snapshot: ['available', 'error'],
+  delete_snapshot: ['deleted', 'error_deleting'],
+};
+
+/** One event of etcd's history under the run's prefix, decoded. */
+export type HistoryEvent =
+  | { readonly revision: number; readonly kind: 'alive-put'; readonly host: string; readonly incarnation: string; readonly createRevision: number }
+  | { readonly revision: number; readonly kind: 'alive-delete'; readonly host: string }
+  | {
+      readonly revision: number;
+      readonly kind: 'op-put' | 'op-delete';
+      readonly key: string;
+      /** The owner's incarnation after the write (null: queued; absent on a delete). */
+      readonly owner?: { readonly incarnation: string; readonly aliveRevision: number } | null;
+      /** The owner before the write (null: queued or new). */
+      readonly prevOwner: { readonly incarnation: string; readonly aliveRevision: number } | null;
+    }
+  | { readonly revision: number; readonly kind: 'resource-put'; readonly key: string; readonly updatedBy: string | null; readonly status: string };
+
+/** A write whose writer was not alive (holding its alive key) at the write's revision. */
+export interface FencedWrite {
+  readonly revision: number;
+  readonly key: string;
+  readonly writer: string;
+  readonly why: string;
+}
+
+/**
+ * Writes in `history` made by an incarnation that was not alive at their revision. The writer of
+ * a write is known from the write itself: a claim names its new owner; a hand-back (owner →
+ * null) and the end of an op (its deletion) are written by its owner, as the claim's and the
+ * final write's conditions require (`expectOp owner: me`); a final resource write names its
+ * writer in `updated_by`, and must agree with the owner of the op it ends in the same
+ * revision. An incarnation is alive from its alive key's creation up to (not including) the
+ * revision that deletes that key; its owner refs must also carry that create revision.
+ */
+export function findFencedWrites(history: readonly HistoryEvent[]): FencedWrite[] {
+  const lives = new Map<string, { from: number; to: number }>();
+  const current = new Map<string, string>();
+  for (const e of history) {
+    if (e.kind === 'alive-put' && !lives.has(e.incarnation)) {
+      lives.set(e.incarnation, { from: e.createRevision, to: Number.POSITIVE_INFINITY });
+      current.set(e.host, e.incarnation);
+    } else if (e.kind === 'alive-delete') {
+      const inc = current.get(e.host);
+      const life = inc === undefined ? undefined : lives.get(inc);
+      if (life && life.to === Number.POSITIVE_INFINITY) life.to = e.revision;
+      current.delete(e.host);
+    }
+  }
+  const bad: FencedWrite[] = [];
+  const check = (revision: number, key: string, writer: string, aliveRevision: number | undefined, what: string): void => {
+    const life = lives.get(writer);
+    if (!life) bad.push({ revision, key, writer, why: `${what} by an incarnation that never held an alive key` });
+    else if (revision < life.from || revision >= life.to) bad.push({ revision, key, writer, why: `${what} at revision ${revision}, outside its life [${life.from}, ${life.to})` });
+    else if (aliveRevision !== undefined && aliveRevision !== life.from) bad.push({ revision, key, writer, why: `${what} with alive revision ${aliveRevision}, its key's is ${life.from}` });
+  };
+  const endedBy = new Map<string, string>();
+  for (const e of history) {
+    if (e.kind === 'op-put') {
+      if (e.owner && e.owner.incarnation !== e.prevOwner?.incarnation) check(e.revision, e.key, e.owner.incarnation, e.owner.aliveRevision, 'claim');
+      else if (e.owner === null && e.prevOwner) check(e.revision, e.key, e.prevOwner.incarnation, e.prevOwner.aliveRevision, 'hand-back');
+      else if (e.owner) check(e.revision, e.key, e.owner.incarnation, e.owner.aliveRevision, 'op update');
+    } else if (e.kind === 'op-delete' && e.prevOwner) {
+      check(e.revision, e.key, e.prevOwner.incarnation, e.prevOwner.aliveRevision, 'final write');
+      endedBy.set(`${e.revision} ${resourceOf(e.key)}`, e.prevOwner.incarnation);
+    }
+  }
+  for (const e of history) {
+    if (e.kind !== 'resource-put') continue;
+    const ender = endedBy.get(`${e.revision} ${resourceOf(e.key)}`);
+    if (ender === undefined) continue;
+    if (e.updatedBy !== ender) bad.push({ revision: e.revision, key: e.key, writer: e.updatedBy ?? 'nobody', why: `final status ${e.status} names ${e.updatedBy ?? 'no writer'}, the op's owner was ${ender}` });
+  }
+  return bad;
+}
+
+/** `ops/volume/x` and `resources/volume/x` → `volume/x`. */
+function resourceOf(key: string): string {
+  const m = /(?:^|\/)(?:ops|resources)\/(volume|snapshot)\/([^/]+)$/.exec(key);
+  return m ? `${m[1]}/${m[2]}` : key;
+}
+
+/** One kill -9 and when its consequences were seen (epoch ms). */
+export interface KillTiming {
+  readonly host: string;
+  readonly killedAt: number;
+  /** Ops the victim owned when it was killed. */
+  readonly ops: number;
+  /** First time the API's orphan view showed one of them. */
+  readonly detectedAt?: number;
+  /** When none of them was still owned by the dead incarnation. */
+  readonly takenOverAt?: number;
+}
+
+/** How a process of the run ended. */
+export interface ProcessEnd {
+  readonly name: string;
+  /** What the runner did to it last: killed it, stopped it (SIGTERM) at the end, or nothing. */
+  readonly by: 'kill' | 'stop' | 'none';
+  readonly code: number | null;
+  readonly signal: string | null;
+}
+
+/** A malformed or oversized input and what hearth answered. */
+export interface BadInput {
+  readonly what: string;
+  /** HTTP status (API) or whether the message was found dead-lettered (AMQP). */
+  readonly outcome: number | 'dead-lettered' | 'missing';
+  /** The API answered with Cinder's fault body (`{"<fault>": {"code", "message"}}`). */
+  readonly faultBody?: boolean;
+}
+
+/** Everything a run recorded. */
+export interface RunRecord {
+  readonly leaseTtlMs: number;
+  readonly accepted: readonly AcceptedRequest[];
+  /** Status of every resource the stream made, after the settle (`deleted` once gone). */
+  readonly endStatus: ReadonlyMap<string, string>;
+  /** Resources the API lists after the settle, by `type/id`, with their status. */
+  readonly listed: readonly { readonly type: 'volume' | 'snapshot'; readonly id: string; readonly status: string; readonly name?: string | null }[];
+  readonly journal: JournalReport;
+  readonly history: readonly HistoryEvent[];
+  readonly opsLeft: readonly string[];
+  readonly processes: readonly ProcessEnd[];
+  readonly kills: readonly KillTiming[];
+  readonly badInputs: readonly BadInput[];
+  /** Name prefix of the volumes that bad requests tried to create. */
+  readonly badName: string;
+}
+
+/** p50 and max of `values` (ms), or undefined when empty. */
+export function p50max(values: readonly number[]): { p50: number; max: number } | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  return { p50: sorted[Math.floor((sorted.length - 1) / 2)] ?? 0, max: sorted[sorted.length - 1] ?? 0 };
+}
+
+const row = (name: string, pass: boolean, detail: string): InvariantRow => ({ name, result: pass ? 'PASS' : 'FAIL', detail });
+const few = (items: readonly string[]): string => (items.length > 3 ? `${items.slice(0, 3).join('; ')}; … (${items.length})` : items.join('; '));
+
+/** One row per invariant. */
+export function checkInvariants(r: RunRecord): InvariantRow[] {
+  return [noneLost(r), noneStuck(r), noOverlap(r), noFencedWrite(r), noDoubleCreate(r), opsEmpty(r), noCrash(r), badApi(r), badAmqp(r), ...killRows(r)];
+}
+
+function noneLost(r: RunRecord): InvariantRow {
+  const lost: string[] = [];
+  let late = 0;
+  for (const a of r.accepted) {
+    const allowed = FINAL_STATUSES[a.kind];
+    if (a.final !== undefined && allowed.includes(a.final)) continue;
+    const end = r.endStatus.get(`${a.type}/${a.id}`);
+    if (a.final === undefined && a.last && end !== undefined && allowed.includes(end)) {
+      late++;
+      continue;
+    }
+    lost.push(`${a.kind} ${a.id}: ${a.final ?? `not final in the stream, ${end ?? 'unknown'} at the end`}`);
+  }
+  const errors = r.accepted.filter((a) => (a.final ?? r.endStatus.get(`${a.type}/${a.id}`) ?? '').startsWith('error')).length;
+  return row('every accepted request reached a final status (none lost)', lost.length === 0, lost.length ? few(lost) : `${r.accepted.length} accepted, all final (${late} only after the settle; ${errors} ended in an error status)`);
+}
+
+function noneStuck(r: RunRecord): InvariantRow {
+  const stuck = r.listed.filter((x) => isTransitional(x.type, x.status)).map((x) => `${x.type} ${x.id} ${x.status}`);
+  return row('no resource left in a transitional status', stuck.length === 0, stuck.length ? few(stuck) : `${r.listed.length} resources listed, none transitional`);
+}
+
+function noOverlap(r: RunRecord): InvariantRow {
+  const o = r.journal.overlaps.map((x) => `${x.resource}: ${x.first.call}@${x.first.member} / ${x.second.call}@${x.second.member}`);
+  return row('no two driver calls on one resource overlapped', o.length === 0 && r.journal.malformed === 0, o.length ? few(o) : `${r.journal.calls.length} calls, ${r.journal.unfinished.length} cut off by kills, ${r.journal.malformed} torn lines`);
+}
+
+function noFencedWrite(r: RunRecord): InvariantRow {
+  const bad = findFencedWrites(r.history);
+  const ends = r.history.filter((e) => e.kind === 'op-delete' && e.prevOwner).length;
+  const incarnations = new Set(r.history.flatMap((e) => (e.kind === 'alive-put' ? [e.incarnation] : []))).size;
+  return row('no write by a fenced worker was accepted', bad.length === 0 && ends > 0, bad.length ? few(bad.map((b) => `${b.key}@${b.revision} ${b.writer}: ${b.why}`)) : `${ends} final writes and every claim checked against ${incarnations} incarnations' alive keys in etcd's history`);
+}
+
+function noDoubleCreate(r: RunRecord): InvariantRow {
+  const d = r.journal.duplicates.map((x) => `${x.call} ${x.resource} ×${x.calls.length}`);
+  const creates = r.journal.calls.filter((c) => (c.call === 'createVolume' || c.call === 'createSnapshot') && c.ok === true).length;
+  return row('no create succeeded twice', d.length === 0, d.length ? few(d) : `${creates} successful creates, each once; no other call succeeded twice`);
+}
+
+function opsEmpty(r: RunRecord): InvariantRow {
+  return row('the ops/ prefix is empty at the end', r.opsLeft.length === 0, r.opsLeft.length ? few([...r.opsLeft]) : 'no op record left');
+}
+
+function noCrash(r: RunRecord): InvariantRow {
+  const crashed = r.processes.filter((p) => p.by === 'none' || (p.by === 'stop' && (p.code !== 0 || p.signal !== null)));
+  return row('no process crashed (broker and etcd restarts included)', crashed.length === 0, crashed.length ? few(crashed.map((p) => `${p.name} exited ${p.code ?? p.signal ?? '?'} (${p.by})`)) : `${r.processes.length} process runs; every exit was a kill -9 of the suite's or a clean stop (0)`);
+}
+
+function badApi(r: RunRecord): InvariantRow {
+  const api = r.badInputs.filter((b) => typeof b.outcome === 'number');
+  const wrong = api.filter((b) => typeof b.outcome !== 'number' || b.outcome < 400 || b.outcome >= 500 || b.faultBody !== true).map((b) => `${b.what}: ${b.outcome}`);
+  const made = r.listed.filter((x) => x.name?.startsWith(r.badName)).map((x) => `${x.type} ${x.id}`);
+  return row('malformed/oversized API requests: 4xx with a Cinder fault, nothing written', api.length > 0 && wrong.length === 0 && made.length === 0, wrong.length || made.length ? few([...wrong, ...made.map((m) => `created ${m}`)]) : `${api.length} bad requests, all 4xx (${[...new Set(api.map((b) => b.outcome))].sort().join(', ')}) with a fault body`);
+}
+
+function badAmqp(r: RunRecord): InvariantRow {
+  const amqp = r.badInputs.filter((b) => typeof b.outcome !== 'number');
+  const missing = amqp.filter((b) => b.outcome !== 'dead-lettered').map((b) => b.what);
+  return row('malformed/oversized AMQP messages: dead-lettered', amqp.length > 0 && missing.length === 0, missing.length ? `not dead-lettered: ${few(missing)}` : `${amqp.length} bad messages, all in the dead-letter queue`);
+}
+
+function killRows(r: RunRecord): InvariantRow[] {
+  const ttl = r.leaseTtlMs;
+  const withOps = r.kills.filter((k) => k.ops > 0);
+  const detect = withOps.flatMap((k) => (k.detectedAt === undefined ? [] : [k.detectedAt - k.killedAt]));
+  const takeover = withOps.flatMap((k) => (k.takenOverAt === undefined ? [] : [k.takenOverAt - k.killedAt]));
+  const undetected = withOps.filter((k) => k.detectedAt === undefined).length;
+  const notTaken = withOps.filter((k) => k.takenOverAt === undefined).length;
+  const d = p50max(detect);
+  const t = p50max(takeover);
+  const fmt = (s: { p50: number; max: number } | undefined): string => (s ? `p50 ${(s.p50 / 1000).toFixed(2)} s, max ${(s.max / 1000).toFixed(2)} s` : 'no sample');
+  const bound = ttl + 1_000;
+  return [
+    row(
+      `kill -9 → orphans detected (bound TTL + 1 s = ${bound / 1000} s)`,
+      withOps.length > 0 && undetected === 0 && (d?.max ?? Infinity) <= bound,
+      `${r.kills.length} kills, ${withOps.length} mid-operation: ${fmt(d)} (TTL ${ttl / 1000} s)${undetected ? `; ${undetected} never detected` : ''}`,
+    ),
+    row('kill -9 → takeover of every orphan', withOps.length > 0 && notTaken === 0, `${fmt(t)} (TTL ${ttl / 1000} s)${notTaken ? `; ${notTaken} kills' orphans never taken over` : ''}`),
+  ];
+}
+
+/** The rows as a fixed-width text table. */
+export function formatTable(rows: readonly InvariantRow[]): string {
+  const w = Math.max(9, ...rows.map((x) => x.name.length));
+  const lines = [`${'invariant'.padEnd(w)} | result | detail`, `${'-'.repeat(w)}-|--------|-------`];
+  for (const x of rows) lines.push(`${x.name.padEnd(w)} | ${x.result.padEnd(6)} | ${x.detail}`);
+  return lines.join('\n');
+}

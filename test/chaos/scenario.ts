@@ -1,0 +1,221 @@
+/**
+ * The fault suite's scenario runner: starts a chaos cluster, runs the stream of mixed operations
+ * and the bad inputs while the scheduled faults happen one after another, settles, records
+ * everything the invariants need, and checks them. `test/integration/chaos/short.test.ts` runs a
+ * short schedule inside `make test`; `test/chaos/run.ts` (`make chaos`) a long one.
+ */
+import { KeyLayout } from '../../src/etcd/keys.js';
+import { readJournal } from '../support/orphans-cluster.js';
+import { drainDeadLetters, publishBadMessage, sendBadRequest } from './bad-inputs.js';
+import { AMQP_PREFIX, ChaosCluster, CLUSTER_ID, ETCD_PREFIX } from './cluster.js';
+import { brokerRestart, etcdRestart, type FaultKind, killWorker, partition, pickVictim, zombie } from './faults.js';
+import { decodeHistory, readHistory } from './history.js';
+import { type BadInput, checkInvariants, type InvariantRow, type KillTiming, type RunRecord } from './invariants.js';
+import { call, sleep, Stream } from './stream.js';
+
+/** What a run does. */
+export interface ChaosOptions {
+  readonly kills: number;
+  readonly zombies: number;
+  readonly partitions: number;
+  readonly brokerRestarts: number;
+  readonly etcdRestarts: number;
+  /** Stop scheduling faults after this long (the settle comes on top). */
+  readonly maxSeconds: number;
+  readonly leaseTtlMs: number;
+  readonly latencyMs: number;
+  /** Concurrent client loops of the stream. */
+  readonly streams: number;
+  readonly seed: number;
+  readonly log: (line: string) => void;
+}
+
+/** What a run produced. */
+export interface ChaosResult {
+  readonly rows: InvariantRow[];
+  readonly record: RunRecord;
+  readonly faults: Readonly<Record<FaultKind, number>>;
+  readonly seconds: number;
+  readonly refused: ReadonlyMap<number, number>;
+  readonly settle: string;
+}
+
+const BAD_NAME = 'chaos-bad-';
+
+/** A small seeded generator (mulberry32), so a schedule can be replayed. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The faults in the order they run: kills spread out, the restarts in the middle (pure). */
+export function schedule(o: Pick<ChaosOptions, 'kills' | 'zombies' | 'partitions' | 'brokerRestarts' | 'etcdRestarts'>, random: () => number): FaultKind[] {
+  const others: FaultKind[] = [
+    ...Array<FaultKind>(o.zombies).fill('zombie'),
+    ...Array.from({ length: o.partitions }, (_, i): FaultKind => (i % 2 === 0 ? 'partition-pause' : 'partition-cut')),
+    ...Array<FaultKind>(o.brokerRestarts).fill('broker-restart'),
+    ...Array<FaultKind>(o.etcdRestarts).fill('etcd-restart'),
+  ];
+  for (let i = others.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [others[i], others[j]] = [others[j] as FaultKind, others[i] as FaultKind];
+  }
+  // One kill first (the stream is warm by then), then the others evenly between the kills.
+  const out: FaultKind[] = [];
+  const slots = Math.max(1, o.kills);
+  for (let k = 0; k < slots; k++) {
+    if (k < o.kills) out.push('kill');
+    const from = Math.floor((k * others.length) / slots);
+    const to = Math.floor(((k + 1) * others.length) / slots);
+    out.push(...others.slice(from, to));
+  }
+  return out;
+}
+
+/** Runs the scenario and returns the checked record. Always stops what it started. */
+export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
+  const started = Date.now();
+  const random = seeded(o.seed);
+  const ttl = o.leaseTtlMs;
+  o.log(`starting etcd, RabbitMQ, an API process and 3 workers (lease TTL ${ttl} ms, driver latency ${o.latencyMs} ms, seed ${o.seed})`);
+  const cluster = await ChaosCluster.start({ workers: 3, leaseTtlMs: ttl, latencyMs: o.latencyMs });
+  const stream = new Stream(() => cluster.api.apiUrl, 60_000, 'chaos-');
+  const kills: KillTiming[] = [];
+  const badInputs: BadInput[] = [];
+  const badMessages: { what: string; correlationId: string }[] = [];
+  const counts: Record<FaultKind, number> = { kill: 0, zombie: 0, 'partition-pause': 0, 'partition-cut': 0, 'broker-restart': 0, 'etcd-restart': 0 };
+  let badDone = false;
+  try {
+    o.log(`cluster up after ${((Date.now() - started) / 1000).toFixed(1)} s; stream of ${o.streams} clients starts`);
+    stream.start(o.streams);
+    const bad = (async () => {
+      for (let n = 0; !badDone; n++) {
+        await sleep(700 + random() * 600);
+        if (n % 2 === 0) {
+          const r = await sendBadRequest(cluster.api.apiUrl, BAD_NAME, n / 2);
+          if (r) badInputs.push(r);
+        } else {
+          const m = await publishBadMessage(cluster.rabbit.url, AMQP_PREFIX, `${AMQP_PREFIX}.volume.${CLUSTER_ID}`, (n - 1) / 2);
+          if (m) badMessages.push(m);
+        }
+      }
+    })();
+    await sleep(3_000);
+    const deadline = started + o.maxSeconds * 1_000;
+    for (const fault of schedule(o, random)) {
+      if (Date.now() > deadline) {
+        o.log(`time budget of ${o.maxSeconds} s spent: no more faults`);
+        break;
+      }
+      const t0 = Date.now();
+      const detail = await inject(cluster, fault, random, ttl, kills);
+      counts[fault]++;
+      o.log(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${fault} ${detail} (${Date.now() - t0} ms); accepted so far ${stream.accepted.length}`);
+      await cluster.allReady(90_000).catch((err: unknown) => o.log(`not every worker ready after ${fault}: ${String(err)}`));
+      await sleep(1_000 + random() * 2_000);
+    }
+    o.log('faults done; stopping the stream and settling');
+    badDone = true;
+    await Promise.all([stream.stop(), bad]);
+    const settle = await settleCluster(cluster, ttl);
+    o.log(`settled: ${settle}`);
+    const record = await collect(cluster, stream, kills, badInputs, badMessages, ttl);
+    const rows = checkInvariants(record);
+    return { rows, record, faults: counts, seconds: (Date.now() - started) / 1000, refused: stream.refused, settle };
+  } finally {
+    badDone = true;
+    await cluster.stopAll().catch(() => undefined);
+    await cluster.close().catch(() => undefined);
+  }
+}
+
+async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => number, ttl: number, kills: KillTiming[]): Promise<string> {
+  const anyHost = (): string => cluster.hosts[Math.floor(random() * cluster.hosts.length)] ?? 'w1';
+  switch (fault) {
+    case 'kill': {
+      const host = await pickVictim(cluster, random);
+      if (!host) return 'no running worker';
+      const k = await killWorker(cluster, host);
+      kills.push(k);
+      const ms = (t: number | undefined): string => (t === undefined ? 'n/a' : `${t - k.killedAt} ms`);
+      return `${host} owning ${k.ops} ops: detected ${ms(k.detectedAt)}, taken over ${ms(k.takenOverAt)}`;
+    }
+    case 'zombie': {
+      const host = anyHost();
+      await zombie(cluster, host, 2 * ttl + 3_000);
+      return `${host} stopped ${2 * ttl + 3_000} ms`;
+    }
+    case 'partition-pause':
+    case 'partition-cut': {
+      const host = anyHost();
+      await partition(cluster, host, fault === 'partition-pause' ? 'pause' : 'cut', ttl + 3_000);
+      return `${host} cut off etcd ${ttl + 3_000} ms`;
+    }
+    case 'broker-restart':
+      await brokerRestart(cluster, 3_000);
+      return 'down 3 s';
+    case 'etcd-restart':
+      await etcdRestart(cluster, 2_000);
+      return 'down 2 s';
+  }
+}
+
+/** Waits for the ops/ prefix to empty; asks for a work-cleanup once if it does not. */
+async function settleCluster(cluster: ChaosCluster, ttl: number): Promise<string> {
+  await cluster.allReady(90_000).catch(() => undefined);
+  const ops = async (): Promise<number> => (await cluster.client.getAll().prefix(new KeyLayout(ETCD_PREFIX).ops()).keys()).length;
+  const t0 = Date.now();
+  const until = async (ms: number): Promise<boolean> => {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      if ((await ops().catch(() => 1)) === 0) return true;
+      await sleep(250);
+    }
+    return false;
+  };
+  if (await until(4 * ttl + 30_000)) return `ops/ empty ${Date.now() - t0} ms after the stream stopped, without help`;
+  const res = await call(cluster.api.apiUrl, 'POST', '/v3/admin/workers/cleanup', { cluster_name: CLUSTER_ID }, { timeoutMs: 10_000 });
+  const done = await until(30_000);
+  return `${done ? 'ops/ empty' : 'ops/ NOT empty'} after a work-cleanup (HTTP ${res.status}), ${Date.now() - t0} ms after the stream stopped`;
+}
+
+async function collect(cluster: ChaosCluster, stream: Stream, kills: KillTiming[], badInputs: BadInput[], badMessages: { what: string; correlationId: string }[], ttl: number): Promise<RunRecord> {
+  const keys = new KeyLayout(ETCD_PREFIX);
+  const accepted = stream.requests();
+  const endStatus = new Map<string, string>();
+  const listed: RunRecord['listed'][number][] = [];
+  for (const type of ['volume', 'snapshot'] as const) {
+    const all = await cluster.client.getAll().prefix(keys.resources(type)).strings();
+    for (const v of Object.values(all)) {
+      const r = JSON.parse(v) as { id: string; status: string; name?: string | null };
+      listed.push({ type, id: r.id, status: r.status, name: r.name ?? null });
+      endStatus.set(`${type}/${r.id}`, r.status);
+    }
+  }
+  for (const a of accepted) if (!endStatus.has(`${a.type}/${a.id}`)) endStatus.set(`${a.type}/${a.id}`, 'deleted');
+  const opsLeft = await cluster.client.getAll().prefix(keys.ops()).keys();
+  const dead = await drainDeadLetters(cluster.rabbit.url, `${AMQP_PREFIX}.dead`);
+  const amqpInputs: BadInput[] = badMessages.map((m) => ({ what: `${m.what} (${m.correlationId})`, outcome: dead.has(m.correlationId) ? 'dead-lettered' : 'missing' }));
+  const history = decodeHistory(ETCD_PREFIX, await readHistory(cluster.client, ETCD_PREFIX));
+  const { report } = await readJournal(cluster.journal);
+  const processes = await cluster.stopAll();
+  return {
+    leaseTtlMs: ttl,
+    accepted,
+    endStatus,
+    listed,
+    journal: report,
+    history,
+    opsLeft,
+    processes,
+    kills,
+    badInputs: [...badInputs, ...amqpInputs],
+    badName: BAD_NAME,
+  };
+}

@@ -1,0 +1,132 @@
+/**
+ * The stream of mixed operations: `loops` clients, each running volume lifecycles through the
+ * real HTTP API (create → extend → snapshot create → snapshot delete → delete), waiting for each
+ * request's final status before the next. Every accepted (202) request is recorded with the
+ * final status seen; a request that does not reach one within `finalWaitMs` is recorded without,
+ * and its loop abandons that resource (the run's end state decides it).
+ */
+import type { AcceptedRequest, RequestKind } from './invariants.js';
+import { FINAL_STATUSES } from './invariants.js';
+
+/** An answer of the API (status 0: no answer — refused, reset or timed out). */
+export interface Answer {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/** Calls the API at `base` with a bounded wait; never throws. */
+export async function call(base: string, method: string, path: string, body?: unknown, init: { raw?: string; contentType?: string; timeoutMs?: number } = {}): Promise<Answer> {
+  const payload = init.raw ?? (body === undefined ? undefined : JSON.stringify(body));
+  try {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { 'OpenStack-API-Version': 'volume 3.27', ...(payload === undefined ? {} : { 'content-type': init.contentType ?? 'application/json' }) },
+      ...(payload === undefined ? {} : { body: payload }),
+      signal: AbortSignal.timeout(init.timeoutMs ?? 15_000),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : {};
+    } catch {
+      // Not JSON: keep the text.
+    }
+    return { status: res.status, body: parsed };
+  } catch {
+    return { status: 0, body: null };
+  }
+}
+
+/** Mutable form of an accepted request while the stream runs. */
+type Accepted = { -readonly [K in keyof AcceptedRequest]: AcceptedRequest[K] };
+
+/** The stream's record. */
+export class Stream {
+  readonly accepted: Accepted[] = [];
+  /** Answers other than 202, by status (0 = no answer). */
+  readonly refused = new Map<number, number>();
+  private stopped = false;
+  private readonly loops: Promise<void>[] = [];
+
+  constructor(
+    private readonly api: () => string,
+    private readonly finalWaitMs: number,
+    private readonly namePrefix: string,
+  ) {}
+
+  /** Starts `n` client loops. */
+  start(n: number): void {
+    for (let i = 0; i < n; i++) this.loops.push(this.loop(i));
+  }
+
+  /** Asks the loops to stop after their current step and waits for them. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.loops);
+  }
+
+  /** The accepted requests, each marked `last` when no later request touched its resource. */
+  requests(): AcceptedRequest[] {
+    const seen = new Set<string>();
+    const out: AcceptedRequest[] = [];
+    for (let i = this.accepted.length - 1; i >= 0; i--) {
+      const a = this.accepted[i];
+      if (!a) continue;
+      const key = `${a.type}/${a.id}`;
+      out.unshift({ ...a, last: !seen.has(key) });
+      seen.add(key);
+    }
+    return out;
+  }
+
+  private async loop(i: number): Promise<void> {
+    for (let n = 0; !this.stopped; n++) {
+      const vol = await this.request('create_volume', 'volume', 'POST', '/v3/admin/volumes', { volume: { size: 1, name: `${this.namePrefix}${i}-${n}` } });
+      if (vol === undefined) {
+        await sleep(500);
+        continue;
+      }
+      if (vol.final !== 'available' || this.stopped) continue;
+      const ext = await this.request('extend_volume', 'volume', 'POST', `/v3/admin/volumes/${vol.id}/action`, { 'os-extend': { new_size: 2 } }, vol.id);
+      if (ext !== undefined && ext.final === undefined) continue;
+      if (!this.stopped && (ext === undefined || ext.final === 'available')) {
+        const snap = await this.request('create_snapshot', 'snapshot', 'POST', '/v3/admin/snapshots', { snapshot: { volume_id: vol.id } });
+        if (snap !== undefined && snap.final === undefined) continue;
+        if (snap !== undefined) {
+          const del = await this.request('delete_snapshot', 'snapshot', 'DELETE', `/v3/admin/snapshots/${snap.id}`, undefined, snap.id);
+          if (del !== undefined && del.final === undefined) continue;
+        }
+      }
+      await this.request('delete_volume', 'volume', 'DELETE', `/v3/admin/volumes/${vol.id}`, undefined, vol.id);
+    }
+  }
+
+  /** Sends one request; when accepted, records it and waits for its final status. */
+  private async request(kind: RequestKind, type: 'volume' | 'snapshot', method: string, path: string, body: unknown, knownId?: string): Promise<Accepted | undefined> {
+    const res = await call(this.api(), method, path, body);
+    if (res.status !== 202) {
+      this.refused.set(res.status, (this.refused.get(res.status) ?? 0) + 1);
+      return undefined;
+    }
+    const id = knownId ?? (res.body as Record<string, { id?: string }>)[type]?.id;
+    if (id === undefined) throw new Error(`${method} ${path}: 202 without an id`);
+    const entry: Accepted = { kind, type, id, last: false };
+    this.accepted.push(entry);
+    const final = await this.waitFinal(kind, type, id);
+    if (final !== undefined) entry.final = final;
+    return entry;
+  }
+
+  private async waitFinal(kind: RequestKind, type: 'volume' | 'snapshot', id: string): Promise<string | undefined> {
+    const deadline = Date.now() + this.finalWaitMs;
+    while (Date.now() < deadline) {
+      await sleep(200);
+      const res = await call(this.api(), 'GET', `/v3/admin/${type}s/${id}`, undefined, { timeoutMs: 5_000 });
+      const status = res.status === 404 ? 'deleted' : res.status === 200 ? (res.body as Record<string, { status: string }>)[type]?.status : undefined;
+      if (status !== undefined && FINAL_STATUSES[kind].includes(status)) return status;
+    }
+    return undefined;
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

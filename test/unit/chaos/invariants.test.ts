@@ -1,0 +1,196 @@
+import { describe, expect, it } from 'vitest';
+import { checkJournal, type JournalEntry } from '../../../src/drivers/fake-journal.js';
+import { decodeHistory, type RawEvent } from '../../chaos/history.js';
+import { checkInvariants, findFencedWrites, formatTable, type HistoryEvent, p50max, type RunRecord } from '../../chaos/invariants.js';
+import { schedule, seeded } from '../../chaos/scenario.js';
+
+const A = 'w1@be:a1';
+const B = 'w2@be:b1';
+const own = (incarnation: string, aliveRevision: number) => ({ incarnation, aliveRevision });
+
+/** w1 alive [2, 20), w2 alive from 3. */
+const lives: HistoryEvent[] = [
+  { revision: 2, kind: 'alive-put', host: 'w1@be', incarnation: A, createRevision: 2 },
+  { revision: 3, kind: 'alive-put', host: 'w2@be', incarnation: B, createRevision: 3 },
+  { revision: 9, kind: 'alive-put', host: 'w1@be', incarnation: A, createRevision: 2 },
+  { revision: 20, kind: 'alive-delete', host: 'w1@be' },
+];
+
+describe('findFencedWrites', () => {
+  it('accepts claims and final writes of live owners, and a takeover of a dead owner by a live one', () => {
+    const h: HistoryEvent[] = [
+      ...lives,
+      { revision: 10, kind: 'op-put', key: 'ops/volume/v1', owner: null, prevOwner: null },
+      { revision: 11, kind: 'op-put', key: 'ops/volume/v1', owner: own(A, 2), prevOwner: null },
+      { revision: 12, kind: 'op-delete', key: 'ops/volume/v1', prevOwner: own(A, 2) },
+      { revision: 12, kind: 'resource-put', key: 'resources/volume/v1', updatedBy: A, status: 'available' },
+      { revision: 13, kind: 'op-put', key: 'ops/volume/v2', owner: own(A, 2), prevOwner: null },
+      { revision: 25, kind: 'op-put', key: 'ops/volume/v2', owner: own(B, 3), prevOwner: own(A, 2) },
+      { revision: 26, kind: 'op-delete', key: 'ops/volume/v2', prevOwner: own(B, 3) },
+      { revision: 26, kind: 'resource-put', key: 'resources/volume/v2', updatedBy: B, status: 'error' },
+    ];
+    expect(findFencedWrites(h)).toEqual([]);
+  });
+
+  it('reports a final write at or after the revision that deleted the writer’s alive key', () => {
+    const h: HistoryEvent[] = [...lives, { revision: 20, kind: 'op-delete', key: 'ops/volume/v1', prevOwner: own(A, 2) }, { revision: 30, kind: 'op-delete', key: 'ops/volume/v3', prevOwner: own(A, 2) }];
+    expect(findFencedWrites(h).map((b) => [b.revision, b.writer])).toEqual([
+      [20, A],
+      [30, A],
+    ]);
+  });
+
+  it('reports a claim by an unknown incarnation, one with a stale alive revision, and a late hand-back', () => {
+    const h: HistoryEvent[] = [
+      ...lives,
+      { revision: 5, kind: 'op-put', key: 'ops/volume/v1', owner: own('w9@be:z', 1), prevOwner: null },
+      { revision: 6, kind: 'op-put', key: 'ops/volume/v2', owner: own(B, 1), prevOwner: null },
+      { revision: 21, kind: 'op-put', key: 'ops/volume/v3', owner: null, prevOwner: own(A, 2) },
+    ];
+    expect(findFencedWrites(h).map((b) => b.why.split(' ')[0] + ' ' + b.key)).toEqual(['claim ops/volume/v1', 'claim ops/volume/v2', 'hand-back ops/volume/v3']);
+  });
+
+  it('reports a final status that names someone other than the op’s owner', () => {
+    const h: HistoryEvent[] = [...lives, { revision: 12, kind: 'op-delete', key: 'ops/snapshot/s1', prevOwner: own(A, 2) }, { revision: 12, kind: 'resource-put', key: 'resources/snapshot/s1', updatedBy: B, status: 'available' }];
+    expect(findFencedWrites(h)).toEqual([expect.objectContaining({ revision: 12, writer: B })]);
+  });
+
+  it('a restarted host is a new incarnation: the old one stays dead', () => {
+    const A2 = 'w1@be:a2';
+    const h: HistoryEvent[] = [
+      ...lives,
+      { revision: 22, kind: 'alive-put', host: 'w1@be', incarnation: A2, createRevision: 22 },
+      { revision: 23, kind: 'op-put', key: 'ops/volume/v1', owner: own(A2, 22), prevOwner: own(A, 2) },
+      { revision: 24, kind: 'op-delete', key: 'ops/volume/v9', prevOwner: own(A, 2) },
+    ];
+    expect(findFencedWrites(h).map((b) => b.revision)).toEqual([24]);
+  });
+});
+
+describe('decodeHistory', () => {
+  it('decodes alive, op and resource events under the prefix and skips the rest', () => {
+    const raw: RawEvent[] = [
+      { type: 'put', key: '/p/alive/w1@be', value: JSON.stringify({ incarnation: A }), prev: null, revision: 2, createRevision: 2 },
+      { type: 'put', key: '/p/ops/volume/v1', value: JSON.stringify({ owner: { host: 'w1@be', incarnation: A, aliveRevision: '2' } }), prev: JSON.stringify({ owner: null }), revision: 4, createRevision: 3 },
+      { type: 'delete', key: '/p/ops/volume/v1', value: null, prev: JSON.stringify({ owner: { incarnation: A, aliveRevision: '2' } }), revision: 5, createRevision: 0 },
+      { type: 'put', key: '/p/resources/volume/v1', value: JSON.stringify({ status: 'available', updated_by: A }), prev: null, revision: 5, createRevision: 1 },
+      { type: 'put', key: '/p/locks/x/1', value: '', prev: null, revision: 6, createRevision: 6 },
+      { type: 'delete', key: '/p/alive/w1@be', value: null, prev: null, revision: 7, createRevision: 0 },
+    ];
+    expect(decodeHistory('/p', raw)).toEqual([
+      { revision: 2, kind: 'alive-put', host: 'w1@be', incarnation: A, createRevision: 2 },
+      { revision: 4, kind: 'op-put', key: 'ops/volume/v1', owner: own(A, 2), prevOwner: null },
+      { revision: 5, kind: 'op-delete', key: 'ops/volume/v1', prevOwner: own(A, 2) },
+      { revision: 5, kind: 'resource-put', key: 'resources/volume/v1', updatedBy: A, status: 'available' },
+      { revision: 7, kind: 'alive-delete', host: 'w1@be' },
+    ]);
+  });
+});
+
+function entry(call: JournalEntry['call'], resource: string, pid: number, seq: number, start: number, end: number, member = 'w1@be'): JournalEntry[] {
+  const base = { call, resource, opId: `op-${pid}-${seq}`, member, pid, seq };
+  return [
+    { ...base, event: 'start', t: start },
+    { ...base, event: 'end', ok: true, t: end },
+  ];
+}
+
+/** A run where everything held. */
+function goodRun(): RunRecord {
+  return {
+    leaseTtlMs: 3_000,
+    accepted: [
+      { kind: 'create_volume', type: 'volume', id: 'v1', final: 'available', last: false },
+      { kind: 'delete_volume', type: 'volume', id: 'v1', final: 'deleted', last: true },
+      { kind: 'create_volume', type: 'volume', id: 'v2', last: true },
+    ],
+    endStatus: new Map([
+      ['volume/v1', 'deleted'],
+      ['volume/v2', 'error'],
+    ]),
+    listed: [{ type: 'volume', id: 'v2', status: 'error', name: 'chaos-0-1' }],
+    journal: checkJournal([...entry('createVolume', 'volume:v1', 1, 1, 0, 10), ...entry('deleteVolume', 'volume:v1', 2, 1, 10, 20, 'w2@be')]),
+    history: [...lives, { revision: 12, kind: 'op-delete', key: 'ops/volume/v1', prevOwner: own(A, 2) }],
+    opsLeft: [],
+    processes: [
+      { name: 'worker-w1', by: 'kill', code: null, signal: 'SIGKILL' },
+      { name: 'worker-w1', by: 'stop', code: 0, signal: null },
+    ],
+    kills: [
+      { host: 'w1', killedAt: 1_000, ops: 2, detectedAt: 3_500, takenOverAt: 7_000 },
+      { host: 'w2', killedAt: 10_000, ops: 1, detectedAt: 13_000, takenOverAt: 15_000 },
+      { host: 'w3', killedAt: 20_000, ops: 0 },
+    ],
+    badInputs: [
+      { what: 'truncated JSON', outcome: 400, faultBody: true },
+      { what: 'too big', outcome: 413, faultBody: true },
+      { what: 'amqp: not JSON', outcome: 'dead-lettered' },
+    ],
+    badName: 'chaos-bad-',
+  };
+}
+
+const failed = (r: RunRecord): string[] => checkInvariants(r).filter((x) => x.result === 'FAIL').map((x) => x.name);
+
+describe('checkInvariants', () => {
+  it('passes a run where everything held, with kill timings as p50/max', () => {
+    const rows = checkInvariants(goodRun());
+    expect(rows.filter((r) => r.result === 'FAIL')).toEqual([]);
+    expect(rows.find((r) => r.name.startsWith('kill -9 → orphans detected'))?.detail).toContain('3 kills, 2 mid-operation: p50 2.50 s, max 3.00 s');
+    expect(rows.find((r) => r.name.startsWith('kill -9 → takeover'))?.detail).toContain('p50 5.00 s, max 6.00 s');
+    expect(formatTable(rows).split('\n')).toHaveLength(rows.length + 2);
+  });
+
+  it('fails each invariant on its own violation', () => {
+    const g = goodRun();
+    expect(failed({ ...g, accepted: [...g.accepted, { kind: 'extend_volume', type: 'volume', id: 'v2', last: false }] })).toEqual(['every accepted request reached a final status (none lost)']);
+    expect(failed({ ...g, accepted: [{ kind: 'delete_volume', type: 'volume', id: 'v3', last: true }], endStatus: new Map([['volume/v3', 'deleting']]) })[0]).toBe('every accepted request reached a final status (none lost)');
+    expect(failed({ ...g, listed: [{ type: 'snapshot', id: 's', status: 'creating' }] })).toEqual(['no resource left in a transitional status']);
+    expect(failed({ ...g, journal: checkJournal([...entry('deleteVolume', 'volume:v1', 1, 1, 0, 10), ...entry('deleteVolume', 'volume:v1', 2, 1, 5, 6)]) })).toEqual(
+      expect.arrayContaining(['no two driver calls on one resource overlapped', 'no create succeeded twice']),
+    );
+    expect(failed({ ...g, journal: checkJournal([...entry('createVolume', 'volume:v1', 1, 1, 0, 10), ...entry('createVolume', 'volume:v1', 2, 1, 20, 30)]) })).toEqual(['no create succeeded twice']);
+    expect(failed({ ...g, history: [...lives, { revision: 21, kind: 'op-delete', key: 'ops/volume/v1', prevOwner: own(A, 2) }] })).toEqual(['no write by a fenced worker was accepted']);
+    expect(failed({ ...g, history: lives })).toEqual(['no write by a fenced worker was accepted']);
+    expect(failed({ ...g, opsLeft: ['/chaos/ops/volume/v2'] })).toEqual(['the ops/ prefix is empty at the end']);
+    expect(failed({ ...g, processes: [{ name: 'worker-w2', by: 'none', code: 1, signal: null }] })).toEqual(['no process crashed (broker and etcd restarts included)']);
+    expect(failed({ ...g, processes: [{ name: 'api', by: 'stop', code: 1, signal: null }] })).toEqual(['no process crashed (broker and etcd restarts included)']);
+    const api = 'malformed/oversized API requests: 4xx with a Cinder fault, nothing written';
+    expect(failed({ ...g, badInputs: [{ what: 'x', outcome: 500, faultBody: true }, ...g.badInputs.slice(2)] })).toEqual([api]);
+    expect(failed({ ...g, badInputs: [{ what: 'x', outcome: 400, faultBody: false }, ...g.badInputs.slice(2)] })).toEqual([api]);
+    expect(failed({ ...g, listed: [...g.listed, { type: 'volume', id: 'v9', status: 'available', name: 'chaos-bad-' }] })).toEqual([api]);
+    expect(failed({ ...g, badInputs: [...g.badInputs, { what: 'amqp: big', outcome: 'missing' }] })).toEqual(['malformed/oversized AMQP messages: dead-lettered']);
+    expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, detectedAt: 4_001, takenOverAt: 9_000 }] })).toEqual(['kill -9 → orphans detected (bound TTL + 1 s = 4 s)']);
+    expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, takenOverAt: 9_000 }] })).toEqual(['kill -9 → orphans detected (bound TTL + 1 s = 4 s)']);
+    expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, detectedAt: 3_000 }] })).toEqual(['kill -9 → takeover of every orphan']);
+  });
+
+  it('fails the rows that need samples when there are none', () => {
+    const g = goodRun();
+    expect(failed({ ...g, kills: [], badInputs: [] })).toEqual([
+      'malformed/oversized API requests: 4xx with a Cinder fault, nothing written',
+      'malformed/oversized AMQP messages: dead-lettered',
+      'kill -9 → orphans detected (bound TTL + 1 s = 4 s)',
+      'kill -9 → takeover of every orphan',
+    ]);
+  });
+});
+
+describe('p50max, schedule', () => {
+  it('p50 is the lower median; max the largest', () => {
+    expect(p50max([])).toBeUndefined();
+    expect(p50max([5, 1, 3, 2])).toEqual({ p50: 2, max: 5 });
+  });
+
+  it('schedules every fault once per count, the first one a kill, and replays with the same seed', () => {
+    const o = { kills: 20, zombies: 2, partitions: 2, brokerRestarts: 1, etcdRestarts: 1 };
+    const s = schedule(o, seeded(7));
+    expect(s[0]).toBe('kill');
+    expect(s.filter((f) => f === 'kill')).toHaveLength(20);
+    expect(s.filter((f) => f === 'zombie')).toHaveLength(2);
+    expect(s.filter((f) => f.startsWith('partition'))).toEqual(expect.arrayContaining(['partition-pause', 'partition-cut']));
+    expect(s).toHaveLength(26);
+    expect(schedule(o, seeded(7))).toEqual(s);
+    expect(schedule({ ...o, kills: 0 }, seeded(1))).toHaveLength(6);
+  });
+});
