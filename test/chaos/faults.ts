@@ -7,7 +7,7 @@
  */
 import { KeyLayout } from '../../src/etcd/keys.js';
 import { type ChaosCluster, ETCD_PREFIX } from './cluster.js';
-import type { KillTiming } from './invariants.js';
+import type { Freeze, KillTiming } from './invariants.js';
 import { call, sleep } from './stream.js';
 
 /** A fault's name, as scheduled. */
@@ -87,12 +87,14 @@ export async function killWorker(cluster: ChaosCluster, host: string): Promise<K
 }
 
 /** SIGSTOP of `host` for `pauseMs` (past its lease TTL and the cleanup grace), then SIGCONT. */
-export async function zombie(cluster: ChaosCluster, host: string, pauseMs: number): Promise<void> {
+export async function zombie(cluster: ChaosCluster, host: string, pauseMs: number): Promise<Freeze | undefined> {
   const p = cluster.worker(host);
-  if (!p) return;
+  if (!p) return undefined;
+  const from = Date.now();
   p.pause();
   await sleep(pauseMs);
   p.resume();
+  return { pid: p.pid, from, to: Date.now() };
 }
 
 /** Cuts `host` off etcd (its proxy paused, or its connections reset) for `downMs`, then heals. */

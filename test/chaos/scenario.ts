@@ -10,7 +10,7 @@ import { drainDeadLetters, publishBadMessage, sendBadRequest } from './bad-input
 import { AMQP_PREFIX, ChaosCluster, CLUSTER_ID, ETCD_PREFIX } from './cluster.js';
 import { brokerRestart, etcdRestart, type FaultKind, killWorker, partition, pickVictim, zombie } from './faults.js';
 import { decodeHistory, readHistory } from './history.js';
-import { type BadInput, checkInvariants, type InvariantRow, type KillTiming, type RunRecord } from './invariants.js';
+import { type BadInput, checkInvariants, type Freeze, type InvariantRow, type KillTiming, type RunRecord } from './invariants.js';
 import { call, sleep, Stream } from './stream.js';
 
 /** What a run does. */
@@ -87,6 +87,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const cluster = await ChaosCluster.start({ workers: 3, leaseTtlMs: ttl, latencyMs: o.latencyMs });
   const stream = new Stream(() => cluster.api.apiUrl, 60_000, 'chaos-');
   const kills: KillTiming[] = [];
+  const freezes: Freeze[] = [];
   const badInputs: BadInput[] = [];
   const badMessages: { what: string; correlationId: string }[] = [];
   const counts: Record<FaultKind, number> = { kill: 0, zombie: 0, 'partition-pause': 0, 'partition-cut': 0, 'broker-restart': 0, 'etcd-restart': 0 };
@@ -114,7 +115,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         break;
       }
       const t0 = Date.now();
-      const detail = await inject(cluster, fault, random, ttl, kills);
+      const detail = await inject(cluster, fault, random, ttl, { kills, freezes });
       counts[fault]++;
       o.log(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${fault} ${detail} (${Date.now() - t0} ms); accepted so far ${stream.accepted.length}`);
       await cluster.allReady(90_000).catch((err: unknown) => o.log(`not every worker ready after ${fault}: ${String(err)}`));
@@ -125,7 +126,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await Promise.all([stream.stop(), bad]);
     const settle = await settleCluster(cluster, ttl);
     o.log(`settled: ${settle}`);
-    const record = await collect(cluster, stream, kills, badInputs, badMessages, ttl);
+    const record = await collect(cluster, stream, { kills, freezes }, badInputs, badMessages, ttl);
     const rows = checkInvariants(record);
     return { rows, record, faults: counts, seconds: (Date.now() - started) / 1000, refused: stream.refused, settle };
   } finally {
@@ -135,20 +136,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   }
 }
 
-async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => number, ttl: number, kills: KillTiming[]): Promise<string> {
+async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => number, ttl: number, seen: { kills: KillTiming[]; freezes: Freeze[] }): Promise<string> {
   const anyHost = (): string => cluster.hosts[Math.floor(random() * cluster.hosts.length)] ?? 'w1';
   switch (fault) {
     case 'kill': {
       const host = await pickVictim(cluster, random);
       if (!host) return 'no running worker';
       const k = await killWorker(cluster, host);
-      kills.push(k);
+      seen.kills.push(k);
       const ms = (t: number | undefined): string => (t === undefined ? 'n/a' : `${t - k.killedAt} ms`);
       return `${host} owning ${k.ops} ops: detected ${ms(k.detectedAt)}, taken over ${ms(k.takenOverAt)}`;
     }
     case 'zombie': {
       const host = anyHost();
-      await zombie(cluster, host, 2 * ttl + 3_000);
+      const f = await zombie(cluster, host, 2 * ttl + 3_000);
+      if (f) seen.freezes.push(f);
       return `${host} stopped ${2 * ttl + 3_000} ms`;
     }
     case 'partition-pause':
@@ -185,7 +187,7 @@ async function settleCluster(cluster: ChaosCluster, ttl: number): Promise<string
   return `${done ? 'ops/ empty' : 'ops/ NOT empty'} after a work-cleanup (HTTP ${res.status}), ${Date.now() - t0} ms after the stream stopped`;
 }
 
-async function collect(cluster: ChaosCluster, stream: Stream, kills: KillTiming[], badInputs: BadInput[], badMessages: { what: string; correlationId: string }[], ttl: number): Promise<RunRecord> {
+async function collect(cluster: ChaosCluster, stream: Stream, seen: { kills: KillTiming[]; freezes: Freeze[] }, badInputs: BadInput[], badMessages: { what: string; correlationId: string }[], ttl: number): Promise<RunRecord> {
   const keys = new KeyLayout(ETCD_PREFIX);
   const accepted = stream.requests();
   const endStatus = new Map<string, string>();
@@ -214,7 +216,8 @@ async function collect(cluster: ChaosCluster, stream: Stream, kills: KillTiming[
     history,
     opsLeft,
     processes,
-    kills,
+    kills: seen.kills,
+    freezes: seen.freezes,
     badInputs: [...badInputs, ...amqpInputs],
     badName: BAD_NAME,
   };

@@ -121,6 +121,7 @@ function goodRun(): RunRecord {
       { host: 'w2', killedAt: 10_000, ops: 1, detectedAt: 13_000, takenOverAt: 15_000 },
       { host: 'w3', killedAt: 20_000, ops: 0 },
     ],
+    freezes: [{ pid: 7, from: 100, to: 200 }],
     badInputs: [
       { what: 'truncated JSON', outcome: 400, faultBody: true },
       { what: 'too big', outcome: 413, faultBody: true },
@@ -146,9 +147,7 @@ describe('checkInvariants', () => {
     expect(failed({ ...g, accepted: [...g.accepted, { kind: 'extend_volume', type: 'volume', id: 'v2', last: false }] })).toEqual(['every accepted request reached a final status (none lost)']);
     expect(failed({ ...g, accepted: [{ kind: 'delete_volume', type: 'volume', id: 'v3', last: true }], endStatus: new Map([['volume/v3', 'deleting']]) })[0]).toBe('every accepted request reached a final status (none lost)');
     expect(failed({ ...g, listed: [{ type: 'snapshot', id: 's', status: 'creating' }] })).toEqual(['no resource left in a transitional status']);
-    expect(failed({ ...g, journal: checkJournal([...entry('deleteVolume', 'volume:v1', 1, 1, 0, 10), ...entry('deleteVolume', 'volume:v1', 2, 1, 5, 6)]) })).toEqual(
-      expect.arrayContaining(['no two driver calls on one resource overlapped', 'no create succeeded twice']),
-    );
+    expect(failed({ ...g, journal: checkJournal([...entry('deleteVolume', 'volume:v1', 1, 1, 0, 10), ...entry('deleteVolume', 'volume:v1', 2, 1, 5, 6)]) })).toEqual(['no two driver calls on one resource overlapped']);
     expect(failed({ ...g, journal: checkJournal([...entry('createVolume', 'volume:v1', 1, 1, 0, 10), ...entry('createVolume', 'volume:v1', 2, 1, 20, 30)]) })).toEqual(['no create succeeded twice']);
     expect(failed({ ...g, history: [...lives, { revision: 21, kind: 'op-delete', key: 'ops/volume/v1', prevOwner: own(A, 2) }] })).toEqual(['no write by a fenced worker was accepted']);
     expect(failed({ ...g, history: lives })).toEqual(['no write by a fenced worker was accepted']);
@@ -163,6 +162,29 @@ describe('checkInvariants', () => {
     expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, detectedAt: 4_001, takenOverAt: 9_000 }] })).toEqual(['kill -9 → orphans detected (bound TTL + 1 s = 4 s)']);
     expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, takenOverAt: 9_000 }] })).toEqual(['kill -9 → orphans detected (bound TTL + 1 s = 4 s)']);
     expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, detectedAt: 3_000 }] })).toEqual(['kill -9 → takeover of every orphan']);
+  });
+
+  it('a delete re-run after a lost final write is no duplicate; a create or an extend of one op twice is', () => {
+    const g = goodRun();
+    const rerun = checkJournal([...entry('deleteVolume', 'volume:v1', 1, 1, 0, 10), ...entry('deleteVolume', 'volume:v1', 2, 1, 20, 30)]);
+    expect(rerun.duplicates).toHaveLength(1);
+    expect(failed({ ...g, journal: rerun })).toEqual([]);
+    expect(checkInvariants({ ...g, journal: rerun }).find((r) => r.name === 'no create succeeded twice')?.detail).toContain('1 deletes re-run by cleanup');
+    const ext = [...entry('extendVolume', 'volume:v1', 1, 1, 0, 10), ...entry('extendVolume', 'volume:v1', 2, 1, 20, 30)].map((e) => ({ ...e, opId: 'same' }));
+    expect(failed({ ...g, journal: checkJournal(ext) })).toEqual(['no create succeeded twice']);
+  });
+
+  it('an overlap with a call caught by a freeze is the zombie row’s: it passes when the frozen call was aborted, fails when it completed', () => {
+    const g = goodRun();
+    const frozen = entry('createSnapshot', 'snapshot:s1', 7, 1, 90, 250);
+    const aborted = frozen.map((e) => (e.event === 'end' ? { ...e, ok: false } : e));
+    const other = entry('deleteSnapshot', 'snapshot:s1', 8, 1, 150, 160, 'w3@be');
+    const zombie = "a frozen zombie's in-flight call never completed once others took over";
+    expect(failed({ ...g, journal: checkJournal([...aborted, ...other]) })).toEqual([]);
+    expect(checkInvariants({ ...g, journal: checkJournal([...aborted, ...other]) }).find((r) => r.name === zombie)?.detail).toContain('1 of them overlapped');
+    expect(failed({ ...g, journal: checkJournal([...frozen, ...other]) })).toEqual([zombie]);
+    // The same overlap without a freeze is a plain overlap.
+    expect(failed({ ...g, freezes: [], journal: checkJournal([...aborted, ...other]) })).toEqual(['no two driver calls on one resource overlapped']);
   });
 
   it('fails the rows that need samples when there are none', () => {
