@@ -46,6 +46,10 @@ bench: deps build
 bench-doc: node_modules/.installed
 	node --import tsx test/bench/report.ts
 
+## chaos: the long fault suite (private etcd and RabbitMQ, 3 workers, ≥20 kills); CHAOS_KILLS, CHAOS_SECONDS, CHAOS_SEED, … (docs/failure-modes.md)
+chaos: deps
+	node --import tsx test/chaos/run.ts
+
 ## generate: rewrite the generated files (docs/configuration.md, the monitoring manifests); tests fail when they are stale
 generate: node_modules/.installed
 	node --import tsx scripts/gen-config-docs.ts

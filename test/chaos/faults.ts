@@ -29,16 +29,25 @@ async function opsOwnedBy(cluster: ChaosCluster, incarnation: string): Promise<s
     .map(([k]) => k);
 }
 
-/** Picks the victim of a kill: a random running worker that owns ops, else any running worker. */
-export async function pickVictim(cluster: ChaosCluster, random: () => number): Promise<string | undefined> {
-  const running = cluster.hosts.filter((h) => cluster.worker(h));
-  const busy: string[] = [];
-  for (const h of running) {
-    const inc = await incarnationOf(cluster, h).catch(() => undefined);
-    if (inc && (await opsOwnedBy(cluster, inc).catch(() => [])).length > 0) busy.push(h);
+/**
+ * Picks the victim of a fault: a random running worker that owns ops (polled for up to
+ * `waitMs`, so the fault lands mid-operation), else any running worker.
+ */
+export async function pickVictim(cluster: ChaosCluster, random: () => number, waitMs = 5_000): Promise<string | undefined> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    const running = cluster.hosts.filter((h) => cluster.worker(h));
+    const busy: string[] = [];
+    for (const h of running) {
+      const inc = await incarnationOf(cluster, h).catch(() => undefined);
+      if (inc && (await opsOwnedBy(cluster, inc).catch(() => [])).length > 0) busy.push(h);
+    }
+    if (busy.length > 0 || Date.now() > until) {
+      const from = busy.length > 0 ? busy : running;
+      return from[Math.floor(random() * from.length)];
+    }
+    await sleep(100);
   }
-  const from = busy.length > 0 ? busy : running;
-  return from[Math.floor(random() * from.length)];
 }
 
 /**

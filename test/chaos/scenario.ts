@@ -137,7 +137,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
 }
 
 async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => number, ttl: number, seen: { kills: KillTiming[]; freezes: Freeze[] }): Promise<string> {
-  const anyHost = (): string => cluster.hosts[Math.floor(random() * cluster.hosts.length)] ?? 'w1';
+  const anyHost = async (): Promise<string> => (await pickVictim(cluster, random)) ?? 'w1';
   switch (fault) {
     case 'kill': {
       const host = await pickVictim(cluster, random);
@@ -148,14 +148,14 @@ async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => num
       return `${host} owning ${k.ops} ops: detected ${ms(k.detectedAt)}, taken over ${ms(k.takenOverAt)}`;
     }
     case 'zombie': {
-      const host = anyHost();
+      const host = await anyHost();
       const f = await zombie(cluster, host, 2 * ttl + 3_000);
       if (f) seen.freezes.push(f);
       return `${host} stopped ${2 * ttl + 3_000} ms`;
     }
     case 'partition-pause':
     case 'partition-cut': {
-      const host = anyHost();
+      const host = await anyHost();
       await partition(cluster, host, fault === 'partition-pause' ? 'pause' : 'cut', ttl + 3_000);
       return `${host} cut off etcd ${ttl + 3_000} ms`;
     }
