@@ -33,6 +33,9 @@ const options = {
   log: (line: string) => console.log(`[chaos] ${line}`),
 };
 
+// Ctrl-C or SIGTERM: exit through process.exit, whose hook kills every server and worker started.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+
 const result = await runChaos(options);
 const k = result.faults;
 console.log(

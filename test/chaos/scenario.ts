@@ -117,8 +117,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       const t0 = Date.now();
       const detail = await inject(cluster, fault, random, ttl, { kills, freezes });
       counts[fault]++;
-      o.log(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${fault} ${detail} (${Date.now() - t0} ms); accepted so far ${stream.accepted.length}`);
-      await cluster.allReady(90_000).catch((err: unknown) => o.log(`not every worker ready after ${fault}: ${String(err)}`));
+      const t1 = Date.now();
+      const ready = await cluster.allReady(90_000).then(
+        () => `every worker ready ${Date.now() - t1} ms later`,
+        (err: unknown) => `NOT every worker ready: ${String(err)}`,
+      );
+      o.log(`[${((t1 - started) / 1000).toFixed(0)} s] ${fault} ${detail} (${t1 - t0} ms); ${ready}; accepted so far ${stream.accepted.length}`);
       await sleep(1_000 + random() * 2_000);
     }
     o.log('faults done; stopping the stream and settling');
