@@ -58,9 +58,10 @@ export async function pickVictim(cluster: ChaosCluster, random: () => number, wa
 export async function killWorker(cluster: ChaosCluster, host: string): Promise<KillTiming> {
   const ttl = cluster.options.leaseTtlMs;
   const inc = await incarnationOf(cluster, host).catch(() => undefined);
-  const owned = inc ? await opsOwnedBy(cluster, inc).catch(() => []) : [];
   const killedAt = Date.now();
   await cluster.kill(host);
+  // Read after the kill: a dead incarnation's ops can no longer change hands except by takeover.
+  const owned = inc ? await opsOwnedBy(cluster, inc).catch(() => []) : [];
   let detectedAt: number | undefined;
   let takenOverAt: number | undefined;
   const detect = async (): Promise<void> => {
