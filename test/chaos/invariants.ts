@@ -236,7 +236,7 @@ function noOverlap(r: RunRecord): InvariantRow {
     o.length === 0 && r.journal.malformed === 0,
     o.length
       ? few(o)
-      : `${r.journal.calls.length} calls, ${r.journal.unfinished.length} cut off by kills, ${r.journal.malformed} torn lines; ${zombie.length} overlaps only with a call a zombie had in flight when it was frozen (${ends}; none of its writes accepted)`,
+      : `${r.journal.calls.length} calls, ${r.journal.unfinished.length} cut off by kills, ${r.journal.malformed} torn lines; ${zombie.length} overlaps only with a call a zombie had in flight when it was frozen (${ends}; its writes: see the fenced-write row)`,
   );
 }
 
