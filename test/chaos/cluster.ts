@@ -39,6 +39,7 @@ export class ChaosCluster {
   private readonly runs: Run[] = [];
   private readonly current = new Map<string, Run>();
   private apiRun: Run | undefined;
+  private closed = false;
 
   private constructor(
     readonly options: ClusterOptions,
@@ -185,6 +186,8 @@ export class ChaosCluster {
 
   /** Stops everything, servers included. Idempotent. */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     for (const r of this.runs) if (r.proc.process.alive) r.proc.process.killNow();
     for (const p of this.proxies.values()) await p.close();
     this.client.close();
