@@ -171,7 +171,17 @@ export class ChaosCluster {
   ends(): ProcessEnd[] {
     return this.runs
       .filter((r) => !r.proc.process.alive)
-      .map((r) => ({ name: `${r.proc.name} (pid ${r.proc.pid})`, by: r.by, code: r.proc.process.exit?.code ?? null, signal: r.proc.process.exit?.signal ?? null }));
+      .map((r) => ({
+        name: `${r.proc.name} (pid ${r.proc.pid})`,
+        by: r.by,
+        code: r.proc.process.exit?.code ?? null,
+        signal: r.proc.process.exit?.signal ?? null,
+        stray: r.proc
+          .output()
+          .split('\n')
+          .filter((l) => l.trim() !== '' && !l.startsWith('{'))
+          .slice(0, 5),
+      }));
   }
 
   /** Process runs that ended although nobody killed or stopped them. */

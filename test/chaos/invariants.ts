@@ -143,6 +143,8 @@ export interface ProcessEnd {
   readonly by: 'kill' | 'stop' | 'none';
   readonly code: number | null;
   readonly signal: string | null;
+  /** Output lines that are not JSON log lines (a stack trace, a runtime warning), first few. */
+  readonly stray?: readonly string[];
 }
 
 /** A malformed or oversized input and what hearth answered. */
@@ -266,7 +268,13 @@ function opsEmpty(r: RunRecord): InvariantRow {
 
 function noCrash(r: RunRecord): InvariantRow {
   const crashed = r.processes.filter((p) => p.by === 'none' || (p.by === 'stop' && (p.code !== 0 || p.signal !== null)));
-  return row('no process crashed (broker and etcd restarts included)', crashed.length === 0, crashed.length ? few(crashed.map((p) => `${p.name} exited ${p.code ?? p.signal ?? '?'} (${p.by})`)) : `${r.processes.length} process runs; every exit was a kill -9 of the suite's or a clean stop (0)`);
+  const stray = r.processes.filter((p) => (p.stray?.length ?? 0) > 0);
+  const problems = [...crashed.map((p) => `${p.name} exited ${p.code ?? p.signal ?? '?'} (${p.by})`), ...stray.map((p) => `${p.name} wrote ${JSON.stringify(p.stray?.[0])}`)];
+  return row(
+    'no process crashed (broker and etcd restarts included)',
+    problems.length === 0,
+    problems.length ? few(problems) : `${r.processes.length} process runs; every exit was a kill -9 of the suite's or a clean stop (0); nothing but JSON log lines on stdout/stderr`,
+  );
 }
 
 function badApi(r: RunRecord): InvariantRow {

@@ -154,6 +154,8 @@ describe('checkInvariants', () => {
     expect(failed({ ...g, opsLeft: ['/chaos/ops/volume/v2'] })).toEqual(['the ops/ prefix is empty at the end']);
     expect(failed({ ...g, processes: [{ name: 'worker-w2', by: 'none', code: 1, signal: null }] })).toEqual(['no process crashed (broker and etcd restarts included)']);
     expect(failed({ ...g, processes: [{ name: 'api', by: 'stop', code: 1, signal: null }] })).toEqual(['no process crashed (broker and etcd restarts included)']);
+    expect(failed({ ...g, processes: [{ name: 'api', by: 'stop', code: 0, signal: null, stray: ['(node:1) UnhandledPromiseRejectionWarning: boom'] }] })).toEqual(['no process crashed (broker and etcd restarts included)']);
+    expect(failed({ ...g, processes: [{ name: 'api', by: 'stop', code: 0, signal: null, stray: [] }] })).toEqual([]);
     const api = 'malformed/oversized API requests: 4xx with a Cinder fault, nothing written';
     expect(failed({ ...g, badInputs: [{ what: 'x', outcome: 500, faultBody: true }, ...g.badInputs.slice(2)] })).toEqual([api]);
     expect(failed({ ...g, badInputs: [{ what: 'x', outcome: 400, faultBody: false }, ...g.badInputs.slice(2)] })).toEqual([api]);
