@@ -54,13 +54,15 @@ export async function sendBadRequest(api: string, name: string, n: number): Prom
   return { what: r.what, outcome: res.status, faultBody: isFaultBody(res.body, res.status) };
 }
 
-/** The bad AMQP messages, in turn. */
-export function badMessages(): { what: string; content: Buffer }[] {
+/** The bad AMQP messages, in turn; `id` is the resource a message names, if any (nothing may happen to it). */
+export function badMessages(): { what: string; content: Buffer; id?: string }[] {
+  const big = randomUUID();
+  const future = randomUUID();
   return [
     { what: 'amqp: not JSON', content: Buffer.from('{"kind": "create_volume", "id": ') },
     { what: 'amqp: JSON of the wrong shape', content: Buffer.from(JSON.stringify({ v: 1, kind: 'drop_all_volumes', id: 42 })) },
-    { what: 'amqp: 12 KiB message', content: Buffer.from(JSON.stringify({ v: 1, kind: 'create_volume', type: 'volume', id: randomUUID(), pad: 'x'.repeat(12 * 1024) })) },
-    { what: 'amqp: unknown version', content: Buffer.from(JSON.stringify({ v: 99, kind: 'delete_volume', type: 'volume', id: randomUUID() })) },
+    { what: 'amqp: 12 KiB message', id: big, content: Buffer.from(JSON.stringify({ v: 1, kind: 'create_volume', type: 'volume', id: big, pad: 'x'.repeat(12 * 1024) })) },
+    { what: 'amqp: unknown version', id: future, content: Buffer.from(JSON.stringify({ v: 99, kind: 'create_volume', type: 'volume', id: future })) },
   ];
 }
 
@@ -69,7 +71,7 @@ export function badMessages(): { what: string; content: Buffer }[] {
  * with publisher confirms, on a connection of its own. Returns its correlation id, or undefined
  * when the broker was not there (the caller tries again later).
  */
-export async function publishBadMessage(url: string, exchange: string, routingKey: string, n: number): Promise<{ what: string; correlationId: string } | undefined> {
+export async function publishBadMessage(url: string, exchange: string, routingKey: string, n: number): Promise<{ what: string; correlationId: string; id?: string } | undefined> {
   const list = badMessages();
   const m = list[n % list.length];
   if (!m) return undefined;
@@ -83,7 +85,7 @@ export async function publishBadMessage(url: string, exchange: string, routingKe
     await new Promise<void>((resolve, reject) => {
       ch.publish(exchange, routingKey, m.content, { correlationId, contentType: 'application/json', persistent: true, mandatory: true }, (err) => (err ? reject(err as Error) : resolve()));
     });
-    return { what: m.what, correlationId };
+    return { what: m.what, correlationId, ...(m.id === undefined ? {} : { id: m.id }) };
   } catch {
     return undefined;
   } finally {

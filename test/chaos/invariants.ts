@@ -154,6 +154,8 @@ export interface BadInput {
   readonly outcome: number | 'dead-lettered' | 'missing';
   /** The API answered with Cinder's fault body (`{"<fault>": {"code", "message"}}`). */
   readonly faultBody?: boolean;
+  /** AMQP: a record or a driver call exists for the resource the message named. */
+  readonly touched?: boolean;
 }
 
 /** Everything a run recorded. */
@@ -286,8 +288,14 @@ function badApi(r: RunRecord): InvariantRow {
 
 function badAmqp(r: RunRecord): InvariantRow {
   const amqp = r.badInputs.filter((b) => typeof b.outcome !== 'number');
-  const missing = amqp.filter((b) => b.outcome !== 'dead-lettered').map((b) => b.what);
-  return row('malformed/oversized AMQP messages: dead-lettered', amqp.length > 0 && missing.length === 0, missing.length ? `not dead-lettered: ${few(missing)}` : `${amqp.length} bad messages, all in the dead-letter queue`);
+  const missing = amqp.filter((b) => b.outcome !== 'dead-lettered').map((b) => `not dead-lettered: ${b.what}`);
+  const touched = amqp.filter((b) => b.touched === true).map((b) => `acted on: ${b.what}`);
+  const problems = [...missing, ...touched];
+  return row(
+    'malformed/oversized AMQP messages: dead-lettered, nothing done',
+    amqp.length > 0 && problems.length === 0,
+    problems.length ? few(problems) : `${amqp.length} bad messages, all in the dead-letter queue; no record or driver call for any resource they named`,
+  );
 }
 
 function killRows(r: RunRecord): InvariantRow[] {

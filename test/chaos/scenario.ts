@@ -42,6 +42,9 @@ export interface ChaosResult {
 
 const BAD_NAME = 'chaos-bad-';
 
+/** A bad message that was published (confirmed). */
+type BadMessage = { readonly what: string; readonly correlationId: string; readonly id?: string };
+
 /** A small seeded generator (mulberry32), so a schedule can be replayed. */
 export function seeded(seed: number): () => number {
   let a = seed >>> 0;
@@ -89,7 +92,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const kills: KillTiming[] = [];
   const freezes: Freeze[] = [];
   const badInputs: BadInput[] = [];
-  const badMessages: { what: string; correlationId: string }[] = [];
+  const badMessages: BadMessage[] = [];
   const counts: Record<FaultKind, number> = { kill: 0, zombie: 0, 'partition-pause': 0, 'partition-cut': 0, 'broker-restart': 0, 'etcd-restart': 0 };
   let badDone = false;
   try {
@@ -191,7 +194,7 @@ async function settleCluster(cluster: ChaosCluster, ttl: number): Promise<string
   return `${done ? 'ops/ empty' : 'ops/ NOT empty'} after a work-cleanup (HTTP ${res.status}), ${Date.now() - t0} ms after the stream stopped`;
 }
 
-async function collect(cluster: ChaosCluster, stream: Stream, seen: { kills: KillTiming[]; freezes: Freeze[] }, badInputs: BadInput[], badMessages: { what: string; correlationId: string }[], ttl: number): Promise<RunRecord> {
+async function collect(cluster: ChaosCluster, stream: Stream, seen: { kills: KillTiming[]; freezes: Freeze[] }, badInputs: BadInput[], badMessages: readonly BadMessage[], ttl: number): Promise<RunRecord> {
   const keys = new KeyLayout(ETCD_PREFIX);
   const accepted = stream.requests();
   const endStatus = new Map<string, string>();
@@ -207,9 +210,10 @@ async function collect(cluster: ChaosCluster, stream: Stream, seen: { kills: Kil
   for (const a of accepted) if (!endStatus.has(`${a.type}/${a.id}`)) endStatus.set(`${a.type}/${a.id}`, 'deleted');
   const opsLeft = await cluster.client.getAll().prefix(keys.ops()).keys();
   const dead = await drainDeadLetters(cluster.rabbit.url, `${AMQP_PREFIX}.dead`);
-  const amqpInputs: BadInput[] = badMessages.map((m) => ({ what: `${m.what} (${m.correlationId})`, outcome: dead.has(m.correlationId) ? 'dead-lettered' : 'missing' }));
   const history = decodeHistory(ETCD_PREFIX, await readHistory(cluster.client, ETCD_PREFIX));
   const { report } = await readJournal(cluster.journal);
+  const touched = (id: string | undefined): boolean => id !== undefined && (listed.some((x) => x.id === id) || report.calls.some((c) => c.resource.endsWith(`:${id}`)));
+  const amqpInputs: BadInput[] = badMessages.map((m) => ({ what: `${m.what} (${m.correlationId})`, outcome: dead.has(m.correlationId) ? 'dead-lettered' : 'missing', touched: touched(m.id) }));
   const processes = await cluster.stopAll();
   return {
     leaseTtlMs: ttl,

@@ -160,7 +160,8 @@ describe('checkInvariants', () => {
     expect(failed({ ...g, badInputs: [{ what: 'x', outcome: 500, faultBody: true }, ...g.badInputs.slice(2)] })).toEqual([api]);
     expect(failed({ ...g, badInputs: [{ what: 'x', outcome: 400, faultBody: false }, ...g.badInputs.slice(2)] })).toEqual([api]);
     expect(failed({ ...g, listed: [...g.listed, { type: 'volume', id: 'v9', status: 'available', name: 'chaos-bad-' }] })).toEqual([api]);
-    expect(failed({ ...g, badInputs: [...g.badInputs, { what: 'amqp: big', outcome: 'missing' }] })).toEqual(['malformed/oversized AMQP messages: dead-lettered']);
+    expect(failed({ ...g, badInputs: [...g.badInputs, { what: 'amqp: big', outcome: 'missing' }] })).toEqual(['malformed/oversized AMQP messages: dead-lettered, nothing done']);
+    expect(failed({ ...g, badInputs: [...g.badInputs, { what: 'amqp: big', outcome: 'dead-lettered', touched: true }] })).toEqual(['malformed/oversized AMQP messages: dead-lettered, nothing done']);
     expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, detectedAt: 4_001, takenOverAt: 9_000 }] })).toEqual(['kill -9 → orphans detected (bound TTL + 1 s = 4 s)']);
     expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, takenOverAt: 9_000 }] })).toEqual(['kill -9 → orphans detected (bound TTL + 1 s = 4 s)']);
     expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, detectedAt: 3_000 }] })).toEqual(['kill -9 → takeover of every orphan']);
@@ -194,7 +195,7 @@ describe('checkInvariants', () => {
     const g = goodRun();
     expect(failed({ ...g, kills: [], badInputs: [] })).toEqual([
       'malformed/oversized API requests: 4xx with a Cinder fault, nothing written',
-      'malformed/oversized AMQP messages: dead-lettered',
+      'malformed/oversized AMQP messages: dead-lettered, nothing done',
       'kill -9 → orphans detected (bound TTL + 1 s = 4 s)',
       'kill -9 → takeover of every orphan',
     ]);
