@@ -122,7 +122,11 @@ export class FakeVolumeDriver implements VolumeDriver {
     });
     await this.record(line('start'));
     try {
-      if (this.latencyMs > 0) await sleep(this.latencyMs, ctx.signal);
+      if (this.latencyMs > 0) {
+        await sleep(this.latencyMs, ctx.signal);
+        // The end of the simulated work is a step boundary, as in a real driver of several steps.
+        checkNotAborted(ctx, call);
+      }
       if (this.failureRate > 0 && this.random() < this.failureRate) {
         throw new DriverError(this.name, call, `injected failure on ${resource}`);
       }

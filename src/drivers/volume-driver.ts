@@ -25,6 +25,13 @@ export interface DriverContext {
   readonly member: string;
   /** The operation this call belongs to (the op record's id). */
   readonly opId: string;
+  /**
+   * True while the call's locks and lease still hold, computed from the clock on every read.
+   * A process that has just woken (SIGSTOP, a long pause) may run one of the driver's own
+   * completions before the loss timer aborts `signal`; this sees the loss at once, so a driver
+   * that checks between steps starts no step after it. Absent: only `signal` counts.
+   */
+  readonly stillHeld?: () => boolean;
 }
 
 /** A volume to create. */
@@ -107,7 +114,8 @@ export function checkSizeGiB(sizeGiB: number): void {
   }
 }
 
-/** Throws AbortedError when the call's signal has aborted. */
+/** Throws AbortedError when the call's signal has aborted or its locks or lease are gone. */
 export function checkNotAborted(ctx: DriverContext, call: DriverCall): void {
   if (ctx.signal.aborted) throw new AbortedError(`driver call ${call}`, { cause: ctx.signal.reason });
+  if (ctx.stillHeld && !ctx.stillHeld()) throw new AbortedError(`driver call ${call}: its locks or lease are gone`);
 }

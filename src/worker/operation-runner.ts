@@ -171,7 +171,8 @@ export class OperationRunner {
     let outcome: DriverOutcome = 'success';
     try {
       await this.untilSafe(ctx, signal);
-      await this.callDriver(op, record, { signal, member: inc.member.owner.host, opId: op.opId });
+      const stillHeld = (): boolean => inc.member.joined && ctx.handles.every((h) => h.state === 'held' || h.state === 'jeopardy');
+      await this.callDriver(op, record, { signal, member: inc.member.owner.host, opId: op.opId, stillHeld });
     } catch (err) {
       if (signal.aborted || err instanceof AbortedError) {
         if (!inc.member.joined || ctx.signal.aborted) return fenced(log, 'lost the lease or a lock mid-operation; aborted, left for orphan cleanup', err);

@@ -85,6 +85,19 @@ describe('fake driver', () => {
     expect(ends).toMatchObject([{ ok: false, error: expect.stringMatching(/aborted/) as unknown }]);
   });
 
+  it('ends a call whose locks or lease went while it ran (a process just woken) as aborted, before its signal fires', async () => {
+    const driver = await FakeVolumeDriver.open({ latencyMs: 30, journalPath });
+    let held = true;
+    const pending = driver.extendVolume({ id: 'v1' }, 2, { ...ctx('op-1'), stillHeld: () => held });
+    setTimeout(() => (held = false), 5);
+    await expect(pending).rejects.toThrow(/its locks or lease are gone/);
+    // Still held throughout: the same call completes.
+    await driver.extendVolume({ id: 'v2' }, 2, { ...ctx('op-2'), stillHeld: () => true });
+    await driver.close();
+    const ends = parseJournal(await readFile(journalPath, 'utf8')).entries.filter((e) => e.event === 'end');
+    expect(ends.map((e) => [e.opId, e.ok])).toEqual([['op-1', false], ['op-2', true]]);
+  });
+
   it('appends to an existing journal shared with other drivers', async () => {
     const a = await FakeVolumeDriver.open({ journalPath });
     const b = await FakeVolumeDriver.open({ journalPath });
