@@ -58,6 +58,10 @@ async function round(ctx: BenchContext, env: Record<string, string>, api: Cluste
     const id = await catchOnVictim(api, journal, host);
     // The rescuer's gauge must start from zero, or its rise would not be this round's.
     await waitFor(async () => (await rescuer.metric('hearth_orphaned_operations', { cluster: CLUSTER_ID })) === 0, { timeoutMs: 30_000, what: 'no orphans before the kill' });
+    // A crash does not wait for a keepalive: kill at a random point of the keepalive cycle
+    // (every TTL/3), or every round would land at the same phase — a fresh worker is killed
+    // about as long after its lease grant as the round takes, which happened to be one interval.
+    await new Promise((r) => setTimeout(r, Math.random() * (LEASE_TTL_MS / 3)));
     const killedAt = performance.now();
     await victim.kill();
     const [detectS, detectMetricS] = await Promise.all([
