@@ -9,9 +9,9 @@
  * cluster work, and the host lane attaches in the background so it cannot hold up readiness.
  */
 import type { Channel, ConsumeMessage } from 'amqplib';
-import { AbortedError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { AmqpSession } from './amqp-connection.js';
+import { IdleWaiters } from './idle-waiters.js';
 import { deliveryCountOf } from './amqp-publish.js';
 import { describeError, pause, runHandler, vet, withDeadline } from './dispatch.js';
 import type { Disposition, JobHandler, JobSubscription } from './job-bus.js';
@@ -55,7 +55,7 @@ export class AmqpSubscription implements JobSubscription {
   private inFlightValue = 0;
   private lanes: Lane[] = [];
   private readonly cancelled = new AbortController();
-  private readonly idleWaiters = new Set<() => void>();
+  private readonly idleWaiters = new IdleWaiters();
   private cancelling: Promise<void> | undefined;
 
   constructor(
@@ -109,22 +109,9 @@ export class AmqpSubscription implements JobSubscription {
   }
 
   idle(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
-    if (this.inFlightValue === 0) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const signal = options.signal;
-      const onAbort = (): void => {
-        this.idleWaiters.delete(done);
-        reject(new AbortedError('waiting for deliveries in flight', { cause: signal?.reason }));
-      };
-      const done = (): void => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      if (signal?.aborted) return onAbort();
-      this.idleWaiters.add(done);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return this.idleWaiters.wait(this.inFlightValue === 0, options.signal);
   }
+
 
   private async attachHostLane(session: AmqpSession): Promise<void> {
     const { hostQueue } = this.ctx.topology;
@@ -224,8 +211,7 @@ export class AmqpSubscription implements JobSubscription {
     } finally {
       this.inFlightValue--;
       if (this.inFlightValue === 0) {
-        for (const wake of [...this.idleWaiters]) wake();
-        this.idleWaiters.clear();
+        this.idleWaiters.wake();
         this.closeIfIdle();
       }
     }

@@ -10,6 +10,7 @@ import type { Registry } from 'prom-client';
 import { AbortedError, ClosedError, NotFoundError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { pause, runHandler, vet } from './dispatch.js';
+import { IdleWaiters } from './idle-waiters.js';
 import type {
   BusIdentity,
   BusState,
@@ -206,7 +207,7 @@ class LocalSubscription implements JobSubscription {
   private readonly consumers: { queue: LocalQueue; consumer: LocalConsumer }[] = [];
   private readonly inFlightSet = new Set<InFlight>();
   private readonly cancelled = new AbortController();
-  private readonly idleWaiters = new Set<() => void>();
+  private readonly idleWaiters = new IdleWaiters();
 
   constructor(
     private readonly bus: LocalJobBus,
@@ -248,22 +249,9 @@ class LocalSubscription implements JobSubscription {
   }
 
   idle(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
-    if (this.inFlightSet.size === 0) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const signal = options.signal;
-      const onAbort = (): void => {
-        this.idleWaiters.delete(done);
-        reject(new AbortedError('waiting for deliveries in flight', { cause: signal?.reason }));
-      };
-      const done = (): void => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      if (signal?.aborted) return onAbort();
-      this.idleWaiters.add(done);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return this.idleWaiters.wait(this.inFlightSet.size === 0, options.signal);
   }
+
 
   private async handle(queue: LocalQueue, consumer: LocalConsumer, via: 'cluster' | 'host', message: LocalMessage): Promise<void> {
     const entry: InFlight = { queue, consumer, message, lost: new AbortController(), settled: false };
@@ -281,8 +269,7 @@ class LocalSubscription implements JobSubscription {
     } finally {
       this.inFlightSet.delete(entry);
       if (this.inFlightSet.size === 0) {
-        for (const wake of [...this.idleWaiters]) wake();
-        this.idleWaiters.clear();
+        this.idleWaiters.wake();
       }
     }
   }
