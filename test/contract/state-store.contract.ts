@@ -56,7 +56,8 @@ export function newVolume(over: Partial<NewRecord<VolumeRecord>> = {}): NewRecor
   };
 }
 
-function newSnapshot(volumeId: string, over: Partial<NewRecord<SnapshotRecord>> = {}): NewRecord<SnapshotRecord> {
+/** A new snapshot in `creating` of `volumeId`, as the API builds it. */
+export function newSnapshot(volumeId: string, over: Partial<NewRecord<SnapshotRecord>> = {}): NewRecord<SnapshotRecord> {
   return {
     id: randomUUID(),
     volume_id: volumeId,

@@ -1,49 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import type { OwnerRef } from '../../src/identity.js';
-import type { OpRecord, ResourceRef, SnapshotRecord, VolumeRecord } from '../../src/state/records.js';
+import type { OpRecord, ResourceRef, VolumeRecord } from '../../src/state/records.js';
 import type { OpKind } from '../../src/state/state-machine.js';
 import { type NewRecord, type StateStore, valueOf } from '../../src/state/state-store.js';
-
-function volume(cluster: string, over: Partial<NewRecord<VolumeRecord>> = {}): NewRecord<VolumeRecord> {
-  return {
-    id: randomUUID(),
-    name: 'vol',
-    description: null,
-    size: 1,
-    status: 'creating',
-    previous_status: null,
-    project_id: 'admin',
-    user_id: 'admin',
-    cluster,
-    host: null,
-    attach_status: 'detached',
-    availability_zone: 'nova',
-    volume_type: '__DEFAULT__',
-    migration_status: null,
-    bootable: false,
-    multiattach: false,
-    metadata: {},
-    ...over,
-  };
-}
-
-function snapshot(cluster: string, volumeId: string): NewRecord<SnapshotRecord> {
-  return {
-    id: randomUUID(),
-    volume_id: volumeId,
-    name: 'snap',
-    description: null,
-    size: 1,
-    status: 'creating',
-    previous_status: null,
-    project_id: 'admin',
-    user_id: 'admin',
-    cluster,
-    host: null,
-    progress: '0%',
-    metadata: {},
-  };
-}
+import { newSnapshot, newVolume } from '../contract/state-store.contract.js';
 
 function must<T extends { ok: boolean }>(result: T, what: string): Extract<T, { ok: true }> {
   if (!result.ok) throw new Error(`${what} failed: ${JSON.stringify(result)}`);
@@ -56,14 +15,14 @@ function must<T extends { ok: boolean }>(result: T, what: string): Extract<T, { 
  */
 export async function seedInFlight(store: StateStore, cluster: string, kind: OpKind): Promise<ResourceRef> {
   const available = async (over: Partial<NewRecord<VolumeRecord>> = {}): Promise<string> => {
-    const v = must(await store.create('volume', { record: volume(cluster, over), op: { kind: 'create_volume' } }), 'create volume');
+    const v = must(await store.create('volume', { record: newVolume({ cluster, ...over }), op: { kind: 'create_volume' } }), 'create volume');
     must(await store.transition({ type: 'volume', id: v.record.id }, { expect: { status: 'creating' }, set: { status: 'available' }, op: 'remove', by: 'worker' }), 'volume available');
     return v.record.id;
   };
   const vref = (id: string) => ({ type: 'volume' as const, id });
   switch (kind) {
     case 'create_volume':
-      return vref(must(await store.create('volume', { record: volume(cluster), op: { kind } }), 'create').record.id);
+      return vref(must(await store.create('volume', { record: newVolume({ cluster }), op: { kind } }), 'create').record.id);
     case 'delete_volume': {
       const id = await available();
       must(await store.transition(vref(id), { expect: { status: 'available' }, set: { status: 'deleting' }, op: { create: { kind } }, by: 'api' }), 'delete');
@@ -99,7 +58,7 @@ export async function seedInFlight(store: StateStore, cluster: string, kind: OpK
     case 'delete_snapshot': {
       const volumeId = await available();
       const s = must(
-        await store.create('snapshot', { record: snapshot(cluster, volumeId), op: { kind: 'create_snapshot', params: { volumeId } }, parent: { ref: vref(volumeId), expect: { status: 'available' } } }),
+        await store.create('snapshot', { record: newSnapshot(volumeId, { cluster }), op: { kind: 'create_snapshot', params: { volumeId } }, parent: { ref: vref(volumeId), expect: { status: 'available' } } }),
         'create snapshot',
       );
       const sref = { type: 'snapshot' as const, id: s.record.id };

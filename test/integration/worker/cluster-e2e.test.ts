@@ -20,39 +20,17 @@ import { clusterQueueName } from '../../../src/routing/routes.js';
 import { EtcdSession } from '../../../src/session/etcd-session.js';
 import { EtcdStateStore } from '../../../src/state/etcd-state-store.js';
 import { createStateMetrics } from '../../../src/state/metrics.js';
-import type { OpRecord, VolumeRecord } from '../../../src/state/records.js';
-import type { NewRecord } from '../../../src/state/state-store.js';
+import type { OpRecord } from '../../../src/state/records.js';
 import { OpClaimer } from '../../../src/worker/op-claim.js';
 import { amqpSettings } from '../../support/amqp-bus.js';
 import { type AmqpTestContext, type EtcdTestContext, useAmqp, useEtcd } from '../../support/context.js';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
 import { inLanes, VolumeClient } from '../../support/volume-client.js';
+import { newVolume } from '../../contract/state-store.contract.js';
 
 const CLUSTER = 'e2e@fake';
 const VOLUMES = 60; // × 5 operations = 300
 const LANES = 20;
-
-function newVolume(id: string): NewRecord<VolumeRecord> {
-  return {
-    id,
-    name: null,
-    description: null,
-    size: 1,
-    status: 'creating',
-    previous_status: null,
-    project_id: 'admin',
-    user_id: 'admin',
-    cluster: CLUSTER,
-    host: null,
-    attach_status: 'detached',
-    availability_zone: 'nova',
-    volume_type: '__DEFAULT__',
-    migration_status: null,
-    bootable: false,
-    multiattach: false,
-    metadata: {},
-  };
-}
 
 function jobOf(op: OpRecord): JobInput {
   return { type: op.type, id: op.id, opId: op.opId, kind: op.kind, cluster: op.cluster, attempt: op.attempt };
@@ -148,7 +126,7 @@ describe('a cluster of an API and three workers on etcd and RabbitMQ', () => {
 
   it('an op recorded but never published (the API died in between) is found by the sweeper and executed', async () => {
     const id = randomUUID();
-    const created = await store.create('volume', { record: newVolume(id), op: { kind: 'create_volume', params: { size: 1 } } });
+    const created = await store.create('volume', { record: newVolume({ id, name: null, cluster: CLUSTER }), op: { kind: 'create_volume', params: { size: 1 } } });
     expect(created.ok).toBe(true);
     const shown = await client.until('volume', id, (v) => v?.status === 'available', { timeoutMs: 30_000 });
     expect(shown).toMatchObject({ status: 'available' });
@@ -163,7 +141,7 @@ describe('a cluster of an API and three workers on etcd and RabbitMQ', () => {
     const membership = new EtcdMembership({ client: etcd.client, keys: new KeyLayout(etcd.prefix), clock: systemClock, logger: silentLogger() });
     const ghost = await membership.join({ identity: { cluster: CLUSTER, host: 'ghost@fake', zone: 'nova' }, binary: 'cinder-volume', version: 'test', session });
     const id = randomUUID();
-    const created = await store.create('volume', { record: newVolume(id), op: { kind: 'create_volume', params: { size: 1 } } });
+    const created = await store.create('volume', { record: newVolume({ id, name: null, cluster: CLUSTER }), op: { kind: 'create_volume', params: { size: 1 } } });
     if (!created.ok || !created.op) throw new Error('create failed');
     const claimed = await new OpClaimer({ store, membership }).claimOp(created.op, ghost);
     expect(claimed.ok).toBe(true);
