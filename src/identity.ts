@@ -23,3 +23,16 @@ export interface OwnerRef {
   /** Create revision of the owner's `alive/<host>` key (etcd); `'0'` on a single node. */
   readonly aliveRevision: string;
 }
+
+/**
+ * Cinder's host and cluster matching (`_filter_host`): a value with `#` matches exactly; with
+ * `@` it matches itself and `value#…`; otherwise itself, `value@…` and `value#…`. So
+ * `?name=mycluster` lists every backend of that cluster.
+ */
+export function matchesHost(candidate: string | null, filter: string): boolean {
+  if (candidate === null) return false;
+  if (candidate === filter) return true;
+  if (filter.includes('#')) return false;
+  if (candidate.startsWith(`${filter}#`)) return true;
+  return !filter.includes('@') && candidate.startsWith(`${filter}@`);
+}

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Membership } from '../membership/membership.js';
-import { clusterDetailJson, clusterSummaryJson, clusterUpdateJson, serviceJson } from '../membership/cinder-json.js';
-import { buildClusterViews, buildServiceViews, clusterMatches, findCluster, parseClusterFilters, serviceMatches } from '../membership/views.js';
+import { clusterDetailJson, clusterSummaryJson, clusterUpdateJson, serviceJson } from './cluster-json.js';
+import { buildClusterViews, buildServiceViews, clusterMatches, findCluster, parseClusterFilters, serviceMatches } from './cluster-views.js';
 import { HttpError } from './faults.js';
 import { atLeast } from './microversion.js';
 import type { RouteModule } from './server.js';

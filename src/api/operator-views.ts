@@ -1,16 +1,16 @@
 import type { FastifyInstance } from 'fastify';
 import type { LockEntry, LockTable } from '../locks/lock-table.js';
 import { lockTypeOf } from '../locks/metrics.js';
-import { formatCinderTime } from '../membership/cinder-json.js';
+import { formatCinderTime } from './cinder-time.js';
 import type { LeaseTtls } from '../membership/lease-ttl.js';
 import { buildMemberRows, type MemberRow } from '../membership/member-rows.js';
 import type { Membership } from '../membership/membership.js';
-import { matchesHost } from '../membership/views.js';
+import { matchesHost } from '../identity.js';
 import { HttpError } from './faults.js';
 import type { RouteModule } from './server.js';
 
 /** What the operator views read. */
-export interface OperatorViewsDeps {
+export interface OperatorViewsOptions {
   readonly locks: LockTable;
   readonly membership: Pick<Membership, 'snapshot'>;
   readonly leases: LeaseTtls;
@@ -75,18 +75,18 @@ export function memberJson(m: MemberRow): Record<string, unknown> {
  * Failure semantics: etcd unreachable → 503 with Cinder's fault body (nothing is served from a
  * stale copy); an unknown or empty filter → 400 before anything is read.
  */
-export function operatorViewRoutes(deps: OperatorViewsDeps): RouteModule {
+export function operatorViewRoutes(options: OperatorViewsOptions): RouteModule {
   return (app: FastifyInstance) => {
     app.get('/hearth/v1/locks', { config: { skipVersion: true } }, async (req) => {
       const q = parseViewQuery(req.query as Query, ['host', 'type'] as const);
-      const locks = (await deps.locks.list()).filter((l) => (!q.host || matchesHost(l.holderHost, q.host)) && (!q.type || lockTypeOf(l.name) === q.type));
-      return { distributed: deps.locks.distributed, locks: locks.map(lockJson) };
+      const locks = (await options.locks.list()).filter((l) => (!q.host || matchesHost(l.holderHost, q.host)) && (!q.type || lockTypeOf(l.name) === q.type));
+      return { distributed: options.locks.distributed, locks: locks.map(lockJson) };
     });
 
     app.get('/hearth/v1/members', { config: { skipVersion: true } }, async (req) => {
       const q = parseViewQuery(req.query as Query, ['cluster', 'host'] as const);
-      const snapshot = await deps.membership.snapshot();
-      const leases = await deps.leases.of(snapshot.alive.map((a) => a.incarnation));
+      const snapshot = await options.membership.snapshot();
+      const leases = await options.leases.of(snapshot.alive.map((a) => a.incarnation));
       const rows = buildMemberRows(snapshot, leases).filter((m) => (!q.cluster || matchesHost(m.cluster, q.cluster)) && (!q.host || matchesHost(m.host, q.host)));
       return { members: rows.map(memberJson) };
     });

@@ -6,7 +6,7 @@ import { HttpError } from './faults.js';
 import type { RouteModule } from './server.js';
 
 /** What removing a service reads and changes. */
-export interface ServiceRemovalDeps {
+export interface ServiceRemovalOptions {
   readonly membership: Pick<Membership, 'removeService'>;
   readonly store: Pick<StateStore, 'listOps'>;
   readonly logger: Logger;
@@ -29,12 +29,12 @@ const NAMED_OPS = 5;
  * takes its ops as its own), so ops checked first stay absent. etcd unreachable → 503; the
  * record may or may not be gone: list the services again.
  */
-export function serviceRemovalRoutes(deps: ServiceRemovalDeps): RouteModule {
+export function serviceRemovalRoutes(options: ServiceRemovalOptions): RouteModule {
   return (app: FastifyInstance) => {
     app.delete<{ Params: { binary: string; host: string } }>('/hearth/v1/services/:binary/:host', { config: { skipVersion: true } }, async (req) => {
       const { binary, host } = req.params;
       if (binary.trim() === '' || host.trim() === '') throw new HttpError(400, 'Invalid input: binary and host must not be empty.');
-      const owned = await deps.store.listOps({ ownerHost: host, ownership: 'owned' });
+      const owned = await options.store.listOps({ ownerHost: host, ownership: 'owned' });
       if (owned.length > 0) {
         const named = owned.slice(0, NAMED_OPS).map((op) => `${op.type} ${op.id} (${op.kind})`);
         throw new HttpError(
@@ -43,9 +43,9 @@ export function serviceRemovalRoutes(deps: ServiceRemovalDeps): RouteModule {
           'CONFLICT',
         );
       }
-      const result = await deps.membership.removeService(binary, host);
+      const result = await options.membership.removeService(binary, host);
       if (result.ok) {
-        deps.logger.info({ binary, host, cluster: result.service.cluster }, 'service record removed');
+        options.logger.info({ binary, host, cluster: result.service.cluster }, 'service record removed');
         return { service: { binary: result.service.binary, host: result.service.host, cluster: result.service.cluster } };
       }
       if (result.reason === 'not-found') throw new HttpError(404, `Service ${binary} on host ${host} could not be found.`, 'NOT_FOUND');

@@ -16,7 +16,7 @@ import type { JobBus } from '../routing/job-bus.js';
 import type { StateStore } from '../state/state-store.js';
 
 /** What every backend factory gets. */
-export interface BackendDeps {
+export interface BackendOptions {
   readonly config: Config;
   readonly clock: Clock;
   readonly registry: Registry;

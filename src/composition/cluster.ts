@@ -10,15 +10,15 @@ import { EtcdMembership } from '../membership/etcd-membership.js';
 import { createJobBus } from '../routing/create-job-bus.js';
 import { EtcdStateStore } from '../state/etcd-state-store.js';
 import { createStateMetrics } from '../state/metrics.js';
-import type { BackendDeps, Backends } from './backends.js';
+import type { BackendOptions, Backends } from './backends.js';
 
 /**
  * A cluster member's backends: one etcd client shared by the state store, membership, and the
  * sessions and locks (a session supervisor making one lease per incarnation, a lock service per
  * session); RabbitMQ for jobs. The etcd client connects lazily, on first use.
  */
-export function clusterBackends(deps: BackendDeps): Backends {
-  const { config, clock, registry, logger } = deps;
+export function clusterBackends(options: BackendOptions): Backends {
+  const { config, clock, registry, logger } = options;
   const keys = new KeyLayout(config.etcd.prefix);
   let etcd: Etcd3 | undefined;
   const client = (): Etcd3 => (etcd ??= createEtcdClient(config.etcd));

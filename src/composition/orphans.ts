@@ -24,7 +24,7 @@ import type { BeforeConsumeContext } from '../worker/worker.js';
 import type { WorkerExtension, WorkerExtensions, WorkerParts } from './worker.js';
 
 /** What {@link OrphansRole} needs from the app. */
-export interface OrphansRoleDeps {
+export interface OrphansRoleOptions {
   readonly config: Config;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -44,15 +44,15 @@ export class OrphansRole {
   private unsubscribe: (() => void) | undefined;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly deps: OrphansRoleDeps) {
-    this.metrics = new OrphanMetrics(deps.registry);
-    this.metrics.watchCluster(clusterId(deps.config));
-    this.logger = deps.logger.child({ component: 'orphans' });
+  constructor(private readonly options: OrphansRoleOptions) {
+    this.metrics = new OrphanMetrics(options.registry);
+    this.metrics.watchCluster(clusterId(options.config));
+    this.logger = options.logger.child({ component: 'orphans' });
   }
 
   /** Starts the detector and adds the API routes (when this process serves the API). */
   open(store: StateStore, membership: Membership, api: ApiServer | undefined): void {
-    const { config, clock, bus } = this.deps;
+    const { config, clock, bus } = this.options;
     const detector = (this.detector = new OrphanDetector({
       membership,
       store,
@@ -80,7 +80,7 @@ export class OrphansRole {
   private extend(parts: WorkerParts): WorkerExtensions {
     const detector = this.detector;
     if (!detector) throw new Error('the orphan detector must open before the worker starts');
-    const { config, clock } = this.deps;
+    const { config, clock } = this.options;
     const member = () => parts.incarnations.current()?.member;
     const live = () => member()?.joined === true;
     const cleaner = (this.cleaner = new OrphanCleaner({
@@ -92,7 +92,7 @@ export class OrphansRole {
       clock,
       logger: this.logger,
       metrics: this.metrics,
-      ledger: this.deps.ledger,
+      ledger: this.options.ledger,
       creatingAction: config.orphans.creatingAction,
       deathOf: (incarnation) => detector.deathOf(incarnation),
       concurrency: config.amqp.prefetch,

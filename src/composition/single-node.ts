@@ -10,7 +10,7 @@ import { hostId, clusterId } from '../config/rules.js';
 import { createJobBus } from '../routing/create-job-bus.js';
 import { createStateMetrics } from '../state/metrics.js';
 import { SQLITE_STATE_FILE, SqliteStateStore } from '../state/sqlite-state-store.js';
-import type { BackendDeps, Backends } from './backends.js';
+import type { BackendOptions, Backends } from './backends.js';
 
 /**
  * The single-node daemon's backends: SQLite under `dataDir`, the in-process session and fair
@@ -18,8 +18,8 @@ import type { BackendDeps, Backends } from './backends.js';
  * on the data directory, so two daemons never share one store (a second exits 1 with
  * `DATA_DIR_LOCKED`).
  */
-export function singleNodeBackends(deps: BackendDeps): Backends {
-  const { config, clock, registry, logger } = deps;
+export function singleNodeBackends(options: BackendOptions): Backends {
+  const { config, clock, registry, logger } = options;
   let dataDirLock: DataDirLock | undefined;
   let locking: SingleNodeLocking | undefined;
   return {

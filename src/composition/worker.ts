@@ -54,7 +54,7 @@ export interface WorkerExtensions {
 export type WorkerExtension = (parts: WorkerParts) => WorkerExtensions;
 
 /** What the worker role needs from the app. */
-export interface WorkerRoleDeps {
+export interface WorkerRoleOptions {
   readonly config: Config;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -77,23 +77,23 @@ export class WorkerRole {
   private incarnations: SupervisedIncarnations | undefined;
   private worker: Worker | undefined;
 
-  constructor(private readonly deps: WorkerRoleDeps) {
-    deps.health.addReadiness('membership', () => (this.supervisor?.joined ? { ok: true } : { ok: false, detail: 'not joined to the cluster' }));
-    deps.health.addReadiness('worker', () => (this.worker?.ready ? { ok: true } : { ok: false, detail: `worker ${this.worker?.state ?? 'not started'}` }));
+  constructor(private readonly options: WorkerRoleOptions) {
+    options.health.addReadiness('membership', () => (this.supervisor?.joined ? { ok: true } : { ok: false, detail: 'not joined to the cluster' }));
+    options.health.addReadiness('worker', () => (this.worker?.ready ? { ok: true } : { ok: false, detail: `worker ${this.worker?.state ?? 'not started'}` }));
   }
 
   /** Opens the driver; Cinder's SUPPORTS_ACTIVE_ACTIVE gate refuses a node-local one in a cluster, before joining. */
   async openDriver(): Promise<void> {
-    this.driver = await createDriver(this.deps.config, { logger: this.deps.logger });
-    requireActiveActive(this.driver, isClustered(this.deps.config));
+    this.driver = await createDriver(this.options.config, { logger: this.options.logger });
+    requireActiveActive(this.driver, isClustered(this.options.config));
   }
 
   /** Opens the session(s) and joins the cluster as the first incarnation. */
   async join(): Promise<void> {
-    const { config, clock, logger, version, membershipMetrics } = this.deps;
-    const locking = (this.locking = this.deps.locking());
+    const { config, clock, logger, version, membershipMetrics } = this.options;
+    const locking = (this.locking = this.options.locking());
     const supervisor = (this.supervisor = new MemberSupervisor({
-      membership: this.deps.membership(),
+      membership: this.options.membership(),
       join: { identity: { cluster: clusterId(config), host: hostId(config), zone: config.zone }, binary: VOLUME_BINARY, version },
       sessions: locking.sessions,
       clock,
@@ -110,18 +110,18 @@ export class WorkerRole {
 
   /** Builds the volume manager and starts it: hooks, then consuming. */
   async startWorker(): Promise<void> {
-    const { config, clock, registry, bus } = this.deps;
+    const { config, clock, registry, bus } = this.options;
     const driver = this.driver;
     const incarnations = this.incarnations;
     if (!driver || !incarnations) throw new Error('the driver must open and the worker join before it starts');
-    const logger = this.deps.logger.child({ component: 'worker' });
-    const store = this.deps.store();
-    const membership = this.deps.membership();
+    const logger = this.options.logger.child({ component: 'worker' });
+    const store = this.options.store();
+    const membership = this.options.membership();
     const publisher = new OpPublisher({ bus, store, clock, logger, timeoutMs: config.amqp.publishTimeoutMs });
     const claimer = new OpClaimer({ store, membership });
     const runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger });
     const parts: WorkerParts = { config, store, membership, bus, driver, incarnations, claimer, runner, publisher, clock, logger, registry };
-    const extensions = (this.deps.extensions ?? []).map((extend) => extend(parts));
+    const extensions = (this.options.extensions ?? []).map((extend) => extend(parts));
     const manager = new VolumeManager({ store, claimer, runner, incarnations, clock, logger, maxConcurrentOps: config.amqp.prefetch });
     const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: clusterId(config), intervalMs: config.sweepIntervalMs });
     this.worker = new Worker({
@@ -144,7 +144,7 @@ export class WorkerRole {
 
   /** Stops consuming; in-flight operations finish within `shutdownGraceMs` or are handed back. */
   async drain(): Promise<void> {
-    await this.worker?.drain(this.deps.config.shutdownGraceMs);
+    await this.worker?.drain(this.options.config.shutdownGraceMs);
   }
 
   async closeDriver(): Promise<void> {

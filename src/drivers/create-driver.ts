@@ -6,7 +6,7 @@ import { FileVolumeDriver } from './file-volume-driver.js';
 import type { VolumeDriver } from './volume-driver.js';
 
 /** What {@link createDriver} needs besides the configuration. */
-export interface DriverDeps {
+export interface DriverOptions {
   readonly logger: Logger;
   /** Randomness for the fake driver's failures; inject a seeded one in tests. */
   readonly random?: () => number;
@@ -17,8 +17,8 @@ export interface DriverDeps {
  * (default `<dataDir>/volumes`), or `fake` with its latency, failure rate and journal. The
  * caller checks `requireActiveActive(driver, clustered)` before taking work.
  */
-export async function createDriver(config: Pick<Config, 'driver' | 'dataDir'>, deps: DriverDeps): Promise<VolumeDriver> {
-  const logger = deps.logger.child({ component: 'driver' });
+export async function createDriver(config: Pick<Config, 'driver' | 'dataDir'>, options: DriverOptions): Promise<VolumeDriver> {
+  const logger = options.logger.child({ component: 'driver' });
   switch (config.driver.name) {
     case 'file': {
       const dir = config.driver.fileDir || join(config.dataDir, 'volumes');
@@ -32,7 +32,7 @@ export async function createDriver(config: Pick<Config, 'driver' | 'dataDir'>, d
         latencyMs: fakeLatencyMs,
         failureRate: fakeFailureRate,
         journalPath: fakeJournal,
-        ...(deps.random ? { random: deps.random } : {}),
+        ...(options.random ? { random: options.random } : {}),
       });
     }
   }

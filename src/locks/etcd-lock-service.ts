@@ -10,7 +10,7 @@ import { EtcdLockHandle } from './etcd-lock-handle.js';
 import { type Enqueued, enqueueRequest, holderOf, LockKeys, parseEnqueue, parseRecheck, recheckRequest, releaseRequest } from './etcd-lock-ops.js';
 import { waitForDelete } from './etcd-lock-wait.js';
 import { abortable, anySignal } from './signals.js';
-import { KeyedFifoMutex } from './fifo-mutex.js';
+import { KeyedFifoMutex } from '../concurrency/keyed-fifo-mutex.js';
 import {
   type AcquireOptions,
   type LockContext,

@@ -5,7 +5,7 @@ import type { KeyLayout } from '../etcd/keys.js';
 import { byName, hostOfIncarnation, type LockEntry, type LockTable } from './lock-table.js';
 
 /** What {@link EtcdLockTable} reads. */
-export interface EtcdLockTableDeps {
+export interface EtcdLockTableOptions {
   readonly client: Etcd3;
   readonly keys: KeyLayout;
 }
@@ -21,14 +21,14 @@ export interface EtcdLockTableDeps {
 export class EtcdLockTable implements LockTable {
   readonly distributed = true;
 
-  constructor(private readonly deps: EtcdLockTableDeps) {}
+  constructor(private readonly options: EtcdLockTableOptions) {}
 
   async list(signal?: AbortSignal): Promise<LockEntry[]> {
     if (signal?.aborted) throw new AbortedError('listing locks', { cause: signal.reason });
-    const root = this.deps.keys.locks();
+    const root = this.options.keys.locks();
     let kvs;
     try {
-      kvs = (await this.deps.client.getAll().prefix(root).exec()).kvs;
+      kvs = (await this.options.client.getAll().prefix(root).exec()).kvs;
     } catch (err) {
       throw fromEtcdError(err, 'list locks');
     }

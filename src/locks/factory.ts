@@ -24,7 +24,7 @@ export interface Locking {
 }
 
 /** What {@link createClusterLocking} needs. */
-export interface ClusterLockingDeps {
+export interface ClusterLockingOptions {
   /** From `createEtcdClient(config.etcd)`. */
   readonly client: Etcd3;
   readonly config: Pick<Config, 'host' | 'backend' | 'leaseTtlMs' | 'leaseMarginMs' | 'etcd'>;
@@ -46,37 +46,37 @@ export interface ClusterLockingDeps {
  * locking.sessions.start();
  * ```
  */
-export function createClusterLocking(deps: ClusterLockingDeps): Locking & { readonly sessions: SessionSupervisor } {
-  const sessionMetrics = new SessionMetrics(deps.registry);
-  const lockMetrics = new LockMetrics(deps.registry);
-  const keys = new KeyLayout(deps.config.etcd.prefix);
-  const host = hostId(deps.config);
+export function createClusterLocking(options: ClusterLockingOptions): Locking & { readonly sessions: SessionSupervisor } {
+  const sessionMetrics = new SessionMetrics(options.registry);
+  const lockMetrics = new LockMetrics(options.registry);
+  const keys = new KeyLayout(options.config.etcd.prefix);
+  const host = hostId(options.config);
   const sessions = new SessionSupervisor({
     open: (signal) =>
       EtcdSession.open({
-        client: deps.client,
+        client: options.client,
         host,
-        leaseTtlMs: deps.config.leaseTtlMs,
-        leaseMarginMs: deps.config.leaseMarginMs,
-        callTimeoutMs: deps.config.etcd.callTimeoutMs,
-        logger: deps.logger.child({ component: 'session' }),
+        leaseTtlMs: options.config.leaseTtlMs,
+        leaseMarginMs: options.config.leaseMarginMs,
+        callTimeoutMs: options.config.etcd.callTimeoutMs,
+        logger: options.logger.child({ component: 'session' }),
         metrics: sessionMetrics,
         signal,
-        ...(deps.clock ? { clock: deps.clock } : {}),
+        ...(options.clock ? { clock: options.clock } : {}),
       }),
-    logger: deps.logger.child({ component: 'session' }),
-    ...(deps.clock ? { clock: deps.clock } : {}),
+    logger: options.logger.child({ component: 'session' }),
+    ...(options.clock ? { clock: options.clock } : {}),
   });
   return {
     sessions,
     lockServiceFor: (session) =>
       new EtcdLockService({
-        client: deps.client,
+        client: options.client,
         keys,
         session,
-        callTimeoutMs: deps.config.etcd.callTimeoutMs,
+        callTimeoutMs: options.config.etcd.callTimeoutMs,
         metrics: lockMetrics,
-        logger: deps.logger.child({ component: 'locks', incarnation: session.incarnation }),
+        logger: options.logger.child({ component: 'locks', incarnation: session.incarnation }),
       }),
   };
 }
@@ -85,9 +85,9 @@ export function createClusterLocking(deps: ClusterLockingDeps): Locking & { read
  * Single-node mode: one `LocalSession` for the life of the process and one in-process
  * `LocalLockService` (`distributed: false`; pair it with `DataDirLock`, which `app.ts` takes).
  */
-export function createSingleNodeLocking(deps: { readonly config: Pick<Config, 'host' | 'backend'>; readonly registry: Registry }): SingleNodeLocking {
-  const session = new LocalSession(hostId(deps.config));
-  const locks = new LocalLockService({ metrics: new LockMetrics(deps.registry), incarnation: session.incarnation });
+export function createSingleNodeLocking(options: { readonly config: Pick<Config, 'host' | 'backend'>; readonly registry: Registry }): SingleNodeLocking {
+  const session = new LocalSession(hostId(options.config));
+  const locks = new LocalLockService({ metrics: new LockMetrics(options.registry), incarnation: session.incarnation });
   return { sessions: staticSessionSource(session), lockServiceFor: () => locks, local: locks };
 }
 

@@ -1,7 +1,7 @@
 import { ClosedError, AbortedError } from '../errors.js';
 import type { Fence } from '../fence.js';
 import { LockLostError, LockTimeoutError, type LockHolder } from './errors.js';
-import { KeyedFifoMutex } from './fifo-mutex.js';
+import { KeyedFifoMutex } from '../concurrency/keyed-fifo-mutex.js';
 import {
   type AcquireOptions,
   type LockContext,

@@ -28,7 +28,7 @@ import {
 const MAX_RACES = 5;
 
 /** What {@link EtcdMembership} needs. */
-export interface EtcdMembershipDeps {
+export interface EtcdMembershipOptions {
   readonly client: Etcd3;
   readonly keys: KeyLayout;
   readonly clock: Clock;
@@ -50,19 +50,19 @@ export class EtcdMembership implements Membership {
   readonly distributed = true;
   private readonly watches = new AbortController();
 
-  constructor(private readonly deps: EtcdMembershipDeps) {}
+  constructor(private readonly options: EtcdMembershipOptions) {}
 
   async join(request: JoinRequest, signal?: AbortSignal): Promise<Member> {
     const { identity, session, binary } = request;
     if (session.state !== 'held') throw new IllegalStateError('session', session.state, `cannot join on a session that is ${session.state}`);
     checkAborted(signal, 'join');
-    const nowMs = this.deps.clock.now();
+    const nowMs = this.options.clock.now();
     const cluster = await this.ensureCluster(identity.cluster, binary, nowMs);
     const alive: AliveRecord = { host: identity.host, cluster: identity.cluster, incarnation: session.incarnation, heartbeatAtMs: nowMs };
     const facts = { binary, host: identity.host, cluster: identity.cluster, zone: identity.zone, version: request.version, nowMs };
     for (let attempt = 0; attempt < MAX_RACES; attempt++) {
       checkAborted(signal, 'join');
-      const { client, keys } = this.deps;
+      const { client, keys } = this.options;
       const serviceKey = keys.service(binary, identity.host);
       const aliveKey = keys.alive(identity.host);
       try {
@@ -100,13 +100,13 @@ export class EtcdMembership implements Membership {
   }
 
   private member(request: JoinRequest, alive: AliveRecord, aliveRevision: string, service: ServiceRecord, serviceRevision: string): Member {
-    const { client, keys, clock } = this.deps;
+    const { client, keys, clock } = this.options;
     return new EtcdMember({ client, keys, clock, session: request.session, alive, aliveRevision, service, serviceRevision });
   }
 
   /** Creates `clusters/<name>` unless it exists, in one transaction, and returns the record. */
   private async ensureCluster(name: string, binary: string, nowMs: number): Promise<ClusterRecord> {
-    const { client, keys } = this.deps;
+    const { client, keys } = this.options;
     const key = keys.cluster(name);
     const fresh = newClusterRecord(name, binary, nowMs);
     try {
@@ -120,7 +120,7 @@ export class EtcdMembership implements Membership {
 
   async snapshot(signal?: AbortSignal): Promise<MembershipSnapshot> {
     checkAborted(signal, 'membership snapshot');
-    const { client, keys } = this.deps;
+    const { client, keys } = this.options;
     try {
       const alive = await client.getAll().prefix(keys.aliveAll()).exec();
       const revision = alive.header.revision;
@@ -146,14 +146,14 @@ export class EtcdMembership implements Membership {
       try {
         out.push(decode(kv.value.toString(), kv));
       } catch (err) {
-        this.deps.logger.warn({ err, key: kv.key.toString() }, 'ignoring a malformed membership record');
+        this.options.logger.warn({ err, key: kv.key.toString() }, 'ignoring a malformed membership record');
       }
     }
     return out;
   }
 
   async setClusterDisabled(name: string, binary: string, disabled: boolean, reason: string | null): Promise<ClusterRecord | undefined> {
-    const { client, keys, clock } = this.deps;
+    const { client, keys, clock } = this.options;
     const key = keys.cluster(name);
     try {
       for (let attempt = 0; attempt < MAX_RACES; attempt++) {
@@ -173,7 +173,7 @@ export class EtcdMembership implements Membership {
 
   async removeService(binary: string, host: string, signal?: AbortSignal): Promise<RemoveServiceResult> {
     checkAborted(signal, 'remove service');
-    const { client, keys } = this.deps;
+    const { client, keys } = this.options;
     const serviceKey = keys.service(binary, host);
     const aliveKey = keys.alive(host);
     try {
@@ -195,7 +195,7 @@ export class EtcdMembership implements Membership {
 
   ownerGone(owner: OwnerRef): Fence {
     return {
-      guards: [{ key: this.deps.keys.alive(owner.host), createRevision: owner.aliveRevision, expect: 'notEqual' }],
+      guards: [{ key: this.options.keys.alive(owner.host), createRevision: owner.aliveRevision, expect: 'notEqual' }],
       holds: () => true,
       description: `owner ${owner.incarnation} gone (alive/${owner.host} rev != ${owner.aliveRevision})`,
     };
@@ -203,8 +203,8 @@ export class EtcdMembership implements Membership {
 
   watch(signal: AbortSignal): AsyncIterable<MembershipEvent> {
     const combined = AbortSignal.any([signal, this.watches.signal]);
-    const { client, keys, clock, logger } = this.deps;
-    return watchAlive({ client, keys, clock, logger, retryDelayMs: this.deps.watchRetryDelayMs ?? 1_000 }, combined);
+    const { client, keys, clock, logger } = this.options;
+    return watchAlive({ client, keys, clock, logger, retryDelayMs: this.options.watchRetryDelayMs ?? 1_000 }, combined);
   }
 
   async close(): Promise<void> {

@@ -3,12 +3,12 @@ import type { KeyLayout } from '../etcd/keys.js';
 import { fromEtcdError } from '../etcd/errors.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
-import { EventQueue } from './event-queue.js';
+import { EventQueue } from '../concurrency/event-queue.js';
 import type { MembershipEvent } from './membership.js';
 import { type AliveMember, decodeAlive } from './records.js';
 
 /** What {@link watchAlive} needs. */
-export interface AliveWatchDeps {
+export interface AliveWatchOptions {
   readonly client: Etcd3;
   readonly keys: KeyLayout;
   readonly clock: Clock;
@@ -33,9 +33,9 @@ type SyncReason = Extract<MembershipEvent, { type: 'members-synced' }>['reason']
  * until `signal` aborts; the consumer sees no events meanwhile, and the re-list then reports
  * every change it missed. Iteration ends when `signal` aborts.
  */
-export function watchAlive(deps: AliveWatchDeps, signal: AbortSignal): AsyncIterable<MembershipEvent> {
+export function watchAlive(options: AliveWatchOptions, signal: AbortSignal): AsyncIterable<MembershipEvent> {
   const queue = new EventQueue<MembershipEvent>(signal);
-  new AliveWatch(deps, queue, signal).run().catch((err: unknown) => queue.fail(err));
+  new AliveWatch(options, queue, signal).run().catch((err: unknown) => queue.fail(err));
   return queue;
 }
 
@@ -44,11 +44,11 @@ class AliveWatch {
   private readonly prefix: string;
 
   constructor(
-    private readonly deps: AliveWatchDeps,
+    private readonly options: AliveWatchOptions,
     private readonly queue: EventQueue<MembershipEvent>,
     private readonly signal: AbortSignal,
   ) {
-    this.prefix = deps.keys.aliveAll();
+    this.prefix = options.keys.aliveAll();
   }
 
   async run(): Promise<void> {
@@ -59,9 +59,9 @@ class AliveWatch {
       try {
         revision = await this.relist(reason);
       } catch (err) {
-        this.deps.logger.warn({ err: fromEtcdError(err, 'list alive members') }, 'membership watch cannot list members; retrying');
+        this.options.logger.warn({ err: fromEtcdError(err, 'list alive members') }, 'membership watch cannot list members; retrying');
         try {
-          await this.deps.clock.sleep(this.deps.retryDelayMs, this.signal);
+          await this.options.clock.sleep(this.options.retryDelayMs, this.signal);
         } catch {
           return;
         }
@@ -83,14 +83,14 @@ class AliveWatch {
       const record = decodeAlive(kv.value.toString());
       return { ...record, host, aliveRevision: kv.create_revision };
     } catch (err) {
-      this.deps.logger.warn({ err, key: kv.key.toString() }, 'ignoring a malformed alive entry');
+      this.options.logger.warn({ err, key: kv.key.toString() }, 'ignoring a malformed alive entry');
       return undefined;
     }
   }
 
   /** Lists `alive/`, emits the difference and `members-synced`; returns the list's revision. */
   private async relist(reason: SyncReason): Promise<bigint> {
-    const res = await this.deps.client.getAll().prefix(this.prefix).exec();
+    const res = await this.options.client.getAll().prefix(this.prefix).exec();
     const revision = res.header.revision;
     const current = new Map<string, AliveMember>();
     for (const kv of res.kvs) {
@@ -138,7 +138,7 @@ class AliveWatch {
    * signal aborted.
    */
   private follow(start: bigint): Promise<SyncReason | undefined> {
-    const watcher: Watcher = this.deps.client.watch().prefix(this.prefix).startRevision(start.toString()).watcher();
+    const watcher: Watcher = this.options.client.watch().prefix(this.prefix).startRevision(start.toString()).watcher();
     // The first revision not yet delivered to us. etcd3 advances its own resume revision to the
     // header of the watch-created response, i.e. past events still in flight; a disconnection
     // at that moment would skip them, so we put our own back before it reconnects.
@@ -172,11 +172,11 @@ class AliveWatch {
       });
       watcher.on('disconnected', (err) => {
         (watcher.request as { start_revision?: number | string }).start_revision = next.toString();
-        this.deps.logger.debug({ err, revision: next.toString() }, 'membership watch disconnected; it resumes from its revision');
+        this.options.logger.debug({ err, revision: next.toString() }, 'membership watch disconnected; it resumes from its revision');
       });
       watcher.on('error', (err) => {
         void this.classify(next).then((reason) => {
-          this.deps.logger.info({ err, reason, revision: next.toString() }, 'membership watch was cancelled; re-listing');
+          this.options.logger.info({ err, reason, revision: next.toString() }, 'membership watch was cancelled; re-listing');
           finish(reason);
         });
       });
@@ -186,7 +186,7 @@ class AliveWatch {
   /** `compacted` when revision `next` is no longer in etcd's history. */
   private async classify(next: bigint): Promise<SyncReason> {
     try {
-      await this.deps.client.getAll().prefix(this.prefix).revision(next.toString()).count();
+      await this.options.client.getAll().prefix(this.prefix).revision(next.toString()).count();
       return 'watch-error';
     } catch (err) {
       return /compacted/i.test(err instanceof Error ? err.message : String(err)) ? 'compacted' : 'watch-error';

@@ -2,7 +2,7 @@ import { AbortedError, AlreadyAliveError, CoordinatorError, IllegalStateError } 
 import type { Fence } from '../fence.js';
 import type { OwnerRef } from '../identity.js';
 import type { Clock } from '../lifecycle/clock.js';
-import { EventQueue } from './event-queue.js';
+import { EventQueue } from '../concurrency/event-queue.js';
 import type { LocalRecordFile, LocalRecords } from './local-store.js';
 import type { HeartbeatResult, JoinRequest, Member, Membership, MembershipEvent, RemoveServiceResult } from './membership.js';
 import {

@@ -5,7 +5,7 @@ import type { Membership } from './membership.js';
 import type { MembershipMetrics } from './metrics.js';
 
 /** What a {@link MembershipMonitor} needs. */
-export interface MonitorDeps {
+export interface MonitorOptions {
   readonly membership: Membership;
   readonly metrics: MembershipMetrics;
   readonly clock: Clock;
@@ -27,7 +27,7 @@ export class MembershipMonitor {
   private refreshing: Promise<void> | undefined;
   private dirty = false;
 
-  constructor(private readonly deps: MonitorDeps) {}
+  constructor(private readonly options: MonitorOptions) {}
 
   /** Starts following the watch in the background. */
   start(): void {
@@ -38,13 +38,13 @@ export class MembershipMonitor {
     const signal = this.stop.signal;
     while (!signal.aborted) {
       try {
-        for await (const event of this.deps.membership.watch(signal)) {
+        for await (const event of this.options.membership.watch(signal)) {
           if (event.type !== 'member-heartbeat') this.refresh();
         }
       } catch (err) {
-        this.deps.logger.warn({ err: messageOf(err) }, 'membership monitor watch failed; watching again');
+        this.options.logger.warn({ err: messageOf(err) }, 'membership monitor watch failed; watching again');
       }
-      await this.deps.clock.sleep(this.deps.retryDelayMs, signal).catch(() => undefined);
+      await this.options.clock.sleep(this.options.retryDelayMs, signal).catch(() => undefined);
     }
   }
 
@@ -58,9 +58,9 @@ export class MembershipMonitor {
       do {
         this.dirty = false;
         try {
-          this.deps.metrics.observe(await this.deps.membership.snapshot(this.stop.signal));
+          this.options.metrics.observe(await this.options.membership.snapshot(this.stop.signal));
         } catch (err) {
-          if (!this.stop.signal.aborted) this.deps.logger.debug({ err: messageOf(err) }, 'membership monitor could not read the records');
+          if (!this.stop.signal.aborted) this.options.logger.debug({ err: messageOf(err) }, 'membership monitor could not read the records');
         }
       } while (this.dirty && !this.stop.signal.aborted);
       this.refreshing = undefined;

@@ -3,7 +3,7 @@ import type { OwnerRef } from '../identity.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import { isLive, type Session } from '../session/session.js';
-import { EventQueue } from './event-queue.js';
+import { EventQueue } from '../concurrency/event-queue.js';
 import type { JoinRequest, Member, Membership } from './membership.js';
 import type { MembershipMetrics } from './metrics.js';
 
@@ -37,7 +37,7 @@ export interface SessionProvider {
 }
 
 /** What a {@link MemberSupervisor} needs. */
-export interface SupervisorDeps {
+export interface SupervisorOptions {
   readonly membership: Membership;
   readonly join: Omit<JoinRequest, 'session'>;
   /** The worker's sessions; the supervisor never closes them except to end an evicted incarnation. */
@@ -79,7 +79,7 @@ export class MemberSupervisor {
   private loop: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly deps: SupervisorDeps) {}
+  constructor(private readonly options: SupervisorOptions) {}
 
   /** The live member, if joined. */
   get member(): Member | undefined {
@@ -124,28 +124,28 @@ export class MemberSupervisor {
       try {
         listener(event);
       } catch (err) {
-        this.deps.logger.error({ err, event: event.type }, 'incarnation listener failed');
+        this.options.logger.error({ err, event: event.type }, 'incarnation listener failed');
       }
     }
   }
 
   /** Joins on the next live session; on ALREADY_ALIVE waits for the previous run to expire. */
   private async joinNew(signal: AbortSignal): Promise<Current> {
-    const session = await this.deps.sessions.next(signal);
+    const session = await this.options.sessions.next(signal);
     const member = await this.joinWaiting(session, signal);
-    this.deps.logger.info({ owner: member.owner, cluster: member.cluster }, 'joined the cluster');
+    this.options.logger.info({ owner: member.owner, cluster: member.cluster }, 'joined the cluster');
     return { member, session };
   }
 
   private async joinWaiting(session: Session, signal: AbortSignal): Promise<Member> {
-    const deadline = this.deps.clock.now() + this.deps.previousIncarnationWaitMs;
+    const deadline = this.options.clock.now() + this.options.previousIncarnationWaitMs;
     for (;;) {
       try {
-        return await this.deps.membership.join({ ...this.deps.join, session }, signal);
+        return await this.options.membership.join({ ...this.options.join, session }, signal);
       } catch (err) {
-        const left = deadline - this.deps.clock.now();
+        const left = deadline - this.options.clock.now();
         if (!(err instanceof AlreadyAliveError) || left <= 0) throw err;
-        this.deps.logger.warn({ holder: err.holder, waitMs: left }, 'an earlier incarnation of this host is still alive; waiting for it to expire');
+        this.options.logger.warn({ holder: err.holder, waitMs: left }, 'an earlier incarnation of this host is still alive; waiting for it to expire');
         if (!(await this.waitGone(err.host, left, signal))) throw err;
       }
     }
@@ -155,9 +155,9 @@ export class MemberSupervisor {
   private async waitGone(host: string, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
     const timer = new AbortController();
     const both = AbortSignal.any([signal, timer.signal]);
-    this.deps.clock.sleep(timeoutMs, both).then(() => timer.abort(), () => undefined);
+    this.options.clock.sleep(timeoutMs, both).then(() => timer.abort(), () => undefined);
     try {
-      for await (const e of this.deps.membership.watch(both)) {
+      for await (const e of this.options.membership.watch(both)) {
         if (e.type === 'members-synced' && !e.members.some((m) => m.host === host)) return true;
         if (e.type === 'member-left' && e.member.host === host) return true;
       }
@@ -173,7 +173,7 @@ export class MemberSupervisor {
       await this.heartbeats(member, session);
       if (this.stop.signal.aborted) return;
       const reason = isLive(session.state) ? 'evicted' : 'session-lost';
-      this.deps.logger.warn({ owner: member.owner, reason, session: session.state }, 'this incarnation ended; rejoining as a new one');
+      this.options.logger.warn({ owner: member.owner, reason, session: session.state }, 'this incarnation ended; rejoining as a new one');
       this.emit({ type: 'incarnation-ended', owner: member.owner, reason });
       await member.leave().catch(() => undefined);
       // An evicted incarnation is over even though its lease lives: end the lease too, so its
@@ -194,7 +194,7 @@ export class MemberSupervisor {
     const signal = AbortSignal.any([member.signal, session.signal, this.stop.signal]);
     while (!signal.aborted) {
       try {
-        await this.deps.clock.sleep(this.deps.reportIntervalMs, signal);
+        await this.options.clock.sleep(this.options.reportIntervalMs, signal);
       } catch {
         return;
       }
@@ -202,11 +202,11 @@ export class MemberSupervisor {
       if (!isLive(session.state)) return;
       try {
         const result = await member.heartbeat();
-        this.deps.metrics.renewal(result.ok, result.ok ? result.atMs : undefined);
-        this.deps.logger.trace({ result }, 'heartbeat');
+        this.options.metrics.renewal(result.ok, result.ok ? result.atMs : undefined);
+        this.options.logger.trace({ result }, 'heartbeat');
       } catch (err) {
-        this.deps.metrics.renewal(false);
-        this.deps.logger.warn({ err: messageOf(err) }, 'heartbeat failed; liveness rides on the lease, retrying next interval');
+        this.options.metrics.renewal(false);
+        this.options.logger.warn({ err: messageOf(err) }, 'heartbeat failed; liveness rides on the lease, retrying next interval');
       }
     }
   }
@@ -218,8 +218,8 @@ export class MemberSupervisor {
         return await this.joinNew(halt);
       } catch (err) {
         if (halt.aborted) return undefined;
-        this.deps.logger.warn({ err: messageOf(err) }, 'rejoin failed; retrying');
-        await this.deps.clock.sleep(this.deps.retryDelayMs, halt).catch(() => undefined);
+        this.options.logger.warn({ err: messageOf(err) }, 'rejoin failed; retrying');
+        await this.options.clock.sleep(this.options.retryDelayMs, halt).catch(() => undefined);
       }
     }
     return undefined;
@@ -251,9 +251,9 @@ export class MemberSupervisor {
       try {
         await current.member.leave();
       } catch (err) {
-        this.deps.logger.warn({ err: messageOf(err) }, 'could not delete the alive key; it goes with the lease');
+        this.options.logger.warn({ err: messageOf(err) }, 'could not delete the alive key; it goes with the lease');
       }
-      this.deps.logger.info({ owner: current.member.owner }, 'left the cluster');
+      this.options.logger.info({ owner: current.member.owner }, 'left the cluster');
       this.emit({ type: 'incarnation-ended', owner: current.member.owner, reason: 'left' });
     })();
     return this.closing;

@@ -6,7 +6,7 @@ import type { Orphan } from './find-orphans.js';
 import { orphanKey } from './find-orphans.js';
 
 /** What an {@link AutoCleanup} needs. */
-export interface AutoCleanupDeps {
+export interface AutoCleanupOptions {
   /** The orphans of the last sweep, and a callback after each sweep (the detector). */
   readonly detector: {
     current(): readonly Orphan[];
@@ -45,11 +45,11 @@ export class AutoCleanup {
   private loop: Promise<void> | undefined;
   private unsubscribe: (() => void) | undefined;
 
-  constructor(private readonly deps: AutoCleanupDeps) {}
+  constructor(private readonly options: AutoCleanupOptions) {}
 
   start(): void {
     if (this.loop || this.stop.signal.aborted) return;
-    this.unsubscribe = this.deps.detector.onSweep(() => {
+    this.unsubscribe = this.options.detector.onSweep(() => {
       this.dirty = true;
       this.wake?.();
     });
@@ -60,16 +60,16 @@ export class AutoCleanup {
     const signal = this.stop.signal;
     while (!signal.aborted) {
       this.dirty = false;
-      const now = this.deps.clock.now();
-      const mine = this.deps.detector.current().filter((o) => o.op.cluster === this.deps.cluster);
-      const due = mine.filter((o) => now - o.since >= this.deps.graceMs && now - (this.tried.get(orphanKey(o)) ?? -Infinity) >= this.deps.retryDelayMs);
-      if (due.length > 0 && this.deps.live()) {
+      const now = this.options.clock.now();
+      const mine = this.options.detector.current().filter((o) => o.op.cluster === this.options.cluster);
+      const due = mine.filter((o) => now - o.since >= this.options.graceMs && now - (this.tried.get(orphanKey(o)) ?? -Infinity) >= this.options.retryDelayMs);
+      if (due.length > 0 && this.options.live()) {
         for (const o of due) this.tried.set(orphanKey(o), now);
         try {
-          const report = await this.deps.clean(due, signal);
-          this.deps.logger.info({ ...report, graceMs: this.deps.graceMs }, 'automatic cleanup round done');
+          const report = await this.options.clean(due, signal);
+          this.options.logger.info({ ...report, graceMs: this.options.graceMs }, 'automatic cleanup round done');
         } catch (err) {
-          this.deps.logger.warn({ err: messageOf(err) }, 'automatic cleanup round failed; trying again later');
+          this.options.logger.warn({ err: messageOf(err) }, 'automatic cleanup round failed; trying again later');
         }
       }
       this.forget(mine);
@@ -86,10 +86,10 @@ export class AutoCleanup {
   /** Sleeps until the next orphan comes of age (or may be retried), or the next sweep. */
   private async sleepUntilNext(orphans: readonly Orphan[], signal: AbortSignal): Promise<void> {
     if (this.dirty) return;
-    const now = this.deps.clock.now();
+    const now = this.options.clock.now();
     let next: number | undefined;
     for (const o of orphans) {
-      const at = Math.max(o.since + this.deps.graceMs, (this.tried.get(orphanKey(o)) ?? -Infinity) + this.deps.retryDelayMs);
+      const at = Math.max(o.since + this.options.graceMs, (this.tried.get(orphanKey(o)) ?? -Infinity) + this.options.retryDelayMs);
       if (next === undefined || at < next) next = at;
     }
     const timer = new AbortController();
@@ -99,8 +99,8 @@ export class AutoCleanup {
       both.addEventListener('abort', () => resolve(), { once: true });
     });
     // Something already due that could not be cleaned (not a live member now): wait a retry delay.
-    const delay = next === undefined ? undefined : next > now ? next - now : this.deps.retryDelayMs;
-    const sleeping = delay === undefined ? undefined : this.deps.clock.sleep(delay, both).catch(() => undefined);
+    const delay = next === undefined ? undefined : next > now ? next - now : this.options.retryDelayMs;
+    const sleeping = delay === undefined ? undefined : this.options.clock.sleep(delay, both).catch(() => undefined);
     await Promise.race([woken, ...(sleeping ? [sleeping] : [])]);
     this.wake = undefined;
     timer.abort();

@@ -43,7 +43,7 @@ export interface CleanupReport {
 }
 
 /** What an {@link OrphanCleaner} needs. */
-export interface OrphanCleanerDeps {
+export interface OrphanCleanerOptions {
   readonly store: StateStore;
   readonly membership: Pick<Membership, 'snapshot'>;
   /** The live incarnation of this worker, if any. */
@@ -100,7 +100,7 @@ export class OrphanCleaner {
   private readonly background = new Set<Promise<unknown>>();
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly deps: OrphanCleanerDeps) {}
+  constructor(private readonly options: OrphanCleanerOptions) {}
 
   /** The orphans in `scope` now: ops listed first, then the alive members. */
   async find(scope: CleanupScope): Promise<Orphan[]> {
@@ -110,15 +110,15 @@ export class OrphanCleaner {
       ...(scope.cluster === undefined ? {} : { cluster: scope.cluster }),
       ...(scope.resourceType === undefined ? {} : { type: scope.resourceType }),
     };
-    const ops = (await this.deps.store.listOps(filter)).filter((op) => scope.resourceId === undefined || op.id === scope.resourceId);
+    const ops = (await this.options.store.listOps(filter)).filter((op) => scope.resourceId === undefined || op.id === scope.resourceId);
     if (ops.length === 0) return [];
-    const { alive } = await this.deps.membership.snapshot();
+    const { alive } = await this.options.membership.snapshot();
     const deaths = new Map<string, number>();
     for (const op of ops) {
-      const died = op.owner ? this.deps.deathOf(op.owner.incarnation) : undefined;
+      const died = op.owner ? this.options.deathOf(op.owner.incarnation) : undefined;
       if (op.owner && died !== undefined) deaths.set(op.owner.incarnation, died);
     }
-    return findOrphans(ops, alive, this.deps.clock.now(), deaths);
+    return findOrphans(ops, alive, this.options.clock.now(), deaths);
   }
 
   /** Finds, claims and cleans every orphan in `scope`, and resolves when all are done. */
@@ -142,11 +142,11 @@ export class OrphanCleaner {
     let report: CleanupReport = { ...EMPTY, found: orphans.length };
     for (const orphan of orphans) {
       if (this.stop.signal.aborted) break;
-      const me = this.deps.member();
+      const me = this.options.member();
       if (!me?.joined) {
-        this.deps.logger.warn({ remaining: orphans.length - claimed.length }, 'not a live member (any more): leaving the remaining orphans to others');
+        this.options.logger.warn({ remaining: orphans.length - claimed.length }, 'not a live member (any more): leaving the remaining orphans to others');
         report = add(report, { errors: 1 });
-        this.deps.metrics.cleanup('error');
+        this.options.metrics.cleanup('error');
         break;
       }
       const outcome = await this.claimOne(orphan, me, reason);
@@ -164,28 +164,28 @@ export class OrphanCleaner {
     const { op, owner } = orphan;
     const ids = { type: op.type, id: op.id, opId: op.opId, kind: op.kind, ownerIncarnation: owner.incarnation };
     try {
-      const result = await this.deps.claimer.claimOp(op, me, { ownerDead: true });
+      const result = await this.options.claimer.claimOp(op, me, { ownerDead: true });
       if (!result.ok) {
         if (result.reason === 'fenced') {
-          this.deps.metrics.cleanup('error');
-          this.deps.logger.warn({ ...ids, err: result.error.message }, 'this incarnation is no longer alive: it claims no more orphans');
+          this.options.metrics.cleanup('error');
+          this.options.logger.warn({ ...ids, err: result.error.message }, 'this incarnation is no longer alive: it claims no more orphans');
           return 'stop';
         }
-        this.deps.metrics.cleanup('skipped');
-        this.deps.logger.info({ ...ids, why: result.reason === 'owner-alive' ? 'its owner is alive' : result.failed }, 'orphan not claimed (another cleaner took it, or it changed)');
+        this.options.metrics.cleanup('skipped');
+        this.options.logger.info({ ...ids, why: result.reason === 'owner-alive' ? 'its owner is alive' : result.failed }, 'orphan not claimed (another cleaner took it, or it changed)');
         return 'skipped';
       }
-      const claimedAt = this.deps.clock.now();
-      const died = this.deps.deathOf(owner.incarnation);
+      const claimedAt = this.options.clock.now();
+      const died = this.options.deathOf(owner.incarnation);
       const first = await this.countFailover(op.cluster, reason, owner.incarnation, me, died === undefined ? undefined : claimedAt - died);
-      this.deps.logger.info(
+      this.options.logger.info(
         { ...ids, status: op.status, reason, by: me.owner.incarnation, attempt: result.op.attempt, sinceDeathMs: died === undefined ? null : claimedAt - died, failover: first },
         'took over an orphaned operation',
       );
       return { orphan, op: result.op, me, reason };
     } catch (err) {
-      this.deps.metrics.cleanup('error');
-      this.deps.logger.error({ ...ids, err: messageOf(err) }, 'claiming an orphan failed');
+      this.options.metrics.cleanup('error');
+      this.options.logger.error({ ...ids, err: messageOf(err) }, 'claiming an orphan failed');
       return 'error';
     }
   }
@@ -196,15 +196,15 @@ export class OrphanCleaner {
    * death may then count twice, never zero times).
    */
   private async countFailover(cluster: string, reason: FailoverReason, dead: string, me: Member, durationMs: number | undefined): Promise<boolean> {
-    if (!this.deps.metrics.firstInProcess(dead)) return false;
+    if (!this.options.metrics.firstInProcess(dead)) return false;
     let first: boolean;
     try {
-      first = await this.deps.ledger.first(dead, me.owner);
+      first = await this.options.ledger.first(dead, me.owner);
     } catch (err) {
-      this.deps.logger.warn({ err: messageOf(err), deadIncarnation: dead }, 'could not record the failover in the ledger; counting it here');
+      this.options.logger.warn({ err: messageOf(err), deadIncarnation: dead }, 'could not record the failover in the ledger; counting it here');
       first = true;
     }
-    if (first) this.deps.metrics.failover(cluster, reason, durationMs);
+    if (first) this.options.metrics.failover(cluster, reason, durationMs);
     return first;
   }
 
@@ -223,16 +223,16 @@ export class OrphanCleaner {
         report = add(report, { [result === 'cleaned' ? 'cleaned' : result === 'skipped' ? 'skipped' : 'errors']: 1 });
       }
     };
-    const width = Math.max(1, Math.min(this.deps.concurrency ?? 4, queue.length));
+    const width = Math.max(1, Math.min(this.options.concurrency ?? 4, queue.length));
     await Promise.all(Array.from({ length: width }, worker));
-    if (claimed.length > 0) this.deps.onCleaned?.();
+    if (claimed.length > 0) this.options.onCleaned?.();
     return report;
   }
 
   /** Finishes claimed orphans in the background; {@link close} waits for them. */
   finishInBackground(claimed: readonly ClaimedOrphan[]): void {
     if (claimed.length === 0) return;
-    const run = this.finishAll(claimed, this.stop.signal).catch((err: unknown) => this.deps.logger.error({ err }, 'background orphan cleanup failed'));
+    const run = this.finishAll(claimed, this.stop.signal).catch((err: unknown) => this.options.logger.error({ err }, 'background orphan cleanup failed'));
     this.background.add(run);
     void run.finally(() => this.background.delete(run));
   }
@@ -242,13 +242,13 @@ export class OrphanCleaner {
     const run = (async () => {
       for (let delayMs = RETRY_FIRST_MS; ; delayMs = Math.min(delayMs * 2, RETRY_MAX_MS)) {
         try {
-          await this.deps.clock.sleep(delayMs, AbortSignal.any([this.stop.signal, claimed.me.signal]));
+          await this.options.clock.sleep(delayMs, AbortSignal.any([this.stop.signal, claimed.me.signal]));
         } catch {
           return;
         }
         if (!claimed.me.joined) return;
         if ((await this.finish(claimed)) !== 'retry') {
-          this.deps.onCleaned?.();
+          this.options.onCleaned?.();
           return;
         }
       }
@@ -262,35 +262,35 @@ export class OrphanCleaner {
     const { op, me } = claimed;
     const ids = { type: op.type, id: op.id, opId: op.opId, kind: op.kind };
     try {
-      const record = await this.deps.store.get({ type: op.type, id: op.id });
+      const record = await this.options.store.get({ type: op.type, id: op.id });
       if (!record) {
-        this.deps.metrics.cleanup('skipped');
-        this.deps.logger.info(ids, 'the orphan\'s resource is gone; nothing to clean');
+        this.options.metrics.cleanup('skipped');
+        this.options.logger.info(ids, 'the orphan\'s resource is gone; nothing to clean');
         return 'skipped';
       }
-      const plan = planCleanup(op, record, this.deps.creatingAction);
+      const plan = planCleanup(op, record, this.options.creatingAction);
       if (plan.type === 'rerun') {
         const stop = signal ? AbortSignal.any([signal, this.stop.signal]) : this.stop.signal;
-        const { result, status } = await this.deps.runner.run(op, { signal: stop, reason: 'cleanup' });
+        const { result, status } = await this.options.runner.run(op, { signal: stop, reason: 'cleanup' });
         const ok = result === 'success' || result === 'error';
-        this.deps.metrics.cleanup(ok ? 'cleaned' : result === 'gone' ? 'skipped' : 'error');
-        this.deps.logger.info({ ...ids, action: 're-run', result, status }, ok ? 'orphan cleaned up' : 'orphan re-run did not finish');
+        this.options.metrics.cleanup(ok ? 'cleaned' : result === 'gone' ? 'skipped' : 'error');
+        this.options.logger.info({ ...ids, action: 're-run', result, status }, ok ? 'orphan cleaned up' : 'orphan re-run did not finish');
         return ok ? 'cleaned' : result === 'gone' ? 'skipped' : 'error';
       }
-      const write = await finalTransition(this.deps.store, op, plan.set, me);
+      const write = await finalTransition(this.options.store, op, plan.set, me);
       if (!write.ok) {
-        this.deps.metrics.cleanup('skipped');
-        this.deps.logger.info({ ...ids, failed: write.failed }, 'the orphan changed after the claim (reset by an admin?); left as it is');
+        this.options.metrics.cleanup('skipped');
+        this.options.logger.info({ ...ids, failed: write.failed }, 'the orphan changed after the claim (reset by an admin?); left as it is');
         return 'skipped';
       }
-      this.deps.metrics.cleanup('cleaned');
-      this.deps.logger.info({ ...ids, action: 'set status', status: plan.set.status }, 'orphan cleaned up');
+      this.options.metrics.cleanup('cleaned');
+      this.options.logger.info({ ...ids, action: 'set status', status: plan.set.status }, 'orphan cleaned up');
       return 'cleaned';
     } catch (err) {
-      this.deps.metrics.cleanup('error');
+      this.options.metrics.cleanup('error');
       const fenced = err instanceof FencedError;
       const retry = !fenced && isRetryable(err) && me.joined;
-      this.deps.logger.error(
+      this.options.logger.error(
         { ...ids, err: messageOf(err), code: err instanceof CoordinatorError ? err.code : undefined, retry },
         fenced ? 'orphan cleanup fenced off: this incarnation is no longer alive' : 'orphan cleanup failed',
       );

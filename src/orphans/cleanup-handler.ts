@@ -5,7 +5,7 @@ import type { CleanupMessage } from '../routing/job-message.js';
 import type { OrphanCleaner } from './cleaner.js';
 
 /** What {@link cleanupHandler} needs. */
-export interface CleanupHandlerDeps {
+export interface CleanupHandlerOptions {
   readonly cleaner: Pick<OrphanCleaner, 'find' | 'claimAll' | 'finishInBackground'>;
   /** True while this worker is a live member that may take work over. */
   readonly live: () => boolean;
@@ -27,31 +27,31 @@ export interface CleanupHandlerDeps {
  * (a bug) → dead-lettered with the reason. Claims that fail are counted and logged, the others
  * go on; a duplicate delivery finds nothing left to claim.
  */
-export function cleanupHandler(deps: CleanupHandlerDeps): (delivery: JobDelivery<CleanupMessage>) => Promise<Disposition> {
+export function cleanupHandler(options: CleanupHandlerOptions): (delivery: JobDelivery<CleanupMessage>) => Promise<Disposition> {
   return async (delivery) => {
     const request = delivery.job;
-    const log = deps.logger.child({ requestId: request.requestId, host: request.host, cluster: request.cluster });
-    if (!deps.live()) return dispositions.requeue();
+    const log = options.logger.child({ requestId: request.requestId, host: request.host, cluster: request.cluster });
+    if (!options.live()) return dispositions.requeue();
     let claimed;
     try {
-      const orphans = await deps.cleaner.find({
+      const orphans = await options.cleaner.find({
         ownerHost: request.host,
         cluster: request.cluster,
         ...(request.resourceType === undefined ? {} : { resourceType: request.resourceType }),
         ...(request.resourceId === undefined ? {} : { resourceId: request.resourceId }),
       });
-      const result = await deps.cleaner.claimAll(orphans, 'cleanup');
+      const result = await options.cleaner.claimAll(orphans, 'cleanup');
       claimed = result.claimed;
       log.info({ resourceId: request.resourceId, ...result.report, claimed: claimed.length, deliveryCount: delivery.deliveryCount }, 'work cleanup request taken');
     } catch (err) {
       if (isRetryable(err)) {
         log.warn({ err: messageOf(err) }, 'could not list the orphans to clean; retrying the request later');
-        return dispositions.retryLater(deps.retryDelayMs ?? 2_000);
+        return dispositions.retryLater(options.retryDelayMs ?? 2_000);
       }
       log.error({ err }, 'cleanup request failed');
       return dispositions.deadLetter(`cleanup of ${request.host} failed: ${messageOf(err)}`);
     }
-    deps.cleaner.finishInBackground(claimed);
+    options.cleaner.finishInBackground(claimed);
     return dispositions.ack();
   };
 }

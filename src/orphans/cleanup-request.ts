@@ -5,7 +5,7 @@
  */
 import { InvalidInputError } from '../errors.js';
 import type { MembershipSnapshot, ServiceRecord } from '../membership/records.js';
-import { matchesHost } from '../membership/views.js';
+import { matchesHost } from '../identity.js';
 import type { OpRecord, ResourceType } from '../state/records.js';
 
 /** Cinder's cleanable resource types (`resource_type` is title-cased before the check). */

@@ -7,7 +7,7 @@ import { countByCluster, findOrphans, type Orphan, orphanKey } from './find-orph
 import type { OrphanMetrics } from './metrics.js';
 
 /** What an {@link OrphanDetector} needs. */
-export interface OrphanDetectorDeps {
+export interface OrphanDetectorOptions {
   readonly membership: Pick<Membership, 'watch' | 'snapshot'>;
   readonly store: Pick<StateStore, 'listOps'>;
   readonly clock: Clock;
@@ -53,7 +53,7 @@ export class OrphanDetector {
   private pending: Promise<readonly Orphan[]> | undefined;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly deps: OrphanDetectorDeps) {}
+  constructor(private readonly options: OrphanDetectorOptions) {}
 
   /** Starts the watch and the backstop sweep in the background (the first sweep runs at once). */
   start(): void {
@@ -109,9 +109,9 @@ export class OrphanDetector {
 
   private async sweepOnce(): Promise<readonly Orphan[]> {
     // Ops first, then the alive members: see find-orphans.ts on why the order matters.
-    const ops = await this.deps.store.listOps();
-    const snapshot = await this.deps.membership.snapshot(this.stop.signal);
-    const now = this.deps.clock.now();
+    const ops = await this.options.store.listOps();
+    const snapshot = await this.options.membership.snapshot(this.stop.signal);
+    const now = this.options.clock.now();
     // An orphan counts from its owner's death; when this process did not see it (it started
     // later, or a sweep got there before the watch event), from when a sweep first found it —
     // never from the op's last change, which would make a fresh orphan look old.
@@ -125,12 +125,12 @@ export class OrphanDetector {
     this.report(found);
     this.forgetDeaths(new Set(ops.flatMap((op) => (op.owner ? [op.owner.incarnation] : []))), now);
     this.orphans = found;
-    this.deps.metrics.setOrphans(countByCluster(found));
+    this.options.metrics.setOrphans(countByCluster(found));
     for (const listener of this.listeners) {
       try {
         listener(found);
       } catch (err) {
-        this.deps.logger.error({ err }, 'orphan listener failed');
+        this.options.logger.error({ err }, 'orphan listener failed');
       }
     }
     return found;
@@ -143,14 +143,14 @@ export class OrphanDetector {
     for (const o of found) {
       if (before.has(orphanKey(o))) continue;
       const { op, owner } = o;
-      this.deps.logger.info(
+      this.options.logger.info(
         { type: op.type, id: op.id, opId: op.opId, kind: op.kind, status: op.status, cluster: op.cluster, ownerHost: owner.host, ownerIncarnation: owner.incarnation, reason: o.reason, since: new Date(o.since).toISOString() },
         'orphaned operation found',
       );
     }
     for (const [key, o] of before) {
       if (now.has(key)) continue;
-      this.deps.logger.info({ type: o.op.type, id: o.op.id, opId: o.op.opId, kind: o.op.kind, ownerIncarnation: o.owner.incarnation }, 'orphaned operation gone (cleaned up, finished or changed)');
+      this.options.logger.info({ type: o.op.type, id: o.op.id, opId: o.op.opId, kind: o.op.kind, ownerIncarnation: o.owner.incarnation }, 'orphaned operation gone (cleaned up, finished or changed)');
     }
   }
 
@@ -164,7 +164,7 @@ export class OrphanDetector {
 
   private trigger(why: string): void {
     this.sweep().catch((err: unknown) => {
-      if (!this.stop.signal.aborted) this.deps.logger.warn({ err: messageOf(err), why }, 'orphan sweep failed; the next event or backstop sweep tries again');
+      if (!this.stop.signal.aborted) this.options.logger.warn({ err: messageOf(err), why }, 'orphan sweep failed; the next event or backstop sweep tries again');
     });
   }
 
@@ -172,18 +172,18 @@ export class OrphanDetector {
     const signal = this.stop.signal;
     while (!signal.aborted) {
       try {
-        for await (const event of this.deps.membership.watch(signal)) {
+        for await (const event of this.options.membership.watch(signal)) {
           if (event.type === 'member-left') {
-            this.deaths.set(event.member.incarnation, this.deps.clock.now());
+            this.deaths.set(event.member.incarnation, this.options.clock.now());
             this.trigger(`${event.member.host} left`);
           } else if (event.type !== 'member-heartbeat') {
             this.trigger(event.type);
           }
         }
       } catch (err) {
-        if (!signal.aborted) this.deps.logger.warn({ err: messageOf(err) }, 'orphan detector: membership watch failed; watching again');
+        if (!signal.aborted) this.options.logger.warn({ err: messageOf(err) }, 'orphan detector: membership watch failed; watching again');
       }
-      await this.deps.clock.sleep(this.deps.retryDelayMs, signal).catch(() => undefined);
+      await this.options.clock.sleep(this.options.retryDelayMs, signal).catch(() => undefined);
     }
   }
 
@@ -192,7 +192,7 @@ export class OrphanDetector {
     while (!signal.aborted) {
       this.trigger('backstop');
       try {
-        await this.deps.clock.sleep(this.deps.sweepIntervalMs, signal);
+        await this.options.clock.sleep(this.options.sweepIntervalMs, signal);
       } catch {
         return;
       }

@@ -6,7 +6,7 @@ import { leaseHexOf } from '../membership/lease-ttl.js';
 import type { FailoverLedger } from './failover-ledger.js';
 
 /** What {@link EtcdFailoverLedger} writes with. */
-export interface EtcdFailoverLedgerDeps {
+export interface EtcdFailoverLedgerOptions {
   readonly client: Etcd3;
   readonly keys: KeyLayout;
 }
@@ -21,10 +21,10 @@ export interface EtcdFailoverLedgerDeps {
  * lease expired gets false (a dead member counts nothing).
  */
 export class EtcdFailoverLedger implements FailoverLedger {
-  constructor(private readonly deps: EtcdFailoverLedgerDeps) {}
+  constructor(private readonly options: EtcdFailoverLedgerOptions) {}
 
   async first(deadIncarnation: string, by: OwnerRef): Promise<boolean> {
-    const { client, keys } = this.deps;
+    const { client, keys } = this.options;
     const key = keys.failover(deadIncarnation);
     const hex = leaseHexOf(by.incarnation);
     const put = client.put(key).value(by.incarnation);

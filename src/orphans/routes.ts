@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { RouteModule } from '../api/server.js';
-import { formatCinderTime } from '../membership/cinder-json.js';
+import { formatCinderTime } from '../api/cinder-time.js';
 import type { Membership } from '../membership/membership.js';
-import { matchesHost } from '../membership/views.js';
+import { matchesHost } from '../identity.js';
 import type { Logger } from '../observability/logger.js';
 import type { ResourceType } from '../state/records.js';
 import type { StateStore } from '../state/state-store.js';
@@ -34,7 +34,7 @@ export interface CleanupPublisher {
 }
 
 /** What the orphan routes read and use. */
-export interface OrphanRoutesDeps {
+export interface OrphanRoutesOptions {
   readonly membership: Pick<Membership, 'snapshot'>;
   readonly store: Pick<StateStore, 'listOps'>;
   /** A fresh sweep (the detector's). */
@@ -83,12 +83,12 @@ function lastOf(value: string | string[] | undefined): string | undefined {
  * cleaner, so a duplicate does nothing more. Bad input is 400 with Cinder's fault body, before
  * anything is sent.
  */
-export function orphanRoutes(deps: OrphanRoutesDeps): RouteModule {
+export function orphanRoutes(options: OrphanRoutesOptions): RouteModule {
   return (app: FastifyInstance) => {
     app.post('/v3/:project_id/workers/cleanup', { config: { minVersion: WORKERS_CLEANUP_MV } }, async (req, reply) => {
       const parsed = parseCleanupBody(req.body);
-      const snapshot = await deps.membership.snapshot();
-      const ops = parsed.filters.resourceId === undefined || parsed.located ? [] : await deps.store.listOps(parsed.filters.resourceType ? { type: parsed.filters.resourceType } : {});
+      const snapshot = await options.membership.snapshot();
+      const ops = parsed.filters.resourceId === undefined || parsed.located ? [] : await options.store.listOps(parsed.filters.resourceType ? { type: parsed.filters.resourceType } : {});
       const filters = locateResource(parsed, ops, snapshot.services);
       const requestId = randomUUID();
       const cleaning: CleanupServiceJson[] = [];
@@ -101,7 +101,7 @@ export function orphanRoutes(deps: OrphanRoutesDeps): RouteModule {
             return;
           }
           try {
-            await deps.publisher.publish({
+            await options.publisher.publish({
               cluster: service.cluster,
               host: service.host,
               requestId,
@@ -110,13 +110,13 @@ export function orphanRoutes(deps: OrphanRoutesDeps): RouteModule {
             });
             cleaning.push(json);
           } catch (err) {
-            deps.logger.warn({ err, requestId, host: service.host, cluster: service.cluster }, 'could not send the cleanup request; the service is reported unavailable');
+            options.logger.warn({ err, requestId, host: service.host, cluster: service.cluster }, 'could not send the cleanup request; the service is reported unavailable');
             unavailable.push(json);
           }
         }),
       );
       const byHost = (a: CleanupServiceJson, b: CleanupServiceJson): number => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0);
-      deps.logger.info({ requestId, filters, cleaning: cleaning.map((s) => s.host), unavailable: unavailable.map((s) => s.host) }, 'work cleanup requested');
+      options.logger.info({ requestId, filters, cleaning: cleaning.map((s) => s.host), unavailable: unavailable.map((s) => s.host) }, 'work cleanup requested');
       return reply.code(202).send({ cleaning: cleaning.sort(byHost), unavailable: unavailable.sort(byHost) });
     });
 
@@ -124,7 +124,7 @@ export function orphanRoutes(deps: OrphanRoutesDeps): RouteModule {
       const q = req.query as Query;
       const cluster = lastOf(q.cluster);
       const host = lastOf(q.host);
-      const orphans = (await deps.orphans.sweep()).filter(
+      const orphans = (await options.orphans.sweep()).filter(
         (o) => (!cluster || matchesHost(o.op.cluster, cluster)) && (!host || matchesHost(o.owner.host, host)),
       );
       return { orphans: orphans.map(orphanJson) };

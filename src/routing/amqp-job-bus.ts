@@ -7,8 +7,8 @@ import type { Channel, ConsumeMessage, Options } from 'amqplib';
 import type { Registry } from 'prom-client';
 import { AbortedError, BackendAccessError, BackendUnavailableError, ClosedError, NotFoundError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { AmqpConnection, type AmqpConnectionSettings, type AmqpSession } from './amqp-connection.js';
-import { sendConfirmed, toDeadLetter } from './amqp-publish.js';
+import { AmqpConnection, type AmqpConnectionSettings, type AmqpSession } from '../amqp/connection.js';
+import { sendConfirmed, toDeadLetter } from '../amqp/publish.js';
 import { AmqpSubscription } from './amqp-subscription.js';
 import { describeError, pause } from './dispatch.js';
 import type {
@@ -39,7 +39,7 @@ import {
   type Notice,
 } from './job-message.js';
 import { countDeadLetter, type RoutingMetrics, routingMetrics } from './metrics.js';
-import { clusterQueueName, DEAD_LETTER_HEADERS, hostQueueName, noticeQueueName, type Topology, topologyFor, workQueueArguments } from './routes.js';
+import { clusterQueueName, DEAD_LETTER_HEADERS, hostQueueName, noticeQueueName, type Topology, topologyFor, workQueueArguments } from './topology.js';
 
 /** Settings of {@link AmqpJobBus}: the `amqp` config slice. */
 export interface AmqpJobBusSettings extends AmqpConnectionSettings {
@@ -50,7 +50,7 @@ export interface AmqpJobBusSettings extends AmqpConnectionSettings {
 }
 
 /** Dependencies of {@link AmqpJobBus}. */
-export interface AmqpJobBusDeps {
+export interface AmqpJobBusOptions {
   readonly identity: BusIdentity;
   readonly logger: Logger;
   readonly registry: Registry;
@@ -80,7 +80,7 @@ export class AmqpJobBus implements JobBus {
 
   constructor(
     private readonly settings: AmqpJobBusSettings,
-    deps: AmqpJobBusDeps,
+    deps: AmqpJobBusOptions,
   ) {
     this.identity = deps.identity;
     this.logger = deps.logger;

@@ -10,13 +10,13 @@
  */
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { Logger } from '../observability/logger.js';
-import type { AmqpSession } from './amqp-connection.js';
-import { IdleWaiters } from './idle-waiters.js';
-import { deliveryCountOf } from './amqp-publish.js';
+import type { AmqpSession } from '../amqp/connection.js';
+import { IdleWaiters } from '../concurrency/idle-waiters.js';
+import { deliveryCountOf } from '../amqp/publish.js';
 import { describeError, pause, runHandler, vet, withDeadline } from './dispatch.js';
 import type { Disposition, JobHandler, JobSubscription } from './job-bus.js';
 import type { DeadLetterReason } from './job-message.js';
-import { type Topology, workQueueArguments } from './routes.js';
+import { type Topology, workQueueArguments } from './topology.js';
 
 /** What a subscription needs from its bus. */
 export interface SubscriptionContext {

@@ -8,7 +8,7 @@ import { LocalBroker } from './local-broker.js';
 import { LocalJobBus } from './local-job-bus.js';
 
 /** What {@link createJobBus} needs besides the configuration. */
-export interface JobBusDeps {
+export interface JobBusOptions {
   readonly identity: BusIdentity;
   readonly logger: Logger;
   readonly registry: Registry;
@@ -20,16 +20,16 @@ export interface JobBusDeps {
  * Builds the job bus the configuration asks for: RabbitMQ when `amqp.url` is set, otherwise
  * the in-process bus. Call `start()` on it, and register {@link jobBusReadiness} with `/readyz`.
  */
-export function createJobBus(config: Pick<Config, 'amqp'>, deps: JobBusDeps): JobBus {
-  const logger = deps.logger.child({ component: 'job-bus' });
+export function createJobBus(config: Pick<Config, 'amqp'>, options: JobBusOptions): JobBus {
+  const logger = options.logger.child({ component: 'job-bus' });
   if (config.amqp.url !== '') {
-    return new AmqpJobBus(config.amqp, { identity: deps.identity, logger, registry: deps.registry });
+    return new AmqpJobBus(config.amqp, { identity: options.identity, logger, registry: options.registry });
   }
   return new LocalJobBus(config.amqp, {
-    broker: deps.localBroker ?? new LocalBroker(),
-    identity: deps.identity,
+    broker: options.localBroker ?? new LocalBroker(),
+    identity: options.identity,
     logger,
-    registry: deps.registry,
+    registry: options.registry,
   });
 }
 

@@ -10,7 +10,7 @@ import type { Registry } from 'prom-client';
 import { AbortedError, ClosedError, NotFoundError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { pause, runHandler, vet } from './dispatch.js';
-import { IdleWaiters } from './idle-waiters.js';
+import { IdleWaiters } from '../concurrency/idle-waiters.js';
 import type {
   BusIdentity,
   BusState,
@@ -40,7 +40,7 @@ import {
 } from './job-message.js';
 import type { LocalBroker, LocalConsumer, LocalMessage, LocalQueue } from './local-broker.js';
 import { countDeadLetter, type RoutingMetrics, routingMetrics } from './metrics.js';
-import { clusterQueueName, hostQueueName, type Topology, topologyFor } from './routes.js';
+import { clusterQueueName, hostQueueName, type Topology, topologyFor } from './topology.js';
 
 /** Settings of {@link LocalJobBus} (from the `amqp` config slice, which names the queues). */
 export interface LocalJobBusSettings {
@@ -50,7 +50,7 @@ export interface LocalJobBusSettings {
 }
 
 /** Dependencies of {@link LocalJobBus}. */
-export interface LocalJobBusDeps {
+export interface LocalJobBusOptions {
   readonly broker: LocalBroker;
   readonly identity: BusIdentity;
   readonly logger: Logger;
@@ -71,7 +71,7 @@ export class LocalJobBus implements JobBus {
 
   constructor(
     private readonly settings: LocalJobBusSettings,
-    deps: LocalJobBusDeps,
+    deps: LocalJobBusOptions,
   ) {
     this.identity = deps.identity;
     this.broker = deps.broker;

@@ -4,6 +4,7 @@
  * attributes (`os-vol-host-attr:host`, `os-vol-tenant-attr:tenant_id`, migration status,
  * `cluster_name`) are always shown where the microversion has them.
  */
+import { formatCinderTime } from '../api/cinder-time.js';
 import { atLeast, type Microversion } from '../api/microversion.js';
 import type { SnapshotRecord, VolumeRecord } from '../state/records.js';
 
@@ -21,7 +22,7 @@ export interface ViewContext {
 /** Cinder's datetime form: `2018-11-29T06:50:07.770785`, no zone; null stays null. */
 export function cinderTime(epochMs: number | null): string | null {
   if (epochMs === null) return null;
-  return `${new Date(epochMs).toISOString().slice(0, 23)}000`;
+  return formatCinderTime(epochMs);
 }
 
 function links(ctx: ViewContext, collection: string, id: string): { href: string; rel: string }[] {

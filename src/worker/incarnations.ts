@@ -40,7 +40,7 @@ export interface Incarnations {
 }
 
 /** What {@link SupervisedIncarnations} needs. */
-export interface SupervisedIncarnationsDeps {
+export interface SupervisedIncarnationsOptions {
   /** The membership supervisor (subscribe before it starts, to see the first incarnation). */
   readonly supervisor: {
     readonly member: Member | undefined;
@@ -62,12 +62,12 @@ export class SupervisedIncarnations implements Incarnations {
   private readonly unsubscribe: () => void;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly deps: SupervisedIncarnationsDeps) {
-    this.unsubscribe = deps.supervisor.subscribe((event) => this.onEvent(event));
+  constructor(private readonly options: SupervisedIncarnationsOptions) {
+    this.unsubscribe = options.supervisor.subscribe((event) => this.onEvent(event));
   }
 
   current(): Incarnation | undefined {
-    const member = this.deps.supervisor.member;
+    const member = this.options.supervisor.member;
     const locks = member && this.locks.get(member.owner.incarnation);
     return member && locks ? { member, locks } : undefined;
   }
@@ -91,14 +91,14 @@ export class SupervisedIncarnations implements Incarnations {
   private onEvent(event: IncarnationEvent): void {
     if (this.closing) return;
     if (event.type === 'incarnation-started') {
-      this.locks.set(event.owner.incarnation, this.deps.lockServiceFor(event.session));
+      this.locks.set(event.owner.incarnation, this.options.lockServiceFor(event.session));
       const incarnation = this.current();
       if (incarnation) this.emit({ type: 'started', incarnation, previous: event.previous, reason: event.reason });
       return;
     }
     const services = this.locks.get(event.owner.incarnation);
     this.locks.delete(event.owner.incarnation);
-    services?.close().catch((err: unknown) => this.deps.logger.warn({ err }, 'closing the lock service of an ended incarnation failed'));
+    services?.close().catch((err: unknown) => this.options.logger.warn({ err }, 'closing the lock service of an ended incarnation failed'));
     this.emit({ type: 'ended', owner: event.owner, reason: event.reason });
   }
 
@@ -107,7 +107,7 @@ export class SupervisedIncarnations implements Incarnations {
       try {
         listener(change);
       } catch (err) {
-        this.deps.logger.error({ err, change: change.type }, 'incarnation listener failed');
+        this.options.logger.error({ err, change: change.type }, 'incarnation listener failed');
       }
     }
   }

@@ -29,7 +29,7 @@ export type ClaimResult =
   | { readonly ok: false; readonly reason: 'fenced'; readonly error: FencedError };
 
 /** What an {@link OpClaimer} needs. */
-export interface OpClaimerDeps {
+export interface OpClaimerOptions {
   readonly store: StateStore;
   readonly membership: Pick<Membership, 'ownerGone'>;
 }
@@ -44,7 +44,7 @@ export interface OpClaimerDeps {
  * ```
  */
 export class OpClaimer {
-  constructor(private readonly deps: OpClaimerDeps) {}
+  constructor(private readonly deps: OpClaimerOptions) {}
 
   /**
    * One `updateOp` write: it holds only if the op is exactly as read — same `opId`, the same

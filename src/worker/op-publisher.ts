@@ -6,7 +6,7 @@ import type { OpRecord } from '../state/records.js';
 import type { StateStore } from '../state/state-store.js';
 
 /** What an {@link OpPublisher} needs. */
-export interface OpPublisherDeps {
+export interface OpPublisherOptions {
   readonly bus: Pick<JobBus, 'publish'>;
   readonly store: Pick<StateStore, 'updateOp'>;
   readonly clock: Clock;
@@ -26,12 +26,12 @@ export interface OpPublisherDeps {
  * harmless and skipped.
  */
 export class OpPublisher {
-  constructor(private readonly deps: OpPublisherDeps) {}
+  constructor(private readonly options: OpPublisherOptions) {}
 
   /** Resolves true when the broker confirmed the job. */
   async publish(op: OpRecord, signal?: AbortSignal): Promise<boolean> {
-    const { bus, store, clock, logger } = this.deps;
-    const bound = AbortSignal.timeout(this.deps.timeoutMs);
+    const { bus, store, clock, logger } = this.options;
+    const bound = AbortSignal.timeout(this.options.timeoutMs);
     try {
       await bus.publish(
         { type: op.type, id: op.id, opId: op.opId, kind: op.kind, cluster: op.cluster, attempt: op.attempt },

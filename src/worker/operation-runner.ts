@@ -34,7 +34,7 @@ export interface RunOptions {
 }
 
 /** What an {@link OperationRunner} needs. */
-export interface OperationRunnerDeps {
+export interface OperationRunnerOptions {
   readonly store: StateStore;
   readonly driver: VolumeDriver;
   readonly incarnations: Incarnations;
@@ -95,7 +95,7 @@ const NEVER = new AbortController().signal;
 export class OperationRunner {
   private readonly retryDelayMs: number;
 
-  constructor(private readonly deps: OperationRunnerDeps) {
+  constructor(private readonly deps: OperationRunnerOptions) {
     this.retryDelayMs = deps.retryDelayMs ?? 500;
   }
 

@@ -16,7 +16,7 @@ export const SWEEPER_LOCK = 'hearth-sweeper';
 export const MAX_OPS_PER_SWEEP = 500;
 
 /** What a {@link RepublishSweeper} needs. */
-export interface SweeperDeps {
+export interface SweeperOptions {
   readonly store: Pick<StateStore, 'listOps'>;
   readonly publisher: Pick<OpPublisher, 'publish'>;
   readonly incarnations: Incarnations;
@@ -58,7 +58,7 @@ export class RepublishSweeper {
   private readonly stop = new AbortController();
   private loop: Promise<void> | undefined;
 
-  constructor(private readonly deps: SweeperDeps) {}
+  constructor(private readonly deps: SweeperOptions) {}
 
   /** Starts the periodic rounds. Idempotent. */
   start(): void {

@@ -12,10 +12,10 @@ import type { Incarnation, Incarnations } from './incarnations.js';
 import type { OpClaimer } from './op-claim.js';
 import type { OperationRunner, OpOutcome } from './operation-runner.js';
 import { decideJob } from './plan.js';
-import { Slots } from './slots.js';
+import { Slots } from '../concurrency/slots.js';
 
 /** What a {@link VolumeManager} needs. */
-export interface VolumeManagerDeps {
+export interface VolumeManagerOptions {
   readonly store: Pick<StateStore, 'getOp'>;
   readonly claimer: Pick<OpClaimer, 'claimOp'>;
   readonly runner: Pick<OperationRunner, 'run'>;
@@ -65,8 +65,8 @@ export class VolumeManager {
   private readonly taking = new AbortController();
   private readonly handBack = new AbortController();
 
-  constructor(private readonly deps: VolumeManagerDeps) {
-    this.slots = new Slots(deps.maxConcurrentOps);
+  constructor(private readonly options: VolumeManagerOptions) {
+    this.slots = new Slots(options.maxConcurrentOps);
   }
 
   /** Operations claimed or running in this process. */
@@ -76,7 +76,7 @@ export class VolumeManager {
 
   /** The bus handler for `job` messages. */
   readonly handle = async (delivery: JobDelivery): Promise<Disposition> => {
-    const inc = this.deps.incarnations.current();
+    const inc = this.options.incarnations.current();
     if (this.taking.signal.aborted || !inc) return dispositions.requeue();
     let release: (() => void) | undefined;
     try {
@@ -93,8 +93,8 @@ export class VolumeManager {
       return disposition;
     } catch (err) {
       if (!isRetryable(err)) throw err;
-      this.deps.logger.warn({ opId: delivery.job.opId, reason: messageOf(err) }, 'the state store failed; retrying the job later');
-      return dispositions.retryLater(this.deps.retryDelayMs ?? 1_000);
+      this.options.logger.warn({ opId: delivery.job.opId, reason: messageOf(err) }, 'the state store failed; retrying the job later');
+      return dispositions.retryLater(this.options.retryDelayMs ?? 1_000);
     } finally {
       if (!started) release();
     }
@@ -102,9 +102,9 @@ export class VolumeManager {
 
   private async decide(delivery: JobDelivery, inc: Incarnation, takeSlot: () => () => void): Promise<Disposition> {
     const { job } = delivery;
-    const log = this.deps.logger.child({ opId: job.opId, kind: job.kind, resource: `${job.type}:${job.id}`, deliveryCount: delivery.deliveryCount });
+    const log = this.options.logger.child({ opId: job.opId, kind: job.kind, resource: `${job.type}:${job.id}`, deliveryCount: delivery.deliveryCount });
     const op = await this.readOp(job.type, job.id, AbortSignal.any([delivery.signal, inc.member.signal]));
-    if (op === 'unavailable') return dispositions.retryLater(this.deps.retryDelayMs ?? 1_000);
+    if (op === 'unavailable') return dispositions.retryLater(this.options.retryDelayMs ?? 1_000);
     const self = { incarnation: inc.member.owner.incarnation, cluster: inc.member.cluster };
     const decision = decideJob(job, op, self, this.busy.has(job.opId));
     switch (decision.type) {
@@ -128,7 +128,7 @@ export class VolumeManager {
     this.busy.set(op.opId, undefined);
     let claimed = false;
     try {
-      const result = await this.deps.claimer.claimOp(op, inc.member, { ownerDead });
+      const result = await this.options.claimer.claimOp(op, inc.member, { ownerDead });
       if (result.ok) {
         claimed = true;
         if (ownerDead) log.warn({ previousOwner: op.owner?.incarnation }, 'took over the op of a dead incarnation');
@@ -152,10 +152,10 @@ export class VolumeManager {
 
   /** Runs a claimed op in the background; the slot is released when it ends. */
   private start(op: OpRecord, release: () => void): void {
-    const run = this.deps.runner
+    const run = this.options.runner
       .run(op, { signal: this.handBack.signal, reason: 'job' })
       .catch((err: unknown): OpOutcome => {
-        this.deps.logger.error({ err, opId: op.opId }, 'an operation run failed');
+        this.options.logger.error({ err, opId: op.opId }, 'an operation run failed');
         return { result: 'error' };
       })
       .finally(() => {
@@ -167,17 +167,17 @@ export class VolumeManager {
 
   /** Reads the op, retrying transient failures in place; `unavailable` when they persist. */
   private async readOp(type: OpRecord['type'], id: string, signal: AbortSignal): Promise<OpRecord | undefined | 'unavailable'> {
-    const attempts = this.deps.readAttempts ?? 3;
+    const attempts = this.options.readAttempts ?? 3;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.deps.store.getOp({ type, id });
+        return await this.options.store.getOp({ type, id });
       } catch (err) {
         if (!isRetryable(err) || attempt >= attempts || signal.aborted) {
           if (isRetryable(err)) return 'unavailable';
           throw err;
         }
-        this.deps.logger.debug({ reason: messageOf(err), attempt }, 'reading the op failed; retrying');
-        await this.deps.clock.sleep(this.deps.retryDelayMs ?? 1_000, signal).catch(() => undefined);
+        this.options.logger.debug({ reason: messageOf(err), attempt }, 'reading the op failed; retrying');
+        await this.options.clock.sleep(this.options.retryDelayMs ?? 1_000, signal).catch(() => undefined);
       }
     }
   }
@@ -195,12 +195,12 @@ export class VolumeManager {
     const runs = (): Promise<unknown>[] => [...this.busy.values()].filter((p): p is Promise<OpOutcome> => p !== undefined);
     const before = runs().length;
     const timer = new AbortController();
-    const grace = this.deps.clock.sleep(graceMs, timer.signal).catch(() => undefined);
+    const grace = this.options.clock.sleep(graceMs, timer.signal).catch(() => undefined);
     await Promise.race([Promise.allSettled(runs()), grace]);
     timer.abort();
     const left = runs();
     if (left.length > 0) {
-      this.deps.logger.warn({ operations: left.length, graceMs }, 'operations still running after the grace period; handing them back');
+      this.options.logger.warn({ operations: left.length, graceMs }, 'operations still running after the grace period; handing them back');
       this.handBack.abort(new Error('drain: handing operations back'));
       await Promise.allSettled(left);
     }

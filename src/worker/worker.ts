@@ -34,7 +34,7 @@ export type BeforeConsumeHook = (ctx: BeforeConsumeContext) => Promise<void>;
 export type WorkerState = 'idle' | 'starting' | 'consuming' | 'paused' | 'draining' | 'stopped';
 
 /** What a {@link Worker} needs. */
-export interface WorkerDeps {
+export interface WorkerOptions {
   readonly bus: Pick<JobBus, 'consume' | 'distributed'>;
   readonly incarnations: Incarnations;
   readonly manager: Pick<VolumeManager, 'handle' | 'stopTaking' | 'drain' | 'inFlight'>;
@@ -64,8 +64,8 @@ export class Worker {
   private hooks: AbortController | undefined;
   private readonly handler: JobHandler;
 
-  constructor(private readonly deps: WorkerDeps) {
-    this.handler = dispatcher({ ...deps.extraHandlers, job: deps.manager.handle }, deps.logger);
+  constructor(private readonly options: WorkerOptions) {
+    this.handler = dispatcher({ ...options.extraHandlers, job: options.manager.handle }, options.logger);
   }
 
   get state(): WorkerState {
@@ -85,14 +85,14 @@ export class Worker {
    * @throws Error when no incarnation is live (join first).
    */
   async start(): Promise<void> {
-    const inc = this.deps.incarnations.current();
+    const inc = this.options.incarnations.current();
     if (!inc) throw new Error('the worker needs a live incarnation: join the cluster first');
-    this.unsubscribe = this.deps.incarnations.subscribe((change) => this.onChange(change));
+    this.unsubscribe = this.options.incarnations.subscribe((change) => this.onChange(change));
     await this.enqueue(async () => {
       await this.begin(inc, undefined, 'start');
-      if (!this.deps.bus.distributed && this.stateValue === 'consuming') await this.deps.sweeper.sweep({ all: true });
+      if (!this.options.bus.distributed && this.stateValue === 'consuming') await this.options.sweeper.sweep({ all: true });
     });
-    this.deps.sweeper.start();
+    this.options.sweeper.start();
   }
 
   /**
@@ -105,17 +105,17 @@ export class Worker {
     this.stateValue = 'draining';
     this.unsubscribe?.();
     this.hooks?.abort();
-    this.deps.manager.stopTaking();
-    await this.deps.sweeper.close();
+    this.options.manager.stopTaking();
+    await this.options.sweeper.close();
     await this.chain;
     this.stateValue = 'draining';
     const subscription = this.subscription;
     this.subscription = undefined;
     await subscription?.cancel();
-    const summary = await this.deps.manager.drain(graceMs);
+    const summary = await this.options.manager.drain(graceMs);
     await subscription?.idle({ signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
     this.stateValue = 'stopped';
-    this.deps.logger.info({ ...summary }, 'worker drained');
+    this.options.logger.info({ ...summary }, 'worker drained');
     return summary;
   }
 
@@ -132,7 +132,7 @@ export class Worker {
 
   /** Runs `step` after the steps before it; failures are logged, never thrown to the caller. */
   private enqueue(step: () => Promise<void>): Promise<void> {
-    this.chain = this.chain.then(step).catch((err: unknown) => this.deps.logger.error({ err }, 'worker lifecycle step failed'));
+    this.chain = this.chain.then(step).catch((err: unknown) => this.options.logger.error({ err }, 'worker lifecycle step failed'));
     return this.chain;
   }
 
@@ -142,18 +142,18 @@ export class Worker {
     const hooks = new AbortController();
     this.hooks = hooks;
     const signal = AbortSignal.any([hooks.signal, inc.member.signal]);
-    for (const [i, hook] of (this.deps.beforeConsume ?? []).entries()) {
+    for (const [i, hook] of (this.options.beforeConsume ?? []).entries()) {
       if (signal.aborted) break;
       try {
         await hook({ incarnation: inc, previous, reason, signal });
       } catch (err) {
-        this.deps.logger.error({ err, hook: i, owner: inc.member.owner.incarnation }, 'a start-up hook failed; consuming anyway');
+        this.options.logger.error({ err, hook: i, owner: inc.member.owner.incarnation }, 'a start-up hook failed; consuming anyway');
       }
     }
     if (this.draining || !inc.member.joined) return;
-    this.subscription = await this.deps.bus.consume(this.handler);
+    this.subscription = await this.options.bus.consume(this.handler);
     this.stateValue = 'consuming';
-    this.deps.logger.info({ owner: inc.member.owner.incarnation, reason }, 'consuming jobs');
+    this.options.logger.info({ owner: inc.member.owner.incarnation, reason }, 'consuming jobs');
   }
 
   private async pause(owner: OwnerRef): Promise<void> {
@@ -161,11 +161,11 @@ export class Worker {
     this.stateValue = 'paused';
     const subscription = this.subscription;
     this.subscription = undefined;
-    this.deps.logger.warn({ owner: owner.incarnation }, 'incarnation ended; not consuming until the next one');
+    this.options.logger.warn({ owner: owner.incarnation }, 'incarnation ended; not consuming until the next one');
     try {
       await subscription?.cancel();
     } catch (err) {
-      this.deps.logger.warn({ reason: messageOf(err) }, 'cancelling the subscription failed');
+      this.options.logger.warn({ reason: messageOf(err) }, 'cancelling the subscription failed');
     }
   }
 

@@ -8,7 +8,7 @@ import type { Member, Membership, MembershipEvent } from '../../src/membership/m
 import { MembershipMetrics } from '../../src/membership/metrics.js';
 import { MembershipMonitor } from '../../src/membership/monitor.js';
 import { type IncarnationEvent, MemberSupervisor } from '../../src/membership/supervisor.js';
-import { buildClusterViews, buildServiceViews } from '../../src/membership/views.js';
+import { buildClusterViews, buildServiceViews } from '../../src/api/cluster-views.js';
 import { Registry } from 'prom-client';
 import { type TestSession, TestSessionSource } from '../support/test-session.js';
 import { waitFor } from '../support/wait.js';

@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import type { Config } from '../../src/config/schema.js';
 import { silentLogger, type Logger } from '../../src/observability/logger.js';
 import { AmqpJobBus } from '../../src/routing/amqp-job-bus.js';
-import { clusterQueueName } from '../../src/routing/routes.js';
+import { clusterQueueName } from '../../src/routing/topology.js';
 import type { JobBusBackend, MemberOptions } from '../contract/job-bus.contract.js';
 
 /** The `amqp` config slice with hearth's defaults and test-friendly timings. */

@@ -16,7 +16,7 @@ import { EtcdMembership } from '../../../src/membership/etcd-membership.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { AmqpJobBus } from '../../../src/routing/amqp-job-bus.js';
 import type { JobInput } from '../../../src/routing/job-bus.js';
-import { clusterQueueName } from '../../../src/routing/routes.js';
+import { clusterQueueName } from '../../../src/routing/topology.js';
 import { EtcdSession } from '../../../src/session/etcd-session.js';
 import { EtcdStateStore } from '../../../src/state/etcd-state-store.js';
 import { createStateMetrics } from '../../../src/state/metrics.js';

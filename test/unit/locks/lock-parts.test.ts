@@ -5,7 +5,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { DataDirLock } from '../../../src/locks/data-dir-lock.js';
 import { DataDirLockedError, NotDistributedError } from '../../../src/locks/errors.js';
-import { KeyedFifoMutex } from '../../../src/locks/fifo-mutex.js';
+import { KeyedFifoMutex } from '../../../src/concurrency/keyed-fifo-mutex.js';
 import { lockOrder, requireDistributed } from '../../../src/locks/lock-service.js';
 import { LocalLockService } from '../../../src/locks/local-lock-service.js';
 import { LockMetrics, lockTypeOf } from '../../../src/locks/metrics.js';

@@ -6,7 +6,7 @@ import { VOLUME_BINARY } from '../../../src/identity.js';
 import { ManualClock } from '../../../src/lifecycle/clock.js';
 import { LocalMembership } from '../../../src/membership/local-membership.js';
 import { LocalRecordFile } from '../../../src/membership/local-store.js';
-import { buildClusterViews } from '../../../src/membership/views.js';
+import { buildClusterViews } from '../../../src/api/cluster-views.js';
 import { describeMembership } from '../../contract/membership.contract.js';
 import { TestSession } from '../../support/test-session.js';
 

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BackendAccessError, InvalidInputError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/observability/logger.js';
-import { socketOptionsFor, withHeartbeat } from '../../../src/routing/amqp-socket-options.js';
+import { socketOptionsFor, withHeartbeat } from '../../../src/amqp/socket-options.js';
 import { HANDLER_ERROR_RETRY_MS, MAX_RETRY_DELAY_MS, runHandler, vet } from '../../../src/routing/dispatch.js';
 import type { JobDelivery } from '../../../src/routing/job-bus.js';
 import { type CleanupMessage, correlationIdOf, decodeJob, encodeJob, type JobMessage, MAX_MESSAGE_BYTES } from '../../../src/routing/job-message.js';
-import { clusterQueueName, hostQueueName, topologyFor } from '../../../src/routing/routes.js';
+import { clusterQueueName, hostQueueName, topologyFor } from '../../../src/routing/topology.js';
 
 const job: JobMessage = { v: 1, type: 'volume', id: 'vol-1', opId: 'op-1', kind: 'extend_volume', cluster: 'ceph@rbd', attempt: 2, publishedAt: 1_700_000_000_000 };
 const bytes = (value: unknown): Buffer => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));

@@ -3,7 +3,7 @@ import { silentLogger } from '../../../src/observability/logger.js';
 import type { JobBus } from '../../../src/routing/job-bus.js';
 import { LocalBroker } from '../../../src/routing/local-broker.js';
 import { LocalJobBus } from '../../../src/routing/local-job-bus.js';
-import { clusterQueueName } from '../../../src/routing/routes.js';
+import { clusterQueueName } from '../../../src/routing/topology.js';
 import { describeJobBusContract, type JobBusBackend } from '../../contract/job-bus.contract.js';
 
 const PREFIX = 'hearth';

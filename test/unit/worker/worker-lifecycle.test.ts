@@ -10,7 +10,7 @@ import { QueueOnlyJobPublisher } from '../../../src/volumes/job-publisher.js';
 import { VolumeService } from '../../../src/volumes/volume-service.js';
 import { systemClock } from '../../../src/lifecycle/clock.js';
 import { silentLogger } from '../../../src/observability/logger.js';
-import { Slots } from '../../../src/worker/slots.js';
+import { Slots } from '../../../src/concurrency/slots.js';
 import { SWEEPER_LOCK } from '../../../src/worker/sweeper.js';
 import type { BeforeConsumeContext } from '../../../src/worker/worker.js';
 import { ADMIN, CLUSTER, type LocalWorker, localWorker } from './local-harness.js';

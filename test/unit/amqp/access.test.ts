@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BackendAccessError, BackendUnavailableError } from '../../../src/errors.js';
-import { explainAmqpFailure, permissionPattern } from '../../../src/routing/amqp-access.js';
-import { hostQueueName, noticeQueueName, topologyFor } from '../../../src/routing/routes.js';
+import { explainAmqpFailure, permissionPattern } from '../../../src/amqp/access.js';
+import { hostQueueName, noticeQueueName, topologyFor } from '../../../src/routing/topology.js';
 
 // The texts and codes below are what amqplib 2.3 and Node 20 reported against RabbitMQ 3.10
 // on Erlang 25 (test/integration/security/rabbitmq-tls-auth.test.ts meets each for real).

@@ -1,11 +1,12 @@
+import { formatCinderTime } from '../../../src/api/cinder-time.js';
+import { matchesHost } from '../../../src/identity.js';
 import { describe, expect, it } from 'vitest';
 import {
   clusterDetailJson,
   clusterSummaryJson,
   clusterUpdateJson,
-  formatCinderTime,
   serviceJson,
-} from '../../../src/membership/cinder-json.js';
+} from '../../../src/api/cluster-json.js';
 import { memberCounts } from '../../../src/membership/metrics.js';
 import {
   type AliveMember,
@@ -26,11 +27,10 @@ import {
   type ClusterView,
   clusterMatches,
   findCluster,
-  matchesHost,
   parseBool,
   parseClusterFilters,
   serviceMatches,
-} from '../../../src/membership/views.js';
+} from '../../../src/api/cluster-views.js';
 import { InvalidInputError } from '../../../src/errors.js';
 
 const T0 = Date.UTC(2016, 5, 1, 2, 46, 28, 123);

@@ -2,13 +2,8 @@
  * Cinder's wire shapes for clusters and services (cinder/api/v3/views/clusters.py,
  * cinder/api/contrib/services.py), by microversion. Pure.
  */
-import type { ClusterView, ServiceView } from './views.js';
-
-/** Epoch ms → `YYYY-MM-DDTHH:MM:SS.ffffff` in UTC with no zone, as Cinder serialises datetimes. */
-export function formatCinderTime(ms: number): string {
-  const iso = new Date(ms).toISOString(); // 2016-06-01T02:46:28.123Z
-  return `${iso.slice(0, 23)}000`;
-}
+import { formatCinderTime } from './cinder-time.js';
+import type { ClusterView, ServiceView } from './cluster-views.js';
 
 /** Cluster views write a missing datetime as `""` (Cinder's `_normalize`). */
 function clusterTime(ms: number | null): string {

@@ -4,10 +4,10 @@
  */
 import type { GetMessage, Options } from 'amqplib';
 import { AbortedError, BackendUnavailableError, messageOf } from '../errors.js';
-import type { AmqpSession } from './amqp-connection.js';
-import type { DeadLetter } from './job-bus.js';
-import { DEAD_LETTER_REASONS } from './job-message.js';
-import { DEAD_LETTER_HEADERS } from './routes.js';
+import type { AmqpSession } from './connection.js';
+import type { DeadLetter } from '../routing/job-bus.js';
+import { DEAD_LETTER_REASONS } from '../routing/job-message.js';
+import { DEAD_LETTER_HEADERS } from '../routing/topology.js';
 
 /** How a confirmed publish ended. `returned`: no queue was bound for the routing key. */
 export type SendOutcome = 'confirmed' | 'returned';

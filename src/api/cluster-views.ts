@@ -4,7 +4,8 @@
  * member's alive entry exists, never from how old a timestamp is.
  */
 import { InvalidInputError } from '../errors.js';
-import type { AliveMember, MembershipSnapshot, ServiceRecord } from './records.js';
+import { matchesHost } from '../identity.js';
+import type { AliveMember, MembershipSnapshot, ServiceRecord } from '../membership/records.js';
 
 /** A cluster with its members summarised, as Cinder's cluster views need it. */
 export interface ClusterView {
@@ -111,18 +112,6 @@ function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/**
- * Cinder's host and cluster matching (`_filter_host`): a value with `#` matches exactly; with
- * `@` it matches itself and `value#…`; otherwise itself, `value@…` and `value#…`. So
- * `?name=mycluster` lists every backend of that cluster.
- */
-export function matchesHost(candidate: string | null, filter: string): boolean {
-  if (candidate === null) return false;
-  if (candidate === filter) return true;
-  if (filter.includes('#')) return false;
-  if (candidate.startsWith(`${filter}#`)) return true;
-  return !filter.includes('@') && candidate.startsWith(`${filter}@`);
-}
 
 /** Parsed filters of `GET /clusters[/detail]`; absent keys do not filter. */
 export interface ClusterFilters {

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { credentials } from 'amqplib';
 import { readSecretFile } from '../config/secret-file.js';
 import { BackendAccessError } from '../errors.js';
-import type { AmqpConnectionSettings } from './amqp-connection.js';
+import type { AmqpConnectionSettings } from './connection.js';
 
 /**
  * amqplib socket options: connect timeout, connection name, and for `amqps://` the CA, the

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AbortedError } from '../../../src/errors.js';
-import { IdleWaiters } from '../../../src/routing/idle-waiters.js';
+import { IdleWaiters } from '../../../src/concurrency/idle-waiters.js';
 
 describe('IdleWaiters', () => {
   it('resolves at once when idle, else at the next wake, every waiter once', async () => {

@@ -13,11 +13,11 @@ import pRetry from 'p-retry';
 import { redactUrl } from '../config/redact.js';
 import { AbortedError, BackendAccessError, BackendUnavailableError, ClosedError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { explainAmqpFailure } from './amqp-access.js';
-import { socketOptionsFor, withHeartbeat } from './amqp-socket-options.js';
-import { describeError, pause, withDeadline } from './dispatch.js';
-import type { BusState, BusStateChange } from './job-bus.js';
-import type { RoutingMetrics } from './metrics.js';
+import { explainAmqpFailure } from './access.js';
+import { socketOptionsFor, withHeartbeat } from './socket-options.js';
+import { describeError, pause, withDeadline } from '../routing/dispatch.js';
+import type { BusState, BusStateChange } from '../routing/job-bus.js';
+import type { RoutingMetrics } from '../routing/metrics.js';
 
 /** Settings of {@link AmqpConnection} (the `amqp` config slice). */
 export interface AmqpConnectionSettings {
@@ -49,7 +49,7 @@ export interface AmqpSession {
 }
 
 /** Dependencies of {@link AmqpConnection}. */
-export interface AmqpConnectionDeps {
+export interface AmqpConnectionOptions {
   readonly logger: Logger;
   readonly metrics: RoutingMetrics;
   /** Connection name shown by `rabbitmqctl list_connections`. */
@@ -84,7 +84,7 @@ export class AmqpConnection {
 
   constructor(
     private readonly settings: AmqpConnectionSettings,
-    private readonly deps: AmqpConnectionDeps,
+    private readonly deps: AmqpConnectionOptions,
   ) {}
 
   get state(): BusState {
