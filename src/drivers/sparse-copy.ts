@@ -82,7 +82,7 @@ export async function copySparseFile(source: string, target: string, options: Sp
     checkpoint();
     const ifExists = options.ifExists ?? 'keep';
     if (ifExists === 'keep' && (await pathExists(target))) return 'existed';
-    return await writeAtomically(target, (tmp) => runCp(source, tmp, options), { ifExists, checkpoint });
+    return await writeAtomically(target, (tmp) => runCp(source, tmp, target, options), { ifExists, checkpoint });
   } catch (err) {
     if (err instanceof CoordinatorError) throw err;
     const errno = (err as NodeJS.ErrnoException).code;
@@ -125,11 +125,11 @@ export function cpArguments(source: string, dest: string, reflink: boolean): str
   return ['--sparse=always', `--reflink=${reflink ? 'auto' : 'never'}`, '--no-target-directory', '--', source, dest];
 }
 
-/** Runs `cp` once; settles only after the child has exited (killed on abort). */
-function runCp(source: string, dest: string, options: SparseCopyOptions): Promise<void> {
+/** Runs `cp` once into `dest` (the temporary file of `target`); settles only after the child has exited (killed on abort). */
+function runCp(source: string, dest: string, target: string, options: SparseCopyOptions): Promise<void> {
   const { signal } = options;
   const command = options.command ?? 'cp';
-  const details = { source, target: dest };
+  const details = { source, target };
   return new Promise<void>((resolve, reject) => {
     if (signal.aborted) {
       reject(new AbortedError(`copying ${source}`, { cause: signal.reason }));
