@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'INVALID_INPUT'
   | 'ALREADY_ALIVE'
   | 'DRIVER_ERROR'
+  | 'COPY_FAILED'
   | 'UNSUPPORTED'
   | 'ABORTED'
   | 'OUTCOME_UNKNOWN'
@@ -191,6 +192,43 @@ export class DriverError extends CoordinatorError {
     super('DRIVER_ERROR', `${driver} driver ${call}: ${message}`, options);
     this.driver = driver;
     this.call = call;
+  }
+}
+
+/** Why a file copy failed (see {@link CopyError}). */
+export type CopyFailure =
+  /** The copy program (`cp`) could not be started: it is not installed or not on `PATH`. */
+  | 'tool-missing'
+  /** The copy program does not understand the options it needs (it is not GNU coreutils `cp`). */
+  | 'tool-unsupported'
+  /** The copy program ran and failed; `errno` says why when its message named an error. */
+  | 'failed';
+
+/**
+ * Copying a file failed (see `src/drivers/sparse-copy.ts`). `errno` is the system error the
+ * copy program reported (`EIO`, `ENOSPC`, …), when it named one; `retryable` is true for
+ * errors of a share that is briefly away. Drivers wrap it in a {@link DriverError}.
+ */
+export class CopyError extends CoordinatorError {
+  readonly source: string;
+  readonly target: string;
+  readonly failure: CopyFailure;
+  /** A Node.js error code such as `EIO`, or undefined when the failure named none. */
+  readonly errno: string | undefined;
+  /** What the copy program wrote to stderr (at most a few KiB), or empty. */
+  readonly stderr: string;
+
+  constructor(
+    details: { source: string; target: string; failure: CopyFailure; errno?: string; stderr?: string },
+    message: string,
+    options: CoordinatorErrorOptions = {},
+  ) {
+    super('COPY_FAILED', message, options);
+    this.source = details.source;
+    this.target = details.target;
+    this.failure = details.failure;
+    this.errno = details.errno;
+    this.stderr = details.stderr ?? '';
   }
 }
 

@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import { FakeVolumeDriver } from './fake-volume-driver.js';
 import { FileVolumeDriver } from './file-volume-driver.js';
+import { probeCopyTool } from './sparse-copy.js';
 import type { VolumeDriver } from './volume-driver.js';
 
 /** What {@link createDriver} needs besides the configuration. */
@@ -22,8 +23,14 @@ export async function createDriver(config: Pick<Config, 'driver' | 'dataDir'>, o
   switch (config.driver.name) {
     case 'file': {
       const dir = config.driver.fileDir || join(config.dataDir, 'volumes');
-      logger.info({ driver: 'file', dir }, 'volume driver ready');
-      return FileVolumeDriver.open({ dir });
+      const driver = await FileVolumeDriver.open({ dir });
+      try {
+        logger.info({ driver: 'file', dir, copyTool: await probeCopyTool() }, 'volume driver ready');
+      } catch (err) {
+        // Volumes can still be created, extended and deleted; snapshots will fail with this error.
+        logger.warn({ driver: 'file', dir, err }, 'volume driver ready, but it cannot copy: snapshots will fail');
+      }
+      return driver;
     }
     case 'fake': {
       const { fakeLatencyMs, fakeFailureRate, fakeJournal } = config.driver;

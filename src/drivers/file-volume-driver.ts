@@ -1,24 +1,26 @@
 /**
  * The `file` driver: volumes are sparse files on a directory every member mounts (as
  * Cinder's NFS driver keeps `volume-<id>` files on a share). `volume-<id>` has the volume's
- * size in bytes and allocates only what was written; `snapshot-<id>` is a copy made by a
- * reflink where the file system can, otherwise by a copy that skips zero blocks and so stays
+ * size in bytes and allocates only what was written; `snapshot-<id>` is a copy made by
+ * `cp --sparse=always --reflink=auto` (see `sparse-copy.ts`): a reflink where the file system
+ * can, otherwise a copy of the data regions only, so it costs the data, not the size, and stays
  * sparse.
  *
- * New files appear atomically: they are written under a temporary name in the same directory,
- * flushed, then hard-linked to their final name (which fails instead of overwriting if the name
- * exists), and the directory is flushed. Extending is one `truncate`, which readers see as
- * either the old size or the new one — copying a volume to grow it would cost its size.
+ * New files appear atomically (see `atomic-file.ts`): they are written under a temporary name
+ * in the same directory, flushed, then hard-linked to their final name (which fails instead of
+ * overwriting if the name exists), and the directory is flushed. Extending is one `truncate`,
+ * which readers see as either the old size or the new one — copying a volume to grow it would
+ * cost its size.
  *
  * Failure semantics: a member that dies mid-call leaves at most a `.tmp-*` file, which never
  * becomes a volume or snapshot; repeating the call finishes the job. A shared directory that is
  * unreachable (NFS `ESTALE`, `EIO`) gives a retryable DriverError.
  */
-import { constants } from 'node:fs';
-import { copyFile, link, mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { mkdir, open, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ClosedError, CoordinatorError, DriverError } from '../errors.js';
+import { ClosedError, CopyError, CoordinatorError, DriverError } from '../errors.js';
+import { TRANSIENT_FS_CODES, writeAtomically } from './atomic-file.js';
+import { copySparseFile } from './sparse-copy.js';
 import {
   checkNotAborted,
   checkResourceId,
@@ -36,13 +38,11 @@ import {
 export interface FileVolumeDriverOptions {
   /** The shared directory (`driver.fileDir`). */
   readonly dir: string;
-  /** Try a reflink before copying (default true); tests turn it off to exercise the copy. */
+  /** Let copies be reflinks where the file system can (default true); tests turn it off to exercise the copy. */
   readonly clone?: boolean;
+  /** The copy program (default `cp` on `PATH`); tests point it elsewhere. */
+  readonly copyCommand?: string;
 }
-
-const COPY_CHUNK_BYTES = 1024 * 1024;
-const ZEROES = Buffer.alloc(COPY_CHUNK_BYTES);
-const RETRYABLE_CODES = new Set(['EAGAIN', 'EBUSY', 'EIO', 'ETIMEDOUT', 'ESTALE', 'EINTR']);
 
 /** See the module doc. */
 export class FileVolumeDriver implements VolumeDriver {
@@ -76,15 +76,15 @@ export class FileVolumeDriver implements VolumeDriver {
       const target = this.volumePath(volume.id);
       const bytes = volume.sizeGiB * GIB;
       if (await this.hasSize(target, bytes, 'createVolume')) return;
-      await this.publishNew(target, ctx, 'createVolume', async (tmp) => {
+      const write = async (tmp: string): Promise<void> => {
         const fh = await open(tmp, 'wx', 0o600);
         try {
           await fh.truncate(bytes);
-          await fh.sync();
         } finally {
           await fh.close();
         }
-      });
+      };
+      await writeAtomically(target, write, { checkpoint: () => checkNotAborted(ctx, 'createVolume') });
       // Another member may have won a race without locks: same size is the same volume.
       if (!(await this.hasSize(target, bytes, 'createVolume'))) throw new DriverError(this.name, 'createVolume', `volume ${volume.id} vanished`);
     });
@@ -124,7 +124,12 @@ export class FileVolumeDriver implements VolumeDriver {
       if ((await this.sizeOf(source)) === undefined) {
         throw new DriverError(this.name, 'createSnapshot', `volume ${snapshot.volumeId} of snapshot ${snapshot.id} does not exist`);
       }
-      await this.publishNew(target, ctx, 'createSnapshot', (tmp) => this.copy(source, tmp, ctx));
+      await copySparseFile(source, target, {
+        signal: ctx.signal,
+        reflink: this.options.clone !== false,
+        checkpoint: () => checkNotAborted(ctx, 'createSnapshot'),
+        ...(this.options.copyCommand ? { command: this.options.copyCommand } : {}),
+      });
     });
   }
 
@@ -150,46 +155,6 @@ export class FileVolumeDriver implements VolumeDriver {
     }
   }
 
-  /**
-   * Writes a new file under a temporary name with `write`, then links it to `target` — or
-   * does nothing more if `target` appeared meanwhile. The temporary file never survives.
-   */
-  private async publishNew(target: string, ctx: DriverContext, call: DriverCall, write: (tmp: string) => Promise<void>): Promise<void> {
-    const tmp = join(this.options.dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-    try {
-      await write(tmp);
-      checkNotAborted(ctx, call);
-      await linkNoClobber(tmp, target);
-      await this.syncDir();
-    } finally {
-      await rm(tmp, { force: true });
-    }
-  }
-
-  /** A reflink when the file system offers one; otherwise a copy that keeps holes. */
-  private async copy(source: string, tmp: string, ctx: DriverContext): Promise<void> {
-    if (this.options.clone !== false) {
-      try {
-        await copyFile(source, tmp, constants.COPYFILE_FICLONE_FORCE);
-        return;
-      } catch {
-        // No reflinks here (ext4, NFS): fall back to the sparse copy below.
-      }
-    }
-    await sparseCopy(source, tmp, ctx);
-  }
-
-  private async syncDir(): Promise<void> {
-    const dir = await open(this.options.dir, 'r');
-    try {
-      await dir.sync();
-    } catch {
-      // Some file systems (and NFS clients) refuse fsync on a directory; the link is still made.
-    } finally {
-      await dir.close();
-    }
-  }
-
   private async sizeOf(path: string): Promise<number | undefined> {
     try {
       return (await stat(path)).size;
@@ -208,52 +173,10 @@ export class FileVolumeDriver implements VolumeDriver {
   }
 
   private translate(call: DriverCall, err: unknown): Error {
+    if (err instanceof CopyError) return new DriverError(this.name, call, err.message, { cause: err, retryable: err.retryable });
     if (err instanceof CoordinatorError) return err;
     const code = (err as NodeJS.ErrnoException).code;
     const message = err instanceof Error ? err.message : String(err);
-    return new DriverError(this.name, call, message, { cause: err, retryable: code !== undefined && RETRYABLE_CODES.has(code) });
-  }
-}
-
-/** Links `tmp` to `target` unless `target` exists; falls back to rename where hard links are not supported. */
-async function linkNoClobber(tmp: string, target: string): Promise<void> {
-  try {
-    await link(tmp, target);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return;
-    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'ENOSYS' || code === 'EOPNOTSUPP') {
-      await rename(tmp, target);
-      return;
-    }
-    throw err;
-  }
-}
-
-/**
- * Copies `source` to `dest` chunk by chunk, writing only chunks that are not all zero and
- * setting the final size with `truncate`, so holes stay holes. Checks the abort signal between
- * chunks.
- */
-export async function sparseCopy(source: string, dest: string, ctx: DriverContext): Promise<void> {
-  const src = await open(source, 'r');
-  try {
-    const dst = await open(dest, 'w', 0o600);
-    try {
-      const size = (await src.stat()).size;
-      const buf = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
-      for (let pos = 0; pos < size; pos += COPY_CHUNK_BYTES) {
-        checkNotAborted(ctx, 'createSnapshot');
-        const { bytesRead } = await src.read(buf, 0, Math.min(COPY_CHUNK_BYTES, size - pos), pos);
-        if (bytesRead === 0) break;
-        if (!buf.subarray(0, bytesRead).equals(ZEROES.subarray(0, bytesRead))) await dst.write(buf, 0, bytesRead, pos);
-      }
-      await dst.truncate(size);
-      await dst.sync();
-    } finally {
-      await dst.close();
-    }
-  } finally {
-    await src.close();
+    return new DriverError(this.name, call, message, { cause: err, retryable: code !== undefined && TRANSIENT_FS_CODES.has(code) });
   }
 }

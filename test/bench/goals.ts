@@ -128,4 +128,13 @@ export const GOALS: readonly Goal[] = [
     text: 'kill -9 → orphan in `hearth_orphaned_operations` within lease TTL + 1 s (every round)',
     whenMissed: 'the gauge follows the membership watch and a sweep; on this machine they waited for CPU.',
   },
+  {
+    issue: 16,
+    figure: 'driver.snapshot_empty_100g_s',
+    of: 'value',
+    op: '<=',
+    target: 5,
+    text: 'file driver: a snapshot of an empty 100 GiB volume in ≤ 5 s (it costs the data, not the size)',
+    whenMissed: 'the temp directory is on a file system that does not report holes (`SEEK_DATA`), so cp reads every block; see docs/drivers.md.',
+  },
 ];

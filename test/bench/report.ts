@@ -59,6 +59,13 @@ What the suites measure (each file's header says more):
   cluster on separate machines scales. (The e2e 1 → 3 workers figure differs: a worker runs at
   most \`amqp.prefetch\` = 8 operations at once, so three workers also triple the operations in
   flight.)
+- **driver** (\`driver.ts\`): the file driver's snapshot of an empty 100 GiB volume through its
+  public API (median of 7 rounds), against \`cp --sparse=always --reflink=auto\` of the same
+  file run directly, in alternating rounds: what the driver adds is its temp file, two fsyncs
+  and a link. \`driver.read_every_block_100g_estimate_s\` is what the driver's earlier copy paid
+  at the least — reading every block, measured on an empty 1 GiB volume and multiplied by 100.
+  The temp directory's file system decides the figure: one that does not report holes makes
+  \`cp\` read every block too (see docs/drivers.md).
 
 **Read the figures with the machine in mind.** Everything — etcd (one member, fsync on the same
 disk), RabbitMQ, every hearth process and the benchmark clients — shares the cores listed below

@@ -139,6 +139,7 @@ describe('evaluateGoal', () => {
       'lock.uncontended_paired_ops_per_s',
       'lock.handoff_paired_p50_ms',
       'transition.c32_paired_ops_per_s',
+      'driver.snapshot_empty_100g_s',
     ]);
     expect(GOALS.filter((g) => !reported.has(g.figure))).toEqual([]);
   });

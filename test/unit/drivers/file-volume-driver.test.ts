@@ -2,10 +2,12 @@ import { mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AbortedError, DriverError } from '../../../src/errors.js';
+import { AbortedError, CopyError, DriverError } from '../../../src/errors.js';
 import { FileVolumeDriver } from '../../../src/drivers/file-volume-driver.js';
 import { type DriverContext, GIB } from '../../../src/drivers/volume-driver.js';
 import { describeVolumeDriverContract } from '../../contract/volume-driver.contract.js';
+import { cpChildren, mkfifo, processExists } from '../../support/sparse-files.js';
+import { waitFor } from '../../support/wait.js';
 
 describeVolumeDriverContract('file', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'hearth-file-driver-'));
@@ -48,6 +50,7 @@ describe('file driver on a real directory', () => {
   });
   afterEach(async () => {
     await driver.close();
+    expect(await cpChildren()).toEqual([]);
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -102,13 +105,46 @@ describe('file driver on a real directory', () => {
     expect(await readdir(join(dir, 'volumes'))).toEqual([]);
   });
 
-  it('stops a snapshot copy when the signal aborts, leaving neither snapshot nor temp file', async () => {
-    await driver.createVolume({ id: 'big', sizeGiB: 64 }, ctx());
+  it('snapshots an empty 100 GiB volume with its size and no more allocated blocks', async () => {
+    await driver.createVolume({ id: 'huge', sizeGiB: 100 }, ctx());
+    await driver.createSnapshot({ id: 's-huge', volumeId: 'huge' }, ctx());
+    const [volume, snap] = [driver.volumePath('huge'), driver.snapshotPath('s-huge')];
+    expect((await stat(snap)).size).toBe(100 * GIB);
+    expect(await allocated(snap)).toBeLessThanOrEqual(await allocated(volume));
+    // Repeating the call (a takeover after a crash) keeps the finished snapshot.
+    const { ino } = await stat(snap);
+    await driver.createSnapshot({ id: 's-huge', volumeId: 'huge' }, ctx());
+    expect((await stat(snap)).ino).toBe(ino);
+    expect((await readdir(join(dir, 'volumes'))).sort()).toEqual(['snapshot-s-huge', 'volume-huge']);
+  });
+
+  it('stops a snapshot copy when the signal aborts: cp is killed, neither snapshot nor temp file is left', async () => {
+    // A named pipe stands in for a volume whose copy takes long: cp waits on it until killed.
+    await driver.createVolume({ id: 'slow', sizeGiB: 1 }, ctx());
+    await rm(driver.volumePath('slow'));
+    mkfifo(driver.volumePath('slow'));
     const stop = new AbortController();
-    const pending = driver.createSnapshot({ id: 's-big', volumeId: 'big' }, ctx(stop.signal));
-    setTimeout(() => stop.abort(new Error('lock lost')), 50);
-    await expect(pending).rejects.toBeInstanceOf(AbortedError);
-    expect(await readdir(join(dir, 'volumes'))).toEqual(['volume-big']);
+    const pending = driver.createSnapshot({ id: 's-slow', volumeId: 'slow' }, ctx(stop.signal)).catch((e: unknown) => e);
+    const [pid] = await waitFor(async () => {
+      const pids = await cpChildren();
+      return pids.length > 0 && pids;
+    });
+    stop.abort(new Error('lock lost'));
+    expect(await pending).toBeInstanceOf(AbortedError);
+    expect(processExists(pid!)).toBe(false);
+    expect(await readdir(join(dir, 'volumes'))).toEqual(['volume-slow']);
+  });
+
+  it('reports a missing cp as a DriverError that says so', async () => {
+    const noCp = await FileVolumeDriver.open({ dir: join(dir, 'volumes'), copyCommand: join(dir, 'no-such-cp') });
+    await noCp.createVolume({ id: 'v1', sizeGiB: 1 }, ctx());
+    const err = await noCp.createSnapshot({ id: 's1', volumeId: 'v1' }, ctx()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DriverError);
+    expect(err).toMatchObject({ call: 'createSnapshot', retryable: false });
+    expect((err as DriverError).message).toMatch(/was not found/);
+    expect((err as DriverError).cause).toBeInstanceOf(CopyError);
+    expect(await readdir(join(dir, 'volumes'))).toEqual(['volume-v1']);
+    await noCp.close();
   });
 
   it('is shared: a second member on the same directory sees and changes the same volumes', async () => {
