@@ -1,60 +1,55 @@
+/**
+ * The composition root: one pass that starts hearth's parts in dependency order. Each step
+ * builds its component, registers its close with one {@link Closer} and starts it, so the stop
+ * order is the start order reversed by construction. Adapters are chosen in
+ * `composition/cluster.ts` or `composition/single-node.ts`; nothing below this folder imports a
+ * concrete adapter of another concern.
+ *
+ * Start: API token files → data dir → backends (single node: the data-dir lock first) → ops
+ * listener → membership monitor → job bus → orphan detection → API → volume driver →
+ * incarnation (session, membership, locks) → worker.
+ *
+ * Stop: first what shutdown must tell everyone at once — readiness off, the API stops
+ * accepting, no new incarnation, no new automatic cleanup — then the reverse of the start:
+ * the worker drains → the incarnation releases its locks, leaves and revokes its lease → the
+ * driver → … → the ops listener → the backends.
+ */
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { apiAuthFromConfig } from './api/auth-setup.js';
-import { clusterRoutes } from './api/clusters.js';
-import { operatorViewRoutes } from './api/operator-views.js';
-import { serviceRemovalRoutes } from './api/service-removal.js';
-import { ApiServer } from './api/server.js';
-import { clusterBackends } from './composition/cluster.js';
-import { OrphansRole } from './composition/orphans.js';
-import { singleNodeBackends } from './composition/single-node.js';
-import { type WorkerExtension, WorkerRole } from './composition/worker.js';
+import type { Backends, CompositionContext } from './composition/backends.js';
+import { startApi } from './composition/api.js';
+import { openClusterBackends } from './composition/cluster.js';
+import { startOrphanDetection } from './composition/orphans.js';
+import { openSingleNodeBackends } from './composition/single-node.js';
+import { addWorkerReadiness, startWorkerRole } from './composition/worker.js';
+import { isClustered } from './config/rules.js';
 import { redactConfig } from './config/redact.js';
-import { AbortedError } from './errors.js';
-import { clusterId, isClustered } from './config/rules.js';
 import type { Config } from './config/schema.js';
-import { VOLUME_BINARY } from './identity.js';
 import { type Clock, systemClock } from './lifecycle/clock.js';
-import { MembershipClusterAdmission } from './membership/cluster-status.js';
-import type { Membership } from './membership/membership.js';
+import { Closer } from './lifecycle/closer.js';
+import { untilAborted } from './lifecycle/deadline.js';
+import { Backoff } from './lifecycle/retry.js';
 import { MembershipMetrics } from './membership/metrics.js';
 import { MembershipMonitor } from './membership/monitor.js';
 import type { Logger } from './observability/logger.js';
 import { createRegistry } from './observability/metrics.js';
 import { Health } from './ops/health.js';
 import { OpsServer } from './ops/ops-server.js';
-import { jobBusReadiness } from './routing/create-job-bus.js';
-import { JobBusPublisher } from './routing/job-bus-publisher.js';
-import type { StateStore } from './state/state-store.js';
+import { jobBusReadiness } from './routing/job-bus.js';
 import { type BuildInfo, loadBuildInfo } from './version.js';
-import { volumeRoutes } from './volumes/volume-routes.js';
-import { VolumeService } from './volumes/volume-service.js';
-
-/**
- * Longest an API request waits for the broker's confirm of the job it records. A failed or
- * slow publish must not hold a request for `amqp.publishTimeoutMs`; the op is recorded either
- * way, and the republish sweeper publishes it later (docs/worker.md).
- */
-export const API_PUBLISH_WAIT_MS = 1_000;
 
 /** What a running process exposes to its caller (the serve command, tests). */
-export interface App {
+export interface App extends AsyncDisposable {
   readonly config: Config;
   readonly registry: Registry;
   readonly health: Health;
-  /** Bound addresses, known once `start()` resolved. */
-  readonly addresses: { readonly api?: AddressInfo; readonly ops?: AddressInfo };
+  /** Bound addresses. */
+  readonly addresses: { readonly api?: AddressInfo; readonly ops: AddressInfo };
   /**
-   * Starts every component in dependency order. Aborting `signal` (SIGTERM during a start that
-   * keeps retrying an unreachable etcd) stops waiting at once and rejects with an
-   * `AbortedError`; the step in progress is left to `close()`, which tears it down.
-   */
-  start(signal?: AbortSignal): Promise<void>;
-  /**
-   * Shuts down in a fixed order: readiness off → API stops accepting → workers stop consuming
-   * and drain → locks released → membership left (lease revoked) → clients closed → ops
-   * listener closed. Idempotent.
+   * Shuts down: readiness off, the API stops accepting, no new incarnation; then every part in
+   * the reverse of its start order. Idempotent; `await using app = await startApp(…)` calls it.
    */
   close(): Promise<void>;
 }
@@ -64,183 +59,77 @@ export interface AppOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
   readonly build?: BuildInfo;
-  /** Additions to the worker (start-up hooks, message handlers), e.g. orphan cleanup. */
-  readonly workerExtensions?: readonly WorkerExtension[];
 }
 
 /**
- * Waits for a start step unless `signal` aborts first: then rejects with an AbortedError naming
- * the step, and the step's own outcome is dropped (close() ends what it started).
+ * Starts every part of hearth in dependency order and resolves with the running app.
+ *
+ * Aborting `signal` (SIGTERM during a start that keeps retrying an unreachable etcd) stops
+ * waiting at once: whatever started is shut down, and the returned promise rejects with an
+ * `AbortedError`. A step that fails shuts down what started before it and rejects with its
+ * error. Either way the reason is logged before the shutdown begins.
  */
-function untilAborted(work: Promise<unknown>, step: string, signal: AbortSignal | undefined): Promise<unknown> {
-  if (!signal) return work;
-  if (signal.aborted) return Promise.reject(new AbortedError(`start-up (${step})`, { cause: signal.reason }));
-  work.catch(() => undefined);
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => reject(new AbortedError(`start-up (${step})`, { cause: signal.reason }));
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
-interface Step {
-  readonly name: string;
-  readonly run: () => Promise<unknown>;
-}
-
-/**
- * The composition root: the only place that picks concrete adapters. With no etcd and no
- * RabbitMQ configured it builds the single-node daemon (`composition/single-node.ts`);
- * otherwise a cluster member (`composition/cluster.ts`). The API and the worker role
- * (`composition/worker.ts`) are the same in both.
- */
-export function createApp(config: Config, options: AppOptions): App {
+export async function startApp(config: Config, options: AppOptions, signal?: AbortSignal): Promise<App> {
   const logger = options.logger;
   const build = options.build ?? loadBuildInfo();
   const registry = createRegistry(build);
-  const clock = options.clock ?? systemClock;
   const health = new Health();
-  const ops = new OpsServer(registry, health, logger.child({ component: 'ops' }));
-  const apiLogger = logger.child({ component: 'api' });
-  const apiAuth = config.roles.includes('api') ? apiAuthFromConfig(config.api, apiLogger) : undefined;
-  const api = apiAuth ? new ApiServer({ logger: apiLogger, maxBodyBytes: config.api.maxBodyBytes, auth: apiAuth.options }) : undefined;
-  const addresses: { api?: AddressInfo; ops?: AddressInfo } = {};
-  const backends = isClustered(config) ? clusterBackends({ config, clock, registry, logger }) : singleNodeBackends({ config, clock, registry, logger });
-  const jobBus = backends.jobBus;
-  // The API publishes on the job bus, the worker consumes from it; /readyz fails while it is down.
-  health.addReadiness('job-bus', jobBusReadiness(jobBus));
-
-  let store: StateStore | undefined;
-  let membership: Membership | undefined;
-  let monitor: MembershipMonitor | undefined;
-  const membershipMetrics = new MembershipMetrics(registry);
-  const opened = <T>(value: T | undefined, what: string): T => {
-    if (value === undefined) throw new Error(`${what} must open first`);
-    return value;
-  };
-  // Membership: the API reads it in both roles; a worker joins on its session.
-  const openMembership = async (): Promise<void> => {
-    membership = await backends.openMembership();
-    monitor = new MembershipMonitor({ membership, metrics: membershipMetrics, clock, logger: logger.child({ component: 'membership' }), retryDelayMs: 1_000 });
-    monitor.start();
-    api?.register(clusterRoutes(membership, VOLUME_BINARY));
-    api?.register(operatorViewRoutes({ locks: backends.lockTable(), membership, leases: backends.leaseTtls() }));
-    api?.register(serviceRemovalRoutes({ membership, store: opened(store, 'the state store'), logger: apiLogger }));
-    orphans.open(opened(store, 'the state store'), membership, api);
-  };
-  // Orphan detection in every process; cleanup through the API and the worker's extension.
-  const orphans = new OrphansRole({ config, clock, logger, registry, bus: jobBus, ledger: backends.failoverLedger() });
-  const worker = config.roles.includes('worker')
-    ? new WorkerRole({
-        config,
-        clock,
-        logger,
-        registry,
-        version: build.version,
-        health,
-        bus: jobBus,
-        locking: () => backends.createLocking(),
-        store: () => opened(store, 'the state store'),
-        membership: () => opened(membership, 'membership'),
-        membershipMetrics,
-        extensions: [orphans.extension, ...(options.workerExtensions ?? [])],
-      })
-    : undefined;
-  const openApi = async (): Promise<void> => {
-    if (!api) return;
-    const service = new VolumeService({
-      store: opened(store, 'the state store'),
-      publisher: new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) }),
-      admission: new MembershipClusterAdmission(opened(membership, 'membership'), VOLUME_BINARY),
-      clock,
-      logger: logger.child({ component: 'volumes' }),
-      cluster: clusterId(config),
-      availabilityZone: config.zone,
-    });
-    api.register(volumeRoutes(service));
-  };
-
-  const startSteps: Step[] = [
-    // Token files first: a bad one is a configuration error, found before anything listens.
-    ...(apiAuth ? [{ name: 'api auth', run: () => apiAuth.load() }] : []),
-    { name: 'data dir', run: () => mkdir(config.dataDir, { recursive: true }) },
-    { name: 'backends', run: () => backends.prepare() },
-    { name: 'state store', run: async () => (store = backends.openStateStore()) },
-    { name: 'ops listener', run: async () => (addresses.ops = await ops.listen(config.ops.listen)) },
-    { name: 'membership', run: openMembership },
-    { name: 'job bus', run: () => jobBus.start() },
-    ...(api ? [{ name: 'volume api', run: openApi }, { name: 'api listener', run: async () => (addresses.api = await api.listen(config.api.listen)) }] : []),
-    ...(worker
-      ? [
-          // The driver's active/active gate refuses before joining, so a refused worker never shows as a member.
-          { name: 'volume driver', run: () => worker.openDriver() },
-          { name: 'join cluster', run: () => worker.join() },
-          { name: 'worker', run: () => worker.startWorker() },
-        ]
-      : []),
-  ];
-
-  const stopSteps: Step[] = [
-    {
-      name: 'readiness off',
-      run: async () => {
-        health.startDraining();
-        worker?.retire(); // a stopping worker never rejoins as a new incarnation
-      },
-    },
-    ...(api ? [{ name: 'api listener', run: () => api.close() }] : []),
-    // No more automatic cleanup; orphan re-runs in flight are handed back like other work.
-    { name: 'orphans', run: () => orphans.close() },
-    // Stop consuming; in-flight operations finish or are handed back (the bus is still up for that).
-    { name: 'worker drain', run: async () => worker?.drain() },
-    { name: 'job bus', run: () => jobBus.close() },
-    { name: 'volume driver', run: async () => worker?.closeDriver() },
-    { name: 'locks', run: async () => worker?.releaseLocks() },
-    // Membership is left (peers see it at once), then the session lease revoked.
-    { name: 'membership leave', run: async () => worker?.leave() },
-    { name: 'sessions', run: async () => worker?.closeSessions() },
-    { name: 'membership', run: async () => Promise.all([monitor?.close(), membership?.close()]) },
-    { name: 'state store', run: async () => store?.close() },
-    { name: 'ops listener', run: () => ops.close() },
-    { name: 'backends', run: () => backends.close() },
-  ];
-
-  health.addLiveness('event-loop', () => ({ ok: true }));
-  health.addLiveness('data-dir-lock', () => backends.healthy());
-
-  let started: Promise<void> | undefined;
-  let closing: Promise<void> | undefined;
-  return {
+  const closer = new Closer(logger);
+  closer.quiesce('readiness off', () => health.startDraining());
+  closer.add('stopped', () => logger.info('hearth stopped'));
+  const ctx: CompositionContext = {
     config,
+    clock: options.clock ?? systemClock,
     registry,
-    health,
-    addresses,
-    start(signal) {
-      started ??= (async () => {
-        logger.info({ mode: backends.mode, config: redactConfig(config), version: build.version }, 'starting hearth');
-        for (const step of startSteps) {
-          logger.debug({ step: step.name }, 'starting');
-          await untilAborted(step.run(), step.name, signal);
-        }
-        logger.info({ api: addresses.api, ops: addresses.ops }, 'hearth started');
-      })();
-      return started;
-    },
-    close() {
-      closing ??= (async () => {
-        const errors: unknown[] = [];
-        for (const step of stopSteps) {
-          try {
-            await step.run();
-          } catch (err) {
-            errors.push(err);
-            logger.error({ err, step: step.name }, 'shutdown step failed');
-          }
-        }
-        logger.info('hearth stopped');
-        if (errors.length > 0) throw new AggregateError(errors, 'shutdown failed');
-      })();
-      return closing;
-    },
+    logger,
+    closer,
+    retry: new Backoff({ initialDelayMs: config.retry.initialDelayMs, maxDelayMs: config.retry.maxDelayMs }),
   };
+  const step = <T>(what: string, work: Promise<T>): Promise<T> => {
+    logger.debug({ step: what }, 'starting');
+    return untilAborted(work, `start-up (${what})`, signal);
+  };
+  const clustered = isClustered(config);
+  const roles = { api: config.roles.includes('api'), worker: config.roles.includes('worker') };
+  try {
+    logger.info({ mode: clustered ? 'cluster' : 'single-node', config: redactConfig(config), version: build.version }, 'starting hearth');
+    health.addLiveness('event-loop', () => ({ ok: true }));
+    if (roles.worker) addWorkerReadiness(health);
+    // Token files first: a bad one is a configuration error, found before anything listens.
+    const auth = roles.api ? apiAuthFromConfig(config.api, logger.child({ component: 'api' })) : undefined;
+    if (auth) await step('api auth', auth.load());
+    await step('data dir', mkdir(config.dataDir, { recursive: true }));
+    const backends: Backends = await step('backends', clustered ? openClusterBackends(ctx) : openSingleNodeBackends(ctx));
+    health.addLiveness('data-dir-lock', () => backends.healthy());
+    const ops = closer.use('ops listener', new OpsServer(registry, health, logger.child({ component: 'ops' })));
+    const opsAddress = await step('ops listener', ops.listen(config.ops.listen));
+    const membershipMetrics = new MembershipMetrics(registry);
+    const monitor = closer.use(
+      'membership monitor',
+      new MembershipMonitor({ membership: backends.membership, metrics: membershipMetrics, clock: ctx.clock, logger: logger.child({ component: 'membership' }), retry: ctx.retry }),
+    );
+    monitor.start();
+    // The API publishes on the bus, the worker consumes from it; /readyz fails while it is down.
+    const bus = closer.use('job bus', backends.jobBus);
+    health.addReadiness('job-bus', jobBusReadiness(bus));
+    await step('job bus', bus.start());
+    const orphans = startOrphanDetection(ctx, backends.store, backends.membership);
+    const apiAddress = auth ? await step('api', startApi(ctx, backends, orphans, auth)) : undefined;
+    if (roles.worker) await startWorkerRole(ctx, { backends, health, membershipMetrics, orphans, version: build.version }, signal);
+    const addresses = { ops: opsAddress, ...(apiAddress ? { api: apiAddress } : {}) };
+    logger.info({ api: addresses.api, ops: addresses.ops }, 'hearth started');
+    return {
+      config,
+      registry,
+      health,
+      addresses,
+      close: () => closer.close(),
+      [Symbol.asyncDispose]: () => closer.close(),
+    };
+  } catch (err) {
+    if (signal?.aborted) logger.warn({ signal: signal.reason as unknown, err }, 'start-up interrupted by a signal; shutting down');
+    else logger.fatal({ err }, 'hearth failed to start');
+    await closer.close().catch(() => undefined);
+    throw err;
+  }
 }

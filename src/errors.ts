@@ -307,3 +307,8 @@ export function isRetryable(err: unknown): boolean {
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** A short text of the error, for readiness details and status fields (never for logs: log `{ err }`). */
+export function describeError(err: unknown): string {
+  return messageOf(err).slice(0, 300);
+}

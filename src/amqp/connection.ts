@@ -1,23 +1,41 @@
 /**
- * One RabbitMQ connection that keeps itself up: p-retry with a jittered, bounded exponential
- * backoff, a fresh confirm channel per connection, and a setup hook (topology, consumers) run
- * on every connection before it is reported up.
+ * One RabbitMQ connection that keeps itself up: hearth's retry policy (`lifecycle/retry.ts`,
+ * jittered and capped by `amqp.reconnectMaxDelayMs`), a fresh confirm channel per connection,
+ * and a setup hook (topology, consumers) run on every connection before it is reported up.
  *
  * amqplib 2.x has a built-in `recovery` option, but it only reopens the connection: channels,
  * consumers and the state the rest of hearth reads (ready or not, since when, why) are ours to
- * rebuild and report either way, and p-retry gives the retry policy one shape across hearth.
+ * rebuild and report either way, with the same retry shape as every other loop in hearth.
  */
 import { setMaxListeners } from 'node:events';
 import { type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
-import pRetry from 'p-retry';
 import { redactUrl } from '../config/redact.js';
-import { AbortedError, BackendAccessError, BackendUnavailableError, ClosedError } from '../errors.js';
+import { AbortedError, BackendAccessError, BackendUnavailableError, ClosedError, describeError } from '../errors.js';
+import { sleep, systemClock } from '../lifecycle/clock.js';
+import { withDeadline } from '../lifecycle/deadline.js';
+import { Backoff, retry } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
 import { explainAmqpFailure } from './access.js';
 import { socketOptionsFor, withHeartbeat } from './socket-options.js';
-import { describeError, pause, withDeadline } from '../routing/dispatch.js';
-import type { BusState, BusStateChange } from '../routing/job-bus.js';
-import type { RoutingMetrics } from '../routing/metrics.js';
+
+/** Where a connection stands: `connecting` (first attempt), `up`, `down` (reconnecting), `closed`. */
+export type ConnectionState = 'connecting' | 'up' | 'down' | 'closed';
+
+/** A change of {@link ConnectionState}. */
+export interface ConnectionStateChange {
+  readonly state: ConnectionState;
+  readonly previous: ConnectionState;
+  /** Epoch ms. */
+  readonly at: number;
+  /** Why it went down, when it did (never a secret). */
+  readonly error?: string;
+}
+
+/** The instruments a connection updates. */
+export interface ConnectionMetrics {
+  readonly amqpConnectionUp: { set(value: number): void };
+  readonly amqpReconnects: { inc(): void };
+}
 
 /** Settings of {@link AmqpConnection} (the `amqp` config slice). */
 export interface AmqpConnectionSettings {
@@ -51,7 +69,7 @@ export interface AmqpSession {
 /** Dependencies of {@link AmqpConnection}. */
 export interface AmqpConnectionOptions {
   readonly logger: Logger;
-  readonly metrics: RoutingMetrics;
+  readonly metrics: ConnectionMetrics;
   /** Connection name shown by `rabbitmqctl list_connections`. */
   readonly name: string;
   /** Runs on every new connection before it is reported up; a throw fails the attempt. */
@@ -71,23 +89,27 @@ const RECONNECT_MIN_DELAY_MS = 200;
  * {@link failure}, with a message that says what to fix and never holds a secret.
  */
 export class AmqpConnection {
-  private stateValue: BusState = 'connecting';
+  private stateValue: ConnectionState = 'connecting';
   private session: AmqpSession | undefined;
   private generation = 0;
   private lastError = '';
   private lastFailure: Error | undefined;
-  private readonly listeners = new Set<(change: BusStateChange) => void>();
+  private readonly listeners = new Set<(change: ConnectionStateChange) => void>();
   private readonly stop = new AbortController();
   private running: Promise<void> | undefined;
-  /** A session `open()` returned that the loop has not taken yet (p-retry drops it when aborted). */
+  /** A session `open()` returned that the loop has not taken yet (retry drops it when aborted). */
   private opened: AmqpSession | undefined;
+
+  private readonly reconnect: Backoff;
 
   constructor(
     private readonly settings: AmqpConnectionSettings,
     private readonly deps: AmqpConnectionOptions,
-  ) {}
+  ) {
+    this.reconnect = new Backoff({ initialDelayMs: Math.min(RECONNECT_MIN_DELAY_MS, settings.reconnectMaxDelayMs), maxDelayMs: settings.reconnectMaxDelayMs });
+  }
 
-  get state(): BusState {
+  get state(): ConnectionState {
     return this.stateValue;
   }
 
@@ -106,7 +128,7 @@ export class AmqpConnection {
     return this.stateValue === 'up' ? this.session : undefined;
   }
 
-  onStateChange(listener: (change: BusStateChange) => void): () => void {
+  onStateChange(listener: (change: ConnectionStateChange) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -165,18 +187,16 @@ export class AmqpConnection {
     while (!this.stop.signal.aborted) {
       let session: AmqpSession;
       try {
-        session = await pRetry((attempt) => this.open(attempt), {
-          retries: Number.POSITIVE_INFINITY,
-          factor: 2,
-          minTimeout: RECONNECT_MIN_DELAY_MS,
-          maxTimeout: this.settings.reconnectMaxDelayMs,
-          randomize: true,
+        session = await retry((attempt) => this.open(attempt), {
+          backoff: this.reconnect,
+          clock: systemClock,
           signal: this.stop.signal,
-          onFailedAttempt: ({ error, attemptNumber }) => this.attemptFailed(error, attemptNumber),
+          onRetry: (err, failures) => this.attemptFailed(err, failures),
+          what: 'connecting to RabbitMQ',
         });
       } catch (err) {
         if (this.stop.signal.aborted) {
-          // close() came while an attempt was connecting: p-retry throws away what it opened.
+          // close() came while an attempt was connecting: retry throws away what it opened.
           const orphan = this.opened;
           this.opened = undefined;
           if (orphan) await closeModel(orphan.model, this.settings.connectTimeoutMs, this.stop.signal);
@@ -184,7 +204,7 @@ export class AmqpConnection {
         }
         // Only a non-retryable surprise lands here; never spin on it.
         this.deps.logger.error({ err }, 'RabbitMQ connect loop failed; trying again');
-        await pause(this.settings.reconnectMaxDelayMs, this.stop.signal);
+        await sleep(this.settings.reconnectMaxDelayMs, this.stop.signal).catch(() => undefined);
         continue;
       }
       this.opened = undefined;
@@ -200,7 +220,7 @@ export class AmqpConnection {
   private async serve(session: AmqpSession): Promise<void> {
     if (session.signal.aborted) {
       // Lost during setup: go round again, but never spin on a broker that drops us at once.
-      await pause(RECONNECT_MIN_DELAY_MS, this.stop.signal);
+      await sleep(RECONNECT_MIN_DELAY_MS, this.stop.signal).catch(() => undefined);
       return;
     }
     this.session = session;
@@ -219,16 +239,16 @@ export class AmqpConnection {
     this.setState('down', this.lastError);
   }
 
-  private attemptFailed(error: Error, attempt: number): void {
-    // Stopping is no connection failure (p-retry reports the abort as one).
+  private attemptFailed(error: unknown, attempt: number): void {
+    // Stopping is no connection failure.
     if (this.stop.signal.aborted) return;
     this.lastError = redactUrl(describeError(error));
-    this.lastFailure = error;
+    this.lastFailure = error instanceof Error ? error : new Error(String(error));
     // A refusal will not go away by waiting: say so louder than an outage.
     const refused = error instanceof BackendAccessError;
     const level = attempt === 1 || attempt % 10 === 0 ? (refused ? 'error' : 'warn') : 'debug';
     const reason = refused ? { reason: error.reason } : {};
-    this.deps.logger[level]({ attempt, error: this.lastError, ...reason, url: redactUrl(this.settings.url) }, 'cannot connect to RabbitMQ; retrying');
+    this.deps.logger[level]({ attempt, err: error, ...reason, url: redactUrl(this.settings.url) }, 'cannot connect to RabbitMQ; retrying');
     if (this.stateValue === 'up') this.setState('down', this.lastError);
   }
 
@@ -290,9 +310,9 @@ export class AmqpConnection {
     return { model, confirm, returned, signal: lost.signal, generation, reset };
   }
 
-  private setState(state: BusState, error?: string): void {
+  private setState(state: ConnectionState, error?: string): void {
     if (state === this.stateValue) return;
-    const change: BusStateChange = { state, previous: this.stateValue, at: Date.now(), ...(error ? { error } : {}) };
+    const change: ConnectionStateChange = { state, previous: this.stateValue, at: Date.now(), ...(error ? { error } : {}) };
     this.stateValue = state;
     for (const listener of [...this.listeners]) {
       try {

@@ -1,49 +1,57 @@
 /**
- * The backends of one deployment mode, as `app.ts` assembles them: the state store, membership,
- * sessions and locks, and the job bus. `cluster.ts` builds them on etcd and RabbitMQ,
- * `single-node.ts` on SQLite, in-process locks and the in-process bus; `app.ts` picks one.
+ * The backends of one deployment mode, as the composition root assembles them: the state of
+ * record, membership, sessions and locks, the job bus and the operator views' sources.
+ * `cluster.ts` builds them on etcd and RabbitMQ, `single-node.ts` on SQLite, in-process locks
+ * and the in-process bus; `app.ts` picks one. These two files are the only places that choose
+ * a concrete adapter.
  */
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { Clock } from '../lifecycle/clock.js';
-import type { Locking } from '../locks/factory.js';
+import type { Closer } from '../lifecycle/closer.js';
+import type { Backoff } from '../lifecycle/retry.js';
+import type { LockService } from '../locks/lock-service.js';
 import type { LockTable } from '../locks/lock-table.js';
 import type { LeaseTtls } from '../membership/lease-ttl.js';
-import type { FailoverLedger } from '../orphans/failover-ledger.js';
 import type { Membership } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
+import type { CheckResult } from '../ops/health.js';
+import type { FailoverLedger } from '../orphans/failover-ledger.js';
 import type { JobBus } from '../routing/job-bus.js';
+import type { Session } from '../session/session.js';
 import type { StateStore } from '../state/state-store.js';
 
-/** What every backend factory gets. */
-export interface BackendOptions {
+/** What every part of the composition is built with. */
+export interface CompositionContext {
   readonly config: Config;
   readonly clock: Clock;
   readonly registry: Registry;
   readonly logger: Logger;
+  /** Where each step registers the close of what it started. */
+  readonly closer: Closer;
+  /** The retry policy of calls to etcd (`retry.*`). */
+  readonly retry: Backoff;
 }
 
-/** One mode's backends. Nothing connects before the matching `open…` call. */
+/** One mode's backends, open and registered with the closer. */
 export interface Backends {
   readonly mode: 'cluster' | 'single-node';
+  /** The state of record. */
+  readonly store: StateStore;
+  /** Membership, for the API's views and the worker's join. */
+  readonly membership: Membership;
   /** The job bus (not started): the API publishes on it, the worker consumes from it. */
   readonly jobBus: JobBus;
-  /** Runs before anything else opens (single node: takes the data-dir lock). */
-  prepare(): Promise<void>;
-  /** The state of record. */
-  openStateStore(): StateStore;
-  /** Membership, for the API's views and the worker's join. */
-  openMembership(): Promise<Membership>;
-  /** Sessions and the lock service of each (workers only). */
-  createLocking(): Locking;
   /** The locks held now, for the operator's view (cluster: etcd's; single node: this process's). */
-  lockTable(): LockTable;
+  readonly lockTable: LockTable;
   /** Members' session lease times, for the operator's view (none on a single node). */
-  leaseTtls(): LeaseTtls;
+  readonly leaseTtls: LeaseTtls;
   /** Which deaths were counted as failovers (cluster: etcd, cluster-wide; single node: memory). */
-  failoverLedger(): FailoverLedger;
-  /** False once the process must stop serving (single node: the data-dir lock was lost). */
-  healthy(): { readonly ok: boolean; readonly detail?: string };
-  /** Closes clients and releases the data-dir lock; after every component using them closed. */
-  close(): Promise<void>;
+  readonly failoverLedger: FailoverLedger;
+  /** Opens one session: one lease per incarnation (workers only). */
+  openSession(signal: AbortSignal): Promise<Session>;
+  /** The lock service of `session`; it dies with the session. */
+  lockServiceFor(session: Session): LockService;
+  /** Liveness of the backends themselves (single node: the data-dir lock is still ours). */
+  healthy(): CheckResult;
 }

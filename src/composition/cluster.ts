@@ -1,47 +1,67 @@
-import type { Etcd3 } from 'etcd3';
+import { AmqpJobBus } from '../routing/amqp-job-bus.js';
 import { clusterId, hostId } from '../config/rules.js';
 import { createEtcdClient } from '../etcd/client.js';
 import { KeyLayout } from '../etcd/keys.js';
+import { EtcdLockService } from '../locks/etcd-lock-service.js';
 import { EtcdLockTable } from '../locks/etcd-lock-table.js';
-import { createClusterLocking } from '../locks/factory.js';
+import { LockMetrics } from '../locks/metrics.js';
 import { EtcdLeaseTtls } from '../membership/etcd-lease-ttl.js';
-import { EtcdFailoverLedger } from '../orphans/etcd-failover-ledger.js';
 import { EtcdMembership } from '../membership/etcd-membership.js';
-import { createJobBus } from '../routing/create-job-bus.js';
+import { EtcdFailoverLedger } from '../orphans/etcd-failover-ledger.js';
+import { EtcdSession } from '../session/etcd-session.js';
+import { SessionMetrics } from '../session/metrics.js';
 import { EtcdStateStore } from '../state/etcd-state-store.js';
 import { createStateMetrics } from '../state/metrics.js';
-import type { BackendOptions, Backends } from './backends.js';
+import type { Backends, CompositionContext } from './backends.js';
 
 /**
  * A cluster member's backends: one etcd client shared by the state store, membership, and the
- * sessions and locks (a session supervisor making one lease per incarnation, a lock service per
- * session); RabbitMQ for jobs. The etcd client connects lazily, on first use.
+ * sessions and locks (one lease per incarnation, a lock service per session); RabbitMQ for
+ * jobs. The etcd client connects lazily, on first use, and closes last.
  */
-export function clusterBackends(options: BackendOptions): Backends {
-  const { config, clock, registry, logger } = options;
+export async function openClusterBackends(ctx: CompositionContext): Promise<Backends> {
+  const { config, clock, registry, logger, closer, retry } = ctx;
   const keys = new KeyLayout(config.etcd.prefix);
-  let etcd: Etcd3 | undefined;
-  const client = (): Etcd3 => (etcd ??= createEtcdClient(config.etcd));
+  const client = createEtcdClient(config.etcd, retry);
+  closer.add('etcd client', () => client.close());
+  const host = hostId(config);
+  const sessionMetrics = new SessionMetrics(registry);
+  const lockMetrics = new LockMetrics(registry);
+  const store = closer.use(
+    'state store',
+    new EtcdStateStore({ client, keys, clock, metrics: createStateMetrics(registry), logger: logger.child({ component: 'state' }) }),
+  );
+  const membership = closer.use('membership', new EtcdMembership({ client, keys, clock, logger: logger.child({ component: 'membership' }), retry }));
   return {
     mode: 'cluster',
-    jobBus: createJobBus(config, { identity: { cluster: clusterId(config), host: hostId(config) }, logger, registry }),
-    async prepare() {
-      // Nothing to lock: the data dir may sit on a mount the members share.
-    },
-    openStateStore: () =>
-      new EtcdStateStore({ client: client(), keys, clock, metrics: createStateMetrics(registry), logger: logger.child({ component: 'state' }) }),
-    openMembership: async () => new EtcdMembership({ client: client(), keys, clock, logger: logger.child({ component: 'membership' }) }),
-    createLocking: () => {
-      const locking = createClusterLocking({ client: client(), config, registry, logger, clock });
-      locking.sessions.start();
-      return locking;
-    },
-    lockTable: () => new EtcdLockTable({ client: client(), keys }),
-    leaseTtls: () => new EtcdLeaseTtls(client(), config.etcd.callTimeoutMs),
-    failoverLedger: () => new EtcdFailoverLedger({ client: client(), keys }),
+    store,
+    membership,
+    jobBus: new AmqpJobBus(config.amqp, { identity: { cluster: clusterId(config), host }, logger: logger.child({ component: 'job-bus' }), registry }),
+    lockTable: new EtcdLockTable({ client, keys }),
+    leaseTtls: new EtcdLeaseTtls(client, config.etcd.callTimeoutMs),
+    failoverLedger: new EtcdFailoverLedger({ client, keys }),
+    openSession: (signal) =>
+      EtcdSession.open({
+        client,
+        host,
+        leaseTtlMs: config.leaseTtlMs,
+        leaseMarginMs: config.leaseMarginMs,
+        callTimeoutMs: config.etcd.callTimeoutMs,
+        logger: logger.child({ component: 'session' }),
+        metrics: sessionMetrics,
+        signal,
+        clock,
+      }),
+    lockServiceFor: (session) =>
+      new EtcdLockService({
+        client,
+        keys,
+        session,
+        callTimeoutMs: config.etcd.callTimeoutMs,
+        metrics: lockMetrics,
+        logger: logger.child({ component: 'locks', incarnation: session.incarnation }),
+        retry,
+      }),
     healthy: () => ({ ok: true }),
-    async close() {
-      etcd?.close();
-    },
   };
 }

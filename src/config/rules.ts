@@ -39,6 +39,13 @@ export function crossFieldIssues(config: Config): ConfigIssue[] {
       message: `must be at least leaseTtlMs (${config.leaseTtlMs} ms) when orphans.autoCleanup is on, so a restarted host can clean up its own operations first; got ${config.orphans.graceMs} ms`,
     });
   }
+  if (config.retry.maxDelayMs < config.retry.initialDelayMs) {
+    issues.push({
+      path: 'retry.maxDelayMs',
+      env: 'HEARTH_RETRY_MAX_DELAY_MS',
+      message: `must be at least retry.initialDelayMs (${config.retry.initialDelayMs} ms), got ${config.retry.maxDelayMs} ms`,
+    });
+  }
   if (config.roles.length === 0) {
     issues.push({ path: 'roles', env: 'HEARTH_ROLES', message: 'must name at least one of api, worker' });
   }

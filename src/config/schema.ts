@@ -82,6 +82,22 @@ export const configSpec = {
     unit: 'ms',
     doc: 'How often a worker re-publishes operations that were recorded but not published for at least this long (the API died or the broker was away).',
   }),
+  retry: {
+    initialDelayMs: opt.int({
+      default: 100,
+      min: 10,
+      max: 60_000,
+      unit: 'ms',
+      doc: 'First wait after a call to etcd failed (reconnecting a session, rejoining, re-watching, re-reading, retrying a run); each further failure doubles it, with full jitter, up to retry.maxDelayMs.',
+    }),
+    maxDelayMs: opt.int({
+      default: 1_000,
+      min: 10,
+      max: 600_000,
+      unit: 'ms',
+      doc: 'Longest wait between two attempts against etcd; small, so a member is back within about this long after etcd answers again.',
+    }),
+  },
   log: {
     level: opt.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, {
       default: 'info',

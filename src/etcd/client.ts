@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { ExponentialBackoff, noop } from 'cockatiel';
+import { type IBackoff, noop } from 'cockatiel';
 import { Etcd3, type IOptions } from 'etcd3';
 import type { Config } from '../config/schema.js';
 import { readSecretFileSync } from '../config/secret-file.js';
 import { ConfigError } from '../errors.js';
+import { type Backoff, DEFAULT_ETCD_RETRY } from '../lifecycle/retry.js';
 
-/** Longest wait before a broken watch stream is re-established. */
-export const WATCH_BACKOFF_MAX_MS = 1_000;
 
 /** The `etcd` config slice; `passwordFile` may be left out (as by tests that build one). */
 export type EtcdClientSettings = Omit<Config['etcd'], 'passwordFile'> & { readonly passwordFile?: string };
@@ -20,8 +19,9 @@ export type EtcdClientSettings = Omit<Config['etcd'], 'passwordFile'> & { readon
  * outcome is unknown must be reconciled by re-reading, never blindly re-sent, and one failed
  * call must not make the next five seconds of calls fail.
  *
- * A watch stream that broke (partition, etcd restart) is re-established after a back-off of
- * at most {@link WATCH_BACKOFF_MAX_MS}, not the package's 30 s: a watch must resume soon after
+ * A watch stream that broke (partition, etcd restart) is re-established after the waits of
+ * `retry` (hearth's etcd retry policy, `retry.maxDelayMs` at most), not the package's up to
+ * 30 s: a watch must resume soon after
  * etcd is back (orphan detection and lock waiters ride on watches), and the package's pending
  * re-establish timer is not cleared by `close()`, so its length is also how long a process
  * that lost etcd could linger after shutting down (the fault suite saw 17 s after a partition).
@@ -32,12 +32,12 @@ export type EtcdClientSettings = Omit<Config['etcd'], 'passwordFile'> & { readon
  *
  * @throws ConfigError when `etcd.passwordFile` cannot be read.
  */
-export function createEtcdClient(etcd: EtcdClientSettings): Etcd3 {
+export function createEtcdClient(etcd: EtcdClientSettings, retry: Backoff = DEFAULT_ETCD_RETRY): Etcd3 {
   const options: IOptions = {
     hosts: [...etcd.endpoints],
     dialTimeout: etcd.callTimeoutMs,
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + etcd.callTimeoutMs }),
-    faultHandling: { host: () => noop, global: noop, watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: WATCH_BACKOFF_MAX_MS }).next() },
+    faultHandling: { host: () => noop, global: noop, watchBackoff: asWatchBackoff(retry) },
   };
   if (etcd.caFile !== '') {
     options.credentials = {
@@ -59,4 +59,9 @@ function passwordFromFile(file: string): string {
   const read = readSecretFileSync(file);
   if (!read.ok) throw new ConfigError([{ path: 'etcd.passwordFile', env: 'HEARTH_ETCD_PASSWORD_FILE', message: `${file} ${read.problem}` }]);
   return read.secret;
+}
+
+/** hearth's retry policy in the shape the etcd3 package's watch manager steps through. */
+function asWatchBackoff(retry: Backoff, failures = 1): IBackoff<void> {
+  return { duration: retry.delayMs(failures), next: () => asWatchBackoff(retry, failures + 1) };
 }

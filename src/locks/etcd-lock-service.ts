@@ -3,6 +3,7 @@ import { fromEtcdError } from '../etcd/errors.js';
 import type { KeyLayout } from '../etcd/keys.js';
 import { AbortedError, BackendUnavailableError, ClosedError } from '../errors.js';
 import { sleep } from '../lifecycle/clock.js';
+import { type Backoff, DEFAULT_ETCD_RETRY } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
 import { isLive, type Session, type SessionStateChange } from '../session/session.js';
 import { type LockHolder, LockLostError, LockTimeoutError } from './errors.js';
@@ -33,6 +34,8 @@ export interface EtcdLockServiceOptions {
   readonly callTimeoutMs: number;
   readonly metrics?: LockMetrics;
   readonly logger?: Logger;
+  /** Waits between retries of a queue read or key delete etcd did not answer (`retry.*`). */
+  readonly retry?: Backoff;
   /** Timeout of an acquire that names none; default 60 s. */
   readonly defaultTimeoutMs?: number;
 }
@@ -86,8 +89,11 @@ export class EtcdLockService implements LockService {
   private readonly keeper: Watcher;
   private closing: Promise<void> | undefined;
 
+  private readonly retry: Backoff;
+
   constructor(private readonly options: EtcdLockServiceOptions) {
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? 60_000;
+    this.retry = options.retry ?? DEFAULT_ETCD_RETRY;
     this.unsubscribe = options.session.onStateChange((change) => this.sessionChanged(change));
     // The etcd3 package tears its watch stream down whenever its last watcher goes and builds a
     // new one for the next: on a busy lock, once per wait. One idle watch on a key nobody
@@ -212,7 +218,7 @@ export class EtcdLockService implements LockService {
     try {
       for (;;) {
         if (predecessor !== undefined) {
-          if (interrupted > 1) await sleep(Math.min(100 * 2 ** (interrupted - 2), 1_000), signal);
+          if (interrupted > 1) await sleep(this.retry.delayMs(interrupted - 1), signal);
           const outcome = await waitForDelete(this.options.client, predecessor, signal, this.options.callTimeoutMs);
           // The owner was my predecessor: nothing lies below it and no key can be created
           // below it, so its deletion makes the lock mine without another read. My own key
@@ -253,7 +259,7 @@ export class EtcdLockService implements LockService {
       } catch (err) {
         if (signal.aborted || !(err instanceof BackendUnavailableError)) throw err;
         this.options.logger?.debug({ err, key: keys.myKey, attempt }, 'etcd did not answer a waiter; retrying');
-        await sleep(Math.min(100 * 2 ** attempt, 1_000), signal);
+        await sleep(this.retry.delayMs(attempt + 1), signal);
       }
     }
   }
@@ -295,7 +301,7 @@ export class EtcdLockService implements LockService {
         }
         first();
         if (this.closer.signal.aborted) break;
-        await sleep(Math.min(250 * 2 ** attempt, 2_000), this.options.session.signal).catch(() => undefined);
+        await sleep(this.retry.delayMs(attempt + 1), this.options.session.signal).catch(() => undefined);
       }
       first();
       this.local.unlock(slot.name, slot);

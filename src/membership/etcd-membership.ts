@@ -5,6 +5,7 @@ import { fromEtcdError } from '../etcd/errors.js';
 import type { Fence } from '../fence.js';
 import type { OwnerRef } from '../identity.js';
 import type { Clock } from '../lifecycle/clock.js';
+import { type Backoff, DEFAULT_ETCD_RETRY } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
 import { EtcdMember, rangeKv } from './etcd-member.js';
 import { watchAlive } from './etcd-watch.js';
@@ -33,8 +34,8 @@ export interface EtcdMembershipOptions {
   readonly keys: KeyLayout;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Pause before a watch re-lists after etcd could not be reached. */
-  readonly watchRetryDelayMs?: number;
+  /** Waits before a watch re-lists after etcd could not be reached (`retry.*`). */
+  readonly retry?: Backoff;
 }
 
 function checkAborted(signal: AbortSignal | undefined, what: string): void {
@@ -204,7 +205,7 @@ export class EtcdMembership implements Membership {
   watch(signal: AbortSignal): AsyncIterable<MembershipEvent> {
     const combined = AbortSignal.any([signal, this.watches.signal]);
     const { client, keys, clock, logger } = this.options;
-    return watchAlive({ client, keys, clock, logger, retryDelayMs: this.options.watchRetryDelayMs ?? 1_000 }, combined);
+    return watchAlive({ client, keys, clock, logger, retry: this.options.retry ?? DEFAULT_ETCD_RETRY }, combined);
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,7 @@ import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { KeyLayout } from '../etcd/keys.js';
 import { fromEtcdError } from '../etcd/errors.js';
 import type { Clock } from '../lifecycle/clock.js';
+import type { Backoff } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
 import { EventQueue } from '../concurrency/event-queue.js';
 import type { MembershipEvent } from './membership.js';
@@ -13,8 +14,8 @@ export interface AliveWatchOptions {
   readonly keys: KeyLayout;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Pause before re-listing after etcd could not be reached. */
-  readonly retryDelayMs: number;
+  /** Waits before re-listing after etcd could not be reached. */
+  readonly retry: Backoff;
 }
 
 type SyncReason = Extract<MembershipEvent, { type: 'members-synced' }>['reason'];
@@ -29,7 +30,7 @@ type SyncReason = Extract<MembershipEvent, { type: 'members-synced' }>['reason']
  * knew as `member-left` / `member-joined`, then `members-synced` with the reason, and watches
  * from the new revision. Nothing is polled.
  *
- * Failure semantics: while etcd cannot be reached it retries the list every `retryDelayMs`
+ * Failure semantics: while etcd cannot be reached it retries the list with the `retry` waits
  * until `signal` aborts; the consumer sees no events meanwhile, and the re-list then reports
  * every change it missed. Iteration ends when `signal` aborts.
  */
@@ -53,18 +54,16 @@ class AliveWatch {
 
   async run(): Promise<void> {
     let reason: SyncReason = 'initial';
+    let failures = 0;
     for (;;) {
       if (!this.live()) return;
       let revision: bigint;
       try {
         revision = await this.relist(reason);
+        failures = 0;
       } catch (err) {
         this.options.logger.warn({ err: fromEtcdError(err, 'list alive members') }, 'membership watch cannot list members; retrying');
-        try {
-          await this.options.clock.sleep(this.options.retryDelayMs, this.signal);
-        } catch {
-          return;
-        }
+        if (!(await this.options.retry.wait(++failures, this.options.clock, this.signal))) return;
         continue;
       }
       const broke = await this.follow(revision + 1n);

@@ -1,5 +1,5 @@
-import { messageOf } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
+import { type Backoff, DEFAULT_ETCD_RETRY } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Membership } from './membership.js';
 import type { MembershipMetrics } from './metrics.js';
@@ -10,8 +10,8 @@ export interface MonitorOptions {
   readonly metrics: MembershipMetrics;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Pause before watching again after the watch failed. */
-  readonly retryDelayMs: number;
+  /** Waits before watching again after the watch failed (`retry.*`). */
+  readonly retry?: Backoff;
 }
 
 /**
@@ -36,15 +36,18 @@ export class MembershipMonitor {
 
   private async run(): Promise<void> {
     const signal = this.stop.signal;
+    const retry = this.options.retry ?? DEFAULT_ETCD_RETRY;
+    let failures = 0;
     while (!signal.aborted) {
       try {
         for await (const event of this.options.membership.watch(signal)) {
+          failures = 0;
           if (event.type !== 'member-heartbeat') this.refresh();
         }
       } catch (err) {
-        this.options.logger.warn({ err: messageOf(err) }, 'membership monitor watch failed; watching again');
+        this.options.logger.warn({ err }, 'membership monitor watch failed; watching again');
       }
-      await this.options.clock.sleep(this.options.retryDelayMs, signal).catch(() => undefined);
+      await retry.wait(++failures, this.options.clock, signal);
     }
   }
 
@@ -60,7 +63,7 @@ export class MembershipMonitor {
         try {
           this.options.metrics.observe(await this.options.membership.snapshot(this.stop.signal));
         } catch (err) {
-          if (!this.stop.signal.aborted) this.options.logger.debug({ err: messageOf(err) }, 'membership monitor could not read the records');
+          if (!this.stop.signal.aborted) this.options.logger.debug({ err }, 'membership monitor could not read the records');
         }
       } while (this.dirty && !this.stop.signal.aborted);
       this.refreshing = undefined;

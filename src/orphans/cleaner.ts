@@ -1,5 +1,6 @@
 import { CoordinatorError, FencedError, isRetryable, messageOf } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
+import { Backoff } from '../lifecycle/retry.js';
 import type { Member, Membership } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
 import type { FailedCondition } from '../state/expect.js';
@@ -65,9 +66,8 @@ export interface OrphanCleanerOptions {
   readonly onCleaned?: () => void;
 }
 
-/** Backoff of a cleanup action retried after a passing failure. */
-const RETRY_FIRST_MS = 1_000;
-const RETRY_MAX_MS = 30_000;
+/** Waits before a cleanup action that failed in passing (say, the driver) is tried again. */
+const CLEANUP_ACTION_RETRY = new Backoff({ initialDelayMs: 1_000, maxDelayMs: 30_000, jitter: 'none' });
 
 const EMPTY: CleanupReport = { found: 0, cleaned: 0, skipped: 0, errors: 0 };
 
@@ -240,12 +240,9 @@ export class OrphanCleaner {
   /** Tries a failed cleanup action again with capped backoff, until done or this incarnation ends. */
   private retryInBackground(claimed: ClaimedOrphan): void {
     const run = (async () => {
-      for (let delayMs = RETRY_FIRST_MS; ; delayMs = Math.min(delayMs * 2, RETRY_MAX_MS)) {
-        try {
-          await this.options.clock.sleep(delayMs, AbortSignal.any([this.stop.signal, claimed.me.signal]));
-        } catch {
-          return;
-        }
+      const stop = AbortSignal.any([this.stop.signal, claimed.me.signal]);
+      for (let failures = 1; ; failures++) {
+        if (!(await CLEANUP_ACTION_RETRY.wait(failures, this.options.clock, stop))) return;
         if (!claimed.me.joined) return;
         if ((await this.finish(claimed)) !== 'retry') {
           this.options.onCleaned?.();

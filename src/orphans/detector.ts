@@ -1,5 +1,6 @@
 import { messageOf } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
+import { type Backoff, DEFAULT_ETCD_RETRY } from '../lifecycle/retry.js';
 import type { Membership } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
 import type { StateStore } from '../state/state-store.js';
@@ -15,8 +16,8 @@ export interface OrphanDetectorOptions {
   readonly metrics: OrphanMetrics;
   /** The backstop sweep's period (`orphans.sweepIntervalMs`). */
   readonly sweepIntervalMs: number;
-  /** Pause before watching again after the membership watch failed. */
-  readonly retryDelayMs: number;
+  /** Waits before watching again after the membership watch failed (`retry.*`). */
+  readonly retry?: Backoff;
 }
 
 /** Deaths older than this that no op refers to any more are forgotten. */
@@ -170,9 +171,12 @@ export class OrphanDetector {
 
   private async watchLoop(): Promise<void> {
     const signal = this.stop.signal;
+    const retry = this.options.retry ?? DEFAULT_ETCD_RETRY;
+    let failures = 0;
     while (!signal.aborted) {
       try {
         for await (const event of this.options.membership.watch(signal)) {
+          failures = 0;
           if (event.type === 'member-left') {
             this.deaths.set(event.member.incarnation, this.options.clock.now());
             this.trigger(`${event.member.host} left`);
@@ -183,7 +187,7 @@ export class OrphanDetector {
       } catch (err) {
         if (!signal.aborted) this.options.logger.warn({ err: messageOf(err) }, 'orphan detector: membership watch failed; watching again');
       }
-      await this.options.clock.sleep(this.options.retryDelayMs, signal).catch(() => undefined);
+      await retry.wait(++failures, this.options.clock, signal);
     }
   }
 

@@ -5,12 +5,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Channel, ConsumeMessage, Options } from 'amqplib';
 import type { Registry } from 'prom-client';
-import { AbortedError, BackendAccessError, BackendUnavailableError, ClosedError, NotFoundError } from '../errors.js';
+import { AbortedError, BackendAccessError, BackendUnavailableError, ClosedError, describeError, NotFoundError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { AmqpConnection, type AmqpConnectionSettings, type AmqpSession } from '../amqp/connection.js';
 import { sendConfirmed, toDeadLetter } from '../amqp/publish.js';
 import { AmqpSubscription } from './amqp-subscription.js';
-import { describeError, pause } from './dispatch.js';
+import { sleep } from '../lifecycle/clock.js';
 import type {
   BusIdentity,
   BusState,
@@ -185,7 +185,7 @@ export class AmqpJobBus implements JobBus {
         await subscription.attach(session);
       } catch (err) {
         // Start over: the next connection attaches every subscription, this one included.
-        this.logger.warn({ error: describeError(err) }, 'could not attach a consumer; reconnecting');
+        this.logger.warn({ err }, 'could not attach a consumer; reconnecting');
         session.reset('a consumer could not be attached');
       }
     }
@@ -205,7 +205,7 @@ export class AmqpJobBus implements JobBus {
     const session = this.connection.current();
     if (session) {
       await this.attachNotices(session, listener).catch((err: unknown) => {
-        this.logger.warn({ error: describeError(err) }, 'could not attach a notice consumer; reconnecting');
+        this.logger.warn({ err }, 'could not attach a notice consumer; reconnecting');
         session.reset('a notice consumer could not be attached');
       });
     }
@@ -249,7 +249,7 @@ export class AmqpJobBus implements JobBus {
       for (const subscription of this.subscriptions) if (!subscription.attachedTo(session)) await subscription.attach(session);
       for (const listener of this.noticeListeners) if (listener.session !== session) await this.attachNotices(session, listener);
     } catch (err) {
-      this.logger.warn({ error: describeError(err) }, 'could not attach a consumer; reconnecting');
+      this.logger.warn({ err }, 'could not attach a consumer; reconnecting');
       session.reset('a consumer could not be attached');
     }
   }
@@ -330,7 +330,7 @@ export class AmqpJobBus implements JobBus {
             throw new BackendUnavailableError('amqp', `publish to ${routingKey} failed within ${this.settings.publishTimeoutMs} ms: ${lastError}`, { cause: err });
           }
           // Sent on a connection that then died, or refused: try again while time remains.
-          await pause(100, stop.signal);
+          await sleep(100, stop.signal).catch(() => undefined);
         }
       }
     } finally {

@@ -13,7 +13,10 @@ import type { Logger } from '../observability/logger.js';
 import type { AmqpSession } from '../amqp/connection.js';
 import { IdleWaiters } from '../concurrency/idle-waiters.js';
 import { deliveryCountOf } from '../amqp/publish.js';
-import { describeError, pause, runHandler, vet, withDeadline } from './dispatch.js';
+import { sleep, systemClock } from '../lifecycle/clock.js';
+import { withDeadline } from '../lifecycle/deadline.js';
+import { Backoff } from '../lifecycle/retry.js';
+import { runHandler, vet } from './dispatch.js';
 import type { Disposition, JobHandler, JobSubscription } from './job-bus.js';
 import type { DeadLetterReason } from './job-message.js';
 import { type Topology, workQueueArguments } from './topology.js';
@@ -33,6 +36,9 @@ export interface SubscriptionContext {
 }
 
 type Via = 'cluster' | 'host';
+
+/** Waits between attempts to consume the host queue (it attaches in the background). */
+const HOST_LANE_RETRY = new Backoff({ initialDelayMs: 2_000, maxDelayMs: 30_000, jitter: 'none' });
 
 /** One queue consumed on its own channel of one connection. */
 interface Lane {
@@ -120,8 +126,8 @@ export class AmqpSubscription implements JobSubscription {
         await this.openLane(session, hostQueue, 'host');
         return;
       } catch (err) {
-        this.ctx.logger.warn({ queue: hostQueue, attempt, error: describeError(err) }, 'cannot consume the host queue yet; retrying');
-        await pause(Math.min(30_000, 1_000 * 2 ** attempt), session.signal, this.cancelled.signal);
+        this.ctx.logger.warn({ queue: hostQueue, attempt, err }, 'cannot consume the host queue yet; retrying');
+        await HOST_LANE_RETRY.wait(attempt, systemClock, AbortSignal.any([session.signal, this.cancelled.signal]));
       }
     }
   }
@@ -233,7 +239,7 @@ export class AmqpSubscription implements JobSubscription {
         return this.settle(lane, () => ch.nack(msg, false, true));
       case 'retry-later':
         // Cut short by cancel (drain: let another member have it) or a lost connection.
-        await pause(d.delayMs, this.cancelled.signal, lane.session.signal);
+        await sleep(d.delayMs, AbortSignal.any([this.cancelled.signal, lane.session.signal])).catch(() => undefined);
         return this.settle(lane, () => ch.nack(msg, false, true));
     }
   }

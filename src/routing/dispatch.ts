@@ -3,7 +3,6 @@
  * in-process bus and RabbitMQ behave the same: decode and vet it, call the handler, and turn a
  * throwing or confused handler into a safe disposition.
  */
-import { messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Disposition, JobDelivery, JobHandler } from './job-bus.js';
 import { type BusMessage, DEAD_LETTER_REASONS, type DeadLetterReason, decodeJob } from './job-message.js';
@@ -91,46 +90,3 @@ function normalize(answer: unknown): Disposition | undefined {
   }
 }
 
-/** Waits `ms` unless one of the signals aborts first; never rejects. */
-export function pause(ms: number, ...signals: readonly AbortSignal[]): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = AbortSignal.any([...signals]);
-    if (stop.aborted || ms <= 0) {
-      resolve();
-      return;
-    }
-    const done = (): void => {
-      clearTimeout(timer);
-      stop.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    stop.addEventListener('abort', done, { once: true });
-  });
-}
-
-/**
- * Rejects when `work` takes longer than `ms`, or at once when `signal` aborts (the work itself
- * goes on; its outcome is ignored). The timer is cleared as soon as the race is decided, so a
- * settled deadline never keeps the process alive.
- */
-export function withDeadline<T>(work: Promise<T>, ms: number, what: string, signal?: AbortSignal): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-    if (!signal) return;
-    onAbort = () => reject(new Error(`${what} was cut short`, { cause: signal.reason }));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
-  return Promise.race([work, timeout]).finally(() => {
-    clearTimeout(timer);
-    if (onAbort) signal?.removeEventListener('abort', onAbort);
-  });
-}
-
-/** A short text for logs and readiness details. */
-export function describeError(err: unknown): string {
-  return messageOf(err).slice(0, 300);
-}

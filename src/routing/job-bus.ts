@@ -22,6 +22,7 @@
  * Two adapters share one contract (`test/contract/job-bus.contract.ts`): `AmqpJobBus`
  * (RabbitMQ, cluster mode) and `LocalJobBus` (in-process, the single-node default).
  */
+import type { HealthCheck } from '../ops/health.js';
 import type { BusMessage, CleanupMessage, DeadLetterReason, JobMessage, Notice } from './job-message.js';
 
 export type { BusMessage, CleanupMessage, DeadLetterReason, JobKind, JobMessage, Notice, ResourceType } from './job-message.js';
@@ -188,6 +189,8 @@ export interface JobBus {
   readonly state: BusState;
   /** `state === 'up'`: feed this to `/readyz`. */
   readonly ready: boolean;
+  /** Why the bus is not up ('' when it is), for readiness details; never holds a secret. */
+  readonly notReadyReason: string;
   /** Calls `listener` on every state change; returns an unsubscribe function. */
   onStateChange(listener: (change: BusStateChange) => void): () => void;
   /**
@@ -250,4 +253,9 @@ export interface JobBus {
    * the queue. Pending publishes fail with ClosedError. Idempotent.
    */
   close(): Promise<void>;
+}
+
+/** The `/readyz` check of a job bus: ready while it is up (a worker that cannot reach RabbitMQ takes no work). */
+export function jobBusReadiness(bus: Pick<JobBus, 'ready' | 'notReadyReason'>): HealthCheck {
+  return () => (bus.ready ? { ok: true } : { ok: false, detail: bus.notReadyReason });
 }

@@ -9,7 +9,8 @@
 import type { Registry } from 'prom-client';
 import { AbortedError, ClosedError, NotFoundError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { pause, runHandler, vet } from './dispatch.js';
+import { sleep } from '../lifecycle/clock.js';
+import { runHandler, vet } from './dispatch.js';
 import { IdleWaiters } from '../concurrency/idle-waiters.js';
 import type {
   BusIdentity,
@@ -87,6 +88,10 @@ export class LocalJobBus implements JobBus {
 
   get ready(): boolean {
     return !this.closed;
+  }
+
+  get notReadyReason(): string {
+    return this.ready ? '' : `job bus ${this.state}`;
   }
 
   onStateChange(listener: (change: BusStateChange) => void): () => void {
@@ -264,7 +269,7 @@ class LocalSubscription implements JobSubscription {
         verdict.action === 'dead-letter'
           ? { type: 'dead-letter', reason: verdict.reason, detail: verdict.detail }
           : await runHandler(this.handler, { job: verdict.job, via, deliveryCount, redelivered: message.returns > 0, signal: entry.lost.signal }, this.bus.log);
-      if (disposition.type === 'retry-later') await pause(disposition.delayMs, this.cancelled.signal, entry.lost.signal);
+      if (disposition.type === 'retry-later') await sleep(disposition.delayMs, AbortSignal.any([this.cancelled.signal, entry.lost.signal])).catch(() => undefined);
       this.settle(entry, disposition, deliveryCount);
     } finally {
       this.inFlightSet.delete(entry);

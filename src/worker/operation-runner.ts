@@ -6,11 +6,12 @@ import { AbortedError, FencedError, IllegalStateError, isRetryable, messageOf } 
 import { allOf, type Fence, NO_FENCE } from '../fence.js';
 import type { DriverContext, VolumeDriver } from '../drivers/volume-driver.js';
 import type { Clock } from '../lifecycle/clock.js';
+import { type Backoff, DEFAULT_ETCD_RETRY } from '../lifecycle/retry.js';
 import type { LockContext } from '../locks/lock-service.js';
 import type { Logger } from '../observability/logger.js';
 import type { OpRecord, ResourceRecord, ResourceRef, SnapshotRecord, VolumeRecord } from '../state/records.js';
 import type { StateStore } from '../state/state-store.js';
-import type { Incarnation, Incarnations } from './incarnations.js';
+import type { Incarnation, Incarnations } from '../incarnation/incarnation.js';
 import type { OperationResult, WorkerMetrics } from './metrics.js';
 import type { OpPublisher } from './op-publisher.js';
 import { type DriverOutcome, finalWrite, type FinalWrite, isManagedKind, lockNamesFor, type ManagedKind, newSizeOf } from './plan.js';
@@ -43,8 +44,8 @@ export interface OperationRunnerOptions {
   readonly metrics: WorkerMetrics;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Pause between retries of a store or lock call that failed transiently. Default 500 ms. */
-  readonly retryDelayMs?: number;
+  /** Waits between retries of a store or lock call that failed transiently (`retry.*`). */
+  readonly retry?: Backoff;
 }
 
 /** A run of one op, for logs and the helpers below. */
@@ -86,17 +87,17 @@ const NEVER = new AbortController().signal;
  *   nothing more is written (a write would be fenced off anyway): outcome `fenced`, logged and
  *   counted. The op stays owned by the dead incarnation: an orphan for cleanup (issue 7);
  * - `FencedError` on the final write (etcd expired the lease before we knew) → `fenced`, same;
- * - etcd unreachable (lock, read or final write) → retried every `retryDelayMs` while the
+ * - etcd unreachable (lock, read or final write) → retried with the `retry` waits while the
  *   incarnation lives; the final write is never re-sent blindly (the store reconciles, and a
  *   refused retry checks whether the first attempt landed);
  * - `options.signal` aborted → handed back (`handed_back`); if the hand-back itself is fenced → `fenced`;
  * - killed process → nothing: the op stays owned by a dead incarnation (an orphan).
  */
 export class OperationRunner {
-  private readonly retryDelayMs: number;
+  private readonly retry: Backoff;
 
   constructor(private readonly deps: OperationRunnerOptions) {
-    this.retryDelayMs = deps.retryDelayMs ?? 500;
+    this.retry = deps.retry ?? DEFAULT_ETCD_RETRY;
   }
 
   /**
@@ -272,8 +273,8 @@ export class OperationRunner {
     }
   }
 
-  private async pause(attempt: number, signal: AbortSignal): Promise<void> {
-    await this.deps.clock.sleep(Math.min(this.retryDelayMs * attempt, 5_000), signal).catch(() => undefined);
+  private async pause(failures: number, signal: AbortSignal): Promise<void> {
+    await this.retry.wait(failures, this.deps.clock, signal);
   }
 }
 

@@ -6,7 +6,7 @@ import { messageOf } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import type { StateStore } from '../state/state-store.js';
-import type { Incarnations } from './incarnations.js';
+import type { Incarnations } from '../incarnation/incarnation.js';
 import type { OpPublisher } from './op-publisher.js';
 
 /** The lock a sweep round takes with `tryAcquire`, so members do not sweep at the same time. */

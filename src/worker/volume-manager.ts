@@ -2,13 +2,14 @@
  * The volume manager: what a worker does with a job delivery — load the op, claim it, and
  * only then acknowledge the message; the run goes on after the ack.
  */
-import { isRetryable, messageOf } from '../errors.js';
+import { isRetryable } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
+import { type Backoff, DEFAULT_ETCD_RETRY, retry } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
 import { type Disposition, dispositions, type JobDelivery } from '../routing/job-bus.js';
 import type { OpRecord } from '../state/records.js';
 import type { StateStore } from '../state/state-store.js';
-import type { Incarnation, Incarnations } from './incarnations.js';
+import type { Incarnation, Incarnations } from '../incarnation/incarnation.js';
 import type { OpClaimer } from './op-claim.js';
 import type { OperationRunner, OpOutcome } from './operation-runner.js';
 import { decideJob } from './plan.js';
@@ -26,8 +27,8 @@ export interface VolumeManagerOptions {
   readonly maxConcurrentOps: number;
   /** Reads of an op tried in place before answering `retry-later`. Default 3. */
   readonly readAttempts?: number;
-  /** Pause between those reads, and the `retry-later` delay. Default 1 s. */
-  readonly retryDelayMs?: number;
+  /** Waits between those reads (`retry.*`); its cap is the `retry-later` delay. */
+  readonly retry?: Backoff;
 }
 
 /** What became of the runs still going when a drain began. */
@@ -50,7 +51,7 @@ export interface DrainSummary {
  * → `requeue`.
  *
  * Failure semantics: the state store unreachable → the read is retried in place
- * (`readAttempts` × `retryDelayMs`), then `retry-later`; meanwhile a lost session pauses
+ * (`readAttempts` times, with the `retry` waits), then `retry-later`; meanwhile a lost session pauses
  * consumption altogether (the worker), so an etcd outage does not cycle jobs toward the
  * delivery limit. A claim whose outcome is unknown → `retry-later`; the redelivery finds the op
  * owned by this incarnation and resumes it (or drops it when another member won). Any other
@@ -65,8 +66,11 @@ export class VolumeManager {
   private readonly taking = new AbortController();
   private readonly handBack = new AbortController();
 
+  private readonly retry: Backoff;
+
   constructor(private readonly options: VolumeManagerOptions) {
     this.slots = new Slots(options.maxConcurrentOps);
+    this.retry = options.retry ?? DEFAULT_ETCD_RETRY;
   }
 
   /** Operations claimed or running in this process. */
@@ -93,8 +97,8 @@ export class VolumeManager {
       return disposition;
     } catch (err) {
       if (!isRetryable(err)) throw err;
-      this.options.logger.warn({ opId: delivery.job.opId, reason: messageOf(err) }, 'the state store failed; retrying the job later');
-      return dispositions.retryLater(this.options.retryDelayMs ?? 1_000);
+      this.options.logger.warn({ opId: delivery.job.opId, err }, 'the state store failed; retrying the job later');
+      return dispositions.retryLater(this.retry.maxDelayMs);
     } finally {
       if (!started) release();
     }
@@ -104,7 +108,7 @@ export class VolumeManager {
     const { job } = delivery;
     const log = this.options.logger.child({ opId: job.opId, kind: job.kind, resource: `${job.type}:${job.id}`, deliveryCount: delivery.deliveryCount });
     const op = await this.readOp(job.type, job.id, AbortSignal.any([delivery.signal, inc.member.signal]));
-    if (op === 'unavailable') return dispositions.retryLater(this.options.retryDelayMs ?? 1_000);
+    if (op === 'unavailable') return dispositions.retryLater(this.retry.maxDelayMs);
     const self = { incarnation: inc.member.owner.incarnation, cluster: inc.member.cluster };
     const decision = decideJob(job, op, self, this.busy.has(job.opId));
     switch (decision.type) {
@@ -167,18 +171,19 @@ export class VolumeManager {
 
   /** Reads the op, retrying transient failures in place; `unavailable` when they persist. */
   private async readOp(type: OpRecord['type'], id: string, signal: AbortSignal): Promise<OpRecord | undefined | 'unavailable'> {
-    const attempts = this.options.readAttempts ?? 3;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.options.store.getOp({ type, id });
-      } catch (err) {
-        if (!isRetryable(err) || attempt >= attempts || signal.aborted) {
-          if (isRetryable(err)) return 'unavailable';
-          throw err;
-        }
-        this.options.logger.debug({ reason: messageOf(err), attempt }, 'reading the op failed; retrying');
-        await this.options.clock.sleep(this.options.retryDelayMs ?? 1_000, signal).catch(() => undefined);
-      }
+    try {
+      return await retry(() => this.options.store.getOp({ type, id }), {
+        backoff: this.retry,
+        clock: this.options.clock,
+        signal,
+        maxAttempts: this.options.readAttempts ?? 3,
+        shouldRetry: isRetryable,
+        onRetry: (err, failures) => this.options.logger.debug({ err, failures }, 'reading the op failed; retrying'),
+        what: 'reading the op',
+      });
+    } catch (err) {
+      if (isRetryable(err) || signal.aborted) return 'unavailable';
+      throw err;
     }
   }
 

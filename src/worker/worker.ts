@@ -2,11 +2,10 @@
  * The worker's lifecycle: start-up hooks, then consuming; pause while the session is lost and
  * resume as the next incarnation; drain on shutdown.
  */
-import { messageOf } from '../errors.js';
 import type { OwnerRef } from '../identity.js';
 import type { Logger } from '../observability/logger.js';
 import type { JobBus, JobHandler, JobSubscription } from '../routing/job-bus.js';
-import type { Incarnation, IncarnationChange, Incarnations, StartReason } from './incarnations.js';
+import type { Incarnation, IncarnationEvent, Incarnations, StartReason } from '../incarnation/incarnation.js';
 import { dispatcher, type MessageHandlers } from './message-dispatch.js';
 import type { RepublishSweeper } from './sweeper.js';
 import type { DrainSummary, VolumeManager } from './volume-manager.js';
@@ -119,7 +118,7 @@ export class Worker {
     return summary;
   }
 
-  private onChange(change: IncarnationChange): void {
+  private onChange(change: IncarnationEvent): void {
     if (change.type === 'ended') {
       if (change.reason === 'left') return;
       this.hooks?.abort();
@@ -165,7 +164,7 @@ export class Worker {
     try {
       await subscription?.cancel();
     } catch (err) {
-      this.options.logger.warn({ reason: messageOf(err) }, 'cancelling the subscription failed');
+      this.options.logger.warn({ err }, 'cancelling the subscription failed');
     }
   }
 

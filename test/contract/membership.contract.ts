@@ -1,3 +1,4 @@
+import { Backoff } from '../../src/lifecycle/retry.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AlreadyAliveError, CoordinatorError } from '../../src/errors.js';
 import type { Fence } from '../../src/fence.js';
@@ -7,10 +8,13 @@ import { silentLogger } from '../../src/observability/logger.js';
 import type { Member, Membership, MembershipEvent } from '../../src/membership/membership.js';
 import { MembershipMetrics } from '../../src/membership/metrics.js';
 import { MembershipMonitor } from '../../src/membership/monitor.js';
-import { type IncarnationEvent, MemberSupervisor } from '../../src/membership/supervisor.js';
+import type { IncarnationEvent } from '../../src/incarnation/incarnation.js';
+import { IncarnationSupervisor } from '../../src/incarnation/supervisor.js';
+import { LocalLockService } from '../../src/locks/local-lock-service.js';
 import { buildClusterViews, buildServiceViews } from '../../src/api/cluster-views.js';
 import { Registry } from 'prom-client';
-import { type TestSession, TestSessionSource } from '../support/test-session.js';
+import { recordingLogger } from '../support/recording-logger.js';
+import type { TestSession } from '../support/test-session.js';
 import { waitFor } from '../support/wait.js';
 
 /** One backend prepared for the membership contract. */
@@ -28,6 +32,7 @@ export interface MembershipFixture {
 }
 
 const CLUSTER = 'c1@be';
+const WAITING_FOR_EARLIER = 'an earlier incarnation of this host is still alive; waiting for it to expire';
 const BINARY = VOLUME_BINARY;
 
 function identity(host: string): Identity {
@@ -261,29 +266,40 @@ export function describeMembership(name: string, makeFixture: () => Promise<Memb
       expect([...revisions].sort((x, y) => (x < y ? -1 : 1))).toEqual(revisions);
     });
 
-    describe('MemberSupervisor', () => {
-      const supervise = (host: string, metrics = new MembershipMetrics(new Registry()), previousIncarnationWaitMs = 60_000): MemberSupervisor => {
-        const source = new TestSessionSource(async () => {
-          const s = await fx.openSession(host);
-          sessions.push(s);
-          return s;
-        });
-        return new MemberSupervisor({
+    describe('IncarnationSupervisor (session, membership and locks of one run)', () => {
+      interface Supervised {
+        readonly sup: IncarnationSupervisor;
+        readonly events: IncarnationEvent[];
+        /** Log messages the supervisor wrote, in order. */
+        readonly logs: string[];
+      }
+      const supervise = (host: string, metrics = new MembershipMetrics(new Registry()), previousIncarnationWaitMs = 60_000): Supervised => {
+        const logs: string[] = [];
+        const sup = new IncarnationSupervisor({
+          openSession: async () => {
+            const s = await fx.openSession(host);
+            sessions.push(s);
+            return s;
+          },
+          lockServiceFor: (session) => new LocalLockService({ incarnation: session.incarnation }),
           membership: fx.membership,
           join: { identity: identity(host), binary: BINARY, version: '0.1.0' },
-          sessions: source,
           clock: fx.clock,
-          logger: silentLogger(),
+          logger: recordingLogger(logs),
           metrics,
           reportIntervalMs: 1_000,
           previousIncarnationWaitMs,
-          retryDelayMs: 100,
+          retry: Backoff.constant(100),
         });
+        const events: IncarnationEvent[] = [];
+        sup.subscribe((e) => events.push(e));
+        return { sup, events, logs };
       };
+      const kinds = (events: readonly IncarnationEvent[]): string[] => events.map((e) => `${e.type}:${e.reason}`);
 
       it('heartbeats every report interval and counts renewals', async () => {
         const registry = new Registry();
-        const sup = supervise('h1@be', new MembershipMetrics(registry));
+        const { sup } = supervise('h1@be', new MembershipMetrics(registry));
         await sup.start();
         const renewals = async (): Promise<number> => Number(/hearth_membership_lease_renewals_total\{result="ok"\} (\d+)/.exec(await registry.metrics())?.[1]);
         await fx.clock.advance(1_000);
@@ -298,100 +314,110 @@ export function describeMembership(name: string, makeFixture: () => Promise<Memb
         await sup.close();
       });
 
-      it('rejoins as a new incarnation after the session is lost, and tells subscribers', async () => {
-        const sup = supervise('h1@be');
-        const events: IncarnationEvent[] = [];
-        sup.subscribe((e) => events.push(e));
+      it('one incarnation is a session, the member joined on it and the locks on it', async () => {
+        const { sup } = supervise('h1@be');
+        const inc = await sup.start();
+        expect(sup.current()).toBe(inc);
+        expect(inc.member.owner.incarnation).toBe(inc.session.incarnation);
+        const held = await inc.locks.tryAcquire('x');
+        if (!held.ok) throw new Error('the lock should be free');
+        await held.handle.release();
+        await sup.close();
+      });
+
+      it('rejoins as a new incarnation on a new session after the session is lost, and tells subscribers', async () => {
+        const { sup, events } = supervise('h1@be');
         const first = await sup.start();
         expect(sup.joined).toBe(true);
-        (sup.session as TestSession).markLost();
+        (first.session as TestSession).markLost();
         await waitFor(() => events.length >= 3, { what: 'ended and restarted' });
-        expect(events.map((e) => `${e.type}:${e.reason}`)).toEqual(['incarnation-started:start', 'incarnation-ended:session-lost', 'incarnation-started:session-lost']);
-        const restarted = events[2] as Extract<IncarnationEvent, { type: 'incarnation-started' }>;
-        expect(restarted.previous).toEqual(first.owner);
-        expect(restarted.owner.incarnation).not.toBe(first.owner.incarnation);
-        expect(restarted.session).toBe(sup.session);
-        expect(sup.member?.owner).toEqual(restarted.owner);
+        expect(kinds(events)).toEqual(['started:start', 'ended:session-lost', 'started:session-lost']);
+        const restarted = events[2] as Extract<IncarnationEvent, { type: 'started' }>;
+        expect(restarted.previous).toEqual(first.member.owner);
+        expect(restarted.incarnation.member.owner.incarnation).not.toBe(first.member.owner.incarnation);
+        expect(restarted.incarnation.session).not.toBe(first.session);
+        expect(sup.current()).toBe(restarted.incarnation);
+        expect(first.session.state).toBe('closed'); // a lost session is revoked, not left to expire
         const snap = await fx.membership.snapshot();
-        expect(snap.alive.map((a) => a.incarnation)).toEqual([restarted.owner.incarnation]);
-        expect(await fx.fenceHolds(fx.membership.ownerGone(first.owner))).toBe(true);
+        expect(snap.alive.map((a) => a.incarnation)).toEqual([restarted.incarnation.member.owner.incarnation]);
+        expect(await fx.fenceHolds(fx.membership.ownerGone(first.member.owner))).toBe(true);
         await sup.close();
-        expect(events.at(-1)).toMatchObject({ type: 'incarnation-ended', reason: 'left', owner: restarted.owner });
+        expect(events.at(-1)).toMatchObject({ type: 'ended', reason: 'left', owner: restarted.incarnation.member.owner });
       });
 
       it('once retired (shutdown began) it keeps the incarnation, but one that ends is not followed by another', async () => {
-        const sup = supervise('h1@be');
-        const events: IncarnationEvent[] = [];
-        sup.subscribe((e) => events.push(e));
-        await sup.start();
+        const { sup, events } = supervise('h1@be');
+        const first = await sup.start();
         sup.retire();
         expect(sup.joined).toBe(true);
-        (sup.session as TestSession).markLost();
+        (first.session as TestSession).markLost();
         await waitFor(() => events.length >= 2, { what: 'the incarnation to end' });
-        await fx.clock.advance(1_000); // past the rejoin pause
-        await new Promise((r) => setTimeout(r, 50));
-        expect(events.map((e) => `${e.type}:${e.reason}`)).toEqual(['incarnation-started:start', 'incarnation-ended:session-lost']);
+        // close() waits for the supervisor's loop: had it started another incarnation, the
+        // events would show it, and close() would leave it.
+        await sup.close();
+        expect(kinds(events)).toEqual(['started:start', 'ended:session-lost']);
         expect(sup.joined).toBe(false);
         expect((await fx.membership.snapshot()).alive).toEqual([]);
-        await sup.close();
-        expect(events).toHaveLength(2); // nothing more to leave
       });
 
-      it('close() leaves, so the member is down at once, and leaves the session to its owner', async () => {
-        const sup = supervise('h1@be');
-        await sup.start();
-        const session = sup.session!;
+      it('close() releases the locks, leaves (the member is down at once) and revokes the session; idempotent', async () => {
+        const { sup, events } = supervise('h1@be');
+        const inc = await sup.start();
+        const held = await inc.locks.tryAcquire('x');
+        if (!held.ok) throw new Error('the lock should be free');
+        expect(held.handle.state).toBe('held');
         await sup.close();
         await sup.close();
+        expect(held.handle.state).not.toBe('held');
         expect(sup.joined).toBe(false);
         expect((await fx.membership.snapshot()).alive).toEqual([]);
-        expect(session.state).toBe('held');
+        expect(inc.session.state).toBe('closed');
+        expect(kinds(events)).toEqual(['started:start', 'ended:left']);
       });
 
       it('an evicted incarnation ends its session and rejoins on a new one', async () => {
-        const sup = supervise('h1@be');
-        const events: IncarnationEvent[] = [];
-        sup.subscribe((e) => events.push(e));
+        const { sup, events } = supervise('h1@be');
         const first = await sup.start();
-        const firstSession = sup.session!;
         // Another incarnation's leave-and-rejoin cannot happen while we live; simulate the
         // operator (or a bug) removing our alive entry through the adapter's own leave.
-        await first.leave();
+        await first.member.leave();
         await fx.clock.advance(1_000);
         await waitFor(() => events.length >= 3, { what: 'evicted and restarted' });
-        expect(events.map((e) => `${e.type}:${e.reason}`)).toEqual(['incarnation-started:start', 'incarnation-ended:evicted', 'incarnation-started:evicted']);
-        expect(firstSession.state).toBe('closed');
-        expect(sup.session).not.toBe(firstSession);
-        expect(sup.member?.owner.incarnation).toBe(sup.session?.incarnation);
+        expect(kinds(events)).toEqual(['started:start', 'ended:evicted', 'started:evicted']);
+        expect(first.session.state).toBe('closed');
+        const now = sup.current();
+        expect(now?.session).not.toBe(first.session);
+        expect(now?.member.owner.incarnation).toBe(now?.session.incarnation);
         await sup.close();
       });
 
       it('waits for an earlier incarnation of its host to go before joining', async () => {
         const old = await join('h1@be');
-        const sup = supervise('h1@be');
+        const { sup, logs } = supervise('h1@be');
         let joined = false;
-        const started = sup.start().then((m) => {
+        const started = sup.start().then((inc) => {
           joined = true;
-          return m;
+          return inc;
         });
-        await new Promise((r) => setTimeout(r, 200));
+        await waitFor(() => logs.includes(WAITING_FOR_EARLIER), { what: 'the supervisor to wait for the earlier incarnation' });
         expect(joined).toBe(false);
         await old.member.leave();
-        const member = await started;
-        expect(member.owner.incarnation).not.toBe(old.member.owner.incarnation);
+        const inc = await started;
+        expect(inc.member.owner.incarnation).not.toBe(old.member.owner.incarnation);
         await sup.close();
       });
 
-      it('gives up with ALREADY_ALIVE when the earlier incarnation stays', async () => {
+      it('gives up with ALREADY_ALIVE when the earlier incarnation stays, and revokes the session it opened', async () => {
         const old = await join('h1@be');
-        const sup = supervise('h1@be', new MembershipMetrics(new Registry()), 5_000);
+        const { sup, logs } = supervise('h1@be', new MembershipMetrics(new Registry()), 5_000);
         const starting = sup.start().catch((e: unknown) => e);
-        await new Promise((r) => setTimeout(r, 100));
+        await waitFor(() => logs.includes(WAITING_FOR_EARLIER), { what: 'the supervisor to wait for the earlier incarnation' });
         await fx.clock.advance(5_000);
         const err = await starting;
         expect(err).toBeInstanceOf(CoordinatorError);
         expect(err).toMatchObject({ code: 'ALREADY_ALIVE', holder: old.session.incarnation });
         expect(sup.joined).toBe(false);
+        expect(sessions.at(-1)?.state).toBe('closed');
         expect((await fx.membership.snapshot()).alive.map((a) => a.incarnation)).toEqual([old.session.incarnation]);
       });
     });
@@ -403,7 +429,7 @@ export function describeMembership(name: string, makeFixture: () => Promise<Memb
         metrics: new MembershipMetrics(registry),
         clock: fx.clock,
         logger: silentLogger(),
-        retryDelayMs: 100,
+        retry: Backoff.constant(100),
       });
       monitor.start();
       const gauge = async (): Promise<string> => (await registry.metrics()).split('\n').filter((l) => l.startsWith('hearth_cluster_members{')).join('\n');

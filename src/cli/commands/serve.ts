@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { createApp } from '../../app.js';
+import { type App, startApp } from '../../app.js';
 import { createLogger } from '../../observability/logger.js';
 import { clusterId, hostId } from '../../config/rules.js';
 import { addConfigFlags, configFromFlags } from '../config-flags.js';
@@ -19,7 +19,6 @@ export function registerServe(program: Command, ctx: CommandContext): void {
   addConfigFlags(cmd).action(async (opts: Record<string, unknown>) => {
     const config = await configFromFlags(opts, ctx.env);
     const logger = createLogger({ level: config.log.level, base: { host: hostId(config), cluster: clusterId(config) } });
-    const app = createApp(config, { logger });
     const interrupt = new AbortController();
     const stopped = new Promise<NodeJS.Signals>((resolve) => {
       let signalled = false;
@@ -35,17 +34,16 @@ export function registerServe(program: Command, ctx: CommandContext): void {
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
     });
+    let app: App;
     try {
-      await app.start(interrupt.signal);
+      // A start that fails or is interrupted has already shut down what it started.
+      app = await startApp(config, { logger }, interrupt.signal);
     } catch (err) {
+      // startApp logged why and shut down what it had started.
       if (interrupt.signal.aborted) {
-        logger.warn({ signal: interrupt.signal.reason as NodeJS.Signals, err: (err as Error).message }, 'start-up interrupted by a signal; shutting down');
-        await app.close().catch((closeErr: unknown) => logger.error({ err: closeErr }, 'shutdown after an interrupted start failed'));
         ctx.setExitCode(ExitCode.OK);
         return;
       }
-      logger.fatal({ err }, 'hearth failed to start');
-      await app.close().catch(() => undefined);
       ctx.setExitCode(ExitCode.FAILED);
       throw err;
     }

@@ -1,3 +1,4 @@
+import { Backoff } from '../../../src/lifecycle/retry.js';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { clusterRoutes } from '../../../src/api/clusters.js';
@@ -22,7 +23,7 @@ describeMembership('etcd', async () => {
   const make = (): EtcdMembership => {
     const client = createEtcdClient(etcdConfig(ctx.endpoints, ctx.prefix));
     clients.push(client);
-    const m = new EtcdMembership({ client, keys: new KeyLayout(ctx.prefix), clock, logger: silentLogger(), watchRetryDelayMs: 200 });
+    const m = new EtcdMembership({ client, keys: new KeyLayout(ctx.prefix), clock, logger: silentLogger(), retry: Backoff.constant(200) });
     adapters.push(m);
     return m;
   };

@@ -2,10 +2,9 @@
 // its lease, then healed, rejoined fine but lingered for ~17 s after SIGTERM, past any sane
 // termination grace. The etcd3 package re-establishes a broken watch stream after an
 // exponential back-off of up to 30 s, on a timer that close() does not clear; createEtcdClient
-// now caps that back-off (WATCH_BACKOFF_MAX_MS), so a watch resumes soon after a partition
+// now takes hearth's etcd retry policy for it (capped by retry.maxDelayMs), so a watch resumes soon after a partition
 // heals and a stopped process exits at once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WATCH_BACKOFF_MAX_MS } from '../../../src/etcd/client.js';
 import { type AmqpTestContext, type EtcdTestContext, useAmqp, useEtcd } from '../../support/context.js';
 import type { HearthProcess } from '../../support/hearth-process.js';
 import { memberEnv, startWorker } from '../../support/orphans-cluster.js';
@@ -46,7 +45,7 @@ describe('a worker cut off etcd past its lease, then healed', () => {
     const asked = Date.now();
     const exit = await w.stop(SHUTDOWN_GRACE_MS + 10_000);
     const tookMs = Date.now() - asked;
-    console.log(`[membership] after a 12 s etcd cut and a rejoin, SIGTERM → exit in ${tookMs} ms (watch back-off cap ${WATCH_BACKOFF_MAX_MS} ms)`);
+    console.log(`[membership] after a 12 s etcd cut and a rejoin, SIGTERM → exit in ${tookMs} ms (watch back-off capped by retry.maxDelayMs)`);
     expect(exit).toEqual({ code: 0, signal: null });
     expect(tookMs).toBeLessThan(SHUTDOWN_GRACE_MS);
   });

@@ -1,3 +1,4 @@
+import { Backoff } from '../../../src/lifecycle/retry.js';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEtcdClient } from '../../../src/etcd/client.js';
@@ -44,7 +45,7 @@ describe('membership watch across compaction', () => {
 
   it('re-lists after compaction: missed leaves and joins arrive, then a compacted sync, then live events again', async () => {
     const writer = new EtcdMembership({ client: direct, keys, clock: systemClock, logger: silentLogger() });
-    const watcher = new EtcdMembership({ client: proxied, keys, clock: systemClock, logger: process.env.DEBUG_WATCH ? createLogger({ level: 'debug' }) : silentLogger(), watchRetryDelayMs: 200 });
+    const watcher = new EtcdMembership({ client: proxied, keys, clock: systemClock, logger: process.env.DEBUG_WATCH ? createLogger({ level: 'debug' }) : silentLogger(), retry: Backoff.constant(200) });
     const join = async (host: string) => {
       const session = await TestSession.etcd(direct, host, 10_000);
       const member = await writer.join({ identity: { cluster: 'c@be', host, zone: 'nova' }, binary: VOLUME_BINARY, version: '1', session });
@@ -87,7 +88,7 @@ describe('membership watch across compaction', () => {
 
   it('a watch cut off from etcd resumes from its revision and delivers every change it missed, without a re-list', async () => {
     const writer = new EtcdMembership({ client: direct, keys, clock: systemClock, logger: silentLogger() });
-    const watcher = new EtcdMembership({ client: proxied, keys, clock: systemClock, logger: silentLogger(), watchRetryDelayMs: 200 });
+    const watcher = new EtcdMembership({ client: proxied, keys, clock: systemClock, logger: silentLogger(), retry: Backoff.constant(200) });
     const join = async (host: string) => {
       const session = await TestSession.etcd(direct, host, 10_000);
       const member = await writer.join({ identity: { cluster: 'r@be', host, zone: 'nova' }, binary: VOLUME_BINARY, version: '1', session });

@@ -8,7 +8,7 @@ import { BackendUnavailableError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { Health } from '../../../src/ops/health.js';
 import { AmqpJobBus } from '../../../src/routing/amqp-job-bus.js';
-import { jobBusReadiness } from '../../../src/routing/create-job-bus.js';
+import { jobBusReadiness } from '../../../src/routing/job-bus.js';
 import { dispositions, type JobBus, type JobInput } from '../../../src/routing/job-bus.js';
 import { correlationIdOf } from '../../../src/routing/job-message.js';
 import { amqpSettings } from '../../support/amqp-bus.js';

@@ -8,7 +8,8 @@ import { loadConfig } from '../../../src/config/load.js';
 import { type AccessDeniedReason, BackendAccessError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { Health } from '../../../src/ops/health.js';
-import { createJobBus, jobBusReadiness } from '../../../src/routing/create-job-bus.js';
+import { AmqpJobBus } from '../../../src/routing/amqp-job-bus.js';
+import { jobBusReadiness } from '../../../src/routing/job-bus.js';
 import { correlationIdOf } from '../../../src/routing/job-message.js';
 import { type BusMessage, dispositions, type JobBus, type JobDelivery } from '../../../src/routing/job-bus.js';
 import type { Notice } from '../../../src/routing/job-message.js';
@@ -19,7 +20,7 @@ import { requireTool } from '../deploy/tools.js';
 import { makePki, type TestPki } from './certs.js';
 import { HEARTH_PERMISSION, startTlsRabbit, type TlsRabbit } from './rabbit-tls.js';
 
-// hearth's AmqpJobBus, built by createJobBus from a Config that hearth's own loader read,
+// hearth's AmqpJobBus, built as the composition root builds it from a Config that hearth's own loader read,
 // against RabbitMQ set up as docs/security.md says: a TLS listener, a vhost and a user of
 // hearth's own with permissions on hearth's prefix only, and no guest. One broker verifies
 // server certificates only (user and password); the other requires client certificates and
@@ -55,7 +56,7 @@ async function busFrom(env: Record<string, string>): Promise<BusUnderTest> {
   });
   const lines: string[] = [];
   const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(line) } });
-  const bus = createJobBus(config, { identity: { cluster: CLUSTER, host: HOST }, logger, registry: new Registry() });
+  const bus = new AmqpJobBus(config.amqp, { identity: { cluster: CLUSTER, host: HOST }, logger, registry: new Registry() });
   const health = new Health();
   health.addReadiness('job-bus', jobBusReadiness(bus));
   await bus.start();

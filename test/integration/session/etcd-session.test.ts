@@ -1,11 +1,18 @@
 import { Registry } from 'prom-client';
+import { KeyLayout } from '../../../src/etcd/keys.js';
+import { VOLUME_BINARY } from '../../../src/identity.js';
+import type { Incarnation } from '../../../src/incarnation/incarnation.js';
+import { IncarnationSupervisor } from '../../../src/incarnation/supervisor.js';
+import { systemClock } from '../../../src/lifecycle/clock.js';
+import { Backoff } from '../../../src/lifecycle/retry.js';
+import { EtcdLockService } from '../../../src/locks/etcd-lock-service.js';
+import { EtcdMembership } from '../../../src/membership/etcd-membership.js';
+import { MembershipMetrics } from '../../../src/membership/metrics.js';
+import { silentLogger } from '../../../src/observability/logger.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEtcdClient } from '../../../src/etcd/client.js';
-import { KeyLayout } from '../../../src/etcd/keys.js';
-import { EtcdLockService } from '../../../src/locks/etcd-lock-service.js';
 import { EtcdSession } from '../../../src/session/etcd-session.js';
 import { SessionMetrics } from '../../../src/session/metrics.js';
-import { SessionSupervisor } from '../../../src/session/session-source.js';
 import { useEtcd, type EtcdTestContext } from '../../support/context.js';
 import { waitFor } from '../../support/wait.js';
 import { etcdConfig } from '../locks/fixtures.js';
@@ -87,20 +94,33 @@ describe('EtcdSession', () => {
     client.close();
   });
 
-  it('SessionSupervisor replaces a lost session with a new incarnation', async () => {
+  it('the incarnation supervisor replaces a lost etcd session with a new incarnation on a new lease', async () => {
     const client = createEtcdClient(etcdConfig(ctx.endpoints, ctx.prefix));
-    const supervisor = new SessionSupervisor({
-      open: (signal) => EtcdSession.open({ client, host: 'node2@rbd', leaseTtlMs: 2_000, leaseMarginMs: 600, callTimeoutMs: 2_000, signal }),
+    const keys = new KeyLayout(ctx.prefix);
+    const membership = new EtcdMembership({ client, keys, clock: systemClock, logger: silentLogger() });
+    const supervisor = new IncarnationSupervisor({
+      openSession: (signal) => EtcdSession.open({ client, host: 'node2@rbd', leaseTtlMs: 2_000, leaseMarginMs: 600, callTimeoutMs: 2_000, signal }),
+      lockServiceFor: (session) => new EtcdLockService({ client, keys, session, callTimeoutMs: 2_000 }),
+      membership,
+      join: { identity: { cluster: 'c@rbd', host: 'node2@rbd', zone: 'nova' }, binary: VOLUME_BINARY, version: '1' },
+      clock: systemClock,
+      logger: silentLogger(),
+      metrics: new MembershipMetrics(new Registry()),
+      reportIntervalMs: 500,
+      previousIncarnationWaitMs: 3_000,
+      retry: Backoff.constant(100),
     });
-    supervisor.start();
-    const first = await supervisor.next(AbortSignal.timeout(10_000));
-    await ctx.client.leaseClient.leaseRevoke({ ID: first.leaseId });
-    await waitFor(() => first.state === 'lost', { timeoutMs: 5_000 });
-    const second = await supervisor.next(AbortSignal.timeout(10_000));
-    expect(second.leaseId).not.toBe(first.leaseId);
-    expect(second.incarnation).toBe(`node2@rbd:${second.leaseHex}`);
+    const first = await supervisor.start(AbortSignal.timeout(10_000));
+    const next = new Promise<Incarnation>((resolve) => supervisor.subscribe((e) => e.type === 'started' && resolve(e.incarnation)));
+    await ctx.client.leaseClient.leaseRevoke({ ID: first.session.leaseId });
+    const second = await next;
+    expect(first.session.state).not.toBe('held');
+    expect(second.session.leaseId).not.toBe(first.session.leaseId);
+    expect(second.session.incarnation).toBe(`node2@rbd:${second.session.leaseHex}`);
+    expect(second.member.owner.incarnation).toBe(second.session.incarnation);
     await supervisor.close();
-    expect(second.state).toBe('closed');
+    expect(second.session.state).toBe('closed');
+    await membership.close();
     client.close();
   });
 });

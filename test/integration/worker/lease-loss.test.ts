@@ -8,21 +8,21 @@ import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Config } from '../../../src/config/schema.js';
 import { FakeVolumeDriver } from '../../../src/drivers/fake-volume-driver.js';
 import { checkJournal, parseJournal } from '../../../src/drivers/fake-journal.js';
 import { FencedError } from '../../../src/errors.js';
 import { createEtcdClient } from '../../../src/etcd/client.js';
 import { KeyLayout } from '../../../src/etcd/keys.js';
 import { systemClock } from '../../../src/lifecycle/clock.js';
-import { createClusterLocking } from '../../../src/locks/factory.js';
+import { Backoff } from '../../../src/lifecycle/retry.js';
+import { EtcdLockService } from '../../../src/locks/etcd-lock-service.js';
 import { EtcdMembership } from '../../../src/membership/etcd-membership.js';
 import { MembershipMetrics } from '../../../src/membership/metrics.js';
-import { MemberSupervisor } from '../../../src/membership/supervisor.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { EtcdStateStore } from '../../../src/state/etcd-state-store.js';
 import { createStateMetrics } from '../../../src/state/metrics.js';
-import { SupervisedIncarnations } from '../../../src/worker/incarnations.js';
+import { IncarnationSupervisor } from '../../../src/incarnation/supervisor.js';
+import { EtcdSession } from '../../../src/session/etcd-session.js';
 import { workerMetrics } from '../../../src/worker/metrics.js';
 import { OpClaimer } from '../../../src/worker/op-claim.js';
 import { OperationRunner } from '../../../src/worker/operation-runner.js';
@@ -34,43 +34,37 @@ import { TcpProxy } from '../../support/tcp-proxy.js';
 const CLUSTER = 'loss@fake';
 
 /** One worker's parts in this process, on `client`. */
-async function member(client: Etcd3, prefix: string, endpoints: string[]) {
+async function member(client: Etcd3, prefix: string) {
   const registry = new Registry();
   const logger = silentLogger();
-  const config = { host: 'w1', backend: 'fake', leaseTtlMs: 3_000, leaseMarginMs: 1_000, etcd: { ...etcdConfig(endpoints, prefix), callTimeoutMs: 1_000 } } as Config;
   const keys = new KeyLayout(prefix);
   const store = new EtcdStateStore({ client, keys, clock: systemClock, metrics: createStateMetrics(registry), logger });
   const membership = new EtcdMembership({ client, keys, clock: systemClock, logger });
-  const locking = createClusterLocking({ client, config, registry, logger });
-  locking.sessions.start();
-  const supervisor = new MemberSupervisor({
+  const incarnations = new IncarnationSupervisor({
+    openSession: (signal) => EtcdSession.open({ client, host: 'w1@fake', leaseTtlMs: 3_000, leaseMarginMs: 1_000, callTimeoutMs: 1_000, signal }),
+    lockServiceFor: (session) => new EtcdLockService({ client, keys, session, callTimeoutMs: 1_000 }),
     membership,
     join: { identity: { cluster: CLUSTER, host: 'w1@fake', zone: 'nova' }, binary: 'cinder-volume', version: 'test' },
-    sessions: locking.sessions,
     clock: systemClock,
     logger,
     metrics: new MembershipMetrics(registry),
     reportIntervalMs: 1_000,
     previousIncarnationWaitMs: 5_000,
-    retryDelayMs: 200,
+    retry: Backoff.constant(200),
   });
-  const incarnations = new SupervisedIncarnations({ supervisor, lockServiceFor: (s) => locking.lockServiceFor(s), logger });
-  await supervisor.start();
+  await incarnations.start();
   const journal = join(await mkdtemp(join(tmpdir(), 'hearth-loss-')), 'journal.jsonl');
   const driver = await FakeVolumeDriver.open({ latencyMs: 20_000, journalPath: journal });
-  const runner = new OperationRunner({ store, driver, incarnations, publisher: { publish: async () => true }, metrics: workerMetrics(registry), clock: systemClock, logger, retryDelayMs: 100 });
+  const runner = new OperationRunner({ store, driver, incarnations, publisher: { publish: async () => true }, metrics: workerMetrics(registry), clock: systemClock, logger, retry: Backoff.constant(100) });
   return {
     store,
     membership,
-    supervisor,
     incarnations,
     runner,
     claimer: new OpClaimer({ store, membership }),
     journal: async () => checkJournal(parseJournal(await readFile(journal, 'utf8')).entries),
     async close() {
       await incarnations.close();
-      await supervisor.close();
-      await locking.sessions.close();
       await driver.close();
       await store.close();
     },
@@ -97,7 +91,7 @@ describe('the incarnation ends mid-operation', () => {
   it('lease revoked behind its back: the driver call aborts, the outcome is fenced, the op stays owned by the dead incarnation', async () => {
     const etcd = useEtcd();
     const client = createEtcdClient(etcdConfig(etcd.endpoints, etcd.prefix));
-    const w = await member(client, etcd.prefix, etcd.endpoints);
+    const w = await member(client, etcd.prefix);
     cleanups.push(() => etcd.close(), async () => client.close(), () => w.close());
     const { ref, me, outcome } = await startOp(w);
     const lease = BigInt(`0x${me.owner.incarnation.split(':')[1]!}`).toString();
@@ -124,7 +118,7 @@ describe('the incarnation ends mid-operation', () => {
     const etcd = useEtcd();
     const proxy = await TcpProxy.start({ port: Number(new URL(etcd.endpoints[0]!).port) });
     const client = createEtcdClient(etcdConfig([proxy.url], etcd.prefix));
-    const w = await member(client, etcd.prefix, [proxy.url]);
+    const w = await member(client, etcd.prefix);
     cleanups.push(
       () => etcd.close(),
       async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AbortedError, ActiveActiveUnsupportedError, DriverError } from '../../../src/errors.js';
-import { createDriver } from '../../../src/drivers/create-driver.js';
+import { openDriver } from '../../../src/composition/driver.js';
 import { checkJournal, parseJournal } from '../../../src/drivers/fake-journal.js';
 import { FakeVolumeDriver } from '../../../src/drivers/fake-volume-driver.js';
 import { FileVolumeDriver } from '../../../src/drivers/file-volume-driver.js';
@@ -132,10 +132,10 @@ describe('active/active and the driver factory', () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'hearth-create-driver-'));
     try {
       const driverConfig = { name: 'file' as const, fileDir: '', fakeLatencyMs: 0, fakeFailureRate: 0, fakeJournal: '' };
-      const file = await createDriver({ dataDir, driver: driverConfig }, { logger: silentLogger() });
+      const file = await openDriver({ dataDir, driver: driverConfig }, { logger: silentLogger() });
       expect(file).toBeInstanceOf(FileVolumeDriver);
       expect((file as FileVolumeDriver).volumePath('x')).toBe(join(dataDir, 'volumes', 'volume-x'));
-      const fake = await createDriver({ dataDir, driver: { ...driverConfig, name: 'fake', fakeJournal: join(dataDir, 'j') } }, { logger: silentLogger() });
+      const fake = await openDriver({ dataDir, driver: { ...driverConfig, name: 'fake', fakeJournal: join(dataDir, 'j') } }, { logger: silentLogger() });
       expect(fake).toBeInstanceOf(FakeVolumeDriver);
       await fake.createVolume({ id: 'v', sizeGiB: 1 }, ctx('op'));
       await Promise.all([file.close(), fake.close()]);

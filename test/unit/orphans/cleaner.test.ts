@@ -94,7 +94,7 @@ async function fixture(): Promise<Fixture> {
   const membership = new LocalMembership(await LocalRecordFile.open(join(dir, 'membership.json')), clock);
   const registry = new Registry();
   const metrics = new OrphanMetrics(registry);
-  const detector = new OrphanDetector({ membership, store, clock, logger: silentLogger(), metrics, sweepIntervalMs: 3_600_000, retryDelayMs: 1_000 });
+  const detector = new OrphanDetector({ membership, store, clock, logger: silentLogger(), metrics, sweepIntervalMs: 3_600_000 });
   const runs: OpRecord[] = [];
   const ledger = new LocalFailoverLedger();
   const fx: Fixture = {
@@ -355,7 +355,7 @@ describe('orphan detection and cleanup on a single node (SQLite, local membershi
     const lines: { level: string; obj: Record<string, unknown>; msg: string | undefined }[] = [];
     const capture = (level: string) => (obj: unknown, msg?: string) => void lines.push({ level, obj: obj as Record<string, unknown>, msg });
     const logger = { child: () => logger, trace: capture('trace'), debug: capture('debug'), info: capture('info'), warn: capture('warn'), error: capture('error'), fatal: capture('fatal') };
-    const detector = new OrphanDetector({ membership: fx.membership, store: fx.store, clock: fx.clock, logger, metrics: fx.metrics, sweepIntervalMs: 3_600_000, retryDelayMs: 1_000 });
+    const detector = new OrphanDetector({ membership: fx.membership, store: fx.store, clock: fx.clock, logger, metrics: fx.metrics, sweepIntervalMs: 3_600_000 });
     const first = await fx.join();
     const ref = await seedInFlight(fx.store, CLUSTER, 'delete_volume');
     const op = await ownBy(fx.store, ref, first.owner);

@@ -8,6 +8,7 @@ import { FakeVolumeDriver } from '../../../src/drivers/fake-volume-driver.js';
 import { checkJournal, type JournalReport, parseJournal } from '../../../src/drivers/fake-journal.js';
 import type { OwnerRef } from '../../../src/identity.js';
 import { systemClock } from '../../../src/lifecycle/clock.js';
+import { Backoff } from '../../../src/lifecycle/retry.js';
 import { LocalLockService } from '../../../src/locks/local-lock-service.js';
 import { LockMetrics } from '../../../src/locks/metrics.js';
 import { LocalMembership } from '../../../src/membership/local-membership.js';
@@ -23,7 +24,7 @@ import { createStateMetrics } from '../../../src/state/metrics.js';
 import { SQLITE_STATE_FILE, SqliteStateStore } from '../../../src/state/sqlite-state-store.js';
 import { ADMIT_ALL } from '../../../src/volumes/cluster-admission.js';
 import { VolumeService, type RequestContext } from '../../../src/volumes/volume-service.js';
-import type { Incarnation, IncarnationChange, Incarnations } from '../../../src/worker/incarnations.js';
+import type { Incarnation, IncarnationEvent, Incarnations } from '../../../src/incarnation/incarnation.js';
 import { workerMetrics } from '../../../src/worker/metrics.js';
 import { OpClaimer } from '../../../src/worker/op-claim.js';
 import { OpPublisher } from '../../../src/worker/op-publisher.js';
@@ -42,7 +43,7 @@ export const ADMIN: RequestContext = { projectId: 'admin', userId: 'admin', isAd
  */
 export class TestIncarnations implements Incarnations {
   private inc: Incarnation | undefined;
-  private readonly listeners = new Set<(change: IncarnationChange) => void>();
+  private readonly listeners = new Set<(change: IncarnationEvent) => void>();
   private readonly lockMetrics: LockMetrics;
 
   constructor(
@@ -56,7 +57,7 @@ export class TestIncarnations implements Incarnations {
     return this.inc?.member.joined ? this.inc : undefined;
   }
 
-  subscribe(listener: (change: IncarnationChange) => void): () => void {
+  subscribe(listener: (change: IncarnationEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -67,7 +68,7 @@ export class TestIncarnations implements Incarnations {
     const session = new LocalSession(HOST);
     const member = await this.membership.join({ identity: { cluster: CLUSTER, host: HOST, zone: 'nova' }, binary: 'cinder-volume', version: 'test', session });
     const locks = new LocalLockService({ metrics: this.lockMetrics, incarnation: session.incarnation });
-    this.inc = { member, locks };
+    this.inc = { member, session, locks };
     if (previous) this.emit({ type: 'started', incarnation: this.inc, previous, reason: 'session-lost' });
     return member;
   }
@@ -82,7 +83,7 @@ export class TestIncarnations implements Incarnations {
     return inc.member.owner;
   }
 
-  private emit(change: IncarnationChange): void {
+  private emit(change: IncarnationEvent): void {
     for (const l of this.listeners) l(change);
   }
 }
@@ -117,8 +118,8 @@ export async function localWorker(options: LocalWorkerOptions = {}) {
   const driver = await FakeVolumeDriver.open({ latencyMs: options.latencyMs ?? 0, failureRate: options.failureRate ?? 0, random: () => 0, journalPath: journal });
   const publisher = new OpPublisher({ bus, store, clock, logger, timeoutMs: 1_000 });
   const claimer = new OpClaimer({ store, membership });
-  const runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger, retryDelayMs: 20 });
-  const manager = new VolumeManager({ store, claimer, runner, incarnations, clock, logger, maxConcurrentOps: options.maxConcurrentOps ?? 8, retryDelayMs: 20 });
+  const runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger, retry: Backoff.constant(20) });
+  const manager = new VolumeManager({ store, claimer, runner, incarnations, clock, logger, maxConcurrentOps: options.maxConcurrentOps ?? 8, retry: Backoff.constant(20) });
   const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: CLUSTER, intervalMs: options.sweepIntervalMs ?? 60_000, ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}) });
   const worker = new Worker({ bus, incarnations, manager, sweeper, logger, ...(options.beforeConsume ? { beforeConsume: options.beforeConsume } : {}) });
   const api = new VolumeService({ store, publisher: new JobBusPublisher(bus), admission: ADMIT_ALL, clock, logger, cluster: CLUSTER, availabilityZone: 'nova' });

@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
-import { FakeVolumeDriver } from './fake-volume-driver.js';
-import { FileVolumeDriver } from './file-volume-driver.js';
-import { probeCopyTool } from './sparse-copy.js';
-import type { VolumeDriver } from './volume-driver.js';
+import { FakeVolumeDriver } from '../drivers/fake-volume-driver.js';
+import { FileVolumeDriver } from '../drivers/file-volume-driver.js';
+import { probeCopyTool } from '../drivers/sparse-copy.js';
+import type { VolumeDriver } from '../drivers/volume-driver.js';
 
-/** What {@link createDriver} needs besides the configuration. */
+/** What {@link openDriver} needs besides the configuration. */
 export interface DriverOptions {
   readonly logger: Logger;
   /** Randomness for the fake driver's failures; inject a seeded one in tests. */
@@ -18,7 +18,7 @@ export interface DriverOptions {
  * (default `<dataDir>/volumes`), or `fake` with its latency, failure rate and journal. The
  * caller checks `requireActiveActive(driver, clustered)` before taking work.
  */
-export async function createDriver(config: Pick<Config, 'driver' | 'dataDir'>, options: DriverOptions): Promise<VolumeDriver> {
+export async function openDriver(config: Pick<Config, 'driver' | 'dataDir'>, options: DriverOptions): Promise<VolumeDriver> {
   const logger = options.logger.child({ component: 'driver' });
   switch (config.driver.name) {
     case 'file': {

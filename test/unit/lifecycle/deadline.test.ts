@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { withDeadline } from '../../../src/routing/dispatch.js';
+import { withDeadline } from '../../../src/lifecycle/deadline.js';
 
 describe('withDeadline', () => {
   it('passes the outcome through and leaves no timer behind once decided', async () => {

@@ -1,0 +1,59 @@
+/**
+ * The API role as the composition root assembles it: the Cinder-compatible REST API with every
+ * concern's routes, listening on `api.listen`. As soon as shutdown begins it stops accepting
+ * (before the worker drains), whatever its place in the start order.
+ */
+import type { AddressInfo } from 'node:net';
+import type { ConfiguredAuth } from '../api/auth-setup.js';
+import { clusterRoutes } from '../api/clusters.js';
+import { operatorViewRoutes } from '../api/operator-views.js';
+import { ApiServer } from '../api/server.js';
+import { serviceRemovalRoutes } from '../api/service-removal.js';
+import { clusterId } from '../config/rules.js';
+import { VOLUME_BINARY } from '../identity.js';
+import { MembershipClusterAdmission } from '../membership/cluster-status.js';
+import { orphanRoutes } from '../orphans/routes.js';
+import { JobBusPublisher } from '../routing/job-bus-publisher.js';
+import { volumeRoutes } from '../volumes/volume-routes.js';
+import { VolumeService } from '../volumes/volume-service.js';
+import type { Backends, CompositionContext } from './backends.js';
+import type { OrphanDetection } from './orphans.js';
+
+/**
+ * Longest an API request waits for the broker's confirm of the job it records. A failed or
+ * slow publish must not hold a request for `amqp.publishTimeoutMs`; the op is recorded either
+ * way, and the republish sweeper publishes it later (docs/worker.md).
+ */
+export const API_PUBLISH_WAIT_MS = 1_000;
+
+/** Builds the API with every route and listens; resolves with the bound address. */
+export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth): Promise<AddressInfo> {
+  const { config, clock, closer } = ctx;
+  const logger = ctx.logger.child({ component: 'api' });
+  const { store, membership, jobBus } = backends;
+  const api = closer.use('api listener', new ApiServer({ logger, maxBodyBytes: config.api.maxBodyBytes, auth: auth.options }));
+  closer.quiesce('api stops accepting', () => api.close());
+  api.register(clusterRoutes(membership, VOLUME_BINARY));
+  api.register(operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }));
+  api.register(serviceRemovalRoutes({ membership, store, logger }));
+  api.register(
+    orphanRoutes({
+      membership,
+      store,
+      orphans: orphans.detector,
+      publisher: { publish: async (d) => void (await jobBus.publish({ kind: 'cleanup', ...d })) },
+      logger: ctx.logger.child({ component: 'orphans' }),
+    }),
+  );
+  const volumes = new VolumeService({
+    store,
+    publisher: new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) }),
+    admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
+    clock,
+    logger: ctx.logger.child({ component: 'volumes' }),
+    cluster: clusterId(config),
+    availabilityZone: config.zone,
+  });
+  api.register(volumeRoutes(volumes));
+  return api.listen(config.api.listen);
+}
