@@ -31,6 +31,7 @@ typecheck: node_modules/.installed
 
 lint: node_modules/.installed
 	npx eslint .
+	npx depcruise src --config .dependency-cruiser.mjs
 
 unit: node_modules/.installed
 	npx vitest run --project unit
@@ -50,10 +51,11 @@ bench-doc: node_modules/.installed
 chaos: deps
 	node --import tsx test/chaos/run.ts
 
-## generate: rewrite the generated files (docs/configuration.md, the monitoring manifests); tests fail when they are stale
+## generate: rewrite the generated files (docs/configuration.md, the monitoring manifests, the module table of docs/architecture.md); tests fail when they are stale
 generate: node_modules/.installed
 	node --import tsx scripts/gen-config-docs.ts
 	node --import tsx scripts/gen-monitoring.ts
+	node --import tsx scripts/gen-architecture-docs.ts
 
 ## image: build the container image (needs a Docker engine; nothing in `make test` does)
 IMAGE ?= hearth:$(shell node -p "require('./package.json').version")

@@ -26,6 +26,40 @@ export default defineConfig(
     },
   },
   {
+    // Only config/ reads the environment (docs/architecture.md).
+    files: ['src/**/*.ts'],
+    ignores: ['src/config/**'],
+    rules: {
+      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'only config/ reads the environment (config/environment.ts)' }],
+    },
+  },
+  {
+    // One way to log an error: the error object under `err`, so pino's serializer keeps its
+    // stack and cause and redacts URLs in them (docs/architecture.md).
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.property.name=/^(trace|debug|info|warn|error|fatal)$/] > ObjectExpression > Property[key.name='err'][value.type=/^(CallExpression|TemplateLiteral|Literal|ConditionalExpression)$/]:not([value.callee.name=/^from[A-Za-z]*Error$/])",
+          message: 'log the error object itself: { err }',
+        },
+        {
+          selector: "CallExpression[callee.property.name=/^(trace|debug|info|warn|error|fatal)$/] > ObjectExpression > Property[key.name=/^(err|error|reason|cause)$/][value.type='MemberExpression'][value.property.name='message']",
+          message: 'log the error object under err, not its message',
+        },
+        {
+          selector: "CallExpression[callee.property.name=/^(trace|debug|info|warn|error|fatal)$/] > ObjectExpression > Property[value.type='CallExpression'][value.callee.name=/^(messageOf|describeError)$/]",
+          message: 'log the error object under err, not a string made of it',
+        },
+        {
+          selector: "CallExpression[callee.property.name=/^(trace|debug|info|warn|error|fatal)$/] > ObjectExpression > Property[key.name='error']",
+          message: 'errors go under err (pino\'s serializer key)',
+        },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',

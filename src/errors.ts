@@ -312,3 +312,14 @@ export function messageOf(err: unknown): string {
 export function describeError(err: unknown): string {
   return messageOf(err).slice(0, 300);
 }
+
+/**
+ * A cluster of several hosts was asked to run on a backend that is node-local (the single-node
+ * store, membership and locks): Cinder silently runs "active/active" on node-local file locks;
+ * hearth refuses.
+ */
+export class NotDistributedError extends CoordinatorError {
+  constructor(message: string) {
+    super('NOT_DISTRIBUTED', message);
+  }
+}

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { buildRevisionFromEnvironment } from './config/environment.js';
 
 /** What was built: the package version and the source revision. */
 export interface BuildInfo {
@@ -18,6 +19,6 @@ function readJson(url: URL): Record<string, unknown> | undefined {
 export function loadBuildInfo(): BuildInfo {
   const pkg = readJson(new URL('../package.json', import.meta.url));
   const recorded = readJson(new URL('./build-info.json', import.meta.url));
-  const revision = process.env.HEARTH_BUILD_REVISION ?? (recorded?.revision as string | undefined) ?? 'unknown';
+  const revision = buildRevisionFromEnvironment() ?? (recorded?.revision as string | undefined) ?? 'unknown';
   return { version: (pkg?.version as string | undefined) ?? '0.0.0', revision };
 }

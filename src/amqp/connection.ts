@@ -16,7 +16,7 @@ import { withDeadline } from '../lifecycle/deadline.js';
 import { Backoff, retry } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
 import { explainAmqpFailure } from './access.js';
-import { socketOptionsFor, withHeartbeat } from './socket-options.js';
+import { type AmqpConnectionSettings, socketOptionsFor, withHeartbeat } from './socket-options.js';
 
 /** Where a connection stands: `connecting` (first attempt), `up`, `down` (reconnecting), `closed`. */
 export type ConnectionState = 'connecting' | 'up' | 'down' | 'closed';
@@ -37,20 +37,7 @@ export interface ConnectionMetrics {
   readonly amqpReconnects: { inc(): void };
 }
 
-/** Settings of {@link AmqpConnection} (the `amqp` config slice). */
-export interface AmqpConnectionSettings {
-  readonly url: string;
-  readonly heartbeatSeconds: number;
-  readonly connectTimeoutMs: number;
-  readonly reconnectMaxDelayMs: number;
-  readonly caFile: string;
-  readonly certFile: string;
-  readonly keyFile: string;
-  /** File with the password of the URL's user; read on every connection attempt. */
-  readonly passwordFile?: string;
-  /** Name prefix, for the permission hint when the broker refuses a name. */
-  readonly prefix?: string;
-}
+export type { AmqpConnectionSettings } from './socket-options.js';
 
 /** One live connection; `signal` aborts when it is gone. */
 export interface AmqpSession {
@@ -235,7 +222,7 @@ export class AmqpConnection {
     this.deps.metrics.amqpConnectionUp.set(0);
     if (this.stop.signal.aborted) return;
     this.lastError = describeError(session.signal.reason);
-    this.deps.logger.warn({ error: redactUrl(this.lastError) }, 'lost the RabbitMQ connection; reconnecting');
+    this.deps.logger.warn({ err: session.signal.reason as unknown }, 'lost the RabbitMQ connection; reconnecting');
     this.setState('down', this.lastError);
   }
 
@@ -285,7 +272,7 @@ export class AmqpConnection {
       if (!lost.signal.aborted) lost.abort(reason instanceof Error ? reason : new Error('connection closed'));
     };
     // amqplib emits 'error' before 'close'; without a listener an error would crash the process.
-    model.on('error', (err: Error) => this.deps.logger.debug({ error: redactUrl(err.message) }, 'RabbitMQ connection error'));
+    model.on('error', (err: Error) => this.deps.logger.debug({ err }, 'RabbitMQ connection error'));
     model.on('close', (err?: Error) => {
       closedModels.add(model);
       destroySocket(model);
@@ -301,7 +288,7 @@ export class AmqpConnection {
     };
     const confirm = await model.createConfirmChannel();
     const returned = new Set<string>();
-    confirm.on('error', (err: Error) => this.deps.logger.debug({ error: err.message }, 'RabbitMQ confirm channel error'));
+    confirm.on('error', (err: Error) => this.deps.logger.debug({ err }, 'RabbitMQ confirm channel error'));
     // A channel error closes only the channel; publishing needs it, so start over cleanly.
     confirm.on('close', () => reset('the confirm channel closed'));
     confirm.on('return', (msg: { properties: { messageId?: unknown } }) => {

@@ -6,7 +6,21 @@ import { readFile } from 'node:fs/promises';
 import { credentials } from 'amqplib';
 import { readSecretFile } from '../config/secret-file.js';
 import { BackendAccessError } from '../errors.js';
-import type { AmqpConnectionSettings } from './connection.js';
+
+/** Settings of an AMQP connection (the `amqp` config slice). */
+export interface AmqpConnectionSettings {
+  readonly url: string;
+  readonly heartbeatSeconds: number;
+  readonly connectTimeoutMs: number;
+  readonly reconnectMaxDelayMs: number;
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** File with the password of the URL's user; read on every connection attempt. */
+  readonly passwordFile?: string;
+  /** Name prefix, for the permission hint when the broker refuses a name. */
+  readonly prefix?: string;
+}
 
 /**
  * amqplib socket options: connect timeout, connection name, and for `amqps://` the CA, the

@@ -87,7 +87,7 @@ export class TokenFile {
     } else {
       // Keep the last good token; look again at the next interval.
       this.checkedAt = this.now();
-      this.options.logger.warn({ file: this.path, reason: read.message }, 'API token file unusable; keeping the previous token');
+      this.options.logger.warn({ file: this.path, problem: read.message }, 'API token file unusable; keeping the previous token');
     }
   }
 

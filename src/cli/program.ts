@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { processEnvironment } from '../config/environment.js';
 import { ConfigError, CoordinatorError, messageOf, UsageError } from '../errors.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerConfig } from './commands/config-check.js';
@@ -7,15 +8,9 @@ import { registerOrphans } from './commands/orphans.js';
 import { registerServe } from './commands/serve.js';
 import { registerService } from './commands/service.js';
 import { registerVolume } from './commands/volume.js';
+import type { CommandContext } from './context.js';
 import { ExitCode } from './exit-codes.js';
 import { type Io, processIo } from './output.js';
-
-/** What every command gets from the program. */
-export interface CommandContext {
-  readonly io: Io;
-  readonly env: NodeJS.ProcessEnv;
-  setExitCode(code: number): void;
-}
 
 /** Command modules; each adds its subcommands. */
 const modules = [registerServe, registerConfig, registerVolume, registerCluster, registerService, registerOrphans, registerOperatorViews];
@@ -24,7 +19,7 @@ const modules = [registerServe, registerConfig, registerVolume, registerCluster,
  * Runs the `hearth` command line. Resolves with the exit code: 0 done, 1 the operation failed,
  * 2 bad usage or configuration (nothing was done).
  */
-export async function runCli(argv: readonly string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function runCli(argv: readonly string[], io: Io = processIo, env: NodeJS.ProcessEnv = processEnvironment()): Promise<number> {
   let exitCode: number = ExitCode.OK;
   const ctx: CommandContext = { io, env, setExitCode: (code) => (exitCode = code) };
   const program = new Command('hearth')

@@ -6,6 +6,7 @@
 import type { AddressInfo } from 'node:net';
 import type { ConfiguredAuth } from '../api/auth-setup.js';
 import { clusterRoutes } from '../api/clusters.js';
+import { deadLetterRoutes } from '../api/dead-letters.js';
 import { operatorViewRoutes } from '../api/operator-views.js';
 import { ApiServer } from '../api/server.js';
 import { serviceRemovalRoutes } from '../api/service-removal.js';
@@ -13,7 +14,7 @@ import { clusterId } from '../config/rules.js';
 import { VOLUME_BINARY } from '../identity.js';
 import { MembershipClusterAdmission } from '../membership/cluster-status.js';
 import { orphanRoutes } from '../orphans/routes.js';
-import { JobBusPublisher } from '../routing/job-bus-publisher.js';
+import { JobBusPublisher } from '../volumes/job-bus-publisher.js';
 import { volumeRoutes } from '../volumes/volume-routes.js';
 import { VolumeService } from '../volumes/volume-service.js';
 import type { Backends, CompositionContext } from './backends.js';
@@ -36,6 +37,7 @@ export async function startApi(ctx: CompositionContext, backends: Backends, orph
   api.register(clusterRoutes(membership, VOLUME_BINARY));
   api.register(operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }));
   api.register(serviceRemovalRoutes({ membership, store, logger }));
+  api.register(deadLetterRoutes(jobBus));
   api.register(
     orphanRoutes({
       membership,

@@ -17,6 +17,7 @@
  * idempotent retry sees either nothing (and copies) or the finished copy (and stops).
  */
 import { execFile, spawn } from 'node:child_process';
+import { childSearchPath } from '../config/environment.js';
 import { AbortedError, CoordinatorError, CopyError, type CopyFailure } from '../errors.js';
 import { type IfExists, pathExists, type PublishOutcome, TRANSIENT_FS_CODES, writeAtomically } from './atomic-file.js';
 
@@ -170,7 +171,7 @@ function runCp(source: string, dest: string, target: string, options: SparseCopy
  * environment variables (`HEARTH_ETCD_PASSWORD`, …) do not reach the child's /proc/<pid>/environ.
  */
 function cpEnvironment(): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', LC_ALL: 'C' };
+  return { PATH: childSearchPath(), LC_ALL: 'C' };
 }
 
 function spawnFailure(command: string, details: { source: string; target: string }, err: NodeJS.ErrnoException): CopyError {

@@ -71,10 +71,3 @@ export class DataDirLockedError extends CoordinatorError {
     this.lockPath = lockPath;
   }
 }
-
-/** A cluster of several hosts was asked to run on a lock service that is node-local. */
-export class NotDistributedError extends CoordinatorError {
-  constructor(message: string) {
-    super('NOT_DISTRIBUTED', message);
-  }
-}

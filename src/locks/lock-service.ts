@@ -15,9 +15,9 @@
  */
 import { allOf, type Fence } from '../fence.js';
 import { AbortedError, InvalidInputError } from '../errors.js';
-import { type LockHolder, NotDistributedError } from './errors.js';
+import type { LockHolder } from './errors.js';
 
-export { type LockHolder, LockLostError, LockTimeoutError, DataDirLockedError, NotDistributedError } from './errors.js';
+export { type LockHolder, LockLostError, LockTimeoutError, DataDirLockedError } from './errors.js';
 
 /** `held` → `jeopardy` ⇄ `held` → `lost`; `released` after `release()`. `lost`/`released` are final. */
 export type LockState = 'held' | 'jeopardy' | 'lost' | 'released';
@@ -138,19 +138,6 @@ export async function runWithLocks<T>(
     return await fn({ signal, fence: allOf(...handles.map((h) => h.fence)), handles });
   } finally {
     for (const handle of handles.reverse()) await handle.release();
-  }
-}
-
-/**
- * Refuses to go on when `lockService` is node-local. Call it when a cluster names more than
- * one host: Cinder silently runs "active/active" on node-local file locks; hearth must not.
- */
-export function requireDistributed(lockService: Pick<LockService, 'distributed'>, reason: string): void {
-  if (!lockService.distributed) {
-    throw new NotDistributedError(
-      `${reason}: the lock service is node-local (single-node mode) and cannot exclude other hosts; ` +
-        'configure etcd.endpoints and amqp.url so every member uses the etcd lock service',
-    );
   }
 }
 

@@ -1,4 +1,4 @@
-import { AbortedError, AlreadyAliveError, CoordinatorError, IllegalStateError } from '../errors.js';
+import { AbortedError, AlreadyAliveError, IllegalStateError, NotDistributedError } from '../errors.js';
 import type { Fence } from '../fence.js';
 import type { OwnerRef } from '../identity.js';
 import type { Clock } from '../lifecycle/clock.js';
@@ -167,9 +167,8 @@ function withHeartbeat(records: LocalRecords, binary: string, host: string, atMs
   return { records: { ...records, services }, result: undefined };
 }
 
-function notDistributed(cluster: string, host: string, other: string, path: string): CoordinatorError {
-  return new CoordinatorError(
-    'NOT_DISTRIBUTED',
+function notDistributed(cluster: string, host: string, other: string, path: string): NotDistributedError {
+  return new NotDistributedError(
     `cluster ${cluster} already has host ${other}, and ${host} cannot join it on the single-node backend: ` +
       `a cluster of more than one host needs etcd (set etcd.endpoints and amqp.url). ` +
       `If this data directory was only renamed to a new host, remove ${other} from ${path}.`,

@@ -1,4 +1,3 @@
-import { messageOf } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import type { CleanupReport } from './cleaner.js';
@@ -69,7 +68,7 @@ export class AutoCleanup {
           const report = await this.options.clean(due, signal);
           this.options.logger.info({ ...report, graceMs: this.options.graceMs }, 'automatic cleanup round done');
         } catch (err) {
-          this.options.logger.warn({ err: messageOf(err) }, 'automatic cleanup round failed; trying again later');
+          this.options.logger.warn({ err }, 'automatic cleanup round failed; trying again later');
         }
       }
       this.forget(mine);

@@ -1,4 +1,4 @@
-import { CoordinatorError, FencedError, isRetryable, messageOf } from '../errors.js';
+import { CoordinatorError, FencedError, isRetryable } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { Backoff } from '../lifecycle/retry.js';
 import type { Member, Membership } from '../membership/membership.js';
@@ -168,7 +168,7 @@ export class OrphanCleaner {
       if (!result.ok) {
         if (result.reason === 'fenced') {
           this.options.metrics.cleanup('error');
-          this.options.logger.warn({ ...ids, err: result.error.message }, 'this incarnation is no longer alive: it claims no more orphans');
+          this.options.logger.warn({ ...ids, err: result.error }, 'this incarnation is no longer alive: it claims no more orphans');
           return 'stop';
         }
         this.options.metrics.cleanup('skipped');
@@ -185,7 +185,7 @@ export class OrphanCleaner {
       return { orphan, op: result.op, me, reason };
     } catch (err) {
       this.options.metrics.cleanup('error');
-      this.options.logger.error({ ...ids, err: messageOf(err) }, 'claiming an orphan failed');
+      this.options.logger.error({ ...ids, err }, 'claiming an orphan failed');
       return 'error';
     }
   }
@@ -201,7 +201,7 @@ export class OrphanCleaner {
     try {
       first = await this.options.ledger.first(dead, me.owner);
     } catch (err) {
-      this.options.logger.warn({ err: messageOf(err), deadIncarnation: dead }, 'could not record the failover in the ledger; counting it here');
+      this.options.logger.warn({ err, deadIncarnation: dead }, 'could not record the failover in the ledger; counting it here');
       first = true;
     }
     if (first) this.options.metrics.failover(cluster, reason, durationMs);
@@ -288,7 +288,7 @@ export class OrphanCleaner {
       const fenced = err instanceof FencedError;
       const retry = !fenced && isRetryable(err) && me.joined;
       this.options.logger.error(
-        { ...ids, err: messageOf(err), code: err instanceof CoordinatorError ? err.code : undefined, retry },
+        { ...ids, err, code: err instanceof CoordinatorError ? err.code : undefined, retry },
         fenced ? 'orphan cleanup fenced off: this incarnation is no longer alive' : 'orphan cleanup failed',
       );
       return retry ? 'retry' : 'error';

@@ -45,7 +45,7 @@ export function cleanupHandler(options: CleanupHandlerOptions): (delivery: JobDe
       log.info({ resourceId: request.resourceId, ...result.report, claimed: claimed.length, deliveryCount: delivery.deliveryCount }, 'work cleanup request taken');
     } catch (err) {
       if (isRetryable(err)) {
-        log.warn({ err: messageOf(err) }, 'could not list the orphans to clean; retrying the request later');
+        log.warn({ err }, 'could not list the orphans to clean; retrying the request later');
         return dispositions.retryLater(options.retryDelayMs ?? 2_000);
       }
       log.error({ err }, 'cleanup request failed');

@@ -1,4 +1,3 @@
-import { messageOf } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { type Backoff, DEFAULT_ETCD_RETRY } from '../lifecycle/retry.js';
 import type { Membership } from '../membership/membership.js';
@@ -165,7 +164,7 @@ export class OrphanDetector {
 
   private trigger(why: string): void {
     this.sweep().catch((err: unknown) => {
-      if (!this.stop.signal.aborted) this.options.logger.warn({ err: messageOf(err), why }, 'orphan sweep failed; the next event or backstop sweep tries again');
+      if (!this.stop.signal.aborted) this.options.logger.warn({ err, why }, 'orphan sweep failed; the next event or backstop sweep tries again');
     });
   }
 
@@ -185,7 +184,7 @@ export class OrphanDetector {
           }
         }
       } catch (err) {
-        if (!signal.aborted) this.options.logger.warn({ err: messageOf(err) }, 'orphan detector: membership watch failed; watching again');
+        if (!signal.aborted) this.options.logger.warn({ err }, 'orphan detector: membership watch failed; watching again');
       }
       await retry.wait(++failures, this.options.clock, signal);
     }

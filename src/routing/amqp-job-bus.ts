@@ -8,7 +8,8 @@ import type { Registry } from 'prom-client';
 import { AbortedError, BackendAccessError, BackendUnavailableError, ClosedError, describeError, NotFoundError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { AmqpConnection, type AmqpConnectionSettings, type AmqpSession } from '../amqp/connection.js';
-import { sendConfirmed, toDeadLetter } from '../amqp/publish.js';
+import { sendConfirmed } from '../amqp/publish.js';
+import { toDeadLetter } from './amqp-dead-letter.js';
 import { AmqpSubscription } from './amqp-subscription.js';
 import { sleep } from '../lifecycle/clock.js';
 import type {

@@ -136,7 +136,7 @@ export class AmqpSubscription implements JobSubscription {
   private async openLane(session: AmqpSession, queue: string, via: Via, before?: (ch: Channel) => Promise<void>): Promise<Lane | undefined> {
     const ch = await session.model.createChannel();
     const lane: Lane = { queue, via, channel: ch, session };
-    ch.on('error', (err: Error) => this.ctx.logger.debug({ error: err.message, queue }, 'consumer channel error'));
+    ch.on('error', (err: Error) => this.ctx.logger.debug({ err, queue }, 'consumer channel error'));
     ch.on('close', () => {
       // Closed by us (cancel, a timed-out attach) or with its connection: nothing to do.
       // Otherwise a channel error killed it while the connection lives: start over.

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { InvalidInputError, messageOf, NotFoundError } from '../errors.js';
+import { InvalidInputError, NotFoundError } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import { type Expect, not } from '../state/expect.js';
@@ -260,7 +260,7 @@ export class VolumeService {
       const marked = await this.o.store.updateOp(ref, { expect: { opId: op.opId, publishedAt: null }, set: { publishedAt: this.o.clock.now() } });
       if (!marked.ok) this.o.logger.debug({ volumeId: op.id, opId: op.opId, failed: marked.failed }, 'op changed before it was marked published');
     } catch (err) {
-      this.o.logger.warn({ err, resource: op.type, id: op.id, opId: op.opId, reason: messageOf(err) }, 'publishing the op failed; the republish sweep will retry');
+      this.o.logger.warn({ err, resource: op.type, id: op.id, opId: op.opId }, 'publishing the op failed; the republish sweep will retry');
     }
   }
 }

@@ -1,4 +1,3 @@
-import { messageOf } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import type { JobBus } from '../routing/job-bus.js';
@@ -38,14 +37,14 @@ export class OpPublisher {
         { signal: signal ? AbortSignal.any([signal, bound]) : bound },
       );
     } catch (err) {
-      logger.warn({ resource: op.type, id: op.id, opId: op.opId, reason: messageOf(err) }, 'publishing a queued op failed; the sweeper will retry');
+      logger.warn({ resource: op.type, id: op.id, opId: op.opId, err }, 'publishing a queued op failed; the sweeper will retry');
       return false;
     }
     try {
       const marked = await store.updateOp({ type: op.type, id: op.id }, { expect: { opId: op.opId, owner: null, publishedAt: op.publishedAt }, set: { publishedAt: clock.now() } });
       if (!marked.ok) logger.debug({ opId: op.opId, failed: marked.failed }, 'op changed before it was marked published');
     } catch (err) {
-      logger.debug({ opId: op.opId, reason: messageOf(err) }, 'could not mark the op published; a sweep may publish it again');
+      logger.debug({ opId: op.opId, err }, 'could not mark the op published; a sweep may publish it again');
     }
     return true;
   }

@@ -2,7 +2,7 @@
  * Runs one claimed op to its end: under its locks, one driver call, then ONE fenced write
  * that records the final status and removes the op.
  */
-import { AbortedError, FencedError, IllegalStateError, isRetryable, messageOf } from '../errors.js';
+import { AbortedError, FencedError, IllegalStateError, isRetryable } from '../errors.js';
 import { allOf, type Fence, NO_FENCE } from '../fence.js';
 import type { DriverContext, VolumeDriver } from '../drivers/volume-driver.js';
 import type { Clock } from '../lifecycle/clock.js';
@@ -144,7 +144,7 @@ export class OperationRunner {
         if (!run.inc.member.joined) return fenced(run.log, 'lost the lease before the operation ended', err);
         if (run.handBack.aborted) return this.handBack(run, NO_FENCE);
         if (!isRetryable(err)) throw err;
-        run.log.warn({ err: messageOf(err), attempt }, 'could not take the locks or read the op; retrying');
+        run.log.warn({ err, attempt }, 'could not take the locks or read the op; retrying');
         await this.pause(attempt, run.stop);
       }
     }
@@ -235,7 +235,7 @@ export class OperationRunner {
         if (err instanceof FencedError) return fenced(log, 'the final write was fenced off', err);
         if (!isRetryable(err)) throw err;
         if (!fence.holds()) return fenced(log, 'lost the lease or a lock before the final write landed', err);
-        log.warn({ err: messageOf(err), attempt }, 'the final write failed; retrying');
+        log.warn({ err, attempt }, 'the final write failed; retrying');
         // Not aborted by a drain: the driver work is done, only its record is missing.
         await this.pause(attempt, inc.member.signal);
       }
@@ -267,7 +267,7 @@ export class OperationRunner {
         if (err instanceof FencedError) return fenced(log, 'the hand-back was fenced off', err);
         if (!isRetryable(err)) throw err;
         if (!fence.holds()) return fenced(log, 'lost the lease before the op could be handed back', err);
-        log.warn({ err: messageOf(err), attempt }, 'handing the op back failed; retrying');
+        log.warn({ err, attempt }, 'handing the op back failed; retrying');
         await this.pause(attempt, inc.member.signal);
       }
     }
@@ -279,6 +279,6 @@ export class OperationRunner {
 }
 
 function fenced(log: Logger, why: string, err?: unknown): OpOutcome {
-  log.warn({ err: err === undefined ? undefined : messageOf(err) }, `${why}; writing nothing more`);
+  log.warn({ err }, `${why}; writing nothing more`);
   return { result: 'fenced' };
 }

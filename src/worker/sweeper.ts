@@ -2,7 +2,6 @@
  * The republish sweeper: finds ops that were recorded but whose job never reached the broker
  * (the API died between its write and its publish, or the publish failed) and publishes them.
  */
-import { messageOf } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import type { StateStore } from '../state/state-store.js';
@@ -105,7 +104,7 @@ export class RepublishSweeper {
       try {
         await this.sweep();
       } catch (err) {
-        this.deps.logger.warn({ reason: messageOf(err) }, 'a republish sweep failed; retrying next round');
+        this.deps.logger.warn({ err }, 'a republish sweep failed; retrying next round');
       }
     }
   }

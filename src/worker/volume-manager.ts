@@ -147,7 +147,7 @@ export class VolumeManager {
         log.debug({ owner: op.owner?.incarnation }, 'job dropped: the op is owned by a live worker');
         return dispositions.drop('owned by a live worker');
       }
-      log.warn({ err: result.error.message }, 'this incarnation is no longer alive; handing the job back');
+      log.warn({ err: result.error }, 'this incarnation is no longer alive; handing the job back');
       return dispositions.requeue();
     } finally {
       if (!claimed) this.busy.delete(op.opId);

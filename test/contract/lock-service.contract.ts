@@ -15,17 +15,13 @@ export interface LockServiceFixture {
   close(): Promise<void>;
 }
 
-/** Resolves on the next macrotask; enough for any settled promise chain to have run. */
-const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
-
-/** Tracks whether a promise settled, without awaiting it. */
-function track<T>(promise: Promise<T>): { readonly settled: boolean; readonly promise: Promise<T> } {
-  const state = { settled: false, promise };
-  promise.then(
-    () => (state.settled = true),
-    () => (state.settled = true),
-  );
-  return state;
+/**
+ * A second acquisition of a lock `first` holds, with the state `first` was in at the moment the
+ * second was granted: exclusion is checked at the event itself, not by waiting a while to see
+ * that nothing happened.
+ */
+function grantAfter(first: LockHandle, acquiring: Promise<LockHandle>): Promise<{ readonly handle: LockHandle; readonly firstStateAtGrant: string }> {
+  return acquiring.then((handle) => ({ handle, firstStateAtGrant: first.state }));
 }
 
 /**
@@ -87,25 +83,23 @@ export function lockServiceContract(adapter: string, distributed: boolean, makeF
 
     it('excludes: a second contender waits until the holder releases', async () => {
       const held = await a.acquire('x');
-      const waiting = track(b.acquire('x', { timeoutMs: 20_000 }));
+      const waiting = grantAfter(held, b.acquire('x', { timeoutMs: 20_000 }));
       await fx.queued('x', 2);
-      await tick();
-      expect(waiting.settled).toBe(false);
       await held.release();
-      const next = await waiting.promise;
-      expect(next.state).toBe('held');
-      await next.release();
+      const next = await waiting;
+      expect(next.firstStateAtGrant).toBe('released');
+      expect(next.handle.state).toBe('held');
+      await next.handle.release();
     });
 
     it('excludes two callers of one service too (one key per session must not mean two holders)', async () => {
       const held = await a.acquire('same');
-      const waiting = track(a.acquire('same', { timeoutMs: 20_000 }));
-      await tick();
-      expect(waiting.settled).toBe(false);
+      const waiting = grantAfter(held, a.acquire('same', { timeoutMs: 20_000 }));
       await held.release();
-      const next = await waiting.promise;
-      expect(next.createRevision).not.toBe(held.createRevision);
-      await next.release();
+      const next = await waiting;
+      expect(next.firstStateAtGrant).toBe('released');
+      expect(next.handle.createRevision).not.toBe(held.createRevision);
+      await next.handle.release();
     });
 
     it('serves waiters in arrival order', async () => {
@@ -255,8 +249,9 @@ export function lockServiceContract(adapter: string, distributed: boolean, makeF
       const held = await c.acquire('closing');
       const other = await fx.contender();
       const waiter = other === c ? undefined : await other.acquire('closing-2');
-      const waiting = c.acquire(waiter ? 'closing-2' : 'closing', { timeoutMs: 20_000 }).catch((e: unknown) => e);
-      await tick();
+      const name = waiter ? 'closing-2' : 'closing';
+      const waiting = c.acquire(name, { timeoutMs: 20_000 }).catch((e: unknown) => e);
+      await fx.queued(name, 2);
       await c.close();
       expect(await waiting).toBeInstanceOf(CoordinatorError);
       expect(held.signal.aborted).toBe(true);

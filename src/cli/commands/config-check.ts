@@ -3,7 +3,7 @@ import { stringify } from 'yaml';
 import { redactConfig } from '../../config/redact.js';
 import { addConfigFlags, configFromFlags } from '../config-flags.js';
 import { renderJson } from '../output.js';
-import type { CommandContext } from '../program.js';
+import type { CommandContext } from '../context.js';
 
 /** `hearth config check`: validates the configuration and prints it with secrets redacted. */
 export function registerConfig(program: Command, ctx: CommandContext): void {

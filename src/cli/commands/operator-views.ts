@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { addApiOptions, apiClientFrom } from '../api-client.js';
 import { renderJson, renderTable } from '../output.js';
-import type { CommandContext } from '../program.js';
+import type { CommandContext } from '../context.js';
 
 type Row = Record<string, unknown>;
 
@@ -27,6 +27,15 @@ const MEMBER_COLUMNS = [
   ['Lease Left (s)', 'lease_remaining_seconds'],
 ] as const;
 
+const DEAD_LETTER_COLUMNS = [
+  ['Reason', 'reason'],
+  ['Queue', 'queue'],
+  ['By', 'by'],
+  ['At', 'at'],
+  ['Deliveries', 'deliveries'],
+  ['Detail', 'detail'],
+] as const;
+
 function table(columns: readonly (readonly [string, string])[], rows: readonly Row[]): string {
   return renderTable(
     columns.map(([head]) => head),
@@ -42,8 +51,9 @@ function filterValue(flag: string, value: unknown): string | undefined {
 }
 
 /**
- * `hearth locks` and `hearth members`: the operator views `GET /hearth/v1/locks` and
- * `/hearth/v1/members`, as a table or `--json`. Bad flags exit 2 before any request; an API that
+ * `hearth locks`, `hearth members` and `hearth dead-letters`: the operator views
+ * `GET /hearth/v1/locks`, `/hearth/v1/members` and `/hearth/v1/dead-letters`, as a table or
+ * `--json`. Bad flags exit 2 before any request; an API that
  * cannot be reached exits 1 naming the URL.
  */
 export function registerOperatorViews(program: Command, ctx: CommandContext): void {
@@ -79,5 +89,22 @@ export function registerOperatorViews(program: Command, ctx: CommandContext): vo
       return;
     }
     ctx.io.out(body.members.length === 0 ? 'No members.' : table(MEMBER_COLUMNS, body.members));
+  });
+
+  addApiOptions(
+    program
+      .command('dead-letters')
+      .description('list messages in the dead-letter queue: reason, queue, member, deliveries (nothing is removed)')
+      .option('--limit <n>', 'at most this many (1–1000, default 100)'),
+  ).action(async (opts: Row) => {
+    const limit = filterValue('--limit', opts.limit);
+    if (limit !== undefined && !/^[1-9][0-9]{0,3}$/.test(limit)) throw new UsageError('--limit needs a whole number from 1 to 1000');
+    const client = await apiClientFrom(opts, ctx.env);
+    const body = (await client.getHearth('/dead-letters', { limit })) as { dead_letters: Row[] };
+    if (opts.json === true) {
+      ctx.io.out(renderJson(body.dead_letters));
+      return;
+    }
+    ctx.io.out(body.dead_letters.length === 0 ? 'No dead-lettered messages.' : table(DEAD_LETTER_COLUMNS, body.dead_letters));
   });
 }

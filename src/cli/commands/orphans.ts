@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { addApiOptions, apiClientFrom } from '../api-client.js';
 import { renderJson, renderTable } from '../output.js';
-import type { CommandContext } from '../program.js';
+import type { CommandContext } from '../context.js';
 
 type Row = Record<string, unknown>;
 

@@ -4,7 +4,7 @@ import { createLogger } from '../../observability/logger.js';
 import { clusterId, hostId } from '../../config/rules.js';
 import { addConfigFlags, configFromFlags } from '../config-flags.js';
 import { ExitCode } from '../exit-codes.js';
-import type { CommandContext } from '../program.js';
+import type { CommandContext } from '../context.js';
 
 /**
  * `hearth serve`: runs the daemon until SIGTERM or SIGINT, then shuts down in order and exits

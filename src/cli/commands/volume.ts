@@ -7,7 +7,7 @@ import { CoordinatorError, messageOf, UsageError } from '../../errors.js';
 import { MAX_VOLUME_SIZE_GIB } from '../../volumes/request-schemas.js';
 import { ExitCode } from '../exit-codes.js';
 import { renderJson, renderTable } from '../output.js';
-import type { CommandContext } from '../program.js';
+import type { CommandContext } from '../context.js';
 
 interface CommonOptions {
   readonly url?: string;

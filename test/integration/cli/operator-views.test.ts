@@ -1,4 +1,4 @@
-// `GET /hearth/v1/locks`, `/hearth/v1/members` and `hearth locks|members`, against real
+// `GET /hearth/v1/locks`, `/hearth/v1/members` and `hearth locks|members|dead-letters`, against real
 // `hearth serve` processes: a single node, and a cluster on real etcd and RabbitMQ.
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -109,6 +109,18 @@ describe('operator views on a single node', () => {
     const down = await cli('locks', '--url', closed);
     expect(down.code).toBe(1);
     expect(down.err).toContain(`cannot reach the hearth API at ${closed}`);
+  });
+
+  it('hearth dead-letters: none on a healthy node; exit 2 on a bad --limit, before any request', async () => {
+    const url = ['--url', hearth.apiUrl];
+    const none = await cli('dead-letters', ...url);
+    expect(none.code).toBe(0);
+    expect(none.out.trim()).toBe('No dead-lettered messages.');
+    const json = await cli('dead-letters', '--json', '--limit', '5', ...url);
+    expect(JSON.parse(json.out)).toEqual([]);
+    const bad = await cli('dead-letters', '--limit', '0', ...url);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--limit needs a whole number from 1 to 1000');
   });
 });
 

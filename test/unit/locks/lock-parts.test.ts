@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { DataDirLock } from '../../../src/locks/data-dir-lock.js';
-import { DataDirLockedError, NotDistributedError } from '../../../src/locks/errors.js';
+import { DataDirLockedError } from '../../../src/locks/errors.js';
 import { KeyedFifoMutex } from '../../../src/concurrency/keyed-fifo-mutex.js';
-import { lockOrder, requireDistributed } from '../../../src/locks/lock-service.js';
+import { lockOrder } from '../../../src/locks/lock-service.js';
 import { LocalLockService } from '../../../src/locks/local-lock-service.js';
 import { LockMetrics, lockTypeOf } from '../../../src/locks/metrics.js';
 import { anySignal } from '../../../src/locks/signals.js';
@@ -31,22 +31,6 @@ describe('lockOrder', () => {
     expect(lockOrder(['b', 'a', 'b', 'c'])).toEqual(['a', 'b', 'c']);
     expect(lockOrder('x')).toEqual(['x']);
     expect(() => lockOrder(['a', 'b/c'])).toThrow(/invalid lock name/);
-  });
-});
-
-describe('requireDistributed', () => {
-  it('refuses a node-local lock service with NOT_DISTRIBUTED and lets a distributed one pass', () => {
-    const local = new LocalLockService();
-    let err: unknown;
-    try {
-      requireDistributed(local, 'cluster ceph@rbd has 2 hosts');
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(NotDistributedError);
-    expect((err as NotDistributedError).code).toBe('NOT_DISTRIBUTED');
-    expect((err as Error).message).toContain('cluster ceph@rbd has 2 hosts');
-    expect(() => requireDistributed({ distributed: true }, 'cluster ceph@rbd has 2 hosts')).not.toThrow();
   });
 });
 

@@ -1,3 +1,4 @@
+import { NotDistributedError } from '../../../src/errors.js';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,6 +53,7 @@ describe('LocalMembership specifics', () => {
     const err = await restarted
       .join({ identity: identity('new@be'), binary: VOLUME_BINARY, version: '1', session: TestSession.local('new@be') })
       .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotDistributedError);
     expect(err).toMatchObject({ code: 'NOT_DISTRIBUTED' });
     expect((err as Error).message).toContain('cluster c1@be already has host old@be');
     expect((err as Error).message).toContain('needs etcd');

@@ -16,7 +16,7 @@ import { LocalRecordFile } from '../../../src/membership/local-store.js';
 import type { Member } from '../../../src/membership/membership.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import type { JobBus } from '../../../src/routing/job-bus.js';
-import { JobBusPublisher } from '../../../src/routing/job-bus-publisher.js';
+import { JobBusPublisher } from '../../../src/volumes/job-bus-publisher.js';
 import { LocalBroker } from '../../../src/routing/local-broker.js';
 import { LocalJobBus } from '../../../src/routing/local-job-bus.js';
 import { LocalSession } from '../../../src/session/local-session.js';

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { AbortedError } from '../../../src/errors.js';
 import type { OwnerRef } from '../../../src/identity.js';
-import { JobBusPublisher } from '../../../src/routing/job-bus-publisher.js';
+import { JobBusPublisher } from '../../../src/volumes/job-bus-publisher.js';
 import type { BusMessage, JobBus, JobInput } from '../../../src/routing/job-bus.js';
 import { ADMIT_ALL } from '../../../src/volumes/cluster-admission.js';
 import { QueueOnlyJobPublisher } from '../../../src/volumes/job-publisher.js';

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ClosedError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { type BusMessage, dispositions, type JobDelivery } from '../../../src/routing/job-bus.js';
-import { JobBusPublisher } from '../../../src/routing/job-bus-publisher.js';
+import { JobBusPublisher } from '../../../src/volumes/job-bus-publisher.js';
 import { LocalBroker } from '../../../src/routing/local-broker.js';
 import { LocalJobBus } from '../../../src/routing/local-job-bus.js';
 import type { OpRecord } from '../../../src/state/records.js';

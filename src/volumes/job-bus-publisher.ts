@@ -1,6 +1,6 @@
 import type { OpRecord } from '../state/records.js';
-import type { JobPublisher, PublishOutcome } from '../volumes/job-publisher.js';
-import type { JobBus } from './job-bus.js';
+import type { JobPublisher, PublishOutcome } from './job-publisher.js';
+import type { JobBus } from '../routing/job-bus.js';
 
 /** Options of {@link JobBusPublisher}. */
 export interface JobBusPublisherOptions {

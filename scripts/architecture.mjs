@@ -1,0 +1,45 @@
+// hearth's layering, as data: which top-level module of src/ may import which. The dependency
+// check (.dependency-cruiser.mjs, run by `make lint`) enforces it, and docs/architecture.md's
+// module table is generated from it (`make generate`; a unit test fails when they disagree),
+// so the picture and the code cannot drift. A module is a folder of src/ or a file at its root.
+
+/** @type {Record<string, { readonly doc: string; readonly may: readonly string[] | '*' }>} */
+export const MODULES = {
+  errors: { doc: 'CoordinatorError (code, retryable, cause) and its subclasses', may: [] },
+  identity: { doc: 'cluster and host ids, OwnerRef (one run of a host), Cinder host matching', may: [] },
+  fence: { doc: 'Fence / KeyGuard: conditions outside a record that a write depends on', may: [] },
+  version: { doc: 'build info', may: ['config'] },
+  config: { doc: 'the option table (schema.ts), loading and merging, rules, redaction; the only reader of process.env', may: ['errors'] },
+  observability: { doc: 'pino logger with redaction, the Prometheus registry', may: ['config', 'version'] },
+  lifecycle: { doc: 'Clock and sleep, the retry policy (Backoff, retry), deadlines, the Closer', may: ['errors', 'observability'] },
+  concurrency: { doc: 'small primitives: Slots, EventQueue, IdleWaiters, KeyedFifoMutex', may: ['errors'] },
+  etcd: { doc: 'etcd client factory (deadlines, no blind retries), key layout, error translation', may: ['config', 'errors', 'lifecycle'] },
+  amqp: { doc: 'RabbitMQ client: a self-healing connection, confirmed publishing, refusals explained', may: ['config', 'errors', 'lifecycle', 'observability'] },
+  ops: { doc: '/metrics, /livez, /readyz listener and the Health registry', may: ['config', 'errors', 'observability'] },
+  session: { doc: 'Session port: etcd lease with keepalive and loss signal; local session', may: ['errors', 'etcd', 'fence', 'lifecycle', 'observability'] },
+  locks: { doc: 'LockService port: etcd fair lock; local fair mutex + data-dir file lock', may: ['concurrency', 'errors', 'etcd', 'fence', 'lifecycle', 'observability', 'session'] },
+  membership: { doc: 'Membership port: join, alive keys, cluster and service records, watch', may: ['concurrency', 'errors', 'etcd', 'fence', 'identity', 'lifecycle', 'observability', 'session'] },
+  state: { doc: 'pure volume/snapshot state machines; StateStore port (etcd, SQLite)', may: ['errors', 'etcd', 'fence', 'identity', 'lifecycle', 'observability'] },
+  drivers: { doc: 'VolumeDriver port: file and fake drivers', may: ['config', 'errors', 'lifecycle', 'observability'] },
+  routing: { doc: 'JobBus port (AMQP, in-process); topology names; message schemas', may: ['amqp', 'concurrency', 'errors', 'lifecycle', 'observability', 'ops'] },
+  incarnation: { doc: 'one run of a worker: session, membership and locks under one supervisor', may: ['concurrency', 'errors', 'identity', 'lifecycle', 'locks', 'membership', 'observability', 'session'] },
+  api: { doc: 'fastify server: auth, microversions, Cinder faults, version document; cluster and operator routes', may: ['config', 'errors', 'identity', 'locks', 'membership', 'observability', 'routing', 'state'] },
+  volumes: { doc: 'volume/snapshot application service and its Cinder routes; JobPublisher and ClusterAdmission ports', may: ['api', 'errors', 'lifecycle', 'observability', 'routing', 'state'] },
+  worker: { doc: 'the volume manager: claims ops, runs drivers under locks, fenced completion, hand-back, sweeper', may: ['concurrency', 'drivers', 'errors', 'fence', 'identity', 'incarnation', 'lifecycle', 'locks', 'membership', 'observability', 'routing', 'state'] },
+  orphans: { doc: 'orphan detection and cleanup: pure cores, detector, cleaner, automatic cleanup, workers/cleanup', may: ['api', 'errors', 'etcd', 'identity', 'lifecycle', 'membership', 'observability', 'routing', 'state'] },
+  composition: { doc: 'the composition root: picks every adapter (cluster.ts, single-node.ts) and assembles the roles', may: '*' },
+  app: { doc: 'startApp: one pass over the composition, stop order = start order reversed', may: ['api', 'composition', 'config', 'lifecycle', 'membership', 'observability', 'ops', 'routing', 'version'] },
+  cli: { doc: 'commander program; one module per command group', may: ['api', 'app', 'config', 'errors', 'observability', 'volumes'] },
+  main: { doc: 'process entry (bin/hearth.js → runCli)', may: ['cli'] },
+};
+
+/** Files of a concern folder that are adapters (`<backend>-*.ts`): only their own folder and the composition root import them. */
+export const ADAPTER_FILE = '^src/[^/]+/(etcd|local|sqlite|amqp|file|fake)-[^/]+\\.ts$';
+
+/** The only places that may choose adapters. */
+export const COMPOSITION_ROOT = ['composition', 'app'];
+
+/** A module's path pattern: the folder `src/<name>/` or the file `src/<name>.ts`. */
+export function modulePath(name) {
+  return `src/${name}(/|\\.ts$)`;
+}
