@@ -69,9 +69,10 @@ export class Backoff {
    * when `signal` aborts first, so a loop can write `if (!(await backoff.wait(…))) return;`.
    */
   async wait(failures: number, clock: Clock, signal?: AbortSignal): Promise<boolean> {
+    const delayMs = this.delayMs(failures);
     try {
-      await clock.sleep(this.delayMs(failures), signal);
-      return true;
+      if (delayMs > 0) await clock.sleep(delayMs, signal);
+      return !signal?.aborted;
     } catch {
       return false;
     }
@@ -112,7 +113,7 @@ export async function retry<T>(action: (attempt: number, signal: AbortSignal | u
       const delayMs = backoff.delayMs(attempt - 1);
       options.onRetry?.(lastError, attempt - 1, delayMs);
       try {
-        await clock.sleep(delayMs, signal);
+        if (delayMs > 0) await clock.sleep(delayMs, signal);
       } catch (err) {
         throw new AbortError(new AbortedError(what, { cause: signal?.reason ?? err }));
       }

@@ -10,7 +10,8 @@ import { type LockHolder, LockLostError, LockTimeoutError } from './errors.js';
 import { EtcdLockHandle } from './etcd-lock-handle.js';
 import { type Enqueued, enqueueRequest, holderOf, LockKeys, parseEnqueue, parseRecheck, recheckRequest, releaseRequest } from './etcd-lock-ops.js';
 import { waitForDelete } from './etcd-lock-wait.js';
-import { abortable, anySignal } from './signals.js';
+import { anySignal } from '../concurrency/signals.js';
+import { untilAborted } from '../lifecycle/deadline.js';
 import { KeyedFifoMutex } from '../concurrency/keyed-fifo-mutex.js';
 import {
   type AcquireOptions,
@@ -255,7 +256,7 @@ export class EtcdLockService implements LockService {
   private async recheck(keys: LockKeys, myRev: string, deadline: number, signal: AbortSignal): Promise<ITxnResponse> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await abortable(this.txn(recheckRequest(keys, myRev), deadline, 'waiting for lock'), signal);
+        return await untilAborted(this.txn(recheckRequest(keys, myRev), deadline, 'waiting for lock'), 'waiting for lock', signal);
       } catch (err) {
         if (signal.aborted || !(err instanceof BackendUnavailableError)) throw err;
         this.options.logger?.debug({ err, key: keys.myKey, attempt }, 'etcd did not answer a waiter; retrying');

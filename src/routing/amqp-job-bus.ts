@@ -1,6 +1,6 @@
 /**
  * The JobBus on RabbitMQ (amqplib 2.x): the cluster mode adapter. Topology and names are in
- * `routes.ts`; the contract is in `job-bus.ts`.
+ * `topology.ts`; the connection is `../amqp/connection.ts`; the contract is in `job-bus.ts`.
  */
 import { randomUUID } from 'node:crypto';
 import type { Channel, ConsumeMessage, Options } from 'amqplib';

@@ -222,7 +222,8 @@ export interface JobBus {
   /** Publishes a cleanup request to its cluster's queue, exactly as a job (same failure semantics). */
   publish(request: CleanupInput, options?: PublishOptions): Promise<CleanupMessage>;
   /**
-   * Sends a notice to every member of this cluster that is connected now (fanout).
+   * Sends a notice to every member of this cluster that is connected now (fanout). A
+   * force-delete uses it to reach the live owner of an operation and ask it to abort its run.
    *
    * Failure semantics: best effort, like Cinder's fanout — a member that is down or
    * reconnecting misses it. The send itself is confirmed and bounded like `publish`.

@@ -1,3 +1,4 @@
+import { waitFor } from '../support/wait.js';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AbortedError, ClosedError, InvalidInputError, NotFoundError } from '../../src/errors.js';
@@ -29,13 +30,9 @@ function job(cluster: string, overrides: Partial<JobInput> = {}): JobInput {
   return { type: 'volume', id: `vol-${seq}`, opId: `op-${seq}`, kind: 'create_volume', cluster, attempt: 1, ...overrides };
 }
 
-/** Polls until `probe` is true (bounded). */
+/** Waits until `probe` is true (bounded), with the harness's one wait helper. */
 async function until(probe: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitFor(probe, { timeoutMs, intervalMs: 10, what });
 }
 
 const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

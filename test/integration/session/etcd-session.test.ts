@@ -15,7 +15,20 @@ import { EtcdSession } from '../../../src/session/etcd-session.js';
 import { SessionMetrics } from '../../../src/session/metrics.js';
 import { useEtcd, type EtcdTestContext } from '../../support/context.js';
 import { waitFor } from '../../support/wait.js';
+import { describeSession } from '../../contract/session.contract.js';
 import { etcdConfig } from '../locks/fixtures.js';
+
+describeSession('etcd (one lease per incarnation)', true, async () => {
+  const ctx = useEtcd();
+  const client = createEtcdClient(etcdConfig(ctx.endpoints, ctx.prefix));
+  return {
+    open: (host) => EtcdSession.open({ client, host, leaseTtlMs: 2_000, leaseMarginMs: 600, callTimeoutMs: 2_000 }),
+    close: async () => {
+      client.close();
+      await ctx.close();
+    },
+  };
+});
 
 describe('EtcdSession', () => {
   let ctx: EtcdTestContext;

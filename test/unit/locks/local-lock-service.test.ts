@@ -1,3 +1,4 @@
+import { waitFor } from '../../support/wait.js';
 import { describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { LocalLockService } from '../../../src/locks/local-lock-service.js';
@@ -8,10 +9,7 @@ lockServiceContract('local (in-process FIFO mutex)', false, async () => {
   const service = new LocalLockService({ incarnation: 'node1@rbd:test' });
   return {
     contender: async () => service,
-    queued: async (name, count) => {
-      for (let i = 0; i < 500 && service.queueLength(name) < count; i++) await new Promise((r) => setTimeout(r, 2));
-      expect(service.queueLength(name)).toBeGreaterThanOrEqual(count);
-    },
+    queued: async (name, count) => void (await waitFor(() => service.queueLength(name) >= count, { intervalMs: 2, what: `${count} contenders on ${name}` })),
     close: () => service.close(),
   };
 });

@@ -5,11 +5,9 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { DataDirLock } from '../../../src/locks/data-dir-lock.js';
 import { DataDirLockedError } from '../../../src/locks/errors.js';
-import { KeyedFifoMutex } from '../../../src/concurrency/keyed-fifo-mutex.js';
 import { lockOrder } from '../../../src/locks/lock-service.js';
 import { LocalLockService } from '../../../src/locks/local-lock-service.js';
 import { LockMetrics, lockTypeOf } from '../../../src/locks/metrics.js';
-import { anySignal } from '../../../src/locks/signals.js';
 
 describe('lockTypeOf keeps the lock_type label a small enum', () => {
   it.each([
@@ -31,53 +29,6 @@ describe('lockOrder', () => {
     expect(lockOrder(['b', 'a', 'b', 'c'])).toEqual(['a', 'b', 'c']);
     expect(lockOrder('x')).toEqual(['x']);
     expect(() => lockOrder(['a', 'b/c'])).toThrow(/invalid lock name/);
-  });
-});
-
-describe('KeyedFifoMutex', () => {
-  it('hands the name over directly to the oldest waiter (no barging) and keeps names apart', async () => {
-    const mutex = new KeyedFifoMutex<{ id: number }>();
-    const first = mutex.tryLock('n', () => ({ id: 0 }))!;
-    expect(mutex.tryLock('other', () => ({ id: 9 }))).toEqual({ id: 9 });
-    const options = { timeoutMs: Infinity, onTimeout: () => new Error('t'), onAbort: () => new Error('a') };
-    const w1 = mutex.lock('n', () => ({ id: 1 }), options);
-    const w2 = mutex.lock('n', () => ({ id: 2 }), options);
-    expect(mutex.queued('n')).toBe(2);
-    mutex.unlock('n', first);
-    // A newcomer cannot jump the queue: the name already belongs to waiter 1.
-    expect(mutex.tryLock('n', () => ({ id: 3 }))).toBeUndefined();
-    const h1 = await w1;
-    expect(h1.id).toBe(1);
-    expect(mutex.unlock('n', first)).toBe(false); // not the holder any more
-    mutex.unlock('n', h1);
-    expect((await w2).id).toBe(2);
-  });
-
-  it('times out and rejects all waiters with the given errors', async () => {
-    const mutex = new KeyedFifoMutex<object>();
-    mutex.tryLock('n', () => ({}));
-    const timedOut = mutex.lock('n', () => ({}), { timeoutMs: 10, onTimeout: () => new Error('timeout'), onAbort: () => new Error('abort') });
-    await expect(timedOut).rejects.toThrow('timeout');
-    expect(mutex.queued('n')).toBe(0);
-    const waiting = mutex.lock('n', () => ({}), { timeoutMs: Infinity, onTimeout: () => new Error('t'), onAbort: () => new Error('a') });
-    mutex.rejectAll(new Error('closed'));
-    await expect(waiting).rejects.toThrow('closed');
-  });
-});
-
-describe('anySignal', () => {
-  it('aborts with the first reason and unhooks from long-lived sources on dispose', () => {
-    const long = new AbortController();
-    const short = new AbortController();
-    const { signal, dispose } = anySignal([long.signal, short.signal]);
-    short.abort('short');
-    expect(signal.aborted).toBe(true);
-    expect(signal.reason).toBe('short');
-    const second = anySignal([long.signal]);
-    second.dispose();
-    long.abort('late');
-    expect(second.signal.aborted).toBe(false);
-    dispose();
   });
 });
 

@@ -1,5 +1,3 @@
-import { CoordinatorError } from '../errors.js';
-
 /**
  * One signal that aborts when any of `signals` does, with the first one's reason. Unlike
  * `AbortSignal.any`, it unhooks itself from long-lived sources (a session's signal lives for
@@ -23,23 +21,4 @@ export function anySignal(signals: readonly AbortSignal[]): { signal: AbortSigna
     s.addEventListener('abort', onAbort, { once: true });
   }
   return { signal: controller.signal, dispose };
-}
-
-/** Rejects with `signal.reason` as soon as `signal` aborts, without waiting for `promise`. */
-export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e instanceof Error ? e : new CoordinatorError('INTERNAL', String(e)));
-      },
-    );
-  });
 }
