@@ -8,7 +8,7 @@ import { registerServe } from './commands/serve.js';
 import { registerService } from './commands/service.js';
 import { registerVolume } from './commands/volume.js';
 import { ExitCode } from './exit-codes.js';
-import { type Io, processIo } from './output.js';
+import { escapeForTerminal, type Io, processIo } from './output.js';
 
 /** What every command gets from the program. */
 export interface CommandContext {
@@ -50,6 +50,7 @@ function reportFailure(err: unknown, io: Io, exitCode: number): number {
     io.err(`hearth: ${err.message}`);
     return ExitCode.USAGE;
   }
-  io.err(`hearth: ${err instanceof CoordinatorError ? `${err.message} [${err.code}]` : messageOf(err)}`);
+  // The message may quote an API's answer: escaped like table cells.
+  io.err(`hearth: ${escapeForTerminal(err instanceof CoordinatorError ? `${err.message} [${err.code}]` : messageOf(err))}`);
   return exitCode === ExitCode.OK ? ExitCode.FAILED : exitCode;
 }
