@@ -65,14 +65,22 @@ export function parseJsonBody(text: string): unknown {
   return parsed;
 }
 
+/** A media type fastify can parse (`type/subtype`, then parameters). */
+const MEDIA_TYPE = /^\s*[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+\s*(;.*)?$/;
+
 /**
  * Replaces fastify's body parsers with Cinder's reading of bodies: `application/json` and
  * `application/vnd.openstack.volume+json` (any parameters, e.g. `charset`) are parsed by
  * {@link parseJsonBody}; a body of any other type is read (within the body limit) and ignored,
- * as Cinder ignores a body whose Content-Type it does not support — the request then goes on as
- * one without a body, and a route that needs one says so with a 400.
+ * as Cinder ignores a body whose Content-Type it does not support or cannot parse — the request
+ * then goes on as one without a body, and a route that needs one says so with a 400.
  */
 export function registerBodyParsers(app: FastifyInstance): void {
+  // Cinder reads a Content-Type it cannot parse as none at all; fastify would answer 415.
+  app.addHook('onRequest', async (req) => {
+    const type = req.headers['content-type'];
+    if (type !== undefined && !MEDIA_TYPE.test(type)) delete req.headers['content-type'];
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser([...JSON_MEDIA_TYPES], { parseAs: 'string' }, (_req: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void) => {
     try {

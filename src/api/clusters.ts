@@ -4,7 +4,7 @@ import { clusterDetailJson, clusterSummaryJson, clusterUpdateJson, serviceJson }
 import { buildClusterViews, buildServiceViews, clusterMatches, findCluster, parseClusterFilters, serviceMatches } from '../membership/views.js';
 import { HttpError } from './faults.js';
 import { atLeast } from './microversion.js';
-import { previewKeys, previewText } from './preview.js';
+import { previewKeys, previewText } from '../preview.js';
 import type { RouteModule } from './server.js';
 
 /** Clusters appear at 3.7; replication fields and filters at 3.26; `backend_state` at 3.49. */

@@ -7,7 +7,7 @@ import { buildMemberRows, type MemberRow } from '../membership/member-rows.js';
 import type { Membership } from '../membership/membership.js';
 import { matchesHost } from '../membership/views.js';
 import { HttpError } from './faults.js';
-import { previewText } from './preview.js';
+import { previewText } from '../preview.js';
 import type { RouteModule } from './server.js';
 
 /** What the operator views read. */

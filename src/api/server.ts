@@ -11,7 +11,7 @@ import { registerBodyParsers } from './body.js';
 import { faultBody, HttpError, toFault } from './faults.js';
 import { defaultPublicUrl, HostCheck, PublicLinks } from './host-check.js';
 import { atLeast, formatVersion, type Microversion, MIN_VERSION, negotiate, VERSION_HEADER } from './microversion.js';
-import { previewText } from './preview.js';
+import { previewText } from '../preview.js';
 import { registerVersionRoutes } from './versions.js';
 
 declare module 'fastify' {

@@ -3,7 +3,7 @@ import type { Membership } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
 import type { StateStore } from '../state/state-store.js';
 import { HttpError } from './faults.js';
-import { previewText } from './preview.js';
+import { previewText } from '../preview.js';
 import type { RouteModule } from './server.js';
 
 /** What removing a service reads and changes. */

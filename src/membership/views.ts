@@ -3,7 +3,7 @@
  * filters of Cinder's cluster API. No I/O and no clock: up and down come from whether a
  * member's alive entry exists, never from how old a timestamp is.
  */
-import { previewKeys, previewText } from '../api/preview.js';
+import { previewKeys, previewText } from '../preview.js';
 import { InvalidInputError } from '../errors.js';
 import type { AliveMember, MembershipSnapshot, ServiceRecord } from './records.js';
 

@@ -34,6 +34,9 @@ export function createLimitedServer(limits: ListenerLimits, handler: (req: Incom
       headersTimeout,
       keepAliveTimeout: limits.keepAliveTimeoutMs,
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(headersTimeout / 2))),
+      // Node would answer a request without Host itself, with an empty 400; the handler answers it
+      // (the API with a fault body where the Host matters, in noauth mode).
+      requireHostHeader: false,
     },
     handler,
   );

@@ -3,7 +3,7 @@
  * JSON schema and controller read it, the `resource_id` lookup rule, the services the request
  * selects, and the `{cleaning, unavailable}` answer. Messages follow Cinder's.
  */
-import { preview, previewKeys, previewText } from '../api/preview.js';
+import { preview, previewKeys, previewText } from '../preview.js';
 import { InvalidInputError } from '../errors.js';
 import type { MembershipSnapshot, ServiceRecord } from '../membership/records.js';
 import { matchesHost } from '../membership/views.js';

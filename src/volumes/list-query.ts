@@ -5,7 +5,7 @@
  * silently returns everything.
  */
 import { atLeast, type Microversion } from '../api/microversion.js';
-import { previewKeys, previewText } from '../api/preview.js';
+import { previewKeys, previewText } from '../preview.js';
 import { InvalidInputError } from '../errors.js';
 import type { ListQuery, SortKey } from '../state/state-store.js';
 

@@ -5,7 +5,7 @@
  * snapshot, an image, a backup, …) are refused rather than ignored.
  */
 import { z } from 'zod';
-import { preview, previewKeys } from '../api/preview.js';
+import { preview, previewKeys } from '../preview.js';
 import { InvalidInputError } from '../errors.js';
 import { MIGRATION_STATUSES } from '../state/records.js';
 

@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RequestAuth } from '../api/auth.js';
 import { HttpError } from '../api/faults.js';
 import { atLeast } from '../api/microversion.js';
-import { previewKeys, previewText } from '../api/preview.js';
+import { previewKeys, previewText } from '../preview.js';
 import type { RouteModule } from '../api/server.js';
 import { InvalidInputError } from '../errors.js';
 import type { Page } from '../state/state-store.js';

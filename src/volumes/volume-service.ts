@@ -1,4 +1,4 @@
-import { previewText } from '../api/preview.js';
+import { previewText } from '../preview.js';
 import { randomUUID } from 'node:crypto';
 import { InvalidInputError, messageOf, NotFoundError } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
@@ -77,7 +77,7 @@ export class VolumeService {
 
   async createVolume(ctx: RequestContext, input: CreateVolumeInput): Promise<VolumeRecord> {
     const zone = input.availabilityZone ?? this.o.availabilityZone;
-    if (zone !== this.o.availabilityZone) throw new InvalidInputError(`Availability zone '${zone}' is invalid (this cluster serves '${this.o.availabilityZone}').`);
+    if (zone !== this.o.availabilityZone) throw new InvalidInputError(`Availability zone '${previewText(zone)}' is invalid (this cluster serves '${this.o.availabilityZone}').`);
     const type = input.volumeType ?? DEFAULT_VOLUME_TYPE;
     if (type !== DEFAULT_VOLUME_TYPE) throw new NotFoundError('volume type', type, `Volume type with name ${previewText(type)} could not be found.`);
     const admission = await this.o.admission.admitsNewVolumes(this.o.cluster);
@@ -218,7 +218,7 @@ export class VolumeService {
   }
 
   private checkResettable(resource: 'volume' | 'snapshot', status: string): void {
-    if (!isKnownStatus(resource, status)) throw new InvalidInputError(`Invalid input received: '${status}' is not a valid ${resource} status.`);
+    if (!isKnownStatus(resource, status)) throw new InvalidInputError(`Invalid input received: '${previewText(status)}' is not a valid ${resource} status.`);
     if (isTransitional(resource, status)) {
       throw new InvalidInputError(
         `Invalid input received: cannot reset a ${resource} to ${status}: no operation would ever finish it (choose one of ${resettableStatuses(resource).join(', ')}).`,

@@ -33,8 +33,7 @@ export function preview(value: unknown, options: PreviewOptions = {}): string {
   const maxDepth = Math.max(0, options.maxDepth ?? PREVIEW_MAX_DEPTH);
   let text: string;
   try {
-    // Render a little more than fits, so that the cut below is what bounds the length.
-    text = render(value, maxDepth, maxChars + 1);
+    text = render(value, maxDepth, maxChars);
   } catch {
     text = '(unprintable value)';
   }
@@ -50,9 +49,10 @@ export function previewText(s: string, maxChars = PREVIEW_MAX_CHARS): string {
   return escapeInvisible(JSON.stringify(cut).slice(1, -1));
 }
 
-/** A string as a JSON string literal, cut to about `budget` characters first. */
+/** A string as a JSON string literal of about `budget` characters (cut, with `…`, inside the quotes). */
 function quote(s: string, budget: number): string {
-  const cut = s.length > budget ? `${s.slice(0, budget)}…` : s;
+  const room = Math.max(1, budget - 3);
+  const cut = s.length > room ? `${s.slice(0, room)}…` : s;
   return escapeInvisible(JSON.stringify(cut));
 }
 
