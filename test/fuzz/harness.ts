@@ -54,8 +54,10 @@ export class ApiFuzzer {
   private readonly db: Database.Database;
   private readonly pool: { volumes: string[]; snapshots: string[] } = { volumes: [], snapshots: [] };
   private readonly started = performance.now();
-  /** False after a request that may have written, until the store is seen quiet again. */
-  private quiet = true;
+  /** True after a request that may have started work, until the worker is seen idle again. */
+  private dirty = false;
+  /** The last wait for idleness timed out (an operation that does not finish): wait briefly from then on. */
+  private stuck = false;
 
   private constructor(
     readonly hearth: HearthProcess,
@@ -73,10 +75,10 @@ export class ApiFuzzer {
       const created = await fuzzer.send({ route: 'seed', method: 'POST', path: '/v3/admin/volumes', headers: fuzzer.goodHeaders(), body: '{"volume":{"size":1}}', pick: 0 });
       if (created.status !== 202) throw new Error(`seeding a volume failed: ${created.status} ${created.body}`);
     }
-    await fuzzer.untilQuiet();
+    await fuzzer.untilIdle();
     const snap = await fuzzer.send({ route: 'seed', method: 'POST', path: '/v3/admin/snapshots', headers: fuzzer.goodHeaders(), body: `{"snapshot":{"volume_id":"${fuzzer.pool.volumes[0] ?? ''}"}}`, pick: 0 });
     if (snap.status !== 202) throw new Error(`seeding a snapshot failed: ${snap.status} ${snap.body}`);
-    await fuzzer.untilQuiet();
+    await fuzzer.untilIdle();
     fuzzer.stats.requests = 0;
     fuzzer.stats.byStatus = {};
     fuzzer.stats.byRoute = {};
@@ -89,8 +91,9 @@ export class ApiFuzzer {
 
   /** Sends one generated request and checks its answer; throws {@link FuzzViolation} on a broken rule. */
   async check(req: FuzzRequest): Promise<boolean> {
-    if (!this.quiet) await this.untilQuiet();
-    const before = this.quiet ? await this.fingerprint() : undefined;
+    if (this.dirty) this.dirty = !(await this.untilIdle());
+    // The "nothing written" check needs a store nobody else writes to: skipped while work is pending.
+    const before = this.dirty ? undefined : await this.fingerprint();
     const answer = await this.send(req);
     if (answer.status === -1) return true;
     const where = `${req.method} ${req.path.slice(0, 200)} ${JSON.stringify(req.headers).slice(0, 300)} body=${JSON.stringify((req.body ?? '').slice(0, 200))}`;
@@ -103,7 +106,7 @@ export class ApiFuzzer {
         this.stats.revisionChecks++;
       }
     } else if (req.method !== 'GET' && req.method !== 'HEAD') {
-      this.quiet = false;
+      this.dirty = true;
     }
     if (this.stats.requests % 100 === 0) await this.checkAlive();
     return true;
@@ -208,18 +211,26 @@ export class ApiFuzzer {
     return `rev ${rev.value}, ops ${ops.n}, membership ${membership}`;
   }
 
-  /** Waits until the worker has finished what the last accepted request started (the fingerprint holds still). */
-  private async untilQuiet(): Promise<void> {
-    const deadline = Date.now() + 10_000;
-    let last = await this.fingerprint();
+  /**
+   * Waits until the worker has finished what accepted requests started: no op records left, and
+   * the fingerprint unchanged over three reads. True when it got there.
+   */
+  private async untilIdle(): Promise<boolean> {
+    const deadline = Date.now() + (this.stuck ? 500 : 10_000);
+    let last = '';
     let stable = 0;
-    while (stable < 3 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 25));
+    while (Date.now() < deadline) {
       const now = await this.fingerprint();
-      stable = now === last ? stable + 1 : 0;
+      stable = now === last && / ops 0,/.test(now) ? stable + 1 : 0;
+      if (stable >= 3) {
+        this.stuck = false;
+        return true;
+      }
       last = now;
+      await new Promise((r) => setTimeout(r, 25));
     }
-    this.quiet = stable >= 3;
+    this.stuck = true;
+    return false;
   }
 
   private async checkAlive(): Promise<void> {
