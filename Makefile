@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NPM ?= npm
 VITEST_REPORT ?= .vitest-report.json
 
-.PHONY: run test build deps system-deps typecheck lint unit integration bench bench-doc chaos clean generate image
+.PHONY: run test build deps system-deps typecheck lint unit integration bench bench-doc chaos fuzz clean generate image
 
 ## run: install what is needed, build, and start the single-node daemon on ./var
 run: build
@@ -50,6 +50,10 @@ bench-doc: node_modules/.installed
 ## chaos: the long fault suite (private etcd and RabbitMQ, 3 workers, ≥20 kills); CHAOS_KILLS, CHAOS_SECONDS, CHAOS_SEED, … (docs/failure-modes.md)
 chaos: deps
 	node --import tsx test/chaos/run.ts
+
+## fuzz: the long API fuzz run (≥10,000 generated requests against a single-node daemon; FUZZ_RUNS, FUZZ_SEED; docs/security.md)
+fuzz: deps
+	node --import tsx test/fuzz/run.ts
 
 ## generate: rewrite the generated files (docs/configuration.md, the monitoring manifests, the module table of docs/architecture.md); tests fail when they are stale
 generate: node_modules/.installed

@@ -36,7 +36,7 @@ import { MembershipMonitor } from './membership/monitor.js';
 import type { Logger } from './observability/logger.js';
 import { createRegistry } from './observability/metrics.js';
 import { Health } from './ops/health.js';
-import { OpsServer } from './ops/ops-server.js';
+import { OpsServer, opsLimits } from './ops/ops-server.js';
 import { jobBusReadiness } from './routing/job-bus.js';
 import { type BuildInfo, loadBuildInfo } from './version.js';
 
@@ -101,7 +101,7 @@ export async function startApp(config: Config, options: AppOptions, signal?: Abo
     await step('data dir', mkdir(config.dataDir, { recursive: true }));
     const backends: Backends = await step('backends', clustered ? openClusterBackends(ctx) : openSingleNodeBackends(ctx));
     health.addLiveness('data-dir-lock', () => backends.healthy());
-    const ops = closer.use('ops listener', new OpsServer(registry, health, logger.child({ component: 'ops' })));
+    const ops = closer.use('ops listener', new OpsServer(registry, health, logger.child({ component: 'ops' }), opsLimits(config.ops)));
     const opsAddress = await step('ops listener', ops.listen(config.ops.listen));
     const membershipMetrics = new MembershipMetrics(registry);
     const monitor = closer.use(

@@ -221,7 +221,7 @@ export class AmqpConnection {
     if (this.session === session) this.session = undefined;
     this.deps.metrics.amqpConnectionUp.set(0);
     if (this.stop.signal.aborted) return;
-    this.lastError = describeError(session.signal.reason);
+    this.lastError = redactUrl(describeError(session.signal.reason));
     this.deps.logger.warn({ err: session.signal.reason as unknown }, 'lost the RabbitMQ connection; reconnecting');
     this.setState('down', this.lastError);
   }

@@ -3,6 +3,7 @@
  * filters of Cinder's cluster API. No I/O and no clock: up and down come from whether a
  * member's alive entry exists, never from how old a timestamp is.
  */
+import { previewKeys, previewText } from '../preview.js';
 import { InvalidInputError } from '../errors.js';
 import { matchesHost } from '../identity.js';
 import type { AliveMember, MembershipSnapshot, ServiceRecord } from '../membership/records.js';
@@ -138,11 +139,11 @@ export function parseBool(key: string, value: string): boolean {
   const word = value.trim().toLowerCase();
   if (TRUE_WORDS.has(word)) return true;
   if (FALSE_WORDS.has(word)) return false;
-  throw new InvalidInputError(`Value '${value}' for '${key}' is not a boolean.`);
+  throw new InvalidInputError(`Value '${previewText(value, 40)}' for '${key}' is not a boolean.`);
 }
 
 function parseCount(key: string, value: string): number {
-  if (!/^\s*\d+\s*$/.test(value)) throw new InvalidInputError(`Invalid input received: Value '${value}' for '${key}' is not an integer.`);
+  if (!/^\s*\d+\s*$/.test(value)) throw new InvalidInputError(`Invalid input received: Value '${previewText(value, 40)}' for '${key}' is not an integer.`);
   return Number(value);
 }
 
@@ -161,7 +162,7 @@ function lastValue(value: string | readonly string[] | undefined): string | unde
 export function parseClusterFilters(query: Readonly<Record<string, string | readonly string[] | undefined>>, replication: boolean): ClusterFilters {
   const allowed = new Set<string>([...BASE_FILTER_KEYS, ...(replication ? REPLICATION_FILTER_KEYS : [])]);
   const unknown = Object.keys(query).filter((k) => !allowed.has(k));
-  if (unknown.length > 0) throw new InvalidInputError(`Invalid input received: Invalid filter keys: ${unknown.join(', ')}`);
+  if (unknown.length > 0) throw new InvalidInputError(`Invalid input received: Invalid filter keys: ${previewKeys(unknown)}`);
   const get = (key: string): string | undefined => lastValue(query[key]);
   const filters: { -readonly [K in keyof ClusterFilters]: ClusterFilters[K] } = {};
   const name = get('name');

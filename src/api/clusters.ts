@@ -4,6 +4,7 @@ import { clusterDetailJson, clusterSummaryJson, clusterUpdateJson, serviceJson }
 import { buildClusterViews, buildServiceViews, clusterMatches, findCluster, parseClusterFilters, serviceMatches } from './cluster-views.js';
 import { HttpError } from './faults.js';
 import { atLeast } from './microversion.js';
+import { previewKeys, previewText } from '../preview.js';
 import type { RouteModule } from './server.js';
 
 /** Clusters appear at 3.7; replication fields and filters at 3.26; `backend_state` at 3.49. */
@@ -21,7 +22,7 @@ function lastOf(value: string | string[] | undefined): string | undefined {
 }
 
 function notFound(name: string): HttpError {
-  return new HttpError(404, `Cluster ${name} could not be found.`, 'NOT_FOUND');
+  return new HttpError(404, `Cluster ${previewText(name)} could not be found.`, 'NOT_FOUND');
 }
 
 /** A Cinder-style validation failure of one body field. */
@@ -35,7 +36,7 @@ export function parseUpdateBody(body: unknown, disable: boolean): { name: string
   const o = body as Record<string, unknown>;
   const allowed = disable ? ['name', 'binary', 'disabled_reason'] : ['name', 'binary'];
   const extra = Object.keys(o).filter((k) => !allowed.includes(k));
-  if (extra.length > 0) throw new HttpError(400, `Additional properties are not allowed (${extra.map((k) => `'${k}'`).join(', ')} ${extra.length === 1 ? 'was' : 'were'} unexpected)`);
+  if (extra.length > 0) throw new HttpError(400, `Additional properties are not allowed (${previewKeys(extra, { quoted: true })} ${extra.length === 1 ? 'was' : 'were'} unexpected)`);
   const name = o.name;
   if (name === undefined) throw new HttpError(400, "'name' is a required property");
   if (typeof name !== 'string' || name.length < 1 || name.length > 255 || name.trim() !== name) {

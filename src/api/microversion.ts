@@ -13,10 +13,23 @@ export const MAX_VERSION: Microversion = { major: 3, minor: 70 };
 /** The header clients send and servers echo. */
 export const VERSION_HEADER = 'openstack-api-version';
 
-/** `3.26` → {3, 26}; undefined when the text is not a version. */
+/**
+ * Cinder's form of a version (cinder/api/openstack/api_version_request.py): `Major.Minor`, no
+ * leading zeros, e.g. `3.26` or `3.0`.
+ */
+const VERSION_FORM = /^([1-9]\d*)\.([1-9]\d*|0)$/;
+
+/**
+ * Digits a version part may have to be read as a number; a longer one (still a well-formed
+ * version) is beyond any version served, so it is reported as out of range, never rounded.
+ */
+const MAX_VERSION_DIGITS = 6;
+
+/** `3.26` → {3, 26}; undefined when the text is not a version in Cinder's form or has a part too long to be served. */
 export function parseVersion(text: string): Microversion | undefined {
-  const m = /^(\d+)\.(\d+)$/.exec(text.trim());
-  return m ? { major: Number(m[1]), minor: Number(m[2]) } : undefined;
+  const m = VERSION_FORM.exec(text.trim());
+  if (!m || (m[1] as string).length > MAX_VERSION_DIGITS || (m[2] as string).length > MAX_VERSION_DIGITS) return undefined;
+  return { major: Number(m[1]), minor: Number(m[2]) };
 }
 
 export function formatVersion(v: Microversion): string {
@@ -35,30 +48,49 @@ export function atLeast(v: Microversion, min: string): boolean {
   return compareVersions(v, m) >= 0;
 }
 
-/** The requested version is outside what the server serves (HTTP 406). */
+/** The requested version is outside what the server serves (HTTP 406, Cinder's InvalidGlobalAPIVersion). */
 export class VersionNotAcceptableError extends CoordinatorError {
   constructor(message: string) {
     super('INVALID_INPUT', message);
   }
 }
 
+/** The version header is not of Cinder's form (HTTP 400, Cinder's InvalidAPIVersionString). */
+export class MalformedVersionError extends CoordinatorError {
+  constructor(message: string) {
+    super('INVALID_INPUT', message);
+  }
+}
+
+/** A version as the client wrote it, for a message: JSON-quoted and cut, so it can never be long or hide text. */
+function shownVersion(text: string): string {
+  return JSON.stringify(text.length > 24 ? `${text.slice(0, 23)}…` : text).replace(/[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u206f]/g, '?');
+}
+
 /**
  * Reads `OpenStack-API-Version: volume X.Y` (or `volume latest`). No header means 3.0, as in
  * Cinder. Headers for other services are ignored.
  *
- * @throws VersionNotAcceptableError for a malformed or out-of-range version.
+ * As Cinder answers: a version not of the form `Major.Minor` (`3`, `3.07`, `v3.1`, `volume`
+ * with no version) is 400; a well-formed one outside 3.0–3.70 is 406, and is named exactly as
+ * sent (never rounded: `3.000000000000000000000000000001` is not 3.0).
+ *
+ * @throws MalformedVersionError for a malformed version.
+ * @throws VersionNotAcceptableError for one outside the served range.
  */
 export function negotiate(header: string | string[] | undefined): Microversion {
   const values = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',');
   for (const value of values) {
-    const [service, version] = value.trim().split(/\s+/, 2);
-    if (service?.toLowerCase() !== 'volume' || version === undefined) continue;
+    const [service, version = ''] = value.trim().split(/\s+/, 2);
+    if (service?.toLowerCase() !== 'volume') continue;
     if (version.toLowerCase() === 'latest') return MAX_VERSION;
+    if (!VERSION_FORM.test(version)) {
+      throw new MalformedVersionError(`API Version String ${shownVersion(version)} is of invalid format. Must be of format MajorNum.MinorNum.`);
+    }
     const v = parseVersion(version);
-    if (!v) throw new VersionNotAcceptableError(`Invalid API version format ${JSON.stringify(version)}.`);
-    if (compareVersions(v, MIN_VERSION) < 0 || compareVersions(v, MAX_VERSION) > 0) {
+    if (!v || compareVersions(v, MIN_VERSION) < 0 || compareVersions(v, MAX_VERSION) > 0) {
       throw new VersionNotAcceptableError(
-        `Version ${formatVersion(v)} is not supported by the API. Minimum is ${formatVersion(MIN_VERSION)} and maximum is ${formatVersion(MAX_VERSION)}.`,
+        `Version ${v ? formatVersion(v) : shownVersion(version)} is not supported by the API. Minimum is ${formatVersion(MIN_VERSION)} and maximum is ${formatVersion(MAX_VERSION)}.`,
       );
     }
     return v;

@@ -7,6 +7,7 @@ import { buildMemberRows, type MemberRow } from '../membership/member-rows.js';
 import type { Membership } from '../membership/membership.js';
 import { matchesHost } from '../identity.js';
 import { HttpError } from './faults.js';
+import { previewText } from '../preview.js';
 import type { RouteModule } from './server.js';
 
 /** What the operator views read. */
@@ -22,7 +23,7 @@ type Query = Record<string, string | string[] | undefined>;
 export function parseViewQuery<K extends string>(query: Query, allowed: readonly K[]): Partial<Record<K, string>> {
   const out: Partial<Record<K, string>> = {};
   for (const [key, raw] of Object.entries(query)) {
-    if (!(allowed as readonly string[]).includes(key)) throw new HttpError(400, `Invalid filter keys: ${key}. Allowed: ${allowed.join(', ')}.`);
+    if (!(allowed as readonly string[]).includes(key)) throw new HttpError(400, `Invalid filter keys: ${previewText(key, 40)}. Allowed: ${allowed.join(', ')}.`);
     const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
     if (value === undefined || value === '') throw new HttpError(400, `Invalid input: filter ${key} must not be empty.`);
     out[key as K] = value;

@@ -3,6 +3,7 @@ import type { Membership } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
 import type { StateStore } from '../state/state-store.js';
 import { HttpError } from './faults.js';
+import { previewText } from '../preview.js';
 import type { RouteModule } from './server.js';
 
 /** What removing a service reads and changes. */
@@ -39,7 +40,7 @@ export function serviceRemovalRoutes(options: ServiceRemovalOptions): RouteModul
         const named = owned.slice(0, NAMED_OPS).map((op) => `${op.type} ${op.id} (${op.kind})`);
         throw new HttpError(
           409,
-          `Service ${binary} ${host} still owns ${owned.length} unfinished operation(s): ${named.join(', ')}${owned.length > NAMED_OPS ? ', …' : ''}. Clean them up first (cinder work-cleanup --host ${host}).`,
+          `Service ${previewText(binary)} ${previewText(host)} still owns ${owned.length} unfinished operation(s): ${named.join(', ')}${owned.length > NAMED_OPS ? ', …' : ''}. Clean them up first (cinder work-cleanup --host ${previewText(host)}).`,
           'CONFLICT',
         );
       }
@@ -48,8 +49,8 @@ export function serviceRemovalRoutes(options: ServiceRemovalOptions): RouteModul
         options.logger.info({ binary, host, cluster: result.service.cluster }, 'service record removed');
         return { service: { binary: result.service.binary, host: result.service.host, cluster: result.service.cluster } };
       }
-      if (result.reason === 'not-found') throw new HttpError(404, `Service ${binary} on host ${host} could not be found.`, 'NOT_FOUND');
-      throw new HttpError(409, `Service ${binary} on host ${host} is alive (incarnation ${result.incarnation}); stop it first.`, 'CONFLICT');
+      if (result.reason === 'not-found') throw new HttpError(404, `Service ${previewText(binary)} on host ${previewText(host)} could not be found.`, 'NOT_FOUND');
+      throw new HttpError(409, `Service ${previewText(binary)} on host ${previewText(host)} is alive (incarnation ${result.incarnation}); stop it first.`, 'CONFLICT');
     });
   };
 }

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
+import { MIN_TOKEN_LENGTH, parseApiToken } from '../config/secret-file.js';
 import { ConfigError, messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 
-/** Shortest token accepted: shorter ones are guessable. */
-export const MIN_TOKEN_LENGTH = 16;
+export { MIN_TOKEN_LENGTH };
 
 /** How long a token read from its file is trusted before the file is looked at again. */
 export const TOKEN_RECHECK_MS = 5_000;
@@ -110,14 +110,9 @@ export class TokenFile {
     } catch (err) {
       return { ok: false, unchanged: false, message: `cannot read ${this.path}: ${messageOf(err)}` };
     }
-    const token = text.trim();
-    // Never put the token itself into a message: these end up in logs.
-    if (token.length < MIN_TOKEN_LENGTH) {
-      return { ok: false, unchanged: false, message: `the token in ${this.path} must be at least ${MIN_TOKEN_LENGTH} characters long` };
-    }
-    if (!/^[\x21-\x7e]+$/.test(token)) {
-      return { ok: false, unchanged: false, message: `the token in ${this.path} must be printable ASCII with no spaces` };
-    }
-    return { ok: true, digest: tokenDigest(token), fingerprint };
+    // The same rule as `hearth config check`; its problem never quotes the token (messages end up in logs).
+    const token = parseApiToken(text);
+    if (!token.ok) return { ok: false, unchanged: false, message: `${this.path} ${token.problem}` };
+    return { ok: true, digest: tokenDigest(token.token), fingerprint };
   }
 }

@@ -4,12 +4,7 @@ import { formatVersion, MAX_VERSION, MIN_VERSION } from './microversion.js';
 /** When hearth's v3 API last changed, as Cinder reports `updated`. */
 const UPDATED = '2023-08-31T00:00:00Z';
 
-function baseUrl(req: FastifyRequest): string {
-  const host = req.headers.host ?? `${req.hostname}`;
-  return `${req.protocol}://${host}`;
-}
-
-/** The version document in Cinder's shape, with its self link taken from the request. */
+/** The version document in Cinder's shape, with its self link under `api.publicUrl` (never the Host header). */
 export function versionDocument(req: FastifyRequest): { versions: unknown[] } {
   return {
     versions: [
@@ -21,7 +16,7 @@ export function versionDocument(req: FastifyRequest): { versions: unknown[] } {
         updated: UPDATED,
         links: [
           { rel: 'describedby', type: 'text/html', href: 'https://docs.openstack.org/' },
-          { rel: 'self', href: `${baseUrl(req)}/v3/` },
+          { rel: 'self', href: `${req.publicBase}/v3/` },
         ],
         'media-types': [{ base: 'application/json', type: 'application/vnd.openstack.volume+json;version=3' }],
       },

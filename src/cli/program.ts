@@ -10,7 +10,7 @@ import { registerService } from './commands/service.js';
 import { registerVolume } from './commands/volume.js';
 import type { CommandContext } from './context.js';
 import { ExitCode } from './exit-codes.js';
-import { type Io, processIo } from './output.js';
+import { escapeForTerminal, type Io, processIo } from './output.js';
 
 /** Command modules; each adds its subcommands. */
 const modules = [registerServe, registerConfig, registerVolume, registerCluster, registerService, registerOrphans, registerOperatorViews];
@@ -45,6 +45,7 @@ function reportFailure(err: unknown, io: Io, exitCode: number): number {
     io.err(`hearth: ${err.message}`);
     return ExitCode.USAGE;
   }
-  io.err(`hearth: ${err instanceof CoordinatorError ? `${err.message} [${err.code}]` : messageOf(err)}`);
+  // The message may quote an API's answer: escaped like table cells.
+  io.err(`hearth: ${escapeForTerminal(err instanceof CoordinatorError ? `${err.message} [${err.code}]` : messageOf(err))}`);
   return exitCode === ExitCode.OK ? ExitCode.FAILED : exitCode;
 }

@@ -1,4 +1,5 @@
 import type { ConfigIssue } from '../errors.js';
+import { redactUrl } from './redact.js';
 import type { Config } from './schema.js';
 
 /**
@@ -11,6 +12,18 @@ export function credentialIssues(config: Pick<Config, 'etcd' | 'amqp'>): ConfigI
 
 function etcdIssues(etcd: Config['etcd']): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
+  // etcd3 hands the endpoint to gRPC as a target: a user:password in it is never used to log in,
+  // but it is written into every connection error. Refuse it, and say where credentials go.
+  const credentialed = etcd.endpoints.filter((e) => e.includes('@'));
+  if (credentialed.length > 0) {
+    issues.push({
+      path: 'etcd.endpoints',
+      env: 'HEARTH_ETCD_ENDPOINTS',
+      message:
+        `must not hold a user or password (${credentialed.map(redactUrl).join(', ')}): etcd does not read credentials from the URL; ` +
+        'set etcd.username and etcd.passwordFile (or certificates: etcd.certFile, etcd.keyFile)',
+    });
+  }
   if (etcd.password !== '' && etcd.passwordFile !== '') {
     issues.push({ path: 'etcd.passwordFile', env: 'HEARTH_ETCD_PASSWORD_FILE', message: 'set etcd.password or etcd.passwordFile, not both' });
   }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, type ConfigIssue, messageOf } from '../errors.js';
 import { flattenSpec, isOptionSpec, type OptionEntry, type SpecTree } from './option.js';
+import { redactUrl } from './redact.js';
 import { type Config, configSpec } from './schema.js';
 import { crossFieldIssues } from './rules.js';
 import { secretFileIssues } from './secret-file.js';
@@ -135,20 +136,30 @@ function fromText(entry: OptionEntry, text: string): { ok: true; value: unknown 
     case 'int':
       return /^-?\d+$/.test(trimmed)
         ? { ok: true, value: Number(trimmed) }
-        : { ok: false, message: `expected an integer${unitSuffix(entry)}, got ${JSON.stringify(text)}` };
+        : { ok: false, message: `expected an integer${unitSuffix(entry)}, got ${shown(entry, text)}` };
     case 'number': {
       const n = Number(trimmed);
       return trimmed !== '' && Number.isFinite(n)
         ? { ok: true, value: n }
-        : { ok: false, message: `expected a number${unitSuffix(entry)}, got ${JSON.stringify(text)}` };
+        : { ok: false, message: `expected a number${unitSuffix(entry)}, got ${shown(entry, text)}` };
     }
     case 'bool':
       if (/^(true|1|yes|on)$/i.test(trimmed)) return { ok: true, value: true };
       if (/^(false|0|no|off)$/i.test(trimmed)) return { ok: true, value: false };
-      return { ok: false, message: `expected true or false, got ${JSON.stringify(text)}` };
+      return { ok: false, message: `expected true or false, got ${shown(entry, text)}` };
     case 'list':
       return { ok: true, value: trimmed.split(',').map((s) => s.trim()).filter((s) => s.length > 0) };
   }
+}
+
+/**
+ * A value quoted in an error message: never a secret option's, and with URL credentials removed
+ * from any other (a password can be pasted into the wrong option), cut to a readable length.
+ */
+function shown(entry: OptionEntry, value: unknown): string {
+  if (entry.spec.secret === 'value') return '(hidden: a secret)';
+  const text = redactUrl(JSON.stringify(value) ?? String(value));
+  return text.length > 200 ? `${text.slice(0, 199)}…` : text;
 }
 
 function unitSuffix(entry: OptionEntry): string {
@@ -164,7 +175,7 @@ function validate(values: Map<string, unknown>, issues: ConfigIssue[]): Config {
       setPath(root, entry.path, result.data);
     } else {
       const detail = result.error.issues.map((i) => (i.path.length ? `[${i.path.join('.')}] ` : '') + i.message).join('; ');
-      issues.push({ path: entry.path, env: entry.env, message: `${detail} (got ${JSON.stringify(raw)})` });
+      issues.push({ path: entry.path, env: entry.env, message: `${detail} (got ${shown(entry, raw)})` });
     }
   }
   return deepFreeze(root) as unknown as Config;

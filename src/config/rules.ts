@@ -55,6 +55,16 @@ export function crossFieldIssues(config: Config): ConfigIssue[] {
   if ((config.amqp.certFile === '') !== (config.amqp.keyFile === '')) {
     issues.push({ path: 'amqp.keyFile', env: 'HEARTH_AMQP_KEY_FILE', message: 'amqp.certFile and amqp.keyFile go together' });
   }
+  for (const listener of ['api', 'ops'] as const) {
+    const l = config[listener];
+    if (l.headersTimeoutMs > l.requestTimeoutMs) {
+      issues.push({
+        path: `${listener}.headersTimeoutMs`,
+        env: `HEARTH_${listener.toUpperCase()}_HEADERS_TIMEOUT_MS`,
+        message: `must be at most ${listener}.requestTimeoutMs (${l.requestTimeoutMs} ms), got ${l.headersTimeoutMs} ms`,
+      });
+    }
+  }
   issues.push(...credentialIssues(config));
   if (config.roles.includes('api')) issues.push(...apiAuthIssues(config.api, parseListen(config.api.listen).host));
   return issues;

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { opt, type SpecTree, type ValueOf } from './option.js';
@@ -8,6 +9,51 @@ const listenSchema = z
   .string()
   .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:8776');
 const urlItem = z.string().regex(/^https?:\/\/[^\s/]+$/, 'must be an http(s)://host:port URL');
+const HOST_PART = '(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+)';
+const publicUrlSchema = z
+  .string()
+  .regex(new RegExp(`^(https?://${HOST_PART}(:\\d{1,5})?(/[^\\s?#@]*)?)?$`), 'must be an http(s)://host[:port][/path] URL without user, query or fragment');
+const hostItem = z.string().regex(new RegExp(`^${HOST_PART}(:\\d{1,5})?$`), 'must be host or host:port, e.g. localhost:18776');
+const proxyItem = z.string().refine((s) => {
+  const [address, bits, ...rest] = s.split('/');
+  const family = isIP(address ?? '');
+  if (family === 0 || rest.length > 0) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+}, 'must be an IP address or a CIDR range, e.g. 10.0.0.0/8');
+
+/** Timeouts and a connection limit of one listener (see ListenerLimits in src/ops/listener-limits.ts). */
+function listenerLimits(what: string, defaults: { requestTimeoutMs: number; headersTimeoutMs: number; keepAliveTimeoutMs: number; maxConnections: number }) {
+  return {
+    requestTimeoutMs: opt.int({
+      default: defaults.requestTimeoutMs,
+      min: 1_000,
+      max: 600_000,
+      unit: 'ms',
+      doc: `Longest time the ${what} waits for a whole request (headers and body); a slower client gets 408 and its connection is closed.`,
+    }),
+    headersTimeoutMs: opt.int({
+      default: defaults.headersTimeoutMs,
+      min: 1_000,
+      max: 600_000,
+      unit: 'ms',
+      doc: `Longest time the ${what} waits for a request's headers (at most requestTimeoutMs).`,
+    }),
+    keepAliveTimeoutMs: opt.int({
+      default: defaults.keepAliveTimeoutMs,
+      min: 100,
+      max: 600_000,
+      unit: 'ms',
+      doc: `How long the ${what} keeps an idle keep-alive connection open between requests.`,
+    }),
+    maxConnections: opt.int({
+      default: defaults.maxConnections,
+      min: 1,
+      max: 100_000,
+      unit: 'count',
+      doc: `Most connections the ${what} holds open at once; further ones are closed as soon as they are accepted.`,
+    }),
+  };
+}
 
 function defaultHost(): string {
   // The pod name in Kubernetes; a host name is never empty but may contain dots.
@@ -123,6 +169,22 @@ export const configSpec = {
       default: false,
       doc: 'Allow noauth on a non-loopback api.listen, so that anyone who reaches the port is admin. For isolated test labs only.',
     }),
+    publicUrl: opt.string({
+      schema: publicUrlSchema,
+      default: '',
+      doc: 'Base URL of the API as clients reach it (e.g. http://hearth-api:8776), used for the links in responses; never taken from the Host header. Empty: http://<api.listen> (0.0.0.0 and :: read as 127.0.0.1 and [::1]).',
+    }),
+    allowedHosts: opt.list({
+      item: hostItem,
+      default: [],
+      doc: 'In noauth mode, Host header values accepted besides localhost, 127.0.0.0/8 and [::1] with the listen port (e.g. localhost:18776 for an SSH tunnel). Every other Host is refused, against DNS rebinding.',
+    }),
+    trustedProxies: opt.list({
+      item: proxyItem,
+      default: [],
+      doc: 'Addresses or CIDR ranges of reverse proxies whose X-Forwarded-Proto and X-Forwarded-Host build the links in responses. Empty: X-Forwarded-* headers are ignored.',
+    }),
+    ...listenerLimits('API', { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, maxConnections: 512 }),
   },
   ops: {
     listen: opt.string({
@@ -130,6 +192,7 @@ export const configSpec = {
       default: '127.0.0.1:9776',
       doc: 'Address of the operations listener: /metrics, /livez and /readyz.',
     }),
+    ...listenerLimits('ops listener', { requestTimeoutMs: 10_000, headersTimeoutMs: 5_000, keepAliveTimeoutMs: 5_000, maxConnections: 64 }),
   },
   etcd: {
     endpoints: opt.list({

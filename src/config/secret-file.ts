@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { type ConfigIssue, messageOf } from '../errors.js';
+import { effectiveAuthMode } from './api-auth.js';
 import type { Config } from './schema.js';
 
 /** Larger files are refused: a password is short, so a big file is the wrong file. */
@@ -46,6 +47,31 @@ export function readSecretFileSync(path: string): SecretRead {
   }
 }
 
+/** Shortest API token accepted: shorter ones are guessable. */
+export const MIN_TOKEN_LENGTH = 16;
+
+/**
+ * The API token in a token file's text: surrounding whitespace (the trailing newline) is
+ * ignored; the rest must be at least {@link MIN_TOKEN_LENGTH} printable ASCII characters with no
+ * spaces. `problem` never quotes the token. `hearth serve` and `hearth config check` both use
+ * this rule, so a file one refuses the other refuses too.
+ */
+export function parseApiToken(text: string): { readonly ok: true; readonly token: string } | { readonly ok: false; readonly problem: string } {
+  const token = text.trim();
+  if (token.length < MIN_TOKEN_LENGTH) return { ok: false, problem: `must hold a token of at least ${MIN_TOKEN_LENGTH} characters` };
+  if (!/^[\x21-\x7e]+$/.test(token)) return { ok: false, problem: 'must hold a token of printable ASCII characters with no spaces' };
+  return { ok: true, token };
+}
+
+/** The token files the configuration uses: the API's, in token mode with the api role only. */
+function tokenFilesOf(config: Pick<Config, 'api' | 'roles'>): { path: string; env: string; file: string }[] {
+  if (!config.roles.includes('api') || effectiveAuthMode(config.api) !== 'token') return [];
+  return [
+    { path: 'api.tokenFile', env: 'HEARTH_API_TOKEN_FILE', file: config.api.tokenFile },
+    { path: 'api.readerTokenFile', env: 'HEARTH_API_READER_TOKEN_FILE', file: config.api.readerTokenFile },
+  ].filter((f) => f.file !== '');
+}
+
 /** The secret files the configuration names: option path, environment name and file. */
 export function secretFilesOf(config: Pick<Config, 'etcd' | 'amqp'>): { path: string; env: string; file: string }[] {
   return [
@@ -54,12 +80,31 @@ export function secretFilesOf(config: Pick<Config, 'etcd' | 'amqp'>): { path: st
   ].filter((f) => f.file !== '');
 }
 
-/** Reads every secret file the configuration names and reports those that are unusable. */
-export async function secretFileIssues(config: Pick<Config, 'etcd' | 'amqp'>): Promise<ConfigIssue[]> {
+/**
+ * Reads every secret file the configuration names — password files and, where the API runs with
+ * tokens, the token files — and reports those that are unusable, as `hearth serve` would.
+ */
+export async function secretFileIssues(config: Pick<Config, 'etcd' | 'amqp' | 'api' | 'roles'>): Promise<ConfigIssue[]> {
   const issues: ConfigIssue[] = [];
   for (const { path, env, file } of secretFilesOf(config)) {
     const read = await readSecretFile(file);
     if (!read.ok) issues.push({ path, env, message: `${file} ${read.problem}` });
+  }
+  for (const { path, env, file } of tokenFilesOf(config)) {
+    let text: string;
+    try {
+      const contents = await readFile(file);
+      if (contents.length > MAX_SECRET_FILE_BYTES) {
+        issues.push({ path, env, message: `${file} is larger than ${MAX_SECRET_FILE_BYTES} bytes; is it the right file?` });
+        continue;
+      }
+      text = contents.toString('utf8');
+    } catch (err) {
+      issues.push({ path, env, message: `${file} cannot be read (${errnoOf(err)})` });
+      continue;
+    }
+    const token = parseApiToken(text);
+    if (!token.ok) issues.push({ path, env, message: `${file} ${token.problem}` });
   }
   return issues;
 }

@@ -35,12 +35,44 @@ function censor(value: unknown, path: string[]): unknown {
   return value === undefined || value === '' ? value : REDACTED;
 }
 
-function serializeError(err: Error): Record<string, unknown> {
-  const out = stdSerializers.err(err) as unknown as Record<string, unknown>;
-  for (const key of ['message', 'stack'] as const) {
-    if (typeof out[key] === 'string') out[key] = redactUrl(out[key]);
+/** How deep {@link redactStrings} looks into a log line's fields. */
+const REDACT_DEPTH = 5;
+
+/**
+ * `value` with `user:password@` removed from every string in it (see {@link redactUrl}), to
+ * `depth` levels of plain objects and arrays; unchanged parts are shared, not copied. Errors
+ * are left to {@link serializeError}; class instances other than plain objects are left alone.
+ */
+export function redactStrings(value: unknown, depth = REDACT_DEPTH): unknown {
+  if (typeof value === 'string') return value.includes('@') ? redactUrl(value) : value;
+  if (depth <= 0 || typeof value !== 'object' || value === null || value instanceof Error) return value;
+  if (Array.isArray(value)) {
+    let changed = false;
+    const out = value.map((v: unknown) => {
+      const r = redactStrings(v, depth - 1);
+      changed ||= r !== v;
+      return r;
+    });
+    return changed ? out : value;
   }
-  return out;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return value;
+  let out: Record<string, unknown> | undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const r = redactStrings(v, depth - 1);
+    if (r !== v) {
+      out ??= { ...(value as Record<string, unknown>) };
+      out[k] = r;
+    }
+  }
+  return out ?? value;
+}
+
+function serializeError(err: Error): Record<string, unknown> {
+  // A library's error can carry its target in any field (gRPC's `details`, a cause's message).
+  // The serializer's objects have their own prototype; as JSON (what pino writes anyway) they are plain.
+  const plain = JSON.parse(JSON.stringify(stdSerializers.err(err))) as Record<string, unknown>;
+  return redactStrings(plain, REDACT_DEPTH + 3) as Record<string, unknown>;
 }
 
 /** Options of {@link createLogger}. */
@@ -54,8 +86,9 @@ export interface LoggerOptions {
 
 /**
  * Creates the process's JSON logger. Secrets (passwords, tokens, credentials, authorization
- * headers) are replaced by `[REDACTED]`, and user:password in URLs — in fields, messages and
- * error texts — is removed before a line is written.
+ * headers) are replaced by `[REDACTED]`, and user:password in URLs — with or without a scheme,
+ * in messages, in any string field, and in errors and their causes — is removed before a line
+ * is written.
  */
 export function createLogger(options: LoggerOptions): Logger {
   return pino(
@@ -65,7 +98,10 @@ export function createLogger(options: LoggerOptions): Logger {
       redact: { paths: REDACT_PATHS, censor },
       serializers: { err: serializeError },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label: string) => ({ level: label }) },
+      formatters: {
+        level: (label: string) => ({ level: label }),
+        log: (object: Record<string, unknown>) => redactStrings(object) as Record<string, unknown>,
+      },
       hooks: {
         logMethod(args: unknown[], method: (...a: unknown[]) => void, _level: number) {
           method.apply(this, args.map((a) => (typeof a === 'string' ? redactUrl(a) : a)));

@@ -3,6 +3,7 @@
  * JSON schema and controller read it, the `resource_id` lookup rule, the services the request
  * selects, and the `{cleaning, unavailable}` answer. Messages follow Cinder's.
  */
+import { preview, previewKeys, previewText } from '../preview.js';
 import { InvalidInputError } from '../errors.js';
 import type { MembershipSnapshot, ServiceRecord } from '../membership/records.js';
 import { matchesHost } from '../identity.js';
@@ -35,15 +36,15 @@ const UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$
 const KEYS = ['cluster_name', 'disabled', 'host', 'is_up', 'binary', 'resource_id', 'resource_type', 'service_id'];
 
 function invalid(field: string, value: unknown, why: string): InvalidInputError {
-  return new InvalidInputError(`Invalid input for field/attribute ${field}. Value: ${JSON.stringify(value)}. ${why}`);
+  return new InvalidInputError(`Invalid input for field/attribute ${field}. Value: ${preview(value)}. ${why}`);
 }
 
 function hostname(field: string, value: unknown): string | undefined {
   if (value === null || value === undefined) return undefined;
-  if (typeof value !== 'string') throw invalid(field, value, `${JSON.stringify(value)} is not of type 'string', 'null'`);
+  if (typeof value !== 'string') throw invalid(field, value, `It is not of type 'string', 'null'`);
   if (value.length < 1) throw invalid(field, value, `'' is too short`);
   if (value.length > 255) throw invalid(field, value, 'is too long');
-  if (!HOSTNAME.test(value)) throw invalid(field, value, `'${value}' does not match '${HOSTNAME.source}'`);
+  if (!HOSTNAME.test(value)) throw invalid(field, value, `It does not match '${HOSTNAME.source}'`);
   return value;
 }
 
@@ -51,7 +52,7 @@ function boolean(field: string, value: unknown): boolean | undefined {
   if (value === null || value === undefined) return undefined;
   if (TRUE_VALUES.has(value)) return true;
   if (FALSE_VALUES.has(value)) return false;
-  throw invalid(field, value, `${JSON.stringify(value)} is not one of [True, 'True', 'TRUE', 'true', '1', 'ON', 'On', 'on', 'YES', 'Yes', 'yes', 'y', 't', False, 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no', 'n', 'f']`);
+  throw invalid(field, value, `It is not one of [True, 'True', 'TRUE', 'true', '1', 'ON', 'On', 'on', 'YES', 'Yes', 'yes', 'y', 't', False, 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no', 'n', 'f']`);
 }
 
 function serviceId(value: unknown): number | undefined {
@@ -67,7 +68,7 @@ function resourceType(value: unknown): ResourceType | undefined {
   // Cinder title-cases it (`volume` → `Volume`) and then requires a cleanable type.
   const title = value.toLowerCase().replace(/(^|[^a-z])([a-z])/g, (_m, sep: string, c: string) => sep + c.toUpperCase());
   const type = (CLEANABLE_TYPES as Record<string, ResourceType>)[title];
-  if (type === undefined) throw new InvalidInputError(`Invalid input received: Resource type ${title} not valid, must be Volume or Snapshot`);
+  if (type === undefined) throw new InvalidInputError(`Invalid input received: Resource type ${previewText(title, 40)} not valid, must be Volume or Snapshot`);
   return type;
 }
 
@@ -86,19 +87,19 @@ export interface ParsedCleanup {
  */
 export function parseCleanupBody(body: unknown): ParsedCleanup {
   if (body === undefined || body === null) return { filters: { isUp: false }, located: false };
-  if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidInputError(`Invalid input for field/attribute body. ${JSON.stringify(body)} is not of type 'object'`);
+  if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidInputError(`Invalid input for field/attribute body. Value: ${preview(body)}. It is not of type 'object'`);
   const o = body as Record<string, unknown>;
   const extra = Object.keys(o).filter((k) => !KEYS.includes(k));
   if (extra.length > 0) {
-    throw new InvalidInputError(`Additional properties are not allowed (${extra.map((k) => `'${k}'`).join(', ')} ${extra.length === 1 ? 'was' : 'were'} unexpected)`);
+    throw new InvalidInputError(`Additional properties are not allowed (${previewKeys(extra, { quoted: true })} ${extra.length === 1 ? 'was' : 'were'} unexpected)`);
   }
   const binary = o.binary;
   if (binary !== undefined && !(BINARIES as readonly unknown[]).includes(binary)) {
-    throw invalid('binary', binary, `${JSON.stringify(binary)} is not one of ['cinder-volume'] (hearth runs no cinder-scheduler)`);
+    throw invalid('binary', binary, `It is not one of ['cinder-volume'] (hearth runs no cinder-scheduler)`);
   }
   const resourceId = o.resource_id;
   if (resourceId !== undefined && resourceId !== null && (typeof resourceId !== 'string' || !UUID.test(resourceId))) {
-    throw invalid('resource_id', resourceId, `${JSON.stringify(resourceId)} is not a 'uuid'`);
+    throw invalid('resource_id', resourceId, `It is not a 'uuid'`);
   }
   const filters: { -readonly [K in keyof CleanupFilters]: CleanupFilters[K] } = { isUp: boolean('is_up', o.is_up) ?? false };
   const id = serviceId(o.service_id);

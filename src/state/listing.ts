@@ -3,6 +3,7 @@
  * Pure: both adapters fetch the candidate records and page them here, so pages are the same on
  * either backend.
  */
+import { previewText } from '../preview.js';
 import { InvalidInputError } from '../errors.js';
 import type { OpRecord, ResourceRecord } from './records.js';
 import type { ListQuery, OpFilter, Page, ResourceFilter, SortKey } from './state-store.js';
@@ -63,7 +64,7 @@ export function pageOf<R extends ResourceRecord>(records: readonly R[], query: L
   let start = 0;
   if (query.marker !== undefined) {
     const index = matching.findIndex((r) => r.id === query.marker);
-    if (index < 0) throw new InvalidInputError(`Marker ${query.marker} could not be found.`);
+    if (index < 0) throw new InvalidInputError(`Marker ${previewText(query.marker)} could not be found.`);
     start = index + 1;
   }
   const end = query.limit === undefined ? matching.length : start + query.limit;

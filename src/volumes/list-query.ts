@@ -5,6 +5,7 @@
  * silently returns everything.
  */
 import { atLeast, type Microversion } from '../api/microversion.js';
+import { previewKeys, previewText } from '../preview.js';
 import { InvalidInputError } from '../errors.js';
 import type { ListQuery, SortKey } from '../state/state-store.js';
 
@@ -51,9 +52,9 @@ function parseSort(resource: 'volume' | 'snapshot', query: Readonly<Record<strin
   return specs.map((spec) => {
     const [rawKey = '', rawDir = 'desc'] = spec.trim().split(':', 2);
     const k = rawKey === 'display_name' ? 'name' : rawKey;
-    if (!allowed.includes(k)) throw new InvalidInputError(`Invalid input received: cannot sort by '${rawKey}' (sort keys: ${allowed.join(', ')}).`);
+    if (!allowed.includes(k)) throw new InvalidInputError(`Invalid input received: cannot sort by '${previewText(rawKey, 40)}' (sort keys: ${allowed.join(', ')}).`);
     const d = rawDir.toLowerCase();
-    if (d !== 'asc' && d !== 'desc') throw new InvalidInputError(`Invalid input received: sort direction '${rawDir}' must be asc or desc.`);
+    if (d !== 'asc' && d !== 'desc') throw new InvalidInputError(`Invalid input received: sort direction '${previewText(rawDir, 40)}' must be asc or desc.`);
     return { key: k, dir: d };
   });
 }
@@ -66,9 +67,9 @@ function parseSort(resource: 'volume' | 'snapshot', query: Readonly<Record<strin
 export function parseListQuery(resource: 'volume' | 'snapshot', query: Readonly<Record<string, unknown>>, version: Microversion): ListRequest {
   const known = [...COMMON, ...EXTRA[resource].filters];
   const unknown = Object.keys(query).filter((k) => !known.includes(k));
-  if (unknown.length > 0) throw new InvalidInputError(`Invalid filter keys: ${unknown.join(', ')}`);
+  if (unknown.length > 0) throw new InvalidInputError(`Invalid filter keys: ${previewKeys(unknown)}`);
   const rawLimit = single(query, 'limit');
-  if (rawLimit !== undefined && !/^[0-9]+$/.test(rawLimit)) throw new InvalidInputError(`Invalid input received: limit must be a non-negative integer, got '${rawLimit}'.`);
+  if (rawLimit !== undefined && !/^[0-9]+$/.test(rawLimit)) throw new InvalidInputError(`Invalid input received: limit must be a non-negative integer, got '${previewText(rawLimit, 40)}'.`);
   const limit = Math.min(rawLimit === undefined ? MAX_PAGE_SIZE : Number(rawLimit), MAX_PAGE_SIZE);
   const marker = single(query, 'marker');
   const status = single(query, 'status');

@@ -5,6 +5,7 @@
  * snapshot, an image, a backup, …) are refused rather than ignored.
  */
 import { z } from 'zod';
+import { preview, previewKeys } from '../preview.js';
 import { InvalidInputError } from '../errors.js';
 import { MIGRATION_STATUSES } from '../state/records.js';
 
@@ -80,8 +81,9 @@ export const createSnapshotBody = z.strictObject({
 
 export const resetSnapshotStatusBody = z.strictObject({ status: text });
 
+/** Where a problem is, for a message: keys are the caller's, so each is a bounded preview. */
 function pathOf(path: readonly PropertyKey[]): string {
-  return path.map(String).join('.');
+  return path.map((p) => (typeof p === 'string' && /^[A-Za-z0-9_:-]{1,40}$/.test(p) ? p : preview(typeof p === 'symbol' ? '(symbol)' : p, { maxChars: 40 }))).join('.');
 }
 
 function sentence(message: string): string {
@@ -95,15 +97,15 @@ export function describeIssue(error: z.ZodError, prefix = ''): string {
   if (!issue) return 'Invalid input received.';
   const where = [prefix, pathOf(issue.path)].filter((p) => p !== '').join('.');
   if (issue.code === 'unrecognized_keys') {
-    const keys = issue.keys.map((k) => `'${k}'`).join(', ');
-    return `Invalid input for field/attribute ${where || 'body'}. Additional properties are not allowed (${keys} ${issue.keys.length === 1 ? 'was' : 'were'} unexpected).`;
+    return `Invalid input for field/attribute ${where || 'body'}. Additional properties are not allowed (${previewKeys(issue.keys, { quoted: true })} ${issue.keys.length === 1 ? 'was' : 'were'} unexpected).`;
   }
   if (where === '') return `Invalid request body: ${issue.input === undefined ? 'a JSON object is required.' : sentence(issue.message)}`;
   // With reportInput, a missing field is the only way to have no input (JSON has no undefined).
   if (issue.input === undefined) {
+    // A missing field's name comes from the schema, not from the caller.
     return `Invalid input for field/attribute ${where}. '${String(issue.path[issue.path.length - 1] ?? where)}' is a required property.`;
   }
-  return `Invalid input for field/attribute ${where}. Value: ${JSON.stringify(issue.input) ?? 'undefined'}. ${sentence(issue.message)}`;
+  return `Invalid input for field/attribute ${where}. Value: ${preview(issue.input)}. ${sentence(issue.message)}`;
 }
 
 /**
@@ -121,7 +123,7 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown, prefix 
 export function actionOf(body: unknown): { name: string; args: unknown } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidInputError('Invalid request body: an action body is an object with one action.');
   const keys = Object.keys(body);
-  if (keys.length !== 1) throw new InvalidInputError(`Invalid request body: exactly one action expected, got ${keys.length === 0 ? 'none' : keys.join(', ')}.`);
+  if (keys.length !== 1) throw new InvalidInputError(`Invalid request body: exactly one action expected, got ${keys.length === 0 ? 'none' : previewKeys(keys)}.`);
   const name = keys[0] as string;
   return { name, args: (body as Record<string, unknown>)[name] };
 }

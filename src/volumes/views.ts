@@ -13,7 +13,7 @@ export const DEFAULT_VOLUME_TYPE_ID = '3d7d2a34-2a8f-5d0e-9a0a-5f1c7b0e4c11';
 
 /** Where a view builds links from. */
 export interface ViewContext {
-  /** `http://host:port`, from the request. */
+  /** `http://host:port`: `api.publicUrl`, never the request's Host header. */
   readonly baseUrl: string;
   readonly projectId: string;
   readonly version: Microversion;

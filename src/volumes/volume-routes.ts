@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RequestAuth } from '../api/auth.js';
 import { HttpError } from '../api/faults.js';
 import { atLeast } from '../api/microversion.js';
+import { previewKeys, previewText } from '../preview.js';
 import type { RouteModule } from '../api/server.js';
 import { InvalidInputError } from '../errors.js';
 import type { Page } from '../state/state-store.js';
@@ -38,7 +39,7 @@ function contextOf(req: Req): RequestContext {
 }
 
 function viewOf(req: Req): ViewContext {
-  return { baseUrl: `${req.protocol}://${req.headers.host ?? req.hostname}`, projectId: req.params.project_id, version: req.apiVersion };
+  return { baseUrl: req.publicBase, projectId: req.params.project_id, version: req.apiVersion };
 }
 
 function idOf(req: Req): string {
@@ -73,7 +74,7 @@ function listBody<R extends { id: string }>(req: Req, collection: string, detail
 
 function noQuery(req: Req, allowed: readonly string[]): void {
   const unknown = Object.keys(req.query).filter((k) => !allowed.includes(k));
-  if (unknown.length > 0) throw new InvalidInputError(`Invalid input received: unsupported query parameters: ${unknown.join(', ')}`);
+  if (unknown.length > 0) throw new InvalidInputError(`Invalid input received: unsupported query parameters: ${previewKeys(unknown)}`);
 }
 
 function refuseFlag(req: Req, name: string, what: string): void {
@@ -137,7 +138,7 @@ function volumeRoutesOn(app: FastifyInstance, service: VolumeService): void {
           ...migration,
         });
       } else {
-        throw new InvalidInputError(`There is no such action: ${name}`);
+        throw new InvalidInputError(`There is no such action: ${previewText(name, 60)}`);
       }
       return reply.code(202).send();
     }),
@@ -186,7 +187,7 @@ function snapshotRoutesOn(app: FastifyInstance, service: VolumeService): void {
     mapped(async () => {
       noQuery(req, []);
       const { name, args } = actionOf(req.body);
-      if (name !== 'os-reset_status') throw new InvalidInputError(`There is no such action: ${name}`);
+      if (name !== 'os-reset_status') throw new InvalidInputError(`There is no such action: ${previewText(name, 60)}`);
       const { status } = parseBody(resetSnapshotStatusBody, args, name);
       await service.resetSnapshotStatus(contextOf(req), idOf(req), status);
       return reply.code(202).send();

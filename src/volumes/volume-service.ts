@@ -1,3 +1,4 @@
+import { previewText } from '../preview.js';
 import { randomUUID } from 'node:crypto';
 import { InvalidInputError, NotFoundError } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
@@ -76,9 +77,9 @@ export class VolumeService {
 
   async createVolume(ctx: RequestContext, input: CreateVolumeInput): Promise<VolumeRecord> {
     const zone = input.availabilityZone ?? this.o.availabilityZone;
-    if (zone !== this.o.availabilityZone) throw new InvalidInputError(`Availability zone '${zone}' is invalid (this cluster serves '${this.o.availabilityZone}').`);
+    if (zone !== this.o.availabilityZone) throw new InvalidInputError(`Availability zone '${previewText(zone)}' is invalid (this cluster serves '${this.o.availabilityZone}').`);
     const type = input.volumeType ?? DEFAULT_VOLUME_TYPE;
-    if (type !== DEFAULT_VOLUME_TYPE) throw new NotFoundError('volume type', type, `Volume type with name ${type} could not be found.`);
+    if (type !== DEFAULT_VOLUME_TYPE) throw new NotFoundError('volume type', type, `Volume type with name ${previewText(type)} could not be found.`);
     const admission = await this.o.admission.admitsNewVolumes(this.o.cluster);
     if (!admission.accepts) throw new ClusterDisabledError(this.o.cluster, admission.reason);
     const result = await this.o.store.create('volume', {
@@ -108,7 +109,7 @@ export class VolumeService {
 
   async getVolume(ctx: RequestContext, id: string): Promise<VolumeRecord> {
     const volume = await this.o.store.get({ type: 'volume', id });
-    if (!volume || !this.visible(ctx, volume)) throw new NotFoundError('volume', id, `Volume ${id} could not be found.`);
+    if (!volume || !this.visible(ctx, volume)) throw new NotFoundError('volume', id, `Volume ${previewText(id)} could not be found.`);
     return volume;
   }
 
@@ -185,13 +186,13 @@ export class VolumeService {
       op: { kind: 'create_snapshot', params: { volumeId: volume.id, size: volume.size } },
       parent: { ref: { type: 'volume', id: volume.id }, expect: { status: statuses, size: volume.size } },
     });
-    if (!result.ok && result.failed.field === 'volume.exists') throw new NotFoundError('volume', volume.id, `Volume ${volume.id} could not be found.`);
+    if (!result.ok && result.failed.field === 'volume.exists') throw new NotFoundError('volume', volume.id, `Volume ${previewText(volume.id)} could not be found.`);
     return (await this.recorded('snapshot', result, 'snapshot it')).record;
   }
 
   async getSnapshot(ctx: RequestContext, id: string): Promise<SnapshotRecord> {
     const snapshot = await this.o.store.get({ type: 'snapshot', id });
-    if (!snapshot || !this.visible(ctx, snapshot)) throw new NotFoundError('snapshot', id, `Snapshot ${id} could not be found.`);
+    if (!snapshot || !this.visible(ctx, snapshot)) throw new NotFoundError('snapshot', id, `Snapshot ${previewText(id)} could not be found.`);
     return snapshot;
   }
 
@@ -217,7 +218,7 @@ export class VolumeService {
   }
 
   private checkResettable(resource: 'volume' | 'snapshot', status: string): void {
-    if (!isKnownStatus(resource, status)) throw new InvalidInputError(`Invalid input received: '${status}' is not a valid ${resource} status.`);
+    if (!isKnownStatus(resource, status)) throw new InvalidInputError(`Invalid input received: '${previewText(status)}' is not a valid ${resource} status.`);
     if (isTransitional(resource, status)) {
       throw new InvalidInputError(
         `Invalid input received: cannot reset a ${resource} to ${status}: no operation would ever finish it (choose one of ${resettableStatuses(resource).join(', ')}).`,
@@ -245,7 +246,7 @@ export class VolumeService {
     if (!result.ok) {
       const failedId = id ?? '';
       if (result.failed.field === 'exists' || result.failed.field === 'project_id') {
-        throw new NotFoundError(resource, failedId, `${resource === 'volume' ? 'Volume' : 'Snapshot'} ${failedId} could not be found.`);
+        throw new NotFoundError(resource, failedId, `${resource === 'volume' ? 'Volume' : 'Snapshot'} ${previewText(failedId)} could not be found.`);
       }
       throw new ConditionFailedError(resource, failedId, result.failed, action);
     }

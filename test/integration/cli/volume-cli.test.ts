@@ -76,6 +76,18 @@ describe('hearth volume', () => {
     expect(gone).toMatchObject({ code: 1, err: expect.stringContaining(`Volume ${volume.id} could not be found. (HTTP 404)`) as string });
   });
 
+  it('escapes control and bidi characters of names in every table cell', async () => {
+    const name = 'evil\u202egnp.exe\u001b[2J\nrow';
+    const created = await cli('volume', 'create', '1', '--name', name, '--json', ...url);
+    expect(created.code).toBe(0);
+    const id = (JSON.parse(created.out) as { id: string; name: string }).id;
+    expect((JSON.parse(created.out) as { name: string }).name).toBe(name);
+    for (const out of [(await cli('volume', 'list', ...url)).out, (await cli('volume', 'show', id, ...url)).out]) {
+      expect(out).toContain('evil\\u202egnp.exe\\u001b[2J\\nrow');
+      expect(out.includes('\u001b') || out.includes('\u202e')).toBe(false);
+    }
+  });
+
   it('refuses a delete while the volume is not in a deletable status, naming it', async () => {
     const volume = JSON.parse((await cli('volume', 'create', '1', '--json', ...url)).out) as { id: string };
     await eventually(volume.id, (v) => v?.status === 'available');

@@ -122,7 +122,7 @@ describe('liveness of real worker processes', () => {
       console.log('[membership] the killed run had already expired when the new one came up');
     } else {
       expect(ready.status).toBe(503);
-      expect(await ready.text()).toContain('not joined');
+      expect(await ready.text()).toContain('[-]membership failed');
     }
     await waitFor(async () => (await fetch(`${second.opsUrl}/readyz`)).status === 200, { timeoutMs: LEASE_TTL_MS + 10_000, what: 'restarted ready' });
     const rejoin = events.filter((e) => e.event.type === 'member-joined' && e.event.member.host === 'restarted@be').at(-1)!;

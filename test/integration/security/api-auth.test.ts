@@ -105,7 +105,7 @@ describe('hearth serve with an unusable token file', () => {
       HEARTH_OPS_LISTEN: '127.0.0.1:0',
     });
     expect(res.code).toBe(2);
-    expect(res.stderr).toContain(`api.tokenFile (HEARTH_API_TOKEN_FILE): cannot read ${missing}`);
+    expect(res.stderr).toContain(`api.tokenFile (HEARTH_API_TOKEN_FILE): ${missing} cannot be read (no such file, ENOENT)`);
     expect(res.stdout).not.toContain('hearth started');
   });
 });

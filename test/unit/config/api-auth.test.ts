@@ -23,7 +23,7 @@ describe('API auth options', () => {
   });
 
   it('switch auto to token mode when a token file is named', async () => {
-    const config = await loadConfig({ env: { HEARTH_API_TOKEN_FILE: '/run/secrets/token', HEARTH_API_LISTEN: '0.0.0.0:8776' } });
+    const config = await loadConfig({ env: { HEARTH_API_TOKEN_FILE: '/run/secrets/token', HEARTH_API_LISTEN: '0.0.0.0:8776' }, secretFiles: 'skip' });
     expect(effectiveAuthMode(config.api)).toBe('token');
   });
 

@@ -47,7 +47,7 @@ describe('volume API', () => {
     admission = { accepts: true };
     const clusters: ClusterAdmission = { admitsNewVolumes: async () => admission };
     const service = new VolumeService({ store, publisher, admission: clusters, clock, logger: silentLogger(), cluster: 'ceph@rbd', availabilityZone: 'nova' });
-    api = new ApiServer({ logger: silentLogger(), maxBodyBytes: 65_536 });
+    api = new ApiServer({ logger: silentLogger(), maxBodyBytes: 65_536, publicUrl: 'http://hearth.example:8776' });
     api.register(volumeRoutes(service));
   });
   afterEach(async () => {
@@ -96,8 +96,8 @@ describe('volume API', () => {
         'os-vol-host-attr:host': null, 'os-vol-tenant-attr:tenant_id': 'admin', cluster_name: 'ceph@rbd', created_at: '2026-01-02T03:04:05.678000', updated_at: null,
       });
       expect(v.links).toEqual([
-        { href: `http://localhost:80${P}/volumes/${String(v.id)}`, rel: 'self' },
-        { href: `http://localhost:80/admin/volumes/${String(v.id)}`, rel: 'bookmark' },
+        { href: `http://hearth.example:8776${P}/volumes/${String(v.id)}`, rel: 'self' },
+        { href: `http://hearth.example:8776/admin/volumes/${String(v.id)}`, rel: 'bookmark' },
       ]);
       const op = await store.getOp({ type: 'volume', id: v.id as string });
       expect(op).toMatchObject({ kind: 'create_volume', status: 'creating', owner: null, publishedAt: clock.now(), params: { size: 1 } });
@@ -184,14 +184,17 @@ describe('volume API', () => {
       expect(Object.keys(summary.body!.volumes[0] as object).sort()).toEqual(['id', 'links', 'name']);
       const page = await call('GET', `${P}/volumes/detail?limit=2&name=even`, undefined, '3.45');
       expect(page.body!.volumes.map((v: { id: string }) => v.id)).toEqual([ids[4], ids[2]]);
-      expect(page.body!.volumes_links).toEqual([{ rel: 'next', href: `http://localhost:80${P}/volumes/detail?name=even&limit=2&marker=${ids[2]}` }]);
+      expect(page.body!.volumes_links).toEqual([{ rel: 'next', href: `http://hearth.example:8776${P}/volumes/detail?name=even&limit=2&marker=${ids[2]}` }]);
       const next = await call('GET', `${P}/volumes/detail?name=even&limit=2&marker=${ids[2]!}&with_count=true`, undefined, '3.45');
       expect(next.body).toMatchObject({ volumes: [{ id: ids[0] }], count: 3 });
       expect(next.body).not.toHaveProperty('volumes_links');
       const sorted = await call('GET', `${P}/volumes?sort=display_name:asc,created_at:asc`);
       expect(sorted.body!.volumes.map((v: { id: string }) => v.id)).toEqual([ids[0], ids[2], ids[4], ids[1], ids[3]]);
       expect((await call('GET', `${P}/volumes?all_tenants=1&project_id=other`)).body).toEqual({ volumes: [] });
-      expect((await call('GET', `/v3/other/volumes`)).body).toEqual({ volumes: [] });
+      const other = await api.app.inject({ method: 'GET', url: '/v3/other/volumes', headers: { 'x-auth-token': 'alice:other' } });
+      expect(other.json()).toEqual({ volumes: [] });
+      // Cinder's noauth: a token for one project may not use another's URL.
+      expect((await call('GET', `/v3/other/volumes`)).body).toEqual({ badRequest: { code: 400, message: 'Malformed request url' } });
     });
 
     it.each([
