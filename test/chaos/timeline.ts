@@ -174,7 +174,7 @@ export function timelineSpec(run: TimelineRun): TopLevelSpec {
             mark: { type: 'point', filled: true, size: 70, opacity: 0.9 },
             encoding: {
               x: { field: 't', type: 'quantitative', ...xTop },
-              y: { field: 'event', type: 'nominal', scale: { domain: [DETECTED, TAKEN_OVER, READY], paddingOuter: 0.2 }, axis: { title: null, labelFontSize: 10 } },
+              y: { field: 'event', type: 'nominal', scale: { domain: [DETECTED, TAKEN_OVER, READY], paddingOuter: 0.2 }, axis: { title: null, labelFontSize: 10, labelLimit: 240 } },
               color,
               shape,
               tooltip: [{ field: 'label' }, { field: 'event' }, { field: 't', title: 's' }],
