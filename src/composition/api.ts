@@ -8,7 +8,7 @@ import type { ConfiguredAuth } from '../api/auth-setup.js';
 import { clusterRoutes } from '../api/clusters.js';
 import { deadLetterRoutes } from '../api/dead-letters.js';
 import { operatorViewRoutes } from '../api/operator-views.js';
-import { ApiServer } from '../api/server.js';
+import { ApiServer, apiServerOptions } from '../api/server.js';
 import { serviceRemovalRoutes } from '../api/service-removal.js';
 import { clusterId } from '../config/rules.js';
 import { VOLUME_BINARY } from '../identity.js';
@@ -32,7 +32,7 @@ export async function startApi(ctx: CompositionContext, backends: Backends, orph
   const { config, clock, closer } = ctx;
   const logger = ctx.logger.child({ component: 'api' });
   const { store, membership, jobBus } = backends;
-  const api = closer.use('api listener', new ApiServer({ logger, maxBodyBytes: config.api.maxBodyBytes, auth: auth.options }));
+  const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options }));
   closer.quiesce('api stops accepting', () => api.close());
   api.register(clusterRoutes(membership, VOLUME_BINARY));
   api.register(operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }));

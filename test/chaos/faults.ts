@@ -50,6 +50,88 @@ export async function pickVictim(cluster: ChaosCluster, random: () => number, wa
   }
 }
 
+/** A worker incarnation a fault took out, and the ops it owned then (etcd keys). */
+export interface Victim {
+  readonly host: string;
+  readonly incarnation: string;
+  readonly owned: readonly string[];
+}
+
+/** `host`'s current incarnation and the ops it owns; undefined when it has no alive key. */
+export async function victimOf(cluster: ChaosCluster, host: string): Promise<Victim | undefined> {
+  const incarnation = await incarnationOf(cluster, host).catch(() => undefined);
+  if (!incarnation) return undefined;
+  return { host, incarnation, owned: await opsOwnedBy(cluster, incarnation).catch(() => []) };
+}
+
+/** When a fault's orphans were seen and taken over (epoch ms; absent: not seen). */
+export interface OrphanTimes {
+  readonly detectedAt?: number;
+  readonly takenOverAt?: number;
+}
+
+/** How long and how often {@link watchOrphans} looks. */
+export interface WatchOptions {
+  /** Stop looking for the orphans in the API's view at this time (epoch ms). */
+  readonly detectUntil: number;
+  /** Stop waiting for the takeover at this time (epoch ms). */
+  readonly takeoverUntil: number;
+  /** Between two reads of the orphan view. */
+  readonly detectPollMs: number;
+  /**
+   * Count a victim's takeover only once its orphans were seen, and stop when the detection
+   * window closed with none seen. For a fault that may not take its victims out (an etcd
+   * restart shorter than the lease's safe window), their ops end normally, which must not
+   * read as a takeover.
+   */
+  readonly onlyDetected: boolean;
+}
+
+/**
+ * Watches the victims' ops after a fault. `detected` resolves with the first time the API's
+ * orphan view showed one of them (undefined if none by `detectUntil`); `done` also waits until
+ * none of a victim's ops is still owned by it (takeover: a dead incarnation's ops can change
+ * hands only so), for every victim (with `onlyDetected`: every victim seen orphaned). Bounded by
+ * the options' times; never rejects.
+ */
+export function watchOrphans(cluster: ChaosCluster, victims: readonly Victim[], o: WatchOptions): { detected: Promise<number | undefined>; done: Promise<OrphanTimes> } {
+  const watched = victims.filter((v) => v.owned.length > 0);
+  const seen = new Map<string, number>();
+  const taken = new Map<string, number>();
+  let detectOver = false;
+  const detected = (async (): Promise<number | undefined> => {
+    while (watched.length > 0 && Date.now() < o.detectUntil && seen.size < watched.length) {
+      const res = await call(cluster.api.apiUrl, 'GET', '/hearth/v1/orphans', undefined, { timeoutMs: 2_000 });
+      const orphans = (res.body as { orphans?: { owner_incarnation?: string }[] } | null)?.orphans ?? [];
+      const now = Date.now();
+      for (const v of watched) if (!seen.has(v.incarnation) && orphans.some((x) => x.owner_incarnation === v.incarnation)) seen.set(v.incarnation, now);
+      if (seen.size < watched.length) await sleep(o.detectPollMs);
+    }
+    detectOver = true;
+    return seen.size > 0 ? Math.min(...seen.values()) : undefined;
+  })();
+  const takeover = async (): Promise<void> => {
+    while (watched.length > 0 && Date.now() < o.takeoverUntil) {
+      for (const v of watched) {
+        if (taken.has(v.incarnation)) continue;
+        const left = await Promise.all(v.owned.map((k) => cluster.client.get(k).string().catch(() => 'unknown')));
+        const stillMine = left.some((x) => x === 'unknown' || (x !== null && (JSON.parse(x) as { owner: { incarnation: string } | null }).owner?.incarnation === v.incarnation));
+        if (!stillMine) taken.set(v.incarnation, Date.now());
+      }
+      if (taken.size === watched.length) return;
+      if (o.onlyDetected && detectOver && [...seen.keys()].every((inc) => taken.has(inc))) return;
+      await sleep(100);
+    }
+  };
+  const done = Promise.all([detected, takeover()]).then(([detectedAt]): OrphanTimes => {
+    const counted = o.onlyDetected ? watched.filter((v) => seen.has(v.incarnation)) : watched;
+    const times = counted.flatMap((v) => taken.get(v.incarnation) ?? []);
+    const all = counted.length > 0 && times.length === counted.length;
+    return { ...(detectedAt === undefined ? {} : { detectedAt }), ...(all ? { takenOverAt: Math.max(...times) } : {}) };
+  });
+  return { detected, done: done.catch((): OrphanTimes => ({})) };
+}
+
 /**
  * kill -9 of `host`; watches the API's orphan view for its ops (detected) and etcd for their
  * takeover, starts the host again once they were detected (or after TTL + 10 s), and returns the
@@ -62,67 +144,84 @@ export async function killWorker(cluster: ChaosCluster, host: string): Promise<K
   await cluster.kill(host);
   // Read after the kill: a dead incarnation's ops can no longer change hands except by takeover.
   const owned = inc ? await opsOwnedBy(cluster, inc).catch(() => []) : [];
-  let detectedAt: number | undefined;
-  let takenOverAt: number | undefined;
-  const detect = async (): Promise<void> => {
-    if (!inc || owned.length === 0) return;
-    const until = killedAt + ttl + 10_000;
-    while (Date.now() < until && detectedAt === undefined) {
-      const res = await call(cluster.api.apiUrl, 'GET', '/hearth/v1/orphans', undefined, { timeoutMs: 2_000 });
-      const orphans = (res.body as { orphans?: { owner_incarnation?: string }[] } | null)?.orphans ?? [];
-      if (orphans.some((o) => o.owner_incarnation === inc)) detectedAt = Date.now();
-      else await sleep(50);
-    }
-  };
-  const takeover = async (): Promise<void> => {
-    if (!inc || owned.length === 0) return;
-    const until = killedAt + 90_000;
-    while (Date.now() < until) {
-      const left = await Promise.all(owned.map((k) => cluster.client.get(k).string().catch(() => 'unknown')));
-      const stillMine = left.some((v) => v === 'unknown' || (v !== null && (JSON.parse(v) as { owner: { incarnation: string } | null }).owner?.incarnation === inc));
-      if (!stillMine) {
-        takenOverAt = Date.now();
-        return;
-      }
-      await sleep(100);
-    }
-  };
+  const watch = watchOrphans(cluster, inc ? [{ host, incarnation: inc, owned }] : [], {
+    detectUntil: killedAt + ttl + 10_000,
+    takeoverUntil: killedAt + 90_000,
+    detectPollMs: 50,
+    onlyDetected: false,
+  });
+  let restartedAt: number | undefined;
   const restart = async (): Promise<void> => {
-    await detect();
+    const detectedAt = await watch.detected;
     if (detectedAt === undefined && owned.length > 0) await sleep(Math.max(0, killedAt + ttl + 1_000 - Date.now()));
     await cluster.startWorker(host);
+    restartedAt = Date.now();
   };
-  await Promise.all([restart(), takeover()]);
-  return { host, killedAt, ops: owned.length, ...(detectedAt === undefined ? {} : { detectedAt }), ...(takenOverAt === undefined ? {} : { takenOverAt }) };
+  const [, times] = await Promise.all([restart(), watch.done]);
+  return { host, killedAt, ops: owned.length, ...times, ...(restartedAt === undefined ? {} : { restartedAt }) };
 }
 
-/** SIGSTOP of `host` for `pauseMs` (past its lease TTL and the cleanup grace), then SIGCONT. */
-export async function zombie(cluster: ChaosCluster, host: string, pauseMs: number): Promise<Freeze | undefined> {
+/**
+ * SIGSTOP of `host` for `pauseMs` (past its lease TTL and the cleanup grace), then SIGCONT.
+ * `orphans` settles later (within 90 s): when the frozen incarnation's ops were seen orphaned
+ * and taken over.
+ */
+export async function zombie(cluster: ChaosCluster, host: string, pauseMs: number): Promise<{ freeze: Freeze; orphans: Promise<OrphanTimes> } | undefined> {
   const p = cluster.worker(host);
   if (!p) return undefined;
   const from = Date.now();
   p.pause();
+  const orphans = watchAfter(cluster, [host], from, pauseMs);
   await sleep(pauseMs);
   p.resume();
-  return { pid: p.pid, from, to: Date.now() };
+  return { freeze: { pid: p.pid, from, to: Date.now() }, orphans };
 }
 
-/** Cuts `host` off etcd (its proxy paused, or its connections reset) for `downMs`, then heals. */
-export async function partition(cluster: ChaosCluster, host: string, mode: 'pause' | 'cut', downMs: number): Promise<void> {
+/**
+ * Cuts `host` off etcd (its proxy paused, or its connections reset) for `downMs`, then heals.
+ * Returns the window and, settling later, when its ops were seen orphaned and taken over.
+ */
+export async function partition(cluster: ChaosCluster, host: string, mode: 'pause' | 'cut', downMs: number): Promise<{ from: number; to: number; orphans: Promise<OrphanTimes> } | undefined> {
   const proxy = cluster.proxies.get(host);
-  if (!proxy) return;
+  if (!proxy) return undefined;
+  const from = Date.now();
   if (mode === 'pause') proxy.pause();
   else proxy.cut();
+  const orphans = watchAfter(cluster, [host], from, downMs);
   await sleep(downMs);
   proxy.heal();
+  return { from, to: Date.now(), orphans };
 }
 
-/** Restarts RabbitMQ (down for `downMs`). */
-export async function brokerRestart(cluster: ChaosCluster, downMs: number): Promise<void> {
+/**
+ * Watches the ops of `hosts`' incarnations in the background after a fault that began at `from`
+ * and lasts `faultMs`; read after the fault began (the suite's own etcd client reaches etcd
+ * directly, and a frozen or cut-off worker can no longer finish an op on its own).
+ */
+function watchAfter(cluster: ChaosCluster, hosts: readonly string[], from: number, faultMs: number): Promise<OrphanTimes> {
+  const ttl = cluster.options.leaseTtlMs;
+  return Promise.all(hosts.map((h) => victimOf(cluster, h)))
+    .then((vs) => watchOrphans(cluster, vs.filter((v) => v !== undefined), { detectUntil: from + faultMs + ttl + 10_000, takeoverUntil: from + 90_000, detectPollMs: 100, onlyDetected: true }).done)
+    .catch((): OrphanTimes => ({}));
+}
+
+/** Restarts RabbitMQ (down for `downMs`); returns the window (stop called … started). */
+export async function brokerRestart(cluster: ChaosCluster, downMs: number): Promise<{ from: number; to: number }> {
+  const from = Date.now();
   await cluster.rabbit.restart(downMs);
+  return { from, to: Date.now() };
 }
 
-/** Restarts etcd (down for `downMs`). */
-export async function etcdRestart(cluster: ChaosCluster, downMs: number): Promise<void> {
+/**
+ * Restarts etcd (down for `downMs`). Every worker's incarnation is read first (etcd is needed
+ * for that); when the outage outlasts their sessions' safe window their ops become orphans, and
+ * `orphans` (settling later) says when they were seen and taken over.
+ */
+export async function etcdRestart(cluster: ChaosCluster, downMs: number): Promise<{ from: number; to: number; orphans: Promise<OrphanTimes> }> {
+  const ttl = cluster.options.leaseTtlMs;
+  const victims = (await Promise.all(cluster.hosts.map((h) => victimOf(cluster, h)))).filter((v) => v !== undefined);
+  const from = Date.now();
+  const watch = watchOrphans(cluster, victims, { detectUntil: from + downMs + ttl + 15_000, takeoverUntil: from + 90_000, detectPollMs: 100, onlyDetected: true });
   await cluster.etcd.restart(downMs);
+  return { from, to: Date.now(), orphans: watch.done };
 }

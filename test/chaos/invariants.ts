@@ -25,6 +25,8 @@ export interface AcceptedRequest {
   readonly id: string;
   /** The final status seen while the stream waited for it (`deleted` once gone); absent when the wait gave up. */
   readonly final?: string;
+  /** When the stream saw that final status (epoch ms): the request's completion, for the timeline. */
+  readonly completedAt?: number;
   /** True when no later request of the stream touched the resource (its end state is this request's). */
   readonly last: boolean;
 }
@@ -127,6 +129,8 @@ export interface KillTiming {
   readonly detectedAt?: number;
   /** When none of them was still owned by the dead incarnation. */
   readonly takenOverAt?: number;
+  /** When the host's new process had started (it answered its start-up check). */
+  readonly restartedAt?: number;
 }
 
 /** A process the suite froze (SIGSTOP) from `from` to `to` (SIGCONT), epoch ms. */

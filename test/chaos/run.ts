@@ -3,10 +3,15 @@
  * table; exits 1 when any invariant fails (2 on bad settings). Settings (environment):
  * `CHAOS_KILLS` (default 20), `CHAOS_ZOMBIES` (2), `CHAOS_PARTITIONS` (2), `CHAOS_SECONDS`
  * (budget for injecting faults, default 720; the settle comes on top), `CHAOS_STREAMS` (6),
- * `CHAOS_LEASE_TTL_MS` (3000), `CHAOS_LATENCY_MS` (400), `CHAOS_SEED` (random).
+ * `CHAOS_LEASE_TTL_MS` (3000), `CHAOS_LATENCY_MS` (400), `CHAOS_SEED` (random), `CHAOS_TOPOLOGY`
+ * (`single`). Writes the run's timeline (SVG, and its data as JSON) to test/chaos/results/.
  */
+import { join } from 'node:path';
 import { formatTable } from './invariants.js';
-import { runChaos } from './scenario.js';
+import { runChaos, TOPOLOGIES, type Topology } from './scenario.js';
+import { writeTimeline } from './timeline-svg.js';
+
+const RESULTS = join(import.meta.dirname, 'results');
 
 function int(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -17,6 +22,16 @@ function int(name: string, fallback: number): number {
     process.exit(2);
   }
   return n;
+}
+
+function topology(): Topology {
+  const raw = process.env.CHAOS_TOPOLOGY || 'single';
+  const known = TOPOLOGIES.find((t) => t === raw);
+  if (known === undefined) {
+    console.error(`CHAOS_TOPOLOGY must be one of ${TOPOLOGIES.join(', ')}, got ${JSON.stringify(raw)}`);
+    process.exit(2);
+  }
+  return known;
 }
 
 const options = {
@@ -30,6 +45,7 @@ const options = {
   latencyMs: int('CHAOS_LATENCY_MS', 400),
   streams: int('CHAOS_STREAMS', 6),
   seed: int('CHAOS_SEED', Math.floor(Math.random() * 1_000_000)),
+  topology: topology(),
   log: (line: string) => console.log(`[chaos] ${line}`),
 };
 
@@ -44,4 +60,9 @@ console.log(
     `refused ${JSON.stringify(Object.fromEntries(result.refused))}; ${result.settle}\n`,
 );
 console.log(formatTable(result.rows));
+// The picture is a by-product: a failure to draw it is reported, and does not change the verdict.
+await writeTimeline(RESULTS, result.timeline).then(
+  (files) => console.log(`\n[chaos] timeline: ${files.svg}\n[chaos] latest ${options.topology} timeline: ${files.latest} (data: ${files.data})`),
+  (err: unknown) => console.error(`\n[chaos] timeline not written: ${String(err)}`),
+);
 process.exit(result.rows.every((r) => r.result === 'PASS') ? 0 : 1);

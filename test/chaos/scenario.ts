@@ -8,10 +8,15 @@ import { KeyLayout } from '../../src/etcd/keys.js';
 import { readJournal } from '../support/orphans-cluster.js';
 import { drainDeadLetters, publishBadMessage, sendBadRequest } from './bad-inputs.js';
 import { AMQP_PREFIX, ChaosCluster, CLUSTER_ID, ETCD_PREFIX } from './cluster.js';
-import { brokerRestart, etcdRestart, type FaultKind, killWorker, partition, pickVictim, zombie } from './faults.js';
+import { brokerRestart, etcdRestart, type FaultKind, killWorker, type OrphanTimes, partition, pickVictim, zombie } from './faults.js';
 import { decodeHistory, readHistory } from './history.js';
 import { type BadInput, checkInvariants, type Freeze, type InvariantRow, type KillTiming, type RunRecord } from './invariants.js';
 import { call, sleep, Stream } from './stream.js';
+import type { FaultMark, TimelineRun } from './timeline.js';
+
+/** The cluster layouts the suite can run (`single`: one etcd member, one RabbitMQ node). */
+export const TOPOLOGIES = ['single'] as const;
+export type Topology = (typeof TOPOLOGIES)[number];
 
 /** What a run does. */
 export interface ChaosOptions {
@@ -27,6 +32,8 @@ export interface ChaosOptions {
   /** Concurrent client loops of the stream. */
   readonly streams: number;
   readonly seed: number;
+  /** Names the run's timeline (default `single`). */
+  readonly topology?: Topology;
   readonly log: (line: string) => void;
 }
 
@@ -38,9 +45,14 @@ export interface ChaosResult {
   readonly seconds: number;
   readonly refused: ReadonlyMap<number, number>;
   readonly settle: string;
+  /** When operations completed and each fault's marks, for the timeline picture. */
+  readonly timeline: TimelineRun;
 }
 
 const BAD_NAME = 'chaos-bad-';
+
+/** What one injection did: the log line's detail, and the fault's marks (none when nothing was hit). */
+type Injected = { readonly detail: string; readonly mark?: Omit<FaultMark, 'readyAt' | 'detectedAt' | 'takenOverAt'>; readonly orphans?: Promise<OrphanTimes> };
 
 /** A bad message that was published (confirmed). */
 type BadMessage = { readonly what: string; readonly correlationId: string; readonly id?: string };
@@ -94,9 +106,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const badInputs: BadInput[] = [];
   const badMessages: BadMessage[] = [];
   const counts: Record<FaultKind, number> = { kill: 0, zombie: 0, 'partition-pause': 0, 'partition-cut': 0, 'broker-restart': 0, 'etcd-restart': 0 };
+  const marks: { mark: NonNullable<Injected['mark']>; readyAt?: number; orphans?: Promise<OrphanTimes> }[] = [];
   let badDone = false;
   try {
     o.log(`cluster up after ${((Date.now() - started) / 1000).toFixed(1)} s; stream of ${o.streams} clients starts`);
+    const streamStartedAt = Date.now();
     stream.start(o.streams);
     const bad = (async () => {
       for (let n = 0; !badDone; n++) {
@@ -118,24 +132,40 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         break;
       }
       const t0 = Date.now();
-      const detail = await inject(cluster, fault, random, ttl, { kills, freezes });
+      const { detail, mark, orphans } = await inject(cluster, fault, random, ttl, { kills, freezes });
       counts[fault]++;
       const t1 = Date.now();
+      let readyAt: number | undefined;
       const ready = await cluster.allReady(90_000).then(
-        () => `every worker ready ${Date.now() - t1} ms later`,
+        () => {
+          readyAt = Date.now();
+          return `every worker ready ${readyAt - t1} ms later`;
+        },
         (err: unknown) => `NOT every worker ready: ${String(err)}`,
       );
+      if (mark) marks.push({ mark, ...(readyAt === undefined ? {} : { readyAt }), ...(orphans ? { orphans } : {}) });
       o.log(`[${((t1 - started) / 1000).toFixed(0)} s] ${fault} ${detail} (${t1 - t0} ms); ${ready}; accepted so far ${stream.accepted.length}`);
       await sleep(1_000 + random() * 2_000);
     }
     o.log('faults done; stopping the stream and settling');
     badDone = true;
     await Promise.all([stream.stop(), bad]);
+    const streamStoppedAt = Date.now();
+    const faults: FaultMark[] = [];
+    for (const m of marks) faults.push({ ...m.mark, ...(m.orphans ? await m.orphans : {}), ...(m.readyAt === undefined ? {} : { readyAt: m.readyAt }) });
+    const timeline: TimelineRun = {
+      topology: o.topology ?? 'single',
+      seed: o.seed,
+      startedAt: streamStartedAt,
+      endedAt: streamStoppedAt,
+      completions: stream.accepted.flatMap((a) => (a.completedAt === undefined ? [] : [a.completedAt])),
+      faults,
+    };
     const settle = await settleCluster(cluster, ttl);
     o.log(`settled: ${settle}`);
     const record = await collect(cluster, stream, { kills, freezes }, badInputs, badMessages, ttl);
     const rows = checkInvariants(record);
-    return { rows, record, faults: counts, seconds: (Date.now() - started) / 1000, refused: stream.refused, settle };
+    return { rows, record, faults: counts, seconds: (Date.now() - started) / 1000, refused: stream.refused, settle, timeline };
   } finally {
     badDone = true;
     await cluster.stopAll().catch(() => undefined);
@@ -143,35 +173,44 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   }
 }
 
-async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => number, ttl: number, seen: { kills: KillTiming[]; freezes: Freeze[] }): Promise<string> {
+async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => number, ttl: number, seen: { kills: KillTiming[]; freezes: Freeze[] }): Promise<Injected> {
   const anyHost = async (): Promise<string> => (await pickVictim(cluster, random)) ?? 'w1';
   switch (fault) {
     case 'kill': {
       const host = await pickVictim(cluster, random);
-      if (!host) return 'no running worker';
+      if (!host) return { detail: 'no running worker' };
       const k = await killWorker(cluster, host);
       seen.kills.push(k);
       const ms = (t: number | undefined): string => (t === undefined ? 'n/a' : `${t - k.killedAt} ms`);
-      return `${host} owning ${k.ops} ops: detected ${ms(k.detectedAt)}, taken over ${ms(k.takenOverAt)}`;
+      const times = { ...(k.detectedAt === undefined ? {} : { detectedAt: k.detectedAt }), ...(k.takenOverAt === undefined ? {} : { takenOverAt: k.takenOverAt }) };
+      return {
+        detail: `${host} owning ${k.ops} ops: detected ${ms(k.detectedAt)}, taken over ${ms(k.takenOverAt)}`,
+        mark: { kind: fault, target: host, startedAt: k.killedAt, endedAt: k.restartedAt ?? Date.now() },
+        orphans: Promise.resolve(times),
+      };
     }
     case 'zombie': {
       const host = await anyHost();
-      const f = await zombie(cluster, host, 2 * ttl + 3_000);
-      if (f) seen.freezes.push(f);
-      return `${host} stopped ${2 * ttl + 3_000} ms`;
+      const z = await zombie(cluster, host, 2 * ttl + 3_000);
+      if (!z) return { detail: `${host} not running` };
+      seen.freezes.push(z.freeze);
+      return { detail: `${host} stopped ${2 * ttl + 3_000} ms`, mark: { kind: fault, target: host, startedAt: z.freeze.from, endedAt: z.freeze.to }, orphans: z.orphans };
     }
     case 'partition-pause':
     case 'partition-cut': {
       const host = await anyHost();
-      await partition(cluster, host, fault === 'partition-pause' ? 'pause' : 'cut', ttl + 3_000);
-      return `${host} cut off etcd ${ttl + 3_000} ms`;
+      const p = await partition(cluster, host, fault === 'partition-pause' ? 'pause' : 'cut', ttl + 3_000);
+      if (!p) return { detail: `${host}: no proxy` };
+      return { detail: `${host} cut off etcd ${ttl + 3_000} ms`, mark: { kind: fault, target: host, startedAt: p.from, endedAt: p.to }, orphans: p.orphans };
     }
-    case 'broker-restart':
-      await brokerRestart(cluster, 3_000);
-      return 'down 3 s';
-    case 'etcd-restart':
-      await etcdRestart(cluster, 2_000);
-      return 'down 2 s';
+    case 'broker-restart': {
+      const b = await brokerRestart(cluster, 3_000);
+      return { detail: 'down 3 s', mark: { kind: fault, target: 'RabbitMQ', startedAt: b.from, endedAt: b.to } };
+    }
+    case 'etcd-restart': {
+      const e = await etcdRestart(cluster, 2_000);
+      return { detail: 'down 2 s', mark: { kind: fault, target: 'etcd', startedAt: e.from, endedAt: e.to }, orphans: e.orphans };
+    }
   }
 }
 

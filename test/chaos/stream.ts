@@ -113,7 +113,10 @@ export class Stream {
     const entry: Accepted = { kind, type, id, last: false };
     this.accepted.push(entry);
     const final = await this.waitFinal(kind, type, id);
-    if (final !== undefined) entry.final = final;
+    if (final !== undefined) {
+      entry.final = final;
+      entry.completedAt = Date.now();
+    }
     return entry;
   }
 
