@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, type ConfigIssue, messageOf } from '../errors.js';
-import { flattenSpec, isOptionSpec, type OptionEntry, type SpecTree } from './option.js';
+import { optionEntries } from './entries.js';
+import { isOptionSpec, type OptionEntry, type SpecTree } from './option.js';
 import { redactUrl } from './redact.js';
 import { type Config, configSpec } from './schema.js';
 import { crossFieldIssues } from './rules.js';
@@ -26,8 +27,7 @@ export interface ConfigSources {
 /** Environment names that start with `HEARTH_` but are not options. */
 const NON_OPTION_ENV = /^HEARTH_(CONFIG|TEST_.*|BUILD_.*)$/;
 
-/** Every option, flattened. */
-export const optionEntries: readonly OptionEntry[] = flattenSpec(configSpec);
+export { optionEntries };
 const entriesByPath = new Map(optionEntries.map((e) => [e.path, e]));
 
 /**

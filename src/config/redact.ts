@@ -1,4 +1,4 @@
-import { optionEntries } from './load.js';
+import { optionEntries } from './entries.js';
 import type { Config } from './schema.js';
 
 /** Text shown in place of a secret. */
