@@ -25,6 +25,28 @@ export interface OwnerRef {
 }
 
 /**
+ * Which operating-system process runs an incarnation, and where: what a fence needs to find
+ * and stop it (an `exec` fence command gets these in its environment; a Kubernetes fence looks
+ * up the pod). Nothing in it is secret; it is recorded in etcd beside the incarnation.
+ */
+export interface ProcessIdentity {
+  readonly pid: number;
+  /**
+   * Start time of the process in clock ticks since boot (`/proc/<pid>/stat`, field 22), decimal.
+   * With `bootId` it tells this process from a later one that reused its pid.
+   */
+  readonly startTicks: string;
+  /** `/proc/sys/kernel/random/boot_id` of the machine (changes at every boot). */
+  readonly bootId: string;
+  /** The machine's host name. */
+  readonly hostname: string;
+  /** The machine's non-loopback IP addresses. */
+  readonly addresses: readonly string[];
+  /** Kubernetes: the pod (name, uid, namespace) and node, from the Downward API; absent elsewhere. */
+  readonly pod?: { readonly name: string; readonly uid: string; readonly namespace: string; readonly node: string };
+}
+
+/**
  * Cinder's host and cluster matching (`_filter_host`): a value with `#` matches exactly; with
  * `@` it matches itself and `value#…`; otherwise itself, `value@…` and `value#…`. So
  * `?name=mycluster` lists every backend of that cluster.
