@@ -38,6 +38,12 @@ export interface ProcessIdentity {
   readonly startTicks: string;
   /** `/proc/sys/kernel/random/boot_id` of the machine (changes at every boot). */
   readonly bootId: string;
+  /**
+   * The pid namespace (`/proc/self/ns/pid`, e.g. `pid:[4026531836]`): a pid means the same
+   * process only to a reader in the same namespace on the same boot (containers on one node
+   * share the boot id, not their pids).
+   */
+  readonly pidNamespace: string;
   /** The machine's host name. */
   readonly hostname: string;
   /** The machine's non-loopback IP addresses. */

@@ -46,6 +46,16 @@ export function crossFieldIssues(config: Config): ConfigIssue[] {
       message: `must be at least retry.initialDelayMs (${config.retry.initialDelayMs} ms), got ${config.retry.maxDelayMs} ms`,
     });
   }
+  if (config.fencing.lockDelayMs !== 0 && config.fencing.lockDelayMs < config.leaseTtlMs) {
+    issues.push({
+      path: 'fencing.lockDelayMs',
+      env: 'HEARTH_FENCING_LOCK_DELAY_MS',
+      message: `must be at least leaseTtlMs (${config.leaseTtlMs} ms): a lock-delay shorter than the lease cannot outlast a process etcd has not even expired yet; got ${config.fencing.lockDelayMs} ms (0 means leaseTtlMs)`,
+    });
+  }
+  if (config.fencing.method === 'exec' && config.fencing.exec.command === '') {
+    issues.push({ path: 'fencing.exec.command', env: 'HEARTH_FENCING_EXEC_COMMAND', message: 'fencing.method exec needs the fence command' });
+  }
   if (config.roles.length === 0) {
     issues.push({ path: 'roles', env: 'HEARTH_ROLES', message: 'must name at least one of api, worker' });
   }
