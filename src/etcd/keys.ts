@@ -12,6 +12,9 @@
  * | `ops/<type>/<id>` | the in-flight operation | none |
  * | `index/volume-snapshots/<volume>/<snapshot>` | empty: a volume's snapshots, so a delete can count them | none |
  * | `failovers/<dead incarnation>` | the incarnation that first took its work over | that taker's session |
+ * | `incarnations/<incarnation>` | which process ran it (written by its join) | none |
+ * | `fenced/<incarnation>` | how it ended for good: left cleanly, or fenced | none |
+ * | `fences/<incarnation>` | the fence operation of a dead incarnation | none |
  */
 export class KeyLayout {
   constructor(readonly prefix: string) {}
@@ -56,6 +59,27 @@ export class KeyLayout {
   /** The failover ledger's record of one dead incarnation (orphans/etcd-failover-ledger.ts). */
   failover(deadIncarnation: string): string {
     return `${this.prefix}/failovers/${deadIncarnation}`;
+  }
+  /** The durable record of one incarnation (membership). */
+  incarnation(incarnation: string): string {
+    return `${this.prefix}/incarnations/${incarnation}`;
+  }
+  incarnations(): string {
+    return `${this.prefix}/incarnations/`;
+  }
+  /** How an incarnation ended for good: its clean leave, or its fence (membership). */
+  fenced(incarnation: string): string {
+    return `${this.prefix}/fenced/${incarnation}`;
+  }
+  fencedAll(): string {
+    return `${this.prefix}/fenced/`;
+  }
+  /** The fence operation of a dead incarnation (fencing). */
+  fence(incarnation: string): string {
+    return `${this.prefix}/fences/${incarnation}`;
+  }
+  fences(): string {
+    return `${this.prefix}/fences/`;
   }
   /** One snapshot of a volume in the index a volume delete counts. */
   volumeSnapshot(volumeId: string, snapshotId: string): string {

@@ -1,4 +1,5 @@
 import { AlreadyAliveError, ClosedError } from '../errors.js';
+import type { ProcessIdentity } from '../identity.js';
 import { EventQueue } from '../concurrency/event-queue.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { type Backoff, DEFAULT_ETCD_RETRY, retry } from '../lifecycle/retry.js';
@@ -26,6 +27,15 @@ export interface IncarnationSupervisorOptions {
   readonly previousIncarnationWaitMs: number;
   /** Waits between failed session opens and rejoins (`retry.*`). */
   readonly retry?: Backoff;
+  /**
+   * Resolves once no run of `incarnation` is in flight in this process (the worker's runner
+   * knows). Absent: the process runs nothing (an API-only process), so it is always settled.
+   */
+  readonly settled?: (incarnation: string, signal: AbortSignal) => Promise<void>;
+  /** How long an incarnation that ended may take to settle before it is left to an outside fence. Default 30 s. */
+  readonly settleTimeoutMs?: number;
+  /** This process, recorded with every incarnation for its fence. */
+  readonly process?: ProcessIdentity;
 }
 
 /**
@@ -106,10 +116,13 @@ export class IncarnationSupervisor implements Incarnations {
 
   /**
    * Releases whatever the current incarnation's locks hold, leaves (peers see the member go at
-   * once) and revokes the session (its keys vanish now, not a TTL later). Idempotent.
+   * once) and revokes the session (its keys vanish now, not a TTL later). When no run of it is
+   * in flight any more (the worker drained first), the leave is clean: it records the
+   * incarnation's end in the same write, so nobody needs to fence it. Idempotent.
    *
    * Failure semantics: if etcd cannot be reached the alive entry and lock keys stay until the
-   * lease expires, within one TTL; errors are logged, not thrown, so shutdown goes on.
+   * lease expires, within one TTL, and no end is recorded (peers will fence it); errors are
+   * logged, not thrown, so shutdown goes on.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -119,9 +132,10 @@ export class IncarnationSupervisor implements Incarnations {
       const inc = this.live;
       this.live = undefined;
       if (!inc) return;
+      const clean = await this.settledWithin(inc, 1_000);
       await inc.locks.close().catch((err: unknown) => this.options.logger.warn({ err }, 'releasing the locks failed; they go with the lease'));
       try {
-        await inc.member.leave();
+        await inc.member.leave({ clean });
         this.options.logger.info({ owner: inc.member.owner }, 'left the cluster');
       } catch (err) {
         this.options.logger.warn({ err }, 'could not delete the alive key; it goes with the lease');
@@ -134,6 +148,16 @@ export class IncarnationSupervisor implements Incarnations {
 
   /** Opens a session (retrying while etcd does not answer), joins on it, and puts locks on it. */
   private async begin(signal: AbortSignal): Promise<Incarnation> {
+    return this.beginAfter(undefined, signal);
+  }
+
+  /**
+   * Opens a session and — when `previous` is an incarnation of this process that ended and
+   * whose runs settled — fences `previous` itself (its end recorded as `self`, by the new
+   * incarnation), releases its locks and revokes its lease, so peers need not wait a TTL and
+   * nobody fences a process that lives on. Then joins on the new session.
+   */
+  private async beginAfter(previous: Incarnation | undefined, signal: AbortSignal): Promise<Incarnation> {
     const session = await retry((_, s) => this.options.openSession(s ?? signal), {
       backoff: this.backoff,
       clock: this.options.clock,
@@ -144,6 +168,7 @@ export class IncarnationSupervisor implements Incarnations {
       },
     });
     try {
+      if (previous) await this.selfFence(previous, session.incarnation);
       const member = await this.joinWaiting(session, signal);
       this.options.logger.info({ owner: member.owner, cluster: member.cluster }, 'joined the cluster');
       return { member, session, locks: this.options.lockServiceFor(session) };
@@ -154,12 +179,28 @@ export class IncarnationSupervisor implements Incarnations {
     }
   }
 
+  /** Records `previous` fenced by this process, then lets its locks and lease go. */
+  private async selfFence(previous: Incarnation, by: string): Promise<void> {
+    const owner = previous.member.owner;
+    const result = await this.options.membership.recordEnd({
+      incarnation: owner.incarnation,
+      host: owner.host,
+      how: 'self',
+      by,
+      atMs: this.options.clock.now(),
+      detail: 'a later incarnation of the same process saw every run of it settle',
+    });
+    if (result.ok) this.options.logger.info({ previous: owner.incarnation, by, how: result.end.how }, 'earlier incarnation of this process fenced by itself');
+    await previous.locks.close().catch((err: unknown) => this.options.logger.warn({ err }, 'releasing the locks of the earlier incarnation failed; they go with its lease'));
+    await previous.session.close().catch(() => undefined);
+  }
+
   /** Joins on `session`; on ALREADY_ALIVE waits for the previous run of this host to expire. */
   private async joinWaiting(session: Session, signal: AbortSignal): Promise<Member> {
     const deadline = this.options.clock.now() + this.options.previousIncarnationWaitMs;
     for (;;) {
       try {
-        return await this.options.membership.join({ ...this.options.join, session }, signal);
+        return await this.options.membership.join({ ...this.options.join, session, ...(this.options.process ? { process: this.options.process } : {}) }, signal);
       } catch (err) {
         const left = deadline - this.options.clock.now();
         if (!(err instanceof AlreadyAliveError) || left <= 0) throw err;
@@ -196,22 +237,51 @@ export class IncarnationSupervisor implements Incarnations {
       const reason: Exclude<EndReason, 'left'> = isLive(ended.session.state) ? 'evicted' : 'session-lost';
       this.options.logger.warn({ owner: ended.member.owner, reason, session: ended.session.state }, 'this incarnation ended; rejoining as a new one');
       this.live = undefined;
-      await this.end(ended, reason);
-      const next = await this.rejoin();
+      this.emit({ type: 'ended', owner: ended.member.owner, reason });
+      const settled = await this.settle(ended);
+      const next = await this.rejoin(settled ? ended : undefined);
       if (!next) return;
       this.live = next;
       this.emit({ type: 'started', incarnation: next, previous: ended.member.owner, reason });
     }
   }
 
-  /** Ends an incarnation that was lost or evicted: its locks and alive entry go, and its lease. */
-  private async end(inc: Incarnation, reason: Exclude<EndReason, 'left'>): Promise<void> {
-    this.emit({ type: 'ended', owner: inc.member.owner, reason });
-    await inc.locks.close().catch((err: unknown) => this.options.logger.warn({ err }, 'closing the lock service of an ended incarnation failed'));
-    await inc.member.leave().catch(() => undefined);
-    // An evicted incarnation is over even though its lease lives: end the lease too, so its
-    // locks go with it and the next join is a new incarnation on a new session.
-    if (reason === 'evicted' || !isLive(inc.session.state)) await inc.session.close().catch(() => undefined);
+  /**
+   * Waits for the runs of an incarnation that ended to settle (they were told to stop when it
+   * ended). Until they have, its locks and lease stay: peers must not take over work a run of
+   * it may still be doing. True when they settled in time; false leaves it to a fence from outside.
+   */
+  private async settle(inc: Incarnation): Promise<boolean> {
+    if (!this.options.settled) return true;
+    const timeout = AbortSignal.any([this.halt, this.timer(this.options.settleTimeoutMs ?? 30_000)]);
+    try {
+      await this.options.settled(inc.member.owner.incarnation, timeout);
+      return true;
+    } catch {
+      this.options.logger.error({ owner: inc.member.owner }, 'runs of the ended incarnation did not settle in time: leaving its locks and lease to expire, for a fence from outside');
+      return false;
+    }
+  }
+
+  /** True when no run of `inc` is in flight, or none is left within `ms`. */
+  private async settledWithin(inc: Incarnation, ms: number): Promise<boolean> {
+    if (!this.options.settled) return true;
+    try {
+      await this.options.settled(inc.member.owner.incarnation, AbortSignal.timeout(ms));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** A signal that aborts after `ms` on the clock. */
+  private timer(ms: number): AbortSignal {
+    const controller = new AbortController();
+    this.options.clock.sleep(ms, this.halt).then(
+      () => controller.abort(new Error(`${ms} ms passed`)),
+      () => undefined,
+    );
+    return controller.signal;
   }
 
   /** Heartbeats every report interval until the member is no longer joined or we stop. */
@@ -237,10 +307,10 @@ export class IncarnationSupervisor implements Incarnations {
     }
   }
 
-  /** Starts the next incarnation, retrying until it succeeds or shutdown begins. */
-  private async rejoin(): Promise<Incarnation | undefined> {
+  /** Starts the next incarnation (fencing `previous` first, when given), retrying until it succeeds or shutdown begins. */
+  private async rejoin(previous: Incarnation | undefined): Promise<Incarnation | undefined> {
     try {
-      return await retry(() => this.begin(this.halt), {
+      return await retry(() => this.beginAfter(previous, this.halt), {
         backoff: this.backoff,
         clock: this.options.clock,
         signal: this.halt,

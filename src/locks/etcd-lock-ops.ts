@@ -112,6 +112,8 @@ export function parseEnqueue(keys: LockKeys, res: ITxnResponse): Enqueued {
 export interface Rechecked {
   /** My key exists, still created at my revision. */
   readonly mineExists: boolean;
+  /** Who owns the lock now (lowest create revision), if anyone. */
+  readonly owner: LockHolder | undefined;
   /** The key with the largest create revision below mine; none means the lock is mine. */
   readonly predecessor: QueuedKey | undefined;
   /** My predecessor is the owner (the lowest key): its deletion makes the lock mine. */
@@ -129,19 +131,21 @@ export function recheckRequest(keys: LockKeys, myRev: string): ITxnRequest {
     success: [
       { request_range: { key: keys.myKeyBuf, keys_only: true } },
       keys.byCreate('Descend', 1, { keys_only: true, max_create_revision: (BigInt(myRev) - 1n).toString() }),
-      keys.byCreate('Ascend', 1, { keys_only: true }),
+      // With its value (the holder's incarnation): a hand-off from a holder that died waits for its fence.
+      keys.byCreate('Ascend', 1),
     ],
     failure: [],
   };
 }
 
 /** Reads the answer of {@link recheckRequest}. */
-export function parseRecheck(res: ITxnResponse, myRev: string): Rechecked {
+export function parseRecheck(keys: LockKeys, res: ITxnResponse, myRev: string): Rechecked {
   const mine = res.responses[0]?.response_range.kvs[0];
   const predKv = res.responses[1]?.response_range.kvs[0];
   const ownerKv = res.responses[2]?.response_range.kvs[0];
   return {
     mineExists: mine?.create_revision === myRev,
+    owner: ownerKv ? holderOf(keys, ownerKv) : undefined,
     predecessor: predKv ? queued(predKv) : undefined,
     predecessorIsOwner: predKv !== undefined && ownerKv?.create_revision === predKv.create_revision,
   };

@@ -37,6 +37,12 @@ export interface EtcdLockServiceOptions {
   readonly logger?: Logger;
   /** Waits between retries of a queue read or key delete etcd did not answer (`retry.*`). */
   readonly retry?: Backoff;
+  /**
+   * Called before a waiter takes over from an owner it saw hold the lock, with that owner:
+   * resolves once the hand-off is safe — the owner released it while alive, left cleanly, or
+   * has been fenced (fencing's hand-off gate). Absent: every hand-off is taken at once.
+   */
+  readonly handOff?: (previousOwner: LockHolder, signal: AbortSignal) => Promise<void>;
   /** Timeout of an acquire that names none; default 60 s. */
   readonly defaultTimeoutMs?: number;
 }
@@ -213,6 +219,9 @@ export class EtcdLockService implements LockService {
     const myRev = first.myRev;
     let predecessor = first.predecessor;
     let predecessorIsOwner = first.predecessorIsOwner;
+    // The last owner seen other than me: the lock is mine only once its hand-off is safe.
+    let lastOwner = first.holder;
+    const mine = (): Promise<void> => this.handedOff(lastOwner, keys, signal);
     // Watches in a row that ended without a deletion. From the second on, the next watch waits
     // a little first, so a watch that keeps failing (say, etcd refusing it) cannot turn into polling.
     let interrupted = 0;
@@ -226,13 +235,14 @@ export class EtcdLockService implements LockService {
           // needs no check here: it rides on the session's lease, which etcd cannot expire
           // before the session signal (watched by this wait) fires; a lease revoked by hand is
           // caught by the fence and the session's next keepalive.
-          if (outcome === 'deleted' && predecessorIsOwner) return;
+          if (outcome === 'deleted' && predecessorIsOwner) return await mine();
           interrupted = outcome === 'recheck' ? interrupted + 1 : 0;
           if (outcome === 'recheck') this.options.logger?.debug({ key: keys.myKey, predecessor: predecessor.key }, 'watch of the predecessor was interrupted; re-reading the queue');
         }
-        const queue = parseRecheck(await this.recheck(keys, myRev, wait.deadline, signal), myRev);
+        const queue = parseRecheck(keys, await this.recheck(keys, myRev, wait.deadline, signal), myRev);
         if (!queue.mineExists) throw new LockLostError(keys.name, `lock ${keys.name}: my queue key ${keys.myKey} vanished while waiting (lease expired?)`);
-        if (queue.predecessor === undefined) return;
+        if (queue.owner && queue.owner.key !== keys.myKey) lastOwner = queue.owner;
+        if (queue.predecessor === undefined) return await mine();
         predecessor = queue.predecessor;
         predecessorIsOwner = queue.predecessorIsOwner;
       }
@@ -246,6 +256,12 @@ export class EtcdLockService implements LockService {
       clearTimeout(timer);
       dispose();
     }
+  }
+
+  /** Waits until taking over from `previous` (an owner that is gone now) is safe; see `handOff`. */
+  private async handedOff(previous: LockHolder | undefined, keys: LockKeys, signal: AbortSignal): Promise<void> {
+    if (!previous || previous.key === keys.myKey || !this.options.handOff) return;
+    await this.options.handOff(previous, signal);
   }
 
   /**

@@ -6,6 +6,7 @@ import type { OwnerRef } from '../identity.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { isLive, type Session, sessionKeyFence } from '../session/session.js';
 import type { HeartbeatResult, Member } from './membership.js';
+import { encodeIncarnationRecord, type IncarnationEnd } from './incarnation-records.js';
 import { type AliveRecord, decodeService, encodeRecord, type ServiceRecord } from './records.js';
 
 /** How often a heartbeat re-reads and retries after another writer changed the service record. */
@@ -118,26 +119,33 @@ export class EtcdMember implements Member {
     this.serviceRevision = kv.mod_revision;
   }
 
-  leave(): Promise<void> {
-    this.leaving ??= this.doLeave();
+  leave(options: { readonly clean?: boolean } = {}): Promise<void> {
+    this.leaving ??= this.doLeave(options.clean === true);
     return this.leaving;
   }
 
-  private async doLeave(): Promise<void> {
+  private async doLeave(clean: boolean): Promise<void> {
     const wasJoined = this.joined;
     this.end('left');
     if (!wasJoined && this.init.session.state === 'closed') return;
-    const { client } = this.init;
-    const service = encodeRecord({ ...this.service, heartbeatAtMs: this.init.clock.now() });
+    const { client, keys } = this.init;
+    const nowMs = this.init.clock.now();
+    const service = encodeRecord({ ...this.service, heartbeatAtMs: nowMs });
+    // A clean leave records the end in the same write: it needs no fence, and nobody waits for one.
+    const ended: IncarnationEnd = { incarnation: this.owner.incarnation, host: this.owner.host, how: 'left', by: this.owner.incarnation, atMs: nowMs, detail: 'left cleanly after its runs settled' };
+    const endPut = (): ReturnType<Etcd3['put']>[] => (clean && wasJoined ? [client.put(keys.fenced(this.owner.incarnation)).value(encodeIncarnationRecord(ended))] : []);
     try {
       const tx = await client
         .if(this.aliveKey, 'Create', '==', this.owner.aliveRevision)
         .and(this.serviceKey, 'Mod', '==', this.serviceRevision)
-        .then(client.delete().key(this.aliveKey), client.put(this.serviceKey).value(service))
+        .then(client.delete().key(this.aliveKey), client.put(this.serviceKey).value(service), ...endPut())
         .commit();
       if (!tx.succeeded) {
         // The service record changed under us: still delete the alive key if it is ours.
-        await client.if(this.aliveKey, 'Create', '==', this.owner.aliveRevision).then(client.delete().key(this.aliveKey)).commit();
+        await client
+          .if(this.aliveKey, 'Create', '==', this.owner.aliveRevision)
+          .then(client.delete().key(this.aliveKey), ...endPut())
+          .commit();
       }
     } catch (err) {
       throw fromEtcdError(err, `leave of ${this.owner.host}`);

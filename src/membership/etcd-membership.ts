@@ -7,9 +7,11 @@ import type { OwnerRef } from '../identity.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { type Backoff, DEFAULT_ETCD_RETRY } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
+import { EtcdIncarnations } from './etcd-incarnations.js';
 import { EtcdMember, rangeKv } from './etcd-member.js';
 import { watchAlive } from './etcd-watch.js';
-import type { JoinRequest, Member, Membership, MembershipEvent, RemoveServiceResult } from './membership.js';
+import { encodeIncarnationRecord, type IncarnationEnd, type IncarnationRecord, type IncarnationView } from './incarnation-records.js';
+import type { JoinRequest, Member, Membership, MembershipEvent, RecordEndResult, RemoveServiceResult } from './membership.js';
 import {
   type AliveMember,
   type AliveRecord,
@@ -50,8 +52,11 @@ function checkAborted(signal: AbortSignal | undefined, what: string): void {
 export class EtcdMembership implements Membership {
   readonly distributed = true;
   private readonly watches = new AbortController();
+  private readonly records: EtcdIncarnations;
 
-  constructor(private readonly options: EtcdMembershipOptions) {}
+  constructor(private readonly options: EtcdMembershipOptions) {
+    this.records = new EtcdIncarnations(options);
+  }
 
   async join(request: JoinRequest, signal?: AbortSignal): Promise<Member> {
     const { identity, session, binary } = request;
@@ -61,6 +66,7 @@ export class EtcdMembership implements Membership {
     const cluster = await this.ensureCluster(identity.cluster, binary, nowMs);
     const alive: AliveRecord = { host: identity.host, cluster: identity.cluster, incarnation: session.incarnation, heartbeatAtMs: nowMs };
     const facts = { binary, host: identity.host, cluster: identity.cluster, zone: identity.zone, version: request.version, nowMs };
+    const record: IncarnationRecord = { incarnation: session.incarnation, host: identity.host, cluster: identity.cluster, process: request.process ?? null, joinedAtMs: nowMs };
     for (let attempt = 0; attempt < MAX_RACES; attempt++) {
       checkAborted(signal, 'join');
       const { client, keys } = this.options;
@@ -73,7 +79,12 @@ export class EtcdMembership implements Membership {
         const tx = await client
           .if(aliveKey, 'Create', '==', 0)
           .and(serviceKey, 'Mod', '==', kv?.mod_revision ?? '0')
-          .then(client.put(serviceKey).value(encodeRecord(service)), client.put(aliveKey).value(encodeRecord(alive)).lease(session.leaseId))
+          .then(
+            client.put(serviceKey).value(encodeRecord(service)),
+            client.put(aliveKey).value(encodeRecord(alive)).lease(session.leaseId),
+            // Beside the alive entry, without a lease: who ran this incarnation, for its fence.
+            client.put(keys.incarnation(session.incarnation)).value(encodeIncarnationRecord(record)),
+          )
           .else(client.get(aliveKey))
           .commit();
         if (tx.succeeded) return this.member(request, alive, tx.header.revision, service, tx.header.revision);
@@ -206,6 +217,30 @@ export class EtcdMembership implements Membership {
     const combined = AbortSignal.any([signal, this.watches.signal]);
     const { client, keys, clock, logger } = this.options;
     return watchAlive({ client, keys, clock, logger, retry: this.options.retry ?? DEFAULT_ETCD_RETRY }, combined);
+  }
+
+  incarnation(incarnation: string): Promise<IncarnationView> {
+    return this.records.get(incarnation);
+  }
+
+  incarnations(): Promise<IncarnationView[]> {
+    return this.records.list();
+  }
+
+  recordEnd(end: IncarnationEnd, fence?: Fence): Promise<RecordEndResult> {
+    return this.records.recordEnd(end, fence);
+  }
+
+  ended(incarnation: string): Fence {
+    return this.records.ended(incarnation);
+  }
+
+  waitEnded(incarnation: string, signal: AbortSignal): Promise<IncarnationEnd> {
+    return this.records.waitEnded(incarnation, AbortSignal.any([signal, this.watches.signal]));
+  }
+
+  forgetIncarnation(incarnation: string): Promise<void> {
+    return this.records.forget(incarnation);
   }
 
   async close(): Promise<void> {

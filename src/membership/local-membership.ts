@@ -1,10 +1,11 @@
-import { AbortedError, AlreadyAliveError, IllegalStateError, NotDistributedError } from '../errors.js';
-import type { Fence } from '../fence.js';
+import { AbortedError, AlreadyAliveError, FencedError, IllegalStateError, NotDistributedError } from '../errors.js';
+import { type Fence, NO_FENCE } from '../fence.js';
 import type { OwnerRef } from '../identity.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { EventQueue } from '../concurrency/event-queue.js';
+import type { IncarnationEnd, IncarnationRecord, IncarnationView } from './incarnation-records.js';
 import type { LocalRecordFile, LocalRecords } from './local-store.js';
-import type { HeartbeatResult, JoinRequest, Member, Membership, MembershipEvent, RemoveServiceResult } from './membership.js';
+import type { HeartbeatResult, JoinRequest, Member, Membership, MembershipEvent, RecordEndResult, RemoveServiceResult } from './membership.js';
 import {
   type AliveMember,
   type ClusterRecord,
@@ -26,6 +27,7 @@ export class LocalMembership implements Membership {
   readonly distributed = false;
   private readonly alive = new Map<string, AliveMember>();
   private readonly watchers = new Set<EventQueue<MembershipEvent>>();
+  private readonly endWaiters = new Map<string, Set<(end: IncarnationEnd) => void>>();
   private revision = 0n;
 
   constructor(
@@ -46,6 +48,7 @@ export class LocalMembership implements Membership {
       heartbeatAtMs: nowMs,
       aliveRevision: '0',
     };
+    const record: IncarnationRecord = { incarnation: session.incarnation, host: identity.host, cluster: identity.cluster, process: request.process ?? null, joinedAtMs: nowMs };
     let service: ServiceRecord;
     try {
       service = await this.store.update((records) => {
@@ -61,7 +64,8 @@ export class LocalMembership implements Membership {
         const next = joined.id === undefined ? { ...joined, id: nextServiceId(records.services) } : joined;
         // Taken inside the serialised update, so a concurrent join of the same host sees it.
         this.alive.set(identity.host, member);
-        return { records: { clusters, services: replaceService(records.services, next) }, result: next };
+        const incarnations = [...records.incarnations, record];
+        return { records: { ...records, clusters, services: replaceService(records.services, next), incarnations }, result: next };
       });
     } catch (err) {
       if (this.alive.get(identity.host) === member) this.alive.delete(identity.host);
@@ -88,13 +92,86 @@ export class LocalMembership implements Membership {
     return { ok: true, atMs };
   }
 
-  /** Removes a live incarnation's alive entry and records its last heartbeat. */
-  async remove(owner: OwnerRef, binary: string): Promise<void> {
+  /** Removes a live incarnation's alive entry and records its last heartbeat; `clean`: and its end (`left`). */
+  async remove(owner: OwnerRef, binary: string, clean = false): Promise<void> {
     const current = this.alive.get(owner.host);
     if (current?.incarnation !== owner.incarnation) return;
     this.alive.delete(owner.host);
     this.emit({ type: 'member-left', member: current, revision: this.nextRevision() });
-    await this.store.update((records) => withHeartbeat(records, binary, owner.host, this.clock.now()));
+    const atMs = this.clock.now();
+    const end: IncarnationEnd = { incarnation: owner.incarnation, host: owner.host, how: 'left', by: owner.incarnation, atMs, detail: 'left cleanly after its runs settled' };
+    await this.store.update((records) => {
+      const beat = withHeartbeat(records, binary, owner.host, atMs).records;
+      return { records: clean && !records.ends.some((e) => e.incarnation === owner.incarnation) ? { ...beat, ends: [...beat.ends, end] } : beat, result: undefined };
+    });
+    if (clean) this.ended_(end);
+  }
+
+  async incarnation(incarnation: string): Promise<IncarnationView> {
+    const { incarnations, ends } = this.store.read();
+    const record = incarnations.find((r) => r.incarnation === incarnation);
+    const end = ends.find((e) => e.incarnation === incarnation);
+    return { record, end, alive: [...this.alive.values()].some((a) => a.incarnation === incarnation) };
+  }
+
+  async incarnations(): Promise<IncarnationView[]> {
+    const { incarnations, ends } = this.store.read();
+    const known = new Set(incarnations.map((r) => r.incarnation));
+    const alive = new Set([...this.alive.values()].map((a) => a.incarnation));
+    return [
+      ...incarnations.map((record) => ({ record, end: ends.find((e) => e.incarnation === record.incarnation), alive: alive.has(record.incarnation) })),
+      ...ends.filter((e) => !known.has(e.incarnation)).map((end) => ({ record: undefined, end, alive: alive.has(end.incarnation) })),
+    ];
+  }
+
+  async recordEnd(end: IncarnationEnd, fence: Fence = NO_FENCE): Promise<RecordEndResult> {
+    const result = await this.store.update((records): { records: LocalRecords; result: RecordEndResult } => {
+      const existing = records.ends.find((e) => e.incarnation === end.incarnation);
+      if (existing) return { records, result: { ok: true, end: existing, created: false } };
+      if (end.how !== 'self' && this.isAlive(end.host, end.incarnation)) return { records, result: { ok: false, reason: 'alive' } };
+      // Checked in the same tick as the write (the update is serialised): the recorder still holds.
+      if (!fence.holds()) throw new FencedError('holds()', fence.description);
+      return { records: { ...records, ends: [...records.ends, end] }, result: { ok: true, end, created: true } };
+    });
+    if (result.ok && result.created) this.ended_(result.end);
+    return result;
+  }
+
+  ended(incarnation: string): Fence {
+    return { guards: [], holds: () => this.store.read().ends.some((e) => e.incarnation === incarnation), description: `${incarnation} fenced` };
+  }
+
+  waitEnded(incarnation: string, signal: AbortSignal): Promise<IncarnationEnd> {
+    const end = this.store.read().ends.find((e) => e.incarnation === incarnation);
+    if (end) return Promise.resolve(end);
+    if (signal.aborted) return Promise.reject(new AbortedError(`waiting for ${incarnation} to be fenced`, { cause: signal.reason }));
+    return new Promise((resolve, reject) => {
+      const waiters = this.endWaiters.get(incarnation) ?? new Set();
+      this.endWaiters.set(incarnation, waiters);
+      const done = (e: IncarnationEnd): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(e);
+      };
+      const onAbort = (): void => {
+        waiters.delete(done);
+        reject(new AbortedError(`waiting for ${incarnation} to be fenced`, { cause: signal.reason }));
+      };
+      waiters.add(done);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  async forgetIncarnation(incarnation: string): Promise<void> {
+    await this.store.update((records) => ({
+      records: { ...records, incarnations: records.incarnations.filter((r) => r.incarnation !== incarnation), ends: records.ends.filter((e) => e.incarnation !== incarnation) },
+      result: undefined,
+    }));
+  }
+
+  private ended_(end: IncarnationEnd): void {
+    const waiters = this.endWaiters.get(end.incarnation);
+    this.endWaiters.delete(end.incarnation);
+    for (const w of waiters ?? []) w(end);
   }
 
   async snapshot(signal?: AbortSignal): Promise<MembershipSnapshot> {
@@ -215,10 +292,11 @@ class LocalMember implements Member {
     return result;
   }
 
-  leave(): Promise<void> {
+  leave(options: { readonly clean?: boolean } = {}): Promise<void> {
     this.leaving ??= (async () => {
+      const wasJoined = this.joined;
       if (!this.controller.signal.aborted) this.controller.abort('left');
-      await this.membership.remove(this.owner, this.request.binary);
+      await this.membership.remove(this.owner, this.request.binary, options.clean === true && wasJoined);
     })();
     return this.leaving;
   }

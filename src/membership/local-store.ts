@@ -1,15 +1,20 @@
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BackendUnavailableError, CoordinatorError, messageOf } from '../errors.js';
+import { decodeEnd, decodeIncarnation, type IncarnationEnd, type IncarnationRecord } from './incarnation-records.js';
 import { type ClusterRecord, decodeCluster, decodeService, type ServiceRecord } from './records.js';
 
 /** The durable part of single-node membership. */
 export interface LocalRecords {
   readonly clusters: readonly ClusterRecord[];
   readonly services: readonly ServiceRecord[];
+  /** Every incarnation this data directory ran (its process), until collected. */
+  readonly incarnations: readonly IncarnationRecord[];
+  /** How incarnations ended for good (left cleanly, or fenced). */
+  readonly ends: readonly IncarnationEnd[];
 }
 
-const EMPTY: LocalRecords = { clusters: [], services: [] };
+const EMPTY: LocalRecords = { clusters: [], services: [], incarnations: [], ends: [] };
 
 /**
  * Cluster and service records of the single node in one JSON file (`<dataDir>/membership.json`),
@@ -89,10 +94,12 @@ export class LocalRecordFile {
 
 function parse(path: string, text: string): LocalRecords {
   try {
-    const o = JSON.parse(text) as { clusters?: unknown[]; services?: unknown[] };
+    const o = JSON.parse(text) as { clusters?: unknown[]; services?: unknown[]; incarnations?: unknown[]; ends?: unknown[] };
     return {
       clusters: (o.clusters ?? []).map((c) => decodeCluster(JSON.stringify(c))),
       services: (o.services ?? []).map((s) => decodeService(JSON.stringify(s))),
+      incarnations: (o.incarnations ?? []).map((i) => decodeIncarnation(JSON.stringify(i))),
+      ends: (o.ends ?? []).map((e) => decodeEnd(JSON.stringify(e))),
     };
   } catch (err) {
     throw new CoordinatorError('INTERNAL', `${path} is damaged (${messageOf(err)}); restore it or move it away to start afresh`, { cause: err });

@@ -7,9 +7,16 @@
  * vanishes when the member leaves, revokes its lease, or stops keeping it alive for one TTL.
  */
 import type { Fence } from '../fence.js';
-import type { Identity, OwnerRef } from '../identity.js';
+import type { Identity, OwnerRef, ProcessIdentity } from '../identity.js';
 import type { Session } from '../session/session.js';
+import type { IncarnationEnd, IncarnationView } from './incarnation-records.js';
 import type { AliveMember, ClusterRecord, MembershipSnapshot, ServiceRecord } from './records.js';
+
+/** The outcome of recording how an incarnation ended; an incarnation still alive is a value. */
+export type RecordEndResult =
+  /** `end` is on record now; `created: false` when an earlier end record was there first (it is returned). */
+  | { readonly ok: true; readonly end: IncarnationEnd; readonly created: boolean }
+  | { readonly ok: false; readonly reason: 'alive' };
 
 /** The outcome of removing a service record; a refusal is a value. */
 export type RemoveServiceResult =
@@ -27,6 +34,8 @@ export interface JoinRequest {
   readonly version: string;
   /** The session whose lease the alive entry rides on; its incarnation becomes the member's. */
   readonly session: Session;
+  /** The process that runs this incarnation, recorded for fencing; absent: not recorded. */
+  readonly process?: ProcessIdentity;
 }
 
 /** The outcome of one heartbeat. Eviction (the alive entry is no longer ours) is a value. */
@@ -59,10 +68,14 @@ export interface Member {
    * Deletes the alive entry (peers see the member leave at once) and records a last
    * heartbeat. The session is not closed here: its owner revokes it. Idempotent.
    *
+   * `clean`: this incarnation's runs have all settled, so it needs no fence: the same write
+   * records its end (`left`), and its locks and orphans need wait for nothing.
+   *
    * Failure semantics: when etcd cannot be reached the entry stays until the lease expires
-   * (at most one TTL) or is revoked; the error is thrown after the member is marked left.
+   * (at most one TTL) or is revoked, and no end is recorded (a fence will be needed); the error
+   * is thrown after the member is marked left.
    */
-  leave(): Promise<void>;
+  leave(options?: { readonly clean?: boolean }): Promise<void>;
 }
 
 /** Membership changes, from a watch that resumes from its revision and re-lists after compaction. */
@@ -135,6 +148,35 @@ export interface Membership {
    * as joins and leaves and then `members-synced` (reason `compacted`). Nothing is polled.
    */
   watch(signal: AbortSignal): AsyncIterable<MembershipEvent>;
+  /**
+   * The durable record of `incarnation` (which process ran it, written when it joined) and
+   * how it ended for good, if it did.
+   *
+   * Failure semantics: a retryable `BackendUnavailableError` when etcd cannot be reached.
+   */
+  incarnation(incarnation: string): Promise<IncarnationView>;
+  /** Every incarnation record and end record kept (views; collecting old ones). */
+  incarnations(): Promise<IncarnationView[]>;
+  /**
+   * Records how `end.incarnation` ended for good (fenced), once: when an end is on record
+   * already, that one is returned. Unless `end.how` is `self`, it commits only if the
+   * incarnation is not alive (`{ ok: false, reason: 'alive' }` otherwise). `fence` guards the
+   * write (the recorder is a live member).
+   *
+   * Failure semantics: `FencedError` when `fence` fails (nothing written); a retryable
+   * `BackendUnavailableError` when etcd cannot be reached (read again: it may have landed).
+   */
+  recordEnd(end: IncarnationEnd, fence?: Fence): Promise<RecordEndResult>;
+  /** A write guard that holds once `incarnation` has an end record: the fence gate of takeovers. */
+  ended(incarnation: string): Fence;
+  /**
+   * Resolves with the end record of `incarnation` once there is one. Watches; never polls.
+   *
+   * @throws AbortedError on `signal`; a retryable `BackendUnavailableError` when etcd is away.
+   */
+  waitEnded(incarnation: string, signal: AbortSignal): Promise<IncarnationEnd>;
+  /** Drops the records of an incarnation nothing refers to any more. */
+  forgetIncarnation(incarnation: string): Promise<void>;
   /** Stops every watch. Idempotent; members must be left by their owners. */
   close(): Promise<void>;
 }

@@ -5,7 +5,7 @@
  * still counts (as down) in its cluster, as in Cinder. The alive entry lives on the member's
  * session lease: it exists exactly while that incarnation is alive.
  */
-import { InvalidInputError } from '../errors.js';
+import { bool, num, numOrNull, parseObject, str, strOrNull } from './json-fields.js';
 
 /** Cinder's default replication status of a cluster or service that does not replicate. */
 export const NOT_CAPABLE = 'not-capable';
@@ -93,50 +93,6 @@ export function newClusterRecord(name: string, binary: string, nowMs: number): C
     createdAtMs: nowMs,
     updatedAtMs: null,
   };
-}
-
-type Json = Record<string, unknown>;
-
-function parseObject(text: string, what: string): Json {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new InvalidInputError(`${what} is not valid JSON`, { cause: err });
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidInputError(`${what} is not an object`);
-  return value as Json;
-}
-
-function str(o: Json, key: string, what: string): string {
-  const v = o[key];
-  if (typeof v !== 'string') throw new InvalidInputError(`${what}: ${key} must be a string`);
-  return v;
-}
-
-function strOrNull(o: Json, key: string, what: string): string | null {
-  const v = o[key];
-  if (v === null || v === undefined) return null;
-  if (typeof v !== 'string') throw new InvalidInputError(`${what}: ${key} must be a string or null`);
-  return v;
-}
-
-function bool(o: Json, key: string, what: string): boolean {
-  const v = o[key];
-  if (typeof v !== 'boolean') throw new InvalidInputError(`${what}: ${key} must be a boolean`);
-  return v;
-}
-
-function num(o: Json, key: string, what: string): number {
-  const v = o[key];
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new InvalidInputError(`${what}: ${key} must be a number`);
-  return v;
-}
-
-function numOrNull(o: Json, key: string, what: string): number | null {
-  const v = o[key];
-  if (v === null || v === undefined) return null;
-  return num(o, key, what);
 }
 
 /** Reads a cluster record; throws {@link InvalidInputError} on a malformed value. */

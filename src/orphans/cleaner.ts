@@ -1,4 +1,5 @@
 import { CoordinatorError, FencedError, isRetryable } from '../errors.js';
+import type { OwnerRef } from '../identity.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { Backoff } from '../lifecycle/retry.js';
 import type { Member, Membership } from '../membership/membership.js';
@@ -40,6 +41,8 @@ export interface CleanupReport {
   readonly cleaned: number;
   /** Lost the claim (another cleaner, or the op changed, or the owner lives). */
   readonly skipped: number;
+  /** Not claimed yet: the owner is dead but not fenced; cleaned once it is (in the background). */
+  readonly awaitingFence: number;
   readonly errors: number;
 }
 
@@ -64,18 +67,24 @@ export interface OrphanCleanerOptions {
   readonly concurrency?: number;
   /** Called after a batch of cleanup actions finished (the detector sweeps again, so the gauge drops at once). */
   readonly onCleaned?: () => void;
+  /**
+   * Asks for the fence of a dead owner and waits for it (bounded by `signal`); true once its end
+   * is on record. Orphans of an owner not fenced yet are cleaned as soon as it is.
+   */
+  readonly awaitFence?: (owner: OwnerRef, cluster: string, signal: AbortSignal) => Promise<boolean>;
 }
 
 /** Waits before a cleanup action that failed in passing (say, the driver) is tried again. */
 const CLEANUP_ACTION_RETRY = new Backoff({ initialDelayMs: 1_000, maxDelayMs: 30_000, jitter: 'none' });
 
-const EMPTY: CleanupReport = { found: 0, cleaned: 0, skipped: 0, errors: 0 };
+const EMPTY: CleanupReport = { found: 0, cleaned: 0, skipped: 0, awaitingFence: 0, errors: 0 };
 
 function add(a: CleanupReport, b: Partial<CleanupReport>): CleanupReport {
   return {
     found: a.found + (b.found ?? 0),
     cleaned: a.cleaned + (b.cleaned ?? 0),
     skipped: a.skipped + (b.skipped ?? 0),
+    awaitingFence: a.awaitingFence + (b.awaitingFence ?? 0),
     errors: a.errors + (b.errors ?? 0),
   };
 }
@@ -139,6 +148,7 @@ export class OrphanCleaner {
    */
   async claimAll(orphans: readonly Orphan[], reason: FailoverReason): Promise<{ claimed: ClaimedOrphan[]; report: CleanupReport }> {
     const claimed: ClaimedOrphan[] = [];
+    const awaiting: Orphan[] = [];
     let report: CleanupReport = { ...EMPTY, found: orphans.length };
     for (const orphan of orphans) {
       if (this.stop.signal.aborted) break;
@@ -155,12 +165,35 @@ export class OrphanCleaner {
         break;
       }
       if (outcome === 'skipped' || outcome === 'error') report = add(report, { [outcome === 'skipped' ? 'skipped' : 'errors']: 1 });
+      else if (outcome === 'awaiting-fence') awaiting.push(orphan);
       else claimed.push(outcome);
     }
-    return { claimed, report };
+    this.cleanAfterFence(awaiting, reason);
+    return { claimed, report: add(report, { awaitingFence: awaiting.length }) };
   }
 
-  private async claimOne(orphan: Orphan, me: Member, reason: FailoverReason): Promise<ClaimedOrphan | 'skipped' | 'error' | 'stop'> {
+  /**
+   * Orphans whose dead owner is not fenced yet: asks for each owner's fence and cleans its
+   * orphans (as listed) once the fence is on record, in the background; {@link close} waits.
+   */
+  private cleanAfterFence(orphans: readonly Orphan[], reason: FailoverReason): void {
+    const awaitFence = this.options.awaitFence;
+    if (!awaitFence || orphans.length === 0) return;
+    const byOwner = new Map<string, Orphan[]>();
+    for (const o of orphans) byOwner.set(o.owner.incarnation, [...(byOwner.get(o.owner.incarnation) ?? []), o]);
+    for (const group of byOwner.values()) {
+      const first = group[0] as Orphan;
+      const run = (async () => {
+        if (!(await awaitFence(first.owner, first.op.cluster, this.stop.signal))) return;
+        const report = await this.cleanOrphans(group, reason, this.stop.signal);
+        this.options.logger.info({ ...report, owner: first.owner.incarnation }, 'cleaned up the orphans of an owner once it was fenced');
+      })().catch((err: unknown) => this.options.logger.warn({ err, owner: first.owner.incarnation }, 'cleaning up after a fence failed; the orphans stay for the next cleanup'));
+      this.background.add(run);
+      void run.finally(() => this.background.delete(run));
+    }
+  }
+
+  private async claimOne(orphan: Orphan, me: Member, reason: FailoverReason): Promise<ClaimedOrphan | 'skipped' | 'awaiting-fence' | 'error' | 'stop'> {
     const { op, owner } = orphan;
     const ids = { type: op.type, id: op.id, opId: op.opId, kind: op.kind, ownerIncarnation: owner.incarnation };
     try {
@@ -170,6 +203,10 @@ export class OrphanCleaner {
           this.options.metrics.cleanup('error');
           this.options.logger.warn({ ...ids, err: result.error }, 'this incarnation is no longer alive: it claims no more orphans');
           return 'stop';
+        }
+        if (result.reason === 'awaiting-fence') {
+          this.options.logger.info(ids, 'orphan not claimed yet: its dead owner is not fenced yet');
+          return 'awaiting-fence';
         }
         this.options.metrics.cleanup('skipped');
         this.options.logger.info({ ...ids, why: result.reason === 'owner-alive' ? 'its owner is alive' : result.failed }, 'orphan not claimed (another cleaner took it, or it changed)');

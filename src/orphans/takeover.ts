@@ -15,6 +15,8 @@ export type TakeoverClaim =
   | { readonly ok: false; readonly reason: 'conflict'; readonly failed: FailedCondition }
   /** The owner's incarnation is alive after all: not an orphan. */
   | { readonly ok: false; readonly reason: 'owner-alive' }
+  /** The owner is dead but not fenced yet: its work waits for the fence. */
+  | { readonly ok: false; readonly reason: 'awaiting-fence' }
   /** The claiming incarnation is itself no longer alive. */
   | { readonly ok: false; readonly reason: 'fenced'; readonly error: FencedError };
 

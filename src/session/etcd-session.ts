@@ -49,9 +49,11 @@ interface Channel {
  * - partition / etcd down: keepalives go unanswered → `jeopardy`, then `lost` at `safeUntil`,
  *   at least `leaseMarginMs` before etcd can expire the lease; `signal` aborts then.
  * - lease expired or revoked behind our back (TTL 0 answer): `lost` at once.
- * - `lost` is final; on reaching it the session tries once to revoke its lease, so that its
- *   keys vanish as soon as etcd is reachable instead of a TTL later. A new incarnation needs a
- *   new session (`SessionSupervisor` makes them).
+ * - `lost` is final. The lease is left alone: runs of this incarnation may still be settling,
+ *   and its keys (its alive entry, its locks) must not vanish before they have. Whoever knows
+ *   they settled calls `close()`, which revokes it (the incarnation supervisor, after the runs
+ *   of the lost incarnation ended); otherwise etcd expires it. A new incarnation needs a new
+ *   session.
  * - etcd restart: leases survive (etcd persists them and extends them on leader change), so a
  *   short restart is at most a `jeopardy`.
  * - `close()` revokes the lease (keys vanish at once); if etcd cannot be reached within
@@ -264,7 +266,6 @@ export class EtcdSession implements Session {
         ? new CoordinatorError('LOCK_LOST', `session ${this.incarnation} lost its lease (no keepalive acknowledged in time)`)
         : new ClosedError(`session ${this.incarnation}`);
     this.controller.abort(reason);
-    if (state === 'lost') void this.revoke();
   }
 
   private async revoke(): Promise<void> {

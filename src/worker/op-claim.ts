@@ -13,7 +13,9 @@ import type { StateStore } from '../state/state-store.js';
 export interface ClaimOptions {
   /**
    * The op is owned by another incarnation (possibly an earlier one of this host) that must be
-   * dead: the claim carries `membership.ownerGone(owner)` and fails if the owner lives.
+   * dead: the claim carries `membership.ownerGone(owner)` and fails if the owner lives — and
+   * `membership.ended(owner)`: it fails too until the owner's end is on record (it left cleanly,
+   * or it was fenced), so no run of it can still be working on the resource.
    */
   readonly ownerDead?: boolean;
 }
@@ -25,13 +27,15 @@ export type ClaimResult =
   | { readonly ok: false; readonly reason: 'conflict'; readonly failed: FailedCondition }
   /** An `ownerDead` claim found the owner's incarnation alive: it is not an orphan. */
   | { readonly ok: false; readonly reason: 'owner-alive' }
+  /** An `ownerDead` claim found the owner dead but not fenced yet: its work waits for the fence. */
+  | { readonly ok: false; readonly reason: 'awaiting-fence' }
   /** This incarnation is no longer alive (its alive fence failed); it must not claim anything. */
   | { readonly ok: false; readonly reason: 'fenced'; readonly error: FencedError };
 
 /** What an {@link OpClaimer} needs. */
 export interface OpClaimerOptions {
   readonly store: StateStore;
-  readonly membership: Pick<Membership, 'ownerGone'>;
+  readonly membership: Pick<Membership, 'ownerGone' | 'ended'>;
 }
 
 /**
@@ -66,9 +70,10 @@ export class OpClaimer {
   async claimOp(op: OpRecord, me: Member, options: ClaimOptions = {}): Promise<ClaimResult> {
     const owner = op.owner;
     const ownerFence: Fence | undefined = options.ownerDead && owner ? this.deps.membership.ownerGone(owner) : undefined;
+    const endFence: Fence | undefined = options.ownerDead && owner ? this.deps.membership.ended(owner.incarnation) : undefined;
     const mine = me.fence();
     // My fence first: etcd reports the first failed guard, so an owner guard reported means I held.
-    const fence = ownerFence ? allOf(mine, ownerFence) : mine;
+    const fence = ownerFence && endFence ? allOf(mine, ownerFence, endFence) : mine;
     try {
       const result = await this.deps.store.updateOp(
         { type: op.type, id: op.id },
@@ -77,7 +82,9 @@ export class OpClaimer {
       return result.ok ? { ok: true, op: result.op } : { ok: false, reason: 'conflict', failed: result.failed };
     } catch (err) {
       if (!(err instanceof FencedError)) throw err;
-      return ownerFence && isOwnerGuard(err, mine, ownerFence) ? { ok: false, reason: 'owner-alive' } : { ok: false, reason: 'fenced', error: err };
+      if (ownerFence && isOwnerGuard(err, mine, ownerFence)) return { ok: false, reason: 'owner-alive' };
+      if (endFence && isOwnerGuard(err, mine, endFence)) return { ok: false, reason: 'awaiting-fence' };
+      return { ok: false, reason: 'fenced', error: err };
     }
   }
 }

@@ -95,9 +95,37 @@ const NEVER = new AbortController().signal;
  */
 export class OperationRunner {
   private readonly retry: Backoff;
+  /** Runs in flight, by the incarnation that owns them. */
+  private readonly inFlight = new Map<string, Set<Promise<OpOutcome>>>();
+  private readonly idle = new Map<string, Set<() => void>>();
 
   constructor(private readonly deps: OperationRunnerOptions) {
     this.retry = deps.retry ?? DEFAULT_ETCD_RETRY;
+  }
+
+  /**
+   * Resolves once no run owned by `incarnation` is in flight in this process: every driver call
+   * it made has returned. What an incarnation's fence by itself and its clean leave wait for.
+   *
+   * @throws AbortedError when `signal` aborts first.
+   */
+  settled(incarnation: string, signal: AbortSignal): Promise<void> {
+    if (!this.inFlight.get(incarnation)?.size) return Promise.resolve();
+    if (signal.aborted) return Promise.reject(new AbortedError(`runs of ${incarnation} to settle`, { cause: signal.reason }));
+    return new Promise((resolve, reject) => {
+      const waiters = this.idle.get(incarnation) ?? new Set();
+      this.idle.set(incarnation, waiters);
+      const done = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = (): void => {
+        waiters.delete(done);
+        reject(new AbortedError(`runs of ${incarnation} to settle`, { cause: signal.reason }));
+      };
+      waiters.add(done);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /**
@@ -105,7 +133,25 @@ export class OperationRunner {
    *
    * @throws IllegalStateError when `op` is not owned by this host (a caller's bug).
    */
-  async run(op: OpRecord, options: RunOptions = {}): Promise<OpOutcome> {
+  run(op: OpRecord, options: RunOptions = {}): Promise<OpOutcome> {
+    const owner = op.owner?.incarnation ?? '';
+    const run = this.runOnce(op, options);
+    const runs = this.inFlight.get(owner) ?? new Set();
+    this.inFlight.set(owner, runs);
+    runs.add(run);
+    const settle = (): void => {
+      runs.delete(run);
+      if (runs.size > 0) return;
+      this.inFlight.delete(owner);
+      const waiters = this.idle.get(owner);
+      this.idle.delete(owner);
+      for (const w of waiters ?? []) w();
+    };
+    run.then(settle, settle);
+    return run;
+  }
+
+  private async runOnce(op: OpRecord, options: RunOptions): Promise<OpOutcome> {
     const owner = op.owner;
     const inc = this.deps.incarnations.current();
     if (!owner || (inc && owner.host !== inc.member.owner.host)) {

@@ -3,6 +3,7 @@
  * only then acknowledge the message; the run goes on after the ack.
  */
 import { isRetryable } from '../errors.js';
+import type { OwnerRef } from '../identity.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { type Backoff, DEFAULT_ETCD_RETRY, retry } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
@@ -13,6 +14,9 @@ import type { Incarnation, Incarnations } from '../incarnation/incarnation.js';
 import type { OpClaimer } from './op-claim.js';
 import type { OperationRunner, OpOutcome } from './operation-runner.js';
 import { decideJob } from './plan.js';
+
+/** How soon a job whose dead owner is not fenced yet comes back. */
+const FENCE_RETRY_MS = 10_000;
 import { Slots } from '../concurrency/slots.js';
 
 /** What a {@link VolumeManager} needs. */
@@ -29,6 +33,11 @@ export interface VolumeManagerOptions {
   readonly readAttempts?: number;
   /** Waits between those reads (`retry.*`); its cap is the `retry-later` delay. */
   readonly retry?: Backoff;
+  /**
+   * Asks for the fence of a dead owner and waits for it (bounded by `signal`); true once its end
+   * is on record. Absent: a takeover that awaits a fence is retried later.
+   */
+  readonly awaitFence?: (owner: OwnerRef, cluster: string, signal: AbortSignal) => Promise<boolean>;
 }
 
 /** What became of the runs still going when a drain began. */
@@ -132,7 +141,10 @@ export class VolumeManager {
     this.busy.set(op.opId, undefined);
     let claimed = false;
     try {
-      const result = await this.options.claimer.claimOp(op, inc.member, { ownerDead });
+      let result = await this.options.claimer.claimOp(op, inc.member, { ownerDead });
+      if (!result.ok && result.reason === 'awaiting-fence' && op.owner && (await this.options.awaitFence?.(op.owner, op.cluster, inc.member.signal))) {
+        result = await this.options.claimer.claimOp(op, inc.member, { ownerDead });
+      }
       if (result.ok) {
         claimed = true;
         if (ownerDead) log.warn({ previousOwner: op.owner?.incarnation }, 'took over the op of a dead incarnation');
@@ -146,6 +158,10 @@ export class VolumeManager {
       if (result.reason === 'owner-alive') {
         log.debug({ owner: op.owner?.incarnation }, 'job dropped: the op is owned by a live worker');
         return dispositions.drop('owned by a live worker');
+      }
+      if (result.reason === 'awaiting-fence') {
+        log.info({ owner: op.owner?.incarnation }, 'the dead owner of this op is not fenced yet; the job comes back later');
+        return dispositions.retryLater(FENCE_RETRY_MS);
       }
       log.warn({ err: result.error }, 'this incarnation is no longer alive; handing the job back');
       return dispositions.requeue();

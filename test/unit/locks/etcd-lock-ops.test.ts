@@ -74,18 +74,25 @@ describe('enqueue', () => {
 });
 
 describe('recheck and release', () => {
-  it('reads my key, the newest key below mine, and the owner — linearizably, writing nothing', () => {
+  it('reads my key, the newest key below mine, and the owner with its value — linearizably, writing nothing', () => {
     const req = recheckRequest(keys, '10');
     expect(req.compare).toEqual([]);
+    expect(req.success?.[2]?.request_range).toMatchObject({ sort_order: 'Ascend', limit: 1 });
+    expect(req.success?.[2]?.request_range).not.toHaveProperty('keys_only');
     expect(req.success?.[1]?.request_range).toMatchObject({ sort_order: 'Descend', limit: 1, max_create_revision: '9' });
     expect(req.success?.[1]?.request_range).not.toHaveProperty('serializable');
   });
 
   it('tells whether my key still exists, who is before me, and whether that is the owner', () => {
-    expect(parseRecheck(txn(true, '20', [[kv('abc', '10')], [], [kv('abc', '10')]]), '10')).toEqual({ mineExists: true, predecessor: undefined, predecessorIsOwner: false });
-    expect(parseRecheck(txn(true, '20', [[kv('abc', '10')], [kv('0aa', '5')], [kv('0aa', '5')]]), '10')).toMatchObject({ mineExists: true, predecessorIsOwner: true });
+    expect(parseRecheck(keys, txn(true, '20', [[kv('abc', '10')], [], [kv('abc', '10', 'n1@be:abc')]]), '10')).toEqual({
+      mineExists: true,
+      owner: { key: `${PREFIX}abc`, leaseHex: 'abc', incarnation: 'n1@be:abc' },
+      predecessor: undefined,
+      predecessorIsOwner: false,
+    });
+    expect(parseRecheck(keys, txn(true, '20', [[kv('abc', '10')], [kv('0aa', '5')], [kv('0aa', '5', 'n2@be:aa')]]), '10')).toMatchObject({ mineExists: true, predecessorIsOwner: true, owner: { incarnation: 'n2@be:aa' } });
     // My key recreated at another revision (lease expired, new acquire): it is not mine any more.
-    expect(parseRecheck(txn(true, '20', [[kv('abc', '15')], [], []]), '10')).toMatchObject({ mineExists: false });
+    expect(parseRecheck(keys, txn(true, '20', [[kv('abc', '15')], [], []]), '10')).toMatchObject({ mineExists: false });
   });
 
   it('deletes my key only while it is still the one created at my revision', () => {

@@ -16,7 +16,7 @@ function delivery<M extends BusMessage>(job: M): JobDelivery<M> {
   return { job, via: 'cluster', deliveryCount: 1, redelivered: false, signal: new AbortController().signal };
 }
 
-const report = (over: Partial<CleanupReport> = {}): CleanupReport => ({ found: 0, cleaned: 0, skipped: 0, errors: 0, ...over });
+const report = (over: Partial<CleanupReport> = {}): CleanupReport => ({ found: 0, cleaned: 0, skipped: 0, awaitingFence: 0, errors: 0, ...over });
 
 describe('the cleanup message handler (Cinder do_cleanup)', () => {
   it('lists the service\'s orphans in the request\'s scope, claims them, acknowledges, and finishes them afterwards', async () => {
