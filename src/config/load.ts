@@ -6,6 +6,7 @@ import { isOptionSpec, type OptionEntry, type SpecTree } from './option.js';
 import { redactUrl } from './redact.js';
 import { type Config, configSpec } from './schema.js';
 import { crossFieldIssues } from './rules.js';
+import { fenceCommandIssues } from './fence-command.js';
 import { secretFileIssues } from './secret-file.js';
 
 /** Where configuration comes from; later sources win: defaults < file < env < flags. */
@@ -17,9 +18,11 @@ export interface ConfigSources {
   /** Option values from the command line, keyed by dotted path, as text. */
   readonly flags?: Readonly<Record<string, string>>;
   /**
-   * `check` (default): secret files (`etcd.passwordFile`, `amqp.passwordFile`) must be
-   * readable and hold a secret. `skip`: for commands that never use them (API clients) and
-   * for checks of a configuration meant for another machine.
+   * `check` (default): the files this machine must have — secret files (`etcd.passwordFile`,
+   * `amqp.passwordFile`, API token files) must be readable and hold a secret, and with
+   * `fencing.method` exec, `fencing.exec.command` must be an executable file. `skip`: for
+   * commands that never use them (API clients) and for checks of a configuration meant for
+   * another machine.
    */
   readonly secretFiles?: 'check' | 'skip';
 }
@@ -56,7 +59,7 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
   }
   const config = validate(values, issues);
   if (issues.length === 0) issues.push(...crossFieldIssues(config));
-  if (issues.length === 0 && sources.secretFiles !== 'skip') issues.push(...(await secretFileIssues(config)));
+  if (issues.length === 0 && sources.secretFiles !== 'skip') issues.push(...(await secretFileIssues(config)), ...(await fenceCommandIssues(config)));
   if (issues.length > 0) throw new ConfigError(issues);
   return config;
 }

@@ -61,3 +61,24 @@ export function redactConfig(config: Config): Record<string, unknown> {
   }
   return copy;
 }
+
+/** `password=…`, `api_token: …`, `"secret": "…"`: a secret-like key, then `=` or `:`, then its value. */
+const SECRET_ASSIGNMENT = /(["']?[\w.-]*(?:password|passwd|secret|token|api[_-]?key)[\w.-]*["']?[ \t]*[=:][ \t]*)("[^"\n]*"|'[^'\n]*'|[^\s"']+)/gi;
+/** `--password hunter2`, `-password hunter2`: a secret-like option, then its value as the next word. */
+const SECRET_OPTION = /(\s|^)(--?[\w-]*(?:password|passwd|secret|token|api-key)[\w-]*[ \t]+)(?!-)(\S+)/gim;
+/** `Authorization: Bearer …` / `Basic …`. */
+const AUTHORIZATION = /(authorization[ \t]*[=:][ \t]*)(?:(bearer|basic|token)[ \t]+)?\S+/gi;
+
+/**
+ * Free text another program wrote (a fence command's output), made fit for a log: URL
+ * credentials removed ({@link redactUrl}) and the value after a secret-like key (`password=…`,
+ * `token: …`, `--password …`, `Authorization: Bearer …`) replaced. Heuristic, and it errs
+ * towards hiding: the text is for people, never parsed back. It cannot know a secret printed
+ * bare, so the command should not print one.
+ */
+export function redactText(text: string): string {
+  return redactUrl(text)
+    .replace(AUTHORIZATION, (_m, key: string, scheme: string | undefined) => `${key}${scheme ? `${scheme} ` : ''}${REDACTED}`)
+    .replace(SECRET_ASSIGNMENT, (_m, key: string) => `${key}${REDACTED}`)
+    .replace(SECRET_OPTION, (_m, before: string, option: string) => `${before}${option}${REDACTED}`);
+}

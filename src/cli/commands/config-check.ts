@@ -12,7 +12,7 @@ export function registerConfig(program: Command, ctx: CommandContext): void {
     .command('check')
     .description('validate the configuration from every source and print the effective result (secrets redacted)')
     .option('--json', 'print JSON instead of YAML')
-    .option('--skip-secret-files', 'do not read the password files it names (a configuration meant for another machine, e.g. a pod)');
+    .option('--skip-secret-files', 'do not read the password files nor look for the fence command it names (a configuration meant for another machine, e.g. a pod)');
   addConfigFlags(check).action(async (opts: Record<string, unknown>) => {
     const effective = redactConfig(await configFromFlags(opts, ctx.env, opts.skipSecretFiles === true ? 'skip' : 'check'));
     ctx.io.out(opts.json === true ? renderJson(effective) : stringify(effective));
