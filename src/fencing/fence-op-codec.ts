@@ -33,7 +33,7 @@ export function decodeFenceOp(text: string): Stored {
     requestedAtMs: num(o, 'requestedAtMs', what),
     owner: owner(o.owner, what),
     attempt: num(o, 'attempt', what),
-    lastError: (lastError as string | null | undefined) ?? null,
+    lastError: (lastError) ?? null,
     nextAttemptAtMs: num(o, 'nextAttemptAtMs', what),
   };
 }

@@ -61,7 +61,7 @@ function decodeProcess(value: unknown, what: string): ProcessIdentity | null {
     bootId: str(p, 'bootId', what),
     pidNamespace: str(p, 'pidNamespace', what),
     hostname: str(p, 'hostname', what),
-    addresses: addresses as string[],
+    addresses: addresses,
     ...(pod ? { pod: { name: str(pod, 'name', what), uid: str(pod, 'uid', what), namespace: str(pod, 'namespace', what), node: str(pod, 'node', what) } } : {}),
   };
 }
