@@ -6,20 +6,23 @@ import { isOptionSpec, type OptionEntry, type SpecTree } from './option.js';
 import { redactUrl } from './redact.js';
 import { type Config, configSpec } from './schema.js';
 import { crossFieldIssues } from './rules.js';
+import { kubernetesFenceFileIssues } from './kubernetes-fence.js';
 import { secretFileIssues } from './secret-file.js';
 
 /** Where configuration comes from; later sources win: defaults < file < env < flags. */
 export interface ConfigSources {
   /** Path of a YAML or JSON file (`--config`, or `HEARTH_CONFIG`). */
   readonly file?: string | undefined;
-  /** The process environment; only `HEARTH_*` names are read. */
+  /** The process environment; only `HEARTH_*` names are read as options (and `KUBERNETES_SERVICE_*` by the fence check). */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Option values from the command line, keyed by dotted path, as text. */
   readonly flags?: Readonly<Record<string, string>>;
   /**
    * `check` (default): secret files (`etcd.passwordFile`, `amqp.passwordFile`) must be
-   * readable and hold a secret. `skip`: for commands that never use them (API clients) and
-   * for checks of a configuration meant for another machine.
+   * readable and hold a secret, and so must what a `kubernetes` fence reads (its token, CA and
+   * namespace files; and it needs an API server, configured or the in-cluster one `env`
+   * names). `skip`: for commands that never use them (API clients) and for checks of a
+   * configuration meant for another machine.
    */
   readonly secretFiles?: 'check' | 'skip';
 }
@@ -56,7 +59,9 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
   }
   const config = validate(values, issues);
   if (issues.length === 0) issues.push(...crossFieldIssues(config));
-  if (issues.length === 0 && sources.secretFiles !== 'skip') issues.push(...(await secretFileIssues(config)));
+  if (issues.length === 0 && sources.secretFiles !== 'skip') {
+    issues.push(...(await secretFileIssues(config)), ...(await kubernetesFenceFileIssues(config.fencing, env)));
+  }
   if (issues.length > 0) throw new ConfigError(issues);
   return config;
 }
