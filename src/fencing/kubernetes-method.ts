@@ -11,7 +11,7 @@
 import { inClusterApiServer } from '../config/environment.js';
 import { namespaceFileOf, readKubernetesCa, readKubernetesNamespace, readKubernetesToken } from '../config/kubernetes-fence.js';
 import type { Config } from '../config/schema.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, messageOf } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { type ApiAnswer, apiGet } from './kubernetes-api.js';
 import type { FenceMethod, FenceOutcome, FenceTarget } from './method.js';
@@ -70,6 +70,16 @@ export class KubernetesFence implements FenceMethod {
 
   /** One read-only look at the target's pod (and its node); never throws. */
   async fence(target: FenceTarget, signal: AbortSignal): Promise<FenceOutcome> {
+    try {
+      return await this.#attempt(target, signal);
+    } catch (err) {
+      // Not expected (every read returns its failure as a value), but a fence must not throw.
+      this.#logger.warn({ err, incarnation: target.incarnation }, 'kubernetes fence attempt failed unexpectedly');
+      return notFenced(`the attempt failed: ${messageOf(err).slice(0, 200)}`);
+    }
+  }
+
+  async #attempt(target: FenceTarget, signal: AbortSignal): Promise<FenceOutcome> {
     const pod = target.process?.pod;
     if (pod === undefined) return notFenced(`no pod recorded for ${target.incarnation}`);
     if (signal.aborted) return notFenced('aborted');
