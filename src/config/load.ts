@@ -7,22 +7,24 @@ import { redactUrl } from './redact.js';
 import { type Config, configSpec } from './schema.js';
 import { crossFieldIssues } from './rules.js';
 import { fenceCommandIssues } from './fence-command.js';
+import { kubernetesFenceFileIssues } from './kubernetes-fence.js';
 import { secretFileIssues } from './secret-file.js';
 
 /** Where configuration comes from; later sources win: defaults < file < env < flags. */
 export interface ConfigSources {
   /** Path of a YAML or JSON file (`--config`, or `HEARTH_CONFIG`). */
   readonly file?: string | undefined;
-  /** The process environment; only `HEARTH_*` names are read. */
+  /** The process environment; only `HEARTH_*` names are read as options (and `KUBERNETES_SERVICE_*` by the fence check). */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Option values from the command line, keyed by dotted path, as text. */
   readonly flags?: Readonly<Record<string, string>>;
   /**
    * `check` (default): the files this machine must have — secret files (`etcd.passwordFile`,
-   * `amqp.passwordFile`, API token files) must be readable and hold a secret, and with
-   * `fencing.method` exec, `fencing.exec.command` must be an executable file. `skip`: for
-   * commands that never use them (API clients) and for checks of a configuration meant for
-   * another machine.
+   * `amqp.passwordFile`, API token files) must be readable and hold a secret; with
+   * `fencing.method` exec, `fencing.exec.command` must be an executable file; with `kubernetes`,
+   * what that fence reads (its token, CA and namespace files) must be there, and it needs an API
+   * server, configured or the in-cluster one `env` names. `skip`: for commands that never use
+   * them (API clients) and for checks of a configuration meant for another machine.
    */
   readonly secretFiles?: 'check' | 'skip';
 }
@@ -59,7 +61,9 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
   }
   const config = validate(values, issues);
   if (issues.length === 0) issues.push(...crossFieldIssues(config));
-  if (issues.length === 0 && sources.secretFiles !== 'skip') issues.push(...(await secretFileIssues(config)), ...(await fenceCommandIssues(config)));
+  if (issues.length === 0 && sources.secretFiles !== 'skip') {
+    issues.push(...(await secretFileIssues(config)), ...(await fenceCommandIssues(config)), ...(await kubernetesFenceFileIssues(config.fencing, env)));
+  }
   if (issues.length > 0) throw new ConfigError(issues);
   return config;
 }

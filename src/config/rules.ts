@@ -1,6 +1,7 @@
 import type { ConfigIssue } from '../errors.js';
 import { apiAuthIssues } from './api-auth.js';
 import { credentialIssues } from './credential-rules.js';
+import { kubernetesFenceRules } from './kubernetes-fence.js';
 import type { Config } from './schema.js';
 
 /** Checks that involve more than one option; run after each option is valid on its own. */
@@ -56,6 +57,7 @@ export function crossFieldIssues(config: Config): ConfigIssue[] {
   if (config.fencing.method === 'exec' && config.fencing.exec.command === '') {
     issues.push({ path: 'fencing.exec.command', env: 'HEARTH_FENCING_EXEC_COMMAND', message: 'fencing.method exec needs the fence command' });
   }
+  issues.push(...kubernetesFenceRules(config.fencing));
   if (config.roles.length === 0) {
     issues.push({ path: 'roles', env: 'HEARTH_ROLES', message: 'must name at least one of api, worker' });
   }

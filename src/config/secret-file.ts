@@ -117,7 +117,7 @@ const ERRNO_TEXT: Readonly<Record<string, string>> = {
 };
 
 /** A short reason from the error code only, so that no library text (which might quote data) leaks. */
-function errnoOf(err: unknown): string {
+export function errnoOf(err: unknown): string {
   const code = (err as { code?: unknown }).code;
   if (typeof code !== 'string') return messageOf(err).slice(0, 80);
   return ERRNO_TEXT[code] ? `${ERRNO_TEXT[code]}, ${code}` : code;

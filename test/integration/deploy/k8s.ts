@@ -5,6 +5,10 @@ export interface K8sObject {
   apiVersion: string;
   kind: string;
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  automountServiceAccountToken?: boolean;
+  rules?: { apiGroups?: string[]; resources?: string[]; resourceNames?: string[]; verbs: string[] }[];
+  roleRef?: { apiGroup: string; kind: string; name: string };
+  subjects?: { kind: string; name: string; namespace?: string }[];
   data?: Record<string, string>;
   stringData?: Record<string, string>;
   spec?: {
@@ -57,6 +61,7 @@ export interface Container {
 
 export interface PodSpec {
   containers: Container[];
+  serviceAccountName?: string;
   enableServiceLinks?: boolean;
   automountServiceAccountToken?: boolean;
   hostNetwork?: boolean;
@@ -101,14 +106,29 @@ const PLACEHOLDERS: Record<string, string> = {
   password: 'placeholder-password',
 };
 
+/** What the Downward API knows of a pod. */
+export interface PodFacts {
+  readonly podName: string;
+  readonly uid?: string;
+  readonly namespace?: string;
+  readonly nodeName?: string;
+}
+
 /** The container's environment as the kubelet would set it for pod `podName`. */
-export function envFromSpec(container: Container, objects: readonly K8sObject[], pod: { podName: string }): Record<string, string> {
+export function envFromSpec(container: Container, objects: readonly K8sObject[], pod: PodFacts): Record<string, string> {
+  const fields: Record<string, string> = {
+    'metadata.name': pod.podName,
+    'metadata.uid': pod.uid ?? '3f6d2c1a-0b4e-4f5a-9c8d-7e6f5a4b3c2d',
+    'metadata.namespace': pod.namespace ?? 'default',
+    'spec.nodeName': pod.nodeName ?? 'node-a',
+  };
   const env: Record<string, string> = {};
   for (const e of container.env ?? []) {
+    const fieldPath = e.valueFrom?.fieldRef?.fieldPath;
     if (e.value !== undefined) {
       env[e.name] = e.value;
-    } else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name') {
-      env[e.name] = pod.podName;
+    } else if (fieldPath !== undefined && fields[fieldPath] !== undefined) {
+      env[e.name] = fields[fieldPath];
     } else if (e.valueFrom?.secretKeyRef) {
       const ref = e.valueFrom.secretKeyRef;
       const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === ref.name);

@@ -26,9 +26,10 @@ async function render(dir: string): Promise<K8sObject[]> {
     .filter((o): o is K8sObject => o !== null);
 }
 
-/** Renders an overlay with a component added (monitoring, …), as a deployer's own overlay would. */
-async function renderWithComponent(overlay: Overlay, component = 'monitoring'): Promise<K8sObject[]> {
-  const dir = await mkdtemp(join(scratch, `${overlay}-${component}-`));
+/** Renders an overlay with components added (monitoring, …), as a deployer's own overlay would. */
+async function renderWithComponent(overlay: Overlay, ...components: string[]): Promise<K8sObject[]> {
+  if (components.length === 0) components.push('monitoring');
+  const dir = await mkdtemp(join(scratch, `${overlay}-${components.join('-')}-`));
   const rel = (p: string): string => relative(dir, repoPath(p)).split('\\').join(posix.sep);
   await writeFile(
     join(dir, 'kustomization.yaml'),
@@ -39,7 +40,7 @@ async function renderWithComponent(overlay: Overlay, component = 'monitoring'): 
       'resources:',
       `  - ${rel(`deploy/kubernetes/overlays/${overlay}`)}`,
       'components:',
-      `  - ${rel(`deploy/kubernetes/components/${component}`)}`,
+      ...components.map((c) => `  - ${rel(`deploy/kubernetes/components/${c}`)}`),
       '',
     ].join('\n'),
   );
@@ -52,7 +53,7 @@ async function podConfig(objects: K8sObject[], pod: PodSpec, container: Containe
   const configMap = findOne(objects, 'ConfigMap', configMapName);
   const file = join(scratch, `${configMapName}.yaml`);
   await writeFile(file, configMap.data?.['config.yaml'] ?? '');
-  const env = envFromSpec(container, objects, { podName: 'hearth-0' });
+  const env = envFromSpec(container, objects, { podName: 'hearth-0', namespace: findOne(objects, 'StatefulSet').metadata.namespace ?? 'default' });
   // HEARTH_CONFIG points into the ConfigMap's mount; read the copy written above instead.
   expect(env.HEARTH_CONFIG).toBe(`${volumeMountFor(container, 'config')?.mountPath}/config.yaml`);
   // The Secret files exist in the pod, not here; the test below checks that each is mounted.
@@ -106,6 +107,20 @@ function expectSecretFilesMounted(objects: K8sObject[], pod: PodSpec, container:
     expect(key, `${file} is projected from the Secret`).toBeDefined();
     const generated = objects.find((o) => o.kind === 'Secret' && o.metadata.name === volume!.secret!.secretName);
     if (generated) expect(Object.keys({ ...generated.data, ...generated.stringData }), file).toContain(key);
+  }
+}
+
+const RBAC_KINDS = ['Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding'];
+/** Where the kubelet mounts an automounted service-account token, CA and namespace. */
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** hearth never writes to the API server, and never force-deletes a pod: no rule grants more than reading. */
+function expectReadOnlyRbac(objects: readonly K8sObject[]): void {
+  for (const o of objects.filter((x) => x.kind === 'Role' || x.kind === 'ClusterRole')) {
+    for (const rule of o.rules ?? []) {
+      expect(rule.verbs.filter((v) => !['get', 'list', 'watch'].includes(v)), `${o.kind}/${o.metadata.name}`).toEqual([]);
+      expect(rule.resources?.some((r) => r.includes('/') || r === '*'), `${o.kind}/${o.metadata.name} subresources`).toBe(false);
+    }
   }
 }
 
@@ -192,6 +207,63 @@ describe.skipIf(!kubectl).each(Object.keys(OVERLAYS) as Overlay[])('Kubernetes o
     expectNoSecretInEnv(c);
     expectSecretFilesMounted(withPassword, p, c, cfg, ['etcd.passwordFile']);
     expect(p.volumes?.find((v) => v.name === volumeMountFor(c, undefined, cfg.etcd.passwordFile)?.name)?.secret?.secretName).toBe('hearth-etcd-auth');
+  });
+
+  it('mounts no service-account token and grants no API access: hearth reads the Kubernetes API only with a fencing component', () => {
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(findOne(objects, 'ServiceAccount', pod.serviceAccountName).automountServiceAccountToken).toBe(false);
+    expect(objects.filter((o) => RBAC_KINDS.includes(o.kind)).map((o) => o.kind)).toEqual([]);
+    expect(config.fencing.method).not.toBe('kubernetes');
+  });
+
+  it('fences through the API with the fencing-kubernetes component: its own service account, read-only pod access, the pod recorded', async () => {
+    const fencing = await renderWithComponent(overlay, 'fencing-kubernetes');
+    const p = findOne(fencing, 'StatefulSet').spec!.template!.spec!;
+    const c = p.containers.find((x) => x.name === 'hearth')!;
+    expect(p.serviceAccountName).toBe('hearth-fencing');
+    expect(p.automountServiceAccountToken).toBe(true);
+    // The account itself mounts nothing into pods that do not ask.
+    expect(findOne(fencing, 'ServiceAccount', 'hearth-fencing')).toMatchObject({ automountServiceAccountToken: false, metadata: { namespace } });
+
+    const role = findOne(fencing, 'Role');
+    expect(role.metadata.namespace).toBe(namespace);
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }]);
+    const binding = findOne(fencing, 'RoleBinding');
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name });
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'hearth-fencing', namespace }]);
+    expect(fencing.filter((o) => o.kind.startsWith('Cluster')).map((o) => o.kind)).toEqual([]);
+    expectReadOnlyRbac(fencing);
+
+    const fieldOf = (name: string): string | undefined => c.env?.find((e) => e.name === name)?.valueFrom?.fieldRef?.fieldPath;
+    expect(fieldOf('HEARTH_FENCING_POD_NAME')).toBe('metadata.name');
+    expect(fieldOf('HEARTH_FENCING_POD_UID')).toBe('metadata.uid');
+    expect(fieldOf('HEARTH_FENCING_POD_NAMESPACE')).toBe('metadata.namespace');
+    expect(fieldOf('HEARTH_FENCING_POD_NODE')).toBe('spec.nodeName');
+    const known = new Set([...optionEntries.map((e) => e.env), 'HEARTH_CONFIG']);
+    for (const e of c.env ?? []) if (e.name.startsWith('HEARTH_')) expect(known, e.name).toContain(e.name);
+    expectNoSecretInEnv(c);
+
+    const cfg = await podConfig(fencing, p, c);
+    expect(cfg.fencing.method).toBe('kubernetes');
+    expect(cfg.fencing.pod).toMatchObject({ name: 'hearth-0', namespace, node: 'node-a' });
+    expect(cfg.fencing.pod.uid).not.toBe('');
+    // The token, CA and namespace are where the kubelet mounts an automounted token; the API
+    // server is the in-cluster one.
+    expect(dirname(cfg.fencing.kubernetes.tokenFile)).toBe(SERVICE_ACCOUNT_DIR);
+    expect(dirname(cfg.fencing.kubernetes.caFile)).toBe(SERVICE_ACCOUNT_DIR);
+    expect(cfg.fencing.kubernetes.apiServer).toBe('');
+    expect(volumeMountFor(c, undefined, SERVICE_ACCOUNT_DIR), 'nothing else mounted over the token').toBeUndefined();
+  });
+
+  it('lets the fence read nodes with fencing-kubernetes-nodes: get on nodes, nothing else', async () => {
+    const withNodes = await renderWithComponent(overlay, 'fencing-kubernetes', 'fencing-kubernetes-nodes');
+    const clusterRole = findOne(withNodes, 'ClusterRole');
+    expect(clusterRole.rules).toEqual([{ apiGroups: [''], resources: ['nodes'], verbs: ['get'] }]);
+    const binding = findOne(withNodes, 'ClusterRoleBinding');
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole.metadata.name });
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: findOne(withNodes, 'StatefulSet').spec!.template!.spec!.serviceAccountName, namespace }]);
+    expect(findOne(withNodes, 'Role').rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }]);
+    expectReadOnlyRbac(withNodes);
   });
 
   it('probes /livez (startup and liveness) and /readyz (readiness) on the ops port', () => {
