@@ -217,11 +217,14 @@ export class EtcdCluster {
     return this.links;
   }
 
-  /** Stops every member (by PID) and the proxies; keeps the data dir. Idempotent. */
+  /**
+   * Kills every member (SIGKILL, by PID) and closes the proxies; keeps the data dir and logs.
+   * Not SIGTERM: a leader whose followers stop with it waits out etcd's 5 s grace. Idempotent.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    await Promise.allSettled(this.members.map((m) => m.stop()));
+    await Promise.allSettled(this.members.map((m) => m.kill()));
     await this.links?.close();
   }
 }

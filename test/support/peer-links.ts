@@ -45,11 +45,6 @@ export class PeerLinks {
     return this.proxyOf(i).port;
   }
 
-  /** Points member `i`'s proxy at a new peer port (the member came back elsewhere). */
-  retarget(i: number, port: number): void {
-    this.proxyOf(i).retarget(port);
-  }
-
   /** Cuts the link between members `a` and `b`, in both directions. */
   cutLink(a: number, b: number, mode: PartitionMode = 'cut'): void {
     if (a === b) throw new Error(`a link needs two members, got ${a} twice`);

@@ -36,16 +36,12 @@ export class TcpProxy {
   private paused = false;
   private refusing = false;
   private filter: ((source: string | undefined) => LinkVerdict) | undefined;
-  private target: { host: string; port: number };
-
   private constructor(
     private readonly server: Server,
     readonly port: number,
-    target: { host: string; port: number },
+    private readonly target: { host: string; port: number },
     private readonly identify: TcpProxyOptions['identify'],
-  ) {
-    this.target = target;
-  }
+  ) {}
 
   /** Starts a proxy to `target` on a free port of 127.0.0.1. */
   static async start(options: TcpProxyOptions): Promise<TcpProxy> {
@@ -64,11 +60,6 @@ export class TcpProxy {
   /** `http://127.0.0.1:<port>`, for etcd endpoints. */
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** Sends new connections to another port (a server that came back on a new port). */
-  retarget(port: number): void {
-    this.target = { ...this.target, port };
   }
 
   private async accept(client: Socket): Promise<void> {
