@@ -80,6 +80,33 @@ export class PeerLinks {
     return this.proxies.every((_, j) => j === i || this.down.has(key(i, j)));
   }
 
+  /** True while a connection between members `a` and `b` (either way) is open and identified. */
+  linked(a: number, b: number): boolean {
+    return this.proxyOf(b).sources.includes(String(a)) || this.proxyOf(a).sources.includes(String(b));
+  }
+
+  /**
+   * Waits until every pair of members has an identified connection: the proof that links can
+   * be cut here (it needs `/proc/net/tcp` and the members' `/proc/<pid>/fd` to be readable).
+   */
+  async waitMesh(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const missing: string[] = [];
+      for (let a = 0; a < this.proxies.length; a++) {
+        for (let b = a + 1; b < this.proxies.length; b++) if (!this.linked(a, b)) missing.push(`${a}-${b}`);
+      }
+      if (missing.length === 0) return;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `peer links: no identified connection for member pairs ${missing.join(', ')} after ${timeoutMs} ms (sources per proxy: ${JSON.stringify(this.sources())}); ` +
+            'telling members apart needs /proc/net/tcp and /proc/<pid>/fd of the member processes (Linux, same user)',
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   /** Per proxy, who its open connections came from (`?` = not a member, e.g. a CLI tool). */
   sources(): string[][] {
     return this.proxies.map((p) => p.sources);

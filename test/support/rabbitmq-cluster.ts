@@ -15,7 +15,8 @@
  * Settings: `cluster_partition_handling = pause_minority`; `net_ticktime` 10 s (RabbitMQ's
  * lowest recommended; a silent partition is noticed after 10–12.5 s; a cut one at once). Nodes
  * start in parallel, then nodes 1.. join node 0 with `rabbitmqctl stop_app`, `join_cluster`,
- * `start_app`. Measured times: docs/failure-modes.md, "Test topology".
+ * `start_app`, the joins in parallel. Measured on 2 shared cores (docs/failure-modes.md, "Test
+ * topology"): start 25–36 s (boot ~10 s, joins ~15 s: every CLI call boots an Erlang VM).
  *
  * Use: `const rabbit = await RabbitCluster.start()`; `rabbit.urls`; `await rabbit.addVhost(v)`;
  * `rabbit.node(i).kill() / pause() / resume() / stop() / start() / restart()`;
@@ -85,7 +86,7 @@ export class RabbitCluster {
         return cluster;
       } catch (err) {
         await cluster.stop();
-        const race = /eaddrinuse|address already in use/i.test(String((err as Error).message));
+        const race = /eaddrinuse|address already in use|dist_port_already_used/i.test(String((err as Error).message));
         if (!race || attempt >= START_ATTEMPTS) throw err;
         await rm(cluster.dir, { recursive: true, force: true });
       }
@@ -159,6 +160,7 @@ export class RabbitCluster {
     );
     phase('join');
     await this.waitRunning(this.nodes, left());
+    await this.links.waitMesh();
     phase('settle');
   }
 
@@ -199,14 +201,17 @@ export class RabbitCluster {
     return status.running_nodes ?? [];
   }
 
-  /** Waits until cluster_status (asked on the first of `nodes`) lists every one of `nodes` running. */
+  /**
+   * Waits until cluster_status (asked on the first of `nodes`) lists every one of `nodes`
+   * running and each of them accepts AMQP (a node is listed a moment before its listener opens).
+   */
   async waitRunning(nodes: readonly RabbitNode[] = this.nodes, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let seen: string[] = [];
     for (;;) {
       try {
         seen = await this.runningNodes(nodes[0]);
-        if (nodes.every((n) => seen.includes(n.name))) return;
+        if (nodes.every((n) => seen.includes(n.name)) && (await Promise.all(nodes.map((n) => n.acceptsAmqp()))).every(Boolean)) return;
       } catch {
         // The node is still starting; ask again.
       }

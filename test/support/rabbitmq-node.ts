@@ -110,6 +110,8 @@ export class RabbitNode {
       RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: `-kernel inet_dist_use_interface {127,0,0,1} ${erlArgs}`,
       // The CLI is an Erlang node too: same tick time (or the node drops it mid-command).
       RABBITMQ_CTL_ERL_ARGS: erlArgs,
+      // A VM that fails to boot writes its crash dump here, not into the test's working dir.
+      ERL_CRASH_DUMP: join(this.spec.dir, 'erl_crash.dump'),
       ERL_EPMD_PORT: String(this.spec.epmdPort),
       ERL_EPMD_ADDRESS: '127.0.0.1',
     };
@@ -138,14 +140,29 @@ export class RabbitNode {
     return this.process;
   }
 
-  /** True when the node accepts an AMQP connection (its rabbit application runs). */
-  async acceptsAmqp(): Promise<boolean> {
+  /**
+   * True when the node opens an AMQP connection within `timeoutMs` (its rabbit application
+   * runs). Never hangs: a stopped (SIGSTOP) or pausing node answers false.
+   */
+  async acceptsAmqp(timeoutMs = 2_000): Promise<boolean> {
+    const opening = connect(this.url(), { timeout: timeoutMs });
+    // Whenever it opens (even after the deadline), close it without waiting: a node that goes
+    // away mid-close would leave the close pending and emit an error nobody else listens to.
+    void opening.then(
+      (conn) => {
+        conn.on('error', () => undefined);
+        conn.close().catch(() => undefined);
+      },
+      () => undefined,
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs + 500);
+    });
     try {
-      const conn = await connect(this.url(), { timeout: 2_000 });
-      await conn.close();
-      return true;
-    } catch {
-      return false;
+      return await Promise.race([opening.then(() => true, () => false), deadline]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdCallError, EtcdCluster, type EtcdMember } from '../../support/etcd-cluster.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { EtcdCallError, type EtcdCluster, type EtcdMember } from '../../support/etcd-cluster.js';
+import { useEtcdCluster } from '../../support/topology-fixtures.js';
 
 // The fault primitives of the three-member etcd cluster, each shown to do what later suites rely
 // on. The cluster is shared by the tests in order; each test leaves all three members healthy.
@@ -14,11 +15,11 @@ async function allHealthy(cluster: EtcdCluster): Promise<void> {
 }
 
 describe('a three-member etcd cluster', () => {
+  const topology = useEtcdCluster({ members: 3 });
   let etcd: EtcdCluster;
-  beforeAll(async () => {
-    etcd = await EtcdCluster.start({ members: 3 });
+  beforeAll(() => {
+    etcd = topology().local();
   });
-  afterAll(() => etcd?.stop());
 
   it('forms: three healthy members on their own ports, one leader that every member follows', async () => {
     expect(etcd.endpoints).toHaveLength(3);

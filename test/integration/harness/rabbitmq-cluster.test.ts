@@ -1,20 +1,34 @@
 import { type ConfirmChannel, connect } from 'amqplib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RabbitCluster, type RabbitNode } from '../../support/rabbitmq-cluster.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { RabbitCluster, RabbitNode } from '../../support/rabbitmq-cluster.js';
+import { useRabbitCluster } from '../../support/topology-fixtures.js';
 
 // The fault primitives of the three-node RabbitMQ cluster, each shown to do what later suites
 // rely on. The cluster is shared by the tests in order; each test leaves all three nodes running.
 
 const VHOST = 'harness';
 
-/** Opens a confirm channel on `node`, runs `fn`, and closes the connection. */
+/** `promise`, or a rejection after `ms`: a broker that goes away must not hang a test. */
+async function within<T>(ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Opens a confirm channel on `node`, runs `fn` (bounded), and closes the connection. */
 async function withChannel<T>(node: RabbitNode, fn: (ch: ConfirmChannel) => Promise<T>): Promise<T> {
-  const conn = await connect(node.url(VHOST));
+  const conn = await within(5_000, connect(node.url(VHOST), { timeout: 5_000 }));
   conn.on('error', () => undefined); // a node going away mid-test must not crash the run
   try {
-    return await fn(await conn.createConfirmChannel());
+    return await within(10_000, conn.createConfirmChannel().then(fn));
   } finally {
-    await conn.close().catch(() => undefined);
+    await within(2_000, conn.close()).catch(() => undefined);
   }
 }
 
@@ -46,12 +60,12 @@ async function getOne(node: RabbitNode, queue: string): Promise<string | undefin
 }
 
 describe('a three-node RabbitMQ cluster', () => {
+  const topology = useRabbitCluster({ nodes: 3 });
   let rabbit: RabbitCluster;
   beforeAll(async () => {
-    rabbit = await RabbitCluster.start({ nodes: 3 });
+    rabbit = topology().local();
     await rabbit.addVhost(VHOST);
   });
-  afterAll(() => rabbit?.stop());
 
   it('forms: three running nodes; a quorum queue gets a replica per node, or one more after `grow`', async () => {
     expect(rabbit.urls).toHaveLength(3);
@@ -108,7 +122,7 @@ describe('a three-node RabbitMQ cluster', () => {
     } finally {
       rabbit.heal(cut.index);
     }
-    await rabbit.waitRunning();
+    await rabbit.waitRunning(); // listed running by the others, and accepting AMQP again
     expect(await cut.acceptsAmqp()).toBe(true);
   });
 
