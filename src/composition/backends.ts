@@ -16,6 +16,8 @@ import type { LeaseTtls } from '../membership/lease-ttl.js';
 import type { Membership } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
 import type { CheckResult } from '../ops/health.js';
+import type { FenceQueue } from '../fencing/fence-queue.js';
+import type { LockHolder } from '../locks/errors.js';
 import type { FailoverLedger } from '../orphans/failover-ledger.js';
 import type { JobBus } from '../routing/job-bus.js';
 import type { Session } from '../session/session.js';
@@ -48,10 +50,12 @@ export interface Backends {
   readonly leaseTtls: LeaseTtls;
   /** Which deaths were counted as failovers (cluster: etcd, cluster-wide; single node: memory). */
   readonly failoverLedger: FailoverLedger;
+  /** Fence operations of dead incarnations (cluster: etcd; single node: memory). */
+  readonly fenceQueue: FenceQueue;
   /** Opens one session: one lease per incarnation (workers only). */
   openSession(signal: AbortSignal): Promise<Session>;
-  /** The lock service of `session`; it dies with the session. */
-  lockServiceFor(session: Session): LockService;
+  /** The lock service of `session`; it dies with the session. `handOff` gates a takeover from an owner that died (fencing). */
+  lockServiceFor(session: Session, options?: { readonly handOff?: (previousOwner: LockHolder, signal: AbortSignal) => Promise<void> }): LockService;
   /** Liveness of the backends themselves (single node: the data-dir lock is still ours). */
   healthy(): CheckResult;
 }

@@ -7,6 +7,7 @@ import { EtcdLockTable } from '../locks/etcd-lock-table.js';
 import { LockMetrics } from '../locks/metrics.js';
 import { EtcdLeaseTtls } from '../membership/etcd-lease-ttl.js';
 import { EtcdMembership } from '../membership/etcd-membership.js';
+import { EtcdFenceQueue } from '../fencing/etcd-fence-queue.js';
 import { EtcdFailoverLedger } from '../orphans/etcd-failover-ledger.js';
 import { EtcdSession } from '../session/etcd-session.js';
 import { SessionMetrics } from '../session/metrics.js';
@@ -40,6 +41,7 @@ export async function openClusterBackends(ctx: CompositionContext): Promise<Back
     lockTable: new EtcdLockTable({ client, keys }),
     leaseTtls: new EtcdLeaseTtls(client, config.etcd.callTimeoutMs),
     failoverLedger: new EtcdFailoverLedger({ client, keys }),
+    fenceQueue: new EtcdFenceQueue({ client, keys, logger: logger.child({ component: 'fencing' }), now: () => clock.now() }),
     openSession: (signal) =>
       EtcdSession.open({
         client,
@@ -52,8 +54,9 @@ export async function openClusterBackends(ctx: CompositionContext): Promise<Back
         signal,
         clock,
       }),
-    lockServiceFor: (session) =>
+    lockServiceFor: (session, options) =>
       new EtcdLockService({
+        ...(options?.handOff ? { handOff: options.handOff } : {}),
         client,
         keys,
         session,

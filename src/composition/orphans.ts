@@ -18,7 +18,11 @@ import type { MessageHandlers } from '../worker/message-dispatch.js';
 import type { OpClaimer } from '../worker/op-claim.js';
 import type { OperationRunner } from '../worker/operation-runner.js';
 import type { BeforeConsumeHook } from '../worker/worker.js';
+import type { OwnerRef } from '../identity.js';
 import type { CompositionContext } from './backends.js';
+
+/** How long the start-up cleanup waits for the fences of this host's earlier incarnations before consuming anyway. */
+const STARTUP_FENCE_WAIT_MS = 30_000;
 
 /** The detector and its instruments, shared by the API's routes and the worker's cleaner. */
 export interface OrphanDetection {
@@ -56,6 +60,8 @@ export interface OrphanCleanupParts {
   readonly claimer: OpClaimer;
   readonly runner: OperationRunner;
   readonly ledger: FailoverLedger;
+  /** Asks for a dead owner's fence and waits for it; orphans of an owner not fenced yet are cleaned once it is. */
+  readonly awaitFence: (owner: OwnerRef, cluster: string, signal: AbortSignal) => Promise<boolean>;
 }
 
 /** What the worker's orphan cleanup adds to the worker. */
@@ -92,6 +98,7 @@ export function startOrphanCleanup(ctx: CompositionContext, parts: OrphanCleanup
     deathOf: (incarnation) => detector.deathOf(incarnation),
     concurrency: config.amqp.prefetch,
     onCleaned: () => void detector.sweep().catch(() => undefined),
+    awaitFence: parts.awaitFence,
   });
   // Stops retrying failed cleanup actions as soon as shutdown begins (the worker then drains).
   closer.quiesce('orphan cleaner', () => cleaner.close());
@@ -117,6 +124,9 @@ export function startOrphanCleanup(ctx: CompositionContext, parts: OrphanCleanup
   const beforeConsume: BeforeConsumeHook = async (hook) => {
     const me = hook.incarnation.member.owner;
     const report = await cleaner.clean({ ownerHost: me.host, cluster: hook.incarnation.member.cluster }, 'restart', hook.signal);
+    // Cinder's init_host cleans before consuming: give the earlier runs' fences a little time
+    // (a killed process on this machine is fenced at once); past it, they finish in the background.
+    if (report.awaitingFence > 0) await cleaner.idle(AbortSignal.any([hook.signal, AbortSignal.timeout(STARTUP_FENCE_WAIT_MS)]));
     logger.info({ ...report, incarnation: me.incarnation, previous: hook.previous?.incarnation ?? null, reason: hook.reason }, 'start-up cleanup of earlier incarnations done');
   };
   return { beforeConsume, handlers: { cleanup: cleanupHandler({ cleaner, live, logger }) } };

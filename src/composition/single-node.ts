@@ -7,6 +7,7 @@ import { LockMetrics } from '../locks/metrics.js';
 import { noLeases } from '../membership/lease-ttl.js';
 import { LocalMembership } from '../membership/local-membership.js';
 import { LocalRecordFile } from '../membership/local-store.js';
+import { LocalFenceQueue } from '../fencing/local-fence-queue.js';
 import { LocalFailoverLedger } from '../orphans/local-failover-ledger.js';
 import { LocalBroker } from '../routing/local-broker.js';
 import { LocalJobBus } from '../routing/local-job-bus.js';
@@ -44,6 +45,7 @@ export async function openSingleNodeBackends(ctx: CompositionContext): Promise<B
     lockTable: new LocalLockTable(() => locks),
     leaseTtls: noLeases,
     failoverLedger: new LocalFailoverLedger(),
+    fenceQueue: new LocalFenceQueue(() => clock.now()),
     openSession: async () => new LocalSession(hostId(config)),
     lockServiceFor: (session) => (locks = new LocalLockService({ metrics: lockMetrics, incarnation: session.incarnation })),
     healthy: () => (dataDirLock.compromised ? { ok: false, detail: 'the data directory lock was lost' } : { ok: true }),

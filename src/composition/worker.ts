@@ -7,7 +7,8 @@
  */
 import { clusterId, hostId, isClustered } from '../config/rules.js';
 import { requireActiveActive } from '../drivers/volume-driver.js';
-import { VOLUME_BINARY } from '../identity.js';
+import { currentProcess } from '../fencing/process-identity.js';
+import { type OwnerRef, VOLUME_BINARY } from '../identity.js';
 import { IncarnationSupervisor } from '../incarnation/supervisor.js';
 import { untilAborted } from '../lifecycle/deadline.js';
 import type { MembershipMetrics } from '../membership/metrics.js';
@@ -21,6 +22,7 @@ import { VolumeManager } from '../worker/volume-manager.js';
 import { Worker } from '../worker/worker.js';
 import type { Backends, CompositionContext } from './backends.js';
 import { openDriver } from './driver.js';
+import { type Fencing, startFencing } from './fencing.js';
 import { type OrphanDetection, startOrphanCleanup } from './orphans.js';
 
 /** What the worker role is built on. */
@@ -53,12 +55,18 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
 
   const driver = closer.use('volume driver', await untilAborted(openDriver(config, { logger: ctx.logger }), 'opening the volume driver', signal));
   requireActiveActive(driver, isClustered(config));
+  const self = await currentProcess(config);
 
+  // Built below, on the incarnation: the supervisor reaches them through these.
+  let runner: OperationRunner | undefined;
+  let fencing: Fencing | undefined;
   const incarnations = closer.use(
     'incarnation',
     new IncarnationSupervisor({
       openSession: (s) => backends.openSession(s),
-      lockServiceFor: (session) => backends.lockServiceFor(session),
+      lockServiceFor: (session) => backends.lockServiceFor(session, { handOff: (previous, s) => fencing?.handOff(previous, s) ?? Promise.resolve() }),
+      settled: (incarnation, s) => runner?.settled(incarnation, s) ?? Promise.resolve(),
+      process: self,
       membership: backends.membership,
       join: { identity: { cluster: clusterId(config), host: hostId(config), zone: config.zone }, binary: VOLUME_BINARY, version: parts.version },
       clock,
@@ -72,14 +80,16 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
   // A stopping worker never rejoins as a new incarnation.
   closer.quiesce('no new incarnation', () => incarnations.retire());
   health.addReadiness('membership', () => (incarnations.joined ? { ok: true } : { ok: false, detail: 'not joined to the cluster' }));
+  const fences = (fencing = startFencing(ctx, { backends, incarnations, driver, self }));
   await untilAborted(incarnations.start(signal), 'joining the cluster', signal);
 
   const { store, membership, jobBus: bus } = backends;
   const publisher = new OpPublisher({ bus, store, clock, logger, timeoutMs: config.amqp.publishTimeoutMs });
   const claimer = new OpClaimer({ store, membership });
-  const runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger, retry });
-  const cleanup = startOrphanCleanup(ctx, { detection: parts.orphans, incarnations, store, membership, claimer, runner, ledger: backends.failoverLedger });
-  const manager = new VolumeManager({ store, claimer, runner, incarnations, clock, logger, maxConcurrentOps: config.amqp.prefetch, retry });
+  const runs = (runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger, retry }));
+  const awaitFence = (owner: OwnerRef, cluster: string, s: AbortSignal): Promise<boolean> => fences.awaitFence(owner, cluster, s);
+  const cleanup = startOrphanCleanup(ctx, { detection: parts.orphans, incarnations, store, membership, claimer, runner: runs, ledger: backends.failoverLedger, awaitFence });
+  const manager = new VolumeManager({ store, claimer, runner: runs, incarnations, clock, logger, maxConcurrentOps: config.amqp.prefetch, retry, awaitFence });
   const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: clusterId(config), intervalMs: config.sweepIntervalMs });
   const worker = new Worker({ bus, incarnations, manager, sweeper, logger, beforeConsume: [cleanup.beforeConsume], extraHandlers: cleanup.handlers });
   // Stop consuming; in-flight operations finish within shutdownGraceMs or are handed back.

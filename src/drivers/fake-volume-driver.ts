@@ -14,6 +14,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { ClosedError, DriverError } from '../errors.js';
 import { sleep } from '../lifecycle/clock.js';
 import { formatJournalEntry, type JournalEntry } from './fake-journal.js';
+import { FenceMarkers } from './fence-markers.js';
 import {
   checkNotAborted,
   checkResourceId,
@@ -41,6 +42,8 @@ export interface FakeVolumeDriverOptions {
   readonly random?: () => number;
   /** Declares active/active support; false only to test the refusal. Default true. */
   readonly supportsActiveActive?: boolean;
+  /** Where fence markers go (shared by every member, like the journal): `<journalPath>.fenced` by default; none without a journal. */
+  readonly fenceDir?: string;
 }
 
 /** See the module doc. */
@@ -53,8 +56,11 @@ export class FakeVolumeDriver implements VolumeDriver {
   private journal: FileHandle | undefined;
   private writes: Promise<void> = Promise.resolve();
   private closed = false;
+  private readonly fences: FenceMarkers | undefined;
 
   private constructor(options: FakeVolumeDriverOptions, journal: FileHandle | undefined) {
+    const fenceDir = options.fenceDir ?? (options.journalPath ? `${options.journalPath}.fenced` : undefined);
+    this.fences = fenceDir === undefined ? undefined : new FenceMarkers(fenceDir);
     this.latencyMs = options.latencyMs ?? 0;
     this.failureRate = options.failureRate ?? 0;
     this.random = options.random ?? Math.random;
@@ -96,6 +102,11 @@ export class FakeVolumeDriver implements VolumeDriver {
     await this.perform('deleteSnapshot', `snapshot:${snapshot.id}`, ctx);
   }
 
+  /** Marks `incarnation` fenced beside the journal: its calls refuse to start, and stop at their step boundary. */
+  async fenceIncarnation(incarnation: string): Promise<void> {
+    await this.fences?.mark(incarnation);
+  }
+
   /** Flushes pending journal lines and closes the journal. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -108,6 +119,7 @@ export class FakeVolumeDriver implements VolumeDriver {
   private async perform(call: DriverCall, resource: string, ctx: DriverContext): Promise<void> {
     if (this.closed) throw new ClosedError('fake volume driver');
     checkNotAborted(ctx, call);
+    await this.fences?.refuseIfFenced(ctx.incarnation);
     const seq = ++lastSeq;
     const line = (event: 'start' | 'end', extra: Partial<JournalEntry> = {}): JournalEntry => ({
       call,
@@ -126,6 +138,7 @@ export class FakeVolumeDriver implements VolumeDriver {
         await sleep(this.latencyMs, ctx.signal);
         // The end of the simulated work is a step boundary, as in a real driver of several steps.
         checkNotAborted(ctx, call);
+        await this.fences?.refuseIfFenced(ctx.incarnation);
       }
       if (this.failureRate > 0 && this.random() < this.failureRate) {
         throw new DriverError(this.name, call, `injected failure on ${resource}`);

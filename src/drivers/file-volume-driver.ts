@@ -20,6 +20,7 @@ import { mkdir, open, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClosedError, CopyError, CoordinatorError, DriverError } from '../errors.js';
 import { TRANSIENT_FS_CODES, writeAtomically } from './atomic-file.js';
+import { FenceMarkers } from './fence-markers.js';
 import { copySparseFile } from './sparse-copy.js';
 import {
   checkNotAborted,
@@ -50,8 +51,12 @@ export class FileVolumeDriver implements VolumeDriver {
   /** A directory every member mounts is shared storage: several members may use it at once. */
   readonly supportsActiveActive = true;
   private closed = false;
+  /** Markers of fenced incarnations, on the shared directory every member sees. */
+  private readonly fences: FenceMarkers;
 
-  private constructor(private readonly options: FileVolumeDriverOptions) {}
+  private constructor(private readonly options: FileVolumeDriverOptions) {
+    this.fences = new FenceMarkers(join(options.dir, '.hearth', 'fenced'));
+  }
 
   /** Creates the directory if needed and returns the driver. */
   static async open(options: FileVolumeDriverOptions): Promise<FileVolumeDriver> {
@@ -140,19 +145,30 @@ export class FileVolumeDriver implements VolumeDriver {
     });
   }
 
+  /** Writes the fence marker of `incarnation` on the shared directory: its calls stop at their next step. */
+  async fenceIncarnation(incarnation: string): Promise<void> {
+    await this.fences.mark(incarnation);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }
 
-  /** Common frame of every call: closed and abort checks, and error translation. */
+  /**
+   * Common frame of every call: closed, abort and fence checks — the fence marker again after
+   * the work, so a call of an incarnation fenced meanwhile reports that rather than success —
+   * and error translation.
+   */
   private async run(call: DriverCall, ctx: DriverContext, body: () => Promise<void>): Promise<void> {
     if (this.closed) throw new ClosedError('file volume driver');
     checkNotAborted(ctx, call);
+    await this.fences.refuseIfFenced(ctx.incarnation);
     try {
       await body();
     } catch (err) {
       throw this.translate(call, err);
     }
+    await this.fences.refuseIfFenced(ctx.incarnation);
   }
 
   private async sizeOf(path: string): Promise<number | undefined> {

@@ -25,6 +25,8 @@ export interface DriverContext {
   readonly member: string;
   /** The operation this call belongs to (the op record's id). */
   readonly opId: string;
+  /** The incarnation making the call: a driver refuses calls of an incarnation it fenced. */
+  readonly incarnation?: string;
   /**
    * True while the call's locks and lease still hold, computed from the clock on every read.
    * A process that has just woken (SIGSTOP, a long pause) may run one of the driver's own
@@ -75,6 +77,13 @@ export interface VolumeDriver {
   createSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void>;
   /** Deletes the snapshot. Succeeds if it does not exist. */
   deleteSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void>;
+  /**
+   * Fences a dead incarnation at the storage: from now on, calls made for it do nothing more
+   * (a marker the driver checks between steps, a blocklist entry, a reservation). Run by the
+   * fence runner before the fence is recorded; idempotent. Absent: the driver cannot fence, and
+   * the fence relies on the method alone (docs/drivers.md).
+   */
+  fenceIncarnation?(incarnation: string): Promise<void>;
   /** Releases what the driver holds; later calls fail with ClosedError. Idempotent. */
   close(): Promise<void>;
 }

@@ -333,6 +333,12 @@ export class OrphanCleaner {
   }
 
   /** Stops claiming, aborts re-runs in flight and waits for background work. Idempotent. */
+  /** Resolves once no cleanup runs in the background (or `signal` aborts). */
+  async idle(signal: AbortSignal): Promise<void> {
+    const stop = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    while (this.background.size > 0 && !signal.aborted) await Promise.race([Promise.allSettled([...this.background]), stop]);
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.stop.abort();

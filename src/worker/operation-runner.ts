@@ -219,7 +219,7 @@ export class OperationRunner {
     try {
       await this.untilSafe(ctx, signal);
       const stillHeld = (): boolean => inc.member.joined && ctx.handles.every((h) => h.state === 'held' || h.state === 'jeopardy');
-      await this.callDriver(op, record, { signal, member: inc.member.owner.host, opId: op.opId, stillHeld });
+      await this.callDriver(op, record, { signal, member: inc.member.owner.host, opId: op.opId, incarnation: inc.member.owner.incarnation, stillHeld });
     } catch (err) {
       if (signal.aborted || err instanceof AbortedError) {
         if (!inc.member.joined || ctx.signal.aborted) return fenced(log, 'lost the lease or a lock mid-operation; aborted, left for orphan cleanup', err);

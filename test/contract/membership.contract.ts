@@ -5,6 +5,7 @@ import type { Fence } from '../../src/fence.js';
 import { type Identity, VOLUME_BINARY } from '../../src/identity.js';
 import { type ManualClock } from '../../src/lifecycle/clock.js';
 import { silentLogger } from '../../src/observability/logger.js';
+import type { IncarnationEnd } from '../../src/membership/incarnation-records.js';
 import type { Member, Membership, MembershipEvent } from '../../src/membership/membership.js';
 import { MembershipMetrics } from '../../src/membership/metrics.js';
 import { MembershipMonitor } from '../../src/membership/monitor.js';
@@ -264,6 +265,88 @@ export function describeMembership(name: string, makeFixture: () => Promise<Memb
       expect(left2!.member.incarnation).toBe(a.member.owner.incarnation);
       const revisions = watch.events.slice(1).map((e) => BigInt(e.revision));
       expect([...revisions].sort((x, y) => (x < y ? -1 : 1))).toEqual(revisions);
+    });
+
+    describe('incarnation records: who ran an incarnation, and how it ended', () => {
+      const PROCESS = { pid: 4242, startTicks: '987654', bootId: 'boot-1', pidNamespace: 'pid:[1]', hostname: 'machine-1', addresses: ['10.0.0.7'] };
+      const end = (incarnation: string, host: string, how: IncarnationEnd['how'] = 'exec'): IncarnationEnd => ({ incarnation, host, how, by: 'someone', atMs: fx.clock.now(), detail: 'test' });
+
+      it('a join records the process beside the incarnation; the record outlives it', async () => {
+        const session = await fx.openSession('h1@be');
+        sessions.push(session);
+        const member = await fx.membership.join({ identity: identity('h1@be'), binary: BINARY, version: '1', session, process: PROCESS });
+        expect(await fx.membership.incarnation(member.owner.incarnation)).toEqual({
+          record: { incarnation: member.owner.incarnation, host: 'h1@be', cluster: CLUSTER, process: PROCESS, joinedAtMs: fx.clock.now() },
+          end: undefined,
+          alive: true,
+        });
+        await member.leave();
+        const after = await fx.membership.incarnation(member.owner.incarnation);
+        expect(after.record?.process).toEqual(PROCESS);
+        expect(after.alive).toBe(false);
+        expect(after.end).toBeUndefined(); // a leave that was not clean records no end
+      });
+
+      it('a clean leave records the end (left) in the same write; any other end of an incarnation records none', async () => {
+        const a = await join('h1@be');
+        await a.member.leave({ clean: true });
+        expect((await fx.membership.incarnation(a.member.owner.incarnation)).end).toMatchObject({ how: 'left', by: a.member.owner.incarnation });
+        expect(await fx.fenceHolds(fx.membership.ended(a.member.owner.incarnation))).toBe(true);
+        const b = await join('h1@be');
+        b.session.markLost();
+        await b.member.leave({ clean: true }); // too late: no longer joined, so not clean
+        expect((await fx.membership.incarnation(b.member.owner.incarnation)).end).toBeUndefined();
+        expect(await fx.fenceHolds(fx.membership.ended(b.member.owner.incarnation))).toBe(false);
+      });
+
+      it('records an end once, only for an incarnation that is not alive (unless it fences itself); the first end wins', async () => {
+        const a = await join('h1@be');
+        const inc = a.member.owner.incarnation;
+        expect(await fx.membership.recordEnd(end(inc, 'h1@be'))).toEqual({ ok: false, reason: 'alive' });
+        expect(await fx.fenceHolds(fx.membership.ended(inc))).toBe(false);
+        await a.member.leave();
+        const first = await fx.membership.recordEnd(end(inc, 'h1@be', 'exec'));
+        expect(first).toMatchObject({ ok: true, created: true, end: { how: 'exec' } });
+        expect(await fx.membership.recordEnd(end(inc, 'h1@be', 'manual'))).toMatchObject({ ok: true, created: false, end: { how: 'exec' } });
+        expect(await fx.fenceHolds(fx.membership.ended(inc))).toBe(true);
+        // A self fence may be recorded while the alive entry still stands (the process knows its runs settled).
+        const b = await join('h1@be');
+        expect(await fx.membership.recordEnd(end(b.member.owner.incarnation, 'h1@be', 'self'))).toMatchObject({ ok: true, created: true });
+      });
+
+      it('a recorder whose own fence fails writes nothing', async () => {
+        const dead = await join('h1@be');
+        await dead.member.leave();
+        const recorder = await join('h1@be');
+        const fence = recorder.member.fence();
+        await recorder.member.leave();
+        await expect(fx.membership.recordEnd(end(dead.member.owner.incarnation, 'h1@be'), fence)).rejects.toMatchObject({ code: 'FENCED' });
+        expect((await fx.membership.incarnation(dead.member.owner.incarnation)).end).toBeUndefined();
+      });
+
+      it('waitEnded resolves once the end is recorded (and at once when it is); it honours its signal', async () => {
+        const a = await join('h1@be');
+        const inc = a.member.owner.incarnation;
+        await a.member.leave();
+        const waiting = fx.membership.waitEnded(inc, AbortSignal.timeout(20_000));
+        await fx.membership.recordEnd(end(inc, 'h1@be', 'lock-delay'));
+        expect(await waiting).toMatchObject({ incarnation: inc, how: 'lock-delay' });
+        expect(await fx.membership.waitEnded(inc, AbortSignal.timeout(20_000))).toMatchObject({ how: 'lock-delay' });
+        const b = await join('h1@be');
+        const ctl = new AbortController();
+        const never = fx.membership.waitEnded(b.member.owner.incarnation, ctl.signal);
+        ctl.abort();
+        await expect(never).rejects.toMatchObject({ code: 'ABORTED' });
+      });
+
+      it('lists every record and end, and forgets them on request', async () => {
+        const a = await join('h1@be');
+        await a.member.leave({ clean: true });
+        const listed = (await fx.membership.incarnations()).find((v) => v.record?.incarnation === a.member.owner.incarnation);
+        expect(listed).toMatchObject({ end: { how: 'left' }, alive: false });
+        await fx.membership.forgetIncarnation(a.member.owner.incarnation);
+        expect(await fx.membership.incarnation(a.member.owner.incarnation)).toEqual({ record: undefined, end: undefined, alive: false });
+      });
     });
 
     describe('IncarnationSupervisor (session, membership and locks of one run)', () => {

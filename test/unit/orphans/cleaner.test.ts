@@ -172,7 +172,7 @@ describe('orphan detection and cleanup on a single node (SQLite, local membershi
     expect(stillOrphans.map((o) => o.reason)).toEqual(OP_KINDS.map(() => 'owner-replaced'));
 
     const report = await fx.cleaner().clean({ ownerHost: HOST, cluster: CLUSTER }, 'restart');
-    expect(report).toEqual({ found: OP_KINDS.length, cleaned: OP_KINDS.length, skipped: 0, errors: 0 });
+    expect(report).toEqual({ found: OP_KINDS.length, cleaned: OP_KINDS.length, skipped: 0, awaitingFence: 0, errors: 0 });
     for (const [kind, ref] of refs) {
       const record = await fx.store.get(ref);
       expect(record?.status ?? 'deleted', kind).toBe(CLEANED_STATUS[kind]);
@@ -287,7 +287,7 @@ describe('orphan detection and cleanup on a single node (SQLite, local membershi
     const op = await ownBy(fx.store, ref, me.owner);
     // Pretend a stale listing called it an orphan.
     const forged = [{ op, owner: me.owner, reason: 'owner-gone' as const, since: T0, ageMs: 0 }];
-    expect(await fx.cleaner().cleanOrphans(forged, 'cleanup')).toEqual({ found: 1, cleaned: 0, skipped: 1, errors: 0 });
+    expect(await fx.cleaner().cleanOrphans(forged, 'cleanup')).toEqual({ found: 1, cleaned: 0, skipped: 1, awaitingFence: 0, errors: 0 });
     expect((await fx.store.get(ref))?.status).toBe('extending');
     expect((await fx.store.getOp(ref))?.owner).toEqual(me.owner);
     expect(await fx.cleaner().find({})).toEqual([]);
@@ -347,7 +347,7 @@ describe('orphan detection and cleanup on a single node (SQLite, local membershi
   it('a cleaner that is not a live member claims nothing', async () => {
     const ref = await seedInFlight(fx.store, CLUSTER, 'create_volume');
     await ownBy(fx.store, ref, { host: HOST, incarnation: `${HOST}:earlier`, aliveRevision: '0' });
-    expect(await fx.cleaner().clean({}, 'cleanup')).toEqual({ found: 1, cleaned: 0, skipped: 0, errors: 1 });
+    expect(await fx.cleaner().clean({}, 'cleanup')).toEqual({ found: 1, cleaned: 0, skipped: 0, awaitingFence: 0, errors: 1 });
     expect((await fx.store.getOp(ref))?.owner?.incarnation).toBe(`${HOST}:earlier`);
   });
 

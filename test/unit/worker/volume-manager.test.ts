@@ -117,7 +117,7 @@ describe('claim, then ack', () => {
     expect(await w.store.getOp({ type: 'volume', id: volume.id })).toMatchObject({ owner: me.owner, attempt: 1 });
   });
 
-  it('a dead incarnation\'s op is claimed with the proof it is dead; a live owner\'s is not; a dead claimer is fenced', async () => {
+  it('a dead incarnation\'s op is claimed with the proof it is dead and fenced; a live owner\'s is not; a dead claimer is fenced', async () => {
     w = await localWorker({ start: false });
     const volume = await w.api.createVolume(ADMIN, { size: 1 });
     const first = w.incarnations.current()!.member;
@@ -131,6 +131,10 @@ describe('claim, then ack', () => {
     const fenced = await w.claimer.claimOp(owned, first, { ownerDead: true });
     expect(fenced).toMatchObject({ ok: false, reason: 'fenced' });
     const second = await w.incarnations.join();
+    // Dead, but nothing says its runs have stopped: the takeover waits for its fence.
+    expect(await w.claimer.claimOp(owned, second, { ownerDead: true })).toEqual({ ok: false, reason: 'awaiting-fence' });
+    const end = { incarnation: first.owner.incarnation, host: first.owner.host, how: 'manual' as const, by: 'operator', atMs: Date.now(), detail: 'test' };
+    expect(await w.membership.recordEnd(end)).toMatchObject({ ok: true, created: true });
     const takeover = await w.claimer.claimOp(owned, second, { ownerDead: true });
     expect(takeover).toMatchObject({ ok: true, op: { owner: second.owner, attempt: 2 } });
   });

@@ -1,0 +1,87 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { FenceQueue, FenceRequest } from '../../src/fencing/fence-queue.js';
+import { allOf } from '../../src/fence.js';
+import type { Member, Membership } from '../../src/membership/membership.js';
+
+/** One backend prepared for the fence queue contract. */
+export interface FenceQueueFixture {
+  readonly queue: FenceQueue;
+  readonly membership: Pick<Membership, 'ownerGone'>;
+  /** Joins a member of `host` (a fencer), on a session the fixture can end. */
+  join(host: string): Promise<{ member: Member; end(): Promise<void> }>;
+  close(): Promise<void>;
+}
+
+const request = (incarnation: string, over: Partial<FenceRequest> = {}): FenceRequest => ({ incarnation, host: 'dead@be', cluster: 'c1@be', diedAtMs: 1_000, observedLive: true, ...over });
+
+/** The FenceQueue contract: both adapters pass it. */
+export function describeFenceQueue(name: string, makeFixture: () => Promise<FenceQueueFixture>): void {
+  describe(`FenceQueue contract: ${name}`, () => {
+    let fx: FenceQueueFixture;
+    beforeEach(async () => {
+      fx = await makeFixture();
+    });
+    afterEach(async () => {
+      await fx.close();
+    });
+
+    it('a request creates one fence operation per incarnation; asking again returns it unchanged', async () => {
+      const first = await fx.queue.request(request('dead@be:1'));
+      expect(first).toMatchObject({ incarnation: 'dead@be:1', host: 'dead@be', cluster: 'c1@be', diedAtMs: 1_000, observedLive: true, owner: null, attempt: 0, lastError: null, nextAttemptAtMs: 0 });
+      const again = await fx.queue.request(request('dead@be:1', { diedAtMs: 9_999, observedLive: false }));
+      expect(again).toEqual(first);
+      expect(await fx.queue.get('dead@be:1')).toEqual(first);
+      await fx.queue.request(request('dead@be:2'));
+      expect((await fx.queue.list()).map((op) => op.incarnation).sort()).toEqual(['dead@be:1', 'dead@be:2']);
+    });
+
+    it('exactly one of two members claims it; the loser gets a conflict', async () => {
+      const op = await fx.queue.request(request('dead@be:1'));
+      const a = await fx.join('fa@be');
+      const b = await fx.join('fb@be');
+      const results = await Promise.all([fx.queue.claim(op, a.member, a.member.fence()), fx.queue.claim(op, b.member, b.member.fence())]);
+      expect(results.filter((r) => r.ok)).toHaveLength(1);
+      expect(results.find((r) => !r.ok)).toEqual({ ok: false, reason: 'conflict' });
+      const claimed = await fx.queue.get('dead@be:1');
+      expect(claimed?.attempt).toBe(1);
+      expect([a.member.owner.incarnation, b.member.owner.incarnation]).toContain(claimed?.owner?.incarnation);
+    });
+
+    it('a failed attempt records why and when to try again; only its runner may record it', async () => {
+      const a = await fx.join('fa@be');
+      const claimed = await fx.queue.claim(await fx.queue.request(request('dead@be:1')), a.member, a.member.fence());
+      if (!claimed.ok) throw new Error('claim failed');
+      const failed = await fx.queue.failed(claimed.op, a.member, 'exec: exited 3', 5_000);
+      expect(failed).toMatchObject({ ok: true, op: { lastError: 'exec: exited 3', nextAttemptAtMs: 5_000, attempt: 1 } });
+      expect(await fx.queue.failed(claimed.op, a.member, 'stale', 9_000)).toEqual({ ok: false, reason: 'conflict' });
+    });
+
+    it('the fence of a runner that died is taken over with the proof it died; not while it lives', async () => {
+      const a = await fx.join('fa@be');
+      const claimed = await fx.queue.claim(await fx.queue.request(request('dead@be:1')), a.member, a.member.fence());
+      if (!claimed.ok || !claimed.op.owner) throw new Error('claim failed');
+      const b = await fx.join('fb@be');
+      const takeover = (): ReturnType<FenceQueue['claim']> => fx.queue.claim(claimed.op, b.member, allOf(b.member.fence(), fx.membership.ownerGone(claimed.op.owner!)));
+      await expect(takeover()).rejects.toMatchObject({ code: 'FENCED' });
+      await a.end();
+      expect(await takeover()).toMatchObject({ ok: true, op: { owner: b.member.owner, attempt: 2 } });
+    });
+
+    it('a member that is no longer alive claims nothing', async () => {
+      const a = await fx.join('fa@be');
+      const fence = a.member.fence();
+      await a.end();
+      await expect(fx.queue.claim(await fx.queue.request(request('dead@be:1')), a.member, fence)).rejects.toMatchObject({ code: 'FENCED' });
+      expect((await fx.queue.get('dead@be:1'))?.owner).toBeNull();
+    });
+
+    it('remove drops it (idempotent); a claim of a removed one is gone', async () => {
+      const op = await fx.queue.request(request('dead@be:1'));
+      await fx.queue.remove('dead@be:1');
+      await fx.queue.remove('dead@be:1');
+      expect(await fx.queue.get('dead@be:1')).toBeUndefined();
+      const a = await fx.join('fa@be');
+      expect(await fx.queue.claim(op, a.member, a.member.fence())).toEqual({ ok: false, reason: 'gone' });
+    });
+  });
+}
