@@ -7,13 +7,14 @@ import type { AddressInfo } from 'node:net';
 import type { ConfiguredAuth } from '../api/auth-setup.js';
 import { clusterRoutes } from '../api/clusters.js';
 import { deadLetterRoutes } from '../api/dead-letters.js';
+import { fenceRoutes } from '../api/fences.js';
 import { operatorViewRoutes } from '../api/operator-views.js';
 import { ApiServer, apiServerOptions } from '../api/server.js';
 import { serviceRemovalRoutes } from '../api/service-removal.js';
 import { clusterId } from '../config/rules.js';
 import { VOLUME_BINARY } from '../identity.js';
 import { MembershipClusterAdmission } from '../membership/cluster-status.js';
-import { orphanRoutes } from '../orphans/routes.js';
+import { orphanRoutes, type OwnerFence } from '../orphans/routes.js';
 import { JobBusPublisher } from '../volumes/job-bus-publisher.js';
 import { volumeRoutes } from '../volumes/volume-routes.js';
 import { VolumeService } from '../volumes/volume-service.js';
@@ -38,12 +39,24 @@ export async function startApi(ctx: CompositionContext, backends: Backends, orph
   api.register(operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }));
   api.register(serviceRemovalRoutes({ membership, store, logger }));
   api.register(deadLetterRoutes(jobBus));
+  api.register(fenceRoutes({ membership, queue: backends.fenceQueue, logger }));
   api.register(
     orphanRoutes({
       membership,
       store,
       orphans: orphans.detector,
       publisher: { publish: async (d) => void (await jobBus.publish({ kind: 'cleanup', ...d })) },
+      fenceOf: async (incarnations) => {
+        const entries = await Promise.all(
+          incarnations.map(async (incarnation): Promise<[string, OwnerFence]> => {
+            const [view, op] = await Promise.all([membership.incarnation(incarnation), backends.fenceQueue.get(incarnation)]);
+            if (view.end) return [incarnation, { state: 'fenced', how: view.end.how }];
+            if (op) return [incarnation, { state: 'awaiting', lastError: op.lastError, nextAttemptAtMs: op.nextAttemptAtMs }];
+            return [incarnation, { state: 'not-requested' }];
+          }),
+        );
+        return new Map(entries);
+      },
       logger: ctx.logger.child({ component: 'orphans' }),
     }),
   );

@@ -33,8 +33,16 @@ export interface CleanupPublisher {
   publish(dispatch: CleanupDispatch): Promise<void>;
 }
 
+/** Where the fence of an orphan's dead owner stands (takeovers wait for it). */
+export type OwnerFence =
+  | { readonly state: 'fenced'; readonly how: string }
+  | { readonly state: 'awaiting'; readonly lastError: string | null; readonly nextAttemptAtMs: number }
+  | { readonly state: 'not-requested' };
+
 /** What the orphan routes read and use. */
 export interface OrphanRoutesOptions {
+  /** The fence of each owner, by incarnation; absent: not shown. */
+  readonly fenceOf?: (incarnations: readonly string[]) => Promise<ReadonlyMap<string, OwnerFence>>;
   readonly membership: Pick<Membership, 'snapshot'>;
   readonly store: Pick<StateStore, 'listOps'>;
   /** A fresh sweep (the detector's). */
@@ -43,9 +51,21 @@ export interface OrphanRoutesOptions {
   readonly logger: Logger;
 }
 
-/** One orphan as `GET /hearth/v1/orphans` shows it. */
-export function orphanJson(o: Orphan): Record<string, unknown> {
+function fenceJson(fence: OwnerFence): Record<string, unknown> {
+  switch (fence.state) {
+    case 'fenced':
+      return { state: 'fenced', how: fence.how };
+    case 'awaiting':
+      return { state: 'awaiting', last_error: fence.lastError, next_attempt_at: fence.nextAttemptAtMs > 0 ? formatCinderTime(fence.nextAttemptAtMs) : null };
+    case 'not-requested':
+      return { state: 'not-requested' };
+  }
+}
+
+/** One orphan as `GET /hearth/v1/orphans` shows it; `fence`: where its owner's fence stands (a takeover waits for it). */
+export function orphanJson(o: Orphan, fence?: OwnerFence): Record<string, unknown> {
   return {
+    ...(fence ? { fence: fenceJson(fence) } : {}),
     type: o.op.type,
     id: o.op.id,
     op_id: o.op.opId,
@@ -127,7 +147,8 @@ export function orphanRoutes(options: OrphanRoutesOptions): RouteModule {
       const orphans = (await options.orphans.sweep()).filter(
         (o) => (!cluster || matchesHost(o.op.cluster, cluster)) && (!host || matchesHost(o.owner.host, host)),
       );
-      return { orphans: orphans.map(orphanJson) };
+      const fences = options.fenceOf ? await options.fenceOf([...new Set(orphans.map((o) => o.owner.incarnation))]) : undefined;
+      return { orphans: orphans.map((o) => orphanJson(o, fences?.get(o.owner.incarnation))) };
     });
   };
 }
