@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { LockEntry, LockTable } from '../locks/lock-table.js';
 import { lockTypeOf } from '../locks/metrics.js';
 import { formatCinderTime } from './cinder-time.js';
+import { fencesByHost, type HostFences } from '../fencing/fence-state.js';
 import type { LeaseTtls } from '../membership/lease-ttl.js';
 import { buildMemberRows, type MemberRow } from '../membership/member-rows.js';
 import type { Membership } from '../membership/membership.js';
@@ -13,7 +14,7 @@ import type { RouteModule } from './server.js';
 /** What the operator views read. */
 export interface OperatorViewsOptions {
   readonly locks: LockTable;
-  readonly membership: Pick<Membership, 'snapshot'>;
+  readonly membership: Pick<Membership, 'snapshot' | 'incarnations'>;
   readonly leases: LeaseTtls;
 }
 
@@ -46,7 +47,8 @@ export function lockJson(l: LockEntry): Record<string, unknown> {
 }
 
 /** One member as `GET /hearth/v1/members` shows it. */
-export function memberJson(m: MemberRow): Record<string, unknown> {
+export function memberJson(m: MemberRow, fences?: HostFences): Record<string, unknown> {
+  const last = fences?.lastEnd ?? null;
   return {
     host: m.host,
     cluster: m.cluster,
@@ -62,6 +64,8 @@ export function memberJson(m: MemberRow): Record<string, unknown> {
     lease_id: m.lease?.id ?? null,
     lease_ttl_seconds: m.lease?.grantedTtlS ?? null,
     lease_remaining_seconds: m.lease?.remainingTtlS ?? null,
+    awaiting_fence: fences?.awaiting ?? [],
+    last_end: last && { incarnation: last.incarnation, how: last.how, by: last.by, at: formatCinderTime(last.atMs) },
   };
 }
 
@@ -70,7 +74,8 @@ export function memberJson(m: MemberRow): Record<string, unknown> {
  * (`?host=` holder host, `?type=` lock type) — the locks held now, their holder, since when
  * (single node; etcd records no times) and fencing revision — and `GET /hearth/v1/members`
  * (`?cluster=`, `?host=`, Cinder's host matching) — every member with its state, incarnation,
- * heartbeat and session lease. Same authentication as the rest of the API; a reader token may
+ * heartbeat and session lease, and each host's dead incarnations still awaiting their fence
+ * (`awaiting_fence`: their orphans and locks wait) and how its last ended one ended (`last_end`). Same authentication as the rest of the API; a reader token may
  * read them.
  *
  * Failure semantics: etcd unreachable → 503 with Cinder's fault body (nothing is served from a
@@ -86,10 +91,11 @@ export function operatorViewRoutes(options: OperatorViewsOptions): RouteModule {
 
     app.get('/hearth/v1/members', { config: { skipVersion: true } }, async (req) => {
       const q = parseViewQuery(req.query as Query, ['cluster', 'host'] as const);
-      const snapshot = await options.membership.snapshot();
+      const [snapshot, views] = await Promise.all([options.membership.snapshot(), options.membership.incarnations()]);
       const leases = await options.leases.of(snapshot.alive.map((a) => a.incarnation));
+      const fences = fencesByHost(views);
       const rows = buildMemberRows(snapshot, leases).filter((m) => (!q.cluster || matchesHost(m.cluster, q.cluster)) && (!q.host || matchesHost(m.host, q.host)));
-      return { members: rows.map(memberJson) };
+      return { members: rows.map((m) => memberJson(m, fences.get(m.host))) };
     });
   };
 }

@@ -67,6 +67,11 @@ export class ApiClient {
     return this.send('GET', `${this.root}/hearth/v1${path}${queryString(query)}`);
   }
 
+  /** POST on hearth's own API (`/hearth/v1/…`). */
+  postHearth(path: string, body?: unknown): Promise<unknown> {
+    return this.send('POST', `${this.root}/hearth/v1${path}`, body);
+  }
+
   /** DELETE on hearth's own API (`/hearth/v1/…`). */
   deleteHearth(path: string): Promise<unknown> {
     return this.send('DELETE', `${this.root}/hearth/v1${path}`);

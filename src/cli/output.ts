@@ -46,6 +46,17 @@ function cellText(c: unknown): string {
   return JSON.stringify(c) ?? '';
 }
 
+/**
+ * Renders API rows as a table: `columns` pairs each heading with the row field it shows; an absent
+ * or null field shows as `-`.
+ */
+export function renderColumns(columns: readonly (readonly [heading: string, field: string])[], rows: readonly Readonly<Record<string, unknown>>[]): string {
+  return renderTable(
+    columns.map(([heading]) => heading),
+    rows.map((r) => columns.map(([, field]) => (r[field] === null || r[field] === undefined ? '-' : r[field]))),
+  );
+}
+
 /** Renders a value as indented JSON for scripts. */
 export function renderJson(value: unknown): string {
   return JSON.stringify(value, null, 2);

@@ -3,6 +3,7 @@ import { processEnvironment } from '../config/environment.js';
 import { ConfigError, CoordinatorError, messageOf, UsageError } from '../errors.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerConfig } from './commands/config-check.js';
+import { registerFences } from './commands/fences.js';
 import { registerOperatorViews } from './commands/operator-views.js';
 import { registerOrphans } from './commands/orphans.js';
 import { registerServe } from './commands/serve.js';
@@ -13,7 +14,7 @@ import { ExitCode } from './exit-codes.js';
 import { escapeForTerminal, type Io, processIo } from './output.js';
 
 /** Command modules; each adds its subcommands. */
-const modules = [registerServe, registerConfig, registerVolume, registerCluster, registerService, registerOrphans, registerOperatorViews];
+const modules = [registerServe, registerConfig, registerVolume, registerCluster, registerService, registerOrphans, registerOperatorViews, registerFences];
 
 /**
  * Runs the `hearth` command line. Resolves with the exit code: 0 done, 1 the operation failed,

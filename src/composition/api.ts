@@ -11,10 +11,11 @@ import { fenceRoutes } from '../api/fences.js';
 import { operatorViewRoutes } from '../api/operator-views.js';
 import { ApiServer, apiServerOptions } from '../api/server.js';
 import { serviceRemovalRoutes } from '../api/service-removal.js';
+import { fenceStateOf } from '../fencing/fence-state.js';
 import { clusterId } from '../config/rules.js';
 import { VOLUME_BINARY } from '../identity.js';
 import { MembershipClusterAdmission } from '../membership/cluster-status.js';
-import { orphanRoutes, type OwnerFence } from '../orphans/routes.js';
+import { orphanRoutes } from '../orphans/routes.js';
 import { JobBusPublisher } from '../volumes/job-bus-publisher.js';
 import { volumeRoutes } from '../volumes/volume-routes.js';
 import { VolumeService } from '../volumes/volume-service.js';
@@ -46,17 +47,15 @@ export async function startApi(ctx: CompositionContext, backends: Backends, orph
       store,
       orphans: orphans.detector,
       publisher: { publish: async (d) => void (await jobBus.publish({ kind: 'cleanup', ...d })) },
-      fenceOf: async (incarnations) => {
-        const entries = await Promise.all(
-          incarnations.map(async (incarnation): Promise<[string, OwnerFence]> => {
-            const [view, op] = await Promise.all([membership.incarnation(incarnation), backends.fenceQueue.get(incarnation)]);
-            if (view.end) return [incarnation, { state: 'fenced', how: view.end.how }];
-            if (op) return [incarnation, { state: 'awaiting', lastError: op.lastError, nextAttemptAtMs: op.nextAttemptAtMs }];
-            return [incarnation, { state: 'not-requested' }];
-          }),
-        );
-        return new Map(entries);
-      },
+      fenceOf: async (incarnations) =>
+        new Map(
+          await Promise.all(
+            incarnations.map(async (incarnation) => {
+              const [view, op] = await Promise.all([membership.incarnation(incarnation), backends.fenceQueue.get(incarnation)]);
+              return [incarnation, fenceStateOf(view, op)] as const;
+            }),
+          ),
+        ),
       logger: ctx.logger.child({ component: 'orphans' }),
     }),
   );

@@ -35,7 +35,8 @@ export interface CleanupPublisher {
 
 /** Where the fence of an orphan's dead owner stands (takeovers wait for it). */
 export type OwnerFence =
-  | { readonly state: 'fenced'; readonly how: string }
+  | { readonly state: 'alive' }
+  | { readonly state: 'ended'; readonly how: string }
   | { readonly state: 'awaiting'; readonly lastError: string | null; readonly nextAttemptAtMs: number }
   | { readonly state: 'not-requested' };
 
@@ -53,7 +54,9 @@ export interface OrphanRoutesOptions {
 
 function fenceJson(fence: OwnerFence): Record<string, unknown> {
   switch (fence.state) {
-    case 'fenced':
+    case 'alive':
+      return { state: 'alive' };
+    case 'ended':
       return { state: 'fenced', how: fence.how };
     case 'awaiting':
       return { state: 'awaiting', last_error: fence.lastError, next_attempt_at: fence.nextAttemptAtMs > 0 ? formatCinderTime(fence.nextAttemptAtMs) : null };

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { addApiOptions, apiClientFrom } from '../api-client.js';
-import { renderJson, renderTable } from '../output.js';
+import { renderColumns, renderJson } from '../output.js';
 import type { CommandContext } from '../context.js';
 
 type Row = Record<string, unknown>;
@@ -25,7 +25,16 @@ const MEMBER_COLUMNS = [
   ['Heartbeat At', 'heartbeat_at'],
   ['Lease TTL (s)', 'lease_ttl_seconds'],
   ['Lease Left (s)', 'lease_remaining_seconds'],
+  ['Fence', 'fence'],
 ] as const;
+
+/** A member's dead incarnations in one cell: how many await their fence, else how the last one ended. */
+function fenceCell(member: Row): string | undefined {
+  const awaiting = Array.isArray(member.awaiting_fence) ? member.awaiting_fence.length : 0;
+  if (awaiting > 0) return `awaiting (${awaiting})`;
+  const last = member.last_end as { how?: unknown } | null | undefined;
+  return typeof last?.how === 'string' ? last.how : undefined;
+}
 
 const DEAD_LETTER_COLUMNS = [
   ['Reason', 'reason'],
@@ -35,13 +44,6 @@ const DEAD_LETTER_COLUMNS = [
   ['Deliveries', 'deliveries'],
   ['Detail', 'detail'],
 ] as const;
-
-function table(columns: readonly (readonly [string, string])[], rows: readonly Row[]): string {
-  return renderTable(
-    columns.map(([head]) => head),
-    rows.map((r) => columns.map(([, key]) => (r[key] === null || r[key] === undefined ? '-' : r[key]))),
-  );
-}
 
 /** A filter flag's value: absent, or a non-empty string (commander hands `''` through). */
 function filterValue(flag: string, value: unknown): string | undefined {
@@ -71,7 +73,7 @@ export function registerOperatorViews(program: Command, ctx: CommandContext): vo
       ctx.io.out(renderJson(body.locks));
       return;
     }
-    ctx.io.out(body.locks.length === 0 ? 'No locks held.' : table(LOCK_COLUMNS, body.locks));
+    ctx.io.out(body.locks.length === 0 ? 'No locks held.' : renderColumns(LOCK_COLUMNS, body.locks));
   });
 
   addApiOptions(
@@ -88,7 +90,7 @@ export function registerOperatorViews(program: Command, ctx: CommandContext): vo
       ctx.io.out(renderJson(body.members));
       return;
     }
-    ctx.io.out(body.members.length === 0 ? 'No members.' : table(MEMBER_COLUMNS, body.members));
+    ctx.io.out(body.members.length === 0 ? 'No members.' : renderColumns(MEMBER_COLUMNS, body.members.map((m) => ({ ...m, fence: fenceCell(m) }))));
   });
 
   addApiOptions(
@@ -105,6 +107,6 @@ export function registerOperatorViews(program: Command, ctx: CommandContext): vo
       ctx.io.out(renderJson(body.dead_letters));
       return;
     }
-    ctx.io.out(body.dead_letters.length === 0 ? 'No dead-lettered messages.' : table(DEAD_LETTER_COLUMNS, body.dead_letters));
+    ctx.io.out(body.dead_letters.length === 0 ? 'No dead-lettered messages.' : renderColumns(DEAD_LETTER_COLUMNS, body.dead_letters));
   });
 }

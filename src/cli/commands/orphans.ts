@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { addApiOptions, apiClientFrom } from '../api-client.js';
-import { renderJson, renderTable } from '../output.js';
+import { renderColumns, renderJson } from '../output.js';
 import type { CommandContext } from '../context.js';
 
 type Row = Record<string, unknown>;
@@ -16,7 +16,15 @@ const ORPHAN_COLUMNS = [
   ['Owner Incarnation', 'owner_incarnation'],
   ['Since', 'since'],
   ['Age (s)', 'age_seconds'],
+  ['Owner Fence', 'owner_fence'],
 ] as const;
+
+/** The owner's fence in one cell: `fenced (exec)`, `awaiting` (its takeover waits), … */
+function fenceCell(fence: unknown): string | undefined {
+  if (typeof fence !== 'object' || fence === null) return undefined;
+  const { state, how } = fence as { state?: unknown; how?: unknown };
+  return state === 'fenced' && typeof how === 'string' ? `fenced (${how})` : typeof state === 'string' ? state : undefined;
+}
 
 const SERVICE_COLUMNS = [
   ['ID', 'id'],
@@ -24,13 +32,6 @@ const SERVICE_COLUMNS = [
   ['Host', 'host'],
   ['Binary', 'binary'],
 ] as const;
-
-function table(columns: readonly (readonly [string, string])[], rows: readonly Row[]): string {
-  return renderTable(
-    columns.map(([head]) => head),
-    rows.map((r) => columns.map(([, key]) => (r[key] === null || r[key] === undefined ? '-' : r[key]))),
-  );
-}
 
 function boolOption(name: string, value: unknown): boolean | undefined {
   if (typeof value !== 'string') return undefined;
@@ -78,7 +79,7 @@ export function registerOrphans(program: Command, ctx: CommandContext): void {
   ).action(async (opts: Row) => {
     const client = await apiClientFrom(opts, ctx.env);
     const body = (await client.getHearth('/orphans', { cluster: opts.cluster as string | undefined, host: opts.host as string | undefined })) as { orphans: Row[] };
-    ctx.io.out(opts.json === true ? renderJson(body.orphans) : body.orphans.length === 0 ? 'No orphaned operations.' : table(ORPHAN_COLUMNS, body.orphans));
+    ctx.io.out(opts.json === true ? renderJson(body.orphans) : body.orphans.length === 0 ? 'No orphaned operations.' : renderColumns(ORPHAN_COLUMNS, body.orphans.map((o) => ({ ...o, owner_fence: fenceCell(o.fence) }))));
   });
 
   addApiOptions(
@@ -102,8 +103,8 @@ export function registerOrphans(program: Command, ctx: CommandContext): void {
       return;
     }
     const out: string[] = [];
-    if (res.cleaning.length > 0) out.push('Following services will be cleaned:', table(SERVICE_COLUMNS, res.cleaning));
-    if (res.unavailable.length > 0) out.push('There are no alternative nodes to do cleanup for the following services:', table(SERVICE_COLUMNS, res.unavailable));
+    if (res.cleaning.length > 0) out.push('Following services will be cleaned:', renderColumns(SERVICE_COLUMNS, res.cleaning));
+    if (res.unavailable.length > 0) out.push('There are no alternative nodes to do cleanup for the following services:', renderColumns(SERVICE_COLUMNS, res.unavailable));
     if (out.length === 0) out.push('No cleanable services matched cleanup criteria.');
     ctx.io.out(out.join('\n'));
   });

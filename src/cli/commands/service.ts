@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { addApiOptions, apiClientFrom } from '../api-client.js';
-import { renderJson, renderTable } from '../output.js';
+import { renderColumns, renderJson } from '../output.js';
 import type { CommandContext } from '../context.js';
 
 const COLUMNS = [
@@ -38,12 +38,7 @@ export function registerService(program: Command, ctx: CommandContext): void {
       ctx.io.out(renderJson(body.services));
       return;
     }
-    ctx.io.out(
-      renderTable(
-        COLUMNS.map(([head]) => head),
-        body.services.map((s) => COLUMNS.map(([, key]) => (s[key] === null || s[key] === undefined ? '-' : s[key]))),
-      ),
-    );
+    ctx.io.out(renderColumns(COLUMNS, body.services));
   });
 
   addApiOptions(
