@@ -4,6 +4,7 @@
  * and the wait a takeover makes for a dead owner's fence.
  */
 import type { VolumeDriver } from '../drivers/volume-driver.js';
+import { fenceGates, type FenceGates } from '../fencing/gates.js';
 import { ExecFence } from '../fencing/exec-method.js';
 import { KubernetesFence } from '../fencing/kubernetes-method.js';
 import { LockDelayFence } from '../fencing/lock-delay.js';
@@ -11,19 +12,14 @@ import type { FenceMethod } from '../fencing/method.js';
 import { FenceMetrics } from '../fencing/metrics.js';
 import { ProcessGoneFence } from '../fencing/process-method.js';
 import { FenceRunner } from '../fencing/runner.js';
-import type { OwnerRef, ProcessIdentity } from '../identity.js';
+import type { ProcessIdentity } from '../identity.js';
 import type { Incarnations } from '../incarnation/incarnation.js';
 import { Backoff } from '../lifecycle/retry.js';
-import type { LockHolder } from '../locks/errors.js';
 import type { Backends, CompositionContext } from './backends.js';
 
 /** What the worker's other parts use of fencing. */
-export interface Fencing {
+export interface Fencing extends FenceGates {
   readonly runner: FenceRunner;
-  /** The lock hand-off gate: resolves once taking over from `previousOwner` is safe. */
-  handOff(previousOwner: LockHolder, signal: AbortSignal): Promise<void>;
-  /** Asks for the fence of a dead owner and waits for it (bounded by `signal`); true once it is on record. */
-  awaitFence(owner: OwnerRef, cluster: string, signal: AbortSignal): Promise<boolean>;
 }
 
 /** How often the runner looks at pending fences when nothing happened. */
@@ -66,28 +62,5 @@ export function startFencing(ctx: CompositionContext, parts: { readonly backends
     }),
   );
   runner.start();
-  const hostOf = (incarnation: string): string => incarnation.slice(0, incarnation.lastIndexOf(':'));
-  return {
-    runner,
-    async handOff(previousOwner, signal) {
-      const incarnation = previousOwner.incarnation;
-      // A holder hearth did not write (`etcdctl lock`) names no incarnation: nothing to fence.
-      if (incarnation === undefined) return;
-      const view = await membership.incarnation(incarnation);
-      // Released while alive, or it left cleanly or was fenced: the hand-off is safe.
-      if (view.alive || view.end) return;
-      logger.info({ incarnation }, 'a lock held by a dead incarnation waits for its fence');
-      await runner.need({ incarnation, host: hostOf(incarnation), cluster: view.record?.cluster ?? '' }, true);
-      await membership.waitEnded(incarnation, signal);
-    },
-    async awaitFence(owner, cluster, signal) {
-      await runner.need({ incarnation: owner.incarnation, host: owner.host, cluster });
-      try {
-        await membership.waitEnded(owner.incarnation, signal);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-  };
+  return { runner, ...fenceGates({ membership, runner, logger }) };
 }
