@@ -93,7 +93,8 @@ describe('a fence that keeps failing', () => {
     expect(members.find((m) => m.host === 'victim@be')).toMatchObject({ state: 'down', awaiting_fence: [incarnation] });
     expect((await cli('members', ...url)).out).toMatch(/awaiting \(1\)/);
     const orphans = await client.orphans();
-    expect(orphans).toEqual([expect.objectContaining({ id: vol, owner_host: 'victim@be', fence: expect.objectContaining({ state: 'awaiting' }) })]);
+    expect(orphans).toEqual([expect.objectContaining({ id: vol, owner_host: 'victim@be' })]);
+    expect(orphans[0]?.fence).toMatchObject({ state: 'awaiting' });
     expect((await cli('orphans', ...url)).out).toContain('awaiting');
 
     // Cleanup, asked for by the operator, takes nothing over.
