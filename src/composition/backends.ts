@@ -17,7 +17,7 @@ import type { Membership } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
 import type { CheckResult } from '../ops/health.js';
 import type { FenceQueue } from '../fencing/fence-queue.js';
-import type { LockHolder } from '../locks/errors.js';
+import type { EtcdLockServiceOptions } from '../locks/etcd-lock-service.js';
 import type { FailoverLedger } from '../orphans/failover-ledger.js';
 import type { JobBus } from '../routing/job-bus.js';
 import type { Session } from '../session/session.js';
@@ -55,7 +55,7 @@ export interface Backends {
   /** Opens one session: one lease per incarnation (workers only). */
   openSession(signal: AbortSignal): Promise<Session>;
   /** The lock service of `session`; it dies with the session. `handOff` gates a takeover from an owner that died (fencing). */
-  lockServiceFor(session: Session, options?: { readonly handOff?: (previousOwner: LockHolder, signal: AbortSignal) => Promise<void> }): LockService;
+  lockServiceFor(session: Session, options?: { readonly handOff?: EtcdLockServiceOptions['handOff'] }): LockService;
   /** Liveness of the backends themselves (single node: the data-dir lock is still ours). */
   healthy(): CheckResult;
 }

@@ -64,7 +64,7 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
     'incarnation',
     new IncarnationSupervisor({
       openSession: (s) => backends.openSession(s),
-      lockServiceFor: (session) => backends.lockServiceFor(session, { handOff: (previous, s) => fencing?.handOff(previous, s) ?? Promise.resolve() }),
+      lockServiceFor: (session) => backends.lockServiceFor(session, { handOff: (previous, s) => fencing?.handOff(previous, s) ?? Promise.resolve(undefined) }),
       settled: (incarnation, s) => runner?.settled(incarnation, s) ?? Promise.resolve(),
       process: self,
       membership: backends.membership,

@@ -2,7 +2,8 @@ import type { Etcd3, IKeyValue } from 'etcd3';
 import type { KeyLayout } from '../etcd/keys.js';
 import { fromEtcdError } from '../etcd/errors.js';
 import { FencedError, InvalidInputError } from '../errors.js';
-import { describeGuard, type Fence } from '../fence.js';
+import { failedGuard } from '../etcd/guards.js';
+import type { Fence } from '../fence.js';
 import type { Member } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
 import { decodeFenceOp, encodeFenceOp } from './fence-op-codec.js';
@@ -83,11 +84,8 @@ export class EtcdFenceQueue implements FenceQueue {
     try {
       const tx = await txn.then(client.put(key).value(encodeFenceOp(next))).else(client.get(key), ...fence.guards.map((g) => client.get(g.key))).commit();
       if (tx.succeeded) return { ok: true, op: { ...next, revision: tx.header.revision } };
-      const failed = fence.guards.find((g, i) => {
-        const actual = tx.responses[1 + i]?.response_range.kvs[0]?.create_revision ?? '0';
-        return g.expect === 'equal' ? actual !== g.createRevision : actual === g.createRevision;
-      });
-      if (failed) throw new FencedError(describeGuard(failed), fence.description);
+      const failed = failedGuard(fence.guards, fence.guards.map((_, i) => tx.responses[1 + i]?.response_range.kvs[0]?.create_revision));
+      if (failed) throw new FencedError(failed, fence.description);
       return { ok: false, reason: tx.responses[0]?.response_range.kvs[0] ? 'conflict' : 'gone' };
     } catch (err) {
       if (err instanceof FencedError) throw err;

@@ -7,7 +7,9 @@
  * key created just before its own (its predecessor), and only for that one.
  */
 import type { IKeyValue, IRangeRequest, IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
+import { failedGuard, guardCompare } from '../etcd/guards.js';
 import type { KeyLayout } from '../etcd/keys.js';
+import type { Fence } from '../fence.js';
 import type { LockHolder } from './errors.js';
 
 /** The keys of one contender (one session) on one lock. */
@@ -152,6 +154,27 @@ export function parseRecheck(keys: LockKeys, res: ITxnResponse, myRev: string): 
 }
 
 /** Deletes my key only if it is still the one created at `myRev` (any rev when unknown). */
+/**
+ * The hand-off mark: rewrites my key (same value, same lease) only if it is still mine and
+ * `fence` — the end record of the dead owner I take over from — holds. Its revision, in etcd's
+ * history, comes after that end record's: the proof that the lock moved only once the dead owner
+ * was fenced.
+ */
+export function handOffMarkRequest(keys: LockKeys, myRev: string, leaseId: string, value: string, fence: Fence): ITxnRequest {
+  return {
+    compare: [{ key: keys.myKeyBuf, target: 'Create', result: 'Equal', create_revision: myRev }, ...fence.guards.map(guardCompare)],
+    success: [{ request_put: { key: keys.myKeyBuf, value: Buffer.from(value), lease: leaseId } }],
+    failure: [{ request_range: { key: keys.myKeyBuf, keys_only: true } }, ...fence.guards.map((g) => ({ request_range: { key: Buffer.from(g.key), keys_only: true } }))],
+  };
+}
+
+/** Reads the answer of {@link handOffMarkRequest}: written, my key gone, or the guard that failed (described). */
+export function parseHandOffMark(res: ITxnResponse, myRev: string, fence: Fence): { readonly ok: true } | { readonly ok: false; readonly mineGone: boolean; readonly failed: string | undefined } {
+  if (res.succeeded) return { ok: true };
+  const mine = res.responses[0]?.response_range.kvs[0];
+  return { ok: false, mineGone: mine?.create_revision !== myRev, failed: failedGuard(fence.guards, fence.guards.map((_, i) => res.responses[1 + i]?.response_range.kvs[0]?.create_revision)) };
+}
+
 export function releaseRequest(keys: LockKeys, myRev: string | undefined): ITxnRequest {
   return {
     compare: myRev === undefined ? [] : [{ key: keys.myKeyBuf, target: 'Create', result: 'Equal', create_revision: myRev }],

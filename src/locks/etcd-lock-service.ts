@@ -4,11 +4,12 @@ import type { KeyLayout } from '../etcd/keys.js';
 import { AbortedError, BackendUnavailableError, ClosedError } from '../errors.js';
 import { sleep } from '../lifecycle/clock.js';
 import { type Backoff, DEFAULT_ETCD_RETRY } from '../lifecycle/retry.js';
+import type { Fence } from '../fence.js';
 import type { Logger } from '../observability/logger.js';
 import { isLive, type Session, type SessionStateChange } from '../session/session.js';
-import { type LockHolder, LockLostError, LockTimeoutError } from './errors.js';
+import { describeHolder, type LockHolder, LockLostError, LockTimeoutError } from './errors.js';
 import { EtcdLockHandle } from './etcd-lock-handle.js';
-import { type Enqueued, enqueueRequest, holderOf, LockKeys, parseEnqueue, parseRecheck, recheckRequest, releaseRequest } from './etcd-lock-ops.js';
+import { type Enqueued, enqueueRequest, handOffMarkRequest, holderOf, LockKeys, parseEnqueue, parseHandOffMark, parseRecheck, recheckRequest, releaseRequest } from './etcd-lock-ops.js';
 import { waitForDelete } from './etcd-lock-wait.js';
 import { anySignal } from '../concurrency/signals.js';
 import { untilAborted } from '../lifecycle/deadline.js';
@@ -39,10 +40,12 @@ export interface EtcdLockServiceOptions {
   readonly retry?: Backoff;
   /**
    * Called before a waiter takes over from an owner it saw hold the lock, with that owner:
-   * resolves once the hand-off is safe — the owner released it while alive, left cleanly, or
-   * has been fenced (fencing's hand-off gate). Absent: every hand-off is taken at once.
+   * resolves once the hand-off is safe — with nothing when the owner released it while alive,
+   * or with the fence of its end record when it is dead (fenced, or it left cleanly): the waiter
+   * then marks its key in a transaction that holds only while that record exists (the hand-off
+   * mark). Absent: every hand-off is taken at once.
    */
-  readonly handOff?: (previousOwner: LockHolder, signal: AbortSignal) => Promise<void>;
+  readonly handOff?: (previousOwner: LockHolder, signal: AbortSignal) => Promise<Fence | undefined>;
   /** Timeout of an acquire that names none; default 60 s. */
   readonly defaultTimeoutMs?: number;
 }
@@ -221,7 +224,7 @@ export class EtcdLockService implements LockService {
     let predecessorIsOwner = first.predecessorIsOwner;
     // The last owner seen other than me: the lock is mine only once its hand-off is safe.
     let lastOwner = first.holder;
-    const mine = (): Promise<void> => this.handedOff(lastOwner, keys, signal);
+    const mine = (): Promise<void> => this.handedOff(lastOwner, keys, myRev, signal);
     // Watches in a row that ended without a deletion. From the second on, the next watch waits
     // a little first, so a watch that keeps failing (say, etcd refusing it) cannot turn into polling.
     let interrupted = 0;
@@ -258,10 +261,20 @@ export class EtcdLockService implements LockService {
     }
   }
 
-  /** Waits until taking over from `previous` (an owner that is gone now) is safe; see `handOff`. */
-  private async handedOff(previous: LockHolder | undefined, keys: LockKeys, signal: AbortSignal): Promise<void> {
+  /**
+   * Waits until taking over from `previous` (an owner that is gone now) is safe, and marks my key
+   * when that owner was dead; see `handOff`.
+   */
+  private async handedOff(previous: LockHolder | undefined, keys: LockKeys, myRev: string, signal: AbortSignal): Promise<void> {
     if (!previous || previous.key === keys.myKey || !this.options.handOff) return;
-    await this.options.handOff(previous, signal);
+    const fence = await this.options.handOff(previous, signal);
+    if (!fence || fence.guards.length === 0) return;
+    const { session } = this.options;
+    const res = await untilAborted(this.txn(handOffMarkRequest(keys, myRev, session.leaseId, session.incarnation, fence), Infinity, 'marking a hand-off'), 'marking a hand-off', signal);
+    const mark = parseHandOffMark(res, myRev, fence);
+    if (mark.ok) return;
+    if (mark.mineGone) throw new LockLostError(keys.name, `lock ${keys.name}: my queue key ${keys.myKey} vanished while waiting (lease expired?)`);
+    throw new LockLostError(keys.name, `lock ${keys.name}: the hand-off from ${describeHolder(previous)} no longer holds: ${mark.failed ?? fence.description}`);
   }
 
   /**

@@ -2,7 +2,8 @@ import type { Etcd3, IKeyValue } from 'etcd3';
 import { AbortedError, FencedError } from '../errors.js';
 import type { KeyLayout } from '../etcd/keys.js';
 import { fromEtcdError } from '../etcd/errors.js';
-import { describeGuard, type Fence, NO_FENCE } from '../fence.js';
+import { failedGuard } from '../etcd/guards.js';
+import { type Fence, NO_FENCE } from '../fence.js';
 import type { Logger } from '../observability/logger.js';
 import { decodeEnd, decodeIncarnation, encodeIncarnationRecord, type IncarnationEnd, type IncarnationRecord, type IncarnationView } from './incarnation-records.js';
 import type { RecordEndResult } from './membership.js';
@@ -91,11 +92,8 @@ export class EtcdIncarnations {
       if (existing) return { ok: true, end: existing, created: false };
       const alive = tx.responses[1]?.response_range.kvs[0];
       if (lease !== undefined && alive?.lease === lease) return { ok: false, reason: 'alive' };
-      const failed = fence.guards.find((g, i) => {
-        const actual = tx.responses[2 + i]?.response_range.kvs[0]?.create_revision ?? '0';
-        return g.expect === 'equal' ? actual !== g.createRevision : actual === g.createRevision;
-      });
-      throw new FencedError(failed ? describeGuard(failed) : 'a guard', fence.description);
+      const failed = failedGuard(fence.guards, fence.guards.map((_, i) => tx.responses[2 + i]?.response_range.kvs[0]?.create_revision));
+      throw new FencedError(failed ?? 'a guard', fence.description);
     } catch (err) {
       if (err instanceof FencedError) throw err;
       throw fromEtcdError(err, `record the end of ${end.incarnation}`);

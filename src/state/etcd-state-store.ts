@@ -1,4 +1,5 @@
 import type { Etcd3, ICompare, IRequestOp, ITxnResponse } from 'etcd3';
+import { failedGuard, guardCompare } from '../etcd/guards.js';
 import { BackendUnavailableError, ClosedError, FencedError, OutcomeUnknownError } from '../errors.js';
 import { fromEtcdError } from '../etcd/errors.js';
 import type { KeyLayout } from '../etcd/keys.js';
@@ -11,8 +12,6 @@ import {
   countAt,
   countOp,
   deleteOp,
-  failedGuard,
-  guardCompare,
   type KeyState,
   keyStateOf,
   modIs,

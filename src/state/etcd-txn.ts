@@ -4,7 +4,6 @@
  * builder) so that one transaction can carry every compare, write and diagnostic read at once.
  */
 import { CompareResult, CompareTarget, type ICompare, type IKeyValue, type IRequestOp, type IResponseOp } from 'etcd3';
-import { describeGuard, type KeyGuard } from '../fence.js';
 
 /** One key as read: its value and revisions; `null` when absent. */
 export interface KeyState {
@@ -23,16 +22,6 @@ export function keyStateOf(kv: IKeyValue | undefined): KeyState | null {
 /** `mod_revision(key) == mod` (`'0'`: the key does not exist). */
 export function modIs(key: string, mod: string): ICompare {
   return { key: Buffer.from(key), target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: mod };
-}
-
-/** A fence guard as a compare on the key's create revision. */
-export function guardCompare(guard: KeyGuard): ICompare {
-  return {
-    key: Buffer.from(guard.key),
-    target: CompareTarget.Create,
-    result: guard.expect === 'equal' ? CompareResult.Equal : CompareResult.NotEqual,
-    create_revision: guard.createRevision,
-  };
 }
 
 export function rangeOp(key: string): IRequestOp {
@@ -74,12 +63,3 @@ export function countAt(responses: readonly IResponseOp[], index: number): numbe
   return Number(responses[index]?.response_range.count ?? 0);
 }
 
-/** The first guard that does not hold against the create revisions read (`'0'`: absent). */
-export function failedGuard(guards: readonly KeyGuard[], createRevisions: readonly string[]): string | undefined {
-  for (const [i, guard] of guards.entries()) {
-    const actual = createRevisions[i] ?? '0';
-    const holds = guard.expect === 'equal' ? actual === guard.createRevision : actual !== guard.createRevision;
-    if (!holds) return `${describeGuard(guard)} (is ${actual})`;
-  }
-  return undefined;
-}

@@ -64,10 +64,13 @@ describe('lock hand-off gate (etcd)', () => {
     await held.release();
     const mine = await waiting;
     expect(b.needs).toEqual([]);
+    // No hand-off mark: the key is as the waiter created it.
+    const key = (await ctx.client.get(mine.key).exec()).kvs[0];
+    expect(key?.version).toBe('1');
     await mine.release();
   });
 
-  it('a lock whose holder died waits for the fence: granted only once the end is on record', async () => {
+  it('a lock whose holder died waits for the fence: granted only once the end is on record, and marked after it', async () => {
     // The holder's lease is not kept alive: it expires after the TTL, as a killed process's does.
     const a = await member('a2@be', false);
     const b = await member('b2@be');
@@ -90,6 +93,11 @@ describe('lock hand-off gate (etcd)', () => {
     const handle = await waiting;
     expect(handle.state).toBe('held');
     expect(b.needs).toHaveLength(1);
+    // The hand-off mark: the new owner's key was rewritten after the end record, as etcd's revisions show.
+    const [end, mark] = await Promise.all([ctx.client.get(`${ctx.prefix}/fenced/${a.me.owner.incarnation}`).exec(), ctx.client.get(handle.key).exec()]);
+    expect(mark.kvs[0]?.version).toBe('2');
+    expect(BigInt(mark.kvs[0]?.mod_revision ?? '0')).toBeGreaterThan(BigInt(end.kvs[0]?.create_revision ?? 'x'));
+    expect(mark.kvs[0]?.value.toString()).toBe(b.me.owner.incarnation);
     await handle.release();
   });
 });
