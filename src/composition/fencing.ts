@@ -11,6 +11,7 @@ import { LockDelayFence } from '../fencing/lock-delay.js';
 import type { FenceMethod } from '../fencing/method.js';
 import { FenceMetrics } from '../fencing/metrics.js';
 import { ProcessGoneFence } from '../fencing/process-method.js';
+import { RecordCollector } from '../fencing/record-collector.js';
 import { FenceRunner } from '../fencing/runner.js';
 import type { ProcessIdentity } from '../identity.js';
 import type { Incarnations } from '../incarnation/incarnation.js';
@@ -62,5 +63,18 @@ export function startFencing(ctx: CompositionContext, parts: { readonly backends
     }),
   );
   runner.start();
+  const retentionMs = config.fencing.recordRetentionMs;
+  const collector = closer.use(
+    'incarnation record collector',
+    new RecordCollector({
+      membership,
+      referenced: async (incarnation) => (await backends.store.listOps({ ownerIncarnation: incarnation })).length > 0,
+      clock,
+      logger,
+      retentionMs,
+      intervalMs: Math.min(Math.max(retentionMs / 4, 60_000), 3_600_000),
+    }),
+  );
+  collector.start();
   return { runner, ...fenceGates({ membership, runner, logger }) };
 }
