@@ -179,7 +179,10 @@ export class IncarnationSupervisor implements Incarnations {
     }
   }
 
-  /** Records `previous` fenced by this process, then lets its locks and lease go. */
+  /**
+   * Records `previous` fenced by this process (`by`: the incarnation recording it — the next one,
+   * or `previous` itself when shutdown began), then lets its locks and lease go.
+   */
   private async selfFence(previous: Incarnation, by: string): Promise<void> {
     const owner = previous.member.owner;
     const result = await this.options.membership.recordEnd({
@@ -239,6 +242,15 @@ export class IncarnationSupervisor implements Incarnations {
       this.live = undefined;
       this.emit({ type: 'ended', owner: ended.member.owner, reason });
       const settled = await this.settle(ended);
+      if (this.halt.aborted) {
+        // Shutdown began: no next incarnation, but an ended one whose runs settled is fenced and let go here.
+        if (settled && !this.stopper.signal.aborted) {
+          await this.selfFence(ended, ended.member.owner.incarnation).catch((err: unknown) =>
+            this.options.logger.warn({ err, owner: ended.member.owner }, 'could not record the end of this incarnation; its lease expires and peers fence it'),
+          );
+        }
+        return;
+      }
       const next = await this.rejoin(settled ? ended : undefined);
       if (!next) return;
       this.live = next;
@@ -253,7 +265,8 @@ export class IncarnationSupervisor implements Incarnations {
    */
   private async settle(inc: Incarnation): Promise<boolean> {
     if (!this.options.settled) return true;
-    const timeout = AbortSignal.any([this.halt, this.timer(this.options.settleTimeoutMs ?? 30_000)]);
+    // Not cut short by retirement: a draining worker's runs settle too, and then it can fence itself.
+    const timeout = AbortSignal.any([this.stopper.signal, this.timer(this.options.settleTimeoutMs ?? 30_000)]);
     try {
       await this.options.settled(inc.member.owner.incarnation, timeout);
       return true;
@@ -277,7 +290,7 @@ export class IncarnationSupervisor implements Incarnations {
   /** A signal that aborts after `ms` on the clock. */
   private timer(ms: number): AbortSignal {
     const controller = new AbortController();
-    this.options.clock.sleep(ms, this.halt).then(
+    this.options.clock.sleep(ms, this.stopper.signal).then(
       () => controller.abort(new Error(`${ms} ms passed`)),
       () => undefined,
     );

@@ -136,6 +136,8 @@ export class EtcdIncarnations {
           resolve(value);
         };
         const onAbort = (): void => done(undefined);
+        // Aborted while the watch was being created: no abort event will come any more.
+        if (signal.aborted) return done(undefined);
         signal.addEventListener('abort', onAbort, { once: true });
         watcher.on('put', (kv) => done(this.decode(kv, decodeEnd)));
         watcher.on('error', () => done(undefined));
