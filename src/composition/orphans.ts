@@ -123,10 +123,9 @@ export function startOrphanCleanup(ctx: CompositionContext, parts: OrphanCleanup
   }
   const beforeConsume: BeforeConsumeHook = async (hook) => {
     const me = hook.incarnation.member.owner;
-    const report = await cleaner.clean({ ownerHost: me.host, cluster: hook.incarnation.member.cluster }, 'restart', hook.signal);
     // Cinder's init_host cleans before consuming: give the earlier runs' fences a little time
     // (a killed process on this machine is fenced at once); past it, they finish in the background.
-    if (report.awaitingFence > 0) await cleaner.idle(AbortSignal.any([hook.signal, AbortSignal.timeout(STARTUP_FENCE_WAIT_MS)]));
+    const report = await cleaner.clean({ ownerHost: me.host, cluster: hook.incarnation.member.cluster }, 'restart', hook.signal, { fenceWaitMs: STARTUP_FENCE_WAIT_MS });
     logger.info({ ...report, incarnation: me.incarnation, previous: hook.previous?.incarnation ?? null, reason: hook.reason }, 'start-up cleanup of earlier incarnations done');
   };
   return { beforeConsume, handlers: { cleanup: cleanupHandler({ cleaner, live, logger }) } };

@@ -130,9 +130,20 @@ export class OrphanCleaner {
     return findOrphans(ops, alive, this.options.clock.now(), deaths);
   }
 
-  /** Finds, claims and cleans every orphan in `scope`, and resolves when all are done. */
-  async clean(scope: CleanupScope, reason: FailoverReason, signal?: AbortSignal): Promise<CleanupReport> {
+  /**
+   * Finds, claims and cleans every orphan in `scope`, and resolves when all are done. With
+   * `fenceWaitMs`, it first waits (that long at most) for the fences of the orphans' dead owners,
+   * so that the report covers them; orphans whose owner is still not fenced then are cleaned in
+   * the background once it is (counted as `awaitingFence`).
+   */
+  async clean(scope: CleanupScope, reason: FailoverReason, signal?: AbortSignal, options: { readonly fenceWaitMs?: number } = {}): Promise<CleanupReport> {
     const orphans = await this.find(scope);
+    const awaitFence = this.options.awaitFence;
+    if (options.fenceWaitMs !== undefined && awaitFence && orphans.length > 0) {
+      const wait = AbortSignal.any([this.stop.signal, AbortSignal.timeout(options.fenceWaitMs), ...(signal ? [signal] : [])]);
+      const owners = new Map(orphans.map((o) => [o.owner.incarnation, o] as const));
+      await Promise.all([...owners.values()].map((o) => awaitFence(o.owner, o.op.cluster, wait).catch(() => false)));
+    }
     return this.cleanOrphans(orphans, reason, signal);
   }
 
@@ -333,12 +344,6 @@ export class OrphanCleaner {
   }
 
   /** Stops claiming, aborts re-runs in flight and waits for background work. Idempotent. */
-  /** Resolves once no cleanup runs in the background (or `signal` aborts). */
-  async idle(signal: AbortSignal): Promise<void> {
-    const stop = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-    while (this.background.size > 0 && !signal.aborted) await Promise.race([Promise.allSettled([...this.background]), stop]);
-  }
-
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.stop.abort();

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEtcdClient } from '../../../src/etcd/client.js';
+import { EtcdMembership } from '../../../src/membership/etcd-membership.js';
 import { KeyLayout } from '../../../src/etcd/keys.js';
 import { systemClock } from '../../../src/lifecycle/clock.js';
 import { silentLogger } from '../../../src/observability/logger.js';
@@ -51,6 +52,13 @@ describe('cleaners racing from different processes', () => {
       { host: 'dead@be', incarnation: 'dead@be:1', aliveRevision: '1' },
       { host: 'gone@be', incarnation: 'gone@be:2', aliveRevision: '1' },
     ];
+    // Both deaths fenced already (takeovers wait for that record; see the fencing tests).
+    const membership = new EtcdMembership({ client, keys: new KeyLayout(etcd.prefix), clock: systemClock, logger: silentLogger() });
+    for (const d of dead) {
+      const fenced = await membership.recordEnd({ incarnation: d.incarnation, host: d.host, how: 'manual', by: 'operator', atMs: Date.now(), detail: 'fenced before the race' });
+      expect(fenced.ok).toBe(true);
+    }
+    await membership.close();
     const seeded: { ref: ResourceRef; kind: OpKind }[] = [];
     for (let i = 0; i < 10; i++) {
       for (const kind of KINDS) {
