@@ -29,6 +29,11 @@ export interface OwnerRef {
  * and stop it (an `exec` fence command gets these in its environment; a Kubernetes fence looks
  * up the pod). Nothing in it is secret; it is recorded in etcd beside the incarnation.
  */
+/** True when `a` and `b` are one process: the same pid and start time, in one pid namespace on one boot. */
+export function isSameProcess(a: ProcessIdentity | null | undefined, b: ProcessIdentity | null | undefined): boolean {
+  return !!a && !!b && a.pid === b.pid && a.startTicks === b.startTicks && a.bootId === b.bootId && a.pidNamespace === b.pidNamespace;
+}
+
 export interface ProcessIdentity {
   readonly pid: number;
   /**

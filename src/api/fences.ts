@@ -27,6 +27,7 @@ export function awaitingJson(op: FenceOp): Record<string, unknown> {
     seen_dying: op.observedLive,
     runner: op.owner?.incarnation ?? null,
     attempts: op.attempt,
+    failures: op.failures,
     last_error: op.lastError,
     next_attempt_at: time(op.nextAttemptAtMs),
   };

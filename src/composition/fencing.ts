@@ -58,6 +58,7 @@ export function startFencing(ctx: CompositionContext, parts: { readonly backends
       logger,
       metrics: new FenceMetrics(registry),
       selfFenceGraceMs: config.fencing.selfFenceGraceMs,
+      self: parts.self,
       retry: new Backoff({ initialDelayMs: Math.min(1_000, config.fencing.retryMaxDelayMs), maxDelayMs: config.fencing.retryMaxDelayMs }),
       sweepIntervalMs: FENCE_SWEEP_MS,
     }),

@@ -28,7 +28,7 @@ export class EtcdFenceQueue implements FenceQueue {
   async request(request: FenceRequest): Promise<FenceOp> {
     const { client, keys } = this.options;
     const key = keys.fence(request.incarnation);
-    const fresh = { ...request, requestedAtMs: this.options.now(), owner: null, attempt: 0, lastError: null, nextAttemptAtMs: 0 };
+    const fresh = { ...request, requestedAtMs: this.options.now(), owner: null, attempt: 0, failures: 0, lastError: null, nextAttemptAtMs: 0 };
     try {
       const tx = await client.if(key, 'Create', '==', 0).then(client.put(key).value(encodeFenceOp(fresh))).else(client.get(key)).commit();
       if (tx.succeeded) return { ...fresh, revision: tx.header.revision };
@@ -62,8 +62,8 @@ export class EtcdFenceQueue implements FenceQueue {
     return this.swap(op, { ...op, owner: me.owner, attempt: op.attempt + 1 }, fence, 'claim');
   }
 
-  failed(op: FenceOp, me: Member, reason: string, nextAttemptAtMs: number): Promise<FenceWrite> {
-    return this.swap(op, { ...op, lastError: reason.slice(0, 500), nextAttemptAtMs }, me.fence(), 'record a failed attempt of');
+  failed(op: FenceOp, me: Member, reason: string, nextAttemptAtMs: number, postponed = false): Promise<FenceWrite> {
+    return this.swap(op, { ...op, lastError: reason.slice(0, 500), nextAttemptAtMs, failures: op.failures + (postponed ? 0 : 1) }, me.fence(), 'record a failed attempt of');
   }
 
   async remove(incarnation: string): Promise<void> {

@@ -33,6 +33,8 @@ export function decodeFenceOp(text: string): Stored {
     requestedAtMs: num(o, 'requestedAtMs', what),
     owner: owner(o.owner, what),
     attempt: num(o, 'attempt', what),
+    // Absent in operations written before the count existed.
+    failures: o.failures === undefined ? 0 : num(o, 'failures', what),
     lastError: (lastError) ?? null,
     nextAttemptAtMs: num(o, 'nextAttemptAtMs', what),
   };

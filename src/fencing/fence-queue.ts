@@ -30,6 +30,8 @@ export interface FenceOp extends FenceRequest {
   readonly owner: OwnerRef | null;
   /** Claims so far. */
   readonly attempt: number;
+  /** Failed fence attempts so far, by every runner (the retry waits grow with it). */
+  readonly failures: number;
   /** Why the last attempt failed, if it did. */
   readonly lastError: string | null;
   /** Epoch ms before which nobody tries again. */
@@ -61,8 +63,12 @@ export interface FenceQueue {
    * @throws FencedError when `fence` fails (nothing written).
    */
   claim(op: FenceOp, me: Member, fence: Fence): Promise<FenceWrite>;
-  /** Records a failed attempt of `me`'s: the reason and when to try again (same conditions as a claim). */
-  failed(op: FenceOp, me: Member, reason: string, nextAttemptAtMs: number): Promise<FenceWrite>;
+  /**
+   * Records why `me` did not fence it now and when to try again (same conditions as a claim):
+   * a failed attempt (counted in `failures`), or with `postponed`, a wait that is no failure
+   * (the process may still fence itself).
+   */
+  failed(op: FenceOp, me: Member, reason: string, nextAttemptAtMs: number, postponed?: boolean): Promise<FenceWrite>;
   /** Removes the fence operation of `incarnation` (its end is on record). Idempotent. */
   remove(incarnation: string): Promise<void>;
 }

@@ -17,7 +17,7 @@ export class LocalFenceQueue implements FenceQueue {
   async request(request: FenceRequest): Promise<FenceOp> {
     const existing = this.ops.get(request.incarnation);
     if (existing) return existing;
-    const op: FenceOp = { ...request, requestedAtMs: this.now(), owner: null, attempt: 0, lastError: null, nextAttemptAtMs: 0, revision: this.next() };
+    const op: FenceOp = { ...request, requestedAtMs: this.now(), owner: null, attempt: 0, failures: 0, lastError: null, nextAttemptAtMs: 0, revision: this.next() };
     this.ops.set(op.incarnation, op);
     return op;
   }
@@ -34,8 +34,8 @@ export class LocalFenceQueue implements FenceQueue {
     return this.swap(op, { ...op, owner: me.owner, attempt: op.attempt + 1 }, fence);
   }
 
-  async failed(op: FenceOp, me: Member, reason: string, nextAttemptAtMs: number): Promise<FenceWrite> {
-    return this.swap(op, { ...op, lastError: reason.slice(0, 500), nextAttemptAtMs }, me.fence());
+  async failed(op: FenceOp, me: Member, reason: string, nextAttemptAtMs: number, postponed = false): Promise<FenceWrite> {
+    return this.swap(op, { ...op, lastError: reason.slice(0, 500), nextAttemptAtMs, failures: op.failures + (postponed ? 0 : 1) }, me.fence());
   }
 
   async remove(incarnation: string): Promise<void> {

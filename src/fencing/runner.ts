@@ -1,5 +1,6 @@
 import { FencedError } from '../errors.js';
 import { allOf } from '../fence.js';
+import type { ProcessIdentity } from '../identity.js';
 import type { Incarnations } from '../incarnation/incarnation.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Backoff } from '../lifecycle/retry.js';
@@ -31,6 +32,8 @@ export interface FenceRunnerOptions {
   readonly logger: Logger;
   readonly metrics: FenceMetrics;
   readonly selfFenceGraceMs: number;
+  /** This process: an earlier incarnation of it is left to fence itself. */
+  readonly self?: ProcessIdentity;
   /** Waits between attempts of a fence that failed. */
   readonly retry: Backoff;
   /** How often pending fences are looked at even when nothing happened. */
@@ -54,6 +57,7 @@ export interface FenceRunnerOptions {
 export class FenceRunner {
   private readonly stop = new AbortController();
   private readonly running = new Set<string>();
+  private readonly attempts = new Set<Promise<void>>();
   private wake: (() => void) | undefined;
   private loops: Promise<unknown> | undefined;
 
@@ -84,6 +88,8 @@ export class FenceRunner {
     this.stop.abort();
     this.wake?.();
     await this.loops;
+    // Attempts in flight end at their next step (their methods see the abort); none may write after close.
+    await Promise.allSettled([...this.attempts]);
   }
 
   private kick(): void {
@@ -143,7 +149,11 @@ export class FenceRunner {
     });
     if (!me) return next;
     const width = this.options.concurrency ?? 4;
-    for (const op of due.slice(0, width)) void this.attempt(op, me);
+    for (const op of due.slice(0, width)) {
+      const attempt = this.attempt(op, me);
+      this.attempts.add(attempt);
+      void attempt.finally(() => this.attempts.delete(attempt));
+    }
     return due.length > width ? 10 : next;
   }
 
@@ -172,13 +182,13 @@ export class FenceRunner {
   private async run(op: FenceOp, me: Member): Promise<void> {
     const view = await this.options.membership.incarnation(op.incarnation);
     const now = this.options.clock.now();
-    const plan = planFence(op, view, now, this.options.selfFenceGraceMs);
+    const plan = planFence(op, view, now, this.options.selfFenceGraceMs, this.options.self);
     if (plan.type === 'done') {
       await this.options.queue.remove(op.incarnation);
       return;
     }
     if (plan.type === 'wait') {
-      await this.options.queue.failed(op, me, plan.reason, now + plan.waitMs);
+      await this.options.queue.failed(op, me, plan.reason, now + plan.waitMs, true);
       this.kick();
       return;
     }
@@ -186,7 +196,7 @@ export class FenceRunner {
     const { method, outcome } = await this.fence(target);
     if (!outcome.fenced) {
       this.options.metrics.failed(method.name);
-      const waitMs = outcome.retryAfterMs ?? this.options.retry.delayMs(op.attempt);
+      const waitMs = outcome.retryAfterMs ?? this.options.retry.delayMs(op.failures + 1);
       this.options.logger.warn({ incarnation: op.incarnation, method: method.name, reason: outcome.reason, retryInMs: waitMs }, 'could not fence a dead incarnation yet; its work and locks wait');
       await this.options.queue.failed(op, me, `${method.name}: ${outcome.reason}`, this.options.clock.now() + waitMs);
       this.kick();

@@ -352,6 +352,9 @@ export class EtcdLockService implements LockService {
 
   private sessionChanged(change: SessionStateChange): void {
     for (const handle of [...this.handles]) handle.sessionChanged(change);
+    // No acquire can succeed on an ended session: its idle watch must not keep a stream (and,
+    // after the client closes, a connection and the process) alive.
+    if (!isLive(change.state)) void this.keeper.cancel().catch(() => undefined);
   }
 
   /** Throws when a call cannot be made now (closed service, bad name, session gone). */

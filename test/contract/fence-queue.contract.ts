@@ -27,7 +27,7 @@ export function describeFenceQueue(name: string, makeFixture: () => Promise<Fenc
 
     it('a request creates one fence operation per incarnation; asking again returns it unchanged', async () => {
       const first = await fx.queue.request(request('dead@be:1'));
-      expect(first).toMatchObject({ incarnation: 'dead@be:1', host: 'dead@be', cluster: 'c1@be', diedAtMs: 1_000, observedLive: true, owner: null, attempt: 0, lastError: null, nextAttemptAtMs: 0 });
+      expect(first).toMatchObject({ incarnation: 'dead@be:1', host: 'dead@be', cluster: 'c1@be', diedAtMs: 1_000, observedLive: true, owner: null, attempt: 0, failures: 0, lastError: null, nextAttemptAtMs: 0 });
       const again = await fx.queue.request(request('dead@be:1', { diedAtMs: 9_999, observedLive: false }));
       expect(again).toEqual(first);
       expect(await fx.queue.get('dead@be:1')).toEqual(first);
@@ -52,8 +52,16 @@ export function describeFenceQueue(name: string, makeFixture: () => Promise<Fenc
       const claimed = await fx.queue.claim(await fx.queue.request(request('dead@be:1')), a.member, a.member.fence());
       if (!claimed.ok) throw new Error('claim failed');
       const failed = await fx.queue.failed(claimed.op, a.member, 'exec: exited 3', 5_000);
-      expect(failed).toMatchObject({ ok: true, op: { lastError: 'exec: exited 3', nextAttemptAtMs: 5_000, attempt: 1 } });
+      expect(failed).toMatchObject({ ok: true, op: { lastError: 'exec: exited 3', nextAttemptAtMs: 5_000, attempt: 1, failures: 1 } });
       expect(await fx.queue.failed(claimed.op, a.member, 'stale', 9_000)).toEqual({ ok: false, reason: 'conflict' });
+      if (!failed.ok) throw new Error('not recorded');
+      // Failures count across attempts (the retry waits grow with them); a postponement is none.
+      const again = await fx.queue.failed(failed.op, a.member, 'exec: exited 3', 7_000);
+      if (!again.ok) throw new Error('not recorded');
+      expect(again.op.failures).toBe(2);
+      const postponed = await fx.queue.failed(again.op, a.member, 'waiting for it to fence itself', 8_000, true);
+      expect(postponed).toMatchObject({ ok: true, op: { failures: 2, lastError: 'waiting for it to fence itself', nextAttemptAtMs: 8_000 } });
+      expect(await fx.queue.get('dead@be:1')).toMatchObject({ failures: 2 });
     });
 
     it('the fence of a runner that died is taken over with the proof it died; not while it lives', async () => {

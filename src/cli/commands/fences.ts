@@ -11,7 +11,7 @@ const AWAITING_COLUMNS = [
   ['Host', 'host'],
   ['Died At', 'died_at'],
   ['Runner', 'runner'],
-  ['Attempts', 'attempts'],
+  ['Failures', 'failures'],
   ['Next Attempt At', 'next_attempt_at'],
   ['Last Error', 'last_error'],
 ] as const;
@@ -55,10 +55,10 @@ export function registerFences(program: Command, ctx: CommandContext): void {
     fence
       .command('confirm')
       .description('record that a dead incarnation is fenced, after you made sure its process is stopped (power off, kill); its work is then taken over')
-      .argument('<incarnation>', 'the incarnation, <host>@<backend>:<uuid>, as hearth fence list shows it')
+      .argument('<incarnation>', 'the incarnation, <host>@<backend>:<session lease id in hex>, as hearth fence list shows it')
       .option('--reason <text>', 'why you know it is stopped; kept with the record (1–255 characters)'),
   ).action(async (incarnation: string, opts: Row) => {
-    if (!/^[^\s:]+@[^\s:]+:[^\s]+$/.test(incarnation)) throw new UsageError(`incarnation must be <host>@<backend>:<uuid>, got ${JSON.stringify(incarnation)}`);
+    if (!/^[^\s:]+@[^\s:]+:[^\s]+$/.test(incarnation)) throw new UsageError(`incarnation must be <host>@<backend>:<lease id>, as hearth fence list shows it; got ${JSON.stringify(incarnation)}`);
     const reason = opts.reason;
     if (reason !== undefined && (typeof reason !== 'string' || reason.trim() === '' || reason.length > 255)) throw new UsageError('--reason needs 1 to 255 characters');
     const client = await apiClientFrom(opts, ctx.env);

@@ -125,7 +125,7 @@ describe('FenceRunner', () => {
 });
 
 describe('planFence', () => {
-  const op = { incarnation: 'h@be:1', host: 'h@be', cluster: 'c@be', diedAtMs: 1_000, observedLive: false, requestedAtMs: 1_000, owner: null, attempt: 1, lastError: null, nextAttemptAtMs: 0, revision: '1' };
+  const op = { incarnation: 'h@be:1', host: 'h@be', cluster: 'c@be', diedAtMs: 1_000, observedLive: false, requestedAtMs: 1_000, owner: null, attempt: 1, failures: 0, lastError: null, nextAttemptAtMs: 0, revision: '1' };
   const view = { record: undefined, end: undefined, alive: false };
 
   it('drops the operation once the end is on record, or when the incarnation is alive after all', () => {
@@ -137,5 +137,13 @@ describe('planFence', () => {
     expect(planFence(op, view, 2_000, 5_000)).toMatchObject({ type: 'wait', waitMs: 4_000 });
     expect(planFence(op, view, 6_000, 5_000)).toEqual({ type: 'fence' });
     expect(planFence({ ...op, observedLive: true }, view, 2_000, 5_000)).toEqual({ type: 'fence' });
+  });
+
+  it('never fences an earlier incarnation of the planning process itself, seen live or not', () => {
+    const self = { ...PROCESS, pid: 77 };
+    const mine = { ...view, record: { incarnation: 'h@be:1', host: 'h@be', cluster: 'c@be', process: self, joinedAtMs: 0 } };
+    expect(planFence({ ...op, observedLive: true }, mine, 60_000, 5_000, self)).toMatchObject({ type: 'wait', reason: expect.stringContaining('this very process') });
+    // Another process (here: the same pid, a later start) is fenced as usual.
+    expect(planFence({ ...op, observedLive: true }, mine, 60_000, 5_000, { ...self, startTicks: '2' })).toEqual({ type: 'fence' });
   });
 });
