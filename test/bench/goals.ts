@@ -129,6 +129,17 @@ export const GOALS: readonly Goal[] = [
     whenMissed: 'the gauge follows the membership watch and a sweep; on this machine they waited for CPU.',
   },
   {
+    issue: 13,
+    figure: 'failover.takeover_fenced_after_expiry_s',
+    of: 'excess',
+    op: '<=',
+    target: 0.5,
+    text:
+      'with an `exec` fence that succeeds at once, takeover within 0.5 s of a kill -9\'s (`failover.takeover_s`, fenced by the local process check) — medians, each counted from the lease\'s expiry so the keepalive phase at the kill (up to TTL/3) does not enter',
+    whenMissed:
+      'the fence is a command the rescuer starts (fence-kill.mjs, a Node.js process that kills the frozen worker and waits for /proc to show it gone); on two cores shared with etcd, RabbitMQ and other runs, starting it can wait for CPU.',
+  },
+  {
     issue: 16,
     figure: 'driver.snapshot_empty_100g_s',
     of: 'value',

@@ -9,7 +9,7 @@ export interface RequiredFigure {
   readonly baseline: string | null;
 }
 
-/** Issue 9's list. */
+/** Issue 9's list, and issue 13's fence figures. */
 export const REQUIRED_FIGURES: readonly RequiredFigure[] = [
   { name: 'lock.uncontended_ops_per_s', baseline: 'etcd.raw_txn_ops_per_s' },
   { name: 'lock.uncontended_vs_etcd3_lock', baseline: 'etcd3.lock_ops_per_s' },
@@ -23,6 +23,8 @@ export const REQUIRED_FIGURES: readonly RequiredFigure[] = [
   { name: 'e2e.ops_per_s_3_workers_vs_single_node', baseline: 'e2e.ops_per_s_single_node' },
   { name: 'failover.detect_s', baseline: 'lease.ttl_s' },
   { name: 'failover.takeover_s', baseline: 'lease.ttl_s' },
+  { name: 'failover.takeover_fenced_s', baseline: 'lease.ttl_s' },
+  { name: 'failover.takeover_lock_delay_s', baseline: 'lease.ttl_s' },
   { name: 'memory.rss_mb_10k_volumes', baseline: 'memory.rss_mb_idle' },
   { name: 'lock.uncontended_ops_per_s_3_workers', baseline: 'lock.uncontended_ops_per_s_1_worker' },
   { name: 'transition.ops_per_s_3_workers', baseline: 'transition.ops_per_s_1_worker' },

@@ -45,7 +45,18 @@ What the suites measure (each file's header says more):
   volume in \`error\` and its op record gone (takeover). Baseline: the TTL — nothing can see the
   death before etcd expires the killed worker's lease, at most one TTL after its last keepalive.
   With automatic cleanup instead of an operator, takeover comes \`orphans.graceMs\` (at least one
-  TTL, default 60 s) after detection.
+  TTL, default 60 s) after detection. The cleanup waits for the victim's fence, so takeover
+  includes it: after a \`kill -9\` the rescuer's local process check fences at once
+  (\`process-gone\`, whatever \`fencing.method\`). The fence figures freeze the victim instead
+  (SIGSTOP: its keepalives stop, but its process is still there, so the process check cannot
+  fence it): \`failover.takeover_fenced_s\` with an \`exec\` fence that succeeds at once (the
+  fault suite's \`fence-kill.mjs\`, which kills the frozen process by its recorded pid and start
+  time), \`failover.takeover_lock_delay_s\` with \`fencing.method\` none and the default
+  lock-delay (\`fencing.lock_delay_s\` = the TTL), which nothing shortens: about two TTLs. The
+  \`*_after_expiry_s\` figures count from the lease's expiry (seen on an etcd watch) rather than
+  the kill, so the keepalive phase at the kill — up to TTL/3 from round to round — does not enter
+  what the exec fence adds. Kill and lock-delay rounds alternate on one rescuer; the exec rounds
+  follow on a rescuer configured with the fence.
 - **memory** (\`memory.ts\`): VmRSS of one worker process, idle in an empty cluster (baseline),
   then the same process with 10,000 volumes in its cluster's store and 100 operations in flight
   holding 100 locks; also its V8 heap in use. The worker keeps no per-volume state (the store is

@@ -98,6 +98,8 @@ describe('missingFigures', () => {
       'lock.handoff_p50_ms is compared with etcd.raw_txn_p99_ms, not etcd.raw_txn_p50_ms',
       "failover.detect_s's baseline lease.ttl_s is not in the results",
       'failover.takeover_s is missing',
+      "failover.takeover_fenced_s's baseline lease.ttl_s is not in the results",
+      "failover.takeover_lock_delay_s's baseline lease.ttl_s is not in the results",
     ]);
   });
 
@@ -107,6 +109,8 @@ describe('missingFigures', () => {
     expect(byName.get('lock.contended_owner_changes_per_s')).toBe('etcd.lock_service_owner_changes_per_s');
     expect(byName.get('transition.c32_ops_per_s')).toBe('etcd.raw_txn_c32_ops_per_s');
     expect(byName.get('failover.detect_s')).toBe('lease.ttl_s');
+    expect(byName.get('failover.takeover_fenced_s')).toBe('lease.ttl_s');
+    expect(byName.get('failover.takeover_lock_delay_s')).toBe('lease.ttl_s');
     expect(byName.has('memory.rss_mb_10k_volumes')).toBe(true);
   });
 });
@@ -136,6 +140,7 @@ describe('evaluateGoal', () => {
       'lock.contended_worst_share_deviation',
       'failover.detect_max_s',
       'failover.detect_metric_max_s',
+      'failover.takeover_fenced_after_expiry_s',
       'lock.uncontended_paired_ops_per_s',
       'lock.handoff_paired_p50_ms',
       'transition.c32_paired_ops_per_s',
