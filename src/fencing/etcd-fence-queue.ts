@@ -7,7 +7,7 @@ import type { Fence } from '../fence.js';
 import type { Member } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
 import { decodeFenceOp, encodeFenceOp } from './fence-op-codec.js';
-import type { FenceOp, FenceQueue, FenceRequest, FenceWrite } from './fence-queue.js';
+import { type FenceOp, type FenceQueue, type FenceRequest, type FenceWrite, seenLive } from './fence-queue.js';
 
 /** Where {@link EtcdFenceQueue} keeps its operations. */
 export interface EtcdFenceQueueOptions {
@@ -30,11 +30,17 @@ export class EtcdFenceQueue implements FenceQueue {
     const key = keys.fence(request.incarnation);
     const fresh = { ...request, requestedAtMs: this.options.now(), owner: null, attempt: 0, failures: 0, lastError: null, nextAttemptAtMs: 0 };
     try {
-      const tx = await client.if(key, 'Create', '==', 0).then(client.put(key).value(encodeFenceOp(fresh))).else(client.get(key)).commit();
-      if (tx.succeeded) return { ...fresh, revision: tx.header.revision };
-      const kv = tx.responses[0]?.response_range.kvs[0];
-      const existing = kv && this.decode(kv);
-      return existing ?? { ...fresh, revision: kv?.mod_revision ?? tx.header.revision };
+      for (let attempt = 0; ; attempt++) {
+        const tx = await client.if(key, 'Create', '==', 0).then(client.put(key).value(encodeFenceOp(fresh))).else(client.get(key)).commit();
+        if (tx.succeeded) return { ...fresh, revision: tx.header.revision };
+        const kv = tx.responses[0]?.response_range.kvs[0];
+        const existing = kv && this.decode(kv);
+        if (!existing) return { ...fresh, revision: kv?.mod_revision ?? tx.header.revision };
+        const upgraded = seenLive(existing, request);
+        if (!upgraded || attempt >= 3) return existing;
+        const swapped = await client.if(key, 'Mod', '==', existing.revision).then(client.put(key).value(encodeFenceOp(upgraded))).commit();
+        if (swapped.succeeded) return { ...upgraded, revision: swapped.header.revision };
+      }
     } catch (err) {
       throw fromEtcdError(err, `request a fence of ${request.incarnation}`);
     }

@@ -40,6 +40,16 @@ export interface FenceOp extends FenceRequest {
   readonly revision: string;
 }
 
+/**
+ * The operation `existing` becomes when `request` saw the death live and the operation on record
+ * did not (it came from a cleanup or a member that was cut off): a death seen live is fenced at
+ * once, without the self-fence grace. Undefined when nothing changes.
+ */
+export function seenLive(existing: FenceOp, request: FenceRequest): FenceOp | undefined {
+  if (existing.observedLive || !request.observedLive) return undefined;
+  return { ...existing, observedLive: true, diedAtMs: Math.min(existing.diedAtMs, request.diedAtMs), nextAttemptAtMs: 0 };
+}
+
 /** The outcome of a claim or an update; contention is a value. */
 export type FenceWrite = { readonly ok: true; readonly op: FenceOp } | { readonly ok: false; readonly reason: 'conflict' | 'gone' };
 
@@ -47,7 +57,8 @@ export type FenceWrite = { readonly ok: true; readonly op: FenceOp } | { readonl
 export interface FenceQueue {
   /**
    * Creates the fence operation of `request.incarnation` unless one exists; returns the one on
-   * record either way.
+   * record either way — marked seen live (no self-fence grace) when `request` saw the death live
+   * and the one on record did not ({@link seenLive}).
    *
    * Failure semantics: a retryable `BackendUnavailableError` when etcd cannot be reached.
    */

@@ -1,7 +1,7 @@
 import { FencedError } from '../errors.js';
 import type { Fence } from '../fence.js';
 import type { Member } from '../membership/membership.js';
-import type { FenceOp, FenceQueue, FenceRequest, FenceWrite } from './fence-queue.js';
+import { type FenceOp, type FenceQueue, type FenceRequest, type FenceWrite, seenLive } from './fence-queue.js';
 
 /**
  * Fence operations of the single node, in memory. The only incarnations a single node ever
@@ -16,6 +16,12 @@ export class LocalFenceQueue implements FenceQueue {
 
   async request(request: FenceRequest): Promise<FenceOp> {
     const existing = this.ops.get(request.incarnation);
+    const upgraded = existing && seenLive(existing, request);
+    if (upgraded) {
+      const op = { ...upgraded, revision: this.next() };
+      this.ops.set(op.incarnation, op);
+      return op;
+    }
     if (existing) return existing;
     const op: FenceOp = { ...request, requestedAtMs: this.now(), owner: null, attempt: 0, failures: 0, lastError: null, nextAttemptAtMs: 0, revision: this.next() };
     this.ops.set(op.incarnation, op);

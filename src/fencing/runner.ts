@@ -59,6 +59,7 @@ export class FenceRunner {
   private readonly running = new Set<string>();
   private readonly attempts = new Set<Promise<void>>();
   private wake: (() => void) | undefined;
+  private kicked = false;
   private loops: Promise<unknown> | undefined;
 
   constructor(private readonly options: FenceRunnerOptions) {}
@@ -93,6 +94,8 @@ export class FenceRunner {
   }
 
   private kick(): void {
+    // Seen by the loop even when it is mid-sweep (no sleep to cut short yet).
+    this.kicked = true;
     this.wake?.();
   }
 
@@ -119,11 +122,14 @@ export class FenceRunner {
     const signal = this.stop.signal;
     while (!signal.aborted) {
       let nextMs = this.options.sweepIntervalMs;
+      this.kicked = false;
       try {
         nextMs = await this.sweep();
       } catch (err) {
         this.options.logger.warn({ err }, 'fence sweep failed; trying again');
       }
+      // A kick during the sweep (a request written after it listed the queue): sweep again now.
+      if (this.kicked) continue;
       await new Promise<void>((resolve) => {
         const timer = new AbortController();
         this.wake = () => timer.abort();

@@ -35,6 +35,17 @@ export function describeFenceQueue(name: string, makeFixture: () => Promise<Fenc
       expect((await fx.queue.list()).map((op) => op.incarnation).sort()).toEqual(['dead@be:1', 'dead@be:2']);
     });
 
+    it('a request that saw the death live marks an operation that did not: no self-fence grace for it; nothing else changes', async () => {
+      const found = await fx.queue.request(request('dead@be:1', { diedAtMs: 5_000, observedLive: false }));
+      expect(found.observedLive).toBe(false);
+      const live = await fx.queue.request(request('dead@be:1', { diedAtMs: 4_000, observedLive: true }));
+      expect(live).toMatchObject({ observedLive: true, diedAtMs: 4_000, requestedAtMs: found.requestedAtMs, attempt: 0 });
+      expect(live.revision).not.toBe(found.revision);
+      expect(await fx.queue.get('dead@be:1')).toEqual(live);
+      // A later request that did not see it live changes nothing.
+      expect(await fx.queue.request(request('dead@be:1', { diedAtMs: 1, observedLive: false }))).toEqual(live);
+    });
+
     it('exactly one of two members claims it; the loser gets a conflict', async () => {
       const op = await fx.queue.request(request('dead@be:1'));
       const a = await fx.join('fa@be');
