@@ -53,8 +53,13 @@ export interface ProcessIdentity {
   readonly hostname: string;
   /** The machine's non-loopback IP addresses. */
   readonly addresses: readonly string[];
-  /** Kubernetes: the pod (name, uid, namespace) and node, from the Downward API; absent elsewhere. */
-  readonly pod?: { readonly name: string; readonly uid: string; readonly namespace: string; readonly node: string };
+  /** Epoch ms when the process started (wall clock; absent in records written before it was kept). */
+  readonly startedAtMs?: number;
+  /**
+   * Kubernetes: the pod (name, uid, namespace), its node, and the name of the container the
+   * process runs in, from the Downward API and `fencing.pod.container`; absent elsewhere.
+   */
+  readonly pod?: { readonly name: string; readonly uid: string; readonly namespace: string; readonly node: string; readonly container?: string };
 }
 
 /**

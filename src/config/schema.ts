@@ -351,6 +351,10 @@ export const configSpec = {
       uid: opt.string({ default: '', doc: "This process's pod UID (Downward API metadata.uid)." }),
       namespace: opt.string({ default: '', doc: "This process's pod namespace (Downward API metadata.namespace)." }),
       node: opt.string({ default: '', doc: "The node this pod runs on (Downward API spec.nodeName)." }),
+      container: opt.string({
+        default: 'hearth',
+        doc: "The name of hearth's container in its pod: a kubernetes fence also counts a process as stopped once this container restarted after it started (a crash, an OOM kill, a failed liveness probe).",
+      }),
     },
   },
   driver: {

@@ -103,6 +103,8 @@ export class KubernetesFence implements FenceMethod {
       return { fenced: true, detail: `${podRef} (uid ${pod.uid}) is gone: the name now belongs to a new pod (uid ${seen.uid})` };
     }
     const which = pod.uid === '' ? `${podRef} (no uid recorded, so it may be the same pod)` : `${podRef} (uid ${pod.uid})`;
+    const restarted = pod.uid !== '' ? containerEnded(answer.body, pod.container ?? '', target.process?.startedAtMs) : undefined;
+    if (restarted !== undefined) return { fenced: true, detail: `${which}: ${restarted}` };
     const node = pod.node !== '' ? pod.node : seen.nodeName;
     const nodeLook = node === '' ? { note: 'no node known' } : await this.#nodeLook(node, credentials, signal);
     if ('taint' in nodeLook) return { fenced: true, detail: `node ${node} carries the taint ${nodeLook.taint} (it is out of service); ${which} ran there` };
@@ -164,6 +166,32 @@ function podView(body: unknown): PodView | undefined {
   if (stringAt(body, 'kind') !== 'Pod' || uid === '') return undefined;
   const deletion = stringAt(body, 'metadata', 'deletionTimestamp');
   return { uid, deletionTimestamp: deletion === '' ? undefined : deletion, nodeName: stringAt(body, 'spec', 'nodeName'), phase: stringAt(body, 'status', 'phase') };
+}
+
+/**
+ * Whether the instance of `container` in which a process started at `processStartedAtMs` is
+ * over, from the pod's container status (the kubelet's word): the container restarted since
+ * (a crash, an OOM kill, a failed liveness probe: the pod keeps its name and uid), or it is
+ * terminated. Says why, or undefined when it may still run (or nothing tells).
+ */
+function containerEnded(body: unknown, container: string, processStartedAtMs: number | undefined): string | undefined {
+  if (container === '' || processStartedAtMs === undefined) return undefined;
+  const statuses = valueAt(body, 'status', 'containerStatuses');
+  const status = Array.isArray(statuses) ? (statuses as unknown[]).find((s) => stringAt(s, 'name') === container) : undefined;
+  if (status === undefined) return undefined;
+  const restarts = valueAt(status, 'restartCount');
+  const count = typeof restarts === 'number' ? ` (restart count ${restarts})` : '';
+  // Container times have whole seconds: a later instance starts after the process did, so after its second too.
+  const running = Date.parse(stringAt(status, 'state', 'running', 'startedAt'));
+  if (running > processStartedAtMs) return `container ${container} restarted at ${stringAt(status, 'state', 'running', 'startedAt')}, after the process started${count}`;
+  if (valueAt(status, 'state', 'terminated') !== undefined) {
+    return `container ${container} has terminated (${stringAt(status, 'state', 'terminated', 'reason') || 'no reason given'})${count}`;
+  }
+  const lastFinished = Date.parse(stringAt(status, 'lastState', 'terminated', 'finishedAt'));
+  if (valueAt(status, 'state', 'waiting') !== undefined && lastFinished > processStartedAtMs) {
+    return `container ${container} terminated at ${stringAt(status, 'lastState', 'terminated', 'finishedAt')} and waits to restart${count}`;
+  }
+  return undefined;
 }
 
 /** The out-of-service taint of a Node object, as `key[=value]:effect`, if it carries one. */

@@ -80,7 +80,8 @@ export async function currentProcess(config: Pick<Config, 'fencing'>): Promise<P
     pidNamespace,
     hostname: hostname(),
     addresses: machineAddresses(networkInterfaces()),
-    ...(pod.name !== '' ? { pod: { name: pod.name, uid: pod.uid, namespace: pod.namespace, node: pod.node } } : {}),
+    startedAtMs: Math.round(Date.now() - process.uptime() * 1000),
+    ...(pod.name !== '' ? { pod: { name: pod.name, uid: pod.uid, namespace: pod.namespace, node: pod.node, container: pod.container } } : {}),
   };
 }
 

@@ -62,7 +62,18 @@ function decodeProcess(value: unknown, what: string): ProcessIdentity | null {
     pidNamespace: str(p, 'pidNamespace', what),
     hostname: str(p, 'hostname', what),
     addresses: addresses,
-    ...(pod ? { pod: { name: str(pod, 'name', what), uid: str(pod, 'uid', what), namespace: str(pod, 'namespace', what), node: str(pod, 'node', what) } } : {}),
+    ...(p.startedAtMs === undefined ? {} : { startedAtMs: num(p, 'startedAtMs', what) }),
+    ...(pod
+      ? {
+          pod: {
+            name: str(pod, 'name', what),
+            uid: str(pod, 'uid', what),
+            namespace: str(pod, 'namespace', what),
+            node: str(pod, 'node', what),
+            ...(pod.container === undefined ? {} : { container: str(pod, 'container', what) }),
+          },
+        }
+      : {}),
   };
 }
 

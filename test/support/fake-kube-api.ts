@@ -34,7 +34,12 @@ export function kubeStatus(code: number, reason: string, message: string): { sta
 }
 
 /** A minimal Pod object. */
-export function kubePod(name: string, namespace: string, uid: string, fields: { node?: string; deletionTimestamp?: string; phase?: string } = {}): { status: number; body: unknown } {
+export function kubePod(
+  name: string,
+  namespace: string,
+  uid: string,
+  fields: { node?: string; deletionTimestamp?: string; phase?: string; containerStatuses?: readonly Record<string, unknown>[] } = {},
+): { status: number; body: unknown } {
   return {
     status: 200,
     body: {
@@ -42,7 +47,7 @@ export function kubePod(name: string, namespace: string, uid: string, fields: { 
       apiVersion: 'v1',
       metadata: { name, namespace, uid, ...(fields.deletionTimestamp ? { deletionTimestamp: fields.deletionTimestamp, deletionGracePeriodSeconds: 60 } : {}) },
       spec: { nodeName: fields.node ?? 'node-a', containers: [{ name: 'hearth', image: 'hearth:0.1.0' }] },
-      status: { phase: fields.phase ?? 'Running' },
+      status: { phase: fields.phase ?? 'Running', ...(fields.containerStatuses ? { containerStatuses: fields.containerStatuses } : {}) },
     },
   };
 }

@@ -98,6 +98,31 @@ describe('the kubernetes fence decides from the pod and its node', () => {
     expect(api.requests.map((r) => r.path)).toEqual([POD_PATH, NODE_PATH]);
   });
 
+  it('is fenced when hearth\'s container restarted (or stopped) after the process started, though the pod lives on under its uid', async () => {
+    const started = Date.parse('2026-12-06T10:00:00.400Z');
+    const withStart = (): FenceTarget => {
+      const t = target({ container: 'hearth' });
+      return { ...t, process: { ...t.process!, startedAtMs: started } };
+    };
+    const sidecar = { name: 'log-shipper', restartCount: 4, state: { running: { startedAt: '2026-12-06T10:09:00Z' } } };
+    // The same container instance (it started just before the process): not fenced.
+    api.reply(POD_PATH, kubePod('hearth-1', NS, 'uid-old', { containerStatuses: [sidecar, { name: 'hearth', restartCount: 0, state: { running: { startedAt: '2026-12-06T10:00:00Z' } } }] }));
+    api.reply(NODE_PATH, kubeNode('node-a'));
+    expect((await fence().fence(withStart(), never)).fenced).toBe(false);
+    // Restarted since (a sidecar restarting alone says nothing).
+    api.reply(POD_PATH, kubePod('hearth-1', NS, 'uid-old', { containerStatuses: [sidecar, { name: 'hearth', restartCount: 1, state: { running: { startedAt: '2026-12-06T10:05:01Z' } } }] }));
+    expect(await fence().fence(withStart(), never)).toMatchObject({ fenced: true, detail: expect.stringContaining('container hearth restarted at 2026-12-06T10:05:01Z') as unknown });
+    // Crash-looping: waiting, its last instance terminated after the process started.
+    const waiting = { name: 'hearth', restartCount: 3, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { finishedAt: '2026-12-06T10:05:00Z', exitCode: 137 } } };
+    api.reply(POD_PATH, kubePod('hearth-1', NS, 'uid-old', { containerStatuses: [waiting] }));
+    expect(await fence().fence(withStart(), never)).toMatchObject({ fenced: true, detail: expect.stringContaining('waits to restart') as unknown });
+    // Terminated.
+    api.reply(POD_PATH, kubePod('hearth-1', NS, 'uid-old', { containerStatuses: [{ name: 'hearth', restartCount: 0, state: { terminated: { reason: 'OOMKilled', exitCode: 137 } } }] }));
+    expect(await fence().fence(withStart(), never)).toMatchObject({ fenced: true, detail: expect.stringContaining('has terminated (OOMKilled)') as unknown });
+    // Without the process start on record (an older member) nothing is concluded from the containers.
+    expect((await fence().fence(target({ container: 'hearth' }), never)).fenced).toBe(false);
+  });
+
   it('is fenced when the pod still exists but its node carries the out-of-service taint (running or terminating)', async () => {
     api.reply(NODE_PATH, kubeNode('node-a', [{ key: OUT_OF_SERVICE_TAINT, value: 'nodeshutdown', effect: 'NoExecute' }]));
     for (const pod of [kubePod('hearth-1', NS, 'uid-old'), kubePod('hearth-1', NS, 'uid-old', { deletionTimestamp: '2025-01-01T00:00:00Z' })]) {
