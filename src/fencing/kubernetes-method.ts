@@ -109,7 +109,8 @@ export class KubernetesFence implements FenceMethod {
     const nodeLook = node === '' ? { note: 'no node known' } : await this.#nodeLook(node, credentials, signal);
     if ('taint' in nodeLook) return { fenced: true, detail: `node ${node} carries the taint ${nodeLook.taint} (it is out of service); ${which} ran there` };
     if (seen.deletionTimestamp !== undefined) {
-      return notFenced(`${which} is being deleted (since ${seen.deletionTimestamp}) but still exists: its containers may still run; ${nodeLook.note}`, TERMINATING_RETRY_MS);
+      const reason = `${which} is being deleted (since ${seen.deletionTimestamp}) but still exists: its containers may still run; ${nodeLook.note}`;
+      return { fenced: false, reason, retryAfterMs: TERMINATING_RETRY_MS, pending: true };
     }
     return notFenced(`${which} still exists on node ${node || '(none)'} (phase ${seen.phase || 'unknown'}); ${nodeLook.note}`);
   }

@@ -17,6 +17,6 @@ export class LockDelayFence implements FenceMethod {
   async fence(target: FenceTarget): Promise<FenceOutcome> {
     const left = target.diedAtMs + this.lockDelayMs - this.clock.now();
     if (left <= 0) return { fenced: true, detail: `lock-delay of ${this.lockDelayMs} ms since its death passed` };
-    return { fenced: false, reason: `lock-delay: ${left} ms to go`, retryAfterMs: left };
+    return { fenced: false, reason: `lock-delay: ${left} ms to go`, retryAfterMs: left, pending: true };
   }
 }

@@ -22,7 +22,13 @@ export interface FenceTarget {
 /** How one attempt ended; a failure is a value, so the runner can retry and report it. */
 export type FenceOutcome =
   | { readonly fenced: true; readonly detail: string }
-  | { readonly fenced: false; readonly reason: string; readonly retryAfterMs?: number };
+  | {
+      readonly fenced: false;
+      readonly reason: string;
+      readonly retryAfterMs?: number;
+      /** Nothing failed: the fence is on its way (a lock-delay not over yet, a pod being deleted). Not counted as a failure. */
+      readonly pending?: true;
+    };
 
 /** One fencing method. */
 export interface FenceMethod {

@@ -201,10 +201,16 @@ export class FenceRunner {
     const target = targetOf(op, view);
     const { method, outcome } = await this.fence(target);
     if (!outcome.fenced) {
-      this.options.metrics.failed(method.name);
+      const pending = outcome.pending === true;
       const waitMs = outcome.retryAfterMs ?? this.options.retry.delayMs(op.failures + 1);
-      this.options.logger.warn({ incarnation: op.incarnation, method: method.name, reason: outcome.reason, retryInMs: waitMs }, 'could not fence a dead incarnation yet; its work and locks wait');
-      await this.options.queue.failed(op, me, `${method.name}: ${outcome.reason}`, this.options.clock.now() + waitMs);
+      const fields = { incarnation: op.incarnation, method: method.name, reason: outcome.reason, retryInMs: waitMs };
+      if (pending) {
+        this.options.logger.info(fields, 'the fence of a dead incarnation is on its way; its work and locks wait');
+      } else {
+        this.options.metrics.failed(method.name);
+        this.options.logger.warn(fields, 'could not fence a dead incarnation yet; its work and locks wait');
+      }
+      await this.options.queue.failed(op, me, `${method.name}: ${outcome.reason}`, this.options.clock.now() + waitMs, pending);
       this.kick();
       return;
     }

@@ -79,7 +79,7 @@ describe('currentProcess', () => {
 
   it('records the pod when its name is configured', async () => {
     const config = await loadConfig({ env: { HEARTH_FENCING_POD_NAME: 'hearth-1', HEARTH_FENCING_POD_UID: 'u-1', HEARTH_FENCING_POD_NAMESPACE: 'storage', HEARTH_FENCING_POD_NODE: 'node-3' } });
-    expect((await currentProcess(config)).pod).toEqual({ name: 'hearth-1', uid: 'u-1', namespace: 'storage', node: 'node-3' });
+    expect((await currentProcess(config)).pod).toEqual({ name: 'hearth-1', uid: 'u-1', namespace: 'storage', node: 'node-3', container: 'hearth' });
   });
 });
 

@@ -104,6 +104,21 @@ describe('FenceRunner', () => {
     expect(await s.metric('method="exec",result="failed"')).toBe(2);
   });
 
+  it('a fence on its way (a lock-delay not over) waits as told and counts no failure', async () => {
+    const external = new Scripted('lock-delay', [
+      { fenced: false, reason: 'lock-delay: 80 ms to go', retryAfterMs: 80, pending: true },
+      { fenced: true, detail: 'lock-delay passed' },
+    ]);
+    const s = await setup({ external }, 0, 60_000);
+    await s.runner.need(s.deadRef, true);
+    await waitFor(async () => (await s.queue.get(s.dead.owner.incarnation))?.lastError === 'lock-delay: lock-delay: 80 ms to go', { intervalMs: 5, what: 'the wait on record' });
+    expect((await s.queue.get(s.dead.owner.incarnation))?.failures).toBe(0);
+    // Retried after the 80 ms it asked for, not after the (60 s) failure back-off.
+    expect(await s.membership.waitEnded(s.dead.owner.incarnation, AbortSignal.timeout(10_000))).toMatchObject({ how: 'lock-delay' });
+    expect(await s.metric('method="lock-delay",result="failed"')).toBe(0);
+    expect(await s.metric('method="lock-delay",result="fenced"')).toBe(1);
+  });
+
   it('a process gone from this machine is fenced by the local check alone', async () => {
     const local = new Scripted('process-gone', [{ fenced: true, detail: 'process 4242 is gone' }]);
     const external = new Scripted('exec', []);
