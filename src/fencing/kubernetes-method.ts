@@ -110,7 +110,8 @@ export class KubernetesFence implements FenceMethod {
     if ('taint' in nodeLook) return { fenced: true, detail: `node ${node} carries the taint ${nodeLook.taint} (it is out of service); ${which} ran there` };
     if (seen.deletionTimestamp !== undefined) {
       const reason = `${which} is being deleted (since ${seen.deletionTimestamp}) but still exists: its containers may still run; ${nodeLook.note}`;
-      return { fenced: false, reason, retryAfterMs: TERMINATING_RETRY_MS, pending: true };
+      // A failure, though often a short one: a deletion stuck on a node that does not answer must alert.
+      return notFenced(reason, TERMINATING_RETRY_MS);
     }
     return notFenced(`${which} still exists on node ${node || '(none)'} (phase ${seen.phase || 'unknown'}); ${nodeLook.note}`);
   }

@@ -26,7 +26,7 @@ export type FenceOutcome =
       readonly fenced: false;
       readonly reason: string;
       readonly retryAfterMs?: number;
-      /** Nothing failed: the fence is on its way (a lock-delay not over yet, a pod being deleted). Not counted as a failure. */
+      /** Nothing failed: the fence is on its way and will land by itself (a lock-delay not over yet). Not counted as a failure. */
       readonly pending?: true;
     };
 

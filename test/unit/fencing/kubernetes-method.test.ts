@@ -85,7 +85,7 @@ describe('the kubernetes fence decides from the pod and its node', () => {
     api.reply(POD_PATH, kubePod('hearth-1', NS, 'uid-old', { deletionTimestamp: '2025-01-01T00:00:00Z' }));
     api.reply(NODE_PATH, kubeNode('node-a'));
     const outcome = await fence().fence(target(), never);
-    expect(outcome).toEqual({ fenced: false, reason: expect.stringContaining('is being deleted') as unknown, retryAfterMs: TERMINATING_RETRY_MS, pending: true });
+    expect(outcome).toEqual({ fenced: false, reason: expect.stringContaining('is being deleted') as unknown, retryAfterMs: TERMINATING_RETRY_MS });
   });
 
   it('is not fenced while the pod runs on a node without the out-of-service taint', async () => {
