@@ -14,10 +14,12 @@ import type { Incarnation, Incarnations } from '../incarnation/incarnation.js';
 import type { OpClaimer } from './op-claim.js';
 import type { OperationRunner, OpOutcome } from './operation-runner.js';
 import { decideJob } from './plan.js';
+import { Slots } from '../concurrency/slots.js';
 
 /** How soon a job whose dead owner is not fenced yet comes back. */
 const FENCE_RETRY_MS = 10_000;
-import { Slots } from '../concurrency/slots.js';
+/** How long a job waits, holding its delivery (and a prefetch slot), for the fence of its op's dead owner before it is retried later. */
+const JOB_FENCE_WAIT_MS = 30_000;
 
 /** What a {@link VolumeManager} needs. */
 export interface VolumeManagerOptions {
@@ -142,7 +144,7 @@ export class VolumeManager {
     let claimed = false;
     try {
       let result = await this.options.claimer.claimOp(op, inc.member, { ownerDead });
-      if (!result.ok && result.reason === 'awaiting-fence' && op.owner && (await this.options.awaitFence?.(op.owner, op.cluster, inc.member.signal))) {
+      if (!result.ok && result.reason === 'awaiting-fence' && op.owner && (await this.options.awaitFence?.(op.owner, op.cluster, AbortSignal.any([inc.member.signal, AbortSignal.timeout(JOB_FENCE_WAIT_MS)])))) {
         result = await this.options.claimer.claimOp(op, inc.member, { ownerDead });
       }
       if (result.ok) {
