@@ -13,6 +13,7 @@ import { EtcdSession } from '../session/etcd-session.js';
 import { SessionMetrics } from '../session/metrics.js';
 import { EtcdStateStore } from '../state/etcd-state-store.js';
 import { createStateMetrics } from '../state/metrics.js';
+import { EtcdClientMetrics } from '../etcd/metrics.js';
 import type { Backends, CompositionContext } from './backends.js';
 
 /**
@@ -23,7 +24,7 @@ import type { Backends, CompositionContext } from './backends.js';
 export async function openClusterBackends(ctx: CompositionContext): Promise<Backends> {
   const { config, clock, registry, logger, closer, retry } = ctx;
   const keys = new KeyLayout(config.etcd.prefix);
-  const client = createEtcdClient(config.etcd, retry);
+  const client = createEtcdClient(config.etcd, retry, new EtcdClientMetrics(registry, config.etcd.endpoints));
   closer.add('etcd client', () => client.close());
   const host = hostId(config);
   const sessionMetrics = new SessionMetrics(registry);

@@ -1,23 +1,33 @@
 import { readFileSync } from 'node:fs';
 import { type IBackoff, noop } from 'cockatiel';
-import { Etcd3, type IOptions } from 'etcd3';
+import type { Etcd3, IOptions } from 'etcd3';
 import type { Config } from '../config/schema.js';
 import { readSecretFileSync } from '../config/secret-file.js';
 import { ConfigError } from '../errors.js';
 import { type Backoff, DEFAULT_ETCD_RETRY } from '../lifecycle/retry.js';
+import { type EtcdCallRecorder, FailoverEtcd3 } from './failover.js';
 
 
 /** The `etcd` config slice; `passwordFile` may be left out (as by tests that build one). */
 export type EtcdClientSettings = Omit<Config['etcd'], 'passwordFile'> & { readonly passwordFile?: string };
 
+/** gRPC keepalive: a ping after this much silence on a connection (etcd's server refuses pings more often than every 5 s). */
+export const GRPC_KEEPALIVE_TIME_MS = 6_000;
+/** gRPC keepalive: a ping unanswered this long closes the connection (a hung member, a half-open socket). */
+export const GRPC_KEEPALIVE_TIMEOUT_MS = 3_000;
+
 /**
  * Creates the etcd client for hearth's adapters.
  *
  * Failure semantics: every unary call has a deadline of `etcd.callTimeoutMs` and fails with a
- * retryable error past it; streams (watches, keepalives) have no deadline. Unlike the etcd3
- * package's defaults, nothing is retried and no circuit breaker opens: a transaction whose
- * outcome is unknown must be reconciled by re-reading, never blindly re-sent, and one failed
- * call must not make the next five seconds of calls fail.
+ * retryable error past it; streams (watches, keepalives) have no deadline. With several members
+ * in `etcd.endpoints`, a member that is down, hung or without a leader is avoided for a while
+ * and a call that failed on it is sent again to another member only where that is safe (reads;
+ * writes it certainly never took) — see failover.ts. Nothing else is retried and no circuit
+ * breaker opens for long: a transaction whose outcome is unknown must be reconciled by
+ * re-reading, never blindly re-sent, and one failed call must not make the next seconds of
+ * calls fail. gRPC keepalive pings (every {@link GRPC_KEEPALIVE_TIME_MS} of silence, answered
+ * within {@link GRPC_KEEPALIVE_TIMEOUT_MS}) find a member that hangs with its connection open.
  *
  * A watch stream that broke (partition, etcd restart) is re-established after the waits of
  * `retry` (hearth's etcd retry policy, `retry.maxDelayMs` at most), not the package's up to
@@ -32,10 +42,16 @@ export type EtcdClientSettings = Omit<Config['etcd'], 'passwordFile'> & { readon
  *
  * @throws ConfigError when `etcd.passwordFile` cannot be read.
  */
-export function createEtcdClient(etcd: EtcdClientSettings, retry: Backoff = DEFAULT_ETCD_RETRY): Etcd3 {
+export function createEtcdClient(etcd: EtcdClientSettings, retry: Backoff = DEFAULT_ETCD_RETRY, recorder?: EtcdCallRecorder): Etcd3 {
   const options: IOptions = {
     hosts: [...etcd.endpoints],
     dialTimeout: etcd.callTimeoutMs,
+    grpcOptions: {
+      'grpc.keepalive_time_ms': GRPC_KEEPALIVE_TIME_MS,
+      'grpc.keepalive_timeout_ms': GRPC_KEEPALIVE_TIMEOUT_MS,
+      // etcd's default enforcement refuses pings on a connection without streams.
+      'grpc.keepalive_permit_without_calls': 0,
+    },
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + etcd.callTimeoutMs }),
     faultHandling: { host: () => noop, global: noop, watchBackoff: asWatchBackoff(retry) },
   };
@@ -52,7 +68,7 @@ export function createEtcdClient(etcd: EtcdClientSettings, retry: Backoff = DEFA
       callOptions: () => ({ deadline: Date.now() + etcd.callTimeoutMs }),
     };
   }
-  return new Etcd3(options);
+  return new FailoverEtcd3(options, recorder ? { recorder } : {});
 }
 
 function passwordFromFile(file: string): string {

@@ -1,5 +1,6 @@
 import type { Etcd3, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse, IDuplexStream } from 'etcd3';
 import { fromEtcdError } from '../etcd/errors.js';
+import { memberFailed } from '../etcd/failover.js';
 import { AbortedError, ClosedError, CoordinatorError } from '../errors.js';
 import { type Clock, systemClock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
@@ -174,8 +175,11 @@ export class EtcdSession implements Session {
     this.after(this.timing.answerTimeoutMs, () => {
       if (!channel.pending.includes(sentAt) || !this.live()) return;
       this.missed('a keepalive went unanswered');
-      // Two unanswered on one stream: it may be stuck while etcd is fine; use a fresh one.
-      if (channel.pending.length >= 2 && this.channel === channel) this.drop(channel);
+      // Two unanswered on one stream: it may be stuck while etcd is fine; use a fresh one, on another member.
+      if (channel.pending.length >= 2 && this.channel === channel) {
+        memberFailed(this.options.client, channel.stream);
+        this.drop(channel);
+      }
     });
   }
 

@@ -1,0 +1,109 @@
+// hearth's etcd client against a real three-member etcd with every member in its endpoints: a
+// member killed, frozen or cut off from its peers costs no read and no write that it never took,
+// and later calls go to the live members (hearth_etcd_calls_total shows where).
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEtcdClient } from '../../../src/etcd/client.js';
+import { EtcdClientMetrics } from '../../../src/etcd/metrics.js';
+import type { EtcdCluster } from '../../support/etcd-cluster.js';
+import { useEtcdCluster } from '../../support/topology-fixtures.js';
+import type { Etcd3 } from 'etcd3';
+
+const PREFIX = '/hearth-failover';
+const CALL_TIMEOUT_MS = 1_500;
+
+/** A mix of calls hearth makes: reads, a transaction of ranges, plain and conditional writes. */
+async function workload(client: Etcd3, round: string, count: number): Promise<{ failed: string[] }> {
+  const failed: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const key = `${PREFIX}/${round}/${i}`;
+    const calls: [string, () => Promise<unknown>][] = [
+      ['put', () => client.put(key).value('v').exec()],
+      ['get', () => client.get(key).string()],
+      ['txn-read', () => client.if(key, 'Create', '>', 0).then(client.get(key)).commit()],
+      ['txn-write', () => client.if(key, 'Value', '==', 'v').then(client.put(key).value('w')).commit()],
+    ];
+    for (const [what, call] of calls) {
+      try {
+        await call();
+      } catch (err) {
+        failed.push(`${what} ${key}: ${(err as Error).message}`);
+      }
+    }
+  }
+  return { failed };
+}
+
+function metric(text: string, endpoint: string, result: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`hearth_etcd_calls_total{endpoint="${endpoint}",result="${result}"}`));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+describe('etcd client member failover (three members)', () => {
+  const topology = useEtcdCluster();
+  let cluster: EtcdCluster;
+  let client: Etcd3;
+  const registry = new Registry();
+  let hostOf: (i: number) => string;
+
+  beforeAll(() => {
+    cluster = topology().local();
+    hostOf = (i) => cluster.member(i).url.replace(/^https?:\/\//, '');
+    const settings = { endpoints: topology().endpoints, prefix: PREFIX, username: '', password: '', caFile: '', certFile: '', keyFile: '', callTimeoutMs: CALL_TIMEOUT_MS };
+    client = createEtcdClient(settings, undefined, new EtcdClientMetrics(registry, topology().endpoints));
+  });
+  afterAll(() => {
+    client?.close();
+  });
+
+  it('a killed member: no call fails; the calls after the first go to the live members', async () => {
+    await workload(client, 'warm', 5);
+    await cluster.member(0).kill();
+    try {
+      const { failed } = await workload(client, 'killed', 20);
+      expect(failed).toEqual([]);
+      const text = await registry.metrics();
+      // The dead member was tried and failed, then avoided: the live ones took all 80 calls.
+      expect(metric(text, hostOf(0), 'unavailable')).toBeGreaterThanOrEqual(1);
+      expect(metric(text, hostOf(1), 'ok') + metric(text, hostOf(2), 'ok')).toBeGreaterThanOrEqual(80);
+      console.log(`[etcd] member 0 killed: ${metric(text, hostOf(0), 'unavailable')} calls failed on it and went elsewhere; 0 of 80 failed`);
+    } finally {
+      await cluster.member(0).start();
+      await cluster.waitForLeader({ timeoutMs: 20_000 });
+    }
+  });
+
+  it('a member cut off from its peers (no leader there): its refusals are retried elsewhere, writes included', async () => {
+    const leader = await cluster.waitForLeader({ timeoutMs: 20_000 });
+    const cut = [0, 1, 2].find((i) => cluster.member(i) !== leader) as number;
+    cluster.partition(cut);
+    try {
+      // It notices it lost its leader after an election timeout; from then on it refuses with "no leader".
+      await new Promise((r) => setTimeout(r, 3_000));
+      const before = metric(await registry.metrics(), hostOf(cut), 'no_leader');
+      const { failed } = await workload(client, 'partitioned', 20);
+      expect(failed).toEqual([]);
+      // hasleader: the cut member refused at once ("no leader") rather than holding the calls.
+      const refused = metric(await registry.metrics(), hostOf(cut), 'no_leader') - before;
+      expect(refused).toBeGreaterThanOrEqual(1);
+      console.log(`[etcd] member ${cut} cut off: ${refused} calls refused there (no leader) and went elsewhere; 0 of 80 failed`);
+    } finally {
+      cluster.heal(cut);
+    }
+  });
+
+  it('a frozen member (SIGSTOP): reads go on elsewhere; a write it may have taken is left to the caller, then calls avoid it', async () => {
+    await cluster.waitForLeader({ timeoutMs: 20_000 });
+    const frozen = 2;
+    cluster.member(frozen).pause();
+    try {
+      const { failed } = await workload(client, 'frozen', 20);
+      // Only writes whose deadline passed on the frozen member may fail (their outcome is unknown);
+      // reads never, and after the first failure the frozen member is avoided.
+      for (const f of failed) expect(f).toMatch(/^(put|txn-write) /);
+      expect(failed.length).toBeLessThanOrEqual(4);
+    } finally {
+      cluster.member(frozen).resume();
+    }
+  });
+});
