@@ -68,7 +68,7 @@ export function createEtcdClient(etcd: EtcdClientSettings, retry: Backoff = DEFA
       callOptions: () => ({ deadline: Date.now() + etcd.callTimeoutMs }),
     };
   }
-  return new FailoverEtcd3(options, recorder ? { recorder } : {});
+  return new FailoverEtcd3(options, { holdMs: etcd.callTimeoutMs, ...(recorder ? { recorder } : {}) });
 }
 
 function passwordFromFile(file: string): string {

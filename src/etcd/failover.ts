@@ -15,6 +15,9 @@
  *   when the failure proves the member never took it (no connection could be made, or the
  *   member refused it for want of a leader). Anything else — a write whose connection dropped
  *   or whose deadline passed — is returned to the caller, whose reconcile path re-reads.
+ * - A call that every member refused for want of a leader (an election) is held and sent
+ *   again for up to `holdMs` (hearth: `etcd.callTimeoutMs`) instead of failing at once; an API
+ *   write then waits out a leader election rather than answering 503.
  * - Every call and stream carries etcd's `hasleader` requirement: a member cut off from its
  *   leader refuses at once instead of holding a call or a watch silently.
  * - Streams whose member stops answering (a keepalive unanswered, gRPC's own keepalive ping
@@ -68,6 +71,11 @@ export interface EtcdCallRecorder {
 export interface FailoverOptions {
   /** How long a member that failed is avoided while another is healthy (default 2 s). */
   readonly unhealthyMs?: number;
+  /**
+   * How long a call that every member refused for want of a leader (an election) is held and
+   * sent again before its error is returned (default 0).
+   */
+  readonly holdMs?: number;
   readonly recorder?: EtcdCallRecorder;
   readonly now?: () => number;
 }
@@ -153,14 +161,28 @@ export class FailoverEtcd3 extends Etcd3 {
     const pool = this.pool as unknown as Pool;
     const exec = pool.exec.bind(pool);
     const maxAttempts = hosts.length;
+    const holdMs = failover.holdMs ?? 0;
+    const now = failover.now ?? Date.now;
     pool.exec = async (service, method, payload, callOptions) => {
-      for (let attempt = 1; ; attempt++) {
+      const startedAt = now();
+      let leaderless = false;
+      for (let attempt = 1, round = 1; ; attempt++) {
         try {
           return await exec(service, method, payload, callOptions);
         } catch (err) {
           const failure = classifyFailure(err);
           const safe = failure.notApplied || isReadOnly(method, payload);
-          if (attempt >= maxAttempts || !failure.memberDown || !safe) throw err;
+          if (!failure.memberDown || !safe) throw err;
+          leaderless ||= failure.result === 'no_leader';
+          if (attempt < maxAttempts) continue;
+          // Every member failed it harmlessly. During an election (a member said: no leader) hold it,
+          // bounded; etcd simply down fails at once (the callers retry or answer 503 as before).
+          const waitMs = Math.min(100 * 2 ** (round - 1), 1_000);
+          if (!leaderless || now() - startedAt + waitMs > holdMs) throw err;
+          await new Promise((r) => setTimeout(r, waitMs));
+          attempt = 0;
+          leaderless = false;
+          round++;
         }
       }
     };

@@ -92,6 +92,34 @@ describe('etcd client member failover (three members)', () => {
     }
   });
 
+  it('no leader anywhere (an election, here a quorum loss that ends): a write is held, bounded, and lands once a leader is back', async () => {
+    const settings = { endpoints: topology().endpoints, prefix: PREFIX, username: '', password: '', caFile: '', certFile: '', keyFile: '', callTimeoutMs: 10_000 };
+    const patient = createEtcdClient(settings);
+    try {
+      await cluster.waitForLeader({ timeoutMs: 20_000 });
+      await patient.put(`${PREFIX}/held/warm`).value('x').exec();
+      await Promise.all([cluster.member(1).stop(), cluster.member(2).stop()]);
+      // Member 0 is left alone: once its election timeout passes it has no leader and refuses.
+      await new Promise((r) => setTimeout(r, 2_500));
+      // Held only so long (etcd.callTimeoutMs, 1.5 s for `client`): then the refusal comes back.
+      await expect(client.put(`${PREFIX}/held/bounded`).value('z').exec()).rejects.toThrow(/no leader|UNAVAILABLE/);
+      const startedAt = Date.now();
+      const write = patient.put(`${PREFIX}/held/during`).value('y').exec().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      await Promise.all([cluster.member(1).start(), cluster.member(2).start()]);
+      expect(await write).toBeUndefined();
+      console.log(`[etcd] a write sent with no leader anywhere was held ${Date.now() - startedAt} ms and landed`);
+      expect(await patient.get(`${PREFIX}/held/during`).string()).toBe('y');
+    } finally {
+      patient.close();
+      for (const i of [1, 2]) if (!cluster.member(i).alive) await cluster.member(i).start();
+      await cluster.waitForLeader({ timeoutMs: 20_000 });
+    }
+  });
+
   it('a frozen member (SIGSTOP): reads go on elsewhere; a write it may have taken is left to the caller, then calls avoid it', async () => {
     await cluster.waitForLeader({ timeoutMs: 20_000 });
     const frozen = 2;
