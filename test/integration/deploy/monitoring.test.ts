@@ -36,6 +36,8 @@ const REQUIRED_ALERTS = [
   'HearthFrequentFailovers',
   'HearthEtcdSessionDown',
   'HearthAmqpConnectionDown',
+  'HearthFenceFailing',
+  'HearthEtcdUnavailable',
 ];
 
 describe.skipIf(!promtool)('alert rules (promtool)', () => {
