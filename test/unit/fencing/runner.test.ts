@@ -157,7 +157,7 @@ describe('planFence', () => {
   it('never fences an earlier incarnation of the planning process itself, seen live or not', () => {
     const self = { ...PROCESS, pid: 77 };
     const mine = { ...view, record: { incarnation: 'h@be:1', host: 'h@be', cluster: 'c@be', process: self, joinedAtMs: 0 } };
-    expect(planFence({ ...op, observedLive: true }, mine, 60_000, 5_000, self)).toMatchObject({ type: 'wait', reason: expect.stringContaining('this very process') });
+    expect(planFence({ ...op, observedLive: true }, mine, 60_000, 5_000, self)).toMatchObject({ type: 'wait', reason: expect.stringContaining('this very process') as unknown });
     // Another process (here: the same pid, a later start) is fenced as usual.
     expect(planFence({ ...op, observedLive: true }, mine, 60_000, 5_000, { ...self, startTicks: '2' })).toEqual({ type: 'fence' });
   });
