@@ -54,6 +54,12 @@ export interface FenceRunnerOptions {
 export class FenceRunner {
   private readonly stop = new AbortController();
   private readonly running = new Set<string>();
+  /**
+   * Consecutive failed attempts of the fences this runner keeps: a runner that holds an
+   * operation retries it without claiming it again, so the operation's claim count alone would
+   * keep the back-off at its first step.
+   */
+  private readonly failures = new Map<string, number>();
   private wake: (() => void) | undefined;
   private loops: Promise<unknown> | undefined;
 
@@ -174,6 +180,7 @@ export class FenceRunner {
     const now = this.options.clock.now();
     const plan = planFence(op, view, now, this.options.selfFenceGraceMs);
     if (plan.type === 'done') {
+      this.failures.delete(op.incarnation);
       await this.options.queue.remove(op.incarnation);
       return;
     }
@@ -186,12 +193,15 @@ export class FenceRunner {
     const { method, outcome } = await this.fence(target);
     if (!outcome.fenced) {
       this.options.metrics.failed(method.name);
-      const waitMs = outcome.retryAfterMs ?? this.options.retry.delayMs(op.attempt);
+      const failures = (this.failures.get(op.incarnation) ?? 0) + 1;
+      this.failures.set(op.incarnation, failures);
+      const waitMs = outcome.retryAfterMs ?? this.options.retry.delayMs(Math.max(failures, op.attempt));
       this.options.logger.warn({ incarnation: op.incarnation, method: method.name, reason: outcome.reason, retryInMs: waitMs }, 'could not fence a dead incarnation yet; its work and locks wait');
       await this.options.queue.failed(op, me, `${method.name}: ${outcome.reason}`, this.options.clock.now() + waitMs);
       this.kick();
       return;
     }
+    this.failures.delete(op.incarnation);
     await this.options.fenceDriver?.(op.incarnation);
     const end = { incarnation: op.incarnation, host: op.host, how: method.name, by: me.owner.incarnation, atMs: this.options.clock.now(), detail: outcome.detail };
     const recorded = await this.options.membership.recordEnd(end, me.fence());
