@@ -37,6 +37,17 @@ export const AMQP_PREFIX = 'chaos';
 interface Run {
   readonly proc: HearthProcess;
   by: ProcessEnd['by'];
+  /** When the suite saw it exit (epoch ms). */
+  endedAt?: number;
+}
+
+/** A run of `proc`, noting when it exits. */
+function track(proc: HearthProcess): Run {
+  const run: Run = { proc, by: 'none' };
+  void proc.process.waitForExit().then(() => {
+    run.endedAt = Date.now();
+  });
+  return run;
 }
 
 /** The servers and processes of one run. */
@@ -74,7 +85,7 @@ export class ChaosCluster {
     await mkdir(refuseDir);
     const client = new Etcd3({ hosts: etcd.endpoints });
     const cluster = new ChaosCluster(options, etcd, rabbit, proxies, join(dir, 'journal.jsonl'), client, refuseDir);
-    cluster.apiRun = { proc: await startHearth({ name: 'api', env: cluster.env('api', etcd.url, 'api') }), by: 'none' };
+    cluster.apiRun = track(await startHearth({ name: 'api', env: cluster.env('api', etcd.url, 'api') }));
     cluster.runs.push(cluster.apiRun);
     await Promise.all(cluster.hosts.map((h) => cluster.startWorker(h)));
     return cluster;
@@ -135,7 +146,7 @@ export class ChaosCluster {
     for (let attempt = 1; attempt <= 4; attempt++) {
       try {
         const proc = await startHearth({ name: `worker-${host}`, env: this.env(host, proxy.url, 'worker'), startTimeoutMs: 45_000 });
-        const run: Run = { proc, by: 'none' };
+        const run = track(proc);
         this.runs.push(run);
         this.current.set(host, run);
         return proc;
@@ -220,6 +231,7 @@ export class ChaosCluster {
         name: `${r.proc.name} (pid ${r.proc.pid})`,
         pid: r.proc.pid,
         by: r.by,
+        ...(r.endedAt === undefined ? {} : { endedAt: r.endedAt }),
         code: r.proc.process.exit?.code ?? null,
         signal: r.proc.process.exit?.signal ?? null,
         stray: r.proc

@@ -30,6 +30,8 @@ export interface FencingProcess {
   readonly by: 'kill' | 'stop' | 'none';
   readonly code: number | null;
   readonly signal: string | null;
+  /** When it exited (epoch ms). */
+  readonly endedAt?: number;
   /** Its `fenced a dead incarnation` log lines. */
   readonly fenced?: readonly FenceLog[];
 }
@@ -248,13 +250,17 @@ export function fenceOrderRow(history: readonly HistoryEvent[], faults: DeathFau
   );
 }
 
+/** How long after recording a fence a worker surely has logged it (the line follows the write at once). */
+export const LOG_AFTER_FENCE_MS = 1_000;
+
 /**
  * The row "each death fenced once": the log line `fenced a dead incarnation` appears at most once
  * per incarnation over every worker's log, always matches the end record (same how, written by
  * the logging process's incarnation), and every automatic end record (exec, process-gone,
- * lock-delay, kubernetes) made by a worker that later stopped cleanly — whose log is therefore
- * complete — is logged exactly once. A record made by a worker that was killed afterwards may
- * have lost its line with the kill: counted, not required.
+ * lock-delay, kubernetes) made by a worker that lived on — it stopped cleanly, or died at least
+ * {@link LOG_AFTER_FENCE_MS} after the record (the record's time and the exit's are one
+ * machine's clock) — is logged exactly once by it. A record made by a worker killed within that
+ * second may have lost its line with the kill: counted, not required.
  */
 export function fencedOnceRow(history: readonly HistoryEvent[], processes: readonly FencingProcess[], faults: DeathFaults): InvariantRow {
   const name = 'each death fenced once (end records and the workers’ logs)';
@@ -274,10 +280,11 @@ export function fencedOnceRow(history: readonly HistoryEvent[], processes: reado
   let unprovable = 0;
   for (const [i, end] of automatic) {
     const fencer = processes.find((p) => p.pid !== undefined && p.pid === inc.pids.get(end.by));
-    if (fencer && fencer.by === 'stop' && fencer.code === 0) {
+    const livedOn = fencer !== undefined && ((fencer.by === 'stop' && fencer.code === 0) || (fencer.endedAt !== undefined && fencer.endedAt >= end.atMs + LOG_AFTER_FENCE_MS));
+    if (fencer && livedOn) {
       provable++;
       const n = (fencer.fenced ?? []).filter((l) => l.incarnation === i).length;
-      if (n !== 1) problems.push(`${i} fenced (${end.how}) by ${fencer.name}, which stopped cleanly, but logged ${n} times there`);
+      if (n !== 1) problems.push(`${i} fenced (${end.how}) by ${fencer.name}, which lived on, but logged ${n} times there`);
     } else unprovable++;
   }
   if (problems.length > 0) return row(name, false, few(problems));
@@ -285,8 +292,8 @@ export function fencedOnceRow(history: readonly HistoryEvent[], processes: reado
   return row(
     name,
     true,
-    `${automatic.length} automatic end records (${tally(automatic.map(([, e]) => e.how)) || 'none'}), one per incarnation; ${provable} by workers that stopped cleanly, each logged exactly once by that worker; ` +
-      `${unprovable} by workers killed later (log may be cut; ${automatic.filter(([i]) => counts.has(i)).length - provable} of them logged); ${logs.length} log lines, none twice`,
+    `${automatic.length} automatic end records (${tally(automatic.map(([, e]) => e.how)) || 'none'}), one per incarnation; ${provable} by workers that lived on (stopped cleanly, or ≥ ${LOG_AFTER_FENCE_MS / 1000} s), each logged exactly once by that worker; ` +
+      `${unprovable} by workers killed within ${LOG_AFTER_FENCE_MS / 1000} s or unknown (log may be cut; ${automatic.filter(([i]) => counts.has(i)).length - provable} of them logged); ${logs.length} log lines, none twice`,
   );
 }
 

@@ -127,6 +127,8 @@ export interface Freeze {
 export interface ProcessEnd {
   readonly name: string;
   readonly pid?: number;
+  /** When it exited (epoch ms; the suite's clock, the workers' too: one machine). */
+  readonly endedAt?: number;
   /** What the runner did to it last: killed it, stopped it (SIGTERM) at the end, or nothing. */
   readonly by: 'kill' | 'stop' | 'none';
   readonly code: number | null;

@@ -100,18 +100,21 @@ describe('fencedOnceRow', () => {
   const stopped = (pid: number, fenced: FencingProcess['fenced'] = []): FencingProcess => ({ name: `worker (pid ${pid})`, pid, by: 'stop', code: 0, signal: null, fenced });
 
   it('passes when the survivor that fenced logged it once', () => {
-    expect(fencedOnceRow(good, [stopped(8, [{ incarnation: A, how: 'exec' }]), stopped(9)], faults)).toMatchObject({ result: 'PASS', detail: expect.stringContaining('1 automatic end records (exec 1), one per incarnation; 1 by workers that stopped cleanly') as unknown });
+    expect(fencedOnceRow(good, [stopped(8, [{ incarnation: A, how: 'exec' }]), stopped(9)], faults)).toMatchObject({ result: 'PASS', detail: expect.stringContaining('1 automatic end records (exec 1), one per incarnation; 1 by workers that lived on') as unknown });
   });
 
   it('fails on a second log line, a line that disagrees with etcd, or a survivor that never logged its fence', () => {
     expect(fencedOnceRow(good, [stopped(8, [{ incarnation: A, how: 'exec' }]), stopped(9, [{ incarnation: A, how: 'exec' }])], faults).detail).toContain(`${A} logged as fenced 2 times`);
     expect(fencedOnceRow(good, [stopped(8, [{ incarnation: A, how: 'process-gone' }])], faults).result).toBe('FAIL');
-    expect(fencedOnceRow(good, [stopped(8)], faults).detail).toContain('stopped cleanly, but logged 0 times there');
+    expect(fencedOnceRow(good, [stopped(8)], faults).detail).toContain('which lived on, but logged 0 times there');
   });
 
-  it('does not require the line of a fencer killed later (its log may be cut)', () => {
-    const killed: FencingProcess = { name: 'worker (pid 8)', pid: 8, by: 'kill', code: null, signal: 'SIGKILL' };
-    expect(fencedOnceRow(good, [killed], faults)).toMatchObject({ result: 'PASS', detail: expect.stringContaining('1 by workers killed later') as unknown });
+  it('does not require the line of a fencer killed within a second of its fence (its log may be cut), but does of one killed later', () => {
+    // The end record of `good` says 2,200 ms.
+    const killed: FencingProcess = { name: 'worker (pid 8)', pid: 8, by: 'kill', code: null, signal: 'SIGKILL', endedAt: 2_900 };
+    expect(fencedOnceRow(good, [killed], faults)).toMatchObject({ result: 'PASS', detail: expect.stringContaining('1 by workers killed within 1 s or unknown') as unknown });
+    expect(fencedOnceRow(good, [{ ...killed, endedAt: 3_300 }], faults).detail).toContain('which lived on, but logged 0 times there');
+    expect(fencedOnceRow(good, [{ ...killed, endedAt: 3_300, fenced: [{ incarnation: A, how: 'exec' }] }], faults).result).toBe('PASS');
   });
 });
 
