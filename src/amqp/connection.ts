@@ -94,6 +94,8 @@ export class AmqpConnection {
     private readonly deps: AmqpConnectionOptions,
   ) {
     this.reconnect = new Backoff({ initialDelayMs: Math.min(RECONNECT_MIN_DELAY_MS, settings.reconnectMaxDelayMs), maxDelayMs: settings.reconnectMaxDelayMs });
+    // Every caller waiting for a session (a publish while the broker is away) listens on it; dozens at once are normal, not a leak.
+    setMaxListeners(0, this.stop.signal);
   }
 
   get state(): ConnectionState {
