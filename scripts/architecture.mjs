@@ -15,7 +15,7 @@ export const MODULES = {
   lifecycle: { doc: 'Clock and sleep, the retry policy (Backoff, retry), deadlines, the Closer', may: ['errors', 'observability'] },
   concurrency: { doc: 'small primitives: Slots, EventQueue, IdleWaiters, KeyedFifoMutex', may: ['errors'] },
   etcd: { doc: 'etcd client factory (deadlines, no blind retries), key layout, error translation', may: ['config', 'errors', 'fence', 'lifecycle', 'observability'] },
-  amqp: { doc: 'RabbitMQ client: a self-healing connection, confirmed publishing, refusals explained', may: ['config', 'errors', 'lifecycle', 'observability'] },
+  amqp: { doc: 'RabbitMQ client: a self-healing connection that moves between the nodes of a cluster, confirmed publishing, refusals explained, management API reads', may: ['config', 'errors', 'lifecycle', 'observability'] },
   ops: { doc: '/metrics, /livez, /readyz listener and the Health registry', may: ['config', 'errors', 'observability'] },
   session: { doc: 'Session port: etcd lease with keepalive and loss signal; local session', may: ['errors', 'etcd', 'fence', 'lifecycle', 'observability'] },
   locks: { doc: 'LockService port: etcd fair lock; local fair mutex + data-dir file lock', may: ['concurrency', 'errors', 'etcd', 'fence', 'lifecycle', 'observability', 'session'] },
