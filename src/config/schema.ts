@@ -13,6 +13,8 @@ const HOST_PART = '(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+)';
 const publicUrlSchema = z
   .string()
   .regex(new RegExp(`^(https?://${HOST_PART}(:\\d{1,5})?(/[^\\s?#@]*)?)?$`), 'must be an http(s)://host[:port][/path] URL without user, query or fragment');
+/** A list of URLs: comma-separated text, or in a YAML or JSON file a list, kept as the text. */
+const urlListSchema = z.preprocess((v) => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? v.join(',') : v), z.string());
 const hostItem = z.string().regex(new RegExp(`^${HOST_PART}(:\\d{1,5})?$`), 'must be host or host:port, e.g. localhost:18776');
 const proxyItem = z.string().refine((s) => {
   const [address, bits, ...rest] = s.split('/');
@@ -223,10 +225,11 @@ export const configSpec = {
   },
   amqp: {
     url: opt.string({
+      schema: urlListSchema,
       default: '',
       secret: 'url',
       doc:
-        'RabbitMQ URL (amqp:// or amqps://, with user and vhost, e.g. amqps://hearth@rabbitmq:5671/hearth); for a RabbitMQ cluster, one URL per node, comma-separated ' +
+        'RabbitMQ URL (amqp:// or amqps://, with user and vhost, e.g. amqps://hearth@rabbitmq:5671/hearth); for a RabbitMQ cluster, one URL per node, comma-separated (in a file, a list works too) ' +
         '(amqps://hearth@rabbit-0:5671/hearth,amqps://hearth@rabbit-1:5671/hearth,…): all with one scheme and one vhost. A process starts at a node picked from its host name, ' +
         'moves to the next URL at once when an attempt fails or its connection is lost, and waits (amqp.reconnectMaxDelayMs) only after every node failed in turn. Empty: the in-process job bus of single-node mode.',
     }),
@@ -244,6 +247,7 @@ export const configSpec = {
         'a queue that exists keeps the members and arguments it was declared with. RabbitMQ 3.10 does not re-grow a queue that lost a member: see amqp.managementUrl.',
     }),
     managementUrl: opt.string({
+      schema: urlListSchema,
       default: '',
       secret: 'url',
       doc:

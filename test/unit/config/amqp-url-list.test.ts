@@ -53,6 +53,15 @@ describe('amqp.url with several nodes', () => {
     expect(config.amqp.managementUrl).toBe('');
   });
 
+  it('may be a list in a configuration file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-amqp-list-'));
+    const file = join(dir, 'hearth.yaml');
+    await writeFile(file, 'amqp:\n  url:\n    - amqp://h:p@r0/vh\n    - amqp://h:p@r1/vh\n  managementUrl: [http://r0:15672, http://r1:15672]\n');
+    const config = await loadConfig({ file, env: ETCD });
+    expect(config.amqp.url).toBe('amqp://h:p@r0/vh,amqp://h:p@r1/vh');
+    expect(splitUrlList(config.amqp.managementUrl)).toEqual(['http://r0:15672', 'http://r1:15672']);
+  });
+
   it('refuses a mix of amqp:// and amqps://, naming amqp.url', async () => {
     const found = await issues({ HEARTH_AMQP_URL: 'amqp://h:p@r0/vh,amqps://h:p@r1/vh' });
     expect(found).toEqual([{ path: 'amqp.url', env: 'HEARTH_AMQP_URL', message: expect.stringContaining('mixes amqp:// and amqps://') as string }]);
