@@ -22,7 +22,7 @@ export const MODULES = {
   membership: { doc: 'Membership port: join, alive keys, cluster and service records, watch', may: ['concurrency', 'errors', 'etcd', 'fence', 'identity', 'lifecycle', 'observability', 'session'] },
   state: { doc: 'pure volume/snapshot state machines; StateStore port (etcd, SQLite)', may: ['errors', 'etcd', 'fence', 'identity', 'lifecycle', 'observability', 'preview'] },
   drivers: { doc: 'VolumeDriver port: file and fake drivers', may: ['config', 'errors', 'lifecycle', 'observability'] },
-  routing: { doc: 'JobBus port (AMQP, in-process); topology names; message schemas', may: ['amqp', 'concurrency', 'errors', 'lifecycle', 'observability', 'ops'] },
+  routing: { doc: 'JobBus port (AMQP, in-process); topology names; message schemas; declaring the quorum queues and watching their replicas', may: ['amqp', 'concurrency', 'errors', 'lifecycle', 'observability', 'ops'] },
   fencing: { doc: 'proof that a dead incarnation can act no more before its work or locks move: the fence queue, the runner, the methods (exec, kubernetes, lock-delay, process-gone)', may: ['config', 'errors', 'etcd', 'fence', 'identity', 'incarnation', 'lifecycle', 'locks', 'membership', 'observability'] },
   incarnation: { doc: 'one run of a worker: session, membership and locks under one supervisor', may: ['concurrency', 'errors', 'identity', 'lifecycle', 'locks', 'membership', 'observability', 'session'] },
   api: { doc: 'fastify server: Host check, auth, microversions, body parsing, Cinder faults, version document; cluster and operator routes', may: ['config', 'errors', 'fencing', 'identity', 'locks', 'membership', 'observability', 'ops', 'preview', 'routing', 'state'] },
