@@ -12,7 +12,7 @@ describe('AmqpConnection.waitForSession', () => {
     process.on('warning', onWarning);
     const connection = new AmqpConnection(
       { url: 'amqp://127.0.0.1:1', heartbeatSeconds: 1, connectTimeoutMs: 100, reconnectMaxDelayMs: 100, caFile: '', certFile: '', keyFile: '' },
-      { logger: silentLogger(), metrics: { amqpConnectionUp: { set: () => undefined }, amqpReconnects: { inc: () => undefined } }, name: 'test', setup: async () => undefined },
+      { logger: silentLogger(), metrics: { amqpConnectionUp: { set: () => undefined }, amqpReconnects: { inc: () => undefined }, amqpNodeConnected: { set: () => undefined }, amqpConnectionAttempts: { inc: () => undefined } }, name: 'test', setup: async () => undefined },
     );
     try {
       // Never started: no session comes, every wait ends on its deadline.
