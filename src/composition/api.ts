@@ -6,6 +6,7 @@
 import type { AddressInfo } from 'node:net';
 import type { ConfiguredAuth } from '../api/auth-setup.js';
 import { clusterRoutes } from '../api/clusters.js';
+import { poolRoutes } from '../backend/pool-routes.js';
 import { deadLetterRoutes } from '../api/dead-letters.js';
 import { fenceRoutes } from '../api/fences.js';
 import { operatorViewRoutes } from '../api/operator-views.js';
@@ -30,13 +31,14 @@ import type { OrphanDetection } from './orphans.js';
 export const API_PUBLISH_WAIT_MS = 1_000;
 
 /** Builds the API with every route and listens; resolves with the bound address. */
-export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth): Promise<AddressInfo> {
+export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth, version: string): Promise<AddressInfo> {
   const { config, clock, closer } = ctx;
   const logger = ctx.logger.child({ component: 'api' });
   const { store, membership, jobBus } = backends;
   const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options }));
   closer.quiesce('api stops accepting', () => api.close());
   api.register(clusterRoutes(membership, VOLUME_BINARY));
+  api.register(poolRoutes({ membership, version }));
   api.register(operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }));
   api.register(serviceRemovalRoutes({ membership, store, logger }));
   api.register(deadLetterRoutes(jobBus));

@@ -5,6 +5,8 @@
  * the stop order is the reverse: the worker drains, then the incarnation releases its locks,
  * leaves and revokes its lease, then the driver closes.
  */
+import { BackendMonitor } from '../backend/backend-monitor.js';
+import { BackendMetrics } from '../backend/metrics.js';
 import { clusterId, hostId, isClustered } from '../config/rules.js';
 import { requireActiveActive } from '../drivers/volume-driver.js';
 import { currentProcess } from '../fencing/process-identity.js';
@@ -39,6 +41,17 @@ export interface WorkerRoleParts {
 export function addWorkerReadiness(health: Health): void {
   health.addReadiness('membership', () => ({ ok: false, detail: 'not joined to the cluster' }));
   health.addReadiness('worker', () => ({ ok: false, detail: 'worker not started' }));
+}
+
+/**
+ * The backend's place in `/readyz`. A process that serves the API stays ready while its backend
+ * is down — its API works, and taking it out of the Service would not move any job — and
+ * `?verbose` shows `[-]backend failed (not counted)`; a worker-only process is not ready then.
+ */
+function addBackendReadiness(health: Health, monitor: BackendMonitor, servesApi: boolean): void {
+  const check = () => (monitor.up ? { ok: true } : { ok: false, detail: `backend ${monitor.state}${monitor.reason ? `: ${monitor.reason}` : ''}` });
+  if (servesApi) health.addInformational('backend', check);
+  else health.addReadiness('backend', check);
 }
 
 /**
@@ -82,6 +95,18 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
   health.addReadiness('membership', () => (incarnations.joined ? { ok: true } : { ok: false, detail: 'not joined to the cluster' }));
   const fences = (fencing = startFencing(ctx, { backends, incarnations, driver, self }));
   await untilAborted(incarnations.start(signal), 'joining the cluster', signal);
+  // The first check runs before the worker takes any job; then one every interval.
+  const monitor = new BackendMonitor({
+    driver,
+    member: () => incarnations.current()?.member,
+    intervalMs: config.backendHealth.checkIntervalMs,
+    clock,
+    logger: ctx.logger.child({ component: 'backend' }),
+    metrics: new BackendMetrics(registry, clusterId(config), config.alerts.backendNearlyFullPercent / 100),
+  });
+  closer.add('backend monitor', () => monitor.close());
+  await untilAborted(monitor.start(), 'checking the backend', signal);
+  addBackendReadiness(health, monitor, config.roles.includes('api'));
 
   const { store, membership, jobBus: bus } = backends;
   const publisher = new OpPublisher({ bus, store, clock, logger, timeoutMs: config.amqp.publishTimeoutMs });
@@ -89,11 +114,14 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
   const runs = (runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger, retry }));
   const awaitFence = (owner: OwnerRef, cluster: string, s: AbortSignal): Promise<boolean> => fences.awaitFence(owner, cluster, s);
   const cleanup = startOrphanCleanup(ctx, { detection: parts.orphans, incarnations, store, membership, claimer, runner: runs, ledger: backends.failoverLedger, awaitFence });
-  const manager = new VolumeManager({ store, claimer, runner: runs, incarnations, clock, logger, maxConcurrentOps: config.amqp.prefetch, retry, awaitFence });
+  const manager = new VolumeManager({ store, claimer, runner: runs, incarnations, clock, logger, maxConcurrentOps: config.amqp.prefetch, retry, awaitFence, canTake: () => monitor.up });
   const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: clusterId(config), intervalMs: config.sweepIntervalMs });
-  const worker = new Worker({ bus, incarnations, manager, sweeper, logger, beforeConsume: [cleanup.beforeConsume], extraHandlers: cleanup.handlers });
+  const backend = { get up(): boolean { return monitor.up; }, onChange: (listener: () => void) => monitor.onChange(listener) };
+  const worker = new Worker({ bus, incarnations, manager, sweeper, logger, beforeConsume: [cleanup.beforeConsume], extraHandlers: cleanup.handlers, backend });
   // Stop consuming; in-flight operations finish within shutdownGraceMs or are handed back.
   closer.add('worker drain', () => worker.drain(config.shutdownGraceMs));
-  health.addReadiness('worker', () => (worker.ready ? { ok: true } : { ok: false, detail: `worker ${worker.state}` }));
+  // Holding (backend down) counts as ready where the backend check is informational (see addBackendReadiness).
+  const holdingIsReady = config.roles.includes('api');
+  health.addReadiness('worker', () => (worker.ready || (holdingIsReady && worker.state === 'holding') ? { ok: true } : { ok: false, detail: `worker ${worker.state}` }));
   await untilAborted(worker.start(), 'starting the worker', signal);
 }

@@ -31,7 +31,7 @@ import { OpPublisher } from '../../../src/worker/op-publisher.js';
 import { OperationRunner } from '../../../src/worker/operation-runner.js';
 import { RepublishSweeper } from '../../../src/worker/sweeper.js';
 import { VolumeManager } from '../../../src/worker/volume-manager.js';
-import { type BeforeConsumeHook, Worker } from '../../../src/worker/worker.js';
+import { type BackendGate, type BeforeConsumeHook, Worker } from '../../../src/worker/worker.js';
 
 export const CLUSTER = 'ceph@rbd';
 export const HOST = 'n1@rbd';
@@ -98,6 +98,8 @@ export interface LocalWorkerOptions {
   readonly beforeConsume?: readonly BeforeConsumeHook[];
   /** Do not start the worker (tests that drive the manager by hand). */
   readonly start?: boolean;
+  /** The backend's state the worker follows (default: always up). */
+  readonly backend?: BackendGate;
 }
 
 /** One worker process's parts, in process. */
@@ -119,9 +121,9 @@ export async function localWorker(options: LocalWorkerOptions = {}) {
   const publisher = new OpPublisher({ bus, store, clock, logger, timeoutMs: 1_000 });
   const claimer = new OpClaimer({ store, membership });
   const runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger, retry: Backoff.constant(20) });
-  const manager = new VolumeManager({ store, claimer, runner, incarnations, clock, logger, maxConcurrentOps: options.maxConcurrentOps ?? 8, retry: Backoff.constant(20) });
+  const manager = new VolumeManager({ store, claimer, runner, incarnations, clock, logger, maxConcurrentOps: options.maxConcurrentOps ?? 8, retry: Backoff.constant(20), ...(options.backend ? { canTake: () => options.backend?.up ?? true } : {}) });
   const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: CLUSTER, intervalMs: options.sweepIntervalMs ?? 60_000, ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}) });
-  const worker = new Worker({ bus, incarnations, manager, sweeper, logger, ...(options.beforeConsume ? { beforeConsume: options.beforeConsume } : {}) });
+  const worker = new Worker({ bus, incarnations, manager, sweeper, logger, ...(options.beforeConsume ? { beforeConsume: options.beforeConsume } : {}), ...(options.backend ? { backend: options.backend } : {}) });
   const api = new VolumeService({ store, publisher: new JobBusPublisher(bus), admission: ADMIT_ALL, clock, logger, cluster: CLUSTER, availabilityZone: 'nova' });
   if (options.start ?? true) await worker.start();
   return {
