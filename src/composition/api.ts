@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 import type { ConfiguredAuth } from '../api/auth-setup.js';
 import { clusterRoutes } from '../api/clusters.js';
 import { poolRoutes } from '../backend/pool-routes.js';
+import { messageRoutes } from '../messages/routes.js';
+import { abortNotice } from '../routing/abort-notice.js';
 import { deadLetterRoutes } from '../api/dead-letters.js';
 import { fenceRoutes } from '../api/fences.js';
 import { operatorViewRoutes } from '../api/operator-views.js';
@@ -39,6 +41,8 @@ export async function startApi(ctx: CompositionContext, backends: Backends, orph
   closer.quiesce('api stops accepting', () => api.close());
   api.register(clusterRoutes(membership, VOLUME_BINARY));
   api.register(poolRoutes({ membership, version }));
+  api.register(messageRoutes({ messages: backends.messages, now: () => clock.now() }));
+  expireMessages(ctx, backends);
   api.register(operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }));
   api.register(serviceRemovalRoutes({ membership, store, logger }));
   api.register(deadLetterRoutes(jobBus));
@@ -69,7 +73,32 @@ export async function startApi(ctx: CompositionContext, backends: Backends, orph
     logger: ctx.logger.child({ component: 'volumes' }),
     cluster: clusterId(config),
     availabilityZone: config.zone,
+    abortRun: async (request) => void (await jobBus.publishNotice(abortNotice(request), { signal: AbortSignal.timeout(API_PUBLISH_WAIT_MS) })),
   });
   api.register(volumeRoutes(volumes));
   return api.listen(config.api.listen);
+}
+
+/** How often an API process removes expired user messages (Cinder's periodic `cleanup_expired_messages`). */
+const MESSAGE_EXPIRY_INTERVAL_MS = 3_600_000;
+
+/** Removes expired user messages every hour until shutdown; several API processes doing it is harmless. */
+function expireMessages(ctx: CompositionContext, backends: Backends): void {
+  const stop = new AbortController();
+  const logger = ctx.logger.child({ component: 'messages' });
+  const loop = (async () => {
+    while (!stop.signal.aborted) {
+      try {
+        await ctx.clock.sleep(MESSAGE_EXPIRY_INTERVAL_MS, stop.signal);
+        const removed = await backends.messages.deleteExpired(ctx.clock.now());
+        if (removed > 0) logger.info({ removed }, 'removed expired user messages');
+      } catch (err) {
+        if (!stop.signal.aborted) logger.warn({ err }, 'removing expired user messages failed; trying again in an hour');
+      }
+    }
+  })();
+  ctx.closer.add('user message expiry', async () => {
+    stop.abort();
+    await loop;
+  });
 }

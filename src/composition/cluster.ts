@@ -8,6 +8,7 @@ import { LockMetrics } from '../locks/metrics.js';
 import { EtcdLeaseTtls } from '../membership/etcd-lease-ttl.js';
 import { EtcdMembership } from '../membership/etcd-membership.js';
 import { EtcdFenceQueue } from '../fencing/etcd-fence-queue.js';
+import { EtcdMessageStore } from '../messages/etcd-message-store.js';
 import { EtcdFailoverLedger } from '../orphans/etcd-failover-ledger.js';
 import { EtcdSession } from '../session/etcd-session.js';
 import { SessionMetrics } from '../session/metrics.js';
@@ -43,6 +44,7 @@ export async function openClusterBackends(ctx: CompositionContext): Promise<Back
     leaseTtls: new EtcdLeaseTtls(client, config.etcd.callTimeoutMs),
     failoverLedger: new EtcdFailoverLedger({ client, keys }),
     fenceQueue: new EtcdFenceQueue({ client, keys, logger: logger.child({ component: 'fencing' }), now: () => clock.now() }),
+    messages: new EtcdMessageStore({ client, keys }),
     openSession: (signal) =>
       EtcdSession.open({
         client,

@@ -5,6 +5,8 @@
  * the stop order is the reverse: the worker drains, then the incarnation releases its locks,
  * leaves and revokes its lease, then the driver closes.
  */
+import { randomUUID } from 'node:crypto';
+import { CapacityAdmission } from '../backend/admission.js';
 import { BackendMonitor } from '../backend/backend-monitor.js';
 import { BackendMetrics } from '../backend/metrics.js';
 import { clusterId, hostId, isClustered } from '../config/rules.js';
@@ -14,7 +16,13 @@ import { type OwnerRef, VOLUME_BINARY } from '../identity.js';
 import { IncarnationSupervisor } from '../incarnation/supervisor.js';
 import { untilAborted } from '../lifecycle/deadline.js';
 import type { MembershipMetrics } from '../membership/metrics.js';
+import type { Logger } from '../observability/logger.js';
 import type { Health } from '../ops/health.js';
+import { ACTIONS, DETAILS, type MessageInput, newMessage } from '../messages/message-store.js';
+import { abortNotice, abortRequestOf } from '../routing/abort-notice.js';
+import type { JobBus } from '../routing/job-bus.js';
+import type { OpRecord, ResourceRecord } from '../state/records.js';
+import { type ForceDeleteHooks, replacedOf } from '../worker/force-delete.js';
 import { workerMetrics } from '../worker/metrics.js';
 import { OpClaimer } from '../worker/op-claim.js';
 import { OpPublisher } from '../worker/op-publisher.js';
@@ -111,7 +119,16 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
   const { store, membership, jobBus: bus } = backends;
   const publisher = new OpPublisher({ bus, store, clock, logger, timeoutMs: config.amqp.publishTimeoutMs });
   const claimer = new OpClaimer({ store, membership });
-  const runs = (runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger, retry }));
+  const tell = async (message: MessageInput): Promise<void> => backends.messages.create(newMessage(message, randomUUID(), clock.now(), config.messageTtlMs));
+  const admission = new CapacityAdmission({ source: monitor, cluster: clusterId(config), tell, now: () => clock.now(), logger });
+  const forceDelete = forceDeleteHooks(config.forceDeleteWaitMs, bus, tell, logger);
+  const runs = (runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger, retry, admission, forceDelete }));
+  // A force-delete asks the owner of the op it replaced to abort its run: this member aborts the ones it runs.
+  const notices = await bus.subscribeNotices((notice) => {
+    const request = abortRequestOf(notice);
+    if (request && runs.abort(request.opId, request.reason)) logger.warn({ opId: request.opId, resource: `${request.type}:${request.id}`, from: notice.from, reason: request.reason }, 'aborting a run on request');
+  });
+  closer.add('abort notices', () => notices.cancel());
   const awaitFence = (owner: OwnerRef, cluster: string, s: AbortSignal): Promise<boolean> => fences.awaitFence(owner, cluster, s);
   const cleanup = startOrphanCleanup(ctx, { detection: parts.orphans, incarnations, store, membership, claimer, runner: runs, ledger: backends.failoverLedger, awaitFence });
   const manager = new VolumeManager({ store, claimer, runner: runs, incarnations, clock, logger, maxConcurrentOps: config.amqp.prefetch, retry, awaitFence, canTake: () => monitor.up });
@@ -124,4 +141,35 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
   const holdingIsReady = config.roles.includes('api');
   health.addReadiness('worker', () => (worker.ready || (holdingIsReady && worker.state === 'holding') ? { ok: true } : { ok: false, detail: `worker ${worker.state}` }));
   await untilAborted(worker.start(), 'starting the worker', signal);
+}
+
+/** The worker's side of a force-delete: ask the replaced op's owner to abort, and tell the user when the wait was in vain. */
+function forceDeleteHooks(waitMs: number, bus: Pick<JobBus, 'publishNotice'>, tell: (m: MessageInput) => Promise<void>, logger: Logger): ForceDeleteHooks {
+  return {
+    waitMs,
+    abortReplaced: async (op: OpRecord) => {
+      const replaced = replacedOf(op);
+      if (!replaced?.owner) return;
+      try {
+        await bus.publishNotice(abortNotice({ type: op.type, id: op.id, opId: replaced.opId, reason: `force-delete (op ${op.opId})` }));
+      } catch (err) {
+        logger.warn({ err, opId: op.opId }, 'could not send the abort notice of a force-delete; waiting for the run to end by itself');
+      }
+    },
+    timedOut: async (op: OpRecord, record: ResourceRecord, why: string) => {
+      try {
+        await tell({
+          projectId: record.project_id,
+          requestId: `req-${op.opId}`,
+          resourceType: op.type === 'volume' ? 'VOLUME' : 'VOLUME_SNAPSHOT',
+          resourceUuid: op.id,
+          action: op.type === 'volume' ? ACTIONS.deleteVolume : ACTIONS.deleteSnapshot,
+          detail: DETAILS.earlierOperationRunning,
+          why,
+        });
+      } catch (err) {
+        logger.warn({ err, opId: op.opId }, 'could not record the user message of a force-delete that timed out');
+      }
+    },
+  };
 }

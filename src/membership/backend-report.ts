@@ -19,7 +19,7 @@ export interface PoolReport {
   readonly reservedPercentage: number;
   /** The driver's name (`file`, `fake`). */
   readonly driver: string;
-  /** Epoch ms when the capacity was read. */
+  /** Epoch ms when the capacity read began. */
   readonly atMs: number;
 }
 
