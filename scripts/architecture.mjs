@@ -29,6 +29,7 @@ export const MODULES = {
   volumes: { doc: 'volume/snapshot application service and its Cinder routes; JobPublisher and ClusterAdmission ports', may: ['api', 'errors', 'lifecycle', 'observability', 'preview', 'routing', 'state'] },
   worker: { doc: 'the volume manager: claims ops, runs drivers under locks, fenced completion, hand-back, sweeper', may: ['concurrency', 'drivers', 'errors', 'fence', 'identity', 'incarnation', 'lifecycle', 'locks', 'membership', 'observability', 'routing', 'state'] },
   backend: { doc: 'backend health and capacity: the worker\'s periodic check, Cinder\'s capacity filter, the pool view and get_pools', may: ['api', 'drivers', 'errors', 'lifecycle', 'membership', 'messages', 'observability', 'preview'] },
+  census: { doc: 'counts of resources by status and the oldest unfinished operations: Census port (etcd watch, SQLite counts), the exporter (the oldest live member), metrics', may: ['errors', 'etcd', 'lifecycle', 'membership', 'observability'] },
   messages: { doc: 'user messages (Cinder\'s messages API): MessageStore port (etcd, SQLite), event ids, routes', may: ['api', 'errors', 'etcd', 'lifecycle', 'observability', 'preview'] },
   orphans: { doc: 'orphan detection and cleanup: pure cores, detector, cleaner, automatic cleanup, workers/cleanup', may: ['api', 'errors', 'etcd', 'identity', 'lifecycle', 'membership', 'observability', 'preview', 'routing', 'state'] },
   composition: { doc: 'the composition root: picks every adapter (cluster.ts, single-node.ts) and assembles the roles', may: '*' },

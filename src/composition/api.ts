@@ -12,6 +12,7 @@ import { abortNotice } from '../routing/abort-notice.js';
 import { deadLetterRoutes } from '../api/dead-letters.js';
 import { fenceRoutes } from '../api/fences.js';
 import { operatorViewRoutes } from '../api/operator-views.js';
+import { opsViewRoutes } from '../api/ops-view.js';
 import { ApiServer, apiServerOptions } from '../api/server.js';
 import { serviceRemovalRoutes } from '../api/service-removal.js';
 import { fenceStateOf } from '../fencing/fence-state.js';
@@ -45,6 +46,7 @@ export async function startApi(ctx: CompositionContext, backends: Backends, orph
   expireMessages(ctx, backends);
   api.register(operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }));
   api.register(serviceRemovalRoutes({ membership, store, logger }));
+  api.register(opsViewRoutes({ store, membership, now: () => clock.now() }));
   api.register(deadLetterRoutes(jobBus));
   api.register(fenceRoutes({ membership, queue: backends.fenceQueue, logger }));
   api.register(

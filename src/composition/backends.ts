@@ -19,6 +19,7 @@ import type { CheckResult } from '../ops/health.js';
 import type { FenceQueue } from '../fencing/fence-queue.js';
 import type { EtcdLockServiceOptions } from '../locks/etcd-lock-service.js';
 import type { FailoverLedger } from '../orphans/failover-ledger.js';
+import type { Census } from '../census/census.js';
 import type { MessageStore } from '../messages/message-store.js';
 import type { JobBus } from '../routing/job-bus.js';
 import type { Session } from '../session/session.js';
@@ -55,6 +56,8 @@ export interface Backends {
   readonly fenceQueue: FenceQueue;
   /** User messages (Cinder's messages API): cluster: etcd; single node: a table in the state file. */
   readonly messages: MessageStore;
+  /** Opens the census (counts by status, oldest ops): cluster: a watch of etcd; single node: the state file's own counts. */
+  openCensus(): Census;
   /** Opens one session: one lease per incarnation (workers only). */
   openSession(signal: AbortSignal): Promise<Session>;
   /** The lock service of `session`; it dies with the session. `handOff` gates a takeover from an owner that died (fencing). */

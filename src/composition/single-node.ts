@@ -9,6 +9,7 @@ import { LocalMembership } from '../membership/local-membership.js';
 import { LocalRecordFile } from '../membership/local-store.js';
 import { LocalFenceQueue } from '../fencing/local-fence-queue.js';
 import { SqliteMessageStore } from '../messages/sqlite-message-store.js';
+import { SqliteCensus } from '../census/sqlite-census.js';
 import { LocalFailoverLedger } from '../orphans/local-failover-ledger.js';
 import { LocalBroker } from '../routing/local-broker.js';
 import { LocalJobBus } from '../routing/local-job-bus.js';
@@ -49,6 +50,7 @@ export async function openSingleNodeBackends(ctx: CompositionContext): Promise<B
     failoverLedger: new LocalFailoverLedger(),
     fenceQueue: new LocalFenceQueue(() => clock.now()),
     messages,
+    openCensus: () => SqliteCensus.open(join(config.dataDir, SQLITE_STATE_FILE)),
     openSession: async () => new LocalSession(hostId(config)),
     lockServiceFor: (session) => (locks = new LocalLockService({ metrics: lockMetrics, incarnation: session.incarnation })),
     healthy: () => (dataDirLock.compromised ? { ok: false, detail: 'the data directory lock was lost' } : { ok: true }),

@@ -7,6 +7,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { CapacityAdmission } from '../backend/admission.js';
+import { CensusExporter } from '../census/exporter.js';
+import { CensusMetrics } from '../census/metrics.js';
 import { BackendMonitor } from '../backend/backend-monitor.js';
 import { BackendMetrics } from '../backend/metrics.js';
 import { clusterId, hostId, isClustered } from '../config/rules.js';
@@ -115,6 +117,7 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
   closer.add('backend monitor', () => monitor.close());
   await untilAborted(monitor.start(), 'checking the backend', signal);
   addBackendReadiness(health, monitor, config.roles.includes('api'));
+  startCensus(ctx, backends, incarnations);
 
   const { store, membership, jobBus: bus } = backends;
   const publisher = new OpPublisher({ bus, store, clock, logger, timeoutMs: config.amqp.publishTimeoutMs });
@@ -172,4 +175,25 @@ function forceDeleteHooks(waitMs: number, bus: Pick<JobBus, 'publishNotice'>, te
       }
     },
   };
+}
+
+/** The census (hearth_resources, the oldest unfinished operations), exported by the oldest live member. */
+function startCensus(ctx: CompositionContext, backends: Backends, incarnations: IncarnationSupervisor): void {
+  const logger = ctx.logger.child({ component: 'census' });
+  const metrics = new CensusMetrics(ctx.registry, ctx.config.alerts.operationStuckMs / 1000, (err) => logger.debug({ err }, 'the census could not be read for a scrape'));
+  const exporter = new CensusExporter({
+    membership: backends.membership,
+    self: () => incarnations.current()?.member.owner,
+    open: () => backends.openCensus(),
+    metrics,
+    clock: ctx.clock,
+    logger,
+    retry: ctx.retry,
+  });
+  const unsubscribe = incarnations.subscribe(() => exporter.reconsider());
+  ctx.closer.add('census', async () => {
+    unsubscribe();
+    await exporter.close();
+  });
+  exporter.start();
 }
