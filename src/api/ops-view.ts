@@ -50,12 +50,12 @@ export function opJson(op: OpRecord, ownerState: OwnerState, nowMs: number): Rec
 export function opsViewRoutes(options: OpsViewOptions): RouteModule {
   return (app: FastifyInstance) => {
     app.get('/hearth/v1/ops', { config: { skipVersion: true } }, async (req) => {
-      const q = parseViewQuery(req.query as Record<string, string | string[] | undefined>, ['cluster', 'host', 'kind', 'owner_state'] as const);
+      const q = parseViewQuery(req.query as Record<string, string | string[] | undefined>, ['cluster', 'host', 'kind', 'owner_state']);
       const [ops, snapshot] = await Promise.all([options.store.listOps(), options.membership.snapshot()]);
       const alive = new Set(snapshot.alive.map((a) => a.incarnation));
       const now = options.now();
       const rows = ops
-        .map((op) => ({ op, state: (op.owner === null ? 'queued' : alive.has(op.owner.incarnation) ? 'alive' : 'dead') as OwnerState }))
+        .map((op) => ({ op, state: (op.owner === null ? 'queued' : alive.has(op.owner.incarnation) ? 'alive' : 'dead') }))
         .filter(
           ({ op, state }) =>
             (!q.cluster || matchesHost(op.cluster, q.cluster)) &&

@@ -1,5 +1,5 @@
 import { Gauge, type Registry } from 'prom-client';
-import type { Census } from './census.js';
+import type { Census, CensusSnapshot } from './census.js';
 
 /**
  * The census's instruments (names as in docs/metrics.md). Only the exporting member has
@@ -12,7 +12,7 @@ export class CensusMetrics {
   private readonly exporting: Gauge;
 
   constructor(registry: Registry, stuckAfterSeconds: number, private readonly onError: (err: unknown) => void) {
-    const self = this;
+    const read = (): Promise<CensusSnapshot | undefined> => this.read();
     new Gauge({
       name: 'hearth_resources',
       help: 'Volumes and snapshots by status, from the exporting member\'s census (a watch on etcd, the store\'s own counts on SQLite).',
@@ -20,7 +20,7 @@ export class CensusMetrics {
       registers: [registry],
       async collect() {
         this.reset();
-        const snapshot = await self.read();
+        const snapshot = await read();
         for (const r of snapshot?.resources ?? []) this.set({ type: r.type, status: r.status }, r.count);
       },
     });
@@ -31,7 +31,7 @@ export class CensusMetrics {
       registers: [registry],
       async collect() {
         this.reset();
-        const snapshot = await self.read();
+        const snapshot = await read();
         for (const o of snapshot?.operations ?? []) this.set({ cluster: o.cluster, operation: o.kind }, o.count);
       },
     });
@@ -42,7 +42,7 @@ export class CensusMetrics {
       registers: [registry],
       async collect() {
         this.reset();
-        const snapshot = await self.read();
+        const snapshot = await read();
         for (const o of snapshot?.operations ?? []) this.set({ cluster: o.cluster, operation: o.kind }, o.oldestCreatedAtMs / 1000);
       },
     });
@@ -65,7 +65,7 @@ export class CensusMetrics {
     this.exporting.set(census ? 1 : 0);
   }
 
-  private async read() {
+  private async read(): Promise<CensusSnapshot | undefined> {
     if (!this.source) return undefined;
     try {
       return await this.source.snapshot();
