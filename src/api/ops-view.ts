@@ -10,6 +10,11 @@ import type { RouteModule } from './server.js';
 /** Whose an unfinished op is: a live member's, a dead incarnation's (an orphan), or nobody's yet. */
 export type OwnerState = 'alive' | 'dead' | 'queued';
 
+function ownerStateOf(op: OpRecord, alive: ReadonlySet<string>): OwnerState {
+  if (op.owner === null) return 'queued';
+  return alive.has(op.owner.incarnation) ? 'alive' : 'dead';
+}
+
 /** What the ops view reads. */
 export interface OpsViewOptions {
   readonly store: Pick<StateStore, 'listOps'>;
@@ -55,7 +60,7 @@ export function opsViewRoutes(options: OpsViewOptions): RouteModule {
       const alive = new Set(snapshot.alive.map((a) => a.incarnation));
       const now = options.now();
       const rows = ops
-        .map((op) => ({ op, state: (op.owner === null ? 'queued' : alive.has(op.owner.incarnation) ? 'alive' : 'dead') }))
+        .map((op) => ({ op, state: ownerStateOf(op, alive) }))
         .filter(
           ({ op, state }) =>
             (!q.cluster || matchesHost(op.cluster, q.cluster)) &&
