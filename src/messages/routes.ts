@@ -2,8 +2,9 @@
  * Cinder's user messages API (`cinder message-list`, `message-show`, `message-delete`), from
  * microversion 3.3: `GET /v3/{project_id}/messages`, `GET …/messages/{id}`, `DELETE
  * …/messages/{id}` (204). From 3.5 the list takes Cinder's filters (`resource_type`,
- * `resource_uuid`, `event_id`, `request_id`, `message_level`), `sort` / `sort_key` /
- * `sort_dir`, `limit` and `marker`, with a `messages_links` next link. An admin sees every
+ * `resource_uuid`, `event_id`, `request_id`, `message_level`; an admin's filter on anything
+ * else matches nothing, anyone else's is a 400), `sort` / `sort_key` / `sort_dir`, `limit` and
+ * `marker`, with a `messages_links` next link. An admin sees every
  * project's messages, anyone else its own project's; an id that is not a UUID, or a message
  * someone else's, is a 404 as in Cinder.
  */
@@ -83,9 +84,12 @@ function sortOf(query: Req['query']): { key: keyof typeof SORT_KEYS; desc: boole
 function listOf(req: Req, all: UserMessage[]): { items: UserMessage[]; more: boolean; limit: number } {
   const query = req.query;
   if (!atLeast(req.apiVersion, PAGINATION_MV)) return { items: all.sort((a, b) => b.createdAtMs - a.createdAtMs || (a.id < b.id ? 1 : -1)), more: false, limit: all.length };
-  const paging = new Set(['marker', 'limit', 'offset', 'sort', 'sort_key', 'sort_dir']);
+  // `all_tenants` changes nothing here: an admin sees every project's messages anyway.
+  const paging = new Set(['marker', 'limit', 'offset', 'sort', 'sort_key', 'sort_dir', 'all_tenants']);
   const unknown = Object.keys(query).filter((k) => !paging.has(k) && !(k in FILTERS));
-  if (unknown.length > 0) throw new HttpError(400, `Invalid input received: Invalid filter keys: ${previewKeys(unknown)}`);
+  // Cinder: an admin may filter on anything, and a key that is no message column matches nothing; anyone else gets a 400.
+  if (unknown.length > 0 && scopeOf(req) !== undefined) throw new HttpError(400, `Invalid input received: Invalid filter keys: ${previewKeys(unknown)}`);
+  if (unknown.length > 0) return { items: [], more: false, limit: 0 };
   let items = all.filter((m) => Object.entries(FILTERS).every(([param, field]) => last(query[param]) === undefined || String(m[field]) === last(query[param])));
   const keys = sortOf(query);
   items.sort((a, b) => {
