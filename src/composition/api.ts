@@ -13,7 +13,7 @@ import { deadLetterRoutes } from '../api/dead-letters.js';
 import { fenceRoutes } from '../api/fences.js';
 import { operatorViewRoutes } from '../api/operator-views.js';
 import { opsViewRoutes } from '../api/ops-view.js';
-import { ApiServer, apiServerOptions } from '../api/server.js';
+import { ApiServer, apiServerOptions, type RouteModule } from '../api/server.js';
 import { serviceRemovalRoutes } from '../api/service-removal.js';
 import { fenceStateOf } from '../fencing/fence-state.js';
 import { clusterId } from '../config/rules.js';
@@ -33,23 +33,30 @@ import type { OrphanDetection } from './orphans.js';
  */
 export const API_PUBLISH_WAIT_MS = 1_000;
 
-/** Builds the API with every route and listens; resolves with the bound address. */
-export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth, version: string): Promise<AddressInfo> {
-  const { config, clock, closer } = ctx;
+/** Every route module of the API, built on `backends` (registered in this order); `version` is the build's, shown by get_pools. */
+export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, version: string): RouteModule[] {
+  const { config, clock } = ctx;
   const logger = ctx.logger.child({ component: 'api' });
   const { store, membership, jobBus } = backends;
-  const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options }));
-  closer.quiesce('api stops accepting', () => api.close());
-  api.register(clusterRoutes(membership, VOLUME_BINARY));
-  api.register(poolRoutes({ membership, version }));
-  api.register(messageRoutes({ messages: backends.messages, now: () => clock.now() }));
-  expireMessages(ctx, backends);
-  api.register(operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }));
-  api.register(serviceRemovalRoutes({ membership, store, logger }));
-  api.register(opsViewRoutes({ store, membership, now: () => clock.now() }));
-  api.register(deadLetterRoutes(jobBus));
-  api.register(fenceRoutes({ membership, queue: backends.fenceQueue, logger }));
-  api.register(
+  const volumes = new VolumeService({
+    store,
+    publisher: new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) }),
+    admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
+    clock,
+    logger: ctx.logger.child({ component: 'volumes' }),
+    cluster: clusterId(config),
+    availabilityZone: config.zone,
+    abortRun: async (request) => void (await jobBus.publishNotice(abortNotice(request), { signal: AbortSignal.timeout(API_PUBLISH_WAIT_MS) })),
+  });
+  return [
+    clusterRoutes(membership, VOLUME_BINARY),
+    poolRoutes({ membership, version }),
+    messageRoutes({ messages: backends.messages, now: () => clock.now() }),
+    operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }),
+    serviceRemovalRoutes({ membership, store, logger }),
+    opsViewRoutes({ store, membership, now: () => clock.now() }),
+    deadLetterRoutes(jobBus),
+    fenceRoutes({ membership, queue: backends.fenceQueue, logger }),
     orphanRoutes({
       membership,
       store,
@@ -66,18 +73,18 @@ export async function startApi(ctx: CompositionContext, backends: Backends, orph
         ),
       logger: ctx.logger.child({ component: 'orphans' }),
     }),
-  );
-  const volumes = new VolumeService({
-    store,
-    publisher: new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) }),
-    admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
-    clock,
-    logger: ctx.logger.child({ component: 'volumes' }),
-    cluster: clusterId(config),
-    availabilityZone: config.zone,
-    abortRun: async (request) => void (await jobBus.publishNotice(abortNotice(request), { signal: AbortSignal.timeout(API_PUBLISH_WAIT_MS) })),
-  });
-  api.register(volumeRoutes(volumes));
+    volumeRoutes(volumes),
+  ];
+}
+
+/** Builds the API with every route and listens; resolves with the bound address. */
+export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth, version: string): Promise<AddressInfo> {
+  const { config, closer } = ctx;
+  const logger = ctx.logger.child({ component: 'api' });
+  const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options }));
+  closer.quiesce('api stops accepting', () => api.close());
+  for (const routes of apiRoutes(ctx, backends, orphans, version)) api.register(routes);
+  expireMessages(ctx, backends);
   return api.listen(config.api.listen);
 }
 
