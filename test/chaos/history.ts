@@ -22,6 +22,10 @@ export type HistoryEvent =
       readonly owner?: OwnerOfOp;
       /** The owner before the write (null: queued or new). */
       readonly prevOwner: OwnerOfOp;
+      /** The op's id after the write (absent on a delete, or where a test leaves it out). */
+      readonly opId?: string | null;
+      /** The op's id before the write (null: none was there). A put with another id replaced that op: an admin's force-delete. */
+      readonly prevOpId?: string | null;
     }
   | { readonly revision: number; readonly kind: 'resource-put'; readonly key: string; readonly updatedBy: string | null; readonly status: string }
   /** `incarnations/<inc>`: which process ran it (its pid; null when not recorded). */
@@ -94,6 +98,12 @@ function raw(type: 'put' | 'delete', kv: IKeyValue, prev: IKeyValue | undefined)
   };
 }
 
+function opIdOf(json: string | null): string | null {
+  if (json === null) return null;
+  const id = (JSON.parse(json) as { opId?: unknown }).opId;
+  return typeof id === 'string' ? id : null;
+}
+
 function ownerOf(json: string | null): OwnerOfOp {
   if (json === null) return null;
   const o = (JSON.parse(json) as { owner?: { incarnation: string; aliveRevision: string } | null }).owner;
@@ -138,8 +148,8 @@ export function decodeHistory(prefix: string, events: readonly RawEvent[]): Hist
       if (e.type === 'delete') out.push({ revision: e.revision, kind: 'alive-delete', host });
       else out.push({ revision: e.revision, kind: 'alive-put', host, incarnation: (JSON.parse(e.value ?? '{}') as { incarnation: string }).incarnation, createRevision: e.createRevision });
     } else if (rest.startsWith('ops/')) {
-      if (e.type === 'delete') out.push({ revision: e.revision, kind: 'op-delete', key: rest, prevOwner: ownerOf(e.prev) });
-      else out.push({ revision: e.revision, kind: 'op-put', key: rest, owner: ownerOf(e.value), prevOwner: ownerOf(e.prev) });
+      if (e.type === 'delete') out.push({ revision: e.revision, kind: 'op-delete', key: rest, prevOwner: ownerOf(e.prev), prevOpId: opIdOf(e.prev) });
+      else out.push({ revision: e.revision, kind: 'op-put', key: rest, owner: ownerOf(e.value), prevOwner: ownerOf(e.prev), opId: opIdOf(e.value), prevOpId: opIdOf(e.prev) });
     } else if (rest.startsWith('resources/') && e.type === 'put') {
       const r = JSON.parse(e.value ?? '{}') as { updated_by?: string; status: string };
       out.push({ revision: e.revision, kind: 'resource-put', key: rest, updatedBy: r.updated_by ?? null, status: r.status });
