@@ -12,7 +12,15 @@ export type OwnerOfOp = { readonly incarnation: string; readonly aliveRevision: 
 
 /** One event of etcd's history under the run's prefix, decoded. */
 export type HistoryEvent =
-  | { readonly revision: number; readonly kind: 'alive-put'; readonly host: string; readonly incarnation: string; readonly createRevision: number }
+  | {
+      readonly revision: number;
+      readonly kind: 'alive-put';
+      readonly host: string;
+      readonly incarnation: string;
+      readonly createRevision: number;
+      /** The backend report the alive entry carries (absent: none yet). */
+      readonly backend?: 'up' | 'down';
+    }
   | { readonly revision: number; readonly kind: 'alive-delete'; readonly host: string }
   | {
       readonly revision: number;
@@ -146,7 +154,11 @@ export function decodeHistory(prefix: string, events: readonly RawEvent[]): Hist
     } else if (rest.startsWith('alive/')) {
       const host = rest.slice('alive/'.length);
       if (e.type === 'delete') out.push({ revision: e.revision, kind: 'alive-delete', host });
-      else out.push({ revision: e.revision, kind: 'alive-put', host, incarnation: (JSON.parse(e.value ?? '{}') as { incarnation: string }).incarnation, createRevision: e.createRevision });
+      else {
+        const alive = JSON.parse(e.value ?? '{}') as { incarnation: string; backend?: { state?: unknown } };
+        const state = alive.backend?.state;
+        out.push({ revision: e.revision, kind: 'alive-put', host, incarnation: alive.incarnation, createRevision: e.createRevision, ...(state === 'up' || state === 'down' ? { backend: state } : {}) });
+      }
     } else if (rest.startsWith('ops/')) {
       if (e.type === 'delete') out.push({ revision: e.revision, kind: 'op-delete', key: rest, prevOwner: ownerOf(e.prev), prevOpId: opIdOf(e.prev) });
       else out.push({ revision: e.revision, kind: 'op-put', key: rest, owner: ownerOf(e.value), prevOwner: ownerOf(e.prev), opId: opIdOf(e.value), prevOpId: opIdOf(e.prev) });

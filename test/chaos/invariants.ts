@@ -7,6 +7,7 @@
  */
 import type { JournalReport } from '../../src/drivers/fake-journal.js';
 import { isTransitional } from '../../src/state/state-machine.js';
+import { type BackendOutage, backendDownRow } from './backend-invariants.js';
 import { type DeathFaults, type FenceLog, fenceKilledPids, fenceOrderRow, fencedOnceRow, type RefusedFence, refusedFenceRow } from './fence-invariants.js';
 import type { HistoryEvent } from './history.js';
 import { few, type InvariantRow, row } from './rows.js';
@@ -182,6 +183,8 @@ export interface RunRecord {
   readonly badInputs: readonly BadInput[];
   /** Name prefix of the volumes that bad requests tried to create. */
   readonly badName: string;
+  /** The backend-down faults (absent: none injected). */
+  readonly outages?: readonly BackendOutage[];
 }
 
 /** p50 and max of `values` (ms), or undefined when empty. */
@@ -201,6 +204,7 @@ export function checkInvariants(r: RunRecord): InvariantRow[] {
     fenceOrderRow(r.history, r.deathFaults),
     fencedOnceRow(r.history, r.processes, r.deathFaults),
     refusedFenceRow(r.history, r.refusals, r.deathFaults),
+    backendDownRow(r.history, r.outages ?? []),
     noDoubleCreate(r),
     opsEmpty(r),
     noCrash(r),

@@ -19,12 +19,12 @@ export interface Answer {
 }
 
 /** Calls the API at `base` with a bounded wait; never throws. */
-export async function call(base: string, method: string, path: string, body?: unknown, init: { raw?: string; contentType?: string; timeoutMs?: number } = {}): Promise<Answer> {
+export async function call(base: string, method: string, path: string, body?: unknown, init: { raw?: string; contentType?: string; timeoutMs?: number; version?: string } = {}): Promise<Answer> {
   const payload = init.raw ?? (body === undefined ? undefined : JSON.stringify(body));
   try {
     const res = await fetch(`${base}${path}`, {
       method,
-      headers: { 'OpenStack-API-Version': 'volume 3.27', ...(payload === undefined ? {} : { 'content-type': init.contentType ?? 'application/json' }) },
+      headers: { 'OpenStack-API-Version': init.version ?? 'volume 3.27', ...(payload === undefined ? {} : { 'content-type': init.contentType ?? 'application/json' }) },
       ...(payload === undefined ? {} : { body: payload }),
       signal: AbortSignal.timeout(init.timeoutMs ?? 15_000),
     });
