@@ -116,6 +116,7 @@ export class ChaosCluster {
       HEARTH_DRIVER_FAKE_JOURNAL: this.journal,
       HEARTH_DRIVER_FAKE_DOWN_FILE: this.downFile(host),
       HEARTH_BACKEND_HEALTH_CHECK_INTERVAL_MS: '500',
+      HEARTH_BACKEND_HEALTH_PROBE_TIMEOUT_MS: '500',
       HEARTH_ORPHANS_SWEEP_INTERVAL_MS: '2000',
       HEARTH_ORPHANS_AUTO_CLEANUP: 'true',
       HEARTH_ORPHANS_GRACE_MS: String(this.options.leaseTtlMs),
