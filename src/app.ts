@@ -114,7 +114,7 @@ export async function startApp(config: Config, options: AppOptions, signal?: Abo
     health.addReadiness('job-bus', jobBusReadiness(bus));
     await step('job bus', bus.start());
     const orphans = startOrphanDetection(ctx, backends.store, backends.membership);
-    const apiAddress = auth ? await step('api', startApi(ctx, backends, orphans, auth)) : undefined;
+    const apiAddress = auth ? await step('api', startApi(ctx, backends, orphans, auth, build.version)) : undefined;
     if (roles.worker) await startWorkerRole(ctx, { backends, health, membershipMetrics, orphans, version: build.version }, signal);
     const addresses = { ops: opsAddress, ...(apiAddress ? { api: apiAddress } : {}) };
     logger.info({ api: addresses.api, ops: addresses.ops }, 'hearth started');

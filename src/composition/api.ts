@@ -6,9 +6,13 @@
 import type { AddressInfo } from 'node:net';
 import type { ConfiguredAuth } from '../api/auth-setup.js';
 import { clusterRoutes } from '../api/clusters.js';
+import { poolRoutes } from '../backend/pool-routes.js';
+import { messageRoutes } from '../messages/routes.js';
+import { abortNotice } from '../routing/abort-notice.js';
 import { deadLetterRoutes } from '../api/dead-letters.js';
 import { fenceRoutes } from '../api/fences.js';
 import { operatorViewRoutes } from '../api/operator-views.js';
+import { opsViewRoutes } from '../api/ops-view.js';
 import { ApiServer, apiServerOptions, type RouteModule } from '../api/server.js';
 import { serviceRemovalRoutes } from '../api/service-removal.js';
 import { fenceStateOf } from '../fencing/fence-state.js';
@@ -29,8 +33,8 @@ import type { OrphanDetection } from './orphans.js';
  */
 export const API_PUBLISH_WAIT_MS = 1_000;
 
-/** Every route module of the API, built on `backends` (registered in this order). */
-export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection): RouteModule[] {
+/** Every route module of the API, built on `backends` (registered in this order); `version` is the build's, shown by get_pools. */
+export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, version: string): RouteModule[] {
   const { config, clock } = ctx;
   const logger = ctx.logger.child({ component: 'api' });
   const { store, membership, jobBus } = backends;
@@ -42,11 +46,15 @@ export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: 
     logger: ctx.logger.child({ component: 'volumes' }),
     cluster: clusterId(config),
     availabilityZone: config.zone,
+    abortRun: async (request) => void (await jobBus.publishNotice(abortNotice(request), { signal: AbortSignal.timeout(API_PUBLISH_WAIT_MS) })),
   });
   return [
     clusterRoutes(membership, VOLUME_BINARY),
+    poolRoutes({ membership, version }),
+    messageRoutes({ messages: backends.messages, now: () => clock.now() }),
     operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }),
     serviceRemovalRoutes({ membership, store, logger }),
+    opsViewRoutes({ store, membership, now: () => clock.now() }),
     deadLetterRoutes(jobBus),
     fenceRoutes({ membership, queue: backends.fenceQueue, logger }),
     orphanRoutes({
@@ -70,11 +78,36 @@ export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: 
 }
 
 /** Builds the API with every route and listens; resolves with the bound address. */
-export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth): Promise<AddressInfo> {
+export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth, version: string): Promise<AddressInfo> {
   const { config, closer } = ctx;
   const logger = ctx.logger.child({ component: 'api' });
   const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options }));
   closer.quiesce('api stops accepting', () => api.close());
-  for (const routes of apiRoutes(ctx, backends, orphans)) api.register(routes);
+  for (const routes of apiRoutes(ctx, backends, orphans, version)) api.register(routes);
+  expireMessages(ctx, backends);
   return api.listen(config.api.listen);
+}
+
+/** How often an API process removes expired user messages (Cinder's periodic `cleanup_expired_messages`). */
+const MESSAGE_EXPIRY_INTERVAL_MS = 3_600_000;
+
+/** Removes expired user messages every hour until shutdown; several API processes doing it is harmless. */
+function expireMessages(ctx: CompositionContext, backends: Backends): void {
+  const stop = new AbortController();
+  const logger = ctx.logger.child({ component: 'messages' });
+  const loop = (async () => {
+    while (!stop.signal.aborted) {
+      try {
+        await ctx.clock.sleep(MESSAGE_EXPIRY_INTERVAL_MS, stop.signal);
+        const removed = await backends.messages.deleteExpired(ctx.clock.now());
+        if (removed > 0) logger.info({ removed }, 'removed expired user messages');
+      } catch (err) {
+        if (!stop.signal.aborted) logger.warn({ err }, 'removing expired user messages failed; trying again in an hour');
+      }
+    }
+  })();
+  ctx.closer.add('user message expiry', async () => {
+    stop.abort();
+    await loop;
+  });
 }

@@ -19,6 +19,8 @@ import type { CheckResult } from '../ops/health.js';
 import type { FenceQueue } from '../fencing/fence-queue.js';
 import type { EtcdLockServiceOptions } from '../locks/etcd-lock-service.js';
 import type { FailoverLedger } from '../orphans/failover-ledger.js';
+import type { Census } from '../census/census.js';
+import type { MessageStore } from '../messages/message-store.js';
 import type { JobBus } from '../routing/job-bus.js';
 import type { Session } from '../session/session.js';
 import type { StateStore } from '../state/state-store.js';
@@ -52,6 +54,10 @@ export interface Backends {
   readonly failoverLedger: FailoverLedger;
   /** Fence operations of dead incarnations (cluster: etcd; single node: memory). */
   readonly fenceQueue: FenceQueue;
+  /** User messages (Cinder's messages API): cluster: etcd; single node: a table in the state file. */
+  readonly messages: MessageStore;
+  /** Opens the census (counts by status, oldest ops): cluster: a watch of etcd; single node: the state file's own counts. */
+  openCensus(): Census;
   /** Opens one session: one lease per incarnation (workers only). */
   openSession(signal: AbortSignal): Promise<Session>;
   /** The lock service of `session`; it dies with the session. `handOff` gates a takeover from an owner that died (fencing). */

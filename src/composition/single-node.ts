@@ -8,6 +8,8 @@ import { noLeases } from '../membership/lease-ttl.js';
 import { LocalMembership } from '../membership/local-membership.js';
 import { LocalRecordFile } from '../membership/local-store.js';
 import { LocalFenceQueue } from '../fencing/local-fence-queue.js';
+import { SqliteMessageStore } from '../messages/sqlite-message-store.js';
+import { SqliteCensus } from '../census/sqlite-census.js';
 import { LocalFailoverLedger } from '../orphans/local-failover-ledger.js';
 import { LocalBroker } from '../routing/local-broker.js';
 import { LocalJobBus } from '../routing/local-job-bus.js';
@@ -29,6 +31,7 @@ export async function openSingleNodeBackends(ctx: CompositionContext): Promise<B
   });
   closer.add('data-dir lock', () => dataDirLock.release());
   const store = closer.use('state store', SqliteStateStore.open({ path: join(config.dataDir, SQLITE_STATE_FILE), clock, metrics: createStateMetrics(registry) }));
+  const messages = closer.use('user messages', SqliteMessageStore.open(join(config.dataDir, SQLITE_STATE_FILE)));
   const membership = closer.use('membership', new LocalMembership(await LocalRecordFile.open(join(config.dataDir, 'membership.json')), clock));
   const lockMetrics = new LockMetrics(registry);
   let locks: LocalLockService | undefined;
@@ -46,6 +49,8 @@ export async function openSingleNodeBackends(ctx: CompositionContext): Promise<B
     leaseTtls: noLeases,
     failoverLedger: new LocalFailoverLedger(),
     fenceQueue: new LocalFenceQueue(() => clock.now()),
+    messages,
+    openCensus: () => SqliteCensus.open(join(config.dataDir, SQLITE_STATE_FILE)),
     openSession: async () => new LocalSession(hostId(config)),
     lockServiceFor: (session) => (locks = new LocalLockService({ metrics: lockMetrics, incarnation: session.incarnation })),
     healthy: () => (dataDirLock.compromised ? { ok: false, detail: 'the data directory lock was lost' } : { ok: true }),

@@ -15,6 +15,7 @@
  * | `incarnations/<incarnation>` | which process ran it (written by its join) | none |
  * | `fenced/<incarnation>` | how it ended for good: left cleanly, or fenced | none |
  * | `fences/<incarnation>` | the fence operation of a dead incarnation | none |
+ * | `messages/<id>` | a user message (Cinder's messages API) until it expires | none |
  */
 export class KeyLayout {
   constructor(readonly prefix: string) {}
@@ -80,6 +81,13 @@ export class KeyLayout {
   }
   fences(): string {
     return `${this.prefix}/fences/`;
+  }
+  /** A user message (messages concern). */
+  message(id: string): string {
+    return `${this.prefix}/messages/${id}`;
+  }
+  messages(): string {
+    return `${this.prefix}/messages/`;
   }
   /** One snapshot of a volume in the index a volume delete counts. */
   volumeSnapshot(volumeId: string, snapshotId: string): string {

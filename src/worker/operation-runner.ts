@@ -3,6 +3,7 @@
  * that records the final status and removes the op.
  */
 import { AbortedError, FencedError, IllegalStateError, isRetryable } from '../errors.js';
+import { LockTimeoutError } from '../locks/lock-service.js';
 import { allOf, type Fence, NO_FENCE } from '../fence.js';
 import type { DriverContext, VolumeDriver } from '../drivers/volume-driver.js';
 import type { Clock } from '../lifecycle/clock.js';
@@ -13,6 +14,8 @@ import type { OpRecord, ResourceRecord, ResourceRef, SnapshotRecord, VolumeRecor
 import type { StateStore } from '../state/state-store.js';
 import type { Incarnation, Incarnations } from '../incarnation/incarnation.js';
 import type { OperationResult, WorkerMetrics } from './metrics.js';
+import { type Admission, refusedForCapacity } from './admission.js';
+import { forceDeleteTimeoutWhy, type ForceDeleteHooks, isForceDelete } from './force-delete.js';
 import type { OpPublisher } from './op-publisher.js';
 import { type DriverOutcome, finalWrite, type FinalWrite, isManagedKind, lockNamesFor, type ManagedKind, newSizeOf } from './plan.js';
 
@@ -46,6 +49,10 @@ export interface OperationRunnerOptions {
   readonly logger: Logger;
   /** Waits between retries of a store or lock call that failed transiently (`retry.*`). */
   readonly retry?: Backoff;
+  /** The capacity gate of creates and extends; absent: everything fits. */
+  readonly admission?: Admission;
+  /** What a force-delete does while it waits for the run it replaced; absent: force-deletes wait like any delete. */
+  readonly forceDelete?: ForceDeleteHooks;
 }
 
 /** A run of one op, for logs and the helpers below. */
@@ -56,6 +63,8 @@ interface Run {
   /** Caller's signal (drain) or the incarnation ending. */
   readonly stop: AbortSignal;
   readonly handBack: AbortSignal;
+  /** Aborted when this run is asked to stop (a force-delete replaced its op). */
+  readonly abort: AbortSignal;
   readonly log: Logger;
 }
 
@@ -98,6 +107,8 @@ export class OperationRunner {
   /** Runs in flight, by the incarnation that owns them. */
   private readonly inFlight = new Map<string, Set<Promise<OpOutcome>>>();
   private readonly idle = new Map<string, Set<() => void>>();
+  /** Runs in flight by op id, to abort one on request. */
+  private readonly aborts = new Map<string, AbortController>();
 
   constructor(private readonly deps: OperationRunnerOptions) {
     this.retry = deps.retry ?? DEFAULT_ETCD_RETRY;
@@ -126,6 +137,19 @@ export class OperationRunner {
       waiters.add(done);
       signal.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /**
+   * Aborts the run of `opId` in this process, if any: its driver call's signal fires (the
+   * driver stops at its next step), it writes nothing more than its op allows — a force-delete
+   * replaced the op, so its final write finds it gone — and it releases its locks once its call
+   * returned. True when a run was found.
+   */
+  abort(opId: string, reason: string): boolean {
+    const controller = this.aborts.get(opId);
+    if (!controller) return false;
+    controller.abort(new Error(reason));
+    return true;
   }
 
   /**
@@ -166,13 +190,18 @@ export class OperationRunner {
       outcome = fenced(log, 'the incarnation that claimed the op has ended');
     } else {
       const handBack = options.signal ?? NEVER;
-      const run: Run = { op: { ...op, kind: op.kind, owner }, ref: { type: op.type, id: op.id }, inc, handBack, stop: AbortSignal.any([handBack, inc.member.signal]), log };
+      const abort = new AbortController();
+      this.aborts.set(op.opId, abort);
+      const run: Run = { op: { ...op, kind: op.kind, owner }, ref: { type: op.type, id: op.id }, inc, handBack, abort: abort.signal, stop: AbortSignal.any([handBack, abort.signal, inc.member.signal]), log };
       try {
         outcome = await this.underLocks(run);
       } catch (err) {
         // Only a bug gets here; the op stays owned by this incarnation (an orphan once it ends).
         log.error({ err }, 'the operation runner failed; the op stays owned by this incarnation');
         outcome = { result: 'error' };
+      } finally {
+        if (this.aborts.get(op.opId) === abort) this.aborts.delete(op.opId);
+        this.deps.admission?.finished(op.opId);
       }
     }
     done(outcome.result);
@@ -182,13 +211,18 @@ export class OperationRunner {
 
   /** Takes the locks (retrying transient failures) and runs the op under them. */
   private async underLocks(run: Run): Promise<OpOutcome> {
+    const force = this.deps.forceDelete && isForceDelete(run.op) ? this.deps.forceDelete : undefined;
+    if (force) await force.abortReplaced(run.op);
+    const deadline = force ? this.deps.clock.now() + force.waitMs : Infinity;
     for (let attempt = 1; ; attempt++) {
       try {
         const names = await this.lockNames(run);
-        return await run.inc.locks.withLock(names, (ctx) => this.locked(run, ctx), { signal: run.stop, timeoutMs: Infinity });
+        const timeoutMs = Math.max(0, deadline - this.deps.clock.now());
+        return await run.inc.locks.withLock(names, (ctx) => this.locked(run, ctx), { signal: run.stop, timeoutMs });
       } catch (err) {
         if (!run.inc.member.joined) return fenced(run.log, 'lost the lease before the operation ended', err);
-        if (run.handBack.aborted) return this.handBack(run, NO_FENCE);
+        if (run.handBack.aborted || run.abort.aborted) return this.handBack(run, NO_FENCE);
+        if (force && err instanceof LockTimeoutError) return this.forceTimedOut(run, force, err);
         if (!isRetryable(err)) throw err;
         run.log.warn({ err, attempt }, 'could not take the locks or read the op; retrying');
         await this.pause(attempt, run.stop);
@@ -215,6 +249,7 @@ export class OperationRunner {
       return { result: 'gone' };
     }
     const signal = AbortSignal.any([ctx.signal, run.stop]);
+    if (this.deps.admission && (await refusedForCapacity(this.deps.admission, run.op, record, log))) return this.finish(run, record, ctx.fence, 'refused');
     let outcome: DriverOutcome = 'success';
     try {
       await this.untilSafe(ctx, signal);
@@ -224,11 +259,23 @@ export class OperationRunner {
       if (signal.aborted || err instanceof AbortedError) {
         if (!inc.member.joined || ctx.signal.aborted) return fenced(log, 'lost the lease or a lock mid-operation; aborted, left for orphan cleanup', err);
         if (run.handBack.aborted) return this.handBack(run, ctx.fence);
+        if (run.abort.aborted) log.warn({ err, reason: String(run.abort.reason) }, 'the driver call was aborted on request');
       }
-      log.warn({ err }, 'the driver call failed');
+      if (!run.abort.aborted) log.warn({ err }, 'the driver call failed');
       outcome = 'error';
     }
     return this.finish(run, record, ctx.fence, outcome);
+  }
+
+  /** A force-delete that found no proof the replaced run stopped: error_deleting, and why. */
+  private async forceTimedOut(run: Run, force: ForceDeleteHooks, err: LockTimeoutError): Promise<OpOutcome> {
+    const record = await this.deps.store.get(run.ref);
+    if (!record || record.status !== run.op.status) return { result: 'gone' };
+    const why = forceDeleteTimeoutWhy(run.op, force.waitMs, err);
+    run.log.warn({ lock: err.lockName, holder: err.holder, waitMs: force.waitMs }, 'force-delete: the replaced run did not stop in time; error_deleting');
+    await force.timedOut(run.op, record, why);
+    // No lock is held: the write is fenced by this member alone, and expects the op unchanged.
+    return this.finish(run, record, NO_FENCE, 'error');
   }
 
   /** No new side effect while a keepalive is missing: wait until the locks are `held` again. */

@@ -40,6 +40,8 @@ export interface VolumeManagerOptions {
    * is on record. Absent: a takeover that awaits a fence is retried later.
    */
   readonly awaitFence?: (owner: OwnerRef, cluster: string, signal: AbortSignal) => Promise<boolean>;
+  /** False while the backend cannot take work: deliveries are requeued for another member. Absent: always true. */
+  readonly canTake?: () => boolean;
 }
 
 /** What became of the runs still going when a drain began. */
@@ -92,7 +94,7 @@ export class VolumeManager {
   /** The bus handler for `job` messages. */
   readonly handle = async (delivery: JobDelivery): Promise<Disposition> => {
     const inc = this.options.incarnations.current();
-    if (this.taking.signal.aborted || !inc) return dispositions.requeue();
+    if (this.taking.signal.aborted || !inc || this.options.canTake?.() === false) return dispositions.requeue();
     let release: (() => void) | undefined;
     try {
       release = await this.slots.acquire(AbortSignal.any([delivery.signal, this.taking.signal, inc.member.signal]));

@@ -244,6 +244,30 @@ export function describeStateStore(name: string, factory: StateStoreFactory): vo
         expect(await store.getOp(ref)).toBeUndefined();
       });
 
+      it('replaces the op in flight with a new one in one write (force-delete); the old owner can write nothing more', async () => {
+        const created = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
+        if (!created.ok || !created.op) throw new Error('no op');
+        const ref = { type: 'volume' as const, id: created.record.id };
+        await store.updateOp(ref, { expect: { opId: created.op.opId }, set: { owner: PEER, attempt: 1 } });
+        const forced = await store.transition(ref, {
+          expect: { status: 'creating' },
+          expectOp: { opId: created.op.opId },
+          set: { status: 'deleting' },
+          op: { replace: { kind: 'delete_volume', params: { force: true } } },
+          by: 'api',
+        });
+        expect(forced).toMatchObject({ ok: true, record: { status: 'deleting' }, op: { kind: 'delete_volume', status: 'deleting', owner: null, attempt: 0, params: { force: true } } });
+        if (!forced.ok || !forced.op) throw new Error('no op');
+        expect(forced.op.opId).not.toBe(created.op.opId);
+        expect(await store.getOp(ref)).toMatchObject({ opId: forced.op.opId, owner: null });
+        const late = await store.transition(ref, { expect: { status: 'creating' }, expectOp: { opId: created.op.opId, owner: PEER.incarnation }, set: { status: 'available' }, op: 'remove', by: 'worker' });
+        expect(late.ok).toBe(false);
+        // Where there is no op, replace creates one.
+        const idle = await availableVolume();
+        const fresh = await store.transition({ type: 'volume', id: idle.id }, { expect: { status: 'available' }, set: { status: 'deleting' }, op: { replace: { kind: 'delete_volume' } }, by: 'api' });
+        expect(fresh).toMatchObject({ ok: true, op: { kind: 'delete_volume' } });
+      });
+
       it('checks the op record with expectOp (a worker completes only its own op)', async () => {
         const vol = await availableVolume();
         const ref = { type: 'volume' as const, id: vol.id };

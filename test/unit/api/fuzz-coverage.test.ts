@@ -23,7 +23,7 @@ async function servedRoutes(): Promise<string[]> {
   server.app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) if (method !== 'HEAD' && method !== 'OPTIONS') served.push(`${method} ${route.url}`);
   });
-  for (const routes of apiRoutes(ctx, {} as Backends, { detector: {} } as OrphanDetection)) server.register(routes);
+  for (const routes of apiRoutes(ctx, {} as Backends, { detector: {} } as OrphanDetection, '0.0.0')) server.register(routes);
   await server.app.ready();
   await server.close();
   return served;
