@@ -3,9 +3,9 @@
 // suite keeps the run's single etcd member and RabbitMQ node, so their ratios stay comparable.
 // Real `hearth serve` processes as a deployment runs them — every etcd member in
 // etcd.endpoints, every RabbitMQ node in amqp.url, the default lease TTL and everything else at
-// its default — an API-only process and three workers with the instant fake driver, while client
-// loops (test/support/op-stream.ts) keep creating volumes through the API and wait for each to be
-// `available`. The stall is the longest time in which no create completed, from the fault until
+// its default (the log level too) — an API-only process and three workers with the instant fake
+// driver, while client loops (test/support/op-stream.ts) keep creating volumes through the API
+// and wait for each to be `available`. The stall is the longest time in which no create completed, from the fault until
 // the first completion at least 2 s after it was undone. Three kinds of round (ha-rounds.ts):
 // - etcd leader (`failover.etcd_leader_*`): kill -9 of the etcd leader, restarted 6 s after the
 //   kill. Also counted: worker incarnations that ended (`this incarnation ended` in a worker's
@@ -19,8 +19,10 @@
 //   first moment a leader is seen until every worker answers `/readyz` 200 (each fences its own
 //   earlier incarnation once its runs settled and revokes that lease; docs/fencing.md), and until
 //   the first create completes. The loss itself is the chaos suite's to judge, not timed here.
-// The baseline is the lease TTL (`lease.ttl_s`, which the failover suite reports too).
-import { mkdtemp } from 'node:fs/promises';
+// The baseline is the lease TTL (`lease.ttl_s`, which the failover suite reports too). Every
+// process's log is left in the run's temp dir (`failover-ha/`, printed at the end), and a create
+// that never became `available` is printed with its status, to explain a figure that misses.
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,7 +78,6 @@ export const suite: BenchSuite = {
         HEARTH_BACKEND: 'be',
         HEARTH_DRIVER_NAME: 'fake',
         HEARTH_DRIVER_FAKE_JOURNAL: journal,
-        HEARTH_LOG_LEVEL: 'warn',
       };
       const api = await startHearth({ name: 'bench-ha-api', env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' }, startTimeoutMs: 60_000 });
       procs.push(api);
@@ -103,6 +104,7 @@ export const suite: BenchSuite = {
       for (const [i, kind] of nodeKinds.entries()) nodes.push(await nodeRound(s, stream, i + 1, kind, NODE_DOWN_MS));
       await stream.stop().catch(() => undefined);
       const lost = stream.failures.length;
+      for (const f of stream.failures) ctx.log(`lost: ${f} (its status now: ${await client.status('volume', f.split(':')[0] as string).catch(() => 'unknown')})`);
       const twice = await runTwice(journal);
       ctx.log(`${stream.done.length} creates completed under the etcd and RabbitMQ rounds; ${lost} lost, ${twice} driver call(s) run twice or overlapping`);
 
@@ -135,6 +137,11 @@ export const suite: BenchSuite = {
       ];
     } finally {
       await Promise.allSettled(procs.map((p) => p.stop()));
+      // Every process's log (at the default level), for whoever has to explain a figure.
+      const logs = join(ctx.tmpDir, 'failover-ha');
+      await mkdir(logs, { recursive: true });
+      await Promise.all(procs.map((p) => writeFile(join(logs, `${p.name}.log`), p.output())));
+      if (procs.length > 0) ctx.log(`process logs in ${logs}`);
       kv.close();
       await topology.stop();
     }
