@@ -24,6 +24,17 @@ export interface HaSetup {
 
 /** The log line of a worker whose incarnation ended (src/incarnation/supervisor.ts). */
 export const ENDED = 'this incarnation ended; rejoining as a new one';
+/** The API's log line for a request it answered with a 5xx (src/api/server.ts). */
+const API_FAILED = 'API request failed';
+
+/**
+ * Requests the API refused since `since`: its 5xx answers to any request (the clients' reads
+ * too), or the creates the client loops saw refused, whichever is more (a create that never got
+ * an answer is not in the API's log).
+ */
+function refusedSince(s: HaSetup, stream: OpStream, since: number, refusedBefore: number): number {
+  return Math.max(logged([s.api], API_FAILED, since).length, stream.refused.length - refusedBefore);
+}
 
 /** How long after a fault was undone the stall window stays open (steady work must be seen). */
 const SETTLE_MS = 2_000;
@@ -94,10 +105,10 @@ export async function leaderRound(s: HaSetup, stream: OpStream, n: number, downM
   const stall = await stallBetween(stream, t0, until);
   const stallS = stall.ms / 1_000;
   const incarnationsLost = logged(s.workers, ENDED, t0).length;
-  const refused = stream.refused.length - refusedBefore;
+  const refused = refusedSince(s, stream, t0, refusedBefore);
   s.log(
     `etcd round ${n}: kill -9 of the leader ${leader.name}, ${next.name} elected after ${electedS.toFixed(2)} s, restarted after ${(downMs / 1_000).toFixed(0)} s: ` +
-      `no create completed for ${describeStall(stall)}; ${incarnationsLost} worker incarnation(s) ended; ${refused} create(s) refused`,
+      `no create completed for ${describeStall(stall)}; ${incarnationsLost} worker incarnation(s) ended; ${refused} API request(s) refused`,
   );
   return { stallS, incarnationsLost, refused, electedS };
 }
@@ -148,10 +159,10 @@ export async function nodeRound(s: HaSetup, stream: OpStream, n: number, kind: N
   await sleep(SETTLE_MS);
   const stall = await stallBetween(stream, t0, until);
   const stallS = stall.ms / 1_000;
-  const refused = stream.refused.length - refusedBefore;
+  const refused = refusedSince(s, stream, t0, refusedBefore);
   s.log(
     `RabbitMQ round ${n}: kill -9 of ${kind === 'worker-node' ? `${worker.name}'s node` : 'the queue leader'} ${victim.name} (clients on it: ${on.join(', ') || 'none'}), ` +
-      `restarted after ${(downMs / 1_000).toFixed(0)} s, whole again ${wholeS.toFixed(1)} s after the kill: no create completed for ${describeStall(stall)}; ${refused} create(s) refused`,
+      `restarted after ${(downMs / 1_000).toFixed(0)} s, whole again ${wholeS.toFixed(1)} s after the kill: no create completed for ${describeStall(stall)}; ${refused} API request(s) refused`,
   );
   return { kind, stallS, refused };
 }

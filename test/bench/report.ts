@@ -66,8 +66,8 @@ What the suites measure (each file's header says more):
   too), while four client loops keep creating volumes through the API and wait for each to be
   \`available\`. The **stall** is the longest time in which no create completed, from the fault
   until the first completion 2 s after it was undone. \`failover.etcd_leader_*\`: \`kill -9\` of
-  the etcd leader, restarted 6 s later — the stall, worker incarnations that ended, creates the
-  API refused, the election. \`failover.amqp_node_*\`: \`kill -9\` of the RabbitMQ node a worker
+  the etcd leader, restarted 6 s later — the stall, worker incarnations that ended, requests the
+  API refused (its 5xx answers, reads included), the election. \`failover.amqp_node_*\`: \`kill -9\` of the RabbitMQ node a worker
   is connected to and of the cluster queue's leader, alternately, restarted 10 s later, the
   window closing once every node runs and the queue has its three members online again.
   \`failover.ha_*\`: creates accepted but never \`available\` across those rounds, and driver

@@ -9,7 +9,7 @@
 // the first completion at least 2 s after it was undone. Three kinds of round (ha-rounds.ts):
 // - etcd leader (`failover.etcd_leader_*`): kill -9 of the etcd leader, restarted 6 s after the
 //   kill. Also counted: worker incarnations that ended (`this incarnation ended` in a worker's
-//   log) and creates the API refused.
+//   log) and requests the API refused (its 5xx answers, the clients' reads included).
 // - RabbitMQ node (`failover.amqp_node_*`): kill -9 of the node a worker is connected to, and of
 //   the cluster queue's leader, alternately; restarted 10 s after the kill.
 // Across both (`failover.ha_*`): creates accepted but never `available` (lost), and driver calls
