@@ -102,12 +102,10 @@ async function main(): Promise<void> {
     console.error(`\n${failures.length} suite(s) failed: ${failures.map((f) => f.suite).join(', ')}`);
     process.exitCode = 1;
   }
-  // Everything is written. Should a handle stay open (a failover-ha run did not return by itself
-  // after its results), say which and end the run rather than hang `make bench`.
-  setTimeout(() => {
-    console.error(`still open 5 s after the run: ${process.getActiveResourcesInfo().join(', ')}; exiting`);
-    process.exit();
-  }, 5_000).unref();
 }
 
 await main();
+// Everything is written: end here. Runs of failover-ha alone did not return by themselves — after
+// their results the main thread kept a core busy without ever reaching a timer again (seen three
+// times, cause not found) — and `make bench` must not hang.
+process.exit();
