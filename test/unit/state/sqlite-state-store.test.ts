@@ -7,18 +7,26 @@ import { ManualClock } from '../../../src/lifecycle/clock.js';
 import { createStateMetrics } from '../../../src/state/metrics.js';
 import { SQLITE_STATE_FILE, SqliteStateStore } from '../../../src/state/sqlite-state-store.js';
 import { Registry } from 'prom-client';
-import { describeStateStore, newVolume } from '../../contract/state-store.contract.js';
+import Database from 'better-sqlite3';
+import { describeStateStore, newVolume, type StoredRef } from '../../contract/state-store.contract.js';
 
 describeStateStore('SQLite', async ({ clock, metrics }) => {
   const dir = await mkdtemp(join(tmpdir(), 'hearth-state-'));
-  const store = SqliteStateStore.open({ path: join(dir, SQLITE_STATE_FILE), clock, metrics });
+  const path = join(dir, SQLITE_STATE_FILE);
+  const store = SqliteStateStore.open({ path, clock, metrics });
+  // A second connection to the same file, as another process would have.
+  const raw = new Database(path);
+  const table = (w: StoredRef): string => (w.kind === 'op' ? 'ops' : 'resources');
   return {
     store,
+    readStored: async (w) => (raw.prepare(`SELECT body FROM ${table(w)} WHERE type = ? AND id = ?`).get(w.type, w.id) as { body: string } | undefined)?.body,
+    writeStored: async (w, text) => void raw.prepare(`UPDATE ${table(w)} SET body = ? WHERE type = ? AND id = ?`).run(text, w.type, w.id),
     makeFence: async () => {
       let held = true;
       return { fence: { guards: [], holds: () => held, description: 'test session' }, revoke: async () => void (held = false) };
     },
     close: async () => {
+      raw.close();
       await store.close();
       await rm(dir, { recursive: true, force: true });
     },
