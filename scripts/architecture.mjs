@@ -30,6 +30,7 @@ export const MODULES = {
   volumes: { doc: 'volume/snapshot application service and its Cinder routes; JobPublisher and ClusterAdmission ports', may: ['api', 'errors', 'lifecycle', 'observability', 'preview', 'protocol', 'routing', 'state'] },
   worker: { doc: 'the volume manager: claims ops, runs drivers under locks, fenced completion, hand-back, sweeper', may: ['concurrency', 'drivers', 'errors', 'fence', 'identity', 'incarnation', 'lifecycle', 'locks', 'membership', 'observability', 'routing', 'state'] },
   orphans: { doc: 'orphan detection and cleanup: pure cores, detector, cleaner, automatic cleanup, workers/cleanup', may: ['api', 'errors', 'etcd', 'identity', 'lifecycle', 'membership', 'observability', 'preview', 'routing', 'state'] },
+  upgrade: { doc: 'rolling upgrades: presence of every process, message versions negotiated from the living, the finalized record schema, finalize and the data migration', may: ['api', 'concurrency', 'errors', 'etcd', 'lifecycle', 'observability', 'ops', 'protocol', 'routing', 'session', 'state'] },
   composition: { doc: 'the composition root: picks every adapter (cluster.ts, single-node.ts) and assembles the roles', may: '*' },
   app: { doc: 'startApp: one pass over the composition, stop order = start order reversed', may: ['api', 'composition', 'config', 'lifecycle', 'membership', 'observability', 'ops', 'routing', 'version'] },
   cli: { doc: 'commander program; one module per command group', may: ['api', 'app', 'config', 'errors', 'observability', 'volumes'] },

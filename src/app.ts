@@ -6,13 +6,13 @@
  * concrete adapter of another concern.
  *
  * Start: API token files → data dir → backends (single node: the data-dir lock first) → ops
- * listener → membership monitor → job bus → orphan detection → API → volume driver →
- * incarnation (session, membership, locks) → worker.
+ * listener → upgrade (version check, presence, live view) → membership monitor → job bus →
+ * orphan detection → API → volume driver → incarnation (session, membership, locks) → worker.
  *
  * Stop: first what shutdown must tell everyone at once — readiness off, the API stops
  * accepting, no new incarnation, no new automatic cleanup — then the reverse of the start:
  * the worker drains → the incarnation releases its locks, leaves and revokes its lease → the
- * driver → … → the ops listener → the backends.
+ * driver → … → the upgrade view and presence → the ops listener → the backends.
  */
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -23,6 +23,7 @@ import { startApi } from './composition/api.js';
 import { openClusterBackends } from './composition/cluster.js';
 import { startOrphanDetection } from './composition/orphans.js';
 import { openSingleNodeBackends } from './composition/single-node.js';
+import { startUpgrade } from './composition/upgrade.js';
 import { addWorkerReadiness, startWorkerRole } from './composition/worker.js';
 import { isClustered } from './config/rules.js';
 import { redactConfig } from './config/redact.js';
@@ -103,6 +104,9 @@ export async function startApp(config: Config, options: AppOptions, signal?: Abo
     health.addLiveness('data-dir-lock', () => backends.healthy());
     const ops = closer.use('ops listener', new OpsServer(registry, health, logger.child({ component: 'ops' }), opsLimits(config.ops)));
     const opsAddress = await step('ops listener', ops.listen(config.ops.listen));
+    // Before anything publishes or writes: this build may run on the cluster, and the bus and the
+    // store follow the versions of the live processes (docs/upgrades.md).
+    const upgrade = await step('upgrade', startUpgrade(ctx, { backends, health, build }, signal));
     const membershipMetrics = new MembershipMetrics(registry);
     const monitor = closer.use(
       'membership monitor',
@@ -114,7 +118,7 @@ export async function startApp(config: Config, options: AppOptions, signal?: Abo
     health.addReadiness('job-bus', jobBusReadiness(bus));
     await step('job bus', bus.start());
     const orphans = startOrphanDetection(ctx, backends.store, backends.membership);
-    const apiAddress = auth ? await step('api', startApi(ctx, backends, orphans, auth)) : undefined;
+    const apiAddress = auth ? await step('api', startApi(ctx, backends, orphans, auth, upgrade)) : undefined;
     if (roles.worker) await startWorkerRole(ctx, { backends, health, membershipMetrics, orphans, version: build.version }, signal);
     const addresses = { ops: opsAddress, ...(apiAddress ? { api: apiAddress } : {}) };
     logger.info({ api: addresses.api, ops: addresses.ops }, 'hearth started');

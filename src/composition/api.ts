@@ -21,6 +21,11 @@ import { volumeRoutes } from '../volumes/volume-routes.js';
 import { VolumeService } from '../volumes/volume-service.js';
 import type { Backends, CompositionContext } from './backends.js';
 import type { OrphanDetection } from './orphans.js';
+import type { UpgradeParts } from './upgrade.js';
+import { upgradeRoutes } from '../upgrade/routes.js';
+import { type Microversion, servedMaxVersion } from '../api/microversion.js';
+import { JOB_KIND_SINCE } from '../routing/job-message.js';
+import type { OperationGate } from '../volumes/operation-gate.js';
 
 /**
  * Longest an API request waits for the broker's confirm of the job it records. A failed or
@@ -30,16 +35,28 @@ import type { OrphanDetection } from './orphans.js';
 export const API_PUBLISH_WAIT_MS = 1_000;
 
 /** Builds the API with every route and listens; resolves with the bound address. */
-export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth): Promise<AddressInfo> {
+export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth, upgrade: UpgradeParts): Promise<AddressInfo> {
   const { config, clock, closer } = ctx;
   const logger = ctx.logger.child({ component: 'api' });
   const { store, membership, jobBus } = backends;
-  const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options }));
+  const cluster = clusterId(config);
+  // The skew policy: a microversion or an operation that needs a newer message version is
+  // served only once every live worker of the cluster reads it.
+  const maxVersion = (): Microversion => servedMaxVersion(upgrade.view.workerMessageVersion(cluster));
+  const gate: OperationGate = {
+    refuses: (c, kind) => {
+      const have = upgrade.view.workerMessageVersion(c);
+      const need = JOB_KIND_SINCE[kind];
+      return have >= need ? undefined : `the live workers of ${c} read messages up to version ${have}, and ${kind} needs version ${need}`;
+    },
+  };
+  const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options, maxVersion }));
   closer.quiesce('api stops accepting', () => api.close());
   api.register(clusterRoutes(membership, VOLUME_BINARY));
   api.register(operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }));
   api.register(serviceRemovalRoutes({ membership, store, logger }));
   api.register(deadLetterRoutes(jobBus));
+  api.register(upgradeRoutes(upgrade.service));
   api.register(fenceRoutes({ membership, queue: backends.fenceQueue, logger }));
   api.register(
     orphanRoutes({
@@ -63,9 +80,10 @@ export async function startApi(ctx: CompositionContext, backends: Backends, orph
     store,
     publisher: new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) }),
     admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
+    gate,
     clock,
     logger: ctx.logger.child({ component: 'volumes' }),
-    cluster: clusterId(config),
+    cluster,
     availabilityZone: config.zone,
   });
   api.register(volumeRoutes(volumes));

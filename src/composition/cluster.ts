@@ -14,6 +14,9 @@ import { SessionMetrics } from '../session/metrics.js';
 import { EtcdStateStore } from '../state/etcd-state-store.js';
 import { createStateMetrics } from '../state/metrics.js';
 import { EtcdClientMetrics } from '../etcd/metrics.js';
+import { MessageVersions } from '../routing/message-versions.js';
+import { RecordVersions } from '../state/record-versions.js';
+import { EtcdUpgradeRegistry } from '../upgrade/etcd-upgrade-registry.js';
 import type { Backends, CompositionContext } from './backends.js';
 
 /**
@@ -29,20 +32,46 @@ export async function openClusterBackends(ctx: CompositionContext): Promise<Back
   const host = hostId(config);
   const sessionMetrics = new SessionMetrics(registry);
   const lockMetrics = new LockMetrics(registry);
+  // Records are written at the cluster's finalized schema and messages at the version every
+  // live process reads: the upgrade view (app.ts) feeds both once it has read the cluster.
+  const protocol = { records: new RecordVersions(), messages: new MessageVersions() };
   const store = closer.use(
     'state store',
-    new EtcdStateStore({ client, keys, clock, metrics: createStateMetrics(registry), logger: logger.child({ component: 'state' }) }),
+    new EtcdStateStore({ client, keys, clock, metrics: createStateMetrics(registry), logger: logger.child({ component: 'state' }), versions: protocol.records }),
   );
   const membership = closer.use('membership', new EtcdMembership({ client, keys, clock, logger: logger.child({ component: 'membership' }), retry }));
   return {
     mode: 'cluster',
     store,
     membership,
-    jobBus: new AmqpJobBus(config.amqp, { identity: { cluster: clusterId(config), host }, logger: logger.child({ component: 'job-bus' }), registry }),
+    jobBus: new AmqpJobBus(config.amqp, { identity: { cluster: clusterId(config), host }, logger: logger.child({ component: 'job-bus' }), registry, versions: protocol.messages }),
     lockTable: new EtcdLockTable({ client, keys }),
     leaseTtls: new EtcdLeaseTtls(client, config.etcd.callTimeoutMs),
     failoverLedger: new EtcdFailoverLedger({ client, keys }),
     fenceQueue: new EtcdFenceQueue({ client, keys, logger: logger.child({ component: 'fencing' }), now: () => clock.now() }),
+    upgrade: closer.use(
+      'upgrade registry',
+      new EtcdUpgradeRegistry({
+        client,
+        keys,
+        clock,
+        logger: logger.child({ component: 'upgrade' }),
+        retry,
+        // A presence lease of its own per process (not counted as a worker session).
+        openSession: (signal) =>
+          EtcdSession.open({
+            client,
+            host,
+            leaseTtlMs: config.leaseTtlMs,
+            leaseMarginMs: config.leaseMarginMs,
+            callTimeoutMs: config.etcd.callTimeoutMs,
+            logger: logger.child({ component: 'upgrade' }),
+            clock,
+            ...(signal ? { signal } : {}),
+          }),
+      }),
+    ),
+    protocol,
     openSession: (signal) =>
       EtcdSession.open({
         client,
