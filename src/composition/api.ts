@@ -9,7 +9,7 @@ import { clusterRoutes } from '../api/clusters.js';
 import { deadLetterRoutes } from '../api/dead-letters.js';
 import { fenceRoutes } from '../api/fences.js';
 import { operatorViewRoutes } from '../api/operator-views.js';
-import { ApiServer, apiServerOptions } from '../api/server.js';
+import { ApiServer, apiServerOptions, type RouteModule } from '../api/server.js';
 import { serviceRemovalRoutes } from '../api/service-removal.js';
 import { fenceStateOf } from '../fencing/fence-state.js';
 import { clusterId } from '../config/rules.js';
@@ -34,31 +34,42 @@ import type { OperationGate } from '../volumes/operation-gate.js';
  */
 export const API_PUBLISH_WAIT_MS = 1_000;
 
-/** Builds the API with every route and listens; resolves with the bound address. */
-export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth, upgrade: UpgradeParts): Promise<AddressInfo> {
-  const { config, clock, closer } = ctx;
-  const logger = ctx.logger.child({ component: 'api' });
-  const { store, membership, jobBus } = backends;
-  const cluster = clusterId(config);
-  // The skew policy: a microversion or an operation that needs a newer message version is
-  // served only once every live worker of the cluster reads it.
-  const maxVersion = (): Microversion => servedMaxVersion(upgrade.view.workerMessageVersion(cluster));
-  const gate: OperationGate = {
+/**
+ * The skew policy at the API: a microversion or an operation that needs a newer message version
+ * is served only once every live worker of the cluster reads it (docs/upgrades.md).
+ */
+function skewGate(upgrade: UpgradeParts): OperationGate {
+  return {
     refuses: (c, kind) => {
       const have = upgrade.view.workerMessageVersion(c);
       const need = JOB_KIND_SINCE[kind];
       return have >= need ? undefined : `the live workers of ${c} read messages up to version ${have}, and ${kind} needs version ${need}`;
     },
   };
-  const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options, maxVersion }));
-  closer.quiesce('api stops accepting', () => api.close());
-  api.register(clusterRoutes(membership, VOLUME_BINARY));
-  api.register(operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }));
-  api.register(serviceRemovalRoutes({ membership, store, logger }));
-  api.register(deadLetterRoutes(jobBus));
-  api.register(upgradeRoutes(upgrade.service));
-  api.register(fenceRoutes({ membership, queue: backends.fenceQueue, logger }));
-  api.register(
+}
+
+/** Every route module of the API, built on `backends` (registered in this order). */
+export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, upgrade: UpgradeParts): RouteModule[] {
+  const { config, clock } = ctx;
+  const logger = ctx.logger.child({ component: 'api' });
+  const { store, membership, jobBus } = backends;
+  const volumes = new VolumeService({
+    store,
+    publisher: new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) }),
+    admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
+    gate: skewGate(upgrade),
+    clock,
+    logger: ctx.logger.child({ component: 'volumes' }),
+    cluster: clusterId(config),
+    availabilityZone: config.zone,
+  });
+  return [
+    clusterRoutes(membership, VOLUME_BINARY),
+    operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }),
+    serviceRemovalRoutes({ membership, store, logger }),
+    deadLetterRoutes(jobBus),
+    upgradeRoutes(upgrade.service),
+    fenceRoutes({ membership, queue: backends.fenceQueue, logger }),
     orphanRoutes({
       membership,
       store,
@@ -75,17 +86,19 @@ export async function startApi(ctx: CompositionContext, backends: Backends, orph
         ),
       logger: ctx.logger.child({ component: 'orphans' }),
     }),
-  );
-  const volumes = new VolumeService({
-    store,
-    publisher: new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) }),
-    admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
-    gate,
-    clock,
-    logger: ctx.logger.child({ component: 'volumes' }),
-    cluster,
-    availabilityZone: config.zone,
-  });
-  api.register(volumeRoutes(volumes));
+    volumeRoutes(volumes),
+  ];
+}
+
+/** Builds the API with every route and listens; resolves with the bound address. */
+export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth, upgrade: UpgradeParts): Promise<AddressInfo> {
+  const { config, closer } = ctx;
+  const logger = ctx.logger.child({ component: 'api' });
+  const cluster = clusterId(config);
+  // A microversion that needs a newer message version waits for every live worker (skewGate).
+  const maxVersion = (): Microversion => servedMaxVersion(upgrade.view.workerMessageVersion(cluster));
+  const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options, maxVersion }));
+  closer.quiesce('api stops accepting', () => api.close());
+  for (const routes of apiRoutes(ctx, backends, orphans, upgrade)) api.register(routes);
   return api.listen(config.api.listen);
 }

@@ -17,6 +17,11 @@ import { EtcdClientMetrics } from '../etcd/metrics.js';
 import { MessageVersions } from '../routing/message-versions.js';
 import { RecordVersions } from '../state/record-versions.js';
 import { EtcdUpgradeRegistry } from '../upgrade/etcd-upgrade-registry.js';
+import { ManagementApi } from '../amqp/management.js';
+import { splitUrlList, vhostOf } from '../config/url-lists.js';
+import { QueueReplicaMonitor, type WatchedQueue } from '../routing/amqp-replicas.js';
+import { replicaMetrics } from '../routing/metrics.js';
+import { clusterQueueOf, hostQueueOf, topologyFor } from '../routing/topology.js';
 import type { Backends, CompositionContext } from './backends.js';
 
 /**
@@ -40,6 +45,7 @@ export async function openClusterBackends(ctx: CompositionContext): Promise<Back
     new EtcdStateStore({ client, keys, clock, metrics: createStateMetrics(registry), logger: logger.child({ component: 'state' }), versions: protocol.records }),
   );
   const membership = closer.use('membership', new EtcdMembership({ client, keys, clock, logger: logger.child({ component: 'membership' }), retry }));
+  if (config.amqp.managementUrl !== '') closer.use('queue replica monitor', replicaMonitor(ctx, host)).start();
   return {
     mode: 'cluster',
     store,
@@ -97,4 +103,31 @@ export async function openClusterBackends(ctx: CompositionContext): Promise<Back
       }),
     healthy: () => ({ ok: true }),
   };
+}
+
+/**
+ * The poll of the management API (`amqp.managementUrl`) for the replicas of the queues this
+ * process uses: the cluster queue and the dead-letter queue, and a worker's own host queue.
+ */
+function replicaMonitor(ctx: CompositionContext, host: string): QueueReplicaMonitor {
+  const { config } = ctx;
+  const cluster = clusterId(config);
+  const queues: WatchedQueue[] = [{ kind: 'dead', name: topologyFor(config.amqp.prefix, cluster, host).deadQueue }];
+  // Each message version this build reads has its own work queues (routing/topology.ts).
+  for (const version of new MessageVersions().readVersions()) {
+    queues.push({ kind: 'cluster', name: clusterQueueOf(config.amqp.prefix, cluster, version) });
+    if (config.roles.includes('worker')) queues.push({ kind: 'host', name: hostQueueOf(config.amqp.prefix, cluster, host, version) });
+  }
+  return new QueueReplicaMonitor({
+    // One node gets connectTimeoutMs; a poll (nodes, then each queue) at most three of those.
+    reader: new ManagementApi({ ...config.amqp, timeoutMs: config.amqp.connectTimeoutMs }),
+    vhost: vhostOf(splitUrlList(config.amqp.url)[0] ?? ''),
+    queues,
+    groupSize: config.amqp.quorumInitialGroupSize,
+    intervalMs: config.amqp.managementIntervalMs,
+    timeoutMs: Math.min(config.amqp.managementIntervalMs, 3 * config.amqp.connectTimeoutMs),
+    metrics: replicaMetrics(ctx.registry),
+    logger: ctx.logger.child({ component: 'queue-replicas' }),
+    clock: ctx.clock,
+  });
 }
