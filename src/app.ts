@@ -102,6 +102,10 @@ export async function startApp(config: Config, options: AppOptions, signal?: Abo
     await step('data dir', mkdir(config.dataDir, { recursive: true }));
     const backends: Backends = await step('backends', clustered ? openClusterBackends(ctx) : openSingleNodeBackends(ctx));
     health.addLiveness('data-dir-lock', () => backends.healthy());
+    // Not ready until every step below is done: the ops listener answers early (liveness, metrics),
+    // and a balancer must not route to an API that does not listen yet, nor a rollout move on.
+    let startedUp = false;
+    health.addReadiness('start-up', () => (startedUp ? { ok: true } : { ok: false, detail: 'starting' }));
     const ops = closer.use('ops listener', new OpsServer(registry, health, logger.child({ component: 'ops' }), opsLimits(config.ops)));
     const opsAddress = await step('ops listener', ops.listen(config.ops.listen));
     // Before anything publishes or writes: this build may run on the cluster, and the bus and the
@@ -121,6 +125,7 @@ export async function startApp(config: Config, options: AppOptions, signal?: Abo
     const apiAddress = auth ? await step('api', startApi(ctx, backends, orphans, auth, upgrade)) : undefined;
     if (roles.worker) await startWorkerRole(ctx, { backends, health, membershipMetrics, orphans, version: build.version }, signal);
     const addresses = { ops: opsAddress, ...(apiAddress ? { api: apiAddress } : {}) };
+    startedUp = true;
     logger.info({ api: addresses.api, ops: addresses.ops }, 'hearth started');
     return {
       config,
