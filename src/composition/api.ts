@@ -25,6 +25,11 @@ import { volumeRoutes } from '../volumes/volume-routes.js';
 import { VolumeService } from '../volumes/volume-service.js';
 import type { Backends, CompositionContext } from './backends.js';
 import type { OrphanDetection } from './orphans.js';
+import type { UpgradeParts } from './upgrade.js';
+import { upgradeRoutes } from '../upgrade/routes.js';
+import { type Microversion, servedMaxVersion } from '../api/microversion.js';
+import { JOB_KIND_SINCE } from '../routing/job-message.js';
+import type { OperationGate } from '../volumes/operation-gate.js';
 
 /**
  * Longest an API request waits for the broker's confirm of the job it records. A failed or
@@ -33,8 +38,22 @@ import type { OrphanDetection } from './orphans.js';
  */
 export const API_PUBLISH_WAIT_MS = 1_000;
 
+/**
+ * The skew policy at the API: a microversion or an operation that needs a newer message version
+ * is served only once every live worker of the cluster reads it (docs/upgrades.md).
+ */
+function skewGate(upgrade: UpgradeParts): OperationGate {
+  return {
+    refuses: (c, kind) => {
+      const have = upgrade.view.workerMessageVersion(c);
+      const need = JOB_KIND_SINCE[kind];
+      return have >= need ? undefined : `the live workers of ${c} read messages up to version ${have}, and ${kind} needs version ${need}`;
+    },
+  };
+}
+
 /** Every route module of the API, built on `backends` (registered in this order); `version` is the build's, shown by get_pools. */
-export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, version: string): RouteModule[] {
+export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, upgrade: UpgradeParts, version: string): RouteModule[] {
   const { config, clock } = ctx;
   const logger = ctx.logger.child({ component: 'api' });
   const { store, membership, jobBus } = backends;
@@ -42,6 +61,7 @@ export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: 
     store,
     publisher: new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) }),
     admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
+    gate: skewGate(upgrade),
     clock,
     logger: ctx.logger.child({ component: 'volumes' }),
     cluster: clusterId(config),
@@ -56,6 +76,7 @@ export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: 
     serviceRemovalRoutes({ membership, store, logger }),
     opsViewRoutes({ store, membership, now: () => clock.now() }),
     deadLetterRoutes(jobBus),
+    upgradeRoutes(upgrade.service),
     fenceRoutes({ membership, queue: backends.fenceQueue, logger }),
     orphanRoutes({
       membership,
@@ -78,12 +99,15 @@ export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: 
 }
 
 /** Builds the API with every route and listens; resolves with the bound address. */
-export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth, version: string): Promise<AddressInfo> {
+export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth, upgrade: UpgradeParts, version: string): Promise<AddressInfo> {
   const { config, closer } = ctx;
   const logger = ctx.logger.child({ component: 'api' });
-  const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options }));
+  const cluster = clusterId(config);
+  // A microversion that needs a newer message version waits for every live worker (skewGate).
+  const maxVersion = (): Microversion => servedMaxVersion(upgrade.view.workerMessageVersion(cluster));
+  const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options, maxVersion }));
   closer.quiesce('api stops accepting', () => api.close());
-  for (const routes of apiRoutes(ctx, backends, orphans, version)) api.register(routes);
+  for (const routes of apiRoutes(ctx, backends, orphans, upgrade, version)) api.register(routes);
   expireMessages(ctx, backends);
   return api.listen(config.api.listen);
 }

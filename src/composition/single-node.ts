@@ -16,6 +16,10 @@ import { LocalJobBus } from '../routing/local-job-bus.js';
 import { LocalSession } from '../session/local-session.js';
 import { createStateMetrics } from '../state/metrics.js';
 import { SQLITE_STATE_FILE, SqliteStateStore } from '../state/sqlite-state-store.js';
+import { PROTOCOL } from '../protocol.js';
+import { MessageVersions } from '../routing/message-versions.js';
+import { RecordVersions } from '../state/record-versions.js';
+import { LocalUpgradeRegistry } from '../upgrade/local-upgrade-registry.js';
 import type { Backends, CompositionContext } from './backends.js';
 
 /**
@@ -32,6 +36,10 @@ export async function openSingleNodeBackends(ctx: CompositionContext): Promise<B
   closer.add('data-dir lock', () => dataDirLock.release());
   const store = closer.use('state store', SqliteStateStore.open({ path: join(config.dataDir, SQLITE_STATE_FILE), clock, metrics: createStateMetrics(registry) }));
   const messages = closer.use('user messages', SqliteMessageStore.open(join(config.dataDir, SQLITE_STATE_FILE)));
+  const migrated = store.recordSchema.migrated;
+  if (migrated) logger.info({ from: migrated.from, to: store.recordSchema.schema, backup: migrated.backup }, 'migrated the records of the state file; the backup taken first is kept');
+  // One process: it writes the newest message version, and its file is at its newest schema.
+  const protocol = { records: new RecordVersions(PROTOCOL.schema, store.recordSchema.schema), messages: new MessageVersions() };
   const membership = closer.use('membership', new LocalMembership(await LocalRecordFile.open(join(config.dataDir, 'membership.json')), clock));
   const lockMetrics = new LockMetrics(registry);
   let locks: LocalLockService | undefined;
@@ -44,6 +52,7 @@ export async function openSingleNodeBackends(ctx: CompositionContext): Promise<B
       identity: { cluster: clusterId(config), host: hostId(config) },
       logger: logger.child({ component: 'job-bus' }),
       registry,
+      versions: protocol.messages,
     }),
     lockTable: new LocalLockTable(() => locks),
     leaseTtls: noLeases,
@@ -51,6 +60,8 @@ export async function openSingleNodeBackends(ctx: CompositionContext): Promise<B
     fenceQueue: new LocalFenceQueue(() => clock.now()),
     messages,
     openCensus: () => SqliteCensus.open(join(config.dataDir, SQLITE_STATE_FILE)),
+    upgrade: closer.use('upgrade registry', new LocalUpgradeRegistry(store.recordSchema.schema)),
+    protocol,
     openSession: async () => new LocalSession(hostId(config)),
     lockServiceFor: (session) => (locks = new LocalLockService({ metrics: lockMetrics, incarnation: session.incarnation })),
     healthy: () => (dataDirLock.compromised ? { ok: false, detail: 'the data directory lock was lost' } : { ok: true }),

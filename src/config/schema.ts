@@ -442,6 +442,21 @@ export const configSpec = {
       }),
     },
   },
+  upgrade: {
+    maxMixedVersionsMs: opt.int({
+      default: 3_600_000,
+      min: 60_000,
+      unit: 'ms',
+      doc: 'How long the live processes of a cluster may run more than one hearth release before the HearthMixedVersions alert fires (exported as hearth_upgrade_mixed_versions_allowed_seconds). A rolling upgrade takes minutes; a cluster still mixed after this was left half-upgraded.',
+    }),
+    migrationBatchSize: opt.int({
+      default: 100,
+      min: 1,
+      max: 10_000,
+      unit: 'count',
+      doc: 'Records the data migration after `hearth upgrade finalize` rewrites per batch (each with its own compare-and-swap; progress is saved after every batch).',
+    }),
+  },
   driver: {
     name: opt.enum(['file', 'fake'] as const, { default: 'file', doc: 'Volume driver: sparse files on a shared directory, or fake.' }),
     fileDir: opt.string({ default: '', doc: 'Directory of the file driver, mounted by every member. Empty: <dataDir>/volumes.' }),

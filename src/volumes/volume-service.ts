@@ -5,9 +5,10 @@ import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import { type Expect, not } from '../state/expect.js';
 import type { OpRecord, ResourceRef, SnapshotRecord, VolumeRecord } from '../state/records.js';
-import { isKnownStatus, isTransitional, resettableStatuses, sourcesOf } from '../state/state-machine.js';
+import { isKnownStatus, isTransitional, type OpKind, resettableStatuses, sourcesOf } from '../state/state-machine.js';
 import { type ListQuery, type Page, type StateStore, type TransitionResult, valueOf } from '../state/state-store.js';
 import type { ClusterAdmission } from './cluster-admission.js';
+import { type OperationGate, UnavailableDuringUpgradeError } from './operation-gate.js';
 import { ClusterDisabledError, ConditionFailedError } from './errors.js';
 import type { JobPublisher } from './job-publisher.js';
 import type { AbortRequest } from '../routing/abort-notice.js';
@@ -52,6 +53,8 @@ export interface VolumeServiceOptions {
   readonly store: StateStore;
   readonly publisher: JobPublisher;
   readonly admission: ClusterAdmission;
+  /** Operations only a newer release runs wait until every live worker runs it (default: all accepted). */
+  readonly gate?: OperationGate;
   readonly clock: Clock;
   readonly logger: Logger;
   /** The cluster new volumes go to (`<name>@<backend>`). */
@@ -86,6 +89,7 @@ export class VolumeService {
     if (zone !== this.o.availabilityZone) throw new InvalidInputError(`Availability zone '${previewText(zone)}' is invalid (this cluster serves '${this.o.availabilityZone}').`);
     const type = input.volumeType ?? DEFAULT_VOLUME_TYPE;
     if (type !== DEFAULT_VOLUME_TYPE) throw new NotFoundError('volume type', type, `Volume type with name ${previewText(type)} could not be found.`);
+    this.admit('create_volume');
     const admission = await this.o.admission.admitsNewVolumes(this.o.cluster);
     if (!admission.accepts) throw new ClusterDisabledError(this.o.cluster, admission.reason);
     const result = await this.o.store.create('volume', {
@@ -132,6 +136,7 @@ export class VolumeService {
       migration_status: [null, 'deleting', 'error', 'success'],
       snapshots: 0,
     };
+    this.admit('delete_volume');
     const result = await this.o.store.transition({ type: 'volume', id }, { expect, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' });
     await this.recorded('volume', result, 'delete', id);
   }
@@ -191,6 +196,7 @@ export class VolumeService {
       throw new InvalidInputError(`New size for extend must be greater than current size. (current: ${volume.size}, extended: ${newSize}).`);
     }
     const statuses = sourcesOf('volume', 'extending', 'api').filter((s) => allowInUse || s !== 'in-use');
+    this.admit('extend_volume');
     const result = await this.o.store.transition(
       { type: 'volume', id },
       {
@@ -221,6 +227,7 @@ export class VolumeService {
   async createSnapshot(ctx: RequestContext, input: CreateSnapshotInput): Promise<SnapshotRecord> {
     const volume = await this.getVolume(ctx, input.volumeId);
     const statuses = input.allowInUse ? ['available', 'in-use'] : ['available'];
+    this.admit('create_snapshot');
     const result = await this.o.store.create('snapshot', {
       record: {
         id: randomUUID(),
@@ -255,6 +262,7 @@ export class VolumeService {
   }
 
   async deleteSnapshot(ctx: RequestContext, id: string): Promise<void> {
+    this.admit('delete_snapshot');
     const result = await this.o.store.transition(
       { type: 'snapshot', id },
       { expect: { ...this.ownership(ctx), status: sourcesOf('snapshot', 'deleting', 'api') }, set: { status: 'deleting' }, op: { create: { kind: 'delete_snapshot' } }, by: 'api' },
@@ -293,6 +301,12 @@ export class VolumeService {
     const projectId = ctx.isAdmin && allTenants ? query.filter?.projectId : ctx.projectId;
     const { projectId: _ignored, ...rest } = query.filter ?? {};
     return { ...query, filter: { ...rest, ...(projectId === undefined ? {} : { projectId }) } };
+  }
+
+  /** Refuses an operation the live workers of the cluster cannot all run yet (nothing recorded). */
+  private admit(kind: OpKind): void {
+    const why = this.o.gate?.refuses(this.o.cluster, kind);
+    if (why !== undefined) throw new UnavailableDuringUpgradeError(kind, why);
   }
 
   /** Turns a refused transition into an error, and publishes the op of an accepted one. */

@@ -209,6 +209,9 @@ export const ROUTES: readonly Route[] = [
     path: segment(fc.constantFrom('nohost@default:1a2b', 'x')).map((inc) => `/hearth/v1/fences/${inc}/confirm`),
     body: { reason: 'fuzz' },
   },
+  { name: 'GET upgrade', method: 'GET', routes: ['/hearth/v1/upgrade'], path: fc.constant('/hearth/v1/upgrade') },
+  // A single node has nothing to finalize: every finalize is refused (409) and writes nothing.
+  { name: 'upgrade finalize', method: 'POST', routes: ['/hearth/v1/upgrade/finalize'], path: fc.constant('/hearth/v1/upgrade/finalize'), body: { schema: 2 } },
   { name: 'unknown path', method: 'GET', routes: [], path: fc.oneof(fc.constantFrom('/v3/admin/nothing', '/v2/', '//v3//admin', '/x'.repeat(2_000), '/%zz'), fc.string({ maxLength: 20 }).map((s) => `/${encodeURIComponent(s)}`)) },
 ];
 
