@@ -23,6 +23,7 @@
  * - Streams whose member stops answering (a keepalive unanswered, gRPC's own keepalive ping
  *   timing out) mark that member unhealthy, so the stream opened next goes elsewhere.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IDefaultPolicyContext, IPolicy } from 'cockatiel';
 import { Etcd3, GRPCDeadlineExceededError, type IOptions } from 'etcd3';
 
@@ -104,9 +105,9 @@ export class EndpointHealth {
     return (this.downUntil.get(endpoint) ?? 0) <= this.now();
   }
 
-  /** Whether a call should skip `endpoint`: it is unhealthy and some other member is not. */
-  skip(endpoint: string): boolean {
-    return !this.healthy(endpoint) && this.endpoints.some((e) => e !== endpoint && this.healthy(e));
+  /** Whether a call should skip `endpoint`: it is unhealthy and some other member (not in `tried`) is not. */
+  skip(endpoint: string, tried?: ReadonlySet<string>): boolean {
+    return !this.healthy(endpoint) && this.endpoints.some((e) => e !== endpoint && !tried?.has(e) && this.healthy(e));
   }
 }
 
@@ -130,6 +131,13 @@ interface Pool {
 }
 
 const MEMBER = Symbol('hearth etcd member');
+
+/**
+ * The members one call already tried in its current round: the next attempt goes to another
+ * one, so a round reaches every member once even when all of them look unhealthy (the pool's
+ * own order is random and could pick the dead member again).
+ */
+const triedThisRound = new AsyncLocalStorage<Set<string>>();
 
 /**
  * Marks the member a stream runs on unhealthy (e.g. a keepalive went unanswered on it), so the
@@ -166,9 +174,10 @@ export class FailoverEtcd3 extends Etcd3 {
     pool.exec = async (service, method, payload, callOptions) => {
       const startedAt = now();
       let leaderless = false;
+      const tried = new Set<string>();
       for (let attempt = 1, round = 1; ; attempt++) {
         try {
-          return await exec(service, method, payload, callOptions);
+          return await triedThisRound.run(tried, () => exec(service, method, payload, callOptions));
         } catch (err) {
           const failure = classifyFailure(err);
           const safe = failure.notApplied || isReadOnly(method, payload);
@@ -182,6 +191,7 @@ export class FailoverEtcd3 extends Etcd3 {
           await new Promise((r) => setTimeout(r, waitMs));
           attempt = 0;
           leaderless = false;
+          tried.clear();
           round++;
         }
       }
@@ -208,7 +218,9 @@ export class FailoverEtcd3 extends Etcd3 {
 function memberPolicy(endpoint: string, health: EndpointHealth, recorder: EtcdCallRecorder | undefined): IPolicy<IDefaultPolicyContext> {
   const policy = {
     async execute<T>(fn: (context: { signal: AbortSignal; attempt: number }) => Promise<T> | T): Promise<T> {
-      if (health.skip(endpoint)) throw new SkippedEndpoint(endpoint);
+      const tried = triedThisRound.getStore();
+      if (tried?.has(endpoint) || health.skip(endpoint, tried)) throw new SkippedEndpoint(endpoint);
+      tried?.add(endpoint);
       try {
         const value = await fn({ signal: new AbortController().signal, attempt: 1 });
         health.up(endpoint);

@@ -27,6 +27,9 @@ export interface EtcdSessionOptions {
 
 type KeepaliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
 
+/** How soon a keepalive is sent again on a fresh stream after its stream failed. */
+const RESEND_AFTER_STREAM_FAILURE_MS = 200;
+
 /** One keepalive stream and the send times of its unanswered keepalives, oldest first. */
 interface Channel {
   readonly stream: KeepaliveStream;
@@ -73,6 +76,7 @@ export class EtcdSession implements Session {
   private channel: Channel | undefined;
   private opening: Promise<Channel> | undefined;
   private closing: Promise<void> | undefined;
+  private resendPending = false;
 
   private constructor(
     private readonly options: EtcdSessionOptions,
@@ -179,6 +183,7 @@ export class EtcdSession implements Session {
       if (channel.pending.length >= 2 && this.channel === channel) {
         memberFailed(this.options.client, channel.stream);
         this.drop(channel);
+        this.resendSoon();
       }
     });
   }
@@ -215,7 +220,21 @@ export class EtcdSession implements Session {
   private broken(channel: Channel, err: Error): void {
     if (this.channel !== channel || channel.dropped) return;
     this.channel = undefined;
+    // Its member died or lost its leader: the next stream goes to another member, and at once —
+    // waiting for the next tick (TTL/3) could leave one more failure to eat the safe window.
+    memberFailed(this.options.client, channel.stream);
     this.missed('the keepalive stream failed', err);
+    this.resendSoon();
+  }
+
+  /** One keepalive on a fresh stream shortly (at most one pending), after a stream failed. */
+  private resendSoon(): void {
+    if (this.resendPending || !this.live()) return;
+    this.resendPending = true;
+    this.after(RESEND_AFTER_STREAM_FAILURE_MS, () => {
+      this.resendPending = false;
+      if (this.live()) void this.send();
+    });
   }
 
   private drop(channel: Channel): void {

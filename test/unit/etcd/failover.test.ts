@@ -55,3 +55,14 @@ describe('EndpointHealth', () => {
     expect(health.healthy('c:1')).toBe(true);
   });
 });
+
+describe('EndpointHealth with the members a call already tried', () => {
+  it('skips an unhealthy member only for an untried healthy one', () => {
+    const health = new EndpointHealth(['a:1', 'b:1', 'c:1'], 2_000, () => 0);
+    health.down('a:1');
+    expect(health.skip('a:1', new Set())).toBe(true);
+    // b and c already failed this call: a is the one left to try.
+    expect(health.skip('a:1', new Set(['b:1', 'c:1']))).toBe(false);
+    expect(health.skip('a:1', new Set(['b:1']))).toBe(true);
+  });
+});
