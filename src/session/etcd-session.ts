@@ -179,8 +179,10 @@ export class EtcdSession implements Session {
     this.after(this.timing.answerTimeoutMs, () => {
       if (!channel.pending.includes(sentAt) || !this.live()) return;
       this.missed('a keepalive went unanswered');
-      // Two unanswered on one stream: it may be stuck while etcd is fine; use a fresh one, on another member.
-      if (channel.pending.length >= 2 && this.channel === channel) {
+      // Its member may be frozen or cut off while etcd is fine: one more interval of waiting on it
+      // would outlast the safe window (the next keepalive's answer timeout ends past safeUntil),
+      // so the keepalive goes again at once on a fresh stream, to another member.
+      if (this.channel === channel) {
         memberFailed(this.options.client, channel.stream);
         this.drop(channel);
         this.resendSoon();
