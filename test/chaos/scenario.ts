@@ -10,14 +10,15 @@ import { drainDeadLetters, publishBadMessage, sendBadRequest } from './bad-input
 import { AMQP_PREFIX, ChaosCluster, CLUSTER_ID, ETCD_PREFIX } from './cluster.js';
 import { brokerRestart, etcdRestart, type FaultKind, killWorker, type OrphanTimes, partition, pickVictim, refusedFence, zombie } from './faults.js';
 import { type FenceEvent, fenceEvents, type RefusedFence } from './fence-invariants.js';
+import { HA_FAULTS, type HaFaultKind, injectHa, isHaFault, LeaderWatch } from './ha-faults.js';
 import { decodeHistory, readHistory } from './history.js';
 import { type BadInput, checkInvariants, type Freeze, type InvariantRow, type KillTiming, type RunRecord } from './invariants.js';
+import { type FaultMeasure, type FaultRecord, faultRows, measureFault, type ReadySample } from './measure.js';
+import type { Topology } from './servers.js';
 import { call, sleep, Stream } from './stream.js';
 import type { FaultMark, TimelineRun } from './timeline.js';
 
-/** The cluster layouts the suite can run (`single`: one etcd member, one RabbitMQ node). */
-export const TOPOLOGIES = ['single'] as const;
-export type Topology = (typeof TOPOLOGIES)[number];
+export { TOPOLOGIES, type Topology } from './servers.js';
 
 /** What a run does. */
 export interface ChaosOptions {
@@ -28,6 +29,13 @@ export interface ChaosOptions {
   readonly partitions: number;
   readonly brokerRestarts: number;
   readonly etcdRestarts: number;
+  /** `ha` only: how often each HA fault (ha-faults.ts) is injected (a kind left out: never). */
+  readonly haFaults?: Partial<Readonly<Record<HaFaultKind, number>>>;
+  /**
+   * `ha` only: how many of the HA faults get a worker kill or freeze run over them (one at a
+   * time, spread at random), or which kinds (the first of each gets a kill).
+   */
+  readonly overlaps?: number | readonly HaFaultKind[];
   /** Stop scheduling faults after this long (the settle comes on top). */
   readonly maxSeconds: number;
   readonly leaseTtlMs: number;
@@ -35,7 +43,7 @@ export interface ChaosOptions {
   /** Concurrent client loops of the stream. */
   readonly streams: number;
   readonly seed: number;
-  /** Names the run's timeline (default `single`). */
+  /** The servers (default `single`: one etcd member, one RabbitMQ node; `ha`: three of each), and the timeline's name. */
   readonly topology?: Topology;
   readonly log: (line: string) => void;
 }
@@ -52,12 +60,26 @@ export interface ChaosResult {
   readonly timeline: TimelineRun;
   /** Every end record of an incarnation that died without a clean leave (etcd), for the report. */
   readonly fences: readonly FenceEvent[];
+  /** Each fault measured: stall, incarnations ended, refused requests, time to ready (measure.ts). */
+  readonly measures: readonly FaultMeasure[];
+  /** etcd elections the suite saw (`ha`), epoch ms. */
+  readonly elections: readonly number[];
 }
 
 const BAD_NAME = 'chaos-bad-';
 
 /** What one injection did: the log line's detail, and the fault's marks (none when nothing was hit). */
-type Injected = { readonly detail: string; readonly mark?: Omit<FaultMark, 'readyAt' | 'detectedAt' | 'takenOverAt'>; readonly orphans?: Promise<OrphanTimes> };
+type Injected = {
+  readonly detail: string;
+  readonly mark?: Omit<FaultMark, 'readyAt' | 'detectedAt' | 'takenOverAt'>;
+  readonly orphans?: Promise<OrphanTimes>;
+  /** The worker the fault (or its overlap) took out on purpose: its incarnation's end is not the fault's cost. */
+  readonly victim?: string;
+  /** When the cause was gone (the fault's end, or the election after it); default the mark's end. */
+  readonly recoveredAt?: number;
+  /** A worker fault run over an HA fault. */
+  readonly overlap?: string;
+};
 
 /** A bad message that was published (confirmed). */
 type BadMessage = { readonly what: string; readonly correlationId: string; readonly id?: string };
@@ -75,8 +97,9 @@ export function seeded(seed: number): () => number {
 }
 
 /** The faults in the order they run: kills spread out, the restarts in the middle (pure). */
-export function schedule(o: Pick<ChaosOptions, 'kills' | 'zombies' | 'refusedFences' | 'partitions' | 'brokerRestarts' | 'etcdRestarts'>, random: () => number): FaultKind[] {
+export function schedule(o: Pick<ChaosOptions, 'kills' | 'zombies' | 'refusedFences' | 'partitions' | 'brokerRestarts' | 'etcdRestarts' | 'haFaults'>, random: () => number): FaultKind[] {
   const others: FaultKind[] = [
+    ...HA_FAULTS.flatMap((k) => Array<FaultKind>(o.haFaults?.[k] ?? 0).fill(k)),
     ...Array<FaultKind>(o.zombies).fill('zombie'),
     ...Array<FaultKind>(o.refusedFences).fill('fence-refused'),
     ...Array.from({ length: o.partitions }, (_, i): FaultKind => (i % 2 === 0 ? 'partition-pause' : 'partition-cut')),
@@ -104,16 +127,25 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const started = Date.now();
   const random = seeded(o.seed);
   const ttl = o.leaseTtlMs;
-  o.log(`starting etcd, RabbitMQ, an API process and 3 workers (lease TTL ${ttl} ms, driver latency ${o.latencyMs} ms, fencing exec: fence-kill.mjs, seed ${o.seed})`);
-  const cluster = await ChaosCluster.start({ workers: 3, leaseTtlMs: ttl, latencyMs: o.latencyMs });
+  const topology = o.topology ?? 'single';
+  if (topology === 'ha' && (o.partitions > 0 || o.brokerRestarts > 0 || o.etcdRestarts > 0)) throw new Error('the ha topology has no worker-etcd partitions and no whole-server restarts: its HA faults replace them');
+  if (topology !== 'ha' && Object.values(o.haFaults ?? {}).some((n) => n > 0)) throw new Error('HA faults need the ha topology');
+  o.log(`starting ${topology === 'ha' ? 'a three-member etcd, a three-node RabbitMQ' : 'etcd, RabbitMQ'}, an API process and 3 workers (lease TTL ${ttl} ms, driver latency ${o.latencyMs} ms, fencing exec: fence-kill.mjs, seed ${o.seed})`);
+  const cluster = await ChaosCluster.start({ workers: 3, leaseTtlMs: ttl, latencyMs: o.latencyMs, topology });
+  const leaders = cluster.servers.ha ? new LeaderWatch(cluster.servers.ha.etcd) : undefined;
   const stream = new Stream(() => cluster.api.apiUrl, 60_000, 'chaos-');
   const kills: KillTiming[] = [];
   const freezes: Freeze[] = [];
   const badInputs: BadInput[] = [];
   const badMessages: BadMessage[] = [];
   const refusals: RefusedFence[] = [];
-  const counts: Record<FaultKind, number> = { kill: 0, zombie: 0, 'fence-refused': 0, 'partition-pause': 0, 'partition-cut': 0, 'broker-restart': 0, 'etcd-restart': 0 };
+  const counts = Object.fromEntries(
+    (['kill', 'zombie', 'fence-refused', 'partition-pause', 'partition-cut', 'broker-restart', 'etcd-restart', ...HA_FAULTS] as const).map((k) => [k, 0]),
+  ) as Record<FaultKind, number>;
   const marks: { mark: NonNullable<Injected['mark']>; readyAt?: number; orphans?: Promise<OrphanTimes> }[] = [];
+  const records: (Omit<FaultRecord, 'mark'> & { index: number })[] = [];
+  const scheduled = schedule(o, random);
+  const overlapAt = overlapPlan(scheduled, o.overlaps ?? 0, random);
   let badDone = false;
   try {
     o.log(`cluster up after ${((Date.now() - started) / 1000).toFixed(1)} s; stream of ${o.streams} clients starts`);
@@ -126,20 +158,34 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
           const r = await sendBadRequest(cluster.api.apiUrl, BAD_NAME, n / 2);
           if (r) badInputs.push(r);
         } else {
-          const m = await publishBadMessage(cluster.rabbit.url, AMQP_PREFIX, `${AMQP_PREFIX}.volume.${CLUSTER_ID}`, (n - 1) / 2);
+          const m = await publishBadMessage(cluster.servers.amqpUrl(), AMQP_PREFIX, `${AMQP_PREFIX}.volume.${CLUSTER_ID}`, (n - 1) / 2);
           if (m) badMessages.push(m);
         }
       }
     })();
     await sleep(3_000);
     const deadline = started + o.maxSeconds * 1_000;
-    for (const fault of schedule(o, random)) {
+    for (const [i, fault] of scheduled.entries()) {
       if (Date.now() > deadline) {
         o.log(`time budget of ${o.maxSeconds} s spent: no more faults`);
         break;
       }
       const t0 = Date.now();
-      const { detail, mark, orphans } = await inject(cluster, fault, random, ttl, { kills, freezes, refusals });
+      const before = await cluster.incarnations();
+      const samples: ReadySample[] = [];
+      let probing = true;
+      const probe = (async () => {
+        while (probing) {
+          const at = Date.now();
+          samples.push({ at, ready: await cluster.readyNow() });
+          await sleep(Math.max(0, at + 100 - Date.now()));
+        }
+      })();
+      const seen = { kills, freezes, refusals };
+      const overlap = overlapAt.get(i);
+      const { detail, mark, orphans, victim, recoveredAt, overlap: overlapLabel } = isHaFault(fault)
+        ? await injectWithOverlap(cluster, fault, random, ttl, counts[fault], overlap, seen, counts, leaders)
+        : await inject(cluster, fault, random, ttl, seen);
       counts[fault]++;
       const t1 = Date.now();
       let readyAt: number | undefined;
@@ -153,6 +199,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       if (mark) marks.push({ mark, ...(readyAt === undefined ? {} : { readyAt }), ...(orphans ? { orphans } : {}) });
       o.log(`[${((t1 - started) / 1000).toFixed(0)} s] ${fault} ${detail} (${t1 - t0} ms); ${ready}; accepted so far ${stream.accepted.length}`);
       await sleep(1_000 + random() * 2_000);
+      probing = false;
+      await probe;
+      if (mark) {
+        const after = await cluster.incarnations();
+        const endedHosts = [...before].filter(([h, inc]) => h !== victim && after.get(h) !== inc).map(([h]) => h);
+        records.push({ index: marks.length - 1, recoveredAt: recoveredAt ?? mark.endedAt, samples, endedHosts, ...(overlapLabel ? { overlap: overlapLabel } : {}) });
+      }
     }
     o.log('faults done; stopping the stream and settling');
     badDone = true;
@@ -160,8 +213,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const streamStoppedAt = Date.now();
     const faults: FaultMark[] = [];
     for (const m of marks) faults.push({ ...m.mark, ...(m.orphans ? await m.orphans : {}), ...(m.readyAt === undefined ? {} : { readyAt: m.readyAt }) });
+    const elections = (await leaders?.stop().then(() => leaders.elections.map((e) => e.at))) ?? [];
     const timeline: TimelineRun = {
-      topology: o.topology ?? 'single',
+      topology,
       seed: o.seed,
       startedAt: streamStartedAt,
       endedAt: streamStoppedAt,
@@ -171,19 +225,98 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const settle = await settleCluster(cluster, ttl);
     o.log(`settled: ${settle}`);
     const deathFaults = { kills: counts.kill, zombies: counts.zombie, refusedFences: counts['fence-refused'] };
-    const record = await collect(cluster, stream, { kills, freezes, refusals, deathFaults }, badInputs, badMessages, ttl);
-    const rows = checkInvariants(record);
+    // A new etcd leader extends every lease: a kill's detection clock starts at the later of the kill and an election before its detection.
+    const timedKills = kills.map((k): KillTiming => {
+      const e = elections.filter((t) => t > k.killedAt && t <= (k.detectedAt ?? k.killedAt + 60_000)).at(-1);
+      return e === undefined ? k : { ...k, electedAt: e };
+    });
+    const record = await collect(cluster, stream, { kills: timedKills, freezes, refusals, deathFaults }, badInputs, badMessages, ttl);
+    const measures = records.map((r) => measureFault({ ...r, mark: faults[r.index]! }, timeline.completions, stream.refusals.filter((x) => x.status === 0 || x.status >= 500).map((x) => x.at), streamStoppedAt));
+    const haScheduled = Object.fromEntries(HA_FAULTS.map((k) => [k, o.haFaults?.[k] ?? 0]));
+    const rows = [...checkInvariants(record), ...faultRows(measures, haScheduled)];
     const fences = fenceEvents(record.history);
     const withFences: TimelineRun = { ...timeline, fences: fences.map((f) => ({ atMs: f.atMs, host: f.host.replace(/@.*$/, ''), how: f.how })) };
-    return { rows, record, faults: counts, seconds: (Date.now() - started) / 1000, refused: stream.refused, settle, timeline: withFences, fences };
+    return { rows, record, faults: counts, seconds: (Date.now() - started) / 1000, refused: stream.refused, settle, timeline: withFences, fences, measures, elections };
   } finally {
     badDone = true;
+    await leaders?.stop();
     await cluster.stopAll().catch(() => undefined);
     await cluster.close().catch(() => undefined);
   }
 }
 
-async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => number, ttl: number, seen: { kills: KillTiming[]; freezes: Freeze[]; refusals: RefusedFence[] }): Promise<Injected> {
+/**
+ * Which scheduled HA faults get a worker fault run over them (pure): `count` of them, spread by
+ * `random`; etcd faults a kill, RabbitMQ faults alternately a kill and a freeze (a frozen
+ * worker's fence needs etcd, so it is not paired with an etcd fault).
+ */
+export function overlapPlan(scheduled: readonly FaultKind[], count: number | readonly HaFaultKind[], random: () => number): Map<number, 'kill' | 'zombie'> {
+  if (typeof count !== 'number') return new Map(count.flatMap((k) => (scheduled.includes(k) ? [[scheduled.indexOf(k), 'kill' as const]] : [])));
+  const ha = scheduled.flatMap((f, i) => (isHaFault(f) ? [i] : []));
+  for (let i = ha.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [ha[i], ha[j]] = [ha[j] as number, ha[i] as number];
+  }
+  const out = new Map<number, 'kill' | 'zombie'>();
+  let rabbit = 0;
+  for (const i of ha.slice(0, count).sort((a, b) => a - b)) out.set(i, scheduled[i]!.startsWith('rabbit-') && rabbit++ % 2 === 1 ? 'zombie' : 'kill');
+  return out;
+}
+
+/**
+ * One HA fault, with a worker fault run over it when asked: the worker is killed (or frozen)
+ * first, while etcd still answers (so its ops are read), and the HA fault follows 300 ms later;
+ * the kill's orphans are then detected and taken over through the fault.
+ */
+async function injectWithOverlap(
+  cluster: ChaosCluster,
+  fault: HaFaultKind,
+  random: () => number,
+  ttl: number,
+  n: number,
+  overlap: 'kill' | 'zombie' | undefined,
+  seen: { kills: KillTiming[]; freezes: Freeze[]; refusals: RefusedFence[] },
+  counts: Record<FaultKind, number>,
+  leaders: LeaderWatch | undefined,
+): Promise<Injected> {
+  let worker: Promise<{ text: string; orphans: Promise<OrphanTimes> } | undefined> = Promise.resolve(undefined);
+  let host: string | undefined;
+  if (overlap) {
+    host = await pickVictim(cluster, random);
+    const h = host;
+    if (h && overlap === 'kill') {
+      const k = killWorker(cluster, h, 30_000);
+      worker = k.then((t) => {
+        seen.kills.push(t);
+        counts.kill++;
+        return { text: `kill -9 ${h} (${t.ops} ops)`, orphans: Promise.resolve({ ...(t.detectedAt === undefined ? {} : { detectedAt: t.detectedAt }), ...(t.takenOverAt === undefined ? {} : { takenOverAt: t.takenOverAt }) }) };
+      });
+      for (let i = 0; i < 50 && cluster.worker(h); i++) await sleep(100);
+    } else if (h) {
+      worker = zombie(cluster, h, 2 * ttl + 3_000).then((z) => {
+        if (!z) return undefined;
+        seen.freezes.push(z.freeze);
+        counts.zombie++;
+        return { text: `SIGSTOP ${h} (${z.fenced ? 'killed by its fence' : 'NOT fenced'})`, orphans: z.orphans };
+      });
+    }
+    await sleep(300);
+  }
+  const inj = await injectHa(cluster, fault, random, ttl, n);
+  const w = await worker;
+  const elected = leaders?.elections.find((e) => e.at > inj.startedAt && e.at <= inj.wholeAt)?.at;
+  const recoveredAt = fault.startsWith('etcd-') ? Math.max(inj.endedAt, elected ?? 0) : inj.endedAt;
+  const election = elected === undefined ? '' : `; new etcd leader ${elected - inj.startedAt} ms in`;
+  return {
+    detail: `${inj.target}: ${inj.detail}${election}; servers whole ${inj.wholeAt - inj.endedAt} ms after${w ? `; over it: ${w.text}` : ''}`,
+    mark: { kind: fault, target: w ? `${inj.target} + ${w.text.replace(/ \(.*$/, '')}` : inj.target, startedAt: inj.startedAt, endedAt: inj.endedAt },
+    ...(w ? { orphans: w.orphans, overlap: w.text } : {}),
+    ...(host && w ? { victim: host } : {}),
+    recoveredAt,
+  };
+}
+
+async function inject(cluster: ChaosCluster, fault: Exclude<FaultKind, HaFaultKind>, random: () => number, ttl: number, seen: { kills: KillTiming[]; freezes: Freeze[]; refusals: RefusedFence[] }): Promise<Injected> {
   const anyHost = async (): Promise<string> => (await pickVictim(cluster, random)) ?? 'w1';
   switch (fault) {
     case 'kill': {
@@ -197,6 +330,7 @@ async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => num
         detail: `${host} owning ${k.ops} ops: detected ${ms(k.detectedAt)}, taken over ${ms(k.takenOverAt)}`,
         mark: { kind: fault, target: host, startedAt: k.killedAt, endedAt: k.restartedAt ?? Date.now() },
         orphans: Promise.resolve(times),
+        victim: host,
       };
     }
     case 'zombie': {
@@ -205,7 +339,7 @@ async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => num
       if (!z) return { detail: `${host} not running` };
       seen.freezes.push(z.freeze);
       const how = z.fenced ? `killed by its fence ${z.freeze.to - z.freeze.from} ms in` : `SIGCONT after ${z.freeze.to - z.freeze.from} ms, NOT fenced meanwhile`;
-      return { detail: `${host} stopped (up to ${2 * ttl + 3_000} ms): ${how}`, mark: { kind: fault, target: host, startedAt: z.freeze.from, endedAt: z.freeze.to }, orphans: z.orphans };
+      return { detail: `${host} stopped (up to ${2 * ttl + 3_000} ms): ${how}`, mark: { kind: fault, target: host, startedAt: z.freeze.from, endedAt: z.freeze.to }, orphans: z.orphans, victim: host };
     }
     case 'fence-refused': {
       const host = await anyHost();
@@ -217,6 +351,7 @@ async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => num
         detail: `${host} stopped, ${x.refusedAttempts > 0 ? "its fence refused (the API view said so)" : "NO refusal seen in the API view"}; ${x.stillOwned} of ${x.owned.length} ops still its own after ${r.to - r.from} ms; confirmed by hand (HTTP ${x.confirmStatus})`,
         mark: { kind: fault, target: host, startedAt: r.from, endedAt: r.to },
         orphans: r.orphans,
+        victim: host,
       };
     }
     case 'partition-pause':
@@ -224,7 +359,7 @@ async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => num
       const host = await anyHost();
       const p = await partition(cluster, host, fault === 'partition-pause' ? 'pause' : 'cut', ttl + 3_000);
       if (!p) return { detail: `${host}: no proxy` };
-      return { detail: `${host} cut off etcd ${p.to - p.from} ms (up to ${ttl + 3_000})`, mark: { kind: fault, target: host, startedAt: p.from, endedAt: p.to }, orphans: p.orphans };
+      return { detail: `${host} cut off etcd ${p.to - p.from} ms (up to ${ttl + 3_000})`, mark: { kind: fault, target: host, startedAt: p.from, endedAt: p.to }, orphans: p.orphans, victim: host };
     }
     case 'broker-restart': {
       const b = await brokerRestart(cluster, 3_000);
@@ -278,8 +413,10 @@ async function collect(
   }
   for (const a of accepted) if (!endStatus.has(`${a.type}/${a.id}`)) endStatus.set(`${a.type}/${a.id}`, 'deleted');
   const opsLeft = await cluster.client.getAll().prefix(keys.ops()).keys();
-  const dead = await drainDeadLetters(cluster.rabbit.url, `${AMQP_PREFIX}.dead`);
-  const history = decodeHistory(ETCD_PREFIX, await readHistory(cluster.client, ETCD_PREFIX));
+  const dead = await drainDeadLetters(cluster.servers.amqpUrl(), `${AMQP_PREFIX}.dead`);
+  // One live member's watch (the leader's, in ha): a stream over the suite's multi-member client could land on a member still catching up.
+  const historyClient = await cluster.servers.liveClient();
+  const history = decodeHistory(ETCD_PREFIX, await readHistory(historyClient, ETCD_PREFIX).finally(() => historyClient.close()));
   const { report } = await readJournal(cluster.journal);
   const touched = (id: string | undefined): boolean => id !== undefined && (listed.some((x) => x.id === id) || report.calls.some((c) => c.resource.endsWith(`:${id}`)));
   const amqpInputs: BadInput[] = badMessages.map((m) => ({ what: `${m.what} (${m.correlationId})`, outcome: dead.has(m.correlationId) ? 'dead-lettered' : 'missing', touched: touched(m.id) }));
