@@ -7,7 +7,7 @@
  * `CHAOS_ZOMBIES` (5; ha 2), `CHAOS_REFUSED_FENCES` (2; ha 1), `CHAOS_PARTITIONS` (2; ha 0: no
  * worker-etcd proxies there), `CHAOS_HA_FAULTS` (ha: each HA fault this often, default 2),
  * `CHAOS_OVERLAPS` (ha: HA faults with a worker kill or freeze run over them, default 8),
- * `CHAOS_SECONDS` (budget for injecting faults, default 720; ha 1200; the settle comes on top),
+ * `CHAOS_SECONDS` (budget for injecting faults, default 720; ha 1500; the settle comes on top),
  * `CHAOS_STREAMS` (6), `CHAOS_LEASE_TTL_MS` (3000; ha 10000, hearth's default), `CHAOS_LATENCY_MS` (400), `CHAOS_SEED`
  * (random). Fencing is on (`exec`, test/support/fence-kill.mjs). Prints every fence of the run;
  * writes the run's timeline (SVG, and its data as JSON) to test/chaos/results/.
@@ -54,7 +54,7 @@ const options = {
   etcdRestarts: ha ? 0 : 1,
   haFaults: Object.fromEntries(HA_FAULTS.map((k) => [k, haFaults])),
   overlaps: ha ? int('CHAOS_OVERLAPS', 8) : 0,
-  maxSeconds: int('CHAOS_SECONDS', ha ? 1_200 : 720),
+  maxSeconds: int('CHAOS_SECONDS', ha ? 1_500 : 720),
   // ha measures the issue's goals, which are set at hearth's default TTL.
   leaseTtlMs: int('CHAOS_LEASE_TTL_MS', ha ? 10_000 : 3_000),
   latencyMs: int('CHAOS_LATENCY_MS', 400),
