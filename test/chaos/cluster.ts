@@ -227,13 +227,16 @@ export class ChaosCluster {
     );
   }
 
-  /** True when every worker and the API process answer `/readyz` with 200 now (each within 1 s). */
-  async readyNow(): Promise<boolean> {
-    const procs = [...this.hosts.map((h) => this.worker(h)), this.apiRun?.proc];
+  /** The processes (`api`, `w1`, …) that do not answer `/readyz` with 200 now (each asked with a 1 s bound). */
+  async notReadyNow(): Promise<string[]> {
+    const names = [...this.hosts, 'api'];
     const answers = await Promise.all(
-      procs.map(async (p) => (p ? fetch(`${p.opsUrl}/readyz`, { signal: AbortSignal.timeout(1_000) }).then((res) => res.status === 200, () => false) : false)),
+      names.map(async (h) => {
+        const p = h === 'api' ? this.apiRun?.proc : this.worker(h);
+        return p ? fetch(`${p.opsUrl}/readyz`, { signal: AbortSignal.timeout(1_000) }).then((res) => res.status === 200, () => false) : false;
+      }),
     );
-    return answers.every(Boolean);
+    return names.filter((_, i) => !answers[i]);
   }
 
   /** The incarnation each worker runs as now, from its alive key (absent: none, or etcd did not answer). */

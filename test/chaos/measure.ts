@@ -9,10 +9,10 @@ import { p50max } from './invariants.js';
 import { few, type InvariantRow, row } from './rows.js';
 import { type FaultMark, faultLabel, stallOf } from './timeline.js';
 
-/** One readiness poll of every process (`ready`: all of them answered 200). */
+/** One readiness poll of every process: those that did not answer 200 (`api`, `w1`, …). */
 export interface ReadySample {
   readonly at: number;
-  readonly ready: boolean;
+  readonly notReady: readonly string[];
 }
 
 /** What the scenario recorded around one fault. */
@@ -26,6 +26,8 @@ export interface FaultRecord {
   readonly endedHosts: readonly string[];
   /** A worker fault run over it (`kill w2`, `zombie w1`), if any. */
   readonly overlap?: string;
+  /** The worker that overlap took out: its own readiness is the overlap's cost, not the fault's. */
+  readonly victim?: string;
 }
 
 /** One fault, measured. */
@@ -50,7 +52,7 @@ export interface FaultMeasure {
  * unanswered stream requests) the refused count within the fault's window.
  */
 export function measureFault(r: FaultRecord, completions: readonly number[], refusals: readonly number[], runEndedAt: number): FaultMeasure {
-  const s = r.samples;
+  const s = r.samples.map((x) => ({ at: x.at, ready: x.notReady.every((h) => h === r.victim) }));
   let lastUp: number | undefined;
   let downFrom: number | undefined;
   let notReadyMs = 0;

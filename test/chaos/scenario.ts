@@ -166,7 +166,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       const probe = (async () => {
         while (probing) {
           const at = Date.now();
-          samples.push({ at, ready: await cluster.readyNow() });
+          samples.push({ at, notReady: await cluster.notReadyNow() });
           await sleep(Math.max(0, at + 100 - Date.now()));
         }
       })();
@@ -193,7 +193,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       if (mark) {
         const after = await cluster.incarnations();
         const endedHosts = [...before].filter(([h, inc]) => h !== victim && after.get(h) !== inc).map(([h]) => h);
-        records.push({ index: marks.length - 1, recoveredAt: recoveredAt ?? mark.endedAt, samples, endedHosts, ...(overlapLabel ? { overlap: overlapLabel } : {}) });
+        records.push({ index: marks.length - 1, recoveredAt: recoveredAt ?? mark.endedAt, samples, endedHosts, ...(overlapLabel ? { overlap: overlapLabel } : {}), ...(overlapLabel && victim ? { victim } : {}) });
       }
     }
     o.log('faults done; stopping the stream and settling');

@@ -8,10 +8,10 @@ const record = (over: Partial<FaultRecord> = {}): FaultRecord => ({
   mark: { kind: 'etcd-leader-kill', target: 'etcd-0 (leader)', startedAt: 10_000, endedAt: 14_000, readyAt: 15_000 },
   recoveredAt: 14_000,
   samples: [
-    { at: 10_000, ready: true },
-    { at: 12_000, ready: false },
-    { at: 15_500, ready: true },
-    { at: 16_000, ready: true },
+    { at: 10_000, notReady: [] },
+    { at: 12_000, notReady: ['w1'] },
+    { at: 15_500, notReady: [] },
+    { at: 16_000, notReady: [] },
   ],
   endedHosts: ['w2'],
   ...over,
@@ -37,9 +37,19 @@ describe('measureFault', () => {
   });
 
   it('counts no time to ready when no process went not ready, and says when the polls never saw them ready again', () => {
-    expect(measureFault(record({ samples: [{ at: 10_000, ready: true }, { at: 16_000, ready: true }] }), [], [], 20_000).readyAfterMs).toBe(0);
-    const stuck = measureFault(record({ samples: [{ at: 10_000, ready: true }, { at: 16_000, ready: false }], overlap: 'kill -9 w1 (2 ops)' }), [], [], 20_000);
+    expect(measureFault(record({ samples: [{ at: 10_000, notReady: [] }, { at: 16_000, notReady: [] }] }), [], [], 20_000).readyAfterMs).toBe(0);
+    const stuck = measureFault(record({ samples: [{ at: 10_000, notReady: [] }, { at: 16_000, notReady: ['w1'] }], overlap: 'kill -9 w1 (2 ops)' }), [], [], 20_000);
     expect(stuck).toMatchObject({ readyAgain: false, overlap: 'kill -9 w1 (2 ops)' });
+  });
+
+  it('leaves the overlap’s own victim out of the readiness (its restart is the overlap’s cost)', () => {
+    const samples = [
+      { at: 10_000, notReady: [] },
+      { at: 12_000, notReady: ['w3'] },
+      { at: 18_000, notReady: [] },
+    ];
+    expect(measureFault(record({ samples, victim: 'w3', overlap: 'kill -9 w3 (1 ops)' }), [], [], 20_000)).toMatchObject({ readyAfterMs: 0, notReadyMs: 0 });
+    expect(measureFault(record({ samples }), [], [], 20_000)).toMatchObject({ readyAfterMs: 4_000, notReadyMs: 6_000 });
   });
 
   it('counts the time to ready from the recovery (an election after the fault), never below 0', () => {
