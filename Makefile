@@ -47,7 +47,7 @@ bench: deps build
 bench-doc: node_modules/.installed
 	node --import tsx test/bench/report.ts
 
-## chaos: the long fault suite (private etcd and RabbitMQ, 3 workers, ≥20 kills); CHAOS_KILLS, CHAOS_SECONDS, CHAOS_SEED, … (docs/failure-modes.md); draws test/chaos/results/timeline-<topology>.svg
+## chaos: the long fault suite (private etcd and RabbitMQ, 3 workers, ≥20 kills); CHAOS_TOPOLOGY=ha: three etcd members and three RabbitMQ nodes with the HA faults; CHAOS_KILLS, CHAOS_SECONDS, CHAOS_SEED, … (docs/failure-modes.md); draws test/chaos/results/timeline-<topology>.svg
 chaos: deps
 	node --import tsx test/chaos/run.ts
 

@@ -66,10 +66,15 @@ export function badMessages(): { what: string; content: Buffer; id?: string }[] 
   ];
 }
 
+/** How long a bad message's publish may wait for its confirm. */
+const PUBLISH_TIMEOUT_MS = 10_000;
+
+const sleepMs = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
+
 /**
  * Publishes bad message `n` to the cluster queue (through the main exchange, as a job would go)
  * with publisher confirms, on a connection of its own. Returns its correlation id, or undefined
- * when the broker was not there (the caller tries again later).
+ * when the broker was not there or did not confirm within 10 s (the caller tries again later).
  */
 export async function publishBadMessage(url: string, exchange: string, routingKey: string, n: number): Promise<{ what: string; correlationId: string; id?: string } | undefined> {
   const list = badMessages();
@@ -77,7 +82,7 @@ export async function publishBadMessage(url: string, exchange: string, routingKe
   if (!m) return undefined;
   const correlationId = `chaos-bad-${n}-${randomUUID().slice(0, 8)}`;
   let conn: ChannelModel | undefined;
-  try {
+  const publish = async (): Promise<void> => {
     conn = await connect(url, { timeout: 3_000 });
     conn.on('error', () => undefined);
     const ch = await conn.createConfirmChannel();
@@ -85,11 +90,24 @@ export async function publishBadMessage(url: string, exchange: string, routingKe
     await new Promise<void>((resolve, reject) => {
       ch.publish(exchange, routingKey, m.content, { correlationId, contentType: 'application/json', persistent: true, mandatory: true }, (err) => (err ? reject(err as Error) : resolve()));
     });
+  };
+  // Bounded as a whole: a node frozen (SIGSTOP) answers neither the handshake, the confirm nor
+  // the close, and the suite must not wait for it (an HA fault did exactly that).
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      publish(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no confirm in time')), PUBLISH_TIMEOUT_MS);
+      }),
+    ]);
     return { what: m.what, correlationId, ...(m.id === undefined ? {} : { id: m.id }) };
   } catch {
     return undefined;
   } finally {
-    await conn?.close().catch(() => undefined);
+    clearTimeout(timer);
+    const c = conn;
+    if (c) await Promise.race([c.close().catch(() => undefined), sleepMs(2_000)]);
   }
 }
 

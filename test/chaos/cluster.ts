@@ -10,13 +10,12 @@
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Etcd3 } from 'etcd3';
-import { EtcdServer } from '../support/etcd.js';
+import type { Etcd3 } from 'etcd3';
 import { type HearthProcess, startHearth } from '../support/hearth-process.js';
-import { RabbitServer } from '../support/rabbitmq.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../support/wait.js';
 import type { ProcessEnd } from './invariants.js';
+import { type ChaosServers, startServers, suiteClient, type Topology } from './servers.js';
 
 /** The fence command of the run (an executable script: shebang and mode as committed). */
 export const FENCE_KILL = join(import.meta.dirname, '../support/fence-kill.mjs');
@@ -26,6 +25,8 @@ export interface ClusterOptions {
   readonly workers: number;
   readonly leaseTtlMs: number;
   readonly latencyMs: number;
+  /** `single` (default): one etcd member and one RabbitMQ node; `ha`: three of each. */
+  readonly topology?: Topology;
 }
 
 export const CLUSTER = 'chaos';
@@ -60,44 +61,58 @@ export class ChaosCluster {
 
   private constructor(
     readonly options: ClusterOptions,
-    readonly etcd: EtcdServer,
-    readonly rabbit: RabbitServer,
+    /** The etcd and RabbitMQ of the run (servers.ts). */
+    readonly servers: ChaosServers,
+    /** `single`: each worker's TCP proxy to the one etcd member (none in `ha`: workers dial every member). */
     readonly proxies: ReadonlyMap<string, TcpProxy>,
     readonly journal: string,
-    /** A client of the private etcd (directly, not through a proxy). */
+    /** A client of the private etcd (directly, not through a proxy; every member in `ha`). */
     readonly client: Etcd3,
     /** While a file named like a host (`w2@be`) is here, the fence command refuses to fence it. */
     readonly refuseDir: string,
   ) {
-    this.hosts = [...proxies.keys()];
+    this.hosts = Array.from({ length: options.workers }, (_, i) => `w${i + 1}`);
   }
 
-  /** Starts etcd, RabbitMQ, the proxies, the API process and the workers. */
+  /**
+   * Starts etcd and RabbitMQ of the topology, the proxies (`single`), the API process and the
+   * workers. Stops what it started when a part fails, and throws (naming the server or process).
+   */
   static async start(options: ClusterOptions): Promise<ChaosCluster> {
-    // No compaction during a run: the fenced-write check reads the whole history.
-    const etcd = await EtcdServer.start({ args: ['--auto-compaction-retention', '100000000'] });
-    const rabbit = await RabbitServer.start();
-    const port = Number(new URL(etcd.url).port);
+    const servers = await startServers(options.topology ?? 'single');
     const proxies = new Map<string, TcpProxy>();
-    for (let i = 1; i <= options.workers; i++) proxies.set(`w${i}`, await TcpProxy.start({ port }));
-    const dir = await mkdtemp(join(tmpdir(), 'hearth-chaos-'));
-    const refuseDir = join(dir, 'refuse-fence');
-    await mkdir(refuseDir);
-    const client = new Etcd3({ hosts: etcd.endpoints });
-    const cluster = new ChaosCluster(options, etcd, rabbit, proxies, join(dir, 'journal.jsonl'), client, refuseDir);
-    cluster.apiRun = track(await startHearth({ name: 'api', env: cluster.env('api', etcd.url, 'api') }));
-    cluster.runs.push(cluster.apiRun);
-    await Promise.all(cluster.hosts.map((h) => cluster.startWorker(h)));
-    return cluster;
+    try {
+      if (servers.topology === 'single') {
+        const port = Number(new URL(servers.etcdEndpoints[0]!).port);
+        for (let i = 1; i <= options.workers; i++) proxies.set(`w${i}`, await TcpProxy.start({ port }));
+      }
+      const dir = await mkdtemp(join(tmpdir(), 'hearth-chaos-'));
+      const refuseDir = join(dir, 'refuse-fence');
+      await mkdir(refuseDir);
+      const cluster = new ChaosCluster(options, servers, proxies, join(dir, 'journal.jsonl'), suiteClient(servers.etcdEndpoints), refuseDir);
+      try {
+        cluster.apiRun = track(await startHearth({ name: 'api', env: cluster.env('api', servers.etcdEndpoints.join(','), 'api'), startTimeoutMs: 60_000 }));
+        cluster.runs.push(cluster.apiRun);
+        await Promise.all(cluster.hosts.map((h) => cluster.startWorker(h)));
+      } catch (err) {
+        await cluster.close();
+        throw err;
+      }
+      return cluster;
+    } catch (err) {
+      for (const p of proxies.values()) await p.close();
+      await servers.close();
+      throw err;
+    }
   }
 
   /** The `HEARTH_*` settings of a process. */
-  env(host: string, etcdUrl: string, roles: 'api' | 'worker'): Record<string, string> {
+  env(host: string, etcdUrls: string, roles: 'api' | 'worker'): Record<string, string> {
     return {
-      HEARTH_ETCD_ENDPOINTS: etcdUrl,
+      HEARTH_ETCD_ENDPOINTS: etcdUrls,
       HEARTH_ETCD_PREFIX: ETCD_PREFIX,
       HEARTH_ETCD_CALL_TIMEOUT_MS: '2000',
-      HEARTH_AMQP_URL: this.rabbit.url,
+      HEARTH_AMQP_URL: this.servers.amqpUrls.join(','),
       HEARTH_AMQP_PREFIX: AMQP_PREFIX,
       HEARTH_AMQP_HEARTBEAT_SECONDS: '2',
       HEARTH_AMQP_RECONNECT_MAX_DELAY_MS: '1000',
@@ -107,7 +122,8 @@ export class ChaosCluster {
       HEARTH_HOST: host,
       HEARTH_ROLES: roles,
       HEARTH_LEASE_TTL_MS: String(this.options.leaseTtlMs),
-      HEARTH_LEASE_MARGIN_MS: '1000',
+      // hearth's default margin at its default TTL (10 s), a third of shorter TTLs.
+      HEARTH_LEASE_MARGIN_MS: String(Math.min(2_000, Math.floor(this.options.leaseTtlMs / 3))),
       HEARTH_REPORT_INTERVAL_MS: '1000',
       HEARTH_SWEEP_INTERVAL_MS: '2000',
       HEARTH_SHUTDOWN_GRACE_MS: '5000',
@@ -148,12 +164,12 @@ export class ChaosCluster {
 
   /** Starts `host` (again); tries a few times, since a start during a server restart can fail. */
   async startWorker(host: string): Promise<HearthProcess> {
-    const proxy = this.proxies.get(host);
-    if (!proxy) throw new Error(`no host ${host}`);
+    if (!this.hosts.includes(host)) throw new Error(`no host ${host}`);
+    const etcdUrls = this.proxies.get(host)?.url ?? this.servers.etcdEndpoints.join(',');
     let last: unknown;
     for (let attempt = 1; attempt <= 4; attempt++) {
       try {
-        const proc = await startHearth({ name: `worker-${host}`, env: this.env(host, proxy.url, 'worker'), startTimeoutMs: 45_000 });
+        const proc = await startHearth({ name: `worker-${host}`, env: this.env(host, etcdUrls, 'worker'), startTimeoutMs: 45_000 });
         const run = track(proc);
         this.runs.push(run);
         this.current.set(host, run);
@@ -203,20 +219,44 @@ export class ChaosCluster {
     return restarted;
   }
 
-  /** Waits until every worker answers `/readyz` with 200. */
+  /** Waits until every worker and the API process answer `/readyz` with 200. */
   async allReady(timeoutMs = 60_000): Promise<void> {
     await waitFor(
       async () => {
-        for (const h of this.hosts) {
-          const p = this.worker(h);
+        for (const h of [...this.hosts, 'api']) {
+          const p = h === 'api' ? this.apiRun?.proc : this.worker(h);
           if (!p) return false;
           const res = await fetch(`${p.opsUrl}/readyz`, { signal: AbortSignal.timeout(1_000) });
           if (res.status !== 200) return false;
         }
         return true;
       },
-      { timeoutMs, intervalMs: 200, what: 'every worker ready' },
+      { timeoutMs, intervalMs: 100, what: 'every worker and the API ready' },
     );
+  }
+
+  /** The processes (`api`, `w1`, …) that do not answer `/readyz` with 200 now (each asked with a 1 s bound). */
+  async notReadyNow(): Promise<string[]> {
+    const names = [...this.hosts, 'api'];
+    const answers = await Promise.all(
+      names.map(async (h) => {
+        const p = h === 'api' ? this.apiRun?.proc : this.worker(h);
+        return p ? fetch(`${p.opsUrl}/readyz`, { signal: AbortSignal.timeout(1_000) }).then((res) => res.status === 200, () => false) : false;
+      }),
+    );
+    return names.filter((_, i) => !answers[i]);
+  }
+
+  /** The incarnation each worker runs as now, from its alive key (absent: none, or etcd did not answer). */
+  async incarnations(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    await Promise.all(
+      this.hosts.map(async (h) => {
+        const text = await this.client.get(`${ETCD_PREFIX}/alive/${h}@${BACKEND}`).string().catch(() => null);
+        if (text !== null) out.set(h, (JSON.parse(text) as { incarnation: string }).incarnation);
+      }),
+    );
+    return out;
   }
 
   /** Stops every process still running (SIGTERM) and returns how every run ended. */
@@ -268,8 +308,7 @@ export class ChaosCluster {
     for (const r of this.runs) if (r.proc.process.alive) r.proc.process.killNow();
     for (const p of this.proxies.values()) await p.close();
     this.client.close();
-    await this.rabbit.stop();
-    await this.etcd.stop();
+    await this.servers.close();
   }
 }
 

@@ -14,11 +14,12 @@ import type { HearthProcess } from '../support/hearth-process.js';
 import { BACKEND, type ChaosCluster, ETCD_PREFIX } from './cluster.js';
 import type { RefusedFence } from './fence-invariants.js';
 import type { BackendOutage } from './backend-invariants.js';
+import type { HaFaultKind } from './ha-faults.js';
 import type { Freeze, KillTiming } from './invariants.js';
 import { call, sleep } from './stream.js';
 
 /** A fault's name, as scheduled. */
-export type FaultKind = 'kill' | 'zombie' | 'fence-refused' | 'partition-pause' | 'partition-cut' | 'broker-restart' | 'etcd-restart' | 'backend-down';
+export type FaultKind = 'kill' | 'zombie' | 'fence-refused' | 'partition-pause' | 'partition-cut' | 'broker-restart' | 'etcd-restart' | 'backend-down' | HaFaultKind;
 
 const keys = new KeyLayout(ETCD_PREFIX);
 
@@ -142,9 +143,10 @@ export function watchOrphans(cluster: ChaosCluster, victims: readonly Victim[], 
 /**
  * kill -9 of `host`; watches the API's orphan view for its ops (detected) and etcd for their
  * takeover, starts the host again once they were detected (or after TTL + 10 s), and returns the
- * timings once every op it owned changed hands (bounded).
+ * timings once every op it owned changed hands (bounded). `extraDetectMs` widens the windows
+ * (a kill run over an etcd fault: detection waits for the quorum).
  */
-export async function killWorker(cluster: ChaosCluster, host: string): Promise<KillTiming> {
+export async function killWorker(cluster: ChaosCluster, host: string, extraDetectMs = 0): Promise<KillTiming> {
   const ttl = cluster.options.leaseTtlMs;
   const inc = await incarnationOf(cluster, host).catch(() => undefined);
   const killedAt = Date.now();
@@ -152,8 +154,8 @@ export async function killWorker(cluster: ChaosCluster, host: string): Promise<K
   // Read after the kill: a dead incarnation's ops can no longer change hands except by takeover.
   const owned = inc ? await opsOwnedBy(cluster, inc).catch(() => []) : [];
   const watch = watchOrphans(cluster, inc ? [{ host, incarnation: inc, owned }] : [], {
-    detectUntil: killedAt + ttl + 10_000,
-    takeoverUntil: killedAt + 90_000,
+    detectUntil: killedAt + ttl + 10_000 + extraDetectMs,
+    takeoverUntil: killedAt + 90_000 + extraDetectMs,
     detectPollMs: 50,
     onlyDetected: false,
   });
@@ -296,7 +298,7 @@ function watchAfter(cluster: ChaosCluster, hosts: readonly string[], from: numbe
 /** Restarts RabbitMQ (down for `downMs`); returns the window (stop called … started). */
 export async function brokerRestart(cluster: ChaosCluster, downMs: number): Promise<{ from: number; to: number }> {
   const from = Date.now();
-  await cluster.rabbit.restart(downMs);
+  await cluster.servers.restartRabbit(downMs);
   return { from, to: Date.now() };
 }
 
@@ -310,7 +312,7 @@ export async function etcdRestart(cluster: ChaosCluster, downMs: number): Promis
   const victims = (await Promise.all(cluster.hosts.map((h) => victimOf(cluster, h)))).filter((v) => v !== undefined);
   const from = Date.now();
   const watch = watchOrphans(cluster, victims, { detectUntil: from + downMs + ttl + 15_000, takeoverUntil: from + 90_000, detectPollMs: 100, onlyDetected: true });
-  await cluster.etcd.restart(downMs);
+  await cluster.servers.restartEtcd(downMs);
   return { from, to: Date.now(), orphans: watch.done };
 }
 

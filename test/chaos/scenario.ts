@@ -11,14 +11,16 @@ import { AMQP_PREFIX, ChaosCluster, CLUSTER_ID, ETCD_PREFIX } from './cluster.js
 import type { BackendOutage } from './backend-invariants.js';
 import { backendDown, brokerRestart, etcdRestart, type FaultKind, killWorker, type OrphanTimes, partition, pickVictim, refusedFence, zombie } from './faults.js';
 import { type FenceEvent, fenceEvents, type RefusedFence } from './fence-invariants.js';
+import { HA_FAULTS, type HaFaultKind, isHaFault, LeaderWatch } from './ha-faults.js';
 import { decodeHistory, readHistory } from './history.js';
 import { type BadInput, checkInvariants, type Freeze, type InvariantRow, type KillTiming, type RunRecord } from './invariants.js';
+import { type FaultMeasure, type FaultRecord, faultRows, measureFault, type ReadySample } from './measure.js';
+import { type Injected, injectWithOverlap, overlapPlan } from './overlap.js';
+import type { Topology } from './servers.js';
 import { call, sleep, Stream } from './stream.js';
 import type { FaultMark, TimelineRun } from './timeline.js';
 
-/** The cluster layouts the suite can run (`single`: one etcd member, one RabbitMQ node). */
-export const TOPOLOGIES = ['single'] as const;
-export type Topology = (typeof TOPOLOGIES)[number];
+export { TOPOLOGIES, type Topology } from './servers.js';
 
 /** What a run does. */
 export interface ChaosOptions {
@@ -31,6 +33,13 @@ export interface ChaosOptions {
   readonly etcdRestarts: number;
   /** Workers whose storage backend goes down for a while and comes back (default 0). */
   readonly backendDowns?: number;
+  /** `ha` only: how often each HA fault (ha-faults.ts) is injected (a kind left out: never). */
+  readonly haFaults?: Partial<Readonly<Record<HaFaultKind, number>>>;
+  /**
+   * `ha` only: how many of the HA faults get a worker kill or freeze run over them (one at a
+   * time, spread at random), or which kinds (the first of each gets a kill).
+   */
+  readonly overlaps?: number | readonly HaFaultKind[];
   /** Stop scheduling faults after this long (the settle comes on top). */
   readonly maxSeconds: number;
   readonly leaseTtlMs: number;
@@ -38,7 +47,7 @@ export interface ChaosOptions {
   /** Concurrent client loops of the stream. */
   readonly streams: number;
   readonly seed: number;
-  /** Names the run's timeline (default `single`). */
+  /** The servers (default `single`: one etcd member, one RabbitMQ node; `ha`: three of each), and the timeline's name. */
   readonly topology?: Topology;
   readonly log: (line: string) => void;
 }
@@ -55,12 +64,14 @@ export interface ChaosResult {
   readonly timeline: TimelineRun;
   /** Every end record of an incarnation that died without a clean leave (etcd), for the report. */
   readonly fences: readonly FenceEvent[];
+  /** Each fault measured: stall, incarnations ended, refused requests, time to ready (measure.ts). */
+  readonly measures: readonly FaultMeasure[];
+  /** etcd elections the suite saw (`ha`), epoch ms. */
+  readonly elections: readonly number[];
 }
 
 const BAD_NAME = 'chaos-bad-';
 
-/** What one injection did: the log line's detail, and the fault's marks (none when nothing was hit). */
-type Injected = { readonly detail: string; readonly mark?: Omit<FaultMark, 'readyAt' | 'detectedAt' | 'takenOverAt'>; readonly orphans?: Promise<OrphanTimes> };
 
 /** A bad message that was published (confirmed). */
 type BadMessage = { readonly what: string; readonly correlationId: string; readonly id?: string };
@@ -78,8 +89,9 @@ export function seeded(seed: number): () => number {
 }
 
 /** The faults in the order they run: kills spread out, the restarts in the middle (pure). */
-export function schedule(o: Pick<ChaosOptions, 'kills' | 'zombies' | 'refusedFences' | 'partitions' | 'brokerRestarts' | 'etcdRestarts' | 'backendDowns'>, random: () => number): FaultKind[] {
+export function schedule(o: Pick<ChaosOptions, 'kills' | 'zombies' | 'refusedFences' | 'partitions' | 'brokerRestarts' | 'etcdRestarts' | 'backendDowns' | 'haFaults'>, random: () => number): FaultKind[] {
   const others: FaultKind[] = [
+    ...HA_FAULTS.flatMap((k) => Array<FaultKind>(o.haFaults?.[k] ?? 0).fill(k)),
     ...Array<FaultKind>(o.zombies).fill('zombie'),
     ...Array<FaultKind>(o.refusedFences).fill('fence-refused'),
     ...Array.from({ length: o.partitions }, (_, i): FaultKind => (i % 2 === 0 ? 'partition-pause' : 'partition-cut')),
@@ -108,17 +120,26 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const started = Date.now();
   const random = seeded(o.seed);
   const ttl = o.leaseTtlMs;
-  o.log(`starting etcd, RabbitMQ, an API process and 3 workers (lease TTL ${ttl} ms, driver latency ${o.latencyMs} ms, fencing exec: fence-kill.mjs, seed ${o.seed})`);
-  const cluster = await ChaosCluster.start({ workers: 3, leaseTtlMs: ttl, latencyMs: o.latencyMs });
+  const topology = o.topology ?? 'single';
+  if (topology === 'ha' && (o.partitions > 0 || o.brokerRestarts > 0 || o.etcdRestarts > 0)) throw new Error('the ha topology has no worker-etcd partitions and no whole-server restarts: its HA faults replace them');
+  if (topology !== 'ha' && Object.values(o.haFaults ?? {}).some((n) => n > 0)) throw new Error('HA faults need the ha topology');
+  o.log(`starting ${topology === 'ha' ? 'a three-member etcd, a three-node RabbitMQ' : 'etcd, RabbitMQ'}, an API process and 3 workers (lease TTL ${ttl} ms, driver latency ${o.latencyMs} ms, fencing exec: fence-kill.mjs, seed ${o.seed})`);
+  const cluster = await ChaosCluster.start({ workers: 3, leaseTtlMs: ttl, latencyMs: o.latencyMs, topology });
+  const leaders = cluster.servers.ha ? new LeaderWatch(cluster.servers.ha.etcd) : undefined;
   const stream = new Stream(() => cluster.api.apiUrl, 60_000, 'chaos-');
   const kills: KillTiming[] = [];
   const freezes: Freeze[] = [];
   const badInputs: BadInput[] = [];
   const badMessages: BadMessage[] = [];
   const refusals: RefusedFence[] = [];
-  const counts: Record<FaultKind, number> = { kill: 0, zombie: 0, 'fence-refused': 0, 'partition-pause': 0, 'partition-cut': 0, 'broker-restart': 0, 'etcd-restart': 0, 'backend-down': 0 };
+  const counts = Object.fromEntries(
+    (['kill', 'zombie', 'fence-refused', 'partition-pause', 'partition-cut', 'broker-restart', 'etcd-restart', 'backend-down', ...HA_FAULTS] as const).map((k) => [k, 0]),
+  ) as Record<FaultKind, number>;
   const outages: BackendOutage[] = [];
   const marks: { mark: NonNullable<Injected['mark']>; readyAt?: number; orphans?: Promise<OrphanTimes> }[] = [];
+  const records: (Omit<FaultRecord, 'mark'> & { index: number })[] = [];
+  const scheduled = schedule(o, random);
+  const overlapAt = overlapPlan(scheduled, o.overlaps ?? 0, random);
   let badDone = false;
   try {
     o.log(`cluster up after ${((Date.now() - started) / 1000).toFixed(1)} s; stream of ${o.streams} clients starts`);
@@ -131,20 +152,34 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
           const r = await sendBadRequest(cluster.api.apiUrl, BAD_NAME, n / 2);
           if (r) badInputs.push(r);
         } else {
-          const m = await publishBadMessage(cluster.rabbit.url, AMQP_PREFIX, `${AMQP_PREFIX}.volume.${CLUSTER_ID}`, (n - 1) / 2);
+          const m = await publishBadMessage(cluster.servers.amqpUrl(), AMQP_PREFIX, `${AMQP_PREFIX}.volume.${CLUSTER_ID}`, (n - 1) / 2);
           if (m) badMessages.push(m);
         }
       }
     })();
     await sleep(3_000);
     const deadline = started + o.maxSeconds * 1_000;
-    for (const fault of schedule(o, random)) {
+    for (const [i, fault] of scheduled.entries()) {
       if (Date.now() > deadline) {
         o.log(`time budget of ${o.maxSeconds} s spent: no more faults`);
         break;
       }
       const t0 = Date.now();
-      const { detail, mark, orphans } = await inject(cluster, fault, random, ttl, { kills, freezes, refusals, outages });
+      const before = await cluster.incarnations();
+      const samples: ReadySample[] = [];
+      let probing = true;
+      const probe = (async () => {
+        while (probing) {
+          const at = Date.now();
+          samples.push({ at, notReady: await cluster.notReadyNow() });
+          await sleep(Math.max(0, at + 100 - Date.now()));
+        }
+      })();
+      const seen = { kills, freezes, refusals, outages };
+      const overlap = overlapAt.get(i);
+      const { detail, mark, orphans, victim, recoveredAt, overlap: overlapLabel } = isHaFault(fault)
+        ? await injectWithOverlap(cluster, fault, random, ttl, counts[fault], overlap, seen, counts, leaders)
+        : await inject(cluster, fault, random, ttl, seen);
       counts[fault]++;
       const t1 = Date.now();
       let readyAt: number | undefined;
@@ -158,6 +193,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       if (mark) marks.push({ mark, ...(readyAt === undefined ? {} : { readyAt }), ...(orphans ? { orphans } : {}) });
       o.log(`[${((t1 - started) / 1000).toFixed(0)} s] ${fault} ${detail} (${t1 - t0} ms); ${ready}; accepted so far ${stream.accepted.length}`);
       await sleep(1_000 + random() * 2_000);
+      probing = false;
+      await probe;
+      if (mark) {
+        const after = await cluster.incarnations();
+        const endedHosts = [...before].filter(([h, inc]) => h !== victim && after.get(h) !== inc).map(([h]) => h);
+        records.push({ index: marks.length - 1, recoveredAt: recoveredAt ?? mark.endedAt, samples, endedHosts, ...(overlapLabel ? { overlap: overlapLabel } : {}), ...(overlapLabel && victim ? { victim } : {}) });
+      }
     }
     o.log('faults done; stopping the stream and settling');
     badDone = true;
@@ -165,8 +207,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const streamStoppedAt = Date.now();
     const faults: FaultMark[] = [];
     for (const m of marks) faults.push({ ...m.mark, ...(m.orphans ? await m.orphans : {}), ...(m.readyAt === undefined ? {} : { readyAt: m.readyAt }) });
+    const elections = (await leaders?.stop().then(() => leaders.elections.map((e) => e.at))) ?? [];
     const timeline: TimelineRun = {
-      topology: o.topology ?? 'single',
+      topology,
       seed: o.seed,
       startedAt: streamStartedAt,
       endedAt: streamStoppedAt,
@@ -176,13 +219,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const settle = await settleCluster(cluster, ttl);
     o.log(`settled: ${settle}`);
     const deathFaults = { kills: counts.kill, zombies: counts.zombie, refusedFences: counts['fence-refused'] };
-    const record = { ...(await collect(cluster, stream, { kills, freezes, refusals, deathFaults }, badInputs, badMessages, ttl)), outages };
-    const rows = checkInvariants(record);
+    // A new etcd leader extends every lease: a kill's detection clock starts at the later of the kill and an election before its detection.
+    const timedKills = kills.map((k): KillTiming => {
+      const e = elections.filter((t) => t > k.killedAt && t <= (k.detectedAt ?? k.killedAt + 60_000)).at(-1);
+      return e === undefined ? k : { ...k, electedAt: e };
+    });
+    const record = { ...(await collect(cluster, stream, { kills: timedKills, freezes, refusals, deathFaults }, badInputs, badMessages, ttl)), outages };
+    const measures = records.map((r) => measureFault({ ...r, mark: faults[r.index]! }, timeline.completions, stream.refusals.filter((x) => x.status === 0 || x.status >= 500).map((x) => x.at), streamStoppedAt));
+    const haScheduled = Object.fromEntries(HA_FAULTS.map((k) => [k, o.haFaults?.[k] ?? 0]));
+    const rows = [...checkInvariants(record), ...faultRows(measures, haScheduled)];
     const fences = fenceEvents(record.history);
     const withFences: TimelineRun = { ...timeline, fences: fences.map((f) => ({ atMs: f.atMs, host: f.host.replace(/@.*$/, ''), how: f.how })) };
-    return { rows, record, faults: counts, seconds: (Date.now() - started) / 1000, refused: stream.refused, settle, timeline: withFences, fences };
+    return { rows, record, faults: counts, seconds: (Date.now() - started) / 1000, refused: stream.refused, settle, timeline: withFences, fences, measures, elections };
   } finally {
     badDone = true;
+    await leaders?.stop();
     await cluster.stopAll().catch(() => undefined);
     await cluster.close().catch(() => undefined);
   }
@@ -190,7 +241,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
 
 async function inject(
   cluster: ChaosCluster,
-  fault: FaultKind,
+  fault: Exclude<FaultKind, HaFaultKind>,
   random: () => number,
   ttl: number,
   seen: { kills: KillTiming[]; freezes: Freeze[]; refusals: RefusedFence[]; outages: BackendOutage[] },
@@ -208,6 +259,7 @@ async function inject(
         detail: `${host} owning ${k.ops} ops: detected ${ms(k.detectedAt)}, taken over ${ms(k.takenOverAt)}`,
         mark: { kind: fault, target: host, startedAt: k.killedAt, endedAt: k.restartedAt ?? Date.now() },
         orphans: Promise.resolve(times),
+        victim: host,
       };
     }
     case 'zombie': {
@@ -216,7 +268,7 @@ async function inject(
       if (!z) return { detail: `${host} not running` };
       seen.freezes.push(z.freeze);
       const how = z.fenced ? `killed by its fence ${z.freeze.to - z.freeze.from} ms in` : `SIGCONT after ${z.freeze.to - z.freeze.from} ms, NOT fenced meanwhile`;
-      return { detail: `${host} stopped (up to ${2 * ttl + 3_000} ms): ${how}`, mark: { kind: fault, target: host, startedAt: z.freeze.from, endedAt: z.freeze.to }, orphans: z.orphans };
+      return { detail: `${host} stopped (up to ${2 * ttl + 3_000} ms): ${how}`, mark: { kind: fault, target: host, startedAt: z.freeze.from, endedAt: z.freeze.to }, orphans: z.orphans, victim: host };
     }
     case 'fence-refused': {
       const host = await anyHost();
@@ -228,6 +280,7 @@ async function inject(
         detail: `${host} stopped, ${x.refusedAttempts > 0 ? "its fence refused (the API view said so)" : "NO refusal seen in the API view"}; ${x.stillOwned} of ${x.owned.length} ops still its own after ${r.to - r.from} ms; confirmed by hand (HTTP ${x.confirmStatus})`,
         mark: { kind: fault, target: host, startedAt: r.from, endedAt: r.to },
         orphans: r.orphans,
+        victim: host,
       };
     }
     case 'partition-pause':
@@ -235,7 +288,7 @@ async function inject(
       const host = await anyHost();
       const p = await partition(cluster, host, fault === 'partition-pause' ? 'pause' : 'cut', ttl + 3_000);
       if (!p) return { detail: `${host}: no proxy` };
-      return { detail: `${host} cut off etcd ${p.to - p.from} ms (up to ${ttl + 3_000})`, mark: { kind: fault, target: host, startedAt: p.from, endedAt: p.to }, orphans: p.orphans };
+      return { detail: `${host} cut off etcd ${p.to - p.from} ms (up to ${ttl + 3_000})`, mark: { kind: fault, target: host, startedAt: p.from, endedAt: p.to }, orphans: p.orphans, victim: host };
     }
     case 'broker-restart': {
       const b = await brokerRestart(cluster, 3_000);
@@ -297,8 +350,10 @@ async function collect(
   }
   for (const a of accepted) if (!endStatus.has(`${a.type}/${a.id}`)) endStatus.set(`${a.type}/${a.id}`, 'deleted');
   const opsLeft = await cluster.client.getAll().prefix(keys.ops()).keys();
-  const dead = await drainDeadLetters(cluster.rabbit.url, `${AMQP_PREFIX}.dead`);
-  const history = decodeHistory(ETCD_PREFIX, await readHistory(cluster.client, ETCD_PREFIX));
+  const dead = await drainDeadLetters(cluster.servers.amqpUrl(), `${AMQP_PREFIX}.dead`);
+  // One live member's watch (the leader's, in ha): a stream over the suite's multi-member client could land on a member still catching up.
+  const historyClient = await cluster.servers.liveClient();
+  const history = decodeHistory(ETCD_PREFIX, await readHistory(historyClient, ETCD_PREFIX).finally(() => historyClient.close()));
   const { report } = await readJournal(cluster.journal);
   const touched = (id: string | undefined): boolean => id !== undefined && (listed.some((x) => x.id === id) || report.calls.some((c) => c.resource.endsWith(`:${id}`)));
   const amqpInputs: BadInput[] = badMessages.map((m) => ({ what: `${m.what} (${m.correlationId})`, outcome: dead.has(m.correlationId) ? 'dead-lettered' : 'missing', touched: touched(m.id) }));

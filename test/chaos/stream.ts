@@ -49,6 +49,8 @@ export class Stream {
   readonly accepted: Accepted[] = [];
   /** Answers other than 202, by status (0 = no answer). */
   readonly refused = new Map<number, number>();
+  /** When each answer other than 202 came (epoch ms), with its status. */
+  readonly refusals: { readonly status: number; readonly at: number }[] = [];
   private stopped = false;
   private readonly loops: Promise<void>[] = [];
 
@@ -147,6 +149,7 @@ export class Stream {
     const res = await call(this.api(), method, path, body);
     if (res.status !== 202) {
       this.refused.set(res.status, (this.refused.get(res.status) ?? 0) + 1);
+      this.refusals.push({ status: res.status, at: Date.now() });
       return undefined;
     }
     const id = knownId ?? (res.body as Record<string, { id?: string }>)[type]?.id;

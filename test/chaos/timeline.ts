@@ -11,9 +11,9 @@ import type { TopLevelSpec } from 'vega-lite';
 
 /** One injected fault and what followed it (epoch ms). */
 export interface FaultMark {
-  /** As scheduled: `kill`, `zombie`, `partition-pause`, `partition-cut`, `broker-restart`, `etcd-restart`. */
+  /** As scheduled: `kill`, `zombie`, `partition-pause`, `partition-cut`, `broker-restart`, `etcd-restart`, or an HA fault (`etcd-leader-kill`, …: ha-faults.ts). */
   readonly kind: string;
-  /** What it hit: a worker host (`w2`), `RabbitMQ` or `etcd`. */
+  /** What it hit: a worker host (`w2`), `RabbitMQ` or `etcd`; an etcd member (`etcd-1 (leader)`) or RabbitMQ node (`rabbit-2`), with a worker fault run over it (`+ kill -9 w3`). */
   readonly target: string;
   /** When the fault began (the kill, the SIGSTOP, the cut, the server stop). */
   readonly startedAt: number;
@@ -111,6 +111,14 @@ const LABELS: Readonly<Record<string, string>> = {
   'broker-restart': 'restart',
   'etcd-restart': 'restart',
   'backend-down': 'backend down',
+  'etcd-leader-kill': 'kill -9',
+  'etcd-member-kill': 'kill -9',
+  'etcd-member-freeze': 'SIGSTOP',
+  'etcd-member-partition': 'minority partition',
+  'etcd-quorum-loss': 'quorum loss: kill -9',
+  'rabbit-leader-kill': 'kill -9',
+  'rabbit-partition': 'partition',
+  'rabbit-freeze': 'SIGSTOP',
 };
 
 /** A fault's label: what was done, to what (`kill -9 w2`, `restart RabbitMQ`). */

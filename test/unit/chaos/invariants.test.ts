@@ -201,6 +201,9 @@ describe('checkInvariants', () => {
     expect(failed({ ...g, badInputs: [...g.badInputs, { what: 'amqp: big', outcome: 'missing' }] })).toEqual(['malformed/oversized AMQP messages: dead-lettered, nothing done']);
     expect(failed({ ...g, badInputs: [...g.badInputs, { what: 'amqp: big', outcome: 'dead-lettered', touched: true }] })).toEqual(['malformed/oversized AMQP messages: dead-lettered, nothing done']);
     expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, detectedAt: 4_001, takenOverAt: 9_000 }] })).toEqual(['kill -9 → orphans detected (bound TTL + 1 s = 4 s)']);
+    // After an etcd election the clock starts at the election, and a new leader adds its election timeout to every lease.
+    expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, electedAt: 2_000, ops: 1, detectedAt: 6_900, takenOverAt: 9_000 }] })).toEqual([]);
+    expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, electedAt: 2_000, ops: 1, detectedAt: 7_100, takenOverAt: 9_000 }] })).toEqual(['kill -9 → orphans detected (bound TTL + 1 s = 4 s)']);
     expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, takenOverAt: 9_000 }] })).toEqual(['kill -9 → orphans detected (bound TTL + 1 s = 4 s)']);
     expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, detectedAt: 3_000 }] })).toEqual(['kill -9 → takeover of every orphan']);
   });
