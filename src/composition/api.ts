@@ -17,6 +17,7 @@ import { VOLUME_BINARY } from '../identity.js';
 import { MembershipClusterAdmission } from '../membership/cluster-status.js';
 import { orphanRoutes } from '../orphans/routes.js';
 import { JobBusPublisher } from '../volumes/job-bus-publisher.js';
+import { PublishStamps } from '../volumes/publish-stamps.js';
 import { volumeRoutes } from '../volumes/volume-routes.js';
 import { VolumeService } from '../volumes/volume-service.js';
 import type { Backends, CompositionContext } from './backends.js';
@@ -29,11 +30,24 @@ import type { OrphanDetection } from './orphans.js';
  */
 export const API_PUBLISH_WAIT_MS = 1_000;
 
+/**
+ * How long after a confirmed publish the API stamps the op's `publishedAt` (in one batch for
+ * every op confirmed meanwhile; `PublishStamps`): long enough that most ops are claimed by then
+ * and need no stamp, well within the sweeper's `sweepIntervalMs`, after which an unstamped
+ * queued op is published again.
+ */
+export function publishStampDelayMs(sweepIntervalMs: number): number {
+  return Math.min(API_PUBLISH_WAIT_MS, Math.floor(sweepIntervalMs / 2));
+}
+
 /** Builds the API with every route and listens; resolves with the bound address. */
 export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth): Promise<AddressInfo> {
   const { config, clock, closer } = ctx;
   const logger = ctx.logger.child({ component: 'api' });
   const { store, membership, jobBus } = backends;
+  // Registered before the listener, so closed after it (closes run in reverse): the stamps of the
+  // last requests go out once the API has stopped, and before the store closes.
+  const stamps = closer.use('publish stamps', new PublishStamps({ store, clock, logger: ctx.logger.child({ component: 'volumes' }), delayMs: publishStampDelayMs(config.sweepIntervalMs) }));
   const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options }));
   closer.quiesce('api stops accepting', () => api.close());
   api.register(clusterRoutes(membership, VOLUME_BINARY));
@@ -62,6 +76,7 @@ export async function startApi(ctx: CompositionContext, backends: Backends, orph
   const volumes = new VolumeService({
     store,
     publisher: new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) }),
+    stamps,
     admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
     clock,
     logger: ctx.logger.child({ component: 'volumes' }),
