@@ -7,7 +7,7 @@ import { allOf, type Fence, NO_FENCE } from '../fence.js';
 import type { DriverContext, VolumeDriver } from '../drivers/volume-driver.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { type Backoff, DEFAULT_ETCD_RETRY } from '../lifecycle/retry.js';
-import type { LockContext } from '../locks/lock-service.js';
+import { type HeldLocks, type LockContext, LockLostError } from '../locks/lock-service.js';
 import type { Logger } from '../observability/logger.js';
 import type { OpRecord, ResourceRecord, ResourceRef, SnapshotRecord, VolumeRecord } from '../state/records.js';
 import type { StateStore } from '../state/state-store.js';
@@ -32,6 +32,12 @@ export interface RunOptions {
   readonly signal?: AbortSignal;
   /** Why it runs: a job from the queue, or a cleanup of an orphan (logged, nothing else). */
   readonly reason?: 'job' | 'cleanup';
+  /**
+   * The op's locks, taken before the claim (`tryLockAll`), and the resource as the claim read it
+   * under them: the run uses both as they are — no lock request, no re-read — and releases the
+   * locks when it ends. `record` absent: read it under the locks.
+   */
+  readonly held?: { readonly locks: HeldLocks; readonly record?: ResourceRecord | null };
 }
 
 /** What an {@link OperationRunner} needs. */
@@ -53,10 +59,12 @@ interface Run {
   readonly op: OpRecord & { readonly kind: ManagedKind; readonly owner: NonNullable<OpRecord['owner']> };
   readonly ref: ResourceRef;
   readonly inc: Incarnation;
-  /** Caller's signal (drain) or the incarnation ending. */
+  /** Caller's signal (drain) or the incarnation ending; made when first asked for. */
   readonly stop: AbortSignal;
   readonly handBack: AbortSignal;
-  readonly log: Logger;
+  /** The run's logger, made when first asked for: a run that goes well logs nothing at the default level. */
+  readonly log: () => Logger;
+  readonly held: RunOptions['held'];
 }
 
 const NEVER = new AbortController().signal;
@@ -158,39 +166,66 @@ export class OperationRunner {
       throw new IllegalStateError('operation runner', owner ? `owned by ${owner.incarnation}` : 'queued', `op ${op.opId} is not claimed by this host`);
     }
     if (!isManagedKind(op.kind)) throw new IllegalStateError('operation runner', op.kind, `the volume manager does not run ${op.kind}`);
-    const log = this.deps.logger.child({ opId: op.opId, kind: op.kind, resource: `${op.type}:${op.id}`, attempt: op.attempt, reason: options.reason ?? 'job' });
+    let child: Logger | undefined;
+    const log = (): Logger => (child ??= this.deps.logger.child({ opId: op.opId, kind: op.kind, resource: `${op.type}:${op.id}`, attempt: op.attempt, reason: options.reason ?? 'job' }));
     const done = this.deps.metrics.started(op.kind, () => this.deps.clock.now());
-    log.debug('operation started');
+    if (this.deps.logger.isLevelEnabled('debug')) log().debug('operation started');
     let outcome: OpOutcome;
     if (!inc || inc.member.owner.incarnation !== owner.incarnation) {
-      outcome = fenced(log, 'the incarnation that claimed the op has ended');
+      outcome = fenced(log(), 'the incarnation that claimed the op has ended');
     } else {
       const handBack = options.signal ?? NEVER;
-      const run: Run = { op: { ...op, kind: op.kind, owner }, ref: { type: op.type, id: op.id }, inc, handBack, stop: AbortSignal.any([handBack, inc.member.signal]), log };
+      let stop: AbortSignal | undefined;
+      const run: Run = {
+        op: { ...op, kind: op.kind, owner },
+        ref: { type: op.type, id: op.id },
+        inc,
+        handBack,
+        get stop() {
+          return (stop ??= AbortSignal.any([handBack, inc.member.signal]));
+        },
+        log,
+        held: options.held,
+      };
       try {
         outcome = await this.underLocks(run);
       } catch (err) {
         // Only a bug gets here; the op stays owned by this incarnation (an orphan once it ends).
-        log.error({ err }, 'the operation runner failed; the op stays owned by this incarnation');
+        log().error({ err }, 'the operation runner failed; the op stays owned by this incarnation');
         outcome = { result: 'error' };
       }
     }
     done(outcome.result);
-    log.info({ result: outcome.result, status: outcome.status }, 'operation ended');
+    // Every run is counted (hearth_operations_total); one that went as planned is logged at debug only.
+    const level = outcome.result === 'success' || outcome.result === 'handed_back' ? 'debug' : 'info';
+    if (this.deps.logger.isLevelEnabled(level)) log()[level]({ result: outcome.result, status: outcome.status }, 'operation ended');
     return outcome;
   }
 
   /** Takes the locks (retrying transient failures) and runs the op under them. */
   private async underLocks(run: Run): Promise<OpOutcome> {
+    if (run.held) {
+      const { locks, record } = run.held;
+      try {
+        return await this.locked(run, locks, record);
+      } catch (err) {
+        if (!run.inc.member.joined) return fenced(run.log(), 'lost the lease before the operation ended', err);
+        if (run.handBack.aborted) return this.handBack(run, NO_FENCE);
+        if (!isRetryable(err)) throw err;
+        run.log().warn({ err }, 'could not read the op under the locks it was claimed with; retrying under fresh locks');
+      } finally {
+        await locks.release();
+      }
+    }
     for (let attempt = 1; ; attempt++) {
       try {
         const names = await this.lockNames(run);
         return await run.inc.locks.withLock(names, (ctx) => this.locked(run, ctx), { signal: run.stop, timeoutMs: Infinity });
       } catch (err) {
-        if (!run.inc.member.joined) return fenced(run.log, 'lost the lease before the operation ended', err);
+        if (!run.inc.member.joined) return fenced(run.log(), 'lost the lease before the operation ended', err);
         if (run.handBack.aborted) return this.handBack(run, NO_FENCE);
         if (!isRetryable(err)) throw err;
-        run.log.warn({ err, attempt }, 'could not take the locks or read the op; retrying');
+        run.log().warn({ err, attempt }, 'could not take the locks or read the op; retrying');
         await this.pause(attempt, run.stop);
       }
     }
@@ -203,32 +238,39 @@ export class OperationRunner {
     return lockNamesFor(op.kind, op.id, volumeId);
   }
 
-  private async locked(run: Run, ctx: LockContext): Promise<OpOutcome> {
+  /**
+   * Under the locks: re-reads the op and the resource — unless `known`, the resource as the claim
+   * read it under these very locks (the op is then the claimed one) — then the driver call and
+   * the final write.
+   */
+  private async locked(run: Run, ctx: LockContext, known?: ResourceRecord | null): Promise<OpOutcome> {
     const { op, ref, inc, log } = run;
-    const [current, record] = await Promise.all([this.deps.store.getOp(ref), this.deps.store.get(ref)]);
+    const [current, record] = known !== undefined ? [op, known ?? undefined] : await Promise.all([this.deps.store.getOp(ref), this.deps.store.get(ref)]);
     if (!current || current.opId !== op.opId || current.owner?.incarnation !== op.owner.incarnation) {
-      log.warn({ now: current && { opId: current.opId, owner: current.owner?.incarnation ?? null } }, 'the op changed while it waited for its locks; nothing to do');
+      log().warn({ now: current && { opId: current.opId, owner: current.owner?.incarnation ?? null } }, 'the op changed while it waited for its locks; nothing to do');
       return { result: 'gone' };
     }
     if (!record || record.status !== op.status) {
-      log.warn({ status: record?.status }, 'the resource left the op\'s status; nothing to do');
+      log().warn({ status: record?.status }, 'the resource left the op\'s status; nothing to do');
       return { result: 'gone' };
     }
-    const signal = AbortSignal.any([ctx.signal, run.stop]);
+    const stillHeld = (): boolean => inc.member.joined && ctx.handles.every((h) => h.state === 'held' || h.state === 'jeopardy');
+    const { signal, dispose } = driverSignal(run, ctx);
     let outcome: DriverOutcome = 'success';
     try {
       await this.untilSafe(ctx, signal);
-      const stillHeld = (): boolean => inc.member.joined && ctx.handles.every((h) => h.state === 'held' || h.state === 'jeopardy');
       await this.callDriver(op, record, { signal, member: inc.member.owner.host, opId: op.opId, incarnation: inc.member.owner.incarnation, stillHeld });
     } catch (err) {
       if (signal.aborted || err instanceof AbortedError) {
-        if (!inc.member.joined || ctx.signal.aborted) return fenced(log, 'lost the lease or a lock mid-operation; aborted, left for orphan cleanup', err);
+        if (!stillHeld()) return fenced(log(), 'lost the lease or a lock mid-operation; aborted, left for orphan cleanup', err);
         if (run.handBack.aborted) return this.handBack(run, ctx.fence);
       }
-      log.warn({ err }, 'the driver call failed');
+      log().warn({ err }, 'the driver call failed');
       outcome = 'error';
+    } finally {
+      dispose();
     }
-    return this.finish(run, record, ctx.fence, outcome);
+    return this.finish(run, record, ctx, outcome);
   }
 
   /** No new side effect while a keepalive is missing: wait until the locks are `held` again. */
@@ -253,12 +295,19 @@ export class OperationRunner {
     }
   }
 
-  /** The one final write, fenced by the member and the locks; retried only while they hold. */
-  private async finish(run: Run, record: ResourceRecord, lockFence: Fence, outcome: DriverOutcome): Promise<OpOutcome> {
+  /**
+   * The one final write, fenced by the member and the locks, which it also releases (their keys go
+   * in the same transaction: `releasingFence`); retried only while they hold.
+   */
+  private async finish(run: Run, record: ResourceRecord, ctx: LockContext, outcome: DriverOutcome): Promise<OpOutcome> {
     const { op, ref, inc, log } = run;
     const write = finalWrite(op, record, outcome, inc.member.owner.host);
-    const fence = allOf(inc.member.fence(), lockFence);
+    const fence = allOf(inc.member.fence(), ctx.releasingFence);
     const expectOp = { opId: op.opId, owner: op.owner.incarnation };
+    const done = (): OpOutcome => {
+      ctx.releasedByWrite();
+      return { result: outcome, status: write.status };
+    };
     for (let attempt = 1; ; attempt++) {
       try {
         const result =
@@ -274,14 +323,18 @@ export class OperationRunner {
                 by: 'worker',
                 fence,
               });
-        if (result.ok || (attempt > 1 && (await this.landed(ref, write)))) return { result: outcome, status: write.status };
-        log.warn({ failed: result.failed }, 'the op changed before its final write (an admin reset?); nothing written');
+        if (result.ok || (attempt > 1 && (await this.landed(ref, write)))) return done();
+        log().warn({ failed: result.failed }, 'the op changed before its final write (an admin reset?); nothing written');
         return { result: 'gone' };
       } catch (err) {
-        if (err instanceof FencedError) return fenced(log, 'the final write was fenced off', err);
+        // An earlier attempt whose answer was lost may have landed — and released the locks with it.
+        if (err instanceof FencedError) {
+          if (attempt > 1 && (await this.landed(ref, write).catch(() => false))) return done();
+          return fenced(log(), 'the final write was fenced off', err);
+        }
         if (!isRetryable(err)) throw err;
-        if (!fence.holds()) return fenced(log, 'lost the lease or a lock before the final write landed', err);
-        log.warn({ err, attempt }, 'the final write failed; retrying');
+        if (!fence.holds()) return fenced(log(), 'lost the lease or a lock before the final write landed', err);
+        log().warn({ err, attempt }, 'the final write failed; retrying');
         // Not aborted by a drain: the driver work is done, only its record is missing.
         await this.pause(attempt, inc.member.signal);
       }
@@ -303,17 +356,17 @@ export class OperationRunner {
       try {
         const result = await this.deps.store.updateOp(ref, { expect: { opId: op.opId, owner: op.owner.incarnation }, set: { owner: null, publishedAt: null }, fence });
         if (!result.ok) {
-          log.warn({ failed: result.failed }, 'the op changed before it could be handed back');
+          log().warn({ failed: result.failed }, 'the op changed before it could be handed back');
           return { result: 'gone' };
         }
-        log.info('handed the op back for another member');
+        log().info('handed the op back for another member');
         await this.deps.publisher.publish(result.op);
         return { result: 'handed_back' };
       } catch (err) {
-        if (err instanceof FencedError) return fenced(log, 'the hand-back was fenced off', err);
+        if (err instanceof FencedError) return fenced(log(), 'the hand-back was fenced off', err);
         if (!isRetryable(err)) throw err;
-        if (!fence.holds()) return fenced(log, 'lost the lease before the op could be handed back', err);
-        log.warn({ err, attempt }, 'handing the op back failed; retrying');
+        if (!fence.holds()) return fenced(log(), 'lost the lease before the op could be handed back', err);
+        log().warn({ err, attempt }, 'handing the op back failed; retrying');
         await this.pause(attempt, inc.member.signal);
       }
     }
@@ -322,6 +375,37 @@ export class OperationRunner {
   private async pause(failures: number, signal: AbortSignal): Promise<void> {
     await this.retry.wait(failures, this.deps.clock, signal);
   }
+}
+
+/**
+ * The signal of a run's driver call: it aborts on a hand-back (drain), when the incarnation ends
+ * and when any of the locks is lost. One controller and a few listeners, unhooked by `dispose`
+ * — not `AbortSignal.any` chains over the locks' own signals, which every run would build and a
+ * released lock would abort with an error object of its own.
+ */
+function driverSignal(run: Run, ctx: LockContext): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const sources = run.handBack === NEVER ? [run.inc.member.signal] : [run.handBack, run.inc.member.signal];
+  const onAbort = (event: Event): void => abort((event.target as AbortSignal).reason);
+  const offs = ctx.handles.map((h) => h.onStateChange((change) => change.state === 'lost' && abort(new LockLostError(h.name, `lock ${h.name} lost mid-operation`))));
+  const dispose = (): void => {
+    for (const s of sources) s.removeEventListener('abort', onAbort);
+    for (const off of offs) off();
+  };
+  function abort(reason: unknown): void {
+    dispose();
+    controller.abort(reason);
+  }
+  for (const s of sources) {
+    if (s.aborted) {
+      abort(s.reason);
+      break;
+    }
+    s.addEventListener('abort', onAbort, { once: true });
+  }
+  const lost = ctx.handles.find((h) => h.state === 'lost');
+  if (lost && !controller.signal.aborted) abort(new LockLostError(lost.name, `lock ${lost.name} lost mid-operation`));
+  return { signal: controller.signal, dispose };
 }
 
 function fenced(log: Logger, why: string, err?: unknown): OpOutcome {
