@@ -1,21 +1,26 @@
 /**
- * One RabbitMQ connection that keeps itself up: hearth's retry policy (`lifecycle/retry.ts`,
- * jittered and capped by `amqp.reconnectMaxDelayMs`), a fresh confirm channel per connection,
- * and a setup hook (topology, consumers) run on every connection before it is reported up.
+ * One RabbitMQ connection that keeps itself up, to whichever node of `amqp.url` answers: the
+ * nodes are tried in turn ({@link BrokerRotation}), a failed attempt or a lost connection moves
+ * to the next node at once, and hearth's retry policy (`lifecycle/retry.ts`, jittered and
+ * capped by `amqp.reconnectMaxDelayMs`) waits only after every node failed in one round. Each
+ * connection gets a fresh confirm channel and a setup hook (topology, consumers) run before it
+ * is reported up.
  *
- * amqplib 2.x has a built-in `recovery` option, but it only reopens the connection: channels,
- * consumers and the state the rest of hearth reads (ready or not, since when, why) are ours to
- * rebuild and report either way, with the same retry shape as every other loop in hearth.
+ * amqplib 2.x has a built-in `recovery` option, but it only reopens the connection to one URL:
+ * channels, consumers and the state the rest of hearth reads (ready or not, since when, why, on
+ * which node) are ours to rebuild and report either way.
  */
 import { setMaxListeners } from 'node:events';
 import { type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
 import { redactUrl } from '../config/redact.js';
 import { AbortedError, BackendAccessError, BackendUnavailableError, ClosedError, describeError } from '../errors.js';
 import { sleep, systemClock } from '../lifecycle/clock.js';
-import { withDeadline } from '../lifecycle/deadline.js';
-import { Backoff, retry } from '../lifecycle/retry.js';
+import { untilAborted, withDeadline } from '../lifecycle/deadline.js';
+import { Backoff } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
 import { explainAmqpFailure } from './access.js';
+import { closeModel, markClosed } from './close.js';
+import { type BrokerTarget, BrokerRotation, brokerTargets, startIndexFor } from './rotation.js';
 import { type AmqpConnectionSettings, socketOptionsFor, withHeartbeat } from './socket-options.js';
 
 /** Where a connection stands: `connecting` (first attempt), `up`, `down` (reconnecting), `closed`. */
@@ -35,6 +40,10 @@ export interface ConnectionStateChange {
 export interface ConnectionMetrics {
   readonly amqpConnectionUp: { set(value: number): void };
   readonly amqpReconnects: { inc(): void };
+  /** 1 for the node (`host:port` of `amqp.url`) the connection is on, 0 for the others. */
+  readonly amqpNodeConnected: { set(labels: { node: string }, value: number): void };
+  /** Connection attempts by node and result (`ok`, `failed`, `refused`). */
+  readonly amqpConnectionAttempts: { inc(labels: { node: string; result: 'ok' | 'failed' | 'refused' }): void };
 }
 
 export type { AmqpConnectionSettings } from './socket-options.js';
@@ -49,6 +58,8 @@ export interface AmqpSession {
   readonly signal: AbortSignal;
   /** Counts connections: 1 for the first. */
   readonly generation: number;
+  /** The node it is on: `host:port` from `amqp.url`, never a credential. */
+  readonly node: string;
   /** Drops this connection on purpose, e.g. after a channel error; the loop reconnects. */
   reset(reason: string): void;
 }
@@ -68,9 +79,10 @@ const RECONNECT_MIN_DELAY_MS = 200;
 /**
  * See the module doc.
  *
- * Failure semantics: a lost connection (broker restart or kill, TCP reset, two missed
- * heartbeats) moves the state to `down`, aborts the session's signal, and starts reconnecting
- * until `close()`; credentials or topology errors are retried the same way (and logged), since
+ * Failure semantics: a lost connection (a node restarted, killed, paused by
+ * `pause_minority`; a TCP reset; two missed heartbeats) moves the state to `down`, aborts the
+ * session's signal, and starts connecting again — first to the next node of `amqp.url` — until
+ * `close()`; credentials or topology errors are retried the same way (and logged), since
  * an operator can fix them without restarting hearth. A refusal (wrong password, untrusted or
  * missing certificate, missing permission) is kept as a {@link BackendAccessError} in
  * {@link failure}, with a message that says what to fix and never holds a secret.
@@ -84,8 +96,12 @@ export class AmqpConnection {
   private readonly listeners = new Set<(change: ConnectionStateChange) => void>();
   private readonly stop = new AbortController();
   private running: Promise<void> | undefined;
-  /** A session `open()` returned that the loop has not taken yet (retry drops it when aborted). */
-  private opened: AmqpSession | undefined;
+  private readonly targets: readonly BrokerTarget[];
+  private readonly rotation: BrokerRotation;
+  /** Attempts since the connection was last up (for the log level). */
+  private attemptsSinceUp = 0;
+  /** Epoch ms when the last connection was lost (for the log of the next one). */
+  private lostAt: number | undefined;
 
   private readonly reconnect: Backoff;
 
@@ -94,6 +110,13 @@ export class AmqpConnection {
     private readonly deps: AmqpConnectionOptions,
   ) {
     this.reconnect = new Backoff({ initialDelayMs: Math.min(RECONNECT_MIN_DELAY_MS, settings.reconnectMaxDelayMs), maxDelayMs: settings.reconnectMaxDelayMs });
+    // Every caller waiting for a session (a publish while the broker is away) listens on it; dozens at once are normal, not a leak.
+    setMaxListeners(0, this.stop.signal);
+    this.targets = brokerTargets(settings.url);
+    if (this.targets.length === 0) throw new RangeError('amqp.url names no RabbitMQ node');
+    this.rotation = new BrokerRotation(this.targets.length, startIndexFor(deps.name, this.targets.length));
+    // Every node from the start, so that a dashboard sees which one is not used.
+    for (const t of this.targets) deps.metrics.amqpNodeConnected.set({ node: t.node }, 0);
   }
 
   get state(): ConnectionState {
@@ -108,6 +131,11 @@ export class AmqpConnection {
   /** Why the last attempt failed, typed (BackendAccessError for a refusal); undefined while up. */
   get failure(): Error | undefined {
     return this.lastFailure;
+  }
+
+  /** The node the connection is on (`host:port`), '' while it is not up. */
+  get node(): string {
+    return this.current()?.node ?? '';
   }
 
   /** The live session, if the connection is up. */
@@ -172,35 +200,39 @@ export class AmqpConnection {
 
   private async loop(): Promise<void> {
     while (!this.stop.signal.aborted) {
-      let session: AmqpSession;
+      const session = await this.connectToSomeNode();
+      if (!session) return;
+      await this.serve(session);
+      this.rotation.lost();
+    }
+  }
+
+  /**
+   * Tries the nodes in turn until one connects; waits the back-off only after a whole round
+   * failed. Undefined once `close()` was called (what an attempt still opens is closed).
+   */
+  private async connectToSomeNode(): Promise<AmqpSession | undefined> {
+    while (!this.stop.signal.aborted) {
+      const target = this.targets[this.rotation.next] as BrokerTarget;
+      const attempt = ++this.attemptsSinceUp;
+      const opening = this.open(target, attempt);
       try {
-        session = await retry((attempt) => this.open(attempt), {
-          backoff: this.reconnect,
-          clock: systemClock,
-          signal: this.stop.signal,
-          onRetry: (err, failures) => this.attemptFailed(err, failures),
-          what: 'connecting to RabbitMQ',
-        });
+        const session = await untilAborted(opening, 'connecting to RabbitMQ', this.stop.signal);
+        this.rotation.succeeded();
+        this.deps.metrics.amqpConnectionAttempts.inc({ node: target.node, result: 'ok' });
+        return session;
       } catch (err) {
         if (this.stop.signal.aborted) {
-          // close() came while an attempt was connecting: retry throws away what it opened.
-          const orphan = this.opened;
-          this.opened = undefined;
-          if (orphan) await closeModel(orphan.model, this.settings.connectTimeoutMs, this.stop.signal);
-          return;
+          // close() came while this attempt was under way: whatever it opens is closed.
+          void opening.then((s) => closeModel(s.model, this.settings.connectTimeoutMs, this.stop.signal)).catch(() => undefined);
+          return undefined;
         }
-        // Only a non-retryable surprise lands here; never spin on it.
-        this.deps.logger.error({ err }, 'RabbitMQ connect loop failed; trying again');
-        await sleep(this.settings.reconnectMaxDelayMs, this.stop.signal).catch(() => undefined);
-        continue;
+        const rounds = this.rotation.failed();
+        this.attemptFailed(err, target, attempt, rounds);
+        if (rounds > 0) await this.reconnect.wait(rounds, systemClock, this.stop.signal);
       }
-      this.opened = undefined;
-      if (this.stop.signal.aborted) {
-        await closeModel(session.model, this.settings.connectTimeoutMs, this.stop.signal);
-        return;
-      }
-      await this.serve(session);
     }
+    return undefined;
   }
 
   /** Reports the session up and waits until it is gone. */
@@ -213,57 +245,75 @@ export class AmqpConnection {
     this.session = session;
     if (session.generation > 1) this.deps.metrics.amqpReconnects.inc();
     this.deps.metrics.amqpConnectionUp.set(1);
+    this.deps.metrics.amqpNodeConnected.set({ node: session.node }, 1);
     this.lastError = '';
     this.lastFailure = undefined;
+    const downMs = this.lostAt === undefined ? undefined : Date.now() - this.lostAt;
+    this.attemptsSinceUp = 0;
+    this.lostAt = undefined;
     this.setState('up');
-    this.deps.logger.info({ url: redactUrl(this.settings.url), generation: session.generation }, 'connected to RabbitMQ');
+    this.deps.logger.info(
+      { node: session.node, url: redactUrl(this.urlOf(session.node)), generation: session.generation, ...(downMs === undefined ? {} : { downMs }) },
+      'connected to RabbitMQ',
+    );
     await new Promise<void>((resolve) => session.signal.addEventListener('abort', () => resolve(), { once: true }));
     if (this.session === session) this.session = undefined;
     this.deps.metrics.amqpConnectionUp.set(0);
+    this.deps.metrics.amqpNodeConnected.set({ node: session.node }, 0);
     if (this.stop.signal.aborted) return;
+    this.lostAt = Date.now();
     this.lastError = redactUrl(describeError(session.signal.reason));
-    this.deps.logger.warn({ err: session.signal.reason as unknown }, 'lost the RabbitMQ connection; reconnecting');
+    const others = this.targets.length > 1 ? '; trying the next node' : '; reconnecting';
+    this.deps.logger.warn({ node: session.node, err: session.signal.reason as unknown }, `lost the RabbitMQ connection${others}`);
     this.setState('down', this.lastError);
   }
 
-  private attemptFailed(error: unknown, attempt: number): void {
-    // Stopping is no connection failure.
-    if (this.stop.signal.aborted) return;
-    this.lastError = redactUrl(describeError(error));
+  /** Logs and counts a failed attempt; `rounds` > 0 when it ended a round (a wait follows). */
+  private attemptFailed(error: unknown, target: BrokerTarget, attempt: number, rounds: number): void {
+    this.lastError = `${target.node}: ${redactUrl(describeError(error))}`;
     this.lastFailure = error instanceof Error ? error : new Error(String(error));
     // A refusal will not go away by waiting: say so louder than an outage.
     const refused = error instanceof BackendAccessError;
-    const level = attempt === 1 || attempt % 10 === 0 ? (refused ? 'error' : 'warn') : 'debug';
+    this.deps.metrics.amqpConnectionAttempts.inc({ node: target.node, result: refused ? 'refused' : 'failed' });
+    // Each node is named once per outage; then every tenth round.
+    const n = this.targets.length;
+    const loud = attempt <= n || (rounds > 0 && rounds % 10 === 0);
+    const level = loud ? (refused ? 'error' : 'warn') : 'debug';
     const reason = refused ? { reason: error.reason } : {};
-    this.deps.logger[level]({ attempt, err: error, ...reason, url: redactUrl(this.settings.url) }, 'cannot connect to RabbitMQ; retrying');
+    const what = rounds > 0 ? (n > 1 ? 'cannot connect to any RabbitMQ node; retrying' : 'cannot connect to RabbitMQ; retrying') : 'cannot connect to this RabbitMQ node; trying the next';
+    this.deps.logger[level]({ attempt, node: target.node, err: error, ...reason, url: redactUrl(target.url) }, what);
     if (this.stateValue === 'up') this.setState('down', this.lastError);
   }
 
-  /** One connection attempt: connect, confirm channel, setup. Errors become retryable ones. */
-  private async open(attempt: number): Promise<AmqpSession> {
+  private urlOf(node: string): string {
+    return this.targets.find((t) => t.node === node)?.url ?? '';
+  }
+
+  /** One connection attempt to `target`: connect, confirm channel, setup. Errors become retryable ones. */
+  private async open(target: BrokerTarget, attempt: number): Promise<AmqpSession> {
     let model: ChannelModel | undefined;
     let session: AmqpSession | undefined;
+    const settings = { ...this.settings, url: target.url };
     try {
-      model = await connect(withHeartbeat(this.settings.url, this.settings.heartbeatSeconds), await socketOptionsFor(this.settings, this.deps.name));
-      session = await this.createSession(model);
+      model = await connect(withHeartbeat(target.url, settings.heartbeatSeconds), await socketOptionsFor(settings, this.deps.name));
+      session = await this.createSession(model, target);
       // Bounded: right after a broker restart, a consume on a quorum queue that is still
       // recovering was seen to block its channel (and the deliveries already sent to it).
-      await withDeadline(this.deps.setup(session), this.settings.connectTimeoutMs, 'declaring the topology and consumers', this.stop.signal);
-      this.opened = session;
+      await withDeadline(this.deps.setup(session), settings.connectTimeoutMs, 'declaring the topology and consumers', this.stop.signal);
       return session;
     } catch (err) {
       // Abort the session first: a setup that is still running must see it is dead.
       session?.reset('connection setup failed');
-      if (model) await closeModel(model, this.settings.connectTimeoutMs, this.stop.signal);
-      const target = { url: this.settings.url, prefix: this.settings.prefix ?? '', certFile: this.settings.certFile, passwordFile: this.settings.passwordFile ?? '' };
+      if (model) await closeModel(model, settings.connectTimeoutMs, this.stop.signal);
+      const explained = { url: target.url, prefix: settings.prefix ?? '', certFile: settings.certFile, passwordFile: settings.passwordFile ?? '' };
       throw (
-        explainAmqpFailure(err, target) ??
-        new BackendUnavailableError('amqp', `RabbitMQ connection attempt ${attempt} failed: ${redactUrl(describeError(err))}`, { cause: err })
+        explainAmqpFailure(err, explained) ??
+        new BackendUnavailableError('amqp', `RabbitMQ connection attempt ${attempt} to ${target.node} failed: ${redactUrl(describeError(err))}`, { cause: err })
       );
     }
   }
 
-  private async createSession(model: ChannelModel): Promise<AmqpSession> {
+  private async createSession(model: ChannelModel, target: BrokerTarget): Promise<AmqpSession> {
     const lost = new AbortController();
     // Every publish in flight listens on it; hundreds at once are normal, not a leak.
     setMaxListeners(0, lost.signal);
@@ -274,8 +324,7 @@ export class AmqpConnection {
     // amqplib emits 'error' before 'close'; without a listener an error would crash the process.
     model.on('error', (err: Error) => this.deps.logger.debug({ err }, 'RabbitMQ connection error'));
     model.on('close', (err?: Error) => {
-      closedModels.add(model);
-      destroySocket(model);
+      markClosed(model);
       gone(err ?? new Error('connection closed'));
     });
     model.on('blocked', (reason: string) => this.deps.logger.warn({ reason }, 'RabbitMQ blocked publishing (resource alarm)'));
@@ -294,7 +343,7 @@ export class AmqpConnection {
     confirm.on('return', (msg: { properties: { messageId?: unknown } }) => {
       if (typeof msg.properties.messageId === 'string') returned.add(msg.properties.messageId);
     });
-    return { model, confirm, returned, signal: lost.signal, generation, reset };
+    return { model, confirm, returned, signal: lost.signal, generation, node: target.node, reset };
   }
 
   private setState(state: ConnectionState, error?: string): void {
@@ -311,41 +360,3 @@ export class AmqpConnection {
   }
 }
 
-/** Connections that emitted 'close': there is nothing left to close on them. */
-const closedModels = new WeakSet<ChannelModel>();
-
-/**
- * Closes a connection politely, but never waits more than `ms` for a broker that does not
- * answer, nor past `signal` (the connection's own `close()`): then the socket is destroyed (the
- * broker returns the unacknowledged messages). A connection that is already closed, or closes
- * by itself meanwhile, is done at once: amqplib never answers a close asked for while it was
- * tearing the connection down (a channel's 'close' fires first, e.g. after SIGSTOP/SIGCONT),
- * and the deadline's timer would otherwise hold a stopping process for `ms`.
- */
-async function closeModel(model: ChannelModel, ms: number, signal?: AbortSignal): Promise<void> {
-  if (closedModels.has(model)) return;
-  let onClose: (() => void) | undefined;
-  const ended = new Promise<void>((resolve) => model.once('close', (onClose = resolve)));
-  try {
-    await withDeadline(Promise.race([model.close(), ended]), ms, 'closing the connection', signal);
-  } catch {
-    // The broker did not answer in time, or the close was cut short: drop the socket below.
-  } finally {
-    if (onClose) model.off('close', onClose);
-    destroySocket(model);
-  }
-}
-
-/**
- * Destroys a connection's socket. amqplib only half-closes it (`end()`) and waits for the
- * broker's FIN; after a SIGSTOP the broker may have given the connection up without ever sending
- * one, and the half-open socket would keep a stopping process alive indefinitely. Nothing is
- * lost: after close-ok, or after amqplib declared the connection closed, no frame is read or
- * written any more. The socket is destroyed *with an error*, so that amqplib, if it still thinks
- * the connection open (a close cut short), tears it down too — a bare `destroy()` emits no
- * 'error' or 'end', and its heartbeat timers would run on until two heartbeats were missed.
- */
-function destroySocket(model: ChannelModel): void {
-  const stream = (model.connection as unknown as { stream?: { destroyed?: boolean; destroy(err?: Error): void } }).stream;
-  if (stream && !stream.destroyed) stream.destroy(new Error('connection dropped by hearth'));
-}

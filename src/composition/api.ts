@@ -9,7 +9,7 @@ import { clusterRoutes } from '../api/clusters.js';
 import { deadLetterRoutes } from '../api/dead-letters.js';
 import { fenceRoutes } from '../api/fences.js';
 import { operatorViewRoutes } from '../api/operator-views.js';
-import { ApiServer, apiServerOptions } from '../api/server.js';
+import { ApiServer, apiServerOptions, type RouteModule } from '../api/server.js';
 import { serviceRemovalRoutes } from '../api/service-removal.js';
 import { fenceStateOf } from '../fencing/fence-state.js';
 import { clusterId } from '../config/rules.js';
@@ -40,22 +40,35 @@ export function publishStampDelayMs(sweepIntervalMs: number): number {
   return Math.min(API_PUBLISH_WAIT_MS, Math.floor(sweepIntervalMs / 2));
 }
 
-/** Builds the API with every route and listens; resolves with the bound address. */
-export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth): Promise<AddressInfo> {
-  const { config, clock, closer } = ctx;
+/** The publish stamps of the API's volume service; `startApi` closes them after the listener. */
+export function publishStamps(ctx: CompositionContext, backends: Pick<Backends, 'store'>): PublishStamps {
+  return new PublishStamps({ store: backends.store, clock: ctx.clock, logger: ctx.logger.child({ component: 'volumes' }), delayMs: publishStampDelayMs(ctx.config.sweepIntervalMs) });
+}
+
+/**
+ * Every route module of the API, built on `backends` (registered in this order). `stamps`: the
+ * volume service's publish stamps (made here when not given; whoever makes them closes them).
+ */
+export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, stamps: PublishStamps = publishStamps(ctx, backends)): RouteModule[] {
+  const { config, clock } = ctx;
   const logger = ctx.logger.child({ component: 'api' });
   const { store, membership, jobBus } = backends;
-  // Registered before the listener, so closed after it (closes run in reverse): the stamps of the
-  // last requests go out once the API has stopped, and before the store closes.
-  const stamps = closer.use('publish stamps', new PublishStamps({ store, clock, logger: ctx.logger.child({ component: 'volumes' }), delayMs: publishStampDelayMs(config.sweepIntervalMs) }));
-  const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options }));
-  closer.quiesce('api stops accepting', () => api.close());
-  api.register(clusterRoutes(membership, VOLUME_BINARY));
-  api.register(operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }));
-  api.register(serviceRemovalRoutes({ membership, store, logger }));
-  api.register(deadLetterRoutes(jobBus));
-  api.register(fenceRoutes({ membership, queue: backends.fenceQueue, logger }));
-  api.register(
+  const volumes = new VolumeService({
+    store,
+    publisher: new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) }),
+    stamps,
+    admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
+    clock,
+    logger: ctx.logger.child({ component: 'volumes' }),
+    cluster: clusterId(config),
+    availabilityZone: config.zone,
+  });
+  return [
+    clusterRoutes(membership, VOLUME_BINARY),
+    operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }),
+    serviceRemovalRoutes({ membership, store, logger }),
+    deadLetterRoutes(jobBus),
+    fenceRoutes({ membership, queue: backends.fenceQueue, logger }),
     orphanRoutes({
       membership,
       store,
@@ -72,17 +85,19 @@ export async function startApi(ctx: CompositionContext, backends: Backends, orph
         ),
       logger: ctx.logger.child({ component: 'orphans' }),
     }),
-  );
-  const volumes = new VolumeService({
-    store,
-    publisher: new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) }),
-    stamps,
-    admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
-    clock,
-    logger: ctx.logger.child({ component: 'volumes' }),
-    cluster: clusterId(config),
-    availabilityZone: config.zone,
-  });
-  api.register(volumeRoutes(volumes));
+    volumeRoutes(volumes),
+  ];
+}
+
+/** Builds the API with every route and listens; resolves with the bound address. */
+export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth): Promise<AddressInfo> {
+  const { config, closer } = ctx;
+  const logger = ctx.logger.child({ component: 'api' });
+  // Registered before the listener, so closed after it (closes run in reverse): the stamps of the
+  // last requests go out once the API has stopped, and before the store closes.
+  const stamps = closer.use('publish stamps', publishStamps(ctx, backends));
+  const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options }));
+  closer.quiesce('api stops accepting', () => api.close());
+  for (const routes of apiRoutes(ctx, backends, orphans, stamps)) api.register(routes);
   return api.listen(config.api.listen);
 }

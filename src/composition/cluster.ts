@@ -14,6 +14,11 @@ import { SessionMetrics } from '../session/metrics.js';
 import { EtcdStateStore } from '../state/etcd-state-store.js';
 import { createStateMetrics } from '../state/metrics.js';
 import { EtcdClientMetrics } from '../etcd/metrics.js';
+import { ManagementApi } from '../amqp/management.js';
+import { splitUrlList, vhostOf } from '../config/url-lists.js';
+import { QueueReplicaMonitor, type WatchedQueue } from '../routing/amqp-replicas.js';
+import { replicaMetrics } from '../routing/metrics.js';
+import { clusterQueueName, hostQueueName, topologyFor } from '../routing/topology.js';
 import type { Backends, CompositionContext } from './backends.js';
 
 /**
@@ -34,6 +39,7 @@ export async function openClusterBackends(ctx: CompositionContext): Promise<Back
     new EtcdStateStore({ client, keys, clock, metrics: createStateMetrics(registry), logger: logger.child({ component: 'state' }) }),
   );
   const membership = closer.use('membership', new EtcdMembership({ client, keys, clock, logger: logger.child({ component: 'membership' }), retry }));
+  if (config.amqp.managementUrl !== '') closer.use('queue replica monitor', replicaMonitor(ctx, host)).start();
   return {
     mode: 'cluster',
     store,
@@ -68,4 +74,30 @@ export async function openClusterBackends(ctx: CompositionContext): Promise<Back
       }),
     healthy: () => ({ ok: true }),
   };
+}
+
+/**
+ * The poll of the management API (`amqp.managementUrl`) for the replicas of the queues this
+ * process uses: the cluster queue and the dead-letter queue, and a worker's own host queue.
+ */
+function replicaMonitor(ctx: CompositionContext, host: string): QueueReplicaMonitor {
+  const { config } = ctx;
+  const cluster = clusterId(config);
+  const queues: WatchedQueue[] = [
+    { kind: 'cluster', name: clusterQueueName(config.amqp.prefix, cluster) },
+    { kind: 'dead', name: topologyFor(config.amqp.prefix, cluster, host).deadQueue },
+  ];
+  if (config.roles.includes('worker')) queues.push({ kind: 'host', name: hostQueueName(config.amqp.prefix, cluster, host) });
+  return new QueueReplicaMonitor({
+    // One node gets connectTimeoutMs; a poll (nodes, then each queue) at most three of those.
+    reader: new ManagementApi({ ...config.amqp, timeoutMs: config.amqp.connectTimeoutMs }),
+    vhost: vhostOf(splitUrlList(config.amqp.url)[0] ?? ''),
+    queues,
+    groupSize: config.amqp.quorumInitialGroupSize,
+    intervalMs: config.amqp.managementIntervalMs,
+    timeoutMs: Math.min(config.amqp.managementIntervalMs, 3 * config.amqp.connectTimeoutMs),
+    metrics: replicaMetrics(ctx.registry),
+    logger: ctx.logger.child({ component: 'queue-replicas' }),
+    clock: ctx.clock,
+  });
 }

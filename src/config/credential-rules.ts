@@ -1,4 +1,5 @@
 import type { ConfigIssue } from '../errors.js';
+import { nodeOf, splitUrlList } from './url-lists.js';
 import { redactUrl } from './redact.js';
 import type { Config } from './schema.js';
 
@@ -45,17 +46,23 @@ function amqpIssues(amqp: Config['amqp']): ConfigIssue[] {
     if (amqp.passwordFile !== '') issue('amqp.passwordFile needs amqp.url');
     return issues;
   }
-  const url = parseUrl(amqp.url);
-  if (!url) return issues; // The URL's own rule reports it.
-  if (amqp.passwordFile !== '') {
-    if (url.password !== '') issue('amqp.url holds a password too; keep it in amqp.passwordFile only');
-    if (url.username === '') issue('amqp.passwordFile needs the user name in amqp.url, e.g. amqps://hearth@rabbitmq:5671/hearth');
-  } else if (url.username !== '' && url.password === '' && amqp.certFile === '') {
-    issues.push({
-      path: 'amqp.url',
-      env: 'HEARTH_AMQP_URL',
-      message: `names the user ${decodeURIComponent(url.username)} but no password: set amqp.passwordFile, or amqp.certFile and amqp.keyFile to log in with the certificate (EXTERNAL)`,
-    });
+  // Every URL of the list is checked: the password file applies to each of them.
+  const urls = splitUrlList(amqp.url)
+    .map(parseUrl)
+    .filter((u): u is URL => u !== undefined); // A URL that does not parse: its own rule reports it.
+  const several = urls.length > 1;
+  const which = (url: URL): string => (several ? ` (${nodeOf(url.href)})` : '');
+  for (const url of urls) {
+    if (amqp.passwordFile !== '') {
+      if (url.password !== '') issue(`amqp.url${which(url)} holds a password too; keep it in amqp.passwordFile only`);
+      if (url.username === '') issue(`amqp.passwordFile needs the user name in amqp.url${several ? ` (in every URL; ${nodeOf(url.href)} has none)` : ''}, e.g. amqps://hearth@rabbitmq:5671/hearth`);
+    } else if (url.username !== '' && url.password === '' && amqp.certFile === '') {
+      issues.push({
+        path: 'amqp.url',
+        env: 'HEARTH_AMQP_URL',
+        message: `names the user ${decodeURIComponent(url.username)}${which(url)} but no password: set amqp.passwordFile, or amqp.certFile and amqp.keyFile to log in with the certificate (EXTERNAL)`,
+      });
+    }
   }
   return issues;
 }

@@ -24,7 +24,21 @@ const RUN_WITH_AT = /[^\s"'`<>]*@[^\s"'`<>]*/g;
  */
 export function redactUrl(text: string): string {
   if (!text.includes('@')) return text;
-  return text.replace(RUN_WITH_AT, redactRun);
+  return text.replace(RUN_WITH_AT, redactList);
+}
+
+/** A comma that starts another URL (`amqp.url` lists one per node). */
+const NEXT_URL = /,(?=[a-z][a-z0-9+.-]*:\/\/)/i;
+
+/**
+ * A run that is a list of URLs (`amqp://u:p@a/v,amqp://u:q@b/v`) is redacted URL by URL, so
+ * every host stays readable. Where a piece before the last has no `@`, the comma may have been
+ * inside a password: then the run is redacted whole, which hides more but never less.
+ */
+function redactList(run: string): string {
+  const pieces = run.split(NEXT_URL);
+  if (pieces.length === 1 || pieces.slice(0, -1).some((p) => !p.includes('@') && /^[a-z][a-z0-9+.-]*:\/\/[^/]*:/i.test(p))) return redactRun(run);
+  return pieces.map((p) => (p.includes('@') ? redactRun(p) : p)).join(',');
 }
 
 function redactRun(run: string): string {

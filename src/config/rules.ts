@@ -1,4 +1,5 @@
 import type { ConfigIssue } from '../errors.js';
+import { amqpUrlIssues, managementUrlIssues } from './url-lists.js';
 import { apiAuthIssues } from './api-auth.js';
 import { credentialIssues } from './credential-rules.js';
 import { kubernetesFenceRules } from './kubernetes-fence.js';
@@ -16,9 +17,8 @@ export function crossFieldIssues(config: Config): ConfigIssue[] {
       message: 'cluster mode needs both etcd.endpoints and amqp.url; set both, or neither for single-node mode',
     });
   }
-  if (hasAmqp && !/^amqps?:\/\//.test(config.amqp.url)) {
-    issues.push({ path: 'amqp.url', env: 'HEARTH_AMQP_URL', message: 'must start with amqp:// or amqps://' });
-  }
+  if (hasAmqp) issues.push(...amqpUrlIssues(config.amqp.url));
+  issues.push(...managementUrlIssues(config.amqp.managementUrl, config.amqp.url));
   if (config.leaseTtlMs % 1_000 !== 0) {
     issues.push({
       path: 'leaseTtlMs',

@@ -13,6 +13,8 @@ const HOST_PART = '(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+)';
 const publicUrlSchema = z
   .string()
   .regex(new RegExp(`^(https?://${HOST_PART}(:\\d{1,5})?(/[^\\s?#@]*)?)?$`), 'must be an http(s)://host[:port][/path] URL without user, query or fragment');
+/** A list of URLs: comma-separated text, or in a YAML or JSON file a list, kept as the text. */
+const urlListSchema = z.preprocess((v) => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? v.join(',') : v), z.string());
 const hostItem = z.string().regex(new RegExp(`^${HOST_PART}(:\\d{1,5})?$`), 'must be host or host:port, e.g. localhost:18776');
 const proxyItem = z.string().refine((s) => {
   const [address, bits, ...rest] = s.split('/');
@@ -223,13 +225,42 @@ export const configSpec = {
   },
   amqp: {
     url: opt.string({
+      schema: urlListSchema,
       default: '',
       secret: 'url',
-      doc: 'RabbitMQ URL (amqp:// or amqps://, with user and vhost, e.g. amqps://hearth@rabbitmq:5671/hearth). Empty: the in-process job bus of single-node mode.',
+      doc:
+        'RabbitMQ URL (amqp:// or amqps://, with user and vhost, e.g. amqps://hearth@rabbitmq:5671/hearth); for a RabbitMQ cluster, one URL per node, comma-separated (in a file, a list works too) ' +
+        '(amqps://hearth@rabbit-0:5671/hearth,amqps://hearth@rabbit-1:5671/hearth,…): all with one scheme and one vhost. A process starts at a node picked from its host name, ' +
+        'moves to the next URL at once when an attempt fails or its connection is lost, and waits (amqp.reconnectMaxDelayMs) only after every node failed in turn. Empty: the in-process job bus of single-node mode.',
     }),
     passwordFile: opt.string({
       default: '',
-      doc: 'File holding the password of the user in amqp.url (a mounted Secret; a trailing newline is ignored), instead of a password in the URL. Checked at start, read again on every connection attempt.',
+      doc: 'File holding the password of the user in amqp.url (a mounted Secret; a trailing newline is ignored), instead of a password in the URL; it applies to every URL of the list. Checked at start, read again on every connection attempt.',
+    }),
+    quorumInitialGroupSize: opt.int({
+      default: 3,
+      min: 1,
+      max: 99,
+      unit: 'count',
+      doc:
+        'Replicas (members) of each quorum queue hearth creates (x-quorum-initial-group-size); a broker with fewer nodes makes one per node. Applies only when a queue is created: ' +
+        'a queue that exists keeps the members and arguments it was declared with. RabbitMQ 3.10 does not re-grow a queue that lost a member: see amqp.managementUrl.',
+    }),
+    managementUrl: opt.string({
+      schema: urlListSchema,
+      default: '',
+      secret: 'url',
+      doc:
+        'RabbitMQ management API (http:// or https://, e.g. https://rabbit-0:15671), one URL per node, comma-separated, tried in turn. Set: every process polls it (amqp.managementIntervalMs) ' +
+        'for the members and online members of its quorum queues and exports them (hearth_amqp_queue_members); empty: nothing is polled, and an under-replicated queue does not show in hearth\'s metrics. ' +
+        'Credentials: the URL\'s own user and password, else the AMQP user and password (amqp.url, amqp.passwordFile); TLS as for AMQP (amqp.caFile, amqp.certFile, amqp.keyFile).',
+    }),
+    managementIntervalMs: opt.int({
+      default: 30_000,
+      min: 1_000,
+      max: 3_600_000,
+      unit: 'ms',
+      doc: 'How often the management API is polled (amqp.managementUrl).',
     }),
     prefix: opt.string({ schema: nameSchema, default: 'hearth', doc: 'Prefix of every exchange and queue name.' }),
     prefetch: opt.int({ default: 8, min: 1, max: 1_000, unit: 'count', doc: 'Unacknowledged jobs a worker may hold.' }),

@@ -48,6 +48,8 @@ export class LockKeys {
 export interface QueuedKey {
   readonly key: string;
   readonly createRevision: string;
+  /** Its contender's incarnation (the key's value; absent for a holder hearth did not write). */
+  readonly incarnation?: string;
 }
 
 /** What the enqueue transaction found. */
@@ -74,7 +76,8 @@ export function enqueueRequest(keys: LockKeys, leaseId: string, value: string): 
     success: [
       { request_put: { key: keys.myKeyBuf, value: Buffer.from(value), lease: leaseId } },
       keys.byCreate('Ascend', 1),
-      keys.byCreate('Descend', 2, { keys_only: true }),
+      // With values (the contenders' incarnations): a predecessor that dies owning the lock is handed off from only once fenced.
+      keys.byCreate('Descend', 2),
     ],
     failure: [{ request_range: { key: keys.myKeyBuf, keys_only: true } }, keys.byCreate('Ascend', 1)],
   };
@@ -132,7 +135,7 @@ export function recheckRequest(keys: LockKeys, myRev: string): ITxnRequest {
     compare: [],
     success: [
       { request_range: { key: keys.myKeyBuf, keys_only: true } },
-      keys.byCreate('Descend', 1, { keys_only: true, max_create_revision: (BigInt(myRev) - 1n).toString() }),
+      keys.byCreate('Descend', 1, { max_create_revision: (BigInt(myRev) - 1n).toString() }),
       // With its value (the holder's incarnation): a hand-off from a holder that died waits for its fence.
       keys.byCreate('Ascend', 1),
     ],
@@ -194,8 +197,14 @@ export function holderOf(keys: LockKeys, kv: IKeyValue): LockHolder {
   };
 }
 
+/** The holder a queued key names (its lease from the key, its incarnation from the value). */
+export function holderOfQueued(keys: LockKeys, q: QueuedKey): LockHolder {
+  return { key: q.key, leaseHex: q.key.slice(keys.prefix.length), ...(q.incarnation === undefined ? {} : { incarnation: q.incarnation }) };
+}
+
 function queued(kv: IKeyValue): QueuedKey {
-  return { key: kvKey(kv), createRevision: kv.create_revision };
+  const value = kv.value?.toString() ?? '';
+  return { key: kvKey(kv), createRevision: kv.create_revision, ...(value === '' ? {} : { incarnation: value }) };
 }
 
 function kvKey(kv: IKeyValue): string {

@@ -4,12 +4,12 @@ import type { KeyLayout } from '../etcd/keys.js';
 import { AbortedError, BackendUnavailableError, ClosedError } from '../errors.js';
 import { sleep } from '../lifecycle/clock.js';
 import { type Backoff, DEFAULT_ETCD_RETRY } from '../lifecycle/retry.js';
-import type { Fence } from '../fence.js';
+import { allOf, type Fence } from '../fence.js';
 import type { Logger } from '../observability/logger.js';
 import { isLive, type Session, type SessionStateChange } from '../session/session.js';
 import { describeHolder, type LockHolder, LockLostError, LockTimeoutError } from './errors.js';
 import { EtcdLockHandle } from './etcd-lock-handle.js';
-import { type Enqueued, enqueueRequest, handOffMarkRequest, holderOf, LockKeys, parseEnqueue, parseHandOffMark, parseRecheck, recheckRequest, releaseRequest } from './etcd-lock-ops.js';
+import { type Enqueued, enqueueRequest, handOffMarkRequest, holderOf, holderOfQueued, LockKeys, parseEnqueue, parseHandOffMark, parseRecheck, recheckRequest, releaseRequest } from './etcd-lock-ops.js';
 import { waitForDelete } from './etcd-lock-wait.js';
 import { anySignal } from '../concurrency/signals.js';
 import { untilAborted } from '../lifecycle/deadline.js';
@@ -233,7 +233,10 @@ export class EtcdLockService implements LockService {
     let predecessorIsOwner = first.predecessorIsOwner;
     // The last owner seen other than me: the lock is mine only once its hand-off is safe.
     let lastOwner = first.holder;
-    const mine = (): Promise<void> => this.handedOff(lastOwner, keys, myRev, signal);
+    // The predecessor whose deletion was seen last: when nothing is left below me, it may have
+    // owned the lock when it went (it took over from an owner I never saw): gated too.
+    let vanished: LockHolder | undefined;
+    const mine = (): Promise<void> => this.handedOff([lastOwner, vanished], keys, myRev, signal);
     // Watches in a row that ended without a deletion. From the second on, the next watch waits
     // a little first, so a watch that keeps failing (say, etcd refusing it) cannot turn into polling.
     let interrupted = 0;
@@ -248,6 +251,7 @@ export class EtcdLockService implements LockService {
           // before the session signal (watched by this wait) fires; a lease revoked by hand is
           // caught by the fence and the session's next keepalive.
           if (outcome === 'deleted' && predecessorIsOwner) return await mine();
+          if (outcome === 'deleted') vanished = holderOfQueued(keys, predecessor);
           interrupted = outcome === 'recheck' ? interrupted + 1 : 0;
           if (outcome === 'recheck') this.options.logger?.debug({ key: keys.myKey, predecessor: predecessor.key }, 'watch of the predecessor was interrupted; re-reading the queue');
         }
@@ -255,6 +259,8 @@ export class EtcdLockService implements LockService {
         if (!queue.mineExists) throw new LockLostError(keys.name, `lock ${keys.name}: my queue key ${keys.myKey} vanished while waiting (lease expired?)`);
         if (queue.owner && queue.owner.key !== keys.myKey) lastOwner = queue.owner;
         if (queue.predecessor === undefined) return await mine();
+        // A key is still below mine, and below the one that vanished: that one never owned the lock.
+        vanished = undefined;
         predecessor = queue.predecessor;
         predecessorIsOwner = queue.predecessorIsOwner;
       }
@@ -271,19 +277,21 @@ export class EtcdLockService implements LockService {
   }
 
   /**
-   * Waits until taking over from `previous` (an owner that is gone now) is safe, and marks my key
-   * when that owner was dead; see `handOff`.
+   * Waits until taking over from each of `previous` (owners that are gone now, or may have owned
+   * the lock when they went) is safe, and marks my key when one of them was dead; see `handOff`.
    */
-  private async handedOff(previous: LockHolder | undefined, keys: LockKeys, myRev: string, signal: AbortSignal): Promise<void> {
-    if (!previous || previous.key === keys.myKey || !this.options.handOff) return;
-    const fence = await this.options.handOff(previous, signal);
-    if (!fence || fence.guards.length === 0) return;
+  private async handedOff(candidates: readonly (LockHolder | undefined)[], keys: LockKeys, myRev: string, signal: AbortSignal): Promise<void> {
+    const handOff = this.options.handOff;
+    const previous = candidates.filter((h, i): h is LockHolder => h !== undefined && h.key !== keys.myKey && candidates.findIndex((o) => o?.key === h.key) === i);
+    if (previous.length === 0 || !handOff) return;
+    const fence = allOf(...(await Promise.all(previous.map((p) => handOff(p, signal)))).filter((f): f is Fence => f !== undefined));
+    if (fence.guards.length === 0) return;
     const { session } = this.options;
     const res = await untilAborted(this.txn(handOffMarkRequest(keys, myRev, session.leaseId, session.incarnation, fence), Infinity, 'marking a hand-off'), 'marking a hand-off', signal);
     const mark = parseHandOffMark(res, myRev, fence);
     if (mark.ok) return;
     if (mark.mineGone) throw new LockLostError(keys.name, `lock ${keys.name}: my queue key ${keys.myKey} vanished while waiting (lease expired?)`);
-    throw new LockLostError(keys.name, `lock ${keys.name}: the hand-off from ${describeHolder(previous)} no longer holds: ${mark.failed ?? fence.description}`);
+    throw new LockLostError(keys.name, `lock ${keys.name}: the hand-off from ${previous.map(describeHolder).join(' and ')} no longer holds: ${mark.failed ?? fence.description}`);
   }
 
   /**

@@ -9,6 +9,7 @@ import { AbortedError, BackendAccessError, BackendUnavailableError, ClosedError,
 import type { Logger } from '../observability/logger.js';
 import { AmqpConnection, type AmqpConnectionSettings, type AmqpSession } from '../amqp/connection.js';
 import { sendConfirmed } from '../amqp/publish.js';
+import { declareQuorumQueue } from './amqp-declare.js';
 import { toDeadLetter } from './amqp-dead-letter.js';
 import { AmqpSubscription } from './amqp-subscription.js';
 import { sleep } from '../lifecycle/clock.js';
@@ -48,7 +49,11 @@ export interface AmqpJobBusSettings extends AmqpConnectionSettings {
   readonly prefetch: number;
   readonly publishTimeoutMs: number;
   readonly maxDeliveries: number;
+  /** Replicas of a quorum queue when hearth creates it (`amqp.quorumInitialGroupSize`); default 3. */
+  readonly quorumInitialGroupSize?: number;
 }
+
+const DEFAULT_GROUP_SIZE = 3;
 
 /** Dependencies of {@link AmqpJobBus}. */
 export interface AmqpJobBusOptions {
@@ -171,6 +176,7 @@ export class AmqpJobBus implements JobBus {
         cluster: this.identity.cluster,
         maxDeliveries: this.settings.maxDeliveries,
         attachTimeoutMs: this.settings.connectTimeoutMs,
+        declare: (session, queue) => this.declareWorkQueue(session, queue),
         logger: this.logger,
         deadLetter: (session, msg, queue, reason, detail, deliveries) => this.deadLetter(session, msg, queue, reason, detail, deliveries),
         forget: (s) => this.subscriptions.delete(s),
@@ -261,10 +267,10 @@ export class AmqpJobBus implements JobBus {
     const t = this.topology;
     await ch.assertExchange(t.exchange, 'direct', { durable: true });
     await ch.assertExchange(t.deadExchange, 'fanout', { durable: true });
-    await ch.assertQueue(t.deadQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await this.declare(session, t.deadQueue, { 'x-queue-type': 'quorum' });
     await ch.bindQueue(t.deadQueue, t.deadExchange, '');
     await ch.assertExchange(t.noticeExchange, 'fanout', { durable: true });
-    await ch.assertQueue(t.clusterQueue, { durable: true, arguments: workQueueArguments(t.deadExchange) });
+    await this.declareWorkQueue(session, t.clusterQueue);
     await ch.bindQueue(t.clusterQueue, t.exchange, t.clusterQueue);
     this.declared.clear();
     for (const subscription of this.subscriptions) await subscription.attach(session);
@@ -345,10 +351,20 @@ export class AmqpJobBus implements JobBus {
     const seen = this.declared.get(session.generation) ?? new Set<string>();
     if (seen.has(cluster)) return;
     const queue = clusterQueueName(this.settings.prefix, cluster);
-    await session.confirm.assertQueue(queue, { durable: true, arguments: workQueueArguments(this.topology.deadExchange) });
+    await this.declareWorkQueue(session, queue);
     await session.confirm.bindQueue(queue, this.topology.exchange, queue);
     seen.add(cluster);
     this.declared.set(session.generation, seen);
+  }
+
+  /** Declares a cluster or host queue (see amqp-declare.ts: an existing one keeps its declaration). */
+  private declareWorkQueue(session: AmqpSession, queue: string): Promise<void> {
+    return this.declare(session, queue, workQueueArguments(this.topology.deadExchange));
+  }
+
+  private async declare(session: AmqpSession, queue: string, args: Record<string, unknown>): Promise<void> {
+    const outcome = await declareQuorumQueue(session.model, queue, args, this.settings.quorumInitialGroupSize ?? DEFAULT_GROUP_SIZE);
+    if (outcome === 'kept') this.logger.debug({ queue }, 'the queue keeps the initial group size it was declared with');
   }
 
   /** Copies a message to the dead-letter exchange with hearth's reason headers. */

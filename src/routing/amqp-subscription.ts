@@ -19,7 +19,7 @@ import { Backoff } from '../lifecycle/retry.js';
 import { runHandler, vet } from './dispatch.js';
 import type { Disposition, JobHandler, JobSubscription } from './job-bus.js';
 import type { DeadLetterReason } from './job-message.js';
-import { type Topology, workQueueArguments } from './topology.js';
+import type { Topology } from './topology.js';
 
 /** What a subscription needs from its bus. */
 export interface SubscriptionContext {
@@ -28,6 +28,8 @@ export interface SubscriptionContext {
   readonly maxDeliveries: number;
   /** Bound on attaching one lane (`amqp.connectTimeoutMs`). */
   readonly attachTimeoutMs: number;
+  /** Declares a work queue (this host's) on the connection, before its lane consumes. */
+  declare(session: AmqpSession, queue: string): Promise<void>;
   readonly logger: Logger;
   /** Copies the message to the dead-letter exchange with a reason; resolves once confirmed. */
   deadLetter(session: AmqpSession, msg: ConsumeMessage, queue: string, reason: DeadLetterReason, detail: string, deliveries: number): Promise<void>;
@@ -89,11 +91,11 @@ export class AmqpSubscription implements JobSubscription {
    */
   async attach(session: AmqpSession): Promise<void> {
     if (!this.activeValue || session.signal.aborted) return;
-    const { clusterQueue, hostQueue, exchange, deadExchange } = this.ctx.topology;
+    const { clusterQueue, hostQueue, exchange } = this.ctx.topology;
     // Lanes of earlier connections are dead; a late attach of a dead one must not touch ours.
     this.lanes = this.lanes.filter((l) => l.session === session);
     const cluster = await this.openLane(session, clusterQueue, 'cluster', async (ch) => {
-      await ch.assertQueue(hostQueue, { durable: true, arguments: workQueueArguments(deadExchange) });
+      await this.ctx.declare(session, hostQueue);
       await ch.bindQueue(hostQueue, exchange, hostQueue);
     });
     if (!cluster) return;

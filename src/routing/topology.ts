@@ -70,7 +70,9 @@ export function noticeQueueName(prefix: string, cluster: string, host: string, i
  * deliveries in `x-delivery-count`; `at-least-once` dead-lettering (RabbitMQ 3.10+) makes the
  * broker's own dead-lettering safe and requires `reject-publish` overflow. No `x-delivery-limit`
  * is set: the limit is enforced by the bus (`amqp.maxDeliveries`, with a reason header), and
- * queue arguments that never change keep redeclaration from failing after a config change.
+ * queue arguments that never change keep redeclaration from failing after a config change. The
+ * one that does (`x-quorum-initial-group-size`) is added only when a queue is created
+ * (`amqp-declare.ts`).
  */
 export function workQueueArguments(deadExchange: string): Record<string, string> {
   return {

@@ -2,9 +2,12 @@
  * The fault suite's cluster: a private etcd and RabbitMQ (so they can be restarted), one API-only
  * `hearth serve` process and worker-only processes, each worker reaching etcd through its own
  * TCP proxy (so one worker can be cut off from etcd), the fake driver with latency writing one
- * shared journal. It remembers every process it started and how each ended.
+ * shared journal. Fencing is on: `fencing.method exec` with test/support/fence-kill.mjs, which
+ * kills a dead incarnation's process (the test analogue of power fencing) unless a refusal file
+ * for its host is in {@link ChaosCluster.refuseDir}. It remembers every process it started and
+ * how each ended, and starts again a worker its fence killed.
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
@@ -14,6 +17,9 @@ import { RabbitServer } from '../support/rabbitmq.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../support/wait.js';
 import type { ProcessEnd } from './invariants.js';
+
+/** The fence command of the run (an executable script: shebang and mode as committed). */
+export const FENCE_KILL = join(import.meta.dirname, '../support/fence-kill.mjs');
 
 /** Settings of a chaos cluster. */
 export interface ClusterOptions {
@@ -31,6 +37,17 @@ export const AMQP_PREFIX = 'chaos';
 interface Run {
   readonly proc: HearthProcess;
   by: ProcessEnd['by'];
+  /** When the suite saw it exit (epoch ms). */
+  endedAt?: number;
+}
+
+/** A run of `proc`, noting when it exits. */
+function track(proc: HearthProcess): Run {
+  const run: Run = { proc, by: 'none' };
+  void proc.process.waitForExit().then(() => {
+    run.endedAt = Date.now();
+  });
+  return run;
 }
 
 /** The servers and processes of one run. */
@@ -49,6 +66,8 @@ export class ChaosCluster {
     readonly journal: string,
     /** A client of the private etcd (directly, not through a proxy). */
     readonly client: Etcd3,
+    /** While a file named like a host (`w2@be`) is here, the fence command refuses to fence it. */
+    readonly refuseDir: string,
   ) {
     this.hosts = [...proxies.keys()];
   }
@@ -61,10 +80,12 @@ export class ChaosCluster {
     const port = Number(new URL(etcd.url).port);
     const proxies = new Map<string, TcpProxy>();
     for (let i = 1; i <= options.workers; i++) proxies.set(`w${i}`, await TcpProxy.start({ port }));
-    const journal = join(await mkdtemp(join(tmpdir(), 'hearth-chaos-')), 'journal.jsonl');
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-chaos-'));
+    const refuseDir = join(dir, 'refuse-fence');
+    await mkdir(refuseDir);
     const client = new Etcd3({ hosts: etcd.endpoints });
-    const cluster = new ChaosCluster(options, etcd, rabbit, proxies, journal, client);
-    cluster.apiRun = { proc: await startHearth({ name: 'api', env: cluster.env('api', etcd.url, 'api') }), by: 'none' };
+    const cluster = new ChaosCluster(options, etcd, rabbit, proxies, join(dir, 'journal.jsonl'), client, refuseDir);
+    cluster.apiRun = track(await startHearth({ name: 'api', env: cluster.env('api', etcd.url, 'api') }));
     cluster.runs.push(cluster.apiRun);
     await Promise.all(cluster.hosts.map((h) => cluster.startWorker(h)));
     return cluster;
@@ -96,6 +117,11 @@ export class ChaosCluster {
       HEARTH_ORPHANS_SWEEP_INTERVAL_MS: '2000',
       HEARTH_ORPHANS_AUTO_CLEANUP: 'true',
       HEARTH_ORPHANS_GRACE_MS: String(this.options.leaseTtlMs),
+      HEARTH_FENCING_METHOD: 'exec',
+      HEARTH_FENCING_EXEC_COMMAND: FENCE_KILL,
+      HEARTH_FENCING_EXEC_ARGS: `--refuse-dir,${this.refuseDir}`,
+      HEARTH_FENCING_EXEC_TIMEOUT_MS: '10000',
+      HEARTH_FENCING_RETRY_MAX_DELAY_MS: '2000',
       HEARTH_LOG_LEVEL: 'info',
     };
   }
@@ -120,7 +146,7 @@ export class ChaosCluster {
     for (let attempt = 1; attempt <= 4; attempt++) {
       try {
         const proc = await startHearth({ name: `worker-${host}`, env: this.env(host, proxy.url, 'worker'), startTimeoutMs: 45_000 });
-        const run: Run = { proc, by: 'none' };
+        const run = track(proc);
         this.runs.push(run);
         this.current.set(host, run);
         return proc;
@@ -137,6 +163,36 @@ export class ChaosCluster {
     if (!run) return;
     run.by = 'kill';
     await run.proc.kill();
+  }
+
+  /**
+   * Starts again every worker whose process has ended — its fence killed it (a frozen or
+   * cut-off worker whose lease expired), or the suite did (a refused fence, confirmed, then
+   * powered off) — then waits until every worker is ready. Returns the hosts started again. A
+   * process that crashed is started again too; the "no process crashed" row still reports it,
+   * unless etcd shows its fence.
+   */
+  async recover(timeoutMs = 90_000): Promise<string[]> {
+    const restarted: string[] = [];
+    const end = Date.now() + timeoutMs;
+    for (let round = 0; round < 3; round++) {
+      for (const h of this.hosts) {
+        const run = this.current.get(h);
+        if (run && !run.proc.process.alive) {
+          await this.startWorker(h);
+          restarted.push(h);
+        }
+      }
+      try {
+        await this.allReady(Math.max(1_000, end - Date.now()));
+        return restarted;
+      } catch (err) {
+        // A fence may have killed one more meanwhile (a death seen later): look again, bounded.
+        if (Date.now() >= end || this.hosts.every((h) => this.worker(h))) throw err;
+      }
+    }
+    await this.allReady(Math.max(1_000, end - Date.now()));
+    return restarted;
   }
 
   /** Waits until every worker answers `/readyz` with 200. */
@@ -173,7 +229,9 @@ export class ChaosCluster {
       .filter((r) => !r.proc.process.alive)
       .map((r) => ({
         name: `${r.proc.name} (pid ${r.proc.pid})`,
+        pid: r.proc.pid,
         by: r.by,
+        ...(r.endedAt === undefined ? {} : { endedAt: r.endedAt }),
         code: r.proc.process.exit?.code ?? null,
         signal: r.proc.process.exit?.signal ?? null,
         stray: r.proc
@@ -181,6 +239,7 @@ export class ChaosCluster {
           .split('\n')
           .filter((l) => l.trim() !== '' && !l.startsWith('{'))
           .slice(0, 5),
+        fenced: fenceLogs(r.proc.output()),
       }));
   }
 
@@ -204,4 +263,19 @@ export class ChaosCluster {
     await this.rabbit.stop();
     await this.etcd.stop();
   }
+}
+
+/** The `fenced a dead incarnation` lines of a process's output (a line torn by a kill is skipped). */
+function fenceLogs(output: string): { incarnation: string; how: string }[] {
+  const out: { incarnation: string; how: string }[] = [];
+  for (const line of output.split('\n')) {
+    if (!line.includes('"fenced a dead incarnation"')) continue;
+    try {
+      const l = JSON.parse(line) as { msg?: string; incarnation?: string; how?: string };
+      if (l.msg === 'fenced a dead incarnation') out.push({ incarnation: String(l.incarnation), how: String(l.how) });
+    } catch {
+      // Torn by a kill: not a complete log line.
+    }
+  }
+  return out;
 }

@@ -1,23 +1,28 @@
 /**
  * The faults the suite injects, each bounded in time and followed by its recovery: kill -9 of a
  * worker (measured: kill → orphans in the API view, kill → every orphan taken over; then the
- * worker is started again), SIGSTOP past the lease TTL then SIGCONT, a partition between one
- * worker and etcd (proxy paused, or connections reset) then healed, and restarts of RabbitMQ
- * and etcd.
+ * worker is started again), SIGSTOP past the lease TTL then SIGCONT (its fence kills it first),
+ * a partition between one worker and etcd (proxy paused, or connections reset) then healed, a
+ * frozen worker whose fence is refused until the operator confirms it, and restarts of
+ * RabbitMQ and etcd.
  */
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { KeyLayout } from '../../src/etcd/keys.js';
-import { type ChaosCluster, ETCD_PREFIX } from './cluster.js';
+import type { HearthProcess } from '../support/hearth-process.js';
+import { BACKEND, type ChaosCluster, ETCD_PREFIX } from './cluster.js';
+import type { RefusedFence } from './fence-invariants.js';
 import type { Freeze, KillTiming } from './invariants.js';
 import { call, sleep } from './stream.js';
 
 /** A fault's name, as scheduled. */
-export type FaultKind = 'kill' | 'zombie' | 'partition-pause' | 'partition-cut' | 'broker-restart' | 'etcd-restart';
+export type FaultKind = 'kill' | 'zombie' | 'fence-refused' | 'partition-pause' | 'partition-cut' | 'broker-restart' | 'etcd-restart';
 
 const keys = new KeyLayout(ETCD_PREFIX);
 
 /** The incarnation `host` currently runs as, from its alive key (undefined when none). */
 async function incarnationOf(cluster: ChaosCluster, host: string): Promise<string | undefined> {
-  const text = await cluster.client.get(keys.alive(`${host}@be`)).string();
+  const text = await cluster.client.get(keys.alive(`${host}@${BACKEND}`)).string();
   return text === null ? undefined : (JSON.parse(text) as { incarnation: string }).incarnation;
 }
 
@@ -161,34 +166,115 @@ export async function killWorker(cluster: ChaosCluster, host: string): Promise<K
   return { host, killedAt, ops: owned.length, ...times, ...(restartedAt === undefined ? {} : { restartedAt }) };
 }
 
+/** Sleeps `ms`, or less once `p` has exited (its fence killed it: nothing left to wait for). */
+async function unlessGone(p: HearthProcess, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (!p.process.alive) return true;
+    await sleep(Math.min(100, end - Date.now()));
+  }
+  return !p.process.alive;
+}
+
 /**
- * SIGSTOP of `host` for `pauseMs` (past its lease TTL and the cleanup grace), then SIGCONT.
- * `orphans` settles later (within 90 s): when the frozen incarnation's ops were seen orphaned
- * and taken over.
+ * SIGSTOP of `host` for `pauseMs` (past its lease TTL and the cleanup grace), then SIGCONT —
+ * unless its fence killed it first (with the suite's exec fence it does, about a TTL in: the
+ * freeze then ends early). `orphans` settles later (within 90 s): when the frozen incarnation's
+ * ops were seen orphaned and taken over.
  */
-export async function zombie(cluster: ChaosCluster, host: string, pauseMs: number): Promise<{ freeze: Freeze; orphans: Promise<OrphanTimes> } | undefined> {
+export async function zombie(cluster: ChaosCluster, host: string, pauseMs: number): Promise<{ freeze: Freeze; fenced: boolean; orphans: Promise<OrphanTimes> } | undefined> {
   const p = cluster.worker(host);
   if (!p) return undefined;
   const from = Date.now();
   p.pause();
   const orphans = watchAfter(cluster, [host], from, pauseMs);
-  await sleep(pauseMs);
+  const fenced = await unlessGone(p, pauseMs);
   p.resume();
-  return { freeze: { pid: p.pid, from, to: Date.now() }, orphans };
+  return { freeze: { pid: p.pid, from, to: Date.now() }, fenced, orphans };
+}
+
+/** One refused-fence fault: what was seen, its window, and (settling later) the takeover. */
+export interface Refusal {
+  readonly refusal: RefusedFence;
+  readonly from: number;
+  readonly to: number;
+  readonly orphans: Promise<OrphanTimes>;
 }
 
 /**
- * Cuts `host` off etcd (its proxy paused, or its connections reset) for `downMs`, then heals.
- * Returns the window and, settling later, when its ops were seen orphaned and taken over.
+ * A fence that fails: the fence command is told to refuse `host` (a refusal file), then `host`
+ * is frozen (SIGSTOP: not gone, so the process check cannot fence it either) while it owns ops
+ * (a freeze that caught it idle is undone at once — far below the lease — and tried again,
+ * bounded). Its lease expires, every fence attempt is refused and retried; this waits until
+ * the API's fence view shows the refusal and two TTLs have passed (the cleanup grace
+ * included), checks that its ops are still its own, then confirms the fence as an operator
+ * would (`POST /hearth/v1/fences/{incarnation}/confirm`) and kills the frozen process (the
+ * operator powered it off). Bounded: gives up waiting for the refusal after `ttl + 30 s`.
+ */
+export async function refusedFence(cluster: ChaosCluster, host: string): Promise<Refusal | undefined> {
+  const ttl = cluster.options.leaseTtlMs;
+  const p = cluster.worker(host);
+  const incarnation = await incarnationOf(cluster, host).catch(() => undefined);
+  if (!p || !incarnation) return undefined;
+  const refusalFile = join(cluster.refuseDir, `${host}@${BACKEND}`);
+  await writeFile(refusalFile, 'the fault suite refuses this fence (its power switch is out of reach)\n');
+  try {
+    let from = Date.now();
+    let owned: string[] = [];
+    for (let tries = 0; tries < 20; tries++) {
+      from = Date.now();
+      p.pause();
+      // Read while frozen: a frozen incarnation's ops can change hands only by takeover.
+      owned = await opsOwnedBy(cluster, incarnation).catch(() => []);
+      if (owned.length > 0 || tries === 19) break;
+      p.resume();
+      await sleep(150);
+    }
+    const watch = watchOrphans(cluster, [{ host, incarnation, owned }], { detectUntil: from + ttl + 30_000, takeoverUntil: from + 90_000, detectPollMs: 100, onlyDetected: false });
+    let refusedAttempts = 0;
+    const until = from + ttl + 30_000;
+    while (Date.now() < until && (refusedAttempts === 0 || Date.now() < from + 2 * ttl + 1_000)) {
+      const res = await call(cluster.api.apiUrl, 'GET', '/hearth/v1/fences', undefined, { timeoutMs: 2_000 });
+      const awaiting = (res.body as { awaiting?: { incarnation?: string; attempts?: number; last_error?: string | null }[] } | null)?.awaiting ?? [];
+      const mine = awaiting.find((a) => a.incarnation === incarnation);
+      if (mine && (mine.last_error ?? '').includes('refused')) refusedAttempts = Math.max(1, mine.attempts ?? 0);
+      await sleep(200);
+    }
+    const left = await Promise.all(owned.map((k) => cluster.client.get(k).string().catch(() => null)));
+    const stillOwned = left.filter((x) => x !== null && (JSON.parse(x) as { owner: { incarnation: string } | null }).owner?.incarnation === incarnation).length;
+    const confirm = await call(cluster.api.apiUrl, 'POST', `/hearth/v1/fences/${encodeURIComponent(incarnation)}/confirm`, { reason: 'fault suite: refused fence confirmed by hand' }, { timeoutMs: 10_000 });
+    // Confirmed while it cannot act (stopped); now it never will.
+    await cluster.kill(host);
+    const to = Date.now();
+    const prefix = `${ETCD_PREFIX}/`;
+    return {
+      refusal: { host, incarnation, owned: owned.map((k) => k.slice(prefix.length)), refusedAttempts, stillOwned, confirmStatus: confirm.status },
+      from,
+      to,
+      orphans: watch.done,
+    };
+  } finally {
+    await rm(refusalFile, { force: true });
+  }
+}
+
+/**
+ * Cuts `host` off etcd (its proxy paused, or its connections reset) for `downMs`, then heals —
+ * at once if its fence killed it meanwhile (its lease expired while it was cut off: its peers
+ * fence it as they would a frozen one). Returns the window and, settling later, when its ops
+ * were seen orphaned and taken over.
  */
 export async function partition(cluster: ChaosCluster, host: string, mode: 'pause' | 'cut', downMs: number): Promise<{ from: number; to: number; orphans: Promise<OrphanTimes> } | undefined> {
   const proxy = cluster.proxies.get(host);
   if (!proxy) return undefined;
+  const p = cluster.worker(host);
   const from = Date.now();
   if (mode === 'pause') proxy.pause();
   else proxy.cut();
   const orphans = watchAfter(cluster, [host], from, downMs);
-  await sleep(downMs);
+  // Its lease expires while it is cut off, and its fence kills it: then there is nothing to heal for.
+  if (p) await unlessGone(p, downMs);
+  else await sleep(downMs);
   proxy.heal();
   return { from, to: Date.now(), orphans };
 }

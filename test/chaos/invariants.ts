@@ -5,15 +5,13 @@
  * invariant. Nothing here knows how the record was made, so each rule is unit-tested on
  * hand-written records (`test/unit/chaos/invariants.test.ts`).
  */
-import type { JournalCall, JournalReport } from '../../src/drivers/fake-journal.js';
+import type { JournalReport } from '../../src/drivers/fake-journal.js';
 import { isTransitional } from '../../src/state/state-machine.js';
+import { type DeathFaults, type FenceLog, fenceKilledPids, fenceOrderRow, fencedOnceRow, type RefusedFence, refusedFenceRow } from './fence-invariants.js';
+import type { HistoryEvent } from './history.js';
+import { few, type InvariantRow, row } from './rows.js';
 
-/** One row of the printed table. */
-export interface InvariantRow {
-  readonly name: string;
-  readonly result: 'PASS' | 'FAIL';
-  readonly detail: string;
-}
+export type { HistoryEvent, InvariantRow };
 
 /** The operations the stream asks for through the API. */
 export type RequestKind = 'create_volume' | 'delete_volume' | 'extend_volume' | 'create_snapshot' | 'delete_snapshot';
@@ -39,21 +37,6 @@ export const FINAL_STATUSES: Readonly<Record<RequestKind, readonly string[]>> = 
   create_snapshot: ['available', 'error'],
   delete_snapshot: ['deleted', 'error_deleting'],
 };
-
-/** One event of etcd's history under the run's prefix, decoded. */
-export type HistoryEvent =
-  | { readonly revision: number; readonly kind: 'alive-put'; readonly host: string; readonly incarnation: string; readonly createRevision: number }
-  | { readonly revision: number; readonly kind: 'alive-delete'; readonly host: string }
-  | {
-      readonly revision: number;
-      readonly kind: 'op-put' | 'op-delete';
-      readonly key: string;
-      /** The owner's incarnation after the write (null: queued; absent on a delete). */
-      readonly owner?: { readonly incarnation: string; readonly aliveRevision: number } | null;
-      /** The owner before the write (null: queued or new). */
-      readonly prevOwner: { readonly incarnation: string; readonly aliveRevision: number } | null;
-    }
-  | { readonly revision: number; readonly kind: 'resource-put'; readonly key: string; readonly updatedBy: string | null; readonly status: string };
 
 /** A write whose writer was not alive (holding its alive key) at the write's revision. */
 export interface FencedWrite {
@@ -143,12 +126,17 @@ export interface Freeze {
 /** How a process of the run ended. */
 export interface ProcessEnd {
   readonly name: string;
+  readonly pid?: number;
+  /** When it exited (epoch ms; the suite's clock, the workers' too: one machine). */
+  readonly endedAt?: number;
   /** What the runner did to it last: killed it, stopped it (SIGTERM) at the end, or nothing. */
   readonly by: 'kill' | 'stop' | 'none';
   readonly code: number | null;
   readonly signal: string | null;
   /** Output lines that are not JSON log lines (a stack trace, a runtime warning), first few. */
   readonly stray?: readonly string[];
+  /** Its `fenced a dead incarnation` log lines. */
+  readonly fenced?: readonly FenceLog[];
 }
 
 /** A malformed or oversized input and what hearth answered. */
@@ -177,6 +165,10 @@ export interface RunRecord {
   readonly kills: readonly KillTiming[];
   /** The SIGSTOP … SIGCONT windows of the zombie fault (epoch ms), by process id. */
   readonly freezes: readonly Freeze[];
+  /** The faults injected that end an incarnation without a clean leave (the fence rows need deaths to check). */
+  readonly deathFaults: DeathFaults;
+  /** What each refused-fence fault saw. */
+  readonly refusals: readonly RefusedFence[];
   readonly badInputs: readonly BadInput[];
   /** Name prefix of the volumes that bad requests tried to create. */
   readonly badName: string;
@@ -189,12 +181,23 @@ export function p50max(values: readonly number[]): { p50: number; max: number } 
   return { p50: sorted[Math.floor((sorted.length - 1) / 2)] ?? 0, max: sorted[sorted.length - 1] ?? 0 };
 }
 
-const row = (name: string, pass: boolean, detail: string): InvariantRow => ({ name, result: pass ? 'PASS' : 'FAIL', detail });
-const few = (items: readonly string[]): string => (items.length > 3 ? `${items.slice(0, 3).join('; ')}; … (${items.length})` : items.join('; '));
-
 /** One row per invariant. */
 export function checkInvariants(r: RunRecord): InvariantRow[] {
-  return [noneLost(r), noneStuck(r), noOverlap(r), noFencedWrite(r), noDoubleCreate(r), opsEmpty(r), noCrash(r), badApi(r), badAmqp(r), ...killRows(r)];
+  return [
+    noneLost(r),
+    noneStuck(r),
+    overlapRow(r.journal),
+    noFencedWrite(r),
+    fenceOrderRow(r.history, r.deathFaults),
+    fencedOnceRow(r.history, r.processes, r.deathFaults),
+    refusedFenceRow(r.history, r.refusals, r.deathFaults),
+    noDoubleCreate(r),
+    opsEmpty(r),
+    noCrash(r),
+    badApi(r),
+    badAmqp(r),
+    ...killRows(r),
+  ];
 }
 
 function noneLost(r: RunRecord): InvariantRow {
@@ -220,31 +223,16 @@ function noneStuck(r: RunRecord): InvariantRow {
 }
 
 /**
- * True when `zombie` was already in flight when its process was frozen (SIGSTOP) and `other`
- * started after the freeze began: the call had been sent before the freeze, and nothing a
- * coordinator does can recall it (failure-modes.md, "the zombie"). Only this case is told apart.
+ * Overlaps of driver calls on one resource, from the fake driver's journal: none allowed, with no
+ * exception. (A worker frozen mid-call is fenced — killed — before anyone takes its work over, so
+ * the call it had in flight cannot outlast the takeover; without a fence a lock-delay must do.)
  */
-function zombieOverlap(r: RunRecord, zombie: JournalCall, other: JournalCall): boolean {
-  return r.freezes.some((f) => f.pid === zombie.pid && zombie.start < f.from && (zombie.end ?? Number.POSITIVE_INFINITY) > f.from && other.start >= f.from);
-}
-
-/**
- * Overlaps of driver calls on one resource. An overlap with a call a frozen process had in flight
- * when it froze is reported in the detail, with how that call ended, but is not a coordination
- * failure: fencing stops every later write and every new call, not a call already sent.
- */
-function noOverlap(r: RunRecord): InvariantRow {
-  const zombie = r.journal.overlaps.filter((x) => zombieOverlap(r, x.first, x.second) || zombieOverlap(r, x.second, x.first));
-  const live = r.journal.overlaps.filter((x) => !zombie.includes(x));
-  const o = live.map((x) => `${x.resource}: ${x.first.call}@${x.first.member} / ${x.second.call}@${x.second.member}`);
-  const frozen = zombie.map((x) => (zombieOverlap(r, x.first, x.second) ? x.first : x.second));
-  const ends = `${frozen.filter((c) => c.ok === true).length} completed, ${frozen.filter((c) => c.ok !== true).length} aborted on SIGCONT`;
+export function overlapRow(journal: JournalReport): InvariantRow {
+  const o = journal.overlaps.map((x) => `${x.resource}: ${x.first.call}@${x.first.member} / ${x.second.call}@${x.second.member}`);
   return row(
     'no two driver calls on one resource overlapped',
-    o.length === 0 && r.journal.malformed === 0,
-    o.length
-      ? few(o)
-      : `${r.journal.calls.length} calls, ${r.journal.unfinished.length} cut off by kills, ${r.journal.malformed} torn lines; ${zombie.length} overlaps only with a call a zombie had in flight when it was frozen (${ends}; its writes: see the fenced-write row)`,
+    o.length === 0 && journal.malformed === 0,
+    o.length ? few(o) : `${journal.calls.length} calls, ${journal.unfinished.length} cut off by kills and fences, ${journal.malformed} torn lines`,
   );
 }
 
@@ -272,14 +260,24 @@ function opsEmpty(r: RunRecord): InvariantRow {
   return row('the ops/ prefix is empty at the end', r.opsLeft.length === 0, r.opsLeft.length ? few([...r.opsLeft]) : 'no op record left');
 }
 
+/**
+ * Every process ended by the suite's kill -9, by a clean stop (exit 0), or by the fence: a
+ * SIGKILL nobody in the suite sent is the fence command's only if etcd records an `exec` end of
+ * an incarnation that process ran.
+ */
 function noCrash(r: RunRecord): InvariantRow {
-  const crashed = r.processes.filter((p) => p.by === 'none' || (p.by === 'stop' && (p.code !== 0 || p.signal !== null)));
+  const fenced = fenceKilledPids(r.history);
+  const byFence = (p: ProcessEnd): boolean => p.by === 'none' && p.signal === 'SIGKILL' && p.pid !== undefined && fenced.has(p.pid);
+  const crashed = r.processes.filter((p) => (p.by === 'none' && !byFence(p)) || (p.by === 'stop' && (p.code !== 0 || p.signal !== null)));
   const stray = r.processes.filter((p) => (p.stray?.length ?? 0) > 0);
   const problems = [...crashed.map((p) => `${p.name} exited ${p.code ?? p.signal ?? '?'} (${p.by})`), ...stray.map((p) => `${p.name} wrote ${JSON.stringify(p.stray?.[0])}`)];
+  const kills = r.processes.filter((p) => p.by === 'kill').length;
   return row(
     'no process crashed (broker and etcd restarts included)',
     problems.length === 0,
-    problems.length ? few(problems) : `${r.processes.length} process runs; every exit was a kill -9 of the suite's or a clean stop (0); nothing but JSON log lines on stdout/stderr`,
+    problems.length
+      ? few(problems)
+      : `${r.processes.length} process runs; every exit was a kill -9 of the suite's (${kills}), the fence's (${r.processes.filter(byFence).length}: an exec end of its incarnation in etcd) or a clean stop (0); nothing but JSON log lines on stdout/stderr`,
   );
 }
 

@@ -1,12 +1,14 @@
 /**
  * `make chaos`: the long fault-suite run. Prints progress, the fault counts and the invariant
  * table; exits 1 when any invariant fails (2 on bad settings). Settings (environment):
- * `CHAOS_KILLS` (default 20), `CHAOS_ZOMBIES` (2), `CHAOS_PARTITIONS` (2), `CHAOS_SECONDS`
+ * `CHAOS_KILLS` (default 20), `CHAOS_ZOMBIES` (5), `CHAOS_REFUSED_FENCES` (2), `CHAOS_PARTITIONS` (2), `CHAOS_SECONDS`
  * (budget for injecting faults, default 720; the settle comes on top), `CHAOS_STREAMS` (6),
  * `CHAOS_LEASE_TTL_MS` (3000), `CHAOS_LATENCY_MS` (400), `CHAOS_SEED` (random), `CHAOS_TOPOLOGY`
- * (`single`). Writes the run's timeline (SVG, and its data as JSON) to test/chaos/results/.
+ * (`single`). Fencing is on (`exec`, test/support/fence-kill.mjs). Prints every fence of the run;
+ * writes the run's timeline (SVG, and its data as JSON) to test/chaos/results/.
  */
 import { join } from 'node:path';
+import { formatFences } from './fence-invariants.js';
 import { formatTable } from './invariants.js';
 import { runChaos, TOPOLOGIES, type Topology } from './scenario.js';
 import { writeTimeline } from './timeline-svg.js';
@@ -36,7 +38,8 @@ function topology(): Topology {
 
 const options = {
   kills: int('CHAOS_KILLS', 20),
-  zombies: int('CHAOS_ZOMBIES', 2),
+  zombies: int('CHAOS_ZOMBIES', 5),
+  refusedFences: int('CHAOS_REFUSED_FENCES', 2),
   partitions: int('CHAOS_PARTITIONS', 2),
   brokerRestarts: 1,
   etcdRestarts: 1,
@@ -55,10 +58,11 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => proces
 const result = await runChaos(options);
 const k = result.faults;
 console.log(
-  `\n[chaos] ${result.seconds.toFixed(0)} s, seed ${options.seed}: ${k.kill} kills, ${k.zombie} zombies, ${k['partition-pause'] + k['partition-cut']} partitions, ` +
+  `\n[chaos] ${result.seconds.toFixed(0)} s, seed ${options.seed}: ${k.kill} kills, ${k.zombie} zombies, ${k['fence-refused']} refused fences, ${k['partition-pause'] + k['partition-cut']} partitions, ` +
     `${k['broker-restart']} RabbitMQ restarts, ${k['etcd-restart']} etcd restarts; ${result.record.accepted.length} requests accepted, ` +
     `refused ${JSON.stringify(Object.fromEntries(result.refused))}; ${result.settle}\n`,
 );
+console.log(`[chaos] ${formatFences(result.fences, result.timeline.startedAt)}\n`);
 console.log(formatTable(result.rows));
 // The picture is a by-product: a failure to draw it is reported, and does not change the verdict.
 await writeTimeline(RESULTS, result.timeline).then(

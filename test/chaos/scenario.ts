@@ -8,7 +8,8 @@ import { KeyLayout } from '../../src/etcd/keys.js';
 import { readJournal } from '../support/orphans-cluster.js';
 import { drainDeadLetters, publishBadMessage, sendBadRequest } from './bad-inputs.js';
 import { AMQP_PREFIX, ChaosCluster, CLUSTER_ID, ETCD_PREFIX } from './cluster.js';
-import { brokerRestart, etcdRestart, type FaultKind, killWorker, type OrphanTimes, partition, pickVictim, zombie } from './faults.js';
+import { brokerRestart, etcdRestart, type FaultKind, killWorker, type OrphanTimes, partition, pickVictim, refusedFence, zombie } from './faults.js';
+import { type FenceEvent, fenceEvents, type RefusedFence } from './fence-invariants.js';
 import { decodeHistory, readHistory } from './history.js';
 import { type BadInput, checkInvariants, type Freeze, type InvariantRow, type KillTiming, type RunRecord } from './invariants.js';
 import { call, sleep, Stream } from './stream.js';
@@ -22,6 +23,8 @@ export type Topology = (typeof TOPOLOGIES)[number];
 export interface ChaosOptions {
   readonly kills: number;
   readonly zombies: number;
+  /** Frozen workers whose fence is refused until the suite confirms it by hand. */
+  readonly refusedFences: number;
   readonly partitions: number;
   readonly brokerRestarts: number;
   readonly etcdRestarts: number;
@@ -45,8 +48,10 @@ export interface ChaosResult {
   readonly seconds: number;
   readonly refused: ReadonlyMap<number, number>;
   readonly settle: string;
-  /** When operations completed and each fault's marks, for the timeline picture. */
+  /** When operations completed, each fault's marks and the fences, for the timeline picture. */
   readonly timeline: TimelineRun;
+  /** Every end record of an incarnation that died without a clean leave (etcd), for the report. */
+  readonly fences: readonly FenceEvent[];
 }
 
 const BAD_NAME = 'chaos-bad-';
@@ -70,9 +75,10 @@ export function seeded(seed: number): () => number {
 }
 
 /** The faults in the order they run: kills spread out, the restarts in the middle (pure). */
-export function schedule(o: Pick<ChaosOptions, 'kills' | 'zombies' | 'partitions' | 'brokerRestarts' | 'etcdRestarts'>, random: () => number): FaultKind[] {
+export function schedule(o: Pick<ChaosOptions, 'kills' | 'zombies' | 'refusedFences' | 'partitions' | 'brokerRestarts' | 'etcdRestarts'>, random: () => number): FaultKind[] {
   const others: FaultKind[] = [
     ...Array<FaultKind>(o.zombies).fill('zombie'),
+    ...Array<FaultKind>(o.refusedFences).fill('fence-refused'),
     ...Array.from({ length: o.partitions }, (_, i): FaultKind => (i % 2 === 0 ? 'partition-pause' : 'partition-cut')),
     ...Array<FaultKind>(o.brokerRestarts).fill('broker-restart'),
     ...Array<FaultKind>(o.etcdRestarts).fill('etcd-restart'),
@@ -98,14 +104,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const started = Date.now();
   const random = seeded(o.seed);
   const ttl = o.leaseTtlMs;
-  o.log(`starting etcd, RabbitMQ, an API process and 3 workers (lease TTL ${ttl} ms, driver latency ${o.latencyMs} ms, seed ${o.seed})`);
+  o.log(`starting etcd, RabbitMQ, an API process and 3 workers (lease TTL ${ttl} ms, driver latency ${o.latencyMs} ms, fencing exec: fence-kill.mjs, seed ${o.seed})`);
   const cluster = await ChaosCluster.start({ workers: 3, leaseTtlMs: ttl, latencyMs: o.latencyMs });
   const stream = new Stream(() => cluster.api.apiUrl, 60_000, 'chaos-');
   const kills: KillTiming[] = [];
   const freezes: Freeze[] = [];
   const badInputs: BadInput[] = [];
   const badMessages: BadMessage[] = [];
-  const counts: Record<FaultKind, number> = { kill: 0, zombie: 0, 'partition-pause': 0, 'partition-cut': 0, 'broker-restart': 0, 'etcd-restart': 0 };
+  const refusals: RefusedFence[] = [];
+  const counts: Record<FaultKind, number> = { kill: 0, zombie: 0, 'fence-refused': 0, 'partition-pause': 0, 'partition-cut': 0, 'broker-restart': 0, 'etcd-restart': 0 };
   const marks: { mark: NonNullable<Injected['mark']>; readyAt?: number; orphans?: Promise<OrphanTimes> }[] = [];
   let badDone = false;
   try {
@@ -132,14 +139,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         break;
       }
       const t0 = Date.now();
-      const { detail, mark, orphans } = await inject(cluster, fault, random, ttl, { kills, freezes });
+      const { detail, mark, orphans } = await inject(cluster, fault, random, ttl, { kills, freezes, refusals });
       counts[fault]++;
       const t1 = Date.now();
       let readyAt: number | undefined;
-      const ready = await cluster.allReady(90_000).then(
-        () => {
+      const ready = await cluster.recover(90_000).then(
+        (restarted) => {
           readyAt = Date.now();
-          return `every worker ready ${readyAt - t1} ms later`;
+          return `${restarted.length ? `started again after their fence: ${restarted.join(', ')}; ` : ''}every worker ready ${readyAt - t1} ms later`;
         },
         (err: unknown) => `NOT every worker ready: ${String(err)}`,
       );
@@ -163,9 +170,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     };
     const settle = await settleCluster(cluster, ttl);
     o.log(`settled: ${settle}`);
-    const record = await collect(cluster, stream, { kills, freezes }, badInputs, badMessages, ttl);
+    const deathFaults = { kills: counts.kill, zombies: counts.zombie, refusedFences: counts['fence-refused'] };
+    const record = await collect(cluster, stream, { kills, freezes, refusals, deathFaults }, badInputs, badMessages, ttl);
     const rows = checkInvariants(record);
-    return { rows, record, faults: counts, seconds: (Date.now() - started) / 1000, refused: stream.refused, settle, timeline };
+    const fences = fenceEvents(record.history);
+    const withFences: TimelineRun = { ...timeline, fences: fences.map((f) => ({ atMs: f.atMs, host: f.host.replace(/@.*$/, ''), how: f.how })) };
+    return { rows, record, faults: counts, seconds: (Date.now() - started) / 1000, refused: stream.refused, settle, timeline: withFences, fences };
   } finally {
     badDone = true;
     await cluster.stopAll().catch(() => undefined);
@@ -173,7 +183,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   }
 }
 
-async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => number, ttl: number, seen: { kills: KillTiming[]; freezes: Freeze[] }): Promise<Injected> {
+async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => number, ttl: number, seen: { kills: KillTiming[]; freezes: Freeze[]; refusals: RefusedFence[] }): Promise<Injected> {
   const anyHost = async (): Promise<string> => (await pickVictim(cluster, random)) ?? 'w1';
   switch (fault) {
     case 'kill': {
@@ -194,14 +204,27 @@ async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => num
       const z = await zombie(cluster, host, 2 * ttl + 3_000);
       if (!z) return { detail: `${host} not running` };
       seen.freezes.push(z.freeze);
-      return { detail: `${host} stopped ${2 * ttl + 3_000} ms`, mark: { kind: fault, target: host, startedAt: z.freeze.from, endedAt: z.freeze.to }, orphans: z.orphans };
+      const how = z.fenced ? `killed by its fence ${z.freeze.to - z.freeze.from} ms in` : `SIGCONT after ${z.freeze.to - z.freeze.from} ms, NOT fenced meanwhile`;
+      return { detail: `${host} stopped (up to ${2 * ttl + 3_000} ms): ${how}`, mark: { kind: fault, target: host, startedAt: z.freeze.from, endedAt: z.freeze.to }, orphans: z.orphans };
+    }
+    case 'fence-refused': {
+      const host = await anyHost();
+      const r = await refusedFence(cluster, host);
+      if (!r) return { detail: `${host} not running` };
+      seen.refusals.push(r.refusal);
+      const x = r.refusal;
+      return {
+        detail: `${host} stopped, ${x.refusedAttempts > 0 ? "its fence refused (the API view said so)" : "NO refusal seen in the API view"}; ${x.stillOwned} of ${x.owned.length} ops still its own after ${r.to - r.from} ms; confirmed by hand (HTTP ${x.confirmStatus})`,
+        mark: { kind: fault, target: host, startedAt: r.from, endedAt: r.to },
+        orphans: r.orphans,
+      };
     }
     case 'partition-pause':
     case 'partition-cut': {
       const host = await anyHost();
       const p = await partition(cluster, host, fault === 'partition-pause' ? 'pause' : 'cut', ttl + 3_000);
       if (!p) return { detail: `${host}: no proxy` };
-      return { detail: `${host} cut off etcd ${ttl + 3_000} ms`, mark: { kind: fault, target: host, startedAt: p.from, endedAt: p.to }, orphans: p.orphans };
+      return { detail: `${host} cut off etcd ${p.to - p.from} ms (up to ${ttl + 3_000})`, mark: { kind: fault, target: host, startedAt: p.from, endedAt: p.to }, orphans: p.orphans };
     }
     case 'broker-restart': {
       const b = await brokerRestart(cluster, 3_000);
@@ -216,7 +239,7 @@ async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => num
 
 /** Waits for the ops/ prefix to empty; asks for a work-cleanup once if it does not. */
 async function settleCluster(cluster: ChaosCluster, ttl: number): Promise<string> {
-  await cluster.allReady(90_000).catch(() => undefined);
+  await cluster.recover(90_000).catch(() => undefined);
   const ops = async (): Promise<number> => (await cluster.client.getAll().prefix(new KeyLayout(ETCD_PREFIX).ops()).keys()).length;
   const t0 = Date.now();
   const until = async (ms: number): Promise<boolean> => {
@@ -233,7 +256,14 @@ async function settleCluster(cluster: ChaosCluster, ttl: number): Promise<string
   return `${done ? 'ops/ empty' : 'ops/ NOT empty'} after a work-cleanup (HTTP ${res.status}), ${Date.now() - t0} ms after the stream stopped`;
 }
 
-async function collect(cluster: ChaosCluster, stream: Stream, seen: { kills: KillTiming[]; freezes: Freeze[] }, badInputs: BadInput[], badMessages: readonly BadMessage[], ttl: number): Promise<RunRecord> {
+async function collect(
+  cluster: ChaosCluster,
+  stream: Stream,
+  seen: { kills: KillTiming[]; freezes: Freeze[]; refusals: RefusedFence[]; deathFaults: RunRecord['deathFaults'] },
+  badInputs: BadInput[],
+  badMessages: readonly BadMessage[],
+  ttl: number,
+): Promise<RunRecord> {
   const keys = new KeyLayout(ETCD_PREFIX);
   const accepted = stream.requests();
   const endStatus = new Map<string, string>();
@@ -265,6 +295,8 @@ async function collect(cluster: ChaosCluster, stream: Stream, seen: { kills: Kil
     processes,
     kills: seen.kills,
     freezes: seen.freezes,
+    deathFaults: seen.deathFaults,
+    refusals: seen.refusals,
     badInputs: [...badInputs, ...amqpInputs],
     badName: BAD_NAME,
   };

@@ -1,7 +1,7 @@
 /**
  * The stream of mixed operations: `loops` clients, each running volume lifecycles through the
- * real HTTP API (create → extend → snapshot create → snapshot delete → delete), waiting for each
- * request's final status before the next. Every accepted (202) request is recorded with the
+ * real HTTP API (create → extend → two snapshot creates at once → their deletes → delete),
+ * waiting for each request's final status before the next. Every accepted (202) request is recorded with the
  * final status seen; a request that does not reach one within `finalWaitMs` is recorded without,
  * and its loop abandons that resource (the run's end state decides it).
  */
@@ -90,12 +90,12 @@ export class Stream {
       const ext = await this.request('extend_volume', 'volume', 'POST', `/v3/admin/volumes/${vol.id}/action`, { 'os-extend': { new_size: 2 } }, vol.id);
       if (ext !== undefined && ext.final === undefined) continue;
       if (!this.stopped && (ext === undefined || ext.final === 'available')) {
-        const snap = await this.request('create_snapshot', 'snapshot', 'POST', '/v3/admin/snapshots', { snapshot: { volume_id: vol.id } });
-        if (snap !== undefined && snap.final === undefined) continue;
-        if (snap !== undefined) {
-          const del = await this.request('delete_snapshot', 'snapshot', 'DELETE', `/v3/admin/snapshots/${snap.id}`, undefined, snap.id);
-          if (del !== undefined && del.final === undefined) continue;
-        }
+        // Two at once: both take the volume's lock, so one often waits behind the other, on
+        // another worker — the lock hand-off the fence rows check when the holder dies.
+        const snaps = await Promise.all([0, 1].map(() => this.request('create_snapshot', 'snapshot', 'POST', '/v3/admin/snapshots', { snapshot: { volume_id: vol.id } })));
+        if (snaps.some((x) => x !== undefined && x.final === undefined)) continue;
+        const dels = await Promise.all(snaps.flatMap((x) => (x === undefined ? [] : [this.request('delete_snapshot', 'snapshot', 'DELETE', `/v3/admin/snapshots/${x.id}`, undefined, x.id)])));
+        if (dels.some((d) => d !== undefined && d.final === undefined)) continue;
       }
       await this.request('delete_volume', 'volume', 'DELETE', `/v3/admin/volumes/${vol.id}`, undefined, vol.id);
     }

@@ -1,9 +1,10 @@
 /**
  * The fault run's timeline (pure: no I/O). The scenario records when each accepted request's
  * final status was seen and, per fault, its window and when its orphans were detected and taken
- * over and every worker was ready again; {@link timelineSpec} turns that into a vega-lite spec:
- * operations completed per second (1 s bins) over the run, each fault shaded and labelled, and
- * its detection, takeover and recovery marked. `timeline-svg.ts` renders and writes it.
+ * over and every worker was ready again, and when each dead incarnation was fenced and how;
+ * {@link timelineSpec} turns that into a vega-lite spec: operations completed per second (1 s
+ * bins) over the run, each fault shaded and labelled, its detection, takeover and recovery
+ * marked, and the fences. `timeline-svg.ts` renders and writes it.
  * {@link stallOf} is the per-fault figure "how long no operation completed".
  */
 import type { TopLevelSpec } from 'vega-lite';
@@ -26,6 +27,16 @@ export interface FaultMark {
   readonly readyAt?: number;
 }
 
+/** A dead incarnation's end on record (etcd's `fenced/<inc>`), without a clean leave. */
+export interface FenceMark {
+  /** When it was recorded (epoch ms). */
+  readonly atMs: number;
+  /** The worker whose incarnation it was (`w2`). */
+  readonly host: string;
+  /** `exec`, `process-gone`, `lock-delay`, `manual`, `self`, … */
+  readonly how: string;
+}
+
 /** What the timeline is drawn from. */
 export interface TimelineRun {
   /** The cluster's topology (`single`: one etcd member, one RabbitMQ node). */
@@ -38,6 +49,8 @@ export interface TimelineRun {
   /** When the stream saw each accepted request's final status (epoch ms), in any order. */
   readonly completions: readonly number[];
   readonly faults: readonly FaultMark[];
+  /** The fences of the run (absent: not recorded). */
+  readonly fences?: readonly FenceMark[];
 }
 
 /** One 1 s bin: `t` seconds since the start, `ops` completions in [t, t + 1). */
@@ -92,6 +105,7 @@ export function stallOf(fault: FaultMark, completions: readonly number[], runEnd
 const LABELS: Readonly<Record<string, string>> = {
   kill: 'kill -9',
   zombie: 'SIGSTOP',
+  'fence-refused': 'fence refused',
   'partition-pause': 'partition (silent)',
   'partition-cut': 'partition (reset)',
   'broker-restart': 'restart',
@@ -107,6 +121,7 @@ export function faultLabel(f: Pick<FaultMark, 'kind' | 'target'>): string {
 export const EVENTS = [
   { name: 'fault (shaded: start to end)', shape: 'square', color: '#f58518' },
   { name: 'orphans detected', shape: 'triangle-down', color: '#e45756' },
+  { name: 'dead incarnation fenced', shape: 'cross', color: '#222222' },
   { name: 'orphans taken over', shape: 'diamond', color: '#54a24b' },
   { name: 'recovered: every worker ready', shape: 'circle', color: '#4c78a8' },
   // A flat bar: the stall is drawn as one along the time axis.
@@ -115,7 +130,7 @@ export const EVENTS = [
 
 /** Which of {@link EVENTS} a mark is. */
 type EventName = (typeof EVENTS)[number]['name'];
-const [FAULT, DETECTED, TAKEN_OVER, READY, STALL] = EVENTS.map((e) => e.name) as [EventName, EventName, EventName, EventName, EventName];
+const [FAULT, DETECTED, FENCED, TAKEN_OVER, READY, STALL] = EVENTS.map((e) => e.name) as [EventName, EventName, EventName, EventName, EventName, EventName];
 
 /** Pixels per second of run on the time axis, and the narrowest chart. */
 const PX_PER_S = 5;
@@ -131,6 +146,7 @@ export function timelineSpec(run: TimelineRun): TopLevelSpec {
     const at = (event: EventName, t: number | undefined): { event: EventName; label: string; t: number }[] => (t === undefined ? [] : [{ event, label: faultLabel(f), t: s(t) }]);
     return [...at(DETECTED, f.detectedAt), ...at(TAKEN_OVER, f.takenOverAt), ...at(READY, f.readyAt)];
   });
+  const fences = (run.fences ?? []).map((f) => ({ event: FENCED, label: `fenced ${f.host} (${f.how})`, t: s(f.atMs) }));
   const stalls = run.faults.map((f) => {
     const st = stallOf(f, run.completions, run.endedAt);
     return { event: STALL, label: faultLabel(f), from: s(st.from), to: s(st.to), ms: st.ms };
@@ -152,7 +168,7 @@ export function timelineSpec(run: TimelineRun): TopLevelSpec {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
       text: `hearth fault run — topology ${run.topology}`,
-      subtitle: `seed ${run.seed}; ${run.faults.length} faults; ${run.completions.length} operations completed; ${new Date(run.startedAt).toISOString().slice(0, 19).replace('T', ' ')} UTC`,
+      subtitle: `seed ${run.seed}; ${run.faults.length} faults; ${run.fences ? `${run.fences.length} fences; ` : ''}${run.completions.length} operations completed; ${new Date(run.startedAt).toISOString().slice(0, 19).replace('T', ' ')} UTC`,
       anchor: 'start',
     },
     background: 'white',
@@ -170,11 +186,11 @@ export function timelineSpec(run: TimelineRun): TopLevelSpec {
             encoding: { x: { field: 'from', type: 'quantitative', ...xTop }, y: { value: 0 }, text: { field: 'label' } },
           },
           {
-            data: { values: events },
+            data: { values: [...events, ...fences] },
             mark: { type: 'point', filled: true, size: 70, opacity: 0.9 },
             encoding: {
               x: { field: 't', type: 'quantitative', ...xTop },
-              y: { field: 'event', type: 'nominal', scale: { domain: [DETECTED, TAKEN_OVER, READY], paddingOuter: 0.2 }, axis: { title: null, labelFontSize: 10, labelLimit: 240 } },
+              y: { field: 'event', type: 'nominal', scale: { domain: [DETECTED, FENCED, TAKEN_OVER, READY], paddingOuter: 0.2 }, axis: { title: null, labelFontSize: 10, labelLimit: 240 } },
               color,
               shape,
               tooltip: [{ field: 'label' }, { field: 'event' }, { field: 't', title: 's' }],

@@ -156,6 +156,11 @@ function query(keys: readonly string[]): fc.Arbitrary<string> {
 interface Route {
   readonly name: string;
   readonly method: string;
+  /**
+   * The server's routes (fastify's URL patterns) this entry reaches; a unit test checks that
+   * every registered route is reached by some entry (test/unit/api/fuzz-coverage.test.ts).
+   */
+  readonly routes: readonly string[];
   readonly path: fc.Arbitrary<string>;
   readonly body?: unknown;
   readonly queryKeys?: readonly string[];
@@ -165,25 +170,34 @@ const LIST_KEYS = ['limit', 'marker', 'sort', 'sort_key', 'sort_dir', 'all_tenan
 
 /** Every route of the API, with a valid body where it takes one. */
 export const ROUTES: readonly Route[] = [
-  { name: 'GET /', method: 'GET', path: fc.constantFrom('/', '/v3', '/v3/') },
-  { name: 'POST volumes', method: 'POST', path: project.map((p) => `/v3/${p}/volumes`), body: { volume: { size: 1, name: 'fuzz', description: null, metadata: { k: 'v' } } } },
-  { name: 'GET volumes', method: 'GET', path: fc.tuple(project, fc.constantFrom('', '/detail')).map(([p, d]) => `/v3/${p}/volumes${d}`), queryKeys: LIST_KEYS },
-  { name: 'GET volume', method: 'GET', path: fc.tuple(project, volumeId).map(([p, id]) => `/v3/${p}/volumes/${id}`) },
-  { name: 'DELETE volume', method: 'DELETE', path: fc.tuple(project, volumeId).map(([p, id]) => `/v3/${p}/volumes/${id}`), queryKeys: ['cascade', 'force'] },
-  { name: 'os-extend', method: 'POST', path: fc.tuple(project, volumeId).map(([p, id]) => `/v3/${p}/volumes/${id}/action`), body: { 'os-extend': { new_size: 3 } } },
-  { name: 'volume os-reset_status', method: 'POST', path: fc.tuple(project, volumeId).map(([p, id]) => `/v3/${p}/volumes/${id}/action`), body: { 'os-reset_status': { status: 'available', attach_status: 'detached', migration_status: 'none' } } },
-  { name: 'POST snapshots', method: 'POST', path: project.map((p) => `/v3/${p}/snapshots`), body: { snapshot: { volume_id: '{volume}', name: 's', force: false, metadata: {} } } },
-  { name: 'GET snapshots', method: 'GET', path: fc.tuple(project, fc.constantFrom('', '/detail')).map(([p, d]) => `/v3/${p}/snapshots${d}`), queryKeys: [...LIST_KEYS, 'volume_id'] },
-  { name: 'GET snapshot', method: 'GET', path: fc.tuple(project, snapshotId).map(([p, id]) => `/v3/${p}/snapshots/${id}`) },
-  { name: 'DELETE snapshot', method: 'DELETE', path: fc.tuple(project, snapshotId).map(([p, id]) => `/v3/${p}/snapshots/${id}`) },
-  { name: 'snapshot os-reset_status', method: 'POST', path: fc.tuple(project, snapshotId).map(([p, id]) => `/v3/${p}/snapshots/${id}/action`), body: { 'os-reset_status': { status: 'available' } } },
-  { name: 'GET clusters', method: 'GET', path: fc.tuple(project, fc.constantFrom('', '/detail', '/hearth@default')).map(([p, d]) => `/v3/${p}/clusters${d}`), queryKeys: ['name', 'binary', 'is_up', 'disabled', 'num_hosts', 'num_down_hosts', 'frozen'] },
-  { name: 'PUT clusters', method: 'PUT', path: fc.tuple(project, fc.constantFrom('enable', 'enable', 'disable', 'x')).map(([p, a]) => `/v3/${p}/clusters/${a}`), body: { name: 'hearth@default', binary: 'cinder-volume', disabled_reason: 'fuzz' } },
-  { name: 'GET os-services', method: 'GET', path: project.map((p) => `/v3/${p}/os-services`), queryKeys: ['host', 'binary'] },
-  { name: 'workers/cleanup', method: 'POST', path: project.map((p) => `/v3/${p}/workers/cleanup`), body: { cluster_name: 'hearth@default', is_up: 'false', resource_type: 'Volume', resource_id: '{volume}' } },
-  { name: 'hearth views', method: 'GET', path: fc.constantFrom('/hearth/v1/orphans', '/hearth/v1/locks', '/hearth/v1/members'), queryKeys: ['host', 'type', 'cluster'] },
-  { name: 'DELETE service', method: 'DELETE', path: fc.tuple(segment(fc.constant('cinder-volume')), segment(fc.constant('nohost@default'))).map(([b, h]) => `/hearth/v1/services/${b}/${h}`) },
-  { name: 'unknown path', method: 'GET', path: fc.oneof(fc.constantFrom('/v3/admin/nothing', '/v2/', '//v3//admin', '/x'.repeat(2_000), '/%zz'), fc.string({ maxLength: 20 }).map((s) => `/${encodeURIComponent(s)}`)) },
+  { name: 'GET /', method: 'GET', routes: ['/', '/v3', '/v3/'], path: fc.constantFrom('/', '/v3', '/v3/') },
+  { name: 'POST volumes', method: 'POST', routes: ['/v3/:project_id/volumes'], path: project.map((p) => `/v3/${p}/volumes`), body: { volume: { size: 1, name: 'fuzz', description: null, metadata: { k: 'v' } } } },
+  { name: 'GET volumes', method: 'GET', routes: ['/v3/:project_id/volumes', '/v3/:project_id/volumes/detail'], path: fc.tuple(project, fc.constantFrom('', '/detail')).map(([p, d]) => `/v3/${p}/volumes${d}`), queryKeys: LIST_KEYS },
+  { name: 'GET volume', method: 'GET', routes: ['/v3/:project_id/volumes/:id'], path: fc.tuple(project, volumeId).map(([p, id]) => `/v3/${p}/volumes/${id}`) },
+  { name: 'DELETE volume', method: 'DELETE', routes: ['/v3/:project_id/volumes/:id'], path: fc.tuple(project, volumeId).map(([p, id]) => `/v3/${p}/volumes/${id}`), queryKeys: ['cascade', 'force'] },
+  { name: 'os-extend', method: 'POST', routes: ['/v3/:project_id/volumes/:id/action'], path: fc.tuple(project, volumeId).map(([p, id]) => `/v3/${p}/volumes/${id}/action`), body: { 'os-extend': { new_size: 3 } } },
+  { name: 'volume os-reset_status', method: 'POST', routes: ['/v3/:project_id/volumes/:id/action'], path: fc.tuple(project, volumeId).map(([p, id]) => `/v3/${p}/volumes/${id}/action`), body: { 'os-reset_status': { status: 'available', attach_status: 'detached', migration_status: 'none' } } },
+  { name: 'POST snapshots', method: 'POST', routes: ['/v3/:project_id/snapshots'], path: project.map((p) => `/v3/${p}/snapshots`), body: { snapshot: { volume_id: '{volume}', name: 's', force: false, metadata: {} } } },
+  { name: 'GET snapshots', method: 'GET', routes: ['/v3/:project_id/snapshots', '/v3/:project_id/snapshots/detail'], path: fc.tuple(project, fc.constantFrom('', '/detail')).map(([p, d]) => `/v3/${p}/snapshots${d}`), queryKeys: [...LIST_KEYS, 'volume_id'] },
+  { name: 'GET snapshot', method: 'GET', routes: ['/v3/:project_id/snapshots/:id'], path: fc.tuple(project, snapshotId).map(([p, id]) => `/v3/${p}/snapshots/${id}`) },
+  { name: 'DELETE snapshot', method: 'DELETE', routes: ['/v3/:project_id/snapshots/:id'], path: fc.tuple(project, snapshotId).map(([p, id]) => `/v3/${p}/snapshots/${id}`) },
+  { name: 'snapshot os-reset_status', method: 'POST', routes: ['/v3/:project_id/snapshots/:id/action'], path: fc.tuple(project, snapshotId).map(([p, id]) => `/v3/${p}/snapshots/${id}/action`), body: { 'os-reset_status': { status: 'available' } } },
+  { name: 'GET clusters', method: 'GET', routes: ['/v3/:project_id/clusters', '/v3/:project_id/clusters/detail', '/v3/:project_id/clusters/:name'], path: fc.tuple(project, fc.constantFrom('', '/detail', '/hearth@default')).map(([p, d]) => `/v3/${p}/clusters${d}`), queryKeys: ['name', 'binary', 'is_up', 'disabled', 'num_hosts', 'num_down_hosts', 'frozen'] },
+  { name: 'PUT clusters', method: 'PUT', routes: ['/v3/:project_id/clusters/:action'], path: fc.tuple(project, fc.constantFrom('enable', 'enable', 'disable', 'x')).map(([p, a]) => `/v3/${p}/clusters/${a}`), body: { name: 'hearth@default', binary: 'cinder-volume', disabled_reason: 'fuzz' } },
+  { name: 'GET os-services', method: 'GET', routes: ['/v3/:project_id/os-services'], path: project.map((p) => `/v3/${p}/os-services`), queryKeys: ['host', 'binary'] },
+  { name: 'workers/cleanup', method: 'POST', routes: ['/v3/:project_id/workers/cleanup'], path: project.map((p) => `/v3/${p}/workers/cleanup`), body: { cluster_name: 'hearth@default', is_up: 'false', resource_type: 'Volume', resource_id: '{volume}' } },
+  { name: 'hearth views', method: 'GET', routes: ['/hearth/v1/orphans', '/hearth/v1/locks', '/hearth/v1/members'], path: fc.constantFrom('/hearth/v1/orphans', '/hearth/v1/locks', '/hearth/v1/members'), queryKeys: ['host', 'type', 'cluster'] },
+  { name: 'DELETE service', method: 'DELETE', routes: ['/hearth/v1/services/:binary/:host'], path: fc.tuple(segment(fc.constant('cinder-volume')), segment(fc.constant('nohost@default'))).map(([b, h]) => `/hearth/v1/services/${b}/${h}`) },
+  { name: 'GET dead-letters', method: 'GET', routes: ['/hearth/v1/dead-letters'], path: fc.constant('/hearth/v1/dead-letters'), queryKeys: ['limit'] },
+  { name: 'GET fences', method: 'GET', routes: ['/hearth/v1/fences'], path: fc.constant('/hearth/v1/fences') },
+  {
+    name: 'confirm fence',
+    method: 'POST',
+    routes: ['/hearth/v1/fences/:incarnation/confirm'],
+    path: segment(fc.constantFrom('nohost@default:1a2b', 'x')).map((inc) => `/hearth/v1/fences/${inc}/confirm`),
+    body: { reason: 'fuzz' },
+  },
+  { name: 'unknown path', method: 'GET', routes: [], path: fc.oneof(fc.constantFrom('/v3/admin/nothing', '/v2/', '//v3//admin', '/x'.repeat(2_000), '/%zz'), fc.string({ maxLength: 20 }).map((s) => `/${encodeURIComponent(s)}`)) },
 ];
 
 /** Headers: mostly what a real client sends, sometimes what an attacker or a broken client would. */

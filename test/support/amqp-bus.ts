@@ -22,6 +22,9 @@ export function amqpSettings(url: string, prefix: string, overrides: Partial<Con
     connectTimeoutMs: 3_000,
     reconnectMaxDelayMs: 1_000,
     maxDeliveries: 10,
+    quorumInitialGroupSize: 3,
+    managementUrl: '',
+    managementIntervalMs: 30_000,
     ...overrides,
   };
 }

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ManagedProcess } from './process.js';
 import { GiveUp, waitFor } from './wait.js';
@@ -134,6 +135,13 @@ export class EtcdMember {
   /** SIGSTOP: the member stops answering without closing a connection (the half-open case). */
   pause(): void {
     this.process?.signal('SIGSTOP');
+  }
+
+  /** {@link pause}, then waits until the kernel shows the process stopped (`T` in /proc/<pid>/stat). */
+  async paused(timeoutMs = 5_000): Promise<void> {
+    this.pause();
+    const pid = this.pid;
+    await waitFor(async () => /\) T /.test(await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')), { timeoutMs, intervalMs: 10, what: `${this.name} (pid ${pid}) stopped` });
   }
 
   /** SIGCONT after {@link pause}. */

@@ -7,7 +7,14 @@
 //  - /proc/<pid> gone, or its start time differs (pid reused): already gone, exit 0;
 //  - else SIGKILL (a SIGSTOPped process dies of it too), then wait — bounded — until it is gone.
 // Like a real fence command, it is idempotent: run again for a fenced process, it exits 0.
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+//
+// `--refuse-dir <dir>` (fencing.exec.args): while a file named like the dead incarnation's host
+// (HEARTH_FENCE_HOST, e.g. `w2@be`) exists in <dir>, refuse (exit 1, quoting the file) without
+// touching the process — the fault suite's fence that fails, like a power switch out of reach.
+// An argument, not an environment variable: hearth hands a fence command PATH and HEARTH_FENCE_*
+// only.
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const WAIT_MS = 5_000;
@@ -51,6 +58,15 @@ function gone() {
     }
   }
   return undefined;
+}
+
+const refuseAt = process.argv.indexOf('--refuse-dir');
+if (refuseAt !== -1) {
+  const dir = process.argv[refuseAt + 1];
+  if (!dir) refuse('--refuse-dir needs a directory');
+  const host = env.HEARTH_FENCE_HOST ?? '';
+  const file = join(dir, host);
+  if (host !== '' && !host.includes('/') && existsSync(file)) refuse(`refused for ${host}: ${readFileSync(file, 'utf8').trim() || 'no reason given'}`);
 }
 
 if (env.HEARTH_FENCE_PID === undefined || env.HEARTH_FENCE_PID === '' || !Number.isSafeInteger(pid) || pid <= 0 || !/^\d+$/.test(startTicks)) {

@@ -21,7 +21,8 @@
  * Use: `const rabbit = await RabbitCluster.start()`; `rabbit.urls`; `await rabbit.addVhost(v)`;
  * `rabbit.node(i).kill() / pause() / resume() / stop() / start() / restart()`;
  * `rabbit.partition(i)` / `rabbit.heal(i)`; `await rabbit.queueLeader(v, q)`;
- * `await rabbit.grow(node)`; `await rabbit.stop()`.
+ * `await rabbit.grow(node)`; `await rabbit.stop()`. With `plugins: ['rabbitmq_management']` each node
+ * also serves the management API on a port of its own (`rabbit.managementUrls`).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -45,6 +46,7 @@ export interface RabbitClusterOptions {
   readonly partitionHandling?: 'pause_minority' | 'autoheal' | 'ignore';
   /** Lines appended to every node's rabbitmq.conf. */
   readonly extraConfig?: readonly string[];
+  /** Plugins every node enables; with `rabbitmq_management`, each node's API listens on a port of its own (`node(i).managementUrl()`). */
   readonly plugins?: readonly string[];
   /** Budget for starting and joining every node; default 120 s. */
   readonly startTimeoutMs?: number;
@@ -99,8 +101,9 @@ export class RabbitCluster {
     await writeFile(join(dir, '.erlang.cookie'), randomBytes(15).toString('hex').toUpperCase(), { mode: 0o400 });
     const epmd = await PortMapper.start();
     const count = options.nodes ?? 3;
+    const management = options.plugins?.includes('rabbitmq_management') ?? false;
     const ports = [];
-    for (let i = 0; i < count; i++) ports.push({ amqp: await freePort(), dist: await freePort() });
+    for (let i = 0; i < count; i++) ports.push({ amqp: await freePort(), dist: await freePort(), management: management ? await freePort() : undefined });
     const nodes: RabbitNode[] = [];
     const links = await PeerLinks.start(
       ports.map((p) => p.dist),
@@ -126,6 +129,7 @@ export class RabbitCluster {
         netTicktimeS: options.netTicktimeS ?? 10,
         config,
         plugins: options.plugins ?? [],
+        ...(p.management === undefined ? {} : { managementPort: p.management }),
       });
       await node.writeConfig();
       epmd.setStandIn(shortName, links.port(i));
@@ -173,6 +177,16 @@ export class RabbitCluster {
   /** One AMQP URL per node, in node order. */
   get urls(): string[] {
     return this.nodes.map((n) => n.url());
+  }
+
+  /** The management API of every node, in node order (with the `rabbitmq_management` plugin). */
+  get managementUrls(): string[] {
+    return this.nodes.map((n) => n.managementUrl());
+  }
+
+  /** The node whose AMQP listener is on `port` (e.g. from a `host:port` metric label). */
+  byAmqpPort(port: number): RabbitNode | undefined {
+    return this.nodes.find((n) => n.amqpPort === port);
   }
 
   node(i: number): RabbitNode {

@@ -26,6 +26,8 @@ export interface RabbitNodeSpec {
   /** Lines of rabbitmq.conf after the listener (partition handling, logs, extra settings). */
   readonly config: readonly string[];
   readonly plugins: readonly string[];
+  /** The management plugin's HTTP port, when `plugins` has `rabbitmq_management`. */
+  readonly managementPort?: number;
 }
 
 /**
@@ -68,6 +70,12 @@ export class RabbitNode {
   url(vhost?: string): string {
     const base = `amqp://guest:guest@127.0.0.1:${this.spec.amqpPort}`;
     return vhost === undefined ? base : `${base}/${encodeURIComponent(vhost)}`;
+  }
+
+  /** `http://127.0.0.1:<port>` of the management API (the cluster must enable `rabbitmq_management`). */
+  managementUrl(): string {
+    if (this.spec.managementPort === undefined) throw new Error(`${this.name} has no management plugin (start the cluster with plugins: ['rabbitmq_management'])`);
+    return `http://127.0.0.1:${this.spec.managementPort}`;
   }
 
   /** PID of the wrapper shell (the process group) while running, -1 otherwise. */
@@ -120,7 +128,8 @@ export class RabbitNode {
   /** Writes rabbitmq.conf and enabled_plugins (once, before the first start). */
   async writeConfig(): Promise<void> {
     await mkdir(join(this.spec.dir, 'log'), { recursive: true });
-    const lines = [`listeners.tcp.1 = 127.0.0.1:${this.spec.amqpPort}`, ...this.spec.config];
+    const management = this.spec.managementPort === undefined ? [] : [`management.tcp.ip = 127.0.0.1`, `management.tcp.port = ${this.spec.managementPort}`];
+    const lines = [`listeners.tcp.1 = 127.0.0.1:${this.spec.amqpPort}`, ...management, ...this.spec.config];
     await writeFile(join(this.spec.dir, 'rabbitmq.conf'), `${lines.join('\n')}\n`);
     await writeFile(join(this.spec.dir, 'enabled_plugins'), `[${this.spec.plugins.join(',')}].\n`);
   }

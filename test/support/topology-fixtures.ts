@@ -19,14 +19,15 @@ export function useEtcdCluster(options: EtcdClusterOptions = {}): () => EtcdTopo
 
 /** The RabbitMQ cluster for a test file (see {@link useEtcdCluster}). */
 export function useRabbitCluster(options: RabbitClusterOptions = {}): () => RabbitTopology {
-  return fixture('useRabbitCluster', () => acquireRabbitCluster(options));
+  // The start may be retried (a port race): allow its budget twice, beyond the default hook timeout.
+  return fixture('useRabbitCluster', () => acquireRabbitCluster(options), 2 * (options.startTimeoutMs ?? 120_000) + 30_000);
 }
 
-function fixture<T extends { stop(): Promise<void> }>(name: string, acquire: () => Promise<T>): () => T {
+function fixture<T extends { stop(): Promise<void> }>(name: string, acquire: () => Promise<T>, timeoutMs?: number): () => T {
   let value: T | undefined;
   beforeAll(async () => {
     value = await acquire();
-  });
+  }, timeoutMs);
   afterAll(async () => {
     await value?.stop();
   });

@@ -29,6 +29,9 @@ function settings(url: string, prefix: string): Config['amqp'] {
     connectTimeoutMs: 10_000,
     reconnectMaxDelayMs: 1_000,
     maxDeliveries: 10,
+    quorumInitialGroupSize: 3,
+    managementUrl: '',
+    managementIntervalMs: 30_000,
   };
 }
 

@@ -100,4 +100,35 @@ describe('lock hand-off gate (etcd)', () => {
     expect(mark.kvs[0]?.value.toString()).toBe(b.me.owner.incarnation);
     await handle.release();
   });
+
+  it('a waiter third in line whose predecessor took the lock and then died waits for that one’s fence, not the first owner’s', async () => {
+    // a holds and releases while alive; b (its lease not kept alive) takes the lock over and dies holding it; c was queued behind b all along.
+    const a = await member('a3@be');
+    const b = await member('b3@be', false);
+    const c = await member('c3@be');
+    const name = 'vol-3-delete_volume';
+    const held = await a.locks.acquire(name);
+    const bWaits = b.locks.acquire(name, { timeoutMs: 10_000 });
+    await waitFor(async () => (await ctx.client.getAll().prefix(`${ctx.prefix}/locks/${name}/`).keys()).length === 2, { what: 'b queued' });
+    let granted = false;
+    const cWaits = c.locks.acquire(name, { timeoutMs: 30_000 }).then((h) => {
+      granted = true;
+      return h;
+    });
+    await waitFor(async () => (await ctx.client.getAll().prefix(`${ctx.prefix}/locks/${name}/`).keys()).length === 3, { what: 'c queued' });
+    await held.release();
+    await bWaits;
+    expect(b.needs).toEqual([]);
+    // b's key goes with its lease: c, next in line, must wait for b's fence.
+    await waitFor(async () => c.needs.length === 1, { timeoutMs: TTL_MS + 10_000, what: 'c’s gate to ask for b’s fence' });
+    expect(c.needs[0]).toMatchObject({ incarnation: b.me.owner.incarnation });
+    await membership.incarnation(b.me.owner.incarnation);
+    expect(granted).toBe(false);
+    await membership.recordEnd({ incarnation: b.me.owner.incarnation, host: 'b3@be', how: 'exec', by: c.me.owner.incarnation, atMs: Date.now(), detail: 'test' });
+    const handle = await cWaits;
+    const [end, mark] = await Promise.all([ctx.client.get(`${ctx.prefix}/fenced/${b.me.owner.incarnation}`).exec(), ctx.client.get(handle.key).exec()]);
+    expect(mark.kvs[0]?.version).toBe('2');
+    expect(BigInt(mark.kvs[0]?.mod_revision ?? '0')).toBeGreaterThan(BigInt(end.kvs[0]?.create_revision ?? 'x'));
+    await handle.release();
+  });
 });

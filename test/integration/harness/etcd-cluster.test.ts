@@ -51,7 +51,7 @@ describe('a three-member etcd cluster', () => {
 
   it('SIGSTOP of the leader: the others elect a new one; SIGCONT, it follows again', async () => {
     const old = await etcd.waitForLeader();
-    old.pause();
+    await old.paused();
     try {
       expect(await old.status(500)).toBeUndefined(); // stopped: it answers nothing
       const next = await etcd.waitForLeader({ not: old });

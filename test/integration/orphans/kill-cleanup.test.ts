@@ -49,11 +49,12 @@ describe('a worker killed mid-operation: its orphans are found within a lease an
   };
 
   /** Volumes and a snapshot in final statuses, made by `victim`, then one op of each kind caught mid-call on it. */
-  const catchInFlight = async (victim: string): Promise<InFlight> => {
+  const catchInFlight = async (victim: string, beforeOps?: () => Promise<void>): Promise<InFlight> => {
     const [volDel, volExt, volSrc] = await Promise.all([client.createVolume(), client.createVolume(), client.createVolume()]);
     for (const id of [volDel, volExt, volSrc]) await client.waitStatus('volume', id, 'available');
     const snapDel = await client.createSnapshot(volSrc);
     await client.waitStatus('snapshot', snapDel, 'available');
+    await beforeOps?.();
     const volNew = await client.createVolume();
     await client.deleteVolume(volDel);
     await client.extend(volExt, 2);
@@ -176,8 +177,16 @@ describe('a worker killed mid-operation: its orphans are found within a lease an
   it('with orphans.autoCleanup two live members race for every orphan: each is taken over exactly once, without an operator', async () => {
     // A member left running by a failed test before would take jobs meant for the victim.
     await Promise.all(procs.filter((p) => p !== api && p.process.alive).map((p) => p.stop()));
-    const victim = await startMember('victim2');
-    const ids = await catchInFlight('victim2');
+    // The victim's calls must outlast the rescuers' start on a loaded machine: they are still in
+    // flight at the kill. So a member with the usual latency prepares the volumes, and the victim,
+    // whose calls take 30 s, gets the five operations to catch.
+    const prep = await startMember('prep');
+    let victim: HearthProcess | undefined;
+    const ids = await catchInFlight('victim2', async () => {
+      await prep.stop();
+      victim = await startMember('victim2', { HEARTH_DRIVER_FAKE_LATENCY_MS: '30000' });
+    });
+    if (!victim) throw new Error('the victim did not start');
     // A grace of a few TTLs keeps the five orphans in view long enough to see them all at once
     // on a loaded machine before the rescuers take them over.
     const GRACE_MS = 3 * LEASE_TTL_MS;
@@ -214,7 +223,7 @@ describe('a worker killed mid-operation: its orphans are found within a lease an
     const out = await cinder(api.apiUrl, 'work-cleanup', '--cluster', CLUSTER);
     expect(out).toContain('There are no alternative nodes to do cleanup for the following services:');
     expect(out).not.toContain('Following services will be cleaned');
-    expect(parseCinderTable(out).map((r) => r.Host).sort()).toEqual(['auto-a@be', 'auto-b@be', 'lonely@be', 'rescuer@be', 'victim2@be', 'victim@be']);
+    expect(parseCinderTable(out).map((r) => r.Host).sort()).toEqual(['auto-a@be', 'auto-b@be', 'lonely@be', 'prep@be', 'rescuer@be', 'victim2@be', 'victim@be']);
     const hearth = (...args: string[]) => run(process.execPath, ['--import', 'tsx', join(REPO, 'test/support/hearth-main.ts'), ...args, '--url', api.apiUrl], { cwd: REPO, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
     const cli = await hearth('work-cleanup', '--cluster', CLUSTER_ID, '--host', 'lonely', '--json');
     expect(JSON.parse(cli.stdout)).toEqual({ cleaning: [], unavailable: [expect.objectContaining({ host: 'lonely@be', cluster_name: CLUSTER_ID, binary: 'cinder-volume' })] });

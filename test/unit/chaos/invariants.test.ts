@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkJournal, type JournalEntry } from '../../../src/drivers/fake-journal.js';
 import { decodeHistory, type RawEvent } from '../../chaos/history.js';
-import { checkInvariants, findFencedWrites, formatTable, type HistoryEvent, p50max, type RunRecord } from '../../chaos/invariants.js';
+import { checkInvariants, findFencedWrites, formatTable, type HistoryEvent, overlapRow, p50max, type ProcessEnd, type RunRecord } from '../../chaos/invariants.js';
 import { schedule, seeded } from '../../chaos/scenario.js';
 
 const A = 'w1@be:a1';
@@ -68,13 +68,13 @@ describe('findFencedWrites', () => {
 });
 
 describe('decodeHistory', () => {
-  it('decodes alive, op and resource events under the prefix and skips the rest', () => {
+  it('decodes alive, op and resource events under the prefix and skips keys it does not know', () => {
     const raw: RawEvent[] = [
       { type: 'put', key: '/p/alive/w1@be', value: JSON.stringify({ incarnation: A }), prev: null, revision: 2, createRevision: 2 },
       { type: 'put', key: '/p/ops/volume/v1', value: JSON.stringify({ owner: { host: 'w1@be', incarnation: A, aliveRevision: '2' } }), prev: JSON.stringify({ owner: null }), revision: 4, createRevision: 3 },
       { type: 'delete', key: '/p/ops/volume/v1', value: null, prev: JSON.stringify({ owner: { incarnation: A, aliveRevision: '2' } }), revision: 5, createRevision: 0 },
       { type: 'put', key: '/p/resources/volume/v1', value: JSON.stringify({ status: 'available', updated_by: A }), prev: null, revision: 5, createRevision: 1 },
-      { type: 'put', key: '/p/locks/x/1', value: '', prev: null, revision: 6, createRevision: 6 },
+      { type: 'put', key: '/p/services/volume/w1@be', value: '{}', prev: null, revision: 6, createRevision: 6 },
       { type: 'delete', key: '/p/alive/w1@be', value: null, prev: null, revision: 7, createRevision: 0 },
     ];
     expect(decodeHistory('/p', raw)).toEqual([
@@ -110,11 +110,20 @@ function goodRun(): RunRecord {
     ]),
     listed: [{ type: 'volume', id: 'v2', status: 'error', name: 'chaos-0-1' }],
     journal: checkJournal([...entry('createVolume', 'volume:v1', 1, 1, 0, 10), ...entry('deleteVolume', 'volume:v1', 2, 1, 10, 20, 'w2@be')]),
-    history: [...lives, { revision: 12, kind: 'op-delete', key: 'ops/volume/v1', prevOwner: own(A, 2) }],
+    // w1 (pid 7) dies at 20 owning v2; w2 (pid 8) fences it (process-gone) at 21 and takes v2 over at 25.
+    history: [
+      ...lives,
+      { revision: 2, kind: 'incarnation-put', incarnation: A, host: 'w1@be', pid: 7 },
+      { revision: 3, kind: 'incarnation-put', incarnation: B, host: 'w2@be', pid: 8 },
+      { revision: 12, kind: 'op-delete', key: 'ops/volume/v1', prevOwner: own(A, 2) },
+      { revision: 13, kind: 'op-put', key: 'ops/volume/v2', owner: own(A, 2), prevOwner: null },
+      { revision: 21, kind: 'end-put', incarnation: A, host: 'w1@be', how: 'process-gone', by: B, atMs: 2_100, created: true },
+      { revision: 25, kind: 'op-put', key: 'ops/volume/v2', owner: own(B, 3), prevOwner: own(A, 2) },
+    ],
     opsLeft: [],
     processes: [
-      { name: 'worker-w1', by: 'kill', code: null, signal: 'SIGKILL' },
-      { name: 'worker-w1', by: 'stop', code: 0, signal: null },
+      { name: 'worker-w1', pid: 7, by: 'kill', code: null, signal: 'SIGKILL' },
+      { name: 'worker-w2', pid: 8, by: 'stop', code: 0, signal: null, fenced: [{ incarnation: A, how: 'process-gone' }] },
     ],
     kills: [
       { host: 'w1', killedAt: 1_000, ops: 2, detectedAt: 3_500, takenOverAt: 7_000 },
@@ -122,6 +131,8 @@ function goodRun(): RunRecord {
       { host: 'w3', killedAt: 20_000, ops: 0 },
     ],
     freezes: [{ pid: 7, from: 100, to: 200 }],
+    deathFaults: { kills: 3, zombies: 1, refusedFences: 0 },
+    refusals: [],
     badInputs: [
       { what: 'truncated JSON', outcome: 400, faultBody: true },
       { what: 'too big', outcome: 413, faultBody: true },
@@ -149,13 +160,16 @@ describe('checkInvariants', () => {
     expect(failed({ ...g, listed: [{ type: 'snapshot', id: 's', status: 'creating' }] })).toEqual(['no resource left in a transitional status']);
     expect(failed({ ...g, journal: checkJournal([...entry('deleteVolume', 'volume:v1', 1, 1, 0, 10), ...entry('deleteVolume', 'volume:v1', 2, 1, 5, 6)]) })).toEqual(['no two driver calls on one resource overlapped']);
     expect(failed({ ...g, journal: checkJournal([...entry('createVolume', 'volume:v1', 1, 1, 0, 10), ...entry('createVolume', 'volume:v1', 2, 1, 20, 30)]) })).toEqual(['no create succeeded twice']);
-    expect(failed({ ...g, history: [...lives, { revision: 21, kind: 'op-delete', key: 'ops/volume/v1', prevOwner: own(A, 2) }] })).toEqual(['no write by a fenced worker was accepted']);
-    expect(failed({ ...g, history: lives })).toEqual(['no write by a fenced worker was accepted']);
+    expect(failed({ ...g, history: [...g.history, { revision: 30, kind: 'op-delete', key: 'ops/volume/v1', prevOwner: own(A, 2) }] })).toEqual(['no write by a fenced worker was accepted']);
+    expect(failed({ ...g, history: g.history.filter((e) => e.kind !== 'op-delete') })).toEqual(['no write by a fenced worker was accepted']);
+    const fenceOrder = "a dead incarnation's work and locks moved only after its fence (etcd history)";
+    expect(failed({ ...g, history: g.history.map((e) => (e.kind === 'end-put' ? { ...e, revision: 26 } : e)) })).toEqual([fenceOrder]);
+    expect(failed({ ...g, processes: [g.processes[0] as ProcessEnd, { ...(g.processes[1] as ProcessEnd), fenced: [] }] })).toEqual(['each death fenced once (end records and the workers’ logs)']);
     expect(failed({ ...g, opsLeft: ['/chaos/ops/volume/v2'] })).toEqual(['the ops/ prefix is empty at the end']);
-    expect(failed({ ...g, processes: [{ name: 'worker-w2', by: 'none', code: 1, signal: null }] })).toEqual(['no process crashed (broker and etcd restarts included)']);
-    expect(failed({ ...g, processes: [{ name: 'api', by: 'stop', code: 1, signal: null }] })).toEqual(['no process crashed (broker and etcd restarts included)']);
-    expect(failed({ ...g, processes: [{ name: 'api', by: 'stop', code: 0, signal: null, stray: ['(node:1) UnhandledPromiseRejectionWarning: boom'] }] })).toEqual(['no process crashed (broker and etcd restarts included)']);
-    expect(failed({ ...g, processes: [{ name: 'api', by: 'stop', code: 0, signal: null, stray: [] }] })).toEqual([]);
+    expect(failed({ ...g, processes: [...g.processes, { name: 'worker-w2', by: 'none', code: 1, signal: null }] })).toEqual(['no process crashed (broker and etcd restarts included)']);
+    expect(failed({ ...g, processes: [...g.processes, { name: 'api', by: 'stop', code: 1, signal: null }] })).toEqual(['no process crashed (broker and etcd restarts included)']);
+    expect(failed({ ...g, processes: [...g.processes, { name: 'api', by: 'stop', code: 0, signal: null, stray: ['(node:1) UnhandledPromiseRejectionWarning: boom'] }] })).toEqual(['no process crashed (broker and etcd restarts included)']);
+    expect(failed({ ...g, processes: [...g.processes, { name: 'api', by: 'stop', code: 0, signal: null, stray: [] }] })).toEqual([]);
     const api = 'malformed/oversized API requests: 4xx with a Cinder fault, nothing written';
     expect(failed({ ...g, badInputs: [{ what: 'x', outcome: 500, faultBody: true }, ...g.badInputs.slice(2)] })).toEqual([api]);
     expect(failed({ ...g, badInputs: [{ what: 'x', outcome: 400, faultBody: false }, ...g.badInputs.slice(2)] })).toEqual([api]);
@@ -177,23 +191,31 @@ describe('checkInvariants', () => {
     expect(failed({ ...g, journal: checkJournal(ext) })).toEqual(['no create succeeded twice']);
   });
 
-  it('an overlap with a call a zombie had in flight when it froze is reported, not failed; any other overlap fails', () => {
+  it('an overlap with a call a frozen worker had in flight fails like any other: there is no exception', () => {
     const g = goodRun();
     const frozen = entry('createSnapshot', 'snapshot:s1', 7, 1, 90, 250);
     const other = entry('deleteSnapshot', 'snapshot:s1', 8, 1, 150, 160, 'w3@be');
-    const row = checkInvariants({ ...g, journal: checkJournal([...frozen, ...other]) }).find((r) => r.name === 'no two driver calls on one resource overlapped');
-    expect(row).toMatchObject({ result: 'PASS' });
-    expect(row?.detail).toContain('1 overlaps only with a call a zombie had in flight when it was frozen (1 completed, 0 aborted');
-    const overlap = ['no two driver calls on one resource overlapped'];
-    // Without the freeze, or a call the zombie started after waking, or a live call that began before the freeze: failures.
-    expect(failed({ ...g, freezes: [], journal: checkJournal([...frozen, ...other]) })).toEqual(overlap);
-    expect(failed({ ...g, journal: checkJournal([...entry('createSnapshot', 'snapshot:s1', 7, 2, 210, 260), ...entry('deleteSnapshot', 'snapshot:s1', 8, 1, 205, 220, 'w3@be')]) })).toEqual(overlap);
-    expect(failed({ ...g, journal: checkJournal([...frozen, ...entry('deleteSnapshot', 'snapshot:s1', 8, 1, 95, 160, 'w3@be')]) })).toEqual(overlap);
+    expect(failed({ ...g, journal: checkJournal([...frozen, ...other]) })).toEqual(['no two driver calls on one resource overlapped']);
+    expect(overlapRow(checkJournal([...frozen, ...other])).detail).toBe('snapshot:s1: createSnapshot@w1@be / deleteSnapshot@w3@be');
+  });
+
+  it('a process the suite did not kill passes only when etcd shows its exec fence (the fence command killed it)', () => {
+    const g = goodRun();
+    const fenceKilled: ProcessEnd = { name: 'worker-w1', pid: 7, by: 'none', code: null, signal: 'SIGKILL' };
+    const crashed = ['no process crashed (broker and etcd restarts included)'];
+    expect(failed({ ...g, processes: [fenceKilled, g.processes[1] as ProcessEnd] })).toEqual(crashed); // ended process-gone: not the fence's kill
+    const exec = g.history.map((e) => (e.kind === 'end-put' ? { ...e, how: 'exec' } : e));
+    const stopped = { ...(g.processes[1] as ProcessEnd), fenced: [{ incarnation: A, how: 'exec' }] };
+    expect(failed({ ...g, history: exec, processes: [fenceKilled, stopped] })).toEqual([]);
+    expect(checkInvariants({ ...g, history: exec, processes: [fenceKilled, stopped] }).find((r) => r.name === crashed[0])?.detail).toContain("the fence's (1: an exec end of its incarnation in etcd)");
+    expect(failed({ ...g, history: exec, processes: [{ ...fenceKilled, pid: 99 }, stopped] })).toEqual(crashed);
   });
 
   it('fails the rows that need samples when there are none', () => {
     const g = goodRun();
-    expect(failed({ ...g, kills: [], badInputs: [] })).toEqual([
+    expect(failed({ ...g, kills: [], badInputs: [], history: g.history.filter((e) => e.kind !== 'end-put' && !(e.kind === 'op-put' && e.prevOwner)) })).toEqual([
+      "a dead incarnation's work and locks moved only after its fence (etcd history)",
+      'each death fenced once (end records and the workers’ logs)',
       'malformed/oversized API requests: 4xx with a Cinder fault, nothing written',
       'malformed/oversized AMQP messages: dead-lettered, nothing done',
       'kill -9 → orphans detected (bound TTL + 1 s = 4 s)',
@@ -209,14 +231,15 @@ describe('p50max, schedule', () => {
   });
 
   it('schedules every fault once per count, the first one a kill, and replays with the same seed', () => {
-    const o = { kills: 20, zombies: 2, partitions: 2, brokerRestarts: 1, etcdRestarts: 1 };
+    const o = { kills: 20, zombies: 2, refusedFences: 1, partitions: 2, brokerRestarts: 1, etcdRestarts: 1 };
     const s = schedule(o, seeded(7));
     expect(s[0]).toBe('kill');
     expect(s.filter((f) => f === 'kill')).toHaveLength(20);
     expect(s.filter((f) => f === 'zombie')).toHaveLength(2);
+    expect(s.filter((f) => f === 'fence-refused')).toHaveLength(1);
     expect(s.filter((f) => f.startsWith('partition'))).toEqual(expect.arrayContaining(['partition-pause', 'partition-cut']));
-    expect(s).toHaveLength(26);
+    expect(s).toHaveLength(27);
     expect(schedule(o, seeded(7))).toEqual(s);
-    expect(schedule({ ...o, kills: 0 }, seeded(1))).toHaveLength(6);
+    expect(schedule({ ...o, kills: 0 }, seeded(1))).toHaveLength(7);
   });
 });

@@ -82,6 +82,14 @@ describe('timelineSpec', () => {
     ]);
   });
 
+  it('marks each fence (the end of a dead incarnation on record) with its host and how, beside the faults’ marks', () => {
+    const withFences = timelineSpec({ ...run, fences: [{ atMs: at(8.1), host: 'w2', how: 'process-gone' }] }) as unknown as typeof spec;
+    const points = withFences.vconcat.flatMap((p) => p.layer).filter((l) => l.mark.type === 'point').flatMap((l) => l.data.values);
+    expect(points).toContainEqual({ event: 'dead incarnation fenced', label: 'fenced w2 (process-gone)', t: 8.1 });
+    expect(JSON.stringify(withFences)).toContain('1 fences;');
+    expect(faultLabel({ kind: 'fence-refused', target: 'w1' })).toBe('fence refused w1');
+  });
+
   it('draws each fault’s stall', () => {
     expect(values('rect').filter((v) => v.event === 'stall (nothing completed)')).toEqual([
       { event: 'stall (nothing completed)', label: 'kill -9 w2', from: 5, to: 7, ms: 2_000 },

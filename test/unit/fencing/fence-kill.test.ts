@@ -1,6 +1,8 @@
 // test/support/fence-kill.mjs, the fault suite's fence command, run as hearth runs it: through
 // an exec fence, as an executable found by its path (shebang and mode as committed).
 import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/load.js';
@@ -19,9 +21,9 @@ beforeAll(async () => {
 });
 afterEach(() => stopChildren());
 
-function fenceKill(): { fence: ExecFence; lines: RecordedLine[] } {
+function fenceKill(args: string[] = []): { fence: ExecFence; lines: RecordedLine[] } {
   const lines: RecordedLine[] = [];
-  return { fence: new ExecFence({ command: FENCE_KILL, args: [], timeoutMs: 20_000 }, recordingLogger([], lines)), lines };
+  return { fence: new ExecFence({ command: FENCE_KILL, args, timeoutMs: 20_000 }, recordingLogger([], lines)), lines };
 }
 
 function target(process: ProcessIdentity | undefined): FenceTarget {
@@ -63,5 +65,24 @@ describe('fence-kill.mjs', () => {
     expect(await fenceKill().fence.fence(elsewhere, never)).toMatchObject({ fenced: false, reason: expect.stringMatching(/exited 1: .*not this machine$/) as unknown });
     expect(await fenceKill().fence.fence(target(undefined), never)).toMatchObject({ fenced: false, reason: expect.stringMatching(/exited 1: .*no process recorded/) as unknown });
     expect(await isGone(child.pid)).toBe(false);
+  });
+
+  it('with --refuse-dir, refuses while a file named like the host is there, and fences once it is gone', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-fence-refuse-'));
+    try {
+      const child = await sleeper();
+      child.kill('SIGSTOP');
+      const t = target(await identityOf(child.pid, self));
+      await writeFile(join(dir, 'node1@rbd'), 'power switch out of reach\n');
+      await writeFile(join(dir, 'node2@rbd'), 'another host\n');
+      expect(await fenceKill(['--refuse-dir', dir]).fence.fence(t, never)).toMatchObject({ fenced: false, reason: expect.stringMatching(/exited 1: .*refused for node1@rbd: power switch out of reach$/) as unknown });
+      expect(await isGone(child.pid)).toBe(false);
+      await rm(join(dir, 'node1@rbd'));
+      const exited = once(child, 'exit');
+      expect(await fenceKill(['--refuse-dir', dir]).fence.fence(t, never)).toEqual({ fenced: true, detail: 'command exited 0' });
+      expect(await exited).toEqual([null, 'SIGKILL']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

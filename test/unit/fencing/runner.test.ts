@@ -44,7 +44,19 @@ afterEach(async () => {
   await Promise.all(runners.splice(0).map((r) => r.close()));
 });
 
-async function setup(methods: { local?: Scripted; external: Scripted }, selfFenceGraceMs = 0, retryMs = 20) {
+/** A constant wait that records how many consecutive failures each wait was asked for. */
+class RecordingBackoff extends Backoff {
+  readonly asked: number[] = [];
+  constructor(private readonly waitMs: number) {
+    super({ initialDelayMs: waitMs, maxDelayMs: waitMs, jitter: 'none' });
+  }
+  override delayMs(failures: number): number {
+    this.asked.push(failures);
+    return this.waitMs;
+  }
+}
+
+async function setup(methods: { local?: Scripted; external: Scripted }, selfFenceGraceMs = 0, retryMs = 20, retry: Backoff = Backoff.constant(retryMs)) {
   const dir = await mkdtemp(join(tmpdir(), 'hearth-fence-runner-'));
   const membership = new LocalMembership(await LocalRecordFile.open(join(dir, 'membership.json')), systemClock);
   // A dead incarnation of this host, with its process on record; then the live one, the fencer.
@@ -67,7 +79,7 @@ async function setup(methods: { local?: Scripted; external: Scripted }, selfFenc
     logger: silentLogger(),
     metrics: new FenceMetrics(registry),
     selfFenceGraceMs,
-    retry: Backoff.constant(retryMs),
+    retry,
     sweepIntervalMs: 50,
   });
   runners.push(runner);
@@ -119,6 +131,20 @@ describe('FenceRunner', () => {
     expect(await s.metric('method="lock-delay",result="fenced"')).toBe(1);
   });
 
+  it('backs off further with every failure of a fence it keeps (it does not claim it again)', async () => {
+    const external = new Scripted('exec', [
+      { fenced: false, reason: 'exited 3' },
+      { fenced: false, reason: 'exited 3' },
+      { fenced: false, reason: 'exited 3' },
+      { fenced: true, detail: 'command exited 0' },
+    ]);
+    const retry = new RecordingBackoff(20);
+    const s = await setup({ external }, 0, 20, retry);
+    await s.runner.need(s.deadRef, true);
+    expect(await s.membership.waitEnded(s.dead.owner.incarnation, AbortSignal.timeout(10_000))).toMatchObject({ how: 'exec' });
+    expect(retry.asked).toEqual([1, 2, 3]);
+  });
+
   it('a process gone from this machine is fenced by the local check alone', async () => {
     const local = new Scripted('process-gone', [{ fenced: true, detail: 'process 4242 is gone' }]);
     const external = new Scripted('exec', []);
@@ -157,7 +183,7 @@ describe('planFence', () => {
   it('never fences an earlier incarnation of the planning process itself, seen live or not', () => {
     const self = { ...PROCESS, pid: 77 };
     const mine = { ...view, record: { incarnation: 'h@be:1', host: 'h@be', cluster: 'c@be', process: self, joinedAtMs: 0 } };
-    expect(planFence({ ...op, observedLive: true }, mine, 60_000, 5_000, self)).toMatchObject({ type: 'wait', reason: expect.stringContaining('this very process') });
+    expect(planFence({ ...op, observedLive: true }, mine, 60_000, 5_000, self)).toMatchObject({ type: 'wait', reason: expect.stringContaining('this very process') as unknown });
     // Another process (here: the same pid, a later start) is fenced as usual.
     expect(planFence({ ...op, observedLive: true }, mine, 60_000, 5_000, { ...self, startTicks: '2' })).toEqual({ type: 'fence' });
   });

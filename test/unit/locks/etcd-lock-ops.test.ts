@@ -29,12 +29,13 @@ describe('LockKeys', () => {
 });
 
 describe('enqueue', () => {
-  it('puts my key on my lease only if absent, and reads the owner and the two newest keys', () => {
+  it('puts my key on my lease only if absent, and reads the owner and the two newest keys, with their values (incarnations)', () => {
     const req = enqueueRequest(keys, '1234', 'n1@be:abc');
     expect(req.compare).toEqual([{ key: keys.myKeyBuf, target: 'Create', result: 'Equal', create_revision: 0 }]);
     expect(req.success?.[0]).toEqual({ request_put: { key: keys.myKeyBuf, value: Buffer.from('n1@be:abc'), lease: '1234' } });
     expect(req.success?.[1]?.request_range).toMatchObject({ sort_target: 'Create', sort_order: 'Ascend', limit: 1 });
-    expect(req.success?.[2]?.request_range).toMatchObject({ sort_target: 'Create', sort_order: 'Descend', limit: 2, keys_only: true });
+    expect(req.success?.[2]?.request_range).toMatchObject({ sort_target: 'Create', sort_order: 'Descend', limit: 2 });
+    expect(req.success?.[2]?.request_range).not.toHaveProperty('keys_only');
   });
 
   it('a fresh key with nothing below it owns the lock', () => {
@@ -59,10 +60,10 @@ describe('enqueue', () => {
     });
   });
 
-  it('a fresh key behind a waiter waits for that waiter, not the owner', () => {
-    expect(parseEnqueue(keys, txn(true, '10', [[], [kv('0aa', '5')], [kv('abc', '10'), kv('0bb', '7')]]))).toMatchObject({
+  it('a fresh key behind a waiter waits for that waiter, not the owner, and knows its incarnation', () => {
+    expect(parseEnqueue(keys, txn(true, '10', [[], [kv('0aa', '5')], [kv('abc', '10'), kv('0bb', '7', 'n2@be:bb')]]))).toMatchObject({
       owner: false,
-      predecessor: { createRevision: '7' },
+      predecessor: { createRevision: '7', incarnation: 'n2@be:bb' },
       predecessorIsOwner: false,
     });
   });
@@ -74,12 +75,13 @@ describe('enqueue', () => {
 });
 
 describe('recheck and release', () => {
-  it('reads my key, the newest key below mine, and the owner with its value — linearizably, writing nothing', () => {
+  it('reads my key, the newest key below mine and the owner, both with their values — linearizably, writing nothing', () => {
     const req = recheckRequest(keys, '10');
     expect(req.compare).toEqual([]);
     expect(req.success?.[2]?.request_range).toMatchObject({ sort_order: 'Ascend', limit: 1 });
     expect(req.success?.[2]?.request_range).not.toHaveProperty('keys_only');
     expect(req.success?.[1]?.request_range).toMatchObject({ sort_order: 'Descend', limit: 1, max_create_revision: '9' });
+    expect(req.success?.[1]?.request_range).not.toHaveProperty('keys_only');
     expect(req.success?.[1]?.request_range).not.toHaveProperty('serializable');
   });
 
