@@ -99,7 +99,7 @@ function sqliteCompletion(dataDir: string): Completion {
 }
 
 /** What one configuration measured. */
-interface Run {
+export interface Run {
   readonly opsPerSecond: number;
   readonly latenciesMs: number[];
   /** etcd requests per completed operation, net of an idle window (with `Counting.etcdUrl`). */
@@ -126,10 +126,10 @@ function profileArgs(name: string): string[] {
   return PROFILE_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${name}.cpuprofile`];
 }
 
-/** 32 clients alternating create and delete for `seconds` (after a 1 s warm-up). */
-async function drive(ctx: BenchContext, apiUrl: string, completion: Completion, counting?: Counting): Promise<Run> {
+/** `clients` (32 unless given) alternating create and delete for `seconds` (after a 1 s warm-up). */
+async function drive(ctx: BenchContext, apiUrl: string, completion: Completion, counting?: Counting, clients = CLIENTS): Promise<Run> {
   const api = new VolumeClient(apiUrl);
-  const volumes: (string | undefined)[] = new Array<string | undefined>(CLIENTS).fill(undefined);
+  const volumes: (string | undefined)[] = new Array<string | undefined>(clients).fill(undefined);
   const op = async (client: number): Promise<void> => {
     const volume = volumes[client];
     if (volume === undefined) {
@@ -142,7 +142,7 @@ async function drive(ctx: BenchContext, apiUrl: string, completion: Completion, 
       volumes[client] = undefined;
     }
   };
-  await measure(1, CLIENTS, op);
+  await measure(1, clients, op);
   // Every client waits for its operation's end, so nothing is in flight at either edge.
   const snapshot = async (): Promise<{ requests: RequestCounts | undefined; cpu: Record<string, number> }> => ({
     requests: counting?.etcdUrl === undefined ? undefined : await etcdRequestCounts(counting.etcdUrl),
@@ -151,7 +151,7 @@ async function drive(ctx: BenchContext, apiUrl: string, completion: Completion, 
   const before = await snapshot();
   const startedAt = performance.now();
   const window = { fromEpochMs: Date.now(), toEpochMs: 0 };
-  const run = await measure(ctx.seconds, CLIENTS, op);
+  const run = await measure(ctx.seconds, clients, op);
   const loadedMs = performance.now() - startedAt;
   window.toEpochMs = Date.now();
   lastWindow = { ...window, ops: run.latenciesMs.length };
@@ -182,7 +182,20 @@ async function drive(ctx: BenchContext, apiUrl: string, completion: Completion, 
   return { ...run, cpuMsPerOp, ...(requestsPerOp ? { requestsPerOp } : {}) };
 }
 
-async function clusterRun(ctx: BenchContext, workers: number): Promise<Run> {
+/** Options of a cluster run other than the e2e suite's own. */
+export interface ClusterRunOptions {
+  /** The fake driver's latency per call (default none). */
+  readonly latencyMs?: number;
+  /** Clients in flight (default 32). */
+  readonly clients?: number;
+}
+
+/**
+ * One API process and `workers` worker processes on the bench's etcd and RabbitMQ, driven by
+ * clients alternating create and delete. Requests and CPU are counted with one worker and the
+ * suite's defaults only.
+ */
+export async function clusterRun(ctx: BenchContext, workers: number, options: ClusterRunOptions = {}): Promise<Run> {
   const prefix = `/bench-e2e-${randomUUID().slice(0, 8)}`;
   const env = {
     HEARTH_ETCD_ENDPOINTS: ctx.etcd.endpoints.join(','),
@@ -193,10 +206,12 @@ async function clusterRun(ctx: BenchContext, workers: number): Promise<Run> {
     HEARTH_BACKEND: 'fake',
     HEARTH_DRIVER_NAME: 'fake',
     HEARTH_LOG_LEVEL: 'warn',
+    ...(options.latencyMs === undefined ? {} : { HEARTH_DRIVER_FAKE_LATENCY_MS: String(options.latencyMs) }),
   };
   const procs: HearthProcess[] = [];
   const completion = await etcdCompletion(ctx.etcd.endpoints, prefix);
-  const profiled = workers === 1 && PROFILE_DIR !== undefined;
+  const plain = options.latencyMs === undefined && options.clients === undefined;
+  const profiled = plain && workers === 1 && PROFILE_DIR !== undefined;
   if (profiled) await mkdir(PROFILE_DIR, { recursive: true });
   try {
     const started = await Promise.all([
@@ -212,7 +227,7 @@ async function clusterRun(ctx: BenchContext, workers: number): Promise<Run> {
     ]);
     procs.push(...started);
     const counting = { etcdUrl: ctx.etcd.url, pids: { api: started[0].pid, worker: (started[1] as HearthProcess).pid, etcd: ctx.etcd.pid, rabbitmq: ctx.rabbit.pid } };
-    return await drive(ctx, started[0].apiUrl, completion, workers === 1 ? counting : undefined);
+    return await drive(ctx, started[0].apiUrl, completion, plain && workers === 1 ? counting : undefined, options.clients);
   } finally {
     await completion.close();
     await Promise.all(procs.map((p) => p.stop()));
