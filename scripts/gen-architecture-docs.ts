@@ -13,7 +13,7 @@ export const ARCHITECTURE_DOCS_PATH = 'docs/architecture.md';
 export const BEGIN = '<!-- modules: generated from scripts/architecture.mjs by scripts/gen-architecture-docs.ts; do not edit by hand -->';
 export const END = '<!-- end of generated modules -->';
 
-const ROOT_FILES = new Set(['errors', 'identity', 'fence', 'version', 'app', 'main']);
+const ROOT_FILES = new Set(['errors', 'identity', 'fence', 'version', 'app', 'main', 'protocol']);
 
 function label(name: string): string {
   return ROOT_FILES.has(name) ? `\`${name}.ts\`` : `\`${name}/\``;

@@ -6,13 +6,13 @@
  * concrete adapter of another concern.
  *
  * Start: API token files → data dir → backends (single node: the data-dir lock first) → ops
- * listener → membership monitor → job bus → orphan detection → API → volume driver →
- * incarnation (session, membership, locks) → worker.
+ * listener → upgrade (version check, presence, live view) → membership monitor → job bus →
+ * orphan detection → API → volume driver → incarnation (session, membership, locks) → worker.
  *
  * Stop: first what shutdown must tell everyone at once — readiness off, the API stops
  * accepting, no new incarnation, no new automatic cleanup — then the reverse of the start:
  * the worker drains → the incarnation releases its locks, leaves and revokes its lease → the
- * driver → … → the ops listener → the backends.
+ * driver → … → the upgrade view and presence → the ops listener → the backends.
  */
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -23,6 +23,7 @@ import { startApi } from './composition/api.js';
 import { openClusterBackends } from './composition/cluster.js';
 import { startOrphanDetection } from './composition/orphans.js';
 import { openSingleNodeBackends } from './composition/single-node.js';
+import { startUpgrade } from './composition/upgrade.js';
 import { addWorkerReadiness, startWorkerRole } from './composition/worker.js';
 import { isClustered } from './config/rules.js';
 import { redactConfig } from './config/redact.js';
@@ -101,8 +102,15 @@ export async function startApp(config: Config, options: AppOptions, signal?: Abo
     await step('data dir', mkdir(config.dataDir, { recursive: true }));
     const backends: Backends = await step('backends', clustered ? openClusterBackends(ctx) : openSingleNodeBackends(ctx));
     health.addLiveness('data-dir-lock', () => backends.healthy());
+    // Not ready until every step below is done: the ops listener answers early (liveness, metrics),
+    // and a balancer must not route to an API that does not listen yet, nor a rollout move on.
+    let startedUp = false;
+    health.addReadiness('start-up', () => (startedUp ? { ok: true } : { ok: false, detail: 'starting' }));
     const ops = closer.use('ops listener', new OpsServer(registry, health, logger.child({ component: 'ops' }), opsLimits(config.ops)));
     const opsAddress = await step('ops listener', ops.listen(config.ops.listen));
+    // Before anything publishes or writes: this build may run on the cluster, and the bus and the
+    // store follow the versions of the live processes (docs/upgrades.md).
+    const upgrade = await step('upgrade', startUpgrade(ctx, { backends, health, build }, signal));
     const membershipMetrics = new MembershipMetrics(registry);
     const monitor = closer.use(
       'membership monitor',
@@ -114,9 +122,10 @@ export async function startApp(config: Config, options: AppOptions, signal?: Abo
     health.addReadiness('job-bus', jobBusReadiness(bus));
     await step('job bus', bus.start());
     const orphans = startOrphanDetection(ctx, backends.store, backends.membership);
-    const apiAddress = auth ? await step('api', startApi(ctx, backends, orphans, auth)) : undefined;
+    const apiAddress = auth ? await step('api', startApi(ctx, backends, orphans, auth, upgrade, build.version)) : undefined;
     if (roles.worker) await startWorkerRole(ctx, { backends, health, membershipMetrics, orphans, version: build.version }, signal);
     const addresses = { ops: opsAddress, ...(apiAddress ? { api: apiAddress } : {}) };
+    startedUp = true;
     logger.info({ api: addresses.api, ops: addresses.ops }, 'hearth started');
     return {
       config,

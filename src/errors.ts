@@ -31,6 +31,8 @@ export type ErrorCode =
   | 'ABORTED'
   | 'OUTCOME_UNKNOWN'
   | 'CLUSTER_DISABLED'
+  | 'VERSION_UNSUPPORTED'
+  | 'UNAVAILABLE_DURING_UPGRADE'
   | 'INTERNAL';
 
 /** Options accepted by every {@link CoordinatorError}. */

@@ -62,8 +62,9 @@ export interface ServiceShape {
 
 /**
  * One item of `GET /os-services`. Services (unlike clusters) write a missing datetime as null.
- * `backend_state` is `up` for a live volume service and null otherwise, as Cinder reports a
- * backend that has no pool in the scheduler. hearth adds `id` (Cinder's `services.id`, which
+ * `backend_state` (3.49+) is what the live volume service last reported of its backend — `down`
+ * while its health check fails (docs/drivers.md) — and null for a service that is not alive, as
+ * Cinder reports a backend that has no pool in the scheduler. hearth adds `id` (Cinder's `services.id`, which
  * `workers/cleanup` takes and answers with); clients ignore keys they do not know.
  */
 export function serviceJson(v: ServiceView, shape: ServiceShape, volumeBinary: string): Record<string, unknown> {
@@ -78,7 +79,7 @@ export function serviceJson(v: ServiceView, shape: ServiceShape, volumeBinary: s
     updated_at: v.updatedAtMs === null ? null : formatCinderTime(v.updatedAtMs),
   };
   const volume = v.binary === volumeBinary;
-  if (shape.backendState && volume) out.backend_state = v.up ? 'up' : null;
+  if (shape.backendState && volume) out.backend_state = v.backendState;
   if (shape.cluster) out.cluster = v.cluster;
   out.disabled_reason = v.disabledReason;
   if (volume) {

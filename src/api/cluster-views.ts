@@ -40,6 +40,13 @@ export interface ServiceView {
   readonly disabledReason: string | null;
   /** True while the host has an alive entry. */
   readonly up: boolean;
+  /**
+   * The backend as the live member last reported it (`down`: its health check fails); `up`
+   * for a live member that reported nothing yet; null when the host is not alive.
+   */
+  readonly backendState: 'up' | 'down' | null;
+  /** Why the backend is down, as the member reported it (hearth's own views only). */
+  readonly backendReason: string | null;
   /** The newer of the last heartbeat and the last operator change (Cinder's rule). */
   readonly updatedAtMs: number | null;
   readonly cluster: string | null;
@@ -100,6 +107,8 @@ export function buildServiceViews(snapshot: MembershipSnapshot): ServiceView[] {
       disabled: s.disabled,
       disabledReason: s.disabledReason,
       up: alive.has(s.host),
+      backendState: alive.has(s.host) ? (alive.get(s.host)?.backend?.state ?? 'up') : null,
+      backendReason: alive.get(s.host)?.backend?.reason ?? null,
       updatedAtMs: maxOf(lastHeartbeat(s, alive.get(s.host)), s.modifiedAtMs),
       cluster: s.cluster,
       frozen: s.frozen,

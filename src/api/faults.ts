@@ -49,6 +49,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   LOCK_TIMEOUT: 503,
   OUTCOME_UNKNOWN: 503,
   UNSUPPORTED: 501,
+  UNAVAILABLE_DURING_UPGRADE: 400,
 };
 
 const INTERNAL = 'The server has either erred or is incapable of performing the requested operation.';
@@ -60,6 +61,7 @@ const SERVER_FAULT_WORDS: Partial<Record<ErrorCode, string>> = {
   CLOSED: 'The service is shutting down.',
   LOCK_TIMEOUT: 'A lock the request needs could not be taken in time.',
   OUTCOME_UNKNOWN: 'The state store did not confirm the change; it may have been applied. Read the resource again.',
+  VERSION_UNSUPPORTED: 'A stored record has a version this process cannot read.',
 };
 
 /**

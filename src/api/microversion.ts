@@ -10,6 +10,24 @@ export interface Microversion {
 export const MIN_VERSION: Microversion = { major: 3, minor: 0 };
 export const MAX_VERSION: Microversion = { major: 3, minor: 70 };
 
+/**
+ * The message version the workers must read before the API serves a microversion: a later
+ * microversion that needs a new operation (a new job kind, so a new message version) is
+ * advertised and accepted only once every live worker of the cluster reads that version (the
+ * skew policy, docs/upgrades.md). Ascending; every microversion up to `upTo` needs `messages`.
+ */
+export const MICROVERSION_MESSAGES: readonly { readonly upTo: Microversion; readonly messages: number }[] = [{ upTo: MAX_VERSION, messages: 1 }];
+
+/**
+ * The highest microversion to serve when the workers read message versions up to `messages`
+ * (never below {@link MIN_VERSION}).
+ */
+export function servedMaxVersion(messages: number, table = MICROVERSION_MESSAGES): Microversion {
+  let max = MIN_VERSION;
+  for (const row of table) if (row.messages <= messages && compareVersions(row.upTo, max) > 0) max = row.upTo;
+  return max;
+}
+
 /** The header clients send and servers echo. */
 export const VERSION_HEADER = 'openstack-api-version';
 
@@ -78,19 +96,19 @@ function shownVersion(text: string): string {
  * @throws MalformedVersionError for a malformed version.
  * @throws VersionNotAcceptableError for one outside the served range.
  */
-export function negotiate(header: string | string[] | undefined): Microversion {
+export function negotiate(header: string | string[] | undefined, max: Microversion = MAX_VERSION): Microversion {
   const values = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',');
   for (const value of values) {
     const [service, version = ''] = value.trim().split(/\s+/, 2);
     if (service?.toLowerCase() !== 'volume') continue;
-    if (version.toLowerCase() === 'latest') return MAX_VERSION;
+    if (version.toLowerCase() === 'latest') return max;
     if (!VERSION_FORM.test(version)) {
       throw new MalformedVersionError(`API Version String ${shownVersion(version)} is of invalid format. Must be of format MajorNum.MinorNum.`);
     }
     const v = parseVersion(version);
-    if (!v || compareVersions(v, MIN_VERSION) < 0 || compareVersions(v, MAX_VERSION) > 0) {
+    if (!v || compareVersions(v, MIN_VERSION) < 0 || compareVersions(v, max) > 0) {
       throw new VersionNotAcceptableError(
-        `Version ${v ? formatVersion(v) : shownVersion(version)} is not supported by the API. Minimum is ${formatVersion(MIN_VERSION)} and maximum is ${formatVersion(MAX_VERSION)}.`,
+        `Version ${v ? formatVersion(v) : shownVersion(version)} is not supported by the API. Minimum is ${formatVersion(MIN_VERSION)} and maximum is ${formatVersion(max)}.`,
       );
     }
     return v;

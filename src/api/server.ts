@@ -43,6 +43,11 @@ export interface ApiServerOptions {
   readonly trustedProxies?: readonly string[];
   /** Timeouts and the connection limit of the listener. Default: `api.*`'s defaults. */
   readonly limits?: ListenerLimits;
+  /**
+   * The highest microversion to serve now: below `MAX_VERSION` while a live worker does not
+   * read the message version a newer one needs (the skew policy). Default: `MAX_VERSION`.
+   */
+  readonly maxVersion?: () => Microversion;
 }
 
 /** The {@link ApiServerOptions} that come from `api.*` options (all but the logger and auth). */
@@ -125,7 +130,7 @@ export class ApiServer {
     this.app.addHook('onRequest', async (req, reply) => {
       req.apiVersion = MIN_VERSION;
       if (req.routeOptions.config.skipVersion) return;
-      const version = negotiate(req.headers[VERSION_HEADER]);
+      const version = negotiate(req.headers[VERSION_HEADER], options.maxVersion?.());
       req.apiVersion = version;
       void reply.header('OpenStack-API-Version', `volume ${formatVersion(version)}`).header('Vary', VERSION_HEADER);
       const min = req.routeOptions.config.minVersion;
@@ -149,7 +154,7 @@ export class ApiServer {
       else logger.debug({ requestId: req.id, method: req.method, path: shownPath(req.url), status, reason: message }, 'API request refused');
       return reply.code(status).send(faultBody(status, message));
     });
-    registerVersionRoutes(this.app);
+    registerVersionRoutes(this.app, options.maxVersion);
   }
 
   /** Adds the routes of one API concern. */

@@ -8,13 +8,14 @@ import { registerOperatorViews } from './commands/operator-views.js';
 import { registerOrphans } from './commands/orphans.js';
 import { registerServe } from './commands/serve.js';
 import { registerService } from './commands/service.js';
+import { registerUpgrade } from './commands/upgrade.js';
 import { registerVolume } from './commands/volume.js';
 import type { CommandContext } from './context.js';
 import { ExitCode } from './exit-codes.js';
 import { escapeForTerminal, type Io, processIo } from './output.js';
 
 /** Command modules; each adds its subcommands. */
-const modules = [registerServe, registerConfig, registerVolume, registerCluster, registerService, registerOrphans, registerOperatorViews, registerFences];
+const modules = [registerServe, registerConfig, registerVolume, registerCluster, registerService, registerOrphans, registerOperatorViews, registerFences, registerUpgrade];
 
 /**
  * Runs the `hearth` command line. Resolves with the exit code: 0 done, 1 the operation failed,

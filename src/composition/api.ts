@@ -6,9 +6,13 @@
 import type { AddressInfo } from 'node:net';
 import type { ConfiguredAuth } from '../api/auth-setup.js';
 import { clusterRoutes } from '../api/clusters.js';
+import { poolRoutes } from '../backend/pool-routes.js';
+import { messageRoutes } from '../messages/routes.js';
+import { abortNotice } from '../routing/abort-notice.js';
 import { deadLetterRoutes } from '../api/dead-letters.js';
 import { fenceRoutes } from '../api/fences.js';
 import { operatorViewRoutes } from '../api/operator-views.js';
+import { opsViewRoutes } from '../api/ops-view.js';
 import { ApiServer, apiServerOptions, type RouteModule } from '../api/server.js';
 import { serviceRemovalRoutes } from '../api/service-removal.js';
 import { fenceStateOf } from '../fencing/fence-state.js';
@@ -22,6 +26,11 @@ import { volumeRoutes } from '../volumes/volume-routes.js';
 import { VolumeService } from '../volumes/volume-service.js';
 import type { Backends, CompositionContext } from './backends.js';
 import type { OrphanDetection } from './orphans.js';
+import type { UpgradeParts } from './upgrade.js';
+import { upgradeRoutes } from '../upgrade/routes.js';
+import { type Microversion, servedMaxVersion } from '../api/microversion.js';
+import { JOB_KIND_SINCE } from '../routing/job-message.js';
+import type { OperationGate } from '../volumes/operation-gate.js';
 
 /**
  * Longest an API request waits for the broker's confirm of the job it records. A failed or
@@ -46,10 +55,32 @@ export function publishStamps(ctx: CompositionContext, backends: Pick<Backends, 
 }
 
 /**
- * Every route module of the API, built on `backends` (registered in this order). `stamps`: the
- * volume service's publish stamps (made here when not given; whoever makes them closes them).
+ * The skew policy at the API: a microversion or an operation that needs a newer message version
+ * is served only once every live worker of the cluster reads it (docs/upgrades.md).
  */
-export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, stamps: PublishStamps = publishStamps(ctx, backends)): RouteModule[] {
+function skewGate(upgrade: UpgradeParts): OperationGate {
+  return {
+    refuses: (c, kind) => {
+      const have = upgrade.view.workerMessageVersion(c);
+      const need = JOB_KIND_SINCE[kind];
+      return have >= need ? undefined : `the live workers of ${c} read messages up to version ${have}, and ${kind} needs version ${need}`;
+    },
+  };
+}
+
+/**
+ * Every route module of the API, built on `backends` (registered in this order); `version` is
+ * the build's, shown by get_pools. `stamps`: the volume service's publish stamps (made here when
+ * not given; whoever makes them closes them).
+ */
+export function apiRoutes(
+  ctx: CompositionContext,
+  backends: Backends,
+  orphans: OrphanDetection,
+  upgrade: UpgradeParts,
+  version: string,
+  stamps: PublishStamps = publishStamps(ctx, backends),
+): RouteModule[] {
   const { config, clock } = ctx;
   const logger = ctx.logger.child({ component: 'api' });
   const { store, membership, jobBus } = backends;
@@ -58,16 +89,22 @@ export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: 
     publisher: new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) }),
     stamps,
     admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
+    gate: skewGate(upgrade),
     clock,
     logger: ctx.logger.child({ component: 'volumes' }),
     cluster: clusterId(config),
     availabilityZone: config.zone,
+    abortRun: async (request) => void (await jobBus.publishNotice(abortNotice(request), { signal: AbortSignal.timeout(API_PUBLISH_WAIT_MS) })),
   });
   return [
     clusterRoutes(membership, VOLUME_BINARY),
+    poolRoutes({ membership, version }),
+    messageRoutes({ messages: backends.messages, now: () => clock.now() }),
     operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }),
     serviceRemovalRoutes({ membership, store, logger }),
+    opsViewRoutes({ store, membership, now: () => clock.now() }),
     deadLetterRoutes(jobBus),
+    upgradeRoutes(upgrade.service),
     fenceRoutes({ membership, queue: backends.fenceQueue, logger }),
     orphanRoutes({
       membership,
@@ -90,14 +127,42 @@ export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: 
 }
 
 /** Builds the API with every route and listens; resolves with the bound address. */
-export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth): Promise<AddressInfo> {
+export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth, upgrade: UpgradeParts, version: string): Promise<AddressInfo> {
   const { config, closer } = ctx;
   const logger = ctx.logger.child({ component: 'api' });
   // Registered before the listener, so closed after it (closes run in reverse): the stamps of the
   // last requests go out once the API has stopped, and before the store closes.
   const stamps = closer.use('publish stamps', publishStamps(ctx, backends));
-  const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options }));
+  const cluster = clusterId(config);
+  // A microversion that needs a newer message version waits for every live worker (skewGate).
+  const maxVersion = (): Microversion => servedMaxVersion(upgrade.view.workerMessageVersion(cluster));
+  const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options, maxVersion }));
   closer.quiesce('api stops accepting', () => api.close());
-  for (const routes of apiRoutes(ctx, backends, orphans, stamps)) api.register(routes);
+  for (const routes of apiRoutes(ctx, backends, orphans, upgrade, version, stamps)) api.register(routes);
+  expireMessages(ctx, backends);
   return api.listen(config.api.listen);
+}
+
+/** How often an API process removes expired user messages (Cinder's periodic `cleanup_expired_messages`). */
+const MESSAGE_EXPIRY_INTERVAL_MS = 3_600_000;
+
+/** Removes expired user messages every hour until shutdown; several API processes doing it is harmless. */
+function expireMessages(ctx: CompositionContext, backends: Backends): void {
+  const stop = new AbortController();
+  const logger = ctx.logger.child({ component: 'messages' });
+  const loop = (async () => {
+    while (!stop.signal.aborted) {
+      try {
+        await ctx.clock.sleep(MESSAGE_EXPIRY_INTERVAL_MS, stop.signal);
+        const removed = await backends.messages.deleteExpired(ctx.clock.now());
+        if (removed > 0) logger.info({ removed }, 'removed expired user messages');
+      } catch (err) {
+        if (!stop.signal.aborted) logger.warn({ err }, 'removing expired user messages failed; trying again in an hour');
+      }
+    }
+  })();
+  ctx.closer.add('user message expiry', async () => {
+    stop.abort();
+    await loop;
+  });
 }

@@ -19,9 +19,14 @@ import type { CheckResult } from '../ops/health.js';
 import type { FenceQueue } from '../fencing/fence-queue.js';
 import type { EtcdLockServiceOptions } from '../locks/etcd-lock-service.js';
 import type { FailoverLedger } from '../orphans/failover-ledger.js';
+import type { Census } from '../census/census.js';
+import type { MessageStore } from '../messages/message-store.js';
 import type { JobBus } from '../routing/job-bus.js';
 import type { Session } from '../session/session.js';
 import type { StateStore } from '../state/state-store.js';
+import type { RecordVersions } from '../state/record-versions.js';
+import type { MessageVersions } from '../routing/message-versions.js';
+import type { UpgradeRegistry } from '../upgrade/registry.js';
 
 /** What every part of the composition is built with. */
 export interface CompositionContext {
@@ -52,6 +57,14 @@ export interface Backends {
   readonly failoverLedger: FailoverLedger;
   /** Fence operations of dead incarnations (cluster: etcd; single node: memory). */
   readonly fenceQueue: FenceQueue;
+  /** User messages (Cinder's messages API): cluster: etcd; single node: a table in the state file. */
+  readonly messages: MessageStore;
+  /** Opens the census (counts by status, oldest ops): cluster: a watch of etcd; single node: the state file's own counts. */
+  openCensus(): Census;
+  /** Where every process says what it reads and writes, and the record schema (docs/upgrades.md). */
+  readonly upgrade: UpgradeRegistry;
+  /** The version choices the store and the bus follow; the upgrade view feeds them. */
+  readonly protocol: { readonly records: RecordVersions; readonly messages: MessageVersions };
   /** Opens one session: one lease per incarnation (workers only). */
   openSession(signal: AbortSignal): Promise<Session>;
   /** The lock service of `session`; it dies with the session. `handOff` gates a takeover from an owner that died (fencing). */

@@ -8,17 +8,22 @@ import { LockMetrics } from '../locks/metrics.js';
 import { EtcdLeaseTtls } from '../membership/etcd-lease-ttl.js';
 import { EtcdMembership } from '../membership/etcd-membership.js';
 import { EtcdFenceQueue } from '../fencing/etcd-fence-queue.js';
+import { EtcdMessageStore } from '../messages/etcd-message-store.js';
+import { EtcdCensus } from '../census/etcd-census.js';
 import { EtcdFailoverLedger } from '../orphans/etcd-failover-ledger.js';
 import { EtcdSession } from '../session/etcd-session.js';
 import { SessionMetrics } from '../session/metrics.js';
 import { EtcdStateStore } from '../state/etcd-state-store.js';
 import { createStateMetrics } from '../state/metrics.js';
 import { EtcdClientMetrics } from '../etcd/metrics.js';
+import { MessageVersions } from '../routing/message-versions.js';
+import { RecordVersions } from '../state/record-versions.js';
+import { EtcdUpgradeRegistry } from '../upgrade/etcd-upgrade-registry.js';
 import { ManagementApi } from '../amqp/management.js';
 import { splitUrlList, vhostOf } from '../config/url-lists.js';
 import { QueueReplicaMonitor, type WatchedQueue } from '../routing/amqp-replicas.js';
 import { replicaMetrics } from '../routing/metrics.js';
-import { clusterQueueName, hostQueueName, topologyFor } from '../routing/topology.js';
+import { clusterQueueOf, hostQueueOf, topologyFor } from '../routing/topology.js';
 import type { Backends, CompositionContext } from './backends.js';
 
 /**
@@ -34,9 +39,12 @@ export async function openClusterBackends(ctx: CompositionContext): Promise<Back
   const host = hostId(config);
   const sessionMetrics = new SessionMetrics(registry);
   const lockMetrics = new LockMetrics(registry);
+  // Records are written at the cluster's finalized schema and messages at the version every
+  // live process reads: the upgrade view (app.ts) feeds both once it has read the cluster.
+  const protocol = { records: new RecordVersions(), messages: new MessageVersions() };
   const store = closer.use(
     'state store',
-    new EtcdStateStore({ client, keys, clock, metrics: createStateMetrics(registry), logger: logger.child({ component: 'state' }) }),
+    new EtcdStateStore({ client, keys, clock, metrics: createStateMetrics(registry), logger: logger.child({ component: 'state' }), versions: protocol.records }),
   );
   const membership = closer.use('membership', new EtcdMembership({ client, keys, clock, logger: logger.child({ component: 'membership' }), retry }));
   if (config.amqp.managementUrl !== '') closer.use('queue replica monitor', replicaMonitor(ctx, host)).start();
@@ -44,11 +52,36 @@ export async function openClusterBackends(ctx: CompositionContext): Promise<Back
     mode: 'cluster',
     store,
     membership,
-    jobBus: new AmqpJobBus(config.amqp, { identity: { cluster: clusterId(config), host }, logger: logger.child({ component: 'job-bus' }), registry }),
+    jobBus: new AmqpJobBus(config.amqp, { identity: { cluster: clusterId(config), host }, logger: logger.child({ component: 'job-bus' }), registry, versions: protocol.messages }),
     lockTable: new EtcdLockTable({ client, keys }),
     leaseTtls: new EtcdLeaseTtls(client, config.etcd.callTimeoutMs),
     failoverLedger: new EtcdFailoverLedger({ client, keys }),
     fenceQueue: new EtcdFenceQueue({ client, keys, logger: logger.child({ component: 'fencing' }), now: () => clock.now() }),
+    messages: new EtcdMessageStore({ client, keys }),
+    openCensus: () => new EtcdCensus({ client, keys, clock, logger: logger.child({ component: 'census' }), retry }),
+    upgrade: closer.use(
+      'upgrade registry',
+      new EtcdUpgradeRegistry({
+        client,
+        keys,
+        clock,
+        logger: logger.child({ component: 'upgrade' }),
+        retry,
+        // A presence lease of its own per process (not counted as a worker session).
+        openSession: (signal) =>
+          EtcdSession.open({
+            client,
+            host,
+            leaseTtlMs: config.leaseTtlMs,
+            leaseMarginMs: config.leaseMarginMs,
+            callTimeoutMs: config.etcd.callTimeoutMs,
+            logger: logger.child({ component: 'upgrade' }),
+            clock,
+            ...(signal ? { signal } : {}),
+          }),
+      }),
+    ),
+    protocol,
     openSession: (signal) =>
       EtcdSession.open({
         client,
@@ -83,11 +116,12 @@ export async function openClusterBackends(ctx: CompositionContext): Promise<Back
 function replicaMonitor(ctx: CompositionContext, host: string): QueueReplicaMonitor {
   const { config } = ctx;
   const cluster = clusterId(config);
-  const queues: WatchedQueue[] = [
-    { kind: 'cluster', name: clusterQueueName(config.amqp.prefix, cluster) },
-    { kind: 'dead', name: topologyFor(config.amqp.prefix, cluster, host).deadQueue },
-  ];
-  if (config.roles.includes('worker')) queues.push({ kind: 'host', name: hostQueueName(config.amqp.prefix, cluster, host) });
+  const queues: WatchedQueue[] = [{ kind: 'dead', name: topologyFor(config.amqp.prefix, cluster, host).deadQueue }];
+  // Each message version this build reads has its own work queues (routing/topology.ts).
+  for (const version of new MessageVersions().readVersions()) {
+    queues.push({ kind: 'cluster', name: clusterQueueOf(config.amqp.prefix, cluster, version) });
+    if (config.roles.includes('worker')) queues.push({ kind: 'host', name: hostQueueOf(config.amqp.prefix, cluster, host, version) });
+  }
   return new QueueReplicaMonitor({
     // One node gets connectTimeoutMs; a poll (nodes, then each queue) at most three of those.
     reader: new ManagementApi({ ...config.amqp, timeoutMs: config.amqp.connectTimeoutMs }),

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { clusterId, hostId } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import { FakeVolumeDriver } from '../drivers/fake-volume-driver.js';
@@ -18,12 +19,21 @@ export interface DriverOptions {
  * (default `<dataDir>/volumes`), or `fake` with its latency, failure rate and journal. The
  * caller checks `requireActiveActive(driver, clustered)` before taking work.
  */
-export async function openDriver(config: Pick<Config, 'driver' | 'dataDir'>, options: DriverOptions): Promise<VolumeDriver> {
+export async function openDriver(config: Pick<Config, 'driver' | 'dataDir' | 'backendHealth' | 'cluster' | 'backend' | 'host'>, options: DriverOptions): Promise<VolumeDriver> {
   const logger = options.logger.child({ component: 'driver' });
+  const pool = { maxOverSubscriptionRatio: config.driver.maxOverSubscriptionRatio, reservedPercentage: config.driver.reservedPercentage };
   switch (config.driver.name) {
     case 'file': {
       const dir = config.driver.fileDir || join(config.dataDir, 'volumes');
-      const driver = await FileVolumeDriver.open({ dir });
+      const driver = await FileVolumeDriver.open({
+        dir,
+        cluster: clusterId(config),
+        member: hostId(config),
+        stateDir: config.dataDir,
+        probeTimeoutMs: config.backendHealth.probeTimeoutMs,
+        minFreeBytes: config.backendHealth.minFreeBytes,
+        pool,
+      });
       try {
         logger.info({ driver: 'file', dir, copyTool: await probeCopyTool() }, 'volume driver ready');
       } catch (err) {
@@ -33,12 +43,17 @@ export async function openDriver(config: Pick<Config, 'driver' | 'dataDir'>, opt
       return driver;
     }
     case 'fake': {
-      const { fakeLatencyMs, fakeFailureRate, fakeJournal } = config.driver;
-      logger.info({ driver: 'fake', latencyMs: fakeLatencyMs, failureRate: fakeFailureRate, journal: fakeJournal || undefined }, 'volume driver ready');
+      const { fakeLatencyMs, fakeFailureRate, fakeJournal, fakeDownFile, fakeCapacityGiB, fakeHang, fakeHangIgnoresAbort } = config.driver;
+      logger.info({ driver: 'fake', latencyMs: fakeLatencyMs, failureRate: fakeFailureRate, journal: fakeJournal || undefined, hang: fakeHang }, 'volume driver ready');
       return FakeVolumeDriver.open({
         latencyMs: fakeLatencyMs,
         failureRate: fakeFailureRate,
         journalPath: fakeJournal,
+        ...(fakeDownFile ? { downFile: fakeDownFile } : {}),
+        capacityGiB: fakeCapacityGiB,
+        pool,
+        hang: fakeHang,
+        hangIgnoresAbort: fakeHangIgnoresAbort,
         ...(options.random ? { random: options.random } : {}),
       });
     }

@@ -5,6 +5,12 @@
  * the stop order is the reverse: the worker drains, then the incarnation releases its locks,
  * leaves and revokes its lease, then the driver closes.
  */
+import { randomUUID } from 'node:crypto';
+import { CapacityAdmission } from '../backend/admission.js';
+import { CensusExporter } from '../census/exporter.js';
+import { CensusMetrics } from '../census/metrics.js';
+import { BackendMonitor } from '../backend/backend-monitor.js';
+import { BackendMetrics } from '../backend/metrics.js';
 import { clusterId, hostId, isClustered } from '../config/rules.js';
 import { requireActiveActive } from '../drivers/volume-driver.js';
 import { currentProcess } from '../fencing/process-identity.js';
@@ -12,7 +18,13 @@ import { type OwnerRef, VOLUME_BINARY } from '../identity.js';
 import { IncarnationSupervisor } from '../incarnation/supervisor.js';
 import { untilAborted } from '../lifecycle/deadline.js';
 import type { MembershipMetrics } from '../membership/metrics.js';
+import type { Logger } from '../observability/logger.js';
 import type { Health } from '../ops/health.js';
+import { ACTIONS, DETAILS, type MessageInput, newMessage } from '../messages/message-store.js';
+import { abortNotice, abortRequestOf } from '../routing/abort-notice.js';
+import type { JobBus } from '../routing/job-bus.js';
+import type { OpRecord, ResourceRecord } from '../state/records.js';
+import { type ForceDeleteHooks, replacedOf } from '../worker/force-delete.js';
 import { workerMetrics } from '../worker/metrics.js';
 import { OpClaimer } from '../worker/op-claim.js';
 import { OpPublisher } from '../worker/op-publisher.js';
@@ -39,6 +51,17 @@ export interface WorkerRoleParts {
 export function addWorkerReadiness(health: Health): void {
   health.addReadiness('membership', () => ({ ok: false, detail: 'not joined to the cluster' }));
   health.addReadiness('worker', () => ({ ok: false, detail: 'worker not started' }));
+}
+
+/**
+ * The backend's place in `/readyz`. A process that serves the API stays ready while its backend
+ * is down — its API works, and taking it out of the Service would not move any job — and
+ * `?verbose` shows `[-]backend failed (not counted)`; a worker-only process is not ready then.
+ */
+function addBackendReadiness(health: Health, monitor: BackendMonitor, servesApi: boolean): void {
+  const check = () => (monitor.up ? { ok: true } : { ok: false, detail: `backend ${monitor.state}${monitor.reason ? `: ${monitor.reason}` : ''}` });
+  if (servesApi) health.addInformational('backend', check);
+  else health.addReadiness('backend', check);
 }
 
 /**
@@ -82,18 +105,95 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
   health.addReadiness('membership', () => (incarnations.joined ? { ok: true } : { ok: false, detail: 'not joined to the cluster' }));
   const fences = (fencing = startFencing(ctx, { backends, incarnations, driver, self }));
   await untilAborted(incarnations.start(signal), 'joining the cluster', signal);
+  // The first check runs before the worker takes any job; then one every interval.
+  const monitor = new BackendMonitor({
+    driver,
+    member: () => incarnations.current()?.member,
+    intervalMs: config.backendHealth.checkIntervalMs,
+    clock,
+    logger: ctx.logger.child({ component: 'backend' }),
+    metrics: new BackendMetrics(registry, clusterId(config), config.alerts.backendNearlyFullPercent / 100),
+  });
+  closer.add('backend monitor', () => monitor.close());
+  await untilAborted(monitor.start(), 'checking the backend', signal);
+  addBackendReadiness(health, monitor, config.roles.includes('api'));
+  startCensus(ctx, backends, incarnations);
 
   const { store, membership, jobBus: bus } = backends;
   const publisher = new OpPublisher({ bus, store, clock, logger, timeoutMs: config.amqp.publishTimeoutMs });
   const claimer = new OpClaimer({ store, membership });
-  const runs = (runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger, retry }));
+  const tell = async (message: MessageInput): Promise<void> => backends.messages.create(newMessage(message, randomUUID(), clock.now(), config.messageTtlMs));
+  const admission = new CapacityAdmission({ source: monitor, cluster: clusterId(config), tell, now: () => clock.now(), logger });
+  const forceDelete = forceDeleteHooks(config.forceDeleteWaitMs, bus, tell, logger);
+  const runs = (runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger, retry, admission, forceDelete }));
+  // A force-delete asks the owner of the op it replaced to abort its run: this member aborts the ones it runs.
+  const notices = await bus.subscribeNotices((notice) => {
+    const request = abortRequestOf(notice);
+    if (request && runs.abort(request.opId, request.reason)) logger.warn({ opId: request.opId, resource: `${request.type}:${request.id}`, from: notice.from, reason: request.reason }, 'aborting a run on request');
+  });
+  closer.add('abort notices', () => notices.cancel());
   const awaitFence = (owner: OwnerRef, cluster: string, s: AbortSignal): Promise<boolean> => fences.awaitFence(owner, cluster, s);
   const cleanup = startOrphanCleanup(ctx, { detection: parts.orphans, incarnations, store, membership, claimer, runner: runs, ledger: backends.failoverLedger, awaitFence });
-  const manager = new VolumeManager({ store, claimer, runner: runs, incarnations, clock, logger, maxConcurrentOps: config.amqp.prefetch, retry, awaitFence });
+  const manager = new VolumeManager({ store, claimer, runner: runs, incarnations, clock, logger, maxConcurrentOps: config.amqp.prefetch, retry, awaitFence, canTake: () => monitor.up });
   const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: clusterId(config), intervalMs: config.sweepIntervalMs });
-  const worker = new Worker({ bus, incarnations, manager, sweeper, logger, beforeConsume: [cleanup.beforeConsume], extraHandlers: cleanup.handlers });
+  const backend = { get up(): boolean { return monitor.up; }, onChange: (listener: () => void) => monitor.onChange(listener) };
+  const worker = new Worker({ bus, incarnations, manager, sweeper, logger, beforeConsume: [cleanup.beforeConsume], extraHandlers: cleanup.handlers, backend });
   // Stop consuming; in-flight operations finish within shutdownGraceMs or are handed back.
   closer.add('worker drain', () => worker.drain(config.shutdownGraceMs));
-  health.addReadiness('worker', () => (worker.ready ? { ok: true } : { ok: false, detail: `worker ${worker.state}` }));
+  // Holding (backend down) counts as ready where the backend check is informational (see addBackendReadiness).
+  const holdingIsReady = config.roles.includes('api');
+  health.addReadiness('worker', () => (worker.ready || (holdingIsReady && worker.state === 'holding') ? { ok: true } : { ok: false, detail: `worker ${worker.state}` }));
   await untilAborted(worker.start(), 'starting the worker', signal);
+}
+
+/** The worker's side of a force-delete: ask the replaced op's owner to abort, and tell the user when the wait was in vain. */
+function forceDeleteHooks(waitMs: number, bus: Pick<JobBus, 'publishNotice'>, tell: (m: MessageInput) => Promise<void>, logger: Logger): ForceDeleteHooks {
+  return {
+    waitMs,
+    abortReplaced: async (op: OpRecord) => {
+      const replaced = replacedOf(op);
+      if (!replaced?.owner) return;
+      try {
+        await bus.publishNotice(abortNotice({ type: op.type, id: op.id, opId: replaced.opId, reason: `force-delete (op ${op.opId})` }));
+      } catch (err) {
+        logger.warn({ err, opId: op.opId }, 'could not send the abort notice of a force-delete; waiting for the run to end by itself');
+      }
+    },
+    timedOut: async (op: OpRecord, record: ResourceRecord, why: string) => {
+      try {
+        await tell({
+          projectId: record.project_id,
+          requestId: `req-${op.opId}`,
+          resourceType: op.type === 'volume' ? 'VOLUME' : 'VOLUME_SNAPSHOT',
+          resourceUuid: op.id,
+          action: op.type === 'volume' ? ACTIONS.deleteVolume : ACTIONS.deleteSnapshot,
+          detail: DETAILS.earlierOperationRunning,
+          why,
+        });
+      } catch (err) {
+        logger.warn({ err, opId: op.opId }, 'could not record the user message of a force-delete that timed out');
+      }
+    },
+  };
+}
+
+/** The census (hearth_resources, the oldest unfinished operations), exported by the oldest live member. */
+function startCensus(ctx: CompositionContext, backends: Backends, incarnations: IncarnationSupervisor): void {
+  const logger = ctx.logger.child({ component: 'census' });
+  const metrics = new CensusMetrics(ctx.registry, ctx.config.alerts.operationStuckMs / 1000, (err) => logger.debug({ err }, 'the census could not be read for a scrape'));
+  const exporter = new CensusExporter({
+    membership: backends.membership,
+    self: () => incarnations.current()?.member.owner,
+    open: () => backends.openCensus(),
+    metrics,
+    clock: ctx.clock,
+    logger,
+    retry: ctx.retry,
+  });
+  const unsubscribe = incarnations.subscribe(() => exporter.reconsider());
+  ctx.closer.add('census', async () => {
+    unsubscribe();
+    await exporter.close();
+  });
+  exporter.start();
 }

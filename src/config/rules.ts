@@ -40,6 +40,13 @@ export function crossFieldIssues(config: Config): ConfigIssue[] {
       message: `must be at least leaseTtlMs (${config.leaseTtlMs} ms) when orphans.autoCleanup is on, so a restarted host can clean up its own operations first; got ${config.orphans.graceMs} ms`,
     });
   }
+  if (config.backendHealth.probeTimeoutMs > config.backendHealth.checkIntervalMs) {
+    issues.push({
+      path: 'backendHealth.probeTimeoutMs',
+      env: 'HEARTH_BACKEND_HEALTH_PROBE_TIMEOUT_MS',
+      message: `must be at most backendHealth.checkIntervalMs (${config.backendHealth.checkIntervalMs} ms), so a hung probe is found before the next check; got ${config.backendHealth.probeTimeoutMs} ms`,
+    });
+  }
   if (config.retry.maxDelayMs < config.retry.initialDelayMs) {
     issues.push({
       path: 'retry.maxDelayMs',

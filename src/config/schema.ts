@@ -130,6 +130,56 @@ export const configSpec = {
     unit: 'ms',
     doc: 'How often a worker re-publishes operations that were recorded but not published for at least this long (the API died or the broker was away).',
   }),
+  forceDeleteWaitMs: opt.int({
+    default: 60_000,
+    min: 100,
+    max: 3_600_000,
+    unit: 'ms',
+    doc: 'A force-delete of a volume or snapshot with an operation in flight waits this long for proof that the old run stopped (its lock released after its driver call returned, or its dead owner fenced); past it the resource ends in error_deleting with a user message saying why.',
+  }),
+  messageTtlMs: opt.int({
+    default: 2_592_000_000,
+    min: 60_000,
+    unit: 'ms',
+    doc: "How long a user message is kept (Cinder's message_ttl, 30 days); its guaranteed_until.",
+  }),
+  backendHealth: {
+    checkIntervalMs: opt.int({
+      default: 10_000,
+      min: 100,
+      max: 600_000,
+      unit: 'ms',
+      doc: 'How often a worker checks its backend (the file driver: the cluster marker, a write probe, free space) and reports its capacity; a worker whose check fails takes no new jobs, and os-services shows backend_state down within about this long.',
+    }),
+    probeTimeoutMs: opt.int({
+      default: 5_000,
+      min: 100,
+      max: 600_000,
+      unit: 'ms',
+      doc: 'Longest a backend probe may take; one that takes longer is killed and the backend is down until a probe passes again (at most one probe runs at a time).',
+    }),
+    minFreeBytes: opt.int({
+      default: 1_048_576,
+      min: 0,
+      unit: 'bytes',
+      doc: 'Free space below which the backend counts as full, and down.',
+    }),
+  },
+  alerts: {
+    operationStuckMs: opt.int({
+      default: 3_600_000,
+      min: 60_000,
+      unit: 'ms',
+      doc: 'HearthOperationStuck fires for an unfinished operation older than this (exported as hearth_operation_stuck_threshold_seconds for the alert rule).',
+    }),
+    backendNearlyFullPercent: opt.number({
+      default: 90,
+      min: 1,
+      max: 100,
+      unit: 'percent',
+      doc: 'HearthBackendNearlyFull fires when this share of the pool is used (exported as hearth_backend_nearly_full_threshold_ratio for the alert rule).',
+    }),
+  },
   retry: {
     initialDelayMs: opt.int({
       default: 100,
@@ -149,7 +199,11 @@ export const configSpec = {
   log: {
     level: opt.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, {
       default: 'info',
-      doc: 'Lowest level written to the JSON log on stdout.',
+      doc: 'Lowest level written to the log on stdout.',
+    }),
+    format: opt.enum(['auto', 'pretty', 'json'] as const, {
+      default: 'auto',
+      doc: 'How log lines look: json (one JSON object per line, for collectors), pretty (coloured, human-readable lines), or auto (pretty when stdout is a terminal, JSON otherwise).',
     }),
   },
   api: {
@@ -388,12 +442,48 @@ export const configSpec = {
       }),
     },
   },
+  upgrade: {
+    maxMixedVersionsMs: opt.int({
+      default: 3_600_000,
+      min: 60_000,
+      unit: 'ms',
+      doc: 'How long the live processes of a cluster may run more than one hearth release before the HearthMixedVersions alert fires (exported as hearth_upgrade_mixed_versions_allowed_seconds). A rolling upgrade takes minutes; a cluster still mixed after this was left half-upgraded.',
+    }),
+    migrationBatchSize: opt.int({
+      default: 100,
+      min: 1,
+      max: 10_000,
+      unit: 'count',
+      doc: 'Records the data migration after `hearth upgrade finalize` rewrites per batch (each with its own compare-and-swap; progress is saved after every batch).',
+    }),
+  },
   driver: {
     name: opt.enum(['file', 'fake'] as const, { default: 'file', doc: 'Volume driver: sparse files on a shared directory, or fake.' }),
     fileDir: opt.string({ default: '', doc: 'Directory of the file driver, mounted by every member. Empty: <dataDir>/volumes.' }),
     fakeLatencyMs: opt.int({ default: 0, min: 0, unit: 'ms', doc: 'Fake driver: how long each call takes.' }),
     fakeFailureRate: opt.number({ default: 0, min: 0, max: 1, unit: 'ratio', doc: 'Fake driver: share of calls that fail.' }),
     fakeJournal: opt.string({ default: '', doc: 'Fake driver: JSON-lines journal of every call, shared by all members.' }),
+    fakeDownFile: opt.string({ default: '', doc: 'Fake driver: while this file exists the backend is down (its first line is the reason). Empty: always up.' }),
+    fakeCapacityGiB: opt.int({ default: 1024, min: 1, max: 1_048_576, unit: 'GiB', doc: 'Fake driver: size of its (empty) pool.' }),
+    fakeHang: opt.listOf(['createVolume', 'deleteVolume', 'extendVolume', 'createSnapshot', 'deleteSnapshot'] as const, {
+      default: [],
+      doc: 'Fake driver: calls that never finish by themselves; they end when aborted (comma-separated). For tests.',
+    }),
+    fakeHangIgnoresAbort: opt.bool({ default: false, doc: 'Fake driver: a hanging call ignores its abort too, as a call stuck in the kernel would. For tests.' }),
+    maxOverSubscriptionRatio: opt.number({
+      default: 20,
+      min: 1,
+      max: 1_000,
+      unit: 'ratio',
+      doc: "How many times the pool's size thin volumes may provision in all (Cinder's max_over_subscription_ratio); 1 forbids over-subscription.",
+    }),
+    reservedPercentage: opt.int({
+      default: 0,
+      min: 0,
+      max: 100,
+      unit: 'percent',
+      doc: "Share of the pool kept free: new volumes and extends are refused when they would need it (Cinder's reserved_percentage).",
+    }),
   },
 } satisfies SpecTree;
 

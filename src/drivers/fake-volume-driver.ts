@@ -6,21 +6,33 @@
  * validation, which keeps it deterministic however members interleave; the journal checker, not
  * the driver, judges the interleaving.
  *
+ * Health and capacity: `up` unless the file `downFile` exists (its first line is the reason), so a
+ * test can take one member's backend down and bring it back; the pool is `capacityGiB` large and
+ * empty (the driver keeps nothing). `hang` names calls that never finish by themselves: they wait
+ * for their signal (an abort — a drain, a lost lock, a force-delete's notice), or, with
+ * `hangIgnoresAbort`, for ever (a call stuck in the kernel), so tests can catch an operation
+ * mid-call for as long as they like.
+ *
  * Journal writes: the file is opened with `O_APPEND` and each line goes out in one `write`, so
  * lines of concurrent processes never interleave; within a process writes are serialised.
  * The start line is written before the work and the end line after it.
  */
-import { type FileHandle, open } from 'node:fs/promises';
-import { ClosedError, DriverError } from '../errors.js';
+import { type FileHandle, open, readFile } from 'node:fs/promises';
+import { AbortedError, BackendUnavailableError, ClosedError, DriverError } from '../errors.js';
 import { sleep } from '../lifecycle/clock.js';
 import { formatJournalEntry, type JournalEntry } from './fake-journal.js';
 import { FenceMarkers } from './fence-markers.js';
 import {
+  type BackendHealth,
+  type Capacity,
   checkNotAborted,
   checkResourceId,
   checkSizeGiB,
   type DriverCall,
   type DriverContext,
+  DEFAULT_POOL_SETTINGS,
+  GIB,
+  type PoolSettings,
   type SnapshotSpec,
   type VolumeDriver,
   type VolumeRef,
@@ -44,6 +56,16 @@ export interface FakeVolumeDriverOptions {
   readonly supportsActiveActive?: boolean;
   /** Where fence markers go (shared by every member, like the journal): `<journalPath>.fenced` by default; none without a journal. */
   readonly fenceDir?: string;
+  /** While this file exists the backend is down, its first line the reason (`driver.fakeDownFile`). */
+  readonly downFile?: string;
+  /** Size of the pool in GiB (`driver.fakeCapacityGiB`, default 1024). */
+  readonly capacityGiB?: number;
+  /** Over-subscription and reserve of the pool. */
+  readonly pool?: PoolSettings;
+  /** Calls that never finish by themselves (`driver.fakeHang`). */
+  readonly hang?: readonly DriverCall[];
+  /** A hanging call ignores its signal too (`driver.fakeHangIgnoresAbort`). */
+  readonly hangIgnoresAbort?: boolean;
 }
 
 /** See the module doc. */
@@ -57,8 +79,12 @@ export class FakeVolumeDriver implements VolumeDriver {
   private writes: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly fences: FenceMarkers | undefined;
+  private readonly hanging = new Set<() => void>();
 
-  private constructor(options: FakeVolumeDriverOptions, journal: FileHandle | undefined) {
+  private constructor(
+    private readonly options: FakeVolumeDriverOptions,
+    journal: FileHandle | undefined,
+  ) {
     const fenceDir = options.fenceDir ?? (options.journalPath ? `${options.journalPath}.fenced` : undefined);
     this.fences = fenceDir === undefined ? undefined : new FenceMarkers(fenceDir);
     this.latencyMs = options.latencyMs ?? 0;
@@ -107,10 +133,32 @@ export class FakeVolumeDriver implements VolumeDriver {
     await this.fences?.mark(incarnation);
   }
 
-  /** Flushes pending journal lines and closes the journal. Idempotent. */
+  async health(): Promise<BackendHealth> {
+    if (this.closed) return { state: 'down', reason: 'the fake volume driver is closed' };
+    const file = this.options.downFile;
+    if (!file) return { state: 'up' };
+    try {
+      const text = await readFile(file, 'utf8');
+      return { state: 'down', reason: text.split('\n')[0]?.trim() || `${file} exists` };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'up' };
+      return { state: 'down', reason: `cannot read ${file}: ${(err as Error).message}` };
+    }
+  }
+
+  async capacity(): Promise<Capacity> {
+    if (this.closed) throw new ClosedError('fake volume driver');
+    if ((await this.health()).state === 'down') throw new BackendUnavailableError('filesystem', 'the fake backend is down');
+    const total = (this.options.capacityGiB ?? 1024) * GIB;
+    const pool = this.options.pool ?? DEFAULT_POOL_SETTINGS;
+    return { totalBytes: total, freeBytes: total, provisionedBytes: 0, allocatedBytes: 0, thin: true, ...pool };
+  }
+
+  /** Flushes pending journal lines and closes the journal; calls hanging for ever end (aborted). Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const end of this.hanging) end();
     await this.writes;
     await this.journal?.close();
     this.journal = undefined;
@@ -134,6 +182,7 @@ export class FakeVolumeDriver implements VolumeDriver {
     });
     await this.record(line('start'));
     try {
+      if (this.options.hang?.includes(call)) await this.hang(ctx, call);
       if (this.latencyMs > 0) {
         await sleep(this.latencyMs, ctx.signal);
         // The end of the simulated work is a step boundary, as in a real driver of several steps.
@@ -148,6 +197,23 @@ export class FakeVolumeDriver implements VolumeDriver {
       throw err;
     }
     await this.record(line('end', { ok: true }));
+  }
+
+  /** Waits for the call's signal — or, ignoring it, until the driver closes. */
+  private hang(ctx: DriverContext, call: DriverCall): Promise<void> {
+    const ignore = this.options.hangIgnoresAbort === true;
+    return new Promise<void>((_resolve, reject) => {
+      const end = (): void => {
+        this.hanging.delete(end);
+        ctx.signal.removeEventListener('abort', end);
+        reject(new AbortedError(`driver call ${call}`, { cause: ctx.signal.reason }));
+      };
+      this.hanging.add(end);
+      if (!ignore) {
+        if (ctx.signal.aborted) end();
+        else ctx.signal.addEventListener('abort', end, { once: true });
+      }
+    });
   }
 
   /** Appends one line; lines of this process go out in order, each in a single write. */

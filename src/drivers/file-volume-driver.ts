@@ -21,14 +21,20 @@ import { join } from 'node:path';
 import { ClosedError, CopyError, CoordinatorError, DriverError } from '../errors.js';
 import { TRANSIENT_FS_CODES, writeAtomically } from './atomic-file.js';
 import { FenceMarkers } from './fence-markers.js';
+import { FileBackendCheck, type FileSizes } from './file-backend-check.js';
+import { ProbeRunner } from './probe-runner.js';
 import { copySparseFile } from './sparse-copy.js';
 import {
+  type BackendHealth,
+  type Capacity,
   checkNotAborted,
   checkResourceId,
   checkSizeGiB,
   type DriverCall,
   type DriverContext,
+  DEFAULT_POOL_SETTINGS,
   GIB,
+  type PoolSettings,
   type SnapshotSpec,
   type VolumeDriver,
   type VolumeRef,
@@ -43,6 +49,20 @@ export interface FileVolumeDriverOptions {
   readonly clone?: boolean;
   /** The copy program (default `cp` on `PATH`); tests point it elsewhere. */
   readonly copyCommand?: string;
+  /** The cluster id the directory's marker names (default `hearth@default`). */
+  readonly cluster?: string;
+  /** Where this member remembers the directory's marker (its data directory); none: it remembers nothing. */
+  readonly stateDir?: string;
+  /** This member's host id, for its probe file's name (default the process id). */
+  readonly member?: string;
+  /** How long one health or capacity probe may take (default 5 s). */
+  readonly probeTimeoutMs?: number;
+  /** Free space below which the backend is down (default 1 MiB). */
+  readonly minFreeBytes?: number;
+  /** Over-subscription and reserve of the pool. */
+  readonly pool?: PoolSettings;
+  /** The shell that runs probes (default `sh`); tests point it elsewhere. */
+  readonly shell?: string;
 }
 
 /** See the module doc. */
@@ -53,15 +73,57 @@ export class FileVolumeDriver implements VolumeDriver {
   private closed = false;
   /** Markers of fenced incarnations, on the shared directory every member sees. */
   private readonly fences: FenceMarkers;
+  private readonly probes: ProbeRunner;
+  private readonly check: FileBackendCheck;
 
   private constructor(private readonly options: FileVolumeDriverOptions) {
     this.fences = new FenceMarkers(join(options.dir, '.hearth', 'fenced'));
+    this.probes = new ProbeRunner(options.shell);
+    this.check = new FileBackendCheck(
+      {
+        dir: options.dir,
+        cluster: options.cluster ?? 'hearth@default',
+        ...(options.stateDir === undefined ? {} : { stateDir: options.stateDir }),
+        member: options.member ?? `pid-${process.pid}`,
+        probeTimeoutMs: options.probeTimeoutMs ?? 5_000,
+        minFreeBytes: options.minFreeBytes ?? 1024 * 1024,
+      },
+      this.probes,
+    );
   }
 
-  /** Creates the directory if needed and returns the driver. */
+  /** Creates the directory if needed, adopts or writes its cluster marker, and returns the driver. */
   static async open(options: FileVolumeDriverOptions): Promise<FileVolumeDriver> {
     await mkdir(options.dir, { recursive: true });
-    return new FileVolumeDriver(options);
+    const driver = new FileVolumeDriver(options);
+    await driver.check.prepare();
+    return driver;
+  }
+
+  /** The marker, a write probe and free space; see `file-backend-check.ts`. */
+  async health(signal?: AbortSignal): Promise<BackendHealth> {
+    if (this.closed) return { state: 'down', reason: 'the file volume driver is closed' };
+    return this.check.health(signal);
+  }
+
+  /**
+   * statfs, and the apparent sizes of the volume and snapshot files: one listing of the
+   * directory and one stat per file, in the probe's child process.
+   */
+  async capacity(signal?: AbortSignal): Promise<Capacity> {
+    if (this.closed) throw new ClosedError('file volume driver');
+    const { fs, sizes } = await this.check.capacity(true, signal);
+    const known: FileSizes = sizes ?? { volumeBytes: 0, snapshotBytes: 0 };
+    const pool = this.options.pool ?? DEFAULT_POOL_SETTINGS;
+    return {
+      totalBytes: fs.totalBytes,
+      freeBytes: fs.freeBytes,
+      allocatedBytes: known.volumeBytes,
+      provisionedBytes: known.volumeBytes + known.snapshotBytes,
+      thin: true,
+      maxOverSubscriptionRatio: pool.maxOverSubscriptionRatio,
+      reservedPercentage: pool.reservedPercentage,
+    };
   }
 
   /** Path of a volume's file. */
@@ -150,8 +212,10 @@ export class FileVolumeDriver implements VolumeDriver {
     await this.fences.mark(incarnation);
   }
 
+  /** Kills a probe still running (without waiting for it: it may hang). */
   async close(): Promise<void> {
     this.closed = true;
+    this.probes.close();
   }
 
   /**

@@ -54,6 +54,43 @@ export interface SnapshotSpec {
   readonly volumeId: string;
 }
 
+/**
+ * What a backend health check found. `down` names why in words an operator can act on (the
+ * marker is missing, a probe hung, the file system is full); it is logged and shown by
+ * `os-services` only as `backend_state: down`.
+ */
+export type BackendHealth = { readonly state: 'up' } | { readonly state: 'down'; readonly reason: string };
+
+/**
+ * The pool as Cinder's scheduler sees it, in bytes: one pool per cluster on shared storage —
+ * every member reports the same pool, and nobody sums the reports.
+ */
+export interface Capacity {
+  /** Size of the backend (statfs: blocks × block size). */
+  readonly totalBytes: number;
+  /** Space still available to hearth (statfs: blocks available to an unprivileged writer). */
+  readonly freeBytes: number;
+  /** Apparent size of everything provisioned on the pool: volumes and snapshots (Cinder's `provisioned_capacity_gb`). */
+  readonly provisionedBytes: number;
+  /** Apparent size of the volumes hearth created on the pool (Cinder's `allocated_capacity_gb`). */
+  readonly allocatedBytes: number;
+  /** True when volumes are thin (sparse): Cinder's `thin_provisioning_support`. */
+  readonly thin: boolean;
+  /** How far provisioned space may exceed the pool (`driver.maxOverSubscriptionRatio`). */
+  readonly maxOverSubscriptionRatio: number;
+  /** Share of the pool kept free, 0–100 (`driver.reservedPercentage`). */
+  readonly reservedPercentage: number;
+}
+
+/** The pool settings an operator gives a driver (Cinder's `max_over_subscription_ratio`, `reserved_percentage`). */
+export interface PoolSettings {
+  readonly maxOverSubscriptionRatio: number;
+  readonly reservedPercentage: number;
+}
+
+/** Cinder's defaults: thin pools may be over-subscribed 20 times, nothing reserved. */
+export const DEFAULT_POOL_SETTINGS: PoolSettings = { maxOverSubscriptionRatio: 20, reservedPercentage: 0 };
+
 /** See the module doc. */
 export interface VolumeDriver {
   /** The driver's name, as configured (`file`, `fake`). */
@@ -84,6 +121,20 @@ export interface VolumeDriver {
    * the fence relies on the method alone (docs/drivers.md).
    */
   fenceIncarnation?(incarnation: string): Promise<void>;
+  /**
+   * Checks that the backend can take work now (docs/drivers.md says what each driver checks).
+   * Never throws: a check that cannot finish is an answer (`down`, with why). Bounded in time,
+   * and it never ties up the event loop or Node's file-system threads, whatever the storage
+   * does; `signal` ends it early (as `down`).
+   */
+  health(signal?: AbortSignal): Promise<BackendHealth>;
+  /**
+   * The pool's capacity now.
+   *
+   * @throws BackendUnavailableError when it cannot be read (a statfs that fails or hangs): an
+   *   unknown capacity is never reported as zero.
+   */
+  capacity(signal?: AbortSignal): Promise<Capacity>;
   /** Releases what the driver holds; later calls fail with ClosedError. Idempotent. */
   close(): Promise<void>;
 }

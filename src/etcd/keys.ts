@@ -15,6 +15,10 @@
  * | `incarnations/<incarnation>` | which process ran it (written by its join) | none |
  * | `fenced/<incarnation>` | how it ended for good: left cleanly, or fenced | none |
  * | `fences/<incarnation>` | the fence operation of a dead incarnation | none |
+ * | `messages/<id>` | a user message (Cinder's messages API) until it expires | none |
+ * | `upgrade/schema` | the finalized record schema and its data migration | none |
+ * | `upgrade/processes/<host>/<leaseHex>` | one live process: the versions it reads and writes | the process's presence lease |
+ * | `upgrade/migrator` | the process running the data migration | that process's presence lease |
  */
 export class KeyLayout {
   constructor(readonly prefix: string) {}
@@ -80,6 +84,32 @@ export class KeyLayout {
   }
   fences(): string {
     return `${this.prefix}/fences/`;
+  }
+  /** A user message (messages concern). */
+  message(id: string): string {
+    return `${this.prefix}/messages/${id}`;
+  }
+  messages(): string {
+    return `${this.prefix}/messages/`;
+  }
+  /** Everything of the upgrade concern (one watch follows it all). */
+  upgrade(): string {
+    return `${this.prefix}/upgrade/`;
+  }
+  /** The cluster's finalized record schema (upgrade). */
+  upgradeSchema(): string {
+    return `${this.prefix}/upgrade/schema`;
+  }
+  /** One live process's presence (upgrade). */
+  upgradeProcess(host: string, leaseHex: string): string {
+    return `${this.prefix}/upgrade/processes/${host}/${leaseHex}`;
+  }
+  upgradeProcesses(): string {
+    return `${this.prefix}/upgrade/processes/`;
+  }
+  /** Who runs the data migration (upgrade). */
+  upgradeMigrator(): string {
+    return `${this.prefix}/upgrade/migrator`;
   }
   /** One snapshot of a volume in the index a volume delete counts. */
   volumeSnapshot(volumeId: string, snapshotId: string): string {

@@ -6,6 +6,7 @@ import type { OwnerRef } from '../identity.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { isLive, type Session, sessionKeyFence } from '../session/session.js';
 import type { HeartbeatResult, Member } from './membership.js';
+import type { BackendReport } from './backend-report.js';
 import { encodeIncarnationRecord, type IncarnationEnd } from './incarnation-records.js';
 import { type AliveRecord, decodeService, encodeRecord, type ServiceRecord } from './records.js';
 
@@ -43,6 +44,7 @@ export class EtcdMember implements Member {
   private service: ServiceRecord;
   private serviceRevision: string;
   private leaving: Promise<void> | undefined;
+  private backend: BackendReport | undefined;
   private readonly aliveKey: string;
   private readonly serviceKey: string;
   private fenceValue: Fence | undefined;
@@ -84,7 +86,7 @@ export class EtcdMember implements Member {
     if (!this.joined) return { ok: false, reason: 'left' };
     const { client, session } = this.init;
     const now = this.init.clock.now();
-    const alive: AliveRecord = { ...this.init.alive, heartbeatAtMs: now };
+    const alive: AliveRecord = { ...this.init.alive, heartbeatAtMs: now, ...(this.backend ? { backend: this.backend } : {}) };
     for (let attempt = 0; attempt < MAX_SERVICE_RACES; attempt++) {
       const service: ServiceRecord = { ...this.service, heartbeatAtMs: now };
       let tx: ITxnResponse;
@@ -112,6 +114,11 @@ export class EtcdMember implements Member {
     // Another writer keeps changing the service record; the alive key was refreshed by none of
     // these attempts, but liveness rides on the lease, so try again on the next beat.
     return { ok: true, atMs: this.service.heartbeatAtMs ?? now };
+  }
+
+  reportBackend(report: BackendReport): Promise<HeartbeatResult> {
+    this.backend = report;
+    return this.heartbeat();
   }
 
   /** Takes the service record another writer left (keeping its changes) for the next write. */

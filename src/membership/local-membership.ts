@@ -1,3 +1,4 @@
+import type { BackendReport } from './backend-report.js';
 import { AbortedError, AlreadyAliveError, FencedError, IllegalStateError, NotDistributedError } from '../errors.js';
 import { type Fence, NO_FENCE } from '../fence.js';
 import type { OwnerRef } from '../identity.js';
@@ -81,11 +82,11 @@ export class LocalMembership implements Membership {
   }
 
   /** Records a heartbeat of a live incarnation; false when it is no longer the live one. */
-  async beat(owner: OwnerRef, binary: string): Promise<HeartbeatResult> {
+  async beat(owner: OwnerRef, binary: string, backend?: BackendReport): Promise<HeartbeatResult> {
     const current = this.alive.get(owner.host);
     if (current?.incarnation !== owner.incarnation) return { ok: false, reason: 'evicted' };
     const atMs = this.clock.now();
-    const member = { ...current, heartbeatAtMs: atMs };
+    const member = { ...current, heartbeatAtMs: atMs, ...(backend ? { backend } : {}) };
     this.alive.set(owner.host, member);
     await this.store.update((records) => withHeartbeat(records, binary, owner.host, atMs));
     this.emit({ type: 'member-heartbeat', member, revision: this.nextRevision() });
@@ -295,6 +296,13 @@ class LocalMember implements Member {
   async heartbeat(): Promise<HeartbeatResult> {
     if (this.controller.signal.aborted) return { ok: false, reason: 'left' };
     const result = await this.membership.beat(this.owner, this.service.binary);
+    if (!result.ok) this.controller.abort(result.reason);
+    return result;
+  }
+
+  async reportBackend(report: BackendReport): Promise<HeartbeatResult> {
+    if (this.controller.signal.aborted) return { ok: false, reason: 'left' };
+    const result = await this.membership.beat(this.owner, this.service.binary, report);
     if (!result.ok) this.controller.abort(result.reason);
     return result;
   }

@@ -9,6 +9,7 @@
 import type { Fence } from '../fence.js';
 import type { Identity, OwnerRef, ProcessIdentity } from '../identity.js';
 import type { Session } from '../session/session.js';
+import type { BackendReport } from './backend-report.js';
 import type { IncarnationEnd, IncarnationView } from './incarnation-records.js';
 import type { AliveMember, ClusterRecord, MembershipSnapshot, ServiceRecord } from './records.js';
 
@@ -64,6 +65,12 @@ export interface Member {
    * another incarnation — this member must rejoin as a new incarnation.
    */
   heartbeat(): Promise<HeartbeatResult>;
+  /**
+   * Puts `report` in the alive entry now (one heartbeat), and in every later heartbeat: what
+   * the API shows as this member's `backend_state` and pool. Same failure semantics as
+   * {@link heartbeat}; a report that could not be written goes out with the next heartbeat.
+   */
+  reportBackend(report: BackendReport): Promise<HeartbeatResult>;
   /**
    * Deletes the alive entry (peers see the member leave at once) and records a last
    * heartbeat. The session is not closed here: its owner revokes it. Idempotent.

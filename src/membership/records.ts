@@ -5,6 +5,7 @@
  * still counts (as down) in its cluster, as in Cinder. The alive entry lives on the member's
  * session lease: it exists exactly while that incarnation is alive.
  */
+import { type BackendReport, decodeBackendReport } from './backend-report.js';
 import { bool, num, numOrNull, parseObject, str, strOrNull } from './json-fields.js';
 
 /** Cinder's default replication status of a cluster or service that does not replicate. */
@@ -65,6 +66,8 @@ export interface AliveRecord {
   readonly incarnation: string;
   /** Heartbeat time from the member's clock: for display only, never for up/down. */
   readonly heartbeatAtMs: number;
+  /** The member's last report of its backend (absent until its first check, and from older members). */
+  readonly backend?: BackendReport;
 }
 
 /** An alive entry as read from the store, with the create revision that fences it. */
@@ -140,11 +143,19 @@ export function decodeService(text: string): ServiceRecord {
 export function decodeAlive(text: string): AliveRecord {
   const what = 'alive entry';
   const o = parseObject(text, what);
+  let backend: BackendReport | undefined;
+  try {
+    backend = decodeBackendReport(o.backend);
+  } catch {
+    // A report this reader cannot read (a newer member's) is as good as none: liveness does not depend on it.
+    backend = undefined;
+  }
   return {
     host: str(o, 'host', what),
     cluster: str(o, 'cluster', what),
     incarnation: str(o, 'incarnation', what),
     heartbeatAtMs: num(o, 'heartbeatAtMs', what),
+    ...(backend ? { backend } : {}),
   };
 }
 

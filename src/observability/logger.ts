@@ -1,4 +1,5 @@
 import { pino, stdSerializers, type DestinationStream, type Level, type LevelWithSilent } from 'pino';
+import pinoPretty from 'pino-pretty';
 import { REDACTED, redactUrl } from '../config/redact.js';
 
 /** The logging port: the few pino methods hearth's modules use. */
@@ -84,10 +85,47 @@ export interface LoggerOptions {
   readonly base?: Record<string, unknown>;
   /** Where lines go; standard output by default. */
   readonly destination?: DestinationStream;
+  /** `json` (the default): one JSON object per line; `pretty`: pino-pretty's human-readable lines. */
+  readonly format?: LogFormat;
+  /** Pretty lines in colour; by default when they go to standard output and that is a terminal. */
+  readonly colorize?: boolean;
+}
+
+/** How log lines look on the wire. */
+export type LogFormat = 'json' | 'pretty';
+
+/**
+ * The format `log.format` asks for: `auto` is pretty when standard output is a terminal (a
+ * person runs `make run`) and JSON otherwise (a collector reads it). Pure.
+ */
+export function resolveLogFormat(setting: 'auto' | LogFormat, stdoutIsTerminal: boolean): LogFormat {
+  if (setting !== 'auto') return setting;
+  return stdoutIsTerminal ? 'pretty' : 'json';
+}
+
+/** Fields every line carries that a person at a terminal does not need on each line. */
+const PRETTY_IGNORED = 'pid,hostname,host,cluster,component';
+
+/**
+ * pino-pretty as pino's destination, in this thread (no transport worker): lines are redacted
+ * by pino before they get here. Synchronous, so a line is on the terminal before the process
+ * goes on (a person watches it; a collector gets JSON instead).
+ */
+function prettyDestination(options: LoggerOptions): DestinationStream {
+  const colorize = options.colorize ?? (options.destination === undefined && process.stdout.isTTY === true);
+  return pinoPretty({
+    colorize,
+    sync: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: PRETTY_IGNORED,
+    messageFormat: '{if component}{component}: {end}{msg}',
+    singleLine: true,
+    ...(options.destination ? { destination: options.destination } : {}),
+  });
 }
 
 /**
- * Creates the process's JSON logger. Secrets (passwords, tokens, credentials, authorization
+ * Creates the process's logger: JSON lines, or pretty ones with `format: 'pretty'`. Secrets (passwords, tokens, credentials, authorization
  * headers) are replaced by `[REDACTED]`, and user:password in URLs — with or without a scheme,
  * in messages, in any string field, and in errors and their causes — is removed before a line
  * is written.
@@ -110,7 +148,7 @@ export function createLogger(options: LoggerOptions): Logger {
         },
       },
     },
-    options.destination ?? pino.destination({ fd: 1, sync: false }),
+    options.format === 'pretty' ? prettyDestination(options) : (options.destination ?? pino.destination({ fd: 1, sync: false })),
   );
 }
 

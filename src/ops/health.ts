@@ -15,6 +15,7 @@ export type HealthCheck = () => CheckResult;
 export class Health {
   private readonly liveness = new Map<string, HealthCheck>();
   private readonly readiness = new Map<string, HealthCheck>();
+  private readonly informational = new Map<string, HealthCheck>();
   private drainingSince: number | undefined;
 
   /** Adds a liveness check: the process is working (not its dependencies). */
@@ -25,6 +26,16 @@ export class Health {
   /** Adds a readiness check: a dependency this process needs to take work. */
   addReadiness(name: string, check: HealthCheck): void {
     this.readiness.set(name, check);
+  }
+
+  /**
+   * Adds a check `/readyz?verbose` shows without counting it: a state an operator should see
+   * that must not take the process out of service (a worker's backend down, in a process that
+   * also serves the API). Replaces a readiness check of the same name.
+   */
+  addInformational(name: string, check: HealthCheck): void {
+    this.readiness.delete(name);
+    this.informational.set(name, check);
   }
 
   /** Marks the process as shutting down: readiness fails from now on. */
@@ -42,8 +53,9 @@ export class Health {
 
   ready(): Report {
     const report = evaluate(this.readiness);
-    if (this.drainingSince === undefined) return report;
-    return { ok: false, checks: { ...report.checks, shutdown: { ok: false, detail: 'draining' } } };
+    const shown = this.informational.size === 0 ? report : { ...report, informational: evaluate(this.informational).checks };
+    if (this.drainingSince === undefined) return shown;
+    return { ...shown, ok: false, checks: { ...report.checks, shutdown: { ok: false, detail: 'draining' } } };
   }
 }
 
@@ -51,6 +63,8 @@ export class Health {
 export interface Report {
   readonly ok: boolean;
   readonly checks: Readonly<Record<string, CheckResult>>;
+  /** Checks shown but not counted in `ok` (see {@link Health.addInformational}). */
+  readonly informational?: Readonly<Record<string, CheckResult>>;
 }
 
 function evaluate(checks: ReadonlyMap<string, HealthCheck>): Report {

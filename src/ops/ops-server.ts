@@ -17,7 +17,8 @@ export function opsLimits(ops: ListenerLimits): ListenerLimits {
 /**
  * The operations listener: `/metrics`, `/livez` and `/readyz` on their own port, on a bare
  * node:http server so that nothing in the API (auth, body parsing) can break the probes.
- * `?verbose` on a probe prints one line per check for people: its name and state only. The
+ * `?verbose` on a probe prints one line per check for people: its name and state only (checks
+ * that are shown but not counted say so: `[-]backend failed (not counted)`). The
  * port is unauthenticated, so a check's detail (a dependency's error, which can name addresses)
  * goes to the log, never into an answer. A request it cannot parse (an absolute-form URL it
  * cannot read, a malformed request line) is a 400; the listener has its own timeouts and
@@ -107,6 +108,8 @@ function writeReport(res: ServerResponse, report: Report, verbose: boolean): voi
     return;
   }
   const lines = Object.entries(report.checks).map(([name, r]) => `[${r.ok ? '+' : '-'}]${name} ${r.ok ? 'ok' : 'failed'}`);
+  // Shown, not counted: the state an operator should see, e.g. `[-]backend failed (not counted)`.
+  for (const [name, r] of Object.entries(report.informational ?? {})) lines.push(`[${r.ok ? '+' : '-'}]${name} ${r.ok ? 'ok' : 'failed'} (not counted)`);
   lines.push(report.ok ? 'check passed' : 'check failed');
   res.writeHead(status, { 'content-type': 'text/plain' }).end(`${lines.join('\n')}\n`);
 }

@@ -28,9 +28,10 @@ export interface TakeoverClaimer {
 /**
  * How a run ended (the worker's `hearth_operations_total` result): `success`/`error` wrote the
  * final status; `fenced`: the runner's incarnation lost its lease or lock and wrote nothing
- * more; `handed_back`: released for another member (shutdown); `gone`: the op was reset meanwhile.
+ * more; `handed_back`: released for another member (shutdown); `gone`: the op was reset meanwhile;
+ * `refused`: a resumed create or extend found no room in the pool (its status says so).
  */
-export type RerunResult = 'success' | 'error' | 'handed_back' | 'fenced' | 'gone';
+export type RerunResult = 'success' | 'error' | 'handed_back' | 'fenced' | 'gone' | 'refused';
 
 /** How a re-run ended; `status` is the final status written (`deleted`: the record was removed). */
 export interface RerunOutcome {

@@ -12,6 +12,8 @@ import { sendConfirmed } from '../amqp/publish.js';
 import { declareQuorumQueue } from './amqp-declare.js';
 import { toDeadLetter } from './amqp-dead-letter.js';
 import { AmqpSubscription } from './amqp-subscription.js';
+import { JointSubscription } from './joint-subscription.js';
+import { MessageVersions } from './message-versions.js';
 import { sleep } from '../lifecycle/clock.js';
 import type {
   BusIdentity,
@@ -41,7 +43,7 @@ import {
   type Notice,
 } from './job-message.js';
 import { countDeadLetter, type RoutingMetrics, routingMetrics } from './metrics.js';
-import { clusterQueueName, DEAD_LETTER_HEADERS, hostQueueName, noticeQueueName, type Topology, topologyFor, workQueueArguments } from './topology.js';
+import { clusterQueueOf, DEAD_LETTER_HEADERS, hostQueueOf, noticeQueueName, type Topology, topologyFor, topologyForVersion, workQueueArguments } from './topology.js';
 
 /** Settings of {@link AmqpJobBus}: the `amqp` config slice. */
 export interface AmqpJobBusSettings extends AmqpConnectionSettings {
@@ -60,6 +62,14 @@ export interface AmqpJobBusOptions {
   readonly identity: BusIdentity;
   readonly logger: Logger;
   readonly registry: Registry;
+  /** Which message version to write to a cluster, which ones to read (default: this build's, writing its lowest). */
+  readonly versions?: MessageVersions;
+}
+
+/** A cluster's queue of one message version, to declare before publishing to it. */
+interface QueueOfVersion {
+  readonly cluster: string;
+  readonly version: number;
 }
 
 interface NoticeListener {
@@ -78,9 +88,10 @@ export class AmqpJobBus implements JobBus {
   private readonly connection: AmqpConnection;
   private readonly metrics: RoutingMetrics;
   private readonly logger: Logger;
+  private readonly versions: MessageVersions;
   private readonly subscriptions = new Set<AmqpSubscription>();
   private readonly noticeListeners = new Set<NoticeListener>();
-  /** Other clusters' queues declared on a connection (generation → cluster ids). */
+  /** Queues declared on a connection for publishing (generation → `<cluster>#<version>`). */
   private readonly declared = new Map<number, Set<string>>();
   private closing: Promise<void> | undefined;
 
@@ -91,6 +102,7 @@ export class AmqpJobBus implements JobBus {
     this.identity = deps.identity;
     this.logger = deps.logger;
     this.metrics = routingMetrics(deps.registry);
+    this.versions = deps.versions ?? new MessageVersions();
     this.topology = topologyFor(settings.prefix, deps.identity.cluster, deps.identity.host);
     this.connection = new AmqpConnection(settings, {
       logger: deps.logger,
@@ -139,24 +151,27 @@ export class AmqpJobBus implements JobBus {
   publish(input: CleanupInput, options?: PublishOptions): Promise<CleanupMessage>;
   async publish(input: MessageInput, options: PublishOptions = {}): Promise<BusMessage> {
     this.assertOpen();
-    const job: BusMessage = { ...input, v: 1, publishedAt: input.publishedAt ?? Date.now() };
+    const version = input.v ?? this.versions.writeVersion(input.cluster, options.host);
+    const job = { ...input, v: version, publishedAt: input.publishedAt ?? Date.now() } as BusMessage;
     const content = encodeJob(job);
+    // Each version has its own queues: a member only ever receives versions it reads.
     const routingKey = options.host
-      ? hostQueueName(this.settings.prefix, job.cluster, options.host)
-      : clusterQueueName(this.settings.prefix, job.cluster);
+      ? hostQueueOf(this.settings.prefix, job.cluster, options.host, version)
+      : clusterQueueOf(this.settings.prefix, job.cluster, version);
     const outcome = await this.send(
       this.topology.exchange,
       routingKey,
       content,
       { contentType: 'application/json', type: 'hearth.job', correlationId: correlationIdOf(job), appId: 'hearth' },
       options.signal,
-      options.host ? undefined : job.cluster,
+      options.host ? undefined : { cluster: job.cluster, version },
     );
     if (outcome === 'returned') {
       throw options.host
-        ? new NotFoundError('host queue', options.host, `no queue for host ${options.host} in cluster ${job.cluster}: it has never consumed`)
+        ? new NotFoundError('host queue', options.host, `no queue of message version ${version} for host ${options.host} in cluster ${job.cluster}: it has never consumed that version`)
         : new NotFoundError('cluster queue', job.cluster);
     }
+    this.metrics.published.inc({ version: String(version) });
     return job;
   }
 
@@ -168,28 +183,34 @@ export class AmqpJobBus implements JobBus {
     return notice;
   }
 
+  /** Consumes the queues of every message version this build reads, one subscription each. */
   async consume(handler: JobHandler, options: ConsumeOptions = {}): Promise<JobSubscription> {
     this.assertOpen();
-    const subscription = new AmqpSubscription(
-      {
-        topology: this.topology,
-        cluster: this.identity.cluster,
-        maxDeliveries: this.settings.maxDeliveries,
-        attachTimeoutMs: this.settings.connectTimeoutMs,
-        declare: (session, queue) => this.declareWorkQueue(session, queue),
-        logger: this.logger,
-        deadLetter: (session, msg, queue, reason, detail, deliveries) => this.deadLetter(session, msg, queue, reason, detail, deliveries),
-        forget: (s) => this.subscriptions.delete(s),
-      },
-      handler,
-      options.prefetch ?? this.settings.prefetch,
+    const { prefix } = this.settings;
+    const parts = this.versions.readVersions().map(
+      (version) =>
+        new AmqpSubscription(
+          {
+            topology: topologyForVersion(prefix, this.identity.cluster, this.identity.host, version),
+            cluster: this.identity.cluster,
+            maxDeliveries: this.settings.maxDeliveries,
+            attachTimeoutMs: this.settings.connectTimeoutMs,
+            declare: (session, queue) => this.declareWorkQueue(session, queue),
+            logger: this.logger,
+            deadLetter: (session, msg, queue, reason, detail, deliveries) => this.deadLetter(session, msg, queue, reason, detail, deliveries),
+            forget: (s) => this.subscriptions.delete(s),
+          },
+          handler,
+          options.prefetch ?? this.settings.prefetch,
+        ),
     );
-    this.subscriptions.add(subscription);
+    const subscription = new JointSubscription(parts);
+    for (const part of parts) this.subscriptions.add(part);
     options.signal?.addEventListener('abort', () => void subscription.cancel(), { once: true });
     const session = this.connection.current();
     if (session) {
       try {
-        await subscription.attach(session);
+        for (const part of parts) await part.attach(session);
       } catch (err) {
         // Start over: the next connection attaches every subscription, this one included.
         this.logger.warn({ err }, 'could not attach a consumer; reconnecting');
@@ -270,8 +291,13 @@ export class AmqpJobBus implements JobBus {
     await this.declare(session, t.deadQueue, { 'x-queue-type': 'quorum' });
     await ch.bindQueue(t.deadQueue, t.deadExchange, '');
     await ch.assertExchange(t.noticeExchange, 'fanout', { durable: true });
-    await this.declareWorkQueue(session, t.clusterQueue);
-    await ch.bindQueue(t.clusterQueue, t.exchange, t.clusterQueue);
+    // This cluster's queue of every version it reads, so that nothing published to one is lost
+    // before a consumer of that version attaches.
+    for (const version of this.versions.readVersions()) {
+      const queue = clusterQueueOf(this.settings.prefix, this.identity.cluster, version);
+      await this.declareWorkQueue(session, queue);
+      await ch.bindQueue(queue, t.exchange, queue);
+    }
     this.declared.clear();
     for (const subscription of this.subscriptions) await subscription.attach(session);
     for (const listener of this.noticeListeners) await this.attachNotices(session, listener);
@@ -311,7 +337,7 @@ export class AmqpJobBus implements JobBus {
     content: Buffer,
     properties: Record<string, unknown>,
     signal: AbortSignal | undefined,
-    declareCluster?: string,
+    declare?: QueueOfVersion,
   ): Promise<'confirmed' | 'returned'> {
     // One controller and one timer per publish: AbortSignal.timeout/any cost more on this path.
     const stop = new AbortController();
@@ -327,7 +353,7 @@ export class AmqpJobBus implements JobBus {
       for (;;) {
         try {
           const session = this.connection.current() ?? (await this.connection.waitForSession(stop.signal));
-          if (declareCluster && declareCluster !== this.identity.cluster) await this.declareCluster(session, declareCluster);
+          if (declare && !this.declaredBySetup(declare)) await this.declareCluster(session, declare);
           return await sendConfirmed(session, exchange, routingKey, content, { ...properties, messageId: randomUUID() }, stop.signal);
         } catch (err) {
           if (err instanceof ClosedError || signal?.aborted) throw this.translateWait(err, signal, 'publish');
@@ -346,14 +372,20 @@ export class AmqpJobBus implements JobBus {
     }
   }
 
-  /** Declares another cluster's queue before publishing to it (once per connection). */
-  private async declareCluster(session: AmqpSession, cluster: string): Promise<void> {
+  /** True for this cluster's queues of the versions this build reads: `setup` declared them. */
+  private declaredBySetup(q: QueueOfVersion): boolean {
+    return q.cluster === this.identity.cluster && q.version >= this.versions.reads.min && q.version <= this.versions.reads.max;
+  }
+
+  /** Declares another cluster's queue (or another version's) before publishing to it (once per connection). */
+  private async declareCluster(session: AmqpSession, q: QueueOfVersion): Promise<void> {
     const seen = this.declared.get(session.generation) ?? new Set<string>();
-    if (seen.has(cluster)) return;
-    const queue = clusterQueueName(this.settings.prefix, cluster);
+    const id = `${q.cluster}#${q.version}`;
+    if (seen.has(id)) return;
+    const queue = clusterQueueOf(this.settings.prefix, q.cluster, q.version);
     await this.declareWorkQueue(session, queue);
     await session.confirm.bindQueue(queue, this.topology.exchange, queue);
-    seen.add(cluster);
+    seen.add(id);
     this.declared.set(session.generation, seen);
   }
 

@@ -52,11 +52,15 @@ export interface BusIdentity {
   readonly host: string;
 }
 
-/** What the publisher supplies; the bus fills in `v` and `publishedAt` when absent. */
-export type JobInput = Omit<JobMessage, 'v' | 'publishedAt'> & { readonly v?: 1; readonly publishedAt?: number };
+/**
+ * What the publisher supplies; the bus fills in `publishedAt` when absent, and `v` — the
+ * highest version every live process of the cluster reads (`MessageVersions`) — unless the
+ * caller names one.
+ */
+export type JobInput = Omit<JobMessage, 'v' | 'publishedAt'> & { readonly v?: number; readonly publishedAt?: number };
 
-/** A cleanup request as the sender supplies it; the bus fills in `v` and `publishedAt` when absent. */
-export type CleanupInput = Omit<CleanupMessage, 'v' | 'publishedAt'> & { readonly v?: 1; readonly publishedAt?: number };
+/** A cleanup request as the sender supplies it; the bus fills in `v` and `publishedAt` as for a job. */
+export type CleanupInput = Omit<CleanupMessage, 'v' | 'publishedAt'> & { readonly v?: number; readonly publishedAt?: number };
 
 /** Anything {@link JobBus.publish} sends. */
 export type MessageInput = JobInput | CleanupInput;

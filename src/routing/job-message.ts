@@ -5,14 +5,21 @@
  * record, not the message, is the truth. Messages are JSON, at most {@link MAX_MESSAGE_BYTES}
  * bytes, and carry a version `v`. Version rules: fields may be added within a version (readers
  * ignore fields they do not know); removing or changing the meaning of a field, or adding a
- * job `kind`, needs the next version, and workers are upgraded before the APIs that publish it
- * (an older worker dead-letters a version it does not know as `unsupported-version`).
+ * job `kind`, needs the next version (`PROTOCOL.messages` in `src/protocol.ts`).
+ *
+ * A process reads every version of its range and works with the newest shape: an older message
+ * is converted up when decoded, and a message is converted down when it is encoded for a cluster
+ * whose oldest live reader needs an earlier version. Each version travels on its own queues
+ * (`topology.ts`), so a process never receives a version it cannot read; one that arrives anyway
+ * (far in the future, without a version, or with a version that is not an integer) is
+ * dead-lettered with a reason that says so (docs/upgrades.md).
  */
 import { z } from 'zod';
 import { InvalidInputError } from '../errors.js';
+import { checkVersion, describeVersionProblem, PROTOCOL, type VersionRange } from '../protocol.js';
 
-/** The message format version this code writes and reads. */
-export const JOB_MESSAGE_VERSION = 1;
+/** The newest message version this code writes (and the highest it reads). */
+export const JOB_MESSAGE_VERSION = PROTOCOL.messages.max;
 
 /** Largest encoded message accepted on publish and on delivery. */
 export const MAX_MESSAGE_BYTES = 8 * 1024;
@@ -34,6 +41,20 @@ export const JOB_KINDS = [
 /** One of {@link JOB_KINDS}. */
 export type JobKind = (typeof JOB_KINDS)[number];
 
+/**
+ * The message version each job kind first travels in. A kind added later needs a new version:
+ * the API accepts it only once every live worker of the cluster reads that version.
+ */
+export const JOB_KIND_SINCE: Readonly<Record<JobKind, number>> = {
+  create_volume: 1,
+  delete_volume: 1,
+  extend_volume: 1,
+  attach_volume: 1,
+  detach_volume: 1,
+  create_snapshot: 1,
+  delete_snapshot: 1,
+};
+
 /** Resource types an operation applies to; the `<type>` of `ops/<type>/<id>`. */
 export const RESOURCE_TYPES = ['volume', 'snapshot'] as const;
 
@@ -49,7 +70,7 @@ const idSchema = z
 
 /** Schema of a version-1 job. */
 export const jobMessageSchema = z.object({
-  v: z.literal(JOB_MESSAGE_VERSION),
+  v: z.literal(1),
   /** Resource type: `ops/<type>/<id>`. */
   type: z.enum(RESOURCE_TYPES),
   /** Resource id (the volume or snapshot id). */
@@ -72,8 +93,11 @@ export const jobMessageSchema = z.object({
   op: z.string().max(MAX_OP_TOKEN_LENGTH).optional(),
 });
 
-/** A job: a pointer to one operation record. See the module doc for versioning. */
-export type JobMessage = z.infer<typeof jobMessageSchema>;
+/**
+ * A job: a pointer to one operation record, in the newest shape; `v` is the version it was
+ * (or will be) sent in. See the module doc for versioning.
+ */
+export type JobMessage = Omit<z.infer<typeof jobMessageSchema>, 'v'> & { readonly v: number };
 
 /**
  * Schema of a cleanup request (Cinder's `do_cleanup` cast): clean up the orphaned operations of
@@ -82,7 +106,7 @@ export type JobMessage = z.infer<typeof jobMessageSchema>;
  * dead-letters it as `malformed` (upgrade workers before the APIs that send it).
  */
 export const cleanupMessageSchema = z.object({
-  v: z.literal(JOB_MESSAGE_VERSION),
+  v: z.literal(1),
   kind: z.literal('cleanup'),
   /** The cluster whose queue carries it; the cleaner must be a member. */
   cluster: idSchema,
@@ -97,8 +121,8 @@ export const cleanupMessageSchema = z.object({
   publishedAt: z.number().int().nonnegative(),
 });
 
-/** A cleanup request for one service's orphans. */
-export type CleanupMessage = z.infer<typeof cleanupMessageSchema>;
+/** A cleanup request for one service's orphans, in the newest shape (`v`: as for {@link JobMessage}). */
+export type CleanupMessage = Omit<z.infer<typeof cleanupMessageSchema>, 'v'> & { readonly v: number };
 
 /** Every message the cluster and host queues carry: a job, or a cleanup request. */
 export type BusMessage = JobMessage | CleanupMessage;
@@ -110,7 +134,8 @@ export function correlationIdOf(message: BusMessage): string {
 
 /** Schema of a cluster-wide notice (fanout; best effort, see `JobBus.publishNotice`). */
 export const noticeSchema = z.object({
-  v: z.literal(JOB_MESSAGE_VERSION),
+  // Notices stay at version 1: every release reads it (they are best effort and carry no job).
+  v: z.literal(1),
   /** What happened, kebab-case, e.g. `failover-completed`. */
   type: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'must be kebab-case'),
   cluster: idSchema,
@@ -143,11 +168,36 @@ export type DecodeResult =
   | { readonly ok: false; readonly reason: DeadLetterReason; readonly detail: string };
 
 /**
- * Decodes a delivered job or cleanup request, never throwing: a message that is not valid JSON, does not match the
- * schema, is too large, or has a version this code does not read, comes back as a
- * dead-letter reason with a short detail.
+ * One message version: the schemas of a job and a cleanup request as they travel, and how a
+ * message of this version is converted to the next one and back.
  */
-export function decodeJob(content: Uint8Array): DecodeResult {
+interface MessageFormat {
+  readonly job: z.ZodType;
+  readonly cleanup: z.ZodType;
+  /** This version → the next (reading an older message); absent on the newest. */
+  readonly up?: (message: Record<string, unknown>) => Record<string, unknown>;
+  /** The next version → this one (writing for older readers); absent on the newest. */
+  readonly down?: (message: Record<string, unknown>) => Record<string, unknown>;
+}
+
+/** Every message version this code knows, by number. */
+const FORMATS: Readonly<Record<number, MessageFormat>> = {
+  1: { job: jobMessageSchema, cleanup: cleanupMessageSchema },
+};
+
+function formatOf(version: number): MessageFormat {
+  const format = FORMATS[version];
+  if (!format) throw new InvalidInputError(`message version ${version} is not one this build knows (${PROTOCOL.messages.min}–${PROTOCOL.messages.max})`);
+  return format;
+}
+
+/**
+ * Decodes a delivered job or cleanup request, never throwing: a message that is not valid JSON,
+ * does not match the schema of its version, is too large, or has a version outside `reads`
+ * (missing, not an integer, or one this build does not read) comes back as a dead-letter reason
+ * with a short detail. A message of an older version is returned in the newest shape.
+ */
+export function decodeJob(content: Uint8Array, reads: VersionRange = PROTOCOL.messages): DecodeResult {
   if (content.byteLength > MAX_MESSAGE_BYTES) {
     return { ok: false, reason: 'oversized', detail: `${content.byteLength} bytes > ${MAX_MESSAGE_BYTES}` };
   }
@@ -157,28 +207,42 @@ export function decodeJob(content: Uint8Array): DecodeResult {
   } catch (err) {
     return { ok: false, reason: 'malformed', detail: `not JSON: ${(err as Error).message}`.slice(0, 200) };
   }
-  if (typeof parsed === 'object' && parsed !== null && 'v' in parsed && parsed.v !== JOB_MESSAGE_VERSION) {
-    return { ok: false, reason: 'unsupported-version', detail: `v=${JSON.stringify(parsed.v)}`.slice(0, 200) };
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { ok: false, reason: 'malformed', detail: 'not a JSON object' };
+  const checked = checkVersion((parsed as Record<string, unknown>).v, reads);
+  if (!checked.ok) {
+    const reason = checked.problem.kind === 'unsupported' ? 'unsupported-version' : 'malformed';
+    return { ok: false, reason, detail: describeVersionProblem(checked.problem, reads).slice(0, 200) };
   }
-  const result = schemaOf(parsed).safeParse(parsed);
+  const format = FORMATS[checked.version];
+  if (!format) return { ok: false, reason: 'unsupported-version', detail: `version ${checked.version} is not one this build knows` };
+  const result = schemaOf(format, parsed).safeParse(parsed);
   if (!result.success) return { ok: false, reason: 'malformed', detail: summarizeIssues(result.error).slice(0, 200) };
-  return { ok: true, job: result.data };
+  let message = result.data as Record<string, unknown>;
+  for (let v = checked.version; v < JOB_MESSAGE_VERSION; v++) message = formatOf(v).up?.(message) ?? message;
+  return { ok: true, job: { ...message, v: checked.version } as unknown as BusMessage };
 }
 
 /** The schema a message claims to follow: `kind: 'cleanup'` is a cleanup request, anything else a job. */
-function schemaOf(parsed: unknown): z.ZodType<BusMessage> {
+function schemaOf(format: MessageFormat, parsed: unknown): z.ZodType {
   const cleanup = typeof parsed === 'object' && parsed !== null && 'kind' in parsed && parsed.kind === 'cleanup';
-  return cleanup ? cleanupMessageSchema : jobMessageSchema;
+  return cleanup ? format.cleanup : format.job;
 }
 
 /**
- * Validates and encodes a job (or cleanup request) for publishing.
+ * Validates and encodes a job (or cleanup request) for publishing, at its version `v` (converted
+ * down from the newest shape when `v` is older).
  *
- * @throws InvalidInputError when the job does not match the schema or is too large; nothing
- *   is sent then.
+ * @throws InvalidInputError when the job does not match the schema of its version, its version
+ *   is not one this build writes, or it is too large; nothing is sent then.
  */
 export function encodeJob(job: BusMessage): Buffer {
-  const result = schemaOf(job).safeParse(job);
+  const version = job.v;
+  if (!Number.isSafeInteger(version) || version < PROTOCOL.messages.min || version > JOB_MESSAGE_VERSION) {
+    throw new InvalidInputError(`invalid job: version ${String(version)} is not one this build writes (${PROTOCOL.messages.min}–${JOB_MESSAGE_VERSION})`);
+  }
+  let message = { ...job, v: version } as Record<string, unknown>;
+  for (let v = JOB_MESSAGE_VERSION - 1; v >= version; v--) message = formatOf(v).down?.(message) ?? message;
+  const result = schemaOf(formatOf(version), message).safeParse(message);
   if (!result.success) throw new InvalidInputError(`invalid job: ${summarizeIssues(result.error)}`);
   return checkedBuffer(JSON.stringify(result.data), 'job');
 }

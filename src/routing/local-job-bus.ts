@@ -40,6 +40,7 @@ import {
   type Notice,
 } from './job-message.js';
 import type { LocalBroker, LocalConsumer, LocalMessage, LocalQueue } from './local-broker.js';
+import { MessageVersions } from './message-versions.js';
 import { countDeadLetter, type RoutingMetrics, routingMetrics } from './metrics.js';
 import { clusterQueueName, hostQueueName, type Topology, topologyFor } from './topology.js';
 
@@ -56,6 +57,11 @@ export interface LocalJobBusOptions {
   readonly identity: BusIdentity;
   readonly logger: Logger;
   readonly registry: Registry;
+  /**
+   * Which message version to write (default: this build's lowest). One process reads every
+   * version it writes, so the in-process queues are not split by version.
+   */
+  readonly versions?: MessageVersions;
 }
 
 /** See the module doc. */
@@ -66,6 +72,7 @@ export class LocalJobBus implements JobBus {
   private readonly broker: LocalBroker;
   private readonly logger: Logger;
   private readonly metrics: RoutingMetrics;
+  private readonly versions: MessageVersions;
   private readonly subscriptions = new Set<LocalSubscription>();
   private readonly listeners = new Set<(change: BusStateChange) => void>();
   private closed = false;
@@ -78,6 +85,7 @@ export class LocalJobBus implements JobBus {
     this.broker = deps.broker;
     this.logger = deps.logger;
     this.metrics = routingMetrics(deps.registry);
+    this.versions = deps.versions ?? new MessageVersions();
     this.topology = topologyFor(settings.prefix, deps.identity.cluster, deps.identity.host);
     this.broker.queue(this.topology.clusterQueue, true);
   }
@@ -113,7 +121,8 @@ export class LocalJobBus implements JobBus {
   async publish(input: MessageInput, options: PublishOptions = {}): Promise<BusMessage> {
     this.assertOpen();
     if (options.signal?.aborted) throw new AbortedError('publish', { cause: options.signal.reason });
-    const job: BusMessage = { ...input, v: 1, publishedAt: input.publishedAt ?? Date.now() };
+    const version = input.v ?? this.versions.writeVersion(input.cluster, options.host);
+    const job = { ...input, v: version, publishedAt: input.publishedAt ?? Date.now() } as BusMessage;
     const content = encodeJob(job);
     if (options.host) {
       const queue = this.broker.queue(hostQueueName(this.settings.prefix, job.cluster, options.host), false);
@@ -122,6 +131,7 @@ export class LocalJobBus implements JobBus {
     } else {
       (this.broker.queue(clusterQueueName(this.settings.prefix, job.cluster), true) as LocalQueue).enqueue(content);
     }
+    this.metrics.published.inc({ version: String(version) });
     return job;
   }
 

@@ -13,6 +13,8 @@ export interface RoutingMetrics {
   readonly amqpConnectionAttempts: Counter<'node' | 'result'>;
   /** Messages moved to the dead-letter queue, by bounded reason. */
   readonly deadLettered: Counter<'reason'>;
+  /** Jobs and cleanup requests published and confirmed, by message version. */
+  readonly published: Counter<'version'>;
 }
 
 const byRegistry = new WeakMap<Registry, RoutingMetrics>();
@@ -51,6 +53,12 @@ export function routingMetrics(registry: Registry): RoutingMetrics {
       name: 'hearth_messages_dead_lettered_total',
       help: 'Messages sent to the dead-letter queue, by reason.',
       labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    published: new Counter({
+      name: 'hearth_messages_published_total',
+      help: 'Jobs and cleanup requests this process published (confirmed by the broker), by message version.',
+      labelNames: ['version'] as const,
       registers: [registry],
     }),
   };

@@ -14,6 +14,10 @@
  *  (also the cluster and host queues' x-dead-letter-exchange)
  * ```
  *
+ * Each message version has its own cluster and host queues: version 1 the names above, version
+ * N ≥ 2 `<prefix>.v<N>.volume.<cluster>[.<host>]`. A publisher sends to the queue of the version
+ * it writes; a member consumes the queues of every version it reads (docs/upgrades.md).
+ *
  * Every name is the prefix or starts with `<prefix>.`, so a RabbitMQ user limited to
  * `^<prefix>(\..*)?$` can run hearth (docs/security.md). Routing keys on the direct exchange
  * are the queue names. Cluster and host ids carry `@`
@@ -55,6 +59,25 @@ export function clusterQueueName(prefix: string, cluster: string): string {
 /** `<prefix>.volume.<cluster>.<host>`: the queue (and routing key) of one host. */
 export function hostQueueName(prefix: string, cluster: string, host: string): string {
   return `${prefix}.volume.${cluster}.${host}`;
+}
+
+/**
+ * The cluster queue of message version `version`. Version 1 keeps the first release's name
+ * ({@link clusterQueueName}); a later one is `<prefix>.v<N>.volume.<cluster>`, a name no
+ * version-1 queue can have (`v<N>` is a fixed part, cluster ids always contain `@`).
+ */
+export function clusterQueueOf(prefix: string, cluster: string, version: number): string {
+  return version <= 1 ? clusterQueueName(prefix, cluster) : `${prefix}.v${version}.volume.${cluster}`;
+}
+
+/** The host queue of message version `version`: as {@link clusterQueueOf}, `<prefix>.v<N>.volume.<cluster>.<host>`. */
+export function hostQueueOf(prefix: string, cluster: string, host: string, version: number): string {
+  return version <= 1 ? hostQueueName(prefix, cluster, host) : `${prefix}.v${version}.volume.${cluster}.${host}`;
+}
+
+/** The topology of one member for the queues of message version `version` (exchanges unchanged). */
+export function topologyForVersion(prefix: string, cluster: string, host: string, version: number): Topology {
+  return { ...topologyFor(prefix, cluster, host), clusterQueue: clusterQueueOf(prefix, cluster, version), hostQueue: hostQueueOf(prefix, cluster, host, version) };
 }
 
 /**

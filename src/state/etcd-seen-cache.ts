@@ -11,7 +11,11 @@ export class SeenCache {
   private readonly states = new Map<string, KeyState | null>();
   private readonly decoded = new WeakMap<KeyState, object>();
 
-  constructor(private readonly maxKeys: number) {}
+  /** `decodeBody` turns a stored value into its record (the record codec: versions checked). */
+  constructor(
+    private readonly maxKeys: number,
+    private readonly decodeBody: (json: string, key: string) => object = (json) => JSON.parse(json) as object,
+  ) {}
 
   /** The key's last seen state; `undefined` when unknown, `null` when seen absent. */
   get(key: string): KeyState | null | undefined {
@@ -40,12 +44,13 @@ export class SeenCache {
   /**
    * The stored record of a state with `revision` = its mod revision; null when absent. Decoded
    * once per state and shared: records are read-only, and the planner copies before it changes.
+   * `key` names the record when it cannot be decoded (the codec throws).
    */
-  decode<R>(state: KeyState | null): R | null {
+  decode<R>(state: KeyState | null, key: string): R | null {
     if (state === null) return null;
     let record = this.decoded.get(state);
     if (!record) {
-      record = Object.freeze({ ...(JSON.parse(state.json) as object), revision: state.mod });
+      record = Object.freeze({ ...this.decodeBody(state.json, key), revision: state.mod });
       this.decoded.set(state, record);
     }
     return record as R;

@@ -27,6 +27,7 @@ import { matchesOpFilter, pageOf, sortOps } from './listing.js';
 import { measured, type StateMetrics } from './metrics.js';
 import { needsChildren, type Plan, planCreate, planOpUpdate, planRemove, planTransition } from './plan.js';
 import type { OpRecord, RecordOf, ResourceRecord, ResourceRef, ResourceType } from './records.js';
+import { RecordVersions } from './record-versions.js';
 import type {
   CreateRequest,
   ListQuery,
@@ -57,6 +58,11 @@ export interface EtcdStateStoreOptions {
   readonly historyTimeoutMs?: number;
   /** Keys whose last seen state is remembered (optimistic first attempts). */
   readonly cacheSize?: number;
+  /**
+   * The record codec: the schema records are written at and the ones read (docs/upgrades.md).
+   * Default: this build's lowest schema, which every release it may run beside reads.
+   */
+  readonly versions?: RecordVersions;
 }
 
 /** The keys one write reads, compares and changes. */
@@ -117,13 +123,15 @@ export class EtcdStateStore implements StateStore {
   private readonly keys: KeyLayout;
   private readonly cache: SeenCache;
   private readonly maxAttempts: number;
+  private readonly versions: RecordVersions;
   private closed = false;
 
   constructor(private readonly options: EtcdStateStoreOptions) {
     this.client = options.client;
     this.keys = options.keys;
     this.maxAttempts = options.maxAttempts ?? 8;
-    this.cache = new SeenCache(options.cacheSize ?? 10_000);
+    this.versions = options.versions ?? new RecordVersions();
+    this.cache = new SeenCache(options.cacheSize ?? 10_000, (json, key) => this.versions.decode<object>(json, key));
   }
 
   create<T extends ResourceType>(type: T, request: CreateRequest<RecordOf<T>>): Promise<TransitionResult<RecordOf<T>>> {
@@ -133,8 +141,8 @@ export class EtcdStateStore implements StateStore {
     // A new id is absent: the first attempt assumes so and needs no read unless a parent is unknown.
     const assumed: Seen | undefined = keys.parent === undefined ? { res: null, op: null } : this.fromCache(keys, { res: null, op: null });
     return this.write(ref, keys, request.fence, assumed, (seen) => {
-      const parent = keys.parent === undefined ? undefined : (this.cache.decode<ResourceRecord>(seen.parent ?? null) ?? undefined);
-      const plan = planCreate(ref, this.observe<RecordOf<T>>(seen), request, this.options.clock.now(), parent);
+      const parent = keys.parent === undefined ? undefined : (this.cache.decode<ResourceRecord>(seen.parent ?? null, keys.parent) ?? undefined);
+      const plan = planCreate(ref, this.observe<RecordOf<T>>(keys, seen), request, this.options.clock.now(), parent);
       return this.decideResource(ref, keys, seen, plan);
     });
   }
@@ -145,14 +153,14 @@ export class EtcdStateStore implements StateStore {
   ): Promise<TransitionResult<RecordOf<T>>> {
     const keys = this.keysOf(ref, 'res', needsChildren(ref.type, request.expect));
     return this.write(ref, keys, request.fence, this.fromCache(keys), (seen) =>
-      this.decideResource(ref, keys, seen, planTransition(ref, this.observe<RecordOf<T>>(seen), request, this.options.clock.now())),
+      this.decideResource(ref, keys, seen, planTransition(ref, this.observe<RecordOf<T>>(keys, seen), request, this.options.clock.now())),
     );
   }
 
   remove<T extends ResourceType>(ref: { readonly type: T; readonly id: string }, request: RemoveRequest): Promise<TransitionResult<RecordOf<T>>> {
     const keys = this.keysOf(ref, 'res', needsChildren(ref.type, request.expect));
     return this.write(ref, keys, request.fence, this.fromCache(keys), (seen) =>
-      this.decideResource(ref, keys, seen, planRemove(ref, this.observe<RecordOf<T>>(seen), request)),
+      this.decideResource(ref, keys, seen, planRemove(ref, this.observe<RecordOf<T>>(keys, seen), request)),
     );
   }
 
@@ -161,9 +169,9 @@ export class EtcdStateStore implements StateStore {
     const assumed = request.assume === undefined ? undefined : decodeStoredOp(request.assume);
     const first: Seen | undefined = assumed ? { res: null, op: assumed, opAssumed: true } : this.fromCache(keys);
     return this.write(ref, keys, request.fence, first, (seen): Decision<OpUpdateResult> => {
-      const plan = planOpUpdate(this.cache.decode<OpRecord>(seen.op) ?? undefined, request, this.options.clock.now());
+      const plan = planOpUpdate(this.cache.decode<OpRecord>(seen.op, keys.op) ?? undefined, request, this.options.clock.now());
       if ('failed' in plan) return { refused: { ok: false, failed: plan.failed } };
-      const json = JSON.stringify(plan.op);
+      const json = this.versions.encode(plan.op);
       // The resource read in the same txn, after the put: as it is at the write's revision.
       const success = request.withRecord ? [putOp(keys.op, json), rangeOp(keys.res)] : [putOp(keys.op, json)];
       return {
@@ -175,7 +183,7 @@ export class EtcdStateStore implements StateStore {
           if (!request.withRecord || responses === undefined) return { ok: true, revision, op };
           const state = stateAt(responses, 1);
           this.cache.remember(keys.res, state);
-          return { ok: true, revision, op, record: this.cache.decode<ResourceRecord>(state) };
+          return { ok: true, revision, op, record: this.cache.decode<ResourceRecord>(state, keys.res) };
         },
       };
     });
@@ -184,7 +192,7 @@ export class EtcdStateStore implements StateStore {
   async markPublished(ops: readonly OpRecord[], publishedAt: number): Promise<number> {
     if (this.closed) throw new ClosedError('state store');
     let stamped = 0;
-    for (const batch of stampBatches(ops, (op) => this.keys.op(op.type, op.id), publishedAt)) {
+    for (const batch of stampBatches(ops, (op) => this.keys.op(op.type, op.id), publishedAt, (op) => this.versions.encode(op))) {
       const res = await this.call('stamping published ops', () => this.client.kv.txn({ compare: [], success: batch.ops, failure: [] }));
       for (const [j, key] of batch.keys.entries()) {
         // Stamped or not, what this store saw of the key is out of date now.
@@ -199,7 +207,8 @@ export class EtcdStateStore implements StateStore {
     const state = decodeStoredOp(stored);
     if (!state) return undefined;
     try {
-      return this.cache.decode<OpRecord>(state) ?? undefined;
+      // The token holds the op's bytes as stored, `v` included: the record codec reads them.
+      return this.cache.decode<OpRecord>(state, 'carried by a job') ?? undefined;
     } catch {
       return undefined;
     }
@@ -210,7 +219,7 @@ export class EtcdStateStore implements StateStore {
     const res = await this.call(`reading ${ref.type} ${ref.id}`, () => this.client.kv.range({ key: Buffer.from(key) }));
     const state = keyStateOf(res.kvs[0]);
     this.cache.remember(key, state);
-    return this.cache.decode<RecordOf<T>>(state) ?? undefined;
+    return this.cache.decode<RecordOf<T>>(state, key) ?? undefined;
   }
 
   async list<T extends ResourceType>(type: T, query: ListQuery = {}): Promise<Page<RecordOf<T>>> {
@@ -223,7 +232,7 @@ export class EtcdStateStore implements StateStore {
     const res = await this.call(`reading the op of ${ref.type} ${ref.id}`, () => this.client.kv.range({ key: Buffer.from(key) }));
     const state = keyStateOf(res.kvs[0]);
     this.cache.remember(key, state);
-    return this.cache.decode<OpRecord>(state) ?? undefined;
+    return this.cache.decode<OpRecord>(state, key) ?? undefined;
   }
 
   async listOps(filter: OpFilter = {}): Promise<OpRecord[]> {
@@ -410,8 +419,8 @@ export class EtcdStateStore implements StateStore {
     return keys.parent === undefined ? { res, op } : { res, op, parent };
   }
 
-  private observe<R>(seen: Seen): { record: R | undefined; op: OpRecord | undefined; children?: number } {
-    const base = { record: this.cache.decode<R>(seen.res) ?? undefined, op: this.cache.decode<OpRecord>(seen.op) ?? undefined };
+  private observe<R>(keys: WriteKeys, seen: Seen): { record: R | undefined; op: OpRecord | undefined; children?: number } {
+    const base = { record: this.cache.decode<R>(seen.res, keys.res) ?? undefined, op: this.cache.decode<OpRecord>(seen.op, keys.op) ?? undefined };
     return seen.children === undefined ? base : { ...base, children: seen.children };
   }
 
@@ -421,11 +430,11 @@ export class EtcdStateStore implements StateStore {
     const { record, op } = plan.write;
     const success: IRequestOp[] = [];
     const written = new Map<string, { json: string; body: object } | null>();
-    const json = record === null ? null : JSON.stringify(record);
+    const json = record === null ? null : this.versions.encode(record);
     success.push(json === null ? deleteOp(keys.res) : putOp(keys.res, json));
     written.set(keys.res, record && json !== null ? { json, body: record } : null);
     if (op !== 'keep') {
-      const opJson = op === null ? null : JSON.stringify(op);
+      const opJson = op === null ? null : this.versions.encode(op);
       if (opJson !== null || seen.op !== null) {
         success.push(opJson === null ? deleteOp(keys.op) : putOp(keys.op, opJson));
         written.set(keys.op, op && opJson !== null ? { json: opJson, body: op } : null);
@@ -434,9 +443,9 @@ export class EtcdStateStore implements StateStore {
     const parent = keys.parent === undefined ? null : seen.parent;
     if (keys.parent !== undefined && parent) {
       success.push(putOp(keys.parent, parent.json));
-      written.set(keys.parent, { json: parent.json, body: this.cache.decode<object>(parent) as object });
+      written.set(keys.parent, { json: parent.json, body: this.cache.decode<object>(parent, keys.parent) as object });
     }
-    const snapshot = ref.type === 'snapshot' ? ((record ?? this.cache.decode<ResourceRecord>(seen.res)) as { volume_id?: string } | null) : null;
+    const snapshot = ref.type === 'snapshot' ? ((record ?? this.cache.decode<ResourceRecord>(seen.res, keys.res)) as { volume_id?: string } | null) : null;
     if (snapshot?.volume_id !== undefined && (seen.res === null || record === null)) {
       const index = this.keys.volumeSnapshot(snapshot.volume_id, ref.id);
       success.push(record === null ? deleteOp(index) : putOp(index, ''));
@@ -448,15 +457,15 @@ export class EtcdStateStore implements StateStore {
       result: (revision) => ({
         ok: true,
         revision,
-        record: record === null ? (this.cache.decode<R>(seen.res) as R) : ({ ...record, revision } as R),
-        op: op === 'keep' ? this.cache.decode<OpRecord>(seen.op) : op && { ...op, revision },
+        record: record === null ? (this.cache.decode<R>(seen.res, keys.res) as R) : ({ ...record, revision } as R),
+        op: op === 'keep' ? this.cache.decode<OpRecord>(seen.op, keys.op) : op && { ...op, revision },
       }),
     };
   }
 
   private async rangeAll<R>(prefix: string, what: string): Promise<R[]> {
     const res = await this.call(what, () => this.client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) }));
-    return res.kvs.map((kv) => ({ ...(JSON.parse(kv.value.toString()) as object), revision: kv.mod_revision }) as R);
+    return res.kvs.map((kv) => ({ ...this.versions.decode<object>(kv.value.toString(), kv.key.toString()), revision: kv.mod_revision }) as R);
   }
 
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {

@@ -35,16 +35,21 @@ export interface StampBatch {
 /**
  * The stamps of `ops`, in batches of at most {@link MAX_TXN_OPS}: each a nested txn that puts the
  * op with `publishedAt` only if its key is still at the op's revision (claimed, finished or
- * changed since: left alone). An op given twice is stamped once (etcd refuses a key written
+ * changed since: left alone), encoded by `encode` (the record codec). An op given twice is stamped once (etcd refuses a key written
  * twice in one transaction).
  */
-export function stampBatches(ops: readonly OpRecord[], keyOf: (op: OpRecord) => string, publishedAt: number): StampBatch[] {
+export function stampBatches(
+  ops: readonly OpRecord[],
+  keyOf: (op: OpRecord) => string,
+  publishedAt: number,
+  encode: (op: object) => string,
+): StampBatch[] {
   const byKey = new Map(ops.map((op) => [keyOf(op), op]));
   const batches: StampBatch[] = [];
   let batch: StampBatch = { ops: [], keys: [] };
   for (const [key, op] of byKey) {
     const plan = planOpUpdate(op, { expect: {}, set: { publishedAt } }, publishedAt);
-    const json = JSON.stringify('op' in plan ? plan.op : op);
+    const json = encode('op' in plan ? plan.op : op);
     batch.ops.push({ request_txn: { compare: [modIs(key, op.revision)], success: [putOp(key, json)], failure: [] } });
     batch.keys.push(key);
     if (batch.ops.length === MAX_TXN_OPS) {

@@ -132,6 +132,9 @@ export function planTransition<R extends ResourceRecord>(
   else if (change !== undefined && 'create' in change) {
     if (observed.op) return fail('op.exists', false, true);
     op = newOp(ref, record.status, record.cluster, change.create, now);
+  } else if (change !== undefined && 'replace' in change) {
+    // The old op's owner can write nothing more: its every write expects its own opId.
+    op = newOp(ref, record.status, record.cluster, change.replace, now);
   } else if (change !== undefined) {
     if (!op) return fail('op.exists', true, false);
     op = { ...stripRevision(op as OpRecord), ...change.update, updatedAt: now };

@@ -1,4 +1,6 @@
 import type { Database } from 'better-sqlite3';
+import { formatRange, ProtocolMismatchError, type VersionRange } from '../protocol.js';
+import { type RecordBody, RecordVersions } from './record-versions.js';
 
 /**
  * The single-node store's schema. Records are kept whole as JSON in `body`; the columns beside
@@ -64,4 +66,69 @@ export function prepareDatabase(db: Database, busyTimeoutMs: number): void {
     db.exec(SCHEMA);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
+}
+
+/** The `meta` row that holds the schema of the records (`v` of every body). */
+const RECORD_SCHEMA_KEY = 'schema';
+
+/** What opening the file did to its records. */
+export interface RecordSchemaOutcome {
+  /** The record schema the file is at now (this build's newest). */
+  readonly schema: number;
+  /** Set when the records were migrated: from which schema, and the backup taken first. */
+  readonly migrated?: { readonly from: number; readonly backup: string };
+}
+
+/**
+ * Brings the records of the file to the newest schema this build reads, on start: a single
+ * node has no other process to stay compatible with. When records must change, a consistent
+ * copy of the whole file is written first (`VACUUM INTO <path>.schema-<from>-<time>.bak`, never
+ * a file copy of a live WAL database), then every record is rewritten in one transaction, so the
+ * file is either wholly migrated or untouched. A file written before records had versions
+ * (hearth before 0.1.0) counts as schema 0: its records get `v: 1` first.
+ *
+ * @throws ProtocolMismatchError when the file's schema is newer than this build reads (a newer
+ *   release migrated it: run that release, or restore the backup it took) or older than it can
+ *   migrate.
+ */
+export function migrateRecordSchema(db: Database, path: string, reads: VersionRange, nowMs: number): RecordSchemaOutcome {
+  const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(RECORD_SCHEMA_KEY) as { value: number } | undefined;
+  const count = (db.prepare('SELECT (SELECT COUNT(*) FROM resources) + (SELECT COUNT(*) FROM ops) AS n').get() as { n: number }).n;
+  const from = row?.value ?? (count === 0 ? reads.max : 0);
+  if (from > reads.max) {
+    throw new ProtocolMismatchError(
+      `the state file ${path} has record schema ${from}, written by a newer release of hearth; this build reads schemas ${formatRange(reads)}. Run a release that supports schema ${from}, or restore the backup the newer release took before it migrated (${path}.schema-*.bak).`,
+    );
+  }
+  if (from !== 0 && from < reads.min) {
+    throw new ProtocolMismatchError(`the state file ${path} has record schema ${from}; this build reads schemas ${formatRange(reads)}: run a release that reads ${from} first, so that it migrates the file`);
+  }
+  if (row !== undefined && from === reads.max) return { schema: from };
+  if (count === 0) {
+    db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(RECORD_SCHEMA_KEY, reads.max);
+    return { schema: reads.max };
+  }
+  const backup = `${path}.schema-${from}-${nowMs}.bak`;
+  db.prepare('VACUUM INTO ?').run(backup);
+  const versions = new RecordVersions(reads, reads.max);
+  db.transaction(() => {
+    for (const table of ['resources', 'ops'] as const) {
+      const rows = db.prepare(`SELECT type, id, body FROM ${table}`).all() as { type: string; id: string; body: string }[];
+      const update = db.prepare(`UPDATE ${table} SET body = ? WHERE type = ? AND id = ?`);
+      for (const r of rows) {
+        const subject = `${table}/${r.type}/${r.id}`;
+        const body = from === 0 ? stampFirstSchema(r.body) : r.body;
+        const migrated = versions.migrate(body, subject, reads.max);
+        if (migrated !== undefined || body !== r.body) update.run(migrated ?? body, r.type, r.id);
+      }
+    }
+    db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(RECORD_SCHEMA_KEY, reads.max);
+  }).immediate();
+  return { schema: reads.max, migrated: { from, backup } };
+}
+
+/** A body written before records had versions is schema 1 without its `v`. */
+function stampFirstSchema(json: string): string {
+  const body = JSON.parse(json) as RecordBody;
+  return body.v === undefined ? JSON.stringify({ v: 1, ...body }) : json;
 }

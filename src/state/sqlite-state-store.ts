@@ -6,7 +6,9 @@ import { matchesOpFilter, pageOf, sortOps } from './listing.js';
 import { measured, type StateMetrics } from './metrics.js';
 import { needsChildren, type Observed, type Plan, planCreate, planOpUpdate, planRemove, planTransition, type Write } from './plan.js';
 import type { OpRecord, RecordOf, ResourceRecord, ResourceRef, ResourceType, Unrevisioned } from './records.js';
-import { prepareDatabase } from './sqlite-schema.js';
+import { migrateRecordSchema, prepareDatabase, type RecordSchemaOutcome } from './sqlite-schema.js';
+import { RecordVersions } from './record-versions.js';
+import { PROTOCOL } from '../protocol.js';
 import type {
   CreateRequest,
   ListQuery,
@@ -34,6 +36,8 @@ export interface SqliteStateStoreOptions {
 interface Row {
   readonly version: number;
   readonly body: string;
+  readonly type?: string;
+  readonly id?: string;
 }
 
 /** File name of the store under `dataDir`. */
@@ -60,25 +64,36 @@ export class SqliteStateStore implements StateStore {
   private readonly inTransaction: { immediate: <T>(fn: () => T) => T };
   private closed = false;
 
+  /** The record codec, at the newest schema this build reads (the file is migrated on open). */
+  private readonly versions: RecordVersions;
+
   private constructor(
     private readonly db: Db,
     private readonly clock: Clock,
     private readonly metrics: StateMetrics,
+    /** What opening did to the records: their schema, and a migration with its backup. */
+    readonly recordSchema: RecordSchemaOutcome,
   ) {
+    this.versions = new RecordVersions(PROTOCOL.schema, recordSchema.schema);
     this.inTransaction = db.transaction(<T>(fn: () => T): T => fn()) as unknown as { immediate: <T>(fn: () => T) => T };
   }
 
   /**
-   * Opens (creating if needed) the store file.
+   * Opens (creating if needed) the store file, and brings its records to the newest schema this
+   * build reads, after a consistent backup (see `migrateRecordSchema`).
    *
-   * @throws BackendUnavailableError when the file cannot be opened or prepared.
+   * @throws BackendUnavailableError when the file cannot be opened or prepared;
+   *   ProtocolMismatchError when its records are of a schema this build cannot read.
    */
   static open(options: SqliteStateStoreOptions): SqliteStateStore {
+    let db: Db | undefined;
     try {
-      const db = new Database(options.path);
+      db = new Database(options.path);
       prepareDatabase(db, options.busyTimeoutMs ?? 5_000);
-      return new SqliteStateStore(db, options.clock, options.metrics);
+      const schema = migrateRecordSchema(db, options.path, PROTOCOL.schema, options.clock.now());
+      return new SqliteStateStore(db, options.clock, options.metrics, schema);
     } catch (err) {
+      db?.close();
       throw fromSqliteError(err, `opening the state store ${options.path}`);
     }
   }
@@ -146,7 +161,7 @@ export class SqliteStateStore implements StateStore {
     const m = STORED.exec(stored);
     if (!m) return undefined;
     try {
-      return decode<OpRecord>({ version: Number(m[1]), body: stored.slice(m[0].length) });
+      return this.decode<OpRecord>({ version: Number(m[1]), body: stored.slice(m[0].length) }, 'an op carried by a job');
     } catch {
       return undefined;
     }
@@ -171,8 +186,8 @@ export class SqliteStateStore implements StateStore {
         where.push(`${column} = ?`);
         args.push(value);
       }
-      const rows = this.statement(`SELECT version, body FROM resources WHERE ${where.join(' AND ')}`).all(...args) as Row[];
-      return pageOf(rows.map((r) => decode<RecordOf<T>>(r)), query);
+      const rows = this.statement(`SELECT type, id, version, body FROM resources WHERE ${where.join(' AND ')}`).all(...args) as Row[];
+      return pageOf(rows.map((r) => this.decode<RecordOf<T>>(r, `resources/${r.type}/${r.id}`)), query);
     });
   }
 
@@ -189,8 +204,8 @@ export class SqliteStateStore implements StateStore {
         where.push(`${column} = ?`);
         args.push(value);
       }
-      const sql = `SELECT version, body FROM ops${where.length ? ` WHERE ${where.join(' AND ')}` : ''}`;
-      const ops = (this.statement(sql).all(...args) as Row[]).map((r) => decode<OpRecord>(r));
+      const sql = `SELECT type, id, version, body FROM ops${where.length ? ` WHERE ${where.join(' AND ')}` : ''}`;
+      const ops = (this.statement(sql).all(...args) as Row[]).map((r) => this.decode<OpRecord>(r, `ops/${r.type}/${r.id}`));
       return sortOps(ops.filter((op) => matchesOpFilter(op, filter)));
     });
   }
@@ -244,12 +259,17 @@ export class SqliteStateStore implements StateStore {
 
   private readRecord(ref: ResourceRef): ResourceRecord | undefined {
     const row = this.statement('SELECT version, body FROM resources WHERE type = ? AND id = ?').get(ref.type, ref.id) as Row | undefined;
-    return row && decode<ResourceRecord>(row);
+    return row && this.decode<ResourceRecord>(row, `resources/${ref.type}/${ref.id}`);
   }
 
   private readOp(ref: ResourceRef): OpRecord | undefined {
     const row = this.statement('SELECT version, body FROM ops WHERE type = ? AND id = ?').get(ref.type, ref.id) as Row | undefined;
-    return row && decode<OpRecord>(row);
+    return row && this.decode<OpRecord>(row, `ops/${ref.type}/${ref.id}`);
+  }
+
+  /** A row's record, decoded by the record codec; `where` names it in an error. */
+  private decode<T>(row: Row, where: string): T {
+    return { ...this.versions.decode<object>(row.body, `${where} (version ${row.version})`), revision: String(row.version) } as T;
   }
 
   private nextRevision(): number {
@@ -282,13 +302,13 @@ export class SqliteStateStore implements StateStore {
       this.statement('DELETE FROM resources WHERE type = ? AND id = ?').run(ref.type, ref.id);
     } else if (before === undefined) {
       this.statement('INSERT INTO resources (type, id, version, status, project_id, cluster, name, volume_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
-        ref.type, ref.id, revision, r.status, r.project_id, r.cluster, r.name, 'volume_id' in r ? r.volume_id : null, JSON.stringify(r),
+        ref.type, ref.id, revision, r.status, r.project_id, r.cluster, r.name, 'volume_id' in r ? r.volume_id : null, this.versions.encode(r),
       );
     } else {
       // Only columns that changed are set, so unchanged indexes are not rewritten.
       const changed = (['status', 'cluster', 'name'] as const).filter((c) => r[c] !== before[c]);
       const sets = ['version = ?', 'body = ?', ...changed.map((c) => `${c} = ?`)].join(', ');
-      this.statement(`UPDATE resources SET ${sets} WHERE type = ? AND id = ?`).run(revision, JSON.stringify(r), ...changed.map((c) => r[c]), ref.type, ref.id);
+      this.statement(`UPDATE resources SET ${sets} WHERE type = ? AND id = ?`).run(revision, this.versions.encode(r), ...changed.map((c) => r[c]), ref.type, ref.id);
     }
     if (write.op === null) this.statement('DELETE FROM ops WHERE type = ? AND id = ?').run(ref.type, ref.id);
     else if (write.op !== 'keep') return this.putOp(write.op, revision);
@@ -297,7 +317,7 @@ export class SqliteStateStore implements StateStore {
 
   /** Writes the op; returns its JSON (encoded once, also for the `stored` token). */
   private putOp(op: Unrevisioned<OpRecord>, revision: number): string {
-    const json = JSON.stringify(op);
+    const json = this.versions.encode(op);
     this.statement(
       `INSERT INTO ops (type, id, version, cluster, owner_host, owner_incarnation, published_at, created_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, cluster = excluded.cluster, owner_host = excluded.owner_host,
@@ -317,10 +337,6 @@ const STORED = /^s1:(\d+):/;
 /** An op as a {@link StoredOp}: `s1:<version>:<json>`. The claim reads the op in its transaction anyway; the token spares the read before it. */
 function encodeStoredOp(version: number, json: string): StoredOp {
   return `s1:${version}:${json}` as StoredOp;
-}
-
-function decode<T>(row: Row): T {
-  return { ...(JSON.parse(row.body) as object), revision: String(row.version) } as T;
 }
 
 /** Checks a single-node fence synchronously, inside the transaction that writes. */

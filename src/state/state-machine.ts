@@ -87,6 +87,11 @@ export interface Edge {
   readonly by: Actor;
   /** What the change means, e.g. `delete`, `extend succeeded`. */
   readonly action: string;
+  /**
+   * An admin's force (`os-force_delete`): allowed, but not a source of the plain request —
+   * {@link sourcesOf} leaves it out unless asked.
+   */
+  readonly forced?: boolean;
 }
 
 /** A resource's state machine. */
@@ -100,6 +105,11 @@ export interface StateMachine {
 
 function edges(by: Actor, action: string, from: readonly (string | null)[], to: string): Edge[] {
   return from.map((f) => ({ from: f, to, by, action }));
+}
+
+/** `os-force_delete`: from every status but `to` itself (which needs no edge). */
+function forced(statuses: readonly string[], to: string): Edge[] {
+  return statuses.filter((s) => s !== to).map((from) => ({ from, to, by: 'api' as const, action: 'force delete', forced: true }));
 }
 
 const VOLUME_EDGES: readonly Edge[] = [
@@ -132,6 +142,10 @@ const VOLUME_EDGES: readonly Edge[] = [
   ...edges('cleanup', 'orphaned attach: back to the previous status', ['attaching'], 'available'),
   ...edges('cleanup', 'orphaned attach: back to the previous status', ['attaching'], 'in-use'),
   ...edges('cleanup', 'orphaned detach: still attached', ['detaching'], 'in-use'),
+  ...edges('worker', 'extend refused: no room in the pool (previous status)', ['extending'], 'available'),
+  ...edges('worker', 'extend refused: no room in the pool (previous status)', ['extending'], 'in-use'),
+  ...edges('worker', 'create refused: no room in the pool', ['creating'], 'error'),
+  ...forced(VOLUME_STATUSES, 'deleting'),
 ];
 
 const SNAPSHOT_EDGES: readonly Edge[] = [
@@ -144,6 +158,7 @@ const SNAPSHOT_EDGES: readonly Edge[] = [
   ...edges('cleanup', 'orphaned create', ['creating'], 'error'),
   ...edges('cleanup', 'orphaned delete re-run', ['deleting'], DELETED),
   ...edges('cleanup', 'orphaned delete re-run failed', ['deleting'], 'error_deleting'),
+  ...forced(SNAPSHOT_STATUSES, 'deleting'),
 ];
 
 function transitionalOf(resource: 'volume' | 'snapshot'): ReadonlySet<string> {
@@ -216,10 +231,13 @@ export function assertTransition(resource: 'volume' | 'snapshot', from: string |
   }
 }
 
-/** The statuses from which `by` may move a resource to `to`, in table order (for `expect`). */
-export function sourcesOf(resource: 'volume' | 'snapshot', to: string, by: Actor): string[] {
+/**
+ * The statuses from which `by` may move a resource to `to`, in table order (for `expect`);
+ * forced edges (an admin's `os-force_delete`) only with `forced`.
+ */
+export function sourcesOf(resource: 'volume' | 'snapshot', to: string, by: Actor, options: { readonly forced?: boolean } = {}): string[] {
   const from = machineFor(resource)
-    .edges.filter((e) => e.to === to && e.by === by && e.from !== null)
+    .edges.filter((e) => e.to === to && e.by === by && e.from !== null && (options.forced === true || e.forced !== true))
     .map((e) => e.from as string);
   return [...new Set(from)];
 }
@@ -233,9 +251,11 @@ export function resettableStatuses(resource: 'volume' | 'snapshot'): string[] {
 /** The transition table as Markdown, for `docs/state.md`. */
 export function renderTransitionTable(resource: 'volume' | 'snapshot'): string {
   const machine = machineFor(resource);
-  const rows = machine.edges.map((e) => `| ${e.from ?? '(new)'} | ${e.to} | ${e.by} | ${e.action} |`);
+  const rows = machine.edges.filter((e) => e.forced !== true).map((e) => `| ${e.from ?? '(new)'} | ${e.to} | ${e.by} | ${e.action} |`);
+  // Forced edges leave every status for one: one row each.
+  const forcedTo = [...new Set(machine.edges.filter((e) => e.forced === true).map((e) => `| any | ${e.to} | ${e.by} | ${e.action} (os-force_delete) |`))];
   const admin = `| any | ${resettableStatuses(resource).join(', ')} | admin | os-reset_status |`;
-  return ['| from | to | by | action |', '|---|---|---|---|', ...rows, admin].join('\n');
+  return ['| from | to | by | action |', '|---|---|---|---|', ...rows, ...forcedTo, admin].join('\n');
 }
 
 /** The op kinds as Markdown, for `docs/state.md`. */

@@ -67,8 +67,12 @@ export interface OpPatch {
   readonly params?: Readonly<Record<string, unknown>>;
 }
 
-/** What a transition does to the resource's op record. */
-export type OpChange = { readonly create: NewOp } | { readonly update: OpPatch } | 'remove';
+/**
+ * What a transition does to the resource's op record: `create` one where there is none,
+ * `replace` whatever is there (or nothing) with a new one — an admin's force-delete, which pins
+ * the op it replaces with `expectOp` — `update` the one there, or `remove` it.
+ */
+export type OpChange = { readonly create: NewOp } | { readonly replace: NewOp } | { readonly update: OpPatch } | 'remove';
 
 /**
  * A conditional change of one resource.

@@ -77,6 +77,16 @@ function noQuery(req: Req, allowed: readonly string[]): void {
   if (unknown.length > 0) throw new InvalidInputError(`Invalid input received: unsupported query parameters: ${previewKeys(unknown)}`);
 }
 
+/** Cinder's policy: only admins force-delete. */
+function requireAdmin(ctx: RequestContext, action: string): void {
+  if (!ctx.isAdmin) throw new HttpError(403, `Policy doesn't allow ${action} to be performed.`, 'INVALID_INPUT');
+}
+
+function flagOf(req: Req, name: string): boolean {
+  const value = req.query[name];
+  return typeof value === 'string' && ['1', 'true', 't', 'yes', 'y', 'on'].includes(value.toLowerCase());
+}
+
 function refuseFlag(req: Req, name: string, what: string): void {
   const value = req.query[name];
   if (typeof value === 'string' && ['1', 'true', 't', 'yes', 'y', 'on'].includes(value.toLowerCase())) {
@@ -115,9 +125,16 @@ function volumeRoutesOn(app: FastifyInstance, service: VolumeService): void {
   app.delete(`${base}/:id`, async (req: Req, reply: FastifyReply) =>
     mapped(async () => {
       refuseFlag(req, 'cascade', 'deleting a volume together with its snapshots (cascade)');
-      refuseFlag(req, 'force', 'force-deleting a volume');
       noQuery(req, ['cascade', 'force']);
-      await service.deleteVolume(contextOf(req), idOf(req));
+      const ctx = contextOf(req);
+      // `DELETE …?force=true` (3.23) is os-force_delete by another name.
+      if (atLeast(req.apiVersion, '3.23') && flagOf(req, 'force')) {
+        requireAdmin(ctx, 'volume:force_delete');
+        await service.forceDeleteVolume(ctx, idOf(req));
+      } else {
+        refuseFlag(req, 'force', 'force-deleting a volume before microversion 3.23');
+        await service.deleteVolume(ctx, idOf(req));
+      }
       return reply.code(202).send();
     }),
   );
@@ -129,6 +146,9 @@ function volumeRoutesOn(app: FastifyInstance, service: VolumeService): void {
       if (name === 'os-extend') {
         const { new_size } = parseBody(extendBody, args, name);
         await service.extendVolume(ctx, idOf(req), new_size, atLeast(req.apiVersion, '3.42'));
+      } else if (name === 'os-force_delete') {
+        requireAdmin(ctx, 'volume_extension:volume_admin_actions:force_delete');
+        await service.forceDeleteVolume(ctx, idOf(req));
       } else if (name === 'os-reset_status') {
         const b = parseBody(resetVolumeStatusBody, args, name);
         const migration = b.migration_status === undefined ? {} : { migrationStatus: b.migration_status === 'none' ? null : b.migration_status };
@@ -187,9 +207,15 @@ function snapshotRoutesOn(app: FastifyInstance, service: VolumeService): void {
     mapped(async () => {
       noQuery(req, []);
       const { name, args } = actionOf(req.body);
+      const ctx = contextOf(req);
+      if (name === 'os-force_delete') {
+        requireAdmin(ctx, 'volume_extension:snapshot_admin_actions:force_delete');
+        await service.forceDeleteSnapshot(ctx, idOf(req));
+        return reply.code(202).send();
+      }
       if (name !== 'os-reset_status') throw new InvalidInputError(`There is no such action: ${previewText(name, 60)}`);
       const { status } = parseBody(resetSnapshotStatusBody, args, name);
-      await service.resetSnapshotStatus(contextOf(req), idOf(req), status);
+      await service.resetSnapshotStatus(ctx, idOf(req), status);
       return reply.code(202).send();
     }),
   );

@@ -4,13 +4,15 @@ import { FencedError, InvalidInputError, NotFoundError } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import { type Expect, not } from '../state/expect.js';
-import type { OpRecord, SnapshotRecord, VolumeRecord } from '../state/records.js';
-import { isKnownStatus, isTransitional, resettableStatuses, sourcesOf } from '../state/state-machine.js';
+import type { OpRecord, ResourceRef, SnapshotRecord, VolumeRecord } from '../state/records.js';
+import { isKnownStatus, isTransitional, type OpKind, resettableStatuses, sourcesOf } from '../state/state-machine.js';
 import { type ListQuery, type Page, type StateStore, type StoredOp, type TransitionResult, valueOf } from '../state/state-store.js';
 import type { ClusterAdmission } from './cluster-admission.js';
+import { type OperationGate, UnavailableDuringUpgradeError } from './operation-gate.js';
 import { ClusterDisabledError, ConditionFailedError } from './errors.js';
 import type { JobPublisher } from './job-publisher.js';
 import type { PublishStamps } from './publish-stamps.js';
+import type { AbortRequest } from '../routing/abort-notice.js';
 
 /** Who asks, as the API authenticated them. */
 export interface RequestContext {
@@ -54,11 +56,18 @@ export interface VolumeServiceOptions {
   /** Stamps `publishedAt` on confirmed ops, in batches. */
   readonly stamps: Pick<PublishStamps, 'add'>;
   readonly admission: ClusterAdmission;
+  /** Operations only a newer release runs wait until every live worker runs it (default: all accepted). */
+  readonly gate?: OperationGate;
   readonly clock: Clock;
   readonly logger: Logger;
   /** The cluster new volumes go to (`<name>@<backend>`). */
   readonly cluster: string;
   readonly availabilityZone: string;
+  /**
+   * Asks the owner of an op a force-delete replaced to abort its run (a notice on the cluster's
+   * fanout; best effort — the worker of the force-delete asks again). Absent: nobody is asked.
+   */
+  readonly abortRun?: (request: AbortRequest) => Promise<void>;
 }
 
 /** Cinder's only volume type in hearth. */
@@ -102,6 +111,7 @@ export class VolumeService {
       metadata: { ...(input.metadata ?? {}) },
     };
     const id = randomUUID();
+    this.admit('create_volume');
     let admission = await this.o.admission.admitsNewVolumes(this.o.cluster);
     let result: TransitionResult<VolumeRecord>;
     for (let attempt = 1; ; attempt++) {
@@ -138,8 +148,57 @@ export class VolumeService {
       migration_status: [null, 'deleting', 'error', 'success'],
       snapshots: 0,
     };
+    this.admit('delete_volume');
     const result = await this.o.store.transition({ type: 'volume', id }, { expect, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' });
     await this.recorded('volume', result, 'delete', id);
+  }
+
+  /**
+   * Cinder's `os-force_delete` of a volume (admins only): deletes it in any status but those
+   * Cinder refuses — attached, migrating, with snapshots. One write replaces whatever op the
+   * volume had with a force-delete op (see {@link forceDelete}).
+   */
+  async forceDeleteVolume(ctx: RequestContext, id: string): Promise<void> {
+    const volume = await this.getVolume(ctx, id);
+    await this.forceDelete(ctx, { type: 'volume', id }, volume.status, {
+      attach_status: not('attached'),
+      migration_status: [null, 'deleting', 'error', 'success'],
+      snapshots: 0,
+    });
+  }
+
+  /** Cinder's `os-force_delete` of a snapshot (admins only): deletes it in any status. */
+  async forceDeleteSnapshot(ctx: RequestContext, id: string): Promise<void> {
+    const snapshot = await this.getSnapshot(ctx, id);
+    await this.forceDelete(ctx, { type: 'snapshot', id }, snapshot.status, {});
+  }
+
+  /**
+   * One write: the resource (still in the status read) goes to `deleting`, and its op — if it
+   * had one, pinned by its opId — is replaced by a delete op marked `force`, recording the op
+   * it replaced. The replaced op's owner can write nothing more (its writes expect its opId),
+   * and is asked to abort its run; the new op is published, and its worker waits, bounded, for
+   * the replaced run to stop before it deletes (`worker/force-delete.ts`, docs/state.md).
+   */
+  private async forceDelete(ctx: RequestContext, ref: ResourceRef, status: string, conditions: Expect): Promise<void> {
+    const op = await this.o.store.getOp(ref);
+    const replaced = op && { opId: op.opId, kind: op.kind, owner: op.owner?.incarnation ?? null, ownerHost: op.owner?.host ?? null };
+    const kind = ref.type === 'volume' ? 'delete_volume' : 'delete_snapshot';
+    const result = await this.o.store.transition(ref as { type: 'volume'; id: string }, {
+      expect: { ...this.ownership(ctx), status, ...conditions },
+      ...(op ? { expectOp: { opId: op.opId } } : {}),
+      set: { status: 'deleting' },
+      op: { replace: { kind, params: { force: true, ...(replaced ? { replaced } : {}) } } },
+      by: 'api',
+    });
+    await this.recorded(ref.type, result, 'force-delete', ref.id);
+    if (!op?.owner || !this.o.abortRun) return;
+    this.o.logger.info({ resource: `${ref.type}:${ref.id}`, replaced: op.opId, owner: op.owner.incarnation }, 'force-delete replaced an operation in flight; asking its owner to abort it');
+    try {
+      await this.o.abortRun({ type: ref.type, id: ref.id, opId: op.opId, reason: 'force-delete' });
+    } catch (err) {
+      this.o.logger.warn({ err, resource: `${ref.type}:${ref.id}` }, 'could not send the abort notice; the force-delete\'s worker sends it again');
+    }
   }
 
   /** Extends to `newSize` GiB; `in-use` volumes too when `allowInUse` (microversion 3.42). */
@@ -149,6 +208,7 @@ export class VolumeService {
       throw new InvalidInputError(`New size for extend must be greater than current size. (current: ${volume.size}, extended: ${newSize}).`);
     }
     const statuses = sourcesOf('volume', 'extending', 'api').filter((s) => allowInUse || s !== 'in-use');
+    this.admit('extend_volume');
     const result = await this.o.store.transition(
       { type: 'volume', id },
       {
@@ -179,6 +239,7 @@ export class VolumeService {
   async createSnapshot(ctx: RequestContext, input: CreateSnapshotInput): Promise<SnapshotRecord> {
     const volume = await this.getVolume(ctx, input.volumeId);
     const statuses = input.allowInUse ? ['available', 'in-use'] : ['available'];
+    this.admit('create_snapshot');
     const result = await this.o.store.create('snapshot', {
       record: {
         id: randomUUID(),
@@ -213,6 +274,7 @@ export class VolumeService {
   }
 
   async deleteSnapshot(ctx: RequestContext, id: string): Promise<void> {
+    this.admit('delete_snapshot');
     const result = await this.o.store.transition(
       { type: 'snapshot', id },
       { expect: { ...this.ownership(ctx), status: sourcesOf('snapshot', 'deleting', 'api') }, set: { status: 'deleting' }, op: { create: { kind: 'delete_snapshot' } }, by: 'api' },
@@ -251,6 +313,12 @@ export class VolumeService {
     const projectId = ctx.isAdmin && allTenants ? query.filter?.projectId : ctx.projectId;
     const { projectId: _ignored, ...rest } = query.filter ?? {};
     return { ...query, filter: { ...rest, ...(projectId === undefined ? {} : { projectId }) } };
+  }
+
+  /** Refuses an operation the live workers of the cluster cannot all run yet (nothing recorded). */
+  private admit(kind: OpKind): void {
+    const why = this.o.gate?.refuses(this.o.cluster, kind);
+    if (why !== undefined) throw new UnavailableDuringUpgradeError(kind, why);
   }
 
   /** Turns a refused transition into an error, and publishes the op of an accepted one. */

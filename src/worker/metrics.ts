@@ -7,11 +7,12 @@ import { MANAGED_KINDS } from './plan.js';
  * - `success` / `error`: the final transition wrote the success / Cinder's error status;
  * - `handed_back`: released (owner none) and re-published for another member (drain);
  * - `fenced`: this incarnation lost its lease or lock, so it wrote nothing more;
- * - `gone`: the op was no longer this run's to finish (reset by an admin meanwhile).
+ * - `gone`: the op was no longer this run's to finish (reset by an admin meanwhile, replaced by a force-delete);
+ * - `refused`: the pool had no room for it (a create or an extend); no driver call was made.
  */
-export type OperationResult = 'success' | 'error' | 'handed_back' | 'fenced' | 'gone';
+export type OperationResult = 'success' | 'error' | 'handed_back' | 'fenced' | 'gone' | 'refused';
 
-export const OPERATION_RESULTS: readonly OperationResult[] = ['success', 'error', 'handed_back', 'fenced', 'gone'];
+export const OPERATION_RESULTS: readonly OperationResult[] = ['success', 'error', 'handed_back', 'fenced', 'gone', 'refused'];
 
 const byRegistry = new WeakMap<Registry, WorkerMetrics>();
 

@@ -3,6 +3,7 @@
  * that records the final status and removes the op.
  */
 import { AbortedError, FencedError, IllegalStateError, isRetryable } from '../errors.js';
+import { LockTimeoutError } from '../locks/lock-service.js';
 import { allOf, type Fence, NO_FENCE } from '../fence.js';
 import type { DriverContext, VolumeDriver } from '../drivers/volume-driver.js';
 import type { Clock } from '../lifecycle/clock.js';
@@ -13,6 +14,8 @@ import type { OpRecord, ResourceRecord, ResourceRef, SnapshotRecord, VolumeRecor
 import type { StateStore } from '../state/state-store.js';
 import type { Incarnation, Incarnations } from '../incarnation/incarnation.js';
 import type { OperationResult, WorkerMetrics } from './metrics.js';
+import { type Admission, refusedForCapacity } from './admission.js';
+import { forceDeleteTimeoutWhy, type ForceDeleteHooks, isForceDelete } from './force-delete.js';
 import type { OpPublisher } from './op-publisher.js';
 import { type DriverOutcome, finalWrite, type FinalWrite, isManagedKind, lockNamesFor, type ManagedKind, newSizeOf } from './plan.js';
 
@@ -52,6 +55,10 @@ export interface OperationRunnerOptions {
   readonly logger: Logger;
   /** Waits between retries of a store or lock call that failed transiently (`retry.*`). */
   readonly retry?: Backoff;
+  /** The capacity gate of creates and extends; absent: everything fits. */
+  readonly admission?: Admission;
+  /** What a force-delete does while it waits for the run it replaced; absent: force-deletes wait like any delete. */
+  readonly forceDelete?: ForceDeleteHooks;
 }
 
 /** A run of one op, for logs and the helpers below. */
@@ -62,12 +69,17 @@ interface Run {
   /** Caller's signal (drain) or the incarnation ending; made when first asked for. */
   readonly stop: AbortSignal;
   readonly handBack: AbortSignal;
+  /** Aborted when this run is asked to stop (a force-delete replaced its op). */
+  readonly abort: AbortSignal;
   /** The run's logger, made when first asked for: a run that goes well logs nothing at the default level. */
   readonly log: () => Logger;
   readonly held: RunOptions['held'];
 }
 
 const NEVER = new AbortController().signal;
+
+/** What a final write made under no lock carries: no lock fence, nothing to release. */
+const NO_LOCKS: Pick<LockContext, 'releasingFence' | 'releasedByWrite'> = { releasingFence: NO_FENCE, releasedByWrite: () => undefined };
 
 /**
  * Runs ops already claimed by the current incarnation (`op.owner` is it).
@@ -106,6 +118,8 @@ export class OperationRunner {
   /** Runs in flight, by the incarnation that owns them. */
   private readonly inFlight = new Map<string, Set<Promise<OpOutcome>>>();
   private readonly idle = new Map<string, Set<() => void>>();
+  /** Runs in flight by op id, to abort one on request. */
+  private readonly aborts = new Map<string, AbortController>();
 
   constructor(private readonly deps: OperationRunnerOptions) {
     this.retry = deps.retry ?? DEFAULT_ETCD_RETRY;
@@ -134,6 +148,19 @@ export class OperationRunner {
       waiters.add(done);
       signal.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /**
+   * Aborts the run of `opId` in this process, if any: its driver call's signal fires (the
+   * driver stops at its next step), it writes nothing more than its op allows — a force-delete
+   * replaced the op, so its final write finds it gone — and it releases its locks once its call
+   * returned. True when a run was found.
+   */
+  abort(opId: string, reason: string): boolean {
+    const controller = this.aborts.get(opId);
+    if (!controller) return false;
+    controller.abort(new Error(reason));
+    return true;
   }
 
   /**
@@ -175,14 +202,17 @@ export class OperationRunner {
       outcome = fenced(log(), 'the incarnation that claimed the op has ended');
     } else {
       const handBack = options.signal ?? NEVER;
+      const abort = new AbortController();
+      this.aborts.set(op.opId, abort);
       let stop: AbortSignal | undefined;
       const run: Run = {
         op: { ...op, kind: op.kind, owner },
         ref: { type: op.type, id: op.id },
         inc,
         handBack,
+        abort: abort.signal,
         get stop() {
-          return (stop ??= AbortSignal.any([handBack, inc.member.signal]));
+          return (stop ??= AbortSignal.any([handBack, abort.signal, inc.member.signal]));
         },
         log,
         held: options.held,
@@ -193,6 +223,9 @@ export class OperationRunner {
         // Only a bug gets here; the op stays owned by this incarnation (an orphan once it ends).
         log().error({ err }, 'the operation runner failed; the op stays owned by this incarnation');
         outcome = { result: 'error' };
+      } finally {
+        if (this.aborts.get(op.opId) === abort) this.aborts.delete(op.opId);
+        this.deps.admission?.finished(op.opId);
       }
     }
     done(outcome.result);
@@ -204,26 +237,32 @@ export class OperationRunner {
 
   /** Takes the locks (retrying transient failures) and runs the op under them. */
   private async underLocks(run: Run): Promise<OpOutcome> {
+    const force = this.deps.forceDelete && isForceDelete(run.op) ? this.deps.forceDelete : undefined;
+    // Asked again even when the claim took the locks already (a notice may have been missed).
+    if (force) await force.abortReplaced(run.op);
     if (run.held) {
       const { locks, record } = run.held;
       try {
         return await this.locked(run, locks, record);
       } catch (err) {
         if (!run.inc.member.joined) return fenced(run.log(), 'lost the lease before the operation ended', err);
-        if (run.handBack.aborted) return this.handBack(run, NO_FENCE);
+        if (run.handBack.aborted || run.abort.aborted) return this.handBack(run, NO_FENCE);
         if (!isRetryable(err)) throw err;
         run.log().warn({ err }, 'could not read the op under the locks it was claimed with; retrying under fresh locks');
       } finally {
         await locks.release();
       }
     }
+    const deadline = force ? this.deps.clock.now() + force.waitMs : Infinity;
     for (let attempt = 1; ; attempt++) {
       try {
         const names = await this.lockNames(run);
-        return await run.inc.locks.withLock(names, (ctx) => this.locked(run, ctx), { signal: run.stop, timeoutMs: Infinity });
+        const timeoutMs = Math.max(0, deadline - this.deps.clock.now());
+        return await run.inc.locks.withLock(names, (ctx) => this.locked(run, ctx), { signal: run.stop, timeoutMs });
       } catch (err) {
         if (!run.inc.member.joined) return fenced(run.log(), 'lost the lease before the operation ended', err);
-        if (run.handBack.aborted) return this.handBack(run, NO_FENCE);
+        if (run.handBack.aborted || run.abort.aborted) return this.handBack(run, NO_FENCE);
+        if (force && err instanceof LockTimeoutError) return this.forceTimedOut(run, force, err);
         if (!isRetryable(err)) throw err;
         run.log().warn({ err, attempt }, 'could not take the locks or read the op; retrying');
         await this.pause(attempt, run.stop);
@@ -255,6 +294,7 @@ export class OperationRunner {
       return { result: 'gone' };
     }
     const stillHeld = (): boolean => inc.member.joined && ctx.handles.every((h) => h.state === 'held' || h.state === 'jeopardy');
+    if (this.deps.admission && (await refusedForCapacity(this.deps.admission, run.op, record, log()))) return this.finish(run, record, ctx, 'refused');
     const { signal, dispose } = driverSignal(run, ctx);
     let outcome: DriverOutcome = 'success';
     try {
@@ -264,13 +304,25 @@ export class OperationRunner {
       if (signal.aborted || err instanceof AbortedError) {
         if (!stillHeld()) return fenced(log(), 'lost the lease or a lock mid-operation; aborted, left for orphan cleanup', err);
         if (run.handBack.aborted) return this.handBack(run, ctx.fence);
+        if (run.abort.aborted) log().warn({ err, reason: String(run.abort.reason) }, 'the driver call was aborted on request');
       }
-      log().warn({ err }, 'the driver call failed');
+      if (!run.abort.aborted) log().warn({ err }, 'the driver call failed');
       outcome = 'error';
     } finally {
       dispose();
     }
     return this.finish(run, record, ctx, outcome);
+  }
+
+  /** A force-delete that found no proof the replaced run stopped: error_deleting, and why. */
+  private async forceTimedOut(run: Run, force: ForceDeleteHooks, err: LockTimeoutError): Promise<OpOutcome> {
+    const record = await this.deps.store.get(run.ref);
+    if (!record || record.status !== run.op.status) return { result: 'gone' };
+    const why = forceDeleteTimeoutWhy(run.op, force.waitMs, err);
+    run.log().warn({ lock: err.lockName, holder: err.holder, waitMs: force.waitMs }, 'force-delete: the replaced run did not stop in time; error_deleting');
+    await force.timedOut(run.op, record, why);
+    // No lock is held: the write is fenced by this member alone, and expects the op unchanged.
+    return this.finish(run, record, NO_LOCKS, 'error');
   }
 
   /** No new side effect while a keepalive is missing: wait until the locks are `held` again. */
@@ -299,7 +351,7 @@ export class OperationRunner {
    * The one final write, fenced by the member and the locks, which it also releases (their keys go
    * in the same transaction: `releasingFence`); retried only while they hold.
    */
-  private async finish(run: Run, record: ResourceRecord, ctx: LockContext, outcome: DriverOutcome): Promise<OpOutcome> {
+  private async finish(run: Run, record: ResourceRecord, ctx: Pick<LockContext, 'releasingFence' | 'releasedByWrite'>, outcome: DriverOutcome): Promise<OpOutcome> {
     const { op, ref, inc, log } = run;
     const write = finalWrite(op, record, outcome, inc.member.owner.host);
     const fence = allOf(inc.member.fence(), ctx.releasingFence);
@@ -378,14 +430,14 @@ export class OperationRunner {
 }
 
 /**
- * The signal of a run's driver call: it aborts on a hand-back (drain), when the incarnation ends
- * and when any of the locks is lost. One controller and a few listeners, unhooked by `dispose`
+ * The signal of a run's driver call: it aborts on a hand-back (drain), on a request to abort the
+ * run (a force-delete replaced its op), when the incarnation ends and when any of the locks is lost. One controller and a few listeners, unhooked by `dispose`
  * — not `AbortSignal.any` chains over the locks' own signals, which every run would build and a
  * released lock would abort with an error object of its own.
  */
 function driverSignal(run: Run, ctx: LockContext): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
-  const sources = run.handBack === NEVER ? [run.inc.member.signal] : [run.handBack, run.inc.member.signal];
+  const sources = run.handBack === NEVER ? [run.abort, run.inc.member.signal] : [run.handBack, run.abort, run.inc.member.signal];
   const onAbort = (event: Event): void => abort((event.target as AbortSignal).reason);
   const offs = ctx.handles.map((h) => h.onStateChange((change) => change.state === 'lost' && abort(new LockLostError(h.name, `lock ${h.name} lost mid-operation`))));
   const dispose = (): void => {

@@ -110,8 +110,11 @@ export function decideJob(job: JobMessage, op: OpRecord | undefined, self: Self,
   return running ? { type: 'drop', reason: 'already running here' } : { type: 'resume' };
 }
 
-/** How a driver call ended, as far as the final status goes. */
-export type DriverOutcome = 'success' | 'error';
+/**
+ * How a driver call ended, as far as the final status goes; `refused`: it was never made, the
+ * pool had no room for it (a create or an extend, as Cinder's scheduler refuses them).
+ */
+export type DriverOutcome = 'success' | 'error' | 'refused';
 
 /** The one write that ends an op. */
 export type FinalWrite =
@@ -134,7 +137,12 @@ const ERROR_STATUS: Readonly<Record<ManagedKind, string>> = {
  */
 export function finalWrite(op: Pick<OpRecord, 'opId' | 'params'> & { readonly kind: ManagedKind }, record: ResourceRecord, outcome: DriverOutcome, host: string): FinalWrite {
   const kind = op.kind;
-  if (outcome === 'error') return { type: 'transition', status: ERROR_STATUS[kind], set: { status: ERROR_STATUS[kind], host } };
+  if (outcome === 'refused' && kind === 'extend_volume') {
+    // Cinder's scheduler puts a volume it could not extend back where it was, with no previous status.
+    const status = record.previous_status === 'in-use' ? 'in-use' : 'available';
+    return { type: 'transition', status, set: { status, previous_status: null } };
+  }
+  if (outcome === 'error' || outcome === 'refused') return { type: 'transition', status: ERROR_STATUS[kind], set: { status: ERROR_STATUS[kind], host } };
   switch (kind) {
     case 'create_volume':
       return { type: 'transition', status: 'available', set: { status: 'available', host } };

@@ -42,6 +42,8 @@ export interface VolumeManagerOptions {
    * is on record. Absent: a takeover that awaits a fence is retried later.
    */
   readonly awaitFence?: (owner: OwnerRef, cluster: string, signal: AbortSignal) => Promise<boolean>;
+  /** False while the backend cannot take work: deliveries are requeued for another member. Absent: always true. */
+  readonly canTake?: () => boolean;
 }
 
 /** What became of the runs still going when a drain began. */
@@ -94,7 +96,7 @@ export class VolumeManager {
   /** The bus handler for `job` messages. */
   readonly handle = async (delivery: JobDelivery): Promise<Disposition> => {
     const inc = this.options.incarnations.current();
-    if (this.taking.signal.aborted || !inc) return dispositions.requeue();
+    if (this.taking.signal.aborted || !inc || this.options.canTake?.() === false) return dispositions.requeue();
     // A free slot needs no signal; only a wait for one does.
     let release = this.slots.tryAcquire();
     if (release === undefined) {

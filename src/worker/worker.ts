@@ -29,8 +29,21 @@ export interface BeforeConsumeContext {
  */
 export type BeforeConsumeHook = (ctx: BeforeConsumeContext) => Promise<void>;
 
-/** `idle` → `starting` (hooks) → `consuming` ⇄ `paused` (no live incarnation) → `draining` → `stopped`. */
-export type WorkerState = 'idle' | 'starting' | 'consuming' | 'paused' | 'draining' | 'stopped';
+/**
+ * `idle` → `starting` (hooks) → `consuming` ⇄ `paused` (no live incarnation) → `draining` →
+ * `stopped`; `consuming` ⇄ `holding` while the backend is down (joined, not consuming).
+ */
+export type WorkerState = 'idle' | 'starting' | 'consuming' | 'holding' | 'paused' | 'draining' | 'stopped';
+
+/**
+ * Whether the storage backend can take work (`backend/backend-monitor.ts`): while it cannot,
+ * the worker consumes nothing — its membership and lease stay — and it resumes by itself.
+ */
+export interface BackendGate {
+  readonly up: boolean;
+  /** Calls `listener` when `up` may have changed; returns a function that unsubscribes. */
+  onChange(listener: () => void): () => void;
+}
 
 /** What a {@link Worker} needs. */
 export interface WorkerOptions {
@@ -42,6 +55,8 @@ export interface WorkerOptions {
   readonly beforeConsume?: readonly BeforeConsumeHook[];
   /** Handlers of message types other than `job` (which is the manager's). */
   readonly extraHandlers?: MessageHandlers;
+  /** Consume only while the backend is up; absent: always. */
+  readonly backend?: BackendGate;
 }
 
 /**
@@ -59,6 +74,7 @@ export class Worker {
   private stateValue: WorkerState = 'idle';
   private subscription: JobSubscription | undefined;
   private unsubscribe: (() => void) | undefined;
+  private unsubscribeBackend: (() => void) | undefined;
   private chain: Promise<void> = Promise.resolve();
   private hooks: AbortController | undefined;
   private readonly handler: JobHandler;
@@ -87,6 +103,7 @@ export class Worker {
     const inc = this.options.incarnations.current();
     if (!inc) throw new Error('the worker needs a live incarnation: join the cluster first');
     this.unsubscribe = this.options.incarnations.subscribe((change) => this.onChange(change));
+    this.unsubscribeBackend = this.options.backend?.onChange(() => void this.enqueue(() => this.followBackend()));
     await this.enqueue(async () => {
       await this.begin(inc, undefined, 'start');
       if (!this.options.bus.distributed && this.stateValue === 'consuming') await this.options.sweeper.sweep({ all: true });
@@ -103,6 +120,7 @@ export class Worker {
   async drain(graceMs: number): Promise<DrainSummary> {
     this.stateValue = 'draining';
     this.unsubscribe?.();
+    this.unsubscribeBackend?.();
     this.hooks?.abort();
     this.options.manager.stopTaking();
     await this.options.sweeper.close();
@@ -150,9 +168,31 @@ export class Worker {
       }
     }
     if (this.draining || !inc.member.joined) return;
+    if (this.options.backend && !this.options.backend.up) {
+      this.stateValue = 'holding';
+      this.options.logger.warn({ owner: inc.member.owner.incarnation, reason }, 'the backend is down: joined, but not consuming until it is up');
+      return;
+    }
     this.subscription = await this.options.bus.consume(this.handler);
     this.stateValue = 'consuming';
     this.options.logger.info({ owner: inc.member.owner.incarnation, reason }, 'consuming jobs');
+  }
+
+  /** Stops consuming while the backend is down and starts again once it is up; the membership stays. */
+  private async followBackend(): Promise<void> {
+    const up = this.options.backend?.up ?? true;
+    if (!up && this.stateValue === 'consuming') {
+      this.stateValue = 'holding';
+      const subscription = this.subscription;
+      this.subscription = undefined;
+      // Deliveries not claimed yet go back to the queue (the manager's gate answers requeue); runs finish.
+      await subscription?.cancel();
+      this.options.logger.warn('stopped consuming: the backend is down');
+    } else if (up && this.stateValue === 'holding' && this.options.incarnations.current()?.member.joined) {
+      this.subscription = await this.options.bus.consume(this.handler);
+      this.stateValue = 'consuming';
+      this.options.logger.info('consuming jobs again: the backend is up');
+    }
   }
 
   private async pause(owner: OwnerRef): Promise<void> {

@@ -9,7 +9,7 @@ export interface RequiredFigure {
   readonly baseline: string | null;
 }
 
-/** Issue 9's list, issue 13's fence figures and issue 18's request counts and scale-out. */
+/** Issue 9's list, issue 13's fence figures, issue 12's figures of the three-member topology and issue 18's request counts and scale-out. */
 export const REQUIRED_FIGURES: readonly RequiredFigure[] = [
   { name: 'lock.uncontended_ops_per_s', baseline: 'etcd.raw_txn_ops_per_s' },
   { name: 'lock.uncontended_vs_etcd3_lock', baseline: 'etcd3.lock_ops_per_s' },
@@ -25,6 +25,16 @@ export const REQUIRED_FIGURES: readonly RequiredFigure[] = [
   { name: 'failover.takeover_s', baseline: 'lease.ttl_s' },
   { name: 'failover.takeover_fenced_s', baseline: 'lease.ttl_s' },
   { name: 'failover.takeover_lock_delay_s', baseline: 'lease.ttl_s' },
+  { name: 'failover.etcd_leader_stall_s', baseline: 'lease.ttl_s' },
+  { name: 'failover.etcd_leader_stall_max_s', baseline: 'lease.ttl_s' },
+  { name: 'failover.etcd_leader_incarnations_lost', baseline: null },
+  { name: 'failover.etcd_leader_requests_refused', baseline: null },
+  { name: 'failover.amqp_node_stall_s', baseline: 'lease.ttl_s' },
+  { name: 'failover.amqp_node_stall_max_s', baseline: 'lease.ttl_s' },
+  { name: 'failover.ha_ops_lost', baseline: null },
+  { name: 'failover.ha_calls_run_twice', baseline: null },
+  { name: 'failover.quorum_return_ready_s', baseline: 'lease.ttl_s' },
+  { name: 'failover.quorum_return_ready_max_s', baseline: 'lease.ttl_s' },
   { name: 'memory.rss_mb_10k_volumes', baseline: 'memory.rss_mb_idle' },
   { name: 'lock.uncontended_ops_per_s_3_workers', baseline: 'lock.uncontended_ops_per_s_1_worker' },
   { name: 'transition.ops_per_s_3_workers', baseline: 'transition.ops_per_s_1_worker' },
@@ -144,8 +154,8 @@ export function machineSection(meta: BenchMeta): string {
     ['OS', meta.os],
     ['load average (1, 5, 15 min)', `${meta.loadAvgStart.join(', ')} at the start; ${meta.loadAvgEnd.join(', ')} at the end`],
     ['Node.js', meta.node],
-    ['etcd', `${meta.etcdVersion} (one member, on the same machine)`],
-    ['RabbitMQ', `${meta.rabbitmqVersion} (one node, on the same machine)`],
+    ['etcd', `${meta.etcdVersion} (one member, on the same machine; the failover-ha figures: three members)`],
+    ['RabbitMQ', `${meta.rabbitmqVersion} (one node, on the same machine; the failover-ha figures: a cluster of three)`],
   ];
   return markdownTable(['', ''], rows);
 }

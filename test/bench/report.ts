@@ -12,7 +12,8 @@ const REPO = resolve(import.meta.dirname, '../..');
 const RESULTS = join(REPO, 'test/bench/results');
 
 const PREFACE = `
-\`make bench\` starts its own etcd and RabbitMQ, runs every suite under \`test/bench/suites/\` and
+\`make bench\` starts its own etcd and RabbitMQ (one member and one node; the failover-ha suite
+starts a cluster of three of each for itself), runs every suite under \`test/bench/suites/\` and
 prints each figure beside a baseline measured **in the same run**, on the same servers and the
 same machine; \`make bench-doc\` turns the run's \`test/bench/results/latest.json\` (an array of
 \`{name, value, unit, baseline, baseline_value, ratio}\`) and \`latest.meta.json\` (the machine)
@@ -57,6 +58,25 @@ What the suites measure (each file's header says more):
   the kill, so the keepalive phase at the kill — up to TTL/3 from round to round — does not enter
   what the exec fence adds. Kill and lock-delay rounds alternate on one rescuer; the exec rounds
   follow on a rescuer configured with the fence.
+- **failover-ha** (\`failover-ha.ts\`, run by \`make bench BENCH=failover\` too): the only suite on
+  the production topology — a three-member etcd and a three-node RabbitMQ cluster it starts
+  itself; every other suite keeps the single member and node, so their baselines stay
+  comparable. An API process and three workers (instant fake driver) with every member in
+  \`etcd.endpoints\` and every node in \`amqp.url\`, everything else at its default (the TTL
+  too), while four client loops keep creating volumes through the API and wait for each to be
+  \`available\`. The **stall** is the longest time in which no create completed, from the fault
+  until the first completion 2 s after it was undone. \`failover.etcd_leader_*\`: \`kill -9\` of
+  the etcd leader, restarted 6 s later — the stall, worker incarnations that ended, requests the
+  API refused (its 5xx answers, reads included), the election. \`failover.amqp_node_*\`: \`kill -9\` of the RabbitMQ node a worker
+  is connected to and of the cluster queue's leader, alternately, restarted 10 s later, the
+  window closing once every node runs and the queue has its three members online again.
+  \`failover.ha_*\`: creates accepted but never \`available\` across those rounds, and driver
+  calls made twice or overlapping (the fake driver's journal). \`failover.quorum_return_*\`: two
+  members of three killed for the TTL + 5 s (every worker loses its session while its process
+  lives), then restarted: from the first moment a leader is seen until every worker's
+  \`/readyz\` answers 200 (each fences its own earlier incarnation and revokes that lease once its
+  runs settled; docs/fencing.md), and until the first create completes. Each figure is a
+  median, \`*_max_s\` the worst round; the baseline is the TTL, beside which they are printed.
 - **memory** (\`memory.ts\`): VmRSS of one worker process, idle in an empty cluster (baseline),
   then the same process with 10,000 volumes in its cluster's store and 100 operations in flight
   holding 100 locks; also its V8 heap in use. The worker keeps no per-volume state (the store is

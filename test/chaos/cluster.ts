@@ -9,7 +9,7 @@
  */
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { EtcdServer } from '../support/etcd.js';
 import { type HearthProcess, startHearth } from '../support/hearth-process.js';
@@ -114,6 +114,9 @@ export class ChaosCluster {
       HEARTH_DRIVER_NAME: 'fake',
       HEARTH_DRIVER_FAKE_LATENCY_MS: String(this.options.latencyMs),
       HEARTH_DRIVER_FAKE_JOURNAL: this.journal,
+      HEARTH_DRIVER_FAKE_DOWN_FILE: this.downFile(host),
+      HEARTH_BACKEND_HEALTH_CHECK_INTERVAL_MS: '500',
+      HEARTH_BACKEND_HEALTH_PROBE_TIMEOUT_MS: '500',
       HEARTH_ORPHANS_SWEEP_INTERVAL_MS: '2000',
       HEARTH_ORPHANS_AUTO_CLEANUP: 'true',
       HEARTH_ORPHANS_GRACE_MS: String(this.options.leaseTtlMs),
@@ -124,6 +127,11 @@ export class ChaosCluster {
       HEARTH_FENCING_RETRY_MAX_DELAY_MS: '2000',
       HEARTH_LOG_LEVEL: 'info',
     };
+  }
+
+  /** While this file exists, `host`'s fake driver reports its backend down (the backend-down fault). */
+  downFile(host: string): string {
+    return join(dirname(this.journal), `backend-down-${host}`);
   }
 
   /** The API process. */

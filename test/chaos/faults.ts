@@ -3,8 +3,9 @@
  * worker (measured: kill → orphans in the API view, kill → every orphan taken over; then the
  * worker is started again), SIGSTOP past the lease TTL then SIGCONT (its fence kills it first),
  * a partition between one worker and etcd (proxy paused, or connections reset) then healed, a
- * frozen worker whose fence is refused until the operator confirms it, and restarts of
- * RabbitMQ and etcd.
+ * frozen worker whose fence is refused until the operator confirms it, restarts of RabbitMQ
+ * and etcd, and a worker whose storage backend goes down (the fake driver's down file) and
+ * comes back.
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,11 +13,12 @@ import { KeyLayout } from '../../src/etcd/keys.js';
 import type { HearthProcess } from '../support/hearth-process.js';
 import { BACKEND, type ChaosCluster, ETCD_PREFIX } from './cluster.js';
 import type { RefusedFence } from './fence-invariants.js';
+import type { BackendOutage } from './backend-invariants.js';
 import type { Freeze, KillTiming } from './invariants.js';
 import { call, sleep } from './stream.js';
 
 /** A fault's name, as scheduled. */
-export type FaultKind = 'kill' | 'zombie' | 'fence-refused' | 'partition-pause' | 'partition-cut' | 'broker-restart' | 'etcd-restart';
+export type FaultKind = 'kill' | 'zombie' | 'fence-refused' | 'partition-pause' | 'partition-cut' | 'broker-restart' | 'etcd-restart' | 'backend-down';
 
 const keys = new KeyLayout(ETCD_PREFIX);
 
@@ -310,4 +312,42 @@ export async function etcdRestart(cluster: ChaosCluster, downMs: number): Promis
   const watch = watchOrphans(cluster, victims, { detectUntil: from + downMs + ttl + 15_000, takeoverUntil: from + 90_000, detectPollMs: 100, onlyDetected: true });
   await cluster.etcd.restart(downMs);
   return { from, to: Date.now(), orphans: watch.done };
+}
+
+/** `host`'s `backend_state` in os-services at microversion 3.49 (undefined: no answer, or no such service). */
+async function backendStateOf(cluster: ChaosCluster, host: string): Promise<string | undefined> {
+  const res = await call(cluster.api.apiUrl, 'GET', '/v3/admin/os-services?binary=cinder-volume', undefined, { timeoutMs: 2_000, version: 'volume 3.49' });
+  const services = (res.body as { services?: { host?: string; backend_state?: string }[] } | null)?.services ?? [];
+  return services.find((s) => s.host === `${host}@${BACKEND}`)?.backend_state;
+}
+
+/** Polls os-services until `host` shows `state` or `untilMs` passes; the time it was seen, or undefined. */
+async function seeBackendState(cluster: ChaosCluster, host: string, state: 'up' | 'down', untilMs: number): Promise<number | undefined> {
+  while (Date.now() < untilMs) {
+    if ((await backendStateOf(cluster, host).catch(() => undefined)) === state) return Date.now();
+    await sleep(200);
+  }
+  return undefined;
+}
+
+/**
+ * The backend of `host` goes down — the fake driver's down file appears, as a share unmounted
+ * under a live worker would make its check fail — for `holdMs` after os-services shows it
+ * (bounded by `seeWithinMs`), while the stream goes on; then the file goes and the worker must
+ * come back by itself. Its process, lease and membership are untouched.
+ */
+export async function backendDown(cluster: ChaosCluster, host: string, holdMs: number, seeWithinMs: number): Promise<BackendOutage> {
+  const file = cluster.downFile(host);
+  const from = Date.now();
+  await writeFile(file, 'chaos: the share is gone\n');
+  try {
+    const seenDownAt = await seeBackendState(cluster, host, 'down', from + seeWithinMs);
+    await sleep(holdMs);
+    const to = Date.now();
+    await rm(file, { force: true });
+    const seenUpAt = await seeBackendState(cluster, host, 'up', to + seeWithinMs);
+    return { host, from, to, ...(seenDownAt === undefined ? {} : { seenDownAt }), ...(seenUpAt === undefined ? {} : { seenUpAt }) };
+  } finally {
+    await rm(file, { force: true });
+  }
 }

@@ -12,7 +12,15 @@ export type OwnerOfOp = { readonly incarnation: string; readonly aliveRevision: 
 
 /** One event of etcd's history under the run's prefix, decoded. */
 export type HistoryEvent =
-  | { readonly revision: number; readonly kind: 'alive-put'; readonly host: string; readonly incarnation: string; readonly createRevision: number }
+  | {
+      readonly revision: number;
+      readonly kind: 'alive-put';
+      readonly host: string;
+      readonly incarnation: string;
+      readonly createRevision: number;
+      /** The backend report the alive entry carries (absent: none yet). */
+      readonly backend?: 'up' | 'down';
+    }
   | { readonly revision: number; readonly kind: 'alive-delete'; readonly host: string }
   | {
       readonly revision: number;
@@ -22,6 +30,10 @@ export type HistoryEvent =
       readonly owner?: OwnerOfOp;
       /** The owner before the write (null: queued or new). */
       readonly prevOwner: OwnerOfOp;
+      /** The op's id after the write (absent on a delete, or where a test leaves it out). */
+      readonly opId?: string | null;
+      /** The op's id before the write (null: none was there). A put with another id replaced that op: an admin's force-delete. */
+      readonly prevOpId?: string | null;
     }
   | { readonly revision: number; readonly kind: 'resource-put'; readonly key: string; readonly updatedBy: string | null; readonly status: string }
   /** `incarnations/<inc>`: which process ran it (its pid; null when not recorded). */
@@ -94,6 +106,12 @@ function raw(type: 'put' | 'delete', kv: IKeyValue, prev: IKeyValue | undefined)
   };
 }
 
+function opIdOf(json: string | null): string | null {
+  if (json === null) return null;
+  const id = (JSON.parse(json) as { opId?: unknown }).opId;
+  return typeof id === 'string' ? id : null;
+}
+
 function ownerOf(json: string | null): OwnerOfOp {
   if (json === null) return null;
   const o = (JSON.parse(json) as { owner?: { incarnation: string; aliveRevision: string } | null }).owner;
@@ -136,10 +154,14 @@ export function decodeHistory(prefix: string, events: readonly RawEvent[]): Hist
     } else if (rest.startsWith('alive/')) {
       const host = rest.slice('alive/'.length);
       if (e.type === 'delete') out.push({ revision: e.revision, kind: 'alive-delete', host });
-      else out.push({ revision: e.revision, kind: 'alive-put', host, incarnation: (JSON.parse(e.value ?? '{}') as { incarnation: string }).incarnation, createRevision: e.createRevision });
+      else {
+        const alive = JSON.parse(e.value ?? '{}') as { incarnation: string; backend?: { state?: unknown } };
+        const state = alive.backend?.state;
+        out.push({ revision: e.revision, kind: 'alive-put', host, incarnation: alive.incarnation, createRevision: e.createRevision, ...(state === 'up' || state === 'down' ? { backend: state } : {}) });
+      }
     } else if (rest.startsWith('ops/')) {
-      if (e.type === 'delete') out.push({ revision: e.revision, kind: 'op-delete', key: rest, prevOwner: ownerOf(e.prev) });
-      else out.push({ revision: e.revision, kind: 'op-put', key: rest, owner: ownerOf(e.value), prevOwner: ownerOf(e.prev) });
+      if (e.type === 'delete') out.push({ revision: e.revision, kind: 'op-delete', key: rest, prevOwner: ownerOf(e.prev), prevOpId: opIdOf(e.prev) });
+      else out.push({ revision: e.revision, kind: 'op-put', key: rest, owner: ownerOf(e.value), prevOwner: ownerOf(e.prev), opId: opIdOf(e.value), prevOpId: opIdOf(e.prev) });
     } else if (rest.startsWith('resources/') && e.type === 'put') {
       const r = JSON.parse(e.value ?? '{}') as { updated_by?: string; status: string };
       out.push({ revision: e.revision, kind: 'resource-put', key: rest, updatedBy: r.updated_by ?? null, status: r.status });

@@ -7,14 +7,15 @@
  */
 import type { JournalReport } from '../../src/drivers/fake-journal.js';
 import { isTransitional } from '../../src/state/state-machine.js';
+import { type BackendOutage, backendDownRow } from './backend-invariants.js';
 import { type DeathFaults, type FenceLog, fenceKilledPids, fenceOrderRow, fencedOnceRow, type RefusedFence, refusedFenceRow } from './fence-invariants.js';
 import type { HistoryEvent } from './history.js';
 import { few, type InvariantRow, row } from './rows.js';
 
 export type { HistoryEvent, InvariantRow };
 
-/** The operations the stream asks for through the API. */
-export type RequestKind = 'create_volume' | 'delete_volume' | 'extend_volume' | 'create_snapshot' | 'delete_snapshot';
+/** The operations the stream asks for through the API (`force_delete_*`: Cinder's `os-force_delete`). */
+export type RequestKind = 'create_volume' | 'delete_volume' | 'extend_volume' | 'create_snapshot' | 'delete_snapshot' | 'force_delete_volume' | 'force_delete_snapshot';
 
 /** One request of the stream that the API accepted (202). */
 export interface AcceptedRequest {
@@ -27,6 +28,11 @@ export interface AcceptedRequest {
   readonly completedAt?: number;
   /** True when no later request of the stream touched the resource (its end state is this request's). */
   readonly last: boolean;
+  /**
+   * True when a force-delete was accepted while this request may still have been running: its
+   * op was replaced, so it may never reach a final status of its own (the force-delete must).
+   */
+  readonly superseded?: boolean;
 }
 
 /** The statuses each request may end in (a cleaned-up orphan ends in its cleanup status, which is one of these). */
@@ -36,6 +42,8 @@ export const FINAL_STATUSES: Readonly<Record<RequestKind, readonly string[]>> = 
   extend_volume: ['available', 'error_extending'],
   create_snapshot: ['available', 'error'],
   delete_snapshot: ['deleted', 'error_deleting'],
+  force_delete_volume: ['deleted', 'error_deleting'],
+  force_delete_snapshot: ['deleted', 'error_deleting'],
 };
 
 /** A write whose writer was not alive (holding its alive key) at the write's revision. */
@@ -53,7 +61,9 @@ export interface FencedWrite {
  * final write's conditions require (`expectOp owner: me`); a final resource write names its
  * writer in `updated_by`, and must agree with the owner of the op it ends in the same
  * revision. An incarnation is alive from its alive key's creation up to (not including) the
- * revision that deletes that key; its owner refs must also carry that create revision.
+ * revision that deletes that key; its owner refs must also carry that create revision. A put
+ * that replaces an op by another (a new op id) is an admin's force-delete through the API, not
+ * a worker's write: it is pinned to the old op id, whoever owned it, and checked by nobody's life.
  */
 export function findFencedWrites(history: readonly HistoryEvent[]): FencedWrite[] {
   const lives = new Map<string, { from: number; to: number }>();
@@ -79,6 +89,7 @@ export function findFencedWrites(history: readonly HistoryEvent[]): FencedWrite[
   const endedBy = new Map<string, string>();
   for (const e of history) {
     if (e.kind === 'op-put') {
+      if (e.prevOpId && e.opId && e.opId !== e.prevOpId) continue;
       if (e.owner && e.owner.incarnation !== e.prevOwner?.incarnation) check(e.revision, e.key, e.owner.incarnation, e.owner.aliveRevision, 'claim');
       else if (e.owner === null && e.prevOwner) check(e.revision, e.key, e.prevOwner.incarnation, e.prevOwner.aliveRevision, 'hand-back');
       else if (e.owner) check(e.revision, e.key, e.owner.incarnation, e.owner.aliveRevision, 'op update');
@@ -172,6 +183,8 @@ export interface RunRecord {
   readonly badInputs: readonly BadInput[];
   /** Name prefix of the volumes that bad requests tried to create. */
   readonly badName: string;
+  /** The backend-down faults (absent: none injected). */
+  readonly outages?: readonly BackendOutage[];
 }
 
 /** p50 and max of `values` (ms), or undefined when empty. */
@@ -191,6 +204,7 @@ export function checkInvariants(r: RunRecord): InvariantRow[] {
     fenceOrderRow(r.history, r.deathFaults),
     fencedOnceRow(r.history, r.processes, r.deathFaults),
     refusedFenceRow(r.history, r.refusals, r.deathFaults),
+    backendDownRow(r.history, r.outages ?? []),
     noDoubleCreate(r),
     opsEmpty(r),
     noCrash(r),
@@ -203,7 +217,12 @@ export function checkInvariants(r: RunRecord): InvariantRow[] {
 function noneLost(r: RunRecord): InvariantRow {
   const lost: string[] = [];
   let late = 0;
+  let superseded = 0;
   for (const a of r.accepted) {
+    if (a.superseded === true) {
+      superseded++;
+      continue;
+    }
     const allowed = FINAL_STATUSES[a.kind];
     if (a.final !== undefined && allowed.includes(a.final)) continue;
     const end = r.endStatus.get(`${a.type}/${a.id}`);
@@ -214,7 +233,7 @@ function noneLost(r: RunRecord): InvariantRow {
     lost.push(`${a.kind} ${a.id}: ${a.final ?? `not final in the stream, ${end ?? 'unknown'} at the end`}`);
   }
   const errors = r.accepted.filter((a) => (a.final ?? r.endStatus.get(`${a.type}/${a.id}`) ?? '').startsWith('error')).length;
-  return row('every accepted request reached a final status (none lost)', lost.length === 0, lost.length ? few(lost) : `${r.accepted.length} accepted, all final (${late} only after the settle; ${errors} ended in an error status)`);
+  return row('every accepted request reached a final status (none lost)', lost.length === 0, lost.length ? few(lost) : `${r.accepted.length} accepted, all final (${late} only after the settle; ${errors} ended in an error status; ${superseded} replaced by a force-delete)`);
 }
 
 function noneStuck(r: RunRecord): InvariantRow {

@@ -1,7 +1,7 @@
 /**
  * `make chaos`: the long fault-suite run. Prints progress, the fault counts and the invariant
  * table; exits 1 when any invariant fails (2 on bad settings). Settings (environment):
- * `CHAOS_KILLS` (default 20), `CHAOS_ZOMBIES` (5), `CHAOS_REFUSED_FENCES` (2), `CHAOS_PARTITIONS` (2), `CHAOS_SECONDS`
+ * `CHAOS_KILLS` (default 20), `CHAOS_ZOMBIES` (5), `CHAOS_REFUSED_FENCES` (2), `CHAOS_PARTITIONS` (2), `CHAOS_BACKEND_DOWNS` (2), `CHAOS_SECONDS`
  * (budget for injecting faults, default 720; the settle comes on top), `CHAOS_STREAMS` (6),
  * `CHAOS_LEASE_TTL_MS` (3000), `CHAOS_LATENCY_MS` (400), `CHAOS_SEED` (random), `CHAOS_TOPOLOGY`
  * (`single`). Fencing is on (`exec`, test/support/fence-kill.mjs). Prints every fence of the run;
@@ -43,6 +43,7 @@ const options = {
   partitions: int('CHAOS_PARTITIONS', 2),
   brokerRestarts: 1,
   etcdRestarts: 1,
+  backendDowns: int('CHAOS_BACKEND_DOWNS', 2),
   maxSeconds: int('CHAOS_SECONDS', 720),
   leaseTtlMs: int('CHAOS_LEASE_TTL_MS', 3_000),
   latencyMs: int('CHAOS_LATENCY_MS', 400),

@@ -8,7 +8,8 @@ import { KeyLayout } from '../../src/etcd/keys.js';
 import { readJournal } from '../support/orphans-cluster.js';
 import { drainDeadLetters, publishBadMessage, sendBadRequest } from './bad-inputs.js';
 import { AMQP_PREFIX, ChaosCluster, CLUSTER_ID, ETCD_PREFIX } from './cluster.js';
-import { brokerRestart, etcdRestart, type FaultKind, killWorker, type OrphanTimes, partition, pickVictim, refusedFence, zombie } from './faults.js';
+import type { BackendOutage } from './backend-invariants.js';
+import { backendDown, brokerRestart, etcdRestart, type FaultKind, killWorker, type OrphanTimes, partition, pickVictim, refusedFence, zombie } from './faults.js';
 import { type FenceEvent, fenceEvents, type RefusedFence } from './fence-invariants.js';
 import { decodeHistory, readHistory } from './history.js';
 import { type BadInput, checkInvariants, type Freeze, type InvariantRow, type KillTiming, type RunRecord } from './invariants.js';
@@ -28,6 +29,8 @@ export interface ChaosOptions {
   readonly partitions: number;
   readonly brokerRestarts: number;
   readonly etcdRestarts: number;
+  /** Workers whose storage backend goes down for a while and comes back (default 0). */
+  readonly backendDowns?: number;
   /** Stop scheduling faults after this long (the settle comes on top). */
   readonly maxSeconds: number;
   readonly leaseTtlMs: number;
@@ -75,13 +78,14 @@ export function seeded(seed: number): () => number {
 }
 
 /** The faults in the order they run: kills spread out, the restarts in the middle (pure). */
-export function schedule(o: Pick<ChaosOptions, 'kills' | 'zombies' | 'refusedFences' | 'partitions' | 'brokerRestarts' | 'etcdRestarts'>, random: () => number): FaultKind[] {
+export function schedule(o: Pick<ChaosOptions, 'kills' | 'zombies' | 'refusedFences' | 'partitions' | 'brokerRestarts' | 'etcdRestarts' | 'backendDowns'>, random: () => number): FaultKind[] {
   const others: FaultKind[] = [
     ...Array<FaultKind>(o.zombies).fill('zombie'),
     ...Array<FaultKind>(o.refusedFences).fill('fence-refused'),
     ...Array.from({ length: o.partitions }, (_, i): FaultKind => (i % 2 === 0 ? 'partition-pause' : 'partition-cut')),
     ...Array<FaultKind>(o.brokerRestarts).fill('broker-restart'),
     ...Array<FaultKind>(o.etcdRestarts).fill('etcd-restart'),
+    ...Array<FaultKind>(o.backendDowns ?? 0).fill('backend-down'),
   ];
   for (let i = others.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
@@ -112,7 +116,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const badInputs: BadInput[] = [];
   const badMessages: BadMessage[] = [];
   const refusals: RefusedFence[] = [];
-  const counts: Record<FaultKind, number> = { kill: 0, zombie: 0, 'fence-refused': 0, 'partition-pause': 0, 'partition-cut': 0, 'broker-restart': 0, 'etcd-restart': 0 };
+  const counts: Record<FaultKind, number> = { kill: 0, zombie: 0, 'fence-refused': 0, 'partition-pause': 0, 'partition-cut': 0, 'broker-restart': 0, 'etcd-restart': 0, 'backend-down': 0 };
+  const outages: BackendOutage[] = [];
   const marks: { mark: NonNullable<Injected['mark']>; readyAt?: number; orphans?: Promise<OrphanTimes> }[] = [];
   let badDone = false;
   try {
@@ -139,7 +144,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         break;
       }
       const t0 = Date.now();
-      const { detail, mark, orphans } = await inject(cluster, fault, random, ttl, { kills, freezes, refusals });
+      const { detail, mark, orphans } = await inject(cluster, fault, random, ttl, { kills, freezes, refusals, outages });
       counts[fault]++;
       const t1 = Date.now();
       let readyAt: number | undefined;
@@ -171,7 +176,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const settle = await settleCluster(cluster, ttl);
     o.log(`settled: ${settle}`);
     const deathFaults = { kills: counts.kill, zombies: counts.zombie, refusedFences: counts['fence-refused'] };
-    const record = await collect(cluster, stream, { kills, freezes, refusals, deathFaults }, badInputs, badMessages, ttl);
+    const record = { ...(await collect(cluster, stream, { kills, freezes, refusals, deathFaults }, badInputs, badMessages, ttl)), outages };
     const rows = checkInvariants(record);
     const fences = fenceEvents(record.history);
     const withFences: TimelineRun = { ...timeline, fences: fences.map((f) => ({ atMs: f.atMs, host: f.host.replace(/@.*$/, ''), how: f.how })) };
@@ -183,7 +188,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   }
 }
 
-async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => number, ttl: number, seen: { kills: KillTiming[]; freezes: Freeze[]; refusals: RefusedFence[] }): Promise<Injected> {
+async function inject(
+  cluster: ChaosCluster,
+  fault: FaultKind,
+  random: () => number,
+  ttl: number,
+  seen: { kills: KillTiming[]; freezes: Freeze[]; refusals: RefusedFence[]; outages: BackendOutage[] },
+): Promise<Injected> {
   const anyHost = async (): Promise<string> => (await pickVictim(cluster, random)) ?? 'w1';
   switch (fault) {
     case 'kill': {
@@ -233,6 +244,14 @@ async function inject(cluster: ChaosCluster, fault: FaultKind, random: () => num
     case 'etcd-restart': {
       const e = await etcdRestart(cluster, 2_000);
       return { detail: 'down 2 s', mark: { kind: fault, target: 'etcd', startedAt: e.from, endedAt: e.to }, orphans: e.orphans };
+    }
+    case 'backend-down': {
+      // A busy worker, so the fault lands while it has work: what it runs finishes, new jobs go elsewhere.
+      const host = await anyHost();
+      const b = await backendDown(cluster, host, 4_000, 15_000);
+      seen.outages.push(b);
+      const ms = (t: number | undefined, from: number): string => (t === undefined ? 'NOT seen' : `seen after ${t - from} ms`);
+      return { detail: `${host}: down in os-services ${ms(b.seenDownAt, b.from)}, up again ${ms(b.seenUpAt, b.to)}`, mark: { kind: fault, target: host, startedAt: b.from, endedAt: b.to } };
     }
   }
 }

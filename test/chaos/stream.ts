@@ -1,7 +1,11 @@
 /**
  * The stream of mixed operations: `loops` clients, each running volume lifecycles through the
  * real HTTP API (create → extend → two snapshot creates at once → their deletes → delete),
- * waiting for each request's final status before the next. Every accepted (202) request is recorded with the
+ * waiting for each request's final status before the next. Every fourth lifecycle of a loop
+ * ends differently: an extend, then an admin's `os-force_delete` while the extend may still run
+ * (its op is replaced, its owner told to abort; the journal's overlap row proves the old call
+ * ended before the delete's began); every fourth other one deletes a snapshot with
+ * `os-force_delete`. Every accepted (202) request is recorded with the
  * final status seen; a request that does not reach one within `finalWaitMs` is recorded without,
  * and its loop abandons that resource (the run's end state decides it).
  */
@@ -15,12 +19,12 @@ export interface Answer {
 }
 
 /** Calls the API at `base` with a bounded wait; never throws. */
-export async function call(base: string, method: string, path: string, body?: unknown, init: { raw?: string; contentType?: string; timeoutMs?: number } = {}): Promise<Answer> {
+export async function call(base: string, method: string, path: string, body?: unknown, init: { raw?: string; contentType?: string; timeoutMs?: number; version?: string } = {}): Promise<Answer> {
   const payload = init.raw ?? (body === undefined ? undefined : JSON.stringify(body));
   try {
     const res = await fetch(`${base}${path}`, {
       method,
-      headers: { 'OpenStack-API-Version': 'volume 3.27', ...(payload === undefined ? {} : { 'content-type': init.contentType ?? 'application/json' }) },
+      headers: { 'OpenStack-API-Version': init.version ?? 'volume 3.27', ...(payload === undefined ? {} : { 'content-type': init.contentType ?? 'application/json' }) },
       ...(payload === undefined ? {} : { body: payload }),
       signal: AbortSignal.timeout(init.timeoutMs ?? 15_000),
     });
@@ -87,6 +91,10 @@ export class Stream {
         continue;
       }
       if (vol.final !== 'available' || this.stopped) continue;
+      if (n % 4 === 3) {
+        await this.forceDeleteMidExtend(vol.id, n);
+        continue;
+      }
       const ext = await this.request('extend_volume', 'volume', 'POST', `/v3/admin/volumes/${vol.id}/action`, { 'os-extend': { new_size: 2 } }, vol.id);
       if (ext !== undefined && ext.final === undefined) continue;
       if (!this.stopped && (ext === undefined || ext.final === 'available')) {
@@ -94,15 +102,48 @@ export class Stream {
         // another worker — the lock hand-off the fence rows check when the holder dies.
         const snaps = await Promise.all([0, 1].map(() => this.request('create_snapshot', 'snapshot', 'POST', '/v3/admin/snapshots', { snapshot: { volume_id: vol.id } })));
         if (snaps.some((x) => x !== undefined && x.final === undefined)) continue;
-        const dels = await Promise.all(snaps.flatMap((x) => (x === undefined ? [] : [this.request('delete_snapshot', 'snapshot', 'DELETE', `/v3/admin/snapshots/${x.id}`, undefined, x.id)])));
+        const dels = await Promise.all(
+          snaps.flatMap((x, k) =>
+            x === undefined
+              ? []
+              : k === 1 && n % 4 === 1
+                ? [this.request('force_delete_snapshot', 'snapshot', 'POST', `/v3/admin/snapshots/${x.id}/action`, { 'os-force_delete': {} }, x.id)]
+                : [this.request('delete_snapshot', 'snapshot', 'DELETE', `/v3/admin/snapshots/${x.id}`, undefined, x.id)],
+          ),
+        );
         if (dels.some((d) => d !== undefined && d.final === undefined)) continue;
       }
       await this.request('delete_volume', 'volume', 'DELETE', `/v3/admin/volumes/${vol.id}`, undefined, vol.id);
     }
   }
 
+  /**
+   * An extend, then — after 0 to 300 ms, so it lands before, during or after the extend's driver
+   * call — an admin's force-delete of the volume. The extend is superseded once the force-delete
+   * is accepted (its op was replaced); only the force-delete must reach a final status.
+   */
+  private async forceDeleteMidExtend(id: string, n: number): Promise<void> {
+    const ext = await this.send('extend_volume', 'volume', 'POST', `/v3/admin/volumes/${id}/action`, { 'os-extend': { new_size: 2 } }, id);
+    await sleep((n * 97) % 301);
+    const del = await this.request('force_delete_volume', 'volume', 'POST', `/v3/admin/volumes/${id}/action`, { 'os-force_delete': {} }, id);
+    if (ext === undefined) return;
+    if (del !== undefined) {
+      ext.superseded = true;
+      return;
+    }
+    // Refused: the extend goes on by itself; wait for it as for any request.
+    await this.settle(ext);
+  }
+
   /** Sends one request; when accepted, records it and waits for its final status. */
   private async request(kind: RequestKind, type: 'volume' | 'snapshot', method: string, path: string, body: unknown, knownId?: string): Promise<Accepted | undefined> {
+    const entry = await this.send(kind, type, method, path, body, knownId);
+    if (entry !== undefined) await this.settle(entry);
+    return entry;
+  }
+
+  /** Sends one request; when accepted, records it (without waiting for its final status). */
+  private async send(kind: RequestKind, type: 'volume' | 'snapshot', method: string, path: string, body: unknown, knownId?: string): Promise<Accepted | undefined> {
     const res = await call(this.api(), method, path, body);
     if (res.status !== 202) {
       this.refused.set(res.status, (this.refused.get(res.status) ?? 0) + 1);
@@ -112,12 +153,17 @@ export class Stream {
     if (id === undefined) throw new Error(`${method} ${path}: 202 without an id`);
     const entry: Accepted = { kind, type, id, last: false };
     this.accepted.push(entry);
+    return entry;
+  }
+
+  /** Waits for `entry`'s final status and records it (none when the wait gave up). */
+  private async settle(entry: Accepted): Promise<void> {
+    const { kind, type, id } = entry;
     const final = await this.waitFinal(kind, type, id);
     if (final !== undefined) {
       entry.final = final;
       entry.completedAt = Date.now();
     }
-    return entry;
   }
 
   private async waitFinal(kind: RequestKind, type: 'volume' | 'snapshot', id: string): Promise<string | undefined> {

@@ -110,6 +110,7 @@ const LABELS: Readonly<Record<string, string>> = {
   'partition-cut': 'partition (reset)',
   'broker-restart': 'restart',
   'etcd-restart': 'restart',
+  'backend-down': 'backend down',
 };
 
 /** A fault's label: what was done, to what (`kill -9 w2`, `restart RabbitMQ`). */

@@ -123,6 +123,21 @@ export function describeMembership(name: string, makeFixture: () => Promise<Memb
       expect(snap.alive.map((a) => a.incarnation)).toEqual([again.session.incarnation]);
     });
 
+    it('a backend report goes into the alive entry at once and stays there through later heartbeats', async () => {
+      const { member } = await join('h1@be');
+      expect((await fx.membership.snapshot()).alive[0]?.backend).toBeUndefined();
+      const pool = { totalBytes: 100, freeBytes: 60, provisionedBytes: 30, allocatedBytes: 20, thin: true, maxOverSubscriptionRatio: 20, reservedPercentage: 0, driver: 'file', atMs: fx.clock.now() };
+      const down = { state: 'down' as const, reason: 'marker missing', checkedAtMs: fx.clock.now(), pool };
+      expect((await member.reportBackend(down)).ok).toBe(true);
+      expect((await fx.membership.snapshot()).alive[0]?.backend).toEqual(down);
+      await fx.clock.advance(1_000);
+      expect((await member.heartbeat()).ok).toBe(true);
+      const other = await fx.second();
+      expect((await other.snapshot()).alive[0]?.backend).toEqual(down);
+      await member.leave();
+      expect(await member.reportBackend({ ...down, state: 'up', reason: null })).toEqual({ ok: false, reason: 'left' });
+    });
+
     it('leaving makes the member down at once, keeps its record with a last heartbeat, and is idempotent', async () => {
       const { member } = await join('h1@be');
       await fx.clock.advance(2_500);

@@ -8,6 +8,7 @@ import type { Fence } from '../../src/fence.js';
 import type { OwnerRef } from '../../src/identity.js';
 import { ManualClock } from '../../src/lifecycle/clock.js';
 import { not } from '../../src/state/expect.js';
+import { VersionUnsupportedError } from '../../src/protocol.js';
 import { createStateMetrics, type StateMetrics } from '../../src/state/metrics.js';
 import type { SnapshotRecord, VolumeRecord } from '../../src/state/records.js';
 import { type NewRecord, type StateStore, valueOf } from '../../src/state/state-store.js';
@@ -23,7 +24,18 @@ export interface StateStoreHarness {
   readonly store: StateStore;
   /** A fence that holds until revoked (etcd: a real alive key on a lease). */
   makeFence(): Promise<TestFence>;
+  /** The stored text of a record, as the adapter keeps it (bypassing the store). */
+  readStored(which: StoredRef): Promise<string | undefined>;
+  /** Replaces the stored text of a record behind the store's back (bad input, another release's record). */
+  writeStored(which: StoredRef, text: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** One stored record: a resource or the op record of a resource. */
+export interface StoredRef {
+  readonly kind: 'resource' | 'op';
+  readonly type: 'volume' | 'snapshot';
+  readonly id: string;
 }
 
 /** Builds an adapter on the given clock and metrics. */
@@ -109,6 +121,54 @@ export function describeStateStore(name: string, factory: StateStoreFactory): vo
       if (!done.ok) throw new Error('completion failed');
       return done.record;
     }
+
+    describe('record versions', () => {
+      it('stores every record with the schema version it was written at', async () => {
+        const created = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
+        if (!created.ok) throw new Error('create failed');
+        for (const kind of ['resource', 'op'] as const) {
+          const stored = JSON.parse((await h.readStored({ kind, type: 'volume', id: created.record.id }))!) as Record<string, unknown>;
+          expect(stored.v).toEqual(expect.any(Number));
+        }
+        // The version is the store's business: records come back without it.
+        expect(await store.get({ type: 'volume', id: created.record.id })).not.toHaveProperty('v');
+      });
+
+      for (const [what, v] of [
+        ['a version far in the future', 99],
+        ['no version', undefined],
+        ['a version of the wrong type', '1'],
+      ] as const) {
+        it(`refuses a record with ${what}: a typed error naming it, and nothing written on its account`, async () => {
+          const volume = await availableVolume();
+          const ref = { kind: 'resource', type: 'volume', id: volume.id } as const;
+          const { v: _old, ...body } = JSON.parse((await h.readStored(ref))!) as Record<string, unknown>;
+          const bad = JSON.stringify(v === undefined ? body : { ...body, v });
+          await h.writeStored(ref, bad);
+          const read = store.get({ type: 'volume', id: volume.id });
+          await expect(read).rejects.toBeInstanceOf(VersionUnsupportedError);
+          await expect(store.get({ type: 'volume', id: volume.id })).rejects.toThrow(new RegExp(`record .*${volume.id}`));
+          await expect(store.list('volume')).rejects.toBeInstanceOf(VersionUnsupportedError);
+          const write = store.transition({ type: 'volume', id: volume.id }, { expect: { status: 'available' }, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' });
+          await expect(write).rejects.toBeInstanceOf(VersionUnsupportedError);
+          expect(await h.readStored(ref)).toBe(bad);
+          expect(await h.readStored({ kind: 'op', type: 'volume', id: volume.id })).toBeUndefined();
+        });
+      }
+
+      it('refuses an op record it cannot read the same way', async () => {
+        const created = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
+        if (!created.ok) throw new Error('create failed');
+        const ref = { kind: 'op', type: 'volume', id: created.record.id } as const;
+        const bad = JSON.stringify({ ...(JSON.parse((await h.readStored(ref))!) as object), v: 1_000 });
+        await h.writeStored(ref, bad);
+        await expect(store.getOp({ type: 'volume', id: created.record.id })).rejects.toBeInstanceOf(VersionUnsupportedError);
+        await expect(store.listOps()).rejects.toBeInstanceOf(VersionUnsupportedError);
+        const done = store.transition({ type: 'volume', id: created.record.id }, { expect: { status: 'creating' }, set: { status: 'available' }, op: 'remove', by: 'worker' });
+        await expect(done).rejects.toBeInstanceOf(VersionUnsupportedError);
+        expect(await h.readStored(ref)).toBe(bad);
+      });
+    });
 
     describe('create', () => {
       it('creates a resource and its op record in one write, stamping times and revision', async () => {
@@ -242,6 +302,30 @@ export function describeStateStore(name: string, factory: StateStoreFactory): vo
         const reset = await store.transition(ref, { expect: {}, set: { status: 'error' }, op: 'remove', by: 'admin' });
         expect(reset).toMatchObject({ ok: true, record: { status: 'error' }, op: null });
         expect(await store.getOp(ref)).toBeUndefined();
+      });
+
+      it('replaces the op in flight with a new one in one write (force-delete); the old owner can write nothing more', async () => {
+        const created = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
+        if (!created.ok || !created.op) throw new Error('no op');
+        const ref = { type: 'volume' as const, id: created.record.id };
+        await store.updateOp(ref, { expect: { opId: created.op.opId }, set: { owner: PEER, attempt: 1 } });
+        const forced = await store.transition(ref, {
+          expect: { status: 'creating' },
+          expectOp: { opId: created.op.opId },
+          set: { status: 'deleting' },
+          op: { replace: { kind: 'delete_volume', params: { force: true } } },
+          by: 'api',
+        });
+        expect(forced).toMatchObject({ ok: true, record: { status: 'deleting' }, op: { kind: 'delete_volume', status: 'deleting', owner: null, attempt: 0, params: { force: true } } });
+        if (!forced.ok || !forced.op) throw new Error('no op');
+        expect(forced.op.opId).not.toBe(created.op.opId);
+        expect(await store.getOp(ref)).toMatchObject({ opId: forced.op.opId, owner: null });
+        const late = await store.transition(ref, { expect: { status: 'creating' }, expectOp: { opId: created.op.opId, owner: PEER.incarnation }, set: { status: 'available' }, op: 'remove', by: 'worker' });
+        expect(late.ok).toBe(false);
+        // Where there is no op, replace creates one.
+        const idle = await availableVolume();
+        const fresh = await store.transition({ type: 'volume', id: idle.id }, { expect: { status: 'available' }, set: { status: 'deleting' }, op: { replace: { kind: 'delete_volume' } }, by: 'api' });
+        expect(fresh).toMatchObject({ ok: true, op: { kind: 'delete_volume' } });
       });
 
       it('checks the op record with expectOp (a worker completes only its own op)', async () => {

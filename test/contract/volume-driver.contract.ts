@@ -32,6 +32,23 @@ export function describeVolumeDriverContract(name: string, make: DriverFactory):
       expect(driver.supportsActiveActive).toBe(true);
     });
 
+    it('reports a fresh backend up, and its pool with sane numbers', async () => {
+      expect(await driver.health()).toEqual({ state: 'up' });
+      const c = await driver.capacity();
+      expect(c.totalBytes).toBeGreaterThan(0);
+      expect(c.freeBytes).toBeGreaterThanOrEqual(0);
+      expect(c.freeBytes).toBeLessThanOrEqual(c.totalBytes);
+      expect(c.provisionedBytes).toBeGreaterThanOrEqual(c.allocatedBytes);
+      expect(c.maxOverSubscriptionRatio).toBeGreaterThanOrEqual(1);
+      expect(c.reservedPercentage).toBeGreaterThanOrEqual(0);
+    });
+
+    it('reports a closed driver down and refuses its capacity', async () => {
+      await driver.close();
+      expect((await driver.health()).state).toBe('down');
+      await expect(driver.capacity()).rejects.toBeInstanceOf(ClosedError);
+    });
+
     it('runs a whole volume life: create, snapshot, extend, delete snapshot, delete', async () => {
       await driver.createVolume({ id: 'vol-a', sizeGiB: 1 }, ctx());
       await driver.createSnapshot({ id: 'snap-a', volumeId: 'vol-a' }, ctx());

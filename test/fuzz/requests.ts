@@ -189,6 +189,18 @@ export const ROUTES: readonly Route[] = [
   { name: 'hearth views', method: 'GET', routes: ['/hearth/v1/orphans', '/hearth/v1/locks', '/hearth/v1/members'], path: fc.constantFrom('/hearth/v1/orphans', '/hearth/v1/locks', '/hearth/v1/members'), queryKeys: ['host', 'type', 'cluster'] },
   { name: 'DELETE service', method: 'DELETE', routes: ['/hearth/v1/services/:binary/:host'], path: fc.tuple(segment(fc.constant('cinder-volume')), segment(fc.constant('nohost@default'))).map(([b, h]) => `/hearth/v1/services/${b}/${h}`) },
   { name: 'GET dead-letters', method: 'GET', routes: ['/hearth/v1/dead-letters'], path: fc.constant('/hearth/v1/dead-letters'), queryKeys: ['limit'] },
+  { name: 'volume os-force_delete', method: 'POST', routes: ['/v3/:project_id/volumes/:id/action'], path: fc.tuple(project, volumeId).map(([p, id]) => `/v3/${p}/volumes/${id}/action`), body: { 'os-force_delete': {} } },
+  { name: 'snapshot os-force_delete', method: 'POST', routes: ['/v3/:project_id/snapshots/:id/action'], path: fc.tuple(project, snapshotId).map(([p, id]) => `/v3/${p}/snapshots/${id}/action`), body: { 'os-force_delete': {} } },
+  { name: 'GET get_pools', method: 'GET', routes: ['/v3/:project_id/scheduler-stats/get_pools'], path: project.map((p) => `/v3/${p}/scheduler-stats/get_pools`), queryKeys: ['detail', 'name', 'volume_type', 'backend_state'] },
+  { name: 'GET messages', method: 'GET', routes: ['/v3/:project_id/messages'], path: project.map((p) => `/v3/${p}/messages`), queryKeys: ['limit', 'marker', 'offset', 'sort', 'sort_key', 'sort_dir', 'resource_uuid', 'event_id', 'message_level'] },
+  {
+    name: 'GET message',
+    method: 'GET',
+    routes: ['/v3/:project_id/messages/:id'],
+    path: fc.tuple(project, segment(fc.constantFrom('00000000-0000-4000-8000-000000000003', 'not-a-uuid'))).map(([p, id]) => `/v3/${p}/messages/${id}`),
+  },
+  { name: 'DELETE message', method: 'DELETE', routes: ['/v3/:project_id/messages/:id'], path: fc.tuple(project, segment(fc.constantFrom('00000000-0000-4000-8000-000000000003', 'not-a-uuid'))).map(([p, id]) => `/v3/${p}/messages/${id}`) },
+  { name: 'GET ops', method: 'GET', routes: ['/hearth/v1/ops'], path: fc.constant('/hearth/v1/ops'), queryKeys: ['cluster', 'host', 'kind', 'owner_state'] },
   { name: 'GET fences', method: 'GET', routes: ['/hearth/v1/fences'], path: fc.constant('/hearth/v1/fences') },
   {
     name: 'confirm fence',
@@ -197,6 +209,9 @@ export const ROUTES: readonly Route[] = [
     path: segment(fc.constantFrom('nohost@default:1a2b', 'x')).map((inc) => `/hearth/v1/fences/${inc}/confirm`),
     body: { reason: 'fuzz' },
   },
+  { name: 'GET upgrade', method: 'GET', routes: ['/hearth/v1/upgrade'], path: fc.constant('/hearth/v1/upgrade') },
+  // A single node has nothing to finalize: every finalize is refused (409) and writes nothing.
+  { name: 'upgrade finalize', method: 'POST', routes: ['/hearth/v1/upgrade/finalize'], path: fc.constant('/hearth/v1/upgrade/finalize'), body: { schema: 2 } },
   { name: 'unknown path', method: 'GET', routes: [], path: fc.oneof(fc.constantFrom('/v3/admin/nothing', '/v2/', '//v3//admin', '/x'.repeat(2_000), '/%zz'), fc.string({ maxLength: 20 }).map((s) => `/${encodeURIComponent(s)}`)) },
 ];
 

@@ -36,6 +36,19 @@ function fenceCell(member: Row): string | undefined {
   return typeof last?.how === 'string' ? last.how : undefined;
 }
 
+const OP_COLUMNS = [
+  ['Type', 'type'],
+  ['ID', 'id'],
+  ['Op', 'kind'],
+  ['Status', 'status'],
+  ['Cluster', 'cluster'],
+  ['Owner Host', 'owner_host'],
+  ['Owner', 'owner_state'],
+  ['Attempt', 'attempt'],
+  ['Since', 'since'],
+  ['Age (s)', 'age_seconds'],
+] as const;
+
 const DEAD_LETTER_COLUMNS = [
   ['Reason', 'reason'],
   ['Queue', 'queue'],
@@ -53,12 +66,29 @@ function filterValue(flag: string, value: unknown): string | undefined {
 }
 
 /**
- * `hearth locks`, `hearth members` and `hearth dead-letters`: the operator views
- * `GET /hearth/v1/locks`, `/hearth/v1/members` and `/hearth/v1/dead-letters`, as a table or
- * `--json`. Bad flags exit 2 before any request; an API that
+ * `hearth locks`, `hearth members`, `hearth ops` and `hearth dead-letters`: the operator views
+ * `GET /hearth/v1/locks`, `/hearth/v1/members`, `/hearth/v1/ops` and `/hearth/v1/dead-letters`,
+ * as a table or `--json`. Bad flags exit 2 before any request; an API that
  * cannot be reached exits 1 naming the URL.
  */
 export function registerOperatorViews(program: Command, ctx: CommandContext): void {
+  addApiOptions(
+    program
+      .command('ops')
+      .description('list unfinished operations, oldest first: owner, whether it is alive, age, status')
+      .option('--cluster <name>', 'only this cluster (without @backend: every backend of it)')
+      .option('--host <host>', 'only operations owned by this host (without @backend: every backend of it)')
+      .option('--kind <kind>', 'only operations of this kind, e.g. extend_volume')
+      .option('--owner-state <state>', 'only operations whose owner is alive, dead or queued (nobody\'s yet)'),
+  ).action(async (opts: Row) => {
+    const ownerState = filterValue('--owner-state', opts.ownerState);
+    if (ownerState !== undefined && !['alive', 'dead', 'queued'].includes(ownerState)) throw new UsageError(`--owner-state must be alive, dead or queued, got ${JSON.stringify(ownerState)}`);
+    const query = { cluster: filterValue('--cluster', opts.cluster), host: filterValue('--host', opts.host), kind: filterValue('--kind', opts.kind), owner_state: ownerState };
+    const client = await apiClientFrom(opts, ctx.env);
+    const body = (await client.getHearth('/ops', query)) as { ops: Row[] };
+    ctx.io.out(opts.json === true ? renderJson(body.ops) : body.ops.length === 0 ? 'No unfinished operations.' : renderColumns(OP_COLUMNS, body.ops));
+  });
+
   addApiOptions(
     program
       .command('locks')

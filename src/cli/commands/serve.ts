@@ -1,14 +1,16 @@
 import type { Command } from 'commander';
 import { type App, startApp } from '../../app.js';
-import { createLogger } from '../../observability/logger.js';
+import { createLogger, resolveLogFormat } from '../../observability/logger.js';
 import { clusterId, hostId } from '../../config/rules.js';
 import { addConfigFlags, configFromFlags } from '../config-flags.js';
+import { readyLine } from '../ready-line.js';
 import { ExitCode } from '../exit-codes.js';
 import type { CommandContext } from '../context.js';
 
 /**
- * `hearth serve`: runs the daemon until SIGTERM or SIGINT, then shuts down in order and exits
- * 0. A second signal during shutdown exits at once with 130. A signal while it is still
+ * `hearth serve`: runs the daemon until SIGTERM or SIGINT; once it is ready it logs one line
+ * with the API and metrics URLs and the next command to try. Log lines are pretty on a terminal
+ * and JSON otherwise (`log.format`). On a signal it shuts down in order and exits 0. A second signal during shutdown exits at once with 130. A signal while it is still
  * starting (e.g. retrying an unreachable etcd) interrupts the start: it shuts down what started
  * and exits 0, as after a normal run; a start that fails by itself exits 1.
  */
@@ -18,7 +20,8 @@ export function registerServe(program: Command, ctx: CommandContext): void {
     .description('run the daemon: single-node on SQLite by default, a cluster member with etcd and RabbitMQ');
   addConfigFlags(cmd).action(async (opts: Record<string, unknown>) => {
     const config = await configFromFlags(opts, ctx.env);
-    const logger = createLogger({ level: config.log.level, base: { host: hostId(config), cluster: clusterId(config) } });
+    const format = resolveLogFormat(config.log.format, process.stdout.isTTY === true);
+    const logger = createLogger({ level: config.log.level, format, base: { host: hostId(config), cluster: clusterId(config) } });
     const interrupt = new AbortController();
     const stopped = new Promise<NodeJS.Signals>((resolve) => {
       let signalled = false;
@@ -47,6 +50,8 @@ export function registerServe(program: Command, ctx: CommandContext): void {
       ctx.setExitCode(ExitCode.FAILED);
       throw err;
     }
+    const ready = readyLine(app.addresses);
+    logger.info(ready.fields, ready.msg);
     const signal = await stopped;
     logger.info({ signal }, 'shutting down');
     await app.close();

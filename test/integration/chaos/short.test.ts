@@ -1,7 +1,8 @@
 // The fault suite, short: three workers and an API process on a private etcd and RabbitMQ run a
 // stream of mixed operations while a few workers are killed, one is frozen past its lease (its
 // fence kills it), one is frozen with its fence refused until it is confirmed by hand, one is cut
-// off etcd, and RabbitMQ and etcd restart; bad API requests and AMQP messages are mixed in.
+// off etcd, one's backend goes down and comes back, and RabbitMQ and etcd restart; bad API
+// requests and AMQP messages are mixed in; the stream force-deletes volumes mid-extend.
 // Fencing is on (exec: test/support/fence-kill.mjs). Every invariant of test/chaos/invariants.ts
 // must hold — the overlap row without exception — and the run's timeline is drawn (to a temp
 // dir). `make chaos` runs the long version.
@@ -25,6 +26,7 @@ describe('fault suite (short)', () => {
       partitions: 1,
       brokerRestarts: 1,
       etcdRestarts: 1,
+      backendDowns: 1,
       maxSeconds: 180,
       leaseTtlMs: 3_000,
       latencyMs: 400,

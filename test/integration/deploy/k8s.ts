@@ -15,6 +15,8 @@ export interface K8sObject {
     replicas?: number;
     serviceName?: string;
     podManagementPolicy?: string;
+    updateStrategy?: { type?: string; rollingUpdate?: { partition?: number } };
+    minReadySeconds?: number;
     selector?: Record<string, string> & { matchLabels?: Record<string, string> };
     template?: { metadata?: { labels?: Record<string, string> }; spec?: PodSpec };
     volumeClaimTemplates?: unknown[];

@@ -163,6 +163,9 @@ describe.skipIf(!kubectl).each(Object.keys(OVERLAYS) as Overlay[])('Kubernetes o
     const headless = findOne(objects, 'Service', sts.spec!.serviceName);
     expect(headless.spec!.clusterIP).toBe('None');
     expect(headless.spec!.publishNotReadyAddresses).toBe(true);
+    // Rolling upgrades: one pod at a time, the next once the replacement has been ready a while.
+    expect(sts.spec!.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { partition: 0 } });
+    expect(sts.spec!.minReadySeconds).toBeGreaterThanOrEqual(5);
     const podLabels = sts.spec!.template!.metadata!.labels!;
     expect(podLabels).toMatchObject(sts.spec!.selector!.matchLabels!);
     for (const svc of objects.filter((o) => o.kind === 'Service')) expect(podLabels, svc.metadata.name).toMatchObject(svc.spec!.selector!);

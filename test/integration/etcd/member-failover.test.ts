@@ -56,20 +56,23 @@ describe('etcd client member failover (three members)', () => {
     client?.close();
   });
 
-  it('a killed member: no call fails; the calls after the first go to the live members', async () => {
+  it('a killed member: no read fails, a write fails at most on the first contact; later calls go to the live members', async () => {
     await workload(client, 'warm', 5);
     await cluster.member(0).kill();
-    // A write already on the wire when its member dies fails (it may have been applied: that is
-    // the caller's to reconcile); the calls sent once the connection is seen gone must not.
-    await new Promise((r) => setTimeout(r, 1_000));
     try {
       const { failed } = await workload(client, 'killed', 20);
-      expect(failed).toEqual([]);
+      // A read is always sent again elsewhere. A write that was on its way to the member as it died
+      // may have been applied, so it is returned to its caller (hearth's reconcile path re-reads):
+      // that can happen once, on the call that finds the member gone — never after.
+      expect(failed.filter((f) => !/^(put|txn-write) /.test(f))).toEqual([]);
+      expect(failed.length).toBeLessThanOrEqual(1);
+      for (const f of failed) expect(f).toMatch(/UNAVAILABLE|DEADLINE_EXCEEDED/);
       const text = await registry.metrics();
-      // The dead member was tried and failed, then avoided: the live ones took all 80 calls.
-      expect(metric(text, hostOf(0), 'unavailable')).toBeGreaterThanOrEqual(1);
-      expect(metric(text, hostOf(1), 'ok') + metric(text, hostOf(2), 'ok')).toBeGreaterThanOrEqual(80);
-      console.log(`[etcd] member 0 killed: ${metric(text, hostOf(0), 'unavailable')} calls failed on it and went elsewhere; 0 of 80 failed`);
+      // The dead member was tried and failed, then avoided: the live ones took the rest of the 80 calls.
+      const onDead = metric(text, hostOf(0), 'unavailable') + metric(text, hostOf(0), 'deadline');
+      expect(onDead).toBeGreaterThanOrEqual(1);
+      expect(metric(text, hostOf(1), 'ok') + metric(text, hostOf(2), 'ok')).toBeGreaterThanOrEqual(80 - failed.length);
+      console.log(`[etcd] member 0 killed: ${onDead} calls failed on it and went elsewhere; ${failed.length} of 80 returned to the caller (${failed.join('; ') || 'none'})`);
     } finally {
       await cluster.member(0).start();
       await cluster.waitForLeader({ timeoutMs: 20_000 });

@@ -37,7 +37,8 @@ describe('a fence that keeps failing', () => {
     await writeFile(command, '#!/bin/sh\necho "BMC of $HEARTH_FENCE_HOST unreachable: no route to host" >&2\nexit 1\n');
     await chmod(command, 0o755);
     env = memberEnv(etcd, amqp, 'ff', journal, {
-      HEARTH_DRIVER_FAKE_LATENCY_MS: '4000',
+      // Long enough that the extend is still running once the rescuer has started, on a loaded machine too.
+      HEARTH_DRIVER_FAKE_LATENCY_MS: '10000',
       HEARTH_ORPHANS_SWEEP_INTERVAL_MS: '1000',
       HEARTH_FENCING_METHOD: 'exec',
       HEARTH_FENCING_EXEC_COMMAND: command,

@@ -118,7 +118,8 @@ describe('liveness of real worker processes', () => {
     const second = await startHearth({ name: 'worker-restarted-2', env: { ...base, HEARTH_HOST: 'restarted', HEARTH_ROLES: 'worker' }, waitFor: 'live' });
     procs.push(second);
     const ready = await fetch(`${second.opsUrl}/readyz?verbose`);
-    if (events.some((e) => e.at >= killedAt && e.event.type === 'member-left' && e.event.member.host === 'restarted@be')) {
+    const expiredFirst = events.some((e) => e.at >= killedAt && e.event.type === 'member-left' && e.event.member.host === 'restarted@be');
+    if (expiredFirst) {
       console.log('[membership] the killed run had already expired when the new one came up');
     } else {
       expect(ready.status).toBe(503);
@@ -131,7 +132,8 @@ describe('liveness of real worker processes', () => {
     if (firstJoin.type !== 'member-joined' || rejoin.event.type !== 'member-joined') throw new Error('unexpected events');
     expect(rejoin.event.member.incarnation).not.toBe(firstJoin.member.incarnation);
     expect(BigInt(rejoin.event.member.aliveRevision)).toBeGreaterThan(BigInt(firstJoin.member.aliveRevision));
-    expect(second.output()).toContain('an earlier incarnation of this host is still alive; waiting for it to expire');
+    // On a loaded machine the new process may come up only after the old lease expired: nothing to wait for then.
+    if (!expiredFirst) expect(second.output()).toContain('an earlier incarnation of this host is still alive; waiting for it to expire');
   });
 
   it('a second process with a host name that is alive cannot join: it waits a TTL, then exits with ALREADY_ALIVE', async () => {

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
+import { waitFor } from '../../support/wait.js';
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '../../..');
@@ -55,6 +56,30 @@ describe('hearth serve lifecycle', () => {
     const hearth = await startHearth({ name: 'sigint' });
     hearth.process.signal('SIGINT');
     expect(await hearth.process.waitForExit()).toEqual({ code: 0, signal: null });
+  });
+
+  it('once ready, logs one line with the API and metrics URLs and the next command to try (JSON: stdout is not a terminal)', async () => {
+    const hearth = await startHearth({ name: 'ready-line' });
+    try {
+      const line = await waitFor(() => hearth.logs().find((l) => typeof l.msg === 'string' && l.msg.startsWith('ready:')), { timeoutMs: 15_000 });
+      expect(line).toMatchObject({ api: hearth.apiUrl, metrics: `${hearth.opsUrl}/metrics`, next: 'hearth volume create 1 && hearth volume list' });
+      expect(line.msg).toBe(`ready: API ${hearth.apiUrl}, metrics ${hearth.opsUrl}/metrics; try: hearth volume create 1 && hearth volume list`);
+    } finally {
+      await hearth.stop();
+    }
+  });
+
+  it('writes pino-pretty lines with log.format pretty, even to a pipe', async () => {
+    const hearth = await startHearth({ name: 'pretty', env: { HEARTH_LOG_FORMAT: 'pretty', HEARTH_LOG_LEVEL: 'info' } });
+    try {
+      await waitFor(() => hearth.output().includes('ready: API'), { timeoutMs: 15_000 });
+      const lines = hearth.output().split('\n').filter((l) => l.trim() !== '' && !l.startsWith(' '));
+      expect(lines.length).toBeGreaterThan(3);
+      for (const l of lines) expect(l).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] (INFO|WARN|ERROR|DEBUG): /);
+      expect(hearth.output()).toContain(`INFO: ready: API ${hearth.apiUrl}, metrics ${hearth.opsUrl}/metrics; try: hearth volume create 1`);
+    } finally {
+      expect(await hearth.stop()).toEqual({ code: 0, signal: null });
+    }
   });
 
   it('exits 2 and names the option when an option is bad', async () => {

@@ -13,7 +13,7 @@ import { createStateMetrics, type StateMetrics } from '../../../src/state/metric
 import type { VolumeRecord } from '../../../src/state/records.js';
 import { type EtcdTestContext, useEtcd } from '../../support/context.js';
 import { waitFor } from '../../support/wait.js';
-import { describeStateStore, newVolume } from '../../contract/state-store.contract.js';
+import { describeStateStore, newVolume, type StoredRef } from '../../contract/state-store.contract.js';
 import { LossyProxy } from './lossy-proxy.js';
 
 function etcdConfig(endpoints: readonly string[], prefix: string, callTimeoutMs = 3_000): Config['etcd'] {
@@ -40,8 +40,11 @@ describeStateStore('etcd', async ({ clock, metrics }) => {
   const keys = new KeyLayout(ctx.prefix);
   const store = storeOn(client, ctx.prefix, clock, metrics);
   const leases: { revoke(): Promise<void> }[] = [];
+  const keyOf = (w: StoredRef): string => (w.kind === 'op' ? keys.op(w.type, w.id) : keys.resource(w.type, w.id));
   return {
     store,
+    readStored: async (w) => (await ctx.client.get(keyOf(w)).string()) ?? undefined,
+    writeStored: async (w, text) => void (await ctx.client.put(keyOf(w)).value(text)),
     makeFence: async () => {
       const alive = await aliveKey(client, keys, 'node1@rbd', 30, true);
       leases.push(alive.lease);

@@ -7,6 +7,7 @@ import { ApiServer } from '../../../src/api/server.js';
 import { apiRoutes } from '../../../src/composition/api.js';
 import type { Backends } from '../../../src/composition/backends.js';
 import type { OrphanDetection } from '../../../src/composition/orphans.js';
+import type { UpgradeParts } from '../../../src/composition/upgrade.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { systemClock } from '../../../src/lifecycle/clock.js';
 import { Closer } from '../../../src/lifecycle/closer.js';
@@ -23,7 +24,7 @@ async function servedRoutes(): Promise<string[]> {
   server.app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) if (method !== 'HEAD' && method !== 'OPTIONS') served.push(`${method} ${route.url}`);
   });
-  for (const routes of apiRoutes(ctx, {} as Backends, { detector: {} } as OrphanDetection)) server.register(routes);
+  for (const routes of apiRoutes(ctx, {} as Backends, { detector: {} } as OrphanDetection, {} as UpgradeParts, '0.0.0')) server.register(routes);
   await server.app.ready();
   await server.close();
   return served;

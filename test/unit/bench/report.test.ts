@@ -100,7 +100,16 @@ describe('missingFigures', () => {
       'failover.takeover_s is missing',
       "failover.takeover_fenced_s's baseline lease.ttl_s is not in the results",
       "failover.takeover_lock_delay_s's baseline lease.ttl_s is not in the results",
+      ...['etcd_leader_stall', 'etcd_leader_stall_max', 'amqp_node_stall', 'amqp_node_stall_max', 'quorum_return_ready', 'quorum_return_ready_max'].map(
+        (f) => `failover.${f}_s's baseline lease.ttl_s is not in the results`,
+      ),
     ]);
+  });
+
+  it('requires issue 12\'s figures of the three-member topology beside the lease TTL', () => {
+    const byName = new Map(REQUIRED_FIGURES.map((f) => [f.name, f.baseline]));
+    for (const name of ['failover.etcd_leader_stall_s', 'failover.amqp_node_stall_s', 'failover.quorum_return_ready_s']) expect(byName.get(name)).toBe('lease.ttl_s');
+    expect(byName.get('failover.etcd_leader_incarnations_lost')).toBeNull();
   });
 
   it('requires issue 9\'s names with their baselines', () => {

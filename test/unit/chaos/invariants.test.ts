@@ -65,22 +65,33 @@ describe('findFencedWrites', () => {
     ];
     expect(findFencedWrites(h).map((b) => b.revision)).toEqual([24]);
   });
+
+  it("an admin's force-delete replaces a dead owner's op (a new op id): the API's write, nobody's life to check; a hand-back of the same op is still checked", () => {
+    const h: HistoryEvent[] = [
+      ...lives,
+      { revision: 21, kind: 'op-put', key: 'ops/volume/v1', owner: null, prevOwner: own(A, 2), opId: 'force-1', prevOpId: 'extend-1' },
+      { revision: 22, kind: 'op-put', key: 'ops/volume/v1', owner: own(B, 3), prevOwner: null, opId: 'force-1', prevOpId: 'force-1' },
+      { revision: 23, kind: 'op-delete', key: 'ops/volume/v1', prevOwner: own(B, 3), prevOpId: 'force-1' },
+      { revision: 24, kind: 'op-put', key: 'ops/volume/v2', owner: null, prevOwner: own(A, 2), opId: 'extend-2', prevOpId: 'extend-2' },
+    ];
+    expect(findFencedWrites(h).map((b) => `${b.revision} ${b.why.split(' ')[0]}`)).toEqual(['24 hand-back']);
+  });
 });
 
 describe('decodeHistory', () => {
   it('decodes alive, op and resource events under the prefix and skips keys it does not know', () => {
     const raw: RawEvent[] = [
       { type: 'put', key: '/p/alive/w1@be', value: JSON.stringify({ incarnation: A }), prev: null, revision: 2, createRevision: 2 },
-      { type: 'put', key: '/p/ops/volume/v1', value: JSON.stringify({ owner: { host: 'w1@be', incarnation: A, aliveRevision: '2' } }), prev: JSON.stringify({ owner: null }), revision: 4, createRevision: 3 },
-      { type: 'delete', key: '/p/ops/volume/v1', value: null, prev: JSON.stringify({ owner: { incarnation: A, aliveRevision: '2' } }), revision: 5, createRevision: 0 },
+      { type: 'put', key: '/p/ops/volume/v1', value: JSON.stringify({ opId: 'o1', owner: { host: 'w1@be', incarnation: A, aliveRevision: '2' } }), prev: JSON.stringify({ opId: 'o1', owner: null }), revision: 4, createRevision: 3 },
+      { type: 'delete', key: '/p/ops/volume/v1', value: null, prev: JSON.stringify({ opId: 'o1', owner: { incarnation: A, aliveRevision: '2' } }), revision: 5, createRevision: 0 },
       { type: 'put', key: '/p/resources/volume/v1', value: JSON.stringify({ status: 'available', updated_by: A }), prev: null, revision: 5, createRevision: 1 },
       { type: 'put', key: '/p/services/volume/w1@be', value: '{}', prev: null, revision: 6, createRevision: 6 },
       { type: 'delete', key: '/p/alive/w1@be', value: null, prev: null, revision: 7, createRevision: 0 },
     ];
     expect(decodeHistory('/p', raw)).toEqual([
       { revision: 2, kind: 'alive-put', host: 'w1@be', incarnation: A, createRevision: 2 },
-      { revision: 4, kind: 'op-put', key: 'ops/volume/v1', owner: own(A, 2), prevOwner: null },
-      { revision: 5, kind: 'op-delete', key: 'ops/volume/v1', prevOwner: own(A, 2) },
+      { revision: 4, kind: 'op-put', key: 'ops/volume/v1', owner: own(A, 2), prevOwner: null, opId: 'o1', prevOpId: 'o1' },
+      { revision: 5, kind: 'op-delete', key: 'ops/volume/v1', prevOwner: own(A, 2), prevOpId: 'o1' },
       { revision: 5, kind: 'resource-put', key: 'resources/volume/v1', updatedBy: A, status: 'available' },
       { revision: 7, kind: 'alive-delete', host: 'w1@be' },
     ]);
@@ -151,6 +162,19 @@ describe('checkInvariants', () => {
     expect(rows.find((r) => r.name.startsWith('kill -9 → orphans detected'))?.detail).toContain('3 kills, 2 mid-operation: p50 2.50 s, max 3.00 s');
     expect(rows.find((r) => r.name.startsWith('kill -9 → takeover'))?.detail).toContain('p50 5.00 s, max 6.00 s');
     expect(formatTable(rows).split('\n')).toHaveLength(rows.length + 2);
+  });
+
+  it('a request a force-delete superseded needs no final status of its own; the force-delete does', () => {
+    const g = goodRun();
+    const extend = { kind: 'extend_volume', type: 'volume', id: 'v7', last: false, superseded: true } as const;
+    const force = { kind: 'force_delete_volume', type: 'volume', id: 'v7', last: true } as const;
+    const row = (r: RunRecord) => checkInvariants(r).find((x) => x.name === 'every accepted request reached a final status (none lost)');
+    const passed = row({ ...g, accepted: [...g.accepted, extend, { ...force, final: 'deleted' }] });
+    expect(passed?.result).toBe('PASS');
+    expect(passed?.detail).toContain('1 replaced by a force-delete');
+    expect(row({ ...g, accepted: [...g.accepted, extend, { ...force, final: 'error_deleting' }] })?.result).toBe('PASS');
+    expect(row({ ...g, accepted: [...g.accepted, extend, force], endStatus: new Map([['volume/v7', 'deleting']]) })?.result).toBe('FAIL');
+    expect(row({ ...g, accepted: [...g.accepted, { ...extend, superseded: false }, { ...force, final: 'deleted' }] })?.result).toBe('FAIL');
   });
 
   it('fails each invariant on its own violation', () => {

@@ -96,6 +96,16 @@ describe('loadConfig', () => {
     expect((await issuesOf(loadConfig({ env: { HEARTH_LEASE_MARGIN_MS: '5000' } })))[0]?.path).toBe('leaseMarginMs');
   });
 
+  it('refuses a negative, absurd or non-numeric over-subscription ratio, reserved percentage or alert threshold, naming the option', async () => {
+    const pathOf = async (env: Record<string, string>): Promise<string[]> => (await issuesOf(loadConfig({ env }))).map((i) => i.path);
+    for (const ratio of ['-1', '0', '0.5', '1e9', 'NaN', 'Infinity', 'lots']) expect(await pathOf({ HEARTH_DRIVER_MAX_OVER_SUBSCRIPTION_RATIO: ratio }), ratio).toEqual(['driver.maxOverSubscriptionRatio']);
+    for (const pct of ['-5', '101', '12.5', 'x']) expect(await pathOf({ HEARTH_DRIVER_RESERVED_PERCENTAGE: pct }), pct).toEqual(['driver.reservedPercentage']);
+    expect(await pathOf({ HEARTH_ALERTS_BACKEND_NEARLY_FULL_PERCENT: '0' })).toEqual(['alerts.backendNearlyFullPercent']);
+    expect(await pathOf({ HEARTH_ALERTS_OPERATION_STUCK_MS: '-1' })).toEqual(['alerts.operationStuckMs']);
+    const ok = await loadConfig({ env: { HEARTH_DRIVER_MAX_OVER_SUBSCRIPTION_RATIO: '1.5', HEARTH_DRIVER_RESERVED_PERCENTAGE: '10', HEARTH_ALERTS_BACKEND_NEARLY_FULL_PERCENT: '85' } });
+    expect([ok.driver.maxOverSubscriptionRatio, ok.driver.reservedPercentage, ok.alerts.backendNearlyFullPercent]).toEqual([1.5, 10, 85]);
+  });
+
   it('ignores HEARTH_TEST_* variables, which belong to the test harness', async () => {
     await expect(loadConfig({ env: { HEARTH_TEST_ETCD_ENDPOINTS: 'x' } })).resolves.toBeDefined();
   });

@@ -1,9 +1,10 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AbortedError, ActiveActiveUnsupportedError, DriverError } from '../../../src/errors.js';
+import { AbortedError, ActiveActiveUnsupportedError, BackendUnavailableError, DriverError } from '../../../src/errors.js';
 import { openDriver } from '../../../src/composition/driver.js';
+import { loadConfig } from '../../../src/config/load.js';
 import { checkJournal, parseJournal } from '../../../src/drivers/fake-journal.js';
 import { FakeVolumeDriver } from '../../../src/drivers/fake-volume-driver.js';
 import { FileVolumeDriver } from '../../../src/drivers/file-volume-driver.js';
@@ -45,6 +46,41 @@ describe('fake driver', () => {
     const report = checkJournal(entries);
     expect(report.ok).toBe(true);
     expect(report.calls).toHaveLength(3);
+  });
+
+  it('is down while its down file exists, with the file\'s first line as the reason, and refuses its capacity then', async () => {
+    const downFile = join(dir, 'down');
+    const driver = await FakeVolumeDriver.open({ downFile, capacityGiB: 10 });
+    expect(await driver.health()).toEqual({ state: 'up' });
+    expect((await driver.capacity()).totalBytes).toBe(10 * 1024 ** 3);
+    await writeFile(downFile, 'share unmounted\nmore\n');
+    expect(await driver.health()).toEqual({ state: 'down', reason: 'share unmounted' });
+    await expect(driver.capacity()).rejects.toBeInstanceOf(BackendUnavailableError);
+    await rm(downFile);
+    expect(await driver.health()).toEqual({ state: 'up' });
+    await driver.close();
+  });
+
+  it('a hanging call waits for its abort and journals its end then; one that ignores aborts ends only at close', async () => {
+    const driver = await FakeVolumeDriver.open({ journalPath, hang: ['createVolume'] });
+    const abort = new AbortController();
+    const call = driver.createVolume({ id: 'v1', sizeGiB: 1 }, ctx('op-1', abort.signal));
+    await driver.deleteVolume({ id: 'v2' }, ctx('op-2'));
+    abort.abort(new Error('force-delete'));
+    await expect(call).rejects.toBeInstanceOf(AbortedError);
+    const stubborn = await FakeVolumeDriver.open({ hang: ['extendVolume'], hangIgnoresAbort: true });
+    const ignoring = new AbortController();
+    const stuck = stubborn.extendVolume({ id: 'v1' }, 2, ctx('op-3', ignoring.signal));
+    let ended = false;
+    void stuck.catch(() => (ended = true));
+    ignoring.abort();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(ended).toBe(false);
+    await stubborn.close();
+    await expect(stuck).rejects.toBeInstanceOf(AbortedError);
+    await driver.close();
+    const entries = parseJournal(await readFile(journalPath, 'utf8')).entries;
+    expect(entries.map((e) => `${e.event} ${e.call} ${String(e.ok)}`)).toEqual(['start createVolume undefined', 'start deleteVolume undefined', 'end deleteVolume true', 'end createVolume false']);
   });
 
   it('takes at least the configured latency per call', async () => {
@@ -131,11 +167,13 @@ describe('active/active and the driver factory', () => {
   it('builds the configured driver: file under <dataDir>/volumes by default, or fake', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'hearth-create-driver-'));
     try {
-      const driverConfig = { name: 'file' as const, fileDir: '', fakeLatencyMs: 0, fakeFailureRate: 0, fakeJournal: '' };
-      const file = await openDriver({ dataDir, driver: driverConfig }, { logger: silentLogger() });
+      const defaults = await loadConfig({ env: {} });
+      const driverConfig = { ...defaults.driver, name: 'file' as const };
+      const base = { dataDir, cluster: 'c', backend: 'be', host: 'h', backendHealth: defaults.backendHealth };
+      const file = await openDriver({ ...base, driver: driverConfig }, { logger: silentLogger() });
       expect(file).toBeInstanceOf(FileVolumeDriver);
       expect((file as FileVolumeDriver).volumePath('x')).toBe(join(dataDir, 'volumes', 'volume-x'));
-      const fake = await openDriver({ dataDir, driver: { ...driverConfig, name: 'fake', fakeJournal: join(dataDir, 'j') } }, { logger: silentLogger() });
+      const fake = await openDriver({ ...base, driver: { ...driverConfig, name: 'fake', fakeJournal: join(dataDir, 'j') } }, { logger: silentLogger() });
       expect(fake).toBeInstanceOf(FakeVolumeDriver);
       await fake.createVolume({ id: 'v', sizeGiB: 1 }, ctx('op'));
       await Promise.all([file.close(), fake.close()]);

@@ -16,6 +16,11 @@ describeVolumeDriverContract('file', async () => {
 
 const ctx = (signal: AbortSignal = new AbortController().signal): DriverContext => ({ signal, member: 'node1@be', opId: 'op-1' });
 
+/** What a directory holds besides hearth's own `.hearth` (the cluster marker, fence markers). */
+async function volumeFiles(path: string): Promise<string[]> {
+  return (await readdir(path)).filter((name) => name !== '.hearth');
+}
+
 /** Bytes a file really occupies on disk. */
 async function allocated(path: string): Promise<number> {
   return (await stat(path)).blocks * 512;
@@ -60,7 +65,7 @@ describe('file driver on a real directory', () => {
     expect(path).toBe(join(dir, 'volumes', 'volume-v1'));
     expect((await stat(path)).size).toBe(2 * GIB);
     expect(await allocated(path)).toBeLessThan(1024 * 1024);
-    expect(await readdir(join(dir, 'volumes'))).toEqual(['volume-v1']);
+    expect(await volumeFiles(join(dir, 'volumes'))).toEqual(['volume-v1']);
   });
 
   it('refuses to create over a volume of another size, and leaves it alone', async () => {
@@ -96,13 +101,13 @@ describe('file driver on a real directory', () => {
     expect((await readAt(snap, 512 * 1024 * 1024 + 3, 6)).toString()).toBe('middle');
     expect((await readAt(snap, GIB - 4, 4)).toString()).toBe('tail');
     expect(await allocated(snap)).toBeLessThan(4 * 1024 * 1024);
-    expect((await readdir(join(dir, 'volumes'))).sort()).toEqual(['snapshot-s1', 'volume-v1']);
+    expect((await volumeFiles(join(dir, 'volumes'))).sort()).toEqual(['snapshot-s1', 'volume-v1']);
   });
 
   it('refuses to snapshot a volume that does not exist', async () => {
     const err = await driver.createSnapshot({ id: 's1', volumeId: 'nope' }, ctx()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DriverError);
-    expect(await readdir(join(dir, 'volumes'))).toEqual([]);
+    expect(await volumeFiles(join(dir, 'volumes'))).toEqual([]);
   });
 
   it('snapshots an empty 100 GiB volume with its size and no more allocated blocks', async () => {
@@ -115,7 +120,7 @@ describe('file driver on a real directory', () => {
     const { ino } = await stat(snap);
     await driver.createSnapshot({ id: 's-huge', volumeId: 'huge' }, ctx());
     expect((await stat(snap)).ino).toBe(ino);
-    expect((await readdir(join(dir, 'volumes'))).sort()).toEqual(['snapshot-s-huge', 'volume-huge']);
+    expect((await volumeFiles(join(dir, 'volumes'))).sort()).toEqual(['snapshot-s-huge', 'volume-huge']);
   });
 
   it('stops a snapshot copy when the signal aborts: cp is killed, neither snapshot nor temp file is left', async () => {
@@ -132,7 +137,7 @@ describe('file driver on a real directory', () => {
     stop.abort(new Error('lock lost'));
     expect(await pending).toBeInstanceOf(AbortedError);
     expect(processExists(pid!)).toBe(false);
-    expect(await readdir(join(dir, 'volumes'))).toEqual(['volume-slow']);
+    expect(await volumeFiles(join(dir, 'volumes'))).toEqual(['volume-slow']);
   });
 
   it('reports a missing cp as a DriverError that says so', async () => {
@@ -143,7 +148,7 @@ describe('file driver on a real directory', () => {
     expect(err).toMatchObject({ call: 'createSnapshot', retryable: false });
     expect((err as DriverError).message).toMatch(/was not found/);
     expect((err as DriverError).cause).toBeInstanceOf(CopyError);
-    expect(await readdir(join(dir, 'volumes'))).toEqual(['volume-v1']);
+    expect(await volumeFiles(join(dir, 'volumes'))).toEqual(['volume-v1']);
     await noCp.close();
   });
 

@@ -29,8 +29,17 @@ describe('job messages', () => {
     expect(decodeJob(bytes({ ...job, id: '../x' }))).toMatchObject({ ok: false, reason: 'malformed' });
     expect(decodeJob(bytes([1, 2]))).toMatchObject({ ok: false, reason: 'malformed' });
     expect(decodeJob(bytes(null))).toMatchObject({ ok: false, reason: 'malformed' });
-    expect(decodeJob(bytes({ ...job, v: 2 }))).toMatchObject({ ok: false, reason: 'unsupported-version', detail: 'v=2' });
     expect(decodeJob(Buffer.alloc(MAX_MESSAGE_BYTES + 1, 32))).toMatchObject({ ok: false, reason: 'oversized' });
+  });
+
+  it('dead-letters a version far in the future, a missing version and one of the wrong type, saying which', () => {
+    expect(decodeJob(bytes({ ...job, v: 99 }))).toMatchObject({ ok: false, reason: 'unsupported-version', detail: expect.stringMatching(/^version 99 is newer than this build reads \(/) as unknown });
+    expect(decodeJob(bytes({ ...job, v: 0 }))).toMatchObject({ ok: false, reason: 'unsupported-version', detail: expect.stringMatching(/^version 0 is older than this build reads/) as unknown });
+    const { v: _v, ...unversioned } = job;
+    expect(decodeJob(bytes(unversioned))).toMatchObject({ ok: false, reason: 'malformed', detail: expect.stringMatching(/^no version field/) as unknown });
+    expect(decodeJob(bytes({ ...job, v: '1' }))).toMatchObject({ ok: false, reason: 'malformed', detail: expect.stringMatching(/^the version field is a string, not an integer/) as unknown });
+    expect(decodeJob(bytes({ ...job, v: 1.5 }))).toMatchObject({ ok: false, reason: 'malformed', detail: expect.stringMatching(/non-integer number/) as unknown });
+    expect(decodeJob(bytes({ ...job, v: [1] }))).toMatchObject({ ok: false, reason: 'malformed', detail: expect.stringMatching(/an array/) as unknown });
   });
 
   it('round-trips a cleanup request (kind cleanup) and names what is wrong with a bad one', () => {

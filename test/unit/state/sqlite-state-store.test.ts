@@ -1,24 +1,33 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CoordinatorError } from '../../../src/errors.js';
+import { ProtocolMismatchError } from '../../../src/protocol.js';
 import { ManualClock } from '../../../src/lifecycle/clock.js';
 import { createStateMetrics } from '../../../src/state/metrics.js';
 import { SQLITE_STATE_FILE, SqliteStateStore } from '../../../src/state/sqlite-state-store.js';
 import { Registry } from 'prom-client';
-import { describeStateStore, newVolume } from '../../contract/state-store.contract.js';
+import Database from 'better-sqlite3';
+import { describeStateStore, newVolume, type StoredRef } from '../../contract/state-store.contract.js';
 
 describeStateStore('SQLite', async ({ clock, metrics }) => {
   const dir = await mkdtemp(join(tmpdir(), 'hearth-state-'));
-  const store = SqliteStateStore.open({ path: join(dir, SQLITE_STATE_FILE), clock, metrics });
+  const path = join(dir, SQLITE_STATE_FILE);
+  const store = SqliteStateStore.open({ path, clock, metrics });
+  // A second connection to the same file, as another process would have.
+  const raw = new Database(path);
+  const table = (w: StoredRef): string => (w.kind === 'op' ? 'ops' : 'resources');
   return {
     store,
+    readStored: async (w) => (raw.prepare(`SELECT body FROM ${table(w)} WHERE type = ? AND id = ?`).get(w.type, w.id) as { body: string } | undefined)?.body,
+    writeStored: async (w, text) => void raw.prepare(`UPDATE ${table(w)} SET body = ? WHERE type = ? AND id = ?`).run(text, w.type, w.id),
     makeFence: async () => {
       let held = true;
       return { fence: { guards: [], holds: () => held, description: 'test session' }, revoke: async () => void (held = false) };
     },
     close: async () => {
+      raw.close();
       await store.close();
       await rm(dir, { recursive: true, force: true });
     },
@@ -49,6 +58,62 @@ describe('SqliteStateStore specifics', () => {
     expect(err).toBeInstanceOf(CoordinatorError);
     expect(err).toMatchObject({ code: 'UNSUPPORTED' });
     await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('migrates a file written before records had versions on open: a consistent backup first, then every record in one transaction', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-state-'));
+    const path = join(dir, SQLITE_STATE_FILE);
+    const clock = new ManualClock(7);
+    const first = SqliteStateStore.open({ path, clock, metrics: createStateMetrics(new Registry()) });
+    expect(first.recordSchema).toEqual({ schema: 1 });
+    const created = await first.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
+    if (!created.ok) throw new Error('create failed');
+    await first.close();
+    // Make it a file of the release before versions: bodies without `v`, no schema row.
+    const raw = new Database(path);
+    for (const table of ['resources', 'ops']) {
+      for (const row of raw.prepare(`SELECT type, id, body FROM ${table}`).all() as { type: string; id: string; body: string }[]) {
+        const { v: _v, ...body } = JSON.parse(row.body) as Record<string, unknown>;
+        raw.prepare(`UPDATE ${table} SET body = ? WHERE type = ? AND id = ?`).run(JSON.stringify(body), row.type, row.id);
+      }
+    }
+    raw.prepare("DELETE FROM meta WHERE key = 'schema'").run();
+    raw.close();
+
+    const second = SqliteStateStore.open({ path, clock, metrics: createStateMetrics(new Registry()) });
+    expect(second.recordSchema).toEqual({ schema: 1, migrated: { from: 0, backup: `${path}.schema-0-7.bak` } });
+    expect(await second.get({ type: 'volume', id: created.record.id })).toEqual(created.record);
+    await second.close();
+    expect((await readdir(dir)).filter((f) => f.endsWith('.bak'))).toEqual([`${SQLITE_STATE_FILE}.schema-0-7.bak`]);
+    // The backup is a whole database of the old file: its records have no version.
+    const backup = new Database(`${path}.schema-0-7.bak`, { readonly: true });
+    const body = JSON.parse((backup.prepare('SELECT body FROM resources').get() as { body: string }).body) as Record<string, unknown>;
+    backup.close();
+    expect(body).not.toHaveProperty('v');
+    // Opening again migrates nothing.
+    const third = SqliteStateStore.open({ path, clock, metrics: createStateMetrics(new Registry()) });
+    expect(third.recordSchema).toEqual({ schema: 1 });
+    await third.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('refuses to open a file a newer release migrated, naming its schema and this build’s', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-state-'));
+    const path = join(dir, SQLITE_STATE_FILE);
+    await SqliteStateStore.open({ path, clock: new ManualClock(1), metrics: createStateMetrics(new Registry()) }).close();
+    const raw = new Database(path);
+    raw.prepare("UPDATE meta SET value = 5 WHERE key = 'schema'").run();
+    raw.close();
+    const err = (() => {
+      try {
+        return SqliteStateStore.open({ path, clock: new ManualClock(1), metrics: createStateMetrics(new Registry()) });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(ProtocolMismatchError);
+    expect(String((err as Error).message)).toMatch(/record schema 5, written by a newer release of hearth; this build reads schemas 1/);
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -55,6 +55,8 @@ const TRANSITIONAL = {
 function expected(resource: 'volume' | 'snapshot', from: string | null, to: string, by: Actor): boolean {
   const statuses: readonly string[] = resource === 'volume' ? VOLUME_STATUSES : SNAPSHOT_STATUSES;
   if (from !== null && from === to) return true; // not a transition
+  // os-force_delete: from any status into deleting (the API's own conditions refuse an attached volume).
+  if (by === 'api' && from !== null && to === 'deleting') return true;
   if (by === 'admin') return from !== null && to !== DELETED && !TRANSITIONAL[resource].includes(to) && statuses.includes(to);
   const spec = resource === 'volume' ? VOLUME_SPEC : SNAPSHOT_SPEC;
   return spec[by].includes(`${from ?? 'new'}>${to}`);
@@ -150,6 +152,7 @@ describe('sourcesOf', () => {
     expect(sourcesOf('volume', 'deleting', 'api')).toEqual(['available', 'error', 'error_restoring', 'error_extending', 'error_managing']);
     expect(sourcesOf('volume', 'extending', 'api')).toEqual(['available', 'in-use']);
     expect(sourcesOf('snapshot', 'deleting', 'api')).toEqual(['available', 'error']);
+    expect(sourcesOf('snapshot', 'deleting', 'api', { forced: true })).toEqual(['available', 'error', 'creating', 'error_deleting']);
     expect(sourcesOf('volume', 'creating', 'api')).toEqual([]);
   });
 });

@@ -15,6 +15,7 @@ import type { OpRecord } from '../../../src/state/records.js';
 import { SQLITE_STATE_FILE, SqliteStateStore } from '../../../src/state/sqlite-state-store.js';
 import { type Admission, ADMIT_ALL, type ClusterAdmission } from '../../../src/volumes/cluster-admission.js';
 import type { JobPublisher, PublishOutcome } from '../../../src/volumes/job-publisher.js';
+import type { AbortRequest } from '../../../src/routing/abort-notice.js';
 import { volumeRoutes } from '../../../src/volumes/volume-routes.js';
 import { VolumeService } from '../../../src/volumes/volume-service.js';
 
@@ -40,6 +41,7 @@ describe('volume API', () => {
   let admission: Admission;
   let clock: ManualClock;
   let stamps: PublishStamps;
+  let aborts: AbortRequest[];
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'hearth-api-'));
@@ -49,7 +51,18 @@ describe('volume API', () => {
     admission = { accepts: true };
     const clusters: ClusterAdmission = { admitsNewVolumes: async () => admission };
     stamps = new PublishStamps({ store, clock, logger: silentLogger(), delayMs: 1_000 });
-    const service = new VolumeService({ store, publisher, stamps, admission: clusters, clock, logger: silentLogger(), cluster: 'ceph@rbd', availabilityZone: 'nova' });
+    aborts = [];
+    const service = new VolumeService({
+      store,
+      publisher,
+      stamps,
+      admission: clusters,
+      clock,
+      logger: silentLogger(),
+      cluster: 'ceph@rbd',
+      availabilityZone: 'nova',
+      abortRun: async (r) => void aborts.push(r),
+    });
     api = new ApiServer({ logger: silentLogger(), maxBodyBytes: 65_536, publicUrl: 'http://hearth.example:8776' });
     api.register(volumeRoutes(service));
   });
@@ -245,9 +258,59 @@ describe('volume API', () => {
     it('refuses cascade and force instead of ignoring them, and 404s a missing volume', async () => {
       const id = await volumeIn('available');
       expect((await call('DELETE', `${P}/volumes/${id}?cascade=true`)).body!.badRequest.message).toMatch(/cascade\) is not supported/);
-      expect((await call('DELETE', `${P}/volumes/${id}?force=1`)).body!.badRequest.message).toMatch(/force-deleting a volume is not supported/);
+      expect((await call('DELETE', `${P}/volumes/${id}?force=1`)).body!.badRequest.message).toMatch(/force-deleting a volume before microversion 3.23 is not supported/);
       expect(await store.get({ type: 'volume', id })).toMatchObject({ status: 'available' });
       expect((await call('DELETE', `${P}/volumes/missing`)).status).toBe(404);
+    });
+  });
+
+  describe('force-delete (os-force_delete)', () => {
+    it('deletes from any status: one write replaces the op in flight with a force-delete op naming it, and asks its owner to abort', async () => {
+      const id = await createVolume();
+      const creating = (await store.getOp({ type: 'volume', id }))!;
+      const owner = { host: 'n1@rbd', incarnation: 'n1@rbd:1', aliveRevision: '5' };
+      expect((await store.updateOp({ type: 'volume', id }, { expect: { opId: creating.opId }, set: { owner, attempt: 1 } })).ok).toBe(true);
+      publisher.published.length = 0;
+      expect((await call('POST', `${P}/volumes/${id}/action`, { 'os-force_delete': null })).status).toBe(202);
+      expect(await store.get({ type: 'volume', id })).toMatchObject({ status: 'deleting' });
+      const op = (await store.getOp({ type: 'volume', id }))!;
+      expect(op).toMatchObject({ kind: 'delete_volume', owner: null, params: { force: true, replaced: { opId: creating.opId, kind: 'create_volume', owner: 'n1@rbd:1', ownerHost: 'n1@rbd' } } });
+      expect(op.opId).not.toBe(creating.opId);
+      expect(publisher.published.map((o) => o.opId)).toEqual([op.opId]);
+      expect(aborts).toEqual([{ type: 'volume', id, opId: creating.opId, reason: 'force-delete' }]);
+      // The replaced run can write nothing more: its final write expects its own op.
+      const late = await store.transition({ type: 'volume', id }, { expect: { status: 'creating' }, expectOp: { opId: creating.opId }, set: { status: 'available' }, op: 'remove', by: 'worker' });
+      expect(late.ok).toBe(false);
+    });
+
+    it('a resource with no op in flight (error_deleting) is deleted with a fresh op; no abort is sent', async () => {
+      const id = await volumeIn('error_deleting');
+      expect((await call('POST', `${P}/volumes/${id}/action`, { 'os-force_delete': {} })).status).toBe(202);
+      expect(await store.getOp({ type: 'volume', id })).toMatchObject({ kind: 'delete_volume', params: { force: true } });
+      expect(aborts).toEqual([]);
+    });
+
+    it('DELETE ?force=true from microversion 3.23 is the same; refuses an attached volume or one with snapshots', async () => {
+      const id = await volumeIn('error');
+      expect((await call('DELETE', `${P}/volumes/${id}?force=true`, undefined, '3.23')).status).toBe(202);
+      expect(await store.get({ type: 'volume', id })).toMatchObject({ status: 'deleting' });
+      const attached = await createVolume();
+      expect((await call('POST', `${P}/volumes/${attached}/action`, { 'os-reset_status': { status: 'in-use', attach_status: 'attached' } })).status).toBe(202);
+      const refused = await call('POST', `${P}/volumes/${attached}/action`, { 'os-force_delete': {} });
+      expect(refused.status).toBe(400);
+      expect(refused.body!.badRequest.message).toMatch(/must not be attached to force-delete/);
+      const withSnap = await volumeIn('available');
+      expect((await call('POST', `${P}/snapshots`, { snapshot: { volume_id: withSnap } })).status).toBe(202);
+      expect((await call('POST', `${P}/volumes/${withSnap}/action`, { 'os-force_delete': {} })).body!.badRequest.message).toMatch(/must have no snapshots/);
+      expect((await call('POST', `${P}/volumes/missing/action`, { 'os-force_delete': {} })).status).toBe(404);
+    });
+
+    it('snapshots: os-force_delete from any status', async () => {
+      const volume = await volumeIn('available');
+      const snap = (await call('POST', `${P}/snapshots`, { snapshot: { volume_id: volume } })).body!.snapshot.id as string;
+      expect((await call('POST', `${P}/snapshots/${snap}/action`, { 'os-force_delete': {} })).status).toBe(202);
+      expect(await store.get({ type: 'snapshot', id: snap })).toMatchObject({ status: 'deleting' });
+      expect(await store.getOp({ type: 'snapshot', id: snap })).toMatchObject({ kind: 'delete_snapshot', params: { force: true, replaced: { kind: 'create_snapshot', owner: null } } });
     });
   });
 

@@ -32,7 +32,11 @@ import { OpPublisher } from '../../../src/worker/op-publisher.js';
 import { OperationRunner } from '../../../src/worker/operation-runner.js';
 import { RepublishSweeper } from '../../../src/worker/sweeper.js';
 import { VolumeManager } from '../../../src/worker/volume-manager.js';
-import { type BeforeConsumeHook, Worker } from '../../../src/worker/worker.js';
+import { type BackendGate, type BeforeConsumeHook, Worker } from '../../../src/worker/worker.js';
+import type { DriverCall } from '../../../src/drivers/volume-driver.js';
+import { abortNotice, abortRequestOf } from '../../../src/routing/abort-notice.js';
+import type { Admission } from '../../../src/worker/admission.js';
+import { type ForceDeleteHooks, replacedOf } from '../../../src/worker/force-delete.js';
 
 export const CLUSTER = 'ceph@rbd';
 export const HOST = 'n1@rbd';
@@ -99,6 +103,15 @@ export interface LocalWorkerOptions {
   readonly beforeConsume?: readonly BeforeConsumeHook[];
   /** Do not start the worker (tests that drive the manager by hand). */
   readonly start?: boolean;
+  /** The backend's state the worker follows (default: always up). */
+  readonly backend?: BackendGate;
+  /** Fake driver calls that never finish by themselves (see FakeVolumeDriver). */
+  readonly hang?: readonly DriverCall[];
+  readonly hangIgnoresAbort?: boolean;
+  /** The capacity gate of creates and extends. */
+  readonly admission?: Admission;
+  /** How long a force-delete waits for the run it replaced (default 5 s). */
+  readonly forceDeleteWaitMs?: number;
 }
 
 /** One worker process's parts, in process. */
@@ -116,15 +129,56 @@ export async function localWorker(options: LocalWorkerOptions = {}) {
     new LocalJobBus({ prefix: 'hearth', prefetch: 8, maxDeliveries: 5 }, { broker, identity: { cluster: CLUSTER, host }, logger, registry: new Registry() });
   const bus = busFor(HOST);
   const journal = join(dir, 'journal.jsonl');
-  const driver = await FakeVolumeDriver.open({ latencyMs: options.latencyMs ?? 0, failureRate: options.failureRate ?? 0, random: () => 0, journalPath: journal });
+  const driver = await FakeVolumeDriver.open({
+    latencyMs: options.latencyMs ?? 0,
+    failureRate: options.failureRate ?? 0,
+    random: () => 0,
+    journalPath: journal,
+    ...(options.hang ? { hang: options.hang, hangIgnoresAbort: options.hangIgnoresAbort ?? false } : {}),
+  });
+  /** What force-deletes that timed out told their users. */
+  const forceTimeouts: string[] = [];
+  const forceDelete: ForceDeleteHooks = {
+    waitMs: options.forceDeleteWaitMs ?? 5_000,
+    abortReplaced: async (op) => {
+      const replaced = replacedOf(op);
+      if (replaced?.owner) await bus.publishNotice(abortNotice({ type: op.type, id: op.id, opId: replaced.opId, reason: 'force-delete (worker)' }));
+    },
+    timedOut: async (_op, _record, why) => void forceTimeouts.push(why),
+  };
   const publisher = new OpPublisher({ bus, store, clock, logger, timeoutMs: 1_000 });
   const claimer = new OpClaimer({ store, membership });
-  const runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger, retry: Backoff.constant(20) });
-  const manager = new VolumeManager({ store, claimer, runner, incarnations, clock, logger, maxConcurrentOps: options.maxConcurrentOps ?? 8, retry: Backoff.constant(20) });
+  const runner = new OperationRunner({
+    store,
+    driver,
+    incarnations,
+    publisher,
+    metrics: workerMetrics(registry),
+    clock,
+    logger,
+    retry: Backoff.constant(20),
+    forceDelete,
+    ...(options.admission ? { admission: options.admission } : {}),
+  });
+  const notices = await bus.subscribeNotices((n) => {
+    const request = abortRequestOf(n);
+    if (request) runner.abort(request.opId, request.reason);
+  });
+  const manager = new VolumeManager({ store, claimer, runner, incarnations, clock, logger, maxConcurrentOps: options.maxConcurrentOps ?? 8, retry: Backoff.constant(20), ...(options.backend ? { canTake: () => options.backend?.up ?? true } : {}) });
   const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: CLUSTER, intervalMs: options.sweepIntervalMs ?? 60_000, ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}) });
-  const worker = new Worker({ bus, incarnations, manager, sweeper, logger, ...(options.beforeConsume ? { beforeConsume: options.beforeConsume } : {}) });
+  const worker = new Worker({ bus, incarnations, manager, sweeper, logger, ...(options.beforeConsume ? { beforeConsume: options.beforeConsume } : {}), ...(options.backend ? { backend: options.backend } : {}) });
   const stamps = new PublishStamps({ store, clock, logger, delayMs: 200 });
-  const api = new VolumeService({ store, publisher: new JobBusPublisher(bus), stamps, admission: ADMIT_ALL, clock, logger, cluster: CLUSTER, availabilityZone: 'nova' });
+  const api = new VolumeService({
+    store,
+    publisher: new JobBusPublisher(bus),
+    stamps,
+    admission: ADMIT_ALL,
+    clock,
+    logger,
+    cluster: CLUSTER,
+    availabilityZone: 'nova',
+    abortRun: async (r) => void (await bus.publishNotice(abortNotice(r))),
+  });
   if (options.start ?? true) await worker.start();
   return {
     dir,
@@ -143,6 +197,7 @@ export async function localWorker(options: LocalWorkerOptions = {}) {
     sweeper,
     worker,
     api,
+    forceTimeouts,
     /** Jobs waiting in the cluster queue. */
     queued: () => broker.queue(`hearth.volume.${CLUSTER}`, false)?.depth ?? 0,
     async journal(): Promise<JournalReport> {
@@ -157,7 +212,11 @@ export async function localWorker(options: LocalWorkerOptions = {}) {
     stamps,
     async close(): Promise<void> {
       await stamps.close();
-      await worker.drain(0).catch(() => undefined);
+      await notices.cancel();
+      // A call that ignores its aborts ends only when the driver closes.
+      const draining = worker.drain(0).catch(() => undefined);
+      if (options.hangIgnoresAbort) await driver.close();
+      await draining;
       await bus.close();
       await driver.close();
       await store.close();

@@ -70,6 +70,34 @@ describe('start-up hooks', () => {
   });
 });
 
+describe('backend down', () => {
+  it('a worker whose backend is down consumes nothing but stays joined; it resumes by itself when the backend is up', async () => {
+    const listeners = new Set<() => void>();
+    const backend = { up: false, onChange: (l: () => void) => (listeners.add(l), () => listeners.delete(l)) };
+    const flip = (up: boolean): void => {
+      backend.up = up;
+      for (const l of listeners) l();
+    };
+    w = await localWorker({ backend });
+    expect(w.worker.state).toBe('holding');
+    expect(w.incarnations.current()?.member.joined).toBe(true);
+    const first = (await w.api.createVolume(ADMIN, { size: 1 })).id;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await w.store.getOp({ type: 'volume', id: first })).toMatchObject({ owner: null });
+    flip(true);
+    await expect.poll(() => status(w!, first)).toBe('available');
+    expect(w.worker.state).toBe('consuming');
+    flip(false);
+    await expect.poll(() => w!.worker.state).toBe('holding');
+    const second = (await w.api.createVolume(ADMIN, { size: 1 })).id;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await w.store.getOp({ type: 'volume', id: second })).toMatchObject({ owner: null });
+    expect(w.incarnations.current()?.member.joined).toBe(true);
+    flip(true);
+    await expect.poll(() => status(w!, second)).toBe('available');
+  });
+});
+
 describe('graceful drain', () => {
   it('an operation that finishes within the grace period finishes; nothing is handed back', async () => {
     w = await localWorker({ latencyMs: 300 });
