@@ -168,6 +168,30 @@ export function describeStateStore(name: string, factory: StateStoreFactory): vo
         await expect(done).rejects.toBeInstanceOf(VersionUnsupportedError);
         expect(await h.readStored(ref)).toBe(bad);
       });
+
+      it('hands back the op as stored with its bytes as stored, version included; a token it cannot read, or one a rewrite outdated, costs only a read', async () => {
+        const created = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume', params: { size: 1 } } });
+        if (!created.ok || !created.op || created.stored === undefined) throw new Error('create failed');
+        const ref = { kind: 'op', type: 'volume', id: created.record.id } as const;
+        const asStored = (await h.readStored(ref))!;
+        expect((JSON.parse(asStored) as { v?: unknown }).v).toEqual(expect.any(Number));
+        // The token ends with exactly the stored bytes: a claim that assumes it compares against them.
+        expect(created.stored.endsWith(asStored)).toBe(true);
+        expect(store.opOfStored(created.stored)).toEqual(created.op);
+        expect(store.opOfStored(created.stored)).not.toHaveProperty('v');
+        // A token whose record this build cannot read names no op: the job takes the ordinary path.
+        const future = (created.stored.slice(0, -asStored.length) + JSON.stringify({ ...(JSON.parse(asStored) as object), v: 1_000 })) as typeof created.stored;
+        expect(store.opOfStored(future)).toBeUndefined();
+        // The op rewritten behind the store's back (as another release or a migration would): the
+        // token is stale, and the claim is decided on the op as it is now.
+        await h.writeStored(ref, JSON.stringify({ ...(JSON.parse(asStored) as object), attempt: 5 }));
+        const claim = await store.updateOp(
+          { type: 'volume', id: created.record.id },
+          { expect: { opId: created.op.opId, owner: null, attempt: 0 }, set: { owner: ME, attempt: 1 }, assume: created.stored },
+        );
+        expect(claim).toEqual({ ok: false, failed: { field: 'op.attempt', expected: 0, actual: 5 } });
+        expect(await store.getOp({ type: 'volume', id: created.record.id })).toMatchObject({ owner: null, attempt: 5 });
+      });
     });
 
     describe('create', () => {
