@@ -11,12 +11,34 @@
  */
 
 /** One etcd key whose create revision a write depends on. */
-export interface KeyGuard {
+export interface CreateGuard {
   readonly key: string;
   /** Create revision as a decimal string; `'0'` means the key does not exist. */
   readonly createRevision: string;
   /** `equal`: the key still has exactly this create revision; `notEqual`: it no longer has. */
   readonly expect: 'equal' | 'notEqual';
+  /**
+   * Delete the key in the same transaction when the write lands: a lock released by the write
+   * that ends the work it protected, instead of by a request of its own. Only an `equal` guard
+   * (the key is still the writer's) can ask for it.
+   */
+  readonly releaseWithWrite?: boolean;
+}
+
+/** One etcd key whose last change a write depends on: the key is unchanged since it was read. */
+export interface ModGuard {
+  readonly key: string;
+  /** Mod revision as a decimal string; `'0'` means the key does not exist. */
+  readonly modRevision: string;
+  readonly expect: 'equal';
+}
+
+/** A condition on one etcd key outside the record being written; see the module doc. */
+export type KeyGuard = CreateGuard | ModGuard;
+
+/** The revision a guard compares: the create revision, or the mod revision of a {@link ModGuard}. */
+export function guardRevision(guard: KeyGuard): { readonly target: 'create' | 'mod'; readonly revision: string } {
+  return 'modRevision' in guard ? { target: 'mod', revision: guard.modRevision } : { target: 'create', revision: guard.createRevision };
 }
 
 /** What a write must still be entitled to; see the module doc. */
@@ -33,11 +55,13 @@ export interface Fence {
 }
 
 /**
- * Describes a guard, e.g. `/hearth/alive/n1@rbd create_revision == 42`. A `FencedError` from
+ * Describes a guard, e.g. `/hearth/alive/n1@rbd create_revision == 42` (`mod_revision` for a
+ * {@link ModGuard}). A `FencedError` from
  * an etcd write names the guard that failed this way (followed by ` (is <actual>)`).
  */
 export function describeGuard(guard: KeyGuard): string {
-  return `${guard.key} create_revision ${guard.expect === 'equal' ? '==' : '!='} ${guard.createRevision}`;
+  const { target, revision } = guardRevision(guard);
+  return `${guard.key} ${target}_revision ${guard.expect === 'equal' ? '==' : '!='} ${revision}`;
 }
 
 /** The fence that always holds (API-side writes, which no lease backs). */
@@ -48,9 +72,15 @@ export function allOf(...fences: readonly Fence[]): Fence {
   const parts = fences.filter((f) => f !== NO_FENCE);
   if (parts.length === 0) return NO_FENCE;
   if (parts.length === 1) return parts[0] as Fence;
+  let guards: KeyGuard[] = [];
+  for (const f of parts) guards = guards.concat(f.guards);
+  let description: string | undefined;
   return {
-    guards: parts.flatMap((f) => f.guards),
+    guards,
     holds: () => parts.every((f) => f.holds()),
-    description: parts.map((f) => f.description).join(' + '),
+    // Made when asked for (errors and logs): most writes never need it.
+    get description() {
+      return (description ??= parts.map((f) => f.description).join(' + '));
+    },
   };
 }

@@ -21,6 +21,7 @@ import { VOLUME_BINARY } from '../identity.js';
 import { MembershipClusterAdmission } from '../membership/cluster-status.js';
 import { orphanRoutes } from '../orphans/routes.js';
 import { JobBusPublisher } from '../volumes/job-bus-publisher.js';
+import { PublishStamps } from '../volumes/publish-stamps.js';
 import { volumeRoutes } from '../volumes/volume-routes.js';
 import { VolumeService } from '../volumes/volume-service.js';
 import type { Backends, CompositionContext } from './backends.js';
@@ -39,6 +40,21 @@ import type { OperationGate } from '../volumes/operation-gate.js';
 export const API_PUBLISH_WAIT_MS = 1_000;
 
 /**
+ * How long after a confirmed publish the API stamps the op's `publishedAt` (in one batch for
+ * every op confirmed meanwhile; `PublishStamps`): long enough that most ops are claimed by then
+ * and need no stamp, well within the sweeper's `sweepIntervalMs`, after which an unstamped
+ * queued op is published again.
+ */
+export function publishStampDelayMs(sweepIntervalMs: number): number {
+  return Math.min(API_PUBLISH_WAIT_MS, Math.floor(sweepIntervalMs / 2));
+}
+
+/** The publish stamps of the API's volume service; `startApi` closes them after the listener. */
+export function publishStamps(ctx: CompositionContext, backends: Pick<Backends, 'store'>): PublishStamps {
+  return new PublishStamps({ store: backends.store, clock: ctx.clock, logger: ctx.logger.child({ component: 'volumes' }), delayMs: publishStampDelayMs(ctx.config.sweepIntervalMs) });
+}
+
+/**
  * The skew policy at the API: a microversion or an operation that needs a newer message version
  * is served only once every live worker of the cluster reads it (docs/upgrades.md).
  */
@@ -52,14 +68,26 @@ function skewGate(upgrade: UpgradeParts): OperationGate {
   };
 }
 
-/** Every route module of the API, built on `backends` (registered in this order); `version` is the build's, shown by get_pools. */
-export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, upgrade: UpgradeParts, version: string): RouteModule[] {
+/**
+ * Every route module of the API, built on `backends` (registered in this order); `version` is
+ * the build's, shown by get_pools. `stamps`: the volume service's publish stamps (made here when
+ * not given; whoever makes them closes them).
+ */
+export function apiRoutes(
+  ctx: CompositionContext,
+  backends: Backends,
+  orphans: OrphanDetection,
+  upgrade: UpgradeParts,
+  version: string,
+  stamps: PublishStamps = publishStamps(ctx, backends),
+): RouteModule[] {
   const { config, clock } = ctx;
   const logger = ctx.logger.child({ component: 'api' });
   const { store, membership, jobBus } = backends;
   const volumes = new VolumeService({
     store,
     publisher: new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) }),
+    stamps,
     admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
     gate: skewGate(upgrade),
     clock,
@@ -102,12 +130,15 @@ export function apiRoutes(ctx: CompositionContext, backends: Backends, orphans: 
 export async function startApi(ctx: CompositionContext, backends: Backends, orphans: OrphanDetection, auth: ConfiguredAuth, upgrade: UpgradeParts, version: string): Promise<AddressInfo> {
   const { config, closer } = ctx;
   const logger = ctx.logger.child({ component: 'api' });
+  // Registered before the listener, so closed after it (closes run in reverse): the stamps of the
+  // last requests go out once the API has stopped, and before the store closes.
+  const stamps = closer.use('publish stamps', publishStamps(ctx, backends));
   const cluster = clusterId(config);
   // A microversion that needs a newer message version waits for every live worker (skewGate).
   const maxVersion = (): Microversion => servedMaxVersion(upgrade.view.workerMessageVersion(cluster));
   const api = closer.use('api listener', new ApiServer({ logger, ...apiServerOptions(config.api), auth: auth.options, maxVersion }));
   closer.quiesce('api stops accepting', () => api.close());
-  for (const routes of apiRoutes(ctx, backends, orphans, upgrade, version)) api.register(routes);
+  for (const routes of apiRoutes(ctx, backends, orphans, upgrade, version, stamps)) api.register(routes);
   expireMessages(ctx, backends);
   return api.listen(config.api.listen);
 }

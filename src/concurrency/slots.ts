@@ -18,6 +18,13 @@ export class Slots {
     return this.used;
   }
 
+  /** A slot at once, if one is free and nobody waits for one; undefined otherwise. */
+  tryAcquire(): (() => void) | undefined {
+    if (this.used >= this.size || this.waiters.length > 0) return undefined;
+    this.used++;
+    return this.releaser();
+  }
+
   /**
    * Resolves with a release function once a slot is free.
    *

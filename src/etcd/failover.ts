@@ -122,6 +122,7 @@ class SkippedEndpoint extends Error {
 interface Metadata {
   clone(): Metadata;
   set(key: string, value: string): void;
+  getMap(): Record<string, unknown>;
 }
 
 /** The slice of the etcd3 package's connection pool this wraps. */
@@ -197,12 +198,26 @@ export class FailoverEtcd3 extends Etcd3 {
       }
     };
     const withConnection = pool.withConnection.bind(pool);
+    // Without auth the pool makes new, empty metadata for every call; with auth it hands every
+    // call the same object until it logs in again. Either way hasleader is added once, not per call.
+    const withLeader = new WeakMap<Metadata, Metadata>();
+    let leaderOnly: Metadata | undefined;
+    const leaderMetadata = (base: Metadata): Metadata => {
+      const empty = Object.keys(base.getMap()).length === 0;
+      let metadata = empty ? leaderOnly : withLeader.get(base);
+      if (metadata === undefined) {
+        metadata = base.clone();
+        metadata.set('hasleader', 'true');
+        if (empty) leaderOnly = metadata;
+        else withLeader.set(base, metadata);
+      }
+      return metadata;
+    };
     pool.withConnection = (service, fn, shuffle) =>
       withConnection(
         service,
         (args) => {
-          const metadata = args.metadata.clone();
-          metadata.set('hasleader', 'true');
+          const metadata = leaderMetadata(args.metadata);
           const result = fn({ ...args, metadata });
           if (result !== null && typeof result === 'object' && typeof (result as { on?: unknown }).on === 'function') {
             (result as { [MEMBER]?: string })[MEMBER] = args.resource.host;
@@ -214,6 +229,9 @@ export class FailoverEtcd3 extends Etcd3 {
   }
 }
 
+/** What the pool's policy hands the call: nothing ever aborts it (the call has its deadline). */
+const CALL_CONTEXT = { signal: new AbortController().signal, attempt: 1 };
+
 /** A cockatiel-shaped policy for one member (the pool calls `execute`, nothing else). */
 function memberPolicy(endpoint: string, health: EndpointHealth, recorder: EtcdCallRecorder | undefined): IPolicy<IDefaultPolicyContext> {
   const policy = {
@@ -222,7 +240,7 @@ function memberPolicy(endpoint: string, health: EndpointHealth, recorder: EtcdCa
       if (tried?.has(endpoint) || health.skip(endpoint, tried)) throw new SkippedEndpoint(endpoint);
       tried?.add(endpoint);
       try {
-        const value = await fn({ signal: new AbortController().signal, attempt: 1 });
+        const value = await fn(CALL_CONTEXT);
         health.up(endpoint);
         recorder?.call(endpoint, 'ok');
         return value;

@@ -2,8 +2,8 @@ import type { Etcd3, IKeyValue } from 'etcd3';
 import type { KeyLayout } from '../etcd/keys.js';
 import { fromEtcdError } from '../etcd/errors.js';
 import { FencedError, InvalidInputError } from '../errors.js';
-import { failedGuard } from '../etcd/guards.js';
-import type { Fence } from '../fence.js';
+import { failedGuard, guardedKeyOf } from '../etcd/guards.js';
+import { type Fence, guardRevision } from '../fence.js';
 import type { Member } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
 import { decodeFenceOp, encodeFenceOp } from './fence-op-codec.js';
@@ -86,11 +86,14 @@ export class EtcdFenceQueue implements FenceQueue {
     const { client, keys } = this.options;
     const key = keys.fence(op.incarnation);
     let txn = client.if(key, 'Mod', '==', op.revision);
-    for (const g of fence.guards) txn = txn.and(g.key, 'Create', g.expect === 'equal' ? '==' : '!=', g.createRevision);
+    for (const g of fence.guards) {
+      const { target, revision } = guardRevision(g);
+      txn = txn.and(g.key, target === 'mod' ? 'Mod' : 'Create', g.expect === 'equal' ? '==' : '!=', revision);
+    }
     try {
       const tx = await txn.then(client.put(key).value(encodeFenceOp(next))).else(client.get(key), ...fence.guards.map((g) => client.get(g.key))).commit();
       if (tx.succeeded) return { ok: true, op: { ...next, revision: tx.header.revision } };
-      const failed = failedGuard(fence.guards, fence.guards.map((_, i) => tx.responses[1 + i]?.response_range.kvs[0]?.create_revision));
+      const failed = failedGuard(fence.guards, fence.guards.map((_, i) => guardedKeyOf(tx.responses[1 + i]?.response_range.kvs[0])));
       if (failed) throw new FencedError(failed, fence.description);
       return { ok: false, reason: tx.responses[0]?.response_range.kvs[0] ? 'conflict' : 'gone' };
     } catch (err) {

@@ -9,6 +9,8 @@ import type { HeldLock } from './metrics.js';
 /** The part of the service a handle calls back into. */
 interface HandleOwner {
   released(handle: EtcdLockHandle, keys: LockKeys, slot: { readonly name: string }): Promise<void>;
+  /** The key is gone with a write that carried the releasing fence: nothing to delete. */
+  releasedByWrite(handle: EtcdLockHandle, slot: { readonly name: string }): void;
   lost(handle: EtcdLockHandle, slot: { readonly name: string }): void;
 }
 
@@ -21,6 +23,7 @@ export class EtcdLockHandle implements LockHandle {
   readonly name: string;
   readonly key: string;
   readonly fence: Fence;
+  readonly releasingFence: Fence;
   /** Made when someone asks for the signal (errors capture a stack; most holders never ask). */
   private controller: AbortController | undefined;
   private readonly listeners = new Set<(change: LockStateChange) => void>();
@@ -50,6 +53,7 @@ export class EtcdLockHandle implements LockHandle {
       },
       description: `lock ${keys.name} rev ${createRevision}`,
     };
+    this.releasingFence = { ...this.fence, guards: [{ key: keys.myKey, createRevision, expect: 'equal', releaseWithWrite: true }] };
   }
 
   get state(): LockState {
@@ -81,6 +85,15 @@ export class EtcdLockHandle implements LockHandle {
     this.finish('released');
     this.releasing = this.owner.released(this, this.keys, this.slot);
     return this.releasing;
+  }
+
+  releasedByWrite(): void {
+    if (this.releasing) return;
+    this.releasing = Promise.resolve();
+    // Lost meanwhile: the service let the slot go already; the key went with the write anyway.
+    if (this.ended === 'lost') return;
+    this.finish('released');
+    this.owner.releasedByWrite(this, this.slot);
   }
 
   /** @internal The session changed state. */

@@ -7,7 +7,7 @@
  * key created just before its own (its predecessor), and only for that one.
  */
 import type { IKeyValue, IRangeRequest, IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
-import { failedGuard, guardCompare } from '../etcd/guards.js';
+import { failedGuard, guardCompare, guardedKeyOf } from '../etcd/guards.js';
 import type { KeyLayout } from '../etcd/keys.js';
 import type { Fence } from '../fence.js';
 import type { LockHolder } from './errors.js';
@@ -175,7 +175,7 @@ export function handOffMarkRequest(keys: LockKeys, myRev: string, leaseId: strin
 export function parseHandOffMark(res: ITxnResponse, myRev: string, fence: Fence): { readonly ok: true } | { readonly ok: false; readonly mineGone: boolean; readonly failed: string | undefined } {
   if (res.succeeded) return { ok: true };
   const mine = res.responses[0]?.response_range.kvs[0];
-  return { ok: false, mineGone: mine?.create_revision !== myRev, failed: failedGuard(fence.guards, fence.guards.map((_, i) => res.responses[1 + i]?.response_range.kvs[0]?.create_revision)) };
+  return { ok: false, mineGone: mine?.create_revision !== myRev, failed: failedGuard(fence.guards, fence.guards.map((_, i) => guardedKeyOf(res.responses[1 + i]?.response_range.kvs[0]))) };
 }
 
 export function releaseRequest(keys: LockKeys, myRev: string | undefined): ITxnRequest {

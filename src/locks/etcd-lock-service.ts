@@ -70,7 +70,9 @@ interface Slot {
  * - Within this process one acquirer per name at a time goes to etcd (an in-process FIFO in
  *   front): two callers on one session would otherwise share one key and both "hold" it
  *   (etcd-io/etcd#11360).
- * - release: one txn deletes my key if its create revision is still mine.
+ * - release: one txn deletes my key if its create revision is still mine — or, with the
+ *   handle's `releasingFence`, the write that ends the protected work deletes it in its own
+ *   transaction (same compare), and `releasedByWrite()` frees the slot without a request.
  *
  * Failure semantics:
  * - etcd unreachable: an acquire fails with a retryable `BackendUnavailableError` once its
@@ -192,6 +194,13 @@ export class EtcdLockService implements LockService {
     this.handles.delete(handle);
     if (handle.held) this.options.metrics?.ended(handle.held, Date.now(), false);
     return this.deleteKey(keys, handle.createRevision, slot);
+  }
+
+  /** @internal A handle's key was deleted by a write that carried its releasing fence and landed. */
+  releasedByWrite(handle: EtcdLockHandle, slot: Slot): void {
+    this.handles.delete(handle);
+    if (handle.held) this.options.metrics?.ended(handle.held, Date.now(), false);
+    this.local.unlock(slot.name, slot);
   }
 
   /** @internal A handle was lost with its session: its key goes with the lease. */

@@ -188,6 +188,11 @@ class LocalLockHandle implements LockHandle {
     return this.fenceValue;
   }
 
+  /** No key to delete in-process: the write cannot take the lock with it, `release()` does it. */
+  get releasingFence(): Fence {
+    return this.fence;
+  }
+
   onStateChange(listener: (change: LockStateChange) => void): () => void {
     (this.listeners ??= new Set()).add(listener);
     return () => this.listeners?.delete(listener);
@@ -196,6 +201,10 @@ class LocalLockHandle implements LockHandle {
   release(): Promise<void> {
     this.end('released');
     return RESOLVED;
+  }
+
+  releasedByWrite(): void {
+    this.end('released');
   }
 
   /** Moves to a final state once, aborts the signal and tells the service. */

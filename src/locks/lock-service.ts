@@ -40,6 +40,13 @@ export interface LockHandle {
   readonly createRevision: string;
   /** A guard on the lock key's create revision (etcd) and `holds()` — false once lost or released. */
   readonly fence: Fence;
+  /**
+   * The same fence, asking the write that carries it to delete the lock key when it lands: the
+   * write that ends the protected work releases the lock in its own round trip (etcd: its guard
+   * says `releaseWithWrite`). Once that write has landed, call {@link releasedByWrite}; if it did
+   * not land, {@link release} as usual.
+   */
+  readonly releasingFence: Fence;
   /** Aborts when the lock is lost (before etcd can expire the lease) or released. */
   readonly signal: AbortSignal;
   /** Current state; computed from the clock on every read, so a stalled event loop cannot hide a loss. */
@@ -50,6 +57,11 @@ export interface LockHandle {
   onStateChange(listener: (change: LockStateChange) => void): () => void;
   /** Gives the lock up. Idempotent; never throws for network trouble (see the adapter). */
   release(): Promise<void>;
+  /**
+   * The lock key went with a write that carried {@link releasingFence} and landed: the lock is
+   * released without a request of its own. A later `release()` does nothing. Idempotent.
+   */
+  releasedByWrite(): void;
 }
 
 /** Options of an acquire. */
@@ -73,6 +85,16 @@ export interface LockContext {
   readonly fence: Fence;
   /** The handles, in acquisition (sorted) order. */
   readonly handles: readonly LockHandle[];
+  /** Every handle's {@link LockHandle.releasingFence}: for the write that ends the work. */
+  readonly releasingFence: Fence;
+  /** Call once the write that carried {@link releasingFence} landed: every lock is then released. */
+  releasedByWrite(): void;
+}
+
+/** Locks taken together and held until {@link release}: what {@link tryLockAll} hands out. */
+export interface HeldLocks extends LockContext {
+  /** Releases every lock not released by a write, in reverse order. Idempotent. */
+  release(): Promise<void>;
 }
 
 /** See the module doc. */
@@ -134,11 +156,59 @@ export async function runWithLocks<T>(
       const remaining = Number.isFinite(timeoutMs) ? Math.max(0, deadline - options.now()) : Infinity;
       handles.push(await service.acquire(name, { timeoutMs: remaining, ...(options.signal ? { signal: options.signal } : {}) }));
     }
-    const signal = handles.length === 1 ? (handles[0] as LockHandle).signal : AbortSignal.any(handles.map((h) => h.signal));
-    return await fn({ signal, fence: allOf(...handles.map((h) => h.fence)), handles });
+    return await fn(contextOf(handles));
   } finally {
     for (const handle of handles.reverse()) await handle.release();
   }
+}
+
+/** The {@link LockContext} of handles held together (`signal` is made when first asked for). */
+export function contextOf(handles: readonly LockHandle[]): LockContext;
+export function contextOf(handles: readonly LockHandle[], release: () => Promise<void>): HeldLocks;
+export function contextOf(handles: readonly LockHandle[], release?: () => Promise<void>): LockContext | HeldLocks {
+  const only = handles.length === 1 ? (handles[0] as LockHandle) : undefined;
+  return {
+    ...(release ? { release } : {}),
+    get signal() {
+      return only ? only.signal : AbortSignal.any(handles.map((h) => h.signal));
+    },
+    fence: only ? only.fence : allOf(...handles.map((h) => h.fence)),
+    releasingFence: only ? only.releasingFence : allOf(...handles.map((h) => h.releasingFence)),
+    releasedByWrite: () => {
+      for (const h of handles) h.releasedByWrite();
+    },
+    handles,
+  };
+}
+
+/**
+ * Takes every name (sorted, de-duplicated) only if each is free right now — nobody holds or
+ * waits for it — and never waits: the locks, or undefined (then nothing is held). What a worker
+ * tries before it claims an op, so that the claim itself is made under the locks.
+ *
+ * Failure semantics: what `tryAcquire` throws; locks already taken are released first.
+ */
+export async function tryLockAll(service: Pick<LockService, 'tryAcquire'>, names: string | readonly string[]): Promise<HeldLocks | undefined> {
+  const ordered = lockOrder(names);
+  const handles: LockHandle[] = [];
+  const releaseAll = async (): Promise<void> => {
+    for (const handle of [...handles].reverse()) await handle.release();
+  };
+  try {
+    for (const name of ordered) {
+      const taken = await service.tryAcquire(name);
+      if (!taken.ok) {
+        await releaseAll();
+        return undefined;
+      }
+      handles.push(taken.handle);
+    }
+  } catch (err) {
+    await releaseAll();
+    throw err;
+  }
+  let releasing: Promise<void> | undefined;
+  return contextOf(handles, () => (releasing ??= releaseAll()));
 }
 
 /** Rejects at once when `signal` is already aborted. */

@@ -1,7 +1,8 @@
+import type { Fence } from '../fence.js';
 import type { Membership } from './membership.js';
 
 /** Whether a cluster takes new volumes, and why not (the volume API's `Admission`). */
-export type Admission = { readonly accepts: true } | { readonly accepts: false; readonly reason: string };
+export type Admission = { readonly accepts: true; readonly fence?: Fence } | { readonly accepts: false; readonly reason: string };
 
 /**
  * Answers the volume API's question "may a new volume go to this cluster?" from the cluster
@@ -10,21 +11,36 @@ export type Admission = { readonly accepts: true } | { readonly accepts: false; 
  * live member still accepts: the job waits in its queue for a member. So does a cluster whose
  * record does not exist yet (no worker has joined it), since nothing has disabled it.
  *
+ * An accepting answer is remembered, with the fence of the record it was read from (on etcd: the
+ * record's mod revision is unchanged). The create carries that fence, so the check happens in
+ * the create's own transaction and costs no request of its own; when the record changed since
+ * (disabled, re-enabled, created), the create's fence fails and the caller asks again with
+ * `fresh`. A refusal is never remembered: a cluster enabled again accepts at once.
+ *
  * Fits the volume concern's `ClusterAdmission` port.
  */
 export class MembershipClusterAdmission {
+  private readonly accepted = new Map<string, Admission>();
+
   constructor(
-    private readonly membership: Pick<Membership, 'snapshot'>,
+    private readonly membership: Pick<Membership, 'clusterRecord'>,
     private readonly binary: string,
   ) {}
 
   /**
-   * Failure semantics: a retryable `BackendUnavailableError` when the records cannot be read;
+   * Failure semantics: a retryable `BackendUnavailableError` when the record cannot be read;
    * the caller must refuse the create (nothing was written).
    */
-  async admitsNewVolumes(cluster: string): Promise<Admission> {
-    const record = (await this.membership.snapshot()).clusters.find((c) => c.name === cluster && c.binary === this.binary);
-    if (!record?.disabled) return { accepts: true };
-    return { accepts: false, reason: record.disabledReason ? `it is disabled (${record.disabledReason})` : 'it is disabled' };
+  async admitsNewVolumes(cluster: string, options: { readonly fresh?: boolean } = {}): Promise<Admission> {
+    const known = options.fresh ? undefined : this.accepted.get(cluster);
+    if (known) return known;
+    const { record, unchanged } = await this.membership.clusterRecord(cluster, this.binary);
+    if (record?.disabled) {
+      this.accepted.delete(cluster);
+      return { accepts: false, reason: record.disabledReason ? `it is disabled (${record.disabledReason})` : 'it is disabled' };
+    }
+    const admission: Admission = { accepts: true, fence: unchanged };
+    this.accepted.set(cluster, admission);
+    return admission;
   }
 }

@@ -2,8 +2,8 @@ import type { Etcd3, IKeyValue } from 'etcd3';
 import { AbortedError, FencedError } from '../errors.js';
 import type { KeyLayout } from '../etcd/keys.js';
 import { fromEtcdError } from '../etcd/errors.js';
-import { failedGuard } from '../etcd/guards.js';
-import { type Fence, NO_FENCE } from '../fence.js';
+import { failedGuard, guardedKeyOf } from '../etcd/guards.js';
+import { type Fence, guardRevision, NO_FENCE } from '../fence.js';
 import type { Logger } from '../observability/logger.js';
 import { decodeEnd, decodeIncarnation, encodeIncarnationRecord, type IncarnationEnd, type IncarnationRecord, type IncarnationView } from './incarnation-records.js';
 import type { RecordEndResult } from './membership.js';
@@ -84,7 +84,10 @@ export class EtcdIncarnations {
     const lease = leaseOfIncarnation(end.incarnation);
     let txn = client.if(endKey, 'Create', '==', 0);
     if (end.how !== 'self' && lease !== undefined) txn = txn.and(aliveKey, 'Lease', '!=', lease);
-    for (const g of fence.guards) txn = txn.and(g.key, 'Create', g.expect === 'equal' ? '==' : '!=', g.createRevision);
+    for (const g of fence.guards) {
+      const { target, revision } = guardRevision(g);
+      txn = txn.and(g.key, target === 'mod' ? 'Mod' : 'Create', g.expect === 'equal' ? '==' : '!=', revision);
+    }
     try {
       const tx = await txn.then(client.put(endKey).value(encodeIncarnationRecord(end))).else(client.get(endKey), client.get(aliveKey), ...fence.guards.map((g) => client.get(g.key))).commit();
       if (tx.succeeded) return { ok: true, end, created: true };
@@ -92,7 +95,7 @@ export class EtcdIncarnations {
       if (existing) return { ok: true, end: existing, created: false };
       const alive = tx.responses[1]?.response_range.kvs[0];
       if (lease !== undefined && alive?.lease === lease) return { ok: false, reason: 'alive' };
-      const failed = failedGuard(fence.guards, fence.guards.map((_, i) => tx.responses[2 + i]?.response_range.kvs[0]?.create_revision));
+      const failed = failedGuard(fence.guards, fence.guards.map((_, i) => guardedKeyOf(tx.responses[2 + i]?.response_range.kvs[0])));
       throw new FencedError(failed ?? 'a guard', fence.description);
     } catch (err) {
       if (err instanceof FencedError) throw err;

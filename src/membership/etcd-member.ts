@@ -47,6 +47,7 @@ export class EtcdMember implements Member {
   private backend: BackendReport | undefined;
   private readonly aliveKey: string;
   private readonly serviceKey: string;
+  private fenceValue: Fence | undefined;
 
   constructor(private readonly init: EtcdMemberInit) {
     const { alive, keys, session } = init;
@@ -73,8 +74,12 @@ export class EtcdMember implements Member {
   }
 
   fence(): Fence {
-    const base = sessionKeyFence(this.init.session, this.aliveKey, this.owner.aliveRevision, `alive/${this.owner.host} rev ${this.owner.aliveRevision}`);
-    return { ...base, holds: () => this.joined && base.holds() };
+    // Built once: every worker write carries it.
+    if (this.fenceValue === undefined) {
+      const base = sessionKeyFence(this.init.session, this.aliveKey, this.owner.aliveRevision, `alive/${this.owner.host} rev ${this.owner.aliveRevision}`);
+      this.fenceValue = { ...base, holds: () => this.joined && base.holds() };
+    }
+    return this.fenceValue;
   }
 
   async heartbeat(): Promise<HeartbeatResult> {

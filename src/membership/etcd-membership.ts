@@ -151,6 +151,26 @@ export class EtcdMembership implements Membership {
     }
   }
 
+  async clusterRecord(name: string, binary: string): Promise<{ readonly record: ClusterRecord | undefined; readonly unchanged: Fence }> {
+    const key = this.options.keys.cluster(name);
+    try {
+      const kv = (await this.options.client.kv.range({ key: Buffer.from(key) })).kvs[0];
+      let record: ClusterRecord | undefined;
+      try {
+        record = kv === undefined ? undefined : decodeCluster(kv.value.toString());
+      } catch (err) {
+        this.options.logger.warn({ err, key }, 'ignoring a malformed membership record');
+      }
+      const modRevision = kv?.mod_revision ?? '0';
+      return {
+        record: record?.binary === binary ? record : undefined,
+        unchanged: { guards: [{ key, modRevision, expect: 'equal' }], holds: () => true, description: `cluster ${name} unchanged since revision ${modRevision}` },
+      };
+    } catch (err) {
+      throw fromEtcdError(err, `read cluster ${name}`);
+    }
+  }
+
   /** Decodes every value, skipping (and logging) malformed ones. */
   private decodeAll<T>(kvs: readonly IKeyValue[], decode: (text: string, kv: IKeyValue) => T): T[] {
     const out: T[] = [];

@@ -181,6 +181,13 @@ export class LocalMembership implements Membership {
     return { clusters, services, alive: [...this.alive.values()] };
   }
 
+  async clusterRecord(name: string, binary: string): Promise<{ readonly record: ClusterRecord | undefined; readonly unchanged: Fence }> {
+    const find = (): ClusterRecord | undefined => this.store.read().clusters.find((c) => c.name === name && c.binary === binary);
+    const record = find();
+    // Records are replaced, never changed in place: the same object means the same record.
+    return { record, unchanged: { guards: [], holds: () => find() === record, description: `cluster ${name} unchanged` } };
+  }
+
   setClusterDisabled(name: string, binary: string, disabled: boolean, reason: string | null): Promise<ClusterRecord | undefined> {
     return this.store.update((records) => {
       const current = records.clusters.find((c) => c.name === name && c.binary === binary);

@@ -123,6 +123,14 @@ export interface Membership {
    */
   snapshot(signal?: AbortSignal): Promise<MembershipSnapshot>;
   /**
+   * Reads one cluster record (undefined when no cluster has that name and binary), with a fence
+   * that holds while the record stays as read — etcd: its key's mod revision is unchanged — for a
+   * write that depends on it (a volume create admitted by it).
+   *
+   * Failure semantics: a retryable `BackendUnavailableError` when etcd cannot be reached.
+   */
+  clusterRecord(name: string, binary: string): Promise<{ readonly record: ClusterRecord | undefined; readonly unchanged: Fence }>;
+  /**
    * Enables or disables a cluster (scheduling only: its members keep running). Returns the
    * updated record, or undefined when no cluster has that name and binary.
    *

@@ -11,6 +11,8 @@ export interface Logger {
   warn(obj: unknown, msg?: string): void;
   error(obj: unknown, msg?: string): void;
   fatal(obj: unknown, msg?: string): void;
+  /** Whether a line at `level` would be written: hot paths ask before they build what they would log. */
+  isLevelEnabled(level: Level): boolean;
 }
 
 /** Fields that hold a secret wherever they appear (two levels deep). */

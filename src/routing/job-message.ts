@@ -24,6 +24,9 @@ export const JOB_MESSAGE_VERSION = PROTOCOL.messages.max;
 /** Largest encoded message accepted on publish and on delivery. */
 export const MAX_MESSAGE_BYTES = 8 * 1024;
 
+/** Longest op token a job carries; a publisher leaves a longer one out (the worker then reads the op). */
+export const MAX_OP_TOKEN_LENGTH = 6 * 1024;
+
 /** Operation kinds a job can carry (Cinder's manager method names; the state store's `OpKind`). */
 export const JOB_KINDS = [
   'create_volume',
@@ -81,6 +84,13 @@ export const jobMessageSchema = z.object({
   attempt: z.number().int().min(0).max(1_000_000),
   /** When the publisher sent it, epoch ms. */
   publishedAt: z.number().int().nonnegative(),
+  /**
+   * The op record exactly as the state store holds it (the store's `StoredOp` token, opaque
+   * here), when the publisher had it: the worker's claim compares against it instead of reading
+   * the op first; a stale or foreign token only costs that read. Added within version 1: older
+   * workers ignore it.
+   */
+  op: z.string().max(MAX_OP_TOKEN_LENGTH).optional(),
 });
 
 /**

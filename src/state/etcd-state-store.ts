@@ -1,5 +1,5 @@
-import type { Etcd3, ICompare, IRequestOp, ITxnResponse } from 'etcd3';
-import { failedGuard, guardCompare } from '../etcd/guards.js';
+import type { Etcd3, ICompare, IRequestOp, IResponseOp, ITxnResponse } from 'etcd3';
+import { failedGuard, guardCompare, guardedKeyOf, releaseOps } from '../etcd/guards.js';
 import { BackendUnavailableError, ClosedError, FencedError, OutcomeUnknownError } from '../errors.js';
 import { fromEtcdError } from '../etcd/errors.js';
 import type { KeyLayout } from '../etcd/keys.js';
@@ -19,7 +19,9 @@ import {
   putOp,
   rangeOp,
   stateAt,
+  valueIs,
 } from './etcd-txn.js';
+import { decodeStoredOp, encodeStoredOp, stampBatches } from './etcd-stored-op.js';
 import type { FailedCondition } from './expect.js';
 import { matchesOpFilter, pageOf, sortOps } from './listing.js';
 import { measured, type StateMetrics } from './metrics.js';
@@ -35,6 +37,7 @@ import type {
   Page,
   RemoveRequest,
   StateStore,
+  StoredOp,
   TransitionRequest,
   TransitionResult,
 } from './state-store.js';
@@ -80,6 +83,8 @@ interface Seen {
   readonly op: KeyState | null;
   readonly parent?: KeyState | null;
   readonly children?: number;
+  /** `op` came from a job message, not from etcd: the write compares its content too. */
+  readonly opAssumed?: boolean;
 }
 
 /** A decided write: its operations, and the result once it committed at a revision. */
@@ -88,7 +93,8 @@ interface Decided<T> {
   readonly intended: string | null;
   /** What the txn writes per key (null: deleted), with the record it encodes. */
   readonly written: ReadonlyMap<string, { readonly json: string; readonly body: object } | null>;
-  readonly result: (revision: string) => T;
+  /** The result at `revision`; `responses` are the txn's (absent when the write was reconciled). */
+  readonly result: (revision: string, responses?: readonly IResponseOp[]) => T;
 }
 
 type Decision<T> = { readonly refused: T } | Decided<T>;
@@ -160,17 +166,52 @@ export class EtcdStateStore implements StateStore {
 
   updateOp(ref: ResourceRef, request: OpUpdateRequest): Promise<OpUpdateResult> {
     const keys: WriteKeys = { ...this.keysOf(ref, 'op'), compareRes: false };
-    return this.write(ref, keys, request.fence, this.fromCache(keys), (seen): Decision<OpUpdateResult> => {
+    const assumed = request.assume === undefined ? undefined : decodeStoredOp(request.assume);
+    const first: Seen | undefined = assumed ? { res: null, op: assumed, opAssumed: true } : this.fromCache(keys);
+    return this.write(ref, keys, request.fence, first, (seen): Decision<OpUpdateResult> => {
       const plan = planOpUpdate(this.cache.decode<OpRecord>(seen.op, keys.op) ?? undefined, request, this.options.clock.now());
       if ('failed' in plan) return { refused: { ok: false, failed: plan.failed } };
       const json = this.versions.encode(plan.op);
+      // The resource read in the same txn, after the put: as it is at the write's revision.
+      const success = request.withRecord ? [putOp(keys.op, json), rangeOp(keys.res)] : [putOp(keys.op, json)];
       return {
-        success: [putOp(keys.op, json)],
+        success,
         intended: json,
         written: new Map([[keys.op, { json, body: plan.op }]]),
-        result: (revision) => ({ ok: true, revision, op: { ...plan.op, revision } }),
+        result: (revision, responses) => {
+          const op = { ...plan.op, revision };
+          if (!request.withRecord || responses === undefined) return { ok: true, revision, op };
+          const state = stateAt(responses, 1);
+          this.cache.remember(keys.res, state);
+          return { ok: true, revision, op, record: this.cache.decode<ResourceRecord>(state, keys.res) };
+        },
       };
     });
+  }
+
+  async markPublished(ops: readonly OpRecord[], publishedAt: number): Promise<number> {
+    if (this.closed) throw new ClosedError('state store');
+    let stamped = 0;
+    for (const batch of stampBatches(ops, (op) => this.keys.op(op.type, op.id), publishedAt, (op) => this.versions.encode(op))) {
+      const res = await this.call('stamping published ops', () => this.client.kv.txn({ compare: [], success: batch.ops, failure: [] }));
+      for (const [j, key] of batch.keys.entries()) {
+        // Stamped or not, what this store saw of the key is out of date now.
+        this.cache.forget(key);
+        if (res.responses[j]?.response_txn?.succeeded) stamped++;
+      }
+    }
+    return stamped;
+  }
+
+  opOfStored(stored: StoredOp): OpRecord | undefined {
+    const state = decodeStoredOp(stored);
+    if (!state) return undefined;
+    try {
+      // The token holds the op's bytes as stored, `v` included: the record codec reads them.
+      return this.cache.decode<OpRecord>(state, 'carried by a job') ?? undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   async get<T extends ResourceType>(ref: { readonly type: T; readonly id: string }): Promise<RecordOf<T> | undefined> {
@@ -240,7 +281,9 @@ export class EtcdStateStore implements StateStore {
         if (!f.holds()) throw new FencedError('holds()', f.description);
         let response: ITxnResponse;
         try {
-          response = await this.client.kv.txn({ compare: this.compares(keys, seen, f), success: decision.success, failure: this.reads(keys, f) });
+          const release = releaseOps(f.guards);
+          const success = release.length === 0 ? decision.success : [...decision.success, ...release];
+          response = await this.client.kv.txn({ compare: this.compares(keys, seen, f), success, failure: this.reads(keys, f) });
         } catch (err) {
           const error = fromEtcdError(err, `writing ${ref.type} ${ref.id}`);
           if (!(error instanceof BackendUnavailableError)) throw error;
@@ -251,8 +294,8 @@ export class EtcdStateStore implements StateStore {
           fresh = true;
           continue;
         }
-        if (response.succeeded) return this.committed(keys, seen, decision, response.header.revision);
-        const fenced = failedGuard(f.guards, f.guards.map((_, i) => stateAt(response.responses, this.readCount(keys) + i)?.create ?? '0'));
+        if (response.succeeded) return this.committed(keys, seen, decision, response.header.revision, response.responses);
+        const fenced = failedGuard(f.guards, f.guards.map((_, i) => guardedKeyOf(response.responses[this.readCount(keys) + i]?.response_range.kvs[0])));
         if (fenced) throw new FencedError(fenced, f.description);
         seen = this.seenFrom(keys, response.responses);
         fresh = true;
@@ -264,18 +307,22 @@ export class EtcdStateStore implements StateStore {
   }
 
   /** Remembers what a committed txn wrote on top of the states it compared against. */
-  private committed<T>(keys: WriteKeys, seen: Seen, decision: Decided<T>, revision: string): T {
+  private committed<T>(keys: WriteKeys, seen: Seen, decision: Decided<T>, revision: string, responses: readonly IResponseOp[]): T {
     const before = new Map([
       [keys.res, seen.res],
       [keys.op, seen.op],
       ...(keys.parent === undefined ? [] : [[keys.parent, seen.parent ?? null] as const]),
     ]);
+    let opState: KeyState | null = null;
     for (const [key, value] of decision.written) {
       const prior = before.get(key) ?? null;
       const state = value && { json: value.json, mod: revision, create: prior?.create ?? revision, version: String(Number(prior?.version ?? 0) + 1) };
       this.cache.remember(key, state, value?.body);
+      if (key === keys.op) opState = state;
     }
-    return decision.result(revision);
+    const result = decision.result(revision, responses);
+    // The op as written, for a job message: the worker's claim compares against it instead of reading.
+    return opState === null ? result : { ...result, stored: encodeStoredOp(opState) };
   }
 
   private async reconcileWrite<T>(keys: WriteKeys, seen: Seen, decision: Decided<T>, cause: unknown): Promise<{ kind: 'landed'; revision: string } | { kind: 'retry'; seen: Seen }> {
@@ -324,6 +371,8 @@ export class EtcdStateStore implements StateStore {
 
   private compares(keys: WriteKeys, seen: Seen, fence: Fence): ICompare[] {
     const compares = [modIs(keys.op, seen.op?.mod ?? '0')];
+    // A state a message carried is trusted only byte for byte: the put must replace exactly it.
+    if (seen.opAssumed && seen.op) compares.push(valueIs(keys.op, seen.op.json));
     if (keys.compareRes) compares.push(modIs(keys.res, seen.res?.mod ?? '0'));
     if (keys.parent !== undefined) compares.push(modIs(keys.parent, seen.parent?.mod ?? '0'));
     return [...compares, ...fence.guards.map(guardCompare)];
@@ -359,10 +408,11 @@ export class EtcdStateStore implements StateStore {
     return this.seenFrom(keys, res.responses);
   }
 
-  /** The last seen state of every key, when all are known and nothing must be counted. */
+  /** The last seen state of every key the write compares, when all are known and nothing must be counted. */
   private fromCache(keys: WriteKeys, known: Partial<Seen> = {}): Seen | undefined {
     if (keys.childrenPrefix !== undefined) return undefined;
-    const res = known.res !== undefined ? known.res : this.cache.get(keys.res);
+    // An op-only write neither compares nor decides on the resource: its state is not needed.
+    const res = known.res !== undefined ? known.res : keys.compareRes ? this.cache.get(keys.res) : (this.cache.get(keys.res) ?? null);
     const op = known.op !== undefined ? known.op : this.cache.get(keys.op);
     const parent = keys.parent === undefined ? null : this.cache.get(keys.parent);
     if (res === undefined || op === undefined || parent === undefined) return undefined;

@@ -24,6 +24,11 @@ export function modIs(key: string, mod: string): ICompare {
   return { key: Buffer.from(key), target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: mod };
 }
 
+/** `value(key) == value`: the key holds exactly these bytes. */
+export function valueIs(key: string, value: string): ICompare {
+  return { key: Buffer.from(key), target: CompareTarget.Value, result: CompareResult.Equal, value: Buffer.from(value) };
+}
+
 export function rangeOp(key: string): IRequestOp {
   return { request_range: { key: Buffer.from(key) } };
 }

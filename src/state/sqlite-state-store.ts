@@ -18,6 +18,7 @@ import type {
   Page,
   RemoveRequest,
   StateStore,
+  StoredOp,
   TransitionRequest,
   TransitionResult,
 } from './state-store.js';
@@ -125,14 +126,45 @@ export class SqliteStateStore implements StateStore {
   }
 
   updateOp(ref: ResourceRef, request: OpUpdateRequest): Promise<OpUpdateResult> {
+    // `assume` is an etcd store's token: here the op is read inside the transaction anyway.
     return this.write(ref, request.fence, (): OpUpdateResult => {
       const plan = planOpUpdate(this.readOp(ref), request, this.clock.now());
       if ('failed' in plan) return { ok: false, failed: plan.failed };
       checkFence(request.fence);
       const revision = this.nextRevision();
       this.putOp(plan.op, revision);
-      return { ok: true, revision: String(revision), op: { ...plan.op, revision: String(revision) } };
+      const op = { ...plan.op, revision: String(revision) };
+      return request.withRecord ? { ok: true, revision: String(revision), op, record: this.readRecord(ref) ?? null } : { ok: true, revision: String(revision), op };
     });
+  }
+
+  async markPublished(ops: readonly OpRecord[], publishedAt: number): Promise<number> {
+    if (this.closed) throw new ClosedError('state store');
+    if (ops.length === 0) return 0;
+    try {
+      return this.inTransaction.immediate(() => {
+        // One new version for the batch, as one etcd txn has one revision.
+        const revision = this.nextRevision();
+        const stamp = this.statement(
+          "UPDATE ops SET version = ?, published_at = ?, body = json_set(body, '$.publishedAt', ?, '$.updatedAt', ?) WHERE type = ? AND id = ? AND version = ?",
+        );
+        let stamped = 0;
+        for (const op of ops) stamped += stamp.run(revision, publishedAt, publishedAt, publishedAt, op.type, op.id, Number(op.revision)).changes;
+        return stamped;
+      });
+    } catch (err) {
+      throw fromSqliteError(err, 'stamping published ops');
+    }
+  }
+
+  opOfStored(stored: StoredOp): OpRecord | undefined {
+    const m = STORED.exec(stored);
+    if (!m) return undefined;
+    try {
+      return this.decode<OpRecord>({ version: Number(m[1]), body: stored.slice(m[0].length) }, 'an op carried by a job');
+    } catch {
+      return undefined;
+    }
   }
 
   get<T extends ResourceType>(ref: { readonly type: T; readonly id: string }): Promise<RecordOf<T> | undefined> {
@@ -255,15 +287,16 @@ export class SqliteStateStore implements StateStore {
     if ('failed' in plan) return { ok: false, failed: plan.failed };
     checkFence(fence);
     const revision = this.nextRevision();
-    this.applyWrite(ref, plan.write, revision, observed?.record);
+    const opJson = this.applyWrite(ref, plan.write, revision, observed?.record);
     alsoWrite?.(revision);
     const rev = String(revision);
     const record = plan.write.record === null ? (observed?.record as R) : ({ ...plan.write.record, revision: rev } as R);
     const op = plan.write.op === 'keep' ? (observed?.op ?? null) : plan.write.op && { ...plan.write.op, revision: rev };
-    return { ok: true, revision: rev, record, op };
+    return opJson === undefined ? { ok: true, revision: rev, record, op } : { ok: true, revision: rev, record, op, stored: encodeStoredOp(revision, opJson) };
   }
 
-  private applyWrite<R extends ResourceRecord>(ref: ResourceRef, write: Write<R>, revision: number, before: R | undefined): void {
+  /** Applies a planned write; returns the JSON of the op when it wrote one. */
+  private applyWrite<R extends ResourceRecord>(ref: ResourceRef, write: Write<R>, revision: number, before: R | undefined): string | undefined {
     const r = write.record as Unrevisioned<ResourceRecord> | null;
     if (r === null) {
       this.statement('DELETE FROM resources WHERE type = ? AND id = ?').run(ref.type, ref.id);
@@ -278,15 +311,19 @@ export class SqliteStateStore implements StateStore {
       this.statement(`UPDATE resources SET ${sets} WHERE type = ? AND id = ?`).run(revision, this.versions.encode(r), ...changed.map((c) => r[c]), ref.type, ref.id);
     }
     if (write.op === null) this.statement('DELETE FROM ops WHERE type = ? AND id = ?').run(ref.type, ref.id);
-    else if (write.op !== 'keep') this.putOp(write.op, revision);
+    else if (write.op !== 'keep') return this.putOp(write.op, revision);
+    return undefined;
   }
 
-  private putOp(op: Unrevisioned<OpRecord>, revision: number): void {
+  /** Writes the op; returns its JSON (encoded once, also for the `stored` token). */
+  private putOp(op: Unrevisioned<OpRecord>, revision: number): string {
+    const json = this.versions.encode(op);
     this.statement(
       `INSERT INTO ops (type, id, version, cluster, owner_host, owner_incarnation, published_at, created_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, cluster = excluded.cluster, owner_host = excluded.owner_host,
          owner_incarnation = excluded.owner_incarnation, published_at = excluded.published_at, created_at = excluded.created_at, body = excluded.body`,
-    ).run(op.type, op.id, revision, op.cluster, op.owner?.host ?? null, op.owner?.incarnation ?? null, op.publishedAt, op.createdAt, this.versions.encode(op));
+    ).run(op.type, op.id, revision, op.cluster, op.owner?.host ?? null, op.owner?.incarnation ?? null, op.publishedAt, op.createdAt, json);
+    return json;
   }
 
   /** Bumps a parent's version, as etcd bumps its mod revision (see CreateRequest.parent). */
@@ -295,6 +332,12 @@ export class SqliteStateStore implements StateStore {
   }
 }
 
+const STORED = /^s1:(\d+):/;
+
+/** An op as a {@link StoredOp}: `s1:<version>:<json>`. The claim reads the op in its transaction anyway; the token spares the read before it. */
+function encodeStoredOp(version: number, json: string): StoredOp {
+  return `s1:${version}:${json}` as StoredOp;
+}
 
 /** Checks a single-node fence synchronously, inside the transaction that writes. */
 function checkFence(fence: Fence | undefined): void {

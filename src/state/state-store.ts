@@ -21,7 +21,7 @@
 import type { Fence } from '../fence.js';
 import type { OwnerRef } from '../identity.js';
 import type { Expect, FailedCondition } from './expect.js';
-import type { OpRecord, RecordOf, ResourceRef, ResourceType, SnapshotRecord, VolumeRecord } from './records.js';
+import type { OpRecord, RecordOf, ResourceRecord, ResourceRef, ResourceType, SnapshotRecord, VolumeRecord } from './records.js';
 import type { Actor, OpKind } from './state-machine.js';
 
 const FIELD = Symbol('field');
@@ -113,21 +113,43 @@ export interface RemoveRequest {
   readonly fence?: Fence;
 }
 
+/**
+ * An op record exactly as an adapter stored it (value and revisions), in that adapter's own
+ * encoding — opaque to everyone else. A job message carries it, so that the worker's claim can
+ * compare against it instead of reading the op first (`OpUpdateRequest.assume`).
+ */
+export type StoredOp = string & { readonly __storedOp: true };
+
 /** A conditional change of an op record alone: claim, hand back, mark published. */
 export interface OpUpdateRequest {
   readonly expect: Expect;
   readonly set: OpPatch;
   readonly fence?: Fence;
+  /**
+   * The op as a job message carried it: the first attempt compares against it — its revision and
+   * its exact content — instead of reading the op first. When the op changed since (or the token
+   * is not this adapter's), the store reads it and decides again, as without it.
+   */
+  readonly assume?: StoredOp;
+  /** Also read the resource in the same atomic step; the result then carries it as `record`. */
+  readonly withRecord?: boolean;
 }
 
-/** The outcome of a write on a resource. `record` is the record as written (or as removed). */
+/**
+ * The outcome of a write on a resource. `record` is the record as written (or as removed);
+ * `stored`, when the adapter has one, is the op as written, for a job message.
+ */
 export type TransitionResult<R> =
-  | { readonly ok: true; readonly revision: string; readonly record: R; readonly op: OpRecord | null }
+  | { readonly ok: true; readonly revision: string; readonly record: R; readonly op: OpRecord | null; readonly stored?: StoredOp }
   | { readonly ok: false; readonly failed: FailedCondition };
 
-/** The outcome of a write on an op record. */
+/**
+ * The outcome of a write on an op record. With `withRecord`, `record` is the resource as it was
+ * at the write — null when it does not exist; absent when the adapter could not tell (a write
+ * reconciled after its answer was lost), so the caller reads it.
+ */
 export type OpUpdateResult =
-  | { readonly ok: true; readonly revision: string; readonly op: OpRecord }
+  | { readonly ok: true; readonly revision: string; readonly op: OpRecord; readonly record?: ResourceRecord | null; readonly stored?: StoredOp }
   | { readonly ok: false; readonly failed: FailedCondition };
 
 /** Filters of a resource listing; every one given must match. */
@@ -193,6 +215,15 @@ export interface StateStore {
   getOp(ref: ResourceRef): Promise<OpRecord | undefined>;
   /** Ops matching the filter, oldest first. */
   listOps(filter?: OpFilter): Promise<OpRecord[]>;
+  /**
+   * Stamps `publishedAt` on every op of `ops` that is still exactly as given (same revision) —
+   * ops claimed, finished or changed since are left alone — in one request for all of them.
+   * Best effort: resolves with how many were stamped. The API stamps in batches, a little after
+   * the broker confirmed the jobs, so that an op claimed at once costs no stamp at all.
+   */
+  markPublished(ops: readonly OpRecord[], publishedAt: number): Promise<number>;
+  /** The op a {@link StoredOp} of this adapter describes (not checked against the store); undefined for any other token. */
+  opOfStored(stored: StoredOp): OpRecord | undefined;
   /** Idempotent. */
   close(): Promise<void>;
 }

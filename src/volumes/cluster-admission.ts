@@ -1,5 +1,12 @@
-/** Whether a cluster takes new volumes, and why not. */
-export type Admission = { readonly accepts: true } | { readonly accepts: false; readonly reason: string };
+import type { Fence } from '../fence.js';
+
+/**
+ * Whether a cluster takes new volumes, and why not. An accepting answer may carry a fence that
+ * holds while what it was decided on (the cluster record) is unchanged: the create carries it, so
+ * the admission is checked in the create's own write — an answer remembered from an earlier
+ * read costs no request, and a cluster disabled since fails the create's fence.
+ */
+export type Admission = { readonly accepts: true; readonly fence?: Fence } | { readonly accepts: false; readonly reason: string };
 
 /**
  * The ClusterAdmission port: asked before a volume is created in a cluster. The membership
@@ -7,7 +14,8 @@ export type Admission = { readonly accepts: true } | { readonly accepts: false; 
  * Cinder); until then every cluster accepts.
  */
 export interface ClusterAdmission {
-  admitsNewVolumes(cluster: string): Promise<Admission>;
+  /** `fresh`: decide on a new read, not on an answer remembered (the last one's fence failed). */
+  admitsNewVolumes(cluster: string, options?: { readonly fresh?: boolean }): Promise<Admission>;
 }
 
 /** Every cluster accepts new volumes. */

@@ -1,5 +1,6 @@
 import type { OpRecord } from '../state/records.js';
-import type { JobPublisher, PublishOutcome } from './job-publisher.js';
+import { MAX_OP_TOKEN_LENGTH } from '../routing/job-message.js';
+import type { JobPublisher, PublishOpOptions, PublishOutcome } from './job-publisher.js';
 import type { JobBus } from '../routing/job-bus.js';
 
 /** Options of {@link JobBusPublisher}. */
@@ -29,11 +30,13 @@ export class JobBusPublisher implements JobPublisher {
     private readonly options: JobBusPublisherOptions = {},
   ) {}
 
-  async publish(op: OpRecord, signal?: AbortSignal): Promise<PublishOutcome> {
+  async publish(op: OpRecord, options: PublishOpOptions = {}): Promise<PublishOutcome> {
+    const { signal, stored } = options;
     const bound = this.options.timeoutMs === undefined ? undefined : AbortSignal.timeout(this.options.timeoutMs);
     const signals = [signal, bound].filter((s): s is AbortSignal => s !== undefined);
+    const carried = stored !== undefined && stored.length <= MAX_OP_TOKEN_LENGTH ? { op: stored as string } : {};
     await this.bus.publish(
-      { type: op.type, id: op.id, opId: op.opId, kind: op.kind, cluster: op.cluster, attempt: op.attempt },
+      { type: op.type, id: op.id, opId: op.opId, kind: op.kind, cluster: op.cluster, attempt: op.attempt, ...carried },
       signals.length === 0 ? {} : { signal: signals.length === 1 ? (signals[0] as AbortSignal) : AbortSignal.any(signals) },
     );
     return 'confirmed';

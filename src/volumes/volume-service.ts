@@ -1,16 +1,17 @@
 import { previewText } from '../preview.js';
 import { randomUUID } from 'node:crypto';
-import { InvalidInputError, NotFoundError } from '../errors.js';
+import { FencedError, InvalidInputError, NotFoundError } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import { type Expect, not } from '../state/expect.js';
 import type { OpRecord, ResourceRef, SnapshotRecord, VolumeRecord } from '../state/records.js';
 import { isKnownStatus, isTransitional, type OpKind, resettableStatuses, sourcesOf } from '../state/state-machine.js';
-import { type ListQuery, type Page, type StateStore, type TransitionResult, valueOf } from '../state/state-store.js';
+import { type ListQuery, type Page, type StateStore, type StoredOp, type TransitionResult, valueOf } from '../state/state-store.js';
 import type { ClusterAdmission } from './cluster-admission.js';
 import { type OperationGate, UnavailableDuringUpgradeError } from './operation-gate.js';
 import { ClusterDisabledError, ConditionFailedError } from './errors.js';
 import type { JobPublisher } from './job-publisher.js';
+import type { PublishStamps } from './publish-stamps.js';
 import type { AbortRequest } from '../routing/abort-notice.js';
 
 /** Who asks, as the API authenticated them. */
@@ -52,6 +53,8 @@ export interface ResetStatusInput {
 export interface VolumeServiceOptions {
   readonly store: StateStore;
   readonly publisher: JobPublisher;
+  /** Stamps `publishedAt` on confirmed ops, in batches. */
+  readonly stamps: Pick<PublishStamps, 'add'>;
   readonly admission: ClusterAdmission;
   /** Operations only a newer release runs wait until every live worker runs it (default: all accepted). */
   readonly gate?: OperationGate;
@@ -89,31 +92,40 @@ export class VolumeService {
     if (zone !== this.o.availabilityZone) throw new InvalidInputError(`Availability zone '${previewText(zone)}' is invalid (this cluster serves '${this.o.availabilityZone}').`);
     const type = input.volumeType ?? DEFAULT_VOLUME_TYPE;
     if (type !== DEFAULT_VOLUME_TYPE) throw new NotFoundError('volume type', type, `Volume type with name ${previewText(type)} could not be found.`);
+    const record = {
+      name: input.name ?? null,
+      description: input.description ?? null,
+      size: input.size,
+      status: 'creating' as const,
+      previous_status: null,
+      project_id: ctx.projectId,
+      user_id: ctx.userId,
+      cluster: this.o.cluster,
+      host: null,
+      attach_status: 'detached' as const,
+      availability_zone: zone,
+      volume_type: type,
+      migration_status: null,
+      bootable: false,
+      multiattach: false,
+      metadata: { ...(input.metadata ?? {}) },
+    };
+    const id = randomUUID();
     this.admit('create_volume');
-    const admission = await this.o.admission.admitsNewVolumes(this.o.cluster);
-    if (!admission.accepts) throw new ClusterDisabledError(this.o.cluster, admission.reason);
-    const result = await this.o.store.create('volume', {
-      record: {
-        id: randomUUID(),
-        name: input.name ?? null,
-        description: input.description ?? null,
-        size: input.size,
-        status: 'creating',
-        previous_status: null,
-        project_id: ctx.projectId,
-        user_id: ctx.userId,
-        cluster: this.o.cluster,
-        host: null,
-        attach_status: 'detached',
-        availability_zone: zone,
-        volume_type: type,
-        migration_status: null,
-        bootable: false,
-        multiattach: false,
-        metadata: { ...(input.metadata ?? {}) },
-      },
-      op: { kind: 'create_volume', params: { size: input.size } },
-    });
+    let admission = await this.o.admission.admitsNewVolumes(this.o.cluster);
+    let result: TransitionResult<VolumeRecord>;
+    for (let attempt = 1; ; attempt++) {
+      if (!admission.accepts) throw new ClusterDisabledError(this.o.cluster, admission.reason);
+      // The admission rides in the create's write: its fence fails if the cluster record changed since.
+      const fence = admission.fence;
+      try {
+        result = await this.o.store.create('volume', { record: { id, ...record }, op: { kind: 'create_volume', params: { size: input.size } }, ...(fence ? { fence } : {}) });
+        break;
+      } catch (err) {
+        if (!(err instanceof FencedError) || fence === undefined || attempt > 1) throw err;
+        admission = await this.o.admission.admitsNewVolumes(this.o.cluster, { fresh: true });
+      }
+    }
     return (await this.recorded('volume', result, 'create')).record;
   }
 
@@ -318,16 +330,15 @@ export class VolumeService {
       }
       throw new ConditionFailedError(resource, failedId, result.failed, action);
     }
-    if (publish && result.op) await this.publish(result.op);
+    if (publish && result.op) await this.publish(result.op, result.stored);
     return { record: result.record };
   }
 
-  private async publish(op: OpRecord): Promise<void> {
-    const ref: ResourceRef = { type: op.type, id: op.id };
+  /** Publishes the job (carrying the op as stored, so the claim needs no read); a confirmed one is stamped in the next batch. */
+  private async publish(op: OpRecord, stored: StoredOp | undefined): Promise<void> {
     try {
-      if ((await this.o.publisher.publish(op)) !== 'confirmed') return;
-      const marked = await this.o.store.updateOp(ref, { expect: { opId: op.opId, publishedAt: null }, set: { publishedAt: this.o.clock.now() } });
-      if (!marked.ok) this.o.logger.debug({ volumeId: op.id, opId: op.opId, failed: marked.failed }, 'op changed before it was marked published');
+      if ((await this.o.publisher.publish(op, stored === undefined ? {} : { stored })) !== 'confirmed') return;
+      this.o.stamps.add(op);
     } catch (err) {
       this.o.logger.warn({ err, resource: op.type, id: op.id, opId: op.opId }, 'publishing the op failed; the republish sweep will retry');
     }

@@ -6,8 +6,8 @@ import { FencedError } from '../errors.js';
 import { allOf, describeGuard, type Fence } from '../fence.js';
 import type { Member, Membership } from '../membership/membership.js';
 import type { FailedCondition } from '../state/expect.js';
-import type { OpRecord } from '../state/records.js';
-import type { StateStore } from '../state/state-store.js';
+import type { OpRecord, ResourceRecord } from '../state/records.js';
+import type { StateStore, StoredOp } from '../state/state-store.js';
 
 /** Options of {@link OpClaimer.claimOp}. */
 export interface ClaimOptions {
@@ -18,11 +18,21 @@ export interface ClaimOptions {
    * or it was fenced), so no run of it can still be working on the resource.
    */
   readonly ownerDead?: boolean;
+  /** The op as its job carried it: the claim compares against it instead of reading the op first (`OpUpdateRequest.assume`). */
+  readonly assume?: StoredOp;
+  /**
+   * The fence of locks already held for the op: the claim carries it, so the claim — and the
+   * resource read with it (`withRecord`) — is made under those locks.
+   */
+  readonly locks?: Fence;
+  /** Read the resource in the same write: the result's `record`. */
+  readonly withRecord?: boolean;
 }
 
 /** The outcome of a claim. Contention is a value; only backend trouble throws. */
 export type ClaimResult =
-  | { readonly ok: true; readonly op: OpRecord }
+  /** `record`: with `withRecord`, the resource at the claim (null: gone; absent: unknown, read it). */
+  | { readonly ok: true; readonly op: OpRecord; readonly record?: ResourceRecord | null }
   /** The op changed since it was read (someone else claimed it, it finished, it was replaced or reset). */
   | { readonly ok: false; readonly reason: 'conflict'; readonly failed: FailedCondition }
   /** An `ownerDead` claim found the owner's incarnation alive: it is not an orphan. */
@@ -71,15 +81,24 @@ export class OpClaimer {
     const owner = op.owner;
     const ownerFence: Fence | undefined = options.ownerDead && owner ? this.deps.membership.ownerGone(owner) : undefined;
     const endFence: Fence | undefined = options.ownerDead && owner ? this.deps.membership.ended(owner.incarnation) : undefined;
-    const mine = me.fence();
+    const mine = options.locks ? allOf(me.fence(), options.locks) : me.fence();
     // My fence first: etcd reports the first failed guard, so an owner guard reported means I held.
     const fence = ownerFence && endFence ? allOf(mine, ownerFence, endFence) : mine;
     try {
       const result = await this.deps.store.updateOp(
         { type: op.type, id: op.id },
-        { expect: { opId: op.opId, owner: owner?.incarnation ?? null, attempt: op.attempt }, set: { owner: me.owner, attempt: op.attempt + 1 }, fence },
+        {
+          // kind and cluster never change for an opId; expecting them too means an op the job
+          // described wrongly (a stale or forged token) is never claimed for what it is not.
+          expect: { opId: op.opId, kind: op.kind, cluster: op.cluster, owner: owner?.incarnation ?? null, attempt: op.attempt },
+          set: { owner: me.owner, attempt: op.attempt + 1 },
+          fence,
+          ...(options.assume === undefined ? {} : { assume: options.assume }),
+          ...(options.withRecord ? { withRecord: true } : {}),
+        },
       );
-      return result.ok ? { ok: true, op: result.op } : { ok: false, reason: 'conflict', failed: result.failed };
+      if (!result.ok) return { ok: false, reason: 'conflict', failed: result.failed };
+      return result.record === undefined ? { ok: true, op: result.op } : { ok: true, op: result.op, record: result.record };
     } catch (err) {
       if (!(err instanceof FencedError)) throw err;
       if (ownerFence && isOwnerGuard(err, mine, ownerFence)) return { ok: false, reason: 'owner-alive' };

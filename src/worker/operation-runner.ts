@@ -8,7 +8,7 @@ import { allOf, type Fence, NO_FENCE } from '../fence.js';
 import type { DriverContext, VolumeDriver } from '../drivers/volume-driver.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { type Backoff, DEFAULT_ETCD_RETRY } from '../lifecycle/retry.js';
-import type { LockContext } from '../locks/lock-service.js';
+import { type HeldLocks, type LockContext, LockLostError } from '../locks/lock-service.js';
 import type { Logger } from '../observability/logger.js';
 import type { OpRecord, ResourceRecord, ResourceRef, SnapshotRecord, VolumeRecord } from '../state/records.js';
 import type { StateStore } from '../state/state-store.js';
@@ -35,6 +35,12 @@ export interface RunOptions {
   readonly signal?: AbortSignal;
   /** Why it runs: a job from the queue, or a cleanup of an orphan (logged, nothing else). */
   readonly reason?: 'job' | 'cleanup';
+  /**
+   * The op's locks, taken before the claim (`tryLockAll`), and the resource as the claim read it
+   * under them: the run uses both as they are — no lock request, no re-read — and releases the
+   * locks when it ends. `record` absent: read it under the locks.
+   */
+  readonly held?: { readonly locks: HeldLocks; readonly record?: ResourceRecord | null };
 }
 
 /** What an {@link OperationRunner} needs. */
@@ -60,15 +66,20 @@ interface Run {
   readonly op: OpRecord & { readonly kind: ManagedKind; readonly owner: NonNullable<OpRecord['owner']> };
   readonly ref: ResourceRef;
   readonly inc: Incarnation;
-  /** Caller's signal (drain) or the incarnation ending. */
+  /** Caller's signal (drain) or the incarnation ending; made when first asked for. */
   readonly stop: AbortSignal;
   readonly handBack: AbortSignal;
   /** Aborted when this run is asked to stop (a force-delete replaced its op). */
   readonly abort: AbortSignal;
-  readonly log: Logger;
+  /** The run's logger, made when first asked for: a run that goes well logs nothing at the default level. */
+  readonly log: () => Logger;
+  readonly held: RunOptions['held'];
 }
 
 const NEVER = new AbortController().signal;
+
+/** What a final write made under no lock carries: no lock fence, nothing to release. */
+const NO_LOCKS: Pick<LockContext, 'releasingFence' | 'releasedByWrite'> = { releasingFence: NO_FENCE, releasedByWrite: () => undefined };
 
 /**
  * Runs ops already claimed by the current incarnation (`op.owner` is it).
@@ -182,22 +193,35 @@ export class OperationRunner {
       throw new IllegalStateError('operation runner', owner ? `owned by ${owner.incarnation}` : 'queued', `op ${op.opId} is not claimed by this host`);
     }
     if (!isManagedKind(op.kind)) throw new IllegalStateError('operation runner', op.kind, `the volume manager does not run ${op.kind}`);
-    const log = this.deps.logger.child({ opId: op.opId, kind: op.kind, resource: `${op.type}:${op.id}`, attempt: op.attempt, reason: options.reason ?? 'job' });
+    let child: Logger | undefined;
+    const log = (): Logger => (child ??= this.deps.logger.child({ opId: op.opId, kind: op.kind, resource: `${op.type}:${op.id}`, attempt: op.attempt, reason: options.reason ?? 'job' }));
     const done = this.deps.metrics.started(op.kind, () => this.deps.clock.now());
-    log.debug('operation started');
+    if (this.deps.logger.isLevelEnabled('debug')) log().debug('operation started');
     let outcome: OpOutcome;
     if (!inc || inc.member.owner.incarnation !== owner.incarnation) {
-      outcome = fenced(log, 'the incarnation that claimed the op has ended');
+      outcome = fenced(log(), 'the incarnation that claimed the op has ended');
     } else {
       const handBack = options.signal ?? NEVER;
       const abort = new AbortController();
       this.aborts.set(op.opId, abort);
-      const run: Run = { op: { ...op, kind: op.kind, owner }, ref: { type: op.type, id: op.id }, inc, handBack, abort: abort.signal, stop: AbortSignal.any([handBack, abort.signal, inc.member.signal]), log };
+      let stop: AbortSignal | undefined;
+      const run: Run = {
+        op: { ...op, kind: op.kind, owner },
+        ref: { type: op.type, id: op.id },
+        inc,
+        handBack,
+        abort: abort.signal,
+        get stop() {
+          return (stop ??= AbortSignal.any([handBack, abort.signal, inc.member.signal]));
+        },
+        log,
+        held: options.held,
+      };
       try {
         outcome = await this.underLocks(run);
       } catch (err) {
         // Only a bug gets here; the op stays owned by this incarnation (an orphan once it ends).
-        log.error({ err }, 'the operation runner failed; the op stays owned by this incarnation');
+        log().error({ err }, 'the operation runner failed; the op stays owned by this incarnation');
         outcome = { result: 'error' };
       } finally {
         if (this.aborts.get(op.opId) === abort) this.aborts.delete(op.opId);
@@ -205,14 +229,30 @@ export class OperationRunner {
       }
     }
     done(outcome.result);
-    log.info({ result: outcome.result, status: outcome.status }, 'operation ended');
+    // Every run is counted (hearth_operations_total); one that went as planned is logged at debug only.
+    const level = outcome.result === 'success' || outcome.result === 'handed_back' ? 'debug' : 'info';
+    if (this.deps.logger.isLevelEnabled(level)) log()[level]({ result: outcome.result, status: outcome.status }, 'operation ended');
     return outcome;
   }
 
   /** Takes the locks (retrying transient failures) and runs the op under them. */
   private async underLocks(run: Run): Promise<OpOutcome> {
     const force = this.deps.forceDelete && isForceDelete(run.op) ? this.deps.forceDelete : undefined;
+    // Asked again even when the claim took the locks already (a notice may have been missed).
     if (force) await force.abortReplaced(run.op);
+    if (run.held) {
+      const { locks, record } = run.held;
+      try {
+        return await this.locked(run, locks, record);
+      } catch (err) {
+        if (!run.inc.member.joined) return fenced(run.log(), 'lost the lease before the operation ended', err);
+        if (run.handBack.aborted || run.abort.aborted) return this.handBack(run, NO_FENCE);
+        if (!isRetryable(err)) throw err;
+        run.log().warn({ err }, 'could not read the op under the locks it was claimed with; retrying under fresh locks');
+      } finally {
+        await locks.release();
+      }
+    }
     const deadline = force ? this.deps.clock.now() + force.waitMs : Infinity;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -220,11 +260,11 @@ export class OperationRunner {
         const timeoutMs = Math.max(0, deadline - this.deps.clock.now());
         return await run.inc.locks.withLock(names, (ctx) => this.locked(run, ctx), { signal: run.stop, timeoutMs });
       } catch (err) {
-        if (!run.inc.member.joined) return fenced(run.log, 'lost the lease before the operation ended', err);
+        if (!run.inc.member.joined) return fenced(run.log(), 'lost the lease before the operation ended', err);
         if (run.handBack.aborted || run.abort.aborted) return this.handBack(run, NO_FENCE);
         if (force && err instanceof LockTimeoutError) return this.forceTimedOut(run, force, err);
         if (!isRetryable(err)) throw err;
-        run.log.warn({ err, attempt }, 'could not take the locks or read the op; retrying');
+        run.log().warn({ err, attempt }, 'could not take the locks or read the op; retrying');
         await this.pause(attempt, run.stop);
       }
     }
@@ -237,34 +277,41 @@ export class OperationRunner {
     return lockNamesFor(op.kind, op.id, volumeId);
   }
 
-  private async locked(run: Run, ctx: LockContext): Promise<OpOutcome> {
+  /**
+   * Under the locks: re-reads the op and the resource — unless `known`, the resource as the claim
+   * read it under these very locks (the op is then the claimed one) — then the driver call and
+   * the final write.
+   */
+  private async locked(run: Run, ctx: LockContext, known?: ResourceRecord | null): Promise<OpOutcome> {
     const { op, ref, inc, log } = run;
-    const [current, record] = await Promise.all([this.deps.store.getOp(ref), this.deps.store.get(ref)]);
+    const [current, record] = known !== undefined ? [op, known ?? undefined] : await Promise.all([this.deps.store.getOp(ref), this.deps.store.get(ref)]);
     if (!current || current.opId !== op.opId || current.owner?.incarnation !== op.owner.incarnation) {
-      log.warn({ now: current && { opId: current.opId, owner: current.owner?.incarnation ?? null } }, 'the op changed while it waited for its locks; nothing to do');
+      log().warn({ now: current && { opId: current.opId, owner: current.owner?.incarnation ?? null } }, 'the op changed while it waited for its locks; nothing to do');
       return { result: 'gone' };
     }
     if (!record || record.status !== op.status) {
-      log.warn({ status: record?.status }, 'the resource left the op\'s status; nothing to do');
+      log().warn({ status: record?.status }, 'the resource left the op\'s status; nothing to do');
       return { result: 'gone' };
     }
-    const signal = AbortSignal.any([ctx.signal, run.stop]);
-    if (this.deps.admission && (await refusedForCapacity(this.deps.admission, run.op, record, log))) return this.finish(run, record, ctx.fence, 'refused');
+    const stillHeld = (): boolean => inc.member.joined && ctx.handles.every((h) => h.state === 'held' || h.state === 'jeopardy');
+    if (this.deps.admission && (await refusedForCapacity(this.deps.admission, run.op, record, log()))) return this.finish(run, record, ctx, 'refused');
+    const { signal, dispose } = driverSignal(run, ctx);
     let outcome: DriverOutcome = 'success';
     try {
       await this.untilSafe(ctx, signal);
-      const stillHeld = (): boolean => inc.member.joined && ctx.handles.every((h) => h.state === 'held' || h.state === 'jeopardy');
       await this.callDriver(op, record, { signal, member: inc.member.owner.host, opId: op.opId, incarnation: inc.member.owner.incarnation, stillHeld });
     } catch (err) {
       if (signal.aborted || err instanceof AbortedError) {
-        if (!inc.member.joined || ctx.signal.aborted) return fenced(log, 'lost the lease or a lock mid-operation; aborted, left for orphan cleanup', err);
+        if (!stillHeld()) return fenced(log(), 'lost the lease or a lock mid-operation; aborted, left for orphan cleanup', err);
         if (run.handBack.aborted) return this.handBack(run, ctx.fence);
-        if (run.abort.aborted) log.warn({ err, reason: String(run.abort.reason) }, 'the driver call was aborted on request');
+        if (run.abort.aborted) log().warn({ err, reason: String(run.abort.reason) }, 'the driver call was aborted on request');
       }
-      if (!run.abort.aborted) log.warn({ err }, 'the driver call failed');
+      if (!run.abort.aborted) log().warn({ err }, 'the driver call failed');
       outcome = 'error';
+    } finally {
+      dispose();
     }
-    return this.finish(run, record, ctx.fence, outcome);
+    return this.finish(run, record, ctx, outcome);
   }
 
   /** A force-delete that found no proof the replaced run stopped: error_deleting, and why. */
@@ -272,10 +319,10 @@ export class OperationRunner {
     const record = await this.deps.store.get(run.ref);
     if (!record || record.status !== run.op.status) return { result: 'gone' };
     const why = forceDeleteTimeoutWhy(run.op, force.waitMs, err);
-    run.log.warn({ lock: err.lockName, holder: err.holder, waitMs: force.waitMs }, 'force-delete: the replaced run did not stop in time; error_deleting');
+    run.log().warn({ lock: err.lockName, holder: err.holder, waitMs: force.waitMs }, 'force-delete: the replaced run did not stop in time; error_deleting');
     await force.timedOut(run.op, record, why);
     // No lock is held: the write is fenced by this member alone, and expects the op unchanged.
-    return this.finish(run, record, NO_FENCE, 'error');
+    return this.finish(run, record, NO_LOCKS, 'error');
   }
 
   /** No new side effect while a keepalive is missing: wait until the locks are `held` again. */
@@ -300,12 +347,19 @@ export class OperationRunner {
     }
   }
 
-  /** The one final write, fenced by the member and the locks; retried only while they hold. */
-  private async finish(run: Run, record: ResourceRecord, lockFence: Fence, outcome: DriverOutcome): Promise<OpOutcome> {
+  /**
+   * The one final write, fenced by the member and the locks, which it also releases (their keys go
+   * in the same transaction: `releasingFence`); retried only while they hold.
+   */
+  private async finish(run: Run, record: ResourceRecord, ctx: Pick<LockContext, 'releasingFence' | 'releasedByWrite'>, outcome: DriverOutcome): Promise<OpOutcome> {
     const { op, ref, inc, log } = run;
     const write = finalWrite(op, record, outcome, inc.member.owner.host);
-    const fence = allOf(inc.member.fence(), lockFence);
+    const fence = allOf(inc.member.fence(), ctx.releasingFence);
     const expectOp = { opId: op.opId, owner: op.owner.incarnation };
+    const done = (): OpOutcome => {
+      ctx.releasedByWrite();
+      return { result: outcome, status: write.status };
+    };
     for (let attempt = 1; ; attempt++) {
       try {
         const result =
@@ -321,14 +375,18 @@ export class OperationRunner {
                 by: 'worker',
                 fence,
               });
-        if (result.ok || (attempt > 1 && (await this.landed(ref, write)))) return { result: outcome, status: write.status };
-        log.warn({ failed: result.failed }, 'the op changed before its final write (an admin reset?); nothing written');
+        if (result.ok || (attempt > 1 && (await this.landed(ref, write)))) return done();
+        log().warn({ failed: result.failed }, 'the op changed before its final write (an admin reset?); nothing written');
         return { result: 'gone' };
       } catch (err) {
-        if (err instanceof FencedError) return fenced(log, 'the final write was fenced off', err);
+        // An earlier attempt whose answer was lost may have landed — and released the locks with it.
+        if (err instanceof FencedError) {
+          if (attempt > 1 && (await this.landed(ref, write).catch(() => false))) return done();
+          return fenced(log(), 'the final write was fenced off', err);
+        }
         if (!isRetryable(err)) throw err;
-        if (!fence.holds()) return fenced(log, 'lost the lease or a lock before the final write landed', err);
-        log.warn({ err, attempt }, 'the final write failed; retrying');
+        if (!fence.holds()) return fenced(log(), 'lost the lease or a lock before the final write landed', err);
+        log().warn({ err, attempt }, 'the final write failed; retrying');
         // Not aborted by a drain: the driver work is done, only its record is missing.
         await this.pause(attempt, inc.member.signal);
       }
@@ -350,17 +408,17 @@ export class OperationRunner {
       try {
         const result = await this.deps.store.updateOp(ref, { expect: { opId: op.opId, owner: op.owner.incarnation }, set: { owner: null, publishedAt: null }, fence });
         if (!result.ok) {
-          log.warn({ failed: result.failed }, 'the op changed before it could be handed back');
+          log().warn({ failed: result.failed }, 'the op changed before it could be handed back');
           return { result: 'gone' };
         }
-        log.info('handed the op back for another member');
+        log().info('handed the op back for another member');
         await this.deps.publisher.publish(result.op);
         return { result: 'handed_back' };
       } catch (err) {
-        if (err instanceof FencedError) return fenced(log, 'the hand-back was fenced off', err);
+        if (err instanceof FencedError) return fenced(log(), 'the hand-back was fenced off', err);
         if (!isRetryable(err)) throw err;
-        if (!fence.holds()) return fenced(log, 'lost the lease before the op could be handed back', err);
-        log.warn({ err, attempt }, 'handing the op back failed; retrying');
+        if (!fence.holds()) return fenced(log(), 'lost the lease before the op could be handed back', err);
+        log().warn({ err, attempt }, 'handing the op back failed; retrying');
         await this.pause(attempt, inc.member.signal);
       }
     }
@@ -369,6 +427,37 @@ export class OperationRunner {
   private async pause(failures: number, signal: AbortSignal): Promise<void> {
     await this.retry.wait(failures, this.deps.clock, signal);
   }
+}
+
+/**
+ * The signal of a run's driver call: it aborts on a hand-back (drain), on a request to abort the
+ * run (a force-delete replaced its op), when the incarnation ends and when any of the locks is lost. One controller and a few listeners, unhooked by `dispose`
+ * — not `AbortSignal.any` chains over the locks' own signals, which every run would build and a
+ * released lock would abort with an error object of its own.
+ */
+function driverSignal(run: Run, ctx: LockContext): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const sources = run.handBack === NEVER ? [run.abort, run.inc.member.signal] : [run.handBack, run.abort, run.inc.member.signal];
+  const onAbort = (event: Event): void => abort((event.target as AbortSignal).reason);
+  const offs = ctx.handles.map((h) => h.onStateChange((change) => change.state === 'lost' && abort(new LockLostError(h.name, `lock ${h.name} lost mid-operation`))));
+  const dispose = (): void => {
+    for (const s of sources) s.removeEventListener('abort', onAbort);
+    for (const off of offs) off();
+  };
+  function abort(reason: unknown): void {
+    dispose();
+    controller.abort(reason);
+  }
+  for (const s of sources) {
+    if (s.aborted) {
+      abort(s.reason);
+      break;
+    }
+    s.addEventListener('abort', onAbort, { once: true });
+  }
+  const lost = ctx.handles.find((h) => h.state === 'lost');
+  if (lost && !controller.signal.aborted) abort(new LockLostError(lost.name, `lock ${lost.name} lost mid-operation`));
+  return { signal: controller.signal, dispose };
 }
 
 function fenced(log: Logger, why: string, err?: unknown): OpOutcome {

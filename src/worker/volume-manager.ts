@@ -9,12 +9,14 @@ import { type Backoff, DEFAULT_ETCD_RETRY, retry } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
 import { type Disposition, dispositions, type JobDelivery } from '../routing/job-bus.js';
 import type { OpRecord } from '../state/records.js';
-import type { StateStore } from '../state/state-store.js';
+import type { StateStore, StoredOp } from '../state/state-store.js';
+import { tryLockAll } from '../locks/lock-service.js';
 import type { Incarnation, Incarnations } from '../incarnation/incarnation.js';
 import type { OpClaimer } from './op-claim.js';
-import type { OperationRunner, OpOutcome } from './operation-runner.js';
-import { decideJob } from './plan.js';
+import type { OperationRunner, OpOutcome, RunOptions } from './operation-runner.js';
+import { decideJob, isManagedKind, lockNamesFor } from './plan.js';
 import { Slots } from '../concurrency/slots.js';
+import { anySignal } from '../concurrency/signals.js';
 
 /** How soon a job whose dead owner is not fenced yet comes back. */
 const FENCE_RETRY_MS = 10_000;
@@ -23,7 +25,7 @@ const JOB_FENCE_WAIT_MS = 30_000;
 
 /** What a {@link VolumeManager} needs. */
 export interface VolumeManagerOptions {
-  readonly store: Pick<StateStore, 'getOp'>;
+  readonly store: Pick<StateStore, 'getOp' | 'opOfStored'>;
   readonly claimer: Pick<OpClaimer, 'claimOp'>;
   readonly runner: Pick<OperationRunner, 'run'>;
   readonly incarnations: Incarnations;
@@ -95,11 +97,17 @@ export class VolumeManager {
   readonly handle = async (delivery: JobDelivery): Promise<Disposition> => {
     const inc = this.options.incarnations.current();
     if (this.taking.signal.aborted || !inc || this.options.canTake?.() === false) return dispositions.requeue();
-    let release: (() => void) | undefined;
-    try {
-      release = await this.slots.acquire(AbortSignal.any([delivery.signal, this.taking.signal, inc.member.signal]));
-    } catch {
-      return dispositions.requeue();
+    // A free slot needs no signal; only a wait for one does.
+    let release = this.slots.tryAcquire();
+    if (release === undefined) {
+      const { signal, dispose } = anySignal([delivery.signal, this.taking.signal, inc.member.signal]);
+      try {
+        release = await this.slots.acquire(signal);
+      } catch {
+        return dispositions.requeue();
+      } finally {
+        dispose();
+      }
     }
     let started = false;
     try {
@@ -119,20 +127,27 @@ export class VolumeManager {
 
   private async decide(delivery: JobDelivery, inc: Incarnation, takeSlot: () => () => void): Promise<Disposition> {
     const { job } = delivery;
-    const log = this.options.logger.child({ opId: job.opId, kind: job.kind, resource: `${job.type}:${job.id}`, deliveryCount: delivery.deliveryCount });
+    // Made when something is logged: most deliveries log nothing at the default level.
+    let child: Logger | undefined;
+    const log = (): Logger =>
+      (child ??= this.options.logger.child({ opId: job.opId, kind: job.kind, resource: `${job.type}:${job.id}`, deliveryCount: delivery.deliveryCount }));
+    if (job.op !== undefined) {
+      const fast = await this.claimAsCarried(job.op as StoredOp, delivery, inc, takeSlot, log);
+      if (fast) return fast;
+    }
     const op = await this.readOp(job.type, job.id, AbortSignal.any([delivery.signal, inc.member.signal]));
     if (op === 'unavailable') return dispositions.retryLater(this.retry.maxDelayMs);
     const self = { incarnation: inc.member.owner.incarnation, cluster: inc.member.cluster };
     const decision = decideJob(job, op, self, this.busy.has(job.opId));
     switch (decision.type) {
       case 'drop':
-        log.debug({ reason: decision.reason }, 'job dropped');
+        log().debug({ reason: decision.reason }, 'job dropped');
         return dispositions.drop(decision.reason);
       case 'dead-letter':
-        log.warn({ detail: decision.detail }, 'job dead-lettered: it can never run here');
+        log().warn({ detail: decision.detail }, 'job dead-lettered: it can never run here');
         return dispositions.deadLetter(decision.detail, decision.reason);
       case 'resume':
-        log.info('resuming an op this incarnation claimed earlier');
+        log().info('resuming an op this incarnation claimed earlier');
         this.start(op as OpRecord, takeSlot());
         return dispositions.ack();
       case 'claim':
@@ -140,7 +155,50 @@ export class VolumeManager {
     }
   }
 
-  private async claim(op: OpRecord, inc: Incarnation, ownerDead: boolean, takeSlot: () => () => void, log: Logger): Promise<Disposition> {
+  /**
+   * The fast path of a queued op whose job carried it as stored: take its locks if they are free
+   * (`tryLockAll`, no wait), then claim it under them, comparing against the carried op instead
+   * of reading it first, and reading the resource in the same write — so the run needs no lock
+   * request and no re-read. Undefined (nothing held, nothing claimed) sends the delivery down the
+   * ordinary path, which reads the op: the carried op is not this store's or not a plain queued
+   * op, the locks are busy, or the claim found the op changed (the ordinary path then decides on
+   * what the op really is).
+   */
+  private async claimAsCarried(stored: StoredOp, delivery: JobDelivery, inc: Incarnation, takeSlot: () => () => void, log: () => Logger): Promise<Disposition | undefined> {
+    const { job } = delivery;
+    const op = this.options.store.opOfStored(stored);
+    if (!op || op.id !== job.id || op.type !== job.type || !isManagedKind(op.kind)) return undefined;
+    const self = { incarnation: inc.member.owner.incarnation, cluster: inc.member.cluster };
+    const decision = decideJob(job, op, self, this.busy.has(job.opId));
+    if (decision.type !== 'claim' || decision.ownerDead) return undefined;
+    const volumeId = typeof op.params.volumeId === 'string' ? op.params.volumeId : undefined;
+    if (op.kind === 'create_snapshot' && volumeId === undefined) return undefined;
+    this.busy.set(op.opId, undefined);
+    let claimed = false;
+    try {
+      const locks = await tryLockAll(inc.locks, lockNamesFor(op.kind, op.id, volumeId));
+      if (!locks) return undefined;
+      try {
+        const result = await this.options.claimer.claimOp(op, inc.member, { assume: stored, locks: locks.fence, withRecord: true });
+        if (result.ok) {
+          claimed = true;
+          this.start(result.op, takeSlot(), { locks, ...(result.record === undefined ? {} : { record: result.record }) });
+          return dispositions.ack();
+        }
+        if (result.reason === 'fenced') {
+          log().warn({ err: result.error }, 'this incarnation is no longer alive; handing the job back');
+          return dispositions.requeue();
+        }
+        return undefined;
+      } finally {
+        if (!claimed) await locks.release();
+      }
+    } finally {
+      if (!claimed) this.busy.delete(op.opId);
+    }
+  }
+
+  private async claim(op: OpRecord, inc: Incarnation, ownerDead: boolean, takeSlot: () => () => void, log: () => Logger): Promise<Disposition> {
     // Marked busy before the claim is sent: a duplicate delivered meanwhile must not resume it.
     this.busy.set(op.opId, undefined);
     let claimed = false;
@@ -151,23 +209,23 @@ export class VolumeManager {
       }
       if (result.ok) {
         claimed = true;
-        if (ownerDead) log.warn({ previousOwner: op.owner?.incarnation }, 'took over the op of a dead incarnation');
+        if (ownerDead) log().warn({ previousOwner: op.owner?.incarnation }, 'took over the op of a dead incarnation');
         this.start(result.op, takeSlot());
         return dispositions.ack();
       }
       if (result.reason === 'conflict') {
-        log.debug({ failed: result.failed }, 'job dropped: the op changed before the claim (another member took it)');
+        log().debug({ failed: result.failed }, 'job dropped: the op changed before the claim (another member took it)');
         return dispositions.drop(`claim lost on ${result.failed.field}`);
       }
       if (result.reason === 'owner-alive') {
-        log.debug({ owner: op.owner?.incarnation }, 'job dropped: the op is owned by a live worker');
+        log().debug({ owner: op.owner?.incarnation }, 'job dropped: the op is owned by a live worker');
         return dispositions.drop('owned by a live worker');
       }
       if (result.reason === 'awaiting-fence') {
-        log.info({ owner: op.owner?.incarnation }, 'the dead owner of this op is not fenced yet; the job comes back later');
+        log().info({ owner: op.owner?.incarnation }, 'the dead owner of this op is not fenced yet; the job comes back later');
         return dispositions.retryLater(FENCE_RETRY_MS);
       }
-      log.warn({ err: result.error }, 'this incarnation is no longer alive; handing the job back');
+      log().warn({ err: result.error }, 'this incarnation is no longer alive; handing the job back');
       return dispositions.requeue();
     } finally {
       if (!claimed) this.busy.delete(op.opId);
@@ -175,9 +233,9 @@ export class VolumeManager {
   }
 
   /** Runs a claimed op in the background; the slot is released when it ends. */
-  private start(op: OpRecord, release: () => void): void {
+  private start(op: OpRecord, release: () => void, held?: RunOptions['held']): void {
     const run = this.options.runner
-      .run(op, { signal: this.handBack.signal, reason: 'job' })
+      .run(op, { signal: this.handBack.signal, reason: 'job', ...(held ? { held } : {}) })
       .catch((err: unknown): OpOutcome => {
         this.options.logger.error({ err, opId: op.opId }, 'an operation run failed');
         return { result: 'error' };

@@ -246,4 +246,22 @@ export const GOALS: readonly Goal[] = [
     text: 'file driver: a snapshot of an empty 100 GiB volume in ≤ 5 s (it costs the data, not the size)',
     whenMissed: 'the temp directory is on a file system that does not report holes (`SEEK_DATA`), so cp reads every block; see docs/drivers.md.',
   },
+  {
+    issue: 18,
+    figure: 'e2e.etcd_requests_per_op',
+    of: 'value',
+    op: '<=',
+    target: 6,
+    text: 'at most 6 etcd requests per volume operation (create or delete, API to final transition), by etcd\'s own counters net of an idle window',
+    whenMissed: 'see docs/worker.md (requests per operation): a job without its op token, busy locks or a stale API cache take the ordinary path, which reads.',
+  },
+  {
+    issue: 18,
+    figure: 'e2e.ops_per_s_3_workers_latency',
+    of: 'ratio',
+    op: '>=',
+    target: 2.7,
+    text: 'with a 200 ms driver, 3 workers complete at least 2.7× what 1 does (alternating rounds of one run)',
+    whenMissed: 'three workers, the API, etcd and RabbitMQ share two cores with other runs: the coordinator, not the driver, became the bottleneck.',
+  },
 ];

@@ -9,7 +9,7 @@ export interface RequiredFigure {
   readonly baseline: string | null;
 }
 
-/** Issue 9's list, issue 13's fence figures and issue 12's figures of the three-member topology. */
+/** Issue 9's list, issue 13's fence figures, issue 12's figures of the three-member topology and issue 18's request counts and scale-out. */
 export const REQUIRED_FIGURES: readonly RequiredFigure[] = [
   { name: 'lock.uncontended_ops_per_s', baseline: 'etcd.raw_txn_ops_per_s' },
   { name: 'lock.uncontended_vs_etcd3_lock', baseline: 'etcd3.lock_ops_per_s' },
@@ -38,6 +38,10 @@ export const REQUIRED_FIGURES: readonly RequiredFigure[] = [
   { name: 'memory.rss_mb_10k_volumes', baseline: 'memory.rss_mb_idle' },
   { name: 'lock.uncontended_ops_per_s_3_workers', baseline: 'lock.uncontended_ops_per_s_1_worker' },
   { name: 'transition.ops_per_s_3_workers', baseline: 'transition.ops_per_s_1_worker' },
+  { name: 'e2e.etcd_requests_per_op', baseline: null },
+  { name: 'e2e.cpu_ms_per_op_1_worker', baseline: null },
+  { name: 'e2e.ops_per_s_3_workers_latency', baseline: 'e2e.ops_per_s_1_worker_latency' },
+  { name: 'e2e.ops_per_s_6_workers_latency', baseline: 'e2e.ops_per_s_1_worker_latency' },
 ];
 
 /** value / baseline; null when there is no baseline or it is zero (or either is not a number). */

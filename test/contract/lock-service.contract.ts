@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ClosedError, CoordinatorError, InvalidInputError } from '../../src/errors.js';
-import { type LockHandle, type LockService, LockTimeoutError } from '../../src/locks/lock-service.js';
+import type { Fence } from '../../src/fence.js';
+import { type LockHandle, type LockService, LockTimeoutError, tryLockAll } from '../../src/locks/lock-service.js';
 
 /** What the contract needs from one adapter. */
 export interface LockServiceFixture {
@@ -11,6 +12,12 @@ export interface LockServiceFixture {
   contender(): Promise<LockService>;
   /** Waits until `count` contenders hold or wait for `name` (so arrival order is known). */
   queued(name: string, count: number): Promise<void>;
+  /**
+   * Commits a write that carries `fence`, as a store write would: etcd, one transaction with its
+   * guards as compares that deletes the keys of guards marked `releaseWithWrite`; single node,
+   * its `holds()`. Resolves with whether it landed.
+   */
+  commit(fence: Fence): Promise<boolean>;
   /** Ends everything the fixture made. */
   close(): Promise<void>;
 }
@@ -242,6 +249,51 @@ export function lockServiceContract(adapter: string, distributed: boolean, makeF
       await Promise.all([worker(a, ['ab-1', 'ab-2'], 15), worker(b, ['ab-2', 'ab-1'], 15), worker(c, ['ab-1', 'ab-2'], 15), worker(a, ['ab-2', 'ab-1'], 15)]);
       expect(runs).toBe(60);
       expect(overlaps).toBe(0);
+    });
+
+    it('tryLockAll takes every name when all are free, and nothing when one is held or waited for', async () => {
+      const held = await b.acquire('try-2');
+      expect(await tryLockAll(a, ['try-3', 'try-1', 'try-2'])).toBeUndefined();
+      // Nothing kept: the names it took before it met the held one are free again.
+      const one = await b.tryAcquire('try-1');
+      expect(one.ok).toBe(true);
+      if (one.ok) await one.handle.release();
+      await held.release();
+      const all = await tryLockAll(a, ['try-2', 'try-1', 'try-2']);
+      expect(all?.handles.map((h) => h.name)).toEqual(['try-1', 'try-2']);
+      expect(all?.fence.holds()).toBe(true);
+      expect((await b.tryAcquire('try-1')).ok).toBe(false);
+      await all?.release();
+      await all?.release();
+      expect(all?.handles.every((h) => h.state === 'released')).toBe(true);
+      const again = await b.tryAcquire('try-1');
+      expect(again.ok).toBe(true);
+      if (again.ok) await again.handle.release();
+    });
+
+    it('a write that carries the releasing fence releases the locks with it; releasedByWrite then frees them without a request', async () => {
+      const all = await tryLockAll(a, ['rw-1', 'rw-2']);
+      if (!all) throw new Error('not taken');
+      expect(all.releasingFence.guards).toEqual(distributed ? all.handles.map((h) => ({ key: h.key, createRevision: h.createRevision, expect: 'equal', releaseWithWrite: true })) : []);
+      const waiting = b.acquire('rw-1', { timeoutMs: 30_000 });
+      await fx.queued('rw-1', 2);
+      expect(await fx.commit(all.releasingFence)).toBe(true);
+      all.releasedByWrite();
+      expect(all.handles.every((h) => h.state === 'released')).toBe(true);
+      await all.release(); // nothing left to do
+      const next = await waiting;
+      expect(next.state).toBe('held');
+      await next.release();
+      expect((await tryLockAll(b, ['rw-2']))?.handles.map((h) => h.name)).toEqual(['rw-2']);
+    });
+
+    it('a write carrying the releasing fence of a lock released meanwhile does not land', async () => {
+      const handle = await a.acquire('rw-gone');
+      await handle.release();
+      const next = await b.acquire('rw-gone');
+      expect(await fx.commit(handle.releasingFence)).toBe(false);
+      expect(next.state).toBe('held');
+      await next.release();
     });
 
     it('close() rejects waiters, ends held locks and refuses new calls', async () => {

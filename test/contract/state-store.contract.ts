@@ -168,6 +168,30 @@ export function describeStateStore(name: string, factory: StateStoreFactory): vo
         await expect(done).rejects.toBeInstanceOf(VersionUnsupportedError);
         expect(await h.readStored(ref)).toBe(bad);
       });
+
+      it('hands back the op as stored with its bytes as stored, version included; a token it cannot read, or one a rewrite outdated, costs only a read', async () => {
+        const created = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume', params: { size: 1 } } });
+        if (!created.ok || !created.op || created.stored === undefined) throw new Error('create failed');
+        const ref = { kind: 'op', type: 'volume', id: created.record.id } as const;
+        const asStored = (await h.readStored(ref))!;
+        expect((JSON.parse(asStored) as { v?: unknown }).v).toEqual(expect.any(Number));
+        // The token ends with exactly the stored bytes: a claim that assumes it compares against them.
+        expect(created.stored.endsWith(asStored)).toBe(true);
+        expect(store.opOfStored(created.stored)).toEqual(created.op);
+        expect(store.opOfStored(created.stored)).not.toHaveProperty('v');
+        // A token whose record this build cannot read names no op: the job takes the ordinary path.
+        const future = (created.stored.slice(0, -asStored.length) + JSON.stringify({ ...(JSON.parse(asStored) as object), v: 1_000 })) as typeof created.stored;
+        expect(store.opOfStored(future)).toBeUndefined();
+        // The op rewritten behind the store's back (as another release or a migration would): the
+        // token is stale, and the claim is decided on the op as it is now.
+        await h.writeStored(ref, JSON.stringify({ ...(JSON.parse(asStored) as object), attempt: 5 }));
+        const claim = await store.updateOp(
+          { type: 'volume', id: created.record.id },
+          { expect: { opId: created.op.opId, owner: null, attempt: 0 }, set: { owner: ME, attempt: 1 }, assume: created.stored },
+        );
+        expect(claim).toEqual({ ok: false, failed: { field: 'op.attempt', expected: 0, actual: 5 } });
+        expect(await store.getOp({ type: 'volume', id: created.record.id })).toMatchObject({ owner: null, attempt: 5 });
+      });
     });
 
     describe('create', () => {
@@ -360,6 +384,41 @@ export function describeStateStore(name: string, factory: StateStoreFactory): vo
         const stale = await store.updateOp(ref, { expect: { revision: claim.revision }, set: { owner: PEER } });
         expect(stale).toMatchObject({ ok: false, failed: { field: 'op.revision' } });
         expect(await store.get(ref)).toMatchObject({ status: 'creating', revision: created.revision });
+      });
+
+      it('hands back the op as stored; a claim that assumes it reads nothing first, and can read the resource with it', async () => {
+        const created = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume', params: { size: 1 } } });
+        if (!created.ok || !created.op || created.stored === undefined) throw new Error('create failed');
+        const ref = { type: 'volume' as const, id: created.record.id };
+        expect(store.opOfStored(created.stored)).toEqual(created.op);
+        expect(store.opOfStored('not a token' as typeof created.stored)).toBeUndefined();
+        const expect0 = { opId: created.op.opId, kind: 'create_volume', owner: null, attempt: 0 };
+        const claim = await store.updateOp(ref, { expect: expect0, set: { owner: ME, attempt: 1 }, assume: created.stored, withRecord: true });
+        expect(claim).toMatchObject({ ok: true, op: { owner: ME, attempt: 1 }, record: { id: ref.id, status: 'creating', size: 1 } });
+        // The same token again is stale now: the store decides on what the op really is.
+        const again = await store.updateOp(ref, { expect: expect0, set: { owner: PEER, attempt: 1 }, assume: created.stored });
+        expect(again).toEqual({ ok: false, failed: { field: 'op.owner', expected: null, actual: ME.incarnation } });
+        // A stale token whose conditions still hold on the real op: the write happens, on the real op.
+        const handedBack = await store.updateOp(ref, { expect: { owner: ME.incarnation }, set: { owner: null } });
+        expect(handedBack.ok).toBe(true);
+        const retaken = await store.updateOp(ref, { expect: { opId: created.op.opId, owner: null, attempt: 1 }, set: { owner: PEER, attempt: 2 }, assume: created.stored });
+        expect(retaken).toMatchObject({ ok: true, op: { owner: PEER, attempt: 2, kind: 'create_volume' } });
+        expect(await store.getOp(ref)).toMatchObject({ owner: PEER, attempt: 2 });
+      });
+
+      it('stamps publishedAt, in one call, on the ops still as given; ops changed since are left alone', async () => {
+        const a = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
+        const b = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
+        if (!a.ok || !b.ok || !a.op || !b.op) throw new Error('create failed');
+        const refB = { type: 'volume' as const, id: b.record.id };
+        await store.updateOp(refB, { expect: { owner: null }, set: { owner: ME, attempt: 1 } });
+        expect(await store.markPublished([a.op, b.op, a.op], 1_234)).toBe(1);
+        expect(await store.getOp({ type: 'volume', id: a.record.id })).toMatchObject({ publishedAt: 1_234, owner: null, opId: a.op.opId });
+        expect(await store.getOp(refB)).toMatchObject({ publishedAt: null, owner: ME });
+        expect(await store.markPublished([], 1)).toBe(0);
+        // The stamp changed the op: a claim that expected it unchanged is decided on the real op.
+        const claim = await store.updateOp({ type: 'volume', id: a.record.id }, { expect: { revision: a.op.revision }, set: { owner: ME } });
+        expect(claim).toMatchObject({ ok: false, failed: { field: 'op.revision' } });
       });
 
       it('reports a missing op as `op.exists`', async () => {

@@ -1,6 +1,7 @@
 import type { Etcd3 } from 'etcd3';
 import type { Config } from '../../src/config/schema.js';
 import type { Fence } from '../../src/fence.js';
+import { guardCompare } from '../../src/etcd/guards.js';
 
 /** The etcd slice of hearth's configuration for a test prefix. */
 export function etcdConfig(endpoints: string[], prefix: string): Config['etcd'] {
@@ -10,10 +11,6 @@ export function etcdConfig(endpoints: string[], prefix: string): Config['etcd'] 
 /** Whether a write guarded by `fence` would commit now: its guards compiled into a txn. */
 export async function fenceHoldsOnEtcd(client: Etcd3, fence: Fence): Promise<boolean> {
   if (!fence.holds()) return false;
-  const [first, ...rest] = fence.guards;
-  if (!first) return true;
-  const op = (expect: 'equal' | 'notEqual') => (expect === 'equal' ? '==' : '!=');
-  let txn = client.if(first.key, 'Create', op(first.expect), first.createRevision);
-  for (const g of rest) txn = txn.and(g.key, 'Create', op(g.expect), g.createRevision);
-  return (await txn.commit()).succeeded;
+  if (fence.guards.length === 0) return true;
+  return (await client.kv.txn({ compare: fence.guards.map(guardCompare), success: [], failure: [] })).succeeded;
 }

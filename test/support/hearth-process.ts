@@ -13,6 +13,8 @@ export interface HearthProcessOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Extra command-line arguments after `serve`. */
   readonly args?: readonly string[];
+  /** Extra arguments to node itself, before the script (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
+  readonly nodeArgs?: readonly string[];
   /** A name for logs, e.g. `worker-1`. */
   readonly name?: string;
   /**
@@ -78,10 +80,12 @@ async function startOnce(options: HearthProcessOptions): Promise<HearthProcess> 
     HEARTH_OPS_LISTEN: opsListen,
   };
   const command = process.execPath;
-  const args =
-    (options.mode ?? 'source') === 'source'
+  const args = [
+    ...(options.nodeArgs ?? []),
+    ...((options.mode ?? 'source') === 'source'
       ? ['--import', 'tsx', join(REPO, 'test/support/hearth-main.ts'), 'serve', ...(options.args ?? [])]
-      : ['--enable-source-maps', join(REPO, 'bin/hearth.js'), 'serve', ...(options.args ?? [])];
+      : ['--enable-source-maps', join(REPO, 'bin/hearth.js'), 'serve', ...(options.args ?? [])]),
+  ];
   const child = ManagedProcess.start({ command, args, env, cwd: REPO, logDir: dataDir, name });
   const opsUrl = `http://${opsListen}`;
   const handle: HearthProcess = {

@@ -28,5 +28,6 @@ export function recordingLogger(messages: string[], lines?: RecordedLine[], bind
     warn: write('warn'),
     error: write('error'),
     fatal: write('fatal'),
+    isLevelEnabled: () => true,
   };
 }

@@ -3,15 +3,28 @@
 // on the bench's private etcd and RabbitMQ; single node: one default `hearth serve` (SQLite, the
 // in-process bus). 32 clients each alternate a volume create and its delete, one operation at a
 // time. An operation counts from the API request until its op record is gone (the worker's final
-// transition removed it): watched on etcd's ops/ prefix in the cluster, and polled every 2 ms in
-// the SQLite file on a single node — so no client polling loads the API.
+// transition removed it): seen on a watch of etcd's ops/ prefix in the cluster — by the watch
+// alone, so the benchmark adds no request of its own to etcd's counters — and polled every 2 ms
+// in the SQLite file on a single node — so no client polling loads the API.
+//
+// Requests per operation: etcd's own counters (`grpc_server_handled_total` of Range, Txn, Put and
+// DeleteRange, from its /metrics) over the 1-worker measurement, less the same counters over an
+// idle window of the same length right after (the members' background: sweeps, heartbeats),
+// divided by the operations completed in the measurement.
+//
+// BENCH_CPU_PROF=<dir>: the API and the worker of the 1-worker configuration run with
+// `node --cpu-prof`, their profiles and the measurement's window (window.json) go to <dir>;
+// `node --import tsx test/bench/profile-summary.ts <dir>` says where their time went.
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { Etcd3 } from 'etcd3';
 import { SQLITE_STATE_FILE } from '../../../src/state/sqlite-state-store.js';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
 import { VolumeClient } from '../../support/volume-client.js';
+import { cpuBetween, cpuMsOf } from '../proc-cpu.js';
+import { etcdRequestCounts, netOfIdle, type RequestCounts, requestsBetween, totalRequests } from '../etcd-requests.js';
 import { type BenchContext, type BenchResult, type BenchSuite, percentile, standalone } from '../types.js';
 import { measure } from './etcd-baseline.js';
 
@@ -24,26 +37,36 @@ interface Completion {
   close(): Promise<void>;
 }
 
-/** Completion from etcd: a watch on the ops/ prefix, plus one read for ops already gone. */
+/**
+ * Completion from etcd, by a watch on the ops/ prefix alone (no read): deletions are counted per
+ * key as they come, and `done` consumes one — the op key of a volume is deleted once at the end
+ * of its create and once at the end of its delete, and a client waits for each in turn.
+ */
 async function etcdCompletion(endpoints: string[], prefix: string): Promise<Completion> {
   const client = new Etcd3({ hosts: endpoints });
+  const deletions = new Map<string, number>();
   const waiters = new Map<string, () => void>();
-  const watcher = await client.watch().prefix(`${prefix}/ops/volume/`).create();
+  const watcher = await client.watch().prefix(`${prefix}/ops/volume/`).only('delete').create();
   watcher.on('delete', (kv) => {
     const key = kv.key.toString();
-    waiters.get(key)?.();
-    waiters.delete(key);
+    const waiter = waiters.get(key);
+    if (waiter) {
+      waiters.delete(key);
+      waiter();
+    } else {
+      deletions.set(key, (deletions.get(key) ?? 0) + 1);
+    }
   });
   return {
-    async done(volumeId) {
+    done(volumeId) {
       const key = `${prefix}/ops/volume/${volumeId}`;
-      const gone = new Promise<void>((resolve) => waiters.set(key, resolve));
-      // Registered before the read: a deletion in between is seen by one or the other.
-      if ((await client.get(key).exists()) === false) {
-        waiters.delete(key);
-        return;
+      const seen = deletions.get(key) ?? 0;
+      if (seen > 0) {
+        if (seen === 1) deletions.delete(key);
+        else deletions.set(key, seen - 1);
+        return Promise.resolve();
       }
-      await gone;
+      return new Promise<void>((resolve) => waiters.set(key, resolve));
     },
     async close() {
       await watcher.cancel();
@@ -75,10 +98,38 @@ function sqliteCompletion(dataDir: string): Completion {
   };
 }
 
-/** 32 clients alternating create and delete for `seconds` (after a 1 s warm-up). */
-async function drive(ctx: BenchContext, apiUrl: string, completion: Completion): Promise<{ opsPerSecond: number; latenciesMs: number[] }> {
+/** What one configuration measured. */
+export interface Run {
+  readonly opsPerSecond: number;
+  readonly latenciesMs: number[];
+  /** etcd requests per completed operation, net of an idle window (with `Counting.etcdUrl`). */
+  readonly requestsPerOp?: RequestCounts;
+  /** CPU ms per completed operation of each counted process (and its children), net of an idle window. */
+  readonly cpuMsPerOp?: Record<string, number>;
+}
+
+/** What to count around the measurement, and over an idle window as long right after it. */
+interface Counting {
+  /** etcd's client URL: its request counters. */
+  readonly etcdUrl?: string;
+  /** Processes whose CPU time to count, by name. */
+  readonly pids: Readonly<Record<string, number>>;
+}
+
+/** Where CPU profiles of the 1-worker run go (BENCH_CPU_PROF), if anywhere. */
+const PROFILE_DIR = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
+
+/** The last measurement's window (epoch ms) and operations, for the profiles' summary. */
+let lastWindow: { fromEpochMs: number; toEpochMs: number; ops: number } | undefined;
+
+function profileArgs(name: string): string[] {
+  return PROFILE_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${name}.cpuprofile`];
+}
+
+/** `clients` (32 unless given) alternating create and delete for `seconds` (after a 1 s warm-up). */
+async function drive(ctx: BenchContext, apiUrl: string, completion: Completion, counting?: Counting, clients = CLIENTS): Promise<Run> {
   const api = new VolumeClient(apiUrl);
-  const volumes: (string | undefined)[] = new Array<string | undefined>(CLIENTS).fill(undefined);
+  const volumes: (string | undefined)[] = new Array<string | undefined>(clients).fill(undefined);
   const op = async (client: number): Promise<void> => {
     const volume = volumes[client];
     if (volume === undefined) {
@@ -91,14 +142,60 @@ async function drive(ctx: BenchContext, apiUrl: string, completion: Completion):
       volumes[client] = undefined;
     }
   };
-  await measure(1, CLIENTS, op);
-  const run = await measure(ctx.seconds, CLIENTS, op);
-  // Leave nothing behind for the next configuration.
-  await Promise.all(volumes.map(async (id, i) => id !== undefined && (await op(i))));
-  return run;
+  await measure(1, clients, op);
+  // Every client waits for its operation's end, so nothing is in flight at either edge.
+  const snapshot = async (): Promise<{ requests: RequestCounts | undefined; cpu: Record<string, number> }> => ({
+    requests: counting?.etcdUrl === undefined ? undefined : await etcdRequestCounts(counting.etcdUrl),
+    cpu: await cpuMsOf(counting?.pids ?? {}),
+  });
+  const before = await snapshot();
+  const startedAt = performance.now();
+  const window = { fromEpochMs: Date.now(), toEpochMs: 0 };
+  const run = await measure(ctx.seconds, clients, op);
+  const loadedMs = performance.now() - startedAt;
+  window.toEpochMs = Date.now();
+  lastWindow = { ...window, ops: run.latenciesMs.length };
+  // Leave nothing behind for the next configuration (after the counting, which must not see it).
+  const cleanUp = (): Promise<unknown> => Promise.all(volumes.map(async (id, i) => id !== undefined && (await op(i))));
+  if (!counting) {
+    await cleanUp();
+    return run;
+  }
+  const after = await snapshot();
+  await new Promise((r) => setTimeout(r, loadedMs));
+  const idle = await snapshot();
+  const idleMs = performance.now() - startedAt - loadedMs;
+  const ops = run.latenciesMs.length;
+  const scale = loadedMs / idleMs;
+  const cpu = cpuBetween(before.cpu, after.cpu);
+  const idleCpu = cpuBetween(after.cpu, idle.cpu);
+  const cpuMsPerOp = Object.fromEntries(Object.entries(cpu).map(([name, ms]) => [name, Math.max(0, ms - (idleCpu[name] ?? 0) * scale) / ops]));
+  ctx.log(`CPU per operation: ${Object.entries(cpuMsPerOp).map(([k, v]) => `${k} ${v.toFixed(2)} ms`).join(', ')}`);
+  let requestsPerOp: RequestCounts | undefined;
+  if (before.requests && after.requests && idle.requests) {
+    const idleRequests = requestsBetween(after.requests, idle.requests);
+    const net = netOfIdle(requestsBetween(before.requests, after.requests), idleRequests, loadedMs, idleMs);
+    requestsPerOp = { Range: net.Range / ops, Txn: net.Txn / ops, Put: net.Put / ops, DeleteRange: net.DeleteRange / ops };
+    ctx.log(`etcd requests per operation: ${totalRequests(requestsPerOp).toFixed(2)} (${JSON.stringify(Object.fromEntries(Object.entries(requestsPerOp).map(([k, v]) => [k, Number(v.toFixed(2))])))}; idle window: ${JSON.stringify(idleRequests)})`);
+  }
+  await cleanUp();
+  return { ...run, cpuMsPerOp, ...(requestsPerOp ? { requestsPerOp } : {}) };
 }
 
-async function clusterRun(ctx: BenchContext, workers: number): Promise<{ opsPerSecond: number; latenciesMs: number[] }> {
+/** Options of a cluster run other than the e2e suite's own. */
+export interface ClusterRunOptions {
+  /** The fake driver's latency per call (default none). */
+  readonly latencyMs?: number;
+  /** Clients in flight (default 32). */
+  readonly clients?: number;
+}
+
+/**
+ * One API process and `workers` worker processes on the bench's etcd and RabbitMQ, driven by
+ * clients alternating create and delete. Requests and CPU are counted with one worker and the
+ * suite's defaults only.
+ */
+export async function clusterRun(ctx: BenchContext, workers: number, options: ClusterRunOptions = {}): Promise<Run> {
   const prefix = `/bench-e2e-${randomUUID().slice(0, 8)}`;
   const env = {
     HEARTH_ETCD_ENDPOINTS: ctx.etcd.endpoints.join(','),
@@ -109,32 +206,44 @@ async function clusterRun(ctx: BenchContext, workers: number): Promise<{ opsPerS
     HEARTH_BACKEND: 'fake',
     HEARTH_DRIVER_NAME: 'fake',
     HEARTH_LOG_LEVEL: 'warn',
+    ...(options.latencyMs === undefined ? {} : { HEARTH_DRIVER_FAKE_LATENCY_MS: String(options.latencyMs) }),
   };
   const procs: HearthProcess[] = [];
   const completion = await etcdCompletion(ctx.etcd.endpoints, prefix);
+  const plain = options.latencyMs === undefined && options.clients === undefined;
+  const profiled = plain && workers === 1 && PROFILE_DIR !== undefined;
+  if (profiled) await mkdir(PROFILE_DIR, { recursive: true });
   try {
     const started = await Promise.all([
-      startHearth({ name: `bench-api-${workers}`, env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' }, startTimeoutMs: 60_000 }),
+      startHearth({ name: `bench-api-${workers}`, env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' }, startTimeoutMs: 60_000, ...(profiled ? { nodeArgs: profileArgs('api') } : {}) }),
       ...Array.from({ length: workers }, (_, i) =>
-        startHearth({ name: `bench-w${i + 1}-of-${workers}`, env: { ...env, HEARTH_HOST: `w${i + 1}`, HEARTH_ROLES: 'worker' }, startTimeoutMs: 60_000 }),
+        startHearth({
+          name: `bench-w${i + 1}-of-${workers}`,
+          env: { ...env, HEARTH_HOST: `w${i + 1}`, HEARTH_ROLES: 'worker' },
+          startTimeoutMs: 60_000,
+          ...(profiled ? { nodeArgs: profileArgs(`worker-${i + 1}`) } : {}),
+        }),
       ),
     ]);
     procs.push(...started);
-    return await drive(ctx, started[0].apiUrl, completion);
+    const counting = { etcdUrl: ctx.etcd.url, pids: { api: started[0].pid, worker: (started[1] as HearthProcess).pid, etcd: ctx.etcd.pid, rabbitmq: ctx.rabbit.pid } };
+    return await drive(ctx, started[0].apiUrl, completion, plain && workers === 1 ? counting : undefined, options.clients);
   } finally {
     await completion.close();
     await Promise.all(procs.map((p) => p.stop()));
+    // A profile ends when its process exits: the summary finds the window counting back from there.
+    if (profiled && lastWindow) await writeFile(join(PROFILE_DIR, 'window.json'), `${JSON.stringify({ ...lastWindow, stoppedAtEpochMs: Date.now() })}\n`);
     const client = new Etcd3({ hosts: ctx.etcd.endpoints });
     await client.delete().prefix(`${prefix}/`);
     client.close();
   }
 }
 
-async function singleNodeRun(ctx: BenchContext): Promise<{ opsPerSecond: number; latenciesMs: number[] }> {
+async function singleNodeRun(ctx: BenchContext): Promise<Run> {
   const hearth = await startHearth({ name: 'bench-single', env: { HEARTH_DRIVER_NAME: 'fake', HEARTH_LOG_LEVEL: 'warn' }, startTimeoutMs: 60_000 });
   const completion = sqliteCompletion(hearth.dataDir);
   try {
-    return await drive(ctx, hearth.apiUrl, completion);
+    return await drive(ctx, hearth.apiUrl, completion, { pids: { hearth: hearth.pid } });
   } finally {
     await completion.close();
     await hearth.stop();
@@ -158,8 +267,17 @@ export const suite: BenchSuite = {
     const ops1 = standalone('e2e.ops_per_s_1_worker', one.opsPerSecond, 'ops/s');
     const p50_1 = standalone('e2e.p50_ms_1_worker', percentile(one.latenciesMs, 50), 'ms');
     const p99_1 = standalone('e2e.p99_ms_1_worker', percentile(one.latenciesMs, 99), 'ms');
+    const perOp = one.requestsPerOp as RequestCounts;
+    const cpuTotal = (cpu: Record<string, number> | undefined): number => Object.values(cpu ?? {}).reduce((a, b) => a + b, 0);
     return [
       ops1,
+      standalone('e2e.etcd_requests_per_op', totalRequests(perOp), 'requests'),
+      standalone('e2e.etcd_txns_per_op', perOp.Txn, 'requests'),
+      standalone('e2e.etcd_ranges_per_op', perOp.Range, 'requests'),
+      standalone('e2e.etcd_puts_deletes_per_op', perOp.Put + perOp.DeleteRange, 'requests'),
+      // CPU of the API, the worker, etcd and RabbitMQ (with their child processes) per operation.
+      standalone('e2e.cpu_ms_per_op_1_worker', cpuTotal(one.cpuMsPerOp), 'ms'),
+      standalone('e2e.cpu_ms_per_op_single_node', cpuTotal(single.cpuMsPerOp), 'ms'),
       p50_1,
       p99_1,
       against('e2e.ops_per_s_3_workers', three.opsPerSecond, 'ops/s', ops1),

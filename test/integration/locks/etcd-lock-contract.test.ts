@@ -1,3 +1,4 @@
+import { guardCompare, releaseOps } from '../../../src/etcd/guards.js';
 import { lockServiceContract } from '../../contract/lock-service.contract.js';
 import { useEtcd } from '../../support/context.js';
 import { startWorker, waitQueued, type Worker } from './fixtures.js';
@@ -12,6 +13,7 @@ lockServiceContract('etcd (fair lock on session leases)', true, async () => {
       return worker.locks;
     },
     queued: (name, count) => waitQueued(ctx.client, ctx.prefix, name, count),
+    commit: async (fence) => (await ctx.client.kv.txn({ compare: fence.guards.map(guardCompare), success: releaseOps(fence.guards), failure: [] })).succeeded,
     close: async () => {
       await Promise.all(workers.map((w) => w.close()));
       await ctx.close();

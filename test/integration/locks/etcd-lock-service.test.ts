@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type WaitOutcome, waitForDelete } from '../../../src/locks/etcd-lock-wait.js';
+import { guardCompare } from '../../../src/etcd/guards.js';
 import { type LockHandle, LockTimeoutError } from '../../../src/locks/lock-service.js';
 import { useEtcd, type EtcdTestContext } from '../../support/context.js';
 import { ManagedProcess } from '../../support/process.js';
@@ -186,9 +187,8 @@ describe('etcd lock service', () => {
     const handle = await w.locks.acquire('fenced');
     const record = `${ctx.prefix}/resources/volume/v1`;
     const guardedPut = async (value: string): Promise<boolean> => {
-      let txn = ctx.client.if(handle.fence.guards[0]!.key, 'Create', '==', handle.fence.guards[0]!.createRevision);
-      for (const g of handle.fence.guards.slice(1)) txn = txn.and(g.key, 'Create', '==', g.createRevision);
-      return (await txn.then(ctx.client.put(record).value(value)).commit()).succeeded;
+      const put = { request_put: { key: Buffer.from(record), value: Buffer.from(value) } };
+      return (await ctx.client.kv.txn({ compare: handle.fence.guards.map(guardCompare), success: [put], failure: [] })).succeeded;
     };
     expect(await guardedPut('under lock')).toBe(true);
     await handle.release();

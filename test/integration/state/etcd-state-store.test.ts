@@ -163,6 +163,72 @@ describe('EtcdStateStore on a real etcd', () => {
     expect(await store.updateOp(ref, { expect: { owner: 'nobody' }, set: { attempt: 5 } })).toEqual({ ok: false, failed: { field: 'op.owner', expected: 'nobody', actual: null } });
   });
 
+  it('a claim that assumes the op as its job carried it costs one transaction and no read, in a store that never saw it', async () => {
+    const created = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
+    if (!created.ok || !created.op || created.stored === undefined) throw new Error('create failed');
+    const worker = createEtcdClient(etcdConfig(ctx.endpoints, ctx.prefix));
+    const calls: string[] = [];
+    // Counting, not faking: every call still goes to etcd.
+    for (const method of ['range', 'txn'] as const) {
+      const real = worker.kv[method].bind(worker.kv) as (...args: unknown[]) => Promise<unknown>;
+      (worker.kv as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => (calls.push(method), real(...args));
+    }
+    const fresh = storeOn(worker, ctx.prefix, systemClock, createStateMetrics(new Registry()));
+    const ref = { type: 'volume' as const, id: created.record.id };
+    const claim = await fresh.updateOp(ref, { expect: { opId: created.op.opId, owner: null, attempt: 0 }, set: { owner: { host: 'w@rbd', incarnation: 'w@rbd:1', aliveRevision: '0' }, attempt: 1 }, assume: created.stored, withRecord: true });
+    expect(claim).toMatchObject({ ok: true, op: { attempt: 1 }, record: { id: ref.id, status: 'creating' } });
+    expect(calls).toEqual(['txn']);
+    // The record the claim read is the store's now: the final write needs no read either.
+    const done = await fresh.transition(ref, { expect: { status: 'creating' }, expectOp: { owner: 'w@rbd:1' }, set: { status: 'available' }, op: 'remove', by: 'worker' });
+    expect(done).toMatchObject({ ok: true, record: { status: 'available' }, op: null });
+    expect(calls).toEqual(['txn', 'txn']);
+    await fresh.close();
+    worker.close();
+  });
+
+  it('trusts a carried op byte for byte: a token with the right revision but other content never writes that content', async () => {
+    const created = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume', params: { size: 1 } } });
+    if (!created.ok || !created.op || created.stored === undefined) throw new Error('create failed');
+    const forged = created.stored.replace('"size":1', '"size":999') as typeof created.stored;
+    expect(forged).not.toBe(created.stored);
+    expect(store.opOfStored(forged)).toMatchObject({ params: { size: 999 } });
+    const ref = { type: 'volume' as const, id: created.record.id };
+    const claim = await store.updateOp(ref, { expect: { opId: created.op.opId, owner: null, attempt: 0 }, set: { owner: { host: 'w@rbd', incarnation: 'w@rbd:1', aliveRevision: '0' }, attempt: 1 }, assume: forged });
+    // The compare on the content failed; the store read the real op and claimed that.
+    expect(claim).toMatchObject({ ok: true, op: { params: { size: 1 }, attempt: 1 } });
+    const stored = JSON.parse((await ctx.client.get(keys.op('volume', ref.id)).string())!) as { params: unknown };
+    expect(stored.params).toEqual({ size: 1 });
+  });
+
+  it('deletes the key of a guard that asks to be released with the write — only when the write lands', async () => {
+    const vol = await deletingVolume();
+    const ref = { type: 'volume' as const, id: vol.id };
+    const lockKey = `${ctx.prefix}/locks/${vol.id}-delete_volume/abc`;
+    await ctx.client.put(lockKey).value('w@rbd:1');
+    const createRevision = (await ctx.client.kv.range({ key: Buffer.from(lockKey) })).kvs[0]!.create_revision;
+    const fence: Fence = { guards: [{ key: lockKey, createRevision, expect: 'equal', releaseWithWrite: true }], holds: () => true, description: 'lock' };
+    const refused = await store.remove(ref, { expect: { status: 'available' }, by: 'worker', fence });
+    expect(refused).toMatchObject({ ok: false, failed: { field: 'status' } });
+    expect(await ctx.client.get(lockKey).string()).toBe('w@rbd:1');
+    expect(await store.remove(ref, { expect: { status: 'deleting' }, by: 'worker', fence })).toMatchObject({ ok: true });
+    expect(await ctx.client.get(lockKey).string()).toBeNull();
+    expect(await store.get(ref)).toBeUndefined();
+  });
+
+  it('a mod-revision guard holds while its key is unchanged (the admission of a create rides in it)', async () => {
+    const clusterKey = `${ctx.prefix}/clusters/guarded@rbd`;
+    await ctx.client.put(clusterKey).value('{"disabled":false}');
+    const modRevision = (await ctx.client.kv.range({ key: Buffer.from(clusterKey) })).kvs[0]!.mod_revision;
+    const fence: Fence = { guards: [{ key: clusterKey, modRevision, expect: 'equal' }], holds: () => true, description: 'cluster unchanged' };
+    expect(await store.create('volume', { record: newVolume(), op: { kind: 'create_volume' }, fence })).toMatchObject({ ok: true });
+    await ctx.client.put(clusterKey).value('{"disabled":true}');
+    const volume = newVolume();
+    const err = await store.create('volume', { record: volume, op: { kind: 'create_volume' }, fence }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FencedError);
+    expect((err as FencedError).guard).toContain(`${clusterKey} mod_revision == ${modRevision} (is `);
+    expect(await store.get({ type: 'volume', id: volume.id })).toBeUndefined();
+  });
+
   describe('writes whose answer is lost', () => {
     let proxy: LossyProxy;
     let lossy: Etcd3;

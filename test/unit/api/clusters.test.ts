@@ -153,12 +153,21 @@ describe('cluster and service API (Cinder paths, microversions, filters, bodies,
       accepts: false,
       reason: 'it is disabled (maint)',
     });
-    expect(await admission.admitsNewVolumes('elsewhere@lvm')).toEqual({ accepts: true });
+    expect(await admission.admitsNewVolumes('elsewhere@lvm')).toMatchObject({ accepts: true });
     const enabled = await put('/v3/admin/clusters/enable', { name: 'mycluster@lvm' }, '3.26');
     expect(body(enabled)).toEqual({
       cluster: { name: 'mycluster@lvm', binary: VOLUME_BINARY, state: 'up', status: 'enabled', replication_status: 'not-capable', disabled_reason: null },
     });
-    expect(await admission.admitsNewVolumes('mycluster@lvm')).toEqual({ accepts: true });
+    const accepted = await admission.admitsNewVolumes('mycluster@lvm');
+    expect(accepted).toMatchObject({ accepts: true });
+    // Remembered with the fence of the record it read: a create carries it and fails once the record changes.
+    expect(await admission.admitsNewVolumes('mycluster@lvm')).toBe(accepted);
+    const fence = accepted.accepts ? accepted.fence : undefined;
+    expect(fence?.holds()).toBe(true);
+    await put('/v3/admin/clusters/disable', { name: 'mycluster@lvm', disabled_reason: 'again' }, '3.7');
+    expect(fence?.holds()).toBe(false);
+    expect(await admission.admitsNewVolumes('mycluster@lvm', { fresh: true })).toEqual({ accepts: false, reason: 'it is disabled (again)' });
+    await put('/v3/admin/clusters/enable', { name: 'mycluster@lvm' }, '3.26');
   });
 
   it.each([

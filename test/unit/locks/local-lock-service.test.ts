@@ -10,6 +10,7 @@ lockServiceContract('local (in-process FIFO mutex)', false, async () => {
   return {
     contender: async () => service,
     queued: async (name, count) => void (await waitFor(() => service.queueLength(name) >= count, { intervalMs: 2, what: `${count} contenders on ${name}` })),
+    commit: async (fence) => fence.holds(),
     close: () => service.close(),
   };
 });

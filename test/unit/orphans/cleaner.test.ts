@@ -354,7 +354,7 @@ describe('orphan detection and cleanup on a single node (SQLite, local membershi
   it('the watch finds an orphan the moment its owner leaves (no backstop sweep), logs it with its ids and counts it', async () => {
     const lines: { level: string; obj: Record<string, unknown>; msg: string | undefined }[] = [];
     const capture = (level: string) => (obj: unknown, msg?: string) => void lines.push({ level, obj: obj as Record<string, unknown>, msg });
-    const logger = { child: () => logger, trace: capture('trace'), debug: capture('debug'), info: capture('info'), warn: capture('warn'), error: capture('error'), fatal: capture('fatal') };
+    const logger = { child: () => logger, trace: capture('trace'), debug: capture('debug'), info: capture('info'), warn: capture('warn'), error: capture('error'), fatal: capture('fatal'), isLevelEnabled: () => true };
     const detector = new OrphanDetector({ membership: fx.membership, store: fx.store, clock: fx.clock, logger, metrics: fx.metrics, sweepIntervalMs: 3_600_000 });
     const first = await fx.join();
     const ref = await seedInFlight(fx.store, CLUSTER, 'delete_volume');

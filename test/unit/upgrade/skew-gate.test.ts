@@ -48,7 +48,7 @@ describe('the API during a rolling upgrade', () => {
     max = MAX_VERSION;
     const gate: OperationGate = { refuses: (cluster, kind) => (refused.has(kind) ? `the live workers of ${cluster} read messages up to version 1, and ${kind} needs version 2` : undefined) };
     const publisher: JobPublisher = { publish: async (op) => (published.push(op), 'confirmed') };
-    const service = new VolumeService({ store, publisher, admission: ADMIT_ALL, gate, clock, logger: silentLogger(), cluster: 'ceph@rbd', availabilityZone: 'nova' });
+    const service = new VolumeService({ store, publisher, stamps: { add: () => undefined }, admission: ADMIT_ALL, gate, clock, logger: silentLogger(), cluster: 'ceph@rbd', availabilityZone: 'nova' });
     api = new ApiServer({ logger: silentLogger(), maxBodyBytes: 65_536, maxVersion: () => max });
     api.register(volumeRoutes(service));
   });

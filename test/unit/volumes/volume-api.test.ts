@@ -1,6 +1,7 @@
 // The volume and snapshot API over a real SQLite store, through fastify's inject (no sockets).
 // Response bodies are untyped JSON, read with optional chaining.
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-explicit-any */
+import { PublishStamps } from '../../../src/volumes/publish-stamps.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +40,7 @@ describe('volume API', () => {
   let publisher: RecordingPublisher;
   let admission: Admission;
   let clock: ManualClock;
+  let stamps: PublishStamps;
   let aborts: AbortRequest[];
 
   beforeEach(async () => {
@@ -48,12 +50,24 @@ describe('volume API', () => {
     publisher = new RecordingPublisher();
     admission = { accepts: true };
     const clusters: ClusterAdmission = { admitsNewVolumes: async () => admission };
+    stamps = new PublishStamps({ store, clock, logger: silentLogger(), delayMs: 1_000 });
     aborts = [];
-    const service = new VolumeService({ store, publisher, admission: clusters, clock, logger: silentLogger(), cluster: 'ceph@rbd', availabilityZone: 'nova', abortRun: async (r) => void aborts.push(r) });
+    const service = new VolumeService({
+      store,
+      publisher,
+      stamps,
+      admission: clusters,
+      clock,
+      logger: silentLogger(),
+      cluster: 'ceph@rbd',
+      availabilityZone: 'nova',
+      abortRun: async (r) => void aborts.push(r),
+    });
     api = new ApiServer({ logger: silentLogger(), maxBodyBytes: 65_536, publicUrl: 'http://hearth.example:8776' });
     api.register(volumeRoutes(service));
   });
   afterEach(async () => {
+    await stamps.close();
     await api.close();
     await store.close();
     await rm(dir, { recursive: true, force: true });
@@ -102,6 +116,9 @@ describe('volume API', () => {
         { href: `http://hearth.example:8776${P}/volumes/${String(v.id)}`, rel: 'self' },
         { href: `http://hearth.example:8776/admin/volumes/${String(v.id)}`, rel: 'bookmark' },
       ]);
+      expect(await store.getOp({ type: 'volume', id: v.id as string })).toMatchObject({ publishedAt: null });
+      // The confirmed publish is stamped in the next batch.
+      await stamps.flush();
       const op = await store.getOp({ type: 'volume', id: v.id as string });
       expect(op).toMatchObject({ kind: 'create_volume', status: 'creating', owner: null, publishedAt: clock.now(), params: { size: 1 } });
       expect(publisher.published.map((o) => o.id)).toEqual([v.id]);
@@ -163,6 +180,7 @@ describe('volume API', () => {
       expect(await store.getOp({ type: 'volume', id })).toMatchObject({ publishedAt: null, owner: null });
       publisher.answer = 'deferred';
       const other = await createVolume();
+      await stamps.flush();
       expect(await store.listOps({ unpublishedBefore: clock.now() + 1 })).toHaveLength(2);
       expect((await store.getOp({ type: 'volume', id: other }))?.publishedAt).toBeNull();
     });

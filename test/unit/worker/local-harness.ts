@@ -16,6 +16,7 @@ import { LocalRecordFile } from '../../../src/membership/local-store.js';
 import type { Member } from '../../../src/membership/membership.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import type { JobBus } from '../../../src/routing/job-bus.js';
+import { PublishStamps } from '../../../src/volumes/publish-stamps.js';
 import { JobBusPublisher } from '../../../src/volumes/job-bus-publisher.js';
 import { LocalBroker } from '../../../src/routing/local-broker.js';
 import { LocalJobBus } from '../../../src/routing/local-job-bus.js';
@@ -166,9 +167,11 @@ export async function localWorker(options: LocalWorkerOptions = {}) {
   const manager = new VolumeManager({ store, claimer, runner, incarnations, clock, logger, maxConcurrentOps: options.maxConcurrentOps ?? 8, retry: Backoff.constant(20), ...(options.backend ? { canTake: () => options.backend?.up ?? true } : {}) });
   const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: CLUSTER, intervalMs: options.sweepIntervalMs ?? 60_000, ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}) });
   const worker = new Worker({ bus, incarnations, manager, sweeper, logger, ...(options.beforeConsume ? { beforeConsume: options.beforeConsume } : {}), ...(options.backend ? { backend: options.backend } : {}) });
+  const stamps = new PublishStamps({ store, clock, logger, delayMs: 200 });
   const api = new VolumeService({
     store,
     publisher: new JobBusPublisher(bus),
+    stamps,
     admission: ADMIT_ALL,
     clock,
     logger,
@@ -206,7 +209,9 @@ export async function localWorker(options: LocalWorkerOptions = {}) {
       const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
       return v?.value ?? 0;
     },
+    stamps,
     async close(): Promise<void> {
+      await stamps.close();
       await notices.cancel();
       // A call that ignores its aborts ends only when the driver closes.
       const draining = worker.drain(0).catch(() => undefined);

@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { dispositions, type JobDelivery } from '../../../src/routing/job-bus.js';
 import type { JobMessage } from '../../../src/routing/job-message.js';
 import type { OpRecord } from '../../../src/state/records.js';
-import { ADMIN, HOST, type LocalWorker, localWorker } from './local-harness.js';
+import { newVolume } from '../../contract/state-store.contract.js';
+import { ADMIN, CLUSTER, HOST, type LocalWorker, localWorker } from './local-harness.js';
 
 let w: LocalWorker | undefined;
 afterEach(async () => {
@@ -148,6 +149,60 @@ describe('claim, then ack', () => {
     // As if the claim's answer was lost: the op is ours, nothing runs it.
     expect(await w.manager.handle(delivery(jobOf(claimed.op), 2))).toEqual(dispositions.ack());
     expect(await settled(w, 'volume', volume.id)).toBe('available');
+  });
+});
+
+describe('a job that carries its op', () => {
+  /** Counts the store's reads from now on (the real store answers them). */
+  function countReads(worker: LocalWorker): { readonly reads: string[] } {
+    const seen = { reads: [] as string[] };
+    const store = worker.store as unknown as Record<'get' | 'getOp', (...args: unknown[]) => Promise<unknown>>;
+    for (const method of ['get', 'getOp'] as const) {
+      const real = store[method].bind(worker.store);
+      store[method] = (...args: unknown[]) => (seen.reads.push(method), real(...args));
+    }
+    return seen;
+  }
+
+  async function recorded(worker: LocalWorker): Promise<{ job: JobMessage; id: string }> {
+    const created = await worker.store.create('volume', { record: newVolume({ cluster: CLUSTER }), op: { kind: 'create_volume', params: { size: 1 } } });
+    if (!created.ok || !created.op || created.stored === undefined) throw new Error('create failed');
+    return { job: { ...jobOf(created.op), op: created.stored }, id: created.record.id };
+  }
+
+  it('is claimed under its locks, taken before the claim: no read of the op, no re-read under the locks', async () => {
+    w = await localWorker({ start: false });
+    const { job, id } = await recorded(w);
+    const seen = countReads(w);
+    expect(await w.manager.handle(delivery(job))).toEqual(dispositions.ack());
+    await expect.poll(() => w!.manager.inFlight, { interval: 5 }).toBe(0);
+    expect(seen.reads).toEqual([]);
+    expect(await w.store.get({ type: 'volume', id })).toMatchObject({ status: 'available' });
+    expect(await w.store.getOp({ type: 'volume', id })).toBeUndefined();
+  });
+
+  it('whose lock is busy goes the ordinary way: claimed and acknowledged at once, run once the lock is free', async () => {
+    w = await localWorker({ start: false });
+    const { job, id } = await recorded(w);
+    const held = await w.incarnations.current()!.locks.acquire(`${id}-delete_volume`);
+    expect(await w.manager.handle(delivery(job))).toEqual(dispositions.ack());
+    expect(await w.store.getOp({ type: 'volume', id })).toMatchObject({ owner: { host: HOST }, attempt: 1 });
+    expect((await w.journal()).calls).toHaveLength(0);
+    await held.release();
+    expect(await settled(w, 'volume', id)).toBe('available');
+  });
+
+  it('whose carried op is stale is decided on the op as it is (here: finished meanwhile, so dropped)', async () => {
+    w = await localWorker({ start: false });
+    const { job, id } = await recorded(w);
+    await w.store.transition({ type: 'volume', id }, { expect: { status: 'creating' }, set: { status: 'error' }, op: 'remove', by: 'worker' });
+    expect(await w.manager.handle(delivery(job))).toMatchObject({ type: 'drop', reason: expect.stringContaining('gone') as string });
+    expect(await w.store.get({ type: 'volume', id })).toMatchObject({ status: 'error' });
+    expect((await w.journal()).calls).toHaveLength(0);
+    // Its locks were given back: the volume's lock is free.
+    const free = await w.incarnations.current()!.locks.tryAcquire(`${id}-delete_volume`);
+    expect(free.ok).toBe(true);
+    if (free.ok) await free.handle.release();
   });
 });
 

@@ -25,7 +25,7 @@ const status = async (worker: LocalWorker, id: string) => (await worker.store.ge
 
 /** The volume API of `worker` without publishing: ops are recorded only (the API died in between). */
 function recordOnly(worker: LocalWorker): VolumeService {
-  return new VolumeService({ store: worker.store, publisher: new QueueOnlyJobPublisher(), admission: ADMIT_ALL, clock: systemClock, logger: silentLogger(), cluster: CLUSTER, availabilityZone: 'nova' });
+  return new VolumeService({ store: worker.store, publisher: new QueueOnlyJobPublisher(), stamps: { add: () => undefined }, admission: ADMIT_ALL, clock: systemClock, logger: silentLogger(), cluster: CLUSTER, availabilityZone: 'nova' });
 }
 
 describe('start-up hooks', () => {
