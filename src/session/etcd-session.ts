@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Etcd3, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse, IDuplexStream } from 'etcd3';
 import { fromEtcdError } from '../etcd/errors.js';
 import { memberFailed } from '../etcd/failover.js';
@@ -77,6 +78,8 @@ export class EtcdSession implements Session {
   private opening: Promise<Channel> | undefined;
   private closing: Promise<void> | undefined;
   private resendPending = false;
+  /** Grows while streams keep failing (an election, a quorum loss), back to the minimum on an answer. */
+  private resendDelayMs = RESEND_AFTER_STREAM_FAILURE_MS;
 
   private constructor(
     private readonly options: EtcdSessionOptions,
@@ -87,6 +90,9 @@ export class EtcdSession implements Session {
     this.clock = options.clock ?? systemClock;
     this.leaseHex = BigInt(leaseId).toString(16);
     this.incarnation = `${options.host}:${this.leaseHex}`;
+    // Every pending timer (the tick, the watchdog, an answer timeout per keepalive in flight, a
+    // resend) listens on it until it fires; a handful at once is normal, not a leak.
+    setMaxListeners(32, this.stopper.signal);
   }
 
   /**
@@ -215,6 +221,7 @@ export class EtcdSession implements Session {
     const sentAt = channel.pending.shift();
     if (sentAt === undefined || channel.dropped || this.closing) return;
     const now = this.clock.now();
+    this.resendDelayMs = RESEND_AFTER_STREAM_FAILURE_MS;
     this.options.metrics?.keepaliveAnswered(now - sentAt);
     this.apply(this.deadline.acknowledged(sentAt, Number(res.TTL), now));
   }
@@ -233,7 +240,9 @@ export class EtcdSession implements Session {
   private resendSoon(): void {
     if (this.resendPending || !this.live()) return;
     this.resendPending = true;
-    this.after(RESEND_AFTER_STREAM_FAILURE_MS, () => {
+    const delayMs = this.resendDelayMs;
+    this.resendDelayMs = Math.min(delayMs * 2, this.timing.keepaliveIntervalMs);
+    this.after(delayMs, () => {
       this.resendPending = false;
       if (this.live()) void this.send();
     });
