@@ -213,7 +213,7 @@ export class FailoverEtcd3 extends Etcd3 {
       }
       return metadata;
     };
-    pool.withConnection = (service, fn, shuffle) =>
+    const connect: Pool['withConnection'] = (service, fn, shuffle) =>
       withConnection(
         service,
         (args) => {
@@ -226,6 +226,9 @@ export class FailoverEtcd3 extends Etcd3 {
         },
         shuffle,
       );
+    // A stream (a watch, a keepalive) is opened with no shuffle of its own; it may be opened from a
+    // callback born inside some call's round, and must not inherit that call's tried members.
+    pool.withConnection = (service, fn, shuffle) => (shuffle === undefined ? triedThisRound.exit(() => connect(service, fn)) : connect(service, fn, shuffle));
   }
 }
 
