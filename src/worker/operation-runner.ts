@@ -229,9 +229,8 @@ export class OperationRunner {
       }
     }
     done(outcome.result);
-    // Every run is counted (hearth_operations_total); one that went as planned is logged at debug only.
-    const level = outcome.result === 'success' || outcome.result === 'handed_back' ? 'debug' : 'info';
-    if (this.deps.logger.isLevelEnabled(level)) log()[level]({ result: outcome.result, status: outcome.status }, 'operation ended');
+    // Every run is counted (hearth_operations_total) and logged, as an operator reading one volume's history expects.
+    log().info({ result: outcome.result, status: outcome.status }, 'operation ended');
     return outcome;
   }
 
