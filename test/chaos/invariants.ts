@@ -332,7 +332,11 @@ export const ETCD_ELECTION_TIMEOUT_MS = 1_000;
 
 function killRows(r: RunRecord): InvariantRow[] {
   const ttl = r.leaseTtlMs;
-  const withOps = r.kills.filter((k) => k.ops > 0);
+  // Ops that left the victim before its lease could even expire were replaced by the API (the
+  // stream's force-delete of an op in flight), not taken over: there was nothing left to detect.
+  const superseded = (k: KillTiming): boolean => k.detectedAt === undefined && k.takenOverAt !== undefined && k.takenOverAt - k.killedAt < ttl;
+  const supersededCount = r.kills.filter((k) => k.ops > 0 && superseded(k)).length;
+  const withOps = r.kills.filter((k) => k.ops > 0 && !superseded(k));
   const clock = (k: KillTiming): number => Math.max(k.killedAt, k.electedAt ?? 0);
   const detect = withOps.flatMap((k) => (k.detectedAt === undefined ? [] : [k.detectedAt - clock(k)]));
   const takeover = withOps.flatMap((k) => (k.takenOverAt === undefined ? [] : [k.takenOverAt - clock(k)]));
@@ -349,7 +353,7 @@ function killRows(r: RunRecord): InvariantRow[] {
     row(
       `kill -9 → orphans detected (bound TTL + 1 s = ${bound / 1000} s)`,
       withOps.length > 0 && undetected === 0 && late.length === 0,
-      `${r.kills.length} kills, ${withOps.length} mid-operation: ${fmt(d)} (TTL ${ttl / 1000} s)${afterElection ? `; ${afterElection} counted from an etcd leader election after the kill, bound + its ${ETCD_ELECTION_TIMEOUT_MS / 1000} s election timeout (a new leader extends every lease by it)` : ''}${late.length ? `; ${late.length} late` : ''}${undetected ? `; ${undetected} never detected` : ''}`,
+      `${r.kills.length} kills, ${withOps.length} mid-operation: ${fmt(d)} (TTL ${ttl / 1000} s)${afterElection ? `; ${afterElection} counted from an etcd leader election after the kill, bound + its ${ETCD_ELECTION_TIMEOUT_MS / 1000} s election timeout (a new leader extends every lease by it)` : ''}${late.length ? `; ${late.length} late` : ''}${undetected ? `; ${undetected} never detected` : ''}${supersededCount ? `; ${supersededCount} whose ops the API replaced before the lease could expire (force-delete), left out` : ''}`,
     ),
     row('kill -9 → takeover of every orphan', withOps.length > 0 && notTaken === 0, `${fmt(t)} (TTL ${ttl / 1000} s)${notTaken ? `; ${notTaken} kills' orphans never taken over` : ''}`),
   ];
