@@ -206,7 +206,7 @@ describe('checkInvariants', () => {
     expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, electedAt: 2_000, ops: 1, detectedAt: 7_100, takenOverAt: 9_000 }] })).toEqual(['kill -9 → orphans detected (bound TTL + 1 s = 4 s)']);
     expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, takenOverAt: 9_000 }] })).toEqual(['kill -9 → orphans detected (bound TTL + 1 s = 4 s)']);
     // Its op left it 128 ms after the kill, long before its lease could expire: the API replaced it (a force-delete), nothing to detect.
-    expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, takenOverAt: 128 }] })).toEqual([]);
+    expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, detectedAt: 3_000, takenOverAt: 5_000 }, { host: 'w2', killedAt: 0, ops: 1, takenOverAt: 128 }] })).toEqual([]);
     expect(failed({ ...g, kills: [{ host: 'w1', killedAt: 0, ops: 1, detectedAt: 3_000 }] })).toEqual(['kill -9 → takeover of every orphan']);
   });
 
