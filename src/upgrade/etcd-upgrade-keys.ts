@@ -4,18 +4,6 @@ import type { Logger } from '../observability/logger.js';
 import { decodePresence, decodeSchemaState, type LiveProcess, type SchemaState } from './records.js';
 import type { UpgradeSnapshot } from './registry.js';
 
-/** The end of the range of every key starting with `prefix`. */
-export function prefixEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if ((end[i] as number) < 0xff) {
-      end[i] = (end[i] as number) + 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
-}
-
 /** What one key under `upgrade/` is. */
 export type UpgradeKey = { readonly kind: 'process'; readonly id: string } | { readonly kind: 'schema' } | { readonly kind: 'other' };
 

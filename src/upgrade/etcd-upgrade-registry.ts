@@ -9,7 +9,8 @@ import type { RecordVersions } from '../state/record-versions.js';
 import { watchUpgrade } from './etcd-upgrade-watch.js';
 import { decodeSchemaState, encodePresence, encodeSchemaState, type PresenceRecord, type SchemaState } from './records.js';
 import type { AnnounceResult, MigrationBatch, Presence, SchemaWriteResult, UpgradeEvent, UpgradeRegistry, UpgradeSnapshot } from './registry.js';
-import { decodeUpgradeKeys, prefixEnd } from './etcd-upgrade-keys.js';
+import { prefixEnd } from '../state/etcd-txn.js';
+import { decodeUpgradeKeys } from './etcd-upgrade-keys.js';
 
 /** What {@link EtcdUpgradeRegistry} needs. */
 export interface EtcdUpgradeRegistryOptions {

@@ -5,7 +5,8 @@ import type { KeyLayout } from '../etcd/keys.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Backoff } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
-import { decodeUpgradeKeys, prefixEnd, processOf, schemaOf, upgradeKeyOf } from './etcd-upgrade-keys.js';
+import { prefixEnd } from '../state/etcd-txn.js';
+import { decodeUpgradeKeys, processOf, schemaOf, upgradeKeyOf } from './etcd-upgrade-keys.js';
 import type { LiveProcess } from './records.js';
 import type { UpgradeEvent } from './registry.js';
 
