@@ -119,3 +119,15 @@ export class KeyLayout {
     return `${this.prefix}/index/volume-snapshots/${volumeId}/`;
   }
 }
+
+/** The end of the range of every key starting with `prefix`. */
+export function prefixEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if ((end[i] as number) < 0xff) {
+      end[i] = (end[i] as number) + 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}

@@ -2,7 +2,7 @@ import type { Etcd3, ICompare, IRequestOp, IResponseOp, ITxnResponse } from 'etc
 import { failedGuard, guardCompare, guardedKeyOf, releaseOps } from '../etcd/guards.js';
 import { BackendUnavailableError, ClosedError, FencedError, OutcomeUnknownError } from '../errors.js';
 import { fromEtcdError } from '../etcd/errors.js';
-import type { KeyLayout } from '../etcd/keys.js';
+import { type KeyLayout, prefixEnd } from '../etcd/keys.js';
 import { type Fence, NO_FENCE } from '../fence.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
@@ -15,7 +15,6 @@ import {
   type KeyState,
   keyStateOf,
   modIs,
-  prefixEnd,
   putOp,
   rangeOp,
   stateAt,

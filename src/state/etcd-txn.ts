@@ -4,6 +4,7 @@
  * builder) so that one transaction can carry every compare, write and diagnostic read at once.
  */
 import { CompareResult, CompareTarget, type ICompare, type IKeyValue, type IRequestOp, type IResponseOp } from 'etcd3';
+import { prefixEnd } from '../etcd/keys.js';
 
 /** One key as read: its value and revisions; `null` when absent. */
 export interface KeyState {
@@ -33,17 +34,6 @@ export function rangeOp(key: string): IRequestOp {
   return { request_range: { key: Buffer.from(key) } };
 }
 
-/** The end of the range of every key starting with `prefix`. */
-export function prefixEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if ((end[i] as number) < 0xff) {
-      end[i] = (end[i] as number) + 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
-}
 
 /** Counts the keys under a prefix. */
 export function countOp(prefix: string): IRequestOp {

@@ -1,6 +1,6 @@
 import { CompareResult, CompareTarget, type Etcd3, type ICompare, type IKeyValue, type IRequestOp } from 'etcd3';
 import { fromEtcdError } from '../etcd/errors.js';
-import type { KeyLayout } from '../etcd/keys.js';
+import { type KeyLayout, prefixEnd } from '../etcd/keys.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Backoff } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
@@ -9,7 +9,6 @@ import type { RecordVersions } from '../state/record-versions.js';
 import { watchUpgrade } from './etcd-upgrade-watch.js';
 import { decodeSchemaState, encodePresence, encodeSchemaState, type PresenceRecord, type SchemaState } from './records.js';
 import type { AnnounceResult, MigrationBatch, Presence, SchemaWriteResult, UpgradeEvent, UpgradeRegistry, UpgradeSnapshot } from './registry.js';
-import { prefixEnd } from '../state/etcd-txn.js';
 import { decodeUpgradeKeys } from './etcd-upgrade-keys.js';
 
 /** What {@link EtcdUpgradeRegistry} needs. */

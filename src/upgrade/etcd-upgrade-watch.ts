@@ -1,11 +1,10 @@
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import { EventQueue } from '../concurrency/event-queue.js';
 import { fromEtcdError } from '../etcd/errors.js';
-import type { KeyLayout } from '../etcd/keys.js';
+import { type KeyLayout, prefixEnd } from '../etcd/keys.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Backoff } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
-import { prefixEnd } from '../state/etcd-txn.js';
 import { decodeUpgradeKeys, processOf, schemaOf, upgradeKeyOf } from './etcd-upgrade-keys.js';
 import type { LiveProcess } from './records.js';
 import type { UpgradeEvent } from './registry.js';
