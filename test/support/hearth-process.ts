@@ -22,6 +22,11 @@ export interface HearthProcessOptions {
    * (what a deployer runs; needs `make build`).
    */
   readonly mode?: 'source' | 'built';
+  /**
+   * Another built tree to run (e.g. a release from test/support/release-build.ts): implies
+   * `built` mode, with that tree's `bin/hearth.js` and the tree as working directory.
+   */
+  readonly root?: string;
   /** Wait until `/readyz` answers 200 (default), `/livez` answers, or not at all. */
   readonly waitFor?: 'ready' | 'live' | 'none';
   readonly startTimeoutMs?: number;
@@ -80,13 +85,15 @@ async function startOnce(options: HearthProcessOptions): Promise<HearthProcess> 
     HEARTH_OPS_LISTEN: opsListen,
   };
   const command = process.execPath;
+  const root = options.root ?? REPO;
+  const mode = options.root === undefined ? (options.mode ?? 'source') : 'built';
   const args = [
     ...(options.nodeArgs ?? []),
-    ...((options.mode ?? 'source') === 'source'
+    ...(mode === 'source'
       ? ['--import', 'tsx', join(REPO, 'test/support/hearth-main.ts'), 'serve', ...(options.args ?? [])]
-      : ['--enable-source-maps', join(REPO, 'bin/hearth.js'), 'serve', ...(options.args ?? [])]),
+      : ['--enable-source-maps', join(root, 'bin/hearth.js'), 'serve', ...(options.args ?? [])]),
   ];
-  const child = ManagedProcess.start({ command, args, env, cwd: REPO, logDir: dataDir, name });
+  const child = ManagedProcess.start({ command, args, env, cwd: root, logDir: dataDir, name });
   const opsUrl = `http://${opsListen}`;
   const handle: HearthProcess = {
     name,
