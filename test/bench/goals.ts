@@ -264,4 +264,20 @@ export const GOALS: readonly Goal[] = [
     text: 'with a 200 ms driver, 3 workers complete at least 2.7× what 1 does (alternating rounds of one run)',
     whenMissed: 'three workers, the API, etcd and RabbitMQ share two cores with other runs: the coordinator, not the driver, became the bottleneck.',
   },
+  {
+    issue: 14,
+    figure: 'upgrade.roll_failed_requests',
+    of: 'value',
+    op: '<=',
+    target: 0,
+    text: 'a rolling restart of three workers and two API processes under load: no request fails (no 5xx, no refused connection)',
+  },
+  {
+    issue: 14,
+    figure: 'upgrade.roll_ops_failed',
+    of: 'value',
+    op: '<=',
+    target: 0,
+    text: 'the same roll: every operation of the stream completes (none lost, none left transitional)',
+  },
 ];

@@ -42,6 +42,9 @@ export const REQUIRED_FIGURES: readonly RequiredFigure[] = [
   { name: 'e2e.cpu_ms_per_op_1_worker', baseline: null },
   { name: 'e2e.ops_per_s_3_workers_latency', baseline: 'e2e.ops_per_s_1_worker_latency' },
   { name: 'e2e.ops_per_s_6_workers_latency', baseline: 'e2e.ops_per_s_1_worker_latency' },
+  { name: 'upgrade.roll_max_latency_ms', baseline: 'upgrade.baseline_p99_ms' },
+  { name: 'upgrade.roll_failed_requests', baseline: null },
+  { name: 'upgrade.roll_ops_failed', baseline: null },
 ];
 
 /** value / baseline; null when there is no baseline or it is zero (or either is not a number). */

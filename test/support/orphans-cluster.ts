@@ -7,8 +7,8 @@ import { waitFor } from './wait.js';
 
 /** The `HEARTH_*` settings of a cluster member with the fake driver writing to `journal`. */
 export function memberEnv(
-  etcd: EtcdTestContext,
-  amqp: AmqpTestContext,
+  etcd: Pick<EtcdTestContext, 'endpoints' | 'prefix'>,
+  amqp: Pick<AmqpTestContext, 'url' | 'prefix'>,
   cluster: string,
   journal: string,
   over: Record<string, string> = {},

@@ -179,3 +179,45 @@ export function p99(values: number[]): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)] ?? 0;
 }
 
+/** The processes of a cluster being rolled, and how to start one. */
+export interface RollCluster {
+  readonly lb: ReadinessBalancer;
+  start(name: string, host: string, roles: 'worker' | 'api'): Promise<HearthProcess>;
+  /** Told when a process has exited, so the caller stops tracking it. */
+  exited(process: HearthProcess): void;
+}
+
+/**
+ * Replaces one process the StatefulSet's way: its endpoint removed, the preStop delay, SIGTERM
+ * and wait, then the replacement started and (for an API process) ready behind the balancer.
+ *
+ * @throws Error when the old process did not exit with 0 or the replacement never got ready.
+ */
+export async function replaceProcess(cluster: RollCluster, old: HearthProcess, host: string, roles: 'worker' | 'api'): Promise<HearthProcess> {
+  console.info(`${new Date().toISOString()} replacing ${old.name}`);
+  const backend = cluster.lb.backends.find((b) => b.process === old);
+  if (backend) backend.terminating = true;
+  await new Promise((r) => setTimeout(r, PRE_STOP_MS));
+  const exit = await old.stop(45_000);
+  cluster.exited(old);
+  if (exit.code !== 0) throw new Error(`${old.name} exited with ${JSON.stringify(exit)} on SIGTERM`);
+  if (backend) cluster.lb.remove(backend);
+  const next = await cluster.start(`${old.name}-r`, host, roles);
+  if (roles === 'api') {
+    const b = cluster.lb.add(next);
+    await waitFor(() => b.ready, { timeoutMs: 30_000, what: `${next.name} ready behind the balancer` });
+  }
+  return next;
+}
+
+/**
+ * The whole roll: every worker, then every API process, highest ordinal first as the StatefulSet
+ * controller does, one at a time. `workers[i]` and `apis[i]` run host `w-<i>` / `api-<i>` and
+ * are replaced in place. Returns when the roll started and ended (epoch ms).
+ */
+export async function rollAll(cluster: RollCluster, workers: HearthProcess[], apis: HearthProcess[]): Promise<{ startedAt: number; endedAt: number }> {
+  const startedAt = Date.now();
+  for (let i = workers.length - 1; i >= 0; i--) workers[i] = await replaceProcess(cluster, workers[i] as HearthProcess, `w-${i}`, 'worker');
+  for (let i = apis.length - 1; i >= 0; i--) apis[i] = await replaceProcess(cluster, apis[i] as HearthProcess, `api-${i}`, 'api');
+  return { startedAt, endedAt: Date.now() };
+}

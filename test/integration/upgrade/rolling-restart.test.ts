@@ -14,7 +14,7 @@ import { isTransitional } from '../../../src/state/state-machine.js';
 import { type AmqpTestContext, type EtcdTestContext, useAmqp, useEtcd } from '../../support/context.js';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
 import { ClusterClient, memberEnv, readJournal } from '../../support/orphans-cluster.js';
-import { type Backend, MixedStream, p99, PRE_STOP_MS, ReadinessBalancer } from '../../support/rolling.js';
+import { MixedStream, p99, ReadinessBalancer, rollAll } from '../../support/rolling.js';
 import { waitFor } from '../../support/wait.js';
 
 describe('a rolling restart under load', () => {
@@ -25,27 +25,10 @@ describe('a rolling restart under load', () => {
   let lb: ReadinessBalancer;
   const procs = new Set<HearthProcess>();
 
-  async function start(name: string, host: string, roles: string): Promise<HearthProcess> {
+  async function start(name: string, host: string, roles: 'worker' | 'api'): Promise<HearthProcess> {
     const p = await startHearth({ name, env: { ...env, HEARTH_HOST: host, HEARTH_ROLES: roles, HEARTH_LOG_LEVEL: 'info' }, startTimeoutMs: 150_000 });
     procs.add(p);
     return p;
-  }
-
-  /** The StatefulSet's way: endpoint removed, preStop, SIGTERM and wait; then the replacement, ready. */
-  async function replace(old: HearthProcess, host: string, roles: string, backend?: Backend): Promise<HearthProcess> {
-    console.info(`${new Date().toISOString()} replacing ${old.name}`);
-    if (backend) backend.terminating = true;
-    await new Promise((r) => setTimeout(r, PRE_STOP_MS));
-    const exit = await old.stop(45_000);
-    procs.delete(old);
-    expect(exit.code, `${old.name} exit`).toBe(0);
-    if (backend) lb.remove(backend);
-    const next = await start(`${old.name}-r`, host, roles);
-    if (roles === 'api') {
-      const b = lb.add(next);
-      await waitFor(() => b.ready, { timeoutMs: 30_000, what: `${next.name} ready behind the balancer` });
-    }
-    return next;
   }
 
   beforeAll(async () => {
@@ -75,13 +58,8 @@ describe('a rolling restart under load', () => {
 
     // Without a roll first: the baseline of the same stream.
     await waitFor(() => stream.durationsMs.length >= 15 || stream.errors.length > 0 || undefined, { timeoutMs: 120_000, intervalMs: 200, what: 'baseline operations' });
-    const rollStart = Date.now();
     console.info(`${new Date().toISOString()} baseline: ${stream.durationsMs.length} operations; rolling`);
-
-    // Highest ordinal first, as the StatefulSet controller does.
-    for (const i of [2, 1, 0]) workers[i] = await replace(workers[i]!, `w-${i}`, 'worker');
-    for (const i of [1, 0]) apis[i] = await replace(apis[i]!, `api-${i}`, 'api', lb.backends.find((b) => b.process === apis[i]));
-    const rollEnd = Date.now();
+    const { startedAt: rollStart, endedAt: rollEnd } = await rollAll({ lb, start, exited: (p) => procs.delete(p) }, workers, apis);
 
     // A few more operations on the new processes, then stop.
     const after = stream.durationsMs.length;
