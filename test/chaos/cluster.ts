@@ -58,6 +58,8 @@ export class ChaosCluster {
   private readonly current = new Map<string, Run>();
   private apiRun: Run | undefined;
   private closed = false;
+  /** A built earlier release (test/support/release-build.ts) that the release-swap fault runs. */
+  releaseRoot: string | undefined;
 
   private constructor(
     readonly options: ClusterOptions,
@@ -162,14 +164,17 @@ export class ChaosCluster {
     return run?.proc.process.alive ? run.proc : undefined;
   }
 
-  /** Starts `host` (again); tries a few times, since a start during a server restart can fail. */
-  async startWorker(host: string): Promise<HearthProcess> {
+  /**
+   * Starts `host` (again); tries a few times, since a start during a server restart can fail.
+   * With `root`, the build in that directory (an earlier release) instead of the current tree.
+   */
+  async startWorker(host: string, root?: string): Promise<HearthProcess> {
     if (!this.hosts.includes(host)) throw new Error(`no host ${host}`);
     const etcdUrls = this.proxies.get(host)?.url ?? this.servers.etcdEndpoints.join(',');
     let last: unknown;
     for (let attempt = 1; attempt <= 4; attempt++) {
       try {
-        const proc = await startHearth({ name: `worker-${host}`, env: this.env(host, etcdUrls, 'worker'), startTimeoutMs: 45_000 });
+        const proc = await startHearth({ name: `worker-${host}${root === undefined ? '' : '-release'}`, env: this.env(host, etcdUrls, 'worker'), startTimeoutMs: 45_000, ...(root === undefined ? {} : { root }) });
         const run = track(proc);
         this.runs.push(run);
         this.current.set(host, run);
@@ -179,6 +184,14 @@ export class ChaosCluster {
       }
     }
     throw last instanceof Error ? last : new Error(String(last));
+  }
+
+  /** SIGTERM of `host`'s process, as a rolling update stops a pod; resolves with how it exited. */
+  async stopWorker(host: string): Promise<{ code: number | null; signal: NodeJS.Signals | null } | undefined> {
+    const run = this.current.get(host);
+    if (!run?.proc.process.alive) return undefined;
+    run.by = 'stop';
+    return run.proc.stop(45_000);
   }
 
   /** kill -9 of `host`'s process. */

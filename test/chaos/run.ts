@@ -4,7 +4,8 @@
  * table; exits 1 when any invariant fails (2 on bad settings). Settings (environment):
  * `CHAOS_TOPOLOGY` (`single`, or `ha`: a three-member etcd and a three-node RabbitMQ, with the
  * HA faults), `CHAOS_KILLS` (default 20; ha 16, plus the kills run over HA faults),
- * `CHAOS_ZOMBIES` (5; ha 2), `CHAOS_BACKEND_DOWNS` (2), `CHAOS_REFUSED_FENCES` (2; ha 1), `CHAOS_PARTITIONS` (2; ha 0: no
+ * `CHAOS_ZOMBIES` (5; ha 2), `CHAOS_BACKEND_DOWNS` (2), `CHAOS_RELEASE_SWAPS` (2: a worker on the
+ * first release, tag v0.1.0, for 12 s and back), `CHAOS_REFUSED_FENCES` (2; ha 1), `CHAOS_PARTITIONS` (2; ha 0: no
  * worker-etcd proxies there), `CHAOS_HA_FAULTS` (ha: each HA fault this often, default 2),
  * `CHAOS_OVERLAPS` (ha: HA faults with a worker kill or freeze run over them, default 8),
  * `CHAOS_SECONDS` (budget for injecting faults, default 720; ha 1500; the settle comes on top),
@@ -53,6 +54,7 @@ const options = {
   brokerRestarts: ha ? 0 : 1,
   etcdRestarts: ha ? 0 : 1,
   backendDowns: int('CHAOS_BACKEND_DOWNS', 2),
+  releaseSwaps: int('CHAOS_RELEASE_SWAPS', 2),
   haFaults: Object.fromEntries(HA_FAULTS.map((k) => [k, haFaults])),
   overlaps: ha ? int('CHAOS_OVERLAPS', 8) : 0,
   maxSeconds: int('CHAOS_SECONDS', ha ? 1_500 : 720),
@@ -72,7 +74,7 @@ const result = await runChaos(options);
 const k = result.faults;
 console.log(
   `\n[chaos] ${result.seconds.toFixed(0)} s, seed ${options.seed}: ${k.kill} kills, ${k.zombie} zombies, ${k['fence-refused']} refused fences, ${k['partition-pause'] + k['partition-cut']} partitions, ` +
-    `${k['broker-restart']} RabbitMQ restarts, ${k['etcd-restart']} etcd restarts${ha ? `, HA faults ${JSON.stringify(Object.fromEntries(HA_FAULTS.map((f) => [f, k[f]])))}, ${result.elections.length} etcd elections seen` : ''}; ${result.record.accepted.length} requests accepted, ` +
+    `${k['broker-restart']} RabbitMQ restarts, ${k['etcd-restart']} etcd restarts, ${k['release-swap']} swaps to the first release${ha ? `, HA faults ${JSON.stringify(Object.fromEntries(HA_FAULTS.map((f) => [f, k[f]])))}, ${result.elections.length} etcd elections seen` : ''}; ${result.record.accepted.length} requests accepted, ` +
     `refused ${JSON.stringify(Object.fromEntries(result.refused))}; ${result.settle}\n`,
 );
 console.log(`[chaos] ${formatFences(result.fences, result.timeline.startedAt)}\n`);

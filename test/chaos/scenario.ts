@@ -6,6 +6,7 @@
  */
 import { KeyLayout } from '../../src/etcd/keys.js';
 import { readJournal } from '../support/orphans-cluster.js';
+import { buildRelease } from '../support/release-build.js';
 import { drainDeadLetters, publishBadMessage, sendBadRequest } from './bad-inputs.js';
 import { AMQP_PREFIX, ChaosCluster, CLUSTER_ID, ETCD_PREFIX } from './cluster.js';
 import type { BackendOutage } from './backend-invariants.js';
@@ -19,6 +20,7 @@ import { type Injected, injectWithOverlap, overlapPlan } from './overlap.js';
 import type { Topology } from './servers.js';
 import { call, sleep, Stream } from './stream.js';
 import type { FaultMark, TimelineRun } from './timeline.js';
+import { releaseSwap, type ReleaseSwap, releaseSwapRow } from './upgrade-faults.js';
 
 export { TOPOLOGIES, type Topology } from './servers.js';
 
@@ -33,6 +35,11 @@ export interface ChaosOptions {
   readonly etcdRestarts: number;
   /** Workers whose storage backend goes down for a while and comes back (default 0). */
   readonly backendDowns?: number;
+  /**
+   * Upgrade faults (default 0): a worker rolled back to the first release (tag v0.1.0, built
+   * from the repository's history) for a while, then forward to the current tree again.
+   */
+  readonly releaseSwaps?: number;
   /** `ha` only: how often each HA fault (ha-faults.ts) is injected (a kind left out: never). */
   readonly haFaults?: Partial<Readonly<Record<HaFaultKind, number>>>;
   /**
@@ -89,7 +96,7 @@ export function seeded(seed: number): () => number {
 }
 
 /** The faults in the order they run: kills spread out, the restarts in the middle (pure). */
-export function schedule(o: Pick<ChaosOptions, 'kills' | 'zombies' | 'refusedFences' | 'partitions' | 'brokerRestarts' | 'etcdRestarts' | 'backendDowns' | 'haFaults'>, random: () => number): FaultKind[] {
+export function schedule(o: Pick<ChaosOptions, 'kills' | 'zombies' | 'refusedFences' | 'partitions' | 'brokerRestarts' | 'etcdRestarts' | 'backendDowns' | 'releaseSwaps' | 'haFaults'>, random: () => number): FaultKind[] {
   const others: FaultKind[] = [
     ...HA_FAULTS.flatMap((k) => Array<FaultKind>(o.haFaults?.[k] ?? 0).fill(k)),
     ...Array<FaultKind>(o.zombies).fill('zombie'),
@@ -98,6 +105,7 @@ export function schedule(o: Pick<ChaosOptions, 'kills' | 'zombies' | 'refusedFen
     ...Array<FaultKind>(o.brokerRestarts).fill('broker-restart'),
     ...Array<FaultKind>(o.etcdRestarts).fill('etcd-restart'),
     ...Array<FaultKind>(o.backendDowns ?? 0).fill('backend-down'),
+    ...Array<FaultKind>(o.releaseSwaps ?? 0).fill('release-swap'),
   ];
   for (let i = others.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
@@ -124,7 +132,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   if (topology === 'ha' && (o.partitions > 0 || o.brokerRestarts > 0 || o.etcdRestarts > 0)) throw new Error('the ha topology has no worker-etcd partitions and no whole-server restarts: its HA faults replace them');
   if (topology !== 'ha' && Object.values(o.haFaults ?? {}).some((n) => n > 0)) throw new Error('HA faults need the ha topology');
   o.log(`starting ${topology === 'ha' ? 'a three-member etcd, a three-node RabbitMQ' : 'etcd, RabbitMQ'}, an API process and 3 workers (lease TTL ${ttl} ms, driver latency ${o.latencyMs} ms, fencing exec: fence-kill.mjs, seed ${o.seed})`);
+  // Built before the servers start: the first build of a machine compiles the release.
+  const releaseRoot = (o.releaseSwaps ?? 0) > 0 ? (await buildRelease()).root : undefined;
   const cluster = await ChaosCluster.start({ workers: 3, leaseTtlMs: ttl, latencyMs: o.latencyMs, topology });
+  cluster.releaseRoot = releaseRoot;
   const leaders = cluster.servers.ha ? new LeaderWatch(cluster.servers.ha.etcd) : undefined;
   const stream = new Stream(() => cluster.api.apiUrl, 60_000, 'chaos-');
   const kills: KillTiming[] = [];
@@ -133,9 +144,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const badMessages: BadMessage[] = [];
   const refusals: RefusedFence[] = [];
   const counts = Object.fromEntries(
-    (['kill', 'zombie', 'fence-refused', 'partition-pause', 'partition-cut', 'broker-restart', 'etcd-restart', 'backend-down', ...HA_FAULTS] as const).map((k) => [k, 0]),
+    (['kill', 'zombie', 'fence-refused', 'partition-pause', 'partition-cut', 'broker-restart', 'etcd-restart', 'backend-down', 'release-swap', ...HA_FAULTS] as const).map((k) => [k, 0]),
   ) as Record<FaultKind, number>;
   const outages: BackendOutage[] = [];
+  const swaps: ReleaseSwap[] = [];
   const marks: { mark: NonNullable<Injected['mark']>; readyAt?: number; orphans?: Promise<OrphanTimes> }[] = [];
   const records: (Omit<FaultRecord, 'mark'> & { index: number })[] = [];
   const scheduled = schedule(o, random);
@@ -175,7 +187,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
           await sleep(Math.max(0, at + 100 - Date.now()));
         }
       })();
-      const seen = { kills, freezes, refusals, outages };
+      const seen = { kills, freezes, refusals, outages, swaps };
       const overlap = overlapAt.get(i);
       const { detail, mark, orphans, victim, recoveredAt, overlap: overlapLabel } = isHaFault(fault)
         ? await injectWithOverlap(cluster, fault, random, ttl, counts[fault], overlap, seen, counts, leaders)
@@ -227,7 +239,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const record = { ...(await collect(cluster, stream, { kills: timedKills, freezes, refusals, deathFaults }, badInputs, badMessages, ttl)), outages };
     const measures = records.map((r) => measureFault({ ...r, mark: faults[r.index]! }, timeline.completions, stream.refusals.filter((x) => x.status === 0 || x.status >= 500).map((x) => x.at), streamStoppedAt));
     const haScheduled = Object.fromEntries(HA_FAULTS.map((k) => [k, o.haFaults?.[k] ?? 0]));
-    const rows = [...checkInvariants(record), ...faultRows(measures, haScheduled)];
+    const callsByPid = new Map<number, number>();
+    for (const e of (await readJournal(cluster.journal)).entries) if (e.event === 'start') callsByPid.set(e.pid, (callsByPid.get(e.pid) ?? 0) + 1);
+    const rows = [...checkInvariants(record), ...releaseSwapRow(swaps, record.journal, callsByPid), ...faultRows(measures, haScheduled)];
     const fences = fenceEvents(record.history);
     const withFences: TimelineRun = { ...timeline, fences: fences.map((f) => ({ atMs: f.atMs, host: f.host.replace(/@.*$/, ''), how: f.how })) };
     return { rows, record, faults: counts, seconds: (Date.now() - started) / 1000, refused: stream.refused, settle, timeline: withFences, fences, measures, elections };
@@ -244,7 +258,7 @@ async function inject(
   fault: Exclude<FaultKind, HaFaultKind>,
   random: () => number,
   ttl: number,
-  seen: { kills: KillTiming[]; freezes: Freeze[]; refusals: RefusedFence[]; outages: BackendOutage[] },
+  seen: { kills: KillTiming[]; freezes: Freeze[]; refusals: RefusedFence[]; outages: BackendOutage[]; swaps: ReleaseSwap[] },
 ): Promise<Injected> {
   const anyHost = async (): Promise<string> => (await pickVictim(cluster, random)) ?? 'w1';
   switch (fault) {
@@ -305,6 +319,13 @@ async function inject(
       seen.outages.push(b);
       const ms = (t: number | undefined, from: number): string => (t === undefined ? 'NOT seen' : `seen after ${t - from} ms`);
       return { detail: `${host}: down in os-services ${ms(b.seenDownAt, b.from)}, up again ${ms(b.seenUpAt, b.to)}`, mark: { kind: fault, target: host, startedAt: b.from, endedAt: b.to } };
+    }
+    case 'release-swap': {
+      // A busy worker: the rollback lands while it has work, which its SIGTERM drains.
+      const host = await anyHost();
+      const w = await releaseSwap(cluster, host, 12_000);
+      seen.swaps.push(w);
+      return { detail: `${host} on the first release for ${w.to - w.from} ms${w.error ? ` (NOT started: ${w.error})` : ''}, then the current tree again`, mark: { kind: fault, target: host, startedAt: w.from, endedAt: w.to } };
     }
   }
 }

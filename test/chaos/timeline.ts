@@ -111,6 +111,7 @@ const LABELS: Readonly<Record<string, string>> = {
   'broker-restart': 'restart',
   'etcd-restart': 'restart',
   'backend-down': 'backend down',
+  'release-swap': 'on the first release',
   'etcd-leader-kill': 'kill -9',
   'etcd-member-kill': 'kill -9',
   'etcd-member-freeze': 'SIGSTOP',

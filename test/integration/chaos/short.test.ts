@@ -1,7 +1,8 @@
 // The fault suite, short: three workers and an API process on a private etcd and RabbitMQ run a
 // stream of mixed operations while a few workers are killed, one is frozen past its lease (its
 // fence kills it), one is frozen with its fence refused until it is confirmed by hand, one is cut
-// off etcd, one's backend goes down and comes back, and RabbitMQ and etcd restart; bad API
+// off etcd, one's backend goes down and comes back, one is rolled back to the first release
+// (v0.1.0) for a while and forward again, and RabbitMQ and etcd restart; bad API
 // requests and AMQP messages are mixed in; the stream force-deletes volumes mid-extend.
 // Fencing is on (exec: test/support/fence-kill.mjs). Every invariant of test/chaos/invariants.ts
 // must hold — the overlap row without exception — and the run's timeline is drawn (to a temp
@@ -27,6 +28,7 @@ describe('fault suite (short)', () => {
       brokerRestarts: 1,
       etcdRestarts: 1,
       backendDowns: 1,
+      releaseSwaps: 1,
       maxSeconds: 180,
       leaseTtlMs: 3_000,
       latencyMs: 400,
@@ -39,6 +41,8 @@ describe('fault suite (short)', () => {
     expect(result.faults.kill).toBe(3);
     expect(result.faults.zombie).toBe(1);
     expect(result.faults['fence-refused']).toBe(1);
+    expect(result.faults['release-swap']).toBe(1);
+    expect(result.rows.map((r) => r.name)).toContain('upgrade: the first release served beside the current tree');
     // The frozen worker was fenced by the exec fence (killed), the refused one by the operator.
     expect(result.fences.map((f) => f.how)).toEqual(expect.arrayContaining(['exec', 'manual', 'process-gone']));
     expect(result.record.accepted.length).toBeGreaterThan(20);
