@@ -166,6 +166,7 @@ export class EtcdUpgradeRegistry implements UpgradeRegistry {
       const res = await this.call('reading records to migrate', () => client.kv.range({ key: start, range_end: end, limit: String(limit) }));
       let migrated = 0;
       let raced = 0;
+      const unreadable: string[] = [];
       await Promise.all(
         res.kvs.map(async (kv) => {
           const key = kv.key.toString();
@@ -173,7 +174,8 @@ export class EtcdUpgradeRegistry implements UpgradeRegistry {
           try {
             rewritten = codec.migrate(kv.value.toString(), key, to);
           } catch (err) {
-            logger.warn({ err, key }, 'the data migration cannot read a record; it stays as it is');
+            logger.warn({ err, key }, 'the data migration cannot read a record; it stays as it is, and the migration cannot end while it does');
+            unreadable.push(key);
             return;
           }
           if (rewritten === undefined) return;
@@ -184,11 +186,11 @@ export class EtcdUpgradeRegistry implements UpgradeRegistry {
       );
       const last = res.kvs.at(-1)?.key.toString();
       if (last === undefined) continue;
-      if (res.more) return { cursor: last, migrated, raced };
+      if (res.more) return { cursor: last, migrated, raced, unreadable };
       // This prefix is done: the next batch starts the next one (or the pass is over).
-      return { cursor: prefix === prefixes.at(-1) ? null : end.toString(), migrated, raced };
+      return { cursor: prefix === prefixes.at(-1) ? null : end.toString(), migrated, raced, unreadable };
     }
-    return { cursor: null, migrated: 0, raced: 0 };
+    return { cursor: null, migrated: 0, raced: 0, unreadable: [] };
   }
 
   async close(): Promise<void> {

@@ -66,7 +66,7 @@ export class LocalUpgradeRegistry implements UpgradeRegistry {
   async releaseMigration(): Promise<void> {}
 
   async migrateBatch(): Promise<MigrationBatch> {
-    return { cursor: null, migrated: 0, raced: 0 };
+    return { cursor: null, migrated: 0, raced: 0, unreadable: [] };
   }
 
   async close(): Promise<void> {

@@ -30,14 +30,20 @@ const MAX_BATCH_FAILURES = 10;
  * schema state after every batch, so a run that dies resumes where it stopped — at the next
  * start of any process, or the next `hearth upgrade finalize`. A pass that reaches the end
  * having rewritten something starts another; the migration is done after a pass that found
- * nothing left, and only then do records below the schema count as bad input.
+ * nothing left, and only then do records below the schema count as bad input. A pass that
+ * rewrote nothing but met records this build cannot read is not an end: the migration is
+ * *blocked* (`blockedBy` names them), the run stops, and the next `finalize` or start runs
+ * another pass — after an operator repaired or deleted them (docs/upgrades.md).
  *
  * One process runs it at a time: the one holding `upgrade/migrator` on its presence lease.
  *
  * Failure semantics: a batch that cannot reach etcd is retried with the `retry` waits (bounded;
- * then the run stops and a later one resumes). A record this build cannot read is logged and left
- * as it is. A schema state changed by someone else (another finalize) ends the run.
+ * then the run stops and a later one resumes). A record this build cannot read is logged, left
+ * as it is, and keeps the migration from ending. A schema state changed by someone else (another finalize) ends the run.
  */
+/** The keys of unreadable records a migration state names (the count is exact). */
+const UNREADABLE_KEYS_KEPT = 20;
+
 export class MigrationRunner {
   private running: Promise<SchemaState | undefined> | undefined;
 
@@ -73,6 +79,11 @@ export class MigrationRunner {
         const next = await this.batch(state, state.migration, run);
         if (!next) return state;
         state = next;
+        const blocked = state.migration?.cursor === null ? state.migration.blockedBy : null;
+        if (blocked) {
+          logger.error({ to: state.version, unreadable: blocked.count, keys: blocked.keys }, 'the data migration cannot end: records this build cannot read remain (repair or delete them, then run `hearth upgrade finalize` again)');
+          return state;
+        }
       }
       if (state.migration?.done) logger.info({ to: state.version, migrated: state.migration.migrated, passes: state.migration.passes }, 'the data migration is done');
       return state;
@@ -90,14 +101,20 @@ export class MigrationRunner {
         metrics?.migrated.inc(batch.migrated);
         const now = clock.now();
         const passRewritten = m.passRewritten + batch.migrated + batch.raced;
+        const passUnreadable = m.passUnreadable + batch.unreadable.length;
+        const passUnreadableKeys = [...m.passUnreadableKeys, ...batch.unreadable].slice(0, UNREADABLE_KEYS_KEPT);
         const passEnded = batch.cursor === null;
-        const done = passEnded && passRewritten === 0;
+        const done = passEnded && passRewritten === 0 && passUnreadable === 0;
+        const blockedBy = !passEnded ? m.blockedBy : passRewritten === 0 && passUnreadable > 0 ? { count: passUnreadable, keys: passUnreadableKeys } : null;
         const migration: MigrationState = {
           ...m,
           cursor: batch.cursor,
           migrated: m.migrated + batch.migrated,
           passes: m.passes + (passEnded ? 1 : 0),
           passRewritten: passEnded ? 0 : passRewritten,
+          passUnreadable: passEnded ? 0 : passUnreadable,
+          passUnreadableKeys: passEnded ? [] : passUnreadableKeys,
+          blockedBy,
           done,
           updatedAtMs: now,
           completedAtMs: done ? now : null,

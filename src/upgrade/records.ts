@@ -57,6 +57,15 @@ export interface MigrationState {
   readonly passes: number;
   /** Records rewritten (or changed by others meanwhile) in the pass in progress: a pass with none ends the migration. */
   readonly passRewritten: number;
+  /** Records of the pass in progress this build could not read (they block the end), and the first keys. */
+  readonly passUnreadable: number;
+  readonly passUnreadableKeys: readonly string[];
+  /**
+   * Set when a pass ended having rewritten nothing while records it could not read remain: the
+   * migration is not done (records below the schema stay legal) and waits for an operator to
+   * repair or delete them and run `hearth upgrade finalize` again. Cleared by the next pass.
+   */
+  readonly blockedBy: { readonly count: number; readonly keys: readonly string[] } | null;
   readonly startedAtMs: number;
   readonly updatedAtMs: number;
   readonly completedAtMs: number | null;
@@ -101,6 +110,10 @@ const migrationSchema = z.object({
   migrated: z.number().int().nonnegative(),
   passes: z.number().int().nonnegative(),
   passRewritten: z.number().int().nonnegative(),
+  // Absent in states the first release wrote.
+  passUnreadable: z.number().int().nonnegative().default(0),
+  passUnreadableKeys: z.array(z.string().max(4096)).max(100).default([]),
+  blockedBy: z.object({ count: z.number().int().nonnegative(), keys: z.array(z.string().max(4096)).max(100) }).nullable().default(null),
   startedAtMs: z.number().int().nonnegative(),
   updatedAtMs: z.number().int().nonnegative(),
   completedAtMs: z.number().int().nonnegative().nullable(),

@@ -55,6 +55,8 @@ export interface MigrationBatch {
   readonly migrated: number;
   /** Records found below the target but changed by someone else meanwhile (the next pass sees them again). */
   readonly raced: number;
+  /** Keys of records this build could not read (left as they are; they keep the migration from ending). */
+  readonly unreadable: readonly string[];
 }
 
 /** See the module doc. */

@@ -32,6 +32,7 @@ function migrationJson(m: MigrationState | null): Record<string, unknown> | null
       migrated: m.migrated,
       passes: m.passes,
       cursor: m.cursor,
+      blocked_by_unreadable: m.blockedBy && { count: m.blockedBy.count, keys: m.blockedBy.keys },
       started_at: time(m.startedAtMs),
       updated_at: time(m.updatedAtMs),
       completed_at: time(m.completedAtMs),

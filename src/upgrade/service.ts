@@ -105,6 +105,15 @@ export class UpgradeService {
       const schema = snapshot.schema ?? (await registry.schema(own.schema.min, signal));
       if (!registry.distributed) return { ok: false, check: SINGLE_NODE(target ?? schema.version + 1) };
       if (target === schema.version || (target === undefined && schema.migration && !schema.migration.done)) {
+        const m = schema.migration;
+        if (m?.blockedBy) {
+          // Asked again after a blocked pass (the operator repaired the records): a fresh pass,
+          // and the status no longer says blocked until that pass says so again.
+          const retried = await registry.writeSchema({ ...schema, migration: { ...m, blockedBy: null, cursor: null, updatedAtMs: clock.now() } }, { schema: schema.revision });
+          if (!retried.ok) continue;
+          this.resume(retried.schema);
+          return { ok: true, schema: retried.schema, raised: false };
+        }
         this.resume(schema);
         return { ok: true, schema, raised: false };
       }
@@ -115,7 +124,7 @@ export class UpgradeService {
         version: check.target,
         finalizedAtMs: now,
         finalizedBy: this.options.presence()?.id ?? this.options.record.host,
-        migration: { from: schema.version, to: check.target, done: false, cursor: null, migrated: 0, passes: 0, passRewritten: 0, startedAtMs: now, updatedAtMs: now, completedAtMs: null },
+        migration: { from: schema.version, to: check.target, done: false, cursor: null, migrated: 0, passes: 0, passRewritten: 0, passUnreadable: 0, passUnreadableKeys: [], blockedBy: null, startedAtMs: now, updatedAtMs: now, completedAtMs: null },
       };
       const written = await registry.writeSchema(next, { schema: schema.revision, processes: snapshot.revision });
       if (written.ok) {

@@ -39,7 +39,15 @@ interface Status {
 function describeStatus(s: Status): string {
   const lines: string[] = [];
   const m = s.schema.migration;
-  const migration = m === null ? 'no data migration' : m.done === true ? `data migration from ${String(m.from)} done (${String(m.migrated)} records)` : `data migration from ${String(m.from)} running: ${String(m.migrated)} records so far, pass ${Number(m.passes) + 1}`;
+  const blocked = m?.blocked_by_unreadable as { count: number; keys: string[] } | null | undefined;
+  const migration =
+    m === null
+      ? 'no data migration'
+      : m.done === true
+        ? `data migration from ${String(m.from)} done (${String(m.migrated)} records)`
+        : blocked
+          ? `data migration from ${String(m.from)} BLOCKED: ${blocked.count} record(s) this build cannot read (${blocked.keys.slice(0, 3).join(', ')}${blocked.count > 3 ? ', …' : ''}); repair or delete them, then run hearth upgrade finalize again`
+          : `data migration from ${String(m.from)} running: ${String(m.migrated)} records so far, pass ${Number(m.passes) + 1}`;
   lines.push(`Record schema: ${s.schema.version} (${s.schema.finalized_at === null ? 'as the cluster started' : `finalized ${s.schema.finalized_at}`}; ${migration})`);
   const next = s.next_schema;
   lines.push(next.can_finalize ? `Schema ${next.version}: can be finalized now (hearth upgrade finalize)` : `Schema ${next.version}: blocked`);
@@ -87,6 +95,8 @@ export function registerUpgrade(program: Command, ctx: CommandContext): void {
     if (opts.json !== true) ctx.io.out(`Record schema ${s.schema.version} is finalized; migrating the records.`);
     const deadline = Date.now() + timeoutMs;
     while (opts.wait === true && s.schema.migration !== null && s.schema.migration.done !== true) {
+      const blocked = s.schema.migration.blocked_by_unreadable as { count: number; keys: string[] } | null | undefined;
+      if (blocked) throw new CoordinatorError('VERSION_UNSUPPORTED', `the data migration is blocked by ${blocked.count} record(s) this build cannot read (${blocked.keys.slice(0, 3).join(', ')}); repair or delete them, then run hearth upgrade finalize again`);
       if (Date.now() >= deadline) throw new CoordinatorError('BACKEND_UNAVAILABLE', `the data migration was not done within ${timeoutMs} ms; it goes on (hearth upgrade status shows it)`, { retryable: true });
       await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
       s = await status(client);

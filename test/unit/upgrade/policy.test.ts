@@ -75,7 +75,7 @@ describe('start-up check', () => {
   });
 
   it('refuses a build that cannot read records an unfinished migration leaves behind', () => {
-    const running = { from: 1, to: 2, done: false, cursor: null, migrated: 0, passes: 0, passRewritten: 0, startedAtMs: 0, updatedAtMs: 0, completedAtMs: null };
+    const running = { from: 1, to: 2, done: false, cursor: null, migrated: 0, passes: 0, passRewritten: 0, passUnreadable: 0, passUnreadableKeys: [], blockedBy: null, startedAtMs: 0, updatedAtMs: 0, completedAtMs: null };
     expect(startProblems(release(3), '0.3.0', schema(2, running), [])[0]).toMatch(/data migration to record schema 2 has not finished/);
     expect(startProblems(release(3), '0.3.0', schema(2, { ...running, done: true }), [])).toEqual([]);
   });
@@ -94,7 +94,7 @@ describe('finalize check', () => {
   it('moves one step at a time, never beyond this build, never over a running migration', () => {
     expect(finalizeCheck(release(1), schema(1), []).reasons).toEqual([expect.stringContaining('cannot write schema 2')]);
     expect(finalizeCheck(release(3), schema(1), [], 3).reasons).toContainEqual(expect.stringContaining('one version at a time'));
-    const running = { from: 1, to: 2, done: false, cursor: 'x', migrated: 1, passes: 0, passRewritten: 1, startedAtMs: 0, updatedAtMs: 0, completedAtMs: null };
+    const running = { from: 1, to: 2, done: false, cursor: 'x', migrated: 1, passes: 0, passRewritten: 1, passUnreadable: 0, passUnreadableKeys: [], blockedBy: null, startedAtMs: 0, updatedAtMs: 0, completedAtMs: null };
     expect(finalizeCheck(release(3), schema(2, running), []).reasons).toContainEqual(expect.stringContaining('has not finished'));
   });
 });
