@@ -43,6 +43,9 @@ export const REQUIRED_FIGURES: readonly RequiredFigure[] = [
   { name: 'e2e.ops_per_s_3_workers_latency', baseline: 'e2e.ops_per_s_1_worker_latency' },
   { name: 'e2e.ops_per_s_6_workers_latency', baseline: 'e2e.ops_per_s_1_worker_latency' },
   { name: 'upgrade.roll_max_latency_ms', baseline: 'upgrade.baseline_p99_ms' },
+  { name: 'e2e.ops_per_s_1_worker_vs_raw_txn_c32', baseline: 'etcd.raw_txn_c32_ops_per_s' },
+  { name: 'e2e.ops_per_s_single_node_vs_raw_sqlite', baseline: 'e2e.sqlite_raw_update_ops_per_s' },
+  { name: 'lock.handoff_vs_lock_service_p50_ms', baseline: 'etcd.lock_service_handoff_p50_ms' },
   { name: 'upgrade.roll_failed_requests', baseline: null },
   { name: 'upgrade.roll_ops_failed', baseline: null },
 ];

@@ -25,7 +25,8 @@ import { type HearthProcess, startHearth } from '../../support/hearth-process.js
 import { VolumeClient } from '../../support/volume-client.js';
 import { cpuBetween, cpuMsOf } from '../proc-cpu.js';
 import { etcdRequestCounts, netOfIdle, type RequestCounts, requestsBetween, totalRequests } from '../etcd-requests.js';
-import { type BenchContext, type BenchResult, type BenchSuite, percentile, standalone } from '../types.js';
+import { type BenchContext, type BenchResult, type BenchSuite, percentile, standalone, versus } from '../types.js';
+import { perSecond, rawSqlite, type Tally } from './transitions.js';
 import { measure } from './etcd-baseline.js';
 
 const CLIENTS = 32;
@@ -263,7 +264,16 @@ export const suite: BenchSuite = {
     const three = await clusterRun(ctx, 3);
     ctx.log(`3 workers: ${three.opsPerSecond.toFixed(0)} ops/s`);
     const single = await singleNodeRun(ctx);
-    ctx.log(`single node: ${single.opsPerSecond.toFixed(0)} ops/s`);
+    // The raw SQLite UPDATE rate (synchronous=FULL, WAL) on the same disk right after, for the ratio.
+    const raw = rawSqlite(ctx, 'raw-e2e.sqlite');
+    const rawTally: Tally = { ops: 0, ms: 0 };
+    try {
+      raw.slice(ctx.seconds * 1_000, rawTally);
+    } finally {
+      raw.close();
+    }
+    const rawSqliteOps = standalone('e2e.sqlite_raw_update_ops_per_s', perSecond(rawTally), 'ops/s');
+    ctx.log(`single node: ${single.opsPerSecond.toFixed(0)} ops/s (raw SQLite UPDATE ${rawSqliteOps.value.toFixed(0)}/s)`);
     const ops1 = standalone('e2e.ops_per_s_1_worker', one.opsPerSecond, 'ops/s');
     const p50_1 = standalone('e2e.p50_ms_1_worker', percentile(one.latenciesMs, 50), 'ms');
     const p99_1 = standalone('e2e.p99_ms_1_worker', percentile(one.latenciesMs, 99), 'ms');
@@ -288,6 +298,10 @@ export const suite: BenchSuite = {
       against('e2e.ops_per_s_3_workers_vs_single_node', three.opsPerSecond, 'ops/s', standalone('e2e.ops_per_s_single_node', single.opsPerSecond, 'ops/s')),
       standalone('e2e.p50_ms_single_node', percentile(single.latenciesMs, 50), 'ms'),
       standalone('e2e.p99_ms_single_node', percentile(single.latenciesMs, 99), 'ms'),
+      // Issue 18's yardsticks: the whole path against its store's raw write rate, same run.
+      versus(ctx, 'e2e.ops_per_s_1_worker_vs_raw_txn_c32', one.opsPerSecond, 'ops/s', 'etcd.raw_txn_c32_ops_per_s'),
+      rawSqliteOps,
+      against('e2e.ops_per_s_single_node_vs_raw_sqlite', single.opsPerSecond, 'ops/s', rawSqliteOps),
     ];
   },
 };

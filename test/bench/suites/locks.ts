@@ -224,6 +224,7 @@ export const suite: BenchSuite = {
       against('lock.handoff_paired_p50_ms', percentile(c.hearth.handoffsMs, 50), 'ms', 'etcd.raw_txn_paired_p50_ms', percentile(c.raw.latenciesMs, 50)),
       versus(ctx, 'lock.handoff_p99_ms', percentile(c.hearth.handoffsMs, 99), 'ms', 'etcd.raw_txn_p99_ms'),
       standalone('etcd.lock_service_handoff_p50_ms', percentile(c.gateway.handoffsMs, 50), 'ms'),
+      against('lock.handoff_vs_lock_service_p50_ms', percentile(c.hearth.handoffsMs, 50), 'ms', 'etcd.lock_service_handoff_p50_ms', percentile(c.gateway.handoffsMs, 50)),
       standalone('lock.local_ops_per_s', localOps, 'ops/s'),
     ];
   },

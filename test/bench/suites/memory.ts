@@ -17,7 +17,7 @@ import { EtcdStateStore } from '../../../src/state/etcd-state-store.js';
 import { createStateMetrics } from '../../../src/state/metrics.js';
 import { newVolume } from '../../contract/state-store.contract.js';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
-import { ClusterClient, startWorker } from '../../support/orphans-cluster.js';
+import { ClusterClient } from '../../support/orphans-cluster.js';
 import { waitFor } from '../../support/wait.js';
 import { type BenchContext, type BenchResult, type BenchSuite, relative, standalone } from '../types.js';
 
@@ -87,9 +87,16 @@ export const suite: BenchSuite = {
     };
     const procs: HearthProcess[] = [];
     try {
-      procs.push(await startHearth({ name: 'bench-memory-api', env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' }, startTimeoutMs: 60_000 }));
+      // The built JavaScript, as deployers run it (bin/hearth.js; `make bench` builds first), with
+      // no memory flags: the TypeScript loader would add its own heap.
+      procs.push(await startHearth({ name: 'bench-memory-api', mode: 'built', env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' }, startTimeoutMs: 60_000 }));
       // prefetch 100: the worker may hold 100 jobs at once, so 100 runs (and their locks) can be in flight.
-      const worker = await startWorker(env, 'w1', { HEARTH_AMQP_PREFETCH: String(LOCKS), HEARTH_DRIVER_FAKE_LATENCY_MS: '600000' });
+      const worker = await startHearth({
+        name: 'bench-memory-w1',
+        mode: 'built',
+        env: { ...env, HEARTH_HOST: 'w1', HEARTH_ROLES: 'worker', HEARTH_AMQP_PREFETCH: String(LOCKS), HEARTH_DRIVER_FAKE_LATENCY_MS: '600000' },
+        startTimeoutMs: 60_000,
+      });
       procs.push(worker);
       const api = new ClusterClient(procs[0] as HearthProcess);
       const probe = new ClusterClient(worker);

@@ -39,7 +39,7 @@ async function transition(store: StateStore, id: string, i: number): Promise<voi
 }
 
 /** Ops and milliseconds spent, summed over slices. */
-interface Tally {
+export interface Tally {
   ops: number;
   ms: number;
 }
@@ -50,7 +50,7 @@ async function slice(tally: Tally, seconds: number, inFlight: number, op: (worke
   tally.ms += (run.latenciesMs.length / run.opsPerSecond) * 1_000;
 }
 
-const perSecond = (t: Tally): number => (t.ops / t.ms) * 1_000;
+export const perSecond = (t: Tally): number => (t.ops / t.ms) * 1_000;
 
 function paired(name: string, value: number, baseline: string, baselineValue: number): BenchResult {
   return { name, value, unit: 'ops/s', baseline, baseline_value: baselineValue, ratio: value / baselineValue };
@@ -109,8 +109,8 @@ async function etcdFigures(ctx: BenchContext): Promise<BenchResult[]> {
 }
 
 /** The plain better-sqlite3 baseline: one `UPDATE … WHERE version = ?` per transaction. */
-function rawSqlite(ctx: BenchContext): { slice: (ms: number, tally: Tally) => void; close: () => void } {
-  const db = new Database(join(ctx.tmpDir, 'raw.sqlite'));
+export function rawSqlite(ctx: BenchContext, file = 'raw.sqlite'): { slice: (ms: number, tally: Tally) => void; close: () => void } {
+  const db = new Database(join(ctx.tmpDir, file));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.exec('CREATE TABLE t (id TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL)');
