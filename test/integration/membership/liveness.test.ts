@@ -37,8 +37,8 @@ describe('liveness of real worker processes', () => {
     const res = await fetch(`${api.apiUrl}/v3/admin/os-services?host=${host}`, { headers: { 'OpenStack-API-Version': 'volume 3.7' } });
     return ((await res.json()) as { services: { state: string }[] }).services[0]?.state;
   };
-  const startWorker = async (host: string): Promise<HearthProcess> => {
-    const p = await startHearth({ name: `worker-${host}`, env: { ...base, HEARTH_HOST: host, HEARTH_ROLES: 'worker' } });
+  const startWorker = async (host: string, over: Record<string, string> = {}): Promise<HearthProcess> => {
+    const p = await startHearth({ name: `worker-${host}`, env: { ...base, HEARTH_HOST: host, HEARTH_ROLES: 'worker', ...over } });
     procs.push(p);
     return p;
   };
@@ -111,29 +111,31 @@ describe('liveness of real worker processes', () => {
   });
 
   it('a restarted host waits for its killed run to expire, is not ready meanwhile, then joins as a new incarnation', async () => {
-    const first = await startWorker('restarted');
+    // The killed run's lease is long (10 s), so the new process surely comes up before it expires
+    // even on a loaded machine (with 3 s it sometimes came up just after, with nothing to wait for).
+    const killedTtlMs = 10_000;
+    // Both runs: a process waits for an earlier incarnation at most its own TTL.
+    const longLease = { HEARTH_LEASE_TTL_MS: String(killedTtlMs), HEARTH_LEASE_MARGIN_MS: '3000' };
+    const first = await startWorker('restarted', longLease);
     const firstJoin = events.find((e) => e.event.type === 'member-joined' && e.event.member.host === 'restarted@be')!.event;
     const killedAt = Date.now();
     await first.kill();
-    const second = await startHearth({ name: 'worker-restarted-2', env: { ...base, HEARTH_HOST: 'restarted', HEARTH_ROLES: 'worker' }, waitFor: 'live' });
+    const second = await startHearth({ name: 'worker-restarted-2', env: { ...base, HEARTH_HOST: 'restarted', HEARTH_ROLES: 'worker', ...longLease }, waitFor: 'live' });
     procs.push(second);
     const ready = await fetch(`${second.opsUrl}/readyz?verbose`);
-    const expiredFirst = events.some((e) => e.at >= killedAt && e.event.type === 'member-left' && e.event.member.host === 'restarted@be');
-    if (expiredFirst) {
-      console.log('[membership] the killed run had already expired when the new one came up');
-    } else {
-      expect(ready.status).toBe(503);
-      expect(await ready.text()).toContain('[-]membership failed');
-    }
-    await waitFor(async () => (await fetch(`${second.opsUrl}/readyz`)).status === 200, { timeoutMs: LEASE_TTL_MS + 10_000, what: 'restarted ready' });
+    expect(ready.status).toBe(503);
+    expect(await ready.text()).toContain('[-]membership failed');
+    await waitFor(async () => (await fetch(`${second.opsUrl}/readyz`)).status === 200, { timeoutMs: killedTtlMs + 10_000, what: 'restarted ready' });
+    expect(second.output()).toContain('an earlier incarnation of this host is still alive; waiting for it to expire');
+    const left = events.find((e) => e.at >= killedAt && e.event.type === 'member-left' && e.event.member.host === 'restarted@be');
     const rejoin = events.filter((e) => e.event.type === 'member-joined' && e.event.member.host === 'restarted@be').at(-1)!;
-    const readyAfter = rejoin.at - killedAt;
-    console.log(`[membership] restarted host rejoined ${readyAfter} ms after its previous run was SIGKILLed`);
+    console.log(`[membership] restarted host rejoined ${rejoin.at - killedAt} ms after its previous run was SIGKILLed (its lease: ${killedTtlMs} ms)`);
     if (firstJoin.type !== 'member-joined' || rejoin.event.type !== 'member-joined') throw new Error('unexpected events');
+    // It joined only after the killed run's alive key went, as a new incarnation.
+    expect(left).toBeDefined();
+    expect(rejoin.at).toBeGreaterThanOrEqual(left!.at);
     expect(rejoin.event.member.incarnation).not.toBe(firstJoin.member.incarnation);
     expect(BigInt(rejoin.event.member.aliveRevision)).toBeGreaterThan(BigInt(firstJoin.member.aliveRevision));
-    // On a loaded machine the new process may come up only after the old lease expired: nothing to wait for then.
-    if (!expiredFirst) expect(second.output()).toContain('an earlier incarnation of this host is still alive; waiting for it to expire');
   });
 
   it('a second process with a host name that is alive cannot join: it waits a TTL, then exits with ALREADY_ALIVE', async () => {
