@@ -2,6 +2,9 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { opt, type SpecTree, type ValueOf } from './option.js';
+import { fencingSpec } from './schema-fencing.js';
+import { alertsSpec, backendHealthSpec } from './schema-health.js';
+import { orphansSpec, upgradeSpec } from './schema-operations.js';
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const nameSchema = z.string().regex(NAME_PATTERN, 'must be letters, digits, ".", "_" or "-" (no "@" or "#")');
@@ -143,43 +146,8 @@ export const configSpec = {
     unit: 'ms',
     doc: "How long a user message is kept (Cinder's message_ttl, 30 days); its guaranteed_until.",
   }),
-  backendHealth: {
-    checkIntervalMs: opt.int({
-      default: 10_000,
-      min: 100,
-      max: 600_000,
-      unit: 'ms',
-      doc: 'How often a worker checks its backend (the file driver: the cluster marker, a write probe, free space) and reports its capacity; a worker whose check fails takes no new jobs, and os-services shows backend_state down within about this long.',
-    }),
-    probeTimeoutMs: opt.int({
-      default: 5_000,
-      min: 100,
-      max: 600_000,
-      unit: 'ms',
-      doc: 'Longest a backend probe may take; one that takes longer is killed and the backend is down until a probe passes again (at most one probe runs at a time).',
-    }),
-    minFreeBytes: opt.int({
-      default: 1_048_576,
-      min: 0,
-      unit: 'bytes',
-      doc: 'Free space below which the backend counts as full, and down.',
-    }),
-  },
-  alerts: {
-    operationStuckMs: opt.int({
-      default: 3_600_000,
-      min: 60_000,
-      unit: 'ms',
-      doc: 'HearthOperationStuck fires for an unfinished operation older than this (exported as hearth_operation_stuck_threshold_seconds for the alert rule).',
-    }),
-    backendNearlyFullPercent: opt.number({
-      default: 90,
-      min: 1,
-      max: 100,
-      unit: 'percent',
-      doc: 'HearthBackendNearlyFull fires when this share of the pool is used (exported as hearth_backend_nearly_full_threshold_ratio for the alert rule).',
-    }),
-  },
+  backendHealth: backendHealthSpec,
+  alerts: alertsSpec,
   retry: {
     initialDelayMs: opt.int({
       default: 100,
@@ -354,109 +322,9 @@ export const configSpec = {
       doc: 'Deliveries of one job before it is dead-lettered as poison (counted by the quorum queue).',
     }),
   },
-  orphans: {
-    autoCleanup: opt.bool({
-      default: false,
-      doc: 'Clean up orphaned operations automatically (a live member of their cluster takes them over once they are older than orphans.graceMs). Off: an operator runs work-cleanup, as in Cinder.',
-    }),
-    graceMs: opt.int({
-      default: 60_000,
-      min: 0,
-      unit: 'ms',
-      doc: 'Automatic cleanup waits this long after an owner died (at least leaseTtlMs, so a restarted host can clean its own first).',
-    }),
-    sweepIntervalMs: opt.int({
-      default: 15_000,
-      min: 100,
-      unit: 'ms',
-      doc: 'Period of the backstop sweep that looks for orphans whatever the membership watch said.',
-    }),
-    creatingAction: opt.enum(['error', 'resume'] as const, {
-      default: 'error',
-      doc: 'What cleaning up an orphaned create does: mark the volume or snapshot error (Cinder), or re-run the create.',
-    }),
-  },
-  fencing: {
-    method: opt.enum(['none', 'exec', 'kubernetes'] as const, {
-      default: 'none',
-      doc: 'How an incarnation that ended without a clean leave is fenced before anyone takes over its work or its locks: none (only a lock-delay: fencing.lockDelayMs after its death), exec (fencing.exec.command must succeed), or kubernetes (the API server confirms its pod is gone). A later incarnation of the same process fences its earlier one itself, and a process on this machine that is gone needs nothing more, whatever the method.',
-    }),
-    lockDelayMs: opt.int({
-      default: 0,
-      min: 0,
-      unit: 'ms',
-      doc: 'With fencing.method none: how long after a death its work and locks stay untouched (0: leaseTtlMs). At least leaseTtlMs. It cannot protect against a process frozen for longer than this.',
-    }),
-    selfFenceGraceMs: opt.int({
-      default: 15_000,
-      min: 0,
-      unit: 'ms',
-      doc: 'A death this member did not see happen live (it was cut off itself, as in an etcd quorum loss) is fenced from outside only this long after it, so a process that lives on can fence its earlier incarnation itself first.',
-    }),
-    retryMaxDelayMs: opt.int({
-      default: 30_000,
-      min: 100,
-      unit: 'ms',
-      doc: 'Longest wait between two attempts of a fence that failed (the wait doubles from 1 s).',
-    }),
-    recordRetentionMs: opt.int({
-      default: 86_400_000,
-      min: 60_000,
-      unit: 'ms',
-      doc: 'How long the record of a fenced or cleanly ended incarnation is kept once no operation refers to it (etcd history and the operator view show it until then).',
-    }),
-    exec: {
-      command: opt.string({
-        default: '',
-        doc: 'fencing.method exec: the command run to fence an incarnation (an absolute path, or a name on PATH; no shell). It gets the incarnation, host, process id and start time, boot id and addresses in HEARTH_FENCE_* environment variables; exit status 0 means fenced.',
-      }),
-      args: opt.list({ default: [], doc: 'Arguments passed to fencing.exec.command (comma-separated).' }),
-      timeoutMs: opt.int({ default: 30_000, min: 100, unit: 'ms', doc: 'A fence command still running after this long is killed and counts as failed.' }),
-    },
-    kubernetes: {
-      apiServer: opt.string({
-        default: '',
-        doc: 'fencing.method kubernetes: the API server URL. Empty: the in-cluster address (https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT).',
-      }),
-      tokenFile: opt.string({
-        default: '/var/run/secrets/kubernetes.io/serviceaccount/token',
-        doc: 'fencing.method kubernetes: the service-account token file (re-read on every request).',
-      }),
-      caFile: opt.string({
-        default: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
-        doc: 'fencing.method kubernetes: the CA file of the API server.',
-      }),
-      namespace: opt.string({
-        default: '',
-        doc: "fencing.method kubernetes: the namespace of hearth's pods. Empty: the service account's namespace file beside the token.",
-      }),
-    },
-    pod: {
-      name: opt.string({ default: '', doc: "This process's pod name (Downward API metadata.name), recorded so a Kubernetes fence can find it. Empty outside Kubernetes." }),
-      uid: opt.string({ default: '', doc: "This process's pod UID (Downward API metadata.uid)." }),
-      namespace: opt.string({ default: '', doc: "This process's pod namespace (Downward API metadata.namespace)." }),
-      node: opt.string({ default: '', doc: "The node this pod runs on (Downward API spec.nodeName)." }),
-      container: opt.string({
-        default: 'hearth',
-        doc: "The name of hearth's container in its pod: a kubernetes fence also counts a process as stopped once this container restarted after it started (a crash, an OOM kill, a failed liveness probe).",
-      }),
-    },
-  },
-  upgrade: {
-    maxMixedVersionsMs: opt.int({
-      default: 3_600_000,
-      min: 60_000,
-      unit: 'ms',
-      doc: 'How long the live processes of a cluster may run more than one hearth release before the HearthMixedVersions alert fires (exported as hearth_upgrade_mixed_versions_allowed_seconds). A rolling upgrade takes minutes; a cluster still mixed after this was left half-upgraded.',
-    }),
-    migrationBatchSize: opt.int({
-      default: 100,
-      min: 1,
-      max: 10_000,
-      unit: 'count',
-      doc: 'Records the data migration after `hearth upgrade finalize` rewrites per batch (each with its own compare-and-swap; progress is saved after every batch).',
-    }),
-  },
+  orphans: orphansSpec,
+  fencing: fencingSpec,
+  upgrade: upgradeSpec,
   driver: {
     name: opt.enum(['file', 'fake'] as const, { default: 'file', doc: 'Volume driver: sparse files on a shared directory, or fake.' }),
     fileDir: opt.string({ default: '', doc: 'Directory of the file driver, mounted by every member. Empty: <dataDir>/volumes.' }),
