@@ -22,6 +22,7 @@ import type { BackendReport, PoolReport } from '../membership/backend-report.js'
 import type { Member } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
 import type { BackendMetrics } from './metrics.js';
+import { everyInterval } from '../lifecycle/every.js';
 
 /** `unknown` until the first check has finished. */
 export type BackendState = 'unknown' | 'up' | 'down';
@@ -122,16 +123,10 @@ export class BackendMonitor {
     await this.loop;
   }
 
-  private async run(): Promise<void> {
-    const signal = this.stop.signal;
-    while (!signal.aborted) {
-      try {
-        await this.options.clock.sleep(this.options.intervalMs, signal);
-      } catch {
-        return;
-      }
-      await this.check();
-    }
+  private run(): Promise<void> {
+    return everyInterval(this.options.clock, this.options.intervalMs, this.stop.signal, () => this.check(), {
+      onError: (err) => this.options.logger.warn({ err }, 'a backend check failed; checking again at the next interval'),
+    });
   }
 
   private async checkOnce(): Promise<void> {

@@ -10,6 +10,7 @@ import type { Clock } from '../lifecycle/clock.js';
 import type { IncarnationView } from '../membership/incarnation-records.js';
 import type { Membership } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
+import { everyInterval } from '../lifecycle/every.js';
 
 /**
  * The incarnations whose records may go, pure: ended (an end on record), not alive, ended at
@@ -68,15 +69,9 @@ export class RecordCollector {
     await this.loop;
   }
 
-  private async run(): Promise<void> {
-    const signal = this.stop.signal;
-    while (!signal.aborted) {
-      try {
-        await this.options.clock.sleep(this.options.intervalMs, signal);
-      } catch {
-        return;
-      }
-      await this.collect().catch((err: unknown) => this.options.logger.warn({ err }, 'collecting incarnation records failed; trying again later'));
-    }
+  private run(): Promise<void> {
+    return everyInterval(this.options.clock, this.options.intervalMs, this.stop.signal, () => this.collect(), {
+      onError: (err) => this.options.logger.warn({ err }, 'collecting incarnation records failed; trying again later'),
+    });
   }
 }

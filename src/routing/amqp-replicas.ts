@@ -17,6 +17,7 @@ import { BackendAccessError } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import type { QueueKind, ReplicaMetrics } from './metrics.js';
+import { everyInterval } from '../lifecycle/every.js';
 
 /** One queue to watch. */
 export interface WatchedQueue {
@@ -124,11 +125,8 @@ export class QueueReplicaMonitor {
     }
   }
 
-  private async loop(): Promise<void> {
-    while (!this.stop.signal.aborted) {
-      await this.poll();
-      await this.options.clock.sleep(this.options.intervalMs, this.stop.signal).catch(() => undefined);
-    }
+  private loop(): Promise<void> {
+    return everyInterval(this.options.clock, this.options.intervalMs, this.stop.signal, () => this.poll(), { immediately: true });
   }
 
   /** Nodes in the RabbitMQ cluster (running or not), or undefined when the user may not list them. */
