@@ -143,13 +143,15 @@ export class SqliteStateStore implements StateStore {
     if (ops.length === 0) return 0;
     try {
       return this.inTransaction.immediate(() => {
-        // One new version for the batch, as one etcd txn has one revision.
-        const revision = this.nextRevision();
+        // One new version for the batch, as one etcd txn has one revision — and none when no op
+        // was left to stamp (they all ended meanwhile): a no-op writes nothing, revision included.
+        const revision = (this.statement("SELECT value + 1 AS next FROM meta WHERE key = 'revision'").get() as { next: number }).next;
         const stamp = this.statement(
           "UPDATE ops SET version = ?, published_at = ?, body = json_set(body, '$.publishedAt', ?, '$.updatedAt', ?) WHERE type = ? AND id = ? AND version = ?",
         );
         let stamped = 0;
         for (const op of ops) stamped += stamp.run(revision, publishedAt, publishedAt, publishedAt, op.type, op.id, Number(op.revision)).changes;
+        if (stamped > 0) this.nextRevision();
         return stamped;
       });
     } catch (err) {

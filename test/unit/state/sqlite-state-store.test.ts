@@ -35,6 +35,27 @@ describeStateStore('SQLite', async ({ clock, metrics }) => {
 });
 
 describe('SqliteStateStore specifics', () => {
+  it('a publish stamp that finds every op ended writes nothing, not even a new revision', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-state-'));
+    const path = join(dir, SQLITE_STATE_FILE);
+    const store = SqliteStateStore.open({ path, clock: new ManualClock(1), metrics: createStateMetrics(new Registry()) });
+    const raw = new Database(path, { readonly: true });
+    const revision = (): number => (raw.prepare("SELECT value FROM meta WHERE key = 'revision'").get() as { value: number }).value;
+    try {
+      const created = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
+      if (!created.ok || !created.op) throw new Error('create failed');
+      const ref = { type: 'volume' as const, id: created.record.id };
+      await store.transition(ref, { expect: { status: 'creating' }, set: { status: 'available' }, op: 'remove', by: 'worker' });
+      const before = revision();
+      expect(await store.markPublished([created.op], 5)).toBe(0);
+      expect(revision()).toBe(before);
+    } finally {
+      raw.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('keeps its records across a reopen of the file', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hearth-state-'));
     const path = join(dir, SQLITE_STATE_FILE);
