@@ -64,7 +64,9 @@ export function measureFault(r: FaultRecord, completions: readonly number[], ref
       downFrom = undefined;
     }
   }
-  const readyAgain = s.length > 0 && s[s.length - 1]!.ready;
+  // Ready again: the suite's recovery saw every process answer /readyz 200 (mark.readyAt), or
+  // the last poll did. A single poll can miss on a loaded machine (each /readyz has 1 s).
+  const readyAgain = r.mark.readyAt !== undefined || (s.length > 0 && s[s.length - 1]!.ready);
   const readyAfterMs = lastUp === undefined ? 0 : Math.max(0, lastUp - r.recoveredAt);
   const windowEnd = Math.max(r.mark.endedAt, r.mark.readyAt ?? 0, s.at(-1)?.at ?? 0);
   return {

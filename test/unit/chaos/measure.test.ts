@@ -38,8 +38,12 @@ describe('measureFault', () => {
 
   it('counts no time to ready when no process went not ready, and says when the polls never saw them ready again', () => {
     expect(measureFault(record({ samples: [{ at: 10_000, notReady: [] }, { at: 16_000, notReady: [] }] }), [], [], 20_000).readyAfterMs).toBe(0);
-    const stuck = measureFault(record({ samples: [{ at: 10_000, notReady: [] }, { at: 16_000, notReady: ['w1'] }], overlap: 'kill -9 w1 (2 ops)' }), [], [], 20_000);
+    const unrecovered = { kind: 'etcd-leader-kill', target: 'etcd-0 (leader)', startedAt: 10_000, endedAt: 14_000 } as const;
+    const stuck = measureFault(record({ mark: unrecovered, samples: [{ at: 10_000, notReady: [] }, { at: 16_000, notReady: ['w1'] }], overlap: 'kill -9 w1 (2 ops)' }), [], [], 20_000);
     expect(stuck).toMatchObject({ readyAgain: false, overlap: 'kill -9 w1 (2 ops)' });
+    // The recovery saw every process ready (readyAt); a last poll that missed on a loaded machine does not undo it.
+    const missedPoll = measureFault(record({ samples: [{ at: 10_000, notReady: [] }, { at: 16_000, notReady: ['api'] }] }), [], [], 20_000);
+    expect(missedPoll.readyAgain).toBe(true);
   });
 
   it('leaves the overlap’s own victim out of the readiness (its restart is the overlap’s cost)', () => {
