@@ -167,7 +167,7 @@ export function machineSection(meta: BenchMeta): string {
 }
 
 /** The whole of docs/benchmarks.md. */
-export function renderReport(results: readonly BenchResult[], meta: BenchMeta, goals: readonly Goal[], preface: string): string {
+export function renderReport(results: readonly BenchResult[], meta: BenchMeta, goals: readonly Goal[], preface: string, appendix = ''): string {
   const outcomes = goals.map((g) => evaluateGoal(g, results));
   const met = outcomes.filter((o) => o.met === true).length;
   const problems = [...missingFigures(results), ...meta.failures.map((f) => `suite ${f.suite} failed: ${f.error}`)];
@@ -192,6 +192,7 @@ export function renderReport(results: readonly BenchResult[], meta: BenchMeta, g
     '',
     resultsTable(results),
     '',
+    ...(appendix.trim() === '' ? [] : [appendix.trim(), '']),
     ...(problems.length === 0 ? [] : ['## Problems of this run', '', ...problems.map((p) => `- ${p}`), '']),
   ].join('\n');
 }
