@@ -16,6 +16,12 @@ const REPO = resolve(import.meta.dirname, '../..');
 /** The first release: messages 1, record schema 1 (src/protocol.ts as tagged). */
 export const FIRST_RELEASE = 'v0.1.0';
 
+/**
+ * The commit each release tag names, for a clone made without its tags (`git clone --no-tags`,
+ * or a CI checkout of one branch): the history holds the commit even when the tag is absent.
+ */
+const RELEASE_COMMITS: Readonly<Record<string, string>> = { 'v0.1.0': '4d7c6fcb4d54193925020b4f25e7915b9be91650' };
+
 /** A built release: run its `bin/hearth.js` with `startHearth({ root })`. */
 export interface ReleaseBuild {
   readonly tag: string;
@@ -37,15 +43,20 @@ async function exists(path: string): Promise<boolean> {
  * one) cannot run the mixed-release tests.
  */
 export async function releaseCommit(tag: string): Promise<string> {
-  try {
-    const { stdout } = await run('git', ['-C', REPO, 'rev-parse', '--verify', '--quiet', `${tag}^{commit}`]);
-    return stdout.trim();
-  } catch (err) {
-    throw new Error(
-      `release tag ${tag} is not in this clone (${(err as Error).message.split('\n')[0]}): the rolling-upgrade tests run a build of it beside the current tree; fetch the tags (git fetch --tags) or clone without --depth`,
-      { cause: err },
-    );
+  const candidates = [tag, ...(RELEASE_COMMITS[tag] === undefined ? [] : [RELEASE_COMMITS[tag]])];
+  let err: unknown;
+  for (const name of candidates) {
+    try {
+      const { stdout } = await run('git', ['-C', REPO, 'rev-parse', '--verify', '--quiet', `${name}^{commit}`]);
+      return stdout.trim();
+    } catch (e) {
+      err = e;
+    }
   }
+  throw new Error(
+    `release tag ${tag} is not in this clone, nor its commit ${RELEASE_COMMITS[tag] ?? '(unknown)'} (${(err as Error).message.split('\n')[0]}): the rolling-upgrade tests run a build of it beside the current tree; fetch the tags (git fetch --tags) or clone without --depth`,
+    { cause: err },
+  );
 }
 
 /** Exports, installs and compiles the release `tag` (once per commit and machine). */
