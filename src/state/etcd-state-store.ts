@@ -24,8 +24,8 @@ import { decodeStoredOp, encodeStoredOp, stampBatches } from './etcd-stored-op.j
 import type { FailedCondition } from './expect.js';
 import { matchesOpFilter, pageOf, sortOps } from './listing.js';
 import { measured, type StateMetrics } from './metrics.js';
-import { needsChildren, type Plan, planCreate, planOpUpdate, planRemove, planTransition } from './plan.js';
-import type { OpRecord, RecordOf, ResourceRecord, ResourceRef, ResourceType } from './records.js';
+import { needsChildren, needsHolds, type Plan, planCreate, planOpUpdate, planRemove, planTransition } from './plan.js';
+import { heldSourceOf, type OpRecord, type RecordOf, type ResourceRecord, type ResourceRef, type ResourceType } from './records.js';
 import { RecordVersions } from './record-versions.js';
 import type {
   CreateRequest,
@@ -70,6 +70,8 @@ interface WriteKeys {
   readonly op: string;
   readonly parent?: string;
   readonly childrenPrefix?: string;
+  /** The index of the copies holding the resource, counted for a `holds` condition. */
+  readonly holdsPrefix?: string;
   /** The key whose value tells whether the write landed. */
   readonly primary: 'res' | 'op';
   /** Whether the transaction compares the resource key (an op-only update does not). */
@@ -82,6 +84,7 @@ interface Seen {
   readonly op: KeyState | null;
   readonly parent?: KeyState | null;
   readonly children?: number;
+  readonly holds?: number;
   /** `op` came from a job message, not from etcd: the write compares its content too. */
   readonly opAssumed?: boolean;
 }
@@ -150,14 +153,14 @@ export class EtcdStateStore implements StateStore {
     ref: { readonly type: T; readonly id: string },
     request: TransitionRequest<RecordOf<T>>,
   ): Promise<TransitionResult<RecordOf<T>>> {
-    const keys = this.keysOf(ref, 'res', needsChildren(ref.type, request.expect));
+    const keys = this.keysOf(ref, 'res', needsChildren(ref.type, request.expect), needsHolds(request.expect));
     return this.write(ref, keys, request.fence, this.fromCache(keys), (seen) =>
       this.decideResource(ref, keys, seen, planTransition(ref, this.observe<RecordOf<T>>(keys, seen), request, this.options.clock.now())),
     );
   }
 
   remove<T extends ResourceType>(ref: { readonly type: T; readonly id: string }, request: RemoveRequest): Promise<TransitionResult<RecordOf<T>>> {
-    const keys = this.keysOf(ref, 'res', needsChildren(ref.type, request.expect));
+    const keys = this.keysOf(ref, 'res', needsChildren(ref.type, request.expect), needsHolds(request.expect));
     return this.write(ref, keys, request.fence, this.fromCache(keys), (seen) =>
       this.decideResource(ref, keys, seen, planRemove(ref, this.observe<RecordOf<T>>(keys, seen), request)),
     );
@@ -244,11 +247,12 @@ export class EtcdStateStore implements StateStore {
     this.cache.clear();
   }
 
-  private keysOf(ref: ResourceRef, primary: 'res' | 'op', children = false): WriteKeys {
+  private keysOf(ref: ResourceRef, primary: 'res' | 'op', children = false, holds = false): WriteKeys {
     return {
       res: this.keys.resource(ref.type, ref.id),
       op: this.keys.op(ref.type, ref.id),
       ...(children ? { childrenPrefix: this.keys.volumeSnapshots(ref.id) } : {}),
+      ...(holds ? { holdsPrefix: this.keys.sourceHolds(ref.type, ref.id) } : {}),
       primary,
       compareRes: true,
     };
@@ -382,11 +386,12 @@ export class EtcdStateStore implements StateStore {
     const reads = [rangeOp(keys.res), rangeOp(keys.op)];
     if (keys.parent !== undefined) reads.push(rangeOp(keys.parent));
     if (keys.childrenPrefix !== undefined) reads.push(countOp(keys.childrenPrefix));
+    if (keys.holdsPrefix !== undefined) reads.push(countOp(keys.holdsPrefix));
     return [...reads, ...fence.guards.map((g) => rangeOp(g.key))];
   }
 
   private readCount(keys: WriteKeys): number {
-    return 2 + (keys.parent === undefined ? 0 : 1) + (keys.childrenPrefix === undefined ? 0 : 1);
+    return 2 + (keys.parent === undefined ? 0 : 1) + (keys.childrenPrefix === undefined ? 0 : 1) + (keys.holdsPrefix === undefined ? 0 : 1);
   }
 
   private seenFrom(keys: WriteKeys, responses: ITxnResponse['responses']): Seen {
@@ -395,6 +400,7 @@ export class EtcdStateStore implements StateStore {
       op: stateAt(responses, 1),
       ...(keys.parent === undefined ? {} : { parent: stateAt(responses, 2) }),
       ...(keys.childrenPrefix === undefined ? {} : { children: countAt(responses, keys.parent === undefined ? 2 : 3) }),
+      ...(keys.holdsPrefix === undefined ? {} : { holds: countAt(responses, this.readCount(keys) - 1) }),
     };
     this.cache.remember(keys.res, seen.res);
     this.cache.remember(keys.op, seen.op);
@@ -409,7 +415,7 @@ export class EtcdStateStore implements StateStore {
 
   /** The last seen state of every key the write compares, when all are known and nothing must be counted. */
   private fromCache(keys: WriteKeys, known: Partial<Seen> = {}): Seen | undefined {
-    if (keys.childrenPrefix !== undefined) return undefined;
+    if (keys.childrenPrefix !== undefined || keys.holdsPrefix !== undefined) return undefined;
     // An op-only write neither compares nor decides on the resource: its state is not needed.
     const res = known.res !== undefined ? known.res : keys.compareRes ? this.cache.get(keys.res) : (this.cache.get(keys.res) ?? null);
     const op = known.op !== undefined ? known.op : this.cache.get(keys.op);
@@ -418,9 +424,9 @@ export class EtcdStateStore implements StateStore {
     return keys.parent === undefined ? { res, op } : { res, op, parent };
   }
 
-  private observe<R>(keys: WriteKeys, seen: Seen): { record: R | undefined; op: OpRecord | undefined; children?: number } {
+  private observe<R>(keys: WriteKeys, seen: Seen): { record: R | undefined; op: OpRecord | undefined; children?: number; holds?: number } {
     const base = { record: this.cache.decode<R>(seen.res, keys.res) ?? undefined, op: this.cache.decode<OpRecord>(seen.op, keys.op) ?? undefined };
-    return seen.children === undefined ? base : { ...base, children: seen.children };
+    return { ...base, ...(seen.children === undefined ? {} : { children: seen.children }), ...(seen.holds === undefined ? {} : { holds: seen.holds }) };
   }
 
   /** Turns a resource plan into txn operations and the result builder. */
@@ -449,6 +455,10 @@ export class EtcdStateStore implements StateStore {
       const index = this.keys.volumeSnapshot(snapshot.volume_id, ref.id);
       success.push(record === null ? deleteOp(index) : putOp(index, ''));
     }
+    // The source-holds index follows `source_held` of the volumes that hold (see plan.ts).
+    const [before, after] = ref.type === 'volume' ? [heldSourceOf(this.cache.decode<ResourceRecord>(seen.res, keys.res)), heldSourceOf(record as ResourceRecord | null)] : [];
+    if (before && !after) success.push(deleteOp(this.keys.sourceHold(before.type, before.id, ref.id)));
+    if (after && !before) success.push(putOp(this.keys.sourceHold(after.type, after.id, ref.id), ''));
     return {
       success,
       intended: json,
