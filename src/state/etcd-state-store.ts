@@ -14,8 +14,10 @@ import {
   deleteOp,
   type KeyState,
   keyStateOf,
+  holdIndexOps,
   modIs,
   putOp,
+  rangeIsEmpty,
   rangeOp,
   stateAt,
   valueIs,
@@ -70,7 +72,6 @@ interface WriteKeys {
   readonly op: string;
   readonly parent?: string;
   readonly childrenPrefix?: string;
-  /** The index of the copies holding the resource, counted for a `holds` condition. */
   readonly holdsPrefix?: string;
   /** The key whose value tells whether the write landed. */
   readonly primary: 'res' | 'op';
@@ -145,7 +146,7 @@ export class EtcdStateStore implements StateStore {
     return this.write(ref, keys, request.fence, assumed, (seen) => {
       const parent = keys.parent === undefined ? undefined : (this.cache.decode<ResourceRecord>(seen.parent ?? null, keys.parent) ?? undefined);
       const plan = planCreate(ref, this.observe<RecordOf<T>>(keys, seen), request, this.options.clock.now(), parent);
-      return this.decideResource(ref, keys, seen, plan);
+      return this.decideResource(ref, keys, seen, plan, request.parent?.touch !== false);
     });
   }
 
@@ -378,6 +379,7 @@ export class EtcdStateStore implements StateStore {
     if (seen.opAssumed && seen.op) compares.push(valueIs(keys.op, seen.op.json));
     if (keys.compareRes) compares.push(modIs(keys.res, seen.res?.mod ?? '0'));
     if (keys.parent !== undefined) compares.push(modIs(keys.parent, seen.parent?.mod ?? '0'));
+    if (keys.holdsPrefix !== undefined && seen.holds === 0) compares.push(rangeIsEmpty(keys.holdsPrefix));
     return [...compares, ...fence.guards.map(guardCompare)];
   }
 
@@ -425,12 +427,12 @@ export class EtcdStateStore implements StateStore {
   }
 
   private observe<R>(keys: WriteKeys, seen: Seen): { record: R | undefined; op: OpRecord | undefined; children?: number; holds?: number } {
-    const base = { record: this.cache.decode<R>(seen.res, keys.res) ?? undefined, op: this.cache.decode<OpRecord>(seen.op, keys.op) ?? undefined };
-    return { ...base, ...(seen.children === undefined ? {} : { children: seen.children }), ...(seen.holds === undefined ? {} : { holds: seen.holds }) };
+    const counts = { ...(seen.children === undefined ? {} : { children: seen.children }), ...(seen.holds === undefined ? {} : { holds: seen.holds }) };
+    return { record: this.cache.decode<R>(seen.res, keys.res) ?? undefined, op: this.cache.decode<OpRecord>(seen.op, keys.op) ?? undefined, ...counts };
   }
 
   /** Turns a resource plan into txn operations and the result builder. */
-  private decideResource<R extends ResourceRecord>(ref: ResourceRef, keys: WriteKeys, seen: Seen, plan: Plan<R>): Decision<TransitionResult<R>> {
+  private decideResource<R extends ResourceRecord>(ref: ResourceRef, keys: WriteKeys, seen: Seen, plan: Plan<R>, touchParent = true): Decision<TransitionResult<R>> {
     if ('failed' in plan) return { refused: { ok: false, failed: plan.failed } };
     const { record, op } = plan.write;
     const success: IRequestOp[] = [];
@@ -446,7 +448,7 @@ export class EtcdStateStore implements StateStore {
       }
     }
     const parent = keys.parent === undefined ? null : seen.parent;
-    if (keys.parent !== undefined && parent) {
+    if (keys.parent !== undefined && parent && touchParent) {
       success.push(putOp(keys.parent, parent.json));
       written.set(keys.parent, { json: parent.json, body: this.cache.decode<object>(parent, keys.parent) as object });
     }
@@ -455,10 +457,8 @@ export class EtcdStateStore implements StateStore {
       const index = this.keys.volumeSnapshot(snapshot.volume_id, ref.id);
       success.push(record === null ? deleteOp(index) : putOp(index, ''));
     }
-    // The source-holds index follows `source_held` of the volumes that hold (see plan.ts).
-    const [before, after] = ref.type === 'volume' ? [heldSourceOf(this.cache.decode<ResourceRecord>(seen.res, keys.res)), heldSourceOf(record as ResourceRecord | null)] : [];
-    if (before && !after) success.push(deleteOp(this.keys.sourceHold(before.type, before.id, ref.id)));
-    if (after && !before) success.push(putOp(this.keys.sourceHold(after.type, after.id, ref.id), ''));
+    // The source-holds index follows `source_held` (plan.ts). A holds condition that counted none is checked again at commit (`compares`): a copy holds its source without rewriting it.
+    if (ref.type === 'volume') success.push(...holdIndexOps(this.keys, ref.id, heldSourceOf(this.cache.decode<ResourceRecord>(seen.res, keys.res)), heldSourceOf(record as ResourceRecord | null)));
     return {
       success,
       intended: json,

@@ -103,7 +103,7 @@ export class SqliteStateStore implements StateStore {
     return this.write(ref, request.fence, () => {
       const parent = request.parent ? this.readRecord(request.parent.ref) : undefined;
       const plan = planCreate(ref, this.observe<RecordOf<T>>(ref, false), request, this.clock.now(), parent);
-      const parentRef = request.parent?.ref;
+      const parentRef = request.parent?.touch === false ? undefined : request.parent?.ref;
       return this.commitPlan(ref, plan, request.fence, parentRef && ((revision) => this.touch(parentRef, revision)));
     });
   }

@@ -154,7 +154,8 @@ export class VolumeService {
       ref,
       size: sizeFromSource(input.size, source, ref.type),
       cluster: source.cluster,
-      parent: { ref, expect: sourceExpect(source, ref.type, this.ownership(ctx)) },
+      // Compared, not rewritten: copies of one source do not conflict with each other (docs/state.md "Sources").
+      parent: { ref, expect: sourceExpect(source, ref.type, this.ownership(ctx)), touch: false },
     };
   }
 

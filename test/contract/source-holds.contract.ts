@@ -34,7 +34,7 @@ function copyOf(store: StateStore, source: ResourceRef) {
   return store.create('volume', {
     record: newVolume({ source_held: true, ...(source.type === 'volume' ? { source_volid: source.id } : { snapshot_id: source.id }) }),
     op: { kind, params: { sourceId: source.id } },
-    parent: { ref: source, expect: { status: source.type === 'volume' ? ['available', 'in-use'] : 'available' } },
+    parent: { ref: source, expect: { status: source.type === 'volume' ? ['available', 'in-use'] : 'available' }, touch: false },
   });
 }
 
@@ -126,6 +126,16 @@ export function describeSourceHolds(name: string, factory: StateStoreFactory): v
         const other = await availableVolume(store);
         const wrong = store.create('volume', { record: newVolume({ source_volid: source.id, source_held: true }), op: { kind: 'clone_volume' }, parent: { ref: { type: 'volume', id: other.id }, expect: {} } });
         await expect(wrong).rejects.toBeInstanceOf(InvalidInputError);
+      }));
+
+    it('lets copies of one source be created at once without conflicting on the source', () =>
+      withStore(async (store) => {
+        const source = await availableVolume(store);
+        const ref = { type: 'volume' as const, id: source.id };
+        const copies = await Promise.all(Array.from({ length: 12 }, () => copyOf(store, ref)));
+        expect(copies.every((c) => c.ok)).toBe(true);
+        expect(await holdsOf(store, ref)).toBe(12);
+        expect((await store.get(ref))?.revision).toBe(source.revision);
       }));
 
     it('never lets a delete and a copy of one source both win when they race', () =>
