@@ -252,8 +252,7 @@ export class EtcdStateStore implements StateStore {
     return {
       res: this.keys.resource(ref.type, ref.id),
       op: this.keys.op(ref.type, ref.id),
-      ...(children ? { childrenPrefix: this.keys.volumeSnapshots(ref.id) } : {}),
-      ...(holds ? { holdsPrefix: this.keys.sourceHolds(ref.type, ref.id) } : {}),
+      ...(children ? { childrenPrefix: this.keys.volumeSnapshots(ref.id) } : {}), ...(holds ? { holdsPrefix: this.keys.sourceHolds(ref.type, ref.id) } : {}),
       primary,
       compareRes: true,
     };
