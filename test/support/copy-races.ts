@@ -21,8 +21,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /**
  * Runs `rounds` races of `copies` copy requests against `deletes` delete attempts of one fresh
- * source, spread over `clients` (round r staggers the deletes by r × `staggerMs`, so early rounds
- * let the delete win and later ones the copies). Checks every invariant; resolves with the tally.
+ * source, spread over `clients` (round 0 sends the deletes `staggerMs` before the copies, each
+ * later round `staggerMs` later, so the first round lets a delete win and later ones the copies). Checks every invariant; resolves with the tally.
  */
 export async function raceDeleteAgainstCopies(
   clients: readonly VolumeClient[],
@@ -42,13 +42,15 @@ export async function raceDeleteAgainstCopies(
       await client(round).until('snapshot', sourceId, (s) => s?.status === 'available', wait);
     }
     const source = from === 'volume' ? { sourceVolid: sourceId } : { snapshotId: sourceId };
+    // Round 0 sends the deletes first; each later round sends them `staggerMs` later than the one before.
+    const shiftMs = (round - 1) * options.staggerMs;
     const [copies, deletes] = await Promise.all([
       Promise.all(Array.from({ length: options.copies }, async (_, i) => {
-        await sleep(i * 10);
+        await sleep(Math.max(0, -shiftMs) + i * 10);
         return client(i).createFrom(source);
       })),
       Promise.all(Array.from({ length: options.deletes }, async (_, i) => {
-        await sleep(round * options.staggerMs + i * 40);
+        await sleep(Math.max(0, shiftMs) + i * 40);
         return client(i + 1).tryDelete(from, sourceId);
       })),
     ]);
@@ -58,7 +60,7 @@ export async function raceDeleteAgainstCopies(
       expect([400, 404]).toContain(refused.status);
       expect(refused.message).toMatch(refused.status === 404 ? /could not be found/ : /status must be available.* \(status is deleting\)/);
     }
-    let deleted = deletes.some((d) => d.status === 202);
+    const deleted = deletes.some((d) => d.status === 202);
     for (const d of deletes) {
       if (d.status === 202) tally.deletesAccepted++;
       else if (/dependent volumes? being created from it \(source in use\)/.test(d.message ?? '')) tally.deletesRefusedForHolds++;
@@ -75,7 +77,6 @@ export async function raceDeleteAgainstCopies(
     if (!deleted) {
       // Every copy finished: the source's delete is accepted now.
       expect(await client(0).tryDelete(from, sourceId)).toEqual({ status: 202 });
-      deleted = true;
     }
     await client(0).until(from, sourceId, (s) => s === undefined, wait);
     // The journal: the source's delete ran after every copy of it ended, and nothing overlapped.

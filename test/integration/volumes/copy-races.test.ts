@@ -18,6 +18,7 @@ function checkTally(tally: RaceTally, what: string): void {
   console.log(`[copy-races] ${what}: ${JSON.stringify(tally)}`);
   // The race was really run both ways: copies were accepted and refused, deletes refused for holds.
   expect(tally.copiesAccepted).toBeGreaterThan(0);
+  expect(tally.copiesRefused).toBeGreaterThan(0);
   expect(tally.deletesRefusedForHolds).toBeGreaterThan(0);
 }
 
