@@ -42,6 +42,9 @@ export const REQUIRED_FIGURES: readonly RequiredFigure[] = [
   { name: 'e2e.cpu_ms_per_op_1_worker', baseline: null },
   { name: 'e2e.ops_per_s_3_workers_latency', baseline: 'e2e.ops_per_s_1_worker_latency' },
   { name: 'e2e.ops_per_s_6_workers_latency', baseline: 'e2e.ops_per_s_1_worker_latency' },
+  { name: 'copies.clones_per_s_distinct_sources', baseline: 'copies.creates_per_s' },
+  { name: 'copies.clones_per_s_one_source', baseline: 'copies.clones_per_s_distinct_sources' },
+  { name: 'driver.clone_empty_100g_s', baseline: 'driver.cp_sparse_empty_100g_s' },
 ];
 
 /** value / baseline; null when there is no baseline or it is zero (or either is not a number). */
