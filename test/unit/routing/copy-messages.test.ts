@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { PROTOCOL } from '../../../src/protocol.js';
 import { decodeJob, encodeJob, JOB_KIND_SINCE, type JobMessage } from '../../../src/routing/job-message.js';
 import { RecordVersions } from '../../../src/state/record-versions.js';
+import { skewGate } from '../../../src/composition/api.js';
+import type { UpgradeParts } from '../../../src/composition/upgrade.js';
 
 const clone: JobMessage = { v: 2, type: 'volume', id: 'vol-1', opId: 'op-1', kind: 'clone_volume', cluster: 'ceph@rbd', attempt: 0, publishedAt: 1 };
 
@@ -25,6 +27,19 @@ describe('message version 2: copies', () => {
     const old: JobMessage = { ...clone, v: 1, kind: 'create_volume' };
     expect(decodeJob(encodeJob(old))).toEqual({ ok: true, job: old });
     expect(JSON.parse(encodeJob(old).toString())).toMatchObject({ v: 1, kind: 'create_volume' });
+  });
+});
+
+describe('the API\'s skew gate and copies', () => {
+  it('refuses a copy while a live worker reads messages up to 1 only, and accepts it once all read 2; other kinds throughout', () => {
+    let version = 1;
+    const gate = skewGate({ view: { workerMessageVersion: () => version } } as unknown as Pick<UpgradeParts, 'view'>);
+    expect(gate.refuses('ceph@rbd', 'clone_volume')).toBe('the live workers of ceph@rbd read messages up to version 1, and clone_volume needs version 2');
+    expect(gate.refuses('ceph@rbd', 'create_volume_from_snapshot')).toMatch(/needs version 2/);
+    expect(gate.refuses('ceph@rbd', 'create_volume')).toBeUndefined();
+    expect(gate.refuses('ceph@rbd', 'delete_snapshot')).toBeUndefined();
+    version = 2;
+    expect(gate.refuses('ceph@rbd', 'clone_volume')).toBeUndefined();
   });
 });
 
