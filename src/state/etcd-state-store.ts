@@ -416,13 +416,14 @@ export class EtcdStateStore implements StateStore {
 
   /** The last seen state of every key the write compares, when all are known and nothing must be counted. */
   private fromCache(keys: WriteKeys, known: Partial<Seen> = {}): Seen | undefined {
-    if (keys.childrenPrefix !== undefined || keys.holdsPrefix !== undefined) return undefined;
+    if (keys.childrenPrefix !== undefined) return undefined;
     // An op-only write neither compares nor decides on the resource: its state is not needed.
     const res = known.res !== undefined ? known.res : keys.compareRes ? this.cache.get(keys.res) : (this.cache.get(keys.res) ?? null);
     const op = known.op !== undefined ? known.op : this.cache.get(keys.op);
     const parent = keys.parent === undefined ? null : this.cache.get(keys.parent);
     if (res === undefined || op === undefined || parent === undefined) return undefined;
-    return keys.parent === undefined ? { res, op } : { res, op, parent };
+    // No hold is assumed, and the write's compare checks it (`rangeIsEmpty`): a wrong guess costs the read it saved.
+    return { res, op, ...(keys.parent === undefined ? {} : { parent }), ...(keys.holdsPrefix === undefined ? {} : { holds: 0 }) };
   }
 
   private observe<R>(keys: WriteKeys, seen: Seen): { record: R | undefined; op: OpRecord | undefined; children?: number; holds?: number } {
