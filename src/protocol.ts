@@ -30,13 +30,15 @@ export interface ProtocolSupport {
 }
 
 /**
- * This build: release 1, the first release (`v0.1.0`). Every later release that changes a
+ * This build: release 2 (release 1 was the first, `v0.1.0`). Every later release that changes a
  * message or a record adds the next version here, keeps reading the one before, and drops the
  * one before that (see docs/upgrades.md, "Adding a version").
  */
 export const PROTOCOL: ProtocolSupport = {
-  messages: { min: 1, max: 1 },
-  schema: { min: 1, max: 1 },
+  // Release 2 (issue 16, copies): message 2 adds the job kinds clone_volume and
+  // create_volume_from_snapshot; schema 2 adds a volume's snapshot_id, source_volid, source_held.
+  messages: { min: 1, max: 2 },
+  schema: { min: 1, max: 2 },
 };
 
 /** True when `version` is within `range`. */

@@ -58,7 +58,7 @@ export function publishStamps(ctx: CompositionContext, backends: Pick<Backends, 
  * The skew policy at the API: a microversion or an operation that needs a newer message version
  * is served only once every live worker of the cluster reads it (docs/upgrades.md).
  */
-function skewGate(upgrade: UpgradeParts): OperationGate {
+export function skewGate(upgrade: Pick<UpgradeParts, 'view'>): OperationGate {
   return {
     refuses: (c, kind) => {
       const have = upgrade.view.workerMessageVersion(c);

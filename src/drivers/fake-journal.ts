@@ -16,6 +16,9 @@
  *   same resource and opId (extending again under a new op is legitimate). A takeover after a
  *   crash may legitimately re-run an idempotent call; the report names the members and opIds
  *   so a test can tell;
+ * - **source deletions**: a delete of a resource while a copy (`createClonedVolume`,
+ *   `createVolumeFromSnapshot`) that reads it as its `source` runs — the invariant "no source
+ *   deleted under a running copy" (the copy's hold must keep the delete out);
  * - **unfinished**: calls with a start and no end (their process died or still runs);
  * - **malformed**: lines that are not journal entries (a torn write would show here).
  */
@@ -26,6 +29,8 @@ export interface JournalEntry {
   readonly call: DriverCall;
   /** `volume:<id>` or `snapshot:<id>`. */
   readonly resource: string;
+  /** A copy's source, `volume:<id>` or `snapshot:<id>` (the copy calls only). */
+  readonly source?: string;
   readonly opId: string;
   /** Host id of the member that made the call. */
   readonly member: string;
@@ -45,6 +50,7 @@ export interface JournalEntry {
 export interface JournalCall {
   readonly call: DriverCall;
   readonly resource: string;
+  readonly source?: string;
   readonly opId: string;
   readonly member: string;
   readonly pid: number;
@@ -69,12 +75,19 @@ export interface Duplicate {
   readonly calls: readonly JournalCall[];
 }
 
+/** A delete of a copy's source while the copy ran. */
+export interface SourceDeletion {
+  readonly copy: JournalCall;
+  readonly deletion: JournalCall;
+}
+
 /** What {@link checkJournal} found. */
 export interface JournalReport {
   readonly calls: readonly JournalCall[];
   readonly overlaps: readonly Overlap[];
   readonly duplicates: readonly Duplicate[];
   readonly unfinished: readonly JournalCall[];
+  readonly sourceDeletions: readonly SourceDeletion[];
   readonly malformed: number;
   /** Calls per member. */
   readonly byMember: Readonly<Record<string, number>>;
@@ -82,8 +95,9 @@ export interface JournalReport {
   readonly ok: boolean;
 }
 
-const CALLS = new Set<string>(['createVolume', 'deleteVolume', 'extendVolume', 'createSnapshot', 'deleteSnapshot']);
-const ONE_SHOT = new Set<string>(['createVolume', 'deleteVolume', 'createSnapshot', 'deleteSnapshot']);
+const CALLS = new Set<string>(['createVolume', 'deleteVolume', 'extendVolume', 'createSnapshot', 'deleteSnapshot', 'createClonedVolume', 'createVolumeFromSnapshot']);
+const ONE_SHOT = new Set<string>(['createVolume', 'deleteVolume', 'createSnapshot', 'deleteSnapshot', 'createClonedVolume', 'createVolumeFromSnapshot']);
+const DELETES = new Set<string>(['deleteVolume', 'deleteSnapshot']);
 
 /** Serializes one entry as a journal line (with its newline). */
 export function formatJournalEntry(entry: JournalEntry): string {
@@ -133,10 +147,11 @@ export function checkJournal(entries: readonly JournalEntry[], malformed = 0): J
   const unfinished = calls.filter((c) => c.end === undefined);
   const overlaps = findOverlaps(calls, (c) => c.end ?? lastSeen.get(c.pid) ?? c.start);
   const duplicates = findDuplicates(calls);
+  const sourceDeletions = findSourceDeletions(calls, (c) => c.end ?? lastSeen.get(c.pid) ?? c.start);
   const byMember: Record<string, number> = {};
   for (const c of calls) byMember[c.member] = (byMember[c.member] ?? 0) + 1;
-  const ok = overlaps.length === 0 && duplicates.length === 0 && unfinished.length === 0 && malformed === 0;
-  return { calls, overlaps, duplicates, unfinished, malformed, byMember, ok };
+  const ok = overlaps.length === 0 && duplicates.length === 0 && unfinished.length === 0 && sourceDeletions.length === 0 && malformed === 0;
+  return { calls, overlaps, duplicates, unfinished, sourceDeletions, malformed, byMember, ok };
 }
 
 function pairCalls(entries: readonly JournalEntry[]): JournalCall[] {
@@ -159,7 +174,21 @@ function pairCalls(entries: readonly JournalEntry[]): JournalCall[] {
 }
 
 function base(e: JournalEntry): JournalCall {
-  return { call: e.call, resource: e.resource, opId: e.opId, member: e.member, pid: e.pid, seq: e.seq, start: e.t };
+  return { call: e.call, resource: e.resource, ...(e.source === undefined ? {} : { source: e.source }), opId: e.opId, member: e.member, pid: e.pid, seq: e.seq, start: e.t };
+}
+
+/** Deletes of a resource whose interval meets a copy reading it (touching ends do not). */
+function findSourceDeletions(calls: readonly JournalCall[], endOf: (c: JournalCall) => number): SourceDeletion[] {
+  const deletes = new Map<string, JournalCall[]>();
+  for (const c of calls) if (DELETES.has(c.call)) deletes.set(c.resource, [...(deletes.get(c.resource) ?? []), c]);
+  const found: SourceDeletion[] = [];
+  for (const copy of calls) {
+    if (copy.source === undefined) continue;
+    for (const deletion of deletes.get(copy.source) ?? []) {
+      if (deletion.start < endOf(copy) && copy.start < endOf(deletion)) found.push({ copy, deletion });
+    }
+  }
+  return found;
 }
 
 function findOverlaps(calls: readonly JournalCall[], endOf: (c: JournalCall) => number): Overlap[] {

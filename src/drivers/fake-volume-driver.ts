@@ -33,6 +33,7 @@ import {
   DEFAULT_POOL_SETTINGS,
   GIB,
   type PoolSettings,
+  type SnapshotRef,
   type SnapshotSpec,
   type VolumeDriver,
   type VolumeRef,
@@ -117,6 +118,20 @@ export class FakeVolumeDriver implements VolumeDriver {
     await this.perform('extendVolume', `volume:${volume.id}`, ctx);
   }
 
+  async createClonedVolume(volume: VolumeSpec, source: VolumeRef, ctx: DriverContext): Promise<void> {
+    checkResourceId(volume.id, 'volume');
+    checkSizeGiB(volume.sizeGiB);
+    checkResourceId(source.id, 'volume');
+    await this.perform('createClonedVolume', `volume:${volume.id}`, ctx, `volume:${source.id}`);
+  }
+
+  async createVolumeFromSnapshot(volume: VolumeSpec, snapshot: SnapshotRef, ctx: DriverContext): Promise<void> {
+    checkResourceId(volume.id, 'volume');
+    checkSizeGiB(volume.sizeGiB);
+    checkResourceId(snapshot.id, 'snapshot');
+    await this.perform('createVolumeFromSnapshot', `volume:${volume.id}`, ctx, `snapshot:${snapshot.id}`);
+  }
+
   async createSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void> {
     checkResourceId(snapshot.id, 'snapshot');
     checkResourceId(snapshot.volumeId, 'volume');
@@ -164,7 +179,8 @@ export class FakeVolumeDriver implements VolumeDriver {
     this.journal = undefined;
   }
 
-  private async perform(call: DriverCall, resource: string, ctx: DriverContext): Promise<void> {
+  /** One journaled call on `resource`; a copy also names the `source` it reads. */
+  private async perform(call: DriverCall, resource: string, ctx: DriverContext, source?: string): Promise<void> {
     if (this.closed) throw new ClosedError('fake volume driver');
     checkNotAborted(ctx, call);
     await this.fences?.refuseIfFenced(ctx.incarnation);
@@ -177,6 +193,7 @@ export class FakeVolumeDriver implements VolumeDriver {
       pid: process.pid,
       seq,
       event,
+      ...(source === undefined ? {} : { source }),
       ...extra,
       t: performance.timeOrigin + performance.now(),
     });

@@ -10,7 +10,8 @@
  * in the same directory, flushed, then hard-linked to their final name (which fails instead of
  * overwriting if the name exists), and the directory is flushed. Extending is one `truncate`,
  * which readers see as either the old size or the new one — copying a volume to grow it would
- * cost its size.
+ * cost its size. A clone or a volume from a snapshot is the same sparse copy of the source's file,
+ * then grown by `truncate` to the size asked for.
  *
  * Failure semantics: a member that dies mid-call leaves at most a `.tmp-*` file, which never
  * becomes a volume or snapshot; repeating the call finishes the job. A shared directory that is
@@ -35,6 +36,7 @@ import {
   DEFAULT_POOL_SETTINGS,
   GIB,
   type PoolSettings,
+  type SnapshotRef,
   type SnapshotSpec,
   type VolumeDriver,
   type VolumeRef,
@@ -179,6 +181,50 @@ export class FileVolumeDriver implements VolumeDriver {
       checkNotAborted(ctx, 'extendVolume');
       await truncate(target, bytes);
     });
+  }
+
+  async createClonedVolume(volume: VolumeSpec, source: VolumeRef, ctx: DriverContext): Promise<void> {
+    await this.run('createClonedVolume', ctx, async () => {
+      checkResourceId(source.id, 'volume');
+      await this.copyInto(volume, this.volumePath(source.id), `volume ${source.id}`, 'createClonedVolume', ctx);
+    });
+  }
+
+  async createVolumeFromSnapshot(volume: VolumeSpec, snapshot: SnapshotRef, ctx: DriverContext): Promise<void> {
+    await this.run('createVolumeFromSnapshot', ctx, async () => {
+      checkResourceId(snapshot.id, 'snapshot');
+      await this.copyInto(volume, this.snapshotPath(snapshot.id), `snapshot ${snapshot.id}`, 'createVolumeFromSnapshot', ctx);
+    });
+  }
+
+  /**
+   * A new volume as a sparse copy of `source`, grown to its size. Idempotent: the copy is
+   * published whole under the volume's name (`copySparseFile`), so a volume file that exists is
+   * a finished copy — at most not yet grown, which a repeat finishes.
+   */
+  private async copyInto(volume: VolumeSpec, source: string, what: string, call: DriverCall, ctx: DriverContext): Promise<void> {
+    checkResourceId(volume.id, 'volume');
+    checkSizeGiB(volume.sizeGiB);
+    const target = this.volumePath(volume.id);
+    const bytes = volume.sizeGiB * GIB;
+    let size = await this.sizeOf(target);
+    if (size === undefined) {
+      const sourceBytes = await this.sizeOf(source);
+      if (sourceBytes === undefined) throw new DriverError(this.name, call, `${what}, the source of volume ${volume.id}, does not exist`);
+      if (sourceBytes > bytes) throw new DriverError(this.name, call, `${what} has ${sourceBytes / GIB} GiB, more than the ${volume.sizeGiB} GiB of volume ${volume.id}`);
+      await copySparseFile(source, target, {
+        signal: ctx.signal,
+        reflink: this.options.clone !== false,
+        checkpoint: () => checkNotAborted(ctx, call),
+        ...(this.options.copyCommand ? { command: this.options.copyCommand } : {}),
+      });
+      size = await this.sizeOf(target);
+      if (size === undefined) throw new DriverError(this.name, call, `volume ${volume.id} vanished after its copy`);
+    }
+    if (size === bytes) return;
+    if (size > bytes) throw new DriverError(this.name, call, `volume ${volume.id} exists with ${size / GIB} GiB, more than ${volume.sizeGiB} GiB`);
+    checkNotAborted(ctx, call);
+    await truncate(target, bytes);
   }
 
   async createSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void> {

@@ -48,6 +48,11 @@ export interface VolumeRef {
   readonly id: string;
 }
 
+/** An existing snapshot, as a copy's source. */
+export interface SnapshotRef {
+  readonly id: string;
+}
+
 /** A snapshot of a volume. */
 export interface SnapshotSpec {
   readonly id: string;
@@ -110,6 +115,18 @@ export interface VolumeDriver {
    * (DriverError, not retryable).
    */
   extendVolume(volume: VolumeRef, newSizeGiB: number, ctx: DriverContext): Promise<void>;
+  /**
+   * Creates `volume` as a copy of the volume `source` (Cinder's `create_cloned_volume`), grown to
+   * `volume.sizeGiB` when that is larger. Succeeds if the copy already exists with this size.
+   * The source is only read; the manager guarantees it is not deleted or extended meanwhile (the
+   * source's hold), and several copies of one source may run at once.
+   */
+  createClonedVolume(volume: VolumeSpec, source: VolumeRef, ctx: DriverContext): Promise<void>;
+  /**
+   * Creates `volume` from the snapshot `snapshot` (Cinder's `create_volume_from_snapshot`),
+   * grown to `volume.sizeGiB` when that is larger. Idempotent as {@link createClonedVolume}.
+   */
+  createVolumeFromSnapshot(volume: VolumeSpec, snapshot: SnapshotRef, ctx: DriverContext): Promise<void>;
   /** Snapshots the volume as it is now. Succeeds if the snapshot already exists. */
   createSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void>;
   /** Deletes the snapshot. Succeeds if it does not exist. */
@@ -140,7 +157,7 @@ export interface VolumeDriver {
 }
 
 /** The calls of {@link VolumeDriver}, by name. */
-export type DriverCall = 'createVolume' | 'deleteVolume' | 'extendVolume' | 'createSnapshot' | 'deleteSnapshot';
+export type DriverCall = 'createVolume' | 'deleteVolume' | 'extendVolume' | 'createSnapshot' | 'deleteSnapshot' | 'createClonedVolume' | 'createVolumeFromSnapshot';
 
 /** Largest volume size accepted, in GiB (1 PiB). */
 export const MAX_VOLUME_SIZE_GIB = 1024 * 1024;

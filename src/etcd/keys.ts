@@ -11,6 +11,7 @@
  * | `resources/<type>/<id>` | volume or snapshot record | none |
  * | `ops/<type>/<id>` | the in-flight operation | none |
  * | `index/volume-snapshots/<volume>/<snapshot>` | empty: a volume's snapshots, so a delete can count them | none |
+ * | `index/source-holds/<type>/<source>/<volume>` | empty: a volume whose copy reads the source, so its delete can count them | none |
  * | `failovers/<dead incarnation>` | the incarnation that first took its work over | that taker's session |
  * | `incarnations/<incarnation>` | which process ran it (written by its join) | none |
  * | `fenced/<incarnation>` | how it ended for good: left cleanly, or fenced | none |
@@ -117,6 +118,13 @@ export class KeyLayout {
   }
   volumeSnapshots(volumeId: string): string {
     return `${this.prefix}/index/volume-snapshots/${volumeId}/`;
+  }
+  /** One volume whose copy holds its source (a volume or a snapshot), in the index a delete of the source counts. */
+  sourceHold(sourceType: string, sourceId: string, volumeId: string): string {
+    return `${this.prefix}/index/source-holds/${sourceType}/${sourceId}/${volumeId}`;
+  }
+  sourceHolds(sourceType: string, sourceId: string): string {
+    return `${this.prefix}/index/source-holds/${sourceType}/${sourceId}/`;
   }
 }
 

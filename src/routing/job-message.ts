@@ -36,6 +36,8 @@ export const JOB_KINDS = [
   'detach_volume',
   'create_snapshot',
   'delete_snapshot',
+  'clone_volume',
+  'create_volume_from_snapshot',
 ] as const;
 
 /** One of {@link JOB_KINDS}. */
@@ -53,7 +55,15 @@ export const JOB_KIND_SINCE: Readonly<Record<JobKind, number>> = {
   detach_volume: 1,
   create_snapshot: 1,
   delete_snapshot: 1,
+  // Version 2: copies (a clone, a volume from a snapshot) — issue 16.
+  clone_volume: 2,
+  create_volume_from_snapshot: 2,
 };
+
+/** The kinds a job of message version `version` may carry. */
+export function jobKindsOf(version: number): [JobKind, ...JobKind[]] {
+  return JOB_KINDS.filter((k) => JOB_KIND_SINCE[k] <= version) as [JobKind, ...JobKind[]];
+}
 
 /** Resource types an operation applies to; the `<type>` of `ops/<type>/<id>`. */
 export const RESOURCE_TYPES = ['volume', 'snapshot'] as const;
@@ -77,7 +87,7 @@ export const jobMessageSchema = z.object({
   id: idSchema,
   /** Id of the operation record this job points at; a claim compares it. */
   opId: idSchema,
-  kind: z.enum(JOB_KINDS),
+  kind: z.enum(jobKindsOf(1)),
   /** Cluster id `<name>@<backend>` whose queue carries the job. */
   cluster: idSchema,
   /** The op record's `attempt` (claims so far) when it was published: 0 for a fresh op. */
@@ -93,11 +103,14 @@ export const jobMessageSchema = z.object({
   op: z.string().max(MAX_OP_TOKEN_LENGTH).optional(),
 });
 
+/** Schema of a version-2 job: version 1's fields; `kind` may also be a copy (clone_volume, create_volume_from_snapshot). */
+export const jobMessageSchemaV2 = jobMessageSchema.extend({ v: z.literal(2), kind: z.enum(jobKindsOf(2)) });
+
 /**
  * A job: a pointer to one operation record, in the newest shape; `v` is the version it was
  * (or will be) sent in. See the module doc for versioning.
  */
-export type JobMessage = Omit<z.infer<typeof jobMessageSchema>, 'v'> & { readonly v: number };
+export type JobMessage = Omit<z.infer<typeof jobMessageSchemaV2>, 'v'> & { readonly v: number };
 
 /**
  * Schema of a cleanup request (Cinder's `do_cleanup` cast): clean up the orphaned operations of
@@ -120,6 +133,9 @@ export const cleanupMessageSchema = z.object({
   /** When the publisher sent it, epoch ms. */
   publishedAt: z.number().int().nonnegative(),
 });
+
+/** Schema of a version-2 cleanup request: unchanged but for `v`. */
+export const cleanupMessageSchemaV2 = cleanupMessageSchema.extend({ v: z.literal(2) });
 
 /** A cleanup request for one service's orphans, in the newest shape (`v`: as for {@link JobMessage}). */
 export type CleanupMessage = Omit<z.infer<typeof cleanupMessageSchema>, 'v'> & { readonly v: number };
@@ -182,7 +198,10 @@ interface MessageFormat {
 
 /** Every message version this code knows, by number. */
 const FORMATS: Readonly<Record<number, MessageFormat>> = {
-  1: { job: jobMessageSchema, cleanup: cleanupMessageSchema },
+  // 1 → 2 adds job kinds only: a message converts as it is. A job of a kind version 1 lacks
+  // fails version 1's schema when written down (the API's skew gate keeps that from happening).
+  1: { job: jobMessageSchema, cleanup: cleanupMessageSchema, up: (m) => m, down: (m) => m },
+  2: { job: jobMessageSchemaV2, cleanup: cleanupMessageSchemaV2 },
 };
 
 function formatOf(version: number): MessageFormat {

@@ -14,8 +14,10 @@ import {
   deleteOp,
   type KeyState,
   keyStateOf,
+  holdIndexOps,
   modIs,
   putOp,
+  rangeIsEmpty,
   rangeOp,
   stateAt,
   valueIs,
@@ -24,8 +26,8 @@ import { decodeStoredOp, encodeStoredOp, stampBatches } from './etcd-stored-op.j
 import type { FailedCondition } from './expect.js';
 import { matchesOpFilter, pageOf, sortOps } from './listing.js';
 import { measured, type StateMetrics } from './metrics.js';
-import { needsChildren, type Plan, planCreate, planOpUpdate, planRemove, planTransition } from './plan.js';
-import type { OpRecord, RecordOf, ResourceRecord, ResourceRef, ResourceType } from './records.js';
+import { needsChildren, needsHolds, type Plan, planCreate, planOpUpdate, planRemove, planTransition } from './plan.js';
+import { heldSourceOf, type OpRecord, type RecordOf, type ResourceRecord, type ResourceRef, type ResourceType } from './records.js';
 import { RecordVersions } from './record-versions.js';
 import type {
   CreateRequest,
@@ -70,6 +72,7 @@ interface WriteKeys {
   readonly op: string;
   readonly parent?: string;
   readonly childrenPrefix?: string;
+  readonly holdsPrefix?: string;
   /** The key whose value tells whether the write landed. */
   readonly primary: 'res' | 'op';
   /** Whether the transaction compares the resource key (an op-only update does not). */
@@ -82,6 +85,7 @@ interface Seen {
   readonly op: KeyState | null;
   readonly parent?: KeyState | null;
   readonly children?: number;
+  readonly holds?: number;
   /** `op` came from a job message, not from etcd: the write compares its content too. */
   readonly opAssumed?: boolean;
 }
@@ -142,7 +146,7 @@ export class EtcdStateStore implements StateStore {
     return this.write(ref, keys, request.fence, assumed, (seen) => {
       const parent = keys.parent === undefined ? undefined : (this.cache.decode<ResourceRecord>(seen.parent ?? null, keys.parent) ?? undefined);
       const plan = planCreate(ref, this.observe<RecordOf<T>>(keys, seen), request, this.options.clock.now(), parent);
-      return this.decideResource(ref, keys, seen, plan);
+      return this.decideResource(ref, keys, seen, plan, request.parent?.touch !== false);
     });
   }
 
@@ -150,14 +154,14 @@ export class EtcdStateStore implements StateStore {
     ref: { readonly type: T; readonly id: string },
     request: TransitionRequest<RecordOf<T>>,
   ): Promise<TransitionResult<RecordOf<T>>> {
-    const keys = this.keysOf(ref, 'res', needsChildren(ref.type, request.expect));
+    const keys = this.keysOf(ref, 'res', needsChildren(ref.type, request.expect), needsHolds(request.expect));
     return this.write(ref, keys, request.fence, this.fromCache(keys), (seen) =>
       this.decideResource(ref, keys, seen, planTransition(ref, this.observe<RecordOf<T>>(keys, seen), request, this.options.clock.now())),
     );
   }
 
   remove<T extends ResourceType>(ref: { readonly type: T; readonly id: string }, request: RemoveRequest): Promise<TransitionResult<RecordOf<T>>> {
-    const keys = this.keysOf(ref, 'res', needsChildren(ref.type, request.expect));
+    const keys = this.keysOf(ref, 'res', needsChildren(ref.type, request.expect), needsHolds(request.expect));
     return this.write(ref, keys, request.fence, this.fromCache(keys), (seen) =>
       this.decideResource(ref, keys, seen, planRemove(ref, this.observe<RecordOf<T>>(keys, seen), request)),
     );
@@ -244,11 +248,11 @@ export class EtcdStateStore implements StateStore {
     this.cache.clear();
   }
 
-  private keysOf(ref: ResourceRef, primary: 'res' | 'op', children = false): WriteKeys {
+  private keysOf(ref: ResourceRef, primary: 'res' | 'op', children = false, holds = false): WriteKeys {
     return {
       res: this.keys.resource(ref.type, ref.id),
       op: this.keys.op(ref.type, ref.id),
-      ...(children ? { childrenPrefix: this.keys.volumeSnapshots(ref.id) } : {}),
+      ...(children ? { childrenPrefix: this.keys.volumeSnapshots(ref.id) } : {}), ...(holds ? { holdsPrefix: this.keys.sourceHolds(ref.type, ref.id) } : {}),
       primary,
       compareRes: true,
     };
@@ -374,6 +378,7 @@ export class EtcdStateStore implements StateStore {
     if (seen.opAssumed && seen.op) compares.push(valueIs(keys.op, seen.op.json));
     if (keys.compareRes) compares.push(modIs(keys.res, seen.res?.mod ?? '0'));
     if (keys.parent !== undefined) compares.push(modIs(keys.parent, seen.parent?.mod ?? '0'));
+    if (keys.holdsPrefix !== undefined && seen.holds === 0) compares.push(rangeIsEmpty(keys.holdsPrefix));
     return [...compares, ...fence.guards.map(guardCompare)];
   }
 
@@ -382,11 +387,12 @@ export class EtcdStateStore implements StateStore {
     const reads = [rangeOp(keys.res), rangeOp(keys.op)];
     if (keys.parent !== undefined) reads.push(rangeOp(keys.parent));
     if (keys.childrenPrefix !== undefined) reads.push(countOp(keys.childrenPrefix));
+    if (keys.holdsPrefix !== undefined) reads.push(countOp(keys.holdsPrefix));
     return [...reads, ...fence.guards.map((g) => rangeOp(g.key))];
   }
 
   private readCount(keys: WriteKeys): number {
-    return 2 + (keys.parent === undefined ? 0 : 1) + (keys.childrenPrefix === undefined ? 0 : 1);
+    return 2 + (keys.parent === undefined ? 0 : 1) + (keys.childrenPrefix === undefined ? 0 : 1) + (keys.holdsPrefix === undefined ? 0 : 1);
   }
 
   private seenFrom(keys: WriteKeys, responses: ITxnResponse['responses']): Seen {
@@ -395,6 +401,7 @@ export class EtcdStateStore implements StateStore {
       op: stateAt(responses, 1),
       ...(keys.parent === undefined ? {} : { parent: stateAt(responses, 2) }),
       ...(keys.childrenPrefix === undefined ? {} : { children: countAt(responses, keys.parent === undefined ? 2 : 3) }),
+      ...(keys.holdsPrefix === undefined ? {} : { holds: countAt(responses, this.readCount(keys) - 1) }),
     };
     this.cache.remember(keys.res, seen.res);
     this.cache.remember(keys.op, seen.op);
@@ -415,16 +422,17 @@ export class EtcdStateStore implements StateStore {
     const op = known.op !== undefined ? known.op : this.cache.get(keys.op);
     const parent = keys.parent === undefined ? null : this.cache.get(keys.parent);
     if (res === undefined || op === undefined || parent === undefined) return undefined;
-    return keys.parent === undefined ? { res, op } : { res, op, parent };
+    // No hold is assumed, and the write's compare checks it (`rangeIsEmpty`): a wrong guess costs the read it saved.
+    return { res, op, ...(keys.parent === undefined ? {} : { parent }), ...(keys.holdsPrefix === undefined ? {} : { holds: 0 }) };
   }
 
-  private observe<R>(keys: WriteKeys, seen: Seen): { record: R | undefined; op: OpRecord | undefined; children?: number } {
-    const base = { record: this.cache.decode<R>(seen.res, keys.res) ?? undefined, op: this.cache.decode<OpRecord>(seen.op, keys.op) ?? undefined };
-    return seen.children === undefined ? base : { ...base, children: seen.children };
+  private observe<R>(keys: WriteKeys, seen: Seen): { record: R | undefined; op: OpRecord | undefined; children?: number; holds?: number } {
+    const counts = { ...(seen.children === undefined ? {} : { children: seen.children }), ...(seen.holds === undefined ? {} : { holds: seen.holds }) };
+    return { record: this.cache.decode<R>(seen.res, keys.res) ?? undefined, op: this.cache.decode<OpRecord>(seen.op, keys.op) ?? undefined, ...counts };
   }
 
   /** Turns a resource plan into txn operations and the result builder. */
-  private decideResource<R extends ResourceRecord>(ref: ResourceRef, keys: WriteKeys, seen: Seen, plan: Plan<R>): Decision<TransitionResult<R>> {
+  private decideResource<R extends ResourceRecord>(ref: ResourceRef, keys: WriteKeys, seen: Seen, plan: Plan<R>, touchParent = true): Decision<TransitionResult<R>> {
     if ('failed' in plan) return { refused: { ok: false, failed: plan.failed } };
     const { record, op } = plan.write;
     const success: IRequestOp[] = [];
@@ -440,7 +448,7 @@ export class EtcdStateStore implements StateStore {
       }
     }
     const parent = keys.parent === undefined ? null : seen.parent;
-    if (keys.parent !== undefined && parent) {
+    if (keys.parent !== undefined && parent && touchParent) {
       success.push(putOp(keys.parent, parent.json));
       written.set(keys.parent, { json: parent.json, body: this.cache.decode<object>(parent, keys.parent) as object });
     }
@@ -449,6 +457,8 @@ export class EtcdStateStore implements StateStore {
       const index = this.keys.volumeSnapshot(snapshot.volume_id, ref.id);
       success.push(record === null ? deleteOp(index) : putOp(index, ''));
     }
+    // The source-holds index follows `source_held` (plan.ts). A holds condition that counted none is checked again at commit (`compares`): a copy holds its source without rewriting it.
+    if (ref.type === 'volume') success.push(...holdIndexOps(this.keys, ref.id, heldSourceOf(this.cache.decode<ResourceRecord>(seen.res, keys.res)), heldSourceOf(record as ResourceRecord | null)));
     return {
       success,
       intended: json,

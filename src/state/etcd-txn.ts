@@ -4,7 +4,8 @@
  * builder) so that one transaction can carry every compare, write and diagnostic read at once.
  */
 import { CompareResult, CompareTarget, type ICompare, type IKeyValue, type IRequestOp, type IResponseOp } from 'etcd3';
-import { prefixEnd } from '../etcd/keys.js';
+import { type KeyLayout, prefixEnd } from '../etcd/keys.js';
+import type { ResourceRef } from './records.js';
 
 /** One key as read: its value and revisions; `null` when absent. */
 export interface KeyState {
@@ -23,6 +24,14 @@ export function keyStateOf(kv: IKeyValue | undefined): KeyState | null {
 /** `mod_revision(key) == mod` (`'0'`: the key does not exist). */
 export function modIs(key: string, mod: string): ICompare {
   return { key: Buffer.from(key), target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: mod };
+}
+
+/**
+ * No key under `prefix` exists: every key of the range has create revision 0, which holds only
+ * for an empty range (a range compare is evaluated on each key in it; etcd ≥ 3.3).
+ */
+export function rangeIsEmpty(prefix: string): ICompare {
+  return { key: Buffer.from(prefix), range_end: prefixEnd(prefix), target: CompareTarget.Create, result: CompareResult.Equal, create_revision: '0' };
 }
 
 /** `value(key) == value`: the key holds exactly these bytes. */
@@ -58,3 +67,10 @@ export function countAt(responses: readonly IResponseOp[], index: number): numbe
   return Number(responses[index]?.response_range.count ?? 0);
 }
 
+
+/** The writes that keep `index/source-holds/` in step with a volume's held source, before and after a write. */
+export function holdIndexOps(keys: KeyLayout, volumeId: string, before: ResourceRef | undefined, after: ResourceRef | undefined): IRequestOp[] {
+  if (before && !after) return [deleteOp(keys.sourceHold(before.type, before.id, volumeId))];
+  if (after && !before) return [putOp(keys.sourceHold(after.type, after.id, volumeId), '')];
+  return [];
+}

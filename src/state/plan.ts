@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { InvalidInputError, InvalidTransitionError } from '../errors.js';
 import { type Expect, type FailedCondition, firstFailure } from './expect.js';
-import type { OpRecord, ResourceRecord, ResourceRef, ResourceType, Unrevisioned } from './records.js';
+import { heldSourceOf, type OpRecord, type ResourceRecord, type ResourceRef, type ResourceType, type Unrevisioned } from './records.js';
 import { allows, assertTransition, DELETED, isKnownStatus, isTransitional, opKindSpec } from './state-machine.js';
 import {
   type CreateRequest,
@@ -24,6 +24,8 @@ export interface Observed<R> {
   readonly op: OpRecord | undefined;
   /** Snapshots of the volume; read only when a condition names `snapshots`. */
   readonly children?: number;
+  /** Volumes whose copy holds this resource as their source; read only when a condition names `holds`. */
+  readonly holds?: number;
 }
 
 /** The records to write; `null` deletes, `keep` leaves the op record as it is. */
@@ -43,9 +45,10 @@ const OPTIONAL = new Set(['updated_by']);
 
 const fail = (field: string, expected: unknown, actual: unknown): { failed: FailedCondition } => ({ failed: { field, expected, actual } });
 
-/** The fields conditions may name on a resource (the record itself unless children are counted). */
-export function resourceView(record: ResourceRecord, children?: number): Readonly<Record<string, unknown>> {
-  return children === undefined ? (record as unknown as Record<string, unknown>) : { ...record, snapshots: children };
+/** The fields conditions may name on a resource (the record itself unless children or holds are counted). */
+export function resourceView(record: ResourceRecord, children?: number, holds?: number): Readonly<Record<string, unknown>> {
+  if (children === undefined && holds === undefined) return record as unknown as Record<string, unknown>;
+  return { ...record, ...(children === undefined ? {} : { snapshots: children }), ...(holds === undefined ? {} : { holds }) };
 }
 
 /** The fields conditions may name on an op record (`owner` is the owner's incarnation). */
@@ -56,6 +59,21 @@ export function opView(op: OpRecord): Record<string, unknown> {
 /** True when a condition names `snapshots`, so the adapter must count them. */
 export function needsChildren(type: ResourceType, expect: Expect): boolean {
   return type === 'volume' && expect.snapshots !== undefined;
+}
+
+/** True when a condition names `holds` (the copies reading the resource), so the adapter must count them. */
+export function needsHolds(expect: Expect): boolean {
+  return expect.holds !== undefined;
+}
+
+/**
+ * A volume's copy stops holding its source when the volume leaves `creating` for anything but
+ * `deleting` (a force-delete of a copy in flight keeps the hold until its delete ends, because
+ * the copy it replaced may still be winding down): the store keeps `source_held` by this rule
+ * alone, so every path out of a copy — the worker, cleanup, an admin's reset — releases it.
+ */
+function releasesHold(record: Record<string, unknown>): boolean {
+  return record.source_held === true && record.status !== 'creating' && record.status !== 'deleting';
 }
 
 function stripRevision<R extends { revision: string }>(record: R): Unrevisioned<R> {
@@ -119,9 +137,10 @@ export function planTransition<R extends ResourceRecord>(
 ): Plan<R> {
   const current = observed.record;
   if (!current) return fail('exists', true, false);
-  const failed = firstFailure(resourceView(current, observed.children), request.expect) ?? checkOp(observed, request.expectOp);
+  const failed = firstFailure(resourceView(current, observed.children, observed.holds), request.expect) ?? checkOp(observed, request.expectOp);
   if (failed) return { failed };
-  const record = applyPatch(current, (request.set ?? {}) as Record<string, unknown>, now);
+  const patched = applyPatch(current, (request.set ?? {}) as Record<string, unknown>, now);
+  const record = releasesHold(patched) ? ({ ...patched, source_held: false } as Unrevisioned<R>) : patched;
   if (!isKnownStatus(ref.type, record.status)) {
     throw new InvalidTransitionError(ref.type, current.status, record.status, `${record.status} is not a ${ref.type} status`);
   }
@@ -159,6 +178,11 @@ export function planCreate<R extends ResourceRecord>(
     const failed = firstFailure(resourceView(parent), request.parent.expect, prefix);
     if (failed) return { failed };
   }
+  const held = heldSourceOf(request.record as unknown as ResourceRecord);
+  if (held && (request.parent?.ref.type !== held.type || request.parent.ref.id !== held.id)) {
+    // The source is the parent: its revision must change with the hold, or a delete could miss it.
+    throw new InvalidInputError(`a ${ref.type} that holds ${held.type} ${held.id} must name it as its parent`);
+  }
   const status = request.record.status;
   if (!allows(ref.type, null, status, 'api')) {
     throw new InvalidTransitionError(ref.type, '(absent)', status, `a new ${ref.type} cannot start in ${status}`);
@@ -173,7 +197,7 @@ export function planCreate<R extends ResourceRecord>(
 export function planRemove<R extends ResourceRecord>(ref: ResourceRef, observed: Observed<R>, request: RemoveRequest): Plan<R> {
   const current = observed.record;
   if (!current) return fail('exists', true, false);
-  const failed = firstFailure(resourceView(current, observed.children), request.expect) ?? checkOp(observed, request.expectOp);
+  const failed = firstFailure(resourceView(current, observed.children, observed.holds), request.expect) ?? checkOp(observed, request.expectOp);
   if (failed) return { failed };
   assertTransition(ref.type, current.status, DELETED, request.by);
   return { write: { record: null, op: null } };

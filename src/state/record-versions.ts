@@ -28,8 +28,42 @@ export interface SchemaStep {
   down(body: RecordBody): RecordBody;
 }
 
-/** Every schema step this build knows, oldest first. Release 1 has none. */
-export const SCHEMA_STEPS: readonly SchemaStep[] = [];
+/** The volume fields schema 2 adds (issue 16, copies). */
+const SOURCE_FIELDS = ['snapshot_id', 'source_volid', 'source_held'] as const;
+
+/** A volume record (not a snapshot, which has `volume_id`, nor an op record, which has `opId`). */
+function isVolumeBody(body: RecordBody): boolean {
+  return 'attach_status' in body && !('opId' in body);
+}
+
+/**
+ * Schema 1 → 2, "volume sources": a volume names the snapshot or volume it was created from
+ * (`snapshot_id`, `source_volid`, Cinder's columns) and whether its copy still holds that source
+ * (`source_held`). `up` gives a schema-1 volume the fields empty. `down` drops them only when
+ * they are empty: a copy accepted before `finalize` (the API accepts copies as soon as every live
+ * worker reads message 2) keeps them, and a release-1 process carries fields it does not know
+ * through its writes unchanged (its planner copies the record whole) — so neither direction
+ * loses what a record says.
+ */
+const VOLUME_SOURCES_STEP: SchemaStep = {
+  from: 1,
+  doc: 'volume sources: a volume records the snapshot or volume it was created from (snapshot_id, source_volid) and whether its copy still holds it (source_held)',
+  up(body) {
+    if (!isVolumeBody(body)) return body;
+    return { ...body, snapshot_id: body.snapshot_id ?? null, source_volid: body.source_volid ?? null, source_held: body.source_held ?? false };
+  },
+  down(body) {
+    if (!isVolumeBody(body)) return body;
+    const empty = (body.snapshot_id ?? null) === null && (body.source_volid ?? null) === null && body.source_held !== true;
+    if (!empty) return body;
+    const out = { ...body };
+    for (const field of SOURCE_FIELDS) delete out[field];
+    return out;
+  },
+};
+
+/** Every schema step this build knows, oldest first. */
+export const SCHEMA_STEPS: readonly SchemaStep[] = [VOLUME_SOURCES_STEP];
 
 /** The step from `from` to `from + 1`, if this build knows it. */
 export function schemaStep(from: number, steps: readonly SchemaStep[] = SCHEMA_STEPS): SchemaStep | undefined {

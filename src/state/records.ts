@@ -49,6 +49,17 @@ export interface VolumeRecord {
   readonly bootable: boolean;
   readonly multiattach: boolean;
   readonly metadata: Readonly<Record<string, string>>;
+  /** The snapshot the volume was created from (Cinder's column); absent or null otherwise. */
+  readonly snapshot_id?: string | null;
+  /** The volume it was cloned from (Cinder's column); absent or null otherwise. */
+  readonly source_volid?: string | null;
+  /**
+   * True while the volume's copy may still read its source (`snapshot_id` or `source_volid`):
+   * from its creation until it leaves `creating` (or `deleting`, after a force-delete of a copy
+   * in flight). A source with a holding volume cannot be deleted or extended (`holds` in an
+   * `expect`); see {@link sourceOf} and docs/state.md "Sources".
+   */
+  readonly source_held?: boolean;
   /** Epoch ms. */
   readonly created_at: number;
   /** Epoch ms of the last write; null until the first change after creation (as Cinder). */
@@ -90,6 +101,19 @@ export interface SnapshotRecord {
  * op record it consumed (the fault suite, `test/chaos/history.ts`). Never shown by the API.
  */
 export type WriterStamp = Pick<VolumeRecord, 'updated_by'>;
+
+/** The source a volume was created from, if any. */
+export function sourceOf(record: Pick<VolumeRecord, 'snapshot_id' | 'source_volid'>): ResourceRef | undefined {
+  if (typeof record.source_volid === 'string') return { type: 'volume', id: record.source_volid };
+  if (typeof record.snapshot_id === 'string') return { type: 'snapshot', id: record.snapshot_id };
+  return undefined;
+}
+
+/** The source a volume holds now (its copy may still read it), if any. */
+export function heldSourceOf(record: ResourceRecord | null | undefined): ResourceRef | undefined {
+  if (!record || !('source_held' in record) || record.source_held !== true) return undefined;
+  return sourceOf(record);
+}
 
 /** A volume or a snapshot. */
 export type ResourceRecord = VolumeRecord | SnapshotRecord;

@@ -4,7 +4,7 @@ import { type Fence, NO_FENCE } from '../fence.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { matchesOpFilter, pageOf, sortOps } from './listing.js';
 import { measured, type StateMetrics } from './metrics.js';
-import { needsChildren, type Observed, type Plan, planCreate, planOpUpdate, planRemove, planTransition, type Write } from './plan.js';
+import { needsChildren, needsHolds, type Observed, type Plan, planCreate, planOpUpdate, planRemove, planTransition, type Write } from './plan.js';
 import type { OpRecord, RecordOf, ResourceRecord, ResourceRef, ResourceType, Unrevisioned } from './records.js';
 import { migrateRecordSchema, prepareDatabase, type RecordSchemaOutcome } from './sqlite-schema.js';
 import { RecordVersions } from './record-versions.js';
@@ -103,7 +103,7 @@ export class SqliteStateStore implements StateStore {
     return this.write(ref, request.fence, () => {
       const parent = request.parent ? this.readRecord(request.parent.ref) : undefined;
       const plan = planCreate(ref, this.observe<RecordOf<T>>(ref, false), request, this.clock.now(), parent);
-      const parentRef = request.parent?.ref;
+      const parentRef = request.parent?.touch === false ? undefined : request.parent?.ref;
       return this.commitPlan(ref, plan, request.fence, parentRef && ((revision) => this.touch(parentRef, revision)));
     });
   }
@@ -113,14 +113,14 @@ export class SqliteStateStore implements StateStore {
     request: TransitionRequest<RecordOf<T>>,
   ): Promise<TransitionResult<RecordOf<T>>> {
     return this.write(ref, request.fence, () => {
-      const observed = this.observe<RecordOf<T>>(ref, needsChildren(ref.type, request.expect));
+      const observed = this.observe<RecordOf<T>>(ref, needsChildren(ref.type, request.expect), needsHolds(request.expect));
       return this.commitPlan(ref, planTransition(ref, observed, request, this.clock.now()), request.fence, undefined, observed);
     });
   }
 
   remove<T extends ResourceType>(ref: { readonly type: T; readonly id: string }, request: RemoveRequest): Promise<TransitionResult<RecordOf<T>>> {
     return this.write(ref, request.fence, () => {
-      const observed = this.observe<RecordOf<T>>(ref, needsChildren(ref.type, request.expect));
+      const observed = this.observe<RecordOf<T>>(ref, needsChildren(ref.type, request.expect), needsHolds(request.expect));
       return this.commitPlan(ref, planRemove(ref, observed, request), request.fence, undefined, observed);
     });
   }
@@ -251,12 +251,19 @@ export class SqliteStateStore implements StateStore {
     });
   }
 
-  private observe<R extends ResourceRecord>(ref: ResourceRef, withChildren: boolean): Observed<R> {
+  private observe<R extends ResourceRecord>(ref: ResourceRef, withChildren: boolean, withHolds = false): Observed<R> {
     const record = this.readRecord(ref) as R | undefined;
     const op = this.readOp(ref);
-    if (!withChildren) return { record, op };
-    const count = this.statement("SELECT COUNT(*) AS n FROM resources WHERE type = 'snapshot' AND volume_id = ?").get(ref.id) as { n: number };
-    return { record, op, children: count.n };
+    const children = withChildren ? (this.statement("SELECT COUNT(*) AS n FROM resources WHERE type = 'snapshot' AND volume_id = ?").get(ref.id) as { n: number }).n : undefined;
+    // A holding volume is in creating or deleting (plan.ts keeps source_held so): the status index narrows the scan to those.
+    const holds = withHolds
+      ? (
+          this.statement(
+            "SELECT COUNT(*) AS n FROM resources WHERE type = 'volume' AND status IN ('creating', 'deleting') AND json_extract(body, '$.source_held') = 1 AND json_extract(body, ?) = ?",
+          ).get(ref.type === 'volume' ? '$.source_volid' : '$.snapshot_id', ref.id) as { n: number }
+        ).n
+      : undefined;
+    return { record, op, ...(children === undefined ? {} : { children }), ...(holds === undefined ? {} : { holds }) };
   }
 
   private readRecord(ref: ResourceRef): ResourceRecord | undefined {

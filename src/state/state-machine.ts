@@ -53,7 +53,12 @@ export type OpKind =
   | 'attach_volume'
   | 'detach_volume'
   | 'create_snapshot'
-  | 'delete_snapshot';
+  | 'delete_snapshot'
+  | 'clone_volume'
+  | 'create_volume_from_snapshot';
+
+/** The op kinds that copy another resource (the source) into a new volume; see `docs/state.md` "Sources". */
+export const COPY_KINDS: readonly OpKind[] = ['clone_volume', 'create_volume_from_snapshot'];
 
 /** What cleaning up an orphaned op of a kind does. */
 export type CleanupAction =
@@ -78,6 +83,9 @@ export const OP_KINDS: readonly OpKindSpec[] = [
   { kind: 'detach_volume', resource: 'volume', status: 'detaching', cleanup: { type: 'set-status', status: 'in-use' } },
   { kind: 'create_snapshot', resource: 'snapshot', status: 'creating', cleanup: { type: 'set-status', status: 'error' } },
   { kind: 'delete_snapshot', resource: 'snapshot', status: 'deleting', cleanup: { type: 'rerun' } },
+  // A copy holds the new volume in `creating` as a plain create does; leaving it releases the source's hold.
+  { kind: 'clone_volume', resource: 'volume', status: 'creating', cleanup: { type: 'set-status', status: 'error' } },
+  { kind: 'create_volume_from_snapshot', resource: 'volume', status: 'creating', cleanup: { type: 'set-status', status: 'error' } },
 ];
 
 /** One allowed status change. `from: null` is the creation of the resource. */
@@ -114,6 +122,7 @@ function forced(statuses: readonly string[], to: string): Edge[] {
 
 const VOLUME_EDGES: readonly Edge[] = [
   ...edges('api', 'create', [null], 'creating'),
+  ...edges('api', 'create from a source (clone, snapshot): holds the source', [null], 'creating'),
   ...edges('api', 'delete', ['available', 'error', 'error_restoring', 'error_extending', 'error_managing'], 'deleting'),
   ...edges('api', 'extend', ['available', 'in-use'], 'extending'),
   ...edges('api', 'reserve (legacy attach)', ['available', 'in-use'], 'attaching'),
@@ -145,6 +154,9 @@ const VOLUME_EDGES: readonly Edge[] = [
   ...edges('worker', 'extend refused: no room in the pool (previous status)', ['extending'], 'available'),
   ...edges('worker', 'extend refused: no room in the pool (previous status)', ['extending'], 'in-use'),
   ...edges('worker', 'create refused: no room in the pool', ['creating'], 'error'),
+  ...edges('worker', 'copy from a source succeeded: the source\'s hold released', ['creating'], 'available'),
+  ...edges('worker', 'copy from a source failed: the source\'s hold released', ['creating'], 'error'),
+  ...edges('cleanup', 'orphaned copy from a source: the source\'s hold released', ['creating'], 'error'),
   ...forced(VOLUME_STATUSES, 'deleting'),
 ];
 

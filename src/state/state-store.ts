@@ -77,8 +77,8 @@ export type OpChange = { readonly create: NewOp } | { readonly replace: NewOp } 
 /**
  * A conditional change of one resource.
  *
- * `expect` names record fields (plus `revision`, and `snapshots` — the number of snapshots of a
- * volume); `expectOp` names op fields: `opId`, `kind`, `status`, `cluster`, `owner` (the owner's
+ * `expect` names record fields (plus `revision`, `snapshots` — the number of snapshots of a
+ * volume — and `holds`, the number of volumes whose copy holds the resource as its source); `expectOp` names op fields: `opId`, `kind`, `status`, `cluster`, `owner` (the owner's
  * incarnation, null when queued), `ownerHost`, `attempt`, `revision`, `publishedAt`. An
  * `expectOp` also requires the op to exist (`op.exists`).
  */
@@ -101,7 +101,16 @@ export interface CreateRequest<R> {
    * and its revision changes in the same write, so a concurrent change of the parent that
    * depends on its children (deleting a volume with no snapshots) conflicts.
    */
-  readonly parent?: { readonly ref: ResourceRef; readonly expect: Expect };
+  readonly parent?: {
+    readonly ref: ResourceRef;
+    readonly expect: Expect;
+    /**
+     * False: the parent is compared but not rewritten. A copy's source is held this way — its
+     * delete and extend see the hold through a `holds` condition, checked again at commit — so
+     * that copies of one source do not conflict with each other on the source's revision.
+     */
+    readonly touch?: boolean;
+  };
   readonly fence?: Fence;
 }
 

@@ -40,6 +40,8 @@ export function conditionMessage(resource: 'volume' | 'snapshot', failed: Failed
   switch (field) {
     case 'snapshots':
       return `${invalid}: ${subject} must have no snapshots to ${action} (it has ${actual}).`;
+    case 'holds':
+      return `${invalid}: ${subject} has ${actual} dependent volume${failed.actual === 1 ? '' : 's'} being created from it (source in use); ${action} it when they finish.`;
     case 'attach_status':
       return `${invalid}: ${subject} must not be attached to ${action} (attach_status is ${actual}).`;
     case 'migration_status':

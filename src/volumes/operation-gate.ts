@@ -20,7 +20,7 @@ export class UnavailableDuringUpgradeError extends CoordinatorError {
   readonly kind: OpKind;
 
   constructor(kind: OpKind, reason: string) {
-    super('UNAVAILABLE_DURING_UPGRADE', `Cannot ${kind.replace('_', ' ')} during upgrade: ${reason}.`);
+    super('UNAVAILABLE_DURING_UPGRADE', `Cannot ${kind.replaceAll('_', ' ')} during upgrade: ${reason}.`);
     this.kind = kind;
   }
 }

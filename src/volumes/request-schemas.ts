@@ -1,8 +1,8 @@
 /**
  * Request bodies of the volume and snapshot API, validated strictly: every field
  * python-cinderclient 9.x sends is accepted; unknown fields, wrong types and out-of-range values
- * are refused with a message naming the field; features hearth does not have (creating from a
- * snapshot, an image, a backup, …) are refused rather than ignored.
+ * are refused with a message naming the field; features hearth does not have (creating from an
+ * image, a backup, …) are refused rather than ignored.
  */
 import { z } from 'zod';
 import { preview, previewKeys } from '../preview.js';
@@ -35,22 +35,37 @@ const booleanLike = z.union([
   z.string().refine((s) => s.toLowerCase() in BOOL_WORDS, { error: 'must be a boolean' }).transform((s) => BOOL_WORDS[s.toLowerCase()] as boolean),
 ]);
 
+/** Cinder's `optional_uuid` of a create's sources: a UUID, or null (what cinderclient sends when unused). */
+const sourceId = z
+  .string({ error: 'must be a UUID' })
+  .regex(/^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$/, { error: 'must be a UUID' })
+  .nullable()
+  .optional();
+
 export const createVolumeBody = z.strictObject({
-  volume: z.strictObject({
-    size: sizeSchema,
+  volume: z
+    .strictObject({
+    // Optional with a source (the source's size then), as Cinder: `cinder create --snapshot-id` sends null.
+    size: sizeSchema.nullable().optional(),
     name: text.nullable().optional(),
     description: text.nullable().optional(),
     volume_type: text.nullable().optional(),
     availability_zone: text.nullable().optional(),
     metadata: metadata.nullable().optional(),
     multiattach: z.literal(false, { error: 'Multiattach volumes: not supported by hearth' }).optional(),
-    snapshot_id: unsupported('creating a volume from a snapshot'),
-    source_volid: unsupported('cloning a volume'),
+    snapshot_id: sourceId,
+    source_volid: sourceId,
     imageRef: unsupported('creating a volume from an image'),
     backup_id: unsupported('creating a volume from a backup'),
     consistencygroup_id: unsupported('consistency groups'),
     group_id: unsupported('groups'),
-  }),
+  })
+    .superRefine((v, ctx) => {
+      if ((v.size ?? null) === null && (v.snapshot_id ?? null) === null && (v.source_volid ?? null) === null) {
+        // No input: described as a missing field (a size is required unless a source gives it).
+        ctx.addIssue({ code: 'custom', path: ['size'], message: 'size is required', input: undefined });
+      }
+    }),
   'OS-SCH-HNT:scheduler_hints': unsupported('scheduler hints'),
 });
 

@@ -101,12 +101,14 @@ function volumeRoutesOn(app: FastifyInstance, service: VolumeService): void {
       noQuery(req, []);
       const { volume: v } = parseBody(createVolumeBody, req.body);
       const created = await service.createVolume(contextOf(req), {
-        size: v.size,
+        size: v.size ?? null,
         name: v.name ?? null,
         description: v.description ?? null,
         metadata: v.metadata ?? {},
         availabilityZone: v.availability_zone ?? null,
         volumeType: v.volume_type ?? null,
+        snapshotId: v.snapshot_id ?? null,
+        sourceVolid: v.source_volid ?? null,
       });
       return reply.code(202).send({ volume: volumeDetail(viewOf(req), created) });
     }),

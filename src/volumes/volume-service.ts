@@ -13,6 +13,7 @@ import { ClusterDisabledError, ConditionFailedError } from './errors.js';
 import type { JobPublisher } from './job-publisher.js';
 import type { PublishStamps } from './publish-stamps.js';
 import type { AbortRequest } from '../routing/abort-notice.js';
+import { copyActionOf, copyKindOf, requestedSource, sizeFromSource, type SourceRequest, sourceExpect } from './volume-sources.js';
 
 /** Who asks, as the API authenticated them. */
 export interface RequestContext {
@@ -23,8 +24,9 @@ export interface RequestContext {
 }
 
 /** A new volume as a user describes it. */
-export interface CreateVolumeInput {
-  readonly size: number;
+export interface CreateVolumeInput extends SourceRequest {
+  /** GiB; optional with a source (`snapshotId`, `sourceVolid`), whose size it must reach. */
+  readonly size?: number | null;
   readonly name?: string | null;
   readonly description?: string | null;
   readonly metadata?: Readonly<Record<string, string>>;
@@ -92,15 +94,19 @@ export class VolumeService {
     if (zone !== this.o.availabilityZone) throw new InvalidInputError(`Availability zone '${previewText(zone)}' is invalid (this cluster serves '${this.o.availabilityZone}').`);
     const type = input.volumeType ?? DEFAULT_VOLUME_TYPE;
     if (type !== DEFAULT_VOLUME_TYPE) throw new NotFoundError('volume type', type, `Volume type with name ${previewText(type)} could not be found.`);
+    const from = await this.sourceOf(ctx, input);
+    const size = from?.size ?? input.size;
+    if (size === null || size === undefined) throw new InvalidInputError("Invalid input for field/attribute volume. 'size' is a required property.");
+    const cluster = from?.cluster ?? this.o.cluster;
     const record = {
       name: input.name ?? null,
       description: input.description ?? null,
-      size: input.size,
+      size,
       status: 'creating' as const,
       previous_status: null,
       project_id: ctx.projectId,
       user_id: ctx.userId,
-      cluster: this.o.cluster,
+      cluster,
       host: null,
       attach_status: 'detached' as const,
       availability_zone: zone,
@@ -109,24 +115,54 @@ export class VolumeService {
       bootable: false,
       multiattach: false,
       metadata: { ...(input.metadata ?? {}) },
+      snapshot_id: from?.ref.type === 'snapshot' ? from.ref.id : null,
+      source_volid: from?.ref.type === 'volume' ? from.ref.id : null,
+      // The hold: the source's delete and extend count it until the copy leaves `creating`.
+      source_held: from !== undefined,
     };
     const id = randomUUID();
-    this.admit('create_volume');
-    let admission = await this.o.admission.admitsNewVolumes(this.o.cluster);
+    const kind = from ? copyKindOf(from.ref) : 'create_volume';
+    const op = { kind, params: { size, ...(from ? { sourceType: from.ref.type, sourceId: from.ref.id } : {}) } };
+    this.admit(kind, cluster);
+    let admission = await this.o.admission.admitsNewVolumes(cluster);
     let result: TransitionResult<VolumeRecord>;
     for (let attempt = 1; ; attempt++) {
-      if (!admission.accepts) throw new ClusterDisabledError(this.o.cluster, admission.reason);
+      if (!admission.accepts) throw new ClusterDisabledError(cluster, admission.reason);
       // The admission rides in the create's write: its fence fails if the cluster record changed since.
       const fence = admission.fence;
       try {
-        result = await this.o.store.create('volume', { record: { id, ...record }, op: { kind: 'create_volume', params: { size: input.size } }, ...(fence ? { fence } : {}) });
+        result = await this.o.store.create('volume', { record: { id, ...record }, op, ...(from ? { parent: from.parent } : {}), ...(fence ? { fence } : {}) });
         break;
       } catch (err) {
         if (!(err instanceof FencedError) || fence === undefined || attempt > 1) throw err;
-        admission = await this.o.admission.admitsNewVolumes(this.o.cluster, { fresh: true });
+        admission = await this.o.admission.admitsNewVolumes(cluster, { fresh: true });
       }
     }
-    return (await this.recorded('volume', result, 'create')).record;
+    if (from && !result.ok && (result.failed.field === `${from.ref.type}.exists` || result.failed.field === `${from.ref.type}.project_id`)) throw this.missing(from.ref);
+    return (await this.recorded('volume', result, from ? copyActionOf(from.ref) : 'create')).record;
+  }
+
+  /**
+   * The source a create names, read as the caller sees it (another project's looks missing), with
+   * what the create's write must check on it; undefined for a blank volume.
+   */
+  private async sourceOf(ctx: RequestContext, input: CreateVolumeInput) {
+    const ref = requestedSource(input);
+    if (!ref) return undefined;
+    const source = ref.type === 'volume' ? await this.getVolume(ctx, ref.id) : await this.getSnapshot(ctx, ref.id);
+    return {
+      ref,
+      size: sizeFromSource(input.size, source, ref.type),
+      cluster: source.cluster,
+      // Compared, not rewritten: copies of one source do not conflict with each other (docs/state.md "Sources").
+      parent: { ref, expect: sourceExpect(source, ref.type, this.ownership(ctx)), touch: false },
+    };
+  }
+
+  private missing(ref: ResourceRef): NotFoundError {
+    return ref.type === 'volume'
+      ? new NotFoundError('volume', ref.id, `Volume ${previewText(ref.id)} could not be found.`)
+      : new NotFoundError('snapshot', ref.id, `Snapshot ${previewText(ref.id)} could not be found.`);
   }
 
   async getVolume(ctx: RequestContext, id: string): Promise<VolumeRecord> {
@@ -139,7 +175,10 @@ export class VolumeService {
     return this.o.store.list('volume', this.scoped(ctx, query, allTenants));
   }
 
-  /** Cinder's delete conditions: a deletable status, not attached, not migrating, no snapshots. */
+  /**
+   * Cinder's delete conditions: a deletable status, not attached, not migrating, no snapshots —
+   * and hearth's: no volume being created from it (`holds`, docs/state.md "Sources").
+   */
   async deleteVolume(ctx: RequestContext, id: string): Promise<void> {
     const expect: Expect = {
       ...this.ownership(ctx),
@@ -147,6 +186,7 @@ export class VolumeService {
       attach_status: not('attached'),
       migration_status: [null, 'deleting', 'error', 'success'],
       snapshots: 0,
+      holds: 0,
     };
     this.admit('delete_volume');
     const result = await this.o.store.transition({ type: 'volume', id }, { expect, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' });
@@ -164,13 +204,15 @@ export class VolumeService {
       attach_status: not('attached'),
       migration_status: [null, 'deleting', 'error', 'success'],
       snapshots: 0,
+      // Not even an admin deletes a source under a running copy.
+      holds: 0,
     });
   }
 
-  /** Cinder's `os-force_delete` of a snapshot (admins only): deletes it in any status. */
+  /** Cinder's `os-force_delete` of a snapshot (admins only): deletes it in any status but while a volume is created from it. */
   async forceDeleteSnapshot(ctx: RequestContext, id: string): Promise<void> {
     const snapshot = await this.getSnapshot(ctx, id);
-    await this.forceDelete(ctx, { type: 'snapshot', id }, snapshot.status, {});
+    await this.forceDelete(ctx, { type: 'snapshot', id }, snapshot.status, { holds: 0 });
   }
 
   /**
@@ -212,7 +254,8 @@ export class VolumeService {
     const result = await this.o.store.transition(
       { type: 'volume', id },
       {
-        expect: { ...this.ownership(ctx), status: statuses, size: volume.size },
+        // A copy reading the volume must not see it grow mid-copy (`holds`).
+        expect: { ...this.ownership(ctx), status: statuses, size: volume.size, holds: 0 },
         set: { status: 'extending', previous_status: valueOf('status') },
         op: { create: { kind: 'extend_volume', params: { newSize, oldSize: volume.size } } },
         by: 'api',
@@ -277,7 +320,8 @@ export class VolumeService {
     this.admit('delete_snapshot');
     const result = await this.o.store.transition(
       { type: 'snapshot', id },
-      { expect: { ...this.ownership(ctx), status: sourcesOf('snapshot', 'deleting', 'api') }, set: { status: 'deleting' }, op: { create: { kind: 'delete_snapshot' } }, by: 'api' },
+      // No volume being created from it (`holds`): Cinder's `<snapshot>-delete_snapshot` lock, as a condition.
+      { expect: { ...this.ownership(ctx), status: sourcesOf('snapshot', 'deleting', 'api'), holds: 0 }, set: { status: 'deleting' }, op: { create: { kind: 'delete_snapshot' } }, by: 'api' },
     );
     await this.recorded('snapshot', result, 'delete', id);
   }
@@ -316,8 +360,8 @@ export class VolumeService {
   }
 
   /** Refuses an operation the live workers of the cluster cannot all run yet (nothing recorded). */
-  private admit(kind: OpKind): void {
-    const why = this.o.gate?.refuses(this.o.cluster, kind);
+  private admit(kind: OpKind, cluster = this.o.cluster): void {
+    const why = this.o.gate?.refuses(cluster, kind);
     if (why !== undefined) throw new UnavailableDuringUpgradeError(kind, why);
   }
 

@@ -17,6 +17,7 @@ import type { OperationResult, WorkerMetrics } from './metrics.js';
 import { type Admission, refusedForCapacity } from './admission.js';
 import { forceDeleteTimeoutWhy, type ForceDeleteHooks, isForceDelete } from './force-delete.js';
 import type { OpPublisher } from './op-publisher.js';
+import { copyFromSource } from './copy.js';
 import { type DriverOutcome, finalWrite, type FinalWrite, isManagedKind, lockNamesFor, type ManagedKind, newSizeOf } from './plan.js';
 
 /** How a run ended; `status` is the final status written (`deleted`: the record was removed). */
@@ -343,6 +344,9 @@ export class OperationRunner {
         return driver.createSnapshot({ id: op.id, volumeId: (record as SnapshotRecord).volume_id }, ctx);
       case 'delete_snapshot':
         return driver.deleteSnapshot({ id: op.id, volumeId: (record as SnapshotRecord).volume_id }, ctx);
+      case 'clone_volume':
+      case 'create_volume_from_snapshot':
+        return copyFromSource(driver, op, record as VolumeRecord, ctx);
     }
   }
 

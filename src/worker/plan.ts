@@ -9,6 +9,7 @@
  * | create_volume, delete_volume, extend_volume | `<volume>-delete_volume` |
  * | create_snapshot | `<volume>-delete_volume`, `<snapshot>-delete_snapshot` |
  * | delete_snapshot | `<snapshot>-delete_snapshot` |
+ * | clone_volume, create_volume_from_snapshot | `<new volume>-delete_volume` (not the source's) |
  *
  * One lock per volume serialises every driver call that changes the volume's storage —
  * Cinder takes `<volume>-delete_volume` only in delete (and around a clone's source), so a
@@ -18,13 +19,19 @@
  * its delete (cleanup) also takes. Deleting a snapshot touches only the snapshot: the volume
  * cannot be deleted meanwhile, because the API refuses to delete a volume that has snapshots
  * and the snapshot record is removed only at the end of its delete.
+ *
+ * A copy (a clone, a volume from a snapshot) takes only its new volume's lock. Its source is
+ * protected by a hold recorded with the new volume (`source_held`, counted by the source's
+ * delete and extend, which the API then refuses) rather than by the source's lock, which Cinder
+ * takes (`<source>-delete_volume` around a clone): a lock would serialise every copy of one
+ * source, and the hold lets them run together (docs/state.md "Sources").
  */
 import type { DeadLetterReason, JobMessage } from '../routing/job-message.js';
 import type { OpRecord, ResourceRecord } from '../state/records.js';
 import type { OpKind } from '../state/state-machine.js';
 
 /** The op kinds the volume manager runs (attach and detach have no driver call in hearth yet). */
-export const MANAGED_KINDS = ['create_volume', 'delete_volume', 'extend_volume', 'create_snapshot', 'delete_snapshot'] as const;
+export const MANAGED_KINDS = ['create_volume', 'delete_volume', 'extend_volume', 'create_snapshot', 'delete_snapshot', 'clone_volume', 'create_volume_from_snapshot'] as const;
 
 /** One of {@link MANAGED_KINDS}. */
 export type ManagedKind = (typeof MANAGED_KINDS)[number];
@@ -55,6 +62,8 @@ export function lockNamesFor(kind: OpKind, id: string, volumeId?: string): strin
     case 'create_volume':
     case 'delete_volume':
     case 'extend_volume':
+    case 'clone_volume':
+    case 'create_volume_from_snapshot':
       return [volumeLock(id)];
     case 'create_snapshot':
       if (!volumeId) throw new Error(`create_snapshot of ${id} needs its volume id`);
@@ -128,6 +137,8 @@ const ERROR_STATUS: Readonly<Record<ManagedKind, string>> = {
   extend_volume: 'error_extending',
   create_snapshot: 'error',
   delete_snapshot: 'error_deleting',
+  clone_volume: 'error',
+  create_volume_from_snapshot: 'error',
 };
 
 /**
@@ -145,6 +156,9 @@ export function finalWrite(op: Pick<OpRecord, 'opId' | 'params'> & { readonly ki
   if (outcome === 'error' || outcome === 'refused') return { type: 'transition', status: ERROR_STATUS[kind], set: { status: ERROR_STATUS[kind], host } };
   switch (kind) {
     case 'create_volume':
+    case 'clone_volume':
+    case 'create_volume_from_snapshot':
+      // A copy's hold on its source goes with this write (the store clears source_held on leaving creating).
       return { type: 'transition', status: 'available', set: { status: 'available', host } };
     case 'extend_volume': {
       // An attached volume extended in use stays in-use; the size is the op's new size.
@@ -157,6 +171,12 @@ export function finalWrite(op: Pick<OpRecord, 'opId' | 'params'> & { readonly ki
     case 'delete_snapshot':
       return { type: 'remove', status: 'deleted' };
   }
+}
+
+/** The source a copy op reads (its params), or undefined when the op is not a copy or lacks it. */
+export function copySourceOf(op: Pick<OpRecord, 'kind' | 'params'>): string | undefined {
+  if (op.kind !== 'clone_volume' && op.kind !== 'create_volume_from_snapshot') return undefined;
+  return typeof op.params.sourceId === 'string' ? op.params.sourceId : undefined;
 }
 
 /** The new size an extend op asks for. @throws Error when the op carries none. */

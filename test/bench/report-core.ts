@@ -48,6 +48,9 @@ export const REQUIRED_FIGURES: readonly RequiredFigure[] = [
   { name: 'lock.handoff_vs_lock_service_p50_ms', baseline: 'etcd.lock_service_handoff_p50_ms' },
   { name: 'upgrade.roll_failed_requests', baseline: null },
   { name: 'upgrade.roll_ops_failed', baseline: null },
+  { name: 'copies.clones_per_s_distinct_sources', baseline: 'copies.creates_per_s' },
+  { name: 'copies.clones_per_s_one_source', baseline: 'copies.clones_per_s_distinct_sources' },
+  { name: 'driver.clone_empty_100g_s', baseline: 'driver.cp_sparse_empty_100g_s' },
 ];
 
 /** value / baseline; null when there is no baseline or it is zero (or either is not a number). */

@@ -31,6 +31,10 @@ export function badRequests(name: string): BadRequest[] {
     { what: 'extend: new_size "x"', method: 'POST', path: `/v3/admin/volumes/${randomUUID()}/action`, raw: JSON.stringify({ 'os-extend': { new_size: 'x' } }) },
     { what: 'snapshot: volume_id not a UUID', method: 'POST', path: '/v3/admin/snapshots', raw: JSON.stringify({ snapshot: { volume_id: '../../etc', name } }) },
     { what: 'delete: id not a UUID', method: 'DELETE', path: '/v3/admin/volumes/%2e%2e', raw: '' },
+    { what: 'clone: source that does not exist', method: 'POST', path: '/v3/admin/volumes', raw: vol({ size: null, source_volid: randomUUID(), name }) },
+    { what: 'clone: source_volid not a UUID', method: 'POST', path: '/v3/admin/volumes', raw: vol({ size: 1, source_volid: '../../etc', name }) },
+    { what: 'from snapshot: snapshot that does not exist', method: 'POST', path: '/v3/admin/volumes', raw: vol({ size: 1, snapshot_id: randomUUID(), name }) },
+    { what: 'copy: two sources', method: 'POST', path: '/v3/admin/volumes', raw: vol({ size: 1, snapshot_id: randomUUID(), source_volid: randomUUID(), name }) },
   ];
 }
 

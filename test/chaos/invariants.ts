@@ -15,7 +15,16 @@ import { few, type InvariantRow, row } from './rows.js';
 export type { HistoryEvent, InvariantRow };
 
 /** The operations the stream asks for through the API (`force_delete_*`: Cinder's `os-force_delete`). */
-export type RequestKind = 'create_volume' | 'delete_volume' | 'extend_volume' | 'create_snapshot' | 'delete_snapshot' | 'force_delete_volume' | 'force_delete_snapshot';
+export type RequestKind =
+  | 'create_volume'
+  | 'delete_volume'
+  | 'extend_volume'
+  | 'create_snapshot'
+  | 'delete_snapshot'
+  | 'force_delete_volume'
+  | 'force_delete_snapshot'
+  | 'clone_volume'
+  | 'create_volume_from_snapshot';
 
 /** One request of the stream that the API accepted (202). */
 export interface AcceptedRequest {
@@ -44,6 +53,8 @@ export const FINAL_STATUSES: Readonly<Record<RequestKind, readonly string[]>> = 
   delete_snapshot: ['deleted', 'error_deleting'],
   force_delete_volume: ['deleted', 'error_deleting'],
   force_delete_snapshot: ['deleted', 'error_deleting'],
+  clone_volume: ['available', 'error'],
+  create_volume_from_snapshot: ['available', 'error'],
 };
 
 /** A write whose writer was not alive (holding its alive key) at the write's revision. */
@@ -205,6 +216,7 @@ export function checkInvariants(r: RunRecord): InvariantRow[] {
     noneLost(r),
     noneStuck(r),
     overlapRow(r.journal),
+    sourceRow(r.journal),
     noFencedWrite(r),
     fenceOrderRow(r.history, r.deathFaults),
     fencedOnceRow(r.history, r.processes, r.deathFaults),
@@ -260,6 +272,17 @@ export function overlapRow(journal: JournalReport): InvariantRow {
   );
 }
 
+/**
+ * Copies and their sources, from the journal: no delete of a volume or snapshot ran while a copy
+ * reading it (a clone, a volume from the snapshot) ran — the copy's hold kept the delete out, and
+ * a copy orphaned by a kill released its hold only once its owner was fenced.
+ */
+export function sourceRow(journal: JournalReport): InvariantRow {
+  const bad = journal.sourceDeletions.map((x) => `${x.deletion.resource} deleted by ${x.deletion.member} under ${x.copy.call} of ${x.copy.resource}@${x.copy.member}`);
+  const copies = journal.calls.filter((c) => c.source !== undefined);
+  return row('no source deleted under a running copy', bad.length === 0, bad.length ? few(bad) : `${copies.length} copies (${copies.filter((c) => c.ok === true).length} succeeded), no delete of their sources meanwhile`);
+}
+
 function noFencedWrite(r: RunRecord): InvariantRow {
   const bad = findFencedWrites(r.history);
   const ends = r.history.filter((e) => e.kind === 'op-delete' && e.prevOwner).length;
@@ -273,9 +296,9 @@ function noFencedWrite(r: RunRecord): InvariantRow {
  * and Cinder's cleanup deletes again too; those are counted in the detail.
  */
 function noDoubleCreate(r: RunRecord): InvariantRow {
-  const creates = r.journal.duplicates.filter((x) => x.call === 'createVolume' || x.call === 'createSnapshot' || x.call === 'extendVolume');
+  const creates = r.journal.duplicates.filter((x) => x.call !== 'deleteVolume' && x.call !== 'deleteSnapshot');
   const d = creates.map((x) => `${x.call} ${x.resource} ×${x.calls.length} (${x.calls.map((c) => `${c.member} op ${c.opId.slice(0, 8)}`).join(', ')})`);
-  const ok = r.journal.calls.filter((c) => (c.call === 'createVolume' || c.call === 'createSnapshot') && c.ok === true).length;
+  const ok = r.journal.calls.filter((c) => c.call !== 'deleteVolume' && c.call !== 'deleteSnapshot' && c.call !== 'extendVolume' && c.ok === true).length;
   const reruns = r.journal.duplicates.length - creates.length;
   return row('no create succeeded twice', d.length === 0, d.length ? few(d) : `${ok} successful creates, each once; no extend twice under one op; ${reruns} deletes re-run by cleanup after a lost final write`);
 }

@@ -5,7 +5,10 @@
  * ends differently: an extend, then an admin's `os-force_delete` while the extend may still run
  * (its op is replaced, its owner told to abort; the journal's overlap row proves the old call
  * ended before the delete's began); every fourth other one deletes a snapshot with
- * `os-force_delete`. Every accepted (202) request is recorded with the
+ * `os-force_delete`; every fourth third one copies the volume and its first snapshot (a clone
+ * and a volume from the snapshot, at once) while the snapshot's delete is tried too (refused
+ * while the copy holds it, or accepted first and the copy refused), and deletes the copies at
+ * its end. Every accepted (202) request is recorded with the
  * final status seen; a request that does not reach one within `finalWaitMs` is recorded without,
  * and its loop abandons that resource (the run's end state decides it).
  */
@@ -86,6 +89,8 @@ export class Stream {
   }
 
   private async loop(i: number): Promise<void> {
+    /** Copies made in this lifecycle: deleted with its volume. */
+    const copies: string[] = [];
     for (let n = 0; !this.stopped; n++) {
       const vol = await this.request('create_volume', 'volume', 'POST', '/v3/admin/volumes', { volume: { size: 1, name: `${this.namePrefix}${i}-${n}` } });
       if (vol === undefined) {
@@ -104,6 +109,12 @@ export class Stream {
         // another worker — the lock hand-off the fence rows check when the holder dies.
         const snaps = await Promise.all([0, 1].map(() => this.request('create_snapshot', 'snapshot', 'POST', '/v3/admin/snapshots', { snapshot: { volume_id: vol.id } })));
         if (snaps.some((x) => x !== undefined && x.final === undefined)) continue;
+        if (n % 4 === 2 && !this.stopped) {
+          const copied = await this.copies(vol.id, snaps[0], `${this.namePrefix}${i}-${n}`);
+          if (copied === undefined) continue;
+          copies.push(...copied.copies);
+          if (copied.snapshotDeleted) snaps[0] = undefined;
+        }
         const dels = await Promise.all(
           snaps.flatMap((x, k) =>
             x === undefined
@@ -115,8 +126,25 @@ export class Stream {
         );
         if (dels.some((d) => d !== undefined && d.final === undefined)) continue;
       }
-      await this.request('delete_volume', 'volume', 'DELETE', `/v3/admin/volumes/${vol.id}`, undefined, vol.id);
+      await Promise.all([vol.id, ...copies.splice(0)].map((id) => this.request('delete_volume', 'volume', 'DELETE', `/v3/admin/volumes/${id}`, undefined, id)));
     }
+  }
+
+  /**
+   * A clone of `volumeId` and a volume from `snapshot` requested at once, and 30 ms later a
+   * delete of that snapshot: refused while the copy holds it, or accepted before it (the copy is
+   * then refused). Resolves with the copies that became available (the loop deletes them) and
+   * whether the snapshot was deleted; undefined when a request never reached a final status.
+   */
+  private async copies(volumeId: string, snapshot: Accepted | undefined, name: string): Promise<{ copies: string[]; snapshotDeleted: boolean } | undefined> {
+    const [clone, restored, deletion] = await Promise.all([
+      this.request('clone_volume', 'volume', 'POST', '/v3/admin/volumes', { volume: { size: null, source_volid: volumeId, name: `${name}-clone` } }),
+      snapshot && this.request('create_volume_from_snapshot', 'volume', 'POST', '/v3/admin/volumes', { volume: { size: null, snapshot_id: snapshot.id, name: `${name}-restored` } }),
+      snapshot && sleep(30).then(() => this.request('delete_snapshot', 'snapshot', 'DELETE', `/v3/admin/snapshots/${snapshot.id}`, undefined, snapshot.id)),
+    ]);
+    const made = [clone, restored].filter((x): x is Accepted => x !== undefined);
+    if (made.some((x) => x.final === undefined) || (deletion !== undefined && deletion.final === undefined)) return undefined;
+    return { copies: made.map((x) => x.id), snapshotDeleted: deletion?.final === 'deleted' };
   }
 
   /**

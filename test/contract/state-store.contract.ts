@@ -64,6 +64,9 @@ export function newVolume(over: Partial<NewRecord<VolumeRecord>> = {}): NewRecor
     bootable: false,
     multiattach: false,
     metadata: {},
+    snapshot_id: null,
+    source_volid: null,
+    source_held: false,
     ...over,
   };
 }

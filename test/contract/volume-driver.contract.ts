@@ -75,6 +75,26 @@ export function describeVolumeDriverContract(name: string, make: DriverFactory):
       await driver.deleteVolume({ id: 'vol-b' }, drop);
     });
 
+    it('copies: clones a volume and creates one from a snapshot (larger too), idempotently, while the sources stay', async () => {
+      await driver.createVolume({ id: 'src', sizeGiB: 1 }, ctx());
+      await driver.createSnapshot({ id: 'src-snap', volumeId: 'src' }, ctx());
+      for (let i = 0; i < 2; i++) {
+        const clone = ctx();
+        await driver.createClonedVolume({ id: 'clone', sizeGiB: 1 }, { id: 'src' }, clone);
+        await driver.createClonedVolume({ id: 'clone', sizeGiB: 1 }, { id: 'src' }, clone);
+        const restore = ctx();
+        await driver.createVolumeFromSnapshot({ id: 'restored', sizeGiB: 2 }, { id: 'src-snap' }, restore);
+        await driver.createVolumeFromSnapshot({ id: 'restored', sizeGiB: 2 }, { id: 'src-snap' }, restore);
+        await driver.deleteVolume({ id: 'clone' }, ctx());
+        await driver.deleteVolume({ id: 'restored' }, ctx());
+      }
+      await driver.deleteSnapshot({ id: 'src-snap', volumeId: 'src' }, ctx());
+      await driver.deleteVolume({ id: 'src' }, ctx());
+      const signal = AbortSignal.abort(new Error('lock lost'));
+      await expect(driver.createClonedVolume({ id: 'x', sizeGiB: 1 }, { id: 'src' }, ctx({ signal }))).rejects.toBeInstanceOf(AbortedError);
+      await expect(driver.createClonedVolume({ id: '../x', sizeGiB: 1 }, { id: 'src' }, ctx())).rejects.toBeInstanceOf(InvalidInputError);
+    });
+
     it('deletes what never existed without complaint', async () => {
       await driver.deleteVolume({ id: 'never-created' }, ctx());
       await driver.deleteSnapshot({ id: 'never-created', volumeId: 'never-created' }, ctx());

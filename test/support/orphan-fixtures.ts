@@ -67,6 +67,36 @@ export async function seedInFlight(store: StateStore, cluster: string, kind: OpK
       must(await store.transition(sref, { expect: { status: 'available' }, set: { status: 'deleting' }, op: { create: { kind } }, by: 'api' }), 'delete snapshot');
       return sref;
     }
+    case 'clone_volume': {
+      const sourceId = await available();
+      const v = must(
+        await store.create('volume', {
+          record: newVolume({ cluster, source_volid: sourceId, snapshot_id: null, source_held: true }),
+          op: { kind, params: { sourceId } },
+          parent: { ref: vref(sourceId), expect: { status: ['available', 'in-use'] } },
+        }),
+        'clone',
+      );
+      return vref(v.record.id);
+    }
+    case 'create_volume_from_snapshot': {
+      const volumeId = await available();
+      const s = must(
+        await store.create('snapshot', { record: newSnapshot(volumeId, { cluster }), op: { kind: 'create_snapshot', params: { volumeId } }, parent: { ref: vref(volumeId), expect: { status: 'available' } } }),
+        'create snapshot',
+      );
+      const sref = { type: 'snapshot' as const, id: s.record.id };
+      must(await store.transition(sref, { expect: { status: 'creating' }, set: { status: 'available' }, op: 'remove', by: 'worker' }), 'snapshot available');
+      const v = must(
+        await store.create('volume', {
+          record: newVolume({ cluster, snapshot_id: sref.id, source_volid: null, source_held: true }),
+          op: { kind, params: { sourceId: sref.id } },
+          parent: { ref: sref, expect: { status: 'available' } },
+        }),
+        'create from snapshot',
+      );
+      return vref(v.record.id);
+    }
   }
 }
 
@@ -86,4 +116,6 @@ export const CLEANED_STATUS: Readonly<Record<OpKind, string>> = {
   detach_volume: 'in-use',
   create_snapshot: 'error',
   delete_snapshot: 'deleted',
+  clone_volume: 'error',
+  create_volume_from_snapshot: 'error',
 };

@@ -45,6 +45,30 @@ export class VolumeClient {
     return (JSON.parse(text) as { volume: { id: string } }).volume.id;
   }
 
+  /**
+   * Creates a volume from a source (`source_volid` or `snapshot_id`), as cinderclient sends it;
+   * the answer as it came (202 with the volume, or Cinder's fault), never thrown.
+   */
+  async createFrom(source: { readonly sourceVolid?: string; readonly snapshotId?: string }, size: number | null = null): Promise<{ status: number; id?: string; message?: string }> {
+    const res = await fetch(`${this.base}/volumes`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ volume: { size, snapshot_id: source.snapshotId ?? null, source_volid: source.sourceVolid ?? null } }),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const body = (await res.json()) as { volume?: { id: string }; badRequest?: { message: string }; itemNotFound?: { message: string } };
+    return { status: res.status, ...(body.volume ? { id: body.volume.id } : {}), ...((body.badRequest ?? body.itemNotFound) ? { message: (body.badRequest ?? body.itemNotFound)!.message } : {}) };
+  }
+
+  /** Deletes a volume or snapshot; the answer's status and fault message, never thrown. */
+  async tryDelete(type: 'volume' | 'snapshot', id: string): Promise<{ status: number; message?: string }> {
+    const res = await fetch(`${this.base}/${type}s/${id}`, { method: 'DELETE', signal: AbortSignal.timeout(30_000) });
+    const text = await res.text();
+    const fault = text === '' ? undefined : (JSON.parse(text) as Record<string, { message?: string }>);
+    const message = fault && Object.values(fault)[0]?.message;
+    return { status: res.status, ...(message === undefined ? {} : { message }) };
+  }
+
   async extendVolume(id: string, newSize: number): Promise<void> {
     await this.call('POST', `/volumes/${id}/action`, { 'os-extend': { new_size: newSize } }, 202, 'extend volume');
   }

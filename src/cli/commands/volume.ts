@@ -94,7 +94,7 @@ function sizeArg(text: string): number {
   return Number(text);
 }
 
-const SHOWN = ['id', 'name', 'status', 'size', 'cluster_name', 'os-vol-host-attr:host', 'availability_zone', 'volume_type', 'created_at', 'updated_at', 'description'];
+const SHOWN = ['id', 'name', 'status', 'size', 'cluster_name', 'os-vol-host-attr:host', 'availability_zone', 'volume_type', 'snapshot_id', 'source_volid', 'created_at', 'updated_at', 'description'];
 
 function printVolume(ctx: CommandContext, opts: CommonOptions, volume: Json): void {
   if (opts.json) return ctx.io.out(renderJson(volume));
@@ -115,11 +115,29 @@ export function registerVolume(program: Command, ctx: CommandContext): void {
   const volume = program.command('volume').description('create, list, show, delete and extend volumes through the hearth API');
   const fail = (): void => ctx.setExitCode(ExitCode.FAILED);
 
-  withCommon(volume.command('create').argument('<size>', 'size in GiB').option('--name <name>', 'volume name').option('--description <text>', 'description'))
-    .description('create a volume (it stays creating until a worker creates it)')
-    .action(async (size: string, opts: CommonOptions & { name?: string; description?: string }) => {
+  withCommon(
+    volume
+      .command('create')
+      .argument('[size]', 'size in GiB (with a source: at least its size; default the source\'s)')
+      .option('--name <name>', 'volume name')
+      .option('--description <text>', 'description')
+      .option('--snapshot-id <id>', 'create the volume from this snapshot (as cinder create --snapshot-id)')
+      .option('--source-volid <id>', 'create the volume as a clone of this volume (as cinder create --source-volid)'),
+  )
+    .description('create a volume, blank or from a snapshot or a volume (it stays creating until a worker creates it)')
+    .action(async (size: string | undefined, opts: CommonOptions & { name?: string; description?: string; snapshotId?: string; sourceVolid?: string }) => {
       fail();
-      const body = { volume: { size: sizeArg(size), name: opts.name ?? null, description: opts.description ?? null } };
+      if (opts.snapshotId !== undefined && opts.sourceVolid !== undefined) throw new UsageError('give at most one of --snapshot-id and --source-volid');
+      if (size === undefined && opts.snapshotId === undefined && opts.sourceVolid === undefined) throw new UsageError('a size is needed unless --snapshot-id or --source-volid gives one');
+      const body = {
+        volume: {
+          size: size === undefined ? null : sizeArg(size),
+          name: opts.name ?? null,
+          description: opts.description ?? null,
+          snapshot_id: opts.snapshotId ?? null,
+          source_volid: opts.sourceVolid ?? null,
+        },
+      };
       printVolume(ctx, opts, (await request(ctx, opts, 'POST', '/volumes', body))?.volume as Json);
       ctx.setExitCode(ExitCode.OK);
     });

@@ -64,6 +64,12 @@ export const suite: BenchSuite = {
         snapshotSeconds.push(await timed(() => driver.createSnapshot({ id: `s-${i}`, volumeId: 'empty-100g' }, call)));
         await driver.deleteSnapshot({ id: `s-${i}`, volumeId: 'empty-100g' }, call);
       }
+      // A clone of the same empty 100 GiB volume (issue 16): the same sparse copy, then nothing to grow.
+      const cloneSeconds: number[] = [];
+      for (let i = 0; i < rounds; i++) {
+        cloneSeconds.push(await timed(() => driver.createClonedVolume({ id: `c-${i}`, sizeGiB: 100 }, { id: 'empty-100g' }, call)));
+        await driver.deleteVolume({ id: `c-${i}` }, call);
+      }
       await driver.createVolume({ id: 'empty-1g', sizeGiB: 1 }, call);
       const readSeconds = await readEveryBlock(driver.volumePath('empty-1g'));
       ctx.log(`snapshot of an empty 100 GiB volume: median ${percentile(snapshotSeconds, 50).toFixed(3)} s; cp alone ${percentile(cpSeconds, 50).toFixed(3)} s`);
@@ -71,6 +77,7 @@ export const suite: BenchSuite = {
       return [
         cp,
         relative('driver.snapshot_empty_100g_s', percentile(snapshotSeconds, 50), 's', cp),
+        relative('driver.clone_empty_100g_s', percentile(cloneSeconds, 50), 's', cp),
         standalone('driver.read_every_block_100g_estimate_s', readSeconds * 100, 's'),
       ];
     } finally {

@@ -32,7 +32,7 @@ import { measure } from './etcd-baseline.js';
 const CLIENTS = 32;
 
 /** Resolves when a volume's op record is gone. */
-interface Completion {
+export interface Completion {
   /** Call right after the request that recorded the op was answered. */
   done(volumeId: string): Promise<void>;
   close(): Promise<void>;
@@ -43,7 +43,7 @@ interface Completion {
  * key as they come, and `done` consumes one — the op key of a volume is deleted once at the end
  * of its create and once at the end of its delete, and a client waits for each in turn.
  */
-async function etcdCompletion(endpoints: string[], prefix: string): Promise<Completion> {
+export async function etcdCompletion(endpoints: string[], prefix: string): Promise<Completion> {
   const client = new Etcd3({ hosts: endpoints });
   const deletions = new Map<string, number>();
   const waiters = new Map<string, () => void>();

@@ -13,7 +13,8 @@ import { createStateMetrics, type StateMetrics } from '../../../src/state/metric
 import type { VolumeRecord } from '../../../src/state/records.js';
 import { type EtcdTestContext, useEtcd } from '../../support/context.js';
 import { waitFor } from '../../support/wait.js';
-import { describeStateStore, newVolume, type StoredRef } from '../../contract/state-store.contract.js';
+import { describeStateStore, newVolume, type StoredRef, type StateStoreFactory } from '../../contract/state-store.contract.js';
+import { describeSourceHolds } from '../../contract/source-holds.contract.js';
 import { LossyProxy } from './lossy-proxy.js';
 
 function etcdConfig(endpoints: readonly string[], prefix: string, callTimeoutMs = 3_000): Config['etcd'] {
@@ -34,7 +35,7 @@ async function aliveKey(client: Etcd3, keys: KeyLayout, host: string, ttlSeconds
   return { lease, key, createRevision: kv.kvs[0]!.create_revision };
 }
 
-describeStateStore('etcd', async ({ clock, metrics }) => {
+const factory: StateStoreFactory = async ({ clock, metrics }) => {
   const ctx = useEtcd();
   const client = createEtcdClient(etcdConfig(ctx.endpoints, ctx.prefix));
   const keys = new KeyLayout(ctx.prefix);
@@ -65,7 +66,9 @@ describeStateStore('etcd', async ({ clock, metrics }) => {
       await ctx.close();
     },
   };
-});
+};
+describeStateStore('etcd', factory);
+describeSourceHolds('etcd', factory);
 
 describe('EtcdStateStore on a real etcd', () => {
   let ctx: EtcdTestContext;

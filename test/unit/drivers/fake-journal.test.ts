@@ -11,7 +11,29 @@ function call(m: string, seq: number, c: DriverCall, resource: string, opId: str
   return lines;
 }
 
+/** A copy's lines: a call that also names its source. */
+function copy(m: string, seq: number, c: DriverCall, resource: string, source: string, opId: string, start: number, end?: number): JournalEntry[] {
+  return call(m, seq, c, resource, opId, start, end).map((e) => ({ ...e, source }));
+}
+
 describe('journal checker', () => {
+  it('reports a delete of a source while a copy of it ran, and only then (no source deleted under a running copy)', () => {
+    const report = checkJournal([
+      ...copy('a', 1, 'createClonedVolume', 'volume:c1', 'volume:v1', 'op1', 0, 10),
+      ...copy('b', 1, 'createClonedVolume', 'volume:c2', 'volume:v1', 'op2', 2, 8),
+      ...copy('a', 2, 'createVolumeFromSnapshot', 'volume:c3', 'snapshot:s1', 'op3', 0, 30),
+      ...call('c', 1, 'deleteVolume', 'volume:v1', 'op4', 10, 12),
+      ...call('c', 2, 'deleteSnapshot', 'snapshot:s1', 'op5', 20, 21),
+    ]);
+    expect(report.ok).toBe(false);
+    expect(report.sourceDeletions).toHaveLength(1);
+    expect(report.sourceDeletions[0]).toMatchObject({ copy: { opId: 'op3', source: 'snapshot:s1' }, deletion: { opId: 'op5' } });
+    // A copy that never ended lasts until its process last wrote.
+    const unfinished = checkJournal([...copy('a', 1, 'createClonedVolume', 'volume:c1', 'volume:v1', 'op1', 0), ...call('a', 2, 'createVolume', 'volume:x', 'op2', 50, 60), ...call('b', 1, 'deleteVolume', 'volume:v1', 'op3', 55, 56)]);
+    expect(unfinished.sourceDeletions).toHaveLength(1);
+    expect(parseJournal(copy('a', 1, 'createClonedVolume', 'volume:c1', 'volume:v1', 'op1', 0, 1).map(formatJournalEntry).join('')).entries[0]).toMatchObject({ source: 'volume:v1' });
+  });
+
   it('passes a clean journal and counts calls per member', () => {
     const report = checkJournal([
       ...call('a', 1, 'createVolume', 'volume:v1', 'op1', 0, 10),

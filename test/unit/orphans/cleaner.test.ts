@@ -183,6 +183,14 @@ describe('orphan detection and cleanup on a single node (SQLite, local membershi
     }
     const detach = await fx.store.get(refs.get('detach_volume') as { type: 'volume'; id: string });
     expect(detach?.attach_status).toBe('attached');
+    // An orphaned copy ends in error and releases its source's hold: the source can be deleted again.
+    for (const kind of ['clone_volume', 'create_volume_from_snapshot'] as const) {
+      const copy = (await fx.store.get(refs.get(kind) as { type: 'volume'; id: string }))!;
+      expect(copy, kind).toMatchObject({ status: 'error', source_held: false });
+      const source = copy.source_volid ? { type: 'volume' as const, id: copy.source_volid } : { type: 'snapshot' as const, id: copy.snapshot_id! };
+      const held = await fx.store.transition(source as { type: 'volume'; id: string }, { expect: { holds: 0 }, set: {}, by: 'api' });
+      expect(held.ok, kind).toBe(true);
+    }
     const attach = await fx.store.get(refs.get('attach_volume') as { type: 'volume'; id: string });
     expect(attach?.attach_status).toBe('detached');
     // The deletes were re-run through the runner, with the op as claimed (owned by me now).

@@ -1,3 +1,4 @@
+import { PROTOCOL } from '../../../src/protocol.js';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,9 +10,10 @@ import { createStateMetrics } from '../../../src/state/metrics.js';
 import { SQLITE_STATE_FILE, SqliteStateStore } from '../../../src/state/sqlite-state-store.js';
 import { Registry } from 'prom-client';
 import Database from 'better-sqlite3';
-import { describeStateStore, newVolume, type StoredRef } from '../../contract/state-store.contract.js';
+import { describeStateStore, newVolume, type StoredRef, type StateStoreFactory } from '../../contract/state-store.contract.js';
+import { describeSourceHolds } from '../../contract/source-holds.contract.js';
 
-describeStateStore('SQLite', async ({ clock, metrics }) => {
+const factory: StateStoreFactory = async ({ clock, metrics }) => {
   const dir = await mkdtemp(join(tmpdir(), 'hearth-state-'));
   const path = join(dir, SQLITE_STATE_FILE);
   const store = SqliteStateStore.open({ path, clock, metrics });
@@ -32,7 +34,9 @@ describeStateStore('SQLite', async ({ clock, metrics }) => {
       await rm(dir, { recursive: true, force: true });
     },
   };
-});
+};
+describeStateStore('SQLite', factory);
+describeSourceHolds('SQLite', factory);
 
 describe('SqliteStateStore specifics', () => {
   it('a publish stamp that finds every op ended writes nothing, not even a new revision', async () => {
@@ -87,7 +91,7 @@ describe('SqliteStateStore specifics', () => {
     const path = join(dir, SQLITE_STATE_FILE);
     const clock = new ManualClock(7);
     const first = SqliteStateStore.open({ path, clock, metrics: createStateMetrics(new Registry()) });
-    expect(first.recordSchema).toEqual({ schema: 1 });
+    expect(first.recordSchema).toEqual({ schema: PROTOCOL.schema.max });
     const created = await first.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
     if (!created.ok) throw new Error('create failed');
     await first.close();
@@ -103,7 +107,7 @@ describe('SqliteStateStore specifics', () => {
     raw.close();
 
     const second = SqliteStateStore.open({ path, clock, metrics: createStateMetrics(new Registry()) });
-    expect(second.recordSchema).toEqual({ schema: 1, migrated: { from: 0, backup: `${path}.schema-0-7.bak` } });
+    expect(second.recordSchema).toEqual({ schema: PROTOCOL.schema.max, migrated: { from: 0, backup: `${path}.schema-0-7.bak` } });
     expect(await second.get({ type: 'volume', id: created.record.id })).toEqual(created.record);
     await second.close();
     expect((await readdir(dir)).filter((f) => f.endsWith('.bak'))).toEqual([`${SQLITE_STATE_FILE}.schema-0-7.bak`]);
@@ -114,7 +118,7 @@ describe('SqliteStateStore specifics', () => {
     expect(body).not.toHaveProperty('v');
     // Opening again migrates nothing.
     const third = SqliteStateStore.open({ path, clock, metrics: createStateMetrics(new Registry()) });
-    expect(third.recordSchema).toEqual({ schema: 1 });
+    expect(third.recordSchema).toEqual({ schema: PROTOCOL.schema.max });
     await third.close();
     await rm(dir, { recursive: true, force: true });
   });

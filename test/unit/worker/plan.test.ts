@@ -54,7 +54,7 @@ describe('locks per op kind (Cinder names)', () => {
       if (isManagedKind(spec.kind)) expect(lockNamesFor(spec.kind, 'x', 'y').length).toBeGreaterThan(0);
       else expect(() => lockNamesFor(spec.kind, 'x', 'y')).toThrow();
     }
-    expect([...MANAGED_KINDS].sort()).toEqual(['create_snapshot', 'create_volume', 'delete_snapshot', 'delete_volume', 'extend_volume']);
+    expect([...MANAGED_KINDS].sort()).toEqual(['clone_volume', 'create_snapshot', 'create_volume', 'create_volume_from_snapshot', 'delete_snapshot', 'delete_volume', 'extend_volume']);
   });
 });
 
