@@ -144,7 +144,8 @@ export function markerNotFound(marker: string): InvalidInputError {
 
 // ---- Sortable encodings (etcd index keys): ascending byte order of the key is the plan's order.
 
-const TIME_DIGITS = 16;
+// 15 digits: every value below 10^15 is an exact double (epoch ms up to the year 33658).
+const TIME_DIGITS = 15;
 const TIME_MAX = 10 ** TIME_DIGITS - 1;
 
 function hexOf(text: string): string {
