@@ -4,24 +4,15 @@
 // (`hearth_etcd_read_bytes_total{kind="list"}`); and the resident set of the API process and the
 // worker (the single node's one process) idle, after walking all 100,000 volumes page by page
 // (1,000 a page) and after 10,000 operations through the API. Volumes are written straight into
-// the store, with their index entries as the store writes them (etcd: the same `indexEntries`;
-// SQLite: the same columns), so that filling 100,000 takes seconds; every tenth is in `error`.
+// the store with their index entries (test/support/volume-fill.ts), so that filling 100,000
+// takes seconds; every tenth is in `error`.
 // Processes run the built JavaScript, as deployers run it. BENCH_QUICK=1: 10,000 volumes, 1,000
 // operations.
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import { Etcd3, type IRequestOp } from 'etcd3';
-import { KeyLayout } from '../../../src/etcd/keys.js';
-import { PROTOCOL } from '../../../src/protocol.js';
-import { indexEntries } from '../../../src/state/etcd-listing.js';
-import type { VolumeRecord } from '../../../src/state/records.js';
-import { RecordVersions } from '../../../src/state/record-versions.js';
-import { nameKeyOf } from '../../../src/state/sqlite-schema.js';
-import { SQLITE_STATE_FILE } from '../../../src/state/sqlite-state-store.js';
-import { newVolume } from '../../contract/state-store.contract.js';
+import { Etcd3 } from 'etcd3';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
+import { fillEtcd, fillSqlite } from '../../support/volume-fill.js';
 import { metricOf } from '../../support/orphans-cluster.js';
 import { waitFor } from '../../support/wait.js';
 import { type BenchContext, type BenchResult, type BenchSuite, percentile, relative, standalone } from '../types.js';
@@ -29,8 +20,6 @@ import { type BenchContext, type BenchResult, type BenchSuite, percentile, relat
 const SMALL = 1_000;
 const PAGE = 100;
 const WALK_PAGE = 1_000;
-const RECORDS_PER_TXN = 9; // 1 record + 12 index entries each: 117 ops, under etcd's 128
-const FILL_IN_FLIGHT = 16;
 const OPS_IN_FLIGHT = 32;
 const SETTLE_MS = 8_000;
 
@@ -43,62 +32,6 @@ interface Sizes {
 
 function sizesOf(ctx: BenchContext): Sizes {
   return ctx.quick ? { big: 10_000, ops: 1_000, samples: 15, label: '10k' } : { big: 100_000, ops: 10_000, samples: 40, label: '100k' };
-}
-
-/** The i-th filled volume: every tenth in `error`, one millisecond apart. */
-function volumeAt(i: number, cluster: string): Omit<VolumeRecord, 'revision'> {
-  return {
-    ...newVolume({ id: randomUUID(), name: `vol-${i}`, status: i % 10 === 0 ? 'error' : 'available', cluster, host: null }),
-    created_at: 1_600_000_000_000 + i,
-    updated_at: null,
-  };
-}
-
-/** Writes volumes [from, to) into etcd, with their listing index entries, as the store writes them. */
-async function fillEtcd(endpoints: readonly string[], prefix: string, cluster: string, from: number, to: number): Promise<void> {
-  const client = new Etcd3({ hosts: [...endpoints] });
-  const keys = new KeyLayout(prefix);
-  const versions = new RecordVersions();
-  let next = from;
-  try {
-    await Promise.all(
-      Array.from({ length: FILL_IN_FLIGHT }, async () => {
-        while (next < to) {
-          const ops: IRequestOp[] = [];
-          for (let k = 0; k < RECORDS_PER_TXN && next < to; k++) {
-            const record = volumeAt(next++, cluster);
-            ops.push({ request_put: { key: Buffer.from(keys.resource('volume', record.id)), value: Buffer.from(versions.encode(record)) } });
-            for (const [key, id] of indexEntries(keys, 'volume', { ...record, revision: '0' })) ops.push({ request_put: { key: Buffer.from(key), value: Buffer.from(id) } });
-          }
-          await client.kv.txn({ compare: [], success: ops, failure: [] });
-        }
-      }),
-    );
-  } finally {
-    client.close();
-  }
-}
-
-/** Writes volumes [from, to) into a single node's SQLite file (beside the running daemon), in one transaction. */
-function fillSqlite(dataDir: string, cluster: string, from: number, to: number): void {
-  const db = new Database(join(dataDir, SQLITE_STATE_FILE));
-  try {
-    db.pragma('busy_timeout = 30000');
-    const versions = new RecordVersions(PROTOCOL.schema, PROTOCOL.schema.max);
-    const insert = db.prepare(
-      'INSERT INTO resources (type, id, version, status, project_id, cluster, name, volume_id, created_at, name_key, body) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)',
-    );
-    db.transaction(() => {
-      const { value } = db.prepare("UPDATE meta SET value = value + ? WHERE key = 'revision' RETURNING value").get(to - from) as { value: number };
-      let version = value - (to - from);
-      for (let i = from; i < to; i++) {
-        const r = volumeAt(i, cluster);
-        insert.run('volume', r.id, ++version, r.status, r.project_id, r.cluster, r.name, r.created_at, nameKeyOf(r.name), versions.encode(r));
-      }
-    }).immediate();
-  } finally {
-    db.close();
-  }
 }
 
 async function rssMb(pid: number): Promise<number> {
