@@ -83,6 +83,16 @@ What the suites measure (each file's header says more):
   etcd): what it holds here is the 100 runs in flight (deliveries, lock handles, timers). The
   idle figure depends on whether V8 has returned the start-up memory yet (97–142 MB over several
   runs), and processes run from source through tsx, which adds its own memory to both.
+- **scale** (\`scale.ts\`, \`make bench BENCH=scale.ts\`): a 100-volume page
+  (\`/volumes/detail?limit=100\`, default sort and \`status=error\`) at 1,000 and at 100,000
+  volumes, on a cluster (one API process, one worker, etcd) and on a single node (SQLite), p50 of
+  40 requests each; the etcd bytes the API process read per list request
+  (\`hearth_etcd_read_bytes_total{kind="list"}\`); the time to walk all 100,000 page by page
+  (1,000 a page); and the RSS of the API process and the worker (the single node's process) idle,
+  after the walk and after 10,000 creates through the API. Volumes are written straight into the
+  store with their index entries (\`test/support/volume-fill.ts\`), every tenth in \`error\`;
+  processes run the built JavaScript. The p50s are a few milliseconds on a shared two-core
+  machine: noisy. BENCH_QUICK=1: 10,000 volumes and 1,000 creates.
 - **scaling** (\`scaling.ts\`): aggregate uncontended lock and transition throughput of 1 and of 3
   worker processes, each with 8 in flight (the default \`amqp.prefetch\`) on names and volumes of
   its own, alternating in rounds. On one machine with two cores, three processes add no capacity:
