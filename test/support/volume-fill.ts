@@ -16,7 +16,7 @@ import { newVolume } from '../contract/state-store.contract.js';
 
 /** 1 record + 12 index entries each: 117 operations, under etcd's default 128 per txn. */
 const RECORDS_PER_TXN = 9;
-const FILL_IN_FLIGHT = 16;
+const FILL_IN_FLIGHT = 8;
 
 /** The i-th filled volume of project `admin`: named `vol-<i>`, every tenth in `error`, one millisecond apart. */
 export function volumeAt(i: number, cluster: string): Omit<VolumeRecord, 'revision'> {
@@ -43,7 +43,16 @@ export async function fillEtcd(endpoints: readonly string[], prefix: string, clu
             ops.push({ request_put: { key: Buffer.from(keys.resource('volume', record.id)), value: Buffer.from(versions.encode(record)) } });
             for (const [key, id] of indexEntries(keys, 'volume', { ...record, revision: '0' })) ops.push({ request_put: { key: Buffer.from(key), value: Buffer.from(id) } });
           }
-          await client.kv.txn({ compare: [], success: ops, failure: [] });
+          // Puts only: a txn whose answer was lost is safe to send again.
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await client.kv.txn({ compare: [], success: ops, failure: [] });
+              break;
+            } catch (err) {
+              if (attempt >= 5) throw err;
+              await new Promise((r) => setTimeout(r, 500 * attempt));
+            }
+          }
         }
       }),
     );
