@@ -22,14 +22,15 @@ import {
   scopesOf,
   sortableKey,
 } from './list-plan.js';
+import { TimeWindows, type WindowHint } from './etcd-time-windows.js';
 import type { ResourceRecord, ResourceType } from './records.js';
 import type { Page } from './state-store.js';
 
 /** Range reads per transaction when fetching a page's records (etcd's default `--max-txn-ops` is 128). */
 export const RECORDS_PER_TXN = 100;
 
-/** Rounds of index reads one page may take when entries must be skipped (see {@link EtcdListing.page}). */
-const MAX_ROUNDS = 4;
+/** Range reads one page may take: empty windows of creation time, and entries that must be skipped. */
+const MAX_ROUNDS = 24;
 
 /** What {@link EtcdListing} needs from the store. */
 export interface EtcdListingDeps {
@@ -41,6 +42,8 @@ export interface EtcdListingDeps {
   readonly call: <T>(what: string, fn: () => Promise<T>) => Promise<T>;
   /** Counts bytes read from etcd, by request kind. */
   readonly countRead: (kind: string, bytes: number) => void;
+  /** Epoch ms: where a newest-first listing starts looking. */
+  readonly now: () => number;
 }
 
 /** Bytes of the kvs of a response (keys and values): what a read moved. */
@@ -86,6 +89,9 @@ export function indexOps(keys: KeyLayout, type: ResourceType, before: ResourceRe
 
 /** Reads pages of one type's records from its index keys. */
 export class EtcdListing {
+  /** The last window width that served each scope (bounded: see TimeWindows). */
+  private readonly hints = new Map<string, WindowHint>();
+
   constructor(private readonly deps: EtcdListingDeps) {}
 
   /**
@@ -101,23 +107,30 @@ export class EtcdListing {
     const base = this.deps.keys.listIndex(type, orderSegment(plan.order), scopeSegment(plan));
     const prefix = plan.name === undefined ? base : `${base}${nameKey(plan.name, plan.order.dir)}`;
     const end = prefixEnd(prefix);
-    let start = Buffer.from(prefix);
+    let start: Buffer = Buffer.from(prefix);
     if (marker !== undefined) {
       const after = Buffer.from(`${base}${sortableKey(marker, plan.order)}\u0000`);
       if (Buffer.compare(after, start) > 0) start = after;
     }
     const items: R[] = [];
     let total: number | undefined;
+    if (plan.withCount) {
+      // A count covers the whole scope: etcd walks all of it (Cinder's with_count is opt-in).
+      const counted = await this.deps.call(`counting ${type}s`, () => this.deps.client.kv.range({ key: Buffer.from(prefix), range_end: end, count_only: true }));
+      total = Number(counted.count);
+    }
+    // Created-at orders read in windows of creation time (see TimeWindows); others to the end.
+    const windows = plan.order.by === 'created_at' && plan.name === undefined ? new TimeWindows(base, plan.order.dir, this.hints, this.deps.now()) : undefined;
     // Whether index entries may follow what was read (rounds can end before the range does).
     let unread = false;
+    const scopeStart = Buffer.from(base);
     for (let round = 0; round < MAX_ROUNDS && Buffer.compare(start, end) < 0; round++) {
       const wanted = plan.limit + 1 - items.length;
-      const ops: IRequestOp[] = [{ request_range: { key: start, range_end: end, limit: String(wanted) } }];
-      if (plan.withCount && total === undefined) ops.push({ request_range: { key: Buffer.from(prefix), range_end: end, count_only: true } });
-      const res = await this.deps.call(`listing ${type}s`, () => this.deps.client.kv.txn({ compare: [], success: ops, failure: [] }));
-      const entries = res.responses[0]?.response_range.kvs ?? [];
+      const fromScopeStart = start.equals(scopeStart);
+      const rangeEnd = windows ? windows.endFor(start, end) : end;
+      const res = await this.deps.call(`listing ${type}s`, () => this.deps.client.kv.range({ key: start, range_end: rangeEnd, limit: String(wanted) }));
+      const entries = res.kvs;
       this.deps.countRead('list', bytesOf(entries));
-      if (ops.length > 1) total = Number(res.responses[1]?.response_range.count ?? 0);
       const records = await this.records(type, entries.map((kv) => kv.value.toString()), res.header.revision);
       for (const [i, kv] of entries.entries()) {
         const record = records[i];
@@ -125,11 +138,22 @@ export class EtcdListing {
         // index upkeep left behind — a release before the indexes — is skipped).
         if (record && matchesPlan(record, plan) && `${base}${sortableKey(record, plan.order)}` === kv.key.toString()) items.push(record as R);
       }
-      unread = res.responses[0]?.response_range.more === true;
       const last = entries[entries.length - 1];
-      if (items.length > plan.limit || !unread || !last) break;
-      start = Buffer.concat([last.key, Buffer.from([0])]);
+      const windowDone = !res.more;
+      windows?.observed(Number(res.count), wanted, fromScopeStart ? entries[0]?.key : undefined);
+      if (items.length > plan.limit) break;
+      if (!windowDone && last) {
+        start = Buffer.concat([last.key, Buffer.from([0])]);
+        unread = true;
+      } else if (Buffer.compare(rangeEnd, end) < 0) {
+        start = rangeEnd;
+        unread = true;
+      } else {
+        unread = false;
+        break;
+      }
     }
+    windows?.remember();
     const page = items.slice(0, plan.limit);
     return { items: page, more: items.length > plan.limit || (unread && page.length > 0), ...(total === undefined ? {} : { total }) };
   }

@@ -141,6 +141,7 @@ export class EtcdStateStore implements StateStore {
       decode: (kv) => this.decodeKv<ResourceRecord>(kv),
       call: (what, fn) => this.call(what, fn),
       countRead: (kind, bytes) => this.countRead(kind, bytes),
+      now: () => this.options.clock.now(),
     });
   }
 

@@ -145,8 +145,15 @@ export function markerNotFound(marker: string): InvalidInputError {
 // ---- Sortable encodings (etcd index keys): ascending byte order of the key is the plan's order.
 
 // 15 digits: every value below 10^15 is an exact double (epoch ms up to the year 33658).
-const TIME_DIGITS = 15;
-const TIME_MAX = 10 ** TIME_DIGITS - 1;
+/** Digits of the time at the start of a created_at index key. */
+export const TIME_DIGITS = 15;
+/** The largest time (and inverted time) an index key holds. */
+export const TIME_MAX = 10 ** TIME_DIGITS - 1;
+
+/** A key-space time in its fixed-width digits. */
+export function timeDigits(n: number): string {
+  return String(Math.max(0, Math.min(TIME_MAX, Math.floor(n)))).padStart(TIME_DIGITS, '0');
+}
 
 function hexOf(text: string): string {
   return Buffer.from(text).toString('hex');

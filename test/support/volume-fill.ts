@@ -18,11 +18,14 @@ import { newVolume } from '../contract/state-store.contract.js';
 const RECORDS_PER_TXN = 9;
 const FILL_IN_FLIGHT = 8;
 
-/** The i-th filled volume of project `admin`: named `vol-<i>`, every tenth in `error`, one millisecond apart. */
+/** Creation time of the first filled volume: 100,000 volumes 10 ms apart end about now. */
+const FILL_EPOCH_MS = Date.now() - 1_000_000;
+
+/** The i-th filled volume of project `admin`: named `vol-<i>`, every tenth in `error`, 10 ms apart. */
 export function volumeAt(i: number, cluster: string): Omit<VolumeRecord, 'revision'> {
   return {
     ...newVolume({ id: randomUUID(), name: `vol-${i}`, status: i % 10 === 0 ? 'error' : 'available', cluster, host: null }),
-    created_at: 1_600_000_000_000 + i,
+    created_at: FILL_EPOCH_MS + i * 10,
     updated_at: null,
   };
 }
@@ -61,8 +64,15 @@ export async function fillEtcd(endpoints: readonly string[], prefix: string, clu
   }
 }
 
-/** Writes volumes [from, to) into a single node's SQLite file (a running daemon may have it open), in one transaction. */
+/** Rows per transaction: short enough that a running daemon's writes never wait for its busy timeout. */
+const SQLITE_ROWS_PER_TXN = 5_000;
+
+/** Writes volumes [from, to) into a single node's SQLite file (a running daemon may have it open), in transactions of 5,000. */
 export function fillSqlite(dataDir: string, cluster: string, from: number, to: number): void {
+  for (let at = from; at < to; at += SQLITE_ROWS_PER_TXN) fillSqliteOnce(dataDir, cluster, at, Math.min(to, at + SQLITE_ROWS_PER_TXN));
+}
+
+function fillSqliteOnce(dataDir: string, cluster: string, from: number, to: number): void {
   const db = new Database(join(dataDir, SQLITE_STATE_FILE));
   try {
     db.pragma('busy_timeout = 30000');

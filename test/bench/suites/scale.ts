@@ -161,6 +161,7 @@ async function clusterRun(ctx: BenchContext, sizes: Sizes): Promise<BenchResult[
     await operations(api.apiUrl, sizes.ops);
     ctx.log(`etcd: walked ${walked} volumes in ${walkS.toFixed(1)} s; ${sizes.ops} creates in ${((performance.now() - opsAt) / 1_000).toFixed(1)} s`);
     const [apiOps, workerOps] = await Promise.all([settledRss(api.pid, SETTLE_MS), settledRss(worker.pid, SETTLE_MS)]);
+    ctx.log(`etcd: RSS api ${apiIdle.toFixed(0)} / ${apiWalk.toFixed(0)} / ${apiOps.toFixed(0)} MB, worker ${workerIdle.toFixed(0)} / ${workerWalk.toFixed(0)} / ${workerOps.toFixed(0)} MB (idle / after the walk / after the operations)`);
     return figures('etcd', sizes, small, big, walkS, [
       ['api', apiIdle, apiWalk, apiOps],
       ['worker', workerIdle, workerWalk, workerOps],
@@ -193,6 +194,7 @@ async function singleNodeRun(ctx: BenchContext, sizes: Sizes): Promise<BenchResu
     const afterWalk = await settledRss(hearth.pid, SETTLE_MS);
     await operations(hearth.apiUrl, sizes.ops);
     const afterOps = await settledRss(hearth.pid, SETTLE_MS);
+    ctx.log(`sqlite: walked ${walked} volumes in ${walkS.toFixed(1)} s; RSS ${idle.toFixed(0)} / ${afterWalk.toFixed(0)} / ${afterOps.toFixed(0)} MB (idle / after the walk / after the operations)`);
     return figures('sqlite', sizes, small, big, walkS, [['single', idle, afterWalk, afterOps]]);
   } finally {
     await hearth.kill();
