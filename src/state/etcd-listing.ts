@@ -87,10 +87,17 @@ export function indexOps(keys: KeyLayout, type: ResourceType, before: ResourceRe
   return ops;
 }
 
+/** Bounded ranges over a scope of an index (TimeWindows). */
+interface ReadWindows {
+  endFor(start: Buffer, end: Buffer): Buffer;
+  observed(count: number, wanted: number, read: { readonly first: Buffer | undefined; readonly last: Buffer | undefined }, fromScopeStart: boolean): void;
+  remember(exhausted: boolean): void;
+}
+
 /** Reads pages of one type's records from its index keys. */
 export class EtcdListing {
-  /** The last window width that served each scope (bounded: see TimeWindows). */
-  private readonly hints = new Map<string, WindowHint>();
+  /** What served each scope's last page (bounded: see TimeWindows). */
+  private readonly timeHints = new Map<string, WindowHint>();
 
   constructor(private readonly deps: EtcdListingDeps) {}
 
@@ -119,8 +126,11 @@ export class EtcdListing {
       const counted = await this.deps.call(`counting ${type}s`, () => this.deps.client.kv.range({ key: Buffer.from(prefix), range_end: end, count_only: true }));
       total = Number(counted.count);
     }
-    // Created-at orders read in windows of creation time (see TimeWindows); others to the end.
-    const windows = plan.order.by === 'created_at' && plan.name === undefined ? new TimeWindows(base, plan.order.dir, this.hints, this.deps.now()) : undefined;
+    // A range to the end of a large scope would have etcd walk all of it: created_at orders read
+    // in windows of creation time. Name orders range to the scope's end (docs/state.md); a name
+    // filter's range holds only that name's entries.
+    const windows: ReadWindows | undefined =
+      plan.name === undefined && plan.order.by === 'created_at' ? new TimeWindows(base, plan.order.dir, this.timeHints, this.deps.now()) : undefined;
     // Whether index entries may follow what was read (rounds can end before the range does).
     let unread = false;
     const scopeStart = Buffer.from(base);
@@ -140,7 +150,7 @@ export class EtcdListing {
       }
       const last = entries[entries.length - 1];
       const windowDone = !res.more;
-      windows?.observed(Number(res.count), wanted, fromScopeStart ? entries[0]?.key : undefined);
+      windows?.observed(Number(res.count), wanted, { first: entries[0]?.key, last: entries[entries.length - 1]?.key }, fromScopeStart);
       if (items.length > plan.limit) break;
       if (!windowDone && last) {
         start = Buffer.concat([last.key, Buffer.from([0])]);
@@ -153,7 +163,7 @@ export class EtcdListing {
         break;
       }
     }
-    windows?.remember();
+    windows?.remember(!unread);
     const page = items.slice(0, plan.limit);
     return { items: page, more: items.length > plan.limit || (unread && page.length > 0), ...(total === undefined ? {} : { total }) };
   }

@@ -28,8 +28,13 @@ export interface WindowHint {
 export class TimeWindows {
   private width: number;
   private first: number | undefined;
-  private lastCount = 0;
-  private lastWanted = 1;
+  private readonly hinted: number | undefined;
+  /** Entries counted in this page's ranges, and what its first range wanted. */
+  private counted = 0;
+  private firstWanted: number | undefined;
+  private fromScopeStart = false;
+  /** The width that would have held the last full window's entries twice over. */
+  private fitted: number | undefined;
 
   /**
    * @param base the scope's key prefix (the time digits follow it)
@@ -44,6 +49,7 @@ export class TimeWindows {
     private readonly nowMs: number,
   ) {
     const hint = hints.get(base);
+    this.hinted = hint?.width;
     this.width = hint?.width ?? FIRST_WIDTH_MS;
     this.first = hint?.first;
   }
@@ -62,21 +68,35 @@ export class TimeWindows {
 
   /**
    * What a range over the last window held (`count`: its keys, whatever the limit) against what
-   * was wanted; `firstKey`: the first entry it returned, when the range began at the scope's start.
+   * was wanted; `read`: the first and last entries it returned; `fromScopeStart`: whether it
+   * began at the scope's start (its first entry is then the scope's first).
    */
-  observed(count: number, wanted: number, firstKey?: Buffer): void {
-    if (firstKey !== undefined) this.first = this.timeOf(firstKey) ?? this.first;
-    this.lastCount = count;
-    this.lastWanted = wanted;
+  observed(count: number, wanted: number, read: { readonly first: Buffer | undefined; readonly last: Buffer | undefined }, fromScopeStart: boolean): void {
+    const first = read.first === undefined ? undefined : this.timeOf(read.first);
+    const last = read.last === undefined ? undefined : this.timeOf(read.last);
+    if (this.firstWanted === undefined) {
+      this.firstWanted = wanted;
+      this.fromScopeStart = fromScopeStart;
+    }
+    // The first entry a page from the scope's start reads is the scope's first (empty windows may come before it).
+    if (this.fromScopeStart && this.counted === 0 && first !== undefined) this.first = first;
+    this.counted += count;
+    // A full window tells the density exactly: its entries spanned first..last.
+    if (count >= wanted && first !== undefined && last !== undefined) this.fitted = Math.max(1, 2 * (last - first + 1));
     if (count >= wanted) return;
     const factor = count === 0 ? MAX_GROWTH : Math.min(MAX_GROWTH, Math.max(2, Math.ceil((2 * wanted) / count)));
     this.width = Math.min(TIME_MAX, this.width * factor);
   }
 
-  /** Keeps the width for the scope's next page: narrowed to about two pages when the last window held many more. */
-  remember(): void {
-    let next = this.width;
-    if (this.lastCount > 4 * this.lastWanted) next = Math.max(1, Math.floor((this.width * 2 * this.lastWanted) / this.lastCount));
+  /**
+   * Keeps the width for the scope's next page: the one a full window's entries fitted; for a
+   * small scope read whole from its start (`exhausted`: the page reached its end), the whole
+   * scope; else the width the page began with (widening through the scope's empty end says
+   * nothing of its density).
+   */
+  remember(exhausted: boolean): void {
+    const small = exhausted && this.fromScopeStart && this.counted < 4 * (this.firstWanted ?? 1);
+    const next = this.fitted ?? (small ? TIME_MAX : (this.hinted ?? this.width));
     this.hints.delete(this.base);
     this.hints.set(this.base, this.first === undefined ? { width: next } : { width: next, first: this.first });
     if (this.hints.size > MAX_HINTS) {

@@ -4,6 +4,7 @@ import { TIME_MAX, timeDigits } from '../../../src/state/list-plan.js';
 
 const BASE = '/h/index/volume/created-desc/p:x/';
 const END = Buffer.from('/h/index/volume/created-desc/p:x0');
+const NONE = { first: undefined, last: undefined };
 
 describe('creation-time windows of a created_at index read', () => {
   it('starts a newest-first read at now: everything created in the last width, or later, is in the first window', () => {
@@ -14,37 +15,38 @@ describe('creation-time windows of a created_at index read', () => {
     expect(w.endFor(after, END).toString()).toBe(`${BASE}${timeDigits(6_000)}`);
   });
 
-  it('widens a window that held too few entries, in proportion, and remembers a narrower one after a dense window', () => {
+  it('widens a window that held too few entries, in proportion, and remembers the width a full window\'s entries fitted', () => {
     const hints = new Map<string, WindowHint>();
     const w = new TimeWindows(BASE, 'asc', hints, 0);
     const start = Buffer.from(`${BASE}${timeDigits(0)}`);
-    w.observed(0, 101);
+    w.observed(0, 101, NONE, false);
     expect(w.endFor(start, END).toString()).toBe(`${BASE}${timeDigits(16_000)}`);
-    w.observed(40, 101);
+    w.observed(40, 101, NONE, false);
     expect(w.endFor(start, END).toString()).toBe(`${BASE}${timeDigits(96_000)}`);
-    w.observed(1_000, 61);
-    w.remember();
-    // 2 × 61 of 1,000 entries: an eighth of the width.
-    expect(hints.get(BASE)).toEqual({ width: Math.floor((96_000 * 2 * 61) / 1_000) });
+    // A full window whose 61 wanted entries spanned 3 s of it: twice that.
+    w.observed(1_000, 61, { first: Buffer.from(`${BASE}${timeDigits(10_000)}a/`), last: Buffer.from(`${BASE}${timeDigits(12_999)}b/`) }, false);
+    w.remember(false);
+    expect(hints.get(BASE)).toEqual({ width: 6_000 });
     expect(new TimeWindows(BASE, 'asc', hints, 0).endFor(start, END).toString()).toBe(`${BASE}${timeDigits(hints.get(BASE)!.width)}`);
   });
 
   it('remembers where the scope\'s first entry was: a read from the start ends its first window just past it', () => {
     const hints = new Map<string, WindowHint>();
     const w = new TimeWindows(BASE, 'desc', hints, 1_700_000_000_000);
-    w.observed(500, 101, Buffer.from(`${BASE}${timeDigits(123_456_789)}abc/`));
-    w.remember();
-    expect(hints.get(BASE)).toEqual({ width: Math.floor((1_000 * 2 * 101) / 500), first: 123_456_789 });
+    // A full window whose 101 entries spanned 100 ms: the next page's window is twice that.
+    w.observed(500, 101, { first: Buffer.from(`${BASE}${timeDigits(123_456_789)}abc/`), last: Buffer.from(`${BASE}${timeDigits(123_456_889)}def/`) }, true);
+    w.remember(false);
+    expect(hints.get(BASE)).toEqual({ width: 202, first: 123_456_789 });
     const next = new TimeWindows(BASE, 'desc', hints, 1_700_000_000_000);
-    expect(next.endFor(Buffer.from(BASE), END).toString()).toBe(`${BASE}${timeDigits(123_456_789 + 404)}`);
+    expect(next.endFor(Buffer.from(BASE), END).toString()).toBe(`${BASE}${timeDigits(123_456_789 + 202)}`);
   });
 
   it('never ends past the scope, and keeps a bounded number of hints', () => {
     const hints = new Map<string, WindowHint>();
     const w = new TimeWindows(BASE, 'asc', hints, 0);
-    for (let i = 0; i < 20; i++) w.observed(0, 101);
+    for (let i = 0; i < 20; i++) w.observed(0, 101, NONE, false);
     expect(w.endFor(Buffer.from(`${BASE}${timeDigits(1)}`), END)).toEqual(END);
-    for (let i = 0; i < 1_500; i++) new TimeWindows(`${BASE}${i}/`, 'asc', hints, 0).remember();
+    for (let i = 0; i < 1_500; i++) new TimeWindows(`${BASE}${i}/`, 'asc', hints, 0).remember(false);
     expect(hints.size).toBe(1_000);
   });
 });
