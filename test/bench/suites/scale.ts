@@ -53,7 +53,9 @@ async function settledRss(pid: number, settleMs: number): Promise<number> {
 }
 
 async function get(api: string, path: string, version = '3.45'): Promise<Record<string, unknown>> {
-  const res = await fetch(`${api}${path}`, { headers: { 'OpenStack-API-Version': `volume ${version}` } });
+  const send = () => fetch(`${api}${path}`, { headers: { 'OpenStack-API-Version': `volume ${version}` } });
+  // A kept-alive socket the server closed while the bench was filling ("other side closed"): a GET is safe to send again.
+  const res = await send().catch(send);
   const body = (await res.json()) as Record<string, unknown>;
   if (res.status !== 200) throw new Error(`GET ${path}: HTTP ${res.status} ${JSON.stringify(body)}`);
   return body;
