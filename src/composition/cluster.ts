@@ -25,6 +25,8 @@ import { QueueReplicaMonitor, type WatchedQueue } from '../routing/amqp-replicas
 import { replicaMetrics } from '../routing/metrics.js';
 import { clusterQueueOf, hostQueueOf, topologyFor } from '../routing/topology.js';
 import type { Backends, CompositionContext } from './backends.js';
+import type { Closer } from '../lifecycle/closer.js';
+import type { Logger } from '../observability/logger.js';
 
 /**
  * A cluster member's backends: one etcd client shared by the state store, membership, and the
@@ -46,6 +48,7 @@ export async function openClusterBackends(ctx: CompositionContext): Promise<Back
     'state store',
     new EtcdStateStore({ client, keys, clock, metrics: createStateMetrics(registry), logger: logger.child({ component: 'state' }), versions: protocol.records }),
   );
+  buildListIndexesInBackground(store, logger.child({ component: 'state' }), closer);
   const membership = closer.use('membership', new EtcdMembership({ client, keys, clock, logger: logger.child({ component: 'membership' }), retry }));
   if (config.amqp.managementUrl !== '') closer.use('queue replica monitor', replicaMonitor(ctx, host)).start();
   return {
@@ -134,4 +137,22 @@ function replicaMonitor(ctx: CompositionContext, host: string): QueueReplicaMoni
     logger: ctx.logger.child({ component: 'queue-replicas' }),
     clock: ctx.clock,
   });
+}
+
+/**
+ * Indexes records written before the listing indexes existed (once per cluster: a no-op read
+ * afterwards), in the background so that a start never waits for it; a failure is logged and
+ * the next start builds again (docs/state.md, "Listing").
+ */
+function buildListIndexesInBackground(store: EtcdStateStore, logger: Logger, closer: Closer): void {
+  const abort = new AbortController();
+  closer.add('listing index build', () => abort.abort());
+  store.buildListIndexes(abort.signal).then(
+    (indexed) => {
+      if (indexed > 0) logger.info({ indexed }, 'indexed the records written before the listing indexes');
+    },
+    (err: unknown) => {
+      if (!abort.signal.aborted) logger.warn({ err }, 'could not build the listing indexes; listings miss records written before them until a start builds them');
+    },
+  );
 }

@@ -12,6 +12,8 @@
  * | `ops/<type>/<id>` | the in-flight operation | none |
  * | `index/volume-snapshots/<volume>/<snapshot>` | empty: a volume's snapshots, so a delete can count them | none |
  * | `index/source-holds/<type>/<source>/<volume>` | empty: a volume whose copy reads the source, so its delete can count them | none |
+ * | `index/<type>/<order>/<scope>/<sortable>` | the resource's id: one listing order's entry (state/list-plan.ts), written with the record | none |
+ * | `index/built/<type>` | the listing indexes' version, once every record written before them is indexed | none |
  * | `failovers/<dead incarnation>` | the incarnation that first took its work over | that taker's session |
  * | `incarnations/<incarnation>` | which process ran it (written by its join) | none |
  * | `fenced/<incarnation>` | how it ended for good: left cleanly, or fenced | none |
@@ -125,6 +127,14 @@ export class KeyLayout {
   }
   sourceHolds(sourceType: string, sourceId: string): string {
     return `${this.prefix}/index/source-holds/${sourceType}/${sourceId}/`;
+  }
+  /** The entries of one listing index of a type, in one order and scope (segments from state/list-plan.ts). */
+  listIndex(type: string, order: string, scope: string): string {
+    return `${this.prefix}/index/${type}/${order}/${scope}/`;
+  }
+  /** Marks the listing indexes of a type as built for every record (the startup backfill). */
+  listIndexBuilt(type: string): string {
+    return `${this.prefix}/index/built/${type}`;
   }
 }
 

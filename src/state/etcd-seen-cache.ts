@@ -10,11 +10,18 @@ import type { KeyState } from './etcd-txn.js';
 export class SeenCache {
   private readonly states = new Map<string, KeyState | null>();
   private readonly decoded = new WeakMap<KeyState, object>();
+  /** Characters of keys and values held (a record's decoded form, memoised beside it, is of the same order). */
+  private heldChars = 0;
 
-  /** `decodeBody` turns a stored value into its record (the record codec: versions checked). */
+  /**
+   * `decodeBody` turns a stored value into its record (the record codec: versions checked).
+   * The cache holds at most `maxKeys` keys and `maxChars` characters of keys and values, so its
+   * memory stays bounded whatever the size of the records.
+   */
   constructor(
     private readonly maxKeys: number,
     private readonly decodeBody: (json: string, key: string) => object = (json) => JSON.parse(json) as object,
+    private readonly maxChars: number = DEFAULT_MAX_CHARS,
   ) {}
 
   /** The key's last seen state; `undefined` when unknown, `null` when seen absent. */
@@ -25,20 +32,31 @@ export class SeenCache {
   /** Remembers a key's state; `body` is its decoded record, when the caller has it already. */
   remember(key: string, state: KeyState | null, body?: object): void {
     if (state !== null && body !== undefined) this.decoded.set(state, Object.freeze({ ...body, revision: state.mod }));
-    this.states.delete(key);
+    this.forget(key);
     this.states.set(key, state);
-    if (this.states.size > this.maxKeys) {
+    this.heldChars += charsOf(key, state);
+    while (this.states.size > this.maxKeys || (this.heldChars > this.maxChars && this.states.size > 1)) {
       const oldest = this.states.keys().next();
-      if (!oldest.done) this.states.delete(oldest.value);
+      if (oldest.done) break;
+      this.forget(oldest.value);
     }
   }
 
   forget(key: string): void {
+    const had = this.states.get(key);
+    if (had === undefined) return;
+    this.heldChars -= charsOf(key, had);
     this.states.delete(key);
   }
 
   clear(): void {
     this.states.clear();
+    this.heldChars = 0;
+  }
+
+  /** Characters of keys and values held now. */
+  get chars(): number {
+    return this.heldChars;
   }
 
   /**
@@ -55,4 +73,11 @@ export class SeenCache {
     }
     return record as R;
   }
+}
+
+/** Default bound of {@link SeenCache}: 8 Mi characters of keys and values. */
+export const DEFAULT_MAX_CHARS = 8 * 2 ** 20;
+
+function charsOf(key: string, state: KeyState | null): number {
+  return key.length + (state === null ? 0 : state.json.length + state.mod.length + state.create.length + state.version.length);
 }

@@ -1,4 +1,4 @@
-import type { Etcd3, ICompare, IRequestOp, IResponseOp, ITxnResponse } from 'etcd3';
+import type { Etcd3, ICompare, IKeyValue, IRequestOp, IResponseOp, ITxnResponse } from 'etcd3';
 import { failedGuard, guardCompare, guardedKeyOf, releaseOps } from '../etcd/guards.js';
 import { BackendUnavailableError, ClosedError, FencedError, OutcomeUnknownError } from '../errors.js';
 import { fromEtcdError } from '../etcd/errors.js';
@@ -24,7 +24,10 @@ import {
 } from './etcd-txn.js';
 import { decodeStoredOp, encodeStoredOp, stampBatches } from './etcd-stored-op.js';
 import type { FailedCondition } from './expect.js';
-import { matchesOpFilter, pageOf, sortOps } from './listing.js';
+import { buildListIndexes } from './etcd-index-build.js';
+import { bytesOf, bytesOfResponses, EtcdListing, indexOps } from './etcd-listing.js';
+import { planList } from './list-plan.js';
+import { matchesOpFilter, sortOps } from './listing.js';
 import { measured, type StateMetrics } from './metrics.js';
 import { needsChildren, needsHolds, type Plan, planCreate, planOpUpdate, planRemove, planTransition } from './plan.js';
 import { heldSourceOf, type OpRecord, type RecordOf, type ResourceRecord, type ResourceRef, type ResourceType } from './records.js';
@@ -127,6 +130,7 @@ export class EtcdStateStore implements StateStore {
   private readonly cache: SeenCache;
   private readonly maxAttempts: number;
   private readonly versions: RecordVersions;
+  private readonly listing: EtcdListing;
   private closed = false;
 
   constructor(private readonly options: EtcdStateStoreOptions) {
@@ -135,6 +139,14 @@ export class EtcdStateStore implements StateStore {
     this.maxAttempts = options.maxAttempts ?? 8;
     this.versions = options.versions ?? new RecordVersions();
     this.cache = new SeenCache(options.cacheSize ?? 10_000, (json, key) => this.versions.decode<object>(json, key));
+    this.listing = new EtcdListing({
+      client: this.client,
+      keys: this.keys,
+      decode: (kv) => this.decodeKv<ResourceRecord>(kv),
+      call: (what, fn) => this.call(what, fn),
+      countRead: (kind, bytes) => this.countRead(kind, bytes),
+      now: () => this.options.clock.now(),
+    });
   }
 
   create<T extends ResourceType>(type: T, request: CreateRequest<RecordOf<T>>): Promise<TransitionResult<RecordOf<T>>> {
@@ -220,25 +232,44 @@ export class EtcdStateStore implements StateStore {
   async get<T extends ResourceType>(ref: { readonly type: T; readonly id: string }): Promise<RecordOf<T> | undefined> {
     const key = this.keys.resource(ref.type, ref.id);
     const res = await this.call(`reading ${ref.type} ${ref.id}`, () => this.client.kv.range({ key: Buffer.from(key) }));
+    this.countRead('get', bytesOf(res.kvs));
     const state = keyStateOf(res.kvs[0]);
     this.cache.remember(key, state);
     return this.cache.decode<RecordOf<T>>(state, key) ?? undefined;
   }
 
   async list<T extends ResourceType>(type: T, query: ListQuery = {}): Promise<Page<RecordOf<T>>> {
-    const records = await this.rangeAll<RecordOf<T>>(this.keys.resources(type), `listing ${type}s`);
-    return pageOf(records, query);
+    if (this.closed) throw new ClosedError('state store');
+    return this.listing.page<RecordOf<T>>(type, planList(query));
+  }
+
+  /**
+   * Indexes the records written before the listing indexes existed, once per cluster (see
+   * etcd-index-build.ts); resolves with how many records it indexed.
+   */
+  async buildListIndexes(signal?: AbortSignal): Promise<number> {
+    if (this.closed) throw new ClosedError('state store');
+    try {
+      return await buildListIndexes(
+        { client: this.client, keys: this.keys, decode: (kv) => this.decodeKv<ResourceRecord>(kv), countRead: (kind, bytes) => this.countRead(kind, bytes) },
+        signal,
+      );
+    } catch (err) {
+      throw fromEtcdError(err, 'building the listing indexes');
+    }
   }
 
   async getOp(ref: ResourceRef): Promise<OpRecord | undefined> {
     const key = this.keys.op(ref.type, ref.id);
     const res = await this.call(`reading the op of ${ref.type} ${ref.id}`, () => this.client.kv.range({ key: Buffer.from(key) }));
+    this.countRead('get', bytesOf(res.kvs));
     const state = keyStateOf(res.kvs[0]);
     this.cache.remember(key, state);
     return this.cache.decode<OpRecord>(state, key) ?? undefined;
   }
 
   async listOps(filter: OpFilter = {}): Promise<OpRecord[]> {
+    // Ops exist only while their operation is in flight: bounded by the work in flight.
     const ops = await this.rangeAll<OpRecord>(this.keys.ops(filter.type), 'listing ops');
     return sortOps(ops.filter((op) => matchesOpFilter(op, filter)));
   }
@@ -300,6 +331,7 @@ export class EtcdStateStore implements StateStore {
         if (response.succeeded) return this.committed(keys, seen, decision, response.header.revision, response.responses);
         const fenced = failedGuard(f.guards, f.guards.map((_, i) => guardedKeyOf(response.responses[this.readCount(keys) + i]?.response_range.kvs[0])));
         if (fenced) throw new FencedError(fenced, f.description);
+        this.countRead('write', bytesOfResponses(response.responses));
         seen = this.seenFrom(keys, response.responses);
         fresh = true;
         this.options.logger.debug({ key: keys.res, attempt }, 'lost a race; checking the conditions again');
@@ -411,6 +443,7 @@ export class EtcdStateStore implements StateStore {
 
   private async read(keys: WriteKeys): Promise<Seen> {
     const res = await this.call(`reading ${keys.res}`, () => this.client.kv.txn({ compare: [], success: this.reads(keys, NO_FENCE) }));
+    this.countRead('write', bytesOfResponses(res.responses));
     return this.seenFrom(keys, res.responses);
   }
 
@@ -452,6 +485,8 @@ export class EtcdStateStore implements StateStore {
       success.push(putOp(keys.parent, parent.json));
       written.set(keys.parent, { json: parent.json, body: this.cache.decode<object>(parent, keys.parent) as object });
     }
+    // The listing indexes change in the same txn as the record: they never disagree (etcd-listing.ts).
+    success.push(...indexOps(this.keys, ref.type, this.cache.decode<ResourceRecord>(seen.res, keys.res), record as ResourceRecord | null));
     const snapshot = ref.type === 'snapshot' ? ((record ?? this.cache.decode<ResourceRecord>(seen.res, keys.res)) as { volume_id?: string } | null) : null;
     if (snapshot?.volume_id !== undefined && (seen.res === null || record === null)) {
       const index = this.keys.volumeSnapshot(snapshot.volume_id, ref.id);
@@ -474,7 +509,16 @@ export class EtcdStateStore implements StateStore {
 
   private async rangeAll<R>(prefix: string, what: string): Promise<R[]> {
     const res = await this.call(what, () => this.client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) }));
-    return res.kvs.map((kv) => ({ ...this.versions.decode<object>(kv.value.toString(), kv.key.toString()), revision: kv.mod_revision }) as R);
+    this.countRead('list_ops', bytesOf(res.kvs));
+    return res.kvs.map((kv) => this.decodeKv<R>(kv));
+  }
+
+  private decodeKv<R>(kv: IKeyValue): R {
+    return { ...this.versions.decode<object>(kv.value.toString(), kv.key.toString()), revision: kv.mod_revision } as R;
+  }
+
+  private countRead(kind: string, bytes: number): void {
+    this.options.metrics.etcdReadBytes.inc({ kind }, bytes);
   }
 
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {

@@ -8,6 +8,8 @@ const TRANSITION_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 export interface StateMetrics {
   readonly transitions: Counter<'resource' | 'result'>;
   readonly duration: Histogram<'backend'>;
+  /** etcd stores only: bytes of keys and values read, by request kind (`list`, `get`, `write`, `list_ops`, `index_build`). */
+  readonly etcdReadBytes: Counter<'kind'>;
 }
 
 function existing<T>(registry: Registry, name: string): T | undefined {
@@ -33,7 +35,15 @@ export function createStateMetrics(registry: Registry): StateMetrics {
       buckets: TRANSITION_BUCKETS_SECONDS,
       registers: [registry],
     });
-  return { transitions, duration };
+  const etcdReadBytes =
+    existing<Counter<'kind'>>(registry, 'hearth_etcd_read_bytes_total') ??
+    new Counter({
+      name: 'hearth_etcd_read_bytes_total',
+      help: 'Bytes of keys and values the state store read from etcd, by request kind: list, get, write, list_ops, index_build.',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    });
+  return { transitions, duration, etcdReadBytes };
 }
 
 /** The `result` label of a write's outcome. */

@@ -4,7 +4,8 @@ import { type RecordBody, RecordVersions } from './record-versions.js';
 
 /**
  * The single-node store's schema. Records are kept whole as JSON in `body`; the columns beside
- * it exist to filter and to compare-and-swap (`version`). `version` comes from one counter for
+ * it exist to filter, to page listings from indexes (`created_at`, `name_key`: see
+ * {@link nameKeyOf}) and to compare-and-swap (`version`). `version` comes from one counter for
  * the whole file (`meta.revision`), so a version is never reused — not even by an op record
  * deleted and created again — and compares like an etcd mod revision.
  */
@@ -23,12 +24,11 @@ CREATE TABLE IF NOT EXISTS resources (
   cluster    TEXT NOT NULL,
   name       TEXT,
   volume_id  TEXT,
+  created_at INTEGER NOT NULL DEFAULT 0,
+  name_key   TEXT NOT NULL DEFAULT '0',
   body       TEXT NOT NULL,
   PRIMARY KEY (type, id)
 );
-CREATE INDEX IF NOT EXISTS resources_by_volume ON resources (volume_id) WHERE volume_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS resources_by_status ON resources (type, status);
-CREATE INDEX IF NOT EXISTS resources_by_project ON resources (type, project_id);
 CREATE TABLE IF NOT EXISTS ops (
   type              TEXT NOT NULL,
   id                TEXT NOT NULL,
@@ -45,8 +45,35 @@ CREATE INDEX IF NOT EXISTS ops_by_cluster ON ops (cluster);
 CREATE INDEX IF NOT EXISTS ops_by_owner ON ops (owner_host);
 `;
 
-/** Schema version in `PRAGMA user_version`. */
-export const SCHEMA_VERSION = 1;
+/**
+ * The listing indexes (list-plan.ts): one per scope a listing filters by (all, project, status,
+ * project and status), each in the orders served, so that a page is an index range with LIMIT.
+ */
+const LIST_INDEXES = `
+DROP INDEX IF EXISTS resources_by_status;
+DROP INDEX IF EXISTS resources_by_project;
+CREATE INDEX IF NOT EXISTS resources_by_volume ON resources (volume_id) WHERE volume_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS resources_by_created ON resources (type, created_at, id);
+CREATE INDEX IF NOT EXISTS resources_by_project_created ON resources (type, project_id, created_at, id);
+CREATE INDEX IF NOT EXISTS resources_by_status_created ON resources (type, status, created_at, id);
+CREATE INDEX IF NOT EXISTS resources_by_project_status_created ON resources (type, project_id, status, created_at, id);
+CREATE INDEX IF NOT EXISTS resources_by_name ON resources (type, name_key, created_at, id);
+CREATE INDEX IF NOT EXISTS resources_by_project_name ON resources (type, project_id, name_key, created_at, id);
+`;
+
+/**
+ * Schema version in `PRAGMA user_version`. 2: the listing columns `created_at` and `name_key`
+ * and their indexes (a file of version 1 gets them on open, filled from the bodies).
+ */
+export const SCHEMA_VERSION = 2;
+
+/**
+ * The `name_key` of a name: orders as the name's bytes with a missing name first, as SQL's
+ * NULL sorts ascending — and as the etcd index orders it (list-plan.ts `nameKey`).
+ */
+export function nameKeyOf(name: string | null): string {
+  return name === null ? '0' : `1${name}`;
+}
 
 /**
  * Opens the file the way the store needs it: WAL (readers never block the writer), a busy
@@ -64,8 +91,21 @@ export function prepareDatabase(db: Database, busyTimeoutMs: number): void {
   }
   db.transaction(() => {
     db.exec(SCHEMA);
+    addListingColumns(db);
+    db.exec(LIST_INDEXES);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
+}
+
+/** Adds the listing columns to a file of schema version 1, filled from each record's body. */
+function addListingColumns(db: Database): void {
+  const columns = new Set((db.prepare('PRAGMA table_info(resources)').all() as { name: string }[]).map((c) => c.name));
+  if (columns.has('created_at') && columns.has('name_key')) return;
+  if (!columns.has('created_at')) db.exec('ALTER TABLE resources ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0');
+  if (!columns.has('name_key')) db.exec("ALTER TABLE resources ADD COLUMN name_key TEXT NOT NULL DEFAULT '0'");
+  // Every schema of the records so far keeps `created_at` and `name` at the top of the body.
+  db.exec(`UPDATE resources SET created_at = COALESCE(json_extract(body, '$.created_at'), 0),
+    name_key = CASE WHEN json_extract(body, '$.name') IS NULL THEN '0' ELSE '1' || json_extract(body, '$.name') END`);
 }
 
 /** The `meta` row that holds the schema of the records (`v` of every body). */

@@ -2,11 +2,12 @@ import Database, { type Database as Db, type Statement } from 'better-sqlite3';
 import { BackendUnavailableError, ClosedError, CoordinatorError, FencedError, messageOf } from '../errors.js';
 import { type Fence, NO_FENCE } from '../fence.js';
 import type { Clock } from '../lifecycle/clock.js';
-import { matchesOpFilter, pageOf, sortOps } from './listing.js';
+import { type ListPlan, markerNotFound, planList } from './list-plan.js';
+import { matchesOpFilter, sortOps } from './listing.js';
 import { measured, type StateMetrics } from './metrics.js';
 import { needsChildren, needsHolds, type Observed, type Plan, planCreate, planOpUpdate, planRemove, planTransition, type Write } from './plan.js';
 import type { OpRecord, RecordOf, ResourceRecord, ResourceRef, ResourceType, Unrevisioned } from './records.js';
-import { migrateRecordSchema, prepareDatabase, type RecordSchemaOutcome } from './sqlite-schema.js';
+import { migrateRecordSchema, nameKeyOf, prepareDatabase, type RecordSchemaOutcome } from './sqlite-schema.js';
 import { RecordVersions } from './record-versions.js';
 import { PROTOCOL } from '../protocol.js';
 import type {
@@ -175,21 +176,25 @@ export class SqliteStateStore implements StateStore {
 
   list<T extends ResourceType>(type: T, query: ListQuery = {}): Promise<Page<RecordOf<T>>> {
     return this.read(() => {
-      const filter = query.filter ?? {};
-      const where = ['type = ?'];
-      const args: unknown[] = [type];
-      const statuses = filter.status === undefined ? [] : typeof filter.status === 'string' ? [filter.status] : [...filter.status];
-      if (filter.status !== undefined) {
-        where.push(`status IN (${statuses.map(() => '?').join(', ') || 'NULL'})`);
-        args.push(...statuses);
+      const plan = planList(query);
+      const filters = filtersOf(type, plan);
+      const where = [...filters.where];
+      const args = [...filters.args];
+      const columns = plan.order.by === 'name' ? ['name_key', 'created_at', 'id'] : ['created_at', 'id'];
+      if (plan.marker !== undefined) {
+        const marker = this.readRecord({ type, id: plan.marker });
+        if (!marker || (plan.projectId !== undefined && marker.project_id !== plan.projectId)) throw markerNotFound(plan.marker);
+        // Keyset pagination: the page continues after the marker's position in the order.
+        where.push(`(${columns.join(', ')}) ${plan.order.dir === 'asc' ? '>' : '<'} (${columns.map(() => '?').join(', ')})`);
+        args.push(...(plan.order.by === 'name' ? [nameKeyOf(marker.name)] : []), marker.created_at, marker.id);
       }
-      for (const [column, value] of [['project_id', filter.projectId], ['cluster', filter.cluster], ['name', filter.name], ['volume_id', filter.volumeId]] as const) {
-        if (value === undefined) continue;
-        where.push(`${column} = ?`);
-        args.push(value);
-      }
-      const rows = this.statement(`SELECT type, id, version, body FROM resources WHERE ${where.join(' AND ')}`).all(...args) as Row[];
-      return pageOf(rows.map((r) => this.decode<RecordOf<T>>(r, `resources/${r.type}/${r.id}`)), query);
+      const order = columns.map((c) => `${c} ${plan.order.dir === 'asc' ? 'ASC' : 'DESC'}`).join(', ');
+      const sql = `SELECT type, id, version, body FROM resources WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ?`;
+      const rows = this.statement(sql).all(...args, plan.limit + 1) as Row[];
+      const items = rows.slice(0, plan.limit).map((r) => this.decode<RecordOf<T>>(r, `resources/${r.type}/${r.id}`));
+      if (!plan.withCount) return { items, more: rows.length > plan.limit };
+      const count = this.statement(`SELECT COUNT(*) AS n FROM resources WHERE ${filters.where.join(' AND ')}`).get(...filters.args) as { n: number };
+      return { items, more: rows.length > plan.limit, total: count.n };
     });
   }
 
@@ -310,14 +315,16 @@ export class SqliteStateStore implements StateStore {
     if (r === null) {
       this.statement('DELETE FROM resources WHERE type = ? AND id = ?').run(ref.type, ref.id);
     } else if (before === undefined) {
-      this.statement('INSERT INTO resources (type, id, version, status, project_id, cluster, name, volume_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
-        ref.type, ref.id, revision, r.status, r.project_id, r.cluster, r.name, 'volume_id' in r ? r.volume_id : null, this.versions.encode(r),
+      this.statement('INSERT INTO resources (type, id, version, status, project_id, cluster, name, volume_id, created_at, name_key, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+        ref.type, ref.id, revision, r.status, r.project_id, r.cluster, r.name, 'volume_id' in r ? r.volume_id : null, r.created_at, nameKeyOf(r.name), this.versions.encode(r),
       );
     } else {
       // Only columns that changed are set, so unchanged indexes are not rewritten.
+      // The listing indexes are kept by the same statement (name_key follows name).
       const changed = (['status', 'cluster', 'name'] as const).filter((c) => r[c] !== before[c]);
-      const sets = ['version = ?', 'body = ?', ...changed.map((c) => `${c} = ?`)].join(', ');
-      this.statement(`UPDATE resources SET ${sets} WHERE type = ? AND id = ?`).run(revision, this.versions.encode(r), ...changed.map((c) => r[c]), ref.type, ref.id);
+      const sets = ['version = ?', 'body = ?', ...changed.map((c) => `${c} = ?`), ...(changed.includes('name') ? ['name_key = ?'] : [])].join(', ');
+      const values = [...changed.map((c) => r[c]), ...(changed.includes('name') ? [nameKeyOf(r.name)] : [])];
+      this.statement(`UPDATE resources SET ${sets} WHERE type = ? AND id = ?`).run(revision, this.versions.encode(r), ...values, ref.type, ref.id);
     }
     if (write.op === null) this.statement('DELETE FROM ops WHERE type = ? AND id = ?').run(ref.type, ref.id);
     else if (write.op !== 'keep') return this.putOp(write.op, revision);
@@ -339,6 +346,24 @@ export class SqliteStateStore implements StateStore {
   private touch(ref: ResourceRef, revision: number): void {
     this.statement('UPDATE resources SET version = ? WHERE type = ? AND id = ?').run(revision, ref.type, ref.id);
   }
+}
+
+/** The WHERE terms of a plan's filters (each served by a listing index: sqlite-schema.ts). */
+function filtersOf(type: ResourceType, plan: ListPlan): { where: string[]; args: unknown[] } {
+  const where = ['type = ?'];
+  const args: unknown[] = [type];
+  const terms: [string, unknown][] = [
+    ['project_id', plan.projectId],
+    ['status', plan.status],
+    ['name_key', plan.name === undefined ? undefined : nameKeyOf(plan.name)],
+    ['volume_id', plan.volumeId],
+  ];
+  for (const [column, value] of terms) {
+    if (value === undefined) continue;
+    where.push(`${column} = ?`);
+    args.push(value);
+  }
+  return { where, args };
 }
 
 const STORED = /^s1:(\d+):/;

@@ -163,9 +163,8 @@ export type OpUpdateResult =
 
 /** Filters of a resource listing; every one given must match. */
 export interface ResourceFilter {
-  readonly status?: string | readonly string[];
+  readonly status?: string;
   readonly projectId?: string;
-  readonly cluster?: string;
   readonly name?: string;
   /** Snapshots of one volume. */
   readonly volumeId?: string;
@@ -177,21 +176,30 @@ export interface SortKey {
   readonly dir: 'asc' | 'desc';
 }
 
-/** A listing request: Cinder's filters, sort and limit/marker pagination. */
+/**
+ * A listing request: Cinder's filters, sort and limit/marker pagination. Only what an index
+ * serves is accepted (list-plan.ts); anything else is an `InvalidInputError`, never a scan.
+ */
 export interface ListQuery {
   readonly filter?: ResourceFilter;
-  /** Default: `created_at` descending, then `id` descending (Cinder's default). */
+  /**
+   * Default: `created_at` descending, then `id` descending (Cinder's default). `created_at` and
+   * `id` follow the keys given, in the first key's direction (Cinder's `process_sort_params`).
+   */
   readonly sort?: readonly SortKey[];
+  /** Default and maximum: `MAX_LIST_LIMIT` (1,000); a larger limit is capped. */
   readonly limit?: number;
-  /** The id of the last item of the previous page. */
+  /** The id of the last item of the previous page; the page continues after its position. */
   readonly marker?: string;
+  /** Also count every matching record (Cinder's `with_count`): one count over the index. */
+  readonly withCount?: boolean;
 }
 
 /** One page of a listing. */
 export interface Page<R> {
   readonly items: readonly R[];
-  /** How many records match the filter, over all pages. */
-  readonly total: number;
+  /** How many records match the filter, over all pages; only with `withCount`. */
+  readonly total?: number;
   /** True when more items follow this page. */
   readonly more: boolean;
 }
@@ -220,6 +228,11 @@ export interface StateStore {
   /** Changes a resource's op record conditionally (claim, hand back, mark published). */
   updateOp(ref: ResourceRef, request: OpUpdateRequest): Promise<OpUpdateResult>;
   get<T extends ResourceType>(ref: { readonly type: T; readonly id: string }): Promise<RecordOf<T> | undefined>;
+  /**
+   * One page, read from an index: its cost does not grow with the number of records.
+   *
+   * @throws InvalidInputError for an unknown marker, or a sort or filter no index serves.
+   */
   list<T extends ResourceType>(type: T, query?: ListQuery): Promise<Page<RecordOf<T>>>;
   getOp(ref: ResourceRef): Promise<OpRecord | undefined>;
   /** Ops matching the filter, oldest first. */

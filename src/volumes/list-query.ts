@@ -77,6 +77,7 @@ export function parseListQuery(resource: 'volume' | 'snapshot', query: Readonly<
   const projectId = single(query, 'project_id');
   const volumeId = resource === 'snapshot' ? single(query, 'volume_id') : undefined;
   const sort = parseSort(resource, query);
+  const withCount = atLeast(version, '3.45') && truthy(single(query, 'with_count'));
   return {
     query: {
       filter: {
@@ -88,9 +89,10 @@ export function parseListQuery(resource: 'volume' | 'snapshot', query: Readonly<
       ...(sort === undefined ? {} : { sort }),
       limit,
       ...(marker === undefined ? {} : { marker }),
+      ...(withCount ? { withCount } : {}),
     },
     allTenants: truthy(single(query, 'all_tenants')),
-    withCount: atLeast(version, '3.45') && truthy(single(query, 'with_count')),
+    withCount,
     limit,
   };
 }

@@ -9,8 +9,20 @@ export interface RequiredFigure {
   readonly baseline: string | null;
 }
 
-/** Issue 9's list, issue 13's fence figures, issue 12's figures of the three-member topology and issue 18's request counts and scale-out. */
+/** Issue 9's list, issue 13's fence figures, issue 12's figures of the three-member topology, issue 18's request counts and scale-out, and issue 21's scale figures. */
 export const REQUIRED_FIGURES: readonly RequiredFigure[] = [
+  { name: 'scale.list_p50_ms_100k_etcd', baseline: 'scale.list_p50_ms_1k_etcd' },
+  { name: 'scale.list_status_p50_ms_100k_etcd', baseline: 'scale.list_status_p50_ms_1k_etcd' },
+  { name: 'scale.list_p50_ms_100k_sqlite', baseline: 'scale.list_p50_ms_1k_sqlite' },
+  { name: 'scale.list_status_p50_ms_100k_sqlite', baseline: 'scale.list_status_p50_ms_1k_sqlite' },
+  { name: 'scale.etcd_bytes_per_list_100k', baseline: 'scale.etcd_bytes_per_list_1k' },
+  { name: 'scale.etcd_bytes_per_status_list_100k', baseline: 'scale.etcd_bytes_per_status_list_1k' },
+  { name: 'scale.rss_mb_after_walk_api_etcd', baseline: 'scale.rss_mb_idle_api_etcd' },
+  { name: 'scale.rss_mb_after_ops_api_etcd', baseline: 'scale.rss_mb_idle_api_etcd' },
+  { name: 'scale.rss_mb_after_walk_worker_etcd', baseline: 'scale.rss_mb_idle_worker_etcd' },
+  { name: 'scale.rss_mb_after_ops_worker_etcd', baseline: 'scale.rss_mb_idle_worker_etcd' },
+  { name: 'scale.rss_mb_after_walk_sqlite', baseline: 'scale.rss_mb_idle_sqlite' },
+  { name: 'scale.rss_mb_after_ops_sqlite', baseline: 'scale.rss_mb_idle_sqlite' },
   { name: 'lock.uncontended_ops_per_s', baseline: 'etcd.raw_txn_ops_per_s' },
   { name: 'lock.uncontended_vs_etcd3_lock', baseline: 'etcd3.lock_ops_per_s' },
   { name: 'lock.handoff_p50_ms', baseline: 'etcd.raw_txn_p50_ms' },

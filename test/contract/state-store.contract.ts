@@ -530,26 +530,144 @@ export function describeStateStore(name: string, factory: StateStoreFactory): vo
       it('lists with Cinder\'s filters, newest first by default, with limit/marker pages', async () => {
         const made: VolumeRecord[] = [];
         for (let i = 0; i < 5; i++) {
-          made.push(await availableVolume({ name: i % 2 === 0 ? 'even' : 'odd', project_id: i < 4 ? 'p1' : 'p2', cluster: i < 3 ? 'a@x' : 'b@x' }));
+          made.push(await availableVolume({ name: i % 2 === 0 ? 'even' : 'odd', project_id: i < 4 ? 'p1' : 'p2' }));
           await clock.advance(1_000);
         }
         const ids = (page: { items: readonly { id: string }[] }) => page.items.map((v) => v.id);
         const newestFirst = [...made].reverse().map((v) => v.id);
-        const all = await store.list('volume');
+        const all = await store.list('volume', { withCount: true });
         expect(ids(all)).toEqual(newestFirst);
         expect(all.total).toBe(5);
+        expect((await store.list('volume')).total).toBeUndefined();
         expect(ids(await store.list('volume', { filter: { name: 'odd' } }))).toEqual([made[3]!.id, made[1]!.id]);
         expect(ids(await store.list('volume', { filter: { projectId: 'p2' } }))).toEqual([made[4]!.id]);
-        expect(ids(await store.list('volume', { filter: { cluster: 'a@x', status: ['available'] } }))).toEqual([made[2]!.id, made[1]!.id, made[0]!.id]);
-        expect((await store.list('volume', { filter: { status: 'error' } })).total).toBe(0);
-        const first = await store.list('volume', { limit: 2 });
+        expect(ids(await store.list('volume', { filter: { projectId: 'p1', status: 'available' } }))).toEqual([made[3]!.id, made[2]!.id, made[1]!.id, made[0]!.id]);
+        expect((await store.list('volume', { filter: { status: 'error' }, withCount: true })).total).toBe(0);
+        const first = await store.list('volume', { limit: 2, withCount: true });
         expect(first).toMatchObject({ total: 5, more: true });
         const second = await store.list('volume', { limit: 2, marker: first.items[1]!.id });
         const third = await store.list('volume', { limit: 2, marker: second.items[1]!.id });
         expect([...ids(first), ...ids(second), ...ids(third)]).toEqual(newestFirst);
         expect(third.more).toBe(false);
+        // A page past the end is empty.
+        expect(await store.list('volume', { limit: 2, marker: third.items[0]!.id })).toMatchObject({ items: [], more: false });
+        // Cinder appends created_at and id in the first key's direction.
+        expect(ids(await store.list('volume', { sort: [{ key: 'name', dir: 'asc' }] }))).toEqual([made[0]!.id, made[2]!.id, made[4]!.id, made[1]!.id, made[3]!.id]);
         expect(ids(await store.list('volume', { sort: [{ key: 'name', dir: 'asc' }, { key: 'created_at', dir: 'asc' }] }))).toEqual([made[0]!.id, made[2]!.id, made[4]!.id, made[1]!.id, made[3]!.id]);
-        await expect(store.list('volume', { marker: randomUUID() })).rejects.toBeInstanceOf(InvalidInputError);
+        await expect(store.list('volume', { marker: randomUUID() })).rejects.toThrow(/Marker .* could not be found/);
+        // A marker in another project is not found either (it is not visible there).
+        await expect(store.list('volume', { filter: { projectId: 'p1' }, marker: made[4]!.id })).rejects.toBeInstanceOf(InvalidInputError);
+      });
+
+      it('orders every served sort identically: names by their bytes with a missing name first, ties by created_at then id', async () => {
+        const names = ['b', null, 'a', 'ab', 'é', 'B', 'a', null, '', 'a/b'];
+        const made: VolumeRecord[] = [];
+        for (const [i, name] of names.entries()) {
+          made.push(await availableVolume({ name, id: `00000000-0000-0000-0000-00000000000${i}` }));
+          // Two volumes share each created_at: ties fall to the id.
+          if (i % 2 === 1) await clock.advance(1_000);
+        }
+        const key = (v: VolumeRecord): [number, string, number, string] => [v.name === null ? 0 : 1, v.name ?? '', v.created_at, v.id];
+        const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+        const nameAsc = [...made].sort((x, y) => {
+          const [xa, xb, xc, xd] = key(x);
+          const [ya, yb, yc, yd] = key(y);
+          return xa - ya || byBytes(xb, yb) || xc - yc || byBytes(xd, yd);
+        });
+        const createdAsc = [...made].sort((x, y) => x.created_at - y.created_at || byBytes(x.id, y.id));
+        const ids = (list: readonly VolumeRecord[]) => list.map((v) => v.id);
+        const walk = async (sort: { key: string; dir: 'asc' | 'desc' }[], limit: number) => {
+          const out: string[] = [];
+          let marker: string | undefined;
+          for (let i = 0; i < 20; i++) {
+            const page = await store.list('volume', { sort, limit, ...(marker === undefined ? {} : { marker }) });
+            out.push(...page.items.map((v) => v.id));
+            if (!page.more) return out;
+            marker = page.items[page.items.length - 1]!.id;
+          }
+          throw new Error('no end of pages');
+        };
+        expect(await walk([{ key: 'name', dir: 'asc' }], 3)).toEqual(ids(nameAsc));
+        expect(await walk([{ key: 'name', dir: 'desc' }], 4)).toEqual(ids(nameAsc).reverse());
+        expect(await walk([{ key: 'created_at', dir: 'asc' }], 3)).toEqual(ids(createdAsc));
+        expect(await walk([{ key: 'created_at', dir: 'desc' }, { key: 'id', dir: 'desc' }], 7)).toEqual(ids(createdAsc).reverse());
+        expect(ids((await store.list('volume', { filter: { name: 'a' }, sort: [{ key: 'created_at', dir: 'asc' }] })).items)).toEqual([made[2]!.id, made[6]!.id]);
+        expect(ids((await store.list('volume', { filter: { name: '' } })).items)).toEqual([made[8]!.id]);
+      });
+
+      it('refuses, with Cinder\'s 400, a sort or filter no index serves, and caps the limit', async () => {
+        await availableVolume();
+        for (const query of [
+          { sort: [{ key: 'size', dir: 'asc' as const }] },
+          { sort: [{ key: 'id', dir: 'asc' as const }] },
+          { sort: [{ key: 'name', dir: 'asc' as const }, { key: 'created_at', dir: 'desc' as const }] },
+          { sort: [{ key: 'name', dir: 'asc' as const }], filter: { status: 'available' } },
+          { filter: { name: 'vol', status: 'available' } },
+        ]) {
+          await expect(store.list('volume', query)).rejects.toBeInstanceOf(InvalidInputError);
+        }
+        expect((await store.list('volume', { limit: 1_000_000 })).items).toHaveLength(1);
+      });
+
+      it('keeps its indexes with every write: a listing shows each record where its current values sort, and a refused or fenced write changes no listing', async () => {
+        const { fence, revoke } = await h.makeFence();
+        const vols: VolumeRecord[] = [];
+        for (let i = 0; i < 6; i++) {
+          vols.push(await availableVolume({ name: `v${i % 3}`, project_id: i % 2 === 0 ? 'pa' : 'pb' }));
+          await clock.advance(10);
+        }
+        const snapshot = async () => {
+          const out: Record<string, string[]> = {};
+          const queries: [string, Parameters<StateStore['list']>[1]][] = [
+            ['all', {}],
+            ['pa', { filter: { projectId: 'pa' } }],
+            ['available', { filter: { status: 'available' } }],
+            ['pb-deleting', { filter: { projectId: 'pb', status: 'deleting' } }],
+            ['error', { filter: { status: 'error' }, sort: [{ key: 'created_at', dir: 'asc' }] }],
+            ['name', { sort: [{ key: 'name', dir: 'asc' }] }],
+            ['pb-name', { filter: { projectId: 'pb' }, sort: [{ key: 'name', dir: 'desc' }] }],
+            ['named', { filter: { name: 'renamed' } }],
+          ];
+          for (const [label, q] of queries) out[label] = (await store.list('volume', q)).items.map((v) => `${v.id}:${v.status}:${v.name}`);
+          return out;
+        };
+        /** What every listing must show: computed from each record as `get` reads it. */
+        const expected = async () => {
+          const live = (await Promise.all(vols.map((v) => store.get({ type: 'volume', id: v.id })))).filter((v): v is VolumeRecord => v !== undefined);
+          const newest = [...live].sort((a, b) => b.created_at - a.created_at || Buffer.compare(Buffer.from(b.id), Buffer.from(a.id)));
+          const nameAsc = [...live].sort((a, b) => Buffer.compare(Buffer.from(a.name ?? ''), Buffer.from(b.name ?? '')) || a.created_at - b.created_at || Buffer.compare(Buffer.from(a.id), Buffer.from(b.id)));
+          const fmt = (list: VolumeRecord[]) => list.map((v) => `${v.id}:${v.status}:${v.name}`);
+          return {
+            all: fmt(newest),
+            pa: fmt(newest.filter((v) => v.project_id === 'pa')),
+            available: fmt(newest.filter((v) => v.status === 'available')),
+            'pb-deleting': fmt(newest.filter((v) => v.project_id === 'pb' && v.status === 'deleting')),
+            error: fmt([...newest].reverse().filter((v) => v.status === 'error')),
+            name: fmt(nameAsc),
+            'pb-name': fmt([...nameAsc].reverse().filter((v) => v.project_id === 'pb')),
+            named: fmt(newest.filter((v) => v.name === 'renamed')),
+          };
+        };
+        expect(await snapshot()).toEqual(await expected());
+        const steps: (() => Promise<unknown>)[] = [
+          () => store.transition({ type: 'volume', id: vols[0]!.id }, { expect: { status: 'available' }, set: { status: 'error' }, by: 'admin' }),
+          () => store.transition({ type: 'volume', id: vols[1]!.id }, { expect: { status: 'available' }, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' }),
+          () => store.transition({ type: 'volume', id: vols[2]!.id }, { expect: { status: 'available' }, set: { name: 'renamed' }, by: 'api' }),
+          () => store.transition({ type: 'volume', id: vols[3]!.id }, { expect: { status: 'available' }, set: { name: null }, by: 'api' }),
+          () => store.remove({ type: 'volume', id: vols[1]!.id }, { expect: { status: 'deleting' }, by: 'worker' }),
+          // Refused: a condition fails; nothing changes.
+          () => store.transition({ type: 'volume', id: vols[4]!.id }, { expect: { status: 'error' }, set: { status: 'available', name: 'nope' }, by: 'admin' }),
+          // Fenced: nothing changes either.
+          async () => {
+            await revoke();
+            await expect(store.transition({ type: 'volume', id: vols[5]!.id }, { expect: {}, set: { name: 'fenced' }, fence, by: 'worker' })).rejects.toBeInstanceOf(FencedError);
+          },
+          () => store.transition({ type: 'volume', id: vols[0]!.id }, { expect: { status: 'error' }, set: { status: 'available', name: 'renamed' }, by: 'admin' }),
+        ];
+        for (const step of steps) {
+          await step();
+          expect(await snapshot()).toEqual(await expected());
+        }
       });
 
       it('lists a volume\'s snapshots', async () => {
@@ -560,7 +678,9 @@ export function describeStateStore(name: string, factory: StateStoreFactory): vo
         if (!s1.ok) throw new Error('snapshot failed');
         const page = await store.list('snapshot', { filter: { volumeId: vol.id } });
         expect(page.items.map((s) => s.id)).toEqual([s1.record.id]);
-        expect((await store.list('snapshot')).total).toBe(2);
+        expect((await store.list('snapshot', { withCount: true })).total).toBe(2);
+        expect((await store.list('snapshot', { filter: { volumeId: vol.id }, withCount: true })).total).toBe(1);
+        await expect(store.list('snapshot', { filter: { volumeId: vol.id }, marker: randomUUID() })).rejects.toBeInstanceOf(InvalidInputError);
       });
     });
 

@@ -28,7 +28,8 @@ export function parseCinderDict(text: string): Record<string, string> {
 export async function cinder(apiUrl: string, ...args: string[]): Promise<string> {
   const argv = ['--os-auth-type', 'noauth', '--os-user-id', 'admin', '--os-project-id', 'admin', '--os-endpoint', `${apiUrl}/v3/admin`, ...args];
   try {
-    const { stdout } = await run('cinder', argv, { env: { PATH: process.env.PATH, HOME: process.env.HOME }, timeout: 60_000 });
+    // A listing of 20,000 volumes prints about 3 MB.
+    const { stdout } = await run('cinder', argv, { env: { PATH: process.env.PATH, HOME: process.env.HOME }, timeout: 60_000, maxBuffer: 64 * 2 ** 20 });
     return stdout;
   } catch (err) {
     const e = err as { code?: number; stderr?: string; stdout?: string };

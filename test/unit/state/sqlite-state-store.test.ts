@@ -123,6 +123,44 @@ describe('SqliteStateStore specifics', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('gives a file of table schema 1 its listing columns and indexes on open, filled from the records', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-state-'));
+    const path = join(dir, SQLITE_STATE_FILE);
+    const clock = new ManualClock(1_000);
+    const first = SqliteStateStore.open({ path, clock, metrics: createStateMetrics(new Registry()) });
+    const ids: string[] = [];
+    for (const name of ['b', null, 'a']) {
+      const created = await first.create('volume', { record: newVolume({ name }), op: { kind: 'create_volume' } });
+      if (!created.ok) throw new Error('create failed');
+      ids.push(created.record.id);
+      await clock.advance(1_000);
+    }
+    await first.close();
+    // Make it a file of table schema 1: no listing columns, the old indexes.
+    const raw = new Database(path);
+    for (const index of ['resources_by_created', 'resources_by_project_created', 'resources_by_status_created', 'resources_by_project_status_created', 'resources_by_name', 'resources_by_project_name']) {
+      raw.exec(`DROP INDEX ${index}`);
+    }
+    raw.exec('ALTER TABLE resources DROP COLUMN created_at');
+    raw.exec('ALTER TABLE resources DROP COLUMN name_key');
+    raw.exec('CREATE INDEX resources_by_status ON resources (type, status)');
+    raw.pragma('user_version = 1');
+    raw.close();
+
+    const second = SqliteStateStore.open({ path, clock, metrics: createStateMetrics(new Registry()) });
+    expect((await second.list('volume')).items.map((v) => v.id)).toEqual([ids[2], ids[1], ids[0]]);
+    expect((await second.list('volume', { sort: [{ key: 'name', dir: 'asc' }] })).items.map((v) => v.name)).toEqual([null, 'a', 'b']);
+    await second.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(2);
+    const plan = check.prepare("EXPLAIN QUERY PLAN SELECT id FROM resources WHERE type = 'volume' AND status = 'error' ORDER BY created_at DESC, id DESC LIMIT 10").all() as { detail: string }[];
+    check.close();
+    // Served by an index in order: no sort of the matching rows.
+    expect(plan.map((r) => r.detail).join(' ')).toMatch(/USING (COVERING )?INDEX resources_by_status_created/);
+    expect(plan.map((r) => r.detail).join(' ')).not.toMatch(/TEMP B-TREE/);
+    await rm(dir, { recursive: true, force: true });
+  });
+
   it('refuses to open a file a newer release migrated, naming its schema and this build’s', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hearth-state-'));
     const path = join(dir, SQLITE_STATE_FILE);

@@ -65,7 +65,7 @@ describe('the API during a rolling upgrade', () => {
     expect(res.json<{ badRequest: { message: string } }>().badRequest.message).toBe(
       'Cannot create volume during upgrade: the live workers of ceph@rbd read messages up to version 1, and create_volume needs version 2.',
     );
-    expect((await store.list('volume')).total).toBe(0);
+    expect((await store.list('volume', { withCount: true })).total).toBe(0);
     expect(published).toEqual([]);
     // Once every worker reads it, the same request is accepted.
     refused = new Set();
