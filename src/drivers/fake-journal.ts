@@ -82,7 +82,7 @@ export interface JournalReport {
   readonly ok: boolean;
 }
 
-const CALLS = new Set<string>(['createVolume', 'deleteVolume', 'extendVolume', 'createSnapshot', 'deleteSnapshot']);
+const CALLS = new Set<string>(['createVolume', 'deleteVolume', 'extendVolume', 'createSnapshot', 'deleteSnapshot', 'initializeConnection', 'terminateConnection']);
 const ONE_SHOT = new Set<string>(['createVolume', 'deleteVolume', 'createSnapshot', 'deleteSnapshot']);
 
 /** Serializes one entry as a journal line (with its newline). */

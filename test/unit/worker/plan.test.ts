@@ -43,10 +43,10 @@ describe('locks per op kind (Cinder names)', () => {
     expect(lockNamesFor('delete_snapshot', S, V)).toEqual([`${S}-delete_snapshot`]);
   });
 
-  it('refuses a snapshot create without its volume, and kinds the manager does not run', () => {
+  it('refuses a snapshot create without its volume; a connection is made and ended under the volume\'s lock', () => {
     expect(() => lockNamesFor('create_snapshot', S)).toThrow(/needs its volume id/);
-    expect(() => lockNamesFor('attach_volume', V)).toThrow(/does not run attach_volume/);
-    expect(() => lockNamesFor('detach_volume', V)).toThrow(/does not run detach_volume/);
+    expect(lockNamesFor('attach_volume', V)).toEqual([`${V}-delete_volume`]);
+    expect(lockNamesFor('detach_volume', V)).toEqual([`${V}-delete_volume`]);
   });
 
   it('covers every op kind: managed kinds have locks, the others are refused', () => {
@@ -54,7 +54,7 @@ describe('locks per op kind (Cinder names)', () => {
       if (isManagedKind(spec.kind)) expect(lockNamesFor(spec.kind, 'x', 'y').length).toBeGreaterThan(0);
       else expect(() => lockNamesFor(spec.kind, 'x', 'y')).toThrow();
     }
-    expect([...MANAGED_KINDS].sort()).toEqual(['create_snapshot', 'create_volume', 'delete_snapshot', 'delete_volume', 'extend_volume']);
+    expect([...MANAGED_KINDS].sort()).toEqual(['attach_volume', 'create_snapshot', 'create_volume', 'delete_snapshot', 'delete_volume', 'detach_volume', 'extend_volume']);
   });
 });
 
@@ -79,10 +79,7 @@ describe('what a job means (decideJob)', () => {
   it('dead-letters what can never run here', () => {
     expect(decideJob(job({ kind: 'delete_volume' }), op(), self, false)).toMatchObject({ type: 'dead-letter', reason: 'rejected', detail: expect.stringContaining('does not match') as string });
     expect(decideJob(job(), op({ cluster: 'other@rbd' }), self, false)).toMatchObject({ type: 'dead-letter', reason: 'misrouted' });
-    expect(decideJob(job({ kind: 'attach_volume' }), op({ kind: 'attach_volume', status: 'attaching' }), self, false)).toMatchObject({
-      type: 'dead-letter',
-      detail: 'the volume manager does not run attach_volume',
-    });
+    expect(decideJob(job({ kind: 'attach_volume' }), op({ kind: 'attach_volume', status: 'attaching' }), self, false)).toEqual({ type: 'claim', ownerDead: false });
   });
 });
 
