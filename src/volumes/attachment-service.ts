@@ -59,6 +59,13 @@ export interface AttachmentServiceOptions {
   readonly waitMs?: number;
 }
 
+/**
+ * The op change of a transition between resting statuses: none exists (a resting status has no
+ * op), and saying so makes the store compare the op too, so a decision taken on a stale view of
+ * it (the etcd adapter's cache) is re-read and decided again rather than refused.
+ */
+const NO_OP = 'remove' as const;
+
 /** A change of one volume record, decided on the record as read: the transition, or nothing to write. */
 type Decision = { readonly request: TransitionRequest<VolumeRecord>; readonly action: string } | { readonly none: true };
 
@@ -109,7 +116,7 @@ export class AttachmentService {
       const attachments = [...attachmentsOf(v), attachment];
       const statuses = v.multiattach ? ['available', 'in-use'] : ['available'];
       const expect: Expect = { ...this.ownership(ctx), multiattach: v.multiattach, status: statuses, revision: v.revision };
-      if (!connect) return { action: 'reserve', request: { expect, set: { ...settled(attachments), status: 'reserved' }, by: 'api' } };
+      if (!connect) return { action: 'reserve', request: { expect, set: { ...settled(attachments), status: 'reserved' }, op: NO_OP, by: 'api' } };
       return {
         action: 'attach',
         request: {
@@ -164,7 +171,7 @@ export class AttachmentService {
         throw new InvalidInputError(`Invalid volume: attachment ${attachmentId} is not connected (its status is ${a.attach_status}): update it with a connector first.`);
       }
       const attachments = withAttachment(attachmentsOf(v), attachmentId, (x) => ({ ...x, attach_status: 'attached' }));
-      return { action: 'complete the attachment', request: { expect: { ...this.ownership(ctx), status: ['reserved', 'in-use'], revision: v.revision }, set: settled(attachments), by: 'api' } };
+      return { action: 'complete the attachment', request: { expect: { ...this.ownership(ctx), status: ['reserved', 'in-use'], revision: v.revision }, set: settled(attachments), op: NO_OP, by: 'api' } };
     });
   }
 
@@ -226,7 +233,7 @@ export class AttachmentService {
       if (a.attach_status === 'detaching') throw new InvalidInputError(`Invalid volume: attachment ${attachmentId} is being detached already.`);
       if (a.attach_status === 'reserved' || a.attach_status === 'error_attaching') {
         // Nothing was connected: nothing for a driver to end.
-        return { action: 'delete the attachment', request: { expect, set: settled(withoutAttachment(attachmentsOf(v), attachmentId)), by: 'api' } };
+        return { action: 'delete the attachment', request: { expect, set: settled(withoutAttachment(attachmentsOf(v), attachmentId)), op: NO_OP, by: 'api' } };
       }
       const attachments = withAttachment(attachmentsOf(v), attachmentId, (x) => ({ ...x, attach_status: 'detaching' }));
       return {
