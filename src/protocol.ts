@@ -35,8 +35,10 @@ export interface ProtocolSupport {
  * one before that (see docs/upgrades.md, "Adding a version").
  */
 export const PROTOCOL: ProtocolSupport = {
-  messages: { min: 1, max: 1 },
-  schema: { min: 1, max: 1 },
+  // 2: attach_volume and detach_volume jobs (the attachment API); 1 still read and written.
+  messages: { min: 1, max: 2 },
+  // 2: volumes carry their attachments and their type's id (`ATTACHMENTS_STEP`).
+  schema: { min: 1, max: 2 },
 };
 
 /** True when `version` is within `range`. */

@@ -49,8 +49,9 @@ export const JOB_KIND_SINCE: Readonly<Record<JobKind, number>> = {
   create_volume: 1,
   delete_volume: 1,
   extend_volume: 1,
-  attach_volume: 1,
-  detach_volume: 1,
+  // Named in version 1, but only workers that read version 2 run them (the attachment API).
+  attach_volume: 2,
+  detach_volume: 2,
   create_snapshot: 1,
   delete_snapshot: 1,
 };
@@ -180,9 +181,17 @@ interface MessageFormat {
   readonly down?: (message: Record<string, unknown>) => Record<string, unknown>;
 }
 
+/**
+ * Version 2: the shape of version 1; what changed is that its readers run `attach_volume` and
+ * `detach_volume` (a version-1 worker dead-letters them). So up and down change only `v`.
+ */
+const jobMessageSchemaV2 = jobMessageSchema.extend({ v: z.literal(2) });
+const cleanupMessageSchemaV2 = cleanupMessageSchema.extend({ v: z.literal(2) });
+
 /** Every message version this code knows, by number. */
 const FORMATS: Readonly<Record<number, MessageFormat>> = {
-  1: { job: jobMessageSchema, cleanup: cleanupMessageSchema },
+  1: { job: jobMessageSchema, cleanup: cleanupMessageSchema, up: (m) => ({ ...m, v: 2 }), down: (m) => ({ ...m, v: 1 }) },
+  2: { job: jobMessageSchemaV2, cleanup: cleanupMessageSchemaV2 },
 };
 
 function formatOf(version: number): MessageFormat {

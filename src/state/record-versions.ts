@@ -28,8 +28,40 @@ export interface SchemaStep {
   down(body: RecordBody): RecordBody;
 }
 
-/** Every schema step this build knows, oldest first. Release 1 has none. */
-export const SCHEMA_STEPS: readonly SchemaStep[] = [];
+/** The default volume type's id, which a volume of schema 1 has implicitly. */
+const DEFAULT_VOLUME_TYPE_ID = '3d7d2a34-2a8f-5d0e-9a0a-5f1c7b0e4c11';
+
+/** True for the body of a volume record (snapshots have a `volume_id`, ops a `kind`). */
+function isVolumeBody(body: RecordBody): boolean {
+  return typeof body.attach_status === 'string' && body.volume_id === undefined && body.kind === undefined;
+}
+
+/**
+ * Schema 1 → 2, the attachment API: a volume carries its attachments (`attachments`, Cinder's
+ * `volume_attachment` rows) and its volume type's id (`volume_type_id`). `up` gives a volume of
+ * schema 1 none and the default type's id. `down` drops what schema 1 can express without: an
+ * empty list and the default id. A volume that has attachments keeps them when written down — a
+ * release-1 reader ignores fields it does not know and keeps them on its own writes (records are
+ * written whole) — but attachments exist only once every live worker reads message version 2,
+ * since the API refuses attachment requests until then (docs/upgrades.md).
+ */
+export const ATTACHMENTS_STEP: SchemaStep = {
+  from: 1,
+  doc: 'volumes carry their attachments and their volume type id (the attachment API)',
+  up: (body) => (isVolumeBody(body) ? { ...body, attachments: body.attachments ?? [], volume_type_id: body.volume_type_id ?? DEFAULT_VOLUME_TYPE_ID } : body),
+  down: (body) => {
+    if (!isVolumeBody(body)) return body;
+    const { attachments, volume_type_id, ...rest } = body;
+    return {
+      ...rest,
+      ...(Array.isArray(attachments) && attachments.length > 0 ? { attachments } : {}),
+      ...(volume_type_id !== undefined && volume_type_id !== DEFAULT_VOLUME_TYPE_ID ? { volume_type_id } : {}),
+    };
+  },
+};
+
+/** Every schema step this build knows, oldest first. */
+export const SCHEMA_STEPS: readonly SchemaStep[] = [ATTACHMENTS_STEP];
 
 /** The step from `from` to `from + 1`, if this build knows it. */
 export function schemaStep(from: number, steps: readonly SchemaStep[] = SCHEMA_STEPS): SchemaStep | undefined {

@@ -169,6 +169,10 @@ export class VolumeService {
    */
   async forceDeleteVolume(ctx: RequestContext, id: string): Promise<void> {
     const volume = await this.getVolume(ctx, id);
+    // The write below expects the status read here, which every attachment change moves: no attachment slips in between.
+    if ((volume.attachments ?? []).length > 0) {
+      throw new InvalidInputError(`Invalid volume: Volume ${volume.id} has attachments; detach them (attachment-delete, os-force_detach) before deleting it.`);
+    }
     await this.forceDelete(ctx, { type: 'volume', id }, volume.status, {
       attach_status: not('attached'),
       migration_status: [null, 'deleting', 'error', 'success'],

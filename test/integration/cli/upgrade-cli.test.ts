@@ -9,7 +9,7 @@ import { KeyLayout } from '../../../src/etcd/keys.js';
 import { systemClock } from '../../../src/lifecycle/clock.js';
 import { DEFAULT_ETCD_RETRY } from '../../../src/lifecycle/retry.js';
 import { silentLogger } from '../../../src/observability/logger.js';
-import { PROTOCOL, type ProtocolSupport } from '../../../src/protocol.js';
+import { type ProtocolSupport } from '../../../src/protocol.js';
 import { EtcdSession } from '../../../src/session/etcd-session.js';
 import { RecordVersions, type SchemaStep } from '../../../src/state/record-versions.js';
 import { EtcdUpgradeRegistry } from '../../../src/upgrade/etcd-upgrade-registry.js';
@@ -21,6 +21,8 @@ import { UpgradeService } from '../../../src/upgrade/service.js';
 import { type EtcdTestContext, useEtcd } from '../../support/context.js';
 import { etcdConfig } from '../locks/fixtures.js';
 
+/** Release 1 (0.1.0): messages and schema 1 only (the tree's own PROTOCOL has moved on to 2). */
+const RELEASE_1: ProtocolSupport = { messages: { min: 1, max: 1 }, schema: { min: 1, max: 1 } };
 const RELEASE_2: ProtocolSupport = { messages: { min: 1, max: 2 }, schema: { min: 1, max: 2 } };
 const NOTHING: SchemaStep = { from: 1, doc: 'no change', up: (b) => b, down: (b) => b };
 
@@ -67,7 +69,7 @@ describe('hearth upgrade status|finalize', () => {
   beforeAll(async () => {
     ctx = useEtcd();
     client = createEtcdClient(etcdConfig(ctx.endpoints, ctx.prefix));
-    old = new PresenceKeeper({ registry: registry('old@rbd'), record: record('old@rbd', PROTOCOL, '0.1.0'), own: PROTOCOL, clock: systemClock, logger: silentLogger(), retry: DEFAULT_ETCD_RETRY });
+    old = new PresenceKeeper({ registry: registry('old@rbd'), record: record('old@rbd', RELEASE_1, '0.1.0'), own: RELEASE_1, clock: systemClock, logger: silentLogger(), retry: DEFAULT_ETCD_RETRY });
     await old.start();
     const reg = registry('new@rbd');
     const self = record('new@rbd', RELEASE_2, '0.2.0');

@@ -1,5 +1,5 @@
 // The upgrade concern on a real etcd, with two "releases" of one build: release 1 as shipped
-// (PROTOCOL) and a release 2 that reads messages and schemas 1–2, with a made-up schema step.
+// (RELEASE_1) and a release 2 that reads messages and schemas 1–2, with a made-up schema step.
 // Covers: presence of every process, the message version following the living (a leaving
 // process stops pinning on its delete event), finalize refused while a process cannot read the
 // next schema, the data migration rewriting every record, and the old build refusing to start
@@ -11,7 +11,7 @@ import { KeyLayout } from '../../../src/etcd/keys.js';
 import { ManualClock, systemClock } from '../../../src/lifecycle/clock.js';
 import { DEFAULT_ETCD_RETRY } from '../../../src/lifecycle/retry.js';
 import { silentLogger } from '../../../src/observability/logger.js';
-import { PROTOCOL, type ProtocolSupport, ProtocolMismatchError } from '../../../src/protocol.js';
+import { type ProtocolSupport, ProtocolMismatchError } from '../../../src/protocol.js';
 import { MessageVersions } from '../../../src/routing/message-versions.js';
 import { EtcdSession } from '../../../src/session/etcd-session.js';
 import { EtcdStateStore } from '../../../src/state/etcd-state-store.js';
@@ -29,6 +29,8 @@ import { type EtcdTestContext, useEtcd } from '../../support/context.js';
 import { waitFor } from '../../support/wait.js';
 import { etcdConfig } from '../locks/fixtures.js';
 
+/** Release 1 (0.1.0): messages and schema 1 only (the tree's own PROTOCOL has moved on to 2). */
+const RELEASE_1: ProtocolSupport = { messages: { min: 1, max: 1 }, schema: { min: 1, max: 1 } };
 const RELEASE_2: ProtocolSupport = { messages: { min: 1, max: 2 }, schema: { min: 1, max: 2 } };
 /** Release 2's record change: volumes get `tier` (down: dropped). */
 const ADD_TIER: SchemaStep = {
@@ -81,7 +83,7 @@ describe('rolling upgrade on etcd (presence, negotiation, finalize, migration)',
   it('follows the living: the old process pins the message version until its presence goes, then finalize raises the schema and migrates', async () => {
     // Records written by release 1 before the roll.
     const keys = new KeyLayout(ctx.prefix);
-    const oldStore = new EtcdStateStore({ client, keys, clock: new ManualClock(1_000), metrics: createStateMetrics(new Registry()), logger: silentLogger(), versions: new RecordVersions() });
+    const oldStore = new EtcdStateStore({ client, keys, clock: new ManualClock(1_000), metrics: createStateMetrics(new Registry()), logger: silentLogger(), versions: new RecordVersions(RELEASE_1.schema) });
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
       const created = await oldStore.create('volume', { record: newVolume({ name: `v${i}` }), op: { kind: 'create_volume' } });
@@ -89,7 +91,7 @@ describe('rolling upgrade on etcd (presence, negotiation, finalize, migration)',
       ids.push(created.record.id);
     }
 
-    const old = await start('old@rbd', PROTOCOL, '0.1.0');
+    const old = await start('old@rbd', RELEASE_1, '0.1.0');
     // An API-only process of the new release: it counts as a reader too.
     await start('api@rbd', RELEASE_2, '0.2.0', ['api']);
     const worker = await start('new@rbd', RELEASE_2, '0.2.0');
@@ -146,7 +148,7 @@ describe('rolling upgrade on etcd (presence, negotiation, finalize, migration)',
 
     // The old build refuses to start now, naming both.
     const again = registry('old@rbd');
-    const keeper = new PresenceKeeper({ registry: again, record: record('old@rbd', PROTOCOL, '0.1.0'), own: PROTOCOL, clock: systemClock, logger: silentLogger(), retry: DEFAULT_ETCD_RETRY });
+    const keeper = new PresenceKeeper({ registry: again, record: record('old@rbd', RELEASE_1, '0.1.0'), own: RELEASE_1, clock: systemClock, logger: silentLogger(), retry: DEFAULT_ETCD_RETRY });
     const err = await keeper.start().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProtocolMismatchError);
     expect((err as Error).message).toMatch(/the cluster's record schema is 2, and this build \(hearth 0\.1\.0\) reads and writes schemas 1/);

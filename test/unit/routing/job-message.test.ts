@@ -51,7 +51,7 @@ describe('job messages', () => {
     expect(correlationIdOf(job)).toBe('op-1');
     expect(decodeJob(bytes({ ...minimal, host: undefined }))).toMatchObject({ ok: false, reason: 'malformed', detail: expect.stringMatching(/host/) as unknown });
     expect(decodeJob(bytes({ ...minimal, resourceType: 'backup' }))).toMatchObject({ ok: false, reason: 'malformed', detail: expect.stringMatching(/resourceType/) as unknown });
-    expect(decodeJob(bytes({ ...minimal, v: 2 }))).toMatchObject({ ok: false, reason: 'unsupported-version' });
+    expect(decodeJob(bytes({ ...minimal, v: 3 }))).toMatchObject({ ok: false, reason: 'unsupported-version' });
     // A job is still a job: the cleanup schema applies only to kind cleanup.
     expect(decodeJob(bytes({ ...job, host: 'x' }))).toEqual({ ok: true, job });
     expect(() => encodeJob({ ...cleanup, cluster: '' })).toThrow(InvalidInputError);

@@ -66,7 +66,7 @@ describe('SqliteStateStore specifics', () => {
     const path = join(dir, SQLITE_STATE_FILE);
     const clock = new ManualClock(7);
     const first = SqliteStateStore.open({ path, clock, metrics: createStateMetrics(new Registry()) });
-    expect(first.recordSchema).toEqual({ schema: 1 });
+    expect(first.recordSchema).toEqual({ schema: 2 });
     const created = await first.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
     if (!created.ok) throw new Error('create failed');
     await first.close();
@@ -82,8 +82,9 @@ describe('SqliteStateStore specifics', () => {
     raw.close();
 
     const second = SqliteStateStore.open({ path, clock, metrics: createStateMetrics(new Registry()) });
-    expect(second.recordSchema).toEqual({ schema: 1, migrated: { from: 0, backup: `${path}.schema-0-7.bak` } });
-    expect(await second.get({ type: 'volume', id: created.record.id })).toEqual(created.record);
+    expect(second.recordSchema).toEqual({ schema: 2, migrated: { from: 0, backup: `${path}.schema-0-7.bak` } });
+    // Schema 2 (the attachment API) gives a volume of schema 1 no attachments and the default type's id.
+    expect(await second.get({ type: 'volume', id: created.record.id })).toEqual({ ...created.record, attachments: [], volume_type_id: '3d7d2a34-2a8f-5d0e-9a0a-5f1c7b0e4c11' });
     await second.close();
     expect((await readdir(dir)).filter((f) => f.endsWith('.bak'))).toEqual([`${SQLITE_STATE_FILE}.schema-0-7.bak`]);
     // The backup is a whole database of the old file: its records have no version.
@@ -93,7 +94,7 @@ describe('SqliteStateStore specifics', () => {
     expect(body).not.toHaveProperty('v');
     // Opening again migrates nothing.
     const third = SqliteStateStore.open({ path, clock, metrics: createStateMetrics(new Registry()) });
-    expect(third.recordSchema).toEqual({ schema: 1 });
+    expect(third.recordSchema).toEqual({ schema: 2 });
     await third.close();
     await rm(dir, { recursive: true, force: true });
   });
