@@ -108,3 +108,31 @@ describe('the final write of each kind', () => {
     expect(() => newSizeOf({ opId: 'o', params: {} })).toThrow(/no integer newSize/);
   });
 });
+
+describe('the final write of an attach or a detach', () => {
+  const at = (id: string, attach_status: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+    id, instance_uuid: null, attach_status, attach_mode: 'null', connector: { host: 'h' }, connection_info: null, attached_at: null, created_at: 1, ...extra,
+  });
+  const vol = (status: string, attachments: Record<string, unknown>[]): VolumeRecord => ({ ...volume, status, attachments } as unknown as VolumeRecord);
+  const info = { driver_volume_type: 'local', data: { device_path: '/v' } };
+
+  it('attach: connected (attaching, with the info) and the volume reserved; refused: error_attaching, still reserved', () => {
+    const o = { kind: 'attach_volume' as const, opId: 'op-1', params: { attachmentId: 'a', connector: { host: 'h' } } };
+    expect(finalWrite(o, vol('attaching', [at('a', 'attaching')]), 'success', 'n1@rbd', { connectionInfo: info, at: 5 })).toEqual({
+      type: 'transition',
+      status: 'reserved',
+      set: { status: 'reserved', attach_status: 'attaching', previous_status: null, attachments: [at('a', 'attaching', { connection_info: info, attached_at: 5 })], host: 'n1@rbd' },
+    });
+    expect(finalWrite(o, vol('attaching', [at('a', 'attaching'), at('b', 'attached')]), 'error', 'n1@rbd')).toMatchObject({
+      status: 'in-use',
+      set: { attachments: [at('a', 'error_attaching'), at('b', 'attached')] },
+    });
+  });
+
+  it('detach: the attachment gone and the volume available; failed: back as it was, unless forced', () => {
+    const o = { kind: 'detach_volume' as const, opId: 'op-2', params: { attachmentId: 'a', from: 'attached' } };
+    expect(finalWrite(o, vol('detaching', [at('a', 'detaching')]), 'success', 'n1@rbd')).toMatchObject({ status: 'available', set: { attachments: [], attach_status: 'detached' } });
+    expect(finalWrite(o, vol('detaching', [at('a', 'detaching')]), 'error', 'n1@rbd')).toMatchObject({ status: 'in-use', set: { attachments: [at('a', 'attached')] } });
+    expect(finalWrite({ ...o, params: { ...o.params, force: true } }, vol('detaching', [at('a', 'detaching')]), 'error', 'n1@rbd')).toMatchObject({ status: 'available' });
+  });
+});
