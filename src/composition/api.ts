@@ -90,7 +90,7 @@ export function apiRoutes(
   const publisher = new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) });
   const types = new VolumeTypeService({ types: backends.volumeTypes, store, now: () => clock.now() });
   const gate = skewGate(upgrade);
-  const attachments = new AttachmentService({ store, publisher, stamps, gate, cluster: clusterId(config), clock, logger: ctx.logger.child({ component: 'attachments' }) });
+  const attachments = new AttachmentService({ store, publisher, gate, cluster: clusterId(config), clock, logger: ctx.logger.child({ component: 'attachments' }) });
   const volumes = new VolumeService({
     store,
     publisher,

@@ -19,7 +19,6 @@ import { type StateStore, type StoredOp, type TransitionRequest, type Transition
 import { ConditionFailedError } from './errors.js';
 import type { JobPublisher } from './job-publisher.js';
 import { type OperationGate, UnavailableDuringUpgradeError } from './operation-gate.js';
-import type { PublishStamps } from './publish-stamps.js';
 import { everyVolume } from './volume-scan.js';
 import type { RequestContext } from './volume-service.js';
 
@@ -49,7 +48,6 @@ export class AttachmentFailedError extends CoordinatorError {
 export interface AttachmentServiceOptions {
   readonly store: StateStore;
   readonly publisher: JobPublisher;
-  readonly stamps: Pick<PublishStamps, 'add'>;
   readonly gate?: OperationGate;
   /** The cluster whose workers the gate is asked about (the API's). */
   readonly cluster: string;
@@ -347,10 +345,14 @@ export class AttachmentService {
     if (why !== undefined) throw new UnavailableDuringUpgradeError(kind, why);
   }
 
+  /**
+   * Publishes the job. A confirmed publish is not stamped (`publishedAt`): the request waits for
+   * the op's end anyway, and a stamp landing after it would be a write after the answer; an op
+   * still queued at the sweep is published again, and the claim drops the duplicate.
+   */
   private async publish(op: OpRecord, stored: StoredOp | undefined): Promise<void> {
     try {
-      if ((await this.o.publisher.publish(op, stored === undefined ? {} : { stored })) !== 'confirmed') return;
-      this.o.stamps.add(op);
+      await this.o.publisher.publish(op, stored === undefined ? {} : { stored });
     } catch (err) {
       this.o.logger.warn({ err, resource: op.type, id: op.id, opId: op.opId }, 'publishing the op failed; the republish sweep will retry');
     }
