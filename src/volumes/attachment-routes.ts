@@ -55,10 +55,14 @@ function attachmentRoutesOn(app: FastifyInstance, attachments: AttachmentService
         const volumeId = stringQuery(req, 'volume_id');
         const status = stringQuery(req, 'status');
         const instanceId = stringQuery(req, 'instance_id');
+        const limitText = stringQuery(req, 'limit');
+        if (limitText !== undefined && !/^[0-9]{1,6}$/.test(limitText)) throw new InvalidInputError(`Invalid input received: limit must be a non-negative integer, got ${previewText(limitText)}.`);
+        const marker = stringQuery(req, 'marker');
         const found = await attachments.list(
           contextOf(req),
           { ...(volumeId === undefined ? {} : { volumeId }), ...(status === undefined ? {} : { status }), ...(instanceId === undefined ? {} : { instanceId }) },
           all !== undefined && all !== '0' && all.toLowerCase() !== 'false',
+          { ...(limitText === undefined ? {} : { limit: Number(limitText) }), ...(marker === undefined ? {} : { marker }) },
         );
         return { attachments: found.map(({ attachment, volume }) => (detail ? attachmentDetail(attachment, volume.id) : attachmentSummary(attachment, volume.id))) };
       }),

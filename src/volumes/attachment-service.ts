@@ -112,7 +112,10 @@ export class AttachmentService {
         );
       }
       const attachments = [...attachmentsOf(v), attachment];
-      const statuses = v.multiattach ? ['available', 'in-use'] : ['available'];
+      // Cinder's override (LP 1694530): a server that has the volume already may reserve it again
+      // (Nova migrating it to another host), whatever multiattach says.
+      const sameServer = input.instanceUuid !== null && (v.status === 'in-use' || v.status === 'reserved') && attachmentsOf(v).some((a) => a.instance_uuid === input.instanceUuid);
+      const statuses = sameServer ? [v.status] : v.multiattach ? ['available', 'in-use'] : ['available'];
       const expect: Expect = { ...this.ownership(ctx), multiattach: v.multiattach, status: statuses, revision: v.revision };
       if (!connect) return { action: 'reserve', request: { expect, set: { ...settled(attachments), status: 'reserved' }, op: NO_OP, by: 'api' } };
       return {
@@ -207,7 +210,12 @@ export class AttachmentService {
   }
 
   /** attachment-list: every attachment of the caller's volumes (every project's with `allTenants`). */
-  async list(ctx: RequestContext, filter: { volumeId?: string; status?: string; instanceId?: string }, allTenants: boolean): Promise<AttachmentOf[]> {
+  async list(
+    ctx: RequestContext,
+    filter: { volumeId?: string; status?: string; instanceId?: string },
+    allTenants: boolean,
+    page: { readonly limit?: number; readonly marker?: string } = {},
+  ): Promise<AttachmentOf[]> {
     const out: AttachmentOf[] = [];
     const scope = ctx.isAdmin && allTenants ? {} : { projectId: ctx.projectId };
     const volumes = filter.volumeId !== undefined ? [await this.o.store.get({ type: 'volume', id: filter.volumeId })] : everyVolume(this.o.store, scope);
@@ -220,7 +228,11 @@ export class AttachmentService {
         out.push({ attachment, volume });
       }
     }
-    return out.sort((a, b) => (a.attachment.id < b.attachment.id ? -1 : 1));
+    out.sort((a, b) => (a.attachment.id < b.attachment.id ? -1 : 1));
+    // Cinder's limit/marker paging, by attachment id.
+    const from = page.marker === undefined ? 0 : out.findIndex((a) => a.attachment.id === page.marker) + 1;
+    if (page.marker !== undefined && from === 0) throw new InvalidInputError(`Invalid input received: marker ${previewText(page.marker)} not found.`);
+    return out.slice(from, page.limit === undefined ? undefined : from + page.limit);
   }
 
   private async detach(ctx: RequestContext, volumeId: string, attachmentId: string, force: boolean): Promise<AttachmentOf[]> {

@@ -122,4 +122,28 @@ describe('AttachmentService (SQLite)', () => {
     await service.delete(ADMIN, second.attachment.id);
     expect((await store.get({ type: 'volume', id: v.id }))?.status).toBe('in-use');
   });
+
+  it('the same server may reserve a volume it has again (Cinder\'s override for a migration); another server may not', async () => {
+    const v = await available();
+    const server = '6f1c0ab0-7b5d-4c39-9b57-4d1cf5a3e0a1';
+    const first = await service.create(ADMIN, { volumeId: v.id, instanceUuid: server, connector: null, mode: 'null' });
+    await expect(service.create(ADMIN, { volumeId: v.id, instanceUuid: '00000000-0000-4000-8000-000000000009', connector: null, mode: 'null' })).rejects.toThrow(
+      /status must be available to reserve \(status is reserved\)/,
+    );
+    const again = await service.create(ADMIN, { volumeId: v.id, instanceUuid: server, connector: null, mode: 'null' });
+    expect(again.volume.attachments?.map((a) => a.id)).toEqual([first.attachment.id, again.attachment.id]);
+    expect(again.volume.status).toBe('reserved');
+  });
+
+  it('lists with limit and marker, by attachment id', async () => {
+    const volumes = await Promise.all([available({ multiattach: true }), available(), available()]);
+    for (const v of volumes) await service.create(ADMIN, { volumeId: v.id, instanceUuid: null, connector: null, mode: 'null' });
+    const all = (await service.list(ADMIN, {}, false)).map((a) => a.attachment.id);
+    expect(all).toHaveLength(3);
+    expect([...all].sort()).toEqual(all);
+    const page1 = (await service.list(ADMIN, {}, false, { limit: 2 })).map((a) => a.attachment.id);
+    const page2 = (await service.list(ADMIN, {}, false, { limit: 2, marker: page1[1] as string })).map((a) => a.attachment.id);
+    expect([...page1, ...page2]).toEqual(all);
+    await expect(service.list(ADMIN, {}, false, { marker: '00000000-0000-4000-8000-00000000000f' })).rejects.toThrow(/marker .* not found/);
+  });
 });
