@@ -35,9 +35,11 @@ export interface ProtocolSupport {
  * one before that (see docs/upgrades.md, "Adding a version").
  */
 export const PROTOCOL: ProtocolSupport = {
-  // Release 2 (issue 16, copies): message 2 adds the job kinds clone_volume and
-  // create_volume_from_snapshot; schema 2 adds a volume's snapshot_id, source_volid, source_held.
+  // Release 2 (issue 16): message 2 adds the job kinds clone_volume, create_volume_from_snapshot,
+  // attach_volume and detach_volume (the attachment API); 1 still read and written.
   messages: { min: 1, max: 2 },
+  // Schema 2: a volume's sources (snapshot_id, source_volid, source_held), its attachments and its
+  // volume type's id (record-versions.ts, VOLUME_FIELDS_STEP).
   schema: { min: 1, max: 2 },
 };
 

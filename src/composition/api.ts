@@ -24,6 +24,9 @@ import { JobBusPublisher } from '../volumes/job-bus-publisher.js';
 import { PublishStamps } from '../volumes/publish-stamps.js';
 import { volumeRoutes } from '../volumes/volume-routes.js';
 import { VolumeService } from '../volumes/volume-service.js';
+import { attachmentRoutes } from '../volumes/attachment-routes.js';
+import { AttachmentService } from '../volumes/attachment-service.js';
+import { VolumeTypeService } from '../volumes/volume-type-service.js';
 import type { Backends, CompositionContext } from './backends.js';
 import type { OrphanDetection } from './orphans.js';
 import type { UpgradeParts } from './upgrade.js';
@@ -84,14 +87,19 @@ export function apiRoutes(
   const { config, clock } = ctx;
   const logger = ctx.logger.child({ component: 'api' });
   const { store, membership, jobBus } = backends;
+  const publisher = new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) });
+  const types = new VolumeTypeService({ types: backends.volumeTypes, store, now: () => clock.now() });
+  const gate = skewGate(upgrade);
+  const attachments = new AttachmentService({ store, publisher, gate, cluster: clusterId(config), clock, logger: ctx.logger.child({ component: 'attachments' }) });
   const volumes = new VolumeService({
     store,
-    publisher: new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) }),
+    publisher,
     stamps,
     admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
-    gate: skewGate(upgrade),
+    gate,
     clock,
     logger: ctx.logger.child({ component: 'volumes' }),
+    resolveType: (nameOrId) => types.resolve(nameOrId),
     cluster: clusterId(config),
     availabilityZone: config.zone,
     abortRun: async (request) => void (await jobBus.publishNotice(abortNotice(request), { signal: AbortSignal.timeout(API_PUBLISH_WAIT_MS) })),
@@ -122,7 +130,8 @@ export function apiRoutes(
         ),
       logger: ctx.logger.child({ component: 'orphans' }),
     }),
-    volumeRoutes(volumes),
+    volumeRoutes(volumes, attachments),
+    attachmentRoutes(attachments, types),
   ];
 }
 

@@ -21,6 +21,7 @@ import type { EtcdLockServiceOptions } from '../locks/etcd-lock-service.js';
 import type { FailoverLedger } from '../orphans/failover-ledger.js';
 import type { Census } from '../census/census.js';
 import type { MessageStore } from '../messages/message-store.js';
+import type { VolumeTypeStore } from '../volume-types/volume-type-store.js';
 import type { JobBus } from '../routing/job-bus.js';
 import type { Session } from '../session/session.js';
 import type { StateStore } from '../state/state-store.js';
@@ -59,6 +60,8 @@ export interface Backends {
   readonly fenceQueue: FenceQueue;
   /** User messages (Cinder's messages API): cluster: etcd; single node: a table in the state file. */
   readonly messages: MessageStore;
+  /** Volume types (multiattach): cluster: etcd; single node: a table in the state file. */
+  readonly volumeTypes: VolumeTypeStore;
   /** Opens the census (counts by status, oldest ops): cluster: a watch of etcd; single node: the state file's own counts. */
   openCensus(): Census;
   /** Where every process says what it reads and writes, and the record schema (docs/upgrades.md). */

@@ -9,6 +9,7 @@ import { EtcdLeaseTtls } from '../membership/etcd-lease-ttl.js';
 import { EtcdMembership } from '../membership/etcd-membership.js';
 import { EtcdFenceQueue } from '../fencing/etcd-fence-queue.js';
 import { EtcdMessageStore } from '../messages/etcd-message-store.js';
+import { EtcdVolumeTypeStore } from '../volume-types/etcd-volume-type-store.js';
 import { EtcdCensus } from '../census/etcd-census.js';
 import { EtcdFailoverLedger } from '../orphans/etcd-failover-ledger.js';
 import { EtcdSession } from '../session/etcd-session.js';
@@ -61,6 +62,7 @@ export async function openClusterBackends(ctx: CompositionContext): Promise<Back
     failoverLedger: new EtcdFailoverLedger({ client, keys }),
     fenceQueue: new EtcdFenceQueue({ client, keys, logger: logger.child({ component: 'fencing' }), now: () => clock.now() }),
     messages: new EtcdMessageStore({ client, keys }),
+    volumeTypes: new EtcdVolumeTypeStore({ client, keys }),
     openCensus: () => new EtcdCensus({ client, keys, clock, logger: logger.child({ component: 'census' }), retry }),
     upgrade: closer.use(
       'upgrade registry',

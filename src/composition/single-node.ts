@@ -9,6 +9,7 @@ import { LocalMembership } from '../membership/local-membership.js';
 import { LocalRecordFile } from '../membership/local-store.js';
 import { LocalFenceQueue } from '../fencing/local-fence-queue.js';
 import { SqliteMessageStore } from '../messages/sqlite-message-store.js';
+import { SqliteVolumeTypeStore } from '../volume-types/sqlite-volume-type-store.js';
 import { SqliteCensus } from '../census/sqlite-census.js';
 import { LocalFailoverLedger } from '../orphans/local-failover-ledger.js';
 import { LocalBroker } from '../routing/local-broker.js';
@@ -36,6 +37,7 @@ export async function openSingleNodeBackends(ctx: CompositionContext): Promise<B
   closer.add('data-dir lock', () => dataDirLock.release());
   const store = closer.use('state store', SqliteStateStore.open({ path: join(config.dataDir, SQLITE_STATE_FILE), clock, metrics: createStateMetrics(registry) }));
   const messages = closer.use('user messages', SqliteMessageStore.open(join(config.dataDir, SQLITE_STATE_FILE)));
+  const volumeTypes = closer.use('volume types', SqliteVolumeTypeStore.open(join(config.dataDir, SQLITE_STATE_FILE)));
   const migrated = store.recordSchema.migrated;
   if (migrated) logger.info({ from: migrated.from, to: store.recordSchema.schema, backup: migrated.backup }, 'migrated the records of the state file; the backup taken first is kept');
   // One process: it writes the newest message version, and its file is at its newest schema.
@@ -59,6 +61,7 @@ export async function openSingleNodeBackends(ctx: CompositionContext): Promise<B
     failoverLedger: new LocalFailoverLedger(),
     fenceQueue: new LocalFenceQueue(() => clock.now()),
     messages,
+    volumeTypes,
     openCensus: () => SqliteCensus.open(join(config.dataDir, SQLITE_STATE_FILE)),
     upgrade: closer.use('upgrade registry', new LocalUpgradeRegistry(store.recordSchema.schema)),
     protocol,

@@ -333,7 +333,7 @@ export const configSpec = {
     fakeJournal: opt.string({ default: '', doc: 'Fake driver: JSON-lines journal of every call, shared by all members.' }),
     fakeDownFile: opt.string({ default: '', doc: 'Fake driver: while this file exists the backend is down (its first line is the reason). Empty: always up.' }),
     fakeCapacityGiB: opt.int({ default: 1024, min: 1, max: 1_048_576, unit: 'GiB', doc: 'Fake driver: size of its (empty) pool.' }),
-    fakeHang: opt.listOf(['createVolume', 'deleteVolume', 'extendVolume', 'createSnapshot', 'deleteSnapshot'] as const, {
+    fakeHang: opt.listOf(['createVolume', 'deleteVolume', 'extendVolume', 'createSnapshot', 'deleteSnapshot', 'initializeConnection', 'terminateConnection'] as const, {
       default: [],
       doc: 'Fake driver: calls that never finish by themselves; they end when aborted (comma-separated). For tests.',
     }),

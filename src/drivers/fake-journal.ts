@@ -95,7 +95,17 @@ export interface JournalReport {
   readonly ok: boolean;
 }
 
-const CALLS = new Set<string>(['createVolume', 'deleteVolume', 'extendVolume', 'createSnapshot', 'deleteSnapshot', 'createClonedVolume', 'createVolumeFromSnapshot']);
+const CALLS = new Set<string>([
+  'createVolume',
+  'deleteVolume',
+  'extendVolume',
+  'createSnapshot',
+  'deleteSnapshot',
+  'createClonedVolume',
+  'createVolumeFromSnapshot',
+  'initializeConnection',
+  'terminateConnection',
+]);
 const ONE_SHOT = new Set<string>(['createVolume', 'deleteVolume', 'createSnapshot', 'deleteSnapshot', 'createClonedVolume', 'createVolumeFromSnapshot']);
 const DELETES = new Set<string>(['deleteVolume', 'deleteSnapshot']);
 

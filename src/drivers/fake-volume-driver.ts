@@ -25,6 +25,8 @@ import { FenceMarkers } from './fence-markers.js';
 import {
   type BackendHealth,
   type Capacity,
+  type ConnectionInfo,
+  type Connector,
   checkNotAborted,
   checkResourceId,
   checkSizeGiB,
@@ -141,6 +143,18 @@ export class FakeVolumeDriver implements VolumeDriver {
   async deleteSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void> {
     checkResourceId(snapshot.id, 'snapshot');
     await this.perform('deleteSnapshot', `snapshot:${snapshot.id}`, ctx);
+  }
+
+  /** Journals the call under the volume; the answer names the volume and nothing real. */
+  async initializeConnection(volume: VolumeRef, _connector: Connector, ctx: DriverContext): Promise<ConnectionInfo> {
+    checkResourceId(volume.id, 'volume');
+    await this.perform('initializeConnection', `volume:${volume.id}`, ctx);
+    return { driver_volume_type: 'fake', data: { volume_id: volume.id } };
+  }
+
+  async terminateConnection(volume: VolumeRef, _connector: Connector | null, ctx: DriverContext): Promise<void> {
+    checkResourceId(volume.id, 'volume');
+    await this.perform('terminateConnection', `volume:${volume.id}`, ctx);
   }
 
   /** Marks `incarnation` fenced beside the journal: its calls refuse to start, and stop at their step boundary. */

@@ -28,6 +28,8 @@ import { copySparseFile } from './sparse-copy.js';
 import {
   type BackendHealth,
   type Capacity,
+  type ConnectionInfo,
+  type Connector,
   checkNotAborted,
   checkResourceId,
   checkSizeGiB,
@@ -250,6 +252,30 @@ export class FileVolumeDriver implements VolumeDriver {
     await this.run('deleteSnapshot', ctx, async () => {
       checkResourceId(snapshot.id, 'snapshot');
       await rm(this.snapshotPath(snapshot.id), { force: true });
+    });
+  }
+
+  /**
+   * The volume's file is the connection: the answer is its path and format (raw), for os-brick's
+   * local connector, as Cinder's NFS driver answers a file on its share. Fails when the file is
+   * missing, so an attachment to a volume whose storage is gone is `error_attaching`.
+   */
+  async initializeConnection(volume: VolumeRef, _connector: Connector, ctx: DriverContext): Promise<ConnectionInfo> {
+    let info: ConnectionInfo | undefined;
+    await this.run('initializeConnection', ctx, async () => {
+      checkResourceId(volume.id, 'volume');
+      const path = this.volumePath(volume.id);
+      const size = await this.sizeOf(path);
+      if (size === undefined) throw new DriverError(this.name, 'initializeConnection', `volume ${volume.id} does not exist`);
+      info = { driver_volume_type: 'local', data: { device_path: path, format: 'raw', name: `volume-${volume.id}`, size_bytes: size } };
+    });
+    return info as ConnectionInfo;
+  }
+
+  /** A file needs no disconnection; checked and journalled like any call. */
+  async terminateConnection(volume: VolumeRef, _connector: Connector | null, ctx: DriverContext): Promise<void> {
+    await this.run('terminateConnection', ctx, async () => {
+      checkResourceId(volume.id, 'volume');
     });
   }
 

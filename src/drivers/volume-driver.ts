@@ -53,6 +53,21 @@ export interface SnapshotRef {
   readonly id: string;
 }
 
+/**
+ * A consumer's description of itself (os-brick's connector: `host`, `initiator`, `ip`,
+ * `mountpoint`, …), as the attachment API received it.
+ */
+export type Connector = Readonly<Record<string, unknown>>;
+
+/**
+ * What a consumer needs to connect to a volume (Cinder's `connection_info`):
+ * `driver_volume_type` names the os-brick connector, `data` its arguments.
+ */
+export interface ConnectionInfo {
+  readonly driver_volume_type: string;
+  readonly data: Readonly<Record<string, unknown>>;
+}
+
 /** A snapshot of a volume. */
 export interface SnapshotSpec {
   readonly id: string;
@@ -132,6 +147,18 @@ export interface VolumeDriver {
   /** Deletes the snapshot. Succeeds if it does not exist. */
   deleteSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void>;
   /**
+   * Makes a volume reachable for `connector` and says how (Cinder's `initialize_connection`,
+   * run for an attachment-update). Idempotent: connecting again answers the same. Absent: the
+   * driver cannot attach (the attach fails and the attachment is `error_attaching`).
+   */
+  initializeConnection?(volume: VolumeRef, connector: Connector, ctx: DriverContext): Promise<ConnectionInfo>;
+  /**
+   * Ends what {@link initializeConnection} set up for `connector` (Cinder's
+   * `terminate_connection`, run for an attachment-delete). Idempotent: succeeds when nothing is
+   * connected. Absent: there is nothing to end.
+   */
+  terminateConnection?(volume: VolumeRef, connector: Connector | null, ctx: DriverContext): Promise<void>;
+  /**
    * Fences a dead incarnation at the storage: from now on, calls made for it do nothing more
    * (a marker the driver checks between steps, a blocklist entry, a reservation). Run by the
    * fence runner before the fence is recorded; idempotent. Absent: the driver cannot fence, and
@@ -157,7 +184,16 @@ export interface VolumeDriver {
 }
 
 /** The calls of {@link VolumeDriver}, by name. */
-export type DriverCall = 'createVolume' | 'deleteVolume' | 'extendVolume' | 'createSnapshot' | 'deleteSnapshot' | 'createClonedVolume' | 'createVolumeFromSnapshot';
+export type DriverCall =
+  | 'createVolume'
+  | 'deleteVolume'
+  | 'extendVolume'
+  | 'createSnapshot'
+  | 'deleteSnapshot'
+  | 'createClonedVolume'
+  | 'createVolumeFromSnapshot'
+  | 'initializeConnection'
+  | 'terminateConnection';
 
 /** Largest volume size accepted, in GiB (1 PiB). */
 export const MAX_VOLUME_SIZE_GIB = 1024 * 1024;

@@ -19,6 +19,7 @@
  * | `fenced/<incarnation>` | how it ended for good: left cleanly, or fenced | none |
  * | `fences/<incarnation>` | the fence operation of a dead incarnation | none |
  * | `messages/<id>` | a user message (Cinder's messages API) until it expires | none |
+ * | `volume_types/<id>`, `volume_type_names/<name>` | a volume type; its name's owner | none |
  * | `upgrade/schema` | the finalized record schema and its data migration | none |
  * | `upgrade/processes/<host>/<leaseHex>` | one live process: the versions it reads and writes | the process's presence lease |
  * | `upgrade/migrator` | the process running the data migration | that process's presence lease |
@@ -96,6 +97,18 @@ export class KeyLayout {
     return `${this.prefix}/messages/`;
   }
   /** Everything of the upgrade concern (one watch follows it all). */
+  /** A volume type (volume-types concern). */
+  volumeType(id: string): string {
+    return `${this.prefix}/volume_types/${id}`;
+  }
+  volumeTypes(): string {
+    return `${this.prefix}/volume_types/`;
+  }
+  /** A volume type's name → its id: the uniqueness of names. */
+  volumeTypeName(name: string): string {
+    return `${this.prefix}/volume_type_names/${encodeURIComponent(name)}`;
+  }
+
   upgrade(): string {
     return `${this.prefix}/upgrade/`;
   }

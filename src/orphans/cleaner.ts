@@ -372,6 +372,7 @@ function finalTransition(store: StateStore, op: OpRecord, set: FinalSet, me: Mem
       host: me.owner.host,
       updated_by: me.owner.incarnation,
       ...(set.attach_status === undefined ? {} : { attach_status: set.attach_status }),
+      ...(set.attachments === undefined ? {} : { attachments: set.attachments, previous_status: null }),
     };
     return store.transition({ type: 'volume', id: op.id }, { ...common, set: volume });
   }

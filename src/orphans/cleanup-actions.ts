@@ -12,6 +12,7 @@
  * - `final`: one fenced transition writes the status below and removes the op. Running it twice
  *   is impossible: the second finds no op (`op.exists` fails) and does nothing.
  */
+import { afterOrphanedConnect, afterOrphanedDisconnect, type AttachmentRecord, attachmentsOf, maybeAttachmentOpParams } from '../state/attachments.js';
 import type { AttachStatus, OpRecord, ResourceRecord, VolumeRecord } from '../state/records.js';
 import { allows, type CleanupAction, OP_KINDS, type OpKind, opKindSpec, type OpKindSpec } from '../state/state-machine.js';
 
@@ -24,6 +25,9 @@ export const CREATING_ACTIONS: readonly CreatingAction[] = ['error', 'resume'];
 export interface FinalSet {
   readonly status: string;
   readonly attach_status?: AttachStatus;
+  /** The volume's attachments after the cleanup (attach and detach ops). */
+  readonly attachments?: readonly AttachmentRecord[];
+  readonly previous_status?: null;
 }
 
 /** What to do with one claimed orphan. */
@@ -50,13 +54,26 @@ export function cleanupActionOf(kind: OpKind, creatingAction: CreatingAction): C
 export function planCleanup(op: OpRecord, record: ResourceRecord, creatingAction: CreatingAction): PlannedCleanup {
   const action = cleanupActionOf(op.kind, creatingAction);
   if (action.type === 'rerun') return { type: 'rerun' };
+  const params = action.type === 'settle-attachments' ? maybeAttachmentOpParams(op.params) : undefined;
+  if (params) {
+    const attachments = attachmentsOf(record as VolumeRecord);
+    return { type: 'final', set: op.kind === 'attach_volume' ? afterOrphanedConnect(attachments, params) : afterOrphanedDisconnect(attachments, params) };
+  }
   let status: string;
   if (action.type === 'set-status') status = action.status;
+  else if (action.type === 'settle-attachments') status = legacyStatus(op, record);
   else {
     const previous = record.previous_status;
     status = previous !== null && previous !== op.status && allows(op.type, op.status, previous, 'cleanup') ? previous : action.fallback;
   }
   return { type: 'final', set: { status, ...attachStatusAfter(op, record, status) } };
+}
+
+/** An attach or detach op that names no attachment (none of hearth's API records one): back where it came from. */
+function legacyStatus(op: OpRecord, record: ResourceRecord): string {
+  if (op.kind === 'detach_volume') return 'in-use';
+  const previous = record.previous_status;
+  return previous !== null && previous !== op.status && allows(op.type, op.status, previous, 'cleanup') ? previous : 'available';
 }
 
 function attachStatusAfter(op: OpRecord, record: ResourceRecord, status: string): { attach_status?: AttachStatus } {
@@ -83,6 +100,8 @@ function describe(spec: OpKindSpec, action: CleanupAction): { action: string; en
         endsIn: `previous_status when cleanup may go there (available, in-use), else ${action.fallback}`,
         how: FINAL_HOW,
       };
+    case 'settle-attachments':
+      return { action: 'settle the attachment (attach_status follows)', endsIn: action.doc, how: FINAL_HOW };
   }
 }
 

@@ -51,8 +51,9 @@ export const JOB_KIND_SINCE: Readonly<Record<JobKind, number>> = {
   create_volume: 1,
   delete_volume: 1,
   extend_volume: 1,
-  attach_volume: 1,
-  detach_volume: 1,
+  // Named in version 1, but only workers that read version 2 run them (the attachment API).
+  attach_volume: 2,
+  detach_volume: 2,
   create_snapshot: 1,
   delete_snapshot: 1,
   // Version 2: copies (a clone, a volume from a snapshot) — issue 16.

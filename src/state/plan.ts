@@ -41,7 +41,7 @@ export type Plan<R> = { readonly failed: FailedCondition } | { readonly write: W
 const FIXED = new Set(['id', 'revision', 'created_at', 'updated_at', 'project_id', 'volume_id']);
 
 /** Optional fields a patch may set on a record that lacks them (records.ts says why they are optional). */
-const OPTIONAL = new Set(['updated_by']);
+const OPTIONAL = new Set(['updated_by', 'attachments', 'volume_type_id']);
 
 const fail = (field: string, expected: unknown, actual: unknown): { failed: FailedCondition } => ({ failed: { field, expected, actual } });
 

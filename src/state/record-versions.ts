@@ -28,42 +28,63 @@ export interface SchemaStep {
   down(body: RecordBody): RecordBody;
 }
 
-/** The volume fields schema 2 adds (issue 16, copies). */
+/** The volume fields schema 2 adds for copies (issue 16). */
 const SOURCE_FIELDS = ['snapshot_id', 'source_volid', 'source_held'] as const;
 
-/** A volume record (not a snapshot, which has `volume_id`, nor an op record, which has `opId`). */
+/** The default volume type's id, which a volume of schema 1 has implicitly. */
+const DEFAULT_VOLUME_TYPE_ID = '3d7d2a34-2a8f-5d0e-9a0a-5f1c7b0e4c11';
+
+/** True for the body of a volume record (snapshots have a `volume_id`, ops a `kind` and an `opId`). */
 function isVolumeBody(body: RecordBody): boolean {
-  return 'attach_status' in body && !('opId' in body);
+  return typeof body.attach_status === 'string' && body.volume_id === undefined && body.kind === undefined && !('opId' in body);
 }
 
 /**
- * Schema 1 → 2, "volume sources": a volume names the snapshot or volume it was created from
- * (`snapshot_id`, `source_volid`, Cinder's columns) and whether its copy still holds that source
- * (`source_held`). `up` gives a schema-1 volume the fields empty. `down` drops them only when
- * they are empty: a copy accepted before `finalize` (the API accepts copies as soon as every live
- * worker reads message 2) keeps them, and a release-1 process carries fields it does not know
- * through its writes unchanged (its planner copies the record whole) — so neither direction
- * loses what a record says.
+ * Schema 1 → 2, release 2's volume fields (issue 16):
+ *
+ * - sources: a volume names the snapshot or volume it was created from (`snapshot_id`,
+ *   `source_volid`, Cinder's columns) and whether its copy still holds that source
+ *   (`source_held`);
+ * - the attachment API: its attachments (`attachments`, Cinder's `volume_attachment` rows) and
+ *   its volume type's id (`volume_type_id`).
+ *
+ * `up` gives a schema-1 volume the fields empty (no source, no attachments, the default type).
+ * `down` drops each only when schema 1 can do without it: empty sources, an empty list, the
+ * default type. A copy or an attachment accepted before `finalize` (the API accepts them as soon
+ * as every live worker reads message 2) keeps its fields, and a release-1 process carries fields
+ * it does not know through its writes unchanged (records are written whole) — so neither
+ * direction loses what a record says.
  */
-const VOLUME_SOURCES_STEP: SchemaStep = {
+export const VOLUME_FIELDS_STEP: SchemaStep = {
   from: 1,
-  doc: 'volume sources: a volume records the snapshot or volume it was created from (snapshot_id, source_volid) and whether its copy still holds it (source_held)',
+  doc: "release 2's volume fields: the snapshot or volume it was created from and whether its copy holds it (snapshot_id, source_volid, source_held); its attachments and volume type id (the attachment API)",
   up(body) {
     if (!isVolumeBody(body)) return body;
-    return { ...body, snapshot_id: body.snapshot_id ?? null, source_volid: body.source_volid ?? null, source_held: body.source_held ?? false };
+    return {
+      ...body,
+      snapshot_id: body.snapshot_id ?? null,
+      source_volid: body.source_volid ?? null,
+      source_held: body.source_held ?? false,
+      attachments: body.attachments ?? [],
+      volume_type_id: body.volume_type_id ?? DEFAULT_VOLUME_TYPE_ID,
+    };
   },
   down(body) {
     if (!isVolumeBody(body)) return body;
-    const empty = (body.snapshot_id ?? null) === null && (body.source_volid ?? null) === null && body.source_held !== true;
-    if (!empty) return body;
-    const out = { ...body };
-    for (const field of SOURCE_FIELDS) delete out[field];
+    const { attachments, volume_type_id, ...rest } = body;
+    const out: RecordBody = {
+      ...rest,
+      ...(Array.isArray(attachments) && attachments.length > 0 ? { attachments } : {}),
+      ...(volume_type_id !== undefined && volume_type_id !== DEFAULT_VOLUME_TYPE_ID ? { volume_type_id } : {}),
+    };
+    const noSource = (body.snapshot_id ?? null) === null && (body.source_volid ?? null) === null && body.source_held !== true;
+    if (noSource) for (const field of SOURCE_FIELDS) delete out[field];
     return out;
   },
 };
 
 /** Every schema step this build knows, oldest first. */
-export const SCHEMA_STEPS: readonly SchemaStep[] = [VOLUME_SOURCES_STEP];
+export const SCHEMA_STEPS: readonly SchemaStep[] = [VOLUME_FIELDS_STEP];
 
 /** The step from `from` to `from + 1`, if this build knows it. */
 export function schemaStep(from: number, steps: readonly SchemaStep[] = SCHEMA_STEPS): SchemaStep | undefined {

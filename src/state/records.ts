@@ -5,6 +5,7 @@
  * `conditional_update` does. Times are epoch milliseconds.
  */
 import type { OwnerRef } from '../identity.js';
+import type { AttachmentRecord } from './attachments.js';
 import type { OpKind, SnapshotStatus, VolumeStatus } from './state-machine.js';
 
 /** The kinds of resources the store keeps. */
@@ -45,6 +46,17 @@ export interface VolumeRecord {
   readonly attach_status: AttachStatus;
   readonly availability_zone: string;
   readonly volume_type: string;
+  /**
+   * The id of the volume type (record schema 2). Absent on records written before it existed:
+   * the default type's.
+   */
+  readonly volume_type_id?: string;
+  /**
+   * The volume's attachments (record schema 2; Cinder's `volume_attachment` rows), kept in the
+   * volume's own record so that every attachment change is one compare-and-swap of it. Absent:
+   * none. See `attachments.ts`.
+   */
+  readonly attachments?: readonly AttachmentRecord[];
   readonly migration_status: string | null;
   readonly bootable: boolean;
   readonly multiattach: boolean;

@@ -64,7 +64,13 @@ export const COPY_KINDS: readonly OpKind[] = ['clone_volume', 'create_volume_fro
 export type CleanupAction =
   | { readonly type: 'rerun' }
   | { readonly type: 'set-status'; readonly status: string }
-  | { readonly type: 'previous-status'; readonly fallback: string };
+  | { readonly type: 'previous-status'; readonly fallback: string }
+  /**
+   * The attachment the op worked on returns to a resting state and the volume's status follows
+   * its attachments (`attachments.ts`: an orphaned attach leaves its attachment `reserved`, an
+   * orphaned detach leaves it as it was). `doc` says where that usually ends.
+   */
+  | { readonly type: 'settle-attachments'; readonly doc: string };
 
 /** An op kind: its resource, the transitional status it holds, and how an orphan is cleaned. */
 export interface OpKindSpec {
@@ -79,8 +85,18 @@ export const OP_KINDS: readonly OpKindSpec[] = [
   { kind: 'create_volume', resource: 'volume', status: 'creating', cleanup: { type: 'set-status', status: 'error' } },
   { kind: 'delete_volume', resource: 'volume', status: 'deleting', cleanup: { type: 'rerun' } },
   { kind: 'extend_volume', resource: 'volume', status: 'extending', cleanup: { type: 'set-status', status: 'error_extending' } },
-  { kind: 'attach_volume', resource: 'volume', status: 'attaching', cleanup: { type: 'previous-status', fallback: 'available' } },
-  { kind: 'detach_volume', resource: 'volume', status: 'detaching', cleanup: { type: 'set-status', status: 'in-use' } },
+  {
+    kind: 'attach_volume',
+    resource: 'volume',
+    status: 'attaching',
+    cleanup: { type: 'settle-attachments', doc: 'the attachment back to reserved, unconnected: the volume reserved (in-use when another attachment is attached)' },
+  },
+  {
+    kind: 'detach_volume',
+    resource: 'volume',
+    status: 'detaching',
+    cleanup: { type: 'settle-attachments', doc: 'the attachment kept as it was before: the volume in-use (reserved when it was never completed)' },
+  },
   { kind: 'create_snapshot', resource: 'snapshot', status: 'creating', cleanup: { type: 'set-status', status: 'error' } },
   { kind: 'delete_snapshot', resource: 'snapshot', status: 'deleting', cleanup: { type: 'rerun' } },
   // A copy holds the new volume in `creating` as a plain create does; leaving it releases the source's hold.
@@ -133,6 +149,11 @@ const VOLUME_EDGES: readonly Edge[] = [
   ...edges('api', 'attachment delete', ['reserved'], 'available'),
   ...edges('api', 'begin detaching', ['in-use'], 'detaching'),
   ...edges('api', 'roll detaching', ['detaching'], 'in-use'),
+  // The attachment API (3.27+): `attachments.ts` says how the status follows the attachments.
+  ...edges('api', 'attachment reserve (multiattach volume)', ['in-use'], 'reserved'),
+  ...edges('api', 'attachment create with a connector', ['available', 'in-use'], 'attaching'),
+  ...edges('api', 'attachment complete', ['reserved'], 'in-use'),
+  ...edges('api', 'attachment delete (connected) or os-force_detach', ['in-use', 'reserved'], 'detaching'),
   ...edges('worker', 'create succeeded', ['creating'], 'available'),
   ...edges('worker', 'create failed', ['creating'], 'error'),
   ...edges('worker', 'delete succeeded', ['deleting'], DELETED),
@@ -144,6 +165,8 @@ const VOLUME_EDGES: readonly Edge[] = [
   ...edges('worker', 'attach failed', ['attaching'], 'available'),
   ...edges('worker', 'detach succeeded', ['detaching'], 'available'),
   ...edges('worker', 'detach succeeded (other attachments remain) or failed', ['detaching'], 'in-use'),
+  ...edges('worker', 'connection made or refused (attachment not completed yet)', ['attaching'], 'reserved'),
+  ...edges('worker', 'detach succeeded or failed (an attachment not completed remains)', ['detaching'], 'reserved'),
   ...edges('cleanup', 'orphaned create', ['creating'], 'error'),
   ...edges('cleanup', 'orphaned delete re-run', ['deleting'], DELETED),
   ...edges('cleanup', 'orphaned delete re-run failed', ['deleting'], 'error_deleting'),
@@ -151,6 +174,8 @@ const VOLUME_EDGES: readonly Edge[] = [
   ...edges('cleanup', 'orphaned attach: back to the previous status', ['attaching'], 'available'),
   ...edges('cleanup', 'orphaned attach: back to the previous status', ['attaching'], 'in-use'),
   ...edges('cleanup', 'orphaned detach: still attached', ['detaching'], 'in-use'),
+  ...edges('cleanup', 'orphaned attach: the attachment reserved again', ['attaching'], 'reserved'),
+  ...edges('cleanup', 'orphaned detach: the attachment as it was (never completed)', ['detaching'], 'reserved'),
   ...edges('worker', 'extend refused: no room in the pool (previous status)', ['extending'], 'available'),
   ...edges('worker', 'extend refused: no room in the pool (previous status)', ['extending'], 'in-use'),
   ...edges('worker', 'create refused: no room in the pool', ['creating'], 'error'),
@@ -273,7 +298,13 @@ export function renderTransitionTable(resource: 'volume' | 'snapshot'): string {
 /** The op kinds as Markdown, for `docs/state.md`. */
 export function renderOpKindTable(): string {
   const cleanup = (c: CleanupAction): string =>
-    c.type === 'rerun' ? 're-run the operation' : c.type === 'set-status' ? `status → ${c.status}` : `back to previous_status (else ${c.fallback})`;
+    c.type === 'rerun'
+      ? 're-run the operation'
+      : c.type === 'set-status'
+        ? `status → ${c.status}`
+        : c.type === 'previous-status'
+          ? `back to previous_status (else ${c.fallback})`
+          : c.doc;
   const rows = OP_KINDS.map((k) => `| ${k.kind} | ${k.resource} | ${k.status} | ${cleanup(k.cleanup)} |`);
   return ['| kind | resource | status | cleanup of an orphan |', '|---|---|---|---|', ...rows].join('\n');
 }

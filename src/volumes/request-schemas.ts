@@ -52,7 +52,8 @@ export const createVolumeBody = z.strictObject({
     volume_type: text.nullable().optional(),
     availability_zone: text.nullable().optional(),
     metadata: metadata.nullable().optional(),
-    multiattach: z.literal(false, { error: 'Multiattach volumes: not supported by hearth' }).optional(),
+    // Refused when true (Cinder's message, volume-routes.ts): multiattach comes from the volume type.
+    multiattach: booleanLike.nullable().optional(),
     snapshot_id: sourceId,
     source_volid: sourceId,
     imageRef: unsupported('creating a volume from an image'),

@@ -6,6 +6,7 @@
  */
 import { formatCinderTime } from '../api/cinder-time.js';
 import { atLeast, type Microversion } from '../api/microversion.js';
+import { attachmentsOf } from '../state/attachments.js';
 import type { SnapshotRecord, VolumeRecord } from '../state/records.js';
 
 /** The stable id hearth reports for its one volume type, `__DEFAULT__`. */
@@ -48,7 +49,7 @@ export function volumeDetail(ctx: ViewContext, v: VolumeRecord): Record<string, 
     availability_zone: v.availability_zone,
     created_at: cinderTime(v.created_at),
     updated_at: cinderTime(v.updated_at),
-    attachments: [],
+    attachments: volumeAttachments(v),
     bootable: String(v.bootable),
     encrypted: false,
     multiattach: v.multiattach,
@@ -71,9 +72,27 @@ export function volumeDetail(ctx: ViewContext, v: VolumeRecord): Record<string, 
   if (at('3.21')) view.provider_id = null;
   if (at('3.48')) Object.assign(view, { service_uuid: null, shared_targets: null });
   if (at('3.61')) view.cluster_name = v.cluster;
-  if (at('3.63')) view.volume_type_id = DEFAULT_VOLUME_TYPE_ID;
+  if (at('3.63')) view.volume_type_id = v.volume_type_id ?? DEFAULT_VOLUME_TYPE_ID;
   if (at('3.65')) view.consumes_quota = true;
   return view;
+}
+
+/**
+ * The volume's `attachments` as Cinder's volume view lists them: the attached ones (completed),
+ * each with the server and where it was connected.
+ */
+function volumeAttachments(v: VolumeRecord): Record<string, unknown>[] {
+  return attachmentsOf(v)
+    .filter((a) => a.attach_status === 'attached')
+    .map((a) => ({
+      id: v.id,
+      attachment_id: a.id,
+      volume_id: v.id,
+      server_id: a.instance_uuid,
+      host_name: typeof a.connector?.host === 'string' ? a.connector.host : null,
+      device: typeof a.connector?.mountpoint === 'string' ? a.connector.mountpoint : null,
+      attached_at: cinderTime(a.attached_at),
+    }));
 }
 
 /** `GET /snapshots` item. */

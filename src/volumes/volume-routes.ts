@@ -23,36 +23,40 @@ import {
   resetVolumeStatusBody,
 } from './request-schemas.js';
 import type { RequestContext, VolumeService } from './volume-service.js';
+import type { AttachmentService } from './attachment-service.js';
+import { AttachmentFailedError } from './attachment-service.js';
+import { forceDetachBody } from './attachment-schemas.js';
 import { snapshotDetail, snapshotSummary, type ViewContext, volumeDetail, volumeSummary } from './views.js';
 
-type Params = { project_id: string; id?: string };
-type Req = FastifyRequest<{ Params: Params; Querystring: Record<string, unknown> }>;
+export type Params = { project_id: string; id?: string };
+export type Req = FastifyRequest<{ Params: Params; Querystring: Record<string, unknown> }>;
 
 /**
  * Who is asking, as the API's auth hook established it (`req.auth`): noauth callers and the
  * admin token are admins; the read-only token is not (it only reaches GETs). The project is the
  * one in the path.
  */
-function contextOf(req: Req): RequestContext {
+export function contextOf(req: Req): RequestContext {
   const auth = req.auth as RequestAuth | null;
   return { projectId: req.params.project_id, userId: auth?.userId ?? null, isAdmin: auth?.role === 'admin' };
 }
 
-function viewOf(req: Req): ViewContext {
+export function viewOf(req: Req): ViewContext {
   return { baseUrl: req.publicBase, projectId: req.params.project_id, version: req.apiVersion };
 }
 
-function idOf(req: Req): string {
+export function idOf(req: Req): string {
   return req.params.id ?? '';
 }
 
 /** Domain errors the global handler does not know → Cinder's status codes. */
-async function mapped<T>(work: () => Promise<T>): Promise<T> {
+export async function mapped<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
     if (err instanceof ConditionFailedError) throw new HttpError(err.retryable ? 409 : 400, err.message, 'CONFLICT', { cause: err });
     if (err instanceof ClusterDisabledError) throw new HttpError(400, err.message, 'CLUSTER_DISABLED', { cause: err });
+    if (err instanceof AttachmentFailedError) throw new HttpError(500, err.message, 'DRIVER_ERROR', { cause: err });
     throw err;
   }
 }
@@ -72,17 +76,17 @@ function listBody<R extends { id: string }>(req: Req, collection: string, detail
   return body;
 }
 
-function noQuery(req: Req, allowed: readonly string[]): void {
+export function noQuery(req: Req, allowed: readonly string[]): void {
   const unknown = Object.keys(req.query).filter((k) => !allowed.includes(k));
   if (unknown.length > 0) throw new InvalidInputError(`Invalid input received: unsupported query parameters: ${previewKeys(unknown)}`);
 }
 
 /** Cinder's policy: only admins force-delete. */
-function requireAdmin(ctx: RequestContext, action: string): void {
+export function requireAdmin(ctx: RequestContext, action: string): void {
   if (!ctx.isAdmin) throw new HttpError(403, `Policy doesn't allow ${action} to be performed.`, 'INVALID_INPUT');
 }
 
-function flagOf(req: Req, name: string): boolean {
+export function flagOf(req: Req, name: string): boolean {
   const value = req.query[name];
   return typeof value === 'string' && ['1', 'true', 't', 'yes', 'y', 'on'].includes(value.toLowerCase());
 }
@@ -94,12 +98,17 @@ function refuseFlag(req: Req, name: string, what: string): void {
   }
 }
 
-function volumeRoutesOn(app: FastifyInstance, service: VolumeService): void {
+function volumeRoutesOn(app: FastifyInstance, service: VolumeService, attachments?: AttachmentService): void {
   const base = '/v3/:project_id/volumes';
   app.post(base, async (req: Req, reply: FastifyReply) =>
     mapped(async () => {
       noQuery(req, []);
       const { volume: v } = parseBody(createVolumeBody, req.body);
+      if (v.multiattach === true) {
+        throw new InvalidInputError(
+          'multiattach parameter has been removed. The default behavior is to use multiattach enabled volume types. Contact your administrator to create a multiattach enabled volume type and use it to create multiattach volumes.',
+        );
+      }
       const created = await service.createVolume(contextOf(req), {
         size: v.size ?? null,
         name: v.name ?? null,
@@ -151,6 +160,10 @@ function volumeRoutesOn(app: FastifyInstance, service: VolumeService): void {
       } else if (name === 'os-force_delete') {
         requireAdmin(ctx, 'volume_extension:volume_admin_actions:force_delete');
         await service.forceDeleteVolume(ctx, idOf(req));
+      } else if (name === 'os-force_detach' && attachments) {
+        requireAdmin(ctx, 'volume_extension:volume_admin_actions:force_detach');
+        const b = parseBody(forceDetachBody, args, name);
+        await attachments.forceDetach(ctx, idOf(req), b?.attachment_id ?? null);
       } else if (name === 'os-reset_status') {
         const b = parseBody(resetVolumeStatusBody, args, name);
         const migration = b.migration_status === undefined ? {} : { migrationStatus: b.migration_status === 'none' ? null : b.migration_status };
@@ -224,9 +237,9 @@ function snapshotRoutesOn(app: FastifyInstance, service: VolumeService): void {
 }
 
 /** The route module for `ApiServer.register`. */
-export function volumeRoutes(service: VolumeService): RouteModule {
+export function volumeRoutes(service: VolumeService, attachments?: AttachmentService): RouteModule {
   return (app) => {
-    volumeRoutesOn(app, service);
+    volumeRoutesOn(app, service, attachments);
     snapshotRoutesOn(app, service);
   };
 }

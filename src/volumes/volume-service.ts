@@ -70,6 +70,11 @@ export interface VolumeServiceOptions {
    * fanout; best effort — the worker of the force-delete asks again). Absent: nobody is asked.
    */
   readonly abortRun?: (request: AbortRequest) => Promise<void>;
+  /**
+   * A volume's type by name or id, and whether its volumes are multiattach (volume-type-service.ts).
+   * Absent: only the default type exists.
+   */
+  readonly resolveType?: (nameOrId: string | null) => Promise<{ readonly name: string; readonly id: string; readonly multiattach: boolean }>;
 }
 
 /** Cinder's only volume type in hearth. */
@@ -92,8 +97,10 @@ export class VolumeService {
   async createVolume(ctx: RequestContext, input: CreateVolumeInput): Promise<VolumeRecord> {
     const zone = input.availabilityZone ?? this.o.availabilityZone;
     if (zone !== this.o.availabilityZone) throw new InvalidInputError(`Availability zone '${previewText(zone)}' is invalid (this cluster serves '${this.o.availabilityZone}').`);
-    const type = input.volumeType ?? DEFAULT_VOLUME_TYPE;
-    if (type !== DEFAULT_VOLUME_TYPE) throw new NotFoundError('volume type', type, `Volume type with name ${previewText(type)} could not be found.`);
+    const requested = input.volumeType ?? DEFAULT_VOLUME_TYPE;
+    let resolved: { readonly name: string; readonly id?: string; readonly multiattach: boolean } = { name: DEFAULT_VOLUME_TYPE, multiattach: false };
+    if (this.o.resolveType) resolved = await this.o.resolveType(input.volumeType ?? null);
+    else if (requested !== DEFAULT_VOLUME_TYPE) throw new NotFoundError('volume type', requested, `Volume type with name ${previewText(requested)} could not be found.`);
     const from = await this.sourceOf(ctx, input);
     const size = from?.size ?? input.size;
     if (size === null || size === undefined) throw new InvalidInputError("Invalid input for field/attribute volume. 'size' is a required property.");
@@ -110,10 +117,12 @@ export class VolumeService {
       host: null,
       attach_status: 'detached' as const,
       availability_zone: zone,
-      volume_type: type,
+      volume_type: resolved.name,
+      ...(resolved.id === undefined ? {} : { volume_type_id: resolved.id }),
       migration_status: null,
       bootable: false,
-      multiattach: false,
+      // Cinder takes it from the type (microversion 3.50), never from the request.
+      multiattach: resolved.multiattach,
       metadata: { ...(input.metadata ?? {}) },
       snapshot_id: from?.ref.type === 'snapshot' ? from.ref.id : null,
       source_volid: from?.ref.type === 'volume' ? from.ref.id : null,
@@ -200,6 +209,10 @@ export class VolumeService {
    */
   async forceDeleteVolume(ctx: RequestContext, id: string): Promise<void> {
     const volume = await this.getVolume(ctx, id);
+    // The write below expects the status read here, which every attachment change moves: no attachment slips in between.
+    if ((volume.attachments ?? []).length > 0) {
+      throw new InvalidInputError(`Invalid volume: Volume ${volume.id} has attachments; detach them (attachment-delete, os-force_detach) before deleting it.`);
+    }
     await this.forceDelete(ctx, { type: 'volume', id }, volume.status, {
       attach_status: not('attached'),
       migration_status: [null, 'deleting', 'error', 'success'],

@@ -17,8 +17,9 @@ import type { OperationResult, WorkerMetrics } from './metrics.js';
 import { type Admission, refusedForCapacity } from './admission.js';
 import { forceDeleteTimeoutWhy, type ForceDeleteHooks, isForceDelete } from './force-delete.js';
 import type { OpPublisher } from './op-publisher.js';
+import { attachmentOpParams, attachmentsOf } from '../state/attachments.js';
 import { copyFromSource } from './copy.js';
-import { type DriverOutcome, finalWrite, type FinalWrite, isManagedKind, lockNamesFor, type ManagedKind, newSizeOf } from './plan.js';
+import { type DriverOutcome, type DriverResult, finalWrite, type FinalWrite, isManagedKind, lockNamesFor, type ManagedKind, newSizeOf } from './plan.js';
 
 /** How a run ended; `status` is the final status written (`deleted`: the record was removed). */
 export interface OpOutcome {
@@ -193,7 +194,7 @@ export class OperationRunner {
     if (!owner || (inc && owner.host !== inc.member.owner.host)) {
       throw new IllegalStateError('operation runner', owner ? `owned by ${owner.incarnation}` : 'queued', `op ${op.opId} is not claimed by this host`);
     }
-    if (!isManagedKind(op.kind)) throw new IllegalStateError('operation runner', op.kind, `the volume manager does not run ${op.kind}`);
+    if (!isManagedKind(op.kind)) throw new IllegalStateError('operation runner', op.kind, `the volume manager does not run ${op.kind as string}`);
     let child: Logger | undefined;
     const log = (): Logger => (child ??= this.deps.logger.child({ opId: op.opId, kind: op.kind, resource: `${op.type}:${op.id}`, attempt: op.attempt, reason: options.reason ?? 'job' }));
     const done = this.deps.metrics.started(op.kind, () => this.deps.clock.now());
@@ -297,9 +298,10 @@ export class OperationRunner {
     if (this.deps.admission && (await refusedForCapacity(this.deps.admission, run.op, record, log()))) return this.finish(run, record, ctx, 'refused');
     const { signal, dispose } = driverSignal(run, ctx);
     let outcome: DriverOutcome = 'success';
+    let result: DriverResult = {};
     try {
       await this.untilSafe(ctx, signal);
-      await this.callDriver(op, record, { signal, member: inc.member.owner.host, opId: op.opId, incarnation: inc.member.owner.incarnation, stillHeld });
+      result = await this.callDriver(op, record, { signal, member: inc.member.owner.host, opId: op.opId, incarnation: inc.member.owner.incarnation, stillHeld });
     } catch (err) {
       if (signal.aborted || err instanceof AbortedError) {
         if (!stillHeld()) return fenced(log(), 'lost the lease or a lock mid-operation; aborted, left for orphan cleanup', err);
@@ -311,7 +313,7 @@ export class OperationRunner {
     } finally {
       dispose();
     }
-    return this.finish(run, record, ctx, outcome);
+    return this.finish(run, record, ctx, outcome, result);
   }
 
   /** A force-delete that found no proof the replaced run stopped: error_deleting, and why. */
@@ -331,22 +333,40 @@ export class OperationRunner {
     if (signal.aborted) throw new AbortedError('waiting for a safe session', { cause: signal.reason });
   }
 
-  private callDriver(op: Run['op'], record: ResourceRecord, ctx: DriverContext): Promise<void> {
+  private async callDriver(op: Run['op'], record: ResourceRecord, ctx: DriverContext): Promise<DriverResult> {
     const { driver } = this.deps;
     switch (op.kind) {
       case 'create_volume':
-        return driver.createVolume({ id: op.id, sizeGiB: (record as VolumeRecord).size }, ctx);
+        await driver.createVolume({ id: op.id, sizeGiB: (record as VolumeRecord).size }, ctx);
+        return {};
       case 'delete_volume':
-        return driver.deleteVolume({ id: op.id }, ctx);
+        await driver.deleteVolume({ id: op.id }, ctx);
+        return {};
       case 'extend_volume':
-        return driver.extendVolume({ id: op.id }, newSizeOf(op), ctx);
+        await driver.extendVolume({ id: op.id }, newSizeOf(op), ctx);
+        return {};
       case 'create_snapshot':
-        return driver.createSnapshot({ id: op.id, volumeId: (record as SnapshotRecord).volume_id }, ctx);
+        await driver.createSnapshot({ id: op.id, volumeId: (record as SnapshotRecord).volume_id }, ctx);
+        return {};
       case 'delete_snapshot':
-        return driver.deleteSnapshot({ id: op.id, volumeId: (record as SnapshotRecord).volume_id }, ctx);
+        await driver.deleteSnapshot({ id: op.id, volumeId: (record as SnapshotRecord).volume_id }, ctx);
+        return {};
       case 'clone_volume':
       case 'create_volume_from_snapshot':
-        return copyFromSource(driver, op, record as VolumeRecord, ctx);
+        await copyFromSource(driver, op, record as VolumeRecord, ctx);
+        return {};
+      case 'attach_volume': {
+        const params = attachmentOpParams(op.params);
+        if (!driver.initializeConnection) throw new Error(`the ${driver.name} driver cannot attach volumes`);
+        const info = await driver.initializeConnection({ id: op.id }, params.connector ?? {}, ctx);
+        return { connectionInfo: { ...info }, at: this.deps.clock.now() };
+      }
+      case 'detach_volume': {
+        const params = attachmentOpParams(op.params);
+        const attachment = attachmentsOf(record as VolumeRecord).find((a) => a.id === params.attachmentId);
+        await driver.terminateConnection?.({ id: op.id }, attachment?.connector ?? params.connector ?? null, ctx);
+        return {};
+      }
     }
   }
 
@@ -354,9 +374,9 @@ export class OperationRunner {
    * The one final write, fenced by the member and the locks, which it also releases (their keys go
    * in the same transaction: `releasingFence`); retried only while they hold.
    */
-  private async finish(run: Run, record: ResourceRecord, ctx: Pick<LockContext, 'releasingFence' | 'releasedByWrite'>, outcome: DriverOutcome): Promise<OpOutcome> {
+  private async finish(run: Run, record: ResourceRecord, ctx: Pick<LockContext, 'releasingFence' | 'releasedByWrite'>, outcome: DriverOutcome, result: DriverResult = {}): Promise<OpOutcome> {
     const { op, ref, inc, log } = run;
-    const write = finalWrite(op, record, outcome, inc.member.owner.host);
+    const write = finalWrite(op, record, outcome, inc.member.owner.host, result);
     const fence = allOf(inc.member.fence(), ctx.releasingFence);
     const expectOp = { opId: op.opId, owner: op.owner.incarnation };
     const done = (): OpOutcome => {

@@ -26,12 +26,23 @@
  * takes (`<source>-delete_volume` around a clone): a lock would serialise every copy of one
  * source, and the hold lets them run together (docs/state.md "Sources").
  */
+import { afterConnect, afterDisconnect, attachmentOpParams, attachmentsOf } from '../state/attachments.js';
 import type { DeadLetterReason, JobMessage } from '../routing/job-message.js';
-import type { OpRecord, ResourceRecord } from '../state/records.js';
+import type { OpRecord, ResourceRecord, VolumeRecord } from '../state/records.js';
 import type { OpKind } from '../state/state-machine.js';
 
-/** The op kinds the volume manager runs (attach and detach have no driver call in hearth yet). */
-export const MANAGED_KINDS = ['create_volume', 'delete_volume', 'extend_volume', 'create_snapshot', 'delete_snapshot', 'clone_volume', 'create_volume_from_snapshot'] as const;
+/** The op kinds the volume manager runs. */
+export const MANAGED_KINDS = [
+  'create_volume',
+  'delete_volume',
+  'extend_volume',
+  'create_snapshot',
+  'delete_snapshot',
+  'clone_volume',
+  'create_volume_from_snapshot',
+  'attach_volume',
+  'detach_volume',
+] as const;
 
 /** One of {@link MANAGED_KINDS}. */
 export type ManagedKind = (typeof MANAGED_KINDS)[number];
@@ -58,21 +69,21 @@ export function snapshotLock(snapshotId: string): string {
  * @throws Error for a kind the manager does not run, or a snapshot create without its volume.
  */
 export function lockNamesFor(kind: OpKind, id: string, volumeId?: string): string[] {
+  // A connection is made or ended under the volume's lock too: never beside its delete or extend.
   switch (kind) {
     case 'create_volume':
     case 'delete_volume':
     case 'extend_volume':
     case 'clone_volume':
     case 'create_volume_from_snapshot':
+    case 'attach_volume':
+    case 'detach_volume':
       return [volumeLock(id)];
     case 'create_snapshot':
       if (!volumeId) throw new Error(`create_snapshot of ${id} needs its volume id`);
       return [volumeLock(volumeId), snapshotLock(id)];
     case 'delete_snapshot':
       return [snapshotLock(id)];
-    case 'attach_volume':
-    case 'detach_volume':
-      throw new Error(`the volume manager does not run ${kind}`);
   }
 }
 
@@ -113,7 +124,7 @@ export function decideJob(job: JobMessage, op: OpRecord | undefined, self: Self,
   if (op.cluster !== self.cluster) {
     return { type: 'dead-letter', reason: 'misrouted', detail: `op ${op.opId} belongs to cluster ${op.cluster}, not ${self.cluster}` };
   }
-  if (!isManagedKind(op.kind)) return { type: 'dead-letter', reason: 'rejected', detail: `the volume manager does not run ${op.kind}` };
+  if (!isManagedKind(op.kind)) return { type: 'dead-letter', reason: 'rejected', detail: `the volume manager does not run ${op.kind as string}` };
   if (op.owner === null) return { type: 'claim', ownerDead: false };
   if (op.owner.incarnation !== self.incarnation) return { type: 'claim', ownerDead: true };
   return running ? { type: 'drop', reason: 'already running here' } : { type: 'resume' };
@@ -131,7 +142,7 @@ export type FinalWrite =
   | { readonly type: 'transition'; readonly status: string; readonly set: Readonly<Record<string, unknown>> };
 
 /** Cinder's error status of each kind. */
-const ERROR_STATUS: Readonly<Record<ManagedKind, string>> = {
+const ERROR_STATUS: Readonly<Record<Exclude<ManagedKind, 'attach_volume' | 'detach_volume'>, string>> = {
   create_volume: 'error',
   delete_volume: 'error_deleting',
   extend_volume: 'error_extending',
@@ -141,13 +152,36 @@ const ERROR_STATUS: Readonly<Record<ManagedKind, string>> = {
   create_volume_from_snapshot: 'error',
 };
 
+/** What a driver call returned that the final write records: an attach's connection info, and when it was made. */
+export interface DriverResult {
+  readonly connectionInfo?: Readonly<Record<string, unknown>>;
+  readonly at?: number;
+}
+
 /**
  * The final write of an op: the resource's new status and fields, written together with the
  * removal of the op (or the removal of the resource, for a successful delete). `host` is the
  * member that ran it (Cinder's `_set_resource_host`), recorded in the same write.
  */
-export function finalWrite(op: Pick<OpRecord, 'opId' | 'params'> & { readonly kind: ManagedKind }, record: ResourceRecord, outcome: DriverOutcome, host: string): FinalWrite {
+export function finalWrite(
+  op: Pick<OpRecord, 'opId' | 'params'> & { readonly kind: ManagedKind },
+  record: ResourceRecord,
+  outcome: DriverOutcome,
+  host: string,
+  result: DriverResult = {},
+): FinalWrite {
   const kind = op.kind;
+  if (kind === 'attach_volume' || kind === 'detach_volume') {
+    // The attachment ends connected, refused or gone; the volume's status follows its attachments.
+    const attachments = attachmentsOf(record as VolumeRecord);
+    const params = attachmentOpParams(op.params);
+    const ok = outcome === 'success';
+    const set =
+      kind === 'attach_volume'
+        ? afterConnect(attachments, params, ok && result.connectionInfo ? { ok: true, connectionInfo: result.connectionInfo, at: result.at ?? 0 } : { ok: false })
+        : afterDisconnect(attachments, params, ok);
+    return { type: 'transition', status: set.status, set: { ...set, host } };
+  }
   if (outcome === 'refused' && kind === 'extend_volume') {
     // Cinder's scheduler puts a volume it could not extend back where it was, with no previous status.
     const status = record.previous_status === 'in-use' ? 'in-use' : 'available';

@@ -35,7 +35,15 @@ export type HistoryEvent =
       /** The op's id before the write (null: none was there). A put with another id replaced that op: an admin's force-delete. */
       readonly prevOpId?: string | null;
     }
-  | { readonly revision: number; readonly kind: 'resource-put'; readonly key: string; readonly updatedBy: string | null; readonly status: string }
+  | {
+      readonly revision: number;
+      readonly kind: 'resource-put';
+      readonly key: string;
+      readonly updatedBy: string | null;
+      readonly status: string;
+      /** A volume's attachments in this write (absent: none, or not a volume). */
+      readonly attachments?: number;
+    }
   /** `incarnations/<inc>`: which process ran it (its pid; null when not recorded). */
   | { readonly revision: number; readonly kind: 'incarnation-put'; readonly incarnation: string; readonly host: string; readonly pid: number | null }
   /** `fenced/<inc>` written: how the incarnation ended for good (`created`: the key's first version). */
@@ -163,8 +171,9 @@ export function decodeHistory(prefix: string, events: readonly RawEvent[]): Hist
       if (e.type === 'delete') out.push({ revision: e.revision, kind: 'op-delete', key: rest, prevOwner: ownerOf(e.prev), prevOpId: opIdOf(e.prev) });
       else out.push({ revision: e.revision, kind: 'op-put', key: rest, owner: ownerOf(e.value), prevOwner: ownerOf(e.prev), opId: opIdOf(e.value), prevOpId: opIdOf(e.prev) });
     } else if (rest.startsWith('resources/') && e.type === 'put') {
-      const r = JSON.parse(e.value ?? '{}') as { updated_by?: string; status: string };
-      out.push({ revision: e.revision, kind: 'resource-put', key: rest, updatedBy: r.updated_by ?? null, status: r.status });
+      const r = JSON.parse(e.value ?? '{}') as { updated_by?: string; status: string; attachments?: unknown[] };
+      const attachments = Array.isArray(r.attachments) && r.attachments.length > 0 ? { attachments: r.attachments.length } : {};
+      out.push({ revision: e.revision, kind: 'resource-put', key: rest, updatedBy: r.updated_by ?? null, status: r.status, ...attachments });
     }
   }
   return out;

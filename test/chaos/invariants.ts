@@ -24,7 +24,9 @@ export type RequestKind =
   | 'force_delete_volume'
   | 'force_delete_snapshot'
   | 'clone_volume'
-  | 'create_volume_from_snapshot';
+  | 'create_volume_from_snapshot'
+  | 'attach_volume'
+  | 'detach_volume';
 
 /** One request of the stream that the API accepted (202). */
 export interface AcceptedRequest {
@@ -55,6 +57,9 @@ export const FINAL_STATUSES: Readonly<Record<RequestKind, readonly string[]>> = 
   force_delete_snapshot: ['deleted', 'error_deleting'],
   clone_volume: ['available', 'error'],
   create_volume_from_snapshot: ['available', 'error'],
+  // Attachment requests answer once their worker finished (200): the volume as it rests then.
+  attach_volume: ['reserved', 'in-use', 'available'],
+  detach_volume: ['available', 'reserved', 'in-use'],
 };
 
 /** A write whose writer was not alive (holding its alive key) at the write's revision. */
@@ -223,6 +228,7 @@ export function checkInvariants(r: RunRecord): InvariantRow[] {
     refusedFenceRow(r.history, r.refusals, r.deathFaults),
     backendDownRow(r.history, r.outages ?? []),
     noDoubleCreate(r),
+    attachedNotDeleted(r),
     opsEmpty(r),
     noCrash(r),
     badApi(r),
@@ -256,6 +262,29 @@ function noneLost(r: RunRecord): InvariantRow {
 function noneStuck(r: RunRecord): InvariantRow {
   const stuck = r.listed.filter((x) => isTransitional(x.type, x.status)).map((x) => `${x.type} ${x.id} ${x.status}`);
   return row('no resource left in a transitional status', stuck.length === 0, stuck.length ? few(stuck) : `${r.listed.length} resources listed, none transitional`);
+}
+
+/**
+ * No volume attached and deleted at once: no write of a volume that still has attachments puts
+ * it in `deleting` (the delete and every attachment change are compare-and-swaps of the one
+ * record, so one of them must have lost), and no connection was made on a volume whose delete
+ * had started (the fake driver's journal).
+ */
+export function attachedNotDeleted(r: Pick<RunRecord, 'history' | 'journal'>): InvariantRow {
+  const bad: string[] = [];
+  for (const e of r.history) {
+    if (e.kind === 'resource-put' && e.status === 'deleting' && (e.attachments ?? 0) > 0) bad.push(`${e.key} deleting with ${e.attachments} attachments at revision ${e.revision}`);
+  }
+  const deleteStart = new Map<string, number>();
+  for (const c of r.journal.calls) if (c.call === 'deleteVolume') deleteStart.set(c.resource, Math.min(c.start, deleteStart.get(c.resource) ?? Infinity));
+  let connections = 0;
+  for (const c of r.journal.calls) {
+    if (c.call !== 'initializeConnection') continue;
+    connections++;
+    const deleted = deleteStart.get(c.resource);
+    if (deleted !== undefined && c.start >= deleted) bad.push(`${c.resource}: connected by ${c.opId} after its delete began`);
+  }
+  return row('no volume attached and deleted at once', bad.length === 0, bad.length ? few(bad) : `${connections} connections made, none on a volume being deleted`);
 }
 
 /**

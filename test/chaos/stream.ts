@@ -8,7 +8,10 @@
  * `os-force_delete`; every fourth third one copies the volume and its first snapshot (a clone
  * and a volume from the snapshot, at once) while the snapshot's delete is tried too (refused
  * while the copy holds it, or accepted first and the copy refused), and deletes the copies at
- * its end. Every accepted (202) request is recorded with the
+ * its end; every fourth first one runs an attach/detach cycle after its
+ * extend — an attachment-create with a connector raced by a delete of the same volume (exactly
+ * one is accepted), then attachment-complete and attachment-delete — so the invariant "no volume
+ * attached and deleted at once" has races to judge. Every accepted (202) request is recorded with the
  * final status seen; a request that does not reach one within `finalWaitMs` is recorded without,
  * and its loop abandons that resource (the run's end state decides it).
  */
@@ -104,6 +107,10 @@ export class Stream {
       }
       const ext = await this.request('extend_volume', 'volume', 'POST', `/v3/admin/volumes/${vol.id}/action`, { 'os-extend': { new_size: 2 } }, vol.id);
       if (ext !== undefined && ext.final === undefined) continue;
+      if (!this.stopped && n % 4 === 0 && (ext === undefined || ext.final === 'available')) {
+        const deleted = await this.attachCycle(vol.id);
+        if (deleted !== false) continue;
+      }
       if (!this.stopped && (ext === undefined || ext.final === 'available')) {
         // Two at once: both take the volume's lock, so one often waits behind the other, on
         // another worker — the lock hand-off the fence rows check when the holder dies.
@@ -163,6 +170,36 @@ export class Stream {
     }
     // Refused: the extend goes on by itself; wait for it as for any request.
     await this.settle(ext);
+  }
+
+  /**
+   * An attachment-create with a connector and, at once, a delete of the volume: exactly one is
+   * accepted. When the attach won: complete, then delete the attachment (the API answers both
+   * once their worker finished). True when the volume's delete was accepted (the lifecycle is
+   * over), undefined when the cycle was cut short (its loop abandons the volume).
+   */
+  private async attachCycle(id: string): Promise<boolean | undefined> {
+    const [attach, del] = await Promise.all([
+      call(this.api(), 'POST', '/v3/admin/attachments', { attachment: { volume_uuid: id, connector: { host: `${this.namePrefix}host`, mountpoint: '/dev/vdb' } } }, { version: 'volume 3.44', timeoutMs: 60_000 }),
+      (async () => {
+        await sleep(Math.floor(Math.random() * 30));
+        return this.request('delete_volume', 'volume', 'DELETE', `/v3/admin/volumes/${id}`, undefined, id);
+      })(),
+    ]);
+    if (del !== undefined) return true;
+    if (attach.status !== 200) {
+      this.refused.set(attach.status, (this.refused.get(attach.status) ?? 0) + 1);
+      this.refusals.push({ status: attach.status, at: Date.now() });
+      return false;
+    }
+    this.accepted.push({ kind: 'attach_volume', type: 'volume', id, last: false, final: 'reserved', completedAt: Date.now() });
+    const attachmentId = (attach.body as { attachment?: { id?: string } }).attachment?.id ?? '';
+    const complete = await call(this.api(), 'POST', `/v3/admin/attachments/${attachmentId}/action`, { 'os-complete': null }, { version: 'volume 3.44' });
+    if (complete.status !== 204) return undefined;
+    const detach = await call(this.api(), 'DELETE', `/v3/admin/attachments/${attachmentId}`, undefined, { version: 'volume 3.44', timeoutMs: 60_000 });
+    if (detach.status !== 200) return undefined;
+    this.accepted.push({ kind: 'detach_volume', type: 'volume', id, last: false, final: 'available', completedAt: Date.now() });
+    return false;
   }
 
   /** Sends one request; when accepted, records it and waits for its final status. */

@@ -95,6 +95,18 @@ export function describeVolumeDriverContract(name: string, make: DriverFactory):
       await expect(driver.createClonedVolume({ id: '../x', sizeGiB: 1 }, { id: 'src' }, ctx())).rejects.toBeInstanceOf(InvalidInputError);
     });
 
+    it('connects a volume for a connector and answers the same when asked again; ends a connection, twice or never made', async () => {
+      await driver.createVolume({ id: 'vol-c', sizeGiB: 1 }, ctx());
+      const connector = { host: 'compute-1', mountpoint: '/dev/vdb' };
+      const first = await driver.initializeConnection?.({ id: 'vol-c' }, connector, ctx());
+      expect(first).toEqual({ driver_volume_type: expect.any(String) as string, data: expect.any(Object) as object });
+      expect(await driver.initializeConnection?.({ id: 'vol-c' }, connector, ctx())).toEqual(first);
+      await driver.terminateConnection?.({ id: 'vol-c' }, connector, ctx());
+      await driver.terminateConnection?.({ id: 'vol-c' }, connector, ctx());
+      await driver.terminateConnection?.({ id: 'vol-c' }, null, ctx());
+      await expect(driver.initializeConnection?.({ id: '../x' }, connector, ctx())).rejects.toThrow();
+    });
+
     it('deletes what never existed without complaint', async () => {
       await driver.deleteVolume({ id: 'never-created' }, ctx());
       await driver.deleteSnapshot({ id: 'never-created', volumeId: 'never-created' }, ctx());

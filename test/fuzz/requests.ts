@@ -209,6 +209,22 @@ export const ROUTES: readonly Route[] = [
     path: segment(fc.constantFrom('nohost@default:1a2b', 'x')).map((inc) => `/hearth/v1/fences/${inc}/confirm`),
     body: { reason: 'fuzz' },
   },
+  // Attachments (3.27+) and volume types: ids that are not UUIDs, unknown ones, and the fuzzer's volumes.
+  { name: 'POST attachments', method: 'POST', routes: ['/v3/:project_id/attachments'], path: project.map((p) => `/v3/${p}/attachments`), body: { attachment: { volume_uuid: '{volume}', instance_uuid: null, connector: null } } },
+  { name: 'GET attachments', method: 'GET', routes: ['/v3/:project_id/attachments', '/v3/:project_id/attachments/detail'], path: fc.tuple(project, fc.constantFrom('', '/detail')).map(([p, d]) => `/v3/${p}/attachments${d}`), queryKeys: ['all_tenants', 'volume_id', 'status', 'instance_id'] },
+  ...(['GET', 'DELETE'] as const).map((method) => ({
+    name: `${method} attachment`,
+    method,
+    routes: ['/v3/:project_id/attachments/:id'],
+    path: fc.tuple(project, segment(fc.constantFrom('00000000-0000-4000-8000-000000000004', 'not-a-uuid'))).map(([p, id]) => `/v3/${p}/attachments/${id}`),
+  })),
+  { name: 'PUT attachment', method: 'PUT', routes: ['/v3/:project_id/attachments/:id'], path: fc.tuple(project, segment(fc.constantFrom('00000000-0000-4000-8000-000000000004', 'not-a-uuid'))).map(([p, id]) => `/v3/${p}/attachments/${id}`), body: { attachment: { connector: { host: 'fuzz' } } } },
+  { name: 'attachment os-complete', method: 'POST', routes: ['/v3/:project_id/attachments/:id/action'], path: fc.tuple(project, segment(fc.constantFrom('00000000-0000-4000-8000-000000000004', 'not-a-uuid'))).map(([p, id]) => `/v3/${p}/attachments/${id}/action`), body: { 'os-complete': null } },
+  { name: 'volume os-force_detach', method: 'POST', routes: ['/v3/:project_id/volumes/:id/action'], path: fc.tuple(project, volumeId).map(([p, id]) => `/v3/${p}/volumes/${id}/action`), body: { 'os-force_detach': { attachment_id: null } } },
+  { name: 'POST types', method: 'POST', routes: ['/v3/:project_id/types'], path: project.map((p) => `/v3/${p}/types`), body: { volume_type: { name: 'fuzz', description: null, 'os-volume-type-access:is_public': true } } },
+  { name: 'GET types', method: 'GET', routes: ['/v3/:project_id/types', '/v3/:project_id/types/:id', '/v3/:project_id/types/:id/extra_specs'], path: fc.tuple(project, fc.constantFrom('', '/default', '/not-a-uuid', '/00000000-0000-4000-8000-000000000005/extra_specs')).map(([p, d]) => `/v3/${p}/types${d}`) },
+  { name: 'DELETE type', method: 'DELETE', routes: ['/v3/:project_id/types/:id', '/v3/:project_id/types/:id/extra_specs/:key'], path: fc.tuple(project, fc.constantFrom('00000000-0000-4000-8000-000000000005', 'fuzz', '00000000-0000-4000-8000-000000000005/extra_specs/multiattach')).map(([p, d]) => `/v3/${p}/types/${d}`) },
+  { name: 'POST extra specs', method: 'POST', routes: ['/v3/:project_id/types/:id/extra_specs'], path: fc.tuple(project, fc.constantFrom('00000000-0000-4000-8000-000000000005', 'default')).map(([p, d]) => `/v3/${p}/types/${d}/extra_specs`), body: { extra_specs: { multiattach: '<is> True' } } },
   { name: 'GET upgrade', method: 'GET', routes: ['/hearth/v1/upgrade'], path: fc.constant('/hearth/v1/upgrade') },
   // A single node has nothing to finalize: every finalize is refused (409) and writes nothing.
   { name: 'upgrade finalize', method: 'POST', routes: ['/hearth/v1/upgrade/finalize'], path: fc.constant('/hearth/v1/upgrade/finalize'), body: { schema: 2 } },

@@ -8,8 +8,9 @@ import { MAX_VOLUME_SIZE_GIB } from '../../volumes/request-schemas.js';
 import { ExitCode } from '../exit-codes.js';
 import { renderJson, renderTable } from '../output.js';
 import type { CommandContext } from '../context.js';
+import { registerAttachments } from './volume-attach.js';
 
-interface CommonOptions {
+export interface CommonOptions {
   readonly url?: string;
   readonly project: string;
   readonly json?: boolean;
@@ -17,7 +18,7 @@ interface CommonOptions {
   readonly tokenFile?: string;
 }
 
-type Json = Record<string, unknown>;
+export type Json = Record<string, unknown>;
 
 /** The API refused the request; its Cinder fault message is the error message. */
 class ApiRefusedError extends CoordinatorError {
@@ -59,7 +60,7 @@ async function readToken(path: string): Promise<string> {
  * deadline fails the command (exit 1) without retrying, since a retried create could make two
  * volumes.
  */
-async function request(ctx: CommandContext, opts: CommonOptions, method: string, path: string, body?: unknown): Promise<Json | undefined> {
+export async function request(ctx: CommandContext, opts: CommonOptions, method: string, path: string, body?: unknown): Promise<Json | undefined> {
   const { base, token } = await target(opts, ctx.env);
   const url = `${base}/v3/${encodeURIComponent(opts.project)}${path}`;
   let res: Response;
@@ -94,14 +95,14 @@ function sizeArg(text: string): number {
   return Number(text);
 }
 
-const SHOWN = ['id', 'name', 'status', 'size', 'cluster_name', 'os-vol-host-attr:host', 'availability_zone', 'volume_type', 'snapshot_id', 'source_volid', 'created_at', 'updated_at', 'description'];
+const SHOWN = ['id', 'name', 'status', 'size', 'cluster_name', 'os-vol-host-attr:host', 'availability_zone', 'volume_type', 'multiattach', 'attachments', 'snapshot_id', 'source_volid', 'created_at', 'updated_at', 'description'];
 
 function printVolume(ctx: CommandContext, opts: CommonOptions, volume: Json): void {
   if (opts.json) return ctx.io.out(renderJson(volume));
   ctx.io.out(renderTable(['Property', 'Value'], SHOWN.map((k) => [k, volume[k]])));
 }
 
-function withCommon(cmd: Command): Command {
+export function withCommon(cmd: Command): Command {
   return cmd
     .option('--url <url>', 'hearth API base URL (default: http://<api.listen> from the configuration)')
     .option('--project <id>', 'project id in the API path', 'admin')
@@ -110,7 +111,10 @@ function withCommon(cmd: Command): Command {
     .option('--json', 'print JSON for scripts');
 }
 
-/** `hearth volume create|list|show|delete|extend`: the volume API from the command line. */
+/**
+ * `hearth volume create|list|show|delete|extend`, the attachment verbs and the type commands
+ * (`volume-attach.ts`): the volume API from the command line.
+ */
 export function registerVolume(program: Command, ctx: CommandContext): void {
   const volume = program.command('volume').description('create, list, show, delete and extend volumes through the hearth API');
   const fail = (): void => ctx.setExitCode(ExitCode.FAILED);
@@ -122,10 +126,11 @@ export function registerVolume(program: Command, ctx: CommandContext): void {
       .option('--name <name>', 'volume name')
       .option('--description <text>', 'description')
       .option('--snapshot-id <id>', 'create the volume from this snapshot (as cinder create --snapshot-id)')
-      .option('--source-volid <id>', 'create the volume as a clone of this volume (as cinder create --source-volid)'),
+      .option('--source-volid <id>', 'create the volume as a clone of this volume (as cinder create --source-volid)')
+      .option('--type <type>', 'volume type name or id (multiattach comes from it)'),
   )
     .description('create a volume, blank or from a snapshot or a volume (it stays creating until a worker creates it)')
-    .action(async (size: string | undefined, opts: CommonOptions & { name?: string; description?: string; snapshotId?: string; sourceVolid?: string }) => {
+    .action(async (size: string | undefined, opts: CommonOptions & { name?: string; description?: string; snapshotId?: string; sourceVolid?: string; type?: string }) => {
       fail();
       if (opts.snapshotId !== undefined && opts.sourceVolid !== undefined) throw new UsageError('give at most one of --snapshot-id and --source-volid');
       if (size === undefined && opts.snapshotId === undefined && opts.sourceVolid === undefined) throw new UsageError('a size is needed unless --snapshot-id or --source-volid gives one');
@@ -136,6 +141,7 @@ export function registerVolume(program: Command, ctx: CommandContext): void {
           description: opts.description ?? null,
           snapshot_id: opts.snapshotId ?? null,
           source_volid: opts.sourceVolid ?? null,
+          ...(opts.type === undefined ? {} : { volume_type: opts.type }),
         },
       };
       printVolume(ctx, opts, (await request(ctx, opts, 'POST', '/volumes', body))?.volume as Json);
@@ -179,4 +185,6 @@ export function registerVolume(program: Command, ctx: CommandContext): void {
       ctx.io.out(opts.json ? renderJson({ id, accepted: 'extend', newSize }) : `Request to extend volume ${id} to ${newSize} GiB has been accepted.`);
       ctx.setExitCode(ExitCode.OK);
     });
+
+  registerAttachments(volume, ctx, { request, withCommon });
 }

@@ -164,6 +164,18 @@ describe('checkInvariants', () => {
     expect(formatTable(rows).split('\n')).toHaveLength(rows.length + 2);
   });
 
+  it('no volume attached and deleted at once: a delete written over attachments, or a connection after the delete began, fails the row', () => {
+    const g = goodRun();
+    const name = 'no volume attached and deleted at once';
+    const connectedFirst = checkJournal([...entry('initializeConnection', 'volume:v1', 3, 1, 0, 5), ...entry('deleteVolume', 'volume:v1', 2, 1, 10, 20)]);
+    expect(failed({ ...g, journal: connectedFirst })).toEqual([]);
+    expect(checkInvariants({ ...g, journal: connectedFirst }).find((r) => r.name === name)?.detail).toBe('1 connections made, none on a volume being deleted');
+    const connectedAfter = checkJournal([...entry('deleteVolume', 'volume:v1', 2, 1, 10, 20), ...entry('initializeConnection', 'volume:v1', 3, 1, 21, 25)]);
+    expect(failed({ ...g, journal: connectedAfter })).toEqual([name]);
+    const deletingAttached: HistoryEvent = { revision: 99, kind: 'resource-put', key: 'resources/volume/v1', updatedBy: null, status: 'deleting', attachments: 1 };
+    expect(failed({ ...g, history: [...g.history, deletingAttached] })).toEqual([name]);
+  });
+
   it('a request a force-delete superseded needs no final status of its own; the force-delete does', () => {
     const g = goodRun();
     const extend = { kind: 'extend_volume', type: 'volume', id: 'v7', last: false, superseded: true } as const;

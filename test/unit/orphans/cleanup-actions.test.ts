@@ -104,9 +104,26 @@ describe('cleanup actions (pure)', () => {
     const op = opOf('attach_volume');
     expect(planCleanup(op, volume('attaching', 'in-use', 'attaching'), 'error')).toEqual({ type: 'final', set: { status: 'in-use', attach_status: 'attached' } });
     expect(planCleanup(op, volume('attaching', 'available', 'attaching'), 'error')).toEqual({ type: 'final', set: { status: 'available', attach_status: 'detached' } });
-    expect(planCleanup(op, volume('attaching', 'reserved', 'attaching'), 'error')).toEqual({ type: 'final', set: { status: 'available', attach_status: 'detached' } });
+    expect(planCleanup(op, volume('attaching', 'reserved', 'attaching'), 'error')).toEqual({ type: 'final', set: { status: 'reserved', attach_status: 'detached' } });
     expect(planCleanup(op, volume('attaching', null, 'detached'), 'error')).toEqual({ type: 'final', set: { status: 'available' } });
     expect(planCleanup(op, volume('attaching', 'attaching', 'attached'), 'error')).toEqual({ type: 'final', set: { status: 'available' } });
+  });
+
+  it('an attach or detach of the attachment API settles its attachment: reserved again after an attach, as it was after a detach', () => {
+    const at = (id: string, attach_status: string, connected: boolean): Record<string, unknown> => ({
+      id, instance_uuid: null, attach_status, attach_mode: 'null', connector: connected ? { host: 'h' } : null, connection_info: connected ? { driver_volume_type: 'local', data: {} } : null, attached_at: connected ? 1 : null, created_at: 1,
+    });
+    const attaching = { ...volume('attaching', 'reserved', 'attaching'), attachments: [at('a', 'attaching', false)] } as unknown as VolumeRecord;
+    expect(planCleanup({ ...opOf('attach_volume'), params: { attachmentId: 'a', connector: { host: 'h' } } }, attaching, 'error')).toEqual({
+      type: 'final',
+      set: { status: 'reserved', attach_status: 'detached', previous_status: null, attachments: [{ ...at('a', 'reserved', false), connector: null }] },
+    });
+    const other = at('b', 'attached', true);
+    const detaching = { ...volume('detaching', 'in-use', 'detaching'), attachments: [at('a', 'detaching', true), other] } as unknown as VolumeRecord;
+    expect(planCleanup({ ...opOf('detach_volume'), params: { attachmentId: 'a', from: 'attaching' } }, detaching, 'error')).toEqual({
+      type: 'final',
+      set: { status: 'in-use', attach_status: 'attached', previous_status: null, attachments: [at('a', 'attaching', true), other] },
+    });
   });
 
   it('detaching ends in-use and attached', () => {

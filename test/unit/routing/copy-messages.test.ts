@@ -45,11 +45,13 @@ describe('the API\'s skew gate and copies', () => {
 
 describe('record schema 2: volume sources', () => {
   const volume = { id: 'v', status: 'creating', attach_status: 'detached', size: 1 };
+  // The same step gives a volume its attachments and its type's id (the attachment API).
+  const attachmentFields = { attachments: [], volume_type_id: '3d7d2a34-2a8f-5d0e-9a0a-5f1c7b0e4c11' };
 
   it('gives a schema-1 volume empty sources, and writes an empty one back without them', () => {
     const codec = new RecordVersions({ min: 1, max: 2 }, 1);
     const read = codec.decode<Record<string, unknown>>(JSON.stringify({ v: 1, ...volume }), 'test');
-    expect(read).toEqual({ ...volume, snapshot_id: null, source_volid: null, source_held: false });
+    expect(read).toEqual({ ...volume, snapshot_id: null, source_volid: null, source_held: false, ...attachmentFields });
     expect(JSON.parse(codec.encode(read))).toEqual({ v: 1, ...volume });
     // Snapshots and op records are not volumes: untouched.
     const snapshot = { id: 's', volume_id: 'v', status: 'available' };
@@ -63,10 +65,10 @@ describe('record schema 2: volume sources', () => {
     const copy = { ...volume, snapshot_id: null, source_volid: 'src', source_held: true };
     const stored = codec.encode(copy);
     expect(JSON.parse(stored)).toEqual({ v: 1, ...copy });
-    expect(codec.decode(stored, 'test')).toEqual(copy);
+    expect(codec.decode(stored, 'test')).toEqual({ ...copy, ...attachmentFields });
     // Finalized: written at 2 as it is; the migration of a schema-1 record adds the empty fields.
     const finalized = new RecordVersions({ min: 1, max: 2 }, 2);
     expect(JSON.parse(finalized.encode(copy))).toEqual({ v: 2, ...copy });
-    expect(JSON.parse(finalized.migrate(JSON.stringify({ v: 1, ...volume }), 'test', 2)!)).toEqual({ v: 2, ...volume, snapshot_id: null, source_volid: null, source_held: false });
+    expect(JSON.parse(finalized.migrate(JSON.stringify({ v: 1, ...volume }), 'test', 2)!)).toEqual({ v: 2, ...volume, snapshot_id: null, source_volid: null, source_held: false, ...attachmentFields });
   });
 });

@@ -28,6 +28,8 @@ const VOLUME_SPEC: Record<Exclude<Actor, 'admin'>, string[]> = {
     'available>attaching', 'in-use>attaching', 'attaching>available', 'attaching>in-use',
     'available>reserved', 'reserved>attaching', 'reserved>available',
     'in-use>detaching', 'detaching>in-use',
+    // The attachment API: a multiattach volume reserved again, completion, detaching a connection not completed.
+    'in-use>reserved', 'reserved>in-use', 'reserved>detaching',
   ],
   worker: [
     'creating>available', 'creating>error',
@@ -35,10 +37,13 @@ const VOLUME_SPEC: Record<Exclude<Actor, 'admin'>, string[]> = {
     'extending>available', 'extending>in-use', 'extending>error_extending',
     'attaching>in-use', 'attaching>available',
     'detaching>available', 'detaching>in-use',
+    // A connection made or refused before attachment-complete; a detach leaving one not completed.
+    'attaching>reserved', 'detaching>reserved',
   ],
   cleanup: [
     'creating>error', 'deleting>deleted', 'deleting>error_deleting', 'extending>error_extending',
     'attaching>available', 'attaching>in-use', 'detaching>in-use',
+    'attaching>reserved', 'detaching>reserved',
   ],
 };
 

@@ -148,7 +148,7 @@ describe('volume API', () => {
       ['a clone source that is not a UUID', { volume: { size: 1, source_volid: 5 } }, /volume\.source_volid\. Value: 5\. Must be a UUID/],
       ['an image', { volume: { size: 1, imageRef: 'x' } }, /from an image: not supported/],
       ['a backup', { volume: { size: 1, backup_id: 'x' } }, /from a backup: not supported/],
-      ['multiattach', { volume: { size: 1, multiattach: true } }, /Multiattach volumes: not supported/],
+      ['multiattach', { volume: { size: 1, multiattach: true } }, /multiattach parameter has been removed/],
       ['scheduler hints', { volume: { size: 1 }, 'OS-SCH-HNT:scheduler_hints': { a: 1 } }, /Scheduler hints: not supported/],
       ['another availability zone', { volume: { size: 1, availability_zone: 'elsewhere' } }, /Availability zone 'elsewhere' is invalid/],
       ['malformed JSON', '{"volume": {', /not valid JSON/],

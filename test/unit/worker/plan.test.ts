@@ -43,10 +43,10 @@ describe('locks per op kind (Cinder names)', () => {
     expect(lockNamesFor('delete_snapshot', S, V)).toEqual([`${S}-delete_snapshot`]);
   });
 
-  it('refuses a snapshot create without its volume, and kinds the manager does not run', () => {
+  it('refuses a snapshot create without its volume; a connection is made and ended under the volume\'s lock', () => {
     expect(() => lockNamesFor('create_snapshot', S)).toThrow(/needs its volume id/);
-    expect(() => lockNamesFor('attach_volume', V)).toThrow(/does not run attach_volume/);
-    expect(() => lockNamesFor('detach_volume', V)).toThrow(/does not run detach_volume/);
+    expect(lockNamesFor('attach_volume', V)).toEqual([`${V}-delete_volume`]);
+    expect(lockNamesFor('detach_volume', V)).toEqual([`${V}-delete_volume`]);
   });
 
   it('covers every op kind: managed kinds have locks, the others are refused', () => {
@@ -54,7 +54,7 @@ describe('locks per op kind (Cinder names)', () => {
       if (isManagedKind(spec.kind)) expect(lockNamesFor(spec.kind, 'x', 'y').length).toBeGreaterThan(0);
       else expect(() => lockNamesFor(spec.kind, 'x', 'y')).toThrow();
     }
-    expect([...MANAGED_KINDS].sort()).toEqual(['clone_volume', 'create_snapshot', 'create_volume', 'create_volume_from_snapshot', 'delete_snapshot', 'delete_volume', 'extend_volume']);
+    expect([...MANAGED_KINDS].sort()).toEqual(['attach_volume', 'clone_volume', 'create_snapshot', 'create_volume', 'create_volume_from_snapshot', 'delete_snapshot', 'delete_volume', 'detach_volume', 'extend_volume']);
   });
 });
 
@@ -79,10 +79,7 @@ describe('what a job means (decideJob)', () => {
   it('dead-letters what can never run here', () => {
     expect(decideJob(job({ kind: 'delete_volume' }), op(), self, false)).toMatchObject({ type: 'dead-letter', reason: 'rejected', detail: expect.stringContaining('does not match') as string });
     expect(decideJob(job(), op({ cluster: 'other@rbd' }), self, false)).toMatchObject({ type: 'dead-letter', reason: 'misrouted' });
-    expect(decideJob(job({ kind: 'attach_volume' }), op({ kind: 'attach_volume', status: 'attaching' }), self, false)).toMatchObject({
-      type: 'dead-letter',
-      detail: 'the volume manager does not run attach_volume',
-    });
+    expect(decideJob(job({ kind: 'attach_volume' }), op({ kind: 'attach_volume', status: 'attaching' }), self, false)).toEqual({ type: 'claim', ownerDead: false });
   });
 });
 
@@ -109,5 +106,33 @@ describe('the final write of each kind', () => {
     const inUse = { ...volume, previous_status: 'in-use' } as VolumeRecord;
     expect(finalWrite({ kind: 'extend_volume', opId: 'o', params: { newSize: 2 } }, inUse, 'success', 'h')).toMatchObject({ status: 'in-use', set: { status: 'in-use', size: 2 } });
     expect(() => newSizeOf({ opId: 'o', params: {} })).toThrow(/no integer newSize/);
+  });
+});
+
+describe('the final write of an attach or a detach', () => {
+  const at = (id: string, attach_status: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+    id, instance_uuid: null, attach_status, attach_mode: 'null', connector: { host: 'h' }, connection_info: null, attached_at: null, created_at: 1, ...extra,
+  });
+  const vol = (status: string, attachments: Record<string, unknown>[]): VolumeRecord => ({ ...volume, status, attachments } as unknown as VolumeRecord);
+  const info = { driver_volume_type: 'local', data: { device_path: '/v' } };
+
+  it('attach: connected (attaching, with the info) and the volume reserved; refused: error_attaching, still reserved', () => {
+    const o = { kind: 'attach_volume' as const, opId: 'op-1', params: { attachmentId: 'a', connector: { host: 'h' } } };
+    expect(finalWrite(o, vol('attaching', [at('a', 'attaching')]), 'success', 'n1@rbd', { connectionInfo: info, at: 5 })).toEqual({
+      type: 'transition',
+      status: 'reserved',
+      set: { status: 'reserved', attach_status: 'attaching', previous_status: null, attachments: [at('a', 'attaching', { connection_info: info, attached_at: 5 })], host: 'n1@rbd' },
+    });
+    expect(finalWrite(o, vol('attaching', [at('a', 'attaching'), at('b', 'attached')]), 'error', 'n1@rbd')).toMatchObject({
+      status: 'in-use',
+      set: { attachments: [at('a', 'error_attaching'), at('b', 'attached')] },
+    });
+  });
+
+  it('detach: the attachment gone and the volume available; failed: back as it was, unless forced', () => {
+    const o = { kind: 'detach_volume' as const, opId: 'op-2', params: { attachmentId: 'a', from: 'attached' } };
+    expect(finalWrite(o, vol('detaching', [at('a', 'detaching')]), 'success', 'n1@rbd')).toMatchObject({ status: 'available', set: { attachments: [], attach_status: 'detached' } });
+    expect(finalWrite(o, vol('detaching', [at('a', 'detaching')]), 'error', 'n1@rbd')).toMatchObject({ status: 'in-use', set: { attachments: [at('a', 'attached')] } });
+    expect(finalWrite({ ...o, params: { ...o.params, force: true } }, vol('detaching', [at('a', 'detaching')]), 'error', 'n1@rbd')).toMatchObject({ status: 'available' });
   });
 });
