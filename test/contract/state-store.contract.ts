@@ -67,6 +67,9 @@ export function newVolume(over: Partial<NewRecord<VolumeRecord>> = {}): NewRecor
     snapshot_id: null,
     source_volid: null,
     source_held: false,
+    // Schema 2's fields as a record of schema 1 reads back (no attachments, the default type).
+    attachments: [],
+    volume_type_id: '3d7d2a34-2a8f-5d0e-9a0a-5f1c7b0e4c11',
     ...over,
   };
 }
