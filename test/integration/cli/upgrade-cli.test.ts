@@ -20,10 +20,8 @@ import { upgradeRoutes } from '../../../src/upgrade/routes.js';
 import { UpgradeService } from '../../../src/upgrade/service.js';
 import { type EtcdTestContext, useEtcd } from '../../support/context.js';
 import { etcdConfig } from '../locks/fixtures.js';
+import { RELEASE_1, RELEASE_2 } from '../upgrade/releases.js';
 
-/** Release 1 as shipped (0.1.0): messages and schema 1 only. The build's own PROTOCOL is release 2's now (copies). */
-const RELEASE_1: ProtocolSupport = { messages: { min: 1, max: 1 }, schema: { min: 1, max: 1 } };
-const RELEASE_2: ProtocolSupport = { messages: { min: 1, max: 2 }, schema: { min: 1, max: 2 } };
 const NOTHING: SchemaStep = { from: 1, doc: 'no change', up: (b) => b, down: (b) => b };
 
 async function hearth(...argv: string[]): Promise<{ code: number; out: string; err: string }> {

@@ -16,7 +16,7 @@ import { MessageVersions } from '../../../src/routing/message-versions.js';
 import { EtcdSession } from '../../../src/session/etcd-session.js';
 import { EtcdStateStore } from '../../../src/state/etcd-state-store.js';
 import { createStateMetrics } from '../../../src/state/metrics.js';
-import { type RecordBody, RecordVersions, type SchemaStep } from '../../../src/state/record-versions.js';
+import { RecordVersions } from '../../../src/state/record-versions.js';
 import { EtcdUpgradeRegistry } from '../../../src/upgrade/etcd-upgrade-registry.js';
 import { MigrationRunner } from '../../../src/upgrade/migration.js';
 import { PresenceKeeper } from '../../../src/upgrade/presence-keeper.js';
@@ -28,17 +28,8 @@ import { newVolume } from '../../contract/state-store.contract.js';
 import { type EtcdTestContext, useEtcd } from '../../support/context.js';
 import { waitFor } from '../../support/wait.js';
 import { etcdConfig } from '../locks/fixtures.js';
+import { ADD_TIER, RELEASE_1, RELEASE_2 } from './releases.js';
 
-/** Release 1 as shipped (0.1.0): messages and schema 1 only. The build's own PROTOCOL is release 2's now (copies). */
-const RELEASE_1: ProtocolSupport = { messages: { min: 1, max: 1 }, schema: { min: 1, max: 1 } };
-const RELEASE_2: ProtocolSupport = { messages: { min: 1, max: 2 }, schema: { min: 1, max: 2 } };
-/** Release 2's record change: volumes get `tier` (down: dropped). */
-const ADD_TIER: SchemaStep = {
-  from: 1,
-  doc: 'volumes get a tier',
-  up: (body: RecordBody) => ({ ...body, tier: body.tier ?? 'standard' }),
-  down: ({ tier: _tier, ...rest }: RecordBody) => rest,
-};
 
 describe('rolling upgrade on etcd (presence, negotiation, finalize, migration)', () => {
   let ctx: EtcdTestContext;

@@ -11,11 +11,10 @@ import { KeyLayout } from '../../../src/etcd/keys.js';
 import { ManualClock, systemClock } from '../../../src/lifecycle/clock.js';
 import { DEFAULT_ETCD_RETRY } from '../../../src/lifecycle/retry.js';
 import { silentLogger } from '../../../src/observability/logger.js';
-import type { ProtocolSupport } from '../../../src/protocol.js';
 import { EtcdSession } from '../../../src/session/etcd-session.js';
 import { EtcdStateStore } from '../../../src/state/etcd-state-store.js';
 import { createStateMetrics } from '../../../src/state/metrics.js';
-import { type RecordBody, RecordVersions, type SchemaStep } from '../../../src/state/record-versions.js';
+import { RecordVersions } from '../../../src/state/record-versions.js';
 import { EtcdUpgradeRegistry } from '../../../src/upgrade/etcd-upgrade-registry.js';
 import { MigrationRunner } from '../../../src/upgrade/migration.js';
 import { PresenceKeeper } from '../../../src/upgrade/presence-keeper.js';
@@ -24,14 +23,8 @@ import { newVolume } from '../../contract/state-store.contract.js';
 import { type EtcdTestContext, useEtcd } from '../../support/context.js';
 import { waitFor } from '../../support/wait.js';
 import { etcdConfig } from '../locks/fixtures.js';
+import { ADD_TIER, RELEASE_2 } from './releases.js';
 
-const RELEASE_2: ProtocolSupport = { messages: { min: 1, max: 2 }, schema: { min: 1, max: 2 } };
-const ADD_TIER: SchemaStep = {
-  from: 1,
-  doc: 'volumes get a tier',
-  up: (body: RecordBody) => ({ ...body, tier: body.tier ?? 'standard' }),
-  down: ({ tier: _tier, ...rest }: RecordBody) => rest,
-};
 
 describe('a data migration that meets a record it cannot read', () => {
   let ctx: EtcdTestContext;
