@@ -41,6 +41,19 @@ export async function openClusterBackends(ctx: CompositionContext): Promise<Back
   closer.add('etcd client', () => client.close());
   const host = hostId(config);
   const sessionMetrics = new SessionMetrics(registry);
+  /** An etcd session of this host: a worker's (with metrics) or the upgrade presence's. */
+  const openSession = (component: string, signal?: AbortSignal, metrics?: SessionMetrics): Promise<EtcdSession> =>
+    EtcdSession.open({
+      client,
+      host,
+      leaseTtlMs: config.leaseTtlMs,
+      leaseMarginMs: config.leaseMarginMs,
+      callTimeoutMs: config.etcd.callTimeoutMs,
+      logger: logger.child({ component }),
+      clock,
+      ...(metrics ? { metrics } : {}),
+      ...(signal ? { signal } : {}),
+    });
   const lockMetrics = new LockMetrics(registry);
   // Records are written at the cluster's finalized schema and messages at the version every
   // live process reads: the upgrade view (app.ts) feeds both once it has read the cluster.
@@ -73,32 +86,11 @@ export async function openClusterBackends(ctx: CompositionContext): Promise<Back
         logger: logger.child({ component: 'upgrade' }),
         retry,
         // A presence lease of its own per process (not counted as a worker session).
-        openSession: (signal) =>
-          EtcdSession.open({
-            client,
-            host,
-            leaseTtlMs: config.leaseTtlMs,
-            leaseMarginMs: config.leaseMarginMs,
-            callTimeoutMs: config.etcd.callTimeoutMs,
-            logger: logger.child({ component: 'upgrade' }),
-            clock,
-            ...(signal ? { signal } : {}),
-          }),
+        openSession: (signal) => openSession('upgrade', signal),
       }),
     ),
     protocol,
-    openSession: (signal) =>
-      EtcdSession.open({
-        client,
-        host,
-        leaseTtlMs: config.leaseTtlMs,
-        leaseMarginMs: config.leaseMarginMs,
-        callTimeoutMs: config.etcd.callTimeoutMs,
-        logger: logger.child({ component: 'session' }),
-        metrics: sessionMetrics,
-        signal,
-        clock,
-      }),
+    openSession: (signal) => openSession('session', signal, sessionMetrics),
     lockServiceFor: (session, options) =>
       new EtcdLockService({
         ...(options?.handOff ? { handOff: options.handOff } : {}),
