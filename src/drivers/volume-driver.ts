@@ -34,6 +34,58 @@ export interface DriverContext {
    * that checks between steps starts no step after it. Absent: only `signal` counts.
    */
   readonly stillHeld?: () => boolean;
+  /**
+   * The cluster's backend epoch the call runs under (the cluster record's `backendEpoch`, raised
+   * by every replication failover and failback). A replicating driver refuses a call whose epoch
+   * is older than the one its active backend was promoted at, so a member that missed a failover
+   * cannot touch the old primary. Absent: the driver does not check (drivers without
+   * replication, or epoch 0).
+   */
+  readonly epoch?: number;
+}
+
+/** A replication target's id as Cinder names it (`backend_id`); `default` is the primary. */
+export const PRIMARY_BACKEND_ID = 'default';
+
+/** Cinder's `replication_status` of a driver, and of a cluster that has one. */
+export type DriverReplicationStatus = 'enabled' | 'failed-over' | 'failover-error' | 'disabled';
+
+/** Where a replicating driver serves volumes from now. */
+export interface ReplicationState {
+  readonly status: DriverReplicationStatus;
+  /** The backend it serves from: a target's `backend_id`, or {@link PRIMARY_BACKEND_ID}. */
+  readonly activeBackendId: string;
+  /** The epoch at which that backend was promoted (0: never failed over). */
+  readonly epoch: number;
+}
+
+/**
+ * The replication half of a driver (Cinder's `failover_host`/`failover` and
+ * `failover_completed`), present only when replication targets are configured.
+ *
+ * Which backend serves is the cluster's decision, recorded in the cluster record; a driver only
+ * carries it out: {@link failover} promotes a backend at a new epoch (run once per failover by
+ * the member that claimed it, and run again by the cleanup when that member died mid-way),
+ * {@link serve} makes this member's driver serve the backend the cluster record names (every
+ * member, on start-up, on rejoin and on the record's watch event). Both are idempotent.
+ */
+export interface DriverReplication {
+  /** The `backend_id`s of the configured targets (never {@link PRIMARY_BACKEND_ID}). */
+  readonly targetIds: readonly string[];
+  /** What this member's driver serves from now. */
+  state(): ReplicationState;
+  /**
+   * Promotes `backendId` (a target, or {@link PRIMARY_BACKEND_ID} to fail back) at `epoch`:
+   * brings it up to date where the old side can still be read (a failback copies the target's
+   * changes back to the primary first), then marks the epoch on the storage so that calls
+   * under an older epoch are refused, and serves from it.
+   *
+   * @throws InvalidInputError for an unknown backend id; DriverError when the promotion failed
+   *   (the cluster goes to `failover-error`; repeating it is safe).
+   */
+  failover(backendId: string, epoch: number, ctx: DriverContext): Promise<void>;
+  /** Serves `backendId` at `epoch`, as the cluster record says; no copy. Idempotent. */
+  serve(backendId: string, epoch: number): Promise<void>;
 }
 
 /** A volume to create. */
@@ -165,6 +217,8 @@ export interface VolumeDriver {
    * the fence relies on the method alone (docs/drivers.md).
    */
   fenceIncarnation?(incarnation: string): Promise<void>;
+  /** Replication to other backends; absent when the driver has no targets (`not-capable`). */
+  readonly replication?: DriverReplication;
   /**
    * Checks that the backend can take work now (docs/drivers.md says what each driver checks).
    * Never throws: a check that cannot finish is an answer (`down`, with why). Bounded in time,
