@@ -33,12 +33,32 @@ export interface ModGuard {
   readonly expect: 'equal';
 }
 
-/** A condition on one etcd key outside the record being written; see the module doc. */
-export type KeyGuard = CreateGuard | ModGuard;
+/**
+ * One etcd key whose version (how many times it was written since it was created) a write
+ * depends on: a counter kept by etcd itself, such as a cluster's backend epoch (one put per
+ * failover), compared without reading its value.
+ */
+export interface VersionGuard {
+  readonly key: string;
+  /** Version as a decimal string; `'0'` means the key does not exist. */
+  readonly version: string;
+  readonly expect: 'equal';
+}
 
-/** The revision a guard compares: the create revision, or the mod revision of a {@link ModGuard}. */
-export function guardRevision(guard: KeyGuard): { readonly target: 'create' | 'mod'; readonly revision: string } {
-  return 'modRevision' in guard ? { target: 'mod', revision: guard.modRevision } : { target: 'create', revision: guard.createRevision };
+/** A condition on one etcd key outside the record being written; see the module doc. */
+export type KeyGuard = CreateGuard | ModGuard | VersionGuard;
+
+/** What a guard compares: the create revision, the mod revision of a {@link ModGuard}, or the version of a {@link VersionGuard}. */
+export function guardRevision(guard: KeyGuard): { readonly target: 'create' | 'mod' | 'version'; readonly revision: string } {
+  if ('modRevision' in guard) return { target: 'mod', revision: guard.modRevision };
+  if ('version' in guard) return { target: 'version', revision: guard.version };
+  return { target: 'create', revision: guard.createRevision };
+}
+
+/** The etcd compare target of a guard (`etcd3`'s builder spelling). */
+export function guardTarget(guard: KeyGuard): 'Create' | 'Mod' | 'Version' {
+  const { target } = guardRevision(guard);
+  return target === 'mod' ? 'Mod' : target === 'version' ? 'Version' : 'Create';
 }
 
 /** What a write must still be entitled to; see the module doc. */
@@ -61,7 +81,7 @@ export interface Fence {
  */
 export function describeGuard(guard: KeyGuard): string {
   const { target, revision } = guardRevision(guard);
-  return `${guard.key} ${target}_revision ${guard.expect === 'equal' ? '==' : '!='} ${revision}`;
+  return `${guard.key} ${target === 'version' ? 'version' : `${target}_revision`} ${guard.expect === 'equal' ? '==' : '!='} ${revision}`;
 }
 
 /** The fence that always holds (API-side writes, which no lease backs). */

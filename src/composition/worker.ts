@@ -91,7 +91,13 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
       settled: (incarnation, s) => runner?.settled(incarnation, s) ?? Promise.resolve(),
       process: self,
       membership: backends.membership,
-      join: { identity: { cluster: clusterId(config), host: hostId(config), zone: config.zone }, binary: VOLUME_BINARY, version: parts.version },
+      join: {
+        identity: { cluster: clusterId(config), host: hostId(config), zone: config.zone },
+        binary: VOLUME_BINARY,
+        version: parts.version,
+        // A replicating driver's targets go into the cluster record (the API checks backend_id against them).
+        ...(driver.replication ? { replication: { targetIds: driver.replication.targetIds } } : {}),
+      },
       clock,
       logger: ctx.logger.child({ component: 'membership' }),
       metrics: parts.membershipMetrics,

@@ -1,6 +1,6 @@
 /**
  * Fence guards (src/fence.ts) in etcd transactions: each guard becomes a compare on its key's
- * create revision (or mod revision, for a `ModGuard`), and when a transaction fails, the
+ * create revision (mod revision, for a `ModGuard`; version, for a `VersionGuard`), and when a transaction fails, the
  * revisions read back in its failure branch say which guard broke.
  */
 import { CompareResult, CompareTarget, type ICompare, type IKeyValue, type IRequestOp } from 'etcd3';
@@ -10,6 +10,7 @@ import { describeGuard, guardRevision, type KeyGuard } from '../fence.js';
 export function guardCompare(guard: KeyGuard): ICompare {
   const { target, revision } = guardRevision(guard);
   const result = guard.expect === 'equal' ? CompareResult.Equal : CompareResult.NotEqual;
+  if (target === 'version') return { key: Buffer.from(guard.key), target: CompareTarget.Version, result, version: revision };
   return target === 'mod'
     ? { key: Buffer.from(guard.key), target: CompareTarget.Mod, result, mod_revision: revision }
     : { key: Buffer.from(guard.key), target: CompareTarget.Create, result, create_revision: revision };
@@ -26,11 +27,12 @@ export function releaseOps(guards: readonly KeyGuard[]): IRequestOp[] {
 export interface GuardedKey {
   readonly create: string;
   readonly mod: string;
+  readonly version: string;
 }
 
 /** The revisions of a key read in a failure branch; absent → undefined. */
 export function guardedKeyOf(kv: IKeyValue | undefined): GuardedKey | undefined {
-  return kv === undefined ? undefined : { create: kv.create_revision, mod: kv.mod_revision };
+  return kv === undefined ? undefined : { create: kv.create_revision, mod: kv.mod_revision, version: kv.version };
 }
 
 /** Whether `guard` holds for a key read as `actual` (undefined: absent). */
@@ -39,7 +41,8 @@ export function guardHolds(guard: KeyGuard, actual: GuardedKey | undefined): boo
 }
 
 function revisionOf(guard: KeyGuard, actual: GuardedKey | undefined): string {
-  return (guardRevision(guard).target === 'mod' ? actual?.mod : actual?.create) ?? '0';
+  const { target } = guardRevision(guard);
+  return (target === 'mod' ? actual?.mod : target === 'version' ? actual?.version : actual?.create) ?? '0';
 }
 
 /** The first guard that does not hold against the keys read (undefined: absent), described; undefined when all hold. */

@@ -5,6 +5,7 @@
  * | key | value | lease |
  * |---|---|---|
  * | `clusters/<cluster>` | cluster record | none |
+ * | `cluster-epochs/<cluster>` | the backend epoch in decimal; its etcd version is the epoch, which op writes compare | none |
  * | `services/<binary>/<host>` | service record | none |
  * | `alive/<host>` | incarnation, heartbeat | session |
  * | `locks/<name>/<leaseHex>` | empty | session — etcdctl lock's layout |
@@ -32,6 +33,10 @@ export class KeyLayout {
   }
   clusters(): string {
     return `${this.prefix}/clusters/`;
+  }
+  /** Outside `clusters/`, whose every key is a cluster record. */
+  clusterEpoch(cluster: string): string {
+    return `${this.prefix}/cluster-epochs/${cluster}`;
   }
   service(binary: string, host: string): string {
     return `${this.prefix}/services/${binary}/${host}`;

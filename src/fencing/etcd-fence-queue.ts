@@ -3,7 +3,7 @@ import type { KeyLayout } from '../etcd/keys.js';
 import { fromEtcdError } from '../etcd/errors.js';
 import { FencedError, InvalidInputError } from '../errors.js';
 import { failedGuard, guardedKeyOf } from '../etcd/guards.js';
-import { type Fence, guardRevision } from '../fence.js';
+import { type Fence, guardRevision, guardTarget } from '../fence.js';
 import type { Member } from '../membership/membership.js';
 import type { Logger } from '../observability/logger.js';
 import { decodeFenceOp, encodeFenceOp } from './fence-op-codec.js';
@@ -87,8 +87,7 @@ export class EtcdFenceQueue implements FenceQueue {
     const key = keys.fence(op.incarnation);
     let txn = client.if(key, 'Mod', '==', op.revision);
     for (const g of fence.guards) {
-      const { target, revision } = guardRevision(g);
-      txn = txn.and(g.key, target === 'mod' ? 'Mod' : 'Create', g.expect === 'equal' ? '==' : '!=', revision);
+      txn = txn.and(g.key, guardTarget(g), g.expect === 'equal' ? '==' : '!=', guardRevision(g).revision);
     }
     try {
       const tx = await txn.then(client.put(key).value(encodeFenceOp(next))).else(client.get(key), ...fence.guards.map((g) => client.get(g.key))).commit();

@@ -3,7 +3,7 @@ import { AbortedError, FencedError } from '../errors.js';
 import type { KeyLayout } from '../etcd/keys.js';
 import { fromEtcdError } from '../etcd/errors.js';
 import { failedGuard, guardedKeyOf } from '../etcd/guards.js';
-import { type Fence, guardRevision, NO_FENCE } from '../fence.js';
+import { type Fence, guardRevision, guardTarget, NO_FENCE } from '../fence.js';
 import type { Logger } from '../observability/logger.js';
 import { decodeEnd, decodeIncarnation, encodeIncarnationRecord, type IncarnationEnd, type IncarnationRecord, type IncarnationView } from './incarnation-records.js';
 import type { RecordEndResult } from './membership.js';
@@ -85,8 +85,7 @@ export class EtcdIncarnations {
     let txn = client.if(endKey, 'Create', '==', 0);
     if (end.how !== 'self' && lease !== undefined) txn = txn.and(aliveKey, 'Lease', '!=', lease);
     for (const g of fence.guards) {
-      const { target, revision } = guardRevision(g);
-      txn = txn.and(g.key, target === 'mod' ? 'Mod' : 'Create', g.expect === 'equal' ? '==' : '!=', revision);
+      txn = txn.and(g.key, guardTarget(g), g.expect === 'equal' ? '==' : '!=', guardRevision(g).revision);
     }
     try {
       const tx = await txn.then(client.put(endKey).value(encodeIncarnationRecord(end))).else(client.get(endKey), client.get(aliveKey), ...fence.guards.map((g) => client.get(g.key))).commit();

@@ -7,11 +7,23 @@ import type { OwnerRef } from '../identity.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { type Backoff, DEFAULT_ETCD_RETRY } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
+import { EtcdClusterRecords } from './etcd-cluster-records.js';
 import { EtcdIncarnations } from './etcd-incarnations.js';
 import { EtcdMember, rangeKv } from './etcd-member.js';
 import { watchAlive } from './etcd-watch.js';
 import { encodeIncarnationRecord, type IncarnationEnd, type IncarnationRecord, type IncarnationView } from './incarnation-records.js';
-import type { JoinRequest, Member, Membership, MembershipEvent, RecordEndResult, RemoveServiceResult } from './membership.js';
+import type {
+  AdvanceEpochResult,
+  ClusterChange,
+  ClusterUpdateResult,
+  JoinRequest,
+  Member,
+  Membership,
+  MembershipEvent,
+  RecordEndResult,
+  RemoveServiceResult,
+} from './membership.js';
+import { replicationOnJoin } from './replication.js';
 import {
   type AliveMember,
   type AliveRecord,
@@ -53,9 +65,11 @@ export class EtcdMembership implements Membership {
   readonly distributed = true;
   private readonly watches = new AbortController();
   private readonly records: EtcdIncarnations;
+  private readonly clusters: EtcdClusterRecords;
 
   constructor(private readonly options: EtcdMembershipOptions) {
     this.records = new EtcdIncarnations(options);
+    this.clusters = new EtcdClusterRecords(options);
   }
 
   async join(request: JoinRequest, signal?: AbortSignal): Promise<Member> {
@@ -63,7 +77,12 @@ export class EtcdMembership implements Membership {
     if (session.state !== 'held') throw new IllegalStateError('session', session.state, `cannot join on a session that is ${session.state}`);
     checkAborted(signal, 'join');
     const nowMs = this.options.clock.now();
-    const cluster = await this.ensureCluster(identity.cluster, binary, nowMs);
+    let cluster = await this.ensureCluster(identity.cluster, binary, nowMs);
+    const replication = request.replication && replicationOnJoin(cluster, request.replication.targetIds);
+    if (replication) {
+      const updated = await this.clusters.update(identity.cluster, binary, replication);
+      if (updated.ok) cluster = updated.record;
+    }
     const alive: AliveRecord = { host: identity.host, cluster: identity.cluster, incarnation: session.incarnation, heartbeatAtMs: nowMs };
     const facts = { binary, host: identity.host, cluster: identity.cluster, zone: identity.zone, version: request.version, nowMs };
     const record: IncarnationRecord = { incarnation: session.incarnation, host: identity.host, cluster: identity.cluster, process: request.process ?? null, joinedAtMs: nowMs };
@@ -201,6 +220,18 @@ export class EtcdMembership implements Membership {
       throw fromEtcdError(err, `update cluster ${name}`);
     }
     throw new CoordinatorError('CONFLICT', `cluster ${name} kept changing; try again`, { retryable: true });
+  }
+
+  updateCluster(name: string, binary: string, change: ClusterChange): Promise<ClusterUpdateResult> {
+    return this.clusters.update(name, binary, change);
+  }
+
+  advanceEpoch(name: string, to: number, fence?: Fence): Promise<AdvanceEpochResult> {
+    return this.clusters.advanceEpoch(name, to, fence);
+  }
+
+  epochFence(name: string, epoch: number): Fence {
+    return this.clusters.epochFence(name, epoch);
   }
 
   async removeService(binary: string, host: string, signal?: AbortSignal): Promise<RemoveServiceResult> {

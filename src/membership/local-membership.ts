@@ -6,7 +6,20 @@ import type { Clock } from '../lifecycle/clock.js';
 import { EventQueue } from '../concurrency/event-queue.js';
 import type { IncarnationEnd, IncarnationRecord, IncarnationView } from './incarnation-records.js';
 import type { LocalRecordFile, LocalRecords } from './local-store.js';
-import type { HeartbeatResult, JoinRequest, Member, Membership, MembershipEvent, RecordEndResult, RemoveServiceResult } from './membership.js';
+import type {
+  AdvanceEpochResult,
+  ClusterChange,
+  ClusterUpdateResult,
+  HeartbeatResult,
+  JoinRequest,
+  Member,
+  Membership,
+  MembershipEvent,
+  RecordEndResult,
+  RemoveServiceResult,
+} from './membership.js';
+import { failedCondition } from './replication-fields.js';
+import { replicationOnJoin } from './replication.js';
 import {
   type AliveMember,
   type ClusterRecord,
@@ -57,8 +70,11 @@ export class LocalMembership implements Membership {
         if (holder) throw new AlreadyAliveError(identity.host, holder.incarnation);
         const other = records.services.find((s) => s.cluster === identity.cluster && s.binary === binary && s.host !== identity.host);
         if (other) throw notDistributed(identity.cluster, identity.host, other.host, this.store.path);
-        let cluster = records.clusters.find((c) => c.name === identity.cluster && c.binary === binary);
-        const clusters = cluster ? records.clusters : [...records.clusters, (cluster = newClusterRecord(identity.cluster, binary, nowMs))];
+        const found = records.clusters.find((c) => c.name === identity.cluster && c.binary === binary);
+        let cluster = found ?? newClusterRecord(identity.cluster, binary, nowMs);
+        const replication = request.replication && replicationOnJoin(cluster, request.replication.targetIds);
+        if (replication) cluster = { ...cluster, ...replication.set(cluster), updatedAtMs: nowMs };
+        const clusters = found ? records.clusters.map((c) => (c === found ? cluster : c)) : [...records.clusters, cluster];
         const previous = records.services.find((s) => s.binary === binary && s.host === identity.host);
         const joined = serviceForJoin(previous, cluster, facts);
         // Single node: ids are stored, 1, 2, … in the order hosts first joined.
@@ -195,6 +211,33 @@ export class LocalMembership implements Membership {
       const next = withClusterDisabled(current, disabled, reason, this.clock.now());
       return { records: { ...records, clusters: records.clusters.map((c) => (c === current ? next : c)) }, result: next };
     });
+  }
+
+  updateCluster(name: string, binary: string, change: ClusterChange): Promise<ClusterUpdateResult> {
+    return this.store.update((records): { records: LocalRecords; result: ClusterUpdateResult } => {
+      const current = records.clusters.find((c) => c.name === name && c.binary === binary);
+      if (!current) return { records, result: { ok: false, reason: 'not-found' } };
+      const failed = failedCondition(current, change.expect);
+      if (failed) return { records, result: { ok: false, reason: 'condition', failed, record: current } };
+      // Checked in the same tick as the write (the update is serialised).
+      if (change.fence && !change.fence.holds()) throw new FencedError('holds()', change.fence.description);
+      const next = { ...current, ...change.set(current), updatedAtMs: this.clock.now() };
+      return { records: { ...records, clusters: records.clusters.map((c) => (c === current ? next : c)) }, result: { ok: true, record: next, previous: current } };
+    });
+  }
+
+  advanceEpoch(name: string, to: number, fence: Fence = NO_FENCE): Promise<AdvanceEpochResult> {
+    return this.store.update((records): { records: LocalRecords; result: AdvanceEpochResult } => {
+      const actual = records.epochs[name] ?? 0;
+      if (actual === to) return { records, result: { ok: true } };
+      if (actual !== to - 1) return { records, result: { ok: false, actual } };
+      if (!fence.holds()) throw new FencedError('holds()', fence.description);
+      return { records: { ...records, epochs: { ...records.epochs, [name]: to } }, result: { ok: true } };
+    });
+  }
+
+  epochFence(name: string, epoch: number): Fence {
+    return { guards: [], holds: () => (this.store.read().epochs[name] ?? 0) === epoch, description: `backend epoch of ${name} == ${epoch}` };
   }
 
   async removeService(binary: string, host: string, signal?: AbortSignal): Promise<RemoveServiceResult> {

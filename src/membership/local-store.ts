@@ -12,9 +12,11 @@ export interface LocalRecords {
   readonly incarnations: readonly IncarnationRecord[];
   /** How incarnations ended for good (left cleanly, or fenced). */
   readonly ends: readonly IncarnationEnd[];
+  /** Each cluster's backend epoch as last raised (absent: 0); the record's `backendEpoch` follows it. */
+  readonly epochs: Readonly<Record<string, number>>;
 }
 
-const EMPTY: LocalRecords = { clusters: [], services: [], incarnations: [], ends: [] };
+const EMPTY: LocalRecords = { clusters: [], services: [], incarnations: [], ends: [], epochs: {} };
 
 /**
  * Cluster and service records of the single node in one JSON file (`<dataDir>/membership.json`),
@@ -94,14 +96,24 @@ export class LocalRecordFile {
 
 function parse(path: string, text: string): LocalRecords {
   try {
-    const o = JSON.parse(text) as { clusters?: unknown[]; services?: unknown[]; incarnations?: unknown[]; ends?: unknown[] };
+    const o = JSON.parse(text) as { clusters?: unknown[]; services?: unknown[]; incarnations?: unknown[]; ends?: unknown[]; epochs?: Record<string, unknown> };
     return {
       clusters: (o.clusters ?? []).map((c) => decodeCluster(JSON.stringify(c))),
       services: (o.services ?? []).map((s) => decodeService(JSON.stringify(s))),
       incarnations: (o.incarnations ?? []).map((i) => decodeIncarnation(JSON.stringify(i))),
       ends: (o.ends ?? []).map((e) => decodeEnd(JSON.stringify(e))),
+      epochs: decodeEpochs(o.epochs ?? {}),
     };
   } catch (err) {
     throw new CoordinatorError('INTERNAL', `${path} is damaged (${messageOf(err)}); restore it or move it away to start afresh`, { cause: err });
   }
+}
+
+function decodeEpochs(o: Record<string, unknown>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [cluster, epoch] of Object.entries(o)) {
+    if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) throw new Error(`epochs.${cluster} must be a non-negative integer`);
+    out[cluster] = epoch;
+  }
+  return out;
 }

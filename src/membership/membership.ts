@@ -12,6 +12,24 @@ import type { Session } from '../session/session.js';
 import type { BackendReport } from './backend-report.js';
 import type { IncarnationEnd, IncarnationView } from './incarnation-records.js';
 import type { AliveMember, ClusterRecord, MembershipSnapshot, ServiceRecord } from './records.js';
+import type { ClusterExpect, ClusterFields, FailedClusterCondition } from './replication-fields.js';
+
+/** A conditional update of a cluster record: what must hold, and what to set (from the record as it is). */
+export interface ClusterChange {
+  readonly expect: ClusterExpect;
+  readonly set: (current: ClusterRecord) => Partial<ClusterFields>;
+  /** The writer's entitlement (a worker's alive fence); absent: API-side, none. */
+  readonly fence?: Fence;
+}
+
+/** The outcome of {@link Membership.updateCluster}; a refusal is a value naming its condition. */
+export type ClusterUpdateResult =
+  | { readonly ok: true; readonly record: ClusterRecord; readonly previous: ClusterRecord }
+  | { readonly ok: false; readonly reason: 'not-found' }
+  | { readonly ok: false; readonly reason: 'condition'; readonly failed: FailedClusterCondition; readonly record: ClusterRecord };
+
+/** The outcome of {@link Membership.advanceEpoch}: `actual` is the epoch found when it was neither `to − 1` nor `to`. */
+export type AdvanceEpochResult = { readonly ok: true } | { readonly ok: false; readonly actual: number };
 
 /** The outcome of recording how an incarnation ended; an incarnation still alive is a value. */
 export type RecordEndResult =
@@ -37,6 +55,11 @@ export interface JoinRequest {
   readonly session: Session;
   /** The process that runs this incarnation, recorded for fencing; absent: not recorded. */
   readonly process?: ProcessIdentity;
+  /**
+   * The replication targets of this member's driver, when it replicates: the join records them
+   * in the cluster record and turns a `not-capable` cluster `enabled` (docs/membership.md).
+   */
+  readonly replication?: { readonly targetIds: readonly string[] };
 }
 
 /** The outcome of one heartbeat. Eviction (the alive entry is no longer ours) is a value. */
@@ -138,6 +161,29 @@ export interface Membership {
    * `BackendUnavailableError` (outcome unknown: re-read) when etcd cannot be reached.
    */
   setClusterDisabled(name: string, binary: string, disabled: boolean, reason: string | null): Promise<ClusterRecord | undefined>;
+  /**
+   * One conditional update of a cluster record (replication status, freeze, the failover in
+   * flight): when every condition of `change.expect` holds on the record as it is, sets what
+   * `change.set` returns (and `updatedAtMs`), in one compare-and-swap. A condition that does not
+   * hold is a value naming it; so is a cluster that does not exist.
+   *
+   * Failure semantics: retried on a lost race (bounded; `CONFLICT` after that); `FencedError`
+   * when `change.fence` fails (nothing written); a retryable `BackendUnavailableError` when
+   * etcd cannot be reached (outcome unknown: read again).
+   */
+  updateCluster(name: string, binary: string, change: ClusterChange): Promise<ClusterUpdateResult>;
+  /**
+   * Raises the backend epoch of cluster `name` to `to` (from `to − 1`), the fence every op of the
+   * older epoch compares in its claim and final write. Idempotent: already at `to` is success;
+   * any other epoch is a value. On etcd the epoch is the version of the key
+   * `cluster-epochs/<name>` (one put per raise).
+   *
+   * Failure semantics: `FencedError` when `fence` fails; a retryable `BackendUnavailableError`
+   * when etcd cannot be reached (read again: it may have landed).
+   */
+  advanceEpoch(name: string, to: number, fence?: Fence): Promise<AdvanceEpochResult>;
+  /** A write guard that holds while cluster `name`'s backend epoch is still `epoch` (compared in the write's own transaction on etcd). */
+  epochFence(name: string, epoch: number): Fence;
   /**
    * Removes the durable service record of a host that is down (Cinder's `cinder-manage service
    * remove`): it stops counting as an expected member. Refuses, as a value, while the host is

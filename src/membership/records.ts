@@ -7,6 +7,9 @@
  */
 import { type BackendReport, decodeBackendReport } from './backend-report.js';
 import { bool, num, numOrNull, parseObject, str, strOrNull } from './json-fields.js';
+import { decodeFailover, decodeTargets, type FailoverInFlight } from './replication-fields.js';
+
+export type { FailoverInFlight } from './replication-fields.js';
 
 /** Cinder's default replication status of a cluster or service that does not replicate. */
 export const NOT_CAPABLE = 'not-capable';
@@ -21,6 +24,16 @@ export interface ClusterRecord {
   readonly frozen: boolean;
   readonly replicationStatus: string;
   readonly activeBackendId: string | null;
+  /**
+   * The backend epoch: raised by one at each failover (and failback); 0 until the first. Every
+   * claim, final write and driver call of an op carries the epoch it ran under, and a write under
+   * an older one is refused (docs/membership.md "Replication"). Absent in records of release 1: 0.
+   */
+  readonly backendEpoch: number;
+  /** The `backend_id`s of the replication targets, as the members' drivers declare them; [] when none. */
+  readonly replicationTargets: readonly string[];
+  /** The failover in flight, from the API's acceptance to the result; null when none. */
+  readonly failover: FailoverInFlight | null;
   /** Epoch ms. */
   readonly createdAtMs: number;
   /** Epoch ms of the last operator change; null until the first. */
@@ -93,12 +106,19 @@ export function newClusterRecord(name: string, binary: string, nowMs: number): C
     frozen: false,
     replicationStatus: NOT_CAPABLE,
     activeBackendId: null,
+    backendEpoch: 0,
+    replicationTargets: [],
+    failover: null,
     createdAtMs: nowMs,
     updatedAtMs: null,
   };
 }
 
-/** Reads a cluster record; throws {@link InvalidInputError} on a malformed value. */
+/**
+ * Reads a cluster record; throws {@link InvalidInputError} on a malformed value. The replication
+ * fields added in release 2 (`backendEpoch`, `replicationTargets`, `failover`) default when
+ * absent, so records written by release 1 read.
+ */
 export function decodeCluster(text: string): ClusterRecord {
   const what = 'cluster record';
   const o = parseObject(text, what);
@@ -110,6 +130,9 @@ export function decodeCluster(text: string): ClusterRecord {
     frozen: bool(o, 'frozen', what),
     replicationStatus: str(o, 'replicationStatus', what),
     activeBackendId: strOrNull(o, 'activeBackendId', what),
+    backendEpoch: o.backendEpoch === undefined ? 0 : num(o, 'backendEpoch', what),
+    replicationTargets: decodeTargets(o.replicationTargets, what),
+    failover: decodeFailover(o.failover, what),
     createdAtMs: num(o, 'createdAtMs', what),
     updatedAtMs: numOrNull(o, 'updatedAtMs', what),
   };

@@ -7,6 +7,7 @@ import { type ManualClock } from '../../src/lifecycle/clock.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { IncarnationEnd } from '../../src/membership/incarnation-records.js';
 import type { Member, Membership, MembershipEvent } from '../../src/membership/membership.js';
+import { claimFailover, FREEZE, finishFailover, startFailover, THAW } from '../../src/membership/replication.js';
 import { MembershipMetrics } from '../../src/membership/metrics.js';
 import { MembershipMonitor } from '../../src/membership/monitor.js';
 import type { IncarnationEvent } from '../../src/incarnation/incarnation.js';
@@ -217,6 +218,82 @@ export function describeMembership(name: string, makeFixture: () => Promise<Memb
       const enabled = await after.setClusterDisabled(CLUSTER, BINARY, false, 'ignored');
       expect(enabled).toMatchObject({ disabled: false, disabledReason: null });
       await after.close();
+    });
+
+    describe('replication: the cluster record by conditional update, and the backend epoch', () => {
+      it('a member joining with a replicating driver records its targets and turns a not-capable cluster enabled', async () => {
+        const session = await fx.openSession('h1@be');
+        sessions.push(session);
+        await fx.membership.join({ identity: identity('h1@be'), binary: BINARY, version: '0.2.0', session, replication: { targetIds: ['dr1'] } });
+        const snap = await fx.membership.snapshot();
+        expect(snap.clusters[0]).toMatchObject({ replicationStatus: 'enabled', replicationTargets: ['dr1'], backendEpoch: 0, failover: null, activeBackendId: null });
+        expect(snap.services[0]).toMatchObject({ replicationStatus: 'enabled' });
+      });
+
+      it('a member without replication leaves the cluster not-capable, with release 2 fields at their defaults', async () => {
+        await join('h1@be');
+        expect((await fx.membership.snapshot()).clusters[0]).toMatchObject({ replicationStatus: 'not-capable', replicationTargets: [], backendEpoch: 0, failover: null });
+      });
+
+      it('freeze and thaw are one conditional update each; the failed condition is named and nothing is written', async () => {
+        await join('h1@be');
+        await fx.clock.advance(1_000);
+        expect(await fx.membership.updateCluster(CLUSTER, BINARY, FREEZE)).toMatchObject({ ok: true, record: { frozen: true, updatedAtMs: fx.clock.now() }, previous: { frozen: false } });
+        const again = await fx.membership.updateCluster(CLUSTER, BINARY, FREEZE);
+        expect(again).toMatchObject({ ok: false, reason: 'condition', failed: { field: 'frozen', expected: false, actual: true } });
+        expect(await fx.membership.updateCluster(CLUSTER, BINARY, THAW)).toMatchObject({ ok: true, record: { frozen: false } });
+        expect(await fx.membership.updateCluster('nope@be', BINARY, FREEZE)).toEqual({ ok: false, reason: 'not-found' });
+        expect(await fx.membership.updateCluster(CLUSTER, 'cinder-backup', FREEZE)).toEqual({ ok: false, reason: 'not-found' });
+        const after = await fx.restarted();
+        expect((await after.snapshot()).clusters[0]).toMatchObject({ frozen: false });
+        await after.close();
+      });
+
+      it('a failover: refused from not-capable; started, claimed once, finished by its owner only', async () => {
+        const { member } = await join('h1@be');
+        const refused = await fx.membership.updateCluster(CLUSTER, BINARY, startFailover('op-1', 'dr1', fx.clock.now()));
+        expect(refused).toMatchObject({ ok: false, failed: { field: 'replicationStatus', expected: ['enabled', 'failed-over'], actual: 'not-capable' } });
+        await fx.membership.updateCluster(CLUSTER, BINARY, { expect: {}, set: () => ({ replicationStatus: 'enabled', replicationTargets: ['dr1'] }) });
+        const started = await fx.membership.updateCluster(CLUSTER, BINARY, startFailover('op-1', 'dr1', fx.clock.now()));
+        expect(started).toMatchObject({ ok: true, record: { replicationStatus: 'failing-over', frozen: true, failover: { opId: 'op-1', backendId: 'dr1', epoch: 1, owner: null, frozeIt: true } } });
+        const twice = await fx.membership.updateCluster(CLUSTER, BINARY, startFailover('op-2', 'dr1', fx.clock.now()));
+        expect(twice).toMatchObject({ ok: false, failed: { field: 'replicationStatus', actual: 'failing-over' } });
+        expect(await fx.membership.updateCluster(CLUSTER, BINARY, THAW)).toMatchObject({ ok: false, failed: { field: 'failover', expected: null, actual: 'op-1' } });
+        const { owner } = member;
+        const claimed = await fx.membership.updateCluster(CLUSTER, BINARY, { ...claimFailover('op-1', owner), fence: member.fence() });
+        expect(claimed).toMatchObject({ ok: true, record: { failover: { owner } } });
+        expect(await fx.membership.updateCluster(CLUSTER, BINARY, claimFailover('op-1', owner))).toMatchObject({ ok: false, failed: { field: 'failover.owner', expected: null, actual: owner.incarnation } });
+        expect(await fx.membership.updateCluster(CLUSTER, BINARY, finishFailover('op-1', 'someone-else', { result: 'promoted' }))).toMatchObject({ ok: false, failed: { field: 'failover.owner' } });
+        const done = await fx.membership.updateCluster(CLUSTER, BINARY, finishFailover('op-1', owner.incarnation, { result: 'promoted' }));
+        expect(done).toMatchObject({
+          ok: true,
+          record: { replicationStatus: 'failed-over', activeBackendId: 'dr1', backendEpoch: 1, frozen: false, failover: null, disabled: true, disabledReason: 'failed-over' },
+        });
+      });
+
+      it('a writer whose fence fails changes nothing', async () => {
+        const { member } = await join('h1@be');
+        const fence = member.fence();
+        await member.leave();
+        await expect(fx.membership.updateCluster(CLUSTER, BINARY, { ...FREEZE, fence })).rejects.toMatchObject({ code: 'FENCED' });
+        expect((await fx.membership.snapshot()).clusters[0]).toMatchObject({ frozen: false });
+      });
+
+      it('the backend epoch rises one at a time, idempotently, and its fence holds only at the epoch it names', async () => {
+        await join('h1@be');
+        const at0 = fx.membership.epochFence(CLUSTER, 0);
+        expect(await fx.fenceHolds(at0)).toBe(true);
+        expect(await fx.membership.advanceEpoch(CLUSTER, 2)).toEqual({ ok: false, actual: 0 });
+        expect(await fx.membership.advanceEpoch(CLUSTER, 1)).toEqual({ ok: true });
+        expect(await fx.membership.advanceEpoch(CLUSTER, 1)).toEqual({ ok: true });
+        expect(await fx.fenceHolds(at0)).toBe(false);
+        expect(await fx.fenceHolds(fx.membership.epochFence(CLUSTER, 1))).toBe(true);
+        const after = await fx.restarted();
+        expect(await fx.fenceHolds(after.epochFence(CLUSTER, 1))).toBe(true);
+        expect(await after.advanceEpoch(CLUSTER, 2)).toEqual({ ok: true });
+        expect(await fx.fenceHolds(after.epochFence(CLUSTER, 1))).toBe(false);
+        await after.close();
+      });
     });
 
     it('removes the record of a host that is down (cinder-manage service remove), never of one alive; unknown is not-found', async () => {

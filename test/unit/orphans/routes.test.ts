@@ -14,7 +14,7 @@ const VOL_ID = '6f1c8a2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
 const SNAP_ID = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
 
 function cluster(name: string, disabled = false): ClusterRecord {
-  return { name, binary: VOLUME_BINARY, disabled, disabledReason: null, frozen: false, replicationStatus: 'not-capable', activeBackendId: null, createdAtMs: T0, updatedAtMs: null };
+  return { name, binary: VOLUME_BINARY, disabled, disabledReason: null, frozen: false, replicationStatus: 'not-capable', activeBackendId: null, backendEpoch: 0, replicationTargets: [], failover: null, createdAtMs: T0, updatedAtMs: null };
 }
 
 function service(id: number, host: string, clusterName: string | null, disabled = false): ServiceRecord {
