@@ -8,6 +8,7 @@ import type { Clock } from '../lifecycle/clock.js';
 import { type Backoff, DEFAULT_ETCD_RETRY } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
 import { EtcdClusterRecords } from './etcd-cluster-records.js';
+import { watchClusterRecord } from './etcd-cluster-watch.js';
 import { EtcdIncarnations } from './etcd-incarnations.js';
 import { EtcdMember, rangeKv } from './etcd-member.js';
 import { watchAlive } from './etcd-watch.js';
@@ -15,6 +16,7 @@ import { encodeIncarnationRecord, type IncarnationEnd, type IncarnationRecord, t
 import type {
   AdvanceEpochResult,
   ClusterChange,
+  ClusterRecordEvent,
   ClusterUpdateResult,
   JoinRequest,
   Member,
@@ -232,6 +234,11 @@ export class EtcdMembership implements Membership {
 
   epochFence(name: string, epoch: number): Fence {
     return this.clusters.epochFence(name, epoch);
+  }
+
+  watchCluster(name: string, binary: string, signal: AbortSignal): AsyncIterable<ClusterRecordEvent> {
+    const { client, keys, clock, logger } = this.options;
+    return watchClusterRecord({ client, keys, clock, logger, retry: this.options.retry ?? DEFAULT_ETCD_RETRY }, name, binary, AbortSignal.any([signal, this.watches.signal]));
   }
 
   async removeService(binary: string, host: string, signal?: AbortSignal): Promise<RemoveServiceResult> {

@@ -9,6 +9,7 @@ import type { LocalRecordFile, LocalRecords } from './local-store.js';
 import type {
   AdvanceEpochResult,
   ClusterChange,
+  ClusterRecordEvent,
   ClusterUpdateResult,
   HeartbeatResult,
   JoinRequest,
@@ -42,6 +43,7 @@ export class LocalMembership implements Membership {
   private readonly alive = new Map<string, AliveMember>();
   private readonly watchers = new Set<EventQueue<MembershipEvent>>();
   private readonly endWaiters = new Map<string, Set<(end: IncarnationEnd) => void>>();
+  private readonly clusterWatchers = new Set<{ readonly name: string; readonly binary: string; readonly queue: EventQueue<ClusterRecordEvent> }>();
   private revision = 0n;
 
   constructor(
@@ -89,6 +91,7 @@ export class LocalMembership implements Membership {
       throw err;
     }
     this.emit({ type: 'member-joined', member, revision: this.nextRevision() });
+    this.emitClusters();
     return new LocalMember(this, member, service, request);
   }
 
@@ -204,17 +207,19 @@ export class LocalMembership implements Membership {
     return { record, unchanged: { guards: [], holds: () => find() === record, description: `cluster ${name} unchanged` } };
   }
 
-  setClusterDisabled(name: string, binary: string, disabled: boolean, reason: string | null): Promise<ClusterRecord | undefined> {
-    return this.store.update((records) => {
+  async setClusterDisabled(name: string, binary: string, disabled: boolean, reason: string | null): Promise<ClusterRecord | undefined> {
+    const updated = await this.store.update((records) => {
       const current = records.clusters.find((c) => c.name === name && c.binary === binary);
       if (!current) return { records, result: undefined };
       const next = withClusterDisabled(current, disabled, reason, this.clock.now());
       return { records: { ...records, clusters: records.clusters.map((c) => (c === current ? next : c)) }, result: next };
     });
+    this.emitClusters();
+    return updated;
   }
 
-  updateCluster(name: string, binary: string, change: ClusterChange): Promise<ClusterUpdateResult> {
-    return this.store.update((records): { records: LocalRecords; result: ClusterUpdateResult } => {
+  async updateCluster(name: string, binary: string, change: ClusterChange): Promise<ClusterUpdateResult> {
+    const result = await this.store.update((records): { records: LocalRecords; result: ClusterUpdateResult } => {
       const current = records.clusters.find((c) => c.name === name && c.binary === binary);
       if (!current) return { records, result: { ok: false, reason: 'not-found' } };
       const failed = failedCondition(current, change.expect);
@@ -224,6 +229,26 @@ export class LocalMembership implements Membership {
       const next = { ...current, ...change.set(current), updatedAtMs: this.clock.now() };
       return { records: { ...records, clusters: records.clusters.map((c) => (c === current ? next : c)) }, result: { ok: true, record: next, previous: current } };
     });
+    if (result.ok) this.emitClusters();
+    return result;
+  }
+
+  watchCluster(name: string, binary: string, signal: AbortSignal): AsyncIterable<ClusterRecordEvent> {
+    const queue = new EventQueue<ClusterRecordEvent>(signal);
+    const watcher = { name, binary, queue };
+    queue.push({ record: this.clusterOf(name, binary) });
+    this.clusterWatchers.add(watcher);
+    signal.addEventListener('abort', () => this.clusterWatchers.delete(watcher), { once: true });
+    return queue;
+  }
+
+  private clusterOf(name: string, binary: string): ClusterRecord | undefined {
+    return this.store.read().clusters.find((c) => c.name === name && c.binary === binary);
+  }
+
+  /** Tells every cluster watcher the record as it is now (a repeat is allowed by the contract). */
+  private emitClusters(): void {
+    for (const w of this.clusterWatchers) w.queue.push({ record: this.clusterOf(w.name, w.binary) });
   }
 
   advanceEpoch(name: string, to: number, fence: Fence = NO_FENCE): Promise<AdvanceEpochResult> {
@@ -270,6 +295,8 @@ export class LocalMembership implements Membership {
   async close(): Promise<void> {
     for (const q of this.watchers) q.end();
     this.watchers.clear();
+    for (const w of this.clusterWatchers) w.queue.end();
+    this.clusterWatchers.clear();
   }
 
   private nextRevision(): string {

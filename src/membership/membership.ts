@@ -28,6 +28,11 @@ export type ClusterUpdateResult =
   | { readonly ok: false; readonly reason: 'not-found' }
   | { readonly ok: false; readonly reason: 'condition'; readonly failed: FailedClusterCondition; readonly record: ClusterRecord };
 
+/** One value of {@link Membership.watchCluster}: the record (undefined while there is none). */
+export interface ClusterRecordEvent {
+  readonly record: ClusterRecord | undefined;
+}
+
 /** The outcome of {@link Membership.advanceEpoch}: `actual` is the epoch found when it was neither `to − 1` nor `to`. */
 export type AdvanceEpochResult = { readonly ok: true } | { readonly ok: false; readonly actual: number };
 
@@ -184,6 +189,15 @@ export interface Membership {
   advanceEpoch(name: string, to: number, fence?: Fence): Promise<AdvanceEpochResult>;
   /** A write guard that holds while cluster `name`'s backend epoch is still `epoch` (compared in the write's own transaction on etcd). */
   epochFence(name: string, epoch: number): Fence;
+  /**
+   * The record of cluster `name` (undefined while there is none of that binary) as it is now,
+   * then after every change, until `signal` aborts: what a worker caches (frozen, the backend and
+   * epoch it serves, a failover to run) instead of reading it per op.
+   *
+   * Failure semantics: survives etcd restarts and disconnections (a fresh read, then a new
+   * watch); a value may repeat. Nothing is polled.
+   */
+  watchCluster(name: string, binary: string, signal: AbortSignal): AsyncIterable<ClusterRecordEvent>;
   /**
    * Removes the durable service record of a host that is down (Cinder's `cinder-manage service
    * remove`): it stops counting as an expected member. Refuses, as a value, while the host is

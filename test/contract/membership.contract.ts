@@ -271,6 +271,24 @@ export function describeMembership(name: string, makeFixture: () => Promise<Memb
         });
       });
 
+      it('watchCluster gives the record now, then each change, from any adapter on the store', async () => {
+        const ctl = new AbortController();
+        const seen: (boolean | undefined)[] = [];
+        void (async () => {
+          for await (const e of fx.membership.watchCluster(CLUSTER, BINARY, ctl.signal)) seen.push(e.record?.frozen);
+        })();
+        await waitFor(async () => seen.length > 0, { what: 'the first value' });
+        expect(seen[0]).toBeUndefined();
+        await join('h1@be');
+        await waitFor(async () => seen.at(-1) === false, { what: 'the record created' });
+        const other = await fx.second();
+        await other.updateCluster(CLUSTER, BINARY, FREEZE);
+        await waitFor(async () => seen.at(-1) === true, { what: 'frozen seen' });
+        await fx.membership.updateCluster(CLUSTER, BINARY, THAW);
+        await waitFor(async () => seen.at(-1) === false, { what: 'thawed seen' });
+        ctl.abort();
+      });
+
       it('a writer whose fence fails changes nothing', async () => {
         const { member } = await join('h1@be');
         const fence = member.fence();
