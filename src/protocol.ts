@@ -43,6 +43,15 @@ export const PROTOCOL: ProtocolSupport = {
   schema: { min: 1, max: 2 },
 };
 
+/**
+ * The message version of the first release (2) that keeps the cluster record's replication
+ * fields (`backendEpoch`, `replicationTargets`, `failover`) and honours a freeze and the backend
+ * epoch. Release 1 re-encodes a cluster record without them, and its workers neither freeze nor
+ * fence on the epoch: replication commands wait until every live process of the cluster reads
+ * this version (docs/upgrades.md).
+ */
+export const CLUSTER_REPLICATION_SINCE = 2;
+
 /** True when `version` is within `range`. */
 export function inRange(version: number, range: VersionRange): boolean {
   return version >= range.min && version <= range.max;

@@ -95,10 +95,20 @@ export function buildClusterViews(snapshot: MembershipSnapshot): ClusterView[] {
     .sort((a, b) => compare(a.name, b.name) || compare(a.binary, b.binary));
 }
 
-/** Every service with its state, sorted by binary then host. */
+/**
+ * Every service with its state, sorted by binary then host. A clustered service shows its
+ * cluster's replication fields (`frozen`, `replication_status`, `active_backend_id`): the
+ * cluster record is the truth of which backend every member serves (a failover changes it for
+ * all at once, members down at the time included), as Cinder copies them to each service.
+ */
 export function buildServiceViews(snapshot: MembershipSnapshot): ServiceView[] {
   const alive = aliveByHost(snapshot.alive);
+  const clusters = new Map(snapshot.clusters.map((c) => [`${c.binary}\u0000${c.name}`, c]));
   return snapshot.services
+    .map((s) => {
+      const c = s.cluster === null ? undefined : clusters.get(`${s.binary}\u0000${s.cluster}`);
+      return c ? { ...s, frozen: c.frozen, replicationStatus: c.replicationStatus, activeBackendId: c.activeBackendId } : s;
+    })
     .map((s): ServiceView => ({
       id: s.id ?? null,
       binary: s.binary,

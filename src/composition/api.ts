@@ -31,6 +31,8 @@ import type { Backends, CompositionContext } from './backends.js';
 import type { OrphanDetection } from './orphans.js';
 import type { UpgradeParts } from './upgrade.js';
 import { upgradeRoutes } from '../upgrade/routes.js';
+import { replicationRoutes } from '../api/replication.js';
+import { CLUSTER_REPLICATION_SINCE } from '../protocol.js';
 import { type Microversion, servedMaxVersion } from '../api/microversion.js';
 import { JOB_KIND_SINCE } from '../routing/job-message.js';
 import type { OperationGate } from '../volumes/operation-gate.js';
@@ -72,6 +74,19 @@ export function skewGate(upgrade: Pick<UpgradeParts, 'view'>): OperationGate {
 }
 
 /**
+ * Why `cluster` cannot take replication commands now: a live process of it (worker or API) runs
+ * a release that drops the cluster record's replication fields and ignores a freeze.
+ */
+export function replicationGate(upgrade: Pick<UpgradeParts, 'view'>): (cluster: string) => string | undefined {
+  return (cluster) => {
+    const old = upgrade.view.processes.filter((p) => p.cluster === cluster && p.messages.max < CLUSTER_REPLICATION_SINCE);
+    if (old.length === 0) return undefined;
+    const names = old.map((p) => `${p.host} (release ${p.build}, messages up to ${p.messages.max})`).join(', ');
+    return `${names} of ${cluster} cannot keep a failover or a freeze; replication commands need every live process to read message version ${CLUSTER_REPLICATION_SINCE} (upgrade it first)`;
+  };
+}
+
+/**
  * Every route module of the API, built on `backends` (registered in this order); `version` is
  * the build's, shown by get_pools. `stamps`: the volume service's publish stamps (made here when
  * not given; whoever makes them closes them).
@@ -90,12 +105,13 @@ export function apiRoutes(
   const publisher = new JobBusPublisher(jobBus, { timeoutMs: Math.min(config.amqp.publishTimeoutMs, API_PUBLISH_WAIT_MS) });
   const types = new VolumeTypeService({ types: backends.volumeTypes, store, now: () => clock.now() });
   const gate = skewGate(upgrade);
-  const attachments = new AttachmentService({ store, publisher, gate, cluster: clusterId(config), clock, logger: ctx.logger.child({ component: 'attachments' }) });
+  const admission = new MembershipClusterAdmission(membership, VOLUME_BINARY);
+  const attachments = new AttachmentService({ store, publisher, gate, admission, cluster: clusterId(config), clock, logger: ctx.logger.child({ component: 'attachments' }) });
   const volumes = new VolumeService({
     store,
     publisher,
     stamps,
-    admission: new MembershipClusterAdmission(membership, VOLUME_BINARY),
+    admission,
     gate,
     clock,
     logger: ctx.logger.child({ component: 'volumes' }),
@@ -106,6 +122,7 @@ export function apiRoutes(
   });
   return [
     clusterRoutes(membership, VOLUME_BINARY),
+    replicationRoutes({ membership, refuses: replicationGate(upgrade), now: () => clock.now(), volumeBinary: VOLUME_BINARY }),
     poolRoutes({ membership, version }),
     messageRoutes({ messages: backends.messages, now: () => clock.now() }),
     operatorViewRoutes({ locks: backends.lockTable, membership, leases: backends.leaseTtls }),

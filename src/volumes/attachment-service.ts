@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { CoordinatorError, InvalidInputError, NotFoundError } from '../errors.js';
+import { CoordinatorError, FencedError, InvalidInputError, NotFoundError } from '../errors.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import { previewText } from '../preview.js';
@@ -16,7 +16,8 @@ import type { Expect } from '../state/expect.js';
 import type { OpRecord, VolumeRecord } from '../state/records.js';
 import type { OpKind } from '../state/state-machine.js';
 import { type StateStore, type StoredOp, type TransitionRequest, type TransitionResult, valueOf } from '../state/state-store.js';
-import { ConditionFailedError } from './errors.js';
+import type { ClusterAdmission } from './cluster-admission.js';
+import { ClusterFrozenError, ConditionFailedError } from './errors.js';
 import type { JobPublisher } from './job-publisher.js';
 import { type OperationGate, UnavailableDuringUpgradeError } from './operation-gate.js';
 import { everyVolume } from './volume-scan.js';
@@ -55,6 +56,8 @@ export interface AttachmentServiceOptions {
   readonly logger: Logger;
   /** How long update and delete wait for the worker's connection or disconnection. */
   readonly waitMs?: number;
+  /** Refuses attachment changes while the volume's cluster is frozen (absent: never). */
+  readonly admission?: Pick<ClusterAdmission, 'admitsChanges'>;
 }
 
 /**
@@ -309,7 +312,17 @@ export class AttachmentService {
       const volume = await this.volume(ctx, volumeId);
       const decision = decide(volume);
       if ('none' in decision) return { record: volume };
-      const result: TransitionResult<VolumeRecord> = await this.o.store.transition({ type: 'volume', id: volumeId }, decision.request);
+      // Frozen: refused before anything is recorded (Cinder's assert_not_frozen). The admission's
+      // fence rides in the write; when the cluster record changed since, ask again on a fresh read.
+      const admission = await this.o.admission?.admitsChanges(volume.cluster, attempt > 1 ? { fresh: true } : {});
+      if (admission && !admission.accepts) throw new ClusterFrozenError(volume.cluster, admission.reason);
+      let result: TransitionResult<VolumeRecord>;
+      try {
+        result = await this.o.store.transition({ type: 'volume', id: volumeId }, { ...decision.request, ...(admission?.fence ? { fence: admission.fence } : {}) });
+      } catch (err) {
+        if (!(err instanceof FencedError) || !admission?.fence || attempt >= CHANGE_ATTEMPTS) throw err;
+        continue;
+      }
       if (result.ok) {
         if (result.op) await this.publish(result.op, result.stored);
         return { record: result.record };

@@ -29,6 +29,19 @@ export class ClusterDisabledError extends CoordinatorError {
   }
 }
 
+/**
+ * A management operation was refused because its cluster is frozen (Cinder's `assert_not_frozen`:
+ * `InvalidInput`, HTTP 400). Nothing was recorded or queued.
+ */
+export class ClusterFrozenError extends CoordinatorError {
+  readonly cluster: string;
+
+  constructor(cluster: string, reason: string) {
+    super('INVALID_INPUT', `Invalid input received: ${reason}`);
+    this.cluster = cluster;
+  }
+}
+
 const NOUN = { volume: 'Volume', snapshot: 'Snapshot' } as const;
 
 /** Cinder-style message naming the failed condition, e.g. `Invalid volume: Volume status must be available or error to delete (status is in-use).` */

@@ -9,7 +9,8 @@ import { isKnownStatus, isTransitional, type OpKind, resettableStatuses, sources
 import { type ListQuery, type Page, type StateStore, type StoredOp, type TransitionResult, valueOf } from '../state/state-store.js';
 import type { ClusterAdmission } from './cluster-admission.js';
 import { type OperationGate, UnavailableDuringUpgradeError } from './operation-gate.js';
-import { ClusterDisabledError, ConditionFailedError } from './errors.js';
+import { ClusterDisabledError, ClusterFrozenError, ConditionFailedError } from './errors.js';
+import type { Fence } from '../fence.js';
 import type { JobPublisher } from './job-publisher.js';
 import type { PublishStamps } from './publish-stamps.js';
 import type { AbortRequest } from '../routing/abort-notice.js';
@@ -136,7 +137,7 @@ export class VolumeService {
     let admission = await this.o.admission.admitsNewVolumes(cluster);
     let result: TransitionResult<VolumeRecord>;
     for (let attempt = 1; ; attempt++) {
-      if (!admission.accepts) throw new ClusterDisabledError(cluster, admission.reason);
+      if (!admission.accepts) throw admission.frozen ? new ClusterFrozenError(cluster, admission.reason) : new ClusterDisabledError(cluster, admission.reason);
       // The admission rides in the create's write: its fence fails if the cluster record changed since.
       const fence = admission.fence;
       try {
@@ -198,7 +199,9 @@ export class VolumeService {
       holds: 0,
     };
     this.admit('delete_volume');
-    const result = await this.o.store.transition({ type: 'volume', id }, { expect, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api' });
+    const result = await this.unfrozen(this.o.cluster, (fence) =>
+      this.o.store.transition({ type: 'volume', id }, { expect, set: { status: 'deleting' }, op: { create: { kind: 'delete_volume' } }, by: 'api', ...fenced(fence) }),
+    );
     await this.recorded('volume', result, 'delete', id);
   }
 
@@ -239,13 +242,16 @@ export class VolumeService {
     const op = await this.o.store.getOp(ref);
     const replaced = op && { opId: op.opId, kind: op.kind, owner: op.owner?.incarnation ?? null, ownerHost: op.owner?.host ?? null };
     const kind = ref.type === 'volume' ? 'delete_volume' : 'delete_snapshot';
-    const result = await this.o.store.transition(ref as { type: 'volume'; id: string }, {
-      expect: { ...this.ownership(ctx), status, ...conditions },
-      ...(op ? { expectOp: { opId: op.opId } } : {}),
-      set: { status: 'deleting' },
-      op: { replace: { kind, params: { force: true, ...(replaced ? { replaced } : {}) } } },
-      by: 'api',
-    });
+    const result = await this.unfrozen(this.o.cluster, (fence) =>
+      this.o.store.transition(ref as { type: 'volume'; id: string }, {
+        expect: { ...this.ownership(ctx), status, ...conditions },
+        ...(op ? { expectOp: { opId: op.opId } } : {}),
+        set: { status: 'deleting' },
+        op: { replace: { kind, params: { force: true, ...(replaced ? { replaced } : {}) } } },
+        by: 'api',
+        ...fenced(fence),
+      }),
+    );
     await this.recorded(ref.type, result, 'force-delete', ref.id);
     if (!op?.owner || !this.o.abortRun) return;
     this.o.logger.info({ resource: `${ref.type}:${ref.id}`, replaced: op.opId, owner: op.owner.incarnation }, 'force-delete replaced an operation in flight; asking its owner to abort it');
@@ -264,15 +270,18 @@ export class VolumeService {
     }
     const statuses = sourcesOf('volume', 'extending', 'api').filter((s) => allowInUse || s !== 'in-use');
     this.admit('extend_volume');
-    const result = await this.o.store.transition(
-      { type: 'volume', id },
-      {
-        // A copy reading the volume must not see it grow mid-copy (`holds`).
-        expect: { ...this.ownership(ctx), status: statuses, size: volume.size, holds: 0 },
-        set: { status: 'extending', previous_status: valueOf('status') },
-        op: { create: { kind: 'extend_volume', params: { newSize, oldSize: volume.size } } },
-        by: 'api',
-      },
+    const result = await this.unfrozen(volume.cluster, (fence) =>
+      this.o.store.transition(
+        { type: 'volume', id },
+        {
+          // A copy reading the volume must not see it grow mid-copy (`holds`).
+          expect: { ...this.ownership(ctx), status: statuses, size: volume.size, holds: 0 },
+          set: { status: 'extending', previous_status: valueOf('status') },
+          op: { create: { kind: 'extend_volume', params: { newSize, oldSize: volume.size } } },
+          by: 'api',
+          ...fenced(fence),
+        },
+      ),
     );
     await this.recorded('volume', result, 'extend', id);
   }
@@ -296,7 +305,7 @@ export class VolumeService {
     const volume = await this.getVolume(ctx, input.volumeId);
     const statuses = input.allowInUse ? ['available', 'in-use'] : ['available'];
     this.admit('create_snapshot');
-    const result = await this.o.store.create('snapshot', {
+    const result = await this.unfrozen(volume.cluster, (fence) => this.o.store.create('snapshot', {
       record: {
         id: randomUUID(),
         volume_id: volume.id,
@@ -314,7 +323,8 @@ export class VolumeService {
       },
       op: { kind: 'create_snapshot', params: { volumeId: volume.id, size: volume.size } },
       parent: { ref: { type: 'volume', id: volume.id }, expect: { status: statuses, size: volume.size } },
-    });
+      ...fenced(fence),
+    }));
     if (!result.ok && result.failed.field === 'volume.exists') throw new NotFoundError('volume', volume.id, `Volume ${previewText(volume.id)} could not be found.`);
     return (await this.recorded('snapshot', result, 'snapshot it')).record;
   }
@@ -331,10 +341,12 @@ export class VolumeService {
 
   async deleteSnapshot(ctx: RequestContext, id: string): Promise<void> {
     this.admit('delete_snapshot');
-    const result = await this.o.store.transition(
-      { type: 'snapshot', id },
-      // No volume being created from it (`holds`): Cinder's `<snapshot>-delete_snapshot` lock, as a condition.
-      { expect: { ...this.ownership(ctx), status: sourcesOf('snapshot', 'deleting', 'api'), holds: 0 }, set: { status: 'deleting' }, op: { create: { kind: 'delete_snapshot' } }, by: 'api' },
+    const result = await this.unfrozen(this.o.cluster, (fence) =>
+      this.o.store.transition(
+        { type: 'snapshot', id },
+        // No volume being created from it (`holds`): Cinder's `<snapshot>-delete_snapshot` lock, as a condition.
+        { expect: { ...this.ownership(ctx), status: sourcesOf('snapshot', 'deleting', 'api'), holds: 0 }, set: { status: 'deleting' }, op: { create: { kind: 'delete_snapshot' } }, by: 'api', ...fenced(fence) },
+      ),
     );
     await this.recorded('snapshot', result, 'delete', id);
   }
@@ -372,6 +384,24 @@ export class VolumeService {
     return { ...query, filter: { ...rest, ...(projectId === undefined ? {} : { projectId }) } };
   }
 
+  /**
+   * Runs `write` unless `cluster` is frozen (Cinder's `assert_not_frozen`: nothing recorded or
+   * queued). The answer may be remembered: its fence rides in the write, so a freeze since fails
+   * the write's fence, and the question is asked again on a fresh read, once.
+   */
+  private async unfrozen<T>(cluster: string, write: (fence: Fence | undefined) => Promise<T>): Promise<T> {
+    let admission = await this.o.admission.admitsChanges(cluster);
+    for (let attempt = 1; ; attempt++) {
+      if (!admission.accepts) throw new ClusterFrozenError(cluster, admission.reason);
+      try {
+        return await write(admission.fence);
+      } catch (err) {
+        if (!(err instanceof FencedError) || admission.fence === undefined || attempt > 1) throw err;
+        admission = await this.o.admission.admitsChanges(cluster, { fresh: true });
+      }
+    }
+  }
+
   /** Refuses an operation the live workers of the cluster cannot all run yet (nothing recorded). */
   private admit(kind: OpKind, cluster = this.o.cluster): void {
     const why = this.o.gate?.refuses(cluster, kind);
@@ -400,4 +430,9 @@ export class VolumeService {
       this.o.logger.warn({ err, resource: op.type, id: op.id, opId: op.opId }, 'publishing the op failed; the republish sweep will retry');
     }
   }
+}
+
+/** The `fence` field of a write, when there is one. */
+function fenced(fence: Fence | undefined): { readonly fence?: Fence } {
+  return fence === undefined ? {} : { fence };
 }

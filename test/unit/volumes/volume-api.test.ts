@@ -39,6 +39,7 @@ describe('volume API', () => {
   let api: ApiServer;
   let publisher: RecordingPublisher;
   let admission: Admission;
+  let changes: Admission;
   let clock: ManualClock;
   let stamps: PublishStamps;
   let aborts: AbortRequest[];
@@ -49,7 +50,8 @@ describe('volume API', () => {
     store = SqliteStateStore.open({ path: join(dir, SQLITE_STATE_FILE), clock, metrics: createStateMetrics(new Registry()) });
     publisher = new RecordingPublisher();
     admission = { accepts: true };
-    const clusters: ClusterAdmission = { admitsNewVolumes: async () => admission };
+    changes = { accepts: true };
+    const clusters: ClusterAdmission = { admitsNewVolumes: async () => admission, admitsChanges: async () => changes };
     stamps = new PublishStamps({ store, clock, logger: silentLogger(), delayMs: 1_000 });
     aborts = [];
     const service = new VolumeService({
@@ -172,6 +174,27 @@ describe('volume API', () => {
       const res = await call('POST', `${P}/volumes`, { volume: { size: 1 } });
       expect(res).toEqual({ status: 400, body: { badRequest: { code: 400, message: 'Cluster ceph@rbd does not accept new volumes: disabled for maintenance' } } });
       expect(await volumeCount()).toBe(0);
+    });
+
+    it('a frozen cluster refuses create, delete, extend and snapshots with Cinder\'s InvalidInput, records nothing, and still answers reads', async () => {
+      const id = await volumeIn('available');
+      const frozen = { accepts: false as const, reason: 'Modification operations are not allowed on frozen storage backends.', frozen: true };
+      admission = frozen;
+      changes = frozen;
+      const fault = { status: 400, body: { badRequest: { code: 400, message: 'Invalid input received: Modification operations are not allowed on frozen storage backends.' } } };
+      const before = publisher.published.length;
+      expect(await call('POST', `${P}/volumes`, { volume: { size: 1 } })).toEqual(fault);
+      expect(await call('DELETE', `${P}/volumes/${id}`)).toEqual(fault);
+      expect(await call('POST', `${P}/volumes/${id}/action`, { 'os-extend': { new_size: 2 } })).toEqual(fault);
+      expect(await call('POST', `${P}/volumes/${id}/action`, { 'os-force_delete': {} })).toEqual(fault);
+      expect(await call('POST', `${P}/snapshots`, { snapshot: { volume_id: id } })).toEqual(fault);
+      expect(publisher.published.length).toBe(before);
+      expect(await store.getOp({ type: 'volume', id })).toBeUndefined();
+      expect(await volumeCount()).toBe(1);
+      expect((await call('GET', `${P}/volumes/${id}`)).body?.volume).toMatchObject({ id, status: 'available', size: 1 });
+      changes = { accepts: true };
+      admission = { accepts: true };
+      expect((await call('DELETE', `${P}/volumes/${id}`)).status).toBe(202);
     });
 
     it('still succeeds when publishing fails, leaving the op queued and unpublished', async () => {

@@ -52,7 +52,7 @@ describe('volume API: creating from a source', () => {
       store,
       publisher,
       stamps,
-      admission: { admitsNewVolumes: async () => ({ accepts: true }) },
+      admission: { admitsNewVolumes: async () => ({ accepts: true }), admitsChanges: async () => ({ accepts: true }) },
       gate: operationGate,
       clock,
       logger: silentLogger(),
