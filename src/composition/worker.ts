@@ -32,6 +32,7 @@ import { OperationRunner } from '../worker/operation-runner.js';
 import { RepublishSweeper } from '../worker/sweeper.js';
 import { VolumeManager } from '../worker/volume-manager.js';
 import { Worker } from '../worker/worker.js';
+import { ClusterFollower } from '../worker/cluster-follower.js';
 import type { Backends, CompositionContext } from './backends.js';
 import { openDriver } from './driver.js';
 import { type Fencing, startFencing } from './fencing.js';
@@ -126,12 +127,26 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
   startCensus(ctx, backends, incarnations);
 
   const { store, membership, jobBus: bus } = backends;
+  // The cluster record, from a watch: frozen, and the backend and epoch every run works under.
+  const follower = new ClusterFollower({
+    membership,
+    cluster: clusterId(config),
+    binary: VOLUME_BINARY,
+    ...(driver.replication ? { replication: driver.replication } : {}),
+    metrics: parts.membershipMetrics,
+    clock,
+    retry,
+    logger: ctx.logger.child({ component: 'replication' }),
+  });
+  closer.add('cluster follower', () => follower.close());
+  await untilAborted(follower.start(signal), 'reading the cluster record', signal);
+  const takesWork = (): boolean => monitor.up && follower.takesJobs;
   const publisher = new OpPublisher({ bus, store, clock, logger, timeoutMs: config.amqp.publishTimeoutMs });
   const claimer = new OpClaimer({ store, membership });
   const tell = async (message: MessageInput): Promise<void> => backends.messages.create(newMessage(message, randomUUID(), clock.now(), config.messageTtlMs));
   const admission = new CapacityAdmission({ source: monitor, cluster: clusterId(config), tell, now: () => clock.now(), logger });
   const forceDelete = forceDeleteHooks(config.forceDeleteWaitMs, bus, tell, logger);
-  const runs = (runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger, retry, admission, forceDelete }));
+  const runs = (runner = new OperationRunner({ store, driver, incarnations, publisher, metrics: workerMetrics(registry), clock, logger, retry, admission, forceDelete, epoch: follower }));
   // A force-delete asks the owner of the op it replaced to abort its run: this member aborts the ones it runs.
   const notices = await bus.subscribeNotices((notice) => {
     const request = abortRequestOf(notice);
@@ -140,9 +155,25 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
   closer.add('abort notices', () => notices.cancel());
   const awaitFence = (owner: OwnerRef, cluster: string, s: AbortSignal): Promise<boolean> => fences.awaitFence(owner, cluster, s);
   const cleanup = startOrphanCleanup(ctx, { detection: parts.orphans, incarnations, store, membership, claimer, runner: runs, ledger: backends.failoverLedger, awaitFence });
-  const manager = new VolumeManager({ store, claimer, runner: runs, incarnations, clock, logger, maxConcurrentOps: config.amqp.prefetch, retry, awaitFence, canTake: () => monitor.up });
+  const manager = new VolumeManager({ store, claimer, runner: runs, incarnations, clock, logger, maxConcurrentOps: config.amqp.prefetch, retry, awaitFence, canTake: takesWork });
   const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: clusterId(config), intervalMs: config.sweepIntervalMs });
-  const backend = { get up(): boolean { return monitor.up; }, onChange: (listener: () => void) => monitor.onChange(listener) };
+  // Consume only while the backend is up and the cluster is not frozen (a job queued meanwhile waits in the queue).
+  const backend = {
+    get up(): boolean {
+      return takesWork();
+    },
+    get reason(): string {
+      return monitor.up ? follower.reason : `backend ${monitor.state}`;
+    },
+    onChange: (listener: () => void) => {
+      const offMonitor = monitor.onChange(listener);
+      const offFollower = follower.onChange(listener);
+      return () => {
+        offMonitor();
+        offFollower();
+      };
+    },
+  };
   const worker = new Worker({ bus, incarnations, manager, sweeper, logger, beforeConsume: [cleanup.beforeConsume], extraHandlers: cleanup.handlers, backend });
   // Stop consuming; in-flight operations finish within shutdownGraceMs or are handed back.
   closer.add('worker drain', () => worker.drain(config.shutdownGraceMs));

@@ -1,5 +1,8 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { MembershipSnapshot } from './records.js';
+import type { ClusterRecord, MembershipSnapshot } from './records.js';
+
+/** How a failover run ended, the label of `hearth_replication_failovers_total`. */
+export type FailoverResult = 'failed-over' | 'failed-back' | 'invalid-target' | 'error';
 
 /** Membership's Prometheus instruments (names as in docs/metrics.md). */
 export class MembershipMetrics {
@@ -9,6 +12,14 @@ export class MembershipMetrics {
   readonly renewals: Counter<'result'>;
   /** `hearth_membership_lease_last_renewal_timestamp_seconds`. */
   readonly lastRenewal: Gauge;
+  /** `hearth_cluster_frozen{cluster}`: 1 while the cluster is frozen. */
+  readonly frozen: Gauge<'cluster'>;
+  /** `hearth_cluster_failed_over{cluster}`: 1 while the cluster serves from a replication target. */
+  readonly failedOver: Gauge<'cluster'>;
+  /** `hearth_cluster_backend_epoch{cluster}`: the backend epoch the cluster record names. */
+  readonly backendEpoch: Gauge<'cluster'>;
+  /** `hearth_replication_failovers_total{result}`: failover runs this process finished. */
+  readonly failovers: Counter<'result'>;
 
   constructor(registry: Registry) {
     this.members = new Gauge({
@@ -28,6 +39,16 @@ export class MembershipMetrics {
       help: 'When this member last refreshed its alive key (seconds since the epoch).',
       registers: [registry],
     });
+    this.frozen = new Gauge({ name: 'hearth_cluster_frozen', help: 'Whether the cluster is frozen (1) or not (0), as a worker of it last saw its record.', labelNames: ['cluster'] as const, registers: [registry] });
+    this.failedOver = new Gauge({
+      name: 'hearth_cluster_failed_over',
+      help: 'Whether the cluster serves from a replication target (1: failed over, failing over or in failover-error) or its primary (0).',
+      labelNames: ['cluster'] as const,
+      registers: [registry],
+    });
+    this.backendEpoch = new Gauge({ name: 'hearth_cluster_backend_epoch', help: 'The backend epoch of the cluster record (raised by each failover and failback).', labelNames: ['cluster'] as const, registers: [registry] });
+    this.failovers = new Counter({ name: 'hearth_replication_failovers_total', help: 'Replication failover runs finished by this process, by result.', labelNames: ['result'] as const, registers: [registry] });
+    for (const result of ['failed-over', 'failed-back', 'invalid-target', 'error'] satisfies FailoverResult[]) this.failovers.inc({ result }, 0);
     // Both series exist from the start, so rate() works before the first failure.
     this.renewals.inc({ result: 'ok' }, 0);
     this.renewals.inc({ result: 'error' }, 0);
@@ -37,6 +58,15 @@ export class MembershipMetrics {
   renewal(ok: boolean, atMs?: number): void {
     this.renewals.inc({ result: ok ? 'ok' : 'error' });
     if (ok && atMs !== undefined) this.lastRenewal.set(atMs / 1000);
+  }
+
+  /** Sets the replication gauges of `record`'s cluster. */
+  observeCluster(record: ClusterRecord): void {
+    const cluster = record.name;
+    this.frozen.set({ cluster }, record.frozen ? 1 : 0);
+    const away = record.activeBackendId !== null || record.replicationStatus === 'failing-over' || record.replicationStatus === 'failover-error';
+    this.failedOver.set({ cluster }, away ? 1 : 0);
+    this.backendEpoch.set({ cluster }, record.backendEpoch);
   }
 
   /** Sets the member counts of every cluster in `snapshot` (clusters that vanished are dropped). */

@@ -61,6 +61,18 @@ export interface OperationRunnerOptions {
   readonly admission?: Admission;
   /** What a force-delete does while it waits for the run it replaced; absent: force-deletes wait like any delete. */
   readonly forceDelete?: ForceDeleteHooks;
+  /**
+   * The cluster's backend epoch as this member serves it (worker/cluster-follower.ts): a run
+   * takes it when it starts, passes it to every driver call and compares it in its final write,
+   * so a run of an older epoch writes nothing after a failover. Absent: epoch 0, no compare.
+   */
+  readonly epoch?: EpochSource;
+}
+
+/** The backend epoch a run works under, and the fence that holds while it is still the cluster's. */
+export interface EpochSource {
+  current(): number;
+  fence(epoch: number): Fence;
 }
 
 /** A run of one op, for logs and the helpers below. */
@@ -76,12 +88,15 @@ interface Run {
   /** The run's logger, made when first asked for: a run that goes well logs nothing at the default level. */
   readonly log: () => Logger;
   readonly held: RunOptions['held'];
+  /** The backend epoch the run works under, and its fence (NO_FENCE without an epoch source). */
+  readonly epoch: number;
+  readonly epochFence: Fence;
 }
 
 const NEVER = new AbortController().signal;
 
 /** What a final write made under no lock carries: no lock fence, nothing to release. */
-const NO_LOCKS: Pick<LockContext, 'releasingFence' | 'releasedByWrite'> = { releasingFence: NO_FENCE, releasedByWrite: () => undefined };
+const NO_LOCKS: Pick<LockContext, 'fence' | 'releasingFence' | 'releasedByWrite'> = { fence: NO_FENCE, releasingFence: NO_FENCE, releasedByWrite: () => undefined };
 
 /**
  * Runs ops already claimed by the current incarnation (`op.owner` is it).
@@ -207,7 +222,10 @@ export class OperationRunner {
       const abort = new AbortController();
       this.aborts.set(op.opId, abort);
       let stop: AbortSignal | undefined;
+      const epoch = this.deps.epoch?.current() ?? 0;
       const run: Run = {
+        epoch,
+        epochFence: this.deps.epoch?.fence(epoch) ?? NO_FENCE,
         op: { ...op, kind: op.kind, owner },
         ref: { type: op.type, id: op.id },
         inc,
@@ -301,7 +319,7 @@ export class OperationRunner {
     let result: DriverResult = {};
     try {
       await this.untilSafe(ctx, signal);
-      result = await this.callDriver(op, record, { signal, member: inc.member.owner.host, opId: op.opId, incarnation: inc.member.owner.incarnation, stillHeld });
+      result = await this.callDriver(op, record, { signal, member: inc.member.owner.host, opId: op.opId, incarnation: inc.member.owner.incarnation, stillHeld, epoch: run.epoch });
     } catch (err) {
       if (signal.aborted || err instanceof AbortedError) {
         if (!stillHeld()) return fenced(log(), 'lost the lease or a lock mid-operation; aborted, left for orphan cleanup', err);
@@ -374,10 +392,11 @@ export class OperationRunner {
    * The one final write, fenced by the member and the locks, which it also releases (their keys go
    * in the same transaction: `releasingFence`); retried only while they hold.
    */
-  private async finish(run: Run, record: ResourceRecord, ctx: Pick<LockContext, 'releasingFence' | 'releasedByWrite'>, outcome: DriverOutcome, result: DriverResult = {}): Promise<OpOutcome> {
+  private async finish(run: Run, record: ResourceRecord, ctx: Pick<LockContext, 'fence' | 'releasingFence' | 'releasedByWrite'>, outcome: DriverOutcome, result: DriverResult = {}): Promise<OpOutcome> {
     const { op, ref, inc, log } = run;
     const write = finalWrite(op, record, outcome, inc.member.owner.host, result);
-    const fence = allOf(inc.member.fence(), ctx.releasingFence);
+    // The backend epoch rides in the same write: a failover since makes it fail (docs/membership.md).
+    const fence = allOf(inc.member.fence(), ctx.releasingFence, run.epochFence);
     const expectOp = { opId: op.opId, owner: op.owner.incarnation };
     const done = (): OpOutcome => {
       ctx.releasedByWrite();
@@ -405,6 +424,12 @@ export class OperationRunner {
         // An earlier attempt whose answer was lost may have landed — and released the locks with it.
         if (err instanceof FencedError) {
           if (attempt > 1 && (await this.landed(ref, write).catch(() => false))) return done();
+          if (failedOnEpoch(err, run.epochFence)) {
+            // A failover raised the epoch: whatever the driver did was at the old backend. The op
+            // goes back to the queue and runs again at the new epoch, on the backend now served.
+            log().warn({ epoch: run.epoch }, 'the backend epoch changed (a failover) before the final write; handing the op back to run at the new epoch');
+            return this.handBack(run, ctx.fence);
+          }
           return fenced(log(), 'the final write was fenced off', err);
         }
         if (!isRetryable(err)) throw err;
@@ -450,6 +475,12 @@ export class OperationRunner {
   private async pause(failures: number, signal: AbortSignal): Promise<void> {
     await this.retry.wait(failures, this.deps.clock, signal);
   }
+}
+
+/** True when a fenced write failed on the backend epoch (etcd names the guard; a single node asks the predicate). */
+function failedOnEpoch(err: FencedError, epochFence: Fence): boolean {
+  if (epochFence === NO_FENCE) return false;
+  return epochFence.guards.some((g) => err.guard.startsWith(g.key)) || (err.guard === 'holds()' && !epochFence.holds());
 }
 
 /**

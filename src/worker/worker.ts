@@ -41,6 +41,8 @@ export type WorkerState = 'idle' | 'starting' | 'consuming' | 'holding' | 'pause
  */
 export interface BackendGate {
   readonly up: boolean;
+  /** Why not, for the log (default: the backend is down). */
+  readonly reason?: string;
   /** Calls `listener` when `up` may have changed; returns a function that unsubscribes. */
   onChange(listener: () => void): () => void;
 }
@@ -170,7 +172,7 @@ export class Worker {
     if (this.draining || !inc.member.joined) return;
     if (this.options.backend && !this.options.backend.up) {
       this.stateValue = 'holding';
-      this.options.logger.warn({ owner: inc.member.owner.incarnation, reason }, 'the backend is down: joined, but not consuming until it is up');
+      this.options.logger.warn({ owner: inc.member.owner.incarnation, reason, why: this.options.backend.reason ?? 'the backend is down' }, 'joined, but not consuming until the backend can take work');
       return;
     }
     this.subscription = await this.options.bus.consume(this.handler);
@@ -187,11 +189,11 @@ export class Worker {
       this.subscription = undefined;
       // Deliveries not claimed yet go back to the queue (the manager's gate answers requeue); runs finish.
       await subscription?.cancel();
-      this.options.logger.warn('stopped consuming: the backend is down');
+      this.options.logger.warn({ why: this.options.backend?.reason ?? 'the backend is down' }, 'stopped consuming until the backend can take work');
     } else if (up && this.stateValue === 'holding' && this.options.incarnations.current()?.member.joined) {
       this.subscription = await this.options.bus.consume(this.handler);
       this.stateValue = 'consuming';
-      this.options.logger.info('consuming jobs again: the backend is up');
+      this.options.logger.info('consuming jobs again: the backend can take work');
     }
   }
 
