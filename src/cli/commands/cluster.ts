@@ -56,9 +56,9 @@ function renderClusters(items: Row[], detailed: boolean): string {
   );
 }
 
-/** `hearth cluster list|show|enable|disable`: Cinder's cluster API over HTTP. */
+/** `hearth cluster list|show|enable|disable|failover|freeze|thaw`: Cinder's cluster and service APIs over HTTP. */
 export function registerCluster(program: Command, ctx: CommandContext): void {
-  const cluster = program.command('cluster').description('list, show, enable and disable clusters (through the API)');
+  const cluster = program.command('cluster').description('list, show, enable, disable, fail over, freeze and thaw clusters (through the API)');
 
   addApiOptions(
     cluster
@@ -117,4 +117,42 @@ export function registerCluster(program: Command, ctx: CommandContext): void {
       .description('give the cluster no new volumes (work on its existing volumes goes on)')
       .option('--reason <text>', 'why, shown as disabled_reason'),
   );
+
+  registerReplication(cluster, ctx);
+}
+
+/**
+ * `hearth cluster failover|freeze|thaw <name>`: Cinder's `os-services/failover` (3.26) and
+ * `freeze`/`thaw` with `cluster`. Each changes the cluster record in one conditional write;
+ * the failover itself then runs on one worker (watch it with `cluster show`).
+ */
+function registerReplication(cluster: Command, ctx: CommandContext): void {
+  const show = async (name: string, opts: Record<string, unknown>): Promise<void> => {
+    const client = await apiClientFrom(opts, ctx.env);
+    const body = (await client.get(`/clusters/${encodeURIComponent(name)}`, { binary: 'cinder-volume' })) as { cluster: Row };
+    const { name: n, status, frozen, replication_status, active_backend_id, disabled_reason } = body.cluster;
+    const row = { name: n, status, frozen, replication_status, active_backend_id, disabled_reason };
+    ctx.io.out(opts.json === true ? renderJson(row) : renderProperties(row));
+  };
+  addApiOptions(
+    cluster
+      .command('failover')
+      .description('fail the cluster over to a replication target (or back: --backend-id default); freezes it while the failover runs')
+      .argument('<name>', 'cluster name, <cluster>@<backend>')
+      .option('--backend-id <id>', 'the replication target to promote; "default" fails back to the primary (default: the first target)'),
+  ).action(async (name: string, opts: Record<string, unknown>) => {
+    const client = await apiClientFrom(opts, ctx.env);
+    await client.put('/os-services/failover', { cluster: name, ...(typeof opts.backendId === 'string' ? { backend_id: opts.backendId } : {}) });
+    await show(name, opts);
+  });
+  for (const [action, what] of [
+    ['freeze', 'refuse management operations (create, delete, extend, snapshots, attachments) on the cluster; reads still work'],
+    ['thaw', 'accept management operations on the cluster again'],
+  ] as const) {
+    addApiOptions(cluster.command(action).description(what).argument('<name>', 'cluster name, <cluster>@<backend>')).action(async (name: string, opts: Record<string, unknown>) => {
+      const client = await apiClientFrom(opts, ctx.env);
+      await client.put(`/os-services/${action}`, { cluster: name });
+      await show(name, opts);
+    });
+  }
 }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterRoutes } from '../../../src/api/clusters.js';
+import { replicationRoutes } from '../../../src/api/replication.js';
 import { ApiServer } from '../../../src/api/server.js';
 import { tokenDigest } from '../../../src/api/token-file.js';
 import { runCli } from '../../../src/cli/program.js';
@@ -29,9 +30,16 @@ describe('hearth cluster … and hearth service list against a running API', () 
   beforeAll(async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hearth-cli-'));
     membership = new LocalMembership(await LocalRecordFile.open(join(dir, 'membership.json')), new ManualClock(Date.UTC(2024, 0, 2, 3, 4, 5)));
-    await membership.join({ identity: { cluster: 'ceph@rbd', host: 'n1@rbd', zone: 'az1' }, binary: VOLUME_BINARY, version: '1', session: TestSession.local('n1@rbd') });
+    await membership.join({
+      identity: { cluster: 'ceph@rbd', host: 'n1@rbd', zone: 'az1' },
+      binary: VOLUME_BINARY,
+      version: '1',
+      session: TestSession.local('n1@rbd'),
+      replication: { targetIds: ['dr1'] },
+    });
     server = new ApiServer({ logger: silentLogger(), maxBodyBytes: 65_536 });
     server.register(clusterRoutes(membership, VOLUME_BINARY));
+    server.register(replicationRoutes({ membership, refuses: () => undefined, now: () => 0, volumeBinary: VOLUME_BINARY }));
     const address = await server.listen('127.0.0.1:0');
     url = `http://127.0.0.1:${address.port}`;
   });
@@ -67,6 +75,24 @@ describe('hearth cluster … and hearth service list against a running API', () 
     const enabled = await hearth('cluster', 'enable', 'ceph@rbd', '--url', url);
     expect(enabled.code).toBe(0);
     expect(enabled.out).toMatch(/status\s*│\s*enabled/);
+  });
+
+  it('cluster freeze, thaw and failover change the cluster record; a refused one exits 1 with Cinder\'s message', async () => {
+    const frozen = await hearth('cluster', 'freeze', 'ceph@rbd', '--json', '--url', url);
+    expect(frozen.code).toBe(0);
+    expect(JSON.parse(frozen.out)).toMatchObject({ name: 'ceph@rbd', frozen: true, replication_status: 'enabled' });
+    const twice = await hearth('cluster', 'freeze', 'ceph@rbd', '--url', url);
+    expect(twice.code).toBe(1);
+    expect(twice.err).toContain('frozen in ceph@rbd must be False to failover.');
+    expect((await hearth('cluster', 'thaw', 'ceph@rbd', '--url', url)).out).toMatch(/frozen\s*│\s*false/);
+    const unknown = await hearth('cluster', 'failover', 'ceph@rbd', '--backend-id', 'dr9', '--url', url);
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toContain('Invalid Replication Target: dr9');
+    const failover = await hearth('cluster', 'failover', 'ceph@rbd', '--backend-id', 'dr1', '--json', '--url', url);
+    expect(failover.code).toBe(0);
+    expect(JSON.parse(failover.out)).toMatchObject({ replication_status: 'failing-over', frozen: true });
+    // Nobody runs it here (no worker): put the record back for the other tests.
+    await membership.updateCluster('ceph@rbd', VOLUME_BINARY, { expect: {}, set: () => ({ replicationStatus: 'enabled', frozen: false, failover: null }) });
   });
 
   it('service list prints the hosts with state, zone and cluster', async () => {
