@@ -33,6 +33,7 @@ import { RepublishSweeper } from '../worker/sweeper.js';
 import { VolumeManager } from '../worker/volume-manager.js';
 import { Worker } from '../worker/worker.js';
 import { ClusterFollower } from '../worker/cluster-follower.js';
+import { FailoverRunner } from '../worker/failover-runner.js';
 import type { Backends, CompositionContext } from './backends.js';
 import { openDriver } from './driver.js';
 import { type Fencing, startFencing } from './fencing.js';
@@ -155,6 +156,22 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
   closer.add('abort notices', () => notices.cancel());
   const awaitFence = (owner: OwnerRef, cluster: string, s: AbortSignal): Promise<boolean> => fences.awaitFence(owner, cluster, s);
   const cleanup = startOrphanCleanup(ctx, { detection: parts.orphans, incarnations, store, membership, claimer, runner: runs, ledger: backends.failoverLedger, awaitFence });
+  if (driver.replication) {
+    // The failover a cluster record names runs on one member whose driver replicates.
+    const failovers = new FailoverRunner({
+      membership,
+      follower,
+      incarnations,
+      replication: driver.replication,
+      cluster: clusterId(config),
+      binary: VOLUME_BINARY,
+      metrics: parts.membershipMetrics,
+      logger: ctx.logger.child({ component: 'replication' }),
+      awaitFence,
+    });
+    closer.add('failover runner', () => failovers.close());
+    failovers.start();
+  }
   const manager = new VolumeManager({ store, claimer, runner: runs, incarnations, clock, logger, maxConcurrentOps: config.amqp.prefetch, retry, awaitFence, canTake: takesWork });
   const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: clusterId(config), intervalMs: config.sweepIntervalMs });
   // Consume only while the backend is up and the cluster is not frozen (a job queued meanwhile waits in the queue).
