@@ -54,14 +54,9 @@ export interface ClusterFields {
 
 /** The value of a condition field in `record`. */
 export function conditionValue(record: ClusterFields, field: ClusterConditionField): ConditionValue {
-  switch (field) {
-    case 'failover':
-      return record.failover?.opId ?? null;
-    case 'failover.owner':
-      return record.failover?.owner?.incarnation ?? null;
-    default:
-      return record[field];
-  }
+  if (field === 'failover') return record.failover?.opId ?? null;
+  if (field === 'failover.owner') return record.failover?.owner?.incarnation ?? null;
+  return record[field];
 }
 
 /** The first condition of `expect` that `record` does not meet, in the order written; undefined when all hold. */
@@ -78,7 +73,7 @@ export function failedCondition(record: ClusterFields, expect: ClusterExpect): F
 export function decodeTargets(value: unknown, what: string): readonly string[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw new InvalidInputError(`${what}: replicationTargets must be a list of strings`);
-  return value as string[];
+  return value;
 }
 
 function decodeOwner(value: unknown, what: string): OwnerRef | null {

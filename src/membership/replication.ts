@@ -102,14 +102,8 @@ export function servedBackend(c: Pick<ClusterRecord, 'activeBackendId' | 'backen
 
 /** The wording of Cinder's `_replication_db_change` when a condition fails, with hearth's reason for the ones Cinder lacks. */
 export function replicationRefusal(cluster: string, failed: FailedClusterCondition, action: 'failover' | 'freeze' | 'thaw'): string {
-  switch (failed.field) {
-    case 'replicationStatus':
-      return `replication_status in ${cluster} must be ['enabled', 'failed-over'] and must be up to failover.`;
-    case 'frozen':
-      return `frozen in ${cluster} must be ${action === 'freeze' ? 'False' : 'True'} to failover.`;
-    case 'failover':
-      return `a failover of ${cluster} (op ${String(failed.actual)}) is in progress; ${action} it after the failover finished.`;
-    default:
-      return `${failed.field} in ${cluster} must be ${JSON.stringify(failed.expected)} (is ${JSON.stringify(failed.actual)}) to ${action}.`;
-  }
+  if (failed.field === 'replicationStatus') return `replication_status in ${cluster} must be ['enabled', 'failed-over'] and must be up to failover.`;
+  if (failed.field === 'frozen') return `frozen in ${cluster} must be ${action === 'freeze' ? 'False' : 'True'} to failover.`;
+  if (failed.field === 'failover') return `a failover of ${cluster} (op ${String(failed.actual)}) is in progress; ${action} it after the failover finished.`;
+  return `${failed.field} in ${cluster} must be ${JSON.stringify(failed.expected)} (is ${JSON.stringify(failed.actual)}) to ${action}.`;
 }
