@@ -196,7 +196,9 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
   closer.add('worker drain', () => worker.drain(config.shutdownGraceMs));
   // Holding (backend down) counts as ready where the backend check is informational (see addBackendReadiness).
   const holdingIsReady = config.roles.includes('api');
-  health.addReadiness('worker', () => (worker.ready || (holdingIsReady && worker.state === 'holding') ? { ok: true } : { ok: false, detail: `worker ${worker.state}` }));
+  // So does holding while the cluster is frozen: an operator's choice, not an unhealthy pod (a rollout must not stall on it).
+  const holdingReady = (): boolean => worker.state === 'holding' && (holdingIsReady || (monitor.up && follower.frozen));
+  health.addReadiness('worker', () => (worker.ready || holdingReady() ? { ok: true } : { ok: false, detail: `worker ${worker.state}` }));
   await untilAborted(worker.start(), 'starting the worker', signal);
 }
 

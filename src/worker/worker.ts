@@ -193,7 +193,7 @@ export class Worker {
     } else if (up && this.stateValue === 'holding' && this.options.incarnations.current()?.member.joined) {
       this.subscription = await this.options.bus.consume(this.handler);
       this.stateValue = 'consuming';
-      this.options.logger.info('consuming jobs again: the backend can take work');
+      this.options.logger.info('consuming jobs again: the backend is up');
     }
   }
 
