@@ -29,7 +29,7 @@ import type { Incarnation, IncarnationEvent, Incarnations } from '../../../src/i
 import { workerMetrics } from '../../../src/worker/metrics.js';
 import { OpClaimer } from '../../../src/worker/op-claim.js';
 import { OpPublisher } from '../../../src/worker/op-publisher.js';
-import { OperationRunner } from '../../../src/worker/operation-runner.js';
+import { type EpochSource, OperationRunner } from '../../../src/worker/operation-runner.js';
 import { RepublishSweeper } from '../../../src/worker/sweeper.js';
 import { VolumeManager } from '../../../src/worker/volume-manager.js';
 import { type BackendGate, type BeforeConsumeHook, Worker } from '../../../src/worker/worker.js';
@@ -112,6 +112,8 @@ export interface LocalWorkerOptions {
   readonly admission?: Admission;
   /** How long a force-delete waits for the run it replaced (default 5 s). */
   readonly forceDeleteWaitMs?: number;
+  /** The backend epoch runs work under, from the membership made here (default: none). */
+  readonly epoch?: (membership: LocalMembership) => EpochSource;
 }
 
 /** One worker process's parts, in process. */
@@ -159,6 +161,7 @@ export async function localWorker(options: LocalWorkerOptions = {}) {
     retry: Backoff.constant(20),
     forceDelete,
     ...(options.admission ? { admission: options.admission } : {}),
+    ...(options.epoch ? { epoch: options.epoch(membership) } : {}),
   });
   const notices = await bus.subscribeNotices((n) => {
     const request = abortRequestOf(n);

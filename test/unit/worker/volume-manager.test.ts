@@ -229,3 +229,21 @@ describe('the runner under loss', () => {
     expect(await w.store.get({ type: 'volume', id: volume.id })).toMatchObject({ status: 'error', host: null });
   });
 });
+
+describe('the backend epoch (replication failover)', () => {
+  it('a run overtaken by a failover writes nothing and hands its op back; it runs again at the new epoch', async () => {
+    let served = 0;
+    w = await localWorker({ latencyMs: 300, epoch: (membership) => ({ current: () => served, fence: (e) => membership.epochFence(CLUSTER, e) }) });
+    const worker = w;
+    const volume = await worker.api.createVolume(ADMIN, { size: 1, name: 'v' });
+    await expect.poll(async () => (await worker.journal()).calls.length, { timeout: 5_000, interval: 10 }).toBeGreaterThan(0);
+    // The failover: the epoch key first, then this member serves the new epoch.
+    expect(await worker.membership.advanceEpoch(CLUSTER, 1)).toEqual({ ok: true });
+    served = 1;
+    expect(await settled(worker, 'volume', volume.id)).toBe('available');
+    expect(await worker.metric('hearth_operations_total', { operation: 'create_volume', result: 'handed_back' })).toBe(1);
+    expect(await worker.metric('hearth_operations_total', { operation: 'create_volume', result: 'success' })).toBe(1);
+    const report = await worker.journal();
+    expect(report.calls.map((c) => `${c.call}:${c.ok}`)).toEqual(['createVolume:true', 'createVolume:true']);
+  });
+});
