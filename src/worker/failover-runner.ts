@@ -42,6 +42,8 @@ export interface FailoverRunnerOptions {
 export class FailoverRunner {
   private readonly stop = new AbortController();
   private readonly alive = new Set<string>();
+  /** The members watch has listed the live members: only then can a claimant be known dead. */
+  private synced = false;
   private running: string | undefined;
   private readonly unsubscribe: (() => void)[] = [];
   private watching: Promise<void> | undefined;
@@ -68,6 +70,8 @@ export class FailoverRunner {
         if (e.type === 'members-synced') {
           this.alive.clear();
           for (const m of e.members) this.alive.add(m.incarnation);
+          this.synced = true;
+          this.consider(this.o.follower.record);
         } else if (e.type === 'member-joined') {
           this.alive.add(e.member.incarnation);
         } else if (e.type === 'member-left') {
@@ -87,7 +91,7 @@ export class FailoverRunner {
     const me = this.o.incarnations.current()?.member;
     if (!f || !me?.joined || this.running === f.opId || this.stop.signal.aborted) return;
     const owner = f.owner;
-    if (owner && (owner.incarnation === me.owner.incarnation || this.alive.has(owner.incarnation))) return;
+    if (owner && (!this.synced || owner.incarnation === me.owner.incarnation || this.alive.has(owner.incarnation))) return;
     this.running = f.opId;
     void this.claimAndRun(f, me)
       .catch((err: unknown) => this.o.logger.error({ err, opId: f.opId }, 'the failover run failed; it stays in the cluster record for the next member or restart'))

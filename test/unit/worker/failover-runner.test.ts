@@ -14,7 +14,7 @@ import { Backoff } from '../../../src/lifecycle/retry.js';
 import { LocalMembership } from '../../../src/membership/local-membership.js';
 import { LocalRecordFile } from '../../../src/membership/local-store.js';
 import type { Member } from '../../../src/membership/membership.js';
-import { FREEZE, startFailover, THAW } from '../../../src/membership/replication.js';
+import { claimFailover, FREEZE, startFailover, THAW } from '../../../src/membership/replication.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { ClusterFollower } from '../../../src/worker/cluster-follower.js';
 import { FailoverRunner } from '../../../src/worker/failover-runner.js';
@@ -105,5 +105,35 @@ describe('ClusterFollower and FailoverRunner (single node)', () => {
     await membership.updateCluster(CLUSTER, VOLUME_BINARY, startFailover('op-1', 'dr1', Date.now()));
     await waitFor(async () => (await record()).replicationStatus === 'failover-error', { what: 'failover-error' });
     expect(await record()).toMatchObject({ activeBackendId: null, backendEpoch: 1, frozen: false, failover: null, disabled: true });
+  });
+
+  it('a failover whose claimant died is taken over and run again by the next incarnation', async () => {
+    // The claimant: an earlier incarnation of this host, which claimed the failover and died.
+    await runner.close();
+    await membership.updateCluster(CLUSTER, VOLUME_BINARY, startFailover('op-1', 'dr1', Date.now()));
+    const dead = member.owner;
+    await membership.updateCluster(CLUSTER, VOLUME_BINARY, { ...claimFailover('op-1', dead), fence: member.fence() });
+    await member.leave();
+    member = await membership.join({ identity: { cluster: CLUSTER, host: 'h1@be', zone: 'nova' }, binary: VOLUME_BINARY, version: '0.2.0', session: TestSession.local('h1@be') });
+    const fenced: string[] = [];
+    const incarnations: Incarnations = { current: () => ({ member }) as unknown as Incarnation, subscribe: () => () => undefined };
+    runner = new FailoverRunner({
+      membership,
+      follower,
+      incarnations,
+      replication,
+      cluster: CLUSTER,
+      binary: VOLUME_BINARY,
+      logger: silentLogger(),
+      awaitFence: async (owner) => {
+        fenced.push(owner.incarnation);
+        return true;
+      },
+    });
+    runner.start();
+    await waitFor(async () => (await record()).replicationStatus === 'failed-over', { what: 'failed over by the takeover' });
+    expect(fenced).toEqual([dead.incarnation]);
+    expect(await record()).toMatchObject({ activeBackendId: 'dr1', backendEpoch: 1, failover: null, frozen: false });
+    expect(replication.calls.filter((c) => c.startsWith('failover'))).toEqual([`failover dr1 1 by h1@be at 1`]);
   });
 });
