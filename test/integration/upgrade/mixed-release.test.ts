@@ -78,6 +78,14 @@ describe(`the first release (${FIRST_RELEASE}) beside the current tree`, () => {
     expect(oldProcess?.revision).toBe(release.commit.slice(0, 7));
     expect(mixed.message_versions.find((m) => m.cluster === CLUSTER)?.version).toBe(Math.min(releaseProtocol.messages.max, PROTOCOL.messages.max));
 
+    // Replication commands wait for the release (it would drop a failover from the cluster
+    // record, and its worker would not freeze): 409, nothing written.
+    const freeze = (action: 'freeze' | 'thaw') =>
+      fetch(`${api.apiUrl}/v3/admin/os-services/${action}`, { method: 'PUT', headers: { 'content-type': 'application/json', 'OpenStack-API-Version': 'volume 3.26' }, body: JSON.stringify({ cluster: CLUSTER }) });
+    const gated = await freeze('freeze');
+    expect(gated.status).toBe(409);
+    expect(((await gated.json()) as { conflictingRequest: { message: string } }).conflictingRequest.message).toMatch(/^Cannot perform freeze during system upgrade: w-old@be \(release /);
+
     // A stream of mixed operations until each worker has run calls, and the release's worker
     // has changed a volume the current worker created (it read the current tree's record).
     const stream = new MixedStream(client, 4).start();
@@ -113,6 +121,9 @@ describe(`the first release (${FIRST_RELEASE}) beside the current tree`, () => {
       intervalMs: 100,
       what: `message version ${PROTOCOL.messages.max} once the release left`,
     });
+    // The release gone, a freeze and a thaw are taken.
+    expect((await freeze('freeze')).status).toBe(200);
+    expect((await freeze('thaw')).status).toBe(200);
     // The current tree alone runs the next operations.
     const after = new MixedStream(client, 2).start();
     await waitFor(() => after.durationsMs.length >= 10 || after.errors.length > 0 || undefined, { timeoutMs: 120_000, intervalMs: 200, what: 'operations after the release left' });
