@@ -50,7 +50,7 @@ export async function openDriver(config: Pick<Config, 'driver' | 'dataDir' | 'ba
       return driver;
     }
     case 'fake': {
-      const { fakeLatencyMs, fakeFailureRate, fakeJournal, fakeDownFile, fakeCapacityGiB, fakeHang, fakeHangIgnoresAbort } = config.driver;
+      const { fakeLatencyMs, fakeFailureRate, fakeJournal, fakeDownFile, fakeCapacityGiB, fakeHang, fakeHangIgnoresAbort, fakeReplicationTargets } = config.driver;
       logger.info({ driver: 'fake', latencyMs: fakeLatencyMs, failureRate: fakeFailureRate, journal: fakeJournal || undefined, hang: fakeHang }, 'volume driver ready');
       return FakeVolumeDriver.open({
         latencyMs: fakeLatencyMs,
@@ -61,6 +61,7 @@ export async function openDriver(config: Pick<Config, 'driver' | 'dataDir' | 'ba
         pool,
         hang: fakeHang,
         hangIgnoresAbort: fakeHangIgnoresAbort,
+        replicationTargets: parseReplicationTargets(fakeReplicationTargets),
         ...(options.random ? { random: options.random } : {}),
       });
     }

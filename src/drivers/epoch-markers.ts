@@ -61,7 +61,7 @@ export async function readEpochMarker(dir: string): Promise<EpochMarker | undefi
     throw err;
   }
   const value = parseMarker(text);
-  if (value === undefined) throw new DriverError('file', 'epoch marker', `${join(dir, EPOCH_FILE)} is not an epoch marker: ${JSON.stringify(text.slice(0, 200))}`);
+  if (value === undefined) throw new Error(`${join(dir, EPOCH_FILE)} is not an epoch marker: ${JSON.stringify(text.slice(0, 200))}`);
   return value;
 }
 

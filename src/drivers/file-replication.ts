@@ -33,6 +33,8 @@ export interface FileReplicationOptions {
   readonly reflink?: boolean;
   /** The copy program (default `cp`). */
   readonly copyCommand?: string;
+  /** The driver's name in errors (default `file`); the fake driver keeps its simulated inventory the same way. */
+  readonly driverName?: string;
   /** Called once a backend serves (its health check is prepared there). */
   readonly onServe?: (backendId: string) => Promise<void>;
 }
@@ -42,6 +44,8 @@ export interface ReplicaLayout {
   readonly backendId: string;
   readonly activeDir: string;
   readonly replicaDirs: readonly string[];
+  /** The backend ids of `replicaDirs`, in the same order. */
+  readonly replicaIds: readonly string[];
   readonly epoch: number;
 }
 
@@ -49,6 +53,7 @@ export interface ReplicaLayout {
 export class FileReplication implements DriverReplication {
   readonly targetIds: readonly string[];
   private readonly dirs: ReadonlyMap<string, string>;
+  private readonly name: string;
   private active = PRIMARY_BACKEND_ID;
   private epoch = 0;
   private failedPromotion = false;
@@ -56,6 +61,7 @@ export class FileReplication implements DriverReplication {
 
   constructor(private readonly options: FileReplicationOptions) {
     this.targetIds = options.targets.map((t) => t.backendId);
+    this.name = options.driverName ?? 'file';
     this.dirs = new Map([[PRIMARY_BACKEND_ID, options.primaryDir], ...options.targets.map((t): [string, string] => [t.backendId, t.location])]);
   }
 
@@ -87,8 +93,8 @@ export class FileReplication implements DriverReplication {
    */
   layout(): ReplicaLayout {
     const active = this.active;
-    const replicaDirs = [...this.dirs].filter(([id]) => id !== active && (active === PRIMARY_BACKEND_ID || id !== PRIMARY_BACKEND_ID)).map(([, dir]) => dir);
-    return { backendId: active, activeDir: this.dirOf(active), replicaDirs, epoch: this.epoch };
+    const replicas = [...this.dirs].filter(([id]) => id !== active && (active === PRIMARY_BACKEND_ID || id !== PRIMARY_BACKEND_ID));
+    return { backendId: active, activeDir: this.dirOf(active), replicaDirs: replicas.map(([, dir]) => dir), replicaIds: replicas.map(([id]) => id), epoch: this.epoch };
   }
 
   /**
@@ -100,13 +106,13 @@ export class FileReplication implements DriverReplication {
    */
   async fenceCall(call: DriverCall, ctx: DriverContext, layout: ReplicaLayout): Promise<void> {
     const epoch = ctx.epoch ?? 0;
-    if (epoch < layout.epoch) throw new StaleEpochError('file', call, epoch, layout.epoch, `this member (serving ${layout.backendId})`);
+    if (epoch < layout.epoch) throw new StaleEpochError(this.name, call, epoch, layout.epoch, `this member (serving ${layout.backendId})`);
     if (epoch > layout.epoch) {
-      throw new DriverError('file', call, `epoch ${epoch} is newer than the epoch ${layout.epoch} this member serves (${layout.backendId}): it has not applied the cluster's failover yet`, { retryable: true });
+      throw new DriverError(this.name, call, `epoch ${epoch} is newer than the epoch ${layout.epoch} this member serves (${layout.backendId}): it has not applied the cluster's failover yet`, { retryable: true });
     }
     for (const dir of [layout.activeDir, ...layout.replicaDirs]) {
       const marker = await readEpochMarker(dir);
-      if (marker !== undefined && marker.epoch > epoch) throw new StaleEpochError('file', call, epoch, marker.epoch, dir);
+      if (marker !== undefined && marker.epoch > epoch) throw new StaleEpochError(this.name, call, epoch, marker.epoch, dir);
     }
   }
 
@@ -122,13 +128,13 @@ export class FileReplication implements DriverReplication {
       } catch (err) {
         if (err instanceof CoordinatorError && !(err instanceof CopyError)) throw err;
         const message = err instanceof Error ? err.message : String(err);
-        throw new DriverError('file', call, `done on ${layout.activeDir}, but not copied to the replica ${replica}: ${message}`, { cause: err, retryable: true });
+        throw new DriverError(this.name, call, `done on ${layout.activeDir}, but not copied to the replica ${replica}: ${message}`, { cause: err, retryable: true });
       }
     }
   }
 
   async serve(backendId: string, epoch: number): Promise<void> {
-    if (this.closed) throw new ClosedError('file volume driver');
+    if (this.closed) throw new ClosedError(`${this.name} volume driver`);
     this.dirOf(backendId);
     checkEpoch(epoch);
     await this.options.onServe?.(backendId);
@@ -149,15 +155,15 @@ export class FileReplication implements DriverReplication {
    * 4. The replicas of the new arrangement that answer are made equal to the promoted one.
    */
   async failover(backendId: string, epoch: number, ctx: DriverContext): Promise<void> {
-    if (this.closed) throw new ClosedError('file volume driver');
+    if (this.closed) throw new ClosedError(`${this.name} volume driver`);
     const newDir = this.dirOf(backendId);
     checkEpoch(epoch);
     try {
       const markers = await this.readMarkers();
       const newest = [...markers.values()].reduce<EpochMarker | undefined>((a, m) => (m !== undefined && (a === undefined || m.epoch > a.epoch) ? m : a), undefined);
-      if (newest !== undefined && newest.epoch > epoch) throw new StaleEpochError('file', 'failover', epoch, newest.epoch, 'the storage');
+      if (newest !== undefined && newest.epoch > epoch) throw new StaleEpochError(this.name, 'failover', epoch, newest.epoch, 'the storage');
       if (newest !== undefined && newest.epoch === epoch && newest.active !== backendId) {
-        throw new DriverError('file', 'failover', `epoch ${epoch} already promoted ${JSON.stringify(newest.active)}, not ${JSON.stringify(backendId)}: a failover needs a new epoch`);
+        throw new DriverError(this.name, 'failover', `epoch ${epoch} already promoted ${JSON.stringify(newest.active)}, not ${JSON.stringify(backendId)}: a failover needs a new epoch`);
       }
       const from = newest === undefined ? PRIMARY_BACKEND_ID : newest.epoch === epoch ? newest.from : newest.active;
       const marker: EpochMarker = { epoch, active: backendId, from };
@@ -195,7 +201,7 @@ export class FileReplication implements DriverReplication {
       this.failedPromotion = true;
       if (err instanceof DriverError || err instanceof InvalidInputError) throw err;
       const message = err instanceof Error ? err.message : String(err);
-      throw new DriverError('file', 'failover', `promoting ${JSON.stringify(backendId)} at epoch ${epoch} failed: ${message}`, { cause: err, retryable: true });
+      throw new DriverError(this.name, 'failover', `promoting ${JSON.stringify(backendId)} at epoch ${epoch} failed: ${message}`, { cause: err, retryable: true });
     }
   }
 
