@@ -111,7 +111,13 @@ export class FileReplication implements DriverReplication {
       throw new DriverError(this.name, call, `epoch ${epoch} is newer than the epoch ${layout.epoch} this member serves (${layout.backendId}): it has not applied the cluster's failover yet`, { retryable: true });
     }
     for (const dir of [layout.activeDir, ...layout.replicaDirs]) {
-      const marker = await readEpochMarker(dir);
+      let marker: EpochMarker | undefined;
+      try {
+        marker = await readEpochMarker(dir);
+      } catch (err) {
+        if (dir === layout.activeDir) throw err;
+        throw this.replicaFailure(call, layout, dir, err);
+      }
       if (marker !== undefined && marker.epoch > epoch) throw new StaleEpochError(this.name, call, epoch, marker.epoch, dir);
     }
   }
@@ -127,10 +133,15 @@ export class FileReplication implements DriverReplication {
         for (const name of names) await syncFile(layout.activeDir, replica, name, copy);
       } catch (err) {
         if (err instanceof CoordinatorError && !(err instanceof CopyError)) throw err;
-        const message = err instanceof Error ? err.message : String(err);
-        throw new DriverError(this.name, call, `done on ${layout.activeDir}, but not copied to the replica ${replica}: ${message}`, { cause: err, retryable: true });
+        throw this.replicaFailure(call, layout, replica, err);
       }
     }
+  }
+
+  /** A replica that cannot be read or written: the call fails, retryably (repeating it finishes the copy). */
+  private replicaFailure(call: DriverCall, layout: ReplicaLayout, replica: string, err: unknown): DriverError {
+    const message = err instanceof Error ? err.message : String(err);
+    return new DriverError(this.name, call, `replica ${replica} of ${layout.activeDir} cannot be reached: ${message}`, { cause: err, retryable: true });
   }
 
   async serve(backendId: string, epoch: number): Promise<void> {
@@ -145,7 +156,9 @@ export class FileReplication implements DriverReplication {
 
   /**
    * 1. The newest marker among the directories it can reach says which backend served before
-   *    (`from`; on a re-run at the same epoch, the marker's own `from`).
+   *    (`from`; on a re-run at the same epoch, the marker's own `from`). An older epoch than
+   *    the storage's is refused (StaleEpochError), and so is another backend at the same epoch;
+   *    neither changes anything. A backend that cannot be reached is not promoted.
    * 2. The new epoch is written on every directory it can reach, the old side first: from now
    *    on calls under the old epoch are refused there. The promoted directory must take it.
    * 3. When `from` can be read, the promoted directory is made equal to it (files copied,
@@ -158,13 +171,15 @@ export class FileReplication implements DriverReplication {
     if (this.closed) throw new ClosedError(`${this.name} volume driver`);
     const newDir = this.dirOf(backendId);
     checkEpoch(epoch);
+    // Refusals (a stale or conflicting failover) change nothing, the state included.
+    const markers = await this.readMarkers();
+    const newest = [...markers.values()].reduce<EpochMarker | undefined>((a, m) => (m !== undefined && (a === undefined || m.epoch > a.epoch) ? m : a), undefined);
+    if (newest !== undefined && newest.epoch > epoch) throw new StaleEpochError(this.name, 'failover', epoch, newest.epoch, 'the storage');
+    if (newest !== undefined && newest.epoch === epoch && newest.active !== backendId) {
+      throw new DriverError(this.name, 'failover', `epoch ${epoch} already promoted ${JSON.stringify(newest.active)}, not ${JSON.stringify(backendId)}: a failover needs a new epoch`);
+    }
     try {
-      const markers = await this.readMarkers();
-      const newest = [...markers.values()].reduce<EpochMarker | undefined>((a, m) => (m !== undefined && (a === undefined || m.epoch > a.epoch) ? m : a), undefined);
-      if (newest !== undefined && newest.epoch > epoch) throw new StaleEpochError(this.name, 'failover', epoch, newest.epoch, 'the storage');
-      if (newest !== undefined && newest.epoch === epoch && newest.active !== backendId) {
-        throw new DriverError(this.name, 'failover', `epoch ${epoch} already promoted ${JSON.stringify(newest.active)}, not ${JSON.stringify(backendId)}: a failover needs a new epoch`);
-      }
+      if (!markers.has(backendId)) throw new Error(`${newDir} cannot be reached`);
       const from = newest === undefined ? PRIMARY_BACKEND_ID : newest.epoch === epoch ? newest.from : newest.active;
       const marker: EpochMarker = { epoch, active: backendId, from };
       const fromDir = this.dirOf(from);
@@ -199,7 +214,7 @@ export class FileReplication implements DriverReplication {
       this.failedPromotion = false;
     } catch (err) {
       this.failedPromotion = true;
-      if (err instanceof DriverError || err instanceof InvalidInputError) throw err;
+      if (err instanceof CoordinatorError) throw err;
       const message = err instanceof Error ? err.message : String(err);
       throw new DriverError(this.name, 'failover', `promoting ${JSON.stringify(backendId)} at epoch ${epoch} failed: ${message}`, { cause: err, retryable: true });
     }
