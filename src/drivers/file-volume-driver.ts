@@ -297,7 +297,8 @@ export class FileVolumeDriver implements VolumeDriver {
   }
 
   async createSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void> {
-    await this.run('createSnapshot', ctx, [snapshotFile(snapshot.id)], async (dir) => {
+    // The volume too: what its consumer wrote since the last call reaches the replicas with the snapshot.
+    await this.run('createSnapshot', ctx, [snapshotFile(snapshot.id), volumeFile(snapshot.volumeId)], async (dir) => {
       checkResourceId(snapshot.id, 'snapshot');
       checkResourceId(snapshot.volumeId, 'volume');
       const target = this.snapshotPath(snapshot.id, dir);

@@ -69,13 +69,16 @@ describe('file driver replication on real directories', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it('keeps the copies sparse and carries the data a consumer wrote at the next call on the volume', async () => {
+  it('keeps the copies sparse and carries the data a consumer wrote at the next extend or snapshot of the volume', async () => {
     await driver.createVolume({ id: 'v1', sizeGiB: 4 }, ctx());
     const data = Buffer.alloc(64 * 1024, 0x5a);
     await writeAt(join(root, 'default', 'volume-v1'), 2 * GIB, data);
     await driver.extendVolume({ id: 'v1' }, 5, ctx());
+    const later = Buffer.alloc(4096, 0x33);
+    await writeAt(join(root, 'default', 'volume-v1'), 3 * GIB, later);
     await driver.createSnapshot({ id: 's1', volumeId: 'v1' }, ctx());
     for (const backend of ['dr1', 'dr2']) {
+      expect(await readAt(join(root, backend, 'volume-v1'), 3 * GIB, later.length)).toEqual(later);
       for (const name of ['volume-v1', 'snapshot-s1']) {
         const path = join(root, backend, name);
         expect((await stat(path)).size).toBe(5 * GIB);
