@@ -22,10 +22,10 @@
  * at its end.
  */
 import { open, rm, stat, truncate } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { FileReplication, type ReplicaLayout, snapshotFile, volumeFile } from './file-replication.js';
 import type { ReplicationTarget } from './replication-targets.js';
-import { BackendUnavailableError, ClosedError, CopyError, CoordinatorError, DriverError, InvalidInputError } from '../errors.js';
+import { BackendUnavailableError, ClosedError, CopyError, CoordinatorError, DriverError } from '../errors.js';
 import { TRANSIENT_FS_CODES, writeAtomically } from './atomic-file.js';
 import type { FileBackendCheck, FileSizes } from './file-backend-check.js';
 import { FileBackendDirs, fencesOf } from './file-backend-dirs.js';
@@ -92,20 +92,8 @@ export class FileVolumeDriver implements VolumeDriver {
 
   private constructor(private readonly options: FileVolumeDriverOptions) {
     this.probes = new ProbeRunner(options.shell);
-    this.dirs = new FileBackendDirs(
-      {
-        cluster: options.cluster ?? 'hearth@default',
-        member: options.member ?? `pid-${process.pid}`,
-        probeTimeoutMs: options.probeTimeoutMs ?? 5_000,
-        minFreeBytes: options.minFreeBytes ?? 1024 * 1024,
-      },
-      this.probes,
-    );
-    this.dirs.add(PRIMARY_BACKEND_ID, options.dir, options.stateDir);
+    this.dirs = FileBackendDirs.of(options, this.probes);
     const targets = options.replicationTargets ?? [];
-    for (const t of targets) {
-      this.dirs.add(t.backendId, t.location, options.stateDir === undefined ? undefined : join(options.stateDir, `replica-${t.backendId}`));
-    }
     if (targets.length > 0) {
       this.replication = new FileReplication({
         primaryDir: options.dir,
@@ -125,9 +113,6 @@ export class FileVolumeDriver implements VolumeDriver {
    * that is down while this member starts) is prepared when it is first served or checked.
    */
   static async open(options: FileVolumeDriverOptions): Promise<FileVolumeDriver> {
-    const places = [options.dir, ...(options.replicationTargets ?? []).map((t) => t.location)].map((p) => resolve(p));
-    const twice = places.filter((p, i) => places.indexOf(p) !== i);
-    if (twice.length > 0) throw new InvalidInputError(`file driver: ${[...new Set(twice)].join(', ')} is both the primary directory and a replication target, or two targets`);
     const driver = new FileVolumeDriver(options);
     if (driver.replication === undefined) {
       await driver.dirs.prepared(PRIMARY_BACKEND_ID);
@@ -142,7 +127,7 @@ export class FileVolumeDriver implements VolumeDriver {
     if (this.closed) return { state: 'down', reason: 'the file volume driver is closed' };
     let check: FileBackendCheck;
     try {
-      check = await this.activeCheck();
+      check = await this.dirs.preparedCheck(this.activeBackendId);
     } catch (err) {
       return { state: 'down', reason: err instanceof Error ? err.message : String(err) };
     }
@@ -157,7 +142,7 @@ export class FileVolumeDriver implements VolumeDriver {
     if (this.closed) throw new ClosedError('file volume driver');
     let check: FileBackendCheck;
     try {
-      check = await this.activeCheck();
+      check = await this.dirs.preparedCheck(this.activeBackendId);
     } catch (err) {
       throw new BackendUnavailableError('filesystem', err instanceof Error ? err.message : String(err), { cause: err });
     }
@@ -173,18 +158,6 @@ export class FileVolumeDriver implements VolumeDriver {
       maxOverSubscriptionRatio: pool.maxOverSubscriptionRatio,
       reservedPercentage: pool.reservedPercentage,
     };
-  }
-
-  /** The check of the active backend's directory, prepared. @throws Error saying why it cannot be */
-  private async activeCheck(): Promise<FileBackendCheck> {
-    const backendId = this.activeBackendId;
-    const { dir, check } = this.dirs.get(backendId);
-    try {
-      await this.dirs.prepared(backendId);
-    } catch (err) {
-      throw new Error(`backend ${backendId} (${dir}) cannot be prepared: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-    return check;
   }
 
   /** The backend calls work on now (the primary, `default`, without replication). */
