@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import { FakeVolumeDriver } from '../drivers/fake-volume-driver.js';
 import { FileVolumeDriver } from '../drivers/file-volume-driver.js';
+import { parseReplicationTargets } from '../drivers/replication-targets.js';
 import { probeCopyTool } from '../drivers/sparse-copy.js';
 import type { VolumeDriver } from '../drivers/volume-driver.js';
 
@@ -16,8 +17,11 @@ export interface DriverOptions {
 
 /**
  * Builds the volume driver the configuration names (`driver.name`): `file` on `driver.fileDir`
- * (default `<dataDir>/volumes`), or `fake` with its latency, failure rate and journal. The
- * caller checks `requireActiveActive(driver, clustered)` before taking work.
+ * (default `<dataDir>/volumes`), or `fake` with its latency, failure rate and journal; each
+ * with its replication targets when configured (`driver.replicationTargets`,
+ * `driver.fakeReplicationTargets`). The caller checks `requireActiveActive(driver, clustered)`
+ * before taking work, and makes the driver serve the backend its cluster record names
+ * (`driver.replication.serve`).
  */
 export async function openDriver(config: Pick<Config, 'driver' | 'dataDir' | 'backendHealth' | 'cluster' | 'backend' | 'host'>, options: DriverOptions): Promise<VolumeDriver> {
   const logger = options.logger.child({ component: 'driver' });
@@ -25,7 +29,9 @@ export async function openDriver(config: Pick<Config, 'driver' | 'dataDir' | 'ba
   switch (config.driver.name) {
     case 'file': {
       const dir = config.driver.fileDir || join(config.dataDir, 'volumes');
+      const replicationTargets = parseReplicationTargets(config.driver.replicationTargets);
       const driver = await FileVolumeDriver.open({
+        replicationTargets,
         dir,
         cluster: clusterId(config),
         member: hostId(config),
@@ -35,7 +41,8 @@ export async function openDriver(config: Pick<Config, 'driver' | 'dataDir' | 'ba
         pool,
       });
       try {
-        logger.info({ driver: 'file', dir, copyTool: await probeCopyTool() }, 'volume driver ready');
+        const targets = replicationTargets.map((t) => `${t.backendId}:${t.location}`);
+        logger.info({ driver: 'file', dir, copyTool: await probeCopyTool(), ...(targets.length > 0 ? { replicationTargets: targets } : {}) }, 'volume driver ready');
       } catch (err) {
         // Volumes can still be created, extended and deleted; snapshots will fail with this error.
         logger.warn({ driver: 'file', dir, err }, 'volume driver ready, but it cannot copy: snapshots will fail');
@@ -43,7 +50,7 @@ export async function openDriver(config: Pick<Config, 'driver' | 'dataDir' | 'ba
       return driver;
     }
     case 'fake': {
-      const { fakeLatencyMs, fakeFailureRate, fakeJournal, fakeDownFile, fakeCapacityGiB, fakeHang, fakeHangIgnoresAbort } = config.driver;
+      const { fakeLatencyMs, fakeFailureRate, fakeJournal, fakeDownFile, fakeCapacityGiB, fakeHang, fakeHangIgnoresAbort, fakeReplicationTargets } = config.driver;
       logger.info({ driver: 'fake', latencyMs: fakeLatencyMs, failureRate: fakeFailureRate, journal: fakeJournal || undefined, hang: fakeHang }, 'volume driver ready');
       return FakeVolumeDriver.open({
         latencyMs: fakeLatencyMs,
@@ -54,6 +61,7 @@ export async function openDriver(config: Pick<Config, 'driver' | 'dataDir' | 'ba
         pool,
         hang: fakeHang,
         hangIgnoresAbort: fakeHangIgnoresAbort,
+        replicationTargets: parseReplicationTargets(fakeReplicationTargets),
         ...(options.random ? { random: options.random } : {}),
       });
     }

@@ -328,6 +328,9 @@ export const configSpec = {
   driver: {
     name: opt.enum(['file', 'fake'] as const, { default: 'file', doc: 'Volume driver: sparse files on a shared directory, or fake.' }),
     fileDir: opt.string({ default: '', doc: 'Directory of the file driver, mounted by every member. Empty: <dataDir>/volumes.' }),
+    replicationTargets: replicationTargetsOption(
+      'File driver: replication targets, <backend_id>:<directory> comma-separated (e.g. dr-site:/mnt/dr/volumes); every volume and snapshot is copied to each at the end of every call, and a failover can promote one (docs/drivers.md, Replication). Empty: no replication.',
+    ),
     fakeLatencyMs: opt.int({ default: 0, min: 0, unit: 'ms', doc: 'Fake driver: how long each call takes.' }),
     fakeFailureRate: opt.number({ default: 0, min: 0, max: 1, unit: 'ratio', doc: 'Fake driver: share of calls that fail.' }),
     fakeJournal: opt.string({ default: '', doc: 'Fake driver: JSON-lines journal of every call, shared by all members.' }),
@@ -338,6 +341,9 @@ export const configSpec = {
       doc: 'Fake driver: calls that never finish by themselves; they end when aborted (comma-separated). For tests.',
     }),
     fakeHangIgnoresAbort: opt.bool({ default: false, doc: 'Fake driver: a hanging call ignores its abort too, as a call stuck in the kernel would. For tests.' }),
+    fakeReplicationTargets: replicationTargetsOption(
+      'Fake driver: simulated replication targets, <backend_id>:<name> comma-separated (the name only labels the journal); failovers and epoch markers are kept beside the journal. Empty: no replication.',
+    ),
     maxOverSubscriptionRatio: opt.number({
       default: 20,
       min: 1,
@@ -357,3 +363,35 @@ export const configSpec = {
 
 /** The resolved, validated configuration. */
 export type Config = ValueOf<typeof configSpec>;
+
+/**
+ * `driver.replicationTargets`, `driver.fakeReplicationTargets`: `<backend_id>:<where>` items.
+ * The same rules as the driver's own check (src/drivers/replication-targets.ts, which config may
+ * not import), so a bad list stops the process at load with the option named.
+ */
+function replicationTargetsOption(doc: string): ReturnType<typeof opt.list> {
+  const idPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+  const schema = z
+    .array(z.string())
+    .readonly()
+    .superRefine((items, ctx) => {
+      const ids: string[] = [];
+      const places: string[] = [];
+      for (const item of items) {
+        const i = item.indexOf(':');
+        const id = i < 0 ? '' : item.slice(0, i);
+        const place = i < 0 ? '' : item.slice(i + 1).trim();
+        let problem: string | undefined;
+        if (i < 0) problem = `${JSON.stringify(item)} is not <backend_id>:<directory> (e.g. dr-site:/mnt/dr/volumes)`;
+        else if (!idPattern.test(id)) problem = `backend id ${JSON.stringify(id)} must be 1-64 letters, digits, ".", "_" or "-", not starting with a symbol`;
+        else if (id === 'default') problem = 'backend id "default" names the primary (the failback target); give the target another id';
+        else if (place === '') problem = `target ${JSON.stringify(id)} names no directory`;
+        else if (ids.includes(id)) problem = `backend id ${JSON.stringify(id)} is named more than once`;
+        else if (places.includes(place)) problem = `${JSON.stringify(place)} is the place of more than one target`;
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+        ids.push(id);
+        places.push(place);
+      }
+    });
+  return { ...opt.list({ default: [], doc }), schema };
+}

@@ -21,12 +21,20 @@
  *   deleted under a running copy" (the copy's hold must keep the delete out);
  * - **unfinished**: calls with a start and no end (their process died or still runs);
  * - **malformed**: lines that are not journal entries (a torn write would show here).
+ *
+ * With replication, every line also names the `backend` the call works on and the `epoch` it
+ * ran under, and a successful end names the `replicas` it copied its change to; a `failover`
+ * line (resource `backend:<id>`) records each promotion. {@link backendWrites} answers "what
+ * was written to this backend after that time" — after a failover, nothing on the old primary.
  */
 import type { DriverCall } from './volume-driver.js';
 
+/** What a journal line records: a driver call, or a replication failover. */
+export type JournalCallName = DriverCall | 'failover';
+
 /** One line of the journal. */
 export interface JournalEntry {
-  readonly call: DriverCall;
+  readonly call: JournalCallName;
   /** `volume:<id>` or `snapshot:<id>`. */
   readonly resource: string;
   /** A copy's source, `volume:<id>` or `snapshot:<id>` (the copy calls only). */
@@ -44,11 +52,17 @@ export interface JournalEntry {
   readonly error?: string;
   /** Epoch ms (fractional). */
   readonly t: number;
+  /** With replication: the backend the call works on (the active one; a failover's new one). */
+  readonly backend?: string;
+  /** With replication: the backend epoch the call ran under (0 when it named none). */
+  readonly epoch?: number;
+  /** With replication, on a successful `end` that changed something: the backends it copied the change to. */
+  readonly replicas?: readonly string[];
 }
 
 /** One call, its start and end paired. */
 export interface JournalCall {
-  readonly call: DriverCall;
+  readonly call: JournalCallName;
   readonly resource: string;
   readonly source?: string;
   readonly opId: string;
@@ -59,6 +73,10 @@ export interface JournalCall {
   /** Absent when the call never ended. */
   readonly end?: number;
   readonly ok?: boolean;
+  readonly backend?: string;
+  readonly epoch?: number;
+  /** From the end line. */
+  readonly replicas?: readonly string[];
 }
 
 /** Two calls on one resource that ran at the same time. */
@@ -70,7 +88,7 @@ export interface Overlap {
 
 /** Work that ran to success more than once. */
 export interface Duplicate {
-  readonly call: DriverCall;
+  readonly call: JournalCallName;
   readonly resource: string;
   readonly calls: readonly JournalCall[];
 }
@@ -105,6 +123,7 @@ const CALLS = new Set<string>([
   'createVolumeFromSnapshot',
   'initializeConnection',
   'terminateConnection',
+  'failover',
 ]);
 const ONE_SHOT = new Set<string>(['createVolume', 'deleteVolume', 'createSnapshot', 'deleteSnapshot', 'createClonedVolume', 'createVolumeFromSnapshot']);
 const DELETES = new Set<string>(['deleteVolume', 'deleteSnapshot']);
@@ -177,14 +196,39 @@ function pairCalls(entries: readonly JournalEntry[]): JournalCall[] {
     const start = open.get(key);
     if (!start) continue; // An end without its start: the journal was cut; nothing to pair.
     open.delete(key);
-    calls.push({ ...base(start), end: e.t, ...(e.ok === undefined ? {} : { ok: e.ok }) });
+    calls.push({ ...base(start), end: e.t, ...(e.ok === undefined ? {} : { ok: e.ok }), ...(e.replicas === undefined ? {} : { replicas: e.replicas }) });
   }
   for (const start of open.values()) calls.push(base(start));
   return calls.sort((a, b) => a.start - b.start);
 }
 
 function base(e: JournalEntry): JournalCall {
-  return { call: e.call, resource: e.resource, ...(e.source === undefined ? {} : { source: e.source }), opId: e.opId, member: e.member, pid: e.pid, seq: e.seq, start: e.t };
+  return {
+    call: e.call,
+    resource: e.resource,
+    ...(e.source === undefined ? {} : { source: e.source }),
+    opId: e.opId,
+    member: e.member,
+    pid: e.pid,
+    seq: e.seq,
+    start: e.t,
+    ...(e.backend === undefined ? {} : { backend: e.backend }),
+    ...(e.epoch === undefined ? {} : { epoch: e.epoch }),
+  };
+}
+
+/** Calls that change a resource on the storage. */
+const WRITES = new Set<string>([...ONE_SHOT, 'extendVolume']);
+
+/**
+ * The successful calls that wrote to `backendId` — as the backend they worked on or as one of
+ * their replicas — and ended after `afterT` (epoch ms; default: any time). After a failover
+ * away from the primary, this is empty for `default` until the failback.
+ */
+export function backendWrites(calls: readonly JournalCall[], backendId: string, afterT = Number.NEGATIVE_INFINITY): JournalCall[] {
+  return calls.filter(
+    (c) => c.ok === true && WRITES.has(c.call) && (c.end ?? c.start) > afterT && (c.backend === backendId || (c.replicas ?? []).includes(backendId)),
+  );
 }
 
 /** Deletes of a resource whose interval meets a copy reading it (touching ends do not). */
@@ -222,7 +266,8 @@ function findOverlaps(calls: readonly JournalCall[], endOf: (c: JournalCall) => 
 function findDuplicates(calls: readonly JournalCall[]): Duplicate[] {
   const groups = new Map<string, JournalCall[]>();
   for (const c of calls) {
-    if (c.ok !== true) continue;
+    // A failover run again after its runner died is meant to succeed again.
+    if (c.ok !== true || c.call === 'failover') continue;
     const key = ONE_SHOT.has(c.call) ? `${c.call}|${c.resource}` : `${c.call}|${c.resource}|${c.opId}`;
     groups.set(key, [...(groups.get(key) ?? []), c]);
   }

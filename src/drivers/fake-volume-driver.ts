@@ -16,12 +16,24 @@
  * Journal writes: the file is opened with `O_APPEND` and each line goes out in one `write`, so
  * lines of concurrent processes never interleave; within a process writes are serialised.
  * The start line is written before the work and the end line after it.
+ *
+ * Replication (`replicationTargets`, docs/drivers.md): the same semantics as the file driver's,
+ * on a simulated inventory — one empty `volume-<id>` / `snapshot-<id>` file per resource in
+ * `<replicationDir>/<backend_id>/` (`default` is the primary), shared by every member like the
+ * journal — driven by the file driver's own replication (`file-replication.ts`): the epoch
+ * markers, the fence of every call, the copy to the replicas, failover and failback. Each journal
+ * line names the backend and epoch, each successful end the replicas, and each promotion is a
+ * `failover` line.
  */
-import { type FileHandle, open, readFile } from 'node:fs/promises';
-import { AbortedError, BackendUnavailableError, ClosedError, DriverError } from '../errors.js';
+import { type FileHandle, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AbortedError, BackendUnavailableError, ClosedError, CoordinatorError, DriverError, InvalidInputError } from '../errors.js';
 import { sleep } from '../lifecycle/clock.js';
 import { formatJournalEntry, type JournalEntry } from './fake-journal.js';
 import { FenceMarkers } from './fence-markers.js';
+import { FakeReplication } from './fake-replication.js';
+import { FileReplication, type ReplicaLayout } from './file-replication.js';
+import type { ReplicationTarget } from './replication-targets.js';
 import {
   type BackendHealth,
   type Capacity,
@@ -35,6 +47,7 @@ import {
   DEFAULT_POOL_SETTINGS,
   GIB,
   type PoolSettings,
+  PRIMARY_BACKEND_ID,
   type SnapshotRef,
   type SnapshotSpec,
   type VolumeDriver,
@@ -69,7 +82,14 @@ export interface FakeVolumeDriverOptions {
   readonly hang?: readonly DriverCall[];
   /** A hanging call ignores its signal too (`driver.fakeHangIgnoresAbort`). */
   readonly hangIgnoresAbort?: boolean;
+  /** Simulated replication targets (`driver.fakeReplicationTargets`); their `location` only labels them. */
+  readonly replicationTargets?: readonly ReplicationTarget[];
+  /** Where the simulated backends live, shared by every member: `<journalPath>.replication` by default. */
+  readonly replicationDir?: string;
 }
+
+/** What a call does to the simulated inventory of its backend. */
+type InventoryChange = { readonly name: string; readonly change: 'write' | 'remove' };
 
 /** See the module doc. */
 export class FakeVolumeDriver implements VolumeDriver {
@@ -83,6 +103,8 @@ export class FakeVolumeDriver implements VolumeDriver {
   private closed = false;
   private readonly fences: FenceMarkers | undefined;
   private readonly hanging = new Set<() => void>();
+  /** Present when targets are configured. */
+  readonly replication?: FakeReplication;
 
   private constructor(
     private readonly options: FakeVolumeDriverOptions,
@@ -95,10 +117,37 @@ export class FakeVolumeDriver implements VolumeDriver {
     this.random = options.random ?? Math.random;
     this.supportsActiveActive = options.supportsActiveActive ?? true;
     this.journal = journal;
+    const targets = options.replicationTargets ?? [];
+    const repDir = options.replicationDir ?? (options.journalPath ? `${options.journalPath}.replication` : undefined);
+    if (targets.length > 0 && repDir !== undefined) {
+      const dirOf = (id: string): string => join(repDir, id);
+      const files = new FileReplication({
+        driverName: 'fake',
+        primaryDir: dirOf(PRIMARY_BACKEND_ID),
+        targets: targets.map((t) => ({ backendId: t.backendId, location: dirOf(t.backendId) })),
+        onServe: async (id) => {
+          await mkdir(dirOf(id), { recursive: true });
+        },
+      });
+      this.replication = new FakeReplication(files, (entry) => this.record(entry));
+    }
   }
 
-  /** Opens the journal (if any) for appending and returns the driver. */
+  /**
+   * Opens the journal (if any) for appending and returns the driver. With replication, the
+   * simulated backends' directories are made where they can be.
+   *
+   * @throws InvalidInputError for replication targets without a journal or `replicationDir`
+   */
   static async open(options: FakeVolumeDriverOptions = {}): Promise<FakeVolumeDriver> {
+    const targets = options.replicationTargets ?? [];
+    const repDir = options.replicationDir ?? (options.journalPath ? `${options.journalPath}.replication` : undefined);
+    if (targets.length > 0 && repDir === undefined) {
+      throw new InvalidInputError('fake driver: replication targets need a journal (driver.fakeJournal), beside which the simulated backends are kept');
+    }
+    if (repDir !== undefined) {
+      for (const id of [PRIMARY_BACKEND_ID, ...targets.map((t) => t.backendId)]) await mkdir(join(repDir, id), { recursive: true }).catch(() => undefined);
+    }
     const journal = options.journalPath ? await open(options.journalPath, 'a', 0o600) : undefined;
     return new FakeVolumeDriver(options, journal);
   }
@@ -106,43 +155,43 @@ export class FakeVolumeDriver implements VolumeDriver {
   async createVolume(volume: VolumeSpec, ctx: DriverContext): Promise<void> {
     checkResourceId(volume.id, 'volume');
     checkSizeGiB(volume.sizeGiB);
-    await this.perform('createVolume', `volume:${volume.id}`, ctx);
+    await this.perform('createVolume', `volume:${volume.id}`, ctx, undefined, { name: `volume-${volume.id}`, change: 'write' });
   }
 
   async deleteVolume(volume: VolumeRef, ctx: DriverContext): Promise<void> {
     checkResourceId(volume.id, 'volume');
-    await this.perform('deleteVolume', `volume:${volume.id}`, ctx);
+    await this.perform('deleteVolume', `volume:${volume.id}`, ctx, undefined, { name: `volume-${volume.id}`, change: 'remove' });
   }
 
   async extendVolume(volume: VolumeRef, newSizeGiB: number, ctx: DriverContext): Promise<void> {
     checkResourceId(volume.id, 'volume');
     checkSizeGiB(newSizeGiB);
-    await this.perform('extendVolume', `volume:${volume.id}`, ctx);
+    await this.perform('extendVolume', `volume:${volume.id}`, ctx, undefined, { name: `volume-${volume.id}`, change: 'write' });
   }
 
   async createClonedVolume(volume: VolumeSpec, source: VolumeRef, ctx: DriverContext): Promise<void> {
     checkResourceId(volume.id, 'volume');
     checkSizeGiB(volume.sizeGiB);
     checkResourceId(source.id, 'volume');
-    await this.perform('createClonedVolume', `volume:${volume.id}`, ctx, `volume:${source.id}`);
+    await this.perform('createClonedVolume', `volume:${volume.id}`, ctx, `volume:${source.id}`, { name: `volume-${volume.id}`, change: 'write' });
   }
 
   async createVolumeFromSnapshot(volume: VolumeSpec, snapshot: SnapshotRef, ctx: DriverContext): Promise<void> {
     checkResourceId(volume.id, 'volume');
     checkSizeGiB(volume.sizeGiB);
     checkResourceId(snapshot.id, 'snapshot');
-    await this.perform('createVolumeFromSnapshot', `volume:${volume.id}`, ctx, `snapshot:${snapshot.id}`);
+    await this.perform('createVolumeFromSnapshot', `volume:${volume.id}`, ctx, `snapshot:${snapshot.id}`, { name: `volume-${volume.id}`, change: 'write' });
   }
 
   async createSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void> {
     checkResourceId(snapshot.id, 'snapshot');
     checkResourceId(snapshot.volumeId, 'volume');
-    await this.perform('createSnapshot', `snapshot:${snapshot.id}`, ctx);
+    await this.perform('createSnapshot', `snapshot:${snapshot.id}`, ctx, undefined, { name: `snapshot-${snapshot.id}`, change: 'write' });
   }
 
   async deleteSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void> {
     checkResourceId(snapshot.id, 'snapshot');
-    await this.perform('deleteSnapshot', `snapshot:${snapshot.id}`, ctx);
+    await this.perform('deleteSnapshot', `snapshot:${snapshot.id}`, ctx, undefined, { name: `snapshot-${snapshot.id}`, change: 'remove' });
   }
 
   /** Journals the call under the volume; the answer names the volume and nothing real. */
@@ -187,17 +236,24 @@ export class FakeVolumeDriver implements VolumeDriver {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.replication?.close();
     for (const end of this.hanging) end();
     await this.writes;
     await this.journal?.close();
     this.journal = undefined;
   }
 
-  /** One journaled call on `resource`; a copy also names the `source` it reads. */
-  private async perform(call: DriverCall, resource: string, ctx: DriverContext, source?: string): Promise<void> {
+  /**
+   * One journaled call on `resource`; a copy also names the `source` it reads. With
+   * replication: the epoch fence first (a refused call ends `ok: false` and changes nothing),
+   * then `inventory` changed on the active backend and copied to the replicas.
+   */
+  private async perform(call: DriverCall, resource: string, ctx: DriverContext, source?: string, inventory?: InventoryChange): Promise<void> {
     if (this.closed) throw new ClosedError('fake volume driver');
     checkNotAborted(ctx, call);
     await this.fences?.refuseIfFenced(ctx.incarnation);
+    const layout = this.replication?.layout();
+    const where = layout === undefined ? {} : { backend: layout.backendId, epoch: ctx.epoch ?? 0 };
     const seq = ++lastSeq;
     const line = (event: 'start' | 'end', extra: Partial<JournalEntry> = {}): JournalEntry => ({
       call,
@@ -208,11 +264,14 @@ export class FakeVolumeDriver implements VolumeDriver {
       seq,
       event,
       ...(source === undefined ? {} : { source }),
+      ...where,
       ...extra,
       t: performance.timeOrigin + performance.now(),
     });
     await this.record(line('start'));
+    let replicas: readonly string[] | undefined;
     try {
+      if (layout !== undefined) await this.replication?.fenceCall(call, ctx, layout);
       if (this.options.hang?.includes(call)) await this.hang(ctx, call);
       if (this.latencyMs > 0) {
         await sleep(this.latencyMs, ctx.signal);
@@ -223,11 +282,26 @@ export class FakeVolumeDriver implements VolumeDriver {
       if (this.failureRate > 0 && this.random() < this.failureRate) {
         throw new DriverError(this.name, call, `injected failure on ${resource}`);
       }
+      if (layout !== undefined && inventory !== undefined) replicas = await this.changeInventory(call, layout, inventory, ctx);
     } catch (err) {
       await this.record(line('end', { ok: false, error: err instanceof Error ? err.message : String(err) }));
       throw err;
     }
-    await this.record(line('end', { ok: true }));
+    await this.record(line('end', { ok: true, ...(replicas === undefined ? {} : { replicas }) }));
+  }
+
+  /** Changes the simulated inventory on the active backend and copies it to the replicas; returns their ids. */
+  private async changeInventory(call: DriverCall, layout: ReplicaLayout, inventory: InventoryChange, ctx: DriverContext): Promise<readonly string[]> {
+    const path = join(layout.activeDir, inventory.name);
+    try {
+      if (inventory.change === 'write') await writeFile(path, '');
+      else await rm(path, { force: true });
+    } catch (err) {
+      if (err instanceof CoordinatorError) throw err;
+      throw new DriverError(this.name, call, `backend ${layout.backendId} cannot be written: ${(err as Error).message}`, { cause: err, retryable: true });
+    }
+    await this.replication?.replicate(call, layout, [inventory.name], { signal: ctx.signal, checkpoint: () => checkNotAborted(ctx, call) });
+    return layout.replicaIds;
   }
 
   /** Waits for the call's signal — or, ignoring it, until the driver closes. */
@@ -259,3 +333,4 @@ export class FakeVolumeDriver implements VolumeDriver {
     return write;
   }
 }
+

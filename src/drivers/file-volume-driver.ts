@@ -16,13 +16,19 @@
  * Failure semantics: a member that dies mid-call leaves at most a `.tmp-*` file, which never
  * becomes a volume or snapshot; repeating the call finishes the job. A shared directory that is
  * unreachable (NFS `ESTALE`, `EIO`) gives a retryable DriverError.
+ *
+ * Replication (`replicationTargets`; `file-replication.ts`): every call works on the active
+ * backend's directory, passes the epoch fence first, and copies what it changed to the replicas
+ * at its end.
  */
-import { mkdir, open, rm, stat, truncate } from 'node:fs/promises';
+import { open, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ClosedError, CopyError, CoordinatorError, DriverError } from '../errors.js';
+import { FileReplication, type ReplicaLayout, snapshotFile, volumeFile } from './file-replication.js';
+import type { ReplicationTarget } from './replication-targets.js';
+import { BackendUnavailableError, ClosedError, CopyError, CoordinatorError, DriverError } from '../errors.js';
 import { TRANSIENT_FS_CODES, writeAtomically } from './atomic-file.js';
-import { FenceMarkers } from './fence-markers.js';
-import { FileBackendCheck, type FileSizes } from './file-backend-check.js';
+import type { FileBackendCheck, FileSizes } from './file-backend-check.js';
+import { FileBackendDirs, fencesOf } from './file-backend-dirs.js';
 import { ProbeRunner } from './probe-runner.js';
 import { copySparseFile } from './sparse-copy.js';
 import {
@@ -38,6 +44,7 @@ import {
   DEFAULT_POOL_SETTINGS,
   GIB,
   type PoolSettings,
+  PRIMARY_BACKEND_ID,
   type SnapshotRef,
   type SnapshotSpec,
   type VolumeDriver,
@@ -67,6 +74,8 @@ export interface FileVolumeDriverOptions {
   readonly pool?: PoolSettings;
   /** The shell that runs probes (default `sh`); tests point it elsewhere. */
   readonly shell?: string;
+  /** Replication targets (`driver.replicationTargets`): directories kept equal to the active one. None: no replication. */
+  readonly replicationTargets?: readonly ReplicationTarget[];
 }
 
 /** See the module doc. */
@@ -75,39 +84,54 @@ export class FileVolumeDriver implements VolumeDriver {
   /** A directory every member mounts is shared storage: several members may use it at once. */
   readonly supportsActiveActive = true;
   private closed = false;
-  /** Markers of fenced incarnations, on the shared directory every member sees. */
-  private readonly fences: FenceMarkers;
   private readonly probes: ProbeRunner;
-  private readonly check: FileBackendCheck;
+  /** Each backend directory and its health check (the primary's alone without replication). */
+  private readonly dirs: FileBackendDirs;
+  /** Present when targets are configured. */
+  readonly replication?: FileReplication;
 
   private constructor(private readonly options: FileVolumeDriverOptions) {
-    this.fences = new FenceMarkers(join(options.dir, '.hearth', 'fenced'));
     this.probes = new ProbeRunner(options.shell);
-    this.check = new FileBackendCheck(
-      {
-        dir: options.dir,
-        cluster: options.cluster ?? 'hearth@default',
-        ...(options.stateDir === undefined ? {} : { stateDir: options.stateDir }),
-        member: options.member ?? `pid-${process.pid}`,
-        probeTimeoutMs: options.probeTimeoutMs ?? 5_000,
-        minFreeBytes: options.minFreeBytes ?? 1024 * 1024,
-      },
-      this.probes,
-    );
+    this.dirs = FileBackendDirs.of(options, this.probes);
+    const targets = options.replicationTargets ?? [];
+    if (targets.length > 0) {
+      this.replication = new FileReplication({
+        primaryDir: options.dir,
+        targets,
+        ...(options.clone === undefined ? {} : { reflink: options.clone }),
+        ...(options.copyCommand === undefined ? {} : { copyCommand: options.copyCommand }),
+        onServe: async (backendId) => {
+          await this.dirs.prepared(backendId);
+        },
+      });
+    }
   }
 
-  /** Creates the directory if needed, adopts or writes its cluster marker, and returns the driver. */
+  /**
+   * Creates the directory if needed, adopts or writes its cluster marker, and returns the driver.
+   * With replication, every directory is prepared where it answers; one that does not (a site
+   * that is down while this member starts) is prepared when it is first served or checked.
+   */
   static async open(options: FileVolumeDriverOptions): Promise<FileVolumeDriver> {
-    await mkdir(options.dir, { recursive: true });
     const driver = new FileVolumeDriver(options);
-    await driver.check.prepare();
+    if (driver.replication === undefined) {
+      await driver.dirs.prepared(PRIMARY_BACKEND_ID);
+      return driver;
+    }
+    for (const { backendId } of driver.dirs.all()) await driver.dirs.prepared(backendId).catch(() => undefined);
     return driver;
   }
 
-  /** The marker, a write probe and free space; see `file-backend-check.ts`. */
+  /** The marker, a write probe and free space of the active backend's directory; see `file-backend-check.ts`. */
   async health(signal?: AbortSignal): Promise<BackendHealth> {
     if (this.closed) return { state: 'down', reason: 'the file volume driver is closed' };
-    return this.check.health(signal);
+    let check: FileBackendCheck;
+    try {
+      check = await this.dirs.preparedCheck(this.activeBackendId);
+    } catch (err) {
+      return { state: 'down', reason: err instanceof Error ? err.message : String(err) };
+    }
+    return check.health(signal);
   }
 
   /**
@@ -116,7 +140,13 @@ export class FileVolumeDriver implements VolumeDriver {
    */
   async capacity(signal?: AbortSignal): Promise<Capacity> {
     if (this.closed) throw new ClosedError('file volume driver');
-    const { fs, sizes } = await this.check.capacity(true, signal);
+    let check: FileBackendCheck;
+    try {
+      check = await this.dirs.preparedCheck(this.activeBackendId);
+    } catch (err) {
+      throw new BackendUnavailableError('filesystem', err instanceof Error ? err.message : String(err), { cause: err });
+    }
+    const { fs, sizes } = await check.capacity(true, signal);
     const known: FileSizes = sizes ?? { volumeBytes: 0, snapshotBytes: 0 };
     const pool = this.options.pool ?? DEFAULT_POOL_SETTINGS;
     return {
@@ -130,21 +160,31 @@ export class FileVolumeDriver implements VolumeDriver {
     };
   }
 
-  /** Path of a volume's file. */
-  volumePath(id: string): string {
-    return join(this.options.dir, `volume-${id}`);
+  /** The backend calls work on now (the primary, `default`, without replication). */
+  get activeBackendId(): string {
+    return this.replication?.state().activeBackendId ?? PRIMARY_BACKEND_ID;
   }
 
-  /** Path of a snapshot's file. */
-  snapshotPath(id: string): string {
-    return join(this.options.dir, `snapshot-${id}`);
+  /** The directory calls work on now. */
+  get activeDir(): string {
+    return this.replication?.layout().activeDir ?? this.options.dir;
+  }
+
+  /** Path of a volume's file (in the active directory). */
+  volumePath(id: string, dir = this.activeDir): string {
+    return join(dir, volumeFile(id));
+  }
+
+  /** Path of a snapshot's file (in the active directory). */
+  snapshotPath(id: string, dir = this.activeDir): string {
+    return join(dir, snapshotFile(id));
   }
 
   async createVolume(volume: VolumeSpec, ctx: DriverContext): Promise<void> {
-    await this.run('createVolume', ctx, async () => {
+    await this.run('createVolume', ctx, [volumeFile(volume.id)], async (dir) => {
       checkResourceId(volume.id, 'volume');
       checkSizeGiB(volume.sizeGiB);
-      const target = this.volumePath(volume.id);
+      const target = this.volumePath(volume.id, dir);
       const bytes = volume.sizeGiB * GIB;
       if (await this.hasSize(target, bytes, 'createVolume')) return;
       const write = async (tmp: string): Promise<void> => {
@@ -162,17 +202,17 @@ export class FileVolumeDriver implements VolumeDriver {
   }
 
   async deleteVolume(volume: VolumeRef, ctx: DriverContext): Promise<void> {
-    await this.run('deleteVolume', ctx, async () => {
+    await this.run('deleteVolume', ctx, [volumeFile(volume.id)], async (dir) => {
       checkResourceId(volume.id, 'volume');
-      await rm(this.volumePath(volume.id), { force: true });
+      await rm(this.volumePath(volume.id, dir), { force: true });
     });
   }
 
   async extendVolume(volume: VolumeRef, newSizeGiB: number, ctx: DriverContext): Promise<void> {
-    await this.run('extendVolume', ctx, async () => {
+    await this.run('extendVolume', ctx, [volumeFile(volume.id)], async (dir) => {
       checkResourceId(volume.id, 'volume');
       checkSizeGiB(newSizeGiB);
-      const target = this.volumePath(volume.id);
+      const target = this.volumePath(volume.id, dir);
       const current = await this.sizeOf(target);
       if (current === undefined) throw new DriverError(this.name, 'extendVolume', `volume ${volume.id} does not exist`);
       const bytes = newSizeGiB * GIB;
@@ -186,16 +226,16 @@ export class FileVolumeDriver implements VolumeDriver {
   }
 
   async createClonedVolume(volume: VolumeSpec, source: VolumeRef, ctx: DriverContext): Promise<void> {
-    await this.run('createClonedVolume', ctx, async () => {
+    await this.run('createClonedVolume', ctx, [volumeFile(volume.id)], async (dir) => {
       checkResourceId(source.id, 'volume');
-      await this.copyInto(volume, this.volumePath(source.id), `volume ${source.id}`, 'createClonedVolume', ctx);
+      await this.copyInto(dir, volume, this.volumePath(source.id, dir), `volume ${source.id}`, 'createClonedVolume', ctx);
     });
   }
 
   async createVolumeFromSnapshot(volume: VolumeSpec, snapshot: SnapshotRef, ctx: DriverContext): Promise<void> {
-    await this.run('createVolumeFromSnapshot', ctx, async () => {
+    await this.run('createVolumeFromSnapshot', ctx, [volumeFile(volume.id)], async (dir) => {
       checkResourceId(snapshot.id, 'snapshot');
-      await this.copyInto(volume, this.snapshotPath(snapshot.id), `snapshot ${snapshot.id}`, 'createVolumeFromSnapshot', ctx);
+      await this.copyInto(dir, volume, this.snapshotPath(snapshot.id, dir), `snapshot ${snapshot.id}`, 'createVolumeFromSnapshot', ctx);
     });
   }
 
@@ -204,10 +244,10 @@ export class FileVolumeDriver implements VolumeDriver {
    * published whole under the volume's name (`copySparseFile`), so a volume file that exists is
    * a finished copy — at most not yet grown, which a repeat finishes.
    */
-  private async copyInto(volume: VolumeSpec, source: string, what: string, call: DriverCall, ctx: DriverContext): Promise<void> {
+  private async copyInto(dir: string, volume: VolumeSpec, source: string, what: string, call: DriverCall, ctx: DriverContext): Promise<void> {
     checkResourceId(volume.id, 'volume');
     checkSizeGiB(volume.sizeGiB);
-    const target = this.volumePath(volume.id);
+    const target = this.volumePath(volume.id, dir);
     const bytes = volume.sizeGiB * GIB;
     let size = await this.sizeOf(target);
     if (size === undefined) {
@@ -230,12 +270,13 @@ export class FileVolumeDriver implements VolumeDriver {
   }
 
   async createSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void> {
-    await this.run('createSnapshot', ctx, async () => {
+    // The volume too: what its consumer wrote since the last call reaches the replicas with the snapshot.
+    await this.run('createSnapshot', ctx, [snapshotFile(snapshot.id), volumeFile(snapshot.volumeId)], async (dir) => {
       checkResourceId(snapshot.id, 'snapshot');
       checkResourceId(snapshot.volumeId, 'volume');
-      const target = this.snapshotPath(snapshot.id);
+      const target = this.snapshotPath(snapshot.id, dir);
       if ((await this.sizeOf(target)) !== undefined) return;
-      const source = this.volumePath(snapshot.volumeId);
+      const source = this.volumePath(snapshot.volumeId, dir);
       if ((await this.sizeOf(source)) === undefined) {
         throw new DriverError(this.name, 'createSnapshot', `volume ${snapshot.volumeId} of snapshot ${snapshot.id} does not exist`);
       }
@@ -249,9 +290,9 @@ export class FileVolumeDriver implements VolumeDriver {
   }
 
   async deleteSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void> {
-    await this.run('deleteSnapshot', ctx, async () => {
+    await this.run('deleteSnapshot', ctx, [snapshotFile(snapshot.id)], async (dir) => {
       checkResourceId(snapshot.id, 'snapshot');
-      await rm(this.snapshotPath(snapshot.id), { force: true });
+      await rm(this.snapshotPath(snapshot.id, dir), { force: true });
     });
   }
 
@@ -262,9 +303,9 @@ export class FileVolumeDriver implements VolumeDriver {
    */
   async initializeConnection(volume: VolumeRef, _connector: Connector, ctx: DriverContext): Promise<ConnectionInfo> {
     let info: ConnectionInfo | undefined;
-    await this.run('initializeConnection', ctx, async () => {
+    await this.run('initializeConnection', ctx, [], async (dir) => {
       checkResourceId(volume.id, 'volume');
-      const path = this.volumePath(volume.id);
+      const path = this.volumePath(volume.id, dir);
       const size = await this.sizeOf(path);
       if (size === undefined) throw new DriverError(this.name, 'initializeConnection', `volume ${volume.id} does not exist`);
       info = { driver_volume_type: 'local', data: { device_path: path, format: 'raw', name: `volume-${volume.id}`, size_bytes: size } };
@@ -274,37 +315,59 @@ export class FileVolumeDriver implements VolumeDriver {
 
   /** A file needs no disconnection; checked and journalled like any call. */
   async terminateConnection(volume: VolumeRef, _connector: Connector | null, ctx: DriverContext): Promise<void> {
-    await this.run('terminateConnection', ctx, async () => {
+    await this.run('terminateConnection', ctx, [], async () => {
       checkResourceId(volume.id, 'volume');
     });
   }
 
-  /** Writes the fence marker of `incarnation` on the shared directory: its calls stop at their next step. */
+  /**
+   * Writes the fence marker of `incarnation` on the active directory, where its calls look
+   * (they stop at their next step), and on the other backend directories that answer, so it
+   * holds after a failover too.
+   */
   async fenceIncarnation(incarnation: string): Promise<void> {
-    await this.fences.mark(incarnation);
+    const active = this.activeDir;
+    await fencesOf(active).mark(incarnation);
+    for (const { dir } of this.dirs.all()) {
+      if (dir !== active) await fencesOf(dir).mark(incarnation).catch(() => undefined);
+    }
   }
 
   /** Kills a probe still running (without waiting for it: it may hang). */
   async close(): Promise<void> {
     this.closed = true;
+    this.replication?.close();
     this.probes.close();
   }
 
   /**
    * Common frame of every call: closed, abort and fence checks — the fence marker again after
-   * the work, so a call of an incarnation fenced meanwhile reports that rather than success —
-   * and error translation.
+   * the work, so a call of an incarnation fenced meanwhile reports that rather than success —,
+   * with replication the epoch fence before anything is written and the copy of `touched` (file
+   * names) to the replicas after, and error translation. `body` gets the directory to work in.
    */
-  private async run(call: DriverCall, ctx: DriverContext, body: () => Promise<void>): Promise<void> {
+  private async run(call: DriverCall, ctx: DriverContext, touched: readonly string[], body: (dir: string) => Promise<void>): Promise<void> {
     if (this.closed) throw new ClosedError('file volume driver');
     checkNotAborted(ctx, call);
-    await this.fences.refuseIfFenced(ctx.incarnation);
+    const layout: ReplicaLayout | undefined = this.replication?.layout();
+    const dir = layout?.activeDir ?? this.options.dir;
+    const fences = fencesOf(dir);
+    await fences.refuseIfFenced(ctx.incarnation);
     try {
-      await body();
+      if (layout !== undefined) await this.replication?.fenceCall(call, ctx, layout);
+      await body(dir);
     } catch (err) {
       throw this.translate(call, err);
     }
-    await this.fences.refuseIfFenced(ctx.incarnation);
+    if (layout !== undefined && touched.length > 0) {
+      const copy = { signal: ctx.signal, checkpoint: () => checkNotAborted(ctx, call), ...this.copyTool() };
+      await this.replication?.replicate(call, layout, touched, copy);
+    }
+    await fences.refuseIfFenced(ctx.incarnation);
+  }
+
+  private copyTool(): { reflink: boolean; command?: string } {
+    return { reflink: this.options.clone !== false, ...(this.options.copyCommand ? { command: this.options.copyCommand } : {}) };
   }
 
   private async sizeOf(path: string): Promise<number | undefined> {
@@ -332,3 +395,4 @@ export class FileVolumeDriver implements VolumeDriver {
     return new DriverError(this.name, call, message, { cause: err, retryable: code !== undefined && TRANSIENT_FS_CODES.has(code) });
   }
 }
+
