@@ -168,6 +168,10 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
       metrics: parts.membershipMetrics,
       logger: ctx.logger.child({ component: 'replication' }),
       awaitFence,
+      // Runs in flight get the shutdown grace to finish before the epoch fences them off.
+      inFlight: async () => (await store.listOps({ cluster: clusterId(config), ownership: 'owned' })).flatMap((op) => (op.owner ? [op.owner.incarnation] : [])),
+      drainMs: config.shutdownGraceMs,
+      clock,
     });
     closer.add('failover runner', () => failovers.close());
     failovers.start();

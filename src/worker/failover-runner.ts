@@ -6,8 +6,10 @@
  * 1. Claim: `failover.owner` null → me, fenced by my alive key (exactly one member wins). A
  *    claimant that died (its alive key gone, and fenced: the fencing proof of issue 13) is taken
  *    over the same way, the claim proving it dead (`ownerGone`).
- * 2. Raise the backend epoch to `failover.epoch` (idempotent): from then on no run of an older
- *    epoch can finish its final write, and a replicating driver refuses its calls.
+ * 2. Drain, bounded: the cluster is frozen, so no new run starts; the runs of live members in
+ *    flight get up to `drainMs` to finish. Then raise the backend epoch to `failover.epoch`
+ *    (idempotent): from then on no run of an older epoch can finish its final write — it hands
+ *    its op back and runs again at the new epoch — and a replicating driver refuses its calls.
  * 3. `driver.replication.failover(backendId, epoch)` (idempotent: a takeover runs it again).
  * 4. One write: the result (membership/replication.ts `failoverResult`), expecting the op and
  *    me as its owner. Every member then serves the new backend from the record's watch event.
@@ -21,8 +23,12 @@ import type { Member, Membership } from '../membership/membership.js';
 import type { FailoverResult, MembershipMetrics } from '../membership/metrics.js';
 import type { ClusterRecord, FailoverInFlight } from '../membership/records.js';
 import { claimFailover, DEFAULT_BACKEND_ID, type FailoverOutcome, finishFailover } from '../membership/replication.js';
+import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import type { ClusterFollower } from './cluster-follower.js';
+
+/** How often the drain looks at the ops in flight (a failover is rare; it waits at most `drainMs`). */
+const DRAIN_POLL_MS = 200;
 
 /** What a {@link FailoverRunner} needs. */
 export interface FailoverRunnerOptions {
@@ -34,6 +40,11 @@ export interface FailoverRunnerOptions {
   readonly binary: string;
   readonly metrics?: Pick<MembershipMetrics, 'failovers'>;
   readonly logger: Logger;
+  /** The owners (incarnations) of the cluster's ops being run now; absent: nothing is drained. */
+  readonly inFlight?: () => Promise<readonly string[]>;
+  /** How long the runs in flight get to finish before the epoch fences them off (default 0). */
+  readonly drainMs?: number;
+  readonly clock?: Clock;
   /** Resolves true once `owner` (dead) is fenced, false when it cannot be yet (worker/volume-manager's `awaitFence`). */
   readonly awaitFence?: (owner: OwnerRef, cluster: string, signal: AbortSignal) => Promise<boolean>;
 }
@@ -85,6 +96,23 @@ export class FailoverRunner {
     }
   }
 
+  /**
+   * Waits, bounded by `drainMs`, until no live member runs an op of the cluster (the freeze keeps
+   * new ones from starting); what still runs after that is fenced off by the epoch.
+   */
+  private async drain(signal: AbortSignal): Promise<void> {
+    const { inFlight, clock, drainMs = 0 } = this.o;
+    if (!inFlight || !clock || drainMs <= 0) return;
+    const until = clock.now() + drainMs;
+    for (let round = 0; clock.now() < until && !signal.aborted; round++) {
+      const running = (await inFlight().catch(() => [])).filter((incarnation) => this.alive.has(incarnation));
+      if (running.length === 0) return;
+      if (round === 0) this.o.logger.info({ running: running.length, drainMs }, 'waiting for the operations in flight before raising the backend epoch');
+      await clock.sleep(DRAIN_POLL_MS, signal).catch(() => undefined);
+    }
+    this.o.logger.warn({ drainMs }, 'operations still in flight after the drain; the backend epoch fences them off (they run again at the new epoch)');
+  }
+
   /** Claims and runs the failover `record` names, when it is unclaimed or its claimant died. */
   private consider(record: ClusterRecord | undefined): void {
     const f = record?.failover;
@@ -114,6 +142,7 @@ export class FailoverRunner {
     if (!claim.ok) return;
     logger.warn({ opId: f.opId, backend: f.backendId, epoch: f.epoch }, 'running the replication failover');
     let outcome: FailoverOutcome = { result: 'promoted' };
+    await this.drain(signal);
     const raised = await membership.advanceEpoch(cluster, f.epoch, me.fence());
     if (!raised.ok) {
       logger.error({ opId: f.opId, epoch: f.epoch, actual: raised.actual }, 'the backend epoch is not where the failover expects it; failover-error');

@@ -27,7 +27,12 @@ export interface ClusterOptions {
   readonly latencyMs: number;
   /** `single` (default): one etcd member and one RabbitMQ node; `ha`: three of each. */
   readonly topology?: Topology;
+  /** The fake driver replicates to one simulated target, `dr1` (the failover fault; default off). */
+  readonly replication?: boolean;
 }
+
+/** The replication target of a run with `replication` (the fake's label of it). */
+export const REPLICA_ID = 'dr1';
 
 export const CLUSTER = 'chaos';
 export const BACKEND = 'be';
@@ -144,6 +149,7 @@ export class ChaosCluster {
       HEARTH_FENCING_EXEC_TIMEOUT_MS: '10000',
       HEARTH_FENCING_RETRY_MAX_DELAY_MS: '2000',
       HEARTH_LOG_LEVEL: 'info',
+      ...(this.options.replication ? { HEARTH_DRIVER_FAKE_REPLICATION_TARGETS: `${REPLICA_ID}:simulated-dr-site` } : {}),
     };
   }
 
@@ -174,7 +180,10 @@ export class ChaosCluster {
     let last: unknown;
     for (let attempt = 1; attempt <= 4; attempt++) {
       try {
-        const proc = await startHearth({ name: `worker-${host}${root === undefined ? '' : '-release'}`, env: this.env(host, etcdUrls, 'worker'), startTimeoutMs: 45_000, ...(root === undefined ? {} : { root }) });
+        // The first release knows no replication option (it would refuse to start on it); it runs without.
+        const { HEARTH_DRIVER_FAKE_REPLICATION_TARGETS: _replication, ...released } = this.env(host, etcdUrls, 'worker');
+        const env = root === undefined ? this.env(host, etcdUrls, 'worker') : released;
+        const proc = await startHearth({ name: `worker-${host}${root === undefined ? '' : '-release'}`, env, startTimeoutMs: 45_000, ...(root === undefined ? {} : { root }) });
         const run = track(proc);
         this.runs.push(run);
         this.current.set(host, run);

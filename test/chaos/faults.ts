@@ -19,7 +19,7 @@ import type { Freeze, KillTiming } from './invariants.js';
 import { call, sleep } from './stream.js';
 
 /** A fault's name, as scheduled. */
-export type FaultKind = 'kill' | 'zombie' | 'fence-refused' | 'partition-pause' | 'partition-cut' | 'broker-restart' | 'etcd-restart' | 'backend-down' | 'release-swap' | HaFaultKind;
+export type FaultKind = 'kill' | 'zombie' | 'fence-refused' | 'partition-pause' | 'partition-cut' | 'broker-restart' | 'etcd-restart' | 'backend-down' | 'release-swap' | 'freeze' | 'failover' | HaFaultKind;
 
 const keys = new KeyLayout(ETCD_PREFIX);
 

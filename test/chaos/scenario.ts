@@ -8,7 +8,8 @@ import { KeyLayout } from '../../src/etcd/keys.js';
 import { readJournal } from '../support/orphans-cluster.js';
 import { buildRelease } from '../support/release-build.js';
 import { drainDeadLetters, publishBadMessage, sendBadRequest } from './bad-inputs.js';
-import { AMQP_PREFIX, ChaosCluster, CLUSTER_ID, ETCD_PREFIX } from './cluster.js';
+import { AMQP_PREFIX, ChaosCluster, CLUSTER_ID, ETCD_PREFIX, REPLICA_ID } from './cluster.js';
+import { failoverFault, freezeFault, type ReplicationFault, replicationRows } from './replication-faults.js';
 import type { BackendOutage } from './backend-invariants.js';
 import { backendDown, brokerRestart, etcdRestart, type FaultKind, killWorker, type OrphanTimes, partition, pickVictim, refusedFence, zombie } from './faults.js';
 import { type FenceEvent, fenceEvents, type RefusedFence } from './fence-invariants.js';
@@ -40,6 +41,13 @@ export interface ChaosOptions {
    * from the repository's history) for a while, then forward to the current tree again.
    */
   readonly releaseSwaps?: number;
+  /** Freezes of the whole cluster for a few seconds, then thaws (default 0). */
+  readonly freezes?: number;
+  /**
+   * Replication failovers to the fake driver's simulated target and back (default 0; turns the
+   * fake driver's replication on): while failed over, no member may write to the old primary.
+   */
+  readonly failovers?: number;
   /** `ha` only: how often each HA fault (ha-faults.ts) is injected (a kind left out: never). */
   readonly haFaults?: Partial<Readonly<Record<HaFaultKind, number>>>;
   /**
@@ -96,7 +104,10 @@ export function seeded(seed: number): () => number {
 }
 
 /** The faults in the order they run: kills spread out, the restarts in the middle (pure). */
-export function schedule(o: Pick<ChaosOptions, 'kills' | 'zombies' | 'refusedFences' | 'partitions' | 'brokerRestarts' | 'etcdRestarts' | 'backendDowns' | 'releaseSwaps' | 'haFaults'>, random: () => number): FaultKind[] {
+export function schedule(
+  o: Pick<ChaosOptions, 'kills' | 'zombies' | 'refusedFences' | 'partitions' | 'brokerRestarts' | 'etcdRestarts' | 'backendDowns' | 'releaseSwaps' | 'haFaults' | 'freezes' | 'failovers'>,
+  random: () => number,
+): FaultKind[] {
   const others: FaultKind[] = [
     ...HA_FAULTS.flatMap((k) => Array<FaultKind>(o.haFaults?.[k] ?? 0).fill(k)),
     ...Array<FaultKind>(o.zombies).fill('zombie'),
@@ -106,6 +117,8 @@ export function schedule(o: Pick<ChaosOptions, 'kills' | 'zombies' | 'refusedFen
     ...Array<FaultKind>(o.etcdRestarts).fill('etcd-restart'),
     ...Array<FaultKind>(o.backendDowns ?? 0).fill('backend-down'),
     ...Array<FaultKind>(o.releaseSwaps ?? 0).fill('release-swap'),
+    ...Array<FaultKind>(o.freezes ?? 0).fill('freeze'),
+    ...Array<FaultKind>(o.failovers ?? 0).fill('failover'),
   ];
   for (let i = others.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
@@ -134,7 +147,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   o.log(`starting ${topology === 'ha' ? 'a three-member etcd, a three-node RabbitMQ' : 'etcd, RabbitMQ'}, an API process and 3 workers (lease TTL ${ttl} ms, driver latency ${o.latencyMs} ms, fencing exec: fence-kill.mjs, seed ${o.seed})`);
   // Built before the servers start: the first build of a machine compiles the release.
   const releaseRoot = (o.releaseSwaps ?? 0) > 0 ? (await buildRelease()).root : undefined;
-  const cluster = await ChaosCluster.start({ workers: 3, leaseTtlMs: ttl, latencyMs: o.latencyMs, topology });
+  const cluster = await ChaosCluster.start({ workers: 3, leaseTtlMs: ttl, latencyMs: o.latencyMs, topology, replication: (o.failovers ?? 0) > 0 });
   cluster.releaseRoot = releaseRoot;
   const leaders = cluster.servers.ha ? new LeaderWatch(cluster.servers.ha.etcd) : undefined;
   const stream = new Stream(() => cluster.api.apiUrl, 60_000, 'chaos-');
@@ -144,10 +157,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const badMessages: BadMessage[] = [];
   const refusals: RefusedFence[] = [];
   const counts = Object.fromEntries(
-    (['kill', 'zombie', 'fence-refused', 'partition-pause', 'partition-cut', 'broker-restart', 'etcd-restart', 'backend-down', 'release-swap', ...HA_FAULTS] as const).map((k) => [k, 0]),
+    (['kill', 'zombie', 'fence-refused', 'partition-pause', 'partition-cut', 'broker-restart', 'etcd-restart', 'backend-down', 'release-swap', 'freeze', 'failover', ...HA_FAULTS] as const).map((k) => [k, 0]),
   ) as Record<FaultKind, number>;
   const outages: BackendOutage[] = [];
   const swaps: ReleaseSwap[] = [];
+  const replication: ReplicationFault[] = [];
   const marks: { mark: NonNullable<Injected['mark']>; readyAt?: number; orphans?: Promise<OrphanTimes> }[] = [];
   const records: (Omit<FaultRecord, 'mark'> & { index: number })[] = [];
   const scheduled = schedule(o, random);
@@ -187,7 +201,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
           await sleep(Math.max(0, at + 100 - Date.now()));
         }
       })();
-      const seen = { kills, freezes, refusals, outages, swaps };
+      const seen = { kills, freezes, refusals, outages, swaps, replication };
       const overlap = overlapAt.get(i);
       const { detail, mark, orphans, victim, recoveredAt, overlap: overlapLabel } = isHaFault(fault)
         ? await injectWithOverlap(cluster, fault, random, ttl, counts[fault], overlap, seen, counts, leaders)
@@ -241,7 +255,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const haScheduled = Object.fromEntries(HA_FAULTS.map((k) => [k, o.haFaults?.[k] ?? 0]));
     const callsByPid = new Map<number, number>();
     for (const e of (await readJournal(cluster.journal)).entries) if (e.event === 'start') callsByPid.set(e.pid, (callsByPid.get(e.pid) ?? 0) + 1);
-    const rows = [...checkInvariants(record), ...releaseSwapRow(swaps, record.journal, callsByPid), ...faultRows(measures, haScheduled)];
+    const journal = await readJournal(cluster.journal);
+    const rows = [
+      ...checkInvariants(record),
+      ...releaseSwapRow(swaps, record.journal, callsByPid),
+      ...replicationRows(replication, journal.entries, journal.report.calls),
+      ...faultRows(measures, haScheduled),
+    ];
     const fences = fenceEvents(record.history);
     const withFences: TimelineRun = { ...timeline, fences: fences.map((f) => ({ atMs: f.atMs, host: f.host.replace(/@.*$/, ''), how: f.how })) };
     return { rows, record, faults: counts, seconds: (Date.now() - started) / 1000, refused: stream.refused, settle, timeline: withFences, fences, measures, elections };
@@ -258,7 +278,7 @@ async function inject(
   fault: Exclude<FaultKind, HaFaultKind>,
   random: () => number,
   ttl: number,
-  seen: { kills: KillTiming[]; freezes: Freeze[]; refusals: RefusedFence[]; outages: BackendOutage[]; swaps: ReleaseSwap[] },
+  seen: { kills: KillTiming[]; freezes: Freeze[]; refusals: RefusedFence[]; outages: BackendOutage[]; swaps: ReleaseSwap[]; replication: ReplicationFault[] },
 ): Promise<Injected> {
   const anyHost = async (): Promise<string> => (await pickVictim(cluster, random)) ?? 'w1';
   switch (fault) {
@@ -319,6 +339,16 @@ async function inject(
       seen.outages.push(b);
       const ms = (t: number | undefined, from: number): string => (t === undefined ? 'NOT seen' : `seen after ${t - from} ms`);
       return { detail: `${host}: down in os-services ${ms(b.seenDownAt, b.from)}, up again ${ms(b.seenUpAt, b.to)}`, mark: { kind: fault, target: host, startedAt: b.from, endedAt: b.to } };
+    }
+    case 'freeze': {
+      const f = await freezeFault(cluster, 3_000);
+      seen.replication.push(f);
+      return { detail: `cluster frozen ${f.to - f.from} ms${f.problem ? ` (${f.problem})` : ''}`, mark: { kind: fault, target: 'the cluster', startedAt: f.from, endedAt: f.to } };
+    }
+    case 'failover': {
+      const f = await failoverFault(cluster, 5_000);
+      seen.replication.push(f);
+      return { detail: `failed over to ${REPLICA_ID} and back in ${f.to - f.from} ms${f.problem ? ` (${f.problem})` : ''}`, mark: { kind: fault, target: 'the cluster', startedAt: f.from, endedAt: f.to } };
     }
     case 'release-swap': {
       // A busy worker: the rollback lands while it has work, which its SIGTERM drains.

@@ -112,6 +112,8 @@ const LABELS: Readonly<Record<string, string>> = {
   'etcd-restart': 'restart',
   'backend-down': 'backend down',
   'release-swap': 'on the first release',
+  freeze: 'freeze',
+  failover: 'failover and failback of',
   'etcd-leader-kill': 'kill -9',
   'etcd-member-kill': 'kill -9',
   'etcd-member-freeze': 'SIGSTOP',

@@ -2,7 +2,8 @@
 // stream of mixed operations while a few workers are killed, one is frozen past its lease (its
 // fence kills it), one is frozen with its fence refused until it is confirmed by hand, one is cut
 // off etcd, one's backend goes down and comes back, one is rolled back to the first release
-// (v0.1.0) for a while and forward again, and RabbitMQ and etcd restart; bad API
+// (v0.1.0) for a while and forward again, the cluster is frozen and thawed, failed over to the
+// fake driver's replication target and back, and RabbitMQ and etcd restart; bad API
 // requests and AMQP messages are mixed in; the stream force-deletes volumes mid-extend.
 // Fencing is on (exec: test/support/fence-kill.mjs). Every invariant of test/chaos/invariants.ts
 // must hold — the overlap row without exception — and the run's timeline is drawn (to a temp
@@ -29,7 +30,9 @@ describe('fault suite (short)', () => {
       etcdRestarts: 1,
       backendDowns: 1,
       releaseSwaps: 1,
-      maxSeconds: 180,
+      freezes: 1,
+      failovers: 1,
+      maxSeconds: 210,
       leaseTtlMs: 3_000,
       latencyMs: 400,
       streams: 4,
@@ -42,6 +45,9 @@ describe('fault suite (short)', () => {
     expect(result.faults.zombie).toBe(1);
     expect(result.faults['fence-refused']).toBe(1);
     expect(result.faults['release-swap']).toBe(1);
+    expect(result.faults.freeze).toBe(1);
+    expect(result.faults.failover).toBe(1);
+    expect(result.rows.map((r) => r.name)).toContain('replication: no member writes to the old primary while failed over');
     expect(result.rows.map((r) => r.name)).toContain('upgrade: the first release served beside the current tree');
     // The frozen worker was fenced by the exec fence (killed), the refused one by the operator.
     expect(result.fences.map((f) => f.how)).toEqual(expect.arrayContaining(['exec', 'manual', 'process-gone']));
@@ -57,5 +63,5 @@ describe('fault suite (short)', () => {
     const svg = await readFile(files.latest, 'utf8');
     expect(svgProblems(svg)).toEqual([]);
     for (const f of timeline.faults) expect(svg).toContain(faultLabel(f));
-  }, 360_000);
+  }, 420_000);
 });
