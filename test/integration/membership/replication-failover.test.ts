@@ -49,7 +49,7 @@ describe('failover and failback of a cluster of three workers (file driver, etcd
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as Record<string, any> | undefined };
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as Record<string, unknown> | undefined };
   };
   const cluster = async () => (await call('GET', `/clusters/${CLUSTER}`)).body?.cluster as Record<string, unknown>;
 
