@@ -1,0 +1,90 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backendWrites } from '../../../src/drivers/fake-journal.js';
+import { type AmqpTestContext, type EtcdTestContext, useAmqp, useEtcd } from '../../support/context.js';
+import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
+import { ClusterClient, memberEnv, readJournal } from '../../support/orphans-cluster.js';
+import { waitFor } from '../../support/wait.js';
+
+const CLUSTER = 'pt@be';
+
+/**
+ * A member cut off during a failover (SIGSTOP past its lease, the whole process frozen: to the
+ * others it is partitioned) comes back, applies the cluster record before its first job, and
+ * writes nothing to the old primary: checked from the fake driver's journal, which names the
+ * backend and epoch of every call.
+ */
+describe('a member stopped through a failover writes nothing to the old primary when it returns (fake driver journal)', () => {
+  let etcd: EtcdTestContext;
+  let amqp: AmqpTestContext;
+  let root: string;
+  let journal: string;
+  let env: Record<string, string>;
+  let api: HearthProcess;
+  const workers = new Map<string, HearthProcess>();
+
+  const call = async (method: string, path: string, body?: unknown) =>
+    fetch(`${api.apiUrl}/v3/admin${path}`, {
+      method,
+      headers: { 'openstack-api-version': 'volume 3.26', 'x-auth-token': 'admin:admin', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  const cluster = async () => ((await (await call('GET', `/clusters/${CLUSTER}`)).json()) as { cluster: Record<string, unknown> }).cluster;
+
+  beforeAll(async () => {
+    etcd = useEtcd();
+    amqp = await useAmqp();
+    root = await mkdtemp(join(tmpdir(), 'hearth-repl-partition-'));
+    journal = join(root, 'journal.jsonl');
+    env = memberEnv(etcd, amqp, 'pt', journal, { HEARTH_DRIVER_FAKE_REPLICATION_TARGETS: 'dr1:simulated', HEARTH_DRIVER_FAKE_LATENCY_MS: '50' });
+    api = await startHearth({ name: 'pt-api', env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' } });
+    for (const host of ['a', 'b', 'c']) workers.set(host, await startHearth({ name: `pt-${host}`, env: { ...env, HEARTH_HOST: host, HEARTH_ROLES: 'worker' } }));
+  });
+  afterAll(async () => {
+    for (const w of workers.values()) w.resume();
+    await Promise.all([api?.stop(), ...[...workers.values()].map((w) => w.stop())]);
+    await amqp?.close();
+    await etcd?.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('c, stopped through the failover, serves the target at the new epoch from its first job after it returns', async () => {
+    const client = new ClusterClient(api);
+    const first = await client.createVolume(1);
+    await client.waitStatus('volume', first, 'available');
+    const c = workers.get('c')!;
+    c.pause();
+    expect((await call('PUT', '/os-services/failover', { cluster: CLUSTER, backend_id: 'dr1' })).status).toBe(202);
+    await waitFor(async () => (await cluster()).replication_status === 'failed-over', { timeoutMs: 30_000, what: 'failed over while c is stopped' });
+    const promotedAt = (await readJournal(journal)).entries.find((e) => e.call === 'failover' && e.event === 'start' && e.resource === 'backend:dr1')?.t;
+    expect(promotedAt).toBeDefined();
+    expect((await call('PUT', '/clusters/enable', { name: CLUSTER, binary: 'cinder-volume' })).status).toBe(200);
+
+    // c's lease runs out while it is stopped: to the others it is gone.
+    await waitFor(
+      async () => {
+        const services = ((await (await call('GET', '/os-services')).json()) as { services: { host: string; state: string }[] }).services;
+        return services.find((x) => x.host === 'c@be')?.state === 'down' || undefined;
+      },
+      { timeoutMs: 30_000, what: 'c down' },
+    );
+    // c comes back: it rejoins as a new incarnation and applies the cluster record before its next job.
+    c.resume();
+    await waitFor(async () => c.logs().some((l) => l.msg === 'serving the backend the cluster record names' && l.epoch === 1) || undefined, { timeoutMs: 30_000, what: 'c serves dr1 at epoch 1' });
+    await Promise.all(['a', 'b'].map(async (h) => workers.get(h)!.stop()));
+    workers.delete('a');
+    workers.delete('b');
+    const ids = await Promise.all([1, 2, 3].map(() => client.createVolume(1)));
+    for (const id of ids) await client.waitStatus('volume', id, 'available');
+    await client.deleteVolume(first);
+    await client.waitStatus('volume', first, 'deleted');
+
+    const { report } = await readJournal(journal);
+    const byC = report.calls.filter((x) => x.member === 'c@be' && x.start > (promotedAt ?? 0));
+    expect(byC.length).toBeGreaterThanOrEqual(4);
+    expect(byC.map((x) => `${x.backend}@${String(x.epoch)}`)).toEqual(byC.map(() => 'dr1@1'));
+    expect(backendWrites(report.calls, 'default', promotedAt).filter((x) => x.start > (promotedAt ?? 0))).toEqual([]);
+  });
+});
