@@ -42,6 +42,9 @@ export class ClusterFollower implements EpochSource {
   private applied: { backendId: string; epoch: number } | undefined;
   private first: Promise<void> | undefined;
   private loop: Promise<void> | undefined;
+  private applying: Promise<void> | undefined;
+  /** A record came that is not applied yet. */
+  private dirty = false;
 
   constructor(private readonly o: ClusterFollowerOptions) {}
 
@@ -107,13 +110,27 @@ export class ClusterFollower implements EpochSource {
       for await (const { record } of membership.watchCluster(cluster, binary, this.stop.signal)) {
         this.recordValue = record;
         if (record) this.o.metrics?.observeCluster(record);
-        await this.apply(record);
-        this.changed();
-        if (record) for (const l of this.recordListeners) l(record);
+        this.kick();
       }
     } catch (err) {
       if (!this.stop.signal.aborted) logger.error({ err, cluster }, 'following the cluster record failed');
     }
+    await this.applying;
+  }
+
+  /** Applies the newest record; one application at a time, and a newer record supersedes one still retrying. */
+  private kick(): void {
+    this.dirty = true;
+    this.applying ??= (async () => {
+      while (this.dirty && !this.stop.signal.aborted) {
+        this.dirty = false;
+        const record = this.recordValue;
+        await this.apply(record);
+        this.changed();
+        if (record) for (const l of this.recordListeners) l(record);
+      }
+      this.applying = undefined;
+    })();
   }
 
   /** Makes the driver serve what `record` names, retrying until it does or a newer record comes. */
@@ -129,6 +146,7 @@ export class ClusterFollower implements EpochSource {
       try {
         await replication.serve(want.backendId, want.epoch);
         if (this.applied) this.o.logger.info({ cluster: this.o.cluster, backend: want.backendId, epoch: want.epoch, was: this.applied }, 'serving the backend the cluster record names');
+        else this.o.logger.info({ cluster: this.o.cluster, backend: want.backendId, epoch: want.epoch }, 'serving the backend the cluster record names');
         this.applied = want;
         return;
       } catch (err) {
@@ -136,6 +154,8 @@ export class ClusterFollower implements EpochSource {
         this.applied = undefined;
         this.changed();
         if (!(await this.o.retry.wait(++failures, this.o.clock, this.stop.signal))) return;
+        // A newer record came meanwhile: apply that one instead.
+        if (this.dirty) return;
       }
     }
   }
