@@ -9,6 +9,7 @@ import { VOLUME_BINARY } from '../../../src/identity.js';
 import { ManualClock } from '../../../src/lifecycle/clock.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { MembershipClusterAdmission } from '../../../src/membership/cluster-status.js';
+import { FREEZE, THAW } from '../../../src/membership/replication.js';
 import { LocalMembership } from '../../../src/membership/local-membership.js';
 import { LocalRecordFile } from '../../../src/membership/local-store.js';
 import type { Member } from '../../../src/membership/membership.js';
@@ -168,6 +169,23 @@ describe('cluster and service API (Cinder paths, microversions, filters, bodies,
     expect(fence?.holds()).toBe(false);
     expect(await admission.admitsNewVolumes('mycluster@lvm', { fresh: true })).toEqual({ accepts: false, reason: 'it is disabled (again)' });
     await put('/v3/admin/clusters/enable', { name: 'mycluster@lvm' }, '3.26');
+  });
+
+  it('a frozen cluster admits no change and no new volume; a disabled one still admits changes; answers are remembered with their fence', async () => {
+    const admission = new MembershipClusterAdmission(membership, VOLUME_BINARY);
+    const open = await admission.admitsChanges('mycluster@lvm');
+    expect(open).toMatchObject({ accepts: true });
+    expect(await admission.admitsChanges('mycluster@lvm')).toBe(open);
+    await membership.updateCluster('mycluster@lvm', VOLUME_BINARY, FREEZE);
+    // The remembered answer's fence fails in the write; the fresh read refuses.
+    expect(open.accepts && open.fence?.holds()).toBe(false);
+    const frozen = { accepts: false, reason: 'Modification operations are not allowed on frozen storage backends.', frozen: true };
+    expect(await admission.admitsChanges('mycluster@lvm', { fresh: true })).toEqual(frozen);
+    expect(await admission.admitsNewVolumes('mycluster@lvm', { fresh: true })).toEqual(frozen);
+    await membership.updateCluster('mycluster@lvm', VOLUME_BINARY, THAW);
+    await membership.setClusterDisabled('mycluster@lvm', VOLUME_BINARY, true, 'maint');
+    expect(await admission.admitsChanges('mycluster@lvm', { fresh: true })).toMatchObject({ accepts: true });
+    await membership.setClusterDisabled('mycluster@lvm', VOLUME_BINARY, false, null);
   });
 
   it.each([
