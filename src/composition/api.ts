@@ -53,8 +53,15 @@ export function publishStampDelayMs(sweepIntervalMs: number): number {
 }
 
 /** The publish stamps of the API's volume service; `startApi` closes them after the listener. */
-export function publishStamps(ctx: CompositionContext, backends: Pick<Backends, 'store'>): PublishStamps {
-  return new PublishStamps({ store: backends.store, clock: ctx.clock, logger: ctx.logger.child({ component: 'volumes' }), delayMs: publishStampDelayMs(ctx.config.sweepIntervalMs) });
+export function publishStamps(ctx: CompositionContext, backends: Pick<Backends, 'store' | 'jobBus'>): PublishStamps {
+  return new PublishStamps({
+    store: backends.store,
+    clock: ctx.clock,
+    logger: ctx.logger.child({ component: 'volumes' }),
+    delayMs: publishStampDelayMs(ctx.config.sweepIntervalMs),
+    // The in-process bus: the sweeper counts an op as published when recorded (composition/worker.ts).
+    skip: !backends.jobBus.distributed,
+  });
 }
 
 /**
