@@ -60,7 +60,7 @@ export function publishStamps(ctx: CompositionContext, backends: Pick<Backends, 
     logger: ctx.logger.child({ component: 'volumes' }),
     delayMs: publishStampDelayMs(ctx.config.sweepIntervalMs),
     // The in-process bus: the sweeper counts an op as published when recorded (composition/worker.ts).
-    skip: !backends.jobBus.distributed,
+    skip: () => !backends.jobBus.distributed,
   });
 }
 

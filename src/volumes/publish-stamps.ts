@@ -18,11 +18,12 @@ export interface PublishStampsOptions {
    */
   readonly delayMs: number;
   /**
-   * Stamp nothing: with the in-process bus a job cannot be lost while the process lives, and a
-   * restart publishes every queued op again, so the sweeper counts an op as published when it was
-   * recorded (`RepublishSweeper`'s `publishedWhenRecorded`) and a stamp would only cost a write.
+   * True: stamp nothing (asked at each `add`, so building the stamps reads no backend). With the
+   * in-process bus a job cannot be lost while the process lives, and a restart publishes every
+   * queued op again, so the sweeper counts an op as published when it was recorded
+   * (`RepublishSweeper`'s `publishedWhenRecorded`) and a stamp would only cost a write.
    */
-  readonly skip?: boolean;
+  readonly skip?: () => boolean;
 }
 
 /**
@@ -47,7 +48,7 @@ export class PublishStamps {
 
   /** Stamps `op` (as written, with its revision) in the next batch. */
   add(op: OpRecord): void {
-    if (this.closing || this.options.skip) return;
+    if (this.closing || this.options.skip?.() === true) return;
     this.pending.push(op);
     this.timer ??= this.options.clock.sleep(this.options.delayMs, this.stop.signal).then(
       () => this.flush(),
