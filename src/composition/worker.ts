@@ -135,7 +135,7 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
   const awaitFence = (owner: OwnerRef, cluster: string, s: AbortSignal): Promise<boolean> => fences.awaitFence(owner, cluster, s);
   const cleanup = startOrphanCleanup(ctx, { detection: parts.orphans, incarnations, store, membership, claimer, runner: runs, ledger: backends.failoverLedger, awaitFence });
   const manager = new VolumeManager({ store, claimer, runner: runs, incarnations, clock, logger, maxConcurrentOps: config.amqp.prefetch, retry, awaitFence, canTake: () => monitor.up });
-  const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: clusterId(config), intervalMs: config.sweepIntervalMs });
+  const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: clusterId(config), intervalMs: config.sweepIntervalMs, publishedWhenRecorded: !bus.distributed });
   const backend = { get up(): boolean { return monitor.up; }, onChange: (listener: () => void) => monitor.onChange(listener) };
   const worker = new Worker({ bus, incarnations, manager, sweeper, logger, beforeConsume: [cleanup.beforeConsume], extraHandlers: cleanup.handlers, backend });
   // Stop consuming; in-flight operations finish within shutdownGraceMs or are handed back.
