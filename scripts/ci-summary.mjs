@@ -14,6 +14,14 @@ try {
     (s) => s.status === 'failed' && (s.assertionResults ?? []).every((a) => a.status !== 'failed'),
   ).length;
   failed += suitesFailedWithoutTests;
+  // A test that passed on its retry (vitest.config.ts) keeps its first failure: print them all.
+  const flaky = (report.testResults ?? []).flatMap((s) =>
+    (s.assertionResults ?? []).filter((a) => a.status === 'passed' && (a.failureMessages ?? []).length > 0).map((a) => ({ file: s.name, a })),
+  );
+  for (const { file, a } of flaky) {
+    const first = String(a.failureMessages[0]).split('\n')[0];
+    console.log(`passed only on retry: ${file.replace(process.cwd() + '/', '')} > ${a.fullName}\n  first failure: ${first}`);
+  }
 } catch {
   console.log('no vitest report was written');
 }

@@ -45,18 +45,28 @@ import type { OperationGate } from '../volumes/operation-gate.js';
 export const API_PUBLISH_WAIT_MS = 1_000;
 
 /**
- * How long after a confirmed publish the API stamps the op's `publishedAt` (in one batch for
- * every op confirmed meanwhile; `PublishStamps`): long enough that most ops are claimed by then
- * and need no stamp, well within the sweeper's `sweepIntervalMs`, after which an unstamped
- * queued op is published again.
+ * How long after a confirmed publish the API stamps the op's `publishedAt` at the earliest (at
+ * the latest twice that; in one batch for every op due, `PublishStamps`): a quarter of the
+ * sweeper's `sweepIntervalMs`, after which an unstamped queued op is published again — so the
+ * stamp lands with half the interval to spare, and as late as that allows. A stamp rewrites the
+ * op, so the job's carried op goes stale and its claim costs a second transaction (the first
+ * fails its compare and returns the op as it is now): with every op of a batch stamped when the
+ * first was a second old, most jobs that waited in the queue paid it (docs/worker.md).
  */
 export function publishStampDelayMs(sweepIntervalMs: number): number {
-  return Math.min(API_PUBLISH_WAIT_MS, Math.floor(sweepIntervalMs / 2));
+  return Math.floor(sweepIntervalMs / 4);
 }
 
 /** The publish stamps of the API's volume service; `startApi` closes them after the listener. */
-export function publishStamps(ctx: CompositionContext, backends: Pick<Backends, 'store'>): PublishStamps {
-  return new PublishStamps({ store: backends.store, clock: ctx.clock, logger: ctx.logger.child({ component: 'volumes' }), delayMs: publishStampDelayMs(ctx.config.sweepIntervalMs) });
+export function publishStamps(ctx: CompositionContext, backends: Pick<Backends, 'store' | 'jobBus'>): PublishStamps {
+  return new PublishStamps({
+    store: backends.store,
+    clock: ctx.clock,
+    logger: ctx.logger.child({ component: 'volumes' }),
+    delayMs: publishStampDelayMs(ctx.config.sweepIntervalMs),
+    // The in-process bus: the sweeper counts an op as published when recorded (composition/worker.ts).
+    skip: () => !backends.jobBus.distributed,
+  });
 }
 
 /**

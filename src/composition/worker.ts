@@ -177,7 +177,7 @@ export async function startWorkerRole(ctx: CompositionContext, parts: WorkerRole
     failovers.start();
   }
   const manager = new VolumeManager({ store, claimer, runner: runs, incarnations, clock, logger, maxConcurrentOps: config.amqp.prefetch, retry, awaitFence, canTake: takesWork });
-  const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: clusterId(config), intervalMs: config.sweepIntervalMs });
+  const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: clusterId(config), intervalMs: config.sweepIntervalMs, publishedWhenRecorded: !bus.distributed });
   // Consume only while the backend is up and the cluster is not frozen (a job queued meanwhile waits in the queue).
   const backend = {
     get up(): boolean {

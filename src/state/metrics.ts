@@ -10,6 +10,8 @@ export interface StateMetrics {
   readonly duration: Histogram<'backend'>;
   /** etcd stores only: bytes of keys and values read, by request kind (`list`, `get`, `write`, `list_ops`, `index_build`). */
   readonly etcdReadBytes: Counter<'kind'>;
+  /** SQLite stores only: statements run, by kind (`select`, `insert`, `update`, `delete`, `begin`, `commit`, `rollback`). */
+  readonly sqliteStatements: Counter<'kind'>;
 }
 
 function existing<T>(registry: Registry, name: string): T | undefined {
@@ -43,7 +45,15 @@ export function createStateMetrics(registry: Registry): StateMetrics {
       labelNames: ['kind'] as const,
       registers: [registry],
     });
-  return { transitions, duration, etcdReadBytes };
+  const sqliteStatements =
+    existing<Counter<'kind'>>(registry, 'hearth_sqlite_statements_total') ??
+    new Counter({
+      name: 'hearth_sqlite_statements_total',
+      help: 'Statements the SQLite state store ran, by kind: select, insert, update, delete, begin, commit, rollback (a trigger\'s statements are not counted).',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    });
+  return { transitions, duration, etcdReadBytes, sqliteStatements };
 }
 
 /** The `result` label of a write's outcome. */

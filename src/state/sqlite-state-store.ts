@@ -60,7 +60,9 @@ export const SQLITE_STATE_FILE = 'state.sqlite';
  */
 export class SqliteStateStore implements StateStore {
   readonly backend = 'sqlite' as const;
-  private readonly statements = new Map<string, Statement>();
+  /** Prepared statements by SQL, each with its `hearth_sqlite_statements_total` child (counted per run). */
+  private readonly statements = new Map<string, { readonly stmt: Statement; readonly count: () => void }>();
+  private readonly transactionCounts: { readonly begin: () => void; readonly commit: () => void; readonly rollback: () => void };
   /** One transaction wrapper for every write (building one per call costs more than the write). */
   private readonly inTransaction: { immediate: <T>(fn: () => T) => T };
   private closed = false;
@@ -77,6 +79,7 @@ export class SqliteStateStore implements StateStore {
   ) {
     this.versions = new RecordVersions(PROTOCOL.schema, recordSchema.schema);
     this.inTransaction = db.transaction(<T>(fn: () => T): T => fn()) as unknown as { immediate: <T>(fn: () => T) => T };
+    this.transactionCounts = { begin: this.counter('begin'), commit: this.counter('commit'), rollback: this.counter('rollback') };
   }
 
   /**
@@ -129,13 +132,15 @@ export class SqliteStateStore implements StateStore {
   updateOp(ref: ResourceRef, request: OpUpdateRequest): Promise<OpUpdateResult> {
     // `assume` is an etcd store's token: here the op is read inside the transaction anyway.
     return this.write(ref, request.fence, (): OpUpdateResult => {
-      const plan = planOpUpdate(this.readOp(ref), request, this.clock.now());
+      // With the record, one statement reads both (writing the op leaves the record as it was).
+      const observed = request.withRecord ? this.observe(ref, false) : undefined;
+      const plan = planOpUpdate(observed ? observed.op : this.readOp(ref), request, this.clock.now());
       if ('failed' in plan) return { ok: false, failed: plan.failed };
       checkFence(request.fence);
       const revision = this.nextRevision();
       this.putOp(plan.op, revision);
       const op = { ...plan.op, revision: String(revision) };
-      return request.withRecord ? { ok: true, revision: String(revision), op, record: this.readRecord(ref) ?? null } : { ok: true, revision: String(revision), op };
+      return observed ? { ok: true, revision: String(revision), op, record: observed.record ?? null } : { ok: true, revision: String(revision), op };
     });
   }
 
@@ -143,15 +148,13 @@ export class SqliteStateStore implements StateStore {
     if (this.closed) throw new ClosedError('state store');
     if (ops.length === 0) return 0;
     try {
-      return this.inTransaction.immediate(() => {
+      return this.transaction(() => {
         // One new version for the batch, as one etcd txn has one revision — and none when no op
         // was left to stamp (they all ended meanwhile): a no-op writes nothing, revision included.
         const revision = (this.statement("SELECT value + 1 AS next FROM meta WHERE key = 'revision'").get() as { next: number }).next;
-        const stamp = this.statement(
-          "UPDATE ops SET version = ?, published_at = ?, body = json_set(body, '$.publishedAt', ?, '$.updatedAt', ?) WHERE type = ? AND id = ? AND version = ?",
-        );
+        const stamp = "UPDATE ops SET version = ?, published_at = ?, body = json_set(body, '$.publishedAt', ?, '$.updatedAt', ?) WHERE type = ? AND id = ? AND version = ?";
         let stamped = 0;
-        for (const op of ops) stamped += stamp.run(revision, publishedAt, publishedAt, publishedAt, op.type, op.id, Number(op.revision)).changes;
+        for (const op of ops) stamped += this.statement(stamp).run(revision, publishedAt, publishedAt, publishedAt, op.type, op.id, Number(op.revision)).changes;
         if (stamped > 0) this.nextRevision();
         return stamped;
       });
@@ -223,13 +226,34 @@ export class SqliteStateStore implements StateStore {
     this.db.close();
   }
 
+  /** The prepared statement of `sql`, counted as run: every caller runs what it asks for, once. */
   private statement(sql: string): Statement {
-    let stmt = this.statements.get(sql);
-    if (!stmt) {
-      stmt = this.db.prepare(sql);
-      this.statements.set(sql, stmt);
+    let entry = this.statements.get(sql);
+    if (!entry) {
+      entry = { stmt: this.db.prepare(sql), count: this.counter(/^\s*(\w+)/.exec(sql)?.[1]?.toLowerCase() ?? 'other') };
+      this.statements.set(sql, entry);
     }
-    return stmt;
+    entry.count();
+    return entry.stmt;
+  }
+
+  /** An increment of `hearth_sqlite_statements_total{kind}`, its label resolved once. */
+  private counter(kind: string): () => void {
+    const child = this.metrics.sqliteStatements.labels(kind);
+    return () => child.inc();
+  }
+
+  /** Runs `fn` in one IMMEDIATE transaction (the file's write lock): BEGIN and COMMIT, or ROLLBACK when it throws. */
+  private transaction<T>(fn: () => T): T {
+    this.transactionCounts.begin();
+    try {
+      const result = this.inTransaction.immediate(fn);
+      this.transactionCounts.commit();
+      return result;
+    } catch (err) {
+      this.transactionCounts.rollback();
+      throw err;
+    }
   }
 
   private async read<T>(fn: () => T): Promise<T> {
@@ -249,26 +273,26 @@ export class SqliteStateStore implements StateStore {
         throw new CoordinatorError('UNSUPPORTED', `the SQLite state store cannot check etcd key guards (${fence.description}); a single-node fence is its holds() predicate`);
       }
       try {
-        return this.inTransaction.immediate(fn);
+        return this.transaction(fn);
       } catch (err) {
         throw fromSqliteError(err, `writing ${ref.type} ${ref.id}`);
       }
     });
   }
 
+  /**
+   * The record, its op and — when the plan needs them — its snapshot count and source holds, in
+   * one statement: a constant row left-joined to both primary keys, the counts as subqueries.
+   */
   private observe<R extends ResourceRecord>(ref: ResourceRef, withChildren: boolean, withHolds = false): Observed<R> {
-    const record = this.readRecord(ref) as R | undefined;
-    const op = this.readOp(ref);
-    const children = withChildren ? (this.statement("SELECT COUNT(*) AS n FROM resources WHERE type = 'snapshot' AND volume_id = ?").get(ref.id) as { n: number }).n : undefined;
+    const args: unknown[] = [];
+    if (withChildren) args.push(ref.id);
     // A holding volume is in creating or deleting (plan.ts keeps source_held so): the status index narrows the scan to those.
-    const holds = withHolds
-      ? (
-          this.statement(
-            "SELECT COUNT(*) AS n FROM resources WHERE type = 'volume' AND status IN ('creating', 'deleting') AND json_extract(body, '$.source_held') = 1 AND json_extract(body, ?) = ?",
-          ).get(ref.type === 'volume' ? '$.source_volid' : '$.snapshot_id', ref.id) as { n: number }
-        ).n
-      : undefined;
-    return { record, op, ...(children === undefined ? {} : { children }), ...(holds === undefined ? {} : { holds }) };
+    if (withHolds) args.push(ref.type === 'volume' ? '$.source_volid' : '$.snapshot_id', ref.id);
+    const row = this.statement(observeSql(withChildren, withHolds)).get(...args, ref.type, ref.id, ref.type, ref.id) as ObservedRow;
+    const record = row.rv === null ? undefined : this.decode<R>({ version: row.rv, body: row.rb as string }, `resources/${ref.type}/${ref.id}`);
+    const op = row.ov === null ? undefined : this.decode<OpRecord>({ version: row.ov, body: row.ob as string }, `ops/${ref.type}/${ref.id}`);
+    return { record, op, ...(row.children === undefined ? {} : { children: row.children }), ...(row.holds === undefined ? {} : { holds: row.holds }) };
   }
 
   private readRecord(ref: ResourceRef): ResourceRecord | undefined {
@@ -364,6 +388,28 @@ function filtersOf(type: ResourceType, plan: ListPlan): { where: string[]; args:
     args.push(value);
   }
   return { where, args };
+}
+
+/** What {@link observeSql} selects: `rv`/`rb` the record's version and body, `ov`/`ob` the op's (null when absent). */
+interface ObservedRow {
+  readonly rv: number | null;
+  readonly rb: string | null;
+  readonly ov: number | null;
+  readonly ob: string | null;
+  readonly children?: number;
+  readonly holds?: number;
+}
+
+/** The SQL of one observation (four variants, each prepared once); parameters: the counts' (if any), then type, id, type, id. */
+function observeSql(withChildren: boolean, withHolds: boolean): string {
+  const counts = [
+    ...(withChildren ? ["(SELECT COUNT(*) FROM resources c WHERE c.type = 'snapshot' AND c.volume_id = ?) AS children"] : []),
+    ...(withHolds
+      ? ["(SELECT COUNT(*) FROM resources h WHERE h.type = 'volume' AND h.status IN ('creating', 'deleting') AND json_extract(h.body, '$.source_held') = 1 AND json_extract(h.body, ?) = ?) AS holds"]
+      : []),
+  ];
+  return `SELECT r.version AS rv, r.body AS rb, o.version AS ov, o.body AS ob${counts.map((c) => `, ${c}`).join('')}
+    FROM (SELECT 1) LEFT JOIN resources r ON r.type = ? AND r.id = ? LEFT JOIN ops o ON o.type = ? AND o.id = ?`;
 }
 
 const STORED = /^s1:(\d+):/;

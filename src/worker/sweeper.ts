@@ -5,6 +5,7 @@
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import type { StateStore } from '../state/state-store.js';
+import type { OpRecord } from '../state/records.js';
 import type { Incarnations } from '../incarnation/incarnation.js';
 import type { OpPublisher } from './op-publisher.js';
 
@@ -31,6 +32,12 @@ export interface SweeperOptions {
    * Default `max(60 s, 12 × intervalMs)`.
    */
   readonly staleAfterMs?: number;
+  /**
+   * The in-process bus (a single node): a publish there cannot be lost while the process lives,
+   * and the start-up `sweep({ all: true })` covers a restart, so an unstamped op counts as
+   * published when it was recorded (`createdAt`) and the API stamps nothing. Default false.
+   */
+  readonly publishedWhenRecorded?: boolean;
 }
 
 /**
@@ -75,7 +82,12 @@ export class RepublishSweeper {
       const now = this.deps.clock.now();
       const staleAfterMs = this.deps.staleAfterMs ?? Math.max(60_000, 12 * this.deps.intervalMs);
       const queued = await this.deps.store.listOps({ cluster: this.deps.cluster, ownership: 'queued' });
-      const ops = queued.filter((op) => options.all || (op.publishedAt === null ? op.createdAt < now - this.deps.intervalMs : op.publishedAt < now - staleAfterMs));
+      const publishedAt = (op: OpRecord): number | null => op.publishedAt ?? (this.deps.publishedWhenRecorded ? op.createdAt : null);
+      const ops = queued.filter((op) => {
+        if (options.all) return true;
+        const at = publishedAt(op);
+        return at === null ? op.createdAt < now - this.deps.intervalMs : at < now - staleAfterMs;
+      });
       let published = 0;
       for (const op of ops.slice(0, MAX_OPS_PER_SWEEP)) {
         if (this.stop.signal.aborted || lock.handle.signal.aborted) break;

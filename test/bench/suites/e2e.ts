@@ -24,6 +24,8 @@ import { SQLITE_STATE_FILE } from '../../../src/state/sqlite-state-store.js';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
 import { VolumeClient } from '../../support/volume-client.js';
 import { cpuBetween, cpuMsOf } from '../proc-cpu.js';
+import { sqliteStatementCounts, type StatementCounts, statementsPerOp, totalStatements } from '../sqlite-statements.js';
+import { type WorkerFigures, workerFigures, workerSnapshots } from '../worker-figures.js';
 import { etcdRequestCounts, netOfIdle, type RequestCounts, requestsBetween, totalRequests } from '../etcd-requests.js';
 import { type BenchContext, type BenchResult, type BenchSuite, percentile, standalone, versus } from '../types.js';
 import { perSecond, rawSqlite, type Tally } from './transitions.js';
@@ -107,12 +109,21 @@ export interface Run {
   readonly requestsPerOp?: RequestCounts;
   /** CPU ms per completed operation of each counted process (and its children), net of an idle window. */
   readonly cpuMsPerOp?: Record<string, number>;
+  /** SQLite statements per completed operation by kind, net of an idle window (with `Counting.opsUrl`). */
+  readonly statementsPerOp?: StatementCounts;
+  /** What each worker did in the measurement (with `ClusterRunOptions.observeWorkers`). */
+  readonly workers?: WorkerFigures;
+  /** Mean time from a request to its 202 (ms), and from the 202 to the op's end. */
+  readonly apiMeanMs: number;
+  readonly afterApiMeanMs: number;
 }
 
 /** What to count around the measurement, and over an idle window as long right after it. */
 interface Counting {
   /** etcd's client URL: its request counters. */
   readonly etcdUrl?: string;
+  /** A single node's ops listener: its SQLite statement counters. */
+  readonly opsUrl?: string;
   /** Processes whose CPU time to count, by name. */
   readonly pids: Readonly<Record<string, number>>;
 }
@@ -128,32 +139,38 @@ function profileArgs(name: string): string[] {
 }
 
 /** `clients` (32 unless given) alternating create and delete for `seconds` (after a 1 s warm-up). */
-async function drive(ctx: BenchContext, apiUrl: string, completion: Completion, counting?: Counting, clients = CLIENTS): Promise<Run> {
+async function drive(ctx: BenchContext, apiUrl: string, completion: Completion, counting?: Counting, clients = CLIENTS, workerOpsUrls?: readonly string[]): Promise<Run> {
   const api = new VolumeClient(apiUrl);
   const volumes: (string | undefined)[] = new Array<string | undefined>(clients).fill(undefined);
+  const split = { apiMs: 0, afterMs: 0, n: 0 };
   const op = async (client: number): Promise<void> => {
     const volume = volumes[client];
-    if (volume === undefined) {
-      const id = await api.createVolume(1);
-      await completion.done(id);
-      volumes[client] = id;
-    } else {
-      await api.deleteVolume(volume);
-      await completion.done(volume);
-      volumes[client] = undefined;
-    }
+    const startedAt = performance.now();
+    const id = volume ?? (await api.createVolume(1));
+    if (volume !== undefined) await api.deleteVolume(volume);
+    const answeredAt = performance.now();
+    await completion.done(id);
+    volumes[client] = volume === undefined ? id : undefined;
+    split.apiMs += answeredAt - startedAt;
+    split.afterMs += performance.now() - answeredAt;
+    split.n++;
   };
   await measure(1, clients, op);
+  Object.assign(split, { apiMs: 0, afterMs: 0, n: 0 });
+  const workersBefore = workerOpsUrls && (await workerSnapshots(workerOpsUrls));
   // Every client waits for its operation's end, so nothing is in flight at either edge.
-  const snapshot = async (): Promise<{ requests: RequestCounts | undefined; cpu: Record<string, number> }> => ({
+  const snapshot = async (): Promise<{ requests: RequestCounts | undefined; statements: StatementCounts | undefined; cpu: Record<string, number> }> => ({
     requests: counting?.etcdUrl === undefined ? undefined : await etcdRequestCounts(counting.etcdUrl),
+    statements: counting?.opsUrl === undefined ? undefined : await sqliteStatementCounts(counting.opsUrl),
     cpu: await cpuMsOf(counting?.pids ?? {}),
   });
   const before = await snapshot();
   const startedAt = performance.now();
   const window = { fromEpochMs: Date.now(), toEpochMs: 0 };
-  const run = await measure(ctx.seconds, clients, op);
+  const measured = await measure(ctx.seconds, clients, op);
   const loadedMs = performance.now() - startedAt;
+  const workers = workerOpsUrls && workersBefore && workerFigures(workersBefore, await workerSnapshots(workerOpsUrls));
+  const run = { ...measured, apiMeanMs: split.apiMs / Math.max(1, split.n), afterApiMeanMs: split.afterMs / Math.max(1, split.n), ...(workers ? { workers } : {}) };
   window.toEpochMs = Date.now();
   lastWindow = { ...window, ops: run.latenciesMs.length };
   // Leave nothing behind for the next configuration (after the counting, which must not see it).
@@ -179,8 +196,13 @@ async function drive(ctx: BenchContext, apiUrl: string, completion: Completion, 
     requestsPerOp = { Range: net.Range / ops, Txn: net.Txn / ops, Put: net.Put / ops, DeleteRange: net.DeleteRange / ops };
     ctx.log(`etcd requests per operation: ${totalRequests(requestsPerOp).toFixed(2)} (${JSON.stringify(Object.fromEntries(Object.entries(requestsPerOp).map(([k, v]) => [k, Number(v.toFixed(2))])))}; idle window: ${JSON.stringify(idleRequests)})`);
   }
+  let statements: StatementCounts | undefined;
+  if (before.statements && after.statements && idle.statements) {
+    statements = statementsPerOp(before.statements, after.statements, idle.statements, loadedMs, idleMs, ops);
+    ctx.log(`SQLite statements per operation: ${totalStatements(statements).toFixed(2)} (${JSON.stringify(Object.fromEntries(Object.entries(statements).map(([k, v]) => [k, Number(v.toFixed(2))])))})`);
+  }
   await cleanUp();
-  return { ...run, cpuMsPerOp, ...(requestsPerOp ? { requestsPerOp } : {}) };
+  return { ...run, cpuMsPerOp, ...(requestsPerOp ? { requestsPerOp } : {}), ...(statements ? { statementsPerOp: statements } : {}) };
 }
 
 /** Options of a cluster run other than the e2e suite's own. */
@@ -189,6 +211,8 @@ export interface ClusterRunOptions {
   readonly latencyMs?: number;
   /** Clients in flight (default 32). */
   readonly clients?: number;
+  /** Read each worker's /metrics around the measurement (`Run.workers`). */
+  readonly observeWorkers?: boolean;
 }
 
 /**
@@ -228,7 +252,8 @@ export async function clusterRun(ctx: BenchContext, workers: number, options: Cl
     ]);
     procs.push(...started);
     const counting = { etcdUrl: ctx.etcd.url, pids: { api: started[0].pid, worker: (started[1] as HearthProcess).pid, etcd: ctx.etcd.pid, rabbitmq: ctx.rabbit.pid } };
-    return await drive(ctx, started[0].apiUrl, completion, plain && workers === 1 ? counting : undefined, options.clients);
+    const workerOps = options.observeWorkers === true ? started.slice(1).map((p) => p.opsUrl) : undefined;
+    return await drive(ctx, started[0].apiUrl, completion, plain && workers === 1 ? counting : undefined, options.clients, workerOps);
   } finally {
     await completion.close();
     await Promise.all(procs.map((p) => p.stop()));
@@ -244,7 +269,7 @@ async function singleNodeRun(ctx: BenchContext): Promise<Run> {
   const hearth = await startHearth({ name: 'bench-single', env: { HEARTH_DRIVER_NAME: 'fake', HEARTH_LOG_LEVEL: 'warn' }, startTimeoutMs: 60_000 });
   const completion = sqliteCompletion(hearth.dataDir);
   try {
-    return await drive(ctx, hearth.apiUrl, completion, { pids: { hearth: hearth.pid } });
+    return await drive(ctx, hearth.apiUrl, completion, { pids: { hearth: hearth.pid }, opsUrl: hearth.opsUrl });
   } finally {
     await completion.close();
     await hearth.stop();
@@ -288,6 +313,10 @@ export const suite: BenchSuite = {
       // CPU of the API, the worker, etcd and RabbitMQ (with their child processes) per operation.
       standalone('e2e.cpu_ms_per_op_1_worker', cpuTotal(one.cpuMsPerOp), 'ms'),
       standalone('e2e.cpu_ms_per_op_single_node', cpuTotal(single.cpuMsPerOp), 'ms'),
+      // The single node's SQLite state store: statements per operation (BEGIN and COMMIT counted), and the writes among them.
+      standalone('e2e.sqlite_statements_per_op', totalStatements(single.statementsPerOp ?? {}), 'statements'),
+      standalone('e2e.sqlite_writes_per_op', ['insert', 'update', 'delete'].reduce((n, k) => n + (single.statementsPerOp?.[k] ?? 0), 0), 'statements'),
+      standalone('e2e.sqlite_transactions_per_op', single.statementsPerOp?.begin ?? 0, 'transactions'),
       p50_1,
       p99_1,
       against('e2e.ops_per_s_3_workers', three.opsPerSecond, 'ops/s', ops1),

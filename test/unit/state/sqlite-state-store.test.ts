@@ -60,6 +60,31 @@ describe('SqliteStateStore specifics', () => {
     }
   });
 
+  it('counts its statements by kind: a create, a claim with the record and a final write are three transactions of one read each', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hearth-state-'));
+    const registry = new Registry();
+    const store = SqliteStateStore.open({ path: join(dir, SQLITE_STATE_FILE), clock: new ManualClock(1), metrics: createStateMetrics(registry) });
+    const counts = async (): Promise<Record<string, number>> =>
+      Object.fromEntries((await registry.getSingleMetric('hearth_sqlite_statements_total')?.get())?.values.map((v) => [String(v.labels.kind), v.value]) ?? []);
+    try {
+      const before = await counts();
+      const created = await store.create('volume', { record: newVolume(), op: { kind: 'create_volume' } });
+      if (!created.ok || !created.op) throw new Error('create failed');
+      const ref = { type: 'volume' as const, id: created.record.id };
+      const claim = await store.updateOp(ref, { expect: { opId: created.op.opId, owner: null }, set: { owner: { host: 'h', incarnation: 'h@x:1', aliveRevision: '1' } }, withRecord: true });
+      expect(claim).toMatchObject({ ok: true, record: { id: ref.id, status: 'creating' } });
+      await store.transition(ref, { expect: { status: 'creating' }, set: { status: 'available' }, op: 'remove', by: 'worker' });
+      const after = await counts();
+      const delta: Record<string, number> = {};
+      for (const [kind, n] of Object.entries(after)) if (n !== (before[kind] ?? 0)) delta[kind] = n - (before[kind] ?? 0);
+      // Per transaction: one read of record and op, the revision, the writes (docs/worker.md, "Statements per operation").
+      expect(delta).toEqual({ begin: 3, commit: 3, select: 3, update: 4, insert: 3, delete: 1 });
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('keeps its records across a reopen of the file', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hearth-state-'));
     const path = join(dir, SQLITE_STATE_FILE);

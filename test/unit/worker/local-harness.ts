@@ -100,6 +100,8 @@ export interface LocalWorkerOptions {
   readonly maxConcurrentOps?: number;
   readonly sweepIntervalMs?: number;
   readonly staleAfterMs?: number;
+  /** The sweeper counts an unstamped op as published when recorded (the single node's composition). */
+  readonly publishedWhenRecorded?: boolean;
   readonly beforeConsume?: readonly BeforeConsumeHook[];
   /** Do not start the worker (tests that drive the manager by hand). */
   readonly start?: boolean;
@@ -168,7 +170,7 @@ export async function localWorker(options: LocalWorkerOptions = {}) {
     if (request) runner.abort(request.opId, request.reason);
   });
   const manager = new VolumeManager({ store, claimer, runner, incarnations, clock, logger, maxConcurrentOps: options.maxConcurrentOps ?? 8, retry: Backoff.constant(20), ...(options.backend ? { canTake: () => options.backend?.up ?? true } : {}) });
-  const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: CLUSTER, intervalMs: options.sweepIntervalMs ?? 60_000, ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}) });
+  const sweeper = new RepublishSweeper({ store, publisher, incarnations, clock, logger, cluster: CLUSTER, intervalMs: options.sweepIntervalMs ?? 60_000, ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}), ...(options.publishedWhenRecorded ? { publishedWhenRecorded: true } : {}) });
   const worker = new Worker({ bus, incarnations, manager, sweeper, logger, ...(options.beforeConsume ? { beforeConsume: options.beforeConsume } : {}), ...(options.backend ? { backend: options.backend } : {}) });
   const stamps = new PublishStamps({ store, clock, logger, delayMs: 200 });
   const api = new VolumeService({

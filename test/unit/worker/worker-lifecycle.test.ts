@@ -173,6 +173,16 @@ describe('the republish sweeper', () => {
     expect(await w.sweeper.sweep()).toBe(0);
   });
 
+  it('with the in-process bus an unstamped op counts as published when recorded: not published again before the stale period', async () => {
+    w = await localWorker({ start: false, sweepIntervalMs: 1, staleAfterMs: 60_000, publishedWhenRecorded: true });
+    const volume = await recordOnly(w).createVolume(ADMIN, { size: 1 });
+    await new Promise((r) => setTimeout(r, 10));
+    // Older than sweepIntervalMs and unstamped — a cluster's sweeper would publish it (above).
+    expect(await w.sweeper.sweep()).toBe(0);
+    expect(w.queued()).toBe(0);
+    expect((await w.store.getOp({ type: 'volume', id: volume.id }))!.publishedAt).toBeNull();
+  });
+
   it('on a single node, start re-publishes every queued op: the in-process queue died with the last run', async () => {
     w = await localWorker({ start: false });
     const volume = await recordOnly(w).createVolume(ADMIN, { size: 1 });
