@@ -35,9 +35,10 @@ export interface WriteAtomicallyOptions {
   /**
    * Called after the file was written and flushed, just before it gets its final name; throwing
    * stops the publish (the temporary file is removed). Drivers check their abort signal and
-   * `stillHeld()` here, so a caller that lost its lock publishes nothing.
+   * `stillHeld()` here, so a caller that lost its lock publishes nothing — and, replicating,
+   * the backend epoch, so a call overtaken by a failover publishes nothing on the old primary.
    */
-  readonly checkpoint?: () => void;
+  readonly checkpoint?: () => void | Promise<void>;
 }
 
 /** A fresh temporary name in the directory of `target`. */
@@ -55,7 +56,7 @@ export async function writeAtomically(target: string, write: (tmp: string) => Pr
   try {
     await write(tmp);
     await flushFile(tmp);
-    options.checkpoint?.();
+    await options.checkpoint?.();
     const outcome = await publish(tmp, target, options.ifExists ?? 'keep');
     await syncDir(dirname(target));
     return outcome;

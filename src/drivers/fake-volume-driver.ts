@@ -275,9 +275,11 @@ export class FakeVolumeDriver implements VolumeDriver {
       if (this.options.hang?.includes(call)) await this.hang(ctx, call);
       if (this.latencyMs > 0) {
         await sleep(this.latencyMs, ctx.signal);
-        // The end of the simulated work is a step boundary, as in a real driver of several steps.
+        // The end of the simulated work is a step boundary, as in a real driver of several steps:
+        // a call overtaken meanwhile by a fence or a failover (a newer epoch marker) writes nothing.
         checkNotAborted(ctx, call);
         await this.fences?.refuseIfFenced(ctx.incarnation);
+        if (layout !== undefined) await this.replication?.fenceCall(call, ctx, layout);
       }
       if (this.failureRate > 0 && this.random() < this.failureRate) {
         throw new DriverError(this.name, call, `injected failure on ${resource}`);

@@ -181,7 +181,7 @@ export class FileVolumeDriver implements VolumeDriver {
   }
 
   async createVolume(volume: VolumeSpec, ctx: DriverContext): Promise<void> {
-    await this.run('createVolume', ctx, [volumeFile(volume.id)], async (dir) => {
+    await this.run('createVolume', ctx, [volumeFile(volume.id)], async (dir, step) => {
       checkResourceId(volume.id, 'volume');
       checkSizeGiB(volume.sizeGiB);
       const target = this.volumePath(volume.id, dir);
@@ -195,7 +195,7 @@ export class FileVolumeDriver implements VolumeDriver {
           await fh.close();
         }
       };
-      await writeAtomically(target, write, { checkpoint: () => checkNotAborted(ctx, 'createVolume') });
+      await writeAtomically(target, write, { checkpoint: step });
       // Another member may have won a race without locks: same size is the same volume.
       if (!(await this.hasSize(target, bytes, 'createVolume'))) throw new DriverError(this.name, 'createVolume', `volume ${volume.id} vanished`);
     });
@@ -226,16 +226,16 @@ export class FileVolumeDriver implements VolumeDriver {
   }
 
   async createClonedVolume(volume: VolumeSpec, source: VolumeRef, ctx: DriverContext): Promise<void> {
-    await this.run('createClonedVolume', ctx, [volumeFile(volume.id)], async (dir) => {
+    await this.run('createClonedVolume', ctx, [volumeFile(volume.id)], async (dir, step) => {
       checkResourceId(source.id, 'volume');
-      await this.copyInto(dir, volume, this.volumePath(source.id, dir), `volume ${source.id}`, 'createClonedVolume', ctx);
+      await this.copyInto(dir, volume, this.volumePath(source.id, dir), `volume ${source.id}`, 'createClonedVolume', ctx, step);
     });
   }
 
   async createVolumeFromSnapshot(volume: VolumeSpec, snapshot: SnapshotRef, ctx: DriverContext): Promise<void> {
-    await this.run('createVolumeFromSnapshot', ctx, [volumeFile(volume.id)], async (dir) => {
+    await this.run('createVolumeFromSnapshot', ctx, [volumeFile(volume.id)], async (dir, step) => {
       checkResourceId(snapshot.id, 'snapshot');
-      await this.copyInto(dir, volume, this.snapshotPath(snapshot.id, dir), `snapshot ${snapshot.id}`, 'createVolumeFromSnapshot', ctx);
+      await this.copyInto(dir, volume, this.snapshotPath(snapshot.id, dir), `snapshot ${snapshot.id}`, 'createVolumeFromSnapshot', ctx, step);
     });
   }
 
@@ -244,7 +244,7 @@ export class FileVolumeDriver implements VolumeDriver {
    * published whole under the volume's name (`copySparseFile`), so a volume file that exists is
    * a finished copy — at most not yet grown, which a repeat finishes.
    */
-  private async copyInto(dir: string, volume: VolumeSpec, source: string, what: string, call: DriverCall, ctx: DriverContext): Promise<void> {
+  private async copyInto(dir: string, volume: VolumeSpec, source: string, what: string, call: DriverCall, ctx: DriverContext, step: () => Promise<void>): Promise<void> {
     checkResourceId(volume.id, 'volume');
     checkSizeGiB(volume.sizeGiB);
     const target = this.volumePath(volume.id, dir);
@@ -257,7 +257,7 @@ export class FileVolumeDriver implements VolumeDriver {
       await copySparseFile(source, target, {
         signal: ctx.signal,
         reflink: this.options.clone !== false,
-        checkpoint: () => checkNotAborted(ctx, call),
+        checkpoint: step,
         ...(this.options.copyCommand ? { command: this.options.copyCommand } : {}),
       });
       size = await this.sizeOf(target);
@@ -271,7 +271,7 @@ export class FileVolumeDriver implements VolumeDriver {
 
   async createSnapshot(snapshot: SnapshotSpec, ctx: DriverContext): Promise<void> {
     // The volume too: what its consumer wrote since the last call reaches the replicas with the snapshot.
-    await this.run('createSnapshot', ctx, [snapshotFile(snapshot.id), volumeFile(snapshot.volumeId)], async (dir) => {
+    await this.run('createSnapshot', ctx, [snapshotFile(snapshot.id), volumeFile(snapshot.volumeId)], async (dir, step) => {
       checkResourceId(snapshot.id, 'snapshot');
       checkResourceId(snapshot.volumeId, 'volume');
       const target = this.snapshotPath(snapshot.id, dir);
@@ -283,7 +283,7 @@ export class FileVolumeDriver implements VolumeDriver {
       await copySparseFile(source, target, {
         signal: ctx.signal,
         reflink: this.options.clone !== false,
-        checkpoint: () => checkNotAborted(ctx, 'createSnapshot'),
+        checkpoint: step,
         ...(this.options.copyCommand ? { command: this.options.copyCommand } : {}),
       });
     });
@@ -341,12 +341,12 @@ export class FileVolumeDriver implements VolumeDriver {
   }
 
   /**
-   * Common frame of every call: closed, abort and fence checks — the fence marker again after
-   * the work, so a call of an incarnation fenced meanwhile reports that rather than success —,
-   * with replication the epoch fence before anything is written and the copy of `touched` (file
-   * names) to the replicas after, and error translation. `body` gets the directory to work in.
+   * Common frame of every call: closed, abort and fence checks (the fence marker again after the
+   * work); the epoch fence before anything is written and at `step`, which `body` runs before it
+   * publishes a file (a copy overtaken by a failover publishes nothing on the old primary); the
+   * copy of `touched` to the replicas after; error translation.
    */
-  private async run(call: DriverCall, ctx: DriverContext, touched: readonly string[], body: (dir: string) => Promise<void>): Promise<void> {
+  private async run(call: DriverCall, ctx: DriverContext, touched: readonly string[], body: (dir: string, step: () => Promise<void>) => Promise<void>): Promise<void> {
     if (this.closed) throw new ClosedError('file volume driver');
     checkNotAborted(ctx, call);
     const layout: ReplicaLayout | undefined = this.replication?.layout();
@@ -354,8 +354,12 @@ export class FileVolumeDriver implements VolumeDriver {
     const fences = fencesOf(dir);
     await fences.refuseIfFenced(ctx.incarnation);
     try {
-      if (layout !== undefined) await this.replication?.fenceCall(call, ctx, layout);
-      await body(dir);
+      const step = async (): Promise<void> => {
+        checkNotAborted(ctx, call);
+        if (layout !== undefined) await this.replication?.fenceCall(call, ctx, layout);
+      };
+      await step();
+      await body(dir, step);
     } catch (err) {
       throw this.translate(call, err);
     }

@@ -39,7 +39,7 @@ export interface SparseCopyOptions {
    * Called before `cp` starts and again before the copy gets its final name; throwing stops
    * the copy. Drivers pass their own abort check (which also reads `stillHeld()`).
    */
-  readonly checkpoint?: () => void;
+  readonly checkpoint?: () => void | Promise<void>;
   /** The copy program: default `cp`, looked up on `PATH`. */
   readonly command?: string;
 }
@@ -75,12 +75,12 @@ const MAX_STDERR_CHARS = 4_096;
  */
 export async function copySparseFile(source: string, target: string, options: SparseCopyOptions): Promise<PublishOutcome> {
   const { signal } = options;
-  const checkpoint = (): void => {
+  const checkpoint = async (): Promise<void> => {
     if (signal.aborted) throw new AbortedError(`copying ${source}`, { cause: signal.reason });
-    options.checkpoint?.();
+    await options.checkpoint?.();
   };
   try {
-    checkpoint();
+    await checkpoint();
     const ifExists = options.ifExists ?? 'keep';
     if (ifExists === 'keep' && (await pathExists(target))) return 'existed';
     return await writeAtomically(target, (tmp) => runCp(source, tmp, target, options), { ifExists, checkpoint });

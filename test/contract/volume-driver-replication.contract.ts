@@ -13,6 +13,11 @@ export interface ReplicationSetup {
   readonly driver: ReplicatingDriver;
   /** Another member's driver on the same storage (closed by the suite). */
   another(): Promise<ReplicatingDriver>;
+  /**
+   * Another member whose calls take a while (a few hundred ms) between their first check and
+   * the moment they publish what they wrote: a copy program that waits, a latency.
+   */
+  slowMember(): Promise<ReplicatingDriver>;
   /** The directory holding a backend's volumes and snapshots (its `volume-*`, `snapshot-*` files). */
   dirOf(backendId: string): string;
   cleanup(): Promise<void>;
@@ -130,6 +135,19 @@ export function describeReplicationContract(name: string, make: ReplicationFacto
         expect((err as DriverError).message).toMatch(/stale backend epoch 0/);
       }
       expect({ primary: await inventory('default'), dr1: await inventory('dr1') }).toEqual(before);
+    });
+
+    it('a call in flight across a failover publishes nothing on the old primary: its last step meets the new epoch', async () => {
+      await driver.createVolume({ id: 'src', sizeGiB: 1 }, ctx());
+      const slow = await setup.slowMember();
+      others.push(slow);
+      const copying = rejection(slow.createClonedVolume({ id: 'copy', sizeGiB: 1 }, { id: 'src' }, ctx({ member: 'node2@be' })));
+      await driver.replication.failover('dr1', 1, ctx());
+      const err = await copying;
+      expect(err).toBeInstanceOf(StaleEpochError);
+      expect(err).toMatchObject({ callEpoch: 0, currentEpoch: 1 });
+      expect(await inventory('default')).toEqual(['volume-src']);
+      expect(await inventory('dr1')).toEqual(['volume-src']);
     });
 
     it('refuses a call under a newer epoch than the member serves (retryable: serve first), then serves it', async () => {

@@ -13,8 +13,8 @@ const TARGETS = [
   { backendId: 'dr2', location: 'site-c' },
 ];
 
-async function openReplicating(journalPath: string): Promise<ReplicatingDriver> {
-  return (await FakeVolumeDriver.open({ journalPath, replicationTargets: TARGETS })) as ReplicatingDriver;
+async function openReplicating(journalPath: string, latencyMs = 0): Promise<ReplicatingDriver> {
+  return (await FakeVolumeDriver.open({ journalPath, replicationTargets: TARGETS, latencyMs })) as ReplicatingDriver;
 }
 
 describeReplicationContract('fake', async () => {
@@ -23,6 +23,7 @@ describeReplicationContract('fake', async () => {
   return {
     driver: await openReplicating(journalPath),
     another: () => openReplicating(journalPath),
+    slowMember: () => openReplicating(journalPath, 500),
     dirOf: (backendId) => join(`${journalPath}.replication`, backendId),
     cleanup: () => rm(root, { recursive: true, force: true }),
   };

@@ -1,4 +1,4 @@
-import { mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,10 +7,11 @@ import { type DriverContext, GIB } from '../../../src/drivers/volume-driver.js';
 import { describeReplicationContract, type ReplicatingDriver } from '../../contract/volume-driver-replication.contract.js';
 import { cpChildren } from '../../support/sparse-files.js';
 
-async function openReplicating(root: string): Promise<ReplicatingDriver> {
+async function openReplicating(root: string, copyCommand?: string): Promise<ReplicatingDriver> {
   const driver = await FileVolumeDriver.open({
     dir: join(root, 'default'),
     clone: false,
+    ...(copyCommand === undefined ? {} : { copyCommand }),
     replicationTargets: [
       { backendId: 'dr1', location: join(root, 'dr1') },
       { backendId: 'dr2', location: join(root, 'dr2') },
@@ -24,6 +25,12 @@ describeReplicationContract('file', async () => {
   return {
     driver: await openReplicating(root),
     another: () => openReplicating(root),
+    // A copy program that waits before it copies: a clone stays in flight for half a second.
+    slowMember: async () => {
+      const script = join(root, 'slow-cp');
+      await writeFile(script, '#!/bin/sh\nsleep 0.5\nexec cp "$@"\n', { mode: 0o755 });
+      return openReplicating(root, script);
+    },
     dirOf: (backendId) => join(root, backendId),
     cleanup: () => rm(root, { recursive: true, force: true }),
   };
