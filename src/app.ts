@@ -34,6 +34,7 @@ import type { Config } from './config/schema.js';
 import { type Clock, systemClock } from './lifecycle/clock.js';
 import { Closer } from './lifecycle/closer.js';
 import { untilAborted } from './lifecycle/deadline.js';
+import { QUIET_COLLECTOR_DEFAULTS, QuietCollector } from './lifecycle/quiet-collector.js';
 import { Backoff } from './lifecycle/retry.js';
 import { MembershipMetrics } from './membership/metrics.js';
 import { MembershipMonitor } from './membership/monitor.js';
@@ -131,6 +132,8 @@ export async function startApp(config: Config, options: AppOptions, signal?: Abo
     const apiAddress = api && auth ? await step('api', api.startApi(ctx, backends, orphans, auth, upgrade, build.version)) : undefined;
     if (workerRole) await workerRole.startWorkerRole(ctx, { backends, health, membershipMetrics, orphans, version: build.version }, signal);
     const addresses = { ops: opsAddress, ...(apiAddress ? { api: apiAddress } : {}) };
+    // Memory back after a burst (a walk over every volume, a batch of operations) once the process is quiet.
+    closer.use('quiet collector', new QuietCollector({ ...QUIET_COLLECTOR_DEFAULTS, logger: logger.child({ component: 'memory' }) })).start();
     startedUp = true;
     logger.info({ api: addresses.api, ops: addresses.ops }, 'hearth started');
     return {
