@@ -13,7 +13,7 @@ export const MODULES = {
   protocol: { doc: 'the message and record-schema versions this build reads and writes; the skew rules (pure)', may: ['errors'] },
   config: { doc: 'the option table (schema.ts), loading and merging, rules, redaction; the only reader of process.env', may: ['errors'] },
   observability: { doc: 'pino logger with redaction, the Prometheus registry', may: ['config', 'version'] },
-  lifecycle: { doc: 'Clock and sleep, the retry policy (Backoff, retry), deadlines, the Closer', may: ['errors', 'observability'] },
+  lifecycle: { doc: 'Clock and sleep, the retry policy (Backoff, retry), deadlines, the Closer, the quiet collector (memory back after a burst)', may: ['errors', 'observability'] },
   concurrency: { doc: 'small primitives: Slots, EventQueue, IdleWaiters, KeyedFifoMutex', may: ['errors'] },
   etcd: { doc: 'etcd client factory (deadlines, no blind retries), key layout, error translation', may: ['config', 'errors', 'fence', 'lifecycle', 'observability'] },
   amqp: { doc: 'RabbitMQ client: a self-healing connection that moves between the nodes of a cluster, confirmed publishing, refusals explained, management API reads', may: ['config', 'errors', 'lifecycle', 'observability'] },

@@ -13,24 +13,28 @@
  * accepting, no new incarnation, no new automatic cleanup — then the reverse of the start:
  * the worker drains → the incarnation releases its locks, leaves and revokes its lease → the
  * driver → … → the upgrade view and presence → the ops listener → the backends.
+ *
+ * Loading: a process loads only the code of its mode and roles. The backends of the other mode
+ * (etcd3 with gRPC and amqplib, or SQLite), the API (fastify, its routes and request schemas)
+ * and the worker (drivers, the volume manager) are imported here, on demand, so a worker-only
+ * member never holds the API's modules in memory, nor an API-only member the drivers
+ * (docs/operations.md, "Many volumes"). Nothing else imports those composition files.
  */
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { apiAuthFromConfig } from './api/auth-setup.js';
+import type { apiAuthFromConfig } from './api/auth-setup.js';
 import type { Backends, CompositionContext } from './composition/backends.js';
-import { startApi } from './composition/api.js';
-import { openClusterBackends } from './composition/cluster.js';
+import type { startApi } from './composition/api.js';
 import { startOrphanDetection } from './composition/orphans.js';
-import { openSingleNodeBackends } from './composition/single-node.js';
 import { startUpgrade } from './composition/upgrade.js';
-import { addWorkerReadiness, startWorkerRole } from './composition/worker.js';
 import { isClustered } from './config/rules.js';
 import { redactConfig } from './config/redact.js';
 import type { Config } from './config/schema.js';
 import { type Clock, systemClock } from './lifecycle/clock.js';
 import { Closer } from './lifecycle/closer.js';
 import { untilAborted } from './lifecycle/deadline.js';
+import { QUIET_COLLECTOR_DEFAULTS, QuietCollector } from './lifecycle/quiet-collector.js';
 import { Backoff } from './lifecycle/retry.js';
 import { MembershipMetrics } from './membership/metrics.js';
 import { MembershipMonitor } from './membership/monitor.js';
@@ -95,12 +99,15 @@ export async function startApp(config: Config, options: AppOptions, signal?: Abo
   try {
     logger.info({ mode: clustered ? 'cluster' : 'single-node', config: redactConfig(config), version: build.version }, 'starting hearth');
     health.addLiveness('event-loop', () => ({ ok: true }));
-    if (roles.worker) addWorkerReadiness(health);
+    // Each role's code is loaded only when the process has that role (see the module doc).
+    const api = roles.api ? await step('api modules', loadApiRole()) : undefined;
+    const workerRole = roles.worker ? await step('worker modules', import('./composition/worker.js')) : undefined;
+    workerRole?.addWorkerReadiness(health);
     // Token files first: a bad one is a configuration error, found before anything listens.
-    const auth = roles.api ? apiAuthFromConfig(config.api, logger.child({ component: 'api' })) : undefined;
+    const auth = api?.apiAuthFromConfig(config.api, logger.child({ component: 'api' }));
     if (auth) await step('api auth', auth.load());
     await step('data dir', mkdir(config.dataDir, { recursive: true }));
-    const backends: Backends = await step('backends', clustered ? openClusterBackends(ctx) : openSingleNodeBackends(ctx));
+    const backends: Backends = await step('backends', openBackends(ctx, clustered));
     health.addLiveness('data-dir-lock', () => backends.healthy());
     // Not ready until every step below is done: the ops listener answers early (liveness, metrics),
     // and a balancer must not route to an API that does not listen yet, nor a rollout move on.
@@ -122,9 +129,11 @@ export async function startApp(config: Config, options: AppOptions, signal?: Abo
     health.addReadiness('job-bus', jobBusReadiness(bus));
     await step('job bus', bus.start());
     const orphans = startOrphanDetection(ctx, backends.store, backends.membership);
-    const apiAddress = auth ? await step('api', startApi(ctx, backends, orphans, auth, upgrade, build.version)) : undefined;
-    if (roles.worker) await startWorkerRole(ctx, { backends, health, membershipMetrics, orphans, version: build.version }, signal);
+    const apiAddress = api && auth ? await step('api', api.startApi(ctx, backends, orphans, auth, upgrade, build.version)) : undefined;
+    if (workerRole) await workerRole.startWorkerRole(ctx, { backends, health, membershipMetrics, orphans, version: build.version }, signal);
     const addresses = { ops: opsAddress, ...(apiAddress ? { api: apiAddress } : {}) };
+    // Memory back after a burst (a walk over every volume, a batch of operations) once the process is quiet.
+    closer.use('quiet collector', new QuietCollector({ ...QUIET_COLLECTOR_DEFAULTS, logger: logger.child({ component: 'memory' }) })).start();
     startedUp = true;
     logger.info({ api: addresses.api, ops: addresses.ops }, 'hearth started');
     return {
@@ -141,4 +150,16 @@ export async function startApp(config: Config, options: AppOptions, signal?: Abo
     await closer.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** The backends of this process's mode; only that mode's adapters (and their clients) are loaded. */
+async function openBackends(ctx: CompositionContext, clustered: boolean): Promise<Backends> {
+  if (clustered) return (await import('./composition/cluster.js')).openClusterBackends(ctx);
+  return (await import('./composition/single-node.js')).openSingleNodeBackends(ctx);
+}
+
+/** The API role's modules: fastify, every route and request schema, and the token files. */
+async function loadApiRole(): Promise<{ readonly startApi: typeof startApi; readonly apiAuthFromConfig: typeof apiAuthFromConfig }> {
+  const [{ startApi }, { apiAuthFromConfig }] = await Promise.all([import('./composition/api.js'), import('./api/auth-setup.js')]);
+  return { startApi, apiAuthFromConfig };
 }

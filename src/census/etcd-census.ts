@@ -25,17 +25,22 @@ export interface EtcdCensusOptions {
 }
 
 /**
- * The census on etcd: the status of every resource and a summary of every op, in memory,
- * kept from a watch. It lists `resources/` and `ops/` once (in pages, at one revision), then
- * watches both from the next revision; when etcd cancels a watch (its revision was compacted)
- * it lists again. Memory: one small entry per record (about 100 bytes: 10 MB at 100,000).
+ * The census on etcd: counts per type and status, and a summary of every unfinished op, in
+ * memory, kept from a watch. It lists `resources/` and `ops/` once (in pages, at one
+ * revision), counting as it reads, then watches both from the next revision with each event's
+ * previous value (`prev_kv`): a put moves one count from the previous value's status to the
+ * new one, a delete takes one off the previous value's. So it holds no entry per record —
+ * memory does not grow with the number of volumes — only one per unfinished op (few: ops end).
  *
- * Failure semantics: while etcd cannot be reached the watch resumes by itself from its
- * revision; a list that fails is retried with the `retry` waits. The counts are those of the
- * last revision seen meanwhile.
+ * When etcd cancels a watch (its revision was compacted), or sends a change without the
+ * previous value it needs (etcd omits it when that revision was compacted meanwhile), it lists
+ * again: the counts are exact or rebuilt, never guessed.
+ *
+ * Failure semantics: while etcd cannot be reached the watch resumes by itself from the first
+ * revision not yet applied (an event is never counted twice); a list that fails is retried
+ * with the `retry` waits. The counts are those of the last revision seen meanwhile.
  */
 export class EtcdCensus implements Census {
-  private readonly statuses = new Map<string, { type: string; status: string }>();
   private readonly counts = new Map<string, number>();
   private readonly ops = new Map<string, OpSummary>();
   private readonly stop = new AbortController();
@@ -68,7 +73,6 @@ export class EtcdCensus implements Census {
   async close(): Promise<void> {
     this.stop.abort();
     await this.loop;
-    this.statuses.clear();
     this.counts.clear();
     this.ops.clear();
   }
@@ -86,7 +90,6 @@ export class EtcdCensus implements Census {
 
   /** Lists both prefixes at one revision, page by page, replacing what was known. */
   private async list(): Promise<bigint> {
-    this.statuses.clear();
     this.counts.clear();
     this.ops.clear();
     let revision: string | undefined;
@@ -95,7 +98,7 @@ export class EtcdCensus implements Census {
       for (;;) {
         const res = await this.options.client.kv.range({ key: Buffer.from(from), range_end: rangeEnd(prefix), limit: PAGE, ...(revision ? { revision } : {}) });
         revision ??= res.header.revision;
-        for (const kv of res.kvs) this.put(kv);
+        for (const kv of res.kvs) this.put(kv, undefined, true);
         const last = res.kvs[res.kvs.length - 1];
         if (!res.more || !last) break;
         from = `${last.key.toString()}\0`;
@@ -112,33 +115,46 @@ export class EtcdCensus implements Census {
     return this.options.keys.ops();
   }
 
-  private put(kv: IKeyValue): void {
+  /**
+   * Applies a put of `kv` whose value before was `previous` (undefined: the key was created, or
+   * listed). Resolves false when it cannot count it: a change whose previous value etcd did not
+   * send (the caller lists again).
+   */
+  private put(kv: IKeyValue, previous?: IKeyValue, listed = false): boolean {
     const key = kv.key.toString();
-    let body: Record<string, unknown>;
-    try {
-      body = JSON.parse(kv.value.toString()) as Record<string, unknown>;
-    } catch {
-      return;
-    }
     if (key.startsWith(this.opsPrefix)) {
-      if (typeof body.kind === 'string' && typeof body.cluster === 'string' && typeof body.createdAt === 'number') {
+      const body = parse(kv);
+      if (body && typeof body.kind === 'string' && typeof body.cluster === 'string' && typeof body.createdAt === 'number') {
         this.ops.set(key, { kind: body.kind, cluster: body.cluster, createdAtMs: body.createdAt });
+      } else {
+        this.ops.delete(key);
       }
-      return;
+      return true;
     }
-    const type = key.slice(this.resourcesPrefix.length).split('/')[0] ?? '';
-    if (typeof body.status !== 'string' || type === '') return;
-    this.remove(key);
-    this.statuses.set(key, { type, status: body.status });
-    this.bump(countKey(type, body.status), 1);
+    if (!listed && previous === undefined && kv.version !== '1') return false;
+    if (previous) this.count(previous, -1);
+    this.count(kv, 1);
+    return true;
   }
 
-  private remove(key: string): void {
-    if (this.ops.delete(key)) return;
-    const old = this.statuses.get(key);
-    if (!old) return;
-    this.statuses.delete(key);
-    this.bump(countKey(old.type, old.status), -1);
+  /** Applies a delete whose value before was `previous`; false when etcd did not send it. */
+  private remove(kv: IKeyValue, previous: IKeyValue | undefined): boolean {
+    const key = kv.key.toString();
+    if (key.startsWith(this.opsPrefix)) {
+      this.ops.delete(key);
+      return true;
+    }
+    if (!previous) return false;
+    this.count(previous, -1);
+    return true;
+  }
+
+  /** Adds `by` to the count of the type and status a resource value holds (none when it holds no status). */
+  private count(kv: IKeyValue, by: number): void {
+    const type = kv.key.toString().slice(this.resourcesPrefix.length).split('/')[0] ?? '';
+    const status = parse(kv)?.status;
+    if (typeof status !== 'string' || type === '') return;
+    this.bump(countKey(type, status), by);
   }
 
   private bump(key: string, by: number): void {
@@ -175,23 +191,22 @@ export class EtcdCensus implements Census {
       signal.addEventListener('abort', onAbort, { once: true });
       if (signal.aborted) return finish(false);
       for (const prefix of [this.resourcesPrefix, this.opsPrefix]) {
-        const w = this.options.client.watch().prefix(prefix).startRevision(start.toString()).watcher();
+        const w = this.options.client.watch().prefix(prefix).startRevision(start.toString()).withPreviousKV().watcher();
         watchers.push(w);
         // etcd3 resumes from the header of its last response, which can pass events still in
-        // flight; resume from the first revision not yet applied instead.
+        // flight; resume from the first revision not yet applied instead. The counts move by
+        // each event, so an event of an earlier revision (sent again) is skipped.
         let next = start;
-        const seen = (kv: IKeyValue): void => {
-          const after = BigInt(kv.mod_revision) + 1n;
-          if (after > next) next = after;
+        const apply = (kv: IKeyValue, change: () => boolean): void => {
+          const revision = BigInt(kv.mod_revision);
+          if (done || revision + 1n < next) return;
+          if (revision + 1n > next) next = revision + 1n;
+          if (change()) return;
+          this.options.logger.info({ key: kv.key.toString() }, 'the census watch sent a change without its previous value; listing again');
+          finish(true);
         };
-        w.on('put', (kv) => {
-          seen(kv);
-          this.put(kv);
-        });
-        w.on('delete', (kv) => {
-          seen(kv);
-          this.remove(kv.key.toString());
-        });
+        w.on('put', (kv, previous) => apply(kv, () => this.put(kv, previous)));
+        w.on('delete', (kv, previous) => apply(kv, () => this.remove(kv, previous)));
         w.on('disconnected', () => {
           (w.request as { start_revision?: number | string }).start_revision = next.toString();
         });
@@ -201,6 +216,16 @@ export class EtcdCensus implements Census {
         });
       }
     });
+  }
+}
+
+/** A value's JSON body; undefined when it is not a JSON object. */
+function parse(kv: IKeyValue): Record<string, unknown> | undefined {
+  try {
+    const body = JSON.parse(kv.value.toString()) as unknown;
+    return typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,4 +1,5 @@
-import Table from 'cli-table3';
+import { createRequire } from 'node:module';
+import type Table from 'cli-table3';
 
 /** Where a command writes: data to `out`, messages to `err`. */
 export interface Io {
@@ -34,7 +35,9 @@ export function escapeForTerminal(text: string): string {
 
 /** Renders rows as a table for people; every cell is escaped with {@link escapeForTerminal}. */
 export function renderTable(head: readonly string[], rows: readonly (readonly unknown[])[]): string {
-  const table = new Table({ head: head.map(escapeForTerminal), style: { head: [], border: [] } });
+  // Loaded on the first table: `hearth serve` prints none, and never holds cli-table3.
+  const TableOf = createRequire(import.meta.url)('cli-table3') as typeof Table;
+  const table = new TableOf({ head: head.map(escapeForTerminal), style: { head: [], border: [] } });
   for (const row of rows) table.push(row.map((c) => escapeForTerminal(cellText(c))));
   return table.toString();
 }

@@ -2,10 +2,7 @@ import { join } from 'node:path';
 import { clusterId, hostId } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
-import { FakeVolumeDriver } from '../drivers/fake-volume-driver.js';
-import { FileVolumeDriver } from '../drivers/file-volume-driver.js';
 import { parseReplicationTargets } from '../drivers/replication-targets.js';
-import { probeCopyTool } from '../drivers/sparse-copy.js';
 import type { VolumeDriver } from '../drivers/volume-driver.js';
 
 /** What {@link openDriver} needs besides the configuration. */
@@ -21,7 +18,7 @@ export interface DriverOptions {
  * with its replication targets when configured (`driver.replicationTargets`,
  * `driver.fakeReplicationTargets`). The caller checks `requireActiveActive(driver, clustered)`
  * before taking work, and makes the driver serve the backend its cluster record names
- * (`driver.replication.serve`).
+ * (`driver.replication.serve`). Only the named driver's code is loaded.
  */
 export async function openDriver(config: Pick<Config, 'driver' | 'dataDir' | 'backendHealth' | 'cluster' | 'backend' | 'host'>, options: DriverOptions): Promise<VolumeDriver> {
   const logger = options.logger.child({ component: 'driver' });
@@ -30,6 +27,7 @@ export async function openDriver(config: Pick<Config, 'driver' | 'dataDir' | 'ba
     case 'file': {
       const dir = config.driver.fileDir || join(config.dataDir, 'volumes');
       const replicationTargets = parseReplicationTargets(config.driver.replicationTargets);
+      const [{ FileVolumeDriver }, { probeCopyTool }] = await Promise.all([import('../drivers/file-volume-driver.js'), import('../drivers/sparse-copy.js')]);
       const driver = await FileVolumeDriver.open({
         replicationTargets,
         dir,
@@ -51,6 +49,7 @@ export async function openDriver(config: Pick<Config, 'driver' | 'dataDir' | 'ba
     }
     case 'fake': {
       const { fakeLatencyMs, fakeFailureRate, fakeJournal, fakeDownFile, fakeCapacityGiB, fakeHang, fakeHangIgnoresAbort, fakeReplicationTargets } = config.driver;
+      const { FakeVolumeDriver } = await import('../drivers/fake-volume-driver.js');
       logger.info({ driver: 'fake', latencyMs: fakeLatencyMs, failureRate: fakeFailureRate, journal: fakeJournal || undefined, hang: fakeHang }, 'volume driver ready');
       return FakeVolumeDriver.open({
         latencyMs: fakeLatencyMs,

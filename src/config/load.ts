@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { ConfigError, type ConfigIssue, messageOf } from '../errors.js';
 import { optionEntries } from './entries.js';
 import { isOptionSpec, type OptionEntry, type SpecTree } from './option.js';
@@ -71,7 +70,9 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<Config> {
 async function applyFile(file: string, values: Map<string, unknown>, issues: ConfigIssue[]): Promise<void> {
   let parsed: unknown;
   try {
-    parsed = parseYaml(await readFile(file, 'utf8'));
+    // Loaded only when there is a file: a daemon configured by its environment never holds yaml.
+    const { parse } = await import('yaml');
+    parsed = parse(await readFile(file, 'utf8'));
   } catch (err) {
     issues.push({ path: '--config', message: `cannot read ${file}: ${messageOf(err)}` });
     return;

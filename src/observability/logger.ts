@@ -1,5 +1,6 @@
 import { pino, stdSerializers, type DestinationStream, type Level, type LevelWithSilent } from 'pino';
-import pinoPretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type PinoPretty from 'pino-pretty';
 import { REDACTED, redactUrl } from '../config/redact.js';
 
 /** The logging port: the few pino methods hearth's modules use. */
@@ -113,6 +114,9 @@ const PRETTY_IGNORED = 'pid,hostname,host,cluster,component';
  */
 function prettyDestination(options: LoggerOptions): DestinationStream {
   const colorize = options.colorize ?? (options.destination === undefined && process.stdout.isTTY === true);
+  // Loaded only here: a process that logs JSON (every deployment) never holds pino-pretty and
+  // its dependencies in memory. A synchronous require, as createLogger is synchronous.
+  const pinoPretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
   return pinoPretty({
     colorize,
     sync: true,

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { stringify } from 'yaml';
 import { redactConfig } from '../../config/redact.js';
 import { addConfigFlags, configFromFlags } from '../config-flags.js';
 import { renderJson } from '../output.js';
@@ -15,6 +14,7 @@ export function registerConfig(program: Command, ctx: CommandContext): void {
     .option('--skip-secret-files', 'do not read the password files nor look for the fence command it names (a configuration meant for another machine, e.g. a pod)');
   addConfigFlags(check).action(async (opts: Record<string, unknown>) => {
     const effective = redactConfig(await configFromFlags(opts, ctx.env, opts.skipSecretFiles === true ? 'skip' : 'check'));
-    ctx.io.out(opts.json === true ? renderJson(effective) : stringify(effective));
+    // yaml is loaded only here and for a configuration file: a daemon without one never holds it.
+    ctx.io.out(opts.json === true ? renderJson(effective) : (await import('yaml')).stringify(effective));
   });
 }

@@ -14,6 +14,17 @@ import { silentLogger } from '../../../src/observability/logger.js';
 import { createStateMetrics } from '../../../src/state/metrics.js';
 import { SQLITE_STATE_FILE, SqliteStateStore } from '../../../src/state/sqlite-state-store.js';
 import { newVolume } from '../../contract/state-store.contract.js';
+import { describeCensus } from '../../contract/census.contract.js';
+
+describeCensus('sqlite', async (clock) => {
+  const dir = await mkdtemp(join(tmpdir(), 'hearth-census-contract-'));
+  const path = join(dir, SQLITE_STATE_FILE);
+  return {
+    store: SqliteStateStore.open({ path, clock, metrics: createStateMetrics(new Registry()) }),
+    openCensus: () => SqliteCensus.open(path),
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+});
 
 describe('census on SQLite: counts kept by the store\'s own writes', () => {
   let dir: string;
