@@ -133,7 +133,7 @@ export async function startApp(config: Config, options: AppOptions, signal?: Abo
     if (workerRole) await workerRole.startWorkerRole(ctx, { backends, health, membershipMetrics, orphans, version: build.version }, signal);
     const addresses = { ops: opsAddress, ...(apiAddress ? { api: apiAddress } : {}) };
     // Memory back after a burst (a walk over every volume, a batch of operations) once the process is quiet.
-    closer.use('quiet collector', new QuietCollector({ ...QUIET_COLLECTOR_DEFAULTS, logger: logger.child({ component: 'memory' }) })).start();
+    if (config.idleCollector) closer.use('quiet collector', new QuietCollector({ ...QUIET_COLLECTOR_DEFAULTS, logger: logger.child({ component: 'memory' }) })).start();
     startedUp = true;
     logger.info({ api: addresses.api, ops: addresses.ops }, 'hearth started');
     return {

@@ -127,6 +127,10 @@ export const configSpec = {
     unit: 'ms',
     doc: 'On SIGTERM, how long in-flight operations may run before they are handed back.',
   }),
+  idleCollector: opt.bool({
+    default: true,
+    doc: 'Give memory back once a burst is over: when the event loop has been quiet for a while and the heap holds garbage, run a full collection through V8\'s gc function, which hearth enables inside the process (--expose-gc at run time; src/lifecycle/quiet-collector.ts). Off: V8 alone decides, and an idle process keeps the heap a burst grew.',
+  }),
   sweepIntervalMs: opt.int({
     default: 5_000,
     min: 100,
