@@ -350,6 +350,22 @@ export const GOALS: readonly Goal[] = [
     text: 'the same roll: every operation of the stream completes (none lost, none left transitional)',
   },
   {
+    issue: 17,
+    figure: 'replication.old_primary_writes_after_failover',
+    of: 'value',
+    op: '<=',
+    target: 0,
+    text: 'replication failover under a stream of creates: no member writes to the old primary while the cluster is failed over (the fake driver\'s journal)',
+  },
+  {
+    issue: 17,
+    figure: 'replication.ops_failed',
+    of: 'value',
+    op: '<=',
+    target: 0,
+    text: 'the same failovers and failbacks: every create the API accepted becomes `available`, and none is refused other than with Cinder\'s 400 while the cluster is frozen or disabled by the failover',
+  },
+  {
     issue: 21,
     figure: 'scale.list_p50_ms_100k_etcd',
     of: 'ratio',

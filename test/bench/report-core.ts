@@ -9,7 +9,7 @@ export interface RequiredFigure {
   readonly baseline: string | null;
 }
 
-/** Issue 9's list, issue 13's fence figures, issue 12's figures of the three-member topology, issue 18's request counts and scale-out, and issue 21's scale figures. */
+/** Issue 9's list, issue 13's fence figures, issue 12's figures of the three-member topology, issue 18's request counts and scale-out, issue 21's scale figures and issue 17's replication failover. */
 export const REQUIRED_FIGURES: readonly RequiredFigure[] = [
   { name: 'scale.list_p50_ms_100k_etcd', baseline: 'scale.list_p50_ms_1k_etcd' },
   { name: 'scale.list_status_p50_ms_100k_etcd', baseline: 'scale.list_status_p50_ms_1k_etcd' },
@@ -63,6 +63,12 @@ export const REQUIRED_FIGURES: readonly RequiredFigure[] = [
   { name: 'copies.clones_per_s_distinct_sources', baseline: 'copies.creates_per_s' },
   { name: 'copies.clones_per_s_one_source', baseline: 'copies.clones_per_s_distinct_sources' },
   { name: 'driver.clone_empty_100g_s', baseline: 'driver.cp_sparse_empty_100g_s' },
+  { name: 'replication.failover_s', baseline: 'replication.create_p50_s' },
+  { name: 'replication.failback_s', baseline: 'replication.create_p50_s' },
+  { name: 'replication.ops_stalled_s', baseline: 'replication.failover_s' },
+  { name: 'replication.ops_failed', baseline: null },
+  { name: 'replication.frozen_refusals', baseline: null },
+  { name: 'replication.old_primary_writes_after_failover', baseline: null },
 ];
 
 /** value / baseline; null when there is no baseline or it is zero (or either is not a number). */

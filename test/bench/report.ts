@@ -117,6 +117,17 @@ What the suites measure (each file's header says more):
   at the least — reading every block, measured on an empty 1 GiB volume and multiplied by 100.
   The temp directory's file system decides the figure: one that does not report holes makes
   \`cp\` read every block too (see docs/drivers.md).
+- **replication** (\`replication.ts\`, issue 17): one API process and three workers, the fake
+  driver replicating to a simulated target, under a stream of creates from three clients
+  (100 ms driver calls). Each round fails the cluster over to the target, enables it again
+  (the failover disables it) and fails it back: \`replication.failover_s\` and
+  \`replication.failback_s\` from the request (3.26) to the cluster showing \`failed-over\`
+  (\`enabled\`) and thawed, medians, against the same stream's create p50 (a failover waits for
+  the operations in flight, then raises the epoch and promotes the target);
+  \`replication.ops_stalled_s\`, the longest time no create completed around a failover or
+  failback (the worst), against the failover time; creates failed, creates refused while frozen
+  or disabled (Cinder's 400, expected), and writes to the old primary while failed over (the
+  fake driver's journal). 3 rounds, 1 with BENCH_QUICK=1.
 
 **Read the figures with the machine in mind.** Everything — etcd (one member, fsync on the same
 disk), RabbitMQ, every hearth process and the benchmark clients — shares the cores listed below
