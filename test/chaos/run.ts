@@ -5,7 +5,9 @@
  * `CHAOS_TOPOLOGY` (`single`, or `ha`: a three-member etcd and a three-node RabbitMQ, with the
  * HA faults), `CHAOS_KILLS` (default 20; ha 16, plus the kills run over HA faults),
  * `CHAOS_ZOMBIES` (5; ha 2), `CHAOS_BACKEND_DOWNS` (2), `CHAOS_RELEASE_SWAPS` (2: a worker on the
- * first release, tag v0.1.0, for 12 s and back), `CHAOS_REFUSED_FENCES` (2; ha 1), `CHAOS_PARTITIONS` (2; ha 0: no
+ * first release, tag v0.1.0, for 12 s and back), `CHAOS_FREEZES` (2: a cluster freeze and thaw),
+ * `CHAOS_FAILOVERS` (2: a replication failover to the fake driver's simulated target and back),
+ * `CHAOS_REFUSED_FENCES` (2; ha 1), `CHAOS_PARTITIONS` (2; ha 0: no
  * worker-etcd proxies there), `CHAOS_HA_FAULTS` (ha: each HA fault this often, default 2),
  * `CHAOS_OVERLAPS` (ha: HA faults with a worker kill or freeze run over them, default 8),
  * `CHAOS_SECONDS` (budget for injecting faults, default 720; ha 1500; the settle comes on top),
@@ -55,6 +57,8 @@ const options = {
   etcdRestarts: ha ? 0 : 1,
   backendDowns: int('CHAOS_BACKEND_DOWNS', 2),
   releaseSwaps: int('CHAOS_RELEASE_SWAPS', 2),
+  freezes: int('CHAOS_FREEZES', 2),
+  failovers: int('CHAOS_FAILOVERS', 2),
   haFaults: Object.fromEntries(HA_FAULTS.map((k) => [k, haFaults])),
   overlaps: ha ? int('CHAOS_OVERLAPS', 8) : 0,
   maxSeconds: int('CHAOS_SECONDS', ha ? 1_500 : 720),
