@@ -7,33 +7,21 @@
  */
 import { type BackendReport, decodeBackendReport } from './backend-report.js';
 import { bool, num, numOrNull, parseObject, str, strOrNull } from './json-fields.js';
-import { decodeFailover, decodeTargets, type FailoverInFlight } from './replication-fields.js';
+import { type ClusterFields, decodeFailover, decodeTargets } from './replication-fields.js';
 
 export type { FailoverInFlight } from './replication-fields.js';
 
 /** Cinder's default replication status of a cluster or service that does not replicate. */
 export const NOT_CAPABLE = 'not-capable';
 
-/** `clusters/<cluster>`: what an operator sets on a cluster. */
-export interface ClusterRecord {
+/**
+ * `clusters/<cluster>`: what an operator sets on a cluster, and where its backend stands
+ * ({@link ClusterFields}: disabled, frozen, replication, the backend epoch, the failover in flight).
+ */
+export interface ClusterRecord extends ClusterFields {
   /** `<cluster>@<backend>`. */
   readonly name: string;
   readonly binary: string;
-  readonly disabled: boolean;
-  readonly disabledReason: string | null;
-  readonly frozen: boolean;
-  readonly replicationStatus: string;
-  readonly activeBackendId: string | null;
-  /**
-   * The backend epoch: raised by one at each failover (and failback); 0 until the first. Every
-   * claim, final write and driver call of an op carries the epoch it ran under, and a write under
-   * an older one is refused (docs/membership.md "Replication"). Absent in records of release 1: 0.
-   */
-  readonly backendEpoch: number;
-  /** The `backend_id`s of the replication targets, as the members' drivers declare them; [] when none. */
-  readonly replicationTargets: readonly string[];
-  /** The failover in flight, from the API's acceptance to the result; null when none. */
-  readonly failover: FailoverInFlight | null;
   /** Epoch ms. */
   readonly createdAtMs: number;
   /** Epoch ms of the last operator change; null until the first. */

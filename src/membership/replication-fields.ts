@@ -47,8 +47,15 @@ export interface ClusterFields {
   readonly frozen: boolean;
   readonly replicationStatus: string;
   readonly activeBackendId: string | null;
+  /**
+   * The backend epoch: raised by one at each failover (and failback); 0 until the first. Every
+   * final write and driver call of an op carries the epoch it ran under, and one under an older
+   * epoch is refused (docs/membership.md "Replication"). Absent in records of release 1: 0.
+   */
   readonly backendEpoch: number;
+  /** The `backend_id`s of the replication targets, as the members' drivers declare them; [] when none. */
   readonly replicationTargets: readonly string[];
+  /** The failover in flight, from the API's acceptance to the result; null when none. */
   readonly failover: FailoverInFlight | null;
 }
 
