@@ -22,6 +22,7 @@ import { backendWrites, type JournalEntry } from '../../../src/drivers/fake-jour
 import type { HearthProcess } from '../../support/hearth-process.js';
 import { startHearth } from '../../support/hearth-process.js';
 import { memberEnv, readJournal } from '../../support/orphans-cluster.js';
+import { ReplicationAdmin } from '../../support/replication-api.js';
 import { waitFor } from '../../support/wait.js';
 import type { BenchResult, BenchSuite } from '../types.js';
 import { percentile, relative, standalone } from '../types.js';
@@ -161,16 +162,9 @@ export const suite: BenchSuite = {
     let stream: CreateStream | undefined;
     try {
       const [api] = await Promise.all([start('api', 'api'), ...Array.from({ length: WORKERS }, (_, i) => start(`w-${i}`, 'worker'))]);
-      const admin = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> => {
-        const res = await fetch(`${api.apiUrl}/v3/admin${path}`, {
-          method,
-          headers: { 'openstack-api-version': 'volume 3.26', 'x-auth-token': 'admin:admin', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        });
-        const text = await res.text();
-        return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
-      };
-      const cluster = async (): Promise<Record<string, unknown>> => ((await admin('GET', `/clusters/${CLUSTER}`)).body.cluster ?? {}) as Record<string, unknown>;
+      const replication = new ReplicationAdmin(api.apiUrl);
+      const admin = (method: string, path: string, body?: unknown) => replication.call(method, path, body);
+      const cluster = async (): Promise<Record<string, unknown>> => (await replication.cluster(CLUSTER)) ?? {};
       const failover = async (backendId: string, want: string): Promise<{ at: number; seconds: number }> => {
         const at = Date.now();
         const res = await admin('PUT', '/os-services/failover', { cluster: CLUSTER, backend_id: backendId });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AmqpTestContext, type EtcdTestContext, useAmqp, useEtcd } from '../../support/context.js';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
 import { ClusterClient, memberEnv } from '../../support/orphans-cluster.js';
+import { ReplicationAdmin } from '../../support/replication-api.js';
 import { waitFor } from '../../support/wait.js';
 
 const CLUSTER = 'dr@be';
@@ -42,16 +43,8 @@ describe('failover and failback of a cluster of three workers (file driver, etcd
     await workers.get(host)?.stop();
     workers.delete(host);
   };
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${api.apiUrl}/v3/admin${path}`, {
-      method,
-      headers: { 'openstack-api-version': 'volume 3.26', 'x-auth-token': 'admin:admin', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as Record<string, unknown> | undefined };
-  };
-  const cluster = async () => (await call('GET', `/clusters/${CLUSTER}`)).body?.cluster as Record<string, unknown>;
+  const call = (method: string, path: string, body?: unknown) => new ReplicationAdmin(api.apiUrl).call(method, path, body);
+  const cluster = () => new ReplicationAdmin(api.apiUrl).cluster(CLUSTER);
 
   beforeAll(async () => {
     etcd = useEtcd();

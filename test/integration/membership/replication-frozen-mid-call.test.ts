@@ -8,6 +8,7 @@ import { readHistory } from '../../chaos/history.js';
 import { type AmqpTestContext, type EtcdTestContext, useAmqp, useEtcd } from '../../support/context.js';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
 import { ClusterClient, memberEnv, readJournal } from '../../support/orphans-cluster.js';
+import { ReplicationAdmin } from '../../support/replication-api.js';
 import { waitFor } from '../../support/wait.js';
 
 const CLUSTER = 'fm@be';
@@ -29,13 +30,9 @@ describe('a member frozen mid-call through a failover writes nothing to the old 
   let api: HearthProcess;
   const workers = new Map<string, HearthProcess>();
 
-  const call = async (method: string, path: string, body?: unknown) =>
-    fetch(`${api.apiUrl}/v3/admin${path}`, {
-      method,
-      headers: { 'openstack-api-version': 'volume 3.26', 'x-auth-token': 'admin:admin', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-  const cluster = async () => ((await (await call('GET', `/clusters/${CLUSTER}`)).json()) as { cluster: Record<string, unknown> }).cluster;
+  let admin: ReplicationAdmin;
+  const call = (method: string, path: string, body?: unknown) => admin.call(method, path, body);
+  const cluster = () => admin.cluster(CLUSTER);
 
   beforeAll(async () => {
     etcd = useEtcd();
@@ -50,6 +47,7 @@ describe('a member frozen mid-call through a failover writes nothing to the old 
       HEARTH_SHUTDOWN_GRACE_MS: '1000',
     });
     api = await startHearth({ name: 'fm-api', env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' } });
+    admin = new ReplicationAdmin(api.apiUrl);
     // c alone at first, with slow calls, so the first create is c's and stays in flight.
     workers.set('c', await startHearth({ name: 'fm-c', env: { ...env, HEARTH_HOST: 'c', HEARTH_ROLES: 'worker', HEARTH_DRIVER_FAKE_LATENCY_MS: '3000' } }));
   });

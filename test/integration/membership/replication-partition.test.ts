@@ -6,6 +6,7 @@ import { backendWrites } from '../../../src/drivers/fake-journal.js';
 import { type AmqpTestContext, type EtcdTestContext, useAmqp, useEtcd } from '../../support/context.js';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
 import { ClusterClient, memberEnv, readJournal } from '../../support/orphans-cluster.js';
+import { ReplicationAdmin } from '../../support/replication-api.js';
 import { waitFor } from '../../support/wait.js';
 
 const CLUSTER = 'pt@be';
@@ -25,13 +26,9 @@ describe('a member stopped through a failover writes nothing to the old primary 
   let api: HearthProcess;
   const workers = new Map<string, HearthProcess>();
 
-  const call = async (method: string, path: string, body?: unknown) =>
-    fetch(`${api.apiUrl}/v3/admin${path}`, {
-      method,
-      headers: { 'openstack-api-version': 'volume 3.26', 'x-auth-token': 'admin:admin', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-  const cluster = async () => ((await (await call('GET', `/clusters/${CLUSTER}`)).json()) as { cluster: Record<string, unknown> }).cluster;
+  let admin: ReplicationAdmin;
+  const call = (method: string, path: string, body?: unknown) => admin.call(method, path, body);
+  const cluster = () => admin.cluster(CLUSTER);
 
   beforeAll(async () => {
     etcd = useEtcd();
@@ -40,6 +37,7 @@ describe('a member stopped through a failover writes nothing to the old primary 
     journal = join(root, 'journal.jsonl');
     env = memberEnv(etcd, amqp, 'pt', journal, { HEARTH_DRIVER_FAKE_REPLICATION_TARGETS: 'dr1:simulated', HEARTH_DRIVER_FAKE_LATENCY_MS: '50' });
     api = await startHearth({ name: 'pt-api', env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' } });
+    admin = new ReplicationAdmin(api.apiUrl);
     for (const host of ['a', 'b', 'c']) workers.set(host, await startHearth({ name: `pt-${host}`, env: { ...env, HEARTH_HOST: host, HEARTH_ROLES: 'worker' } }));
   });
   afterAll(async () => {
@@ -65,7 +63,7 @@ describe('a member stopped through a failover writes nothing to the old primary 
     // c's lease runs out while it is stopped: to the others it is gone.
     await waitFor(
       async () => {
-        const services = ((await (await call('GET', '/os-services')).json()) as { services: { host: string; state: string }[] }).services;
+        const services = ((await call('GET', '/os-services')).body as { services: { host: string; state: string }[] }).services;
         return services.find((x) => x.host === 'c@be')?.state === 'down' || undefined;
       },
       { timeoutMs: 30_000, what: 'c down' },

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AmqpTestContext, type EtcdTestContext, useAmqp, useEtcd } from '../../support/context.js';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
 import { ClusterClient, memberEnv, readJournal } from '../../support/orphans-cluster.js';
+import { ReplicationAdmin } from '../../support/replication-api.js';
 import { waitFor } from '../../support/wait.js';
 
 const CLUSTER = 'tk@be';
@@ -24,13 +25,9 @@ describe('the runner of a failover killed mid-failover: another member takes it 
   let api: HearthProcess;
   const workers = new Map<string, HearthProcess>();
 
-  const call = async (method: string, path: string, body?: unknown) =>
-    fetch(`${api.apiUrl}/v3/admin${path}`, {
-      method,
-      headers: { 'openstack-api-version': 'volume 3.26', 'x-auth-token': 'admin:admin', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-  const cluster = async () => ((await (await call('GET', `/clusters/${CLUSTER}`)).json()) as { cluster: Record<string, unknown> }).cluster;
+  let admin: ReplicationAdmin;
+  const call = (method: string, path: string, body?: unknown) => admin.call(method, path, body);
+  const cluster = () => admin.cluster(CLUSTER);
 
   beforeAll(async () => {
     etcd = useEtcd();
@@ -40,6 +37,7 @@ describe('the runner of a failover killed mid-failover: another member takes it 
     // Slow driver calls, so the failover's drain has a run to wait for.
     const env = memberEnv(etcd, amqp, 'tk', journal, { HEARTH_DRIVER_FAKE_REPLICATION_TARGETS: 'dr1:simulated', HEARTH_DRIVER_FAKE_LATENCY_MS: '4000', HEARTH_ORPHANS_AUTO_CLEANUP: 'true', HEARTH_ORPHANS_GRACE_MS: '3000' });
     api = await startHearth({ name: 'tk-api', env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' } });
+    admin = new ReplicationAdmin(api.apiUrl);
     for (const host of ['a', 'b']) workers.set(host, await startHearth({ name: `tk-${host}`, env: { ...env, HEARTH_HOST: host, HEARTH_ROLES: 'worker' } }));
   });
   afterAll(async () => {
