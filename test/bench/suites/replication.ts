@@ -18,10 +18,11 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
-import { backendWrites, type JournalEntry } from '../../../src/drivers/fake-journal.js';
+import { backendWrites } from '../../../src/drivers/fake-journal.js';
 import type { HearthProcess } from '../../support/hearth-process.js';
 import { startHearth } from '../../support/hearth-process.js';
 import { memberEnv, readJournal } from '../../support/orphans-cluster.js';
+import { failedOverWindows } from '../../chaos/replication-faults.js';
 import { ReplicationAdmin } from '../../support/replication-api.js';
 import { waitFor } from '../../support/wait.js';
 import type { BenchResult, BenchSuite } from '../types.js';
@@ -128,17 +129,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Windows from each promotion of a target to the next failback (journal times). */
-function failedOverWindows(entries: readonly JournalEntry[]): { from: number; to: number }[] {
-  const promotions = entries.filter((e) => e.call === 'failover' && e.event === 'start').sort((a, b) => a.t - b.t);
-  const windows: { from: number; to: number }[] = [];
-  for (const [i, p] of promotions.entries()) {
-    if (p.resource === 'backend:default') continue;
-    const back = promotions.slice(i + 1).find((q) => q.resource === 'backend:default');
-    windows.push({ from: p.t, to: back?.t ?? Number.POSITIVE_INFINITY });
-  }
-  return windows;
-}
 
 export const suite: BenchSuite = {
   name: 'replication',
