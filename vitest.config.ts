@@ -19,6 +19,8 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['test/support/global-setup.ts'],
+          // After each file: removes the data dirs of the hearth processes it started (test/support/test-dirs.ts).
+          setupFiles: ['test/support/remove-dirs.setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
           fileParallelism: false,

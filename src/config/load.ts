@@ -28,8 +28,12 @@ export interface ConfigSources {
   readonly secretFiles?: 'check' | 'skip';
 }
 
-/** Environment names that start with `HEARTH_` but are not options. */
-const NON_OPTION_ENV = /^HEARTH_(CONFIG|TEST_.*|BUILD_.*)$/;
+/**
+ * Environment names that start with `HEARTH_` but are not options: the config file, the test
+ * harness's (`HEARTH_TEST_*`, `HEARTH_KEEP_TEST_DIRS`), which a process under test inherits, and
+ * the build's.
+ */
+const NON_OPTION_ENV = /^HEARTH_(CONFIG|TEST_.*|KEEP_TEST_DIRS|BUILD_.*)$/;
 
 export { optionEntries };
 const entriesByPath = new Map(optionEntries.map((e) => [e.path, e]));

@@ -3,11 +3,12 @@
  * tests, `make chaos` and `make bench` that measure failover. Everything else keeps the single
  * member of etcd.ts.
  *
- * Layout: one temp dir per cluster (`hearth-etcd-cluster-*`), one sub-dir per member
- * (`etcd-<i>/data`, log in `etcd-<i>/etcd.log`); per member a client port and a peer port from
- * ports.ts. Members reach each other only through {@link PeerLinks}: one TCP proxy in front of
- * each member's peer port, whose address is what the member advertises (`--initial-cluster`), so
- * `partition(i)` cuts member i from its peers while its client port stays reachable.
+ * Layout: one temp dir per cluster (`hearth-etcd-cluster-*`, removed by the cluster's
+ * `stop()`), one sub-dir per member (`etcd-<i>/data`, log in `etcd-<i>/etcd.log`); per member a
+ * client port and a peer port from ports.ts. Members reach each other only through
+ * {@link PeerLinks}: one TCP proxy in front of each member's peer port, whose address is what
+ * the member advertises (`--initial-cluster`), so `partition(i)` cuts member i from its peers
+ * while its client port stays reachable.
  *
  * Timings: heartbeat 100 ms, election timeout 1000 ms — etcd's defaults, which held on a loaded
  * 2-core machine (load average 10) without a spurious election — and `--pre-vote` (etcd 3.5's
@@ -20,14 +21,14 @@
  * `etcd.partition(i)` / `etcd.heal(i)`; `await etcd.stop()`. topology.ts adds external
  * endpoints and test fixtures.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireBinary } from './binaries.js';
 import { EtcdMember } from './etcd-member.js';
 import { type PartitionMode, PeerLinks } from './peer-links.js';
 import { freePort } from './ports.js';
+import { makeTestDir, removeTestDir } from './test-dirs.js';
 
 export { EtcdCallError, EtcdMember, type EtcdMemberStatus } from './etcd-member.js';
 
@@ -87,7 +88,7 @@ export class EtcdCluster {
 
   private static async attempt(options: EtcdClusterOptions): Promise<EtcdCluster> {
     const count = options.members ?? 3;
-    const dir = await mkdtemp(join(tmpdir(), 'hearth-etcd-cluster-'));
+    const dir = await makeTestDir('hearth-etcd-cluster-');
     const ports = [];
     for (let i = 0; i < count; i++) ports.push({ client: await freePort(), peer: await freePort() });
     let members: EtcdMember[] = [];
@@ -126,8 +127,10 @@ export class EtcdCluster {
       await cluster.awaitHealthy(members.map((m) => m.launch()), options.startTimeoutMs ?? 30_000);
       await links?.waitMesh();
     } catch (err) {
-      await cluster.stop();
-      await rm(dir, { recursive: true, force: true });
+      await cluster.halt();
+      // A lost port race is tried again in a new dir; a start that failed for good keeps its
+      // dir, whose logs the error names.
+      if (err instanceof ClusterStartError && err.portRace) await removeTestDir(dir);
       throw err;
     }
     return new EtcdCluster(dir, members, links, Date.now() - started);
@@ -221,12 +224,20 @@ export class EtcdCluster {
   }
 
   /**
-   * Kills every member (SIGKILL, by PID) and closes the proxies; keeps the data dir and logs.
-   * Not SIGTERM: a leader whose followers stop with it waits out etcd's 5 s grace. Idempotent.
+   * Kills every member (SIGKILL, by PID), closes the proxies and removes the cluster's dir, data
+   * and logs (test-dirs.ts; `HEARTH_KEEP_TEST_DIRS=1` keeps it). Not SIGTERM: a leader whose
+   * followers stop with it waits out etcd's 5 s grace. For good (a member's own `stop()` /
+   * `restart()` keep its data); idempotent.
    */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.halt();
+    await removeTestDir(this.dir);
+  }
+
+  /** Kills every member and closes the proxies, keeping the dir. */
+  private async halt(): Promise<void> {
     await Promise.allSettled(this.members.map((m) => m.kill()));
     await this.links?.close();
   }

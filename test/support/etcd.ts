@@ -1,9 +1,8 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
 import { ManagedProcess } from './process.js';
 import { requireBinary } from './binaries.js';
+import { makeTestDir, removeTestDir } from './test-dirs.js';
 import { GiveUp, waitFor } from './wait.js';
 
 /** Extra flags for one etcd member, e.g. TLS or auto-compaction. */
@@ -17,10 +16,12 @@ export interface EtcdStartOptions {
 
 /**
  * One etcd member started from the Debian binary on free loopback ports, with its data in a
- * temp dir. `restart()` brings it back on the same ports and data; `stop()` ends it by PID.
+ * temp dir. `restart()` brings it back on the same ports and data; `stop()` ends it by PID for
+ * good and removes the dir (test-dirs.ts; `HEARTH_KEEP_TEST_DIRS=1` keeps it).
  */
 export class EtcdServer {
   private process: ManagedProcess | undefined;
+  private stopped = false;
 
   private constructor(
     readonly dataDir: string,
@@ -32,7 +33,7 @@ export class EtcdServer {
   /** Starts a fresh member and waits until it answers. */
   static async start(options: EtcdStartOptions = {}): Promise<EtcdServer> {
     requireBinary('etcd', 'etcd-server');
-    const dataDir = await mkdtemp(join(tmpdir(), 'hearth-etcd-'));
+    const dataDir = await makeTestDir('hearth-etcd-');
     const server = new EtcdServer(dataDir, await freePort(), await freePort(), options);
     await server.launch();
     return server;
@@ -93,7 +94,8 @@ export class EtcdServer {
 
   /** Stops the member (SIGTERM) and starts it again on the same ports and data. */
   async restart(downMs = 0): Promise<void> {
-    await this.stop();
+    if (this.stopped) throw new Error(`etcd on ${this.url} was stopped for good (its dir is removed): start a new one`);
+    await this.halt();
     if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
     await this.launch();
   }
@@ -113,7 +115,15 @@ export class EtcdServer {
     this.process?.signal('SIGCONT');
   }
 
+  /** Stops the member for good (SIGTERM, SIGKILL after 5 s) and removes its dir. Idempotent. */
   async stop(): Promise<void> {
+    await this.halt();
+    if (this.stopped) return;
+    this.stopped = true;
+    await removeTestDir(this.dataDir);
+  }
+
+  private async halt(): Promise<void> {
     await this.process?.stop(5_000);
   }
 }

@@ -1,15 +1,18 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from './ports.js';
 import { ManagedProcess } from './process.js';
+import { makeTestDir, removeWhenIdle, usesDir } from './test-dirs.js';
 import { GiveUp, waitFor } from './wait.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 
 /** Options of {@link startHearth}. */
 export interface HearthProcessOptions {
-  /** `HEARTH_*` settings for the process (ports and data dir are filled in when absent). */
+  /**
+   * `HEARTH_*` settings for the process (ports and data dir are filled in when absent). A data
+   * dir made here is removed at the end of the test file (or script) once every process that ran
+   * on it has exited (test-dirs.ts); one passed in is the caller's.
+   */
   readonly env?: Readonly<Record<string, string>>;
   /** Extra command-line arguments after `serve`. */
   readonly args?: readonly string[];
@@ -71,7 +74,9 @@ export async function startHearth(options: HearthProcessOptions = {}): Promise<H
 
 async function startOnce(options: HearthProcessOptions): Promise<HearthProcess> {
   const name = options.name ?? 'hearth';
-  const dataDir = options.env?.HEARTH_DATA_DIR ?? (await mkdtemp(join(tmpdir(), `hearth-${name}-`)));
+  const given = options.env?.HEARTH_DATA_DIR;
+  const dataDir = given ?? (await makeTestDir(`hearth-${name}-`));
+  if (given === undefined) removeWhenIdle(dataDir);
   const apiListen = options.env?.HEARTH_API_LISTEN ?? `127.0.0.1:${await freePort()}`;
   const opsListen = options.env?.HEARTH_OPS_LISTEN ?? `127.0.0.1:${await freePort()}`;
   const env: NodeJS.ProcessEnv = {
@@ -94,6 +99,8 @@ async function startOnce(options: HearthProcessOptions): Promise<HearthProcess> 
       : ['--enable-source-maps', join(root, 'bin/hearth.js'), 'serve', ...(options.args ?? [])]),
   ];
   const child = ManagedProcess.start({ command, args, env, cwd: root, logDir: dataDir, name });
+  // Also when the dir came from an earlier process's handle (a restart on the same data).
+  usesDir(dataDir, child);
   const opsUrl = `http://${opsListen}`;
   const handle: HearthProcess = {
     name,

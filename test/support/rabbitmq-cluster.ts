@@ -3,14 +3,14 @@
  * tests, `make chaos` and `make bench` that measure failover. Everything else keeps the single
  * node of rabbitmq.ts.
  *
- * Layout: one temp dir per cluster (`hearth-rabbit-cluster-*`) holding the one Erlang cookie
- * (it is every node's and every CLI call's HOME), one sub-dir per node (`hearth-<i>/`: mnesia,
- * log, rabbitmq.conf; the wrapper's output in `rabbitmq.log`); per node a name
- * `hearth-<i>@localhost`, an AMQP port and a distribution port from ports.ts. The nodes find each
- * other through the cluster's own port mapper ({@link PortMapper}, `ERL_EPMD_PORT`), which
- * answers every lookup with the {@link PeerLinks} proxy in front of the node's distribution
- * port: `partition(i)` cuts node i from the other nodes while AMQP clients and the CLI still
- * reach it.
+ * Layout: one temp dir per cluster (`hearth-rabbit-cluster-*`, removed by the cluster's
+ * `stop()`) holding the one Erlang cookie (it is every node's and every CLI call's HOME), one
+ * sub-dir per node (`hearth-<i>/`: mnesia, log, rabbitmq.conf; the wrapper's output in
+ * `rabbitmq.log`); per node a name `hearth-<i>@localhost`, an AMQP port and a distribution port
+ * from ports.ts. The nodes find each other through the cluster's own port mapper
+ * ({@link PortMapper}, `ERL_EPMD_PORT`), which answers every lookup with the {@link PeerLinks}
+ * proxy in front of the node's distribution port: `partition(i)` cuts node i from the other
+ * nodes while AMQP clients and the CLI still reach it.
  *
  * Settings: `cluster_partition_handling = pause_minority`; `net_ticktime` 10 s (RabbitMQ's
  * lowest recommended; a silent partition is noticed after 10–12.5 s; a cut one at once). Nodes
@@ -25,14 +25,14 @@
  * also serves the management API on a port of its own (`rabbit.managementUrls`).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requireBinary } from './binaries.js';
 import { PortMapper } from './epmd.js';
 import { type PartitionMode, PeerLinks } from './peer-links.js';
 import { freePort } from './ports.js';
 import { RABBIT_BIN, RabbitNode } from './rabbitmq-node.js';
+import { makeTestDir, removeTestDir } from './test-dirs.js';
 
 export { RabbitNode } from './rabbitmq-node.js';
 
@@ -87,16 +87,17 @@ export class RabbitCluster {
         cluster.startMs = Date.now() - started;
         return cluster;
       } catch (err) {
-        await cluster.stop();
+        await cluster.halt();
         const race = /eaddrinuse|address already in use|dist_port_already_used/i.test(String((err as Error).message));
+        // A start that failed for good keeps its dir, whose node logs the error names.
         if (!race || attempt >= START_ATTEMPTS) throw err;
-        await rm(cluster.dir, { recursive: true, force: true });
+        await removeTestDir(cluster.dir);
       }
     }
   }
 
   private static async create(options: RabbitClusterOptions): Promise<RabbitCluster> {
-    const dir = await mkdtemp(join(tmpdir(), 'hearth-rabbit-cluster-'));
+    const dir = await makeTestDir('hearth-rabbit-cluster-');
     // One cookie for every node and CLI call: each one's HOME is the cluster dir.
     await writeFile(join(dir, '.erlang.cookie'), randomBytes(15).toString('hex').toUpperCase(), { mode: 0o400 });
     const epmd = await PortMapper.start();
@@ -295,10 +296,20 @@ export class RabbitCluster {
     return this.links;
   }
 
-  /** Kills every node by PID (the data is thrown away) and closes the proxies. Idempotent. */
+  /**
+   * Kills every node by PID, closes the proxies and the port mapper, and removes the cluster's
+   * dir (test-dirs.ts; `HEARTH_KEEP_TEST_DIRS=1` keeps it). For good (a node's own `stop()` /
+   * `restart()` keep its data); idempotent.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.halt();
+    await removeTestDir(this.dir);
+  }
+
+  /** Kills every node and closes the proxies and the port mapper, keeping the dir. */
+  private async halt(): Promise<void> {
     await Promise.allSettled(this.nodes.map((n) => n.kill()));
     await this.links.close();
     await this.epmd.close();

@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect } from 'amqplib';
 import { requireBinary } from './binaries.js';
 import { freePort } from './ports.js';
 import { ManagedProcess } from './process.js';
+import { makeTestDir, removeTestDir } from './test-dirs.js';
 import { GiveUp, waitFor } from './wait.js';
 
 const RABBIT_BIN = '/usr/lib/rabbitmq/bin';
@@ -32,10 +32,12 @@ export interface RabbitNodeInfo {
  * One RabbitMQ node started from the Debian package on free loopback ports, with its own
  * epmd, Erlang cookie and data in a temp dir, so several can run side by side. The wrapper on
  * PATH switches user and loses the environment, so RabbitMQ's own scripts are called directly.
+ * `restart()` keeps the dir; `stop()` removes it (test-dirs.ts; `HEARTH_KEEP_TEST_DIRS=1` keeps it).
  */
 export class RabbitServer {
   private node: ManagedProcess | undefined;
   private epmd: ManagedProcess | undefined;
+  private stopped = false;
 
   private constructor(
     readonly dir: string,
@@ -43,6 +45,8 @@ export class RabbitServer {
     private readonly distPort: number,
     private readonly epmdPort: number,
     private readonly options: RabbitStartOptions,
+    /** Whether this handle started the node (and owns its dir), not {@link attach}ed to it. */
+    private readonly owned: boolean,
   ) {}
 
   /** What another process needs to run `rabbitmqctl` against this node (see {@link attach}). */
@@ -52,15 +56,15 @@ export class RabbitServer {
 
   /** A handle on a node another process started: `ctl` and `addVhost` work; stopping does not. */
   static attach(info: RabbitNodeInfo): RabbitServer {
-    return new RabbitServer(info.dir, info.amqpPort, info.distPort, info.epmdPort, {});
+    return new RabbitServer(info.dir, info.amqpPort, info.distPort, info.epmdPort, {}, false);
   }
 
   /** Starts a fresh node and waits until it accepts AMQP connections. */
   static async start(options: RabbitStartOptions = {}): Promise<RabbitServer> {
     requireBinary(`${RABBIT_BIN}/rabbitmq-server`, 'rabbitmq-server');
     requireBinary('epmd', 'erlang-base (a dependency of rabbitmq-server)');
-    const dir = await mkdtemp(join(tmpdir(), 'hearth-rabbit-'));
-    const server = new RabbitServer(dir, await freePort(), await freePort(), await freePort(), options);
+    const dir = await makeTestDir('hearth-rabbit-');
+    const server = new RabbitServer(dir, await freePort(), await freePort(), await freePort(), options, true);
     await server.writeConfig();
     await server.launch();
     return server;
@@ -156,6 +160,7 @@ export class RabbitServer {
 
   /** Stops the node (SIGTERM to its process group) and starts it again on the same ports and data. */
   async restart(downMs = 0): Promise<void> {
+    if (this.stopped) throw new Error(`RabbitMQ on 127.0.0.1:${this.amqpPort} was stopped for good (its dir is removed): start a new one`);
     await this.node?.stop(15_000);
     if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
     await this.launch();
@@ -167,8 +172,12 @@ export class RabbitServer {
     await this.node?.waitForExit();
   }
 
+  /** Stops the node and its epmd for good (SIGTERM, SIGKILL after 15 s) and removes its dir. Idempotent. */
   async stop(): Promise<void> {
     await this.node?.stop(15_000);
     await this.epmd?.stop(2_000);
+    if (this.stopped || !this.owned) return;
+    this.stopped = true;
+    await removeTestDir(this.dir);
   }
 }

@@ -106,8 +106,9 @@ describe('loadConfig', () => {
     expect([ok.driver.maxOverSubscriptionRatio, ok.driver.reservedPercentage, ok.alerts.backendNearlyFullPercent]).toEqual([1.5, 10, 85]);
   });
 
-  it('ignores HEARTH_TEST_* variables, which belong to the test harness', async () => {
+  it('ignores HEARTH_TEST_* variables and HEARTH_KEEP_TEST_DIRS, which belong to the test harness', async () => {
     await expect(loadConfig({ env: { HEARTH_TEST_ETCD_ENDPOINTS: 'x' } })).resolves.toBeDefined();
+    await expect(loadConfig({ env: { HEARTH_KEEP_TEST_DIRS: '1' } })).resolves.toBeDefined();
   });
 
   it('declares every option with a doc line, and env names in upper snake case', () => {
