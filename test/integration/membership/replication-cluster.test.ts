@@ -1,10 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AmqpTestContext, type EtcdTestContext, useAmqp, useEtcd } from '../../support/context.js';
-import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
-import { ClusterClient, memberEnv } from '../../support/orphans-cluster.js';
+import { describe, expect, it } from 'vitest';
+import { ClusterClient } from '../../support/orphans-cluster.js';
+import { useReplicationCluster } from '../../support/replication-cluster.js';
 import { waitFor } from '../../support/wait.js';
 
 const FROZEN = 'Invalid input received: Modification operations are not allowed on frozen storage backends.';
@@ -15,27 +11,12 @@ const FROZEN = 'Invalid input received: Modification operations are not allowed 
  * the cluster is frozen; a job queued before the freeze waits in its queue and runs after the thaw.
  */
 describe('freeze and thaw a cluster of several processes (etcd, RabbitMQ)', () => {
-  let etcd: EtcdTestContext;
-  let amqp: AmqpTestContext;
-  let root: string;
-  let env: Record<string, string>;
-  let api: HearthProcess;
-  const workers: HearthProcess[] = [];
-  let client: ClusterClient;
+  const fixture = useReplicationCluster({ cluster: 'fz', name: 'freeze', workers: ['w1', 'w2'] });
+  const { workers, call, startWorker, stopWorker } = fixture;
 
-  const worker = async (host: string, waitFor: 'ready' | 'live' = 'ready'): Promise<HearthProcess> => {
-    const w = await startHearth({ name: `freeze-${host}`, env: { ...env, HEARTH_HOST: host, HEARTH_ROLES: 'worker' }, waitFor });
-    workers.push(w);
-    return w;
-  };
-  const put = (action: string, body: unknown) =>
-    fetch(`${api.apiUrl}/v3/admin/os-services/${action}`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json', 'openstack-api-version': 'volume 3.26', 'x-auth-token': 'admin:admin' },
-      body: JSON.stringify(body),
-    });
+  const put = (action: string, body: unknown) => call('PUT', `/os-services/${action}`, body);
   const send = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${api.apiUrl}/v3/admin${path}`, {
+    const res = await fetch(`${fixture.api.apiUrl}/v3/admin${path}`, {
       method,
       headers: { 'openstack-api-version': 'volume 3.27', 'x-auth-token': 'admin:admin', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -43,28 +24,12 @@ describe('freeze and thaw a cluster of several processes (etcd, RabbitMQ)', () =
     return { status: res.status, body: (await res.text()) || undefined };
   };
 
-  beforeAll(async () => {
-    etcd = useEtcd();
-    amqp = await useAmqp();
-    root = await mkdtemp(join(tmpdir(), 'hearth-freeze-'));
-    env = memberEnv(etcd, amqp, 'fz', join(root, 'journal'));
-    api = await startHearth({ name: 'freeze-api', env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' } });
-    client = new ClusterClient(api);
-    await worker('w1');
-    await worker('w2');
-  });
-  afterAll(async () => {
-    await Promise.all([api?.stop(), ...workers.map((w) => w.stop())]);
-    await amqp?.close();
-    await etcd?.close();
-    await rm(root, { recursive: true, force: true });
-  });
-
   it('frozen by one host: every member stops taking jobs, every management call is refused with nothing queued, reads work; thawed: they work', async () => {
+    const { client } = fixture;
     const id = await client.createVolume(1);
     await client.waitStatus('volume', id, 'available');
     expect((await put('freeze', { host: 'w1@be' })).status).toBe(200);
-    for (const w of workers) {
+    for (const w of workers.values()) {
       await waitFor(async () => (await new ClusterClient(w).metric('hearth_cluster_frozen', { cluster: 'fz@be' })) === 1, { what: `${w.name} sees the freeze` });
       await waitFor(async () => w.logs().some((l) => l.msg === 'stopped consuming until the backend can take work' && String(l.why).includes('frozen')), { what: `${w.name} holding` });
     }
@@ -86,12 +51,13 @@ describe('freeze and thaw a cluster of several processes (etcd, RabbitMQ)', () =
   });
 
   it('a job queued before the freeze waits, a member that joins while frozen is frozen too; after the thaw the job runs', async () => {
-    await Promise.all(workers.splice(0).map((w) => w.stop()));
+    const { client } = fixture;
+    await Promise.all([...workers.keys()].map((host) => stopWorker(host)));
     // No worker: the create is recorded and queued, and nobody runs it yet.
     const id = await client.createVolume(1);
     expect(await client.status('volume', id)).toBe('creating');
     expect((await put('freeze', { cluster: 'fz@be' })).status).toBe(200);
-    const late = await worker('w3');
+    const late = await startWorker('w3');
     await waitFor(async () => late.logs().some((l) => l.msg === 'joined, but not consuming until the backend can take work' && String(l.why).includes('frozen')), { what: 'w3 holds' });
     expect(await client.status('volume', id)).toBe('creating');
     expect((await put('thaw', { host: 'w3@be' })).status).toBe(200);

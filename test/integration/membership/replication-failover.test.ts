@@ -1,11 +1,8 @@
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AmqpTestContext, type EtcdTestContext, useAmqp, useEtcd } from '../../support/context.js';
-import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
-import { ClusterClient, memberEnv } from '../../support/orphans-cluster.js';
-import { ReplicationAdmin } from '../../support/replication-api.js';
+import { describe, expect, it } from 'vitest';
+import { ClusterClient } from '../../support/orphans-cluster.js';
+import { useReplicationCluster } from '../../support/replication-cluster.js';
 import { waitFor } from '../../support/wait.js';
 
 const CLUSTER = 'dr@be';
@@ -24,56 +21,30 @@ async function exists(path: string): Promise<boolean> {
  * and data written while failed over is on the primary after the failback.
  */
 describe('failover and failback of a cluster of three workers (file driver, etcd, RabbitMQ)', () => {
-  let etcd: EtcdTestContext;
-  let amqp: AmqpTestContext;
-  let root: string;
   let primary: string;
   let target: string;
-  let env: Record<string, string>;
-  let api: HearthProcess;
-  let client: ClusterClient;
-  const workers = new Map<string, HearthProcess>();
-
-  const startWorker = async (host: string): Promise<HearthProcess> => {
-    const w = await startHearth({ name: `dr-${host}`, env: { ...env, HEARTH_HOST: host, HEARTH_ROLES: 'worker' } });
-    workers.set(host, w);
-    return w;
-  };
-  const stopWorker = async (host: string): Promise<void> => {
-    await workers.get(host)?.stop();
-    workers.delete(host);
-  };
-  const call = (method: string, path: string, body?: unknown) => new ReplicationAdmin(api.apiUrl).call(method, path, body);
-  const cluster = () => new ReplicationAdmin(api.apiUrl).cluster(CLUSTER);
-
-  beforeAll(async () => {
-    etcd = useEtcd();
-    amqp = await useAmqp();
-    root = await mkdtemp(join(tmpdir(), 'hearth-dr-'));
-    primary = join(root, 'primary');
-    target = join(root, 'dr1');
-    await mkdir(primary);
-    await mkdir(target);
-    env = memberEnv(etcd, amqp, 'dr', join(root, 'unused-journal'), {
-      HEARTH_DRIVER_NAME: 'file',
-      HEARTH_DRIVER_FILE_DIR: primary,
-      HEARTH_DRIVER_REPLICATION_TARGETS: `dr1:${target}`,
-      HEARTH_BACKEND_HEALTH_CHECK_INTERVAL_MS: '1000',
-      HEARTH_BACKEND_HEALTH_PROBE_TIMEOUT_MS: '1000',
-    });
-    api = await startHearth({ name: 'dr-api', env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' } });
-    client = new ClusterClient(api);
-    for (const host of ['a', 'b', 'c']) await startWorker(host);
+  const fixture = useReplicationCluster({
+    cluster: 'dr',
+    workers: ['a', 'b', 'c'],
+    env: async (root) => {
+      primary = join(root, 'primary');
+      target = join(root, 'dr1');
+      await mkdir(primary);
+      await mkdir(target);
+      return {
+        HEARTH_DRIVER_NAME: 'file',
+        HEARTH_DRIVER_FILE_DIR: primary,
+        HEARTH_DRIVER_REPLICATION_TARGETS: `dr1:${target}`,
+        HEARTH_BACKEND_HEALTH_CHECK_INTERVAL_MS: '1000',
+        HEARTH_BACKEND_HEALTH_PROBE_TIMEOUT_MS: '1000',
+      };
+    },
   });
-  afterAll(async () => {
-    await Promise.all([api?.stop(), ...[...workers.values()].map((w) => w.stop())]);
-    await amqp?.close();
-    await etcd?.close();
-    await rm(root, { recursive: true, force: true });
-  });
+  const { workers, call, cluster, startWorker, stopWorker } = fixture;
 
   it('a replicating cluster shows enabled with its target; volumes are on the primary and the target', async () => {
     expect(await cluster()).toMatchObject({ replication_status: 'enabled', active_backend_id: null, frozen: false });
+    const { client } = fixture;
     const id = await client.createVolume(1);
     await client.waitStatus('volume', id, 'available');
     expect(await exists(join(primary, `volume-${id}`))).toBe(true);
@@ -81,6 +52,7 @@ describe('failover and failback of a cluster of three workers (file driver, etcd
   });
 
   it('fails over with a member stopped; the member, started again, serves the target from its first job (on disk); failback brings the data home', async () => {
+    const { client } = fixture;
     await stopWorker('c');
     const before = await client.createVolume(1);
     await client.waitStatus('volume', before, 'available');

@@ -1,14 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { backendWrites } from '../../../src/drivers/fake-journal.js';
 import { KeyLayout } from '../../../src/etcd/keys.js';
 import { readHistory } from '../../chaos/history.js';
-import { type AmqpTestContext, type EtcdTestContext, useAmqp, useEtcd } from '../../support/context.js';
-import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
-import { ClusterClient, memberEnv, readJournal } from '../../support/orphans-cluster.js';
-import { ReplicationAdmin } from '../../support/replication-api.js';
+import { readJournal } from '../../support/orphans-cluster.js';
+import { useReplicationCluster } from '../../support/replication-cluster.js';
 import { waitFor } from '../../support/wait.js';
 
 const CLUSTER = 'fm@be';
@@ -22,45 +17,17 @@ const CLUSTER = 'fm@be';
  * runs again at the new epoch, on the target.
  */
 describe('a member frozen mid-call through a failover writes nothing to the old primary when it wakes', () => {
-  let etcd: EtcdTestContext;
-  let amqp: AmqpTestContext;
-  let root: string;
-  let journal: string;
-  let env: Record<string, string>;
-  let api: HearthProcess;
-  const workers = new Map<string, HearthProcess>();
-
-  let admin: ReplicationAdmin;
-  const call = (method: string, path: string, body?: unknown) => admin.call(method, path, body);
-  const cluster = () => admin.cluster(CLUSTER);
-
-  beforeAll(async () => {
-    etcd = useEtcd();
-    amqp = await useAmqp();
-    root = await mkdtemp(join(tmpdir(), 'hearth-repl-frozen-'));
-    journal = join(root, 'journal.jsonl');
-    // A lease far longer than the freeze (the member stays alive), a short drain.
-    env = memberEnv(etcd, amqp, 'fm', journal, {
-      HEARTH_DRIVER_FAKE_REPLICATION_TARGETS: 'dr1:simulated',
-      HEARTH_LEASE_TTL_MS: '30000',
-      HEARTH_LEASE_MARGIN_MS: '3000',
-      HEARTH_SHUTDOWN_GRACE_MS: '1000',
-    });
-    api = await startHearth({ name: 'fm-api', env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' } });
-    admin = new ReplicationAdmin(api.apiUrl);
-    // c alone at first, with slow calls, so the first create is c's and stays in flight.
-    workers.set('c', await startHearth({ name: 'fm-c', env: { ...env, HEARTH_HOST: 'c', HEARTH_ROLES: 'worker', HEARTH_DRIVER_FAKE_LATENCY_MS: '3000' } }));
+  // A lease far longer than the freeze (the member stays alive), a short drain.
+  const fixture = useReplicationCluster({
+    cluster: 'fm',
+    env: { HEARTH_DRIVER_FAKE_REPLICATION_TARGETS: 'dr1:simulated', HEARTH_LEASE_TTL_MS: '30000', HEARTH_LEASE_MARGIN_MS: '3000', HEARTH_SHUTDOWN_GRACE_MS: '1000' },
   });
-  afterAll(async () => {
-    for (const w of workers.values()) w.resume();
-    await Promise.all([api?.stop(), ...[...workers.values()].map((w) => w.stop())]);
-    await amqp?.close();
-    await etcd?.close();
-    await rm(root, { recursive: true, force: true });
-  });
+  const { workers, call, cluster, startWorker } = fixture;
+  // c alone at first, with slow calls, so the first create is c's and stays in flight.
+  beforeAll(() => startWorker('c', { HEARTH_DRIVER_FAKE_LATENCY_MS: '3000' }));
 
   it('its call is refused at the new epoch, its final write too, and the op runs again on the target', async () => {
-    const client = new ClusterClient(api);
+    const { client, journal, etcd } = fixture;
     const id = await client.createVolume(1);
     const resource = `volume:${id}`;
     await waitFor(async () => (await readJournal(journal)).entries.some((e) => e.call === 'createVolume' && e.resource === resource && e.event === 'start') || undefined, {
@@ -71,7 +38,7 @@ describe('a member frozen mid-call through a failover writes nothing to the old 
     const c = workers.get('c')!;
     c.pause();
     try {
-      workers.set('a', await startHearth({ name: 'fm-a', env: { ...env, HEARTH_HOST: 'a', HEARTH_ROLES: 'worker' } }));
+      await startWorker('a');
       expect((await call('PUT', '/os-services/failover', { cluster: CLUSTER, backend_id: 'dr1' })).status).toBe(202);
       await waitFor(async () => (await cluster()).replication_status === 'failed-over' || undefined, { timeoutMs: 60_000, what: 'failed over while c is frozen' });
     } finally {

@@ -1,12 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backendWrites } from '../../../src/drivers/fake-journal.js';
-import { type AmqpTestContext, type EtcdTestContext, useAmqp, useEtcd } from '../../support/context.js';
-import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
-import { ClusterClient, memberEnv, readJournal } from '../../support/orphans-cluster.js';
-import { ReplicationAdmin } from '../../support/replication-api.js';
+import { readJournal } from '../../support/orphans-cluster.js';
+import { useReplicationCluster } from '../../support/replication-cluster.js';
 import { waitFor } from '../../support/wait.js';
 
 const CLUSTER = 'pt@be';
@@ -18,38 +13,15 @@ const CLUSTER = 'pt@be';
  * backend and epoch of every call.
  */
 describe('a member stopped through a failover writes nothing to the old primary when it returns (fake driver journal)', () => {
-  let etcd: EtcdTestContext;
-  let amqp: AmqpTestContext;
-  let root: string;
-  let journal: string;
-  let env: Record<string, string>;
-  let api: HearthProcess;
-  const workers = new Map<string, HearthProcess>();
-
-  let admin: ReplicationAdmin;
-  const call = (method: string, path: string, body?: unknown) => admin.call(method, path, body);
-  const cluster = () => admin.cluster(CLUSTER);
-
-  beforeAll(async () => {
-    etcd = useEtcd();
-    amqp = await useAmqp();
-    root = await mkdtemp(join(tmpdir(), 'hearth-repl-partition-'));
-    journal = join(root, 'journal.jsonl');
-    env = memberEnv(etcd, amqp, 'pt', journal, { HEARTH_DRIVER_FAKE_REPLICATION_TARGETS: 'dr1:simulated', HEARTH_DRIVER_FAKE_LATENCY_MS: '50' });
-    api = await startHearth({ name: 'pt-api', env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' } });
-    admin = new ReplicationAdmin(api.apiUrl);
-    for (const host of ['a', 'b', 'c']) workers.set(host, await startHearth({ name: `pt-${host}`, env: { ...env, HEARTH_HOST: host, HEARTH_ROLES: 'worker' } }));
+  const fixture = useReplicationCluster({
+    cluster: 'pt',
+    workers: ['a', 'b', 'c'],
+    env: { HEARTH_DRIVER_FAKE_REPLICATION_TARGETS: 'dr1:simulated', HEARTH_DRIVER_FAKE_LATENCY_MS: '50' },
   });
-  afterAll(async () => {
-    for (const w of workers.values()) w.resume();
-    await Promise.all([api?.stop(), ...[...workers.values()].map((w) => w.stop())]);
-    await amqp?.close();
-    await etcd?.close();
-    await rm(root, { recursive: true, force: true });
-  });
+  const { workers, call, cluster } = fixture;
 
   it('c, stopped through the failover, serves the target at the new epoch from its first job after it returns', async () => {
-    const client = new ClusterClient(api);
+    const { client, journal } = fixture;
     const first = await client.createVolume(1);
     await client.waitStatus('volume', first, 'available');
     const c = workers.get('c')!;

@@ -1,11 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AmqpTestContext, type EtcdTestContext, useAmqp, useEtcd } from '../../support/context.js';
-import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
-import { ClusterClient, memberEnv, readJournal } from '../../support/orphans-cluster.js';
-import { ReplicationAdmin } from '../../support/replication-api.js';
+import { describe, expect, it } from 'vitest';
+import { readJournal } from '../../support/orphans-cluster.js';
+import { useReplicationCluster } from '../../support/replication-cluster.js';
 import { waitFor } from '../../support/wait.js';
 
 const CLUSTER = 'tk@be';
@@ -18,37 +13,16 @@ const DRAINING = 'waiting for the operations in flight before raising the backen
  * "Replication failover").
  */
 describe('the runner of a failover killed mid-failover: another member takes it over and finishes it', () => {
-  let etcd: EtcdTestContext;
-  let amqp: AmqpTestContext;
-  let root: string;
-  let journal: string;
-  let api: HearthProcess;
-  const workers = new Map<string, HearthProcess>();
-
-  let admin: ReplicationAdmin;
-  const call = (method: string, path: string, body?: unknown) => admin.call(method, path, body);
-  const cluster = () => admin.cluster(CLUSTER);
-
-  beforeAll(async () => {
-    etcd = useEtcd();
-    amqp = await useAmqp();
-    root = await mkdtemp(join(tmpdir(), 'hearth-repl-takeover-'));
-    journal = join(root, 'journal.jsonl');
-    // Slow driver calls, so the failover's drain has a run to wait for.
-    const env = memberEnv(etcd, amqp, 'tk', journal, { HEARTH_DRIVER_FAKE_REPLICATION_TARGETS: 'dr1:simulated', HEARTH_DRIVER_FAKE_LATENCY_MS: '4000', HEARTH_ORPHANS_AUTO_CLEANUP: 'true', HEARTH_ORPHANS_GRACE_MS: '3000' });
-    api = await startHearth({ name: 'tk-api', env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' } });
-    admin = new ReplicationAdmin(api.apiUrl);
-    for (const host of ['a', 'b']) workers.set(host, await startHearth({ name: `tk-${host}`, env: { ...env, HEARTH_HOST: host, HEARTH_ROLES: 'worker' } }));
+  // Slow driver calls, so the failover's drain has a run to wait for.
+  const fixture = useReplicationCluster({
+    cluster: 'tk',
+    workers: ['a', 'b'],
+    env: { HEARTH_DRIVER_FAKE_REPLICATION_TARGETS: 'dr1:simulated', HEARTH_DRIVER_FAKE_LATENCY_MS: '4000', HEARTH_ORPHANS_AUTO_CLEANUP: 'true', HEARTH_ORPHANS_GRACE_MS: '3000' },
   });
-  afterAll(async () => {
-    await Promise.all([api?.stop(), ...[...workers.values()].map((w) => w.stop())]);
-    await amqp?.close();
-    await etcd?.close();
-    await rm(root, { recursive: true, force: true });
-  });
+  const { workers, call, cluster } = fixture;
 
   it('finishes the failover on the survivor, after the dead claimant is fenced', async () => {
-    const client = new ClusterClient(api);
+    const { client, journal } = fixture;
     const id = await client.createVolume(1);
     await waitFor(async () => (await readJournal(journal)).entries.some((e) => e.call === 'createVolume' && e.event === 'start') || undefined, { what: 'a create in flight' });
     expect((await call('PUT', '/os-services/failover', { cluster: CLUSTER, backend_id: 'dr1' })).status).toBe(202);
