@@ -7,7 +7,7 @@ import { type Fence, NO_FENCE } from '../fence.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../observability/logger.js';
 import { reconcile } from './etcd-reconcile.js';
-import { SeenCache } from './etcd-seen-cache.js';
+import { DEFAULT_MAX_KEYS, SeenCache } from './etcd-seen-cache.js';
 import {
   countAt,
   countOp,
@@ -138,7 +138,7 @@ export class EtcdStateStore implements StateStore {
     this.keys = options.keys;
     this.maxAttempts = options.maxAttempts ?? 8;
     this.versions = options.versions ?? new RecordVersions();
-    this.cache = new SeenCache(options.cacheSize ?? 10_000, (json, key) => this.versions.decode<object>(json, key));
+    this.cache = new SeenCache(options.cacheSize ?? DEFAULT_MAX_KEYS, (json, key) => this.versions.decode<object>(json, key));
     this.listing = new EtcdListing({
       client: this.client,
       keys: this.keys,
