@@ -19,7 +19,7 @@ export class SeenCache {
    * memory stays bounded whatever the size of the records.
    */
   constructor(
-    private readonly maxKeys: number,
+    private readonly maxKeys: number = DEFAULT_MAX_KEYS,
     private readonly decodeBody: (json: string, key: string) => object = (json) => JSON.parse(json) as object,
     private readonly maxChars: number = DEFAULT_MAX_CHARS,
   ) {}
@@ -54,6 +54,11 @@ export class SeenCache {
     this.heldChars = 0;
   }
 
+  /** Keys held now. */
+  get size(): number {
+    return this.states.size;
+  }
+
   /** Characters of keys and values held now. */
   get chars(): number {
     return this.heldChars;
@@ -75,8 +80,21 @@ export class SeenCache {
   }
 }
 
-/** Default bound of {@link SeenCache}: 8 Mi characters of keys and values. */
-export const DEFAULT_MAX_CHARS = 8 * 2 ** 20;
+/**
+ * Default bounds of {@link SeenCache}: 2,000 keys and 2 Mi characters of keys and values (a few
+ * MB of heap with the decoded records). What the cache saves is the read before a write to a key
+ * this process wrote or read a moment ago: the next step of an operation in flight (its claim,
+ * transitions and end touch its op, its resource and perhaps a parent — three keys), or an API
+ * request on a volume the API just wrote. A worker holds at most `amqp.prefetch` jobs (8 by
+ * default), so 2,000 keys hold the working set of hundreds of operations in flight. Keys beyond
+ * it are mostly stale by the time they are written again (a worker has moved the volume on since
+ * the API wrote it), when the cached state costs a retry as a read would. A larger cache kept
+ * 10,000 keys after a burst of creates — 10 to 15 MB of an otherwise idle process.
+ */
+export const DEFAULT_MAX_KEYS = 2_000;
+
+/** See {@link DEFAULT_MAX_KEYS}. */
+export const DEFAULT_MAX_CHARS = 2 * 2 ** 20;
 
 function charsOf(key: string, state: KeyState | null): number {
   return key.length + (state === null ? 0 : state.json.length + state.mod.length + state.create.length + state.version.length);

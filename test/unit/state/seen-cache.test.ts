@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SeenCache } from '../../../src/state/etcd-seen-cache.js';
+import { DEFAULT_MAX_CHARS, DEFAULT_MAX_KEYS, SeenCache } from '../../../src/state/etcd-seen-cache.js';
 
 const state = (json: string, mod = '1') => ({ json, mod, create: '1', version: '1' });
 
@@ -28,5 +28,20 @@ describe('the etcd store\'s seen-cache', () => {
     cache.forget('b');
     cache.forget('never');
     expect(cache.chars).toBe(0);
+  });
+
+  it('keeps no more than its default bounds after a burst of writes (10,000 volumes created)', () => {
+    const cache = new SeenCache();
+    const record = JSON.stringify({ id: 'x'.repeat(36), name: null, status: 'available', size: 1, metadata: {}, padding: 'p'.repeat(400) });
+    for (let i = 0; i < 10_000; i++) {
+      cache.remember(`/hearth/resources/volume/${i}`, state(record));
+      cache.remember(`/hearth/ops/volume/${i}`, null);
+    }
+    expect(cache.size).toBeLessThanOrEqual(DEFAULT_MAX_KEYS);
+    expect(cache.chars).toBeLessThanOrEqual(DEFAULT_MAX_CHARS);
+    // The most recent keys are the ones kept: the next write to them needs no read.
+    expect(cache.get('/hearth/resources/volume/9999')).toMatchObject({ json: record });
+    expect(cache.get('/hearth/ops/volume/9999')).toBeNull();
+    expect(cache.get('/hearth/resources/volume/0')).toBeUndefined();
   });
 });
