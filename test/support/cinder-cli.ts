@@ -20,13 +20,18 @@ export function parseCinderDict(text: string): Record<string, string> {
   return Object.fromEntries(parseCinderTable(text).map((r) => [r.Property ?? '', r.Value ?? '']));
 }
 
+/** The options that point `cinder` at `apiUrl` as project `admin`, with the noauth plugin. */
+export function cinderAuthArgs(apiUrl: string): string[] {
+  return ['--os-auth-type', 'noauth', '--os-user-id', 'admin', '--os-project-id', 'admin', '--os-endpoint', `${apiUrl}/v3/admin`];
+}
+
 /**
  * Runs the real python-cinderclient (Debian's `cinder`) against `apiUrl` with the noauth
  * plugin, exactly as an operator would, and returns its output. Rejects with stderr on a
  * non-zero exit.
  */
 export async function cinder(apiUrl: string, ...args: string[]): Promise<string> {
-  const argv = ['--os-auth-type', 'noauth', '--os-user-id', 'admin', '--os-project-id', 'admin', '--os-endpoint', `${apiUrl}/v3/admin`, ...args];
+  const argv = [...cinderAuthArgs(apiUrl), ...args];
   try {
     // A listing of 20,000 volumes prints about 3 MB.
     const { stdout } = await run('cinder', argv, { env: { PATH: process.env.PATH, HOME: process.env.HOME }, timeout: 60_000, maxBuffer: 64 * 2 ** 20 });

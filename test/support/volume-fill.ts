@@ -30,6 +30,11 @@ export function volumeAt(i: number, cluster: string): Omit<VolumeRecord, 'revisi
   };
 }
 
+/** The names of the first `count` filled volumes in the order the name listings sort them: by their bytes. */
+export function filledNamesSorted(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `vol-${i}`).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+}
+
 /** Writes volumes [from, to) into etcd under `prefix`, with their listing index entries. */
 export async function fillEtcd(endpoints: readonly string[], prefix: string, cluster: string, from: number, to: number): Promise<void> {
   const client = new Etcd3({ hosts: [...endpoints] });

@@ -8,6 +8,7 @@
 // takes seconds; every tenth is in `error`.
 // Processes run the built JavaScript, as deployers run it. BENCH_QUICK=1: 10,000 volumes, 1,000
 // operations.
+// python-cinderclient's `cinder list` at both counts (with --status error, --sort name:asc): ../cinder-listings.ts.
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Etcd3 } from 'etcd3';
@@ -16,6 +17,7 @@ import { fillEtcd, fillSqlite } from '../../support/volume-fill.js';
 import { metricOf } from '../../support/orphans-cluster.js';
 import { waitFor } from '../../support/wait.js';
 import { type BenchContext, type BenchResult, type BenchSuite, percentile, relative, standalone } from '../types.js';
+import { cinderFigures, measureCinderListings } from '../cinder-listings.js';
 
 const SMALL = 1_000;
 const PAGE = 100;
@@ -149,6 +151,7 @@ async function clusterRun(ctx: BenchContext, sizes: Sizes): Promise<BenchResult[
     const [apiIdle, workerIdle] = await Promise.all([settledRss(api.pid, SETTLE_MS * 2), settledRss(worker.pid, SETTLE_MS * 2)]);
     await fillEtcd(ctx.etcd.endpoints, prefix, 'scale@be', 0, SMALL);
     const small = await measureLists(api, sizes.samples, true);
+    const smallCinder = await measureCinderListings(ctx, api.apiUrl, SMALL);
     const filledAt = performance.now();
     await fillEtcd(ctx.etcd.endpoints, prefix, 'scale@be', SMALL, sizes.big);
     ctx.log(`etcd: ${sizes.big} volumes written in ${((performance.now() - filledAt) / 1_000).toFixed(1)} s`);
@@ -164,10 +167,15 @@ async function clusterRun(ctx: BenchContext, sizes: Sizes): Promise<BenchResult[
     ctx.log(`etcd: walked ${walked} volumes in ${walkS.toFixed(1)} s; ${sizes.ops} creates in ${((performance.now() - opsAt) / 1_000).toFixed(1)} s`);
     const [apiOps, workerOps] = await Promise.all([settledRss(api.pid, SETTLE_MS), settledRss(worker.pid, SETTLE_MS)]);
     ctx.log(`etcd: RSS api ${apiIdle.toFixed(0)} / ${apiWalk.toFixed(0)} / ${apiOps.toFixed(0)} MB, worker ${workerIdle.toFixed(0)} / ${workerWalk.toFixed(0)} / ${workerOps.toFixed(0)} MB (idle / after the walk / after the operations)`);
-    return figures('etcd', sizes, small, big, walkS, [
-      ['api', apiIdle, apiWalk, apiOps],
-      ['worker', workerIdle, workerWalk, workerOps],
-    ]);
+    // Last, so that the RSS figures above follow the walk and the operations only.
+    const bigCinder = await measureCinderListings(ctx, api.apiUrl, sizes.big, sizes.ops);
+    return [
+      ...figures('etcd', sizes, small, big, walkS, [
+        ['api', apiIdle, apiWalk, apiOps],
+        ['worker', workerIdle, workerWalk, workerOps],
+      ]),
+      ...cinderFigures('etcd', sizes.label, smallCinder, bigCinder),
+    ];
   } finally {
     await Promise.all(procs.map((p) => p.kill()));
     // Best effort: 1.3 million keys in one delete can outlast etcd's request timeout; the run's etcd is thrown away anyway.
@@ -188,6 +196,7 @@ async function singleNodeRun(ctx: BenchContext, sizes: Sizes): Promise<BenchResu
     const cluster = 'single@default';
     fillSqlite(hearth.dataDir, cluster, 0, SMALL);
     const small = await measureLists(hearth, sizes.samples, false);
+    const smallCinder = await measureCinderListings(ctx, hearth.apiUrl, SMALL);
     const filledAt = performance.now();
     fillSqlite(hearth.dataDir, cluster, SMALL, sizes.big);
     ctx.log(`sqlite: ${sizes.big} volumes written in ${((performance.now() - filledAt) / 1_000).toFixed(1)} s`);
@@ -201,7 +210,8 @@ async function singleNodeRun(ctx: BenchContext, sizes: Sizes): Promise<BenchResu
     await operations(hearth.apiUrl, sizes.ops);
     const afterOps = await settledRss(hearth.pid, SETTLE_MS);
     ctx.log(`sqlite: walked ${walked} volumes in ${walkS.toFixed(1)} s; RSS ${idle.toFixed(0)} / ${afterWalk.toFixed(0)} / ${afterOps.toFixed(0)} MB (idle / after the walk / after the operations)`);
-    return figures('sqlite', sizes, small, big, walkS, [['single', idle, afterWalk, afterOps]]);
+    const bigCinder = await measureCinderListings(ctx, hearth.apiUrl, sizes.big, sizes.ops);
+    return [...figures('sqlite', sizes, small, big, walkS, [['single', idle, afterWalk, afterOps]]), ...cinderFigures('sqlite', sizes.label, smallCinder, bigCinder)];
   } finally {
     await hearth.kill();
   }

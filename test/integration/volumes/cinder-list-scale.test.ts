@@ -9,14 +9,9 @@ import { requireBinary } from '../../support/binaries.js';
 import { cinder, parseCinderTable } from '../../support/cinder-cli.js';
 import { type AmqpTestContext, type EtcdTestContext, useAmqp, useEtcd } from '../../support/context.js';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
-import { fillEtcd, fillSqlite } from '../../support/volume-fill.js';
+import { fillEtcd, fillSqlite, filledNamesSorted } from '../../support/volume-fill.js';
 
 const VOLUMES = 20_000;
-
-/** Names in the order the listings sort them: by their bytes. */
-function namesSorted(): string[] {
-  return Array.from({ length: VOLUMES }, (_, i) => `vol-${i}`).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-}
 
 function listings(api: () => string): void {
   it('cinder list shows every volume, page after page', { timeout: 120_000 }, async () => {
@@ -33,7 +28,7 @@ function listings(api: () => string): void {
 
   it('cinder list --sort name:asc shows every volume by name', { timeout: 120_000 }, async () => {
     const rows = parseCinderTable(await cinder(api(), 'list', '--sort', 'name:asc'));
-    expect(rows.map((r) => r.Name)).toEqual(namesSorted());
+    expect(rows.map((r) => r.Name)).toEqual(filledNamesSorted(VOLUMES));
   });
 }
 
