@@ -130,10 +130,10 @@ async function firstPageP50(apiUrl: string, query: string): Promise<number> {
   return percentile(times, 50);
 }
 
-/** Rounds of each listing: the median of a few at 1,000 volumes (one page, where the start-up's noise weighs most), one or two of a hundred pages. */
+/** Rounds of each listing: the median of a few at 1,000 volumes (one page each), the lower of two of a hundred pages (one busy stretch of the shared machine is not the API's doing). */
 function roundsAt(volumes: number, quick: boolean): number {
   if (volumes <= 1_000) return quick ? 3 : 5;
-  return quick ? 2 : 1;
+  return 2;
 }
 
 /**
@@ -176,10 +176,10 @@ export async function measureCinderListings(ctx: Pick<BenchContext, 'quick' | 'l
  * The figures of both volume counts: per listing, the time per page of the whole command
  * (`…_ms_per_page_…`) and of its page requests alone (`…_request_ms_per_page_…`) — what the API
  * serves, the issue's "a page at 100,000 ≤ 2× a page at 1,000"; python-cinderclient's own work
- * per volume grows with the length of the listing (it joins its list of volumes anew at every
- * page and prints one table of all of them). Each listing's page at the large count is compared
- * with its page at 1,000, except the status listing's: at 1,000 volumes it is one page of 100
- * (every tenth volume), at 100,000 pages of 1,000, so its page is compared with a page of
+ * per volume grows with the length of the listing (for one, it copies its list of volumes at
+ * every page, and it prints one table of all of them). Each listing's page at the large count is
+ * compared with its page at 1,000, except the status listing's: at 1,000 volumes it is one page
+ * of 100 (every tenth volume), at 100,000 pages of 1,000, so its page is compared with a page of
  * `cinder list` at 1,000 — the same page size.
  */
 export function cinderFigures(store: 'etcd' | 'sqlite', label: string, small: CinderListings, big: CinderListings): BenchResult[] {

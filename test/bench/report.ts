@@ -103,6 +103,29 @@ What the suites measure (each file's header says more):
   also keeps one entry per volume (docs/operations.md, "Many volumes"). Before the indexes, a
   page at 20,000 volumes cost 132 ms on a single node and etcd refused listings past about
   8,000 volumes (its 4 MiB message limit).
+  The \`scale.cinder_*\` figures run python-cinderclient (\`cinder-listings.ts\`): \`cinder list\`
+  (which follows the next links, 1,000 volumes a page), \`cinder list --status error\` and
+  \`cinder list --sort name:asc\`, against the cluster's API process and the single node — at
+  1,000 volumes right after that fill (median of 5 runs of each), and at 100,000 at the end of
+  each half, after the RSS figures, so with the 10,000 volumes the creates added (110,000;
+  the lower of 2 runs; BENCH_QUICK=1: 11,000). They run the \`cinder\` command's own code
+  (\`cinderclient.shell\`) several times in one Python interpreter (\`children/cinder-shell.py\`),
+  whose start-up — 0.4 to 1.3 s on this machine, more than a page — would otherwise swamp one
+  page; the client's page requests are counted and timed by wrapping its request method.
+  \`…_request_ms_per_page_…\`: the page requests' time per page as the client sees it (the API's
+  answer, reading and decoding it) — the goals; \`…_ms_per_page_…\`: the whole command's time per
+  page, less the shell's set-up (\`…_setup_ms_…\`: a \`--limit 1\` run outside its request),
+  python-cinderclient's own work included, which grows with the length of a listing (for one, it
+  copies its list of volumes at every page, and it prints one table of all). At 1,000 volumes the
+  status listing is one page of 100, so its pages at 100,000 are compared with a page of
+  \`cinder list\` at 1,000. Every listing is checked whole: every volume once, exactly those in
+  error, every name in order.
+  One full run (load average 5–6): a page request at 1,000 → 110,000 volumes, etcd 110 → 100
+  ms (0.91×), \`--status error\` 118 ms (1.08× a \`cinder list\` page at 1,000), \`--sort name:asc\` 100 →
+  111 ms (1.10×); SQLite 25 → 35 ms (1.38×), 39 ms (1.55×), 28 → 39 ms (1.42×); the whole command
+  0.83–0.96× on etcd, 1.11–1.49× on SQLite. The first name-order page of 100, which makes etcd
+  walk the whole scope, took 46 ms at 110,000 volumes against 13 ms in the default order
+  (docs/operations.md, "Many volumes").
 - **scaling** (\`scaling.ts\`): aggregate uncontended lock and transition throughput of 1 and of 3
   worker processes, each with 8 in flight (the default \`amqp.prefetch\`) on names and volumes of
   its own, alternating in rounds. On one machine with two cores, three processes add no capacity:
