@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hearth's tests use, where they are missing: etcd (server and
-# etcdctl), RabbitMQ, promtool, python-cinderclient, kubectl and openssl (test certificates).
+# etcdctl), RabbitMQ, promtool, python-cinderclient, kubectl and openssl (test certificates),
+# and libjemalloc2 (the allocator the container image preloads, which `make bench` runs with).
 # Nothing is started here; each test starts its own servers on loopback.
 set -euo pipefail
 
@@ -17,6 +18,7 @@ missing=()
 for cmd in "${!package_of[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
 done
+compgen -G '/usr/lib/*-linux-gnu/libjemalloc.so.2' >/dev/null || missing+=(libjemalloc2)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=()

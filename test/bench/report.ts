@@ -80,9 +80,9 @@ What the suites measure (each file's header says more):
 - **memory** (\`memory.ts\`): VmRSS of one worker process, idle in an empty cluster (baseline),
   then the same process with 10,000 volumes in its cluster's store and 100 operations in flight
   holding 100 locks; also its V8 heap in use. The worker keeps no per-volume state (the store is
-  etcd): what it holds here is the 100 runs in flight (deliveries, lock handles, timers). The
-  idle figure depends on whether V8 has returned the start-up memory yet (97–142 MB over several
-  runs), and processes run from source through tsx, which adds its own memory to both.
+  etcd): what it holds here is the 100 runs in flight (deliveries, lock handles, timers).
+  Processes run the built JavaScript (\`bin/hearth.js\`) with no memory flags and the container
+  image's allocator (jemalloc, \`allocator.ts\`; \`BENCH_ALLOCATOR=glibc\` for glibc's malloc).
 - **scale** (\`scale.ts\`, \`make bench BENCH=scale.ts\`): a 100-volume page
   (\`/volumes/detail?limit=100\`, default sort and \`status=error\`) at 1,000 and at 100,000
   volumes, on a cluster (one API process, one worker, etcd) and on a single node (SQLite), p50 of
@@ -91,18 +91,11 @@ What the suites measure (each file's header says more):
   (1,000 a page); and the RSS of the API process and the worker (the single node's process) idle,
   after the walk and after 10,000 creates through the API. Volumes are written straight into the
   store with their index entries (\`test/support/volume-fill.ts\`), every tenth in \`error\`;
-  processes run the built JavaScript. The p50s are a few milliseconds on a shared two-core
-  machine: noisy. BENCH_QUICK=1: 10,000 volumes and 1,000 creates. One run on the branch of
-  issue 21 (load average 6–11, other runs beside it): etcd p50 15.0 → 14.5 ms (0.97x), with the
-  status filter 10.1 → 12.1 ms (1.20x); etcd bytes per list 67,529 → 67,731 (1.00x), with the
-  status filter 1.01x; SQLite 3.65 → 3.62 ms (0.99x), status 2.96 → 3.23 ms (1.09x); the walk
-  11.2 s on etcd, 3.3 s on SQLite. RSS (idle / after the walk / after the creates): API 114 / 227
-  / 282 MB (2.00x, 2.48x), worker 116 / 136 / 262 MB (1.17x, 2.26x), single node 87 / 156 / 161
-  MB (1.78x, 1.84x) — the memory goals are missed: the walk's 1,000-volume JSON pages and the
-  operations grow V8's heap, which it returns to the system only lazily; the worker's census
-  also keeps one entry per volume (docs/operations.md, "Many volumes"). Before the indexes, a
-  page at 20,000 volumes cost 132 ms on a single node and etcd refused listings past about
-  8,000 volumes (its 4 MiB message limit).
+  processes run the built JavaScript with the image's allocator, as the memory suite does (RSS
+  after a burst on glibc's malloc: docs/operations.md, "Memory"). The p50s are a few
+  milliseconds on a shared two-core machine: noisy. BENCH_QUICK=1: 10,000 volumes and 1,000
+  creates. Before the indexes, a page at 20,000 volumes cost 132 ms on a single node and etcd
+  refused listings past about 8,000 volumes (its 4 MiB message limit).
   The \`scale.cinder_*\` figures run python-cinderclient (\`cinder-listings.ts\`): \`cinder list\`
   (which follows the next links, 1,000 volumes a page), \`cinder list --status error\` and
   \`cinder list --sort name:asc\`, against the cluster's API process and the single node — at

@@ -17,6 +17,7 @@ import { EtcdStateStore } from '../../../src/state/etcd-state-store.js';
 import { createStateMetrics } from '../../../src/state/metrics.js';
 import { newVolume } from '../../contract/state-store.contract.js';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
+import { benchAllocator } from '../allocator.js';
 import { ClusterClient } from '../../support/orphans-cluster.js';
 import { waitFor } from '../../support/wait.js';
 import { type BenchContext, type BenchResult, type BenchSuite, relative, standalone } from '../types.js';
@@ -75,6 +76,7 @@ export const suite: BenchSuite = {
   name: 'memory',
   async run(ctx: BenchContext): Promise<BenchResult[]> {
     const prefix = `/bench-memory-${randomUUID().slice(0, 8)}`;
+    const allocator = benchAllocator();
     const env = {
       HEARTH_ETCD_ENDPOINTS: ctx.etcd.endpoints.join(','),
       HEARTH_ETCD_PREFIX: prefix,
@@ -84,11 +86,14 @@ export const suite: BenchSuite = {
       HEARTH_BACKEND: 'be',
       HEARTH_DRIVER_NAME: 'fake',
       HEARTH_LOG_LEVEL: 'warn',
+      ...allocator.env,
     };
     const procs: HearthProcess[] = [];
+    ctx.log(`allocator: ${allocator.label}`);
     try {
-      // The built JavaScript, as deployers run it (bin/hearth.js; `make bench` builds first), with
-      // no memory flags: the TypeScript loader would add its own heap.
+      // The built JavaScript, as deployers run it (bin/hearth.js; `make bench` builds first, and
+      // the image's allocator, ../allocator.ts), with no memory flags: the TypeScript loader would
+      // add its own heap.
       procs.push(await startHearth({ name: 'bench-memory-api', mode: 'built', env: { ...env, HEARTH_HOST: 'api', HEARTH_ROLES: 'api' }, startTimeoutMs: 60_000 }));
       // prefetch 100: the worker may hold 100 jobs at once, so 100 runs (and their locks) can be in flight.
       const worker = await startHearth({

@@ -6,7 +6,8 @@
 // (1,000 a page) and after 10,000 operations through the API. Volumes are written straight into
 // the store with their index entries (test/support/volume-fill.ts), so that filling 100,000
 // takes seconds; every tenth is in `error`.
-// Processes run the built JavaScript, as deployers run it. BENCH_QUICK=1: 10,000 volumes, 1,000
+// Processes run the built JavaScript, as deployers run it, with the container image's allocator
+// (jemalloc; ../allocator.ts; BENCH_ALLOCATOR=glibc for glibc's malloc). BENCH_QUICK=1: 10,000 volumes, 1,000
 // operations.
 // python-cinderclient's `cinder list` at both counts (with --status error, --sort name:asc): ../cinder-listings.ts.
 import { randomUUID } from 'node:crypto';
@@ -14,6 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { Etcd3 } from 'etcd3';
 import { type HearthProcess, startHearth } from '../../support/hearth-process.js';
 import { fillEtcd, fillSqlite } from '../../support/volume-fill.js';
+import { benchAllocator } from '../allocator.js';
 import { metricOf } from '../../support/orphans-cluster.js';
 import { waitFor } from '../../support/wait.js';
 import { type BenchContext, type BenchResult, type BenchSuite, percentile, relative, standalone } from '../types.js';
@@ -141,6 +143,7 @@ async function clusterRun(ctx: BenchContext, sizes: Sizes): Promise<BenchResult[
     HEARTH_BACKEND: 'be',
     HEARTH_DRIVER_NAME: 'fake',
     HEARTH_LOG_LEVEL: 'warn',
+    ...benchAllocator().env,
   };
   const procs: HearthProcess[] = [];
   try {
@@ -189,7 +192,7 @@ async function clusterRun(ctx: BenchContext, sizes: Sizes): Promise<BenchResult[
 }
 
 async function singleNodeRun(ctx: BenchContext, sizes: Sizes): Promise<BenchResult[]> {
-  const hearth = await startHearth({ name: 'bench-scale-single', mode: 'built', env: { HEARTH_DRIVER_NAME: 'fake', HEARTH_LOG_LEVEL: 'warn' }, startTimeoutMs: 60_000 });
+  const hearth = await startHearth({ name: 'bench-scale-single', mode: 'built', env: { HEARTH_DRIVER_NAME: 'fake', HEARTH_LOG_LEVEL: 'warn', ...benchAllocator().env }, startTimeoutMs: 60_000 });
   try {
     const idle = await settledRss(hearth.pid, SETTLE_MS * 2);
     // The cluster field only names who serves a volume; listing does not read it.
@@ -255,6 +258,7 @@ export const suite: BenchSuite = {
   name: 'scale',
   async run(ctx) {
     const sizes = sizesOf(ctx);
+    ctx.log(`allocator: ${benchAllocator().label}`);
     const etcd = await clusterRun(ctx, sizes);
     const sqlite = await singleNodeRun(ctx, sizes);
     return [...etcd, ...sqlite];

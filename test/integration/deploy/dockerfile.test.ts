@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { imageAllocatorEnv } from '../../bench/allocator.js';
 import { repoPath } from './tools.js';
 
 // No Docker engine here, so the image is not built in tests (`make image` builds it where one
@@ -72,6 +73,17 @@ describe('deploy/Dockerfile', () => {
     const cmd = final.instructions.filter((i) => i.op === 'CMD').at(-1)?.args;
     expect(JSON.parse(cmd ?? 'null')).toEqual(['node', '--enable-source-maps', 'bin/hearth.js', 'serve']);
     expect(final.instructions.some((i) => i.op === 'ENTRYPOINT')).toBe(false);
+  });
+
+  it('preloads jemalloc copied from the build stage, with the MALLOC_CONF the bench runs with', () => {
+    const copy = final.instructions.find((i) => i.op === 'COPY' && /libjemalloc\.so\.2/.test(i.args));
+    const [, destination] = (copy?.args ?? '').replace(/--from=\S+\s+/, '').split(/\s+/);
+    const { preload, mallocConf } = imageAllocatorEnv();
+    expect(preload).toBe(destination);
+    expect(mallocConf).toMatch(/background_thread:true/);
+    const buildRuns = build.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    expect(buildRuns).toMatch(/apt-get install[^\n]*\blibjemalloc2\b/);
+    expect(buildRuns).toMatch(/libjemalloc\.so\.2 \/app\/lib\//);
   });
 
   it('copies only files that exist and that .dockerignore lets into the build context', () => {
