@@ -9,8 +9,14 @@ import { planOpUpdate } from './plan.js';
 import type { OpRecord } from './records.js';
 import type { StoredOp } from './state-store.js';
 
-/** Operations etcd accepts in one transaction by default (`--max-txn-ops`), nested ones counted per level. */
-export const MAX_TXN_OPS = 128;
+/**
+ * Stamps (nested transactions) per request. etcd accepts 128 operations in one transaction by
+ * default (`--max-txn-ops`) and gives a nested transaction only the budget its
+ * parent left (`--max-txn-ops` minus the parent's own count), so a parent of 128 leaves its
+ * nested ones none and is refused ("too many operations in txn request"): a parent of n nested
+ * transactions of one compare and one put each is accepted up to n = 127.
+ */
+export const STAMPS_PER_TXN = 100;
 
 const STORED = /^e1:(\d+):(\d+):(\d+):/;
 
@@ -33,7 +39,7 @@ export interface StampBatch {
 }
 
 /**
- * The stamps of `ops`, in batches of at most {@link MAX_TXN_OPS}: each a nested txn that puts the
+ * The stamps of `ops`, in batches of at most {@link STAMPS_PER_TXN}: each a nested txn that puts the
  * op with `publishedAt` only if its key is still at the op's revision (claimed, finished or
  * changed since: left alone), encoded by `encode` (the record codec). An op given twice is stamped once (etcd refuses a key written
  * twice in one transaction).
@@ -52,7 +58,7 @@ export function stampBatches(
     const json = encode('op' in plan ? plan.op : op);
     batch.ops.push({ request_txn: { compare: [modIs(key, op.revision)], success: [putOp(key, json)], failure: [] } });
     batch.keys.push(key);
-    if (batch.ops.length === MAX_TXN_OPS) {
+    if (batch.ops.length === STAMPS_PER_TXN) {
       batches.push(batch);
       batch = { ops: [], keys: [] };
     }

@@ -427,6 +427,18 @@ export function describeStateStore(name: string, factory: StateStoreFactory): vo
         expect(claim).toMatchObject({ ok: false, failed: { field: 'op.revision' } });
       });
 
+      it('stamps a burst larger than one etcd transaction may hold (300 ops) in full', async () => {
+        const created = await Promise.all(Array.from({ length: 300 }, () => store.create('volume', { record: newVolume(), op: { kind: 'create_volume' } })));
+        const ops = created.map((c) => {
+          if (!c.ok || !c.op) throw new Error('create failed');
+          return c.op;
+        });
+        expect(await store.markPublished(ops, 5_678)).toBe(300);
+        const sample = created[299];
+        if (!sample?.ok) throw new Error('create failed');
+        expect(await store.getOp({ type: 'volume', id: sample.record.id })).toMatchObject({ publishedAt: 5_678 });
+      });
+
       it('reports a missing op as `op.exists`', async () => {
         const vol = await availableVolume();
         expect(await store.updateOp({ type: 'volume', id: vol.id }, { expect: {}, set: { owner: ME } })).toEqual({ ok: false, failed: { field: 'op.exists', expected: true, actual: false } });
