@@ -7,7 +7,7 @@ import type { Logger } from '../observability/logger.js';
 import { decideOpUpdate, decideResource, type DecideDeps } from './etcd-decide.js';
 import { buildListIndexes } from './etcd-index-build.js';
 import { bytesOf, EtcdListing } from './etcd-listing.js';
-import { DEFAULT_MAX_KEYS, SeenCache } from './etcd-seen-cache.js';
+import { SeenCache } from './etcd-seen-cache.js';
 import { decodeStoredOp, stampBatches } from './etcd-stored-op.js';
 import { keyStateOf } from './etcd-txn.js';
 import { type Seen, type WriteKeys, writeKeysOf } from './etcd-write-keys.js';
@@ -90,7 +90,7 @@ export class EtcdStateStore implements StateStore {
     this.client = options.client;
     this.keys = options.keys;
     this.versions = options.versions ?? new RecordVersions();
-    this.cache = new SeenCache(options.cacheSize ?? DEFAULT_MAX_KEYS, (json, key) => this.versions.decode<object>(json, key));
+    this.cache = new SeenCache(options.cacheSize, (json, key) => this.versions.decode<object>(json, key));
     this.decideDeps = { keys: this.keys, versions: this.versions, cache: this.cache };
     this.listing = new EtcdListing({
       client: this.client,
