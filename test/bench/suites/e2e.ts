@@ -14,7 +14,8 @@
 //
 // BENCH_CPU_PROF=<dir>: the API and the worker of the 1-worker configuration run with
 // `node --cpu-prof`, their profiles and the measurement's window (window.json) go to <dir>;
-// `node --import tsx test/bench/profile-summary.ts <dir>` says where their time went.
+// `node --import tsx test/bench/profile-summary.ts <dir>` says where their time went; the single
+// node's profile and window go to <dir>/single-node.
 import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -134,9 +135,12 @@ const PROFILE_DIR = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_P
 /** The last measurement's window (epoch ms) and operations, for the profiles' summary. */
 let lastWindow: { fromEpochMs: number; toEpochMs: number; ops: number } | undefined;
 
-function profileArgs(name: string): string[] {
-  return PROFILE_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${name}.cpuprofile`];
+function profileArgs(name: string, dir = PROFILE_DIR): string[] {
+  return dir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`];
 }
+
+/** The single node's profile and window go to a directory of their own beside the cluster's. */
+const SINGLE_PROFILE_DIR = PROFILE_DIR === undefined ? undefined : join(PROFILE_DIR, 'single-node');
 
 /** `clients` (32 unless given) alternating create and delete for `seconds` (after a 1 s warm-up). */
 async function drive(ctx: BenchContext, apiUrl: string, completion: Completion, counting?: Counting, clients = CLIENTS, workerOpsUrls?: readonly string[]): Promise<Run> {
@@ -266,13 +270,16 @@ export async function clusterRun(ctx: BenchContext, workers: number, options: Cl
 }
 
 async function singleNodeRun(ctx: BenchContext): Promise<Run> {
-  const hearth = await startHearth({ name: 'bench-single', env: { HEARTH_DRIVER_NAME: 'fake', HEARTH_LOG_LEVEL: 'warn' }, startTimeoutMs: 60_000 });
+  if (SINGLE_PROFILE_DIR !== undefined) await mkdir(SINGLE_PROFILE_DIR, { recursive: true });
+  const nodeArgs = profileArgs('single-node', SINGLE_PROFILE_DIR);
+  const hearth = await startHearth({ name: 'bench-single', env: { HEARTH_DRIVER_NAME: 'fake', HEARTH_LOG_LEVEL: 'warn' }, startTimeoutMs: 60_000, ...(nodeArgs.length > 0 ? { nodeArgs } : {}) });
   const completion = sqliteCompletion(hearth.dataDir);
   try {
     return await drive(ctx, hearth.apiUrl, completion, { pids: { hearth: hearth.pid }, opsUrl: hearth.opsUrl });
   } finally {
     await completion.close();
     await hearth.stop();
+    if (SINGLE_PROFILE_DIR !== undefined && lastWindow) await writeFile(join(SINGLE_PROFILE_DIR, 'window.json'), `${JSON.stringify({ ...lastWindow, stoppedAtEpochMs: Date.now() })}\n`);
   }
 }
 
