@@ -293,7 +293,8 @@ export const GOALS: readonly Goal[] = [
     op: '>=',
     target: 2.7,
     text: 'with a 200 ms driver, 3 workers complete at least 2.7× what 1 does (alternating rounds of one run)',
-    whenMissed: 'three workers, the API, etcd and RabbitMQ share two cores with other runs: the coordinator, not the driver, became the bottleneck.',
+    whenMissed:
+      'three workers, the API, etcd, RabbitMQ and 96 clients share two cores: with three workers a store write takes about three times as long as with one (`e2e.scaleout_store_write_ms_3_workers`), so a slot is held longer than the 200 ms call and fewer slots run at once (`e2e.scaleout_slots_running_share_3_workers`; test/bench/scaleout.md).',
   },
   {
     issue: 18,
@@ -303,7 +304,7 @@ export const GOALS: readonly Goal[] = [
     target: 0.08,
     text: 'one worker (no driver latency) completes ≥ 0.08 × the raw etcd transaction rate at 32 in flight',
     whenMissed:
-      'an operation is about five etcd requests plus a publish, a delivery and an acknowledgement through RabbitMQ, and about 10–15 ms of CPU across the API, the worker, etcd and RabbitMQ (`e2e.cpu_ms_per_op_1_worker`); on two shared cores that CPU, not etcd, bounds the rate — the raw baseline runs one process against etcd alone.',
+      'an operation is about 4.5 etcd requests plus a publish, a delivery and an acknowledgement through RabbitMQ, and 7–9 ms of CPU across the API, the worker, etcd and RabbitMQ (`e2e.cpu_ms_per_op_1_worker`); under this load the API and the worker each keep 75–85 % of a core busy (gRPC, HTTP/2 and protobuf are their largest share; docs/benchmarks.md, "Where the CPU goes"), so the two cores, not etcd, bound the rate — the raw baseline is one process against etcd alone.',
   },
   {
     issue: 18,
@@ -312,7 +313,8 @@ export const GOALS: readonly Goal[] = [
     op: '>=',
     target: 0.15,
     text: 'the single node completes ≥ 0.15 × the raw SQLite update rate',
-    whenMissed: 'an operation is two HTTP requests, two write transactions and the in-process job hand-off in one Node process: the HTTP and JSON work, not SQLite, bounds it.',
+    whenMissed:
+      'one Node process serves the request, hands the job over in process and runs three fsync\'d SQLite transactions per operation, all on one event loop: about 1.4–1.6 ms of that thread per operation, half of it inside better-sqlite3\'s synchronous commits (the fsync blocks the loop). The loop, not SQLite\'s own rate, is the limit; a group commit (the writes of concurrent operations in one fsync) would lift it.',
   },
   {
     issue: 18,
@@ -321,7 +323,8 @@ export const GOALS: readonly Goal[] = [
     op: '<=',
     target: 1,
     text: 'lock hand-off p50 ≤ etcd\'s own lock service hand-off p50, same run',
-    whenMissed: 'both wait for a watch event to wake the next owner; etcd\'s lock service waits inside etcd (the gateway answers the blocked request), hearth\'s contender is a process that must be scheduled on two busy cores.',
+    whenMissed:
+      'a contender woken by its predecessor\'s deletion reads the queue once more before it owns the lock, a round trip from Node to etcd and back; etcd\'s lock service makes the same read inside etcd\'s own process (docs/locks.md, "Benchmarks").',
   },
   {
     issue: 18,
