@@ -165,7 +165,7 @@ async function main(): Promise<void> {
   }
   const meta = JSON.parse(await readFile(join(RESULTS, 'latest.meta.json'), 'utf8')) as BenchMeta;
   // Written by hand from profiled and diagnostic runs (see their first lines), kept beside the generated figures.
-  const appendix = await Promise.all(['profiles.md', 'scaleout.md'].map((f) => readFile(join(REPO, 'test/bench', f), 'utf8')));
+  const appendix = await Promise.all(['profiles.md', 'scaleout.md', 'comparison-18.md'].map((f) => readFile(join(REPO, 'test/bench', f), 'utf8')));
   await writeFile(join(REPO, 'docs/benchmarks.md'), renderReport(results, meta, GOALS, PREFACE, appendix.map((a) => a.trim()).join('\n\n')));
   console.log(`wrote docs/benchmarks.md${problems.length > 0 ? ` (${problems.length} problem(s) listed in it)` : ''}`);
 }
